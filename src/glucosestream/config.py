@@ -1,0 +1,195 @@
+"""Settings: one frozen dataclass with sections, and the only reader of the environment.
+
+Precedence: defaults < environment < command-line flags. An environment variable is named
+``GLUCOSESTREAM_<SECTION>__<KEY>`` (for example ``GLUCOSESTREAM_QUALITY__MAX_MG_DL=400``); its
+value is parsed as JSON when it can be, else taken as a string. ``GLUCOSESTREAM_LAKE`` is a
+shorthand for ``GLUCOSESTREAM_LAKE__ROOT``. Every field has a default that works on a laptop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from glucosestream.errors import ConfigError
+
+__all__ = [
+    "DashboardSettings",
+    "EngineSettings",
+    "IngestSettings",
+    "LakeSettings",
+    "QualitySettings",
+    "Settings",
+]
+
+ENV_PREFIX = "GLUCOSESTREAM_"
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass(frozen=True, slots=True)
+class LakeSettings:
+    root: str = field(
+        default="./lake",
+        metadata=_help("Folder of the lake (raw zone, Iceberg warehouse, state). Local path."),
+    )
+    catalog_url: str = field(
+        default="",
+        metadata=_help(
+            "SQLAlchemy URL of the Iceberg SQL catalog; empty: SQLite in <root>/_state."
+        ),
+    )
+    metadata_url: str = field(
+        default="",
+        metadata=_help("SQLAlchemy URL of the metadata store; empty: SQLite in <root>/_state."),
+    )
+
+    @property
+    def root_path(self) -> Path:
+        return Path(self.root).expanduser().resolve()
+
+    @property
+    def state_path(self) -> Path:
+        return self.root_path / "_state"
+
+    def resolved_catalog_url(self) -> str:
+        return self.catalog_url or f"sqlite:///{self.state_path / 'catalog.db'}"
+
+    def resolved_metadata_url(self) -> str:
+        return self.metadata_url or f"sqlite:///{self.state_path / 'metadata.db'}"
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSettings:
+    pseudonym_secret: str = field(
+        default="",
+        repr=False,
+        metadata=_help(
+            "Secret key of the HMAC that turns patient ids into patient keys; empty: a random key "
+            "is made once and kept in <root>/_state/pseudonym.key."
+        ),
+    )
+    default_tz: str = field(
+        default="UTC",
+        metadata=_help("IANA zone for times written without an offset, unless --tz is given."),
+    )
+    default_device_id: str = field(
+        default="unknown",
+        metadata=_help("Device id used when an input has no device column."),
+    )
+    min_mg_dl: float = field(
+        default=10.0,
+        metadata=_help("Readings below this glucose (mg/dL) are quarantined as implausible."),
+    )
+    max_mg_dl: float = field(
+        default=1000.0,
+        metadata=_help("Readings above this glucose (mg/dL) are quarantined as implausible."),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    name: str = field(default="duckdb", metadata=_help("Query engine: duckdb (in-process)."))
+    threads: int = field(default=0, metadata=_help("Engine threads; 0: one per core."))
+    memory_limit_mb: int = field(
+        default=0, metadata=_help("Engine memory limit in MB; 0: the engine's default.")
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class QualitySettings:
+    min_mg_dl: float = field(
+        default=39.0,
+        metadata=_help("Quality gate: lowest glucose (mg/dL) a published reading may have."),
+    )
+    max_mg_dl: float = field(
+        default=401.0,
+        metadata=_help("Quality gate: highest glucose (mg/dL) a published reading may have."),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardSettings:
+    host: str = field(default="127.0.0.1", metadata=_help("Address `serve` listens on."))
+    port: int = field(default=8000, metadata=_help("Port `serve` listens on."))
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    lake: LakeSettings = field(default_factory=LakeSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    quality: QualitySettings = field(default_factory=QualitySettings)
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Defaults overlaid with ``GLUCOSESTREAM_*`` variables from ``environ`` (os.environ)."""
+        env = os.environ if environ is None else environ
+        sections: dict[str, dict[str, Any]] = {}
+        for name, raw in env.items():
+            if not name.startswith(ENV_PREFIX):
+                continue
+            key = name[len(ENV_PREFIX) :].lower()
+            if key == "lake":
+                key = "lake__root"
+            if "__" not in key:
+                continue
+            section, _, field_name = key.partition("__")
+            sections.setdefault(section, {})[field_name] = (name, raw)
+        settings = cls()
+        for section, values in sections.items():
+            settings = settings._with_env_section(section, values)
+        return settings
+
+    def _with_env_section(self, section: str, values: dict[str, Any]) -> Settings:
+        known = {f.name: f for f in dataclasses.fields(self)}
+        if section not in known:
+            name = next(iter(values.values()))[0]
+            raise ConfigError(
+                f"environment variable {name} names an unknown section {section!r}; "
+                f"expected one of {', '.join(sorted(known))}"
+            )
+        current = getattr(self, section)
+        fields = {f.name: f for f in dataclasses.fields(current)}
+        changes: dict[str, Any] = {}
+        for field_name, (var, raw) in values.items():
+            if field_name not in fields:
+                raise ConfigError(
+                    f"environment variable {var} names an unknown setting {field_name!r}; "
+                    f"expected one of {', '.join(sorted(fields))} (see docs/configuration.md)"
+                )
+            changes[field_name] = _coerce(var, raw, type(getattr(current, field_name)))
+        return dataclasses.replace(self, **{section: dataclasses.replace(current, **changes)})
+
+    def override(self, section: str, **changes: Any) -> Settings:
+        """A copy with some fields of one section replaced (used for command-line flags)."""
+        kept = {k: v for k, v in changes.items() if v is not None}
+        if not kept:
+            return self
+        current = getattr(self, section)
+        return dataclasses.replace(self, **{section: dataclasses.replace(current, **kept)})
+
+
+def _coerce(var: str, raw: str, kind: type) -> Any:
+    try:
+        value: Any = json.loads(raw)
+    except ValueError:
+        value = raw
+    if kind is str:
+        return raw if not isinstance(value, str) else value
+    if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ConfigError(
+        f"environment variable {var}={raw!r} is not a valid {kind.__name__}; "
+        f"set it to a {kind.__name__} or unset it"
+    )

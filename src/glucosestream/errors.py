@@ -1,0 +1,111 @@
+"""The whole exception tree of GlucoseStream.
+
+    GlucoseStreamError                  base; ``retryable`` says whether trying again may help
+    ├── ConfigError                     a setting or a command-line value is wrong
+    ├── InvalidInput                    a received file or payload cannot be read at all
+    │   └── UnknownFormat               the format of a file cannot be told or is not supported
+    ├── NotFound                        a patient, batch or run that does not exist
+    ├── AuthError                       a missing or wrong token (HTTP 401)
+    ├── LakeError                       the lake (files, catalog, metadata store) failed
+    ├── EngineError                     the query engine failed
+    │   └── EngineUnavailable           the engine cannot be started here
+    └── QualityGateFailed               a quality check failed; nothing was published
+
+Rows that are individually bad are not errors: ingest quarantines them with a reason. Errors are
+for what stops a whole command. Each message says what happened, the offending value, what was
+expected, and the next step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "AuthError",
+    "ConfigError",
+    "EngineError",
+    "EngineUnavailable",
+    "GlucoseStreamError",
+    "InvalidInput",
+    "LakeError",
+    "NotFound",
+    "QualityGateFailed",
+    "UnknownFormat",
+]
+
+
+class GlucoseStreamError(Exception):
+    """Base of every error GlucoseStream raises on purpose."""
+
+    retryable: bool = False
+    status: int = 500
+
+
+class ConfigError(GlucoseStreamError):
+    """A setting, environment variable or command-line value is invalid."""
+
+    status = 400
+
+
+class InvalidInput(GlucoseStreamError):
+    """A file or payload cannot be read; nothing from it was written.
+
+    ``source`` names the file (or ``request``), ``line`` the 1-based line or row when known.
+    """
+
+    status = 422
+
+    def __init__(self, message: str, *, source: str = "", line: int | None = None) -> None:
+        where = source if line is None else f"{source}, line {line}"
+        super().__init__(f"{where}: {message}" if where else message)
+        self.source = source
+        self.line = line
+
+
+class UnknownFormat(InvalidInput):
+    """The format of an input cannot be detected or is not supported yet."""
+
+
+class NotFound(GlucoseStreamError):
+    """A patient, batch or run asked for does not exist."""
+
+    status = 404
+
+
+class AuthError(GlucoseStreamError):
+    """A request carried no valid token."""
+
+    status = 401
+
+
+class LakeError(GlucoseStreamError):
+    """Reading or writing the lake, its catalog or the metadata store failed."""
+
+    retryable = True
+
+
+class EngineError(GlucoseStreamError):
+    """The query engine failed to run a model."""
+
+    def __init__(self, message: str, *, engine: str = "duckdb") -> None:
+        super().__init__(message)
+        self.engine = engine
+
+
+class EngineUnavailable(EngineError):
+    """The configured engine cannot be used on this machine."""
+
+
+class QualityGateFailed(GlucoseStreamError):
+    """One or more quality checks failed on staged data, so nothing was published."""
+
+    status = 409
+
+    def __init__(self, failed_checks: Sequence[str], *, run_id: str = "") -> None:
+        names = ", ".join(failed_checks)
+        super().__init__(
+            f"quality gate failed ({names}); nothing was published and the earlier results stay "
+            f"readable; see `glucosestream run --json` for the failing rows"
+        )
+        self.failed_checks = tuple(failed_checks)
+        self.run_id = run_id

@@ -1,0 +1,268 @@
+"""The metadata store: patients, ingest batches, pipeline runs, check results, tokens.
+
+SQLAlchemy Core over SQLite by default (``<lake>/_state/metadata.db``); any SQLAlchemy URL
+works in ``GLUCOSESTREAM_LAKE__METADATA_URL``. External patient ids live here only, never in
+the data zones. The last *published* run holds the Iceberg snapshot ids readers must use: that
+single row is what makes a publish atomic across tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from glucosestream.config import LakeSettings
+from glucosestream.errors import LakeError
+
+__all__ = ["BatchRecord", "MetadataStore", "PublishedSnapshots", "open_metadata"]
+
+_md = sa.MetaData()
+
+patients = sa.Table(
+    "patients",
+    _md,
+    sa.Column("patient_key", sa.String(64), primary_key=True),
+    sa.Column("external_id", sa.String(256), nullable=False),
+    sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
+)
+batches = sa.Table(
+    "batches",
+    _md,
+    sa.Column("batch_id", sa.String(64), primary_key=True),
+    sa.Column("source_name", sa.String(1024), nullable=False),
+    sa.Column("source_sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("format", sa.String(32), nullable=False),
+    sa.Column("received", sa.Integer, nullable=False),
+    sa.Column("accepted", sa.Integer, nullable=False),
+    sa.Column("duplicates", sa.Integer, nullable=False),
+    sa.Column("quarantined", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("loaded_run_id", sa.String(64), nullable=True, index=True),
+)
+runs = sa.Table(
+    "runs",
+    _md,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("readings_snapshot_id", sa.BigInteger, nullable=True),
+    sa.Column("daily_snapshot_id", sa.BigInteger, nullable=True),
+    sa.Column("report", sa.Text, nullable=True),
+)
+check_results = sa.Table(
+    "check_results",
+    _md,
+    sa.Column("run_id", sa.String(64), nullable=False, index=True),
+    sa.Column("check_name", sa.String(64), nullable=False),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("failed_rows", sa.Integer, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+)
+tokens = sa.Table(
+    "tokens",
+    _md,
+    sa.Column("token_sha256", sa.String(64), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("patient_key", sa.String(64), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRecord:
+    batch_id: str
+    source_name: str
+    source_sha256: str
+    format: str
+    received: int
+    accepted: int
+    duplicates: int
+    quarantined: int
+    created_at: dt.datetime
+    loaded_run_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedSnapshots:
+    run_id: str
+    readings_snapshot_id: int | None
+    daily_snapshot_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRecord:
+    check_name: str
+    passed: bool
+    failed_rows: int
+    detail: str
+
+
+class MetadataStore:
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+
+    @contextmanager
+    def _tx(self) -> Iterator[sa.Connection]:
+        try:
+            with self._engine.begin() as con:
+                yield con
+        except sa.exc.SQLAlchemyError as err:
+            raise LakeError(f"metadata store failed: {err.__class__.__name__}: {err}") from err
+
+    # patients ---------------------------------------------------------------------------
+    def register_patients(self, keys: dict[str, str], seen_at: dt.datetime) -> None:
+        """Record ``patient_key -> external_id`` for keys not registered yet."""
+        if not keys:
+            return
+        with self._tx() as con:
+            known = set(
+                con.scalars(
+                    sa.select(patients.c.patient_key).where(patients.c.patient_key.in_(keys))
+                )
+            )
+            new = [
+                {"patient_key": k, "external_id": v, "first_seen_at": seen_at}
+                for k, v in keys.items()
+                if k not in known
+            ]
+            if new:
+                con.execute(patients.insert(), new)
+
+    def patient_keys(self) -> list[str]:
+        with self._tx() as con:
+            return list(con.scalars(sa.select(patients.c.patient_key).order_by("patient_key")))
+
+    # batches ----------------------------------------------------------------------------
+    def add_batch(self, record: BatchRecord) -> None:
+        with self._tx() as con:
+            con.execute(batches.insert(), [_as_row(record)])
+
+    def batch_by_sha256(self, sha256: str) -> BatchRecord | None:
+        with self._tx() as con:
+            row = con.execute(
+                sa.select(batches).where(batches.c.source_sha256 == sha256).limit(1)
+            ).first()
+        return None if row is None else BatchRecord(**row._asdict())
+
+    def batch_records(self, batch_ids: Sequence[str]) -> dict[str, BatchRecord]:
+        with self._tx() as con:
+            rows = con.execute(sa.select(batches).where(batches.c.batch_id.in_(batch_ids)))
+            return {r.batch_id: BatchRecord(**r._asdict()) for r in rows}
+
+    def loaded_batch_ids(self) -> set[str]:
+        with self._tx() as con:
+            return set(
+                con.scalars(
+                    sa.select(batches.c.batch_id).where(batches.c.loaded_run_id.is_not(None))
+                )
+            )
+
+    # runs -------------------------------------------------------------------------------
+    def start_run(self, run_id: str, started_at: dt.datetime) -> None:
+        with self._tx() as con:
+            con.execute(
+                runs.insert(), [{"run_id": run_id, "started_at": started_at, "status": "running"}]
+            )
+
+    def finish_run(
+        self,
+        run_id: str,
+        *,
+        status: str,
+        finished_at: dt.datetime,
+        report: dict[str, Any],
+        checks: Sequence[CheckRecord] = (),
+        published: PublishedSnapshots | None = None,
+        loaded_batch_ids: Sequence[str] = (),
+    ) -> None:
+        """Close a run. With ``published``, this one transaction is the atomic publish."""
+        values: dict[str, Any] = {
+            "status": status,
+            "finished_at": finished_at,
+            "report": json.dumps(report, default=str),
+        }
+        if published is not None:
+            values["readings_snapshot_id"] = published.readings_snapshot_id
+            values["daily_snapshot_id"] = published.daily_snapshot_id
+        with self._tx() as con:
+            con.execute(runs.update().where(runs.c.run_id == run_id).values(**values))
+            if checks:
+                con.execute(
+                    check_results.insert(),
+                    [{"run_id": run_id, **_as_row(c)} for c in checks],
+                )
+            if loaded_batch_ids:
+                con.execute(
+                    batches.update()
+                    .where(batches.c.batch_id.in_(loaded_batch_ids))
+                    .values(loaded_run_id=run_id)
+                )
+
+    def published(self) -> PublishedSnapshots | None:
+        """Snapshot ids of the last published run, or None before the first publish."""
+        with self._tx() as con:
+            row = con.execute(
+                sa.select(runs.c.run_id, runs.c.readings_snapshot_id, runs.c.daily_snapshot_id)
+                .where(runs.c.status == "published")
+                .order_by(runs.c.finished_at.desc(), runs.c.run_id.desc())
+                .limit(1)
+            ).first()
+        return None if row is None else PublishedSnapshots(*row)
+
+    def run_history(self, limit: int = 20) -> list[dict[str, Any]]:
+        with self._tx() as con:
+            rows = con.execute(sa.select(runs).order_by(runs.c.started_at.desc()).limit(limit))
+            return [r._asdict() for r in rows]
+
+    # tokens -----------------------------------------------------------------------------
+    def add_token(
+        self, token_sha256: str, role: str, patient_key: str | None, created_at: dt.datetime
+    ) -> None:
+        with self._tx() as con:
+            con.execute(
+                tokens.insert(),
+                [
+                    {
+                        "token_sha256": token_sha256,
+                        "role": role,
+                        "patient_key": patient_key,
+                        "created_at": created_at,
+                    }
+                ],
+            )
+
+    def token_role(self, token_sha256: str) -> tuple[str, str | None] | None:
+        with self._tx() as con:
+            row = con.execute(
+                sa.select(tokens.c.role, tokens.c.patient_key).where(
+                    tokens.c.token_sha256 == token_sha256
+                )
+            ).first()
+        return None if row is None else (row.role, row.patient_key)
+
+
+def _as_row(record: Any) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in record.__slots__}
+
+
+def open_metadata(settings: LakeSettings) -> MetadataStore:
+    """Open (and create on first use) the metadata store of the lake in ``settings``."""
+    url = settings.resolved_metadata_url()
+    if url.startswith("sqlite:///"):
+        settings.state_path.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = sa.create_engine(url)
+        _md.create_all(engine)
+    except sa.exc.SQLAlchemyError as err:
+        raise LakeError(
+            f"cannot open the metadata store at {url}: {err}; "
+            "check GLUCOSESTREAM_LAKE__METADATA_URL and that the database is reachable"
+        ) from err
+    return MetadataStore(engine)

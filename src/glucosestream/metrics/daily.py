@@ -1,0 +1,61 @@
+"""Daily metrics per patient and local calendar day, as a SQL model run by an engine."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Final
+
+import pyarrow as pa
+
+from glucosestream.engines import Engine, read_sql
+from glucosestream.metrics.glycemic import GMI_INTERCEPT_PCT, GMI_SLOPE_PCT_PER_MG_DL
+
+__all__ = ["DAILY_METRICS_SCHEMA", "compute_daily_metrics", "touched_days"]
+
+DAILY_METRICS_SCHEMA: Final = pa.schema(
+    [
+        pa.field("patient_key", pa.string(), nullable=False),
+        pa.field("date", pa.date32(), nullable=False),
+        pa.field("tz", pa.string(), nullable=False),
+        pa.field("readings", pa.int32(), nullable=False),
+        pa.field("mean_mg_dl", pa.float64(), nullable=False),
+        pa.field("sd_mg_dl", pa.float64()),
+        pa.field("cv_pct", pa.float64()),
+        pa.field("gmi_pct", pa.float64(), nullable=False),
+        pa.field("pct_below_54", pa.float64(), nullable=False),
+        pa.field("pct_below_70", pa.float64(), nullable=False),
+        pa.field("pct_70_180", pa.float64(), nullable=False),
+        pa.field("pct_above_180", pa.float64(), nullable=False),
+        pa.field("pct_above_250", pa.float64(), nullable=False),
+        pa.field("pct_active", pa.float64(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("computed_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    ]
+)
+
+_PACKAGE: Final = "glucosestream.metrics"
+
+
+def touched_days(engine: Engine, readings: pa.Table) -> pa.Table:
+    """(patient_key, date) of every local day that ``readings`` fall on."""
+    return engine.query(read_sql(_PACKAGE, "touched_days.sql"), {"readings": readings})
+
+
+def compute_daily_metrics(
+    engine: Engine,
+    readings: pa.Table,
+    days: pa.Table,
+    *,
+    run_id: str,
+    computed_at: dt.datetime,
+) -> pa.Table:
+    """Daily metrics for ``days`` (patient_key, date) from all of those patients' readings."""
+    result = engine.query(
+        read_sql(_PACKAGE, "daily_metrics.sql"),
+        {"readings": readings, "days": days},
+        gmi_intercept=GMI_INTERCEPT_PCT,
+        gmi_slope=GMI_SLOPE_PCT_PER_MG_DL,
+        run_id=run_id,
+        computed_at=computed_at.isoformat(),
+    )
+    return result.cast(DAILY_METRICS_SCHEMA)

@@ -1,0 +1,9 @@
+"""Quality: declarative checks over staged data (``checks``, PURE) and the gate that decides
+whether a run may publish (``gate``)."""
+
+from __future__ import annotations
+
+from glucosestream.quality.checks import CheckResult, StagedRun, run_checks
+from glucosestream.quality.gate import QualityReport, evaluate
+
+__all__ = ["CheckResult", "QualityReport", "StagedRun", "evaluate", "run_checks"]

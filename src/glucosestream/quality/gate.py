@@ -1,0 +1,27 @@
+"""The gate: a run publishes only if every check passed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from glucosestream.config import QualitySettings
+from glucosestream.quality.checks import CheckResult, StagedRun, run_checks
+
+__all__ = ["QualityReport", "evaluate"]
+
+
+@dataclass(frozen=True, slots=True)
+class QualityReport:
+    checks: tuple[CheckResult, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    @property
+    def failed(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.checks if not c.passed)
+
+
+def evaluate(run: StagedRun, settings: QualitySettings) -> QualityReport:
+    return QualityReport(tuple(run_checks(run, settings)))
