@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -129,7 +130,10 @@ class Lakehouse:
         if self.daily.current_snapshot() is None:
             self.daily.append(rows.cast(DAILY_METRICS_SCHEMA))
         else:
-            self.daily.overwrite(rows.cast(DAILY_METRICS_SCHEMA), overwrite_filter=days)
+            with warnings.catch_warnings():
+                # New patient-days have nothing to replace; pyiceberg warns about that.
+                warnings.filterwarnings("ignore", "Delete operation did not match any records")
+                self.daily.overwrite(rows.cast(DAILY_METRICS_SCHEMA), overwrite_filter=days)
         return _snapshot_id(self.daily)
 
 

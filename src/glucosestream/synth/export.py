@@ -91,7 +91,8 @@ class _writer:
         text = self._text
         if text is None:
             raise RuntimeError("the text writer is closed")
-        times = pc.strftime(table["time"], format="%Y-%m-%dT%H:%M:%SZ").to_pylist()
+        seconds = table["time"].cast(pa.timestamp("s", tz="UTC"))
+        times = pc.strftime(seconds, format="%Y-%m-%dT%H:%M:%SZ").to_pylist()
         columns = zip(
             table["patient_id"].to_pylist(),
             table["device_id"].to_pylist(),

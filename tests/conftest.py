@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from glucosestream.config import EngineSettings, IngestSettings, LakeSettings, Settings
+from glucosestream.engines import DuckDBEngine
+
+DATA = Path(__file__).parent / "data"
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SECRET = "test-secret-0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        lake=LakeSettings(root=str(tmp_path / "lake")),
+        ingest=IngestSettings(pseudonym_secret=SECRET),
+    )
+
+
+@pytest.fixture
+def duck() -> Iterator[DuckDBEngine]:
+    engine = DuckDBEngine(EngineSettings())
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def cli() -> CliRunner:
+    return CliRunner()
+
+
+class FixedClock:
+    """An injected clock: returns a fixed instant, advanced by one second per call."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> dt.datetime:
+        self.now += dt.timedelta(seconds=1)
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(dt.datetime(2026, 2, 1, 12, 0, tzinfo=dt.UTC))
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -1,0 +1,123 @@
+"""The web app, in-process: ingest API with tokens, error shape, patient page, offline assets."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import pytest
+from fastapi.testclient import TestClient
+
+from glucosestream.app import create_app
+from glucosestream.ingest import ingest_records
+from glucosestream.ingest.identity import patient_key
+from glucosestream.lake import open_metadata
+from glucosestream.pipeline import run_pipeline
+
+from .conftest import SECRET
+
+TOKEN = "gs_test-uploader-token"
+
+
+@pytest.fixture
+def client(settings):
+    meta = open_metadata(settings.lake)
+    meta.add_token(
+        hashlib.sha256(TOKEN.encode()).hexdigest(), "uploader", None, dt.datetime.now(dt.UTC)
+    )
+    meta.add_token(
+        hashlib.sha256(b"gs_clinician").hexdigest(), "clinician", None, dt.datetime.now(dt.UTC)
+    )
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def _readings(n: int = 12) -> list[dict]:
+    return [
+        {
+            "patient_id": "W1",
+            "time": f"2026-01-01T{h:02d}:00:00Z",
+            "glucose_mg_dl": 90 + 10 * h,
+            "tz": "UTC",
+        }
+        for h in range(n)
+    ]
+
+
+def assert_error_shape(response, status):
+    assert response.status_code == status
+    body = response.json()
+    assert body["ok"] is False
+    assert body["status"] == status
+    assert body["errors"]
+    assert body["error"] == "; ".join(body["errors"])
+
+
+def test_post_readings_needs_an_uploader_token(client):
+    assert_error_shape(client.post("/v1/readings", json={"readings": _readings()}), 401)
+    wrong = client.post(
+        "/v1/readings", json={"readings": _readings()}, headers={"Authorization": "Bearer nope"}
+    )
+    assert_error_shape(wrong, 401)
+    clinician = client.post(
+        "/v1/readings",
+        json={"readings": _readings()},
+        headers={"Authorization": "Bearer gs_clinician"},
+    )
+    assert_error_shape(clinician, 401)
+
+
+def test_post_readings_accounts_for_every_reading(client):
+    body = {
+        "readings": [*_readings(3), {"patient_id": "W1", "time": "never", "glucose_mg_dl": 100}]
+    }
+    response = client.post("/v1/readings", json=body, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert (report["received"], report["accepted"], report["quarantined"]) == (4, 3, 1)
+    again = client.post("/v1/readings", json=body, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert again.json()["already_ingested_as"] == report["batch_id"]
+
+
+def test_invalid_request_bodies_get_the_error_shape(client):
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    assert_error_shape(client.post("/v1/readings", json={"nope": []}, headers=headers), 422)
+    assert_error_shape(client.post("/v1/readings", json={"readings": []}, headers=headers), 422)
+    too_many = {"readings": [{"patient_id": "x"}] * 10_001}
+    assert_error_shape(client.post("/v1/readings", json=too_many, headers=headers), 422)
+
+
+def test_patient_page_and_json_show_published_metrics(client, settings):
+    ingest_records(settings, _readings(24))
+    assert run_pipeline(settings).status == "published"
+    key = patient_key(SECRET.encode(), "W1")
+    page = client.get(f"/patients/{key}")
+    assert page.status_code == 200
+    assert '<script src="/static/plotly.min.js"></script>' in page.text
+    for chart in ("chart-mean", "chart-tir", "chart-cv", "chart-gmi"):
+        assert f'id="{chart}"' in page.text
+    assert "W1" not in page.text  # pseudonyms only
+    data = client.get(f"/v1/patients/{key}/daily-metrics").json()
+    assert data["days"][0]["readings"] == 24
+    assert data["days"][0]["mean_mg_dl"] == pytest.approx(sum(90 + 10 * h for h in range(24)) / 24)
+    index = client.get("/")
+    assert key in index.text
+
+
+def test_unknown_patient_is_404_in_the_error_shape(client):
+    assert_error_shape(client.get("/patients/0000"), 404)
+    assert_error_shape(client.get("/v1/patients/0000/daily-metrics"), 404)
+
+
+def test_assets_are_served_by_the_app_without_a_cdn(client):
+    plotly = client.get("/static/plotly.min.js")
+    assert plotly.status_code == 200
+    assert len(plotly.content) > 1_000_000
+    assert client.get("/static/patient.js").status_code == 200
+    assert_error_shape(client.get("/static/../app.py"), 404)
+
+
+def test_openapi_document_lists_the_ingest_route(client):
+    spec = client.get("/openapi.json").json()
+    assert "/v1/readings" in spec["paths"]
+    assert "/v1/patients/{patient_key}/daily-metrics" in spec["paths"]

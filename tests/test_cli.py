@@ -1,0 +1,143 @@
+"""The command line: the contract of DESIGN.md (flags, --json, --lake, errors, exit codes)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from glucosestream.cli import main
+
+from .conftest import SECRET
+
+
+@pytest.fixture
+def env(tmp_path):
+    return {
+        "GLUCOSESTREAM_INGEST__PSEUDONYM_SECRET": SECRET,
+        "GLUCOSESTREAM_LAKE": str(tmp_path / "lake"),
+    }
+
+
+@pytest.mark.parametrize("folder", ["empty", "new/nested"])
+def test_demo_without_serving_works_for_an_empty_or_new_folder(cli, tmp_path, folder):
+    lake = tmp_path / folder
+    if folder == "empty":
+        lake.mkdir()
+    result = cli.invoke(
+        main, ["demo", "--no-serve", "--lake", str(lake), "--patients", "3", "--days", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "published" in result.output
+    rows = result.output.split("patient key", 1)[1].strip().splitlines()[1:]
+    assert len(rows) == 3
+    assert (lake / "_state" / "metadata.db").exists()
+
+
+def test_demo_refuses_a_folder_that_is_not_a_lake(cli, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    result = cli.invoke(main, ["demo", "--no-serve", "--lake", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "not empty and is not a GlucoseStream lake" in result.output
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_synth_ingest_run_metrics_with_json(cli, tmp_path, env):
+    out = tmp_path / "c.csv"
+    synth = cli.invoke(
+        main,
+        ["synth", "--patients", "2", "--days", "2", "--format", "csv", "--out", str(out), "--json"],
+        env=env,
+    )
+    assert synth.exit_code == 0, synth.output
+    assert json.loads(synth.output)["readings"] > 0
+    ingest = cli.invoke(main, ["ingest", str(out), "--json"], env=env)
+    assert ingest.exit_code == 0, ingest.output
+    [report] = json.loads(ingest.output)
+    assert report["received"] == report["accepted"] + report["duplicates"] + report["quarantined"]
+    run = cli.invoke(main, ["run", "--json"], env=env)
+    assert json.loads(run.output)["status"] == "published"
+    again = cli.invoke(main, ["run"], env=env)
+    assert "nothing to do" in again.output
+    metrics = cli.invoke(main, ["metrics", "--patient", "P00001", "--json"], env=env)
+    assert metrics.exit_code == 0, metrics.output
+    days = json.loads(metrics.output)["days"]
+    assert days
+    assert {d["patient_key"] for d in days} == {days[0]["patient_key"]}
+    ranged = cli.invoke(
+        main,
+        [
+            "metrics",
+            "--patient",
+            "P00001",
+            "--from",
+            str(days[1]["date"]),
+            "--to",
+            str(days[1]["date"]),
+            "--json",
+        ],
+        env=env,
+    )
+    assert [d["date"] for d in json.loads(ranged.output)["days"]] == [days[1]["date"]]
+    human = cli.invoke(main, ["metrics", "--patient", "P00001"], env=env)
+    assert "70-180%" in human.output
+    written = cli.invoke(main, ["metrics", "--out", str(tmp_path / "m.parquet")], env=env)
+    assert written.exit_code == 0
+    assert (tmp_path / "m.parquet").stat().st_size > 0
+
+
+def test_errors_are_one_line_with_exit_code_1(cli, tmp_path, env):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("patient_id,time,gl\nA,2026-01-01T00:00:00Z\n")
+    result = cli.invoke(main, ["ingest", str(bad)], env=env)
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1
+    assert "bad.csv, line 2" in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_usage_errors_exit_with_2(cli, env):
+    assert (
+        cli.invoke(
+            main, ["synth", "--patients", "0", "--days", "1", "--out", "x"], env=env
+        ).exit_code
+        == 2
+    )
+    assert cli.invoke(main, ["nonsense"], env=env).exit_code == 2
+
+
+def test_metrics_before_any_run_says_what_to_do(cli, env):
+    result = cli.invoke(main, ["metrics"], env=env)
+    assert result.exit_code == 1
+    assert "glucosestream run" in result.output
+
+
+def test_bad_environment_value_is_a_clear_error(cli, env):
+    result = cli.invoke(main, ["run"], env={**env, "GLUCOSESTREAM_QUALITY__MAX_MG_DL": "high"})
+    assert result.exit_code == 1
+    assert "GLUCOSESTREAM_QUALITY__MAX_MG_DL" in result.output
+
+
+def test_failing_quality_gate_exits_1_and_names_the_check(cli, tmp_path, env):
+    path = tmp_path / "high.csv"
+    path.write_text("patient_id,time,gl\nA,2026-01-01T00:00:00Z,390\n")
+    assert cli.invoke(main, ["ingest", str(path)], env=env).exit_code == 0
+    result = cli.invoke(main, ["run"], env={**env, "GLUCOSESTREAM_QUALITY__MAX_MG_DL": "300"})
+    assert result.exit_code == 1
+    assert "glucose_range" in result.output
+    assert "nothing was published" in result.output
+
+
+def test_token_create_prints_a_token_once(cli, env):
+    result = cli.invoke(main, ["token", "create", "--role", "uploader", "--json"], env=env)
+    assert result.exit_code == 0
+    assert json.loads(result.output)["token"].startswith("gs_")
+    assert cli.invoke(main, ["token", "create", "--role", "patient"], env=env).exit_code == 1
+
+
+def test_every_command_has_help_with_an_example(cli):
+    for command in ("demo", "synth", "ingest", "run", "metrics", "serve"):
+        result = cli.invoke(main, [command, "--help"])
+        assert result.exit_code == 0
+        assert "Example: glucosestream" in result.output
