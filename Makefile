@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint fix bench golden clean venv
+.PHONY: demo test lint fix docs bench clean venv
+DOCS := docs/configuration.md docs/cli.md
 
 venv: $(STAMP)
 
@@ -22,6 +23,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/cog --check -I docs $(DOCS)
 
 test: lint
 	$(BIN)/pytest
@@ -29,6 +31,9 @@ test: lint
 fix: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks
 	$(BIN)/ruff format src tests benchmarks
+
+docs: $(STAMP)
+	$(BIN)/cog -r -I docs $(DOCS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_pipeline.py

@@ -60,7 +60,9 @@ class _Context:
 def _common(func: F) -> F:
     """--lake, --json, --log-level and --debug, and translation of errors to one line."""
 
-    @click.option("--lake", help="Lake folder (default ./lake, or GLUCOSESTREAM_LAKE).")
+    @click.option(
+        "--lake", metavar="DIR", help="Lake folder (default ./lake, or GLUCOSESTREAM_LAKE)."
+    )
     @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
     @click.option(
         "--log-level",
@@ -96,9 +98,15 @@ def main() -> None:
 
 @main.command()
 @click.option(
-    "--patients", type=click.IntRange(1, 10_000), default=_DEMO_PATIENTS, show_default=True
+    "--patients",
+    type=click.IntRange(1, 10_000),
+    default=_DEMO_PATIENTS,
+    show_default=True,
+    help="Synthetic patients.",
 )
-@click.option("--days", type=click.IntRange(1, 366), default=_DEMO_DAYS, show_default=True)
+@click.option(
+    "--days", type=click.IntRange(1, 366), default=_DEMO_DAYS, show_default=True, help="Days each."
+)
 @click.option("--no-serve", is_flag=True, help="Stop after the metrics table.")
 @click.option(
     "--port", type=int, default=None, help="Port to serve on (default 8000 or a free one)."
@@ -150,15 +158,34 @@ def demo(ctx: _Context, patients: int, days: int, no_serve: bool, port: int | No
 
 
 @main.command()
-@click.option("--patients", type=click.IntRange(1), required=True)
-@click.option("--days", type=click.IntRange(1), required=True)
-@click.option("--profile", type=click.Choice(PROFILES), default="mixed", show_default=True)
-@click.option("--interval-min", type=click.Choice(["1", "5", "15"]), default="5", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--patients", type=click.IntRange(1), required=True, help="Number of patients.")
+@click.option("--days", type=click.IntRange(1), required=True, help="Days of wear per patient.")
 @click.option(
-    "--format", "fmt", type=click.Choice(SYNTH_FORMATS), default="parquet", show_default=True
+    "--profile",
+    type=click.Choice(PROFILES),
+    default="mixed",
+    show_default=True,
+    help="Population: healthy, t1d, t2d or a mix.",
 )
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "--interval-min",
+    type=click.Choice(["1", "5", "15"]),
+    default="5",
+    show_default=True,
+    help="Sensor sampling interval in minutes.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same file.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(SYNTH_FORMATS),
+    default="parquet",
+    show_default=True,
+    help="Output file format.",
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="File to write."
+)
 @_common
 def synth(
     ctx: _Context,
@@ -187,7 +214,12 @@ def synth(
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
-    "--format", "fmt", type=click.Choice(["auto", *FORMATS]), default="auto", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", *FORMATS]),
+    default="auto",
+    show_default=True,
+    help="Input format; auto tells it from the file.",
 )
 @click.option("--patient", "patient_id", help="Patient id for every reading of the files.")
 @click.option("--tz", help="IANA zone of times written without an offset (default UTC).")

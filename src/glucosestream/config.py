@@ -43,12 +43,14 @@ class LakeSettings:
     catalog_url: str = field(
         default="",
         metadata=_help(
-            "SQLAlchemy URL of the Iceberg SQL catalog; empty: SQLite in <root>/_state."
+            "SQLAlchemy URL of the Iceberg SQL catalog; empty: SQLite in the lake's _state folder."
         ),
     )
     metadata_url: str = field(
         default="",
-        metadata=_help("SQLAlchemy URL of the metadata store; empty: SQLite in <root>/_state."),
+        metadata=_help(
+            "SQLAlchemy URL of the metadata store; empty: SQLite in the lake's _state folder."
+        ),
     )
 
     @property
@@ -73,7 +75,7 @@ class IngestSettings:
         repr=False,
         metadata=_help(
             "Secret key of the HMAC that turns patient ids into patient keys; empty: a random key "
-            "is made once and kept in <root>/_state/pseudonym.key."
+            "is made once and kept in the lake's _state/pseudonym.key."
         ),
     )
     default_tz: str = field(

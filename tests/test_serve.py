@@ -1,0 +1,65 @@
+"""`glucosestream serve` as a user runs it: a real process on a loopback port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from glucosestream.ingest import ingest_records
+from glucosestream.ingest.identity import patient_key
+from glucosestream.pipeline import run_pipeline
+
+from .conftest import SECRET
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.status, response.read()
+
+
+def test_serve_answers_on_a_real_socket(settings):
+    records = [
+        {"patient_id": "S1", "time": f"2026-01-01T{h:02d}:00:00Z", "glucose_mg_dl": 120}
+        for h in range(24)
+    ]
+    ingest_records(settings, records)
+    assert run_pipeline(settings).status == "published"
+    port = _free_port()
+    env = {**os.environ, "GLUCOSESTREAM_INGEST__PSEUDONYM_SECRET": SECRET}
+    command = [sys.executable, "-m", "glucosestream", "serve", "--port", str(port)]
+    log = Path(settings.lake.root).parent / "serve.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [*command, "--lake", settings.lake.root], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if _get(f"{base}/healthz")[0] == 200:
+                    break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise AssertionError(f"serve did not start: {log.read_text()}") from None
+                time.sleep(0.2)
+        status, page = _get(f"{base}/patients/{patient_key(SECRET.encode(), 'S1')}")
+        assert status == 200
+        assert b"chart-mean" in page
+        status, script = _get(f"{base}/static/plotly.min.js")
+        assert status == 200
+        assert len(script) > 1_000_000
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
