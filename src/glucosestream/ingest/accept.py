@@ -11,7 +11,7 @@ import time
 import uuid
 import zoneinfo
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from glucosestream.clock import Clock, utc_now
 from glucosestream.config import Settings
 from glucosestream.engines import Engine, open_engine, read_sql
 from glucosestream.errors import InvalidInput
@@ -31,12 +32,6 @@ from glucosestream.readings import MG_DL_PER_MMOL_L, READING_SCHEMA
 __all__ = ["IngestReport", "ingest_path", "ingest_records"]
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], dt.datetime]
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from glucosestream.config import LakeSettings
 from glucosestream.errors import LakeError
+from glucosestream.quality.checks import CheckResult
 
 __all__ = ["BatchRecord", "MetadataStore", "PublishedSnapshots", "open_metadata"]
 
@@ -96,14 +97,6 @@ class PublishedSnapshots:
     daily_snapshot_id: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class CheckRecord:
-    check_name: str
-    passed: bool
-    failed_rows: int
-    detail: str
-
-
 class MetadataStore:
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
@@ -178,7 +171,7 @@ class MetadataStore:
         status: str,
         finished_at: dt.datetime,
         report: dict[str, Any],
-        checks: Sequence[CheckRecord] = (),
+        checks: Sequence[CheckResult] = (),
         published: PublishedSnapshots | None = None,
         loaded_batch_ids: Sequence[str] = (),
     ) -> None:
@@ -196,7 +189,16 @@ class MetadataStore:
             if checks:
                 con.execute(
                     check_results.insert(),
-                    [{"run_id": run_id, **_as_row(c)} for c in checks],
+                    [
+                        {
+                            "run_id": run_id,
+                            "check_name": c.name,
+                            "passed": c.passed,
+                            "failed_rows": c.failed_rows,
+                            "detail": c.detail,
+                        }
+                        for c in checks
+                    ],
                 )
             if loaded_batch_ids:
                 con.execute(

@@ -17,37 +17,25 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Literal
 
 import pyarrow as pa
 
+from glucosestream.clock import Clock, utc_now
 from glucosestream.config import Settings
 from glucosestream.engines import open_engine, read_sql
 from glucosestream.lake import RawZone, open_lakehouse, open_metadata
-from glucosestream.lake.metadata import CheckRecord, PublishedSnapshots
+from glucosestream.lake.metadata import PublishedSnapshots
 from glucosestream.metrics import compute_daily_metrics, touched_days
-from glucosestream.quality import StagedRun, evaluate
+from glucosestream.quality import CheckResult, StagedRun, evaluate
 from glucosestream.readings import READING_SCHEMA
 
-__all__ = ["CheckSummary", "RunReport", "run_pipeline"]
+__all__ = ["RunReport", "run_pipeline"]
 
 log = logging.getLogger(__name__)
 
 RunStatus = Literal["published", "noop", "failed"]
-
-
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class CheckSummary:
-    name: str
-    passed: bool
-    failed_rows: int
-    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +48,7 @@ class RunReport:
     readings_new: int
     duplicates: int
     patient_days: int
-    checks: tuple[CheckSummary, ...]
+    checks: tuple[CheckResult, ...]
     recovered: bool
     duration_ms: int
 
@@ -73,7 +61,7 @@ def run_pipeline(
     settings: Settings,
     *,
     full_refresh: bool = False,
-    now: Callable[[], dt.datetime] = _utc_now,
+    now: Clock = utc_now,
 ) -> RunReport:
     """Run the pipeline once over the lake in ``settings``."""
     started = time.perf_counter()
@@ -104,7 +92,7 @@ def run_pipeline(
             duration_ms=round((time.perf_counter() - started) * 1000),
         )
 
-    checks: list[CheckSummary] = []
+    checks: list[CheckResult] = []
     if not pending and not full_refresh:
         report = finish("noop", "no new raw batches since the last run; nothing to do")
         meta.finish_run(run_id, status="noop", finished_at=now(), report=asdict(report))
@@ -144,8 +132,7 @@ def run_pipeline(
         duplicates_at_merge=incoming.num_rows - new.num_rows,
     )
     quality = evaluate(staged, settings.quality)
-    checks = [CheckSummary(c.name, c.passed, c.failed_rows, c.detail) for c in quality.checks]
-    check_records = [CheckRecord(c.name, c.passed, c.failed_rows, c.detail) for c in quality.checks]
+    checks = list(quality.checks)
     counts = {
         "batches": len(pending),
         "readings_in": incoming.num_rows,
@@ -160,7 +147,7 @@ def run_pipeline(
             **counts,
         )
         meta.finish_run(
-            run_id, status="failed", finished_at=now(), report=asdict(report), checks=check_records
+            run_id, status="failed", finished_at=now(), report=asdict(report), checks=checks
         )
         log.warning("run run_id=%s status=failed checks=%s", run_id, ",".join(quality.failed))
         return report
@@ -173,7 +160,7 @@ def run_pipeline(
         status="published",
         finished_at=now(),
         report=asdict(report),
-        checks=check_records,
+        checks=checks,
         published=PublishedSnapshots(run_id, readings_snapshot, daily_snapshot),
         loaded_batch_ids=[b.batch_id for b in pending],
     )
