@@ -6,6 +6,7 @@
   const layout = (title, yTitle, target) => ({
     title: { text: title },
     margin: { t: 40, r: 10, b: 40, l: 50 },
+    legend: { orientation: "h", y: -0.2 },
     yaxis: { title: { text: yTitle }, rangemode: "tozero" },
     shapes: target === undefined ? [] : [{
       type: "line", xref: "paper", x0: 0, x1: 1, y0: target, y1: target,
@@ -15,8 +16,11 @@
   const line = (key, name, color) => ({
     x, y: days.map((d) => d[key]), name, type: "scatter", mode: "lines+markers",
     line: { color },
+    customdata: days.map((d) => [d.readings, d.pct_active]),
+    hovertemplate: "%{x}: %{y:.1f}<br>%{customdata[0]} readings, %{customdata[1]:.0f}% active" +
+      "<extra>" + name + "</extra>",
   });
-  const config = { displaylogo: false, responsive: true };
+  const config = { displayModeBar: false, responsive: true };
   Plotly.newPlot("chart-mean", [line("mean_mg_dl", "Mean glucose", "#2563eb")],
     layout("Mean glucose", "mg/dL"), config);
   Plotly.newPlot("chart-tir", [
