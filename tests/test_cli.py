@@ -141,3 +141,26 @@ def test_every_command_has_help_with_an_example(cli):
         result = cli.invoke(main, [command, "--help"])
         assert result.exit_code == 0
         assert "Example: glucosestream" in result.output
+
+
+def test_runs_shows_history_with_steps_checks_and_rejections(cli, tmp_path, env):
+    good = tmp_path / "good.csv"
+    good.write_text("patient_id,time,gl\nA,2026-01-01T00:00:00Z,120\n")
+    high = tmp_path / "high.csv"
+    high.write_text("patient_id,time,gl\nB,2026-01-01T00:00:00Z,390\n")
+    assert cli.invoke(main, ["ingest", str(good), str(high)], env=env).exit_code == 0
+    strict = {**env, "GLUCOSESTREAM_QUALITY__MAX_MG_DL": "300"}
+    run = cli.invoke(main, ["run"], env=strict)
+    assert run.exit_code == 1
+    assert "1 batch(es) rejected by the quality gate (glucose_range)" in run.output
+    runs = cli.invoke(main, ["runs"], env=env)
+    assert runs.exit_code == 0, runs.output
+    assert "published" in runs.output
+    assert "merge" in runs.output
+    assert "glucose_range: 1 new readings outside 39-300 mg/dL" in runs.output
+    as_json = json.loads(cli.invoke(main, ["runs", "--json"], env=env).output)
+    [latest] = as_json["runs"]
+    assert latest["report"]["readings_new"] == 1
+    assert [s["step"] for s in latest["report"]["steps"]] == [
+        "recover", "discover", "merge", "transform", "audit", "publish",
+    ]  # fmt: skip

@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import pyarrow as pa
+import sqlalchemy as sa
 
 from glucosestream.config import QualitySettings
 from glucosestream.ingest import ingest_path
@@ -29,19 +30,23 @@ def _published_daily(settings) -> list[dict]:
     return open_lakehouse(settings.lake).read_daily(published.daily_snapshot_id).to_pylist()
 
 
-def test_failing_check_publishes_nothing_and_keeps_earlier_snapshot(settings, tmp_path, clock):
+def test_failing_check_rejects_the_batch_publishes_nothing_and_keeps_earlier_snapshot(
+    settings, tmp_path, clock
+):
     ingest_path(settings, _day(tmp_path, "good.csv", 1, 120), now=clock)
     assert run_pipeline(settings, now=clock).status == "published"
     before = _published_daily(settings)
 
     # 350 mg/dL is plausible at ingest but above this gate's 300 mg/dL limit.
     strict = dataclasses.replace(settings, quality=QualitySettings(max_mg_dl=300.0))
-    ingest_path(strict, _day(tmp_path, "high.csv", 2, 350), now=clock)
-    failed = run_pipeline(strict, now=clock)
+    high = ingest_path(strict, _day(tmp_path, "high.csv", 2, 350), now=clock)
+    report = run_pipeline(strict, now=clock)
 
-    assert failed.status == "failed"
-    assert failed.failed_checks == ("glucose_range",)
-    glucose_check = next(c for c in failed.checks if c.name == "glucose_range")
+    assert report.status == "rejected", report.checks
+    assert report.failed_checks == ("glucose_range",)
+    assert [r.batch_id for r in report.rejected] == [high.batch_id]
+    assert "glucose_range" in report.rejected[0].reason
+    glucose_check = next(c for c in report.checks if c.name == "glucose_range")
     assert glucose_check.failed_rows == 24
     assert _published_daily(strict) == before
     readings = open_lakehouse(settings.lake).read_readings(
@@ -50,7 +55,67 @@ def test_failing_check_publishes_nothing_and_keeps_earlier_snapshot(settings, tm
     )
     assert readings.num_rows == 24
     history = open_metadata(settings.lake).run_history()
-    assert [r["status"] for r in history][:2] == ["failed", "published"]
+    assert [r["status"] for r in history][:2] == ["rejected", "published"]
+    assert any(c["check_name"] == "glucose_range" and not c["passed"] for c in history[0]["checks"])
+    # The rejected batch does not block the lake: the next run has nothing left to do ...
+    assert run_pipeline(strict, now=clock).status == "noop"
+    # ... and once the limit is right, the same file can be ingested again and published.
+    again = ingest_path(settings, tmp_path / "high.csv", now=clock)
+    assert again.already_ingested_as is None
+    assert again.accepted == 24
+    assert run_pipeline(settings, now=clock).status == "published"
+    assert len(_published_daily(settings)) == 2
+
+
+def test_one_bad_batch_does_not_hold_back_good_ones(settings, tmp_path, clock):
+    strict = dataclasses.replace(settings, quality=QualitySettings(max_mg_dl=300.0))
+    good = ingest_path(strict, _day(tmp_path, "good.csv", 1, 120), now=clock)
+    bad = ingest_path(strict, _day(tmp_path, "high.csv", 2, 350), now=clock)
+    report = run_pipeline(strict, now=clock)
+    assert report.status == "published"
+    assert [r.batch_id for r in report.rejected] == [bad.batch_id]
+    assert report.readings_new == good.accepted == 24
+    assert all(c.passed for c in report.checks)
+    assert [r["date"].day for r in _published_daily(strict)] == [1]
+
+
+def test_a_fault_that_blames_no_batch_publishes_nothing(settings, tmp_path, clock, monkeypatch):
+    from glucosestream.pipeline import steps
+
+    real = steps.transform
+
+    def broken(*args, **kwargs):
+        out = real(*args, **kwargs)
+        daily = out.daily.set_column(
+            out.daily.schema.get_field_index("pct_active"),
+            "pct_active",
+            pa.array([150.0] * out.daily.num_rows),
+        )
+        return steps.Transformed(out.days, daily)
+
+    monkeypatch.setattr(steps, "transform", broken)
+    ingest_path(settings, _day(tmp_path, "good.csv", 1, 120), now=clock)
+    report = run_pipeline(settings, now=clock)
+    assert report.status == "failed"
+    assert report.failed_checks == ("daily_bounds",)
+    assert report.rejected == ()
+    assert open_metadata(settings.lake).published() is None
+    monkeypatch.setattr(steps, "transform", real)
+    assert run_pipeline(settings, now=clock).status == "published"
+
+
+def test_a_batch_whose_ingest_died_before_it_was_recorded_is_still_loaded(
+    settings, tmp_path, clock
+):
+    report = ingest_path(settings, _day(tmp_path, "one.csv", 1, 100), now=clock)
+    with sa.create_engine(settings.lake.resolved_metadata_url()).begin() as con:
+        con.execute(sa.text("DELETE FROM batches"))
+    run = run_pipeline(settings, now=clock)
+    assert run.status == "published"
+    assert run.readings_new == 24
+    record = open_metadata(settings.lake).batch_records([report.batch_id])[report.batch_id]
+    assert record.source_name.startswith("(recovered")
+    assert record.loaded_run_id == run.run_id
 
 
 def test_unpublished_snapshots_are_rolled_back_by_the_next_run(settings, tmp_path, clock):
@@ -104,6 +169,7 @@ def test_quality_checks_catch_duplicate_keys_and_bad_bands():
             "pct_active": [100.0],
         }
     )
-    staged = StagedRun(readings, readings, daily, 2, 2, 0, 0, 0)
+    days = pa.table({"patient_key": ["k"], "date": [None]})
+    staged = StagedRun(readings, readings, daily, days, {}, 2, 0)
     report = evaluate(staged, QualitySettings())
     assert set(report.failed) == {"unique_readings", "daily_bounds"}

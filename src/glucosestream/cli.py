@@ -23,7 +23,12 @@ from typing import Any, TypeVar
 import click
 
 from glucosestream.config import Settings
-from glucosestream.errors import ConfigError, GlucoseStreamError, QualityGateFailed
+from glucosestream.errors import (
+    BatchesRejected,
+    ConfigError,
+    GlucoseStreamError,
+    QualityGateFailed,
+)
 from glucosestream.formats import FORMATS
 from glucosestream.ingest import IngestReport, ingest_path
 from glucosestream.ingest.identity import load_secret, patient_key
@@ -248,10 +253,26 @@ def run(ctx: _Context, full_refresh: bool) -> None:
     """
     report = run_pipeline(ctx.settings, full_refresh=full_refresh)
     ctx.emit(report, _run_text(report))
+    if report.rejected:
+        batch_ids = [r.batch_id for r in report.rejected]
+        failed = sorted({c.split(":")[0] for r in report.rejected for c in r.reason.split("; ")})
+        raise click.ClickException(str(BatchesRejected(failed, batch_ids, run_id=report.run_id)))
     if report.status == "failed":
         raise click.ClickException(
             str(QualityGateFailed(report.failed_checks, run_id=report.run_id))
         )
+
+
+@main.command()
+@click.option("--limit", type=click.IntRange(1), default=10, show_default=True, help="Runs shown.")
+@_common
+def runs(ctx: _Context, limit: int) -> None:
+    """Show the run history: status, step timings, row counts and check results.
+
+    Example: glucosestream runs --limit 5
+    """
+    history = open_metadata(ctx.settings.lake).run_history(limit)
+    ctx.emit({"runs": history}, _runs_text(history))
 
 
 @main.command()
@@ -373,11 +394,36 @@ def _run_text(r: RunReport) -> str:
     if r.status == "noop":
         return f"run {r.run_id}: {r.message}"
     lines = [
-        f"run {r.run_id}: {r.status} — {r.batches} batches, {r.readings_in} readings in, "
+        f"run {r.run_id}: {r.message} — {r.batches} batches, {r.readings_in} readings in, "
         f"{r.readings_new} new, {r.duplicates} duplicates, {r.patient_days} patient-days "
         f"in {r.duration_ms} ms"
     ]
     lines += [f"  check {c.name}: {'ok' if c.passed else 'FAILED — ' + c.detail}" for c in r.checks]
+    lines += [f"  rejected batch {b.batch_id}: {b.reason}" for b in r.rejected]
+    if r.steps:
+        lines.append("  steps: " + ", ".join(f"{s.step} {s.duration_ms} ms" for s in r.steps))
+    return "\n".join(lines)
+
+
+def _runs_text(history: list[dict[str, Any]]) -> str:
+    if not history:
+        return "no runs yet; run `glucosestream run`"
+    lines = []
+    for run in history:
+        report = run["report"] or {}
+        lines.append(
+            f"{run['run_id']}  {run['status']:<9}  {report.get('readings_in', 0):>9} in  "
+            f"{report.get('readings_new', 0):>9} new  {report.get('duplicates', 0):>7} dup  "
+            f"{report.get('patient_days', 0):>6} days  {report.get('duration_ms', 0):>7} ms"
+        )
+        steps = report.get("steps") or []
+        if steps:
+            lines.append("    " + ", ".join(f"{s['step']} {s['duration_ms']} ms" for s in steps))
+        failed = [c for c in run["checks"] if not c["passed"]]
+        lines += [f"    check {c['check_name']} FAILED: {c['detail']}" for c in failed]
+        lines += [
+            f"    rejected {b['batch_id']}: {b['reason']}" for b in report.get("rejected", [])
+        ]
     return "\n".join(lines)
 
 

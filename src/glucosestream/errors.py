@@ -10,6 +10,7 @@
     ├── EngineError                     the query engine failed
     │   └── EngineUnavailable           the engine cannot be started here
     └── QualityGateFailed               a quality check failed; nothing was published
+        └── BatchesRejected             checks blamed raw batches; they were set aside
 
 Rows that are individually bad are not errors: ingest quarantines them with a reason. Errors are
 for what stops a whole command. Each message says what happened, the offending value, what was
@@ -22,6 +23,7 @@ from collections.abc import Sequence
 
 __all__ = [
     "AuthError",
+    "BatchesRejected",
     "ConfigError",
     "EngineError",
     "EngineUnavailable",
@@ -108,4 +110,22 @@ class QualityGateFailed(GlucoseStreamError):
             f"readable; see `glucosestream run --json` for the failing rows"
         )
         self.failed_checks = tuple(failed_checks)
+        self.run_id = run_id
+
+
+class BatchesRejected(QualityGateFailed):
+    """Quality checks blamed some raw batches; they were rejected and the rest was published."""
+
+    def __init__(
+        self, failed_checks: Sequence[str], batch_ids: Sequence[str], *, run_id: str = ""
+    ) -> None:
+        checks = ", ".join(failed_checks)
+        GlucoseStreamError.__init__(
+            self,
+            f"{len(batch_ids)} batch(es) rejected by the quality gate ({checks}): "
+            f"{', '.join(batch_ids)}; they were not loaded (see `glucosestream runs` for why); "
+            "fix the data or the limits and ingest the files again",
+        )
+        self.failed_checks = tuple(failed_checks)
+        self.batch_ids = tuple(batch_ids)
         self.run_id = run_id

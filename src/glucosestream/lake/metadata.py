@@ -45,6 +45,8 @@ batches = sa.Table(
     sa.Column("quarantined", sa.Integer, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("loaded_run_id", sa.String(64), nullable=True, index=True),
+    sa.Column("rejected_run_id", sa.String(64), nullable=True, index=True),
+    sa.Column("rejected_reason", sa.Text, nullable=True),
 )
 runs = sa.Table(
     "runs",
@@ -88,6 +90,8 @@ class BatchRecord:
     quarantined: int
     created_at: dt.datetime
     loaded_run_id: str | None = None
+    rejected_run_id: str | None = None
+    rejected_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,9 +142,12 @@ class MetadataStore:
             con.execute(batches.insert(), [_as_row(record)])
 
     def batch_by_sha256(self, sha256: str) -> BatchRecord | None:
+        """The batch these bytes were ingested as, unless it was rejected (then: None)."""
         with self._tx() as con:
             row = con.execute(
-                sa.select(batches).where(batches.c.source_sha256 == sha256).limit(1)
+                sa.select(batches)
+                .where(batches.c.source_sha256 == sha256, batches.c.rejected_run_id.is_(None))
+                .limit(1)
             ).first()
         return None if row is None else BatchRecord(**row._asdict())
 
@@ -149,12 +156,27 @@ class MetadataStore:
             rows = con.execute(sa.select(batches).where(batches.c.batch_id.in_(batch_ids)))
             return {r.batch_id: BatchRecord(**r._asdict()) for r in rows}
 
-    def loaded_batch_ids(self) -> set[str]:
+    def settled_batch_ids(self) -> set[str]:
+        """Batches a run has already loaded or rejected."""
         with self._tx() as con:
             return set(
                 con.scalars(
-                    sa.select(batches.c.batch_id).where(batches.c.loaded_run_id.is_not(None))
+                    sa.select(batches.c.batch_id).where(
+                        sa.or_(
+                            batches.c.loaded_run_id.is_not(None),
+                            batches.c.rejected_run_id.is_not(None),
+                        )
+                    )
                 )
+            )
+
+    def reject_batches(self, batch_ids: Sequence[str], run_id: str, reason: str) -> None:
+        """Set batches aside: no run loads them again; their bytes may be ingested again."""
+        with self._tx() as con:
+            con.execute(
+                batches.update()
+                .where(batches.c.batch_id.in_(batch_ids))
+                .values(rejected_run_id=run_id, rejected_reason=reason)
             )
 
     # runs -------------------------------------------------------------------------------
@@ -219,9 +241,22 @@ class MetadataStore:
         return None if row is None else PublishedSnapshots(*row)
 
     def run_history(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest runs, newest first, each with its report (parsed) and check results."""
         with self._tx() as con:
-            rows = con.execute(sa.select(runs).order_by(runs.c.started_at.desc()).limit(limit))
-            return [r._asdict() for r in rows]
+            rows = [
+                r._asdict()
+                for r in con.execute(
+                    sa.select(runs).order_by(runs.c.started_at.desc()).limit(limit)
+                )
+            ]
+            ids = [r["run_id"] for r in rows]
+            checks: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+            for c in con.execute(sa.select(check_results).where(check_results.c.run_id.in_(ids))):
+                checks[c.run_id].append(c._asdict())
+        for row in rows:
+            row["report"] = json.loads(row["report"]) if row["report"] else None
+            row["checks"] = checks[row["run_id"]]
+        return rows
 
     # tokens -----------------------------------------------------------------------------
     def add_token(

@@ -1,41 +1,50 @@
 """One pipeline run, with write-audit-publish.
 
-1. recover: roll tables back to the last published snapshots (undo a crashed run);
-2. discover raw batches not loaded yet (no new batch: nothing to do, and say so);
-3. merge: keep each (patient_key, device_id, ts) once, first arrival wins;
-4. transform: daily metrics for the patient-days the new readings touch;
-5. audit: every quality check on the staged data;
-6. publish: write both tables, then record their snapshot ids in one metadata transaction.
-   Readers use only recorded snapshots, so a run that fails or dies before step 6 publishes
-   nothing.
+recover (undo writes of a run that died before publishing) → discover (raw batches not yet
+loaded or rejected; none: nothing to do, and say so) → merge (each key once, first arrival wins)
+→ transform (daily metrics of the touched patient-days) → audit (every check on the staged data)
+→ publish (write both tables, then record their snapshot ids in one metadata transaction).
+
+When checks fail and name the batches at fault, those batches are rejected (recorded with the
+reason, never loaded) and the run is staged again without them, so one bad batch never blocks
+the lake. A failure that blames no batch publishes nothing and leaves the batches pending.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 import uuid
-from collections import defaultdict
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from typing import Literal
-
-import pyarrow as pa
 
 from glucosestream.clock import Clock, utc_now
 from glucosestream.config import Settings
-from glucosestream.engines import open_engine, read_sql
-from glucosestream.lake import RawZone, open_lakehouse, open_metadata
+from glucosestream.engines import open_engine
+from glucosestream.lake import RawBatch, RawZone, open_lakehouse, open_metadata
 from glucosestream.lake.metadata import PublishedSnapshots
-from glucosestream.metrics import compute_daily_metrics, touched_days
-from glucosestream.quality import CheckResult, StagedRun, evaluate
-from glucosestream.readings import READING_SCHEMA
+from glucosestream.pipeline import steps
+from glucosestream.quality import CheckResult, QualityReport, evaluate
 
-__all__ = ["RunReport", "run_pipeline"]
+__all__ = ["RejectedBatch", "RunReport", "StepTiming", "run_pipeline"]
 
 log = logging.getLogger(__name__)
 
-RunStatus = Literal["published", "noop", "failed"]
+RunStatus = Literal["published", "noop", "rejected", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class StepTiming:
+    step: str
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedBatch:
+    batch_id: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +58,9 @@ class RunReport:
     duplicates: int
     patient_days: int
     checks: tuple[CheckResult, ...]
+    rejected: tuple[RejectedBatch, ...]
     recovered: bool
+    steps: tuple[StepTiming, ...]
     duration_ms: int
 
     @property
@@ -57,135 +68,186 @@ class RunReport:
         return tuple(c.name for c in self.checks if not c.passed)
 
 
-def run_pipeline(
-    settings: Settings,
-    *,
-    full_refresh: bool = False,
-    now: Clock = utc_now,
-) -> RunReport:
-    """Run the pipeline once over the lake in ``settings``."""
-    started = time.perf_counter()
-    started_at = now()
-    run_id = f"run-{started_at:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}"
-    meta = open_metadata(settings.lake)
-    lake = open_lakehouse(settings.lake)
-    published = meta.published()
-    recovered = lake.recover(published)
-    loaded = meta.loaded_batch_ids()
-    pending = [
-        b for b in RawZone(settings.lake.root_path).list_batches() if b.batch_id not in loaded
-    ]
-    meta.start_run(run_id, started_at)
+@dataclass
+class _Timer:
+    totals: dict[str, float] = field(default_factory=dict)
 
-    def finish(status: RunStatus, message: str, **counts: int) -> RunReport:
-        return RunReport(
-            run_id=run_id,
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - started
+            self.totals[name] = self.totals.get(name, 0.0) + elapsed
+
+    def timings(self) -> tuple[StepTiming, ...]:
+        return tuple(
+            StepTiming(s, round(self.totals[s] * 1000)) for s in steps.STEPS if s in self.totals
+        )
+
+
+def run_pipeline(
+    settings: Settings, *, full_refresh: bool = False, now: Clock = utc_now
+) -> RunReport:
+    """Run the pipeline once over the lake in ``settings``; the report says what happened."""
+    run = _Run(settings, now, full_refresh)
+    with run.timer.step("recover"):
+        published = run.meta.published()
+        run.recovered = run.lake.recover(published)
+    with run.timer.step("discover"):
+        pending = steps.discover(run.meta, RawZone(settings.lake.root_path))
+    run.meta.start_run(run.run_id, run.started_at)
+    if not pending and not full_refresh:
+        return run.finish("noop", "no new raw batches since the last run; nothing to do")
+
+    staged = run.stage_until_clean(published, pending)
+    if staged.rejections and not staged.pending and not full_refresh:
+        return run.finish(
+            "rejected",
+            f"every new batch was rejected ({len(staged.rejections)}); nothing was published",
+            staged,
+        )
+    if not staged.quality.passed:
+        failed = ", ".join(staged.quality.failed)
+        return run.finish(
+            "failed",
+            f"quality gate failed ({failed}) with no batch to blame; nothing was published "
+            "and the batches stay pending",
+            staged,
+        )
+    with run.timer.step("publish"):
+        snapshots = steps.publish(
+            run.lake,
+            staged.merged,
+            staged.transformed,
+            full_refresh=full_refresh,
+            run_id=run.run_id,
+        )
+    rejected = f"; {len(staged.rejections)} batches rejected" if staged.rejections else ""
+    return run.finish("published", "published" + rejected, staged, snapshots)
+
+
+@dataclass(frozen=True, slots=True)
+class _Staged:
+    merged: steps.Merged
+    transformed: steps.Transformed
+    quality: QualityReport
+    pending: tuple[RawBatch, ...]
+    rejections: tuple[RejectedBatch, ...]
+
+
+class _Run:
+    """The state of one run: its id, clock, timings, and the stores it writes to."""
+
+    def __init__(self, settings: Settings, now: Clock, full_refresh: bool) -> None:
+        self.settings = settings
+        self.now = now
+        self.full_refresh = full_refresh
+        self.started = time.perf_counter()
+        self.started_at = now()
+        self.run_id = f"run-{self.started_at:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}"
+        self.timer = _Timer()
+        self.meta = open_metadata(settings.lake)
+        self.lake = open_lakehouse(settings.lake)
+        self.recovered = False
+
+    def stage_until_clean(
+        self, published: PublishedSnapshots | None, pending: list[RawBatch]
+    ) -> _Staged:
+        """Merge, transform and audit; reject blamed batches and stage again without them."""
+        rejections: list[RejectedBatch] = []
+        engine = open_engine(self.settings.engine)
+        try:
+            while True:
+                with self.timer.step("merge"):
+                    keys = self.meta.patient_keys() if self.full_refresh else None
+                    merged = steps.merge(engine, self.lake, published, pending, keys)
+                with self.timer.step("transform"):
+                    transformed = steps.transform(
+                        engine,
+                        merged,
+                        full_refresh=self.full_refresh,
+                        run_id=self.run_id,
+                        computed_at=self.started_at,
+                    )
+                with self.timer.step("audit"):
+                    quality = evaluate(steps.stage(merged, transformed), self.settings.quality)
+                if quality.passed or not quality.attributable:
+                    break
+                for batch_id in sorted(quality.culprits):
+                    rejection = RejectedBatch(batch_id, _reason(quality, batch_id))
+                    self.meta.reject_batches([batch_id], self.run_id, rejection.reason)
+                    rejections.append(rejection)
+                pending = [b for b in pending if b.batch_id not in quality.culprits]
+                if not pending and not self.full_refresh:
+                    break
+        finally:
+            engine.close()
+        return _Staged(merged, transformed, quality, tuple(pending), tuple(rejections))
+
+    def finish(
+        self,
+        status: RunStatus,
+        message: str,
+        staged: _Staged | None = None,
+        snapshots: PublishedSnapshots | None = None,
+    ) -> RunReport:
+        """Build the report and close the run; with ``snapshots`` this is the publish."""
+        counts = _EMPTY if staged is None else _counts(staged, published=snapshots is not None)
+        report = RunReport(
+            run_id=self.run_id,
             status=status,
             message=message,
-            batches=counts.get("batches", 0),
-            readings_in=counts.get("readings_in", 0),
-            readings_new=counts.get("readings_new", 0),
-            duplicates=counts.get("duplicates", 0),
-            patient_days=counts.get("patient_days", 0),
-            checks=tuple(checks),
-            recovered=recovered,
-            duration_ms=round((time.perf_counter() - started) * 1000),
+            recovered=self.recovered,
+            steps=self.timer.timings(),
+            duration_ms=round((time.perf_counter() - self.started) * 1000),
+            **counts,  # type: ignore[arg-type]
         )
-
-    checks: list[CheckResult] = []
-    if not pending and not full_refresh:
-        report = finish("noop", "no new raw batches since the last run; nothing to do")
-        meta.finish_run(run_id, status="noop", finished_at=now(), report=asdict(report))
-        log.info("run run_id=%s status=noop", run_id)
+        self.meta.finish_run(
+            self.run_id,
+            status=status,
+            finished_at=self.now(),
+            report=asdict(report),
+            checks=report.checks,
+            published=snapshots,
+            loaded_batch_ids=[b.batch_id for b in staged.pending] if snapshots and staged else [],
+        )
+        log.info(
+            "run run_id=%s status=%s batches=%d rows_in=%d rows_new=%d duplicates=%d "
+            "patient_days=%d rejected=%d duration_ms=%d",
+            self.run_id, status, report.batches, report.readings_in, report.readings_new,
+            report.duplicates, report.patient_days, len(report.rejected), report.duration_ms,
+        )  # fmt: skip
         return report
 
-    readings_snapshot = None if published is None else published.readings_snapshot_id
-    incoming = _concat([b.readings() for b in pending])
-    records = meta.batch_records([b.batch_id for b in pending])
-    engine = open_engine(settings.engine)
-    try:
-        if full_refresh:
-            keys = meta.patient_keys()
-        else:
-            keys = sorted(set(incoming["patient_key"].to_pylist()))
-        curated = lake.read_readings(readings_snapshot, keys)
-        new = engine.query(
-            read_sql("glucosestream.pipeline", "merge.sql"),
-            {"incoming": incoming, "curated": curated},
-        ).cast(READING_SCHEMA)
-        all_readings = _concat([curated, new])
-        days = touched_days(engine, all_readings if full_refresh else new)
-        daily = compute_daily_metrics(
-            engine, all_readings, days, run_id=run_id, computed_at=started_at
-        )
-    finally:
-        engine.close()
 
-    staged = StagedRun(
-        new_readings=new,
-        all_readings=all_readings,
-        daily=daily,
-        received=sum(r.received for r in records.values()),
-        accepted_at_ingest=sum(r.accepted for r in records.values()),
-        duplicates_at_ingest=sum(r.duplicates for r in records.values()),
-        quarantined_at_ingest=sum(r.quarantined for r in records.values()),
-        duplicates_at_merge=incoming.num_rows - new.num_rows,
-    )
-    quality = evaluate(staged, settings.quality)
-    checks = list(quality.checks)
-    counts = {
-        "batches": len(pending),
-        "readings_in": incoming.num_rows,
-        "readings_new": new.num_rows,
-        "duplicates": staged.duplicates_at_merge,
-        "patient_days": days.num_rows,
+def _counts(staged: _Staged, *, published: bool) -> dict[str, object]:
+    """Row counts of the run; a run that published nothing added no readings and no days."""
+    merged = staged.merged
+    return {
+        "batches": len(merged.batches),
+        "readings_in": merged.incoming.num_rows,
+        "readings_new": merged.new.num_rows if published else 0,
+        "duplicates": merged.incoming.num_rows - merged.new.num_rows,
+        "patient_days": staged.transformed.days.num_rows if published else 0,
+        "checks": staged.quality.checks,
+        "rejected": staged.rejections,
     }
-    if not quality.passed:
-        report = finish(
-            "failed",
-            f"quality gate failed ({', '.join(quality.failed)}); nothing was published",
-            **counts,
-        )
-        meta.finish_run(
-            run_id, status="failed", finished_at=now(), report=asdict(report), checks=checks
-        )
-        log.warning("run run_id=%s status=failed checks=%s", run_id, ",".join(quality.failed))
-        return report
 
-    readings_snapshot = lake.append_readings(new)
-    daily_snapshot = lake.replace_daily(daily, _days_by_patient(days), everything=full_refresh)
-    report = finish("published", "published", **counts)
-    meta.finish_run(
-        run_id,
-        status="published",
-        finished_at=now(),
-        report=asdict(report),
-        checks=checks,
-        published=PublishedSnapshots(run_id, readings_snapshot, daily_snapshot),
-        loaded_batch_ids=[b.batch_id for b in pending],
+
+_EMPTY: dict[str, object] = {
+    "batches": 0,
+    "readings_in": 0,
+    "readings_new": 0,
+    "duplicates": 0,
+    "patient_days": 0,
+    "checks": (),
+    "rejected": (),
+}
+
+
+def _reason(quality: QualityReport, batch_id: str) -> str:
+    return "; ".join(
+        f"{c.name}: {c.detail}" for c in quality.checks if not c.passed and batch_id in c.batch_ids
     )
-    log.info(
-        "run run_id=%s status=published batches=%d rows_in=%d rows_new=%d duplicates=%d "
-        "patient_days=%d duration_ms=%d",
-        run_id,
-        report.batches,
-        report.readings_in,
-        report.readings_new,
-        report.duplicates,
-        report.patient_days,
-        report.duration_ms,
-    )
-    return report
-
-
-def _concat(tables: list[pa.Table]) -> pa.Table:
-    if not tables:
-        return READING_SCHEMA.empty_table()
-    return pa.concat_tables([t.cast(READING_SCHEMA) for t in tables])
-
-
-def _days_by_patient(days: pa.Table) -> dict[str, list[dt.date]]:
-    grouped: dict[str, list[dt.date]] = defaultdict(list)
-    for key, date in zip(days["patient_key"].to_pylist(), days["date"].to_pylist(), strict=True):
-        grouped[key].append(date)
-    return dict(grouped)

@@ -3,7 +3,7 @@ whether a run may publish (``gate``)."""
 
 from __future__ import annotations
 
-from glucosestream.quality.checks import CheckResult, StagedRun, run_checks
+from glucosestream.quality.checks import BatchCounts, CheckResult, StagedRun, run_checks
 from glucosestream.quality.gate import QualityReport, evaluate
 
-__all__ = ["CheckResult", "QualityReport", "StagedRun", "evaluate", "run_checks"]
+__all__ = ["BatchCounts", "CheckResult", "QualityReport", "StagedRun", "evaluate", "run_checks"]

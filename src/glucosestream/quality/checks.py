@@ -1,13 +1,16 @@
 """Quality checks over a run's staged data. PURE: Arrow in, results out.
 
-Each check is a function ``(StagedRun, QualitySettings) -> CheckResult`` listed in ``CHECKS``;
-a result counts the offending rows and describes a few of them (without glucose values next to
-patient identifiers).
+Each check is a function ``(StagedRun, QualitySettings) -> CheckResult`` listed in ``CHECKS``.
+A result counts the offending rows and, where the fault lies in the data, names the raw batches
+that brought it (``batch_ids``): the runner rejects those batches and publishes the rest. A
+failure with no batch to blame is a fault of the system and stops the run. Details never put
+glucose values next to patient identifiers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import datetime as dt
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -16,9 +19,30 @@ import pyarrow.compute as pc
 
 from glucosestream.config import QualitySettings
 
-__all__ = ["CHECKS", "CheckResult", "StagedRun", "run_checks"]
+__all__ = ["CHECKS", "BatchCounts", "CheckResult", "StagedRun", "run_checks"]
 
 _BAND_SUM_TOLERANCE: Final = 1e-9
+# A device clock a few minutes fast is common; more than this ahead of receipt is an error.
+_FUTURE_TOLERANCE: Final = dt.timedelta(minutes=10)
+_BANDS: Final = (
+    "pct_below_54",
+    "pct_below_70",
+    "pct_70_180",
+    "pct_above_180",
+    "pct_above_250",
+    "pct_active",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCounts:
+    """A raw batch's own account of itself (its manifest) and the rows it actually holds."""
+
+    received: int
+    accepted: int
+    duplicates: int
+    quarantined: int
+    rows: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,10 +52,9 @@ class StagedRun:
     new_readings: pa.Table
     all_readings: pa.Table
     daily: pa.Table
-    received: int
-    accepted_at_ingest: int
-    duplicates_at_ingest: int
-    quarantined_at_ingest: int
+    days: pa.Table
+    batches: Mapping[str, BatchCounts]
+    incoming_rows: int
     duplicates_at_merge: int
 
 
@@ -41,21 +64,42 @@ class CheckResult:
     passed: bool
     failed_rows: int
     detail: str
+    batch_ids: tuple[str, ...] = ()
 
 
-def _result(name: str, failed: int, detail: str) -> CheckResult:
-    return CheckResult(name, failed == 0, failed, detail if failed else "ok")
+def _result(name: str, failed: int, detail: str, batch_ids: list[str] | None = None) -> CheckResult:
+    return CheckResult(
+        name, failed == 0, failed, detail if failed else "ok", tuple(sorted(batch_ids or ()))
+    )
+
+
+def _batches_of(rows: pa.Table) -> list[str]:
+    return [str(b) for b in pc.unique(rows["batch_id"]).to_pylist()]
 
 
 def check_glucose_range(run: StagedRun, settings: QualitySettings) -> CheckResult:
     g = run.new_readings["glucose_mg_dl"]
-    outside = pc.or_(pc.less(g, settings.min_mg_dl), pc.greater(g, settings.max_mg_dl))
-    failed = int(pc.sum(outside).as_py() or 0)
+    outside = run.new_readings.filter(
+        pc.or_(pc.less(g, settings.min_mg_dl), pc.greater(g, settings.max_mg_dl))
+    )
     return _result(
         "glucose_range",
-        failed,
-        f"{failed} new readings outside {settings.min_mg_dl:g}-{settings.max_mg_dl:g} mg/dL "
-        "(GLUCOSESTREAM_QUALITY__MIN_MG_DL / __MAX_MG_DL)",
+        outside.num_rows,
+        f"{outside.num_rows} new readings outside {settings.min_mg_dl:g}-"
+        f"{settings.max_mg_dl:g} mg/dL (GLUCOSESTREAM_QUALITY__MIN_MG_DL / __MAX_MG_DL)",
+        _batches_of(outside),
+    )
+
+
+def check_no_future_readings(run: StagedRun, settings: QualitySettings) -> CheckResult:
+    latest = pc.add(run.new_readings["ingested_at"], pa.scalar(_FUTURE_TOLERANCE))
+    ahead = run.new_readings.filter(pc.greater(run.new_readings["ts"], latest))
+    return _result(
+        "no_future_readings",
+        ahead.num_rows,
+        f"{ahead.num_rows} readings dated more than 10 minutes after they were received "
+        "(a device clock or time-zone error; check --tz)",
+        _batches_of(ahead),
     )
 
 
@@ -72,22 +116,14 @@ def check_unique_readings(run: StagedRun, settings: QualitySettings) -> CheckRes
 
 def check_daily_bounds(run: StagedRun, settings: QualitySettings) -> CheckResult:
     daily = run.daily
-    bad = pa.array([False] * daily.num_rows, pa.bool_())
-    for name in (
-        "pct_below_54",
-        "pct_below_70",
-        "pct_70_180",
-        "pct_above_180",
-        "pct_above_250",
-        "pct_active",
-    ):
-        column = daily[name]
-        bad = pc.or_(bad, pc.or_(pc.less(column, 0.0), pc.greater(column, 100.0)))
+    if daily.num_rows == 0:
+        return _result("daily_bounds", 0, "")
+    bad = pc.less_equal(daily["readings"], 0)
+    for name in _BANDS:
+        bad = pc.or_(bad, pc.or_(pc.less(daily[name], 0.0), pc.greater(daily[name], 100.0)))
     total = pc.add(pc.add(daily["pct_below_70"], daily["pct_70_180"]), daily["pct_above_180"])
-    off = pc.greater(pc.abs(pc.subtract(total, 100.0)), _BAND_SUM_TOLERANCE)
-    bad = pc.or_(bad, off)
-    bad = pc.or_(bad, pc.less_equal(daily["readings"], 0))
-    failed = int(pc.sum(bad).as_py() or 0) if daily.num_rows else 0
+    bad = pc.or_(bad, pc.greater(pc.abs(pc.subtract(total, 100.0)), _BAND_SUM_TOLERANCE))
+    failed = int(pc.sum(bad).as_py() or 0)
     return _result(
         "daily_bounds",
         failed,
@@ -96,24 +132,37 @@ def check_daily_bounds(run: StagedRun, settings: QualitySettings) -> CheckResult
     )
 
 
-def check_reconciliation(run: StagedRun, settings: QualitySettings) -> CheckResult:
-    ingest_gap = run.received - (
-        run.accepted_at_ingest + run.duplicates_at_ingest + run.quarantined_at_ingest
+def check_complete_days(run: StagedRun, settings: QualitySettings) -> CheckResult:
+    missing = run.days.num_rows - run.daily.num_rows
+    return _result(
+        "complete_days",
+        abs(missing),
+        f"{run.days.num_rows} patient-days touched but {run.daily.num_rows} computed",
     )
-    merge_gap = run.accepted_at_ingest - (run.new_readings.num_rows + run.duplicates_at_merge)
-    failed = abs(ingest_gap) + abs(merge_gap)
+
+
+def check_reconciliation(run: StagedRun, settings: QualitySettings) -> CheckResult:
+    bad = [
+        batch_id
+        for batch_id, c in run.batches.items()
+        if c.received != c.accepted + c.duplicates + c.quarantined or c.accepted != c.rows
+    ]
+    merge_gap = run.incoming_rows - (run.new_readings.num_rows + run.duplicates_at_merge)
     return _result(
         "reconciliation",
-        failed,
-        f"received {run.received} != accepted + duplicates + quarantined (off by {ingest_gap}), "
-        f"or accepted != published + merge duplicates (off by {merge_gap})",
+        len(bad) + abs(merge_gap),
+        f"{len(bad)} batches where received != accepted + duplicates + quarantined or the "
+        f"file does not hold its accepted rows; merge off by {merge_gap}",
+        bad,
     )
 
 
 CHECKS: Final[tuple[Callable[[StagedRun, QualitySettings], CheckResult], ...]] = (
     check_glucose_range,
+    check_no_future_readings,
     check_unique_readings,
     check_daily_bounds,
+    check_complete_days,
     check_reconciliation,
 )
 

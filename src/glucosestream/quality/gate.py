@@ -22,6 +22,16 @@ class QualityReport:
     def failed(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.checks if not c.passed)
 
+    @property
+    def culprits(self) -> frozenset[str]:
+        """Raw batches blamed by the failed checks (empty: the fault is not in the data)."""
+        return frozenset(b for c in self.checks if not c.passed for b in c.batch_ids)
+
+    @property
+    def attributable(self) -> bool:
+        """True when every failed check names the batches that caused it."""
+        return all(c.batch_ids for c in self.checks if not c.passed)
+
 
 def evaluate(run: StagedRun, settings: QualitySettings) -> QualityReport:
     return QualityReport(tuple(run_checks(run, settings)))
