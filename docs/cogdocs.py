@@ -14,6 +14,7 @@ COMMANDS = (
     ("synth",),
     ("ingest",),
     ("run",),
+    ("runs",),
     ("metrics",),
     ("serve",),
     ("token", "create"),

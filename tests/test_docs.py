@@ -22,7 +22,7 @@ def test_every_setting_is_in_the_configuration_docs():
 
 def test_every_command_is_in_the_cli_reference():
     text = (DOCS / "cli.md").read_text()
-    for command in ("demo", "synth", "ingest", "run", "metrics", "serve", "token create"):
+    for command in ("demo", "synth", "ingest", "run", "runs", "metrics", "serve", "token create"):
         assert f"## glucosestream {command}" in text
 
 

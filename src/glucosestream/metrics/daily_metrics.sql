@@ -4,6 +4,9 @@
 -- Sampling interval of a device on a day: its most common gap between consecutive readings,
 -- in whole minutes (1-60); % active = readings x interval / minutes in that local day (23, 24
 -- or 25 hours), capped at 100. Bands count readings: < 54, < 70, 70-180 inclusive, > 180, > 250.
+-- Sums are taken over DECIMAL(38, 18), which adds exactly: floating-point sums depend on the
+-- order rows meet in parallel aggregation, and a rerun must give bit-identical results. The
+-- sample SD is two-pass (mean first, then squared deviations) for accuracy.
 WITH local_readings AS (
     SELECT
         r.patient_key,
@@ -55,14 +58,38 @@ worn AS (
         ON p.patient_key = i.patient_key AND p.device_id = i.device_id AND p.date = i.date
     GROUP BY p.patient_key, p.date
 ),
+sums AS (
+    SELECT
+        patient_key,
+        date,
+        CAST(sum(CAST(glucose_mg_dl AS DECIMAL(38, 18))) AS DOUBLE) / count(*) AS mean_mg_dl
+    FROM picked
+    GROUP BY patient_key, date
+),
+spread AS (
+    SELECT
+        p.patient_key,
+        p.date,
+        CASE
+            WHEN count(*) > 1
+                THEN sqrt(
+                    CAST(
+                        sum(CAST((p.glucose_mg_dl - s.mean_mg_dl) * (p.glucose_mg_dl - s.mean_mg_dl)
+                            AS DECIMAL(38, 18)))
+                        AS DOUBLE
+                    ) / (count(*) - 1)
+                )
+        END AS sd_mg_dl
+    FROM picked AS p
+    INNER JOIN sums AS s ON p.patient_key = s.patient_key AND p.date = s.date
+    GROUP BY p.patient_key, p.date
+),
 daily AS (
     SELECT
         patient_key,
         date,
         min(tz) AS tz,
         count(*) AS readings,
-        avg(glucose_mg_dl) AS mean_mg_dl,
-        stddev_samp(glucose_mg_dl) AS sd_mg_dl,
         100.0 * count(*) FILTER (WHERE glucose_mg_dl < 54) / count(*) AS pct_below_54,
         100.0 * count(*) FILTER (WHERE glucose_mg_dl < 70) / count(*) AS pct_below_70,
         100.0 * count(*) FILTER (WHERE glucose_mg_dl >= 70 AND glucose_mg_dl <= 180)
@@ -77,10 +104,10 @@ SELECT
     d.date,
     d.tz,
     CAST(d.readings AS INTEGER) AS readings,
-    d.mean_mg_dl,
-    d.sd_mg_dl,
-    100.0 * d.sd_mg_dl / d.mean_mg_dl AS cv_pct,
-    $gmi_intercept + $gmi_slope * d.mean_mg_dl AS gmi_pct,
+    s.mean_mg_dl,
+    v.sd_mg_dl,
+    100.0 * v.sd_mg_dl / s.mean_mg_dl AS cv_pct,
+    $gmi_intercept + $gmi_slope * s.mean_mg_dl AS gmi_pct,
     d.pct_below_54,
     d.pct_below_70,
     d.pct_70_180,
@@ -96,4 +123,6 @@ SELECT
     CAST($computed_at AS TIMESTAMPTZ) AS computed_at
 FROM daily AS d
 INNER JOIN worn AS w ON d.patient_key = w.patient_key AND d.date = w.date
+INNER JOIN sums AS s ON d.patient_key = s.patient_key AND d.date = s.date
+INNER JOIN spread AS v ON d.patient_key = v.patient_key AND d.date = v.date
 ORDER BY d.patient_key, d.date

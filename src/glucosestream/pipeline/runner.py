@@ -24,6 +24,7 @@ from glucosestream.clock import Clock, utc_now
 from glucosestream.config import Settings
 from glucosestream.engines import open_engine
 from glucosestream.lake import RawBatch, RawZone, open_lakehouse, open_metadata
+from glucosestream.lake.lock import run_lock
 from glucosestream.lake.metadata import PublishedSnapshots
 from glucosestream.pipeline import steps
 from glucosestream.quality import CheckResult, QualityReport, evaluate
@@ -90,7 +91,15 @@ class _Timer:
 def run_pipeline(
     settings: Settings, *, full_refresh: bool = False, now: Clock = utc_now
 ) -> RunReport:
-    """Run the pipeline once over the lake in ``settings``; the report says what happened."""
+    """Run the pipeline once over the lake in ``settings``; the report says what happened.
+
+    Raises ``RunInProgress`` (retryable) if another run is working on the same lake.
+    """
+    with run_lock(settings.lake):
+        return _run_locked(settings, full_refresh, now)
+
+
+def _run_locked(settings: Settings, full_refresh: bool, now: Clock) -> RunReport:
     run = _Run(settings, now, full_refresh)
     with run.timer.step("recover"):
         published = run.meta.published()
