@@ -25,8 +25,10 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/cog --check -I docs $(DOCS)
 
+# The tests start their own services (a throwaway PostgreSQL; see scripts/) and stop them after.
 test: lint
-	$(BIN)/pytest
+	scripts/postgres.sh start >/dev/null
+	$(BIN)/pytest; status=$$?; scripts/postgres.sh stop; exit $$status
 
 fix: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks

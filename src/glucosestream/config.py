@@ -38,7 +38,29 @@ def _help(text: str) -> dict[str, str]:
 class LakeSettings:
     root: str = field(
         default="./lake",
-        metadata=_help("Folder of the lake (raw zone, Iceberg warehouse, state). Local path."),
+        metadata=_help("Where the lake lives: a local folder, or s3://bucket/prefix."),
+    )
+    state_dir: str = field(
+        default="",
+        metadata=_help(
+            "Local folder for the SQLite catalog, metadata store, pseudonym key and run lock; "
+            "empty: the lake's _state folder (an s3:// lake needs this or database URLs)."
+        ),
+    )
+    s3_endpoint_url: str = field(
+        default="",
+        metadata=_help("S3 endpoint for an s3:// lake (empty: AWS); e.g. http://127.0.0.1:7480."),
+    )
+    s3_region: str = field(default="us-east-1", metadata=_help("S3 region of an s3:// lake."))
+    s3_access_key_id: str = field(
+        default="",
+        repr=False,
+        metadata=_help("S3 access key id (empty: the AWS default credential chain)."),
+    )
+    s3_secret_access_key: str = field(
+        default="",
+        repr=False,
+        metadata=_help("S3 secret access key (empty: the AWS default credential chain)."),
     )
     catalog_url: str = field(
         default="",
@@ -54,11 +76,32 @@ class LakeSettings:
     )
 
     @property
+    def is_s3(self) -> bool:
+        return self.root.startswith("s3://")
+
+    @property
+    def location(self) -> str:
+        """The lake's root as a user would write it (for messages)."""
+        return self.root if self.is_s3 else str(self.root_path)
+
+    @property
     def root_path(self) -> Path:
+        """The lake's folder; only for a local lake."""
+        if self.is_s3:
+            raise ConfigError(f"{self.root} is an object-store lake, not a local folder")
         return Path(self.root).expanduser().resolve()
 
     @property
     def state_path(self) -> Path:
+        """The local folder of the lake's state (SQLite files, pseudonym key, run lock)."""
+        if self.state_dir:
+            return Path(self.state_dir).expanduser().resolve()
+        if self.is_s3:
+            raise ConfigError(
+                f"the lake {self.root} is in object storage, so its catalog and metadata need a "
+                "home: set GLUCOSESTREAM_LAKE__CATALOG_URL and GLUCOSESTREAM_LAKE__METADATA_URL "
+                "(PostgreSQL) or GLUCOSESTREAM_LAKE__STATE_DIR (a local folder)"
+            )
         return self.root_path / "_state"
 
     def resolved_catalog_url(self) -> str:

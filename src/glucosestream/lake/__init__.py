@@ -12,6 +12,16 @@ from __future__ import annotations
 
 from glucosestream.lake.catalog import Lakehouse, open_lakehouse
 from glucosestream.lake.metadata import MetadataStore, open_metadata
+from glucosestream.lake.storage import Storage, open_storage
 from glucosestream.lake.zones import RawBatch, RawZone
 
-__all__ = ["Lakehouse", "MetadataStore", "RawBatch", "RawZone", "open_lakehouse", "open_metadata"]
+__all__ = [
+    "Lakehouse",
+    "MetadataStore",
+    "RawBatch",
+    "RawZone",
+    "Storage",
+    "open_lakehouse",
+    "open_metadata",
+    "open_storage",
+]

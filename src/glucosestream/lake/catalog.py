@@ -17,6 +17,7 @@ from typing import Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import sqlalchemy as sa
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
@@ -26,6 +27,7 @@ from pyiceberg.table import Table
 from glucosestream.config import LakeSettings
 from glucosestream.errors import LakeError
 from glucosestream.lake.metadata import PublishedSnapshots
+from glucosestream.lake.storage import iceberg_properties, open_storage
 from glucosestream.metrics.daily import DAILY_METRICS_SCHEMA
 from glucosestream.readings import READING_SCHEMA
 
@@ -155,18 +157,26 @@ def _snapshot_id(table: Table) -> int | None:
 
 def open_lakehouse(settings: LakeSettings) -> Lakehouse:
     """Open the lake's catalog and tables, creating them on first use."""
-    warehouse = settings.root_path / "warehouse"
+    storage = open_storage(settings)
     try:
-        settings.state_path.mkdir(parents=True, exist_ok=True)
-        warehouse.mkdir(parents=True, exist_ok=True)
+        if not settings.catalog_url:
+            settings.state_path.mkdir(parents=True, exist_ok=True)
+        if storage.local:
+            storage.fs.create_dir(storage.path("warehouse"), recursive=True)
         catalog = SqlCatalog(
             "glucosestream",
             uri=settings.resolved_catalog_url(),
-            warehouse=warehouse.as_uri(),
+            warehouse=storage.uri("warehouse"),
+            **iceberg_properties(settings),
+        )
+        # Like the metadata store: no pooled connections left open behind a short-lived catalog.
+        catalog.engine.dispose()
+        catalog.engine = sa.create_engine(
+            settings.resolved_catalog_url(), poolclass=sa.pool.NullPool
         )
         return Lakehouse(catalog)
     except (OSError, ValueError) as err:
         raise LakeError(
-            f"cannot open the lake at {settings.root_path}: {err}; "
-            "check the path (--lake or GLUCOSESTREAM_LAKE) is a writable folder"
+            f"cannot open the lake at {settings.location}: {err}; "
+            "check the path (--lake or GLUCOSESTREAM_LAKE) is a writable folder or bucket"
         ) from err

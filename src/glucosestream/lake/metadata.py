@@ -292,10 +292,12 @@ def _as_row(record: Any) -> dict[str, Any]:
 def open_metadata(settings: LakeSettings) -> MetadataStore:
     """Open (and create on first use) the metadata store of the lake in ``settings``."""
     url = settings.resolved_metadata_url()
-    if url.startswith("sqlite:///"):
+    if not settings.metadata_url:
         settings.state_path.mkdir(parents=True, exist_ok=True)
     try:
-        engine = sa.create_engine(url)
+        # No pool: each transaction opens and closes its connection, so nothing is left open
+        # by the many short-lived stores a command or request makes.
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
         _md.create_all(engine)
     except sa.exc.SQLAlchemyError as err:
         raise LakeError(

@@ -1,23 +1,24 @@
 """The raw zone: one folder per ingest batch, written once and never changed.
 
-A batch folder is written under a temporary name and renamed into place, so a reader sees a
-whole batch or none of it.
+A batch is committed by its ``manifest.json``, written last: a folder without one is an
+unfinished write (an ingest that died) and is ignored by readers, on local disk and on S3
+alike. On local disk every file is fsynced before the manifest is written.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from glucosestream.errors import LakeError
+from glucosestream.lake.storage import Storage
 from glucosestream.readings import READING_SCHEMA
 
 __all__ = ["QUARANTINE_SCHEMA", "RawBatch", "RawZone"]
@@ -31,27 +32,37 @@ QUARANTINE_SCHEMA = pa.schema(
         pa.field("glucose", pa.string()),
     ]
 )
+_MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True, slots=True)
 class RawBatch:
     batch_id: str
-    path: Path
+    storage: Storage
+    path: str
 
     def readings(self) -> pa.Table:
-        return pq.read_table(self.path / "readings.parquet", schema=READING_SCHEMA)
+        return pq.read_table(
+            f"{self.path}/readings.parquet", schema=READING_SCHEMA, filesystem=self.storage.fs
+        )
 
     def quarantine(self) -> pa.Table:
-        return pq.read_table(self.path / "quarantine.parquet", schema=QUARANTINE_SCHEMA)
+        return pq.read_table(
+            f"{self.path}/quarantine.parquet", schema=QUARANTINE_SCHEMA, filesystem=self.storage.fs
+        )
 
     def manifest(self) -> dict[str, Any]:
-        loaded: dict[str, Any] = json.loads((self.path / "manifest.json").read_text("utf-8"))
+        with self.storage.fs.open_input_stream(f"{self.path}/{_MANIFEST}") as f:
+            loaded: dict[str, Any] = json.loads(f.read().decode("utf-8"))
         return loaded
 
 
 class RawZone:
-    def __init__(self, root: Path) -> None:
-        self.batches_path = root / "raw" / "batches"
+    def __init__(self, storage: Storage | Path) -> None:
+        if isinstance(storage, Path):
+            storage = Storage(pafs.LocalFileSystem(), str(storage), "file")
+        self.storage = storage
+        self.batches_path = storage.path("raw", "batches")
 
     def write_batch(
         self,
@@ -60,42 +71,48 @@ class RawZone:
         quarantine: pa.Table,
         manifest: dict[str, Any],
     ) -> RawBatch:
-        """Write one batch atomically (temporary folder, fsync, rename)."""
-        final = self.batches_path / batch_id
-        if final.exists():
-            raise LakeError(f"raw batch {batch_id} already exists; batch ids must be unique")
-        tmp = self.batches_path / f".tmp-{batch_id}-{uuid.uuid4().hex[:8]}"
+        """Write one batch: data files first, then the manifest that commits it."""
+        fs = self.storage.fs
+        folder = f"{self.batches_path}/{batch_id}"
         try:
-            tmp.mkdir(parents=True)
-            pq.write_table(readings.cast(READING_SCHEMA), tmp / "readings.parquet")
-            pq.write_table(quarantine.cast(QUARANTINE_SCHEMA), tmp / "quarantine.parquet")
-            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), "utf-8")
-            for name in ("readings.parquet", "quarantine.parquet", "manifest.json"):
-                _fsync(tmp / name)
-            tmp.rename(final)
-            _fsync(self.batches_path)
+            if fs.get_file_info(f"{folder}/{_MANIFEST}").type != pafs.FileType.NotFound:
+                raise LakeError(f"raw batch {batch_id} already exists; batch ids must be unique")
+            fs.create_dir(folder, recursive=True)
+            pq.write_table(
+                readings.cast(READING_SCHEMA), f"{folder}/readings.parquet", filesystem=fs
+            )
+            pq.write_table(
+                quarantine.cast(QUARANTINE_SCHEMA), f"{folder}/quarantine.parquet", filesystem=fs
+            )
+            if self.storage.local:
+                _fsync(Path(folder) / "readings.parquet", Path(folder) / "quarantine.parquet")
+            with fs.open_output_stream(f"{folder}/{_MANIFEST}") as f:
+                f.write(json.dumps(manifest, indent=2).encode("utf-8"))
+            if self.storage.local:
+                _fsync(Path(folder) / _MANIFEST, Path(folder), Path(self.batches_path))
         except OSError as err:
-            shutil.rmtree(tmp, ignore_errors=True)
             raise LakeError(
-                f"could not write raw batch {batch_id} under {self.batches_path}: {err}; "
-                "check the lake folder is writable and has space"
+                f"could not write raw batch {batch_id} under {self.storage.uri('raw')}: {err}; "
+                "check the lake is writable and has space"
             ) from err
-        return RawBatch(batch_id, final)
+        return RawBatch(batch_id, self.storage, folder)
 
     def list_batches(self) -> list[RawBatch]:
-        """Every complete batch, oldest first (batch ids sort by creation time)."""
-        if not self.batches_path.is_dir():
-            return []
-        return [
-            RawBatch(p.name, p)
-            for p in sorted(self.batches_path.iterdir())
-            if p.is_dir() and not p.name.startswith(".")
-        ]
+        """Every committed batch, oldest first (batch ids sort by creation time)."""
+        fs = self.storage.fs
+        selector = pafs.FileSelector(self.batches_path, recursive=True, allow_not_found=True)
+        committed = sorted(
+            info.path.rsplit("/", 2)[-2]
+            for info in fs.get_file_info(selector)
+            if info.base_name == _MANIFEST and info.type == pafs.FileType.File
+        )
+        return [RawBatch(b, self.storage, f"{self.batches_path}/{b}") for b in committed]
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _fsync(*paths: Path) -> None:
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -26,6 +26,7 @@ from glucosestream.engines import open_engine
 from glucosestream.lake import RawBatch, RawZone, open_lakehouse, open_metadata
 from glucosestream.lake.lock import run_lock
 from glucosestream.lake.metadata import PublishedSnapshots
+from glucosestream.lake.storage import open_storage
 from glucosestream.pipeline import steps
 from glucosestream.quality import CheckResult, QualityReport, evaluate
 
@@ -105,7 +106,7 @@ def _run_locked(settings: Settings, full_refresh: bool, now: Clock) -> RunReport
         published = run.meta.published()
         run.recovered = run.lake.recover(published)
     with run.timer.step("discover"):
-        pending = steps.discover(run.meta, RawZone(settings.lake.root_path))
+        pending = steps.discover(run.meta, RawZone(open_storage(settings.lake)))
     run.meta.start_run(run.run_id, run.started_at)
     if not pending and not full_refresh:
         return run.finish("noop", "no new raw batches since the last run; nothing to do")
