@@ -15,6 +15,7 @@ COMMANDS = (
     ("ingest",),
     ("run",),
     ("runs",),
+    ("maintain",),
     ("metrics",),
     ("serve",),
     ("token", "create"),

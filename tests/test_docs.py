@@ -22,7 +22,17 @@ def test_every_setting_is_in_the_configuration_docs():
 
 def test_every_command_is_in_the_cli_reference():
     text = (DOCS / "cli.md").read_text()
-    for command in ("demo", "synth", "ingest", "run", "runs", "metrics", "serve", "token create"):
+    for command in (
+        "demo",
+        "synth",
+        "ingest",
+        "run",
+        "runs",
+        "maintain",
+        "metrics",
+        "serve",
+        "token create",
+    ):
         assert f"## glucosestream {command}" in text
 
 

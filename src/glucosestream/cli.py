@@ -33,6 +33,7 @@ from glucosestream.formats import FORMATS
 from glucosestream.ingest import IngestReport, ingest_path
 from glucosestream.ingest.identity import load_secret, patient_key
 from glucosestream.lake import open_lakehouse, open_metadata
+from glucosestream.lake.maintenance import maintain as maintain_lake
 from glucosestream.metrics.summary import PatientSummary, summarise_patients
 from glucosestream.pipeline import RunReport, run_pipeline
 from glucosestream.synth import PROFILES, SYNTH_FORMATS, CohortSpec, write_cohort
@@ -341,6 +342,42 @@ def serve(ctx: _Context, host: str | None, port: int | None) -> None:
     settings = ctx.settings.override("dashboard", host=host, port=port)
     click.echo(f"Serving on http://{settings.dashboard.host}:{settings.dashboard.port}/")
     _serve(settings)
+
+
+@main.command()
+@click.option("--no-compact", is_flag=True, help="Do not rewrite small files.")
+@click.option(
+    "--expire-days",
+    type=click.IntRange(0),
+    default=7,
+    show_default=True,
+    help="Expire snapshots older than this many days (and delete their files).",
+)
+@click.option("--erase-patient", "erase_id", help="Erase this patient (id as ingested) everywhere.")
+@_common
+def maintain(ctx: _Context, no_compact: bool, expire_days: int, erase_id: str | None) -> None:
+    """Compact small files, expire old snapshots, or erase one patient from every zone.
+
+    Example: glucosestream maintain --erase-patient P00042
+    """
+    key = patient_key(load_secret(ctx.settings), erase_id) if erase_id else None
+    report = maintain_lake(
+        ctx.settings.lake,
+        compact=not no_compact,
+        expire_older_than=dt.timedelta(days=expire_days),
+        erase_patient_key=key,
+    )
+    lines = [f"maintain {report.run_id}: {report.duration_ms} ms"]
+    lines += [f"  compacted {t}: {a} files -> {b}" for t, (a, b) in report.compacted_files.items()]
+    lines.append(
+        f"  expired {report.expired_snapshots} snapshots, deleted {report.deleted_files} files"
+    )
+    if key is not None:
+        lines.append(
+            f"  erased {report.erased_readings} readings, {report.erased_days} daily rows and "
+            f"{report.erased_raw_rows} raw rows of that patient, and their identity mapping"
+        )
+    ctx.emit(report, "\n".join(lines))
 
 
 @main.group()

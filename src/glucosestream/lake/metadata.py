@@ -132,6 +132,34 @@ class MetadataStore:
             if new:
                 con.execute(patients.insert(), new)
 
+    def forget_patient(self, patient_key: str) -> None:
+        """Erase a patient's identity mapping and tokens (the right to be forgotten), and their
+        external id wherever it appears in a batch's source name (file names often hold it)."""
+        with self._tx() as con:
+            external_id = con.scalar(
+                sa.select(patients.c.external_id).where(patients.c.patient_key == patient_key)
+            )
+            if external_id:
+                named = con.execute(
+                    sa.select(batches.c.batch_id, batches.c.source_name).where(
+                        batches.c.source_name.contains(external_id, autoescape=True)
+                    )
+                ).all()
+                for batch_id, name in named:
+                    con.execute(
+                        batches.update()
+                        .where(batches.c.batch_id == batch_id)
+                        .values(source_name=name.replace(external_id, "[erased]"))
+                    )
+            con.execute(patients.delete().where(patients.c.patient_key == patient_key))
+            con.execute(tokens.delete().where(tokens.c.patient_key == patient_key))
+
+    def compact_storage(self) -> None:
+        """Rewrite a SQLite store so deleted rows leave no trace in free pages."""
+        if self._engine.dialect.name == "sqlite":
+            with self._engine.connect() as con:
+                con.exec_driver_sql("VACUUM")
+
     def patient_keys(self) -> list[str]:
         with self._tx() as con:
             return list(con.scalars(sa.select(patients.c.patient_key).order_by("patient_key")))

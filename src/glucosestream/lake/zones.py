@@ -97,6 +97,27 @@ class RawZone:
             ) from err
         return RawBatch(batch_id, self.storage, folder)
 
+    def rewrite_batch(
+        self,
+        batch: RawBatch,
+        readings: pa.Table,
+        quarantine: pa.Table,
+        manifest: dict[str, Any],
+    ) -> None:
+        """Replace a batch's files (erasure only): each file is replaced whole, atomically."""
+        fs = self.storage.fs
+        for name, table, schema in (
+            ("readings.parquet", readings, READING_SCHEMA),
+            ("quarantine.parquet", quarantine, QUARANTINE_SCHEMA),
+        ):
+            tmp = f"{batch.path}/.{name}.tmp"
+            pq.write_table(table.cast(schema), tmp, filesystem=fs)
+            fs.move(tmp, f"{batch.path}/{name}")
+        tmp = f"{batch.path}/.{_MANIFEST}.tmp"
+        with fs.open_output_stream(tmp) as f:
+            f.write(json.dumps(manifest, indent=2).encode("utf-8"))
+        fs.move(tmp, f"{batch.path}/{_MANIFEST}")
+
     def list_batches(self) -> list[RawBatch]:
         """Every committed batch, oldest first (batch ids sort by creation time)."""
         fs = self.storage.fs

@@ -1,0 +1,219 @@
+"""Keeping a lake healthy for years: compaction, snapshot expiry with orphan-file removal, and
+erasure of one patient through every zone (a person's right to be forgotten).
+
+Everything runs under the run lock and ends, when it changed a table, by publishing the new
+snapshot ids exactly as a pipeline run does, so readers never see a half-maintained lake.
+Iceberg's snapshot expiry in pyiceberg forgets snapshots but leaves their files; we delete every
+file under a table's folder that no remaining snapshot references.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+from pyiceberg.expressions import EqualTo
+from pyiceberg.table import Table
+
+from glucosestream.clock import Clock, utc_now
+from glucosestream.config import LakeSettings
+from glucosestream.lake.catalog import Lakehouse, open_lakehouse
+from glucosestream.lake.lock import run_lock
+from glucosestream.lake.metadata import MetadataStore, PublishedSnapshots, open_metadata
+from glucosestream.lake.storage import Storage, open_storage
+from glucosestream.lake.zones import RawZone
+
+__all__ = ["MaintenanceReport", "maintain"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceReport:
+    run_id: str
+    compacted_files: dict[str, tuple[int, int]]  # table -> (files before, files after)
+    expired_snapshots: int
+    deleted_files: int
+    erased_readings: int
+    erased_days: int
+    erased_raw_rows: int
+    duration_ms: int
+
+
+def maintain(
+    settings: LakeSettings,
+    *,
+    compact: bool = True,
+    expire_older_than: dt.timedelta | None = dt.timedelta(days=7),
+    erase_patient_key: str | None = None,
+    now: Clock = utc_now,
+) -> MaintenanceReport:
+    """Compact, expire and/or erase; publish the result like a run."""
+    started = time.perf_counter()
+    started_at = now()
+    run_id = f"maint-{started_at:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}"
+    with run_lock(settings):
+        meta = open_metadata(settings)
+        lake = open_lakehouse(settings)
+        lake.recover(meta.published())
+        meta.start_run(run_id, started_at)
+        erased = (0, 0, 0)
+        if erase_patient_key is not None:
+            erased = _erase(settings, lake, meta, erase_patient_key)
+            expire_older_than = dt.timedelta(0)  # the old snapshots still hold the person's data
+        compacted = _compact(lake) if compact else {}
+        snapshots = PublishedSnapshots(run_id, _current(lake.readings), _current(lake.daily))
+        expired = deleted = 0
+        if expire_older_than is not None:
+            cutoff = started_at - expire_older_than
+            keep = {snapshots.readings_snapshot_id, snapshots.daily_snapshot_id}
+            storage = open_storage(settings)
+            for table in (lake.readings, lake.daily):
+                expired += _expire(table, cutoff, keep)
+                deleted += _delete_orphans(table, storage)
+        report = MaintenanceReport(
+            run_id=run_id,
+            compacted_files=compacted,
+            expired_snapshots=expired,
+            deleted_files=deleted,
+            erased_readings=erased[0],
+            erased_days=erased[1],
+            erased_raw_rows=erased[2],
+            duration_ms=round((time.perf_counter() - started) * 1000),
+        )
+        meta.finish_run(
+            run_id,
+            status="published",
+            finished_at=now(),
+            report={"maintenance": dataclasses.asdict(report)},
+            published=snapshots,
+        )
+        if erase_patient_key is not None:
+            meta.compact_storage()
+    log.info(
+        "maintain run_id=%s expired=%d deleted_files=%d erased_readings=%d duration_ms=%d",
+        run_id, expired, deleted, erased[0], report.duration_ms,
+    )  # fmt: skip
+    return report
+
+
+def _current(table: Table) -> int | None:
+    table.refresh()
+    snapshot = table.current_snapshot()
+    return None if snapshot is None else int(snapshot.snapshot_id)
+
+
+def _compact(lake: Lakehouse) -> dict[str, tuple[int, int]]:
+    """Rewrite each table with more than one data file as few large, sorted files."""
+    out = {}
+    for table, order in (
+        (lake.readings, ["patient_key", "ts"]),
+        (lake.daily, ["patient_key", "date"]),
+    ):
+        if table.current_snapshot() is None:
+            continue
+        before = len(table.inspect.files())
+        if before <= 1:
+            continue
+        rows = table.scan().to_arrow().sort_by([(c, "ascending") for c in order])
+        table.overwrite(rows)
+        table.refresh()
+        out[".".join(table.name())] = (before, len(table.inspect.files()))
+    return out
+
+
+def _expire(table: Table, cutoff: dt.datetime, keep: set[int | None]) -> int:
+    table.refresh()
+    current = table.current_snapshot()
+    protected = keep | {None if current is None else current.snapshot_id}
+    old = [
+        s.snapshot_id
+        for s in table.metadata.snapshots
+        if s.snapshot_id not in protected and s.timestamp_ms <= cutoff.timestamp() * 1000
+    ]
+    if old:
+        table.maintenance.expire_snapshots().by_ids(old).commit()
+    return len(old)
+
+
+def _live_files(table: Table) -> set[str]:
+    table.refresh()
+    live = {table.metadata_location}
+    live |= {s.manifest_list for s in table.metadata.snapshots if s.manifest_list}
+    if table.metadata.snapshots:
+        live |= set(table.inspect.all_manifests()["path"].to_pylist())
+        live |= set(table.inspect.all_files()["file_path"].to_pylist())
+    return {_fs_path(p) for p in live}
+
+
+def _delete_orphans(table: Table, storage: Storage) -> int:
+    """Delete every file under the table's folder that no remaining snapshot references."""
+    live = _live_files(table)
+    selector = pafs.FileSelector(_fs_path(table.location()), recursive=True, allow_not_found=True)
+    orphans = [
+        info.path
+        for info in storage.fs.get_file_info(selector)
+        if info.type == pafs.FileType.File and info.path not in live
+    ]
+    for path in orphans:
+        storage.fs.delete_file(path)
+    return len(orphans)
+
+
+def _fs_path(uri: str) -> str:
+    for scheme in ("file://", "s3://", "s3a://"):
+        if uri.startswith(scheme):
+            return uri[len(scheme) :]
+    return uri
+
+
+def _erase(
+    settings: LakeSettings, lake: Lakehouse, meta: MetadataStore, patient_key: str
+) -> tuple[int, int, int]:
+    """Delete one patient's rows from the tables, the raw zone and the metadata store."""
+    readings = _count(lake.readings, patient_key)
+    days = _count(lake.daily, patient_key)
+    for table, count in ((lake.readings, readings), (lake.daily, days)):
+        if count:
+            table.delete(EqualTo("patient_key", patient_key))
+    raw_rows = _erase_raw(RawZone(open_storage(settings)), patient_key)
+    meta.forget_patient(patient_key)
+    return readings, days, raw_rows
+
+
+def _count(table: Table, patient_key: str) -> int:
+    if table.current_snapshot() is None:
+        return 0
+    scan = table.scan(
+        row_filter=EqualTo("patient_key", patient_key), selected_fields=("patient_key",)
+    )
+    return int(scan.to_arrow().num_rows)
+
+
+def _erase_raw(raw: RawZone, patient_key: str) -> int:
+    """Rewrite the raw batches that hold the patient's rows without them (the one exception
+    to the raw zone's immutability), keeping each manifest's counts reconciled."""
+    erased = 0
+    for batch in raw.list_batches():
+        readings, quarantine = batch.readings(), batch.quarantine()
+        keep_r = pc.invert(pc.fill_null(pc.equal(readings["patient_key"], patient_key), False))
+        keep_q = pc.invert(pc.fill_null(pc.equal(quarantine["patient_key"], patient_key), False))
+        gone_r = readings.num_rows - int(pc.sum(keep_r).as_py() or 0)
+        gone_q = quarantine.num_rows - int(pc.sum(keep_q).as_py() or 0)
+        if not gone_r and not gone_q:
+            continue
+        manifest: dict[str, Any] = batch.manifest()
+        manifest["received"] -= gone_r + gone_q
+        manifest["accepted"] -= gone_r
+        manifest["quarantined"] -= gone_q
+        manifest["erased_rows"] = manifest.get("erased_rows", 0) + gone_r + gone_q
+        raw.rewrite_batch(batch, readings.filter(keep_r), quarantine.filter(keep_q), manifest)
+        erased += gone_r + gone_q
+    return erased

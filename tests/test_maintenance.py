@@ -1,0 +1,107 @@
+"""glucosestream maintain: compaction, snapshot expiry, and erasure of one patient."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from glucosestream.cli import main
+from glucosestream.ingest import ingest_path
+from glucosestream.ingest.identity import patient_key
+from glucosestream.lake import open_lakehouse, open_metadata
+from glucosestream.lake.maintenance import maintain
+from glucosestream.pipeline import run_pipeline
+
+from .conftest import SECRET
+
+HEAD = "patient_id,device_id,time,glucose_mg_dl,tz\n"
+ERASED_ID = "Erase-Me-7731"
+
+
+def _day(tmp_path: Path, name: str, patient: str, day: int) -> Path:
+    rows = [
+        f"{patient},SER-{patient},2026-01-{day:02d}T{h:02d}:00:00Z,{100 + h},UTC" for h in range(24)
+    ]
+    path = tmp_path / name
+    path.write_text(HEAD + "\n".join(rows) + "\nX,d,bad-time,1,UTC\n")
+    return path
+
+
+def _published(settings):
+    published = open_metadata(settings.lake).published()
+    lake = open_lakehouse(settings.lake)
+    daily = lake.read_daily(published.daily_snapshot_id)
+    readings = lake.read_readings(
+        published.readings_snapshot_id, set(daily["patient_key"].to_pylist())
+    )
+    return daily.drop_columns(["run_id", "computed_at"]).to_pylist(), readings.sort_by(
+        [("patient_key", "ascending"), ("ts", "ascending")]
+    ).to_pylist()
+
+
+@pytest.fixture
+def lake_with_history(settings, tmp_path, clock):
+    for day in (1, 2, 3):
+        for patient in ("Keep-1", ERASED_ID):
+            ingest_path(settings, _day(tmp_path, f"{patient}-{day}.csv", patient, day), now=clock)
+        assert run_pipeline(settings, now=clock).status == "published"
+    return settings
+
+
+def test_compaction_rewrites_small_files_and_keeps_the_data(lake_with_history):
+    settings = lake_with_history
+    before = _published(settings)
+    report = maintain(settings.lake, expire_older_than=None)
+    assert report.compacted_files["curated.readings"][0] >= 3
+    assert report.compacted_files["curated.readings"][1] == 1
+    assert _published(settings) == before
+
+
+def test_expiry_removes_old_snapshots_and_their_files(lake_with_history):
+    settings = lake_with_history
+    before = _published(settings)
+    lake = open_lakehouse(settings.lake)
+    old_ids = [s.snapshot_id for s in lake.readings.metadata.snapshots]
+    warehouse = Path(settings.lake.root) / "warehouse"
+    files_before = sum(1 for p in warehouse.rglob("*") if p.is_file())
+    report = maintain(settings.lake, expire_older_than=dt.timedelta(0))
+    assert report.expired_snapshots >= len(old_ids) - 1
+    assert report.deleted_files > 0
+    assert sum(1 for p in warehouse.rglob("*") if p.is_file()) < files_before
+    assert _published(settings) == before
+    lake = open_lakehouse(settings.lake)
+    remaining = {s.snapshot_id for s in lake.readings.metadata.snapshots}
+    assert not remaining & set(old_ids)  # only the compaction's own snapshots are left
+    # The lake keeps working afterwards.
+    assert run_pipeline(settings).status == "noop"
+
+
+def test_erasure_removes_a_patient_from_every_zone(lake_with_history, tmp_path, cli):
+    settings = lake_with_history
+    key = patient_key(SECRET.encode(), ERASED_ID)
+    daily_before, readings_before = _published(settings)
+    result = cli.invoke(
+        main,
+        ["maintain", "--erase-patient", ERASED_ID, "--json"],
+        env={
+            "GLUCOSESTREAM_LAKE": settings.lake.root,
+            "GLUCOSESTREAM_INGEST__PSEUDONYM_SECRET": SECRET,
+        },
+    )
+    assert result.exit_code == 0, result.output
+    daily_after, readings_after = _published(settings)
+    assert daily_after == [d for d in daily_before if d["patient_key"] != key]
+    assert readings_after == [r for r in readings_before if r["patient_key"] != key]
+    assert len(daily_after) == 3
+    for path in Path(settings.lake.root).rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert key.encode() not in data, path
+            assert ERASED_ID.encode() not in data, path
+    # Accounting of the rewritten raw batches still reconciles, and new data still flows.
+    ingest_path(settings, _day(tmp_path, "more.csv", "Keep-1", 4))
+    report = run_pipeline(settings)
+    assert report.status == "published", report.checks
+    assert report.patient_days == 1
