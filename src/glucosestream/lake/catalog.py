@@ -12,8 +12,6 @@ import datetime as dt
 import logging
 import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,34 +19,27 @@ import sqlalchemy as sa
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
-from pyiceberg.expressions import AlwaysFalse, AlwaysTrue, And, BooleanExpression, EqualTo, In, Or
+from pyiceberg.expressions import (
+    AlwaysFalse,
+    AlwaysTrue,
+    And,
+    BooleanExpression,
+    EqualTo,
+    GreaterThanOrEqual,
+    In,
+    Or,
+)
 from pyiceberg.table import Table
 
 from glucosestream.config import LakeSettings
 from glucosestream.errors import LakeError
+from glucosestream.lake import tables
 from glucosestream.lake.metadata import PublishedSnapshots
 from glucosestream.lake.storage import iceberg_properties, open_storage
-from glucosestream.metrics.daily import DAILY_METRICS_SCHEMA
-from glucosestream.readings import READING_SCHEMA
 
-__all__ = ["DAILY_METRICS_TABLE", "READINGS_TABLE", "Lakehouse", "open_lakehouse"]
+__all__ = ["Lakehouse", "open_lakehouse"]
 
 log = logging.getLogger(__name__)
-
-READINGS_TABLE: Final = ("curated", "readings")
-DAILY_METRICS_TABLE: Final = ("results", "daily_metrics")
-
-
-@dataclass(frozen=True, slots=True)
-class _Spec:
-    identifier: tuple[str, str]
-    schema: pa.Schema
-
-
-_SPECS: Final = (
-    _Spec(READINGS_TABLE, READING_SCHEMA),
-    _Spec(DAILY_METRICS_TABLE, DAILY_METRICS_SCHEMA),
-)
 
 
 class Lakehouse:
@@ -56,17 +47,27 @@ class Lakehouse:
 
     def __init__(self, catalog: Catalog) -> None:
         self._catalog = catalog
-        self.readings = self._table(READINGS_TABLE)
-        self.daily = self._table(DAILY_METRICS_TABLE)
+        self.readings = self._table(tables.READINGS)
+        self.daily = self._table(tables.DAILY_METRICS)
 
-    def _table(self, identifier: tuple[str, str]) -> Table:
-        spec = next(s for s in _SPECS if s.identifier == identifier)
+    def _table(self, spec: tables.TableSpec) -> Table:
+        """Load the table, creating it on first use and adding columns the spec gained."""
         try:
-            return self._catalog.load_table(identifier)
+            table = self._catalog.load_table(spec.identifier)
         except NoSuchTableError:
             with contextlib.suppress(NamespaceAlreadyExistsError):
-                self._catalog.create_namespace(identifier[0])
-            return self._catalog.create_table(identifier, schema=spec.schema)
+                self._catalog.create_namespace(spec.identifier[0])
+            table = self._catalog.create_table(spec.identifier, schema=spec.schema)
+            with table.update_spec() as update:
+                for column, transform, name in spec.partition:
+                    update.add_field(column, transform, name)
+            return table
+        missing = set(spec.schema.names) - {f.name for f in table.schema().fields}
+        if missing:
+            log.info("evolve table=%s add_columns=%s", spec.name, ",".join(sorted(missing)))
+            with table.update_schema() as update:
+                update.union_by_name(spec.schema)
+        return table
 
     def recover(self, published: PublishedSnapshots | None) -> bool:
         """Undo snapshots written after the last publish; True if anything was undone."""
@@ -87,12 +88,22 @@ class Lakehouse:
                 table.manage_snapshots().set_current_snapshot(snapshot_id=snapshot_id).commit()
         return undone
 
-    def read_readings(self, snapshot_id: int | None, patient_keys: Iterable[str]) -> pa.Table:
+    def read_readings(
+        self,
+        snapshot_id: int | None,
+        patient_keys: Iterable[str],
+        since: dt.datetime | None = None,
+    ) -> pa.Table:
+        """The patients' curated readings at a snapshot, optionally only from ``since`` on."""
         keys = sorted(set(patient_keys))
+        schema = tables.READINGS.schema
         if snapshot_id is None or not keys:
-            return READING_SCHEMA.empty_table()
-        scan = self.readings.scan(row_filter=In("patient_key", keys), snapshot_id=snapshot_id)
-        return scan.to_arrow().cast(READING_SCHEMA)
+            return schema.empty_table()
+        where: BooleanExpression = In("patient_key", keys)
+        if since is not None:
+            where = And(where, GreaterThanOrEqual("ts", since.isoformat()))
+        scan = self.readings.scan(row_filter=where, snapshot_id=snapshot_id)
+        return tables.READINGS.conform(scan.to_arrow())
 
     def read_daily(
         self,
@@ -101,12 +112,13 @@ class Lakehouse:
         date_from: dt.date | None = None,
         date_to: dt.date | None = None,
     ) -> pa.Table:
+        schema = tables.DAILY_METRICS.schema
         if snapshot_id is None:
-            return DAILY_METRICS_SCHEMA.empty_table()
+            return schema.empty_table()
         scan = self.daily.scan(snapshot_id=snapshot_id)
         if patient_key is not None:
             scan = scan.filter(EqualTo("patient_key", patient_key))
-        table = scan.to_arrow().cast(DAILY_METRICS_SCHEMA)
+        table = tables.DAILY_METRICS.conform(scan.to_arrow())
         return _between(table, date_from, date_to).sort_by(
             [("patient_key", "ascending"), ("date", "ascending")]
         )
@@ -114,7 +126,7 @@ class Lakehouse:
     def append_readings(self, rows: pa.Table) -> int | None:
         """Append curated rows; the new snapshot id (or the current one if ``rows`` is empty)."""
         if rows.num_rows:
-            self.readings.append(rows.cast(READING_SCHEMA))
+            self.readings.append(tables.READINGS.prepare(rows))
         return _snapshot_id(self.readings)
 
     def replace_daily(
@@ -129,13 +141,14 @@ class Lakehouse:
         for key, dates in sorted(touched.items()):
             in_dates = In("date", sorted(d.isoformat() for d in dates))
             days = Or(days, And(EqualTo("patient_key", key), in_dates))
+        rows = tables.DAILY_METRICS.prepare(rows)
         if self.daily.current_snapshot() is None:
-            self.daily.append(rows.cast(DAILY_METRICS_SCHEMA))
+            self.daily.append(rows)
         else:
             with warnings.catch_warnings():
                 # New patient-days have nothing to replace; pyiceberg warns about that.
                 warnings.filterwarnings("ignore", "Delete operation did not match any records")
-                self.daily.overwrite(rows.cast(DAILY_METRICS_SCHEMA), overwrite_filter=days)
+                self.daily.overwrite(rows, overwrite_filter=days)
         return _snapshot_id(self.daily)
 
 

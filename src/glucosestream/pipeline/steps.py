@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Final
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from glucosestream.engines import Engine, read_sql
 from glucosestream.lake import Lakehouse, MetadataStore, RawBatch, RawZone
@@ -26,6 +27,7 @@ __all__ = ["STEPS", "Merged", "Transformed", "discover", "merge", "publish", "st
 log = logging.getLogger(__name__)
 
 STEPS: Final = ("recover", "discover", "merge", "transform", "audit", "publish")
+_HISTORY_MARGIN: Final = dt.timedelta(days=2)
 RECOVERED_SOURCE: Final = "(recovered from the raw zone: its ingest did not finish)"
 
 
@@ -85,12 +87,18 @@ def merge(
 ) -> Merged:
     """New readings (first arrival of each key not yet curated) from ``batches``.
 
-    ``patient_keys`` widens the curated rows read beyond the incoming patients (full refresh).
+    ``patient_keys`` widens the curated rows read beyond the incoming patients (full refresh:
+    all of their history); otherwise only recent curated rows of the incoming patients are read.
     """
     incoming = _concat([b.readings() for b in batches])
     keys = set(incoming["patient_key"].to_pylist()) | set(patient_keys or ())
     snapshot = None if published is None else published.readings_snapshot_id
-    curated = lake.read_readings(snapshot, keys)
+    since = None
+    if patient_keys is None and incoming.num_rows:
+        # Only the local days the new readings fall on are recomputed; a local day starts at
+        # most 14 hours before its UTC date, so two days of margin hold all of them.
+        since = pc.min(incoming["ts"]).as_py() - _HISTORY_MARGIN
+    curated = lake.read_readings(snapshot, keys, since)
     new = engine.query(
         read_sql("glucosestream.pipeline", "merge.sql"), {"incoming": incoming, "curated": curated}
     ).cast(READING_SCHEMA)

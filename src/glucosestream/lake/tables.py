@@ -1,0 +1,65 @@
+"""The Iceberg tables of the lake: identifier, schema, partitioning and write order.
+
+``curated.readings`` is partitioned by the first hex digit of ``patient_key`` (16 buckets: the
+key is an HMAC, so its digits are uniform) and by month of ``ts``, and written sorted by
+(patient_key, device_id, ts). One patient's days read one bucket and the months asked for, and
+row-group statistics of the sorted files skip the other patients; a whole-cohort scan reads
+every file once. A truncate transform rather than a hash bucket because, on input sorted by key,
+pyiceberg splits it into partitions at a fraction of the cost (measured: 1.7 s against 5.6 s to
+append 4 million readings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import pyarrow as pa
+from pyiceberg.transforms import MonthTransform, Transform, TruncateTransform
+
+from glucosestream.metrics.daily import DAILY_METRICS_SCHEMA
+from glucosestream.readings import READING_SCHEMA
+
+__all__ = ["DAILY_METRICS", "READINGS", "TABLES", "TableSpec"]
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    identifier: tuple[str, str]
+    schema: pa.Schema
+    partition: tuple[tuple[str, Transform[object, object], str], ...]
+    sort_by: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return ".".join(self.identifier)
+
+    def conform(self, rows: pa.Table) -> pa.Table:
+        """Rows in the table's schema: extra columns dropped, absent nullable ones null (rows
+        written before a column was added, or read at a snapshot older than the column)."""
+        for field in self.schema:
+            if field.name not in rows.column_names and field.nullable:
+                rows = rows.append_column(field, pa.nulls(rows.num_rows, field.type))
+        return rows.select(self.schema.names).cast(self.schema)
+
+    def prepare(self, rows: pa.Table) -> pa.Table:
+        """Rows conformed to the table's schema, in its write order."""
+        return self.conform(rows).sort_by([(c, "ascending") for c in self.sort_by])
+
+
+READINGS: Final = TableSpec(
+    ("curated", "readings"),
+    READING_SCHEMA,
+    (
+        ("patient_key", TruncateTransform(1), "patient_key_prefix"),
+        ("ts", MonthTransform(), "ts_month"),
+    ),
+    ("patient_key", "device_id", "ts"),
+)
+DAILY_METRICS: Final = TableSpec(
+    ("results", "daily_metrics"),
+    DAILY_METRICS_SCHEMA,
+    (("patient_key", TruncateTransform(1), "patient_key_prefix"),),
+    ("patient_key", "date"),
+)
+TABLES: Final = (READINGS, DAILY_METRICS)
