@@ -8,7 +8,7 @@ import pytest
 
 from glucosestream.cli import main
 
-from .conftest import SECRET
+from .conftest import DATA, SECRET
 
 
 @pytest.fixture
@@ -164,3 +164,21 @@ def test_runs_shows_history_with_steps_checks_and_rejections(cli, tmp_path, env)
     assert [s["step"] for s in latest["report"]["steps"]] == [
         "recover", "discover", "merge", "transform", "audit", "publish",
     ]  # fmt: skip
+
+
+def test_standalone_calculator_writes_iglu_named_columns(cli, tmp_path):
+    source = DATA / "validation" / "cohort.csv"
+    out = tmp_path / "m.csv"
+    episodes = tmp_path / "e.csv"
+    result = cli.invoke(
+        main,
+        ["metrics", "--input", str(source), "--names", "iglu", "--out", str(out),
+         "--episodes", str(episodes)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    header = out.read_text().splitlines()[0].replace('"', "").split(",")
+    assert header[:3] == ["id", "ADRR", "COGI"]
+    assert len(out.read_text().splitlines()) == 1 + 8
+    assert "hypo" in episodes.read_text()
+    missing_out = cli.invoke(main, ["metrics", "--input", str(source)])
+    assert missing_out.exit_code == 2

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import click
 
@@ -34,6 +34,7 @@ from glucosestream.ingest import IngestReport, ingest_path
 from glucosestream.ingest.identity import load_secret, patient_key
 from glucosestream.lake import open_lakehouse, open_metadata
 from glucosestream.lake.maintenance import maintain as maintain_lake
+from glucosestream.metrics import calculate_file
 from glucosestream.metrics.summary import PatientSummary, summarise_patients
 from glucosestream.pipeline import RunReport, run_pipeline
 from glucosestream.synth import PROFILES, SYNTH_FORMATS, CohortSpec, write_cohort
@@ -283,7 +284,33 @@ def runs(ctx: _Context, limit: int) -> None:
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write .csv or .parquet."
 )
-@click.option("--input", "input_path", type=click.Path(path_type=Path), hidden=True)
+@click.option(
+    "--input",
+    "input_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Standalone calculator: an id,time,gl CSV or Parquet file (no lake needed).",
+)
+@click.option(
+    "--set",
+    "metric_set",
+    type=click.Choice(["consensus", "all"]),
+    default="all",
+    show_default=True,
+    help="With --input: which metrics.",
+)
+@click.option(
+    "--names",
+    type=click.Choice(["glucosestream", "iglu"]),
+    default="glucosestream",
+    show_default=True,
+    help="With --input: column names (iglu: as iglu's all_metrics, and iglu's conventions).",
+)
+@click.option(
+    "--episodes",
+    "episodes_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --input: also write the episode table (iglu's episode_calculation columns).",
+)
 @_common
 def metrics(
     ctx: _Context,
@@ -292,22 +319,34 @@ def metrics(
     date_to: dt.datetime | None,
     out: Path | None,
     input_path: Path | None,
+    metric_set: Literal["consensus", "all"],
+    names: Literal["glucosestream", "iglu"],
+    episodes_path: Path | None,
 ) -> None:
-    """Print (or write) published daily metrics.
+    """Print (or write) published daily metrics, or compute the catalog for a file.
 
     Example: glucosestream metrics --patient P00001 --from 2026-01-05 --to 2026-01-11
+
+    Example: glucosestream metrics --input cgm.csv --names iglu --out metrics.csv
     """
     if input_path is not None:
-        raise ConfigError(
-            "the standalone calculator (--input) is not in this release yet; ingest the file and "
-            "run `glucosestream run`, then `glucosestream metrics`"
+        if out is None:
+            raise click.UsageError("--input needs --out FILE (.csv or .parquet)")
+        ids = calculate_file(
+            input_path, out, metric_set=metric_set, names=names, episodes_path=episodes_path
         )
+        ctx.emit(
+            {"ids": ids, "out": str(out), "episodes": str(episodes_path or "")},
+            f"metrics: wrote {metric_set} metrics of {ids} ids to {out}"
+            + (f" and their episodes to {episodes_path}" if episodes_path else ""),
+        )
+        return
     settings = ctx.settings
     key = patient_key(load_secret(settings), patient_id) if patient_id else None
     published = open_metadata(settings.lake).published()
     if published is None:
         raise ConfigError(
-            f"the lake at {settings.lake.root_path} has no published metrics yet; "
+            f"the lake at {settings.lake.location} has no published metrics yet; "
             "run `glucosestream ingest FILE` then `glucosestream run`"
         )
     table = open_lakehouse(settings.lake).read_daily(

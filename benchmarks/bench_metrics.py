@@ -1,0 +1,127 @@
+"""Benchmark of the metric catalog on synthetic cohorts (5-minute sampling, 14 days).
+
+Each measurement runs in a fresh Python process so its peak RSS is its own:
+  floor      DuckDB scan-and-aggregate: SELECT id, count(*), avg(gl) ... GROUP BY id
+  pandas     a straightforward pandas groupby of the consensus core (mean, SD, CV, GMI, bands)
+  consensus  glucosestream compute_metrics(..., "consensus"), reading the Parquet file included
+  all        glucosestream compute_metrics(..., "all")
+
+Usage:
+  python benchmarks/bench_metrics.py                 # 1,000 and 10,000 patients
+  python benchmarks/bench_metrics.py --patients 1000
+  python benchmarks/bench_metrics.py --smoke         # 20 patients, for CI
+Prints one JSON object per size and measurement (seconds, readings/s, peak RSS MB, x floor).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+TASKS = ("floor", "pandas", "consensus", "all")
+
+
+def write_cohort(patients: int, path: Path) -> int:
+    from glucosestream.synth import CohortSpec, generate_chunks
+
+    writer: pq.ParquetWriter | None = None
+    rows = 0
+    for chunk in generate_chunks(CohortSpec(patients=patients, days=14, interval_min=5, seed=0)):
+        table = pa.table(
+            {
+                "id": chunk["patient_id"].cast(pa.string()),
+                "time": chunk["time"],
+                "gl": chunk["glucose_mg_dl"].cast(pa.float64()),
+            }
+        )
+        writer = writer or pq.ParquetWriter(path, table.schema)
+        writer.write_table(table)
+        rows += table.num_rows
+    if writer is not None:
+        writer.close()
+    return rows
+
+
+def run_task(task: str, path: Path) -> float:
+    """Run one measurement; imports happen before the clock starts."""
+    import duckdb
+    import pandas as pd
+
+    from glucosestream.metrics.api import compute_metrics
+
+    start = time.perf_counter()
+    if task == "floor":
+        duckdb.sql(f"SELECT id, count(*), avg(gl) FROM '{path}' GROUP BY id").fetchall()
+    elif task == "pandas":
+        df = pd.read_parquet(path)
+        g = df.groupby("id")["gl"]
+        out = pd.DataFrame({"mean": g.mean(), "sd": g.std()})
+        out["cv"] = 100 * out["sd"] / out["mean"]
+        out["gmi"] = 3.31 + 0.02392 * out["mean"]
+        for name, mask in {
+            "below_54": df["gl"] < 54,
+            "below_70": df["gl"] < 70,
+            "in_range": df["gl"].between(70, 180),
+            "above_180": df["gl"] > 180,
+            "above_250": df["gl"] > 250,
+        }.items():
+            out[name] = 100 * mask.groupby(df["id"]).mean()
+    else:
+        compute_metrics(pq.read_table(path), task)
+    return time.perf_counter() - start
+
+
+def measure(task: str, path: Path) -> dict[str, float]:
+    """Run one task in a fresh interpreter (after a warm-up run there) and read its peak RSS."""
+    here = str(Path(__file__).parent)
+    code = (
+        f"import sys, json, resource; sys.path.insert(0, {here!r});"
+        "import bench_metrics as b; from pathlib import Path;"
+        f"p = Path({str(path)!r}); b.run_task({task!r}, p) if {task!r} == 'floor' else None;"
+        f"s = b.run_task({task!r}, p);"
+        "print(json.dumps({'seconds': s, "
+        "'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--patients", type=int, nargs="*", default=[1000, 10000])
+    parser.add_argument("--smoke", action="store_true", help="20 patients only")
+    parser.add_argument("--tasks", nargs="*", default=list(TASKS), choices=TASKS)
+    args = parser.parse_args()
+    sizes = [20] if args.smoke else args.patients
+    for patients in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "cohort.parquet"
+            readings = write_cohort(patients, path)
+            floor = None
+            for task in args.tasks:
+                m = measure(task, path)
+                floor = m["seconds"] if task == "floor" else floor
+                result = {
+                    "patients": patients,
+                    "readings": readings,
+                    "task": task,
+                    "seconds": round(m["seconds"], 3),
+                    "readings_per_s": round(readings / m["seconds"]),
+                    "peak_rss_mb": round(m["peak_rss_mb"]),
+                    "x_floor": round(m["seconds"] / floor, 1) if floor else None,
+                }
+                print(json.dumps(result), flush=True)
+    _ = resource  # peak RSS is read in the child processes
+
+
+if __name__ == "__main__":
+    main()

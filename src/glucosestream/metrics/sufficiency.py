@@ -1,0 +1,74 @@
+"""A gap-aware data-sufficiency report for one patient. PURE.
+
+Battelino T. et al., Diabetes Care 2019;42:1593-1603 recommend 14 days of CGM data with at
+least 70% of the possible readings before the consensus metrics are interpreted; Danne T. et
+al., Diabetes Care 2017;40:1631-1640 define the percentage of time the CGM was active. Here:
+
+* ``active_pct``: distinct reading times as a percentage of the readings expected at one per
+  ``dt0`` over the span from the first to the last reading (capped at 100);
+* ``grid_coverage_pct``: the share of the interpolation grid between the first and last reading
+  that has a value, i.e. time not inside a gap longer than the interpolation limit;
+* ``longest_gap_min`` and ``gaps_over_inter_gap``: the longest interval between readings and the
+  number of intervals longer than the interpolation limit;
+* ``sufficient_14d``: at least 14 days spanned (to within one reading interval) and
+  ``active_pct`` >= 70.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+
+from glucosestream.metrics.grid import DEFAULT_INTER_GAP_MIN, MINUTES_PER_DAY, Grid
+from glucosestream.metrics.series import PatientSeries
+
+__all__ = ["MIN_ACTIVE_PCT", "MIN_DAYS", "SufficiencyReport", "data_sufficiency"]
+
+MIN_DAYS: Final = 14  # Battelino 2019: 14 days of data
+MIN_ACTIVE_PCT: Final = 70.0  # Battelino 2019: >= 70% of possible readings
+
+
+@dataclass(frozen=True, slots=True)
+class SufficiencyReport:
+    days: float
+    active_pct: float
+    grid_coverage_pct: float
+    longest_gap_min: float
+    gaps_over_inter_gap: int
+    sufficient_14d: bool
+    start_time: str
+    end_time: str
+
+
+def _wall_clock(time_s: int) -> str:
+    return dt.datetime.fromtimestamp(time_s, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def data_sufficiency(
+    instants: PatientSeries, grid: Grid, inter_gap_min: float = DEFAULT_INTER_GAP_MIN
+) -> SufficiencyReport:
+    """The sufficiency report of one patient's readings (one value per timestamp)."""
+    t = instants.time_s
+    span_min = float(t[-1] - t[0]) / 60.0
+    expected = round(span_min / grid.dt0_min) + 1
+    active = min(100.0, 100.0 * t.size / expected)
+    gaps_min = np.diff(t) / 60.0
+    first = int(np.ceil((t[0] - grid.first_day * 86_400) / (grid.dt0_min * 60))) - 1
+    last = int((t[-1] - grid.first_day * 86_400) // (grid.dt0_min * 60)) - 1
+    inside = grid.flat[max(first, 0) : last + 1]
+    coverage = 100.0 * float(np.count_nonzero(~np.isnan(inside))) / max(inside.size, 1)
+    days = span_min / MINUTES_PER_DAY
+    return SufficiencyReport(
+        days=days,
+        active_pct=active,
+        grid_coverage_pct=coverage,
+        longest_gap_min=float(gaps_min.max()) if gaps_min.size else 0.0,
+        gaps_over_inter_gap=int(np.count_nonzero(gaps_min > inter_gap_min)),
+        sufficient_14d=days + grid.dt0_min / MINUTES_PER_DAY >= MIN_DAYS
+        and active >= MIN_ACTIVE_PCT,
+        start_time=_wall_clock(int(t[0])),
+        end_time=_wall_clock(int(t[-1])),
+    )
