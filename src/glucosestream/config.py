@@ -65,7 +65,15 @@ class LakeSettings:
     catalog_url: str = field(
         default="",
         metadata=_help(
-            "SQLAlchemy URL of the Iceberg SQL catalog; empty: SQLite in the lake's _state folder."
+            "Iceberg catalog: a SQLAlchemy URL (SQL catalog), or glue://REGION (AWS Glue); "
+            "empty: SQLite in the lake's _state folder."
+        ),
+    )
+    namespace_prefix: str = field(
+        default="",
+        metadata=_help(
+            "Prefix of the catalog namespaces (curated, results), e.g. to keep several lakes "
+            "apart in one Glue account: gs_prod_ gives gs_prod_curated."
         ),
     )
     metadata_url: str = field(

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 from pyiceberg.catalog import Catalog
+from pyiceberg.catalog.glue import GlueCatalog
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
 from pyiceberg.expressions import (
@@ -45,19 +46,22 @@ log = logging.getLogger(__name__)
 class Lakehouse:
     """The curated and results tables, read at published snapshots."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, namespace_prefix: str = "") -> None:
         self._catalog = catalog
+        self._prefix = namespace_prefix
         self.readings = self._table(tables.READINGS)
         self.daily = self._table(tables.DAILY_METRICS)
 
     def _table(self, spec: tables.TableSpec) -> Table:
         """Load the table, creating it on first use and adding columns the spec gained."""
+        namespace, name = spec.identifier
+        identifier = (self._prefix + namespace, name)
         try:
-            table = self._catalog.load_table(spec.identifier)
+            table = self._catalog.load_table(identifier)
         except NoSuchTableError:
             with contextlib.suppress(NamespaceAlreadyExistsError):
-                self._catalog.create_namespace(spec.identifier[0])
-            table = self._catalog.create_table(spec.identifier, schema=spec.schema)
+                self._catalog.create_namespace(identifier[0])
+            table = self._catalog.create_table(identifier, schema=spec.schema)
             with table.update_spec() as update:
                 for column, transform, name in spec.partition:
                     update.add_field(column, transform, name)
@@ -172,24 +176,33 @@ def open_lakehouse(settings: LakeSettings) -> Lakehouse:
     """Open the lake's catalog and tables, creating them on first use."""
     storage = open_storage(settings)
     try:
-        if not settings.catalog_url:
-            settings.state_path.mkdir(parents=True, exist_ok=True)
         if storage.local:
             storage.fs.create_dir(storage.path("warehouse"), recursive=True)
-        catalog = SqlCatalog(
-            "glucosestream",
-            uri=settings.resolved_catalog_url(),
-            warehouse=storage.uri("warehouse"),
-            **iceberg_properties(settings),
+        return Lakehouse(
+            _open_catalog(settings, storage.uri("warehouse")), settings.namespace_prefix
         )
-        # Like the metadata store: no pooled connections left open behind a short-lived catalog.
-        catalog.engine.dispose()
-        catalog.engine = sa.create_engine(
-            settings.resolved_catalog_url(), poolclass=sa.pool.NullPool
-        )
-        return Lakehouse(catalog)
     except (OSError, ValueError) as err:
         raise LakeError(
             f"cannot open the lake at {settings.location}: {err}; "
             "check the path (--lake or GLUCOSESTREAM_LAKE) is a writable folder or bucket"
         ) from err
+
+
+def _open_catalog(settings: LakeSettings, warehouse: str) -> Catalog:
+    url = settings.catalog_url
+    if url.startswith("glue"):
+        region = url.removeprefix("glue").removeprefix("://") or settings.s3_region
+        properties = {"glue.region": region, "warehouse": warehouse}
+        return GlueCatalog("glucosestream", **properties, **iceberg_properties(settings))
+    if not url:
+        settings.state_path.mkdir(parents=True, exist_ok=True)
+    catalog = SqlCatalog(
+        "glucosestream",
+        uri=settings.resolved_catalog_url(),
+        warehouse=warehouse,
+        **iceberg_properties(settings),
+    )
+    # Like the metadata store: no pooled connections left open behind a short-lived catalog.
+    catalog.engine.dispose()
+    catalog.engine = sa.create_engine(settings.resolved_catalog_url(), poolclass=sa.pool.NullPool)
+    return catalog
