@@ -1,14 +1,27 @@
-"""Source formats: each module turns one kind of input into *raw rows*.
+"""Source formats: each module turns one kind of input into *raw rows* (see ``rows``).
 
-Raw rows are an Arrow table of strings, one row per received reading, with the columns of
-``RAW_COLUMNS``: where the reading came from (``line``) and its fields as received. Parsers
-check structure only (a file that cannot be read at all raises ``InvalidInput`` naming the line);
-the values are validated by ``ingest``, which quarantines bad rows with a reason.
+One module per source: ``dexcom`` (Clarity CSV), ``libreview`` (LibreView CSV), ``carelink``
+(Medtronic CareLink CSV), ``nightscout`` (entries JSON and CSV), ``tidepool`` (``cbg`` datums),
+``fhir`` (HL7 FHIR CGM bundles and observations) and ``tabular`` (plain CSV, JSON lines, JSON,
+Parquet); ``delimited`` holds what the text exports share and ``detect`` tells them apart.
+
+Parsers check structure only (a file that cannot be read at all raises ``InvalidInput`` naming
+the line); the values are validated by ``ingest``, which quarantines bad rows with a reason.
+Names, birth dates and other preamble cells are never read into raw rows.
 """
 
 from __future__ import annotations
 
 from glucosestream.formats.detect import FORMATS, detect_format, read_raw_rows
-from glucosestream.formats.tabular import RAW_COLUMNS, raw_rows_from_records
+from glucosestream.formats.rows import RAW_COLUMNS, RAW_SCHEMA, ParsedFile
+from glucosestream.formats.tabular import raw_rows_from_records
 
-__all__ = ["FORMATS", "RAW_COLUMNS", "detect_format", "raw_rows_from_records", "read_raw_rows"]
+__all__ = [
+    "FORMATS",
+    "RAW_COLUMNS",
+    "RAW_SCHEMA",
+    "ParsedFile",
+    "detect_format",
+    "raw_rows_from_records",
+    "read_raw_rows",
+]

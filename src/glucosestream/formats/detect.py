@@ -1,50 +1,129 @@
-"""Tell the format of an input file and dispatch to its parser."""
+"""Tell the format of an input file from its content, and dispatch to its parser.
+
+Detection reads the first 64 KiB: Parquet by its magic bytes; JSON by its first character, then
+by what the document holds (a FHIR ``resourceType``, Tidepool datums, Nightscout entries, plain
+records); delimited text by the header each device export writes (Dexcom Clarity, LibreView,
+CareLink, Nightscout's CSVs), else plain CSV. The suffix only breaks ties: a ``.csv`` that is not
+text still goes to the CSV reader, which says precisely what is wrong with it.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-import pyarrow as pa
-
-from glucosestream.errors import UnknownFormat
-from glucosestream.formats import tabular
+from glucosestream.errors import InvalidInput, UnknownFormat
+from glucosestream.formats import carelink, dexcom, fhir, libreview, nightscout, tabular, tidepool
+from glucosestream.formats.rows import ParsedFile
 
 __all__ = ["FORMATS", "detect_format", "read_raw_rows"]
 
-FORMATS: Final = ("csv", "jsonl", "parquet")
-_BY_SUFFIX: Final = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+_READERS: Final[dict[str, Callable[[Path], ParsedFile]]] = {
+    "csv": tabular.read_csv,
+    "jsonl": tabular.read_jsonl,
+    "json": tabular.read_json_array,
+    "parquet": tabular.read_parquet,
+    "dexcom": dexcom.read_dexcom,
+    "libreview": libreview.read_libreview,
+    "carelink": carelink.read_carelink,
+    "nightscout": nightscout.read_nightscout,
+    "tidepool": tidepool.read_tidepool,
+    "fhir": fhir.read_fhir,
+}
+FORMATS: Final = tuple(_READERS)
+_BY_SUFFIX: Final = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".parquet": "parquet",
+}
+_HEAD_BYTES: Final = 1 << 16
+_TEXT_SNIFFERS: Final = (
+    ("dexcom", dexcom.looks_like_dexcom),
+    ("libreview", libreview.looks_like_libreview),
+    ("carelink", carelink.looks_like_carelink),
+    ("nightscout", nightscout.looks_like_nightscout_csv),
+)
 
 
 def detect_format(path: Path) -> str:
-    """The format of ``path``: by its first bytes, then by its suffix."""
+    """The format of ``path``, from its content (the suffix only when the content cannot tell)."""
     with path.open("rb") as f:
-        head = f.read(4)
-    if head == b"PAR1":
+        head = f.read(_HEAD_BYTES)
+    if head.startswith(b"PAR1"):
         return "parquet"
-    if head[:1] == b"{":
-        return "jsonl"
+    if not head.strip():
+        raise InvalidInput("the file is empty; nothing to ingest", source=str(path))
+    text = _as_text(head)
+    if text is None:
+        return _by_suffix(path, "binary data, not text")
+    if text.lstrip().startswith(("{", "[")):
+        return _detect_json(path, text)
+    for name, looks_like in _TEXT_SNIFFERS:
+        if looks_like(text):
+            return name
+    return "csv"
+
+
+def _as_text(head: bytes) -> str | None:
+    """The head decoded as UTF-8 (a character cut at the end is fine), or None for binary."""
+    if b"\x00" in head:
+        return None
+    try:
+        return head.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        if err.start < len(head) - 3:
+            return None
+        return head[: err.start].decode("utf-8-sig")
+
+
+def _by_suffix(path: Path, why: str) -> str:
     if path.suffix.lower() in _BY_SUFFIX:
         return _BY_SUFFIX[path.suffix.lower()]
-    if head and all(32 <= b < 127 or b in (9, 10, 13) for b in head):
-        return "csv"
     raise UnknownFormat(
-        "cannot tell the format of this file (not CSV, JSON lines or Parquet); "
-        f"pass --format with one of {', '.join(FORMATS)}",
+        f"cannot tell the format of this file ({why}); pass --format with one of "
+        f"{', '.join(FORMATS)}",
         source=str(path),
     )
 
 
-def read_raw_rows(path: Path, fmt: str = "auto") -> tuple[str, pa.Table]:
-    """Parse ``path`` into raw rows; returns the format used and the rows."""
+def _detect_json(path: Path, head: str) -> str:
+    first_line = head.lstrip().split("\n", 1)[0]
+    try:
+        first = json.loads(first_line)
+    except json.JSONDecodeError:
+        first = None
+    if isinstance(first, dict):  # JSON lines: one document a line
+        return "fhir" if fhir.looks_like_fhir(first) else "jsonl"
+    try:
+        document = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return _by_suffix(path, "not valid JSON")
+    if fhir.looks_like_fhir(document):
+        return "fhir"
+    if tidepool.looks_like_tidepool(document):
+        return "tidepool"
+    if nightscout.looks_like_nightscout_json(document):
+        return "nightscout"
+    if isinstance(document, list):
+        return "json"
+    raise UnknownFormat(
+        "a JSON document of no known kind (not FHIR, Tidepool, Nightscout or an array of "
+        f"readings); pass --format with one of {', '.join(FORMATS)}",
+        source=str(path),
+    )
+
+
+def read_raw_rows(path: Path, fmt: str = "auto") -> tuple[str, ParsedFile]:
+    """Parse ``path`` into raw rows; returns the format used and the parsed file."""
     chosen = detect_format(path) if fmt == "auto" else fmt
-    if chosen == "csv":
-        return chosen, tabular.read_csv(path)
-    if chosen == "jsonl":
-        return chosen, tabular.read_jsonl(path)
-    if chosen == "parquet":
-        return chosen, tabular.read_parquet(path)
-    raise UnknownFormat(
-        f"format {chosen!r} is not supported yet; use one of auto, {', '.join(FORMATS)}",
-        source=str(path),
-    )
+    reader = _READERS.get(chosen)
+    if reader is None:
+        raise UnknownFormat(
+            f"format {chosen!r} is not supported; use one of auto, {', '.join(FORMATS)}",
+            source=str(path),
+        )
+    return chosen, reader(path)

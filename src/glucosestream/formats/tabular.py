@@ -1,4 +1,4 @@
-"""Plain tabular inputs: CSV, JSON lines, Parquet, and JSON records posted over HTTP.
+"""Plain tabular inputs: CSV, JSON lines, a JSON array, Parquet, and records posted over HTTP.
 
 Layout: one reading per row, with a header (CSV) or keys (JSON) naming the columns. Recognised
 column names (case-insensitive; the first match wins):
@@ -11,6 +11,11 @@ column names (case-insensitive; the first match wins):
                glucose_mmol_l                                     in mmol/L
     unit       unit, units                                        mg/dL or mmol/L (optional)
     tz         tz, timezone, time_zone                            IANA zone (optional)
+
+Rows stay columnar from the file on (a Parquet timestamp with a zone is passed on as an instant,
+not as text): CSV is read by Arrow's reader whenever each record is one
+line (then a record's line is its row number + 1); otherwise, and to report a malformed file
+precisely, by the standard library's reader. A row that repeats the header is quarantined.
 """
 
 from __future__ import annotations
@@ -21,14 +26,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from glucosestream.errors import InvalidInput
+from glucosestream.formats.rows import RAW_SCHEMA, ParsedFile
 
-__all__ = ["RAW_COLUMNS", "raw_rows_from_records", "read_csv", "read_jsonl", "read_parquet"]
-
-RAW_COLUMNS: Final = ("line", "patient_id", "device_id", "time", "glucose", "unit", "tz")
+__all__ = [
+    "raw_rows_from_records",
+    "read_csv",
+    "read_json_array",
+    "read_jsonl",
+    "read_parquet",
+]
 
 _ALIASES: Final[dict[str, tuple[str, ...]]] = {
     "patient_id": ("patient_id", "id", "subject", "subject_id"),
@@ -39,6 +52,9 @@ _ALIASES: Final[dict[str, tuple[str, ...]]] = {
     "tz": ("tz", "timezone", "time_zone"),
 }
 _MMOL_COLUMN: Final = "glucose_mmol_l"
+_REPEATED_HEADER: Final = "a repeated header row"
+
+Columns = Mapping[str, pa.Array | pa.ChunkedArray]
 
 
 def _column_map(names: Sequence[str], source: str) -> dict[str, str | None]:
@@ -70,34 +86,68 @@ def _column_map(names: Sequence[str], source: str) -> dict[str, str | None]:
     return found
 
 
-def _build(
-    lines: Sequence[int],
-    columns: Mapping[str, Sequence[str | None]],
-    mapping: dict[str, str | None],
-) -> pa.Table:
+def _build(lines: pa.Array, columns: Columns, mapping: dict[str, str | None]) -> pa.Table:
     n = len(lines)
-    data: dict[str, pa.Array] = {"line": pa.array(lines, type=pa.int64())}
-    for raw in RAW_COLUMNS[1:]:
+    data: dict[str, pa.Array | pa.ChunkedArray] = {"line": lines}
+    instant = columns.get("_instant")
+    data["instant"] = pa.nulls(n, pa.timestamp("us", tz="UTC")) if instant is None else instant
+    for raw in ("patient_id", "device_id", "time", "glucose", "unit", "tz"):
         source_column = mapping.get(raw)
-        if source_column is None:
-            values: Sequence[str | None] = [None] * n
-            if raw == "unit" and "_mmol" in mapping:
-                values = ["mmol/L"] * n
-            data[raw] = pa.array(values, type=pa.string())
+        if source_column is not None and source_column in columns:
+            data[raw] = columns[source_column]
+        elif raw == "unit" and "_mmol" in mapping:
+            data[raw] = pa.repeat(pa.scalar("mmol/L", pa.string()), n)
         else:
-            data[raw] = pa.array(columns[source_column], type=pa.string())
-    return pa.table(data)
+            data[raw] = pa.nulls(n, pa.string())
+    data["flags"] = pa.repeat(pa.scalar(0, pa.int32()), n)
+    data["problem"] = pa.nulls(n, pa.string())
+    table = pa.table(data)
+    return table.select(list(RAW_SCHEMA.names))
 
 
-def _text(value: Any) -> str | None:
-    if value is None:
+def read_csv(path: Path) -> ParsedFile:
+    source = str(path)
+    data = path.read_bytes()
+    if not data.strip():
+        raise InvalidInput("the file is empty; nothing to ingest", source=source)
+    table = _read_csv_fast(data, source)
+    if table is None:
+        table = _read_csv_careful(path)
+    return ParsedFile(table)
+
+
+def _read_csv_fast(data: bytes, source: str) -> pa.Table | None:
+    """Arrow's reader, when every record is one line; None when the careful reader must decide."""
+    if b"\n\n" in data or b"\n\r\n" in data or b"\x00" in data:
+        return None  # blank lines (skipped, and they shift row numbers) or binary junk
+    try:
+        first_line = data.split(b"\n", 1)[0].decode("utf-8-sig")
+    except UnicodeDecodeError:
         return None
-    if isinstance(value, str):
-        return value
-    return json.dumps(value) if isinstance(value, dict | list) else str(value)
+    header = next(csv.reader([first_line]), [])
+    mapping = _column_map(header, source)
+    wanted = sorted({c for c in mapping.values() if c is not None})
+    try:
+        table = pa_csv.read_csv(
+            pa.py_buffer(data),
+            parse_options=pa_csv.ParseOptions(newlines_in_values=False),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(header, pa.string()),
+                include_columns=wanted,
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowKeyError):
+        return None
+    physical_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    if table.num_rows != physical_lines - 1:
+        return None  # a quoted value spans lines: row numbers are not line numbers
+    lines = pa.array(np.arange(2, table.num_rows + 2, dtype=np.int64))
+    return _mark_repeated_header(_build(lines, {c: table[c] for c in wanted}, mapping), mapping)
 
 
-def read_csv(path: Path) -> pa.Table:
+def _read_csv_careful(path: Path) -> pa.Table:
     source = str(path)
     try:
         with path.open(encoding="utf-8-sig", newline="") as f:
@@ -128,10 +178,21 @@ def read_csv(path: Path) -> pa.Table:
         ) from err
     except csv.Error as err:
         raise InvalidInput(f"not valid CSV: {err}", source=source) from err
-    return _build(lines, columns, mapping)
+    arrays = {name: pa.array(values, pa.string()) for name, values in columns.items()}
+    return _mark_repeated_header(_build(pa.array(lines, pa.int64()), arrays, mapping), mapping)
 
 
-def read_jsonl(path: Path) -> pa.Table:
+def _mark_repeated_header(table: pa.Table, mapping: dict[str, str | None]) -> pa.Table:
+    """Quarantine rows that repeat the header (two exports pasted into one file)."""
+    repeated = pc.and_(
+        pc.equal(table["time"], pa.scalar(mapping["time"])),
+        pc.equal(table["glucose"], pa.scalar(mapping["glucose"])),
+    )
+    problem = pc.if_else(repeated, pa.scalar(_REPEATED_HEADER), table["problem"])
+    return table.set_column(table.schema.get_field_index("problem"), "problem", problem)
+
+
+def read_jsonl(path: Path) -> ParsedFile:
     source = str(path)
     records: list[Mapping[str, Any]] = []
     lines: list[int] = []
@@ -158,7 +219,21 @@ def read_jsonl(path: Path) -> pa.Table:
         raise InvalidInput(f"not UTF-8 text (byte {err.start})", source=source) from err
     if not records:
         raise InvalidInput("the file has no records; nothing to ingest", source=source)
-    return raw_rows_from_records(records, source=source, lines=lines)
+    return ParsedFile(raw_rows_from_records(records, source=source, lines=lines))
+
+
+def read_json_array(path: Path) -> ParsedFile:
+    """A JSON array of records; a record's line is its 1-based index in the array."""
+    source = str(path)
+    try:
+        document = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InvalidInput(f"not valid JSON: {err}", source=source) from err
+    if not isinstance(document, list) or not all(isinstance(r, dict) for r in document):
+        raise InvalidInput("expected a JSON array of objects, one per reading", source=source)
+    if not document:
+        raise InvalidInput("the array has no records; nothing to ingest", source=source)
+    return ParsedFile(raw_rows_from_records(document, source=source))
 
 
 def raw_rows_from_records(
@@ -169,24 +244,43 @@ def raw_rows_from_records(
     for record in records:
         names.update(dict.fromkeys(record))
     mapping = _column_map(list(names), source)
-    columns = {c: [_text(r.get(c)) for r in records] for c in mapping.values() if c is not None}
+    columns = {
+        c: pa.array([_text(r.get(c)) for r in records], pa.string())
+        for c in mapping.values()
+        if c is not None
+    }
     numbers = list(lines) if lines is not None else list(range(1, len(records) + 1))
-    return _build(numbers, columns, mapping)
+    return _build(pa.array(numbers, pa.int64()), columns, mapping)
 
 
-def read_parquet(path: Path) -> pa.Table:
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return json.dumps(value) if isinstance(value, dict | list) else str(value)
+
+
+def read_parquet(path: Path) -> ParsedFile:
     source = str(path)
     try:
-        table = pq.read_table(path)
+        schema = pq.read_schema(path)
+        mapping = _column_map(schema.names, source)
+        wanted = sorted({c for c in mapping.values() if c is not None})
+        table = pq.read_table(path, columns=wanted)
     except (pa.ArrowInvalid, OSError) as err:
         raise InvalidInput(f"not a readable Parquet file: {err}", source=source) from err
     if table.num_rows == 0:
         raise InvalidInput("the file has no rows; nothing to ingest", source=source)
-    mapping = _column_map(table.column_names, source)
-    columns: dict[str, list[str | None]] = {}
-    for name in {c for c in mapping.values() if c is not None}:
+    columns: dict[str, pa.ChunkedArray] = {}
+    for name in wanted:
         column = table[name]
-        if pa.types.is_timestamp(column.type) and column.type.tz is not None:
-            column = column.cast(pa.timestamp("us", tz="UTC"))
-        columns[name] = column.cast(pa.string()).to_pylist()
-    return _build(list(range(1, table.num_rows + 1)), columns, mapping)
+        if name == mapping["time"] and pa.types.is_timestamp(column.type) and column.type.tz:
+            columns["_instant"] = column.cast(pa.timestamp("us", tz="UTC"))
+            continue
+        if pa.types.is_dictionary(column.type) and pa.types.is_string(column.type.value_type):
+            columns[name] = column  # a dictionary-encoded string column stays encoded
+        else:
+            columns[name] = column if column.type == pa.string() else column.cast(pa.string())
+    lines = pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64))
+    return ParsedFile(_build(lines, columns, mapping))

@@ -1,0 +1,139 @@
+"""Benchmark file ingest: readings/s from a Parquet and a CSV file to a durable raw-zone batch.
+
+For each size, a seeded synthetic cohort is written as Parquet and as CSV; each file is then
+ingested into a fresh lake (parse, validate, normalise, pseudonymise, dedupe, write the batch).
+The baseline, measured in the same run on the same file, is a plain read of it: Arrow's reader
+and DuckDB's ``read_parquet``/``read_csv`` (the cost of just getting the bytes into columns).
+The figures go to benchmarks/results/ as JSON.
+
+    python benchmarks/bench_ingest.py                   # 10^5 and 10^6 readings
+    python benchmarks/bench_ingest.py --sizes 1000      # smoke size
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from glucosestream.config import IngestSettings, LakeSettings, Settings
+from glucosestream.formats import read_raw_rows
+from glucosestream.ingest import ingest_path
+from glucosestream.synth import CohortSpec, write_cohort
+
+READINGS_PER_PATIENT_DAY = 288  # 5-minute sampling
+DAYS = 14
+RESULTS = Path(__file__).parent / "results"
+SECRET = "bench-secret-0123456789abcdef0123456789"
+
+
+def timed(func):
+    started = time.perf_counter()
+    result = func()
+    return result, time.perf_counter() - started
+
+
+def cohort(size: int, work: Path) -> tuple[Path, Path, int]:
+    per_patient = READINGS_PER_PATIENT_DAY * DAYS
+    patients = max(1, round(size / per_patient))
+    days = DAYS if size >= per_patient else max(1, size // READINGS_PER_PATIENT_DAY)
+    spec = CohortSpec(patients=patients, days=days, profile="mixed", interval_min=5, seed=0)
+    parquet, csv = work / f"c{size}.parquet", work / f"c{size}.csv"
+    readings = write_cohort(spec, parquet, "parquet").readings
+    write_cohort(spec, csv, "csv")
+    return parquet, csv, readings
+
+
+def baselines(parquet: Path, csv: Path) -> dict[str, float]:
+    con = duckdb.connect()
+    plain = {
+        "arrow_read_parquet_s": lambda: pq.read_table(parquet),
+        "arrow_read_csv_s": lambda: pa_csv.read_csv(csv),
+        "duckdb_read_parquet_s": lambda: con.execute(
+            f"SELECT * FROM read_parquet('{parquet}')"
+        ).to_arrow_table(),
+        "duckdb_read_csv_s": lambda: con.execute(
+            f"SELECT * FROM read_csv('{csv}')"
+        ).to_arrow_table(),
+    }
+    figures = {}
+    for name, read in plain.items():
+        read()  # warm the page cache and the allocator
+        figures[name] = timed(read)[1]
+    return figures
+
+
+def bench(size: int, work: Path) -> dict:
+    parquet, csv, n = cohort(size, work)
+    figures: dict = {"readings": n, **baselines(parquet, csv)}
+    for fmt, path in (("parquet", parquet), ("csv", csv)):
+        figures[f"parse_{fmt}_s"] = timed(lambda p=path: read_raw_rows(p))[1]
+        settings = Settings(
+            lake=LakeSettings(root=str(work / f"lake-{size}-{fmt}")),
+            ingest=IngestSettings(pseudonym_secret=SECRET),
+        )
+        report, seconds = timed(lambda s=settings, p=path: ingest_path(s, p))
+        if report.accepted != n:
+            raise SystemExit(f"{fmt}: accepted {report.accepted} of {n} readings")
+        figures[f"ingest_{fmt}_s"] = seconds
+        figures[f"ingest_{fmt}_readings_per_s"] = n / seconds
+        figures[f"ingest_{fmt}_vs_arrow_read"] = seconds / figures[f"arrow_read_{fmt}_s"]
+    return figures
+
+
+def git_sha() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        )
+    except OSError:
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="gs-bench-ingest-") as tmp:
+        bench(1_000, Path(tmp))  # warm-up: imports, DuckDB start, first-touch memory
+        for size in args.sizes:
+            f = bench(size, Path(tmp))
+            results.append(f)
+            print(
+                f"{f['readings']:>9,} readings: "
+                f"ingest parquet {f['ingest_parquet_readings_per_s']:>10,.0f}/s "
+                f"({f['ingest_parquet_s']:.2f} s; "
+                f"plain Arrow read {f['arrow_read_parquet_s']:.3f} s, "
+                f"DuckDB {f['duckdb_read_parquet_s']:.3f} s)  "
+                f"ingest csv {f['ingest_csv_readings_per_s']:>10,.0f}/s "
+                f"({f['ingest_csv_s']:.2f} s; plain Arrow read {f['arrow_read_csv_s']:.3f} s, "
+                f"DuckDB {f['duckdb_read_csv_s']:.3f} s; parse alone {f['parse_csv_s']:.2f} s)"
+            )
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS {peak_mb:,.0f} MB")
+    record = {
+        "git_sha": git_sha(),
+        "machine": platform.platform(),
+        "python": platform.python_version(),
+        "peak_rss_mb": peak_mb,
+        "results": results,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"bench_ingest-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    out.write_text(json.dumps(record, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

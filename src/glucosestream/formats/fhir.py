@@ -1,0 +1,170 @@
+"""HL7 FHIR R4 CGM data (the CGM implementation guide, ``hl7.fhir.uv.cgm`` STU 1).
+
+Layouts: a ``Bundle`` (the IG's ``$submit-cgm-bundle`` transaction, or any collection or
+search set) whose ``entry[].resource`` holds the resources; a single resource; or NDJSON, one
+resource a line (bulk data export).
+
+Readings are ``Observation`` resources coded with LOINC
+
+    99504-3   CGM sensor reading, mass per volume    valueQuantity in mg/dL (UCUM ``mg/dL``)
+    105272-9  CGM sensor reading, moles per volume   valueQuantity in mmol/L (UCUM ``mmol/L``)
+
+with ``effectiveDateTime`` (or ``effectiveInstant``) as the time. A quantity whose unit does not
+match its code, or an observation whose status is ``entered-in-error`` or ``cancelled``, is
+quarantined with that reason. A ``comparator`` of ``<``/``<=`` (``>``/``>=``) marks a value below
+(above) the sensor's range: the reading is flagged ``SENSOR_LOW`` (``SENSOR_HIGH``).
+
+Every other resource is skipped: ``Patient`` and ``Device`` (names, birth dates, serial
+numbers; only used to resolve references), summary observations (mean glucose, times in ranges,
+GMI, …) and generic glucose codes such as 2339-0 (blood glucose, usually a meter or a lab, not a
+sensor). The patient id is the referenced ``Patient``'s first identifier (``system|value``) when
+the bundle holds it, else the reference (``Patient/123``). The device is the referenced
+``Device``'s serial number (or the bundle's only ``Device``), else the reference. The line of a
+reading is its 1-based entry index (its line in NDJSON).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from glucosestream.errors import InvalidInput
+from glucosestream.formats.delimited import read_text
+from glucosestream.formats.rows import ParsedFile, RowBuilder
+from glucosestream.readings import ReadingFlag
+
+__all__ = ["looks_like_fhir", "read_fhir"]
+
+LOINC: Final = "http://loinc.org"
+# hl7.fhir.uv.cgm 1.0.0: CGM sensor reading profiles, mass and molar, with their UCUM units.
+SENSOR_READING_UNITS: Final = {"99504-3": "mg/dL", "105272-9": "mmol/L"}
+_RETRACTED: Final = frozenset({"entered-in-error", "cancelled"})
+_COMPARATOR_FLAGS: Final = {
+    "<": ReadingFlag.SENSOR_LOW,
+    "<=": ReadingFlag.SENSOR_LOW,
+    ">": ReadingFlag.SENSOR_HIGH,
+    ">=": ReadingFlag.SENSOR_HIGH,
+}
+
+Resource = Mapping[str, Any]
+
+
+def looks_like_fhir(document: object) -> bool:
+    """Whether a parsed JSON document (or the first line of NDJSON) is a FHIR resource."""
+    return isinstance(document, Mapping) and isinstance(document.get("resourceType"), str)
+
+
+def read_fhir(path: Path) -> ParsedFile:
+    source = str(path)
+    resources = _resources(read_text(path, "FHIR document"), source)
+    index = _reference_index([r for _, r in resources])
+    devices = [r for _, r in resources if r.get("resourceType") == "Device"]
+    only_device = devices[0] if len(devices) == 1 else None
+    rows = RowBuilder()
+    skipped = 0
+    for line, resource in resources:
+        unit = _sensor_unit(resource)
+        if unit is None:
+            skipped += 1
+            continue
+        quantity = resource.get("valueQuantity") or {}
+        received_unit = quantity.get("code") or quantity.get("unit")
+        rows.add(
+            line,
+            time=resource.get("effectiveDateTime") or resource.get("effectiveInstant"),
+            glucose=None if quantity.get("value") is None else str(quantity["value"]),
+            unit=received_unit,
+            patient_id=_patient_id(resource, index),
+            device_id=_device_id(resource, index, only_device),
+            flags=_COMPARATOR_FLAGS.get(str(quantity.get("comparator")), 0),
+            problem=_problem(resource, unit, received_unit),
+        )
+    return ParsedFile(rows.table(), skipped=skipped)
+
+
+def _resources(text: str, source: str) -> list[tuple[int, Resource]]:
+    """Each resource with its line: entry index in a bundle, line number in NDJSON."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError:
+        return _ndjson(text, source)
+    if not looks_like_fhir(document):
+        raise InvalidInput("not a FHIR resource (no resourceType)", source=source)
+    if document["resourceType"] != "Bundle":
+        return [(1, document)]
+    entries = document.get("entry") or []
+    return [
+        (number, {**entry["resource"], "_fullUrl": entry.get("fullUrl")})
+        for number, entry in enumerate(entries, start=1)
+        if isinstance(entry, Mapping) and isinstance(entry.get("resource"), Mapping)
+    ]
+
+
+def _ndjson(text: str, source: str) -> list[tuple[int, Resource]]:
+    resources: list[tuple[int, Resource]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            resource = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise InvalidInput(
+                f"not valid JSON ({err.msg}); each line must be one FHIR resource",
+                source=source,
+                line=number,
+            ) from err
+        if not looks_like_fhir(resource):
+            raise InvalidInput("not a FHIR resource (no resourceType)", source=source, line=number)
+        resources.append((number, resource))
+    return resources
+
+
+def _reference_index(resources: list[Resource]) -> dict[str, Resource]:
+    index: dict[str, Resource] = {}
+    for resource in resources:
+        if resource.get("id"):
+            index[f"{resource['resourceType']}/{resource['id']}"] = resource
+        if resource.get("_fullUrl"):
+            index[resource["_fullUrl"]] = resource
+    return index
+
+
+def _sensor_unit(resource: Resource) -> str | None:
+    """The unit a CGM sensor-reading Observation must have; None for anything else."""
+    if resource.get("resourceType") != "Observation":
+        return None
+    for coding in (resource.get("code") or {}).get("coding") or ():
+        if coding.get("system") == LOINC and coding.get("code") in SENSOR_READING_UNITS:
+            return SENSOR_READING_UNITS[coding["code"]]
+    return None
+
+
+def _problem(resource: Resource, expected_unit: str, received_unit: object) -> str | None:
+    if resource.get("status") in _RETRACTED:
+        return f"observation status is {resource['status']}"
+    if str(received_unit).replace(" ", "").lower() != expected_unit.lower():
+        return f"the unit does not match the LOINC code (expected {expected_unit})"
+    return None
+
+
+def _patient_id(resource: Resource, index: dict[str, Resource]) -> str | None:
+    reference = (resource.get("subject") or {}).get("reference")
+    if not reference:
+        return None
+    patient = index.get(reference)
+    for identifier in (patient or {}).get("identifier") or ():
+        if identifier.get("value"):
+            return f"{identifier.get('system', '')}|{identifier['value']}"
+    return str(reference)
+
+
+def _device_id(
+    resource: Resource, index: dict[str, Resource], only_device: Resource | None
+) -> str | None:
+    reference = (resource.get("device") or {}).get("reference")
+    device = index.get(reference) if reference else only_device
+    if device is not None and device.get("serialNumber"):
+        return str(device["serialNumber"])
+    return str(reference) if reference else None

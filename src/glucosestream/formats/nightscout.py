@@ -1,0 +1,208 @@
+"""Nightscout entries: the API's JSON and CSV, and the "nightscout exporter" CSV.
+
+JSON (``GET /api/v1/entries.json``): an array of entry documents, newest first:
+
+    {"_id": …, "type": "sgv", "sgv": 162, "date": 1775421029000,
+     "dateString": "2026-04-05T20:30:29.000Z", "direction": "Flat", "device": …, "utcOffset": 0}
+
+``date`` (epoch milliseconds) is the instant (``dateString``/``sysTime`` when it is missing);
+``sgv`` is in mg/dL. The line of a reading is its 1-based index in the array.
+
+CSV (``GET /api/v1/entries.csv``): no header, one entry a line:
+
+    "2026-04-05T20:30:29.000Z",1775421029000,162,"Flat",<device>
+
+Exporter CSV (a third-party tool): a ``# CGM ENTRIES`` section with the header
+``Date,Time,Glucose (mg/dL),Type,Device,Trend,ID``, local times ``M/D/YYYY`` and
+``h:mm:ss AM`` without a zone (``--tz`` says where), newest first; then a ``# TREATMENTS``
+section, which is skipped.
+
+Only ``sgv`` (sensor glucose) entries are readings; ``mbg`` (meter) and ``cal`` entries are
+skipped. ``sgv`` values below 13 are the Dexcom error codes Nightscout passes through
+(1 ``?SN`` sensor not active … 12 ``?RF`` bad RF), not glucose: they are quarantined.
+A Nightscout site is one person and names no patient id: pass ``--patient``. Treatment and
+profile documents are not entries and are refused with a message saying so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from glucosestream.errors import InvalidInput
+from glucosestream.formats.delimited import (
+    WIDTH_PROBLEM,
+    Record,
+    header_key,
+    header_unit,
+    read_text,
+    split_records,
+)
+from glucosestream.formats.rows import ParsedFile, RowBuilder
+
+__all__ = ["looks_like_nightscout_csv", "looks_like_nightscout_json", "read_nightscout"]
+
+# cgm-remote-monitor lib/plugins/errorcodes.js: sgv values below 13 are Dexcom error codes.
+NIGHTSCOUT_ERROR_CODE_BELOW: Final = 13
+_EXPORTER_TITLE: Final = "# cgm entries"
+_API_CSV_LINE: Final = re.compile(r'^"?\d{4}-\d{2}-\d{2}T[^",]*"?,\d{10,13},')
+_API_CSV_FIELDS: Final = 5
+_EXPORTER_FORMATS: Final = ("%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %I:%M %p")
+
+
+def looks_like_nightscout_csv(head: str) -> bool:
+    first = head.lstrip().split("\n", 1)[0]
+    return header_key(first).startswith(_EXPORTER_TITLE) or bool(_API_CSV_LINE.match(first))
+
+
+def looks_like_nightscout_json(document: object) -> bool:
+    """Whether a parsed JSON document holds Nightscout entries, treatments or profiles."""
+    first = document[0] if isinstance(document, list) and document else document
+    return isinstance(first, Mapping) and bool(
+        {"sgv", "dateString", "eventType", "defaultProfile"} & set(first)
+    )
+
+
+def read_nightscout(path: Path) -> ParsedFile:
+    text = read_text(path, "Nightscout export")
+    stripped = text.lstrip()
+    if stripped.startswith(("[", "{")):
+        return _read_json(text, str(path))
+    if header_key(stripped.split("\n", 1)[0]).startswith(_EXPORTER_TITLE):
+        return _read_exporter_csv(text, str(path))
+    return _read_api_csv(text, str(path))
+
+
+def _read_json(text: str, source: str) -> ParsedFile:
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InvalidInput(
+            f"not valid JSON ({err.msg}); export the entries again", source=source, line=err.lineno
+        ) from err
+    entries = document if isinstance(document, list) else [document]
+    rows = RowBuilder()
+    skipped = 0
+    for index, entry in enumerate(entries, start=1):
+        if (
+            not isinstance(entry, Mapping)
+            or entry.get("type", "sgv") != "sgv"
+            or "sgv" not in entry
+        ):
+            skipped += 1
+            continue
+        rows.add(
+            index,
+            time=_instant(entry),
+            glucose=_text(entry.get("sgv")),
+            unit="mg/dL",
+            device_id=_text(entry.get("device")),
+            problem=_error_code(entry.get("sgv")),
+        )
+    if not rows and entries and isinstance(entries[0], Mapping):
+        _refuse_other_documents(entries[0], source)
+    return ParsedFile(rows.table(), skipped=skipped)
+
+
+def _refuse_other_documents(first: Mapping[str, Any], source: str) -> None:
+    kind = "treatments" if "eventType" in first else "profile" if "store" in first else None
+    if kind is not None:
+        raise InvalidInput(
+            f"this is a Nightscout {kind} document, not glucose entries; "
+            "export /api/v1/entries.json instead",
+            source=source,
+        )
+
+
+def _instant(entry: Mapping[str, Any]) -> str | None:
+    epoch_ms = entry.get("date")
+    if isinstance(epoch_ms, int | float) and not isinstance(epoch_ms, bool):
+        try:
+            instant = dt.datetime.fromtimestamp(epoch_ms / 1000, dt.UTC)
+        except (OverflowError, OSError, ValueError):
+            return str(epoch_ms)  # quarantined as an unparsable time
+        return instant.isoformat(timespec="milliseconds")
+    return _text(entry.get("dateString") or entry.get("sysTime"))
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _error_code(sgv: object) -> str | None:
+    if isinstance(sgv, bool) or not isinstance(sgv, int | float):
+        return None
+    return (
+        "a sensor error code, not a glucose value"
+        if 0 <= sgv < NIGHTSCOUT_ERROR_CODE_BELOW
+        else None
+    )
+
+
+def _read_api_csv(text: str, source: str) -> ParsedFile:
+    rows = RowBuilder()
+    for line, fields in split_records(text, delimiter=",", source=source):
+        if len(fields) != _API_CSV_FIELDS:
+            rows.add(line, time=None, glucose=None, problem=WIDTH_PROBLEM)
+            continue
+        sgv = fields[2].strip()
+        rows.add(
+            line,
+            time=fields[0].strip(),
+            glucose=sgv,
+            unit="mg/dL",
+            device_id=fields[4].strip() or None,
+            problem=_error_code(int(sgv)) if sgv.isdigit() else None,
+        )
+    return ParsedFile(rows.table())
+
+
+def _read_exporter_csv(text: str, source: str) -> ParsedFile:
+    records = list(split_records(text, delimiter=",", source=source))
+    section = _entries_section(records)
+    if not section:
+        raise InvalidInput("the '# CGM ENTRIES' section has no header line", source=source)
+    header_line, header = section[0]
+    keys = [header_key(cell) for cell in header]
+    where = {name: _index(keys, name, source, header_line) for name in ("date", "time", "type")}
+    glucose = next((i for i, k in enumerate(keys) if k.startswith("glucose (")), None)
+    if glucose is None:
+        raise InvalidInput(
+            "no 'Glucose (mg/dL)' column in the CGM entries header", source=source, line=header_line
+        )
+    unit = header_unit(header[glucose])
+    rows = RowBuilder()
+    after = records[1 + len(section) :]
+    skipped = sum(1 for _, fields in after if not fields[0].lstrip().startswith("#"))
+    for line, fields in section[1:]:
+        if len(fields) != len(header):
+            rows.add(line, time=None, glucose=None, problem=WIDTH_PROBLEM)
+        elif fields[where["type"]].strip().lower() != "sgv":
+            skipped += 1
+        else:
+            time = f"{fields[where['date']].strip()} {fields[where['time']].strip()}"
+            rows.add(line, time=time, glucose=fields[glucose].strip(), unit=unit)
+    table = rows.table(newest_first=True)
+    return ParsedFile(table, time_formats=_EXPORTER_FORMATS, skipped=skipped)
+
+
+def _entries_section(records: list[Record]) -> list[Record]:
+    """The records after ``# CGM ENTRIES`` up to the next ``#`` section."""
+    section: list[Record] = []
+    for line, fields in records[1:]:
+        if fields[0].lstrip().startswith("#"):
+            break
+        section.append((line, fields))
+    return section
+
+
+def _index(keys: list[str], name: str, source: str, line: int) -> int:
+    if name not in keys:
+        raise InvalidInput(
+            f"no {name!r} column in the CGM entries header", source=source, line=line
+        )
+    return keys.index(name)

@@ -1,0 +1,101 @@
+"""Tidepool device data: continuous glucose (``cbg``) datums.
+
+Layout: a JSON array of datums, as the Tidepool API and its JSON export give them (a JSON object
+whose values are datums, as in Tidepool's documentation examples, is read the same way):
+
+    {"type": "cbg", "units": "mmol/L", "value": 3.996538553552784,
+     "time": "2018-05-14T08:17:07.384Z", "deviceTime": "2018-05-14T18:17:07",
+     "timezoneOffset": 600, "deviceId": "DevId0987654321", "sampleInterval": 300000,
+     "annotations": [{"code": "bg/out-of-range", "value": "low", "threshold": 40}]}
+
+``time`` is the UTC instant (``deviceTime``, local without a zone, only when ``time`` is
+missing). Stored values are mmol/L (Tidepool divides mg/dL by 18.01559, unrounded); they are
+converted back with the project's factor and the original value kept. An out-of-range datum
+(``bg/out-of-range`` annotation) holds threshold ± 1: it becomes a reading at the threshold,
+which Tidepool gives in mg/dL, flagged ``SENSOR_LOW``/``SENSOR_HIGH``.
+
+Other datum types (``smbg``, ``basal``, ``bolus``, ``upload``, …) are skipped. The line of a
+reading is its 1-based position in the document. ``deviceId`` is the device; ``_userId`` the
+patient when present, else pass ``--patient``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from glucosestream.errors import InvalidInput
+from glucosestream.formats.delimited import read_text
+from glucosestream.formats.rows import ParsedFile, RowBuilder
+from glucosestream.readings import ReadingFlag
+
+__all__ = ["looks_like_tidepool", "read_tidepool"]
+
+# Tidepool API docs, device-data/oor-values.md.
+_OUT_OF_RANGE: Final = "bg/out-of-range"
+_CLAMP_FLAGS: Final = {"low": ReadingFlag.SENSOR_LOW, "high": ReadingFlag.SENSOR_HIGH}
+_DATUM_KEYS: Final = frozenset({"deviceTime", "uploadId", "timezoneOffset", "deviceId"})
+
+
+def looks_like_tidepool(document: object) -> bool:
+    """Whether a parsed JSON document holds Tidepool datums."""
+    datums = _datums(document)
+    return bool(datums) and isinstance(datums[0], Mapping) and bool(_DATUM_KEYS & set(datums[0]))
+
+
+def read_tidepool(path: Path) -> ParsedFile:
+    source = str(path)
+    try:
+        document = json.loads(read_text(path, "Tidepool export"))
+    except json.JSONDecodeError as err:
+        raise InvalidInput(
+            f"not valid JSON ({err.msg}); export the data again", source=source, line=err.lineno
+        ) from err
+    datums = _datums(document)
+    if not datums:
+        raise InvalidInput("no Tidepool datums in this document; nothing to ingest", source=source)
+    rows = RowBuilder()
+    skipped = 0
+    for index, datum in enumerate(datums, start=1):
+        if not isinstance(datum, Mapping) or datum.get("type") != "cbg":
+            skipped += 1
+            continue
+        _add(rows, index, datum)
+    return ParsedFile(rows.table(), skipped=skipped)
+
+
+def _datums(document: object) -> Sequence[Any]:
+    if isinstance(document, list):
+        return document
+    if isinstance(document, Mapping):
+        if "type" in document:
+            return [document]
+        values = list(document.values())
+        if values and all(isinstance(v, Mapping) and "type" in v for v in values):
+            return values
+    return []
+
+
+def _add(rows: RowBuilder, index: int, datum: Mapping[str, Any]) -> None:
+    value, unit, flags = datum.get("value"), datum.get("units"), 0
+    for note in datum.get("annotations") or ():
+        if isinstance(note, Mapping) and note.get("code") == _OUT_OF_RANGE:
+            flags = _CLAMP_FLAGS.get(str(note.get("value")), 0)
+            if flags and note.get("threshold") is not None:
+                value, unit = note["threshold"], "mg/dL"
+    rows.add(
+        index,
+        time=_text(datum.get("time") or datum.get("deviceTime")),
+        glucose=_text(value),
+        unit=_text(unit),
+        device_id=_text(datum.get("deviceId")),
+        patient_id=_text(datum.get("_userId")),
+        tz=_text(datum.get("timezone")),
+        flags=flags,
+    )
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
