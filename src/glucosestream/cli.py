@@ -191,7 +191,11 @@ def demo(ctx: _Context, patients: int, days: int, no_serve: bool, port: int | No
     help="Output file format.",
 )
 @click.option(
-    "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="File to write."
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="File (parquet, csv, jsonl) or folder (dexcom, libreview, nightscout, tidepool, fhir: "
+    "one export per patient) to write.",
 )
 @_common
 def synth(

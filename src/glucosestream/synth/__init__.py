@@ -1,9 +1,11 @@
-"""Synthetic CGM cohorts. ``generator`` is PURE (seeded numpy, no I/O); ``export`` writes files.
+"""Synthetic CGM cohorts with physiology, sensor artefacts and real export formats.
 
-The generator here is deliberately simple (a circadian baseline, meals, autocorrelated noise,
-sensor dropouts, clipping to the 40-400 mg/dL sensor range, integer mg/dL): enough to exercise
-every stage. It is deterministic for a seed and works one chunk of patients at a time, so a
-cohort larger than memory streams to disk.
+PURE modules (no I/O, no clock): ``profiles`` (who the patients are), ``grid`` (time steps and
+local clocks), ``schedule`` (meals, boluses, exercise), ``physiology`` (the glucose-insulin
+compartment model), ``sensor`` (sessions, calibration, noise, artefacts, clipping), ``identity``
+(fictional names and serials), ``generator`` (chunks of patients as Arrow tables) and the
+``exporters`` renderers. ``export`` writes files. A spec always gives the same bytes; a cohort
+streams chunk by chunk, so one larger than memory can be written.
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
-"""A seeded, vectorised CGM generator. PURE: no I/O, no clock.
+"""Seeded, vectorised cohorts: physiology -> sensor -> Arrow tables, a chunk of patients at a
+time. PURE: no I/O, no clock.
 
-Each patient gets a profile's parameters drawn from ranges, a home time zone, and a trace:
-baseline + circadian swing + meal excursions (gamma-shaped absorption) + AR(1) noise, clipped
-to the sensor range and rounded to whole mg/dL, with random sensor dropouts removed.
+Each patient draws everything (parameters, daily behaviour, sensor sessions, noise) from its
+own generator seeded by (cohort seed, patient index), so patient 7 is the same person in a
+10-patient and in a 10,000-patient cohort, and a spec always gives the same readings. A chunk
+holds as many patients as fit a fixed budget of grid cells, so memory does not grow with the
+cohort; the model steps through time once per chunk with numpy arrays across its patients.
 """
 
 from __future__ import annotations
@@ -10,38 +13,60 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.compute as pc
 
-__all__ = ["PROFILES", "SENSOR_MAX_MG_DL", "SENSOR_MIN_MG_DL", "CohortSpec", "generate_chunks"]
-
-Profile = Literal["healthy", "t1d", "t2d", "mixed"]
-PROFILES: Final = ("healthy", "t1d", "t2d", "mixed")
-
-# Dexcom G6 / Libre reportable range (device labelling): 40-400 mg/dL.
-SENSOR_MIN_MG_DL: Final = 40
-SENSOR_MAX_MG_DL: Final = 400
-
-_ZONES: Final = (
-    "Europe/London",
-    "America/New_York",
-    "Europe/Berlin",
-    "America/Los_Angeles",
-    "Australia/Sydney",
-    "UTC",
+from glucosestream.errors import ConfigError
+from glucosestream.synth import schedule, sensor
+from glucosestream.synth.grid import Grid, make_grid
+from glucosestream.synth.identity import Identity, identity_of
+from glucosestream.synth.physiology import simulate
+from glucosestream.synth.profiles import (
+    DEVICES,
+    PROFILES,
+    SUBTYPES,
+    ZONES,
+    PatientParams,
+    Profile,
+    draw_params,
+    n_param_draws,
 )
+from glucosestream.synth.sensor import SENSOR_MAX_MG_DL, SENSOR_MIN_MG_DL, SensorOutput
 
-# (baseline mg/dL, circadian amplitude, meal peak mg/dL, noise SD, AR(1) coefficient)
-_PARAMS: Final = {
-    "healthy": ((92.0, 102.0), (4.0, 8.0), (25.0, 45.0), (4.0, 7.0), 0.9),
-    "t2d": ((130.0, 165.0), (8.0, 15.0), (50.0, 90.0), (8.0, 14.0), 0.93),
-    "t1d": ((120.0, 175.0), (10.0, 25.0), (70.0, 140.0), (18.0, 30.0), 0.96),
-}
-_MEAL_HOURS: Final = (7.5, 12.5, 19.0)
-PATIENTS_PER_CHUNK: Final = 256
+__all__ = [
+    "PROFILES",
+    "READINGS_SCHEMA",
+    "SENSOR_MAX_MG_DL",
+    "SENSOR_MIN_MG_DL",
+    "Chunk",
+    "CohortSpec",
+    "generate_chunks",
+    "simulate_chunks",
+]
+
+INTERVALS_MIN: Final = (1, 5, 15)
+# Grid cells (steps x patients) per chunk: about 100 MB of working arrays at most.
+_CHUNK_CELLS: Final = 1 << 22
+_MAX_CHUNK_PATIENTS: Final = 1024
+
+# Strings repeated on every reading of a patient are dictionary-encoded (values: string).
+_PER_PATIENT: Final = pa.dictionary(pa.int32(), pa.string())
+READINGS_SCHEMA: Final = pa.schema(
+    [
+        pa.field("patient_id", _PER_PATIENT, nullable=False),
+        pa.field("device_id", _PER_PATIENT, nullable=False),
+        pa.field("time", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("glucose_mg_dl", pa.int64(), nullable=False),
+        pa.field("tz", _PER_PATIENT, nullable=False),
+        # glucosestream.readings.ReadingFlag bits: SENSOR_LOW (value 40), SENSOR_HIGH (400)
+        pa.field("flags", pa.int32(), nullable=False),
+        # the patient's sub-population, e.g. healthy, t2d_basal, t1d_poor
+        pa.field("profile", _PER_PATIENT, nullable=False),
+    ]
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,116 +79,146 @@ class CohortSpec:
     start: dt.date = dt.date(2026, 1, 5)
 
 
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Readings of a chunk of whole patients, with what exporters need to know about them.
+
+    ``session_start_us``: per patient (rows), the UTC start (epoch us, with the session's
+    reading phase) of each of its sensor sessions, including some before or after the window.
+    """
+
+    readings: pa.Table
+    identities: tuple[Identity, ...]
+    zones: tuple[str, ...]
+    devices: tuple[str, ...]
+    subtypes: tuple[str, ...]
+    session_start_us: npt.NDArray[np.int64]
+
+
 def generate_chunks(spec: CohortSpec) -> Iterator[pa.Table]:
     """Yield the cohort as Arrow tables of whole patients, in patient order.
 
-    Columns: patient_id, device_id, time (UTC), glucose_mg_dl (int), tz.
+    Columns: patient_id, device_id, time (UTC), glucose_mg_dl (int), tz, flags, profile.
     """
-    for first in range(0, spec.patients, PATIENTS_PER_CHUNK):
-        last = min(spec.patients, first + PATIENTS_PER_CHUNK)
-        yield pa.concat_tables(_patient(spec, index) for index in range(first, last))
+    for chunk in simulate_chunks(spec):
+        readings = chunk.readings
+        del chunk  # keep one chunk alive at a time, not two, while the next is made
+        yield readings
+        del readings
 
 
-def _patient(spec: CohortSpec, index: int) -> pa.Table:
-    rng = np.random.default_rng([spec.seed, index])
-    profile = _profile_of(spec, index, rng)
-    base, amp, meal, noise_sd, phi = _draw(profile, rng)
-    zone = _ZONES[index % len(_ZONES)]
-    n = spec.days * 24 * 60 // spec.interval_min
-    start = dt.datetime.combine(spec.start, dt.time(), tzinfo=dt.UTC)
-    offset_s = int(rng.integers(0, spec.interval_min * 60))
-    step_us = np.int64(spec.interval_min * 60 * 1_000_000)
-    ts_us = np.int64(int(start.timestamp()) + offset_s) * 1_000_000 + np.arange(n) * step_us
-    times = pa.array(ts_us, type=pa.timestamp("us", tz="UTC"))
-    local = pc.local_timestamp(pa.array(ts_us, type=pa.timestamp("us", tz=zone)))
-    local_us = local.cast(pa.int64()).to_numpy()
-    hour = (local_us % 86_400_000_000) / 3_600_000_000.0
-    day = local_us // 86_400_000_000
-    glucose = base + amp * np.sin(2 * np.pi * (hour - 10.0) / 24.0)
-    glucose += _meals(hour, day, meal, rng)
-    glucose += _ar1_noise(n, noise_sd, phi, rng)
-    if profile == "t1d":
-        glucose -= _lows(n, spec.interval_min, rng)
-    values = np.clip(np.rint(glucose), SENSOR_MIN_MG_DL, SENSOR_MAX_MG_DL).astype(np.int64)
-    keep = _worn(n, spec.interval_min, rng)
-    table = pa.table(
-        {
-            "patient_id": pa.array(np.full(n, f"P{index + 1:05d}")),
-            "device_id": pa.array(np.full(n, f"SN{index + 1:05d}-1")),
-            "time": times,
-            "glucose_mg_dl": pa.array(values),
-            "tz": pa.array(np.full(n, zone)),
-        }
+def simulate_chunks(spec: CohortSpec) -> Iterator[Chunk]:
+    """Like ``generate_chunks``, with each chunk's identities and sensor sessions."""
+    _check(spec)
+    grid = make_grid(spec.start, spec.days, spec.interval_min, ZONES)
+    per_chunk = max(1, min(_MAX_CHUNK_PATIENTS, _CHUNK_CELLS // grid.n))
+    for first in range(0, spec.patients, per_chunk):
+        indices = np.arange(first, min(spec.patients, first + per_chunk), dtype=np.int64)
+        yield _simulate(spec, grid, indices)
+
+
+def _check(spec: CohortSpec) -> None:
+    if spec.profile not in PROFILES:
+        raise ConfigError(f"unknown profile {spec.profile!r}; use one of {', '.join(PROFILES)}")
+    if spec.interval_min not in INTERVALS_MIN:
+        raise ConfigError(
+            f"interval_min={spec.interval_min} is not a CGM sampling interval; use 1, 5 or 15"
+        )
+    if spec.patients < 1 or spec.days < 1:
+        raise ConfigError(
+            f"a cohort needs at least 1 patient and 1 day (got {spec.patients} patients, "
+            f"{spec.days} days)"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Draws:
+    params: npt.NDArray[np.float64]
+    day_u: npt.NDArray[np.float64]
+    day_z: npt.NDArray[np.float64]
+    session_u: npt.NDArray[np.float64]
+    session_z: npt.NDArray[np.float64]
+    noise: npt.NDArray[np.float32]
+
+
+def _draw(spec: CohortSpec, grid: Grid, indices: npt.NDArray[np.int64]) -> _Draws:
+    """Every random number of a chunk, from each patient's own generator (a loop per patient,
+    a few numpy calls each)."""
+    size, days, sessions = indices.size, spec.days + 2, sensor.max_sessions(spec.days)
+    params = np.empty((size, n_param_draws()))
+    day_u = np.empty((size, days, schedule.DAY_UNIFORMS + sensor.DAY_UNIFORMS))
+    day_z = np.empty((size, days, schedule.DAY_NORMALS))
+    session_u = np.empty((size, sessions, sensor.SESSION_DRAWS))
+    session_z = np.empty((size, sessions, sensor.SESSION_DRAWS))
+    noise = np.empty((size, 2, grid.n), dtype=np.float32)
+    for row, index in enumerate(indices.tolist()):
+        rng = np.random.default_rng([spec.seed, index])
+        params[row] = rng.standard_normal(params.shape[1])
+        day_u[row] = rng.random(day_u.shape[1:])
+        day_z[row] = rng.standard_normal(day_z.shape[1:])
+        session_u[row] = rng.random(session_u.shape[1:])
+        session_z[row] = rng.standard_normal(session_z.shape[1:])
+        noise[row] = rng.standard_normal((2, grid.n), dtype=np.float32)
+    return _Draws(
+        params, day_u, day_z, session_u, session_z, np.ascontiguousarray(noise.transpose(1, 2, 0))
     )
-    return table.filter(pa.array(keep))
 
 
-def _profile_of(spec: CohortSpec, index: int, rng: np.random.Generator) -> str:
-    if spec.profile != "mixed":
-        return spec.profile
-    return ("healthy", "t2d", "t1d")[int(rng.integers(0, 3))]
-
-
-def _draw(profile: str, rng: np.random.Generator) -> tuple[float, float, float, float, float]:
-    base, amp, meal, noise, phi = _PARAMS[profile]
-    return (
-        float(rng.uniform(base[0], base[1])),
-        float(rng.uniform(amp[0], amp[1])),
-        float(rng.uniform(meal[0], meal[1])),
-        float(rng.uniform(noise[0], noise[1])),
-        phi,
+def _simulate(spec: CohortSpec, grid: Grid, indices: npt.NDArray[np.int64]) -> Chunk:
+    draws = _draw(spec, grid, indices)
+    params = draw_params(spec.profile, indices, draws.params)
+    split = schedule.DAY_UNIFORMS
+    inputs = schedule.build_inputs(params, grid, draws.day_u[:, :, :split], draws.day_z)
+    ig, unit_noise = simulate(params, grid, inputs, draws.noise)
+    del inputs
+    out = sensor.read_sensor(
+        params, grid, ig, unit_noise, (draws.day_u[:, :, split:], draws.session_u, draws.session_z)
+    )
+    identities = tuple(
+        identity_of(spec.seed, int(i), DEVICES[int(d)])
+        for i, d in zip(indices.tolist(), params.device.tolist(), strict=True)
+    )
+    interval_us = spec.interval_min * 60_000_000
+    session_start_us = grid.start_us + np.rint(out.session_start_min * 60e6).astype(np.int64)
+    return Chunk(
+        readings=_table(params, identities, out, grid.start_us, interval_us),
+        identities=identities,
+        zones=tuple(ZONES[int(z)] for z in params.zone),
+        devices=tuple(DEVICES[int(d)].name for d in params.device),
+        subtypes=tuple(SUBTYPES[int(s)] for s in params.subtype),
+        session_start_us=session_start_us + out.offset_s * 1_000_000,
     )
 
 
-def _meals(hour: np.ndarray, day: np.ndarray, peak: float, rng: np.random.Generator) -> np.ndarray:
-    """Sum of gamma-shaped excursions (peak about 1 h after eating, back in about 3 h)."""
-    days = np.unique(day)
-    total = np.zeros_like(hour)
-    for meal_hour in _MEAL_HOURS:
-        shift = rng.normal(0.0, 0.6, size=days.size)
-        size = peak * rng.uniform(0.5, 1.4, size=days.size)
-        lookup = np.searchsorted(days, day)
-        since = hour - (meal_hour + shift[lookup])
-        since = np.where(since > 0, since, 0.0)
-        total += size[lookup] * (since * np.e) * np.exp(-since)
-    return total
+def _table(
+    params: PatientParams,
+    identities: tuple[Identity, ...],
+    out: SensorOutput,
+    start_us: int,
+    interval_us: int,
+) -> pa.Table:
+    """Rows of the reported readings, patient-major. String columns are dictionary-encoded
+    (one entry per patient of the chunk): no string is copied per reading."""
+    codes = out.patient.astype(np.int32)
+    offset_us = out.offset_s[out.patient, out.session] * 1_000_000
+    time_us = start_us + out.sample.astype(np.int64) * interval_us + offset_us
 
+    def per_patient(values: list[str]) -> pa.DictionaryArray:
+        # A dictionary must hold each value once (zones and profiles repeat across patients):
+        # pyarrow's Parquet writer emits stray bytes for a dictionary with repeated values.
+        unique, inverse = np.unique(np.array(values, dtype=object), return_inverse=True)
+        indices = pa.array(inverse.astype(np.int32)[codes])
+        return pa.DictionaryArray.from_arrays(indices, pa.array(unique.tolist(), type=pa.string()))
 
-def _ar1_noise(n: int, sd: float, phi: float, rng: np.random.Generator) -> np.ndarray:
-    """AR(1) noise with stationary SD ``sd``, computed by an exact vectorised recurrence."""
-    shocks = rng.normal(0.0, sd * np.sqrt(1.0 - phi * phi), size=n)
-    powers = phi ** np.arange(n, dtype=np.float64)
-    with np.errstate(under="ignore", divide="ignore", over="ignore", invalid="ignore"):
-        # x_k = sum_j phi^(k-j) e_j, evaluated in blocks to keep phi^-j finite.
-        out = np.empty(n)
-        block = 256
-        carry = 0.0
-        for lo in range(0, n, block):
-            hi = min(n, lo + block)
-            p = powers[: hi - lo]
-            acc = np.cumsum(shocks[lo:hi] / p) * p
-            out[lo:hi] = acc + carry * phi * p
-            carry = out[hi - 1]
-    return out
-
-
-def _lows(n: int, interval_min: int, rng: np.random.Generator) -> np.ndarray:
-    """Occasional insulin-induced dips of 40-110 mg/dL lasting about an hour."""
-    dip = np.zeros(n)
-    per_day = 24 * 60 // interval_min
-    width = max(1, 60 // interval_min)
-    for centre in np.flatnonzero(rng.random(n) < 0.7 / per_day).tolist():
-        lo, hi = max(0, int(centre) - width), min(n, int(centre) + width)
-        shape = np.hanning(hi - lo + 2)[1:-1]
-        dip[lo:hi] = np.maximum(dip[lo:hi], rng.uniform(40.0, 110.0) * shape)
-    return dip
-
-
-def _worn(n: int, interval_min: int, rng: np.random.Generator) -> np.ndarray:
-    """Mask of readings kept: a few dropouts of 15 minutes to 3 hours."""
-    keep = np.ones(n, dtype=bool)
-    for _ in range(int(rng.integers(0, 4))):
-        length = int(rng.integers(15, 180)) // interval_min
-        begin = int(rng.integers(0, max(1, n - length)))
-        keep[begin : begin + length] = False
-    return keep
+    return pa.Table.from_arrays(
+        [
+            per_patient([i.patient_id for i in identities]),
+            per_patient([i.device_serial for i in identities]),
+            pa.array(time_us, type=pa.timestamp("us", tz="UTC")),
+            pa.array(out.glucose_mg_dl.astype(np.int64)),
+            per_patient([ZONES[int(z)] for z in params.zone]),
+            pa.array(out.flags.astype(np.int32)),
+            per_patient([SUBTYPES[int(s)] for s in params.subtype]),
+        ],
+        schema=READINGS_SCHEMA,
+    )
