@@ -25,10 +25,12 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/cog --check -I docs $(DOCS)
 
-# The tests start their own services (a throwaway PostgreSQL; see scripts/) and stop them after.
+# The tests start their own services (a throwaway PostgreSQL and a Ceph S3 gateway, installed
+# from Debian's packages when missing; see scripts/) and stop them afterwards.
 test: lint
 	scripts/postgres.sh start >/dev/null
-	$(BIN)/pytest; status=$$?; scripts/postgres.sh stop; exit $$status
+	scripts/ceph.sh start >/dev/null
+	$(BIN)/pytest; status=$$?; scripts/ceph.sh stop; scripts/postgres.sh stop; exit $$status
 
 fix: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks

@@ -157,7 +157,7 @@ def test_runs_shows_history_with_steps_checks_and_rejections(cli, tmp_path, env)
     assert runs.exit_code == 0, runs.output
     assert "published" in runs.output
     assert "merge" in runs.output
-    assert "glucose_range: 1 new readings outside 39-300 mg/dL" in runs.output
+    assert "glucose_range: 1 new readings outside 20-300 mg/dL" in runs.output
     as_json = json.loads(cli.invoke(main, ["runs", "--json"], env=env).output)
     [latest] = as_json["runs"]
     assert latest["report"]["readings_new"] == 1

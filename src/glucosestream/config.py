@@ -159,11 +159,14 @@ class EngineSettings:
 @dataclass(frozen=True, slots=True)
 class QualitySettings:
     min_mg_dl: float = field(
-        default=39.0,
-        metadata=_help("Quality gate: lowest glucose (mg/dL) a published reading may have."),
+        default=20.0,
+        metadata=_help(
+            "Quality gate: lowest glucose (mg/dL) a published reading may have; a batch below "
+            "it is rejected (mmol/L values labelled mg/dL land here)."
+        ),
     )
     max_mg_dl: float = field(
-        default=401.0,
+        default=600.0,
         metadata=_help("Quality gate: highest glucose (mg/dL) a published reading may have."),
     )
 
