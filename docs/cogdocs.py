@@ -19,6 +19,7 @@ COMMANDS = (
     ("metrics",),
     ("serve",),
     ("token", "create"),
+    ("clinic", "add-patient"),
 )
 
 

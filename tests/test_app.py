@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 
 import pytest
 from fastapi.testclient import TestClient
 
+from glucosestream.access import hash_token
 from glucosestream.app import create_app
 from glucosestream.ingest import ingest_records
 from glucosestream.ingest.identity import patient_key
-from glucosestream.lake import open_metadata
+from glucosestream.lake.access_store import open_access
 from glucosestream.pipeline import run_pipeline
 
 from .conftest import SECRET
@@ -21,12 +21,11 @@ TOKEN = "gs_test-uploader-token"
 
 @pytest.fixture
 def client(settings):
-    meta = open_metadata(settings.lake)
-    meta.add_token(
-        hashlib.sha256(TOKEN.encode()).hexdigest(), "uploader", None, dt.datetime.now(dt.UTC)
-    )
-    meta.add_token(
-        hashlib.sha256(b"gs_clinician").hexdigest(), "clinician", None, dt.datetime.now(dt.UTC)
+    store = open_access(settings.lake)
+    now = dt.datetime.now(dt.UTC)
+    store.add_token(hash_token(TOKEN), "admin", label="test uploader", created_at=now)
+    store.add_token(
+        hash_token("gs_clinician"), "clinician", label="c", created_at=now, clinic_id="north"
     )
     with TestClient(create_app(settings)) as c:
         yield c
@@ -64,7 +63,7 @@ def test_post_readings_needs_an_uploader_token(client):
         json={"readings": _readings()},
         headers={"Authorization": "Bearer gs_clinician"},
     )
-    assert_error_shape(clinician, 401)
+    assert_error_shape(clinician, 403)
 
 
 def test_post_readings_accounts_for_every_reading(client):

@@ -130,10 +130,16 @@ def test_failing_quality_gate_exits_1_and_names_the_check(cli, tmp_path, env):
 
 
 def test_token_create_prints_a_token_once(cli, env):
-    result = cli.invoke(main, ["token", "create", "--role", "uploader", "--json"], env=env)
+    result = cli.invoke(
+        main, ["token", "create", "--role", "uploader", "--patient", "P1", "--json"], env=env
+    )
     assert result.exit_code == 0
     assert json.loads(result.output)["token"].startswith("gs_")
     assert cli.invoke(main, ["token", "create", "--role", "patient"], env=env).exit_code == 1
+    assert cli.invoke(main, ["token", "create", "--role", "uploader"], env=env).exit_code == 1
+    assert cli.invoke(main, ["token", "create", "--role", "clinician"], env=env).exit_code == 1
+    clinician = ["token", "create", "--role", "clinician", "--clinic", "north"]
+    assert cli.invoke(main, clinician, env=env).exit_code == 0
 
 
 def test_every_command_has_help_with_an_example(cli):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from glucosestream.lake import metadata
+from glucosestream.lake.metadata_schema import METADATA
 from glucosestream.metrics.daily import DAILY_METRICS_SCHEMA
 from glucosestream.readings import READING_SCHEMA
 
@@ -25,7 +25,7 @@ def test_diagram_matches_the_real_schemas():
     real = {
         "readings": READING_SCHEMA.names,
         "daily_metrics": DAILY_METRICS_SCHEMA.names,
-        **{t.name: [c.name for c in t.columns] for t in metadata._md.sorted_tables},
+        **{t.name: [c.name for c in t.columns] for t in METADATA.sorted_tables},
     }
     assert diagram_entities() == real
 

@@ -9,10 +9,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-import hashlib
 import json
 import logging
-import secrets
 import socket
 import sys
 import tempfile
@@ -22,6 +20,7 @@ from typing import Any, Literal, TypeVar
 
 import click
 
+from glucosestream.access import ROLES, create_token
 from glucosestream.config import Settings
 from glucosestream.errors import (
     BatchesRejected,
@@ -33,6 +32,7 @@ from glucosestream.formats import FORMATS
 from glucosestream.ingest import IngestReport, ingest_path
 from glucosestream.ingest.identity import load_secret, patient_key
 from glucosestream.lake import open_lakehouse, open_metadata
+from glucosestream.lake.access_store import open_access
 from glucosestream.lake.maintenance import maintain as maintain_lake
 from glucosestream.metrics import calculate_file
 from glucosestream.metrics.summary import PatientSummary, summarise_patients
@@ -429,27 +429,58 @@ def token() -> None:
 
 
 @token.command("create")
+@click.option("--role", type=click.Choice(ROLES), required=True, help="What the token may do.")
 @click.option(
-    "--role", type=click.Choice(["admin", "uploader", "clinician", "patient"]), required=True
+    "--patient",
+    "patient_ids",
+    multiple=True,
+    help="Patient id (as ingested) the token is bound to; repeat for an uploader of several.",
 )
-@click.option("--patient", "patient_id", help="The patient a patient token is bound to.")
+@click.option("--clinic", "clinic_id", help="The clinic of a clinician token.")
+@click.option("--label", default="", help="Who or what holds the token (shown in audits).")
 @_common
-def token_create(ctx: _Context, role: str, patient_id: str | None) -> None:
+def token_create(
+    ctx: _Context, role: str, patient_ids: tuple[str, ...], clinic_id: str | None, label: str
+) -> None:
     """Create a token; it is printed once and stored only as a hash.
 
-    Example: glucosestream token create --role uploader
+    Example: glucosestream token create --role uploader --patient P00001
     """
-    if role == "patient" and not patient_id:
-        raise ConfigError("a patient token needs --patient ID")
-    value = "gs_" + secrets.token_urlsafe(32)
-    key = patient_key(load_secret(ctx.settings), patient_id) if patient_id else None
-    open_metadata(ctx.settings.lake).add_token(
-        hashlib.sha256(value.encode()).hexdigest(), role, key, dt.datetime.now(dt.UTC)
+    secret = load_secret(ctx.settings) if patient_ids else b""
+    keys = [patient_key(secret, p) for p in patient_ids]
+    value = create_token(
+        ctx.settings.lake,
+        role,
+        label=label or role,
+        now=dt.datetime.now(dt.UTC),
+        patient_keys=keys,
+        clinic_id=clinic_id,
     )
     ctx.emit(
         {"token": value, "role": role},
         f"token ({role}): {value}\nStore it now: it is not shown again.",
     )
+
+
+@main.group()
+def clinic() -> None:
+    """Manage clinics (which patients a clinician token may read)."""
+
+
+@clinic.command("add-patient")
+@click.option("--clinic", "clinic_id", required=True, help="The clinic.")
+@click.argument("patient_ids", nargs=-1, required=True)
+@_common
+def clinic_add_patient(ctx: _Context, clinic_id: str, patient_ids: tuple[str, ...]) -> None:
+    """Put patients (ids as ingested) in a clinic.
+
+    Example: glucosestream clinic add-patient --clinic north P00001 P00002
+    """
+    secret = load_secret(ctx.settings)
+    added = open_access(ctx.settings.lake).add_clinic_patients(
+        clinic_id, [patient_key(secret, p) for p in patient_ids]
+    )
+    ctx.emit({"clinic": clinic_id, "added": added}, f"clinic {clinic_id}: {added} patients added")
 
 
 # ---- rendering ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@
     │   └── UnknownFormat               the format of a file cannot be told or is not supported
     ├── NotFound                        a patient, batch or run that does not exist
     ├── AuthError                       a missing or wrong token (HTTP 401)
+    ├── Forbidden                       a valid token that may not do this (HTTP 403)
     ├── LakeError                       the lake (files, catalog, metadata store) failed
     ├── EngineError                     the query engine failed
     │   └── EngineUnavailable           the engine cannot be started here
@@ -27,6 +28,7 @@ __all__ = [
     "ConfigError",
     "EngineError",
     "EngineUnavailable",
+    "Forbidden",
     "GlucoseStreamError",
     "InvalidInput",
     "LakeError",
@@ -78,6 +80,12 @@ class AuthError(GlucoseStreamError):
     """A request carried no valid token."""
 
     status = 401
+
+
+class Forbidden(GlucoseStreamError):
+    """A valid token whose role or bindings do not allow the request."""
+
+    status = 403
 
 
 class LakeError(GlucoseStreamError):

@@ -7,17 +7,17 @@ fail the request: they are quarantined and counted in the response, like a file 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
+from glucosestream.access import authenticate
 from glucosestream.config import Settings
-from glucosestream.errors import AuthError
+from glucosestream.errors import Forbidden
 from glucosestream.ingest.accept import ingest_records
-from glucosestream.lake import open_metadata
+from glucosestream.lake.access_store import open_access
 
 __all__ = ["MAX_READINGS_PER_REQUEST", "router"]
 
@@ -64,15 +64,12 @@ def require_uploader(request: Request, settings: Annotated[Settings, Depends(set
     """The role of the bearer token; 401 unless it may upload."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise AuthError(
-            "missing bearer token; send 'Authorization: Bearer <token>' "
-            "(create one with `glucosestream token create --role uploader`)"
-        )
-    found = open_metadata(settings.lake).token_role(hashlib.sha256(token.encode()).hexdigest())
-    if found is None or found[0] not in _UPLOAD_ROLES:
-        raise AuthError("the token is unknown or may not upload readings; use an uploader token")
-    return found[0]
+    principal = authenticate(
+        open_access(settings.lake), token if scheme.lower() == "bearer" else None
+    )
+    if principal.role not in _UPLOAD_ROLES:
+        raise Forbidden("this token may not upload readings; use an uploader or admin token")
+    return principal.role
 
 
 @router.post("/v1/readings", response_model=IngestResponse, tags=["ingest"])

@@ -1,4 +1,4 @@
-"""The metadata store: patients, ingest batches, pipeline runs, check results, tokens.
+"""The metadata store: patients, ingest batches, pipeline runs and check results.
 
 SQLAlchemy Core over SQLite by default (``<lake>/_state/metadata.db``); any SQLAlchemy URL
 works in ``GLUCOSESTREAM_LAKE__METADATA_URL``. External patient ids live here only, never in
@@ -19,63 +19,18 @@ import sqlalchemy as sa
 
 from glucosestream.config import LakeSettings
 from glucosestream.errors import LakeError
+from glucosestream.lake.metadata_schema import (
+    METADATA,
+    batches,
+    check_results,
+    patients,
+    runs,
+    token_patients,
+    tokens,
+)
 from glucosestream.quality.checks import CheckResult
 
 __all__ = ["BatchRecord", "MetadataStore", "PublishedSnapshots", "open_metadata"]
-
-_md = sa.MetaData()
-
-patients = sa.Table(
-    "patients",
-    _md,
-    sa.Column("patient_key", sa.String(64), primary_key=True),
-    sa.Column("external_id", sa.String(256), nullable=False),
-    sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
-)
-batches = sa.Table(
-    "batches",
-    _md,
-    sa.Column("batch_id", sa.String(64), primary_key=True),
-    sa.Column("source_name", sa.String(1024), nullable=False),
-    sa.Column("source_sha256", sa.String(64), nullable=False, index=True),
-    sa.Column("format", sa.String(32), nullable=False),
-    sa.Column("received", sa.Integer, nullable=False),
-    sa.Column("accepted", sa.Integer, nullable=False),
-    sa.Column("duplicates", sa.Integer, nullable=False),
-    sa.Column("quarantined", sa.Integer, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("loaded_run_id", sa.String(64), nullable=True, index=True),
-    sa.Column("rejected_run_id", sa.String(64), nullable=True, index=True),
-    sa.Column("rejected_reason", sa.Text, nullable=True),
-)
-runs = sa.Table(
-    "runs",
-    _md,
-    sa.Column("run_id", sa.String(64), primary_key=True),
-    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("readings_snapshot_id", sa.BigInteger, nullable=True),
-    sa.Column("daily_snapshot_id", sa.BigInteger, nullable=True),
-    sa.Column("report", sa.Text, nullable=True),
-)
-check_results = sa.Table(
-    "check_results",
-    _md,
-    sa.Column("run_id", sa.String(64), nullable=False, index=True),
-    sa.Column("check_name", sa.String(64), nullable=False),
-    sa.Column("passed", sa.Boolean, nullable=False),
-    sa.Column("failed_rows", sa.Integer, nullable=False),
-    sa.Column("detail", sa.Text, nullable=False),
-)
-tokens = sa.Table(
-    "tokens",
-    _md,
-    sa.Column("token_sha256", sa.String(64), primary_key=True),
-    sa.Column("role", sa.String(16), nullable=False),
-    sa.Column("patient_key", sa.String(64), nullable=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +107,13 @@ class MetadataStore:
                         .values(source_name=name.replace(external_id, "[erased]"))
                     )
             con.execute(patients.delete().where(patients.c.patient_key == patient_key))
-            con.execute(tokens.delete().where(tokens.c.patient_key == patient_key))
+            bound = sa.select(token_patients.c.token_sha256).where(
+                token_patients.c.patient_key == patient_key
+            )
+            con.execute(
+                tokens.delete().where(tokens.c.role == "patient", tokens.c.token_sha256.in_(bound))
+            )
+            con.execute(token_patients.delete().where(token_patients.c.patient_key == patient_key))
 
     def compact_storage(self) -> None:
         """Rewrite a SQLite store so deleted rows leave no trace in free pages."""
@@ -286,32 +247,6 @@ class MetadataStore:
             row["checks"] = checks[row["run_id"]]
         return rows
 
-    # tokens -----------------------------------------------------------------------------
-    def add_token(
-        self, token_sha256: str, role: str, patient_key: str | None, created_at: dt.datetime
-    ) -> None:
-        with self._tx() as con:
-            con.execute(
-                tokens.insert(),
-                [
-                    {
-                        "token_sha256": token_sha256,
-                        "role": role,
-                        "patient_key": patient_key,
-                        "created_at": created_at,
-                    }
-                ],
-            )
-
-    def token_role(self, token_sha256: str) -> tuple[str, str | None] | None:
-        with self._tx() as con:
-            row = con.execute(
-                sa.select(tokens.c.role, tokens.c.patient_key).where(
-                    tokens.c.token_sha256 == token_sha256
-                )
-            ).first()
-        return None if row is None else (row.role, row.patient_key)
-
 
 def _as_row(record: Any) -> dict[str, Any]:
     return {name: getattr(record, name) for name in record.__slots__}
@@ -326,7 +261,7 @@ def open_metadata(settings: LakeSettings) -> MetadataStore:
         # No pool: each transaction opens and closes its connection, so nothing is left open
         # by the many short-lived stores a command or request makes.
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-        _md.create_all(engine)
+        METADATA.create_all(engine)
     except sa.exc.SQLAlchemyError as err:
         raise LakeError(
             f"cannot open the metadata store at {url}: {err}; "

@@ -1,0 +1,113 @@
+"""The tables of the metadata store (SQLAlchemy Core), in one ``METADATA``.
+
+Pipeline state (patients, batches, runs, check_results) is used through ``metadata``; access
+state (tokens and the patients they are bound to, clinics, the access log, the privacy ledger)
+through ``access_store``. The access log and the privacy ledger are append-only: no code path
+updates or deletes their rows.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = [
+    "METADATA",
+    "access_log",
+    "batches",
+    "check_results",
+    "clinic_patients",
+    "patients",
+    "privacy_ledger",
+    "runs",
+    "token_patients",
+    "tokens",
+]
+
+METADATA = sa.MetaData()
+
+patients = sa.Table(
+    "patients",
+    METADATA,
+    sa.Column("patient_key", sa.String(64), primary_key=True),
+    sa.Column("external_id", sa.String(256), nullable=False),
+    sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
+)
+batches = sa.Table(
+    "batches",
+    METADATA,
+    sa.Column("batch_id", sa.String(64), primary_key=True),
+    sa.Column("source_name", sa.String(1024), nullable=False),
+    sa.Column("source_sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("format", sa.String(32), nullable=False),
+    sa.Column("received", sa.Integer, nullable=False),
+    sa.Column("accepted", sa.Integer, nullable=False),
+    sa.Column("duplicates", sa.Integer, nullable=False),
+    sa.Column("quarantined", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("loaded_run_id", sa.String(64), nullable=True, index=True),
+    sa.Column("rejected_run_id", sa.String(64), nullable=True, index=True),
+    sa.Column("rejected_reason", sa.Text, nullable=True),
+)
+runs = sa.Table(
+    "runs",
+    METADATA,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("readings_snapshot_id", sa.BigInteger, nullable=True),
+    sa.Column("daily_snapshot_id", sa.BigInteger, nullable=True),
+    sa.Column("report", sa.Text, nullable=True),
+)
+check_results = sa.Table(
+    "check_results",
+    METADATA,
+    sa.Column("run_id", sa.String(64), nullable=False, index=True),
+    sa.Column("check_name", sa.String(64), nullable=False),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("failed_rows", sa.Integer, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+)
+tokens = sa.Table(
+    "tokens",
+    METADATA,
+    sa.Column("token_sha256", sa.String(64), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("clinic_id", sa.String(128), nullable=True),
+    sa.Column("label", sa.String(256), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+token_patients = sa.Table(
+    "token_patients",
+    METADATA,
+    sa.Column("token_sha256", sa.String(64), primary_key=True),
+    sa.Column("patient_key", sa.String(64), primary_key=True, index=True),
+)
+clinic_patients = sa.Table(
+    "clinic_patients",
+    METADATA,
+    sa.Column("clinic_id", sa.String(128), primary_key=True),
+    sa.Column("patient_key", sa.String(64), primary_key=True, index=True),
+)
+access_log = sa.Table(
+    "access_log",
+    METADATA,
+    sa.Column("entry_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("token_id", sa.String(16), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("patient_key", sa.String(64), nullable=True, index=True),
+    sa.Column("resource", sa.String(512), nullable=False),
+)
+privacy_ledger = sa.Table(
+    "privacy_ledger",
+    METADATA,
+    sa.Column("entry_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("dataset", sa.String(128), nullable=False, index=True),
+    sa.Column("epsilon", sa.Float, nullable=False),
+    sa.Column("mechanism", sa.String(128), nullable=False),
+    sa.Column("query", sa.String(512), nullable=False),
+    sa.Column("token_id", sa.String(16), nullable=False),
+)
