@@ -71,7 +71,7 @@ def expected(files, tmp_path_factory):
 
 
 RUN_POINTS = [
-    ("glucosestream.pipeline.steps:merge", "after"),
+    ("glucosestream.pipeline.steps:process_bucket", "after"),
     ("glucosestream.lake.catalog:Lakehouse.append_readings", "after"),
     ("glucosestream.lake.catalog:Lakehouse.replace_daily", "before"),
     ("glucosestream.lake.catalog:Lakehouse.replace_daily", "after"),
@@ -127,7 +127,7 @@ def test_ingest_during_a_run_loses_nothing_and_duplicates_nothing(files, expecte
     settings = _settings(lake)
     ingest_path(settings, files[0])
     flag = str(tmp_path / "go")
-    process = _cli(lake, "glucosestream.pipeline.steps:merge", "pause", "run", flag=flag)
+    process = _cli(lake, "glucosestream.pipeline.steps:process_bucket", "pause", "run", flag=flag)
     deadline = time.monotonic() + 60
     while not Path(flag + ".paused").exists():
         assert process.poll() is None, process.stderr.read().decode()
@@ -149,7 +149,7 @@ def test_a_second_run_while_one_is_working_is_refused(files, tmp_path):
     settings = _settings(lake)
     ingest_path(settings, files[0])
     flag = str(tmp_path / "go")
-    process = _cli(lake, "glucosestream.pipeline.steps:merge", "pause", "run", flag=flag)
+    process = _cli(lake, "glucosestream.pipeline.steps:process_bucket", "pause", "run", flag=flag)
     deadline = time.monotonic() + 60
     while not Path(flag + ".paused").exists():
         assert process.poll() is None

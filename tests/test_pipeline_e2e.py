@@ -156,3 +156,24 @@ def test_full_refresh_gives_the_same_results_as_incremental_runs(settings, tmp_p
         open_metadata(settings.lake).published().daily_snapshot_id
     )
     assert full.select(columns).to_pylist() == incremental.select(columns).to_pylist()
+
+
+def test_patients_without_new_readings_keep_their_days_once(settings, tmp_path, clock):
+    head = "patient_id,device_id,time,glucose_mg_dl,tz\n"
+
+    def day(patient: str, d: int, value: int) -> str:
+        return "\n".join(
+            f"{patient},d,2026-01-{d:02d}T{h:02d}:00:00Z,{value},UTC" for h in range(24)
+        )
+
+    (tmp_path / "both.csv").write_text(head + day("A", 1, 100) + "\n" + day("B", 2, 150) + "\n")
+    ingest_path(settings, tmp_path / "both.csv", now=clock)
+    run_pipeline(settings, now=clock)
+    (tmp_path / "a-late.csv").write_text(head + day("A", 2, 120) + "\n")
+    ingest_path(settings, tmp_path / "a-late.csv", now=clock)
+    assert run_pipeline(settings, now=clock).status == "published"
+    published = open_metadata(settings.lake).published()
+    rows = open_lakehouse(settings.lake).read_daily(published.daily_snapshot_id).to_pylist()
+    keys = [(r["patient_key"], r["date"]) for r in rows]
+    assert len(keys) == len(set(keys)) == 3
+    assert sorted(r["mean_mg_dl"] for r in rows) == [100.0, 120.0, 150.0]

@@ -82,25 +82,21 @@ def test_one_bad_batch_does_not_hold_back_good_ones(settings, tmp_path, clock):
 def test_a_fault_that_blames_no_batch_publishes_nothing(settings, tmp_path, clock, monkeypatch):
     from glucosestream.pipeline import steps
 
-    real = steps.transform
+    real = steps.compute_daily_metrics
 
     def broken(*args, **kwargs):
-        out = real(*args, **kwargs)
-        daily = out.daily.set_column(
-            out.daily.schema.get_field_index("pct_active"),
-            "pct_active",
-            pa.array([150.0] * out.daily.num_rows),
-        )
-        return steps.Transformed(out.days, daily)
+        daily = real(*args, **kwargs)
+        index = daily.schema.get_field_index("pct_active")
+        return daily.set_column(index, "pct_active", pa.array([150.0] * daily.num_rows))
 
-    monkeypatch.setattr(steps, "transform", broken)
+    monkeypatch.setattr(steps, "compute_daily_metrics", broken)
     ingest_path(settings, _day(tmp_path, "good.csv", 1, 120), now=clock)
     report = run_pipeline(settings, now=clock)
     assert report.status == "failed"
     assert report.failed_checks == ("daily_bounds",)
     assert report.rejected == ()
     assert open_metadata(settings.lake).published() is None
-    monkeypatch.setattr(steps, "transform", real)
+    monkeypatch.setattr(steps, "compute_daily_metrics", real)
     assert run_pipeline(settings, now=clock).status == "published"
 
 
@@ -170,6 +166,6 @@ def test_quality_checks_catch_duplicate_keys_and_bad_bands():
         }
     )
     days = pa.table({"patient_key": ["k"], "date": [None]})
-    staged = StagedRun(readings, readings, daily, days, {}, 2, 0)
+    staged = StagedRun(readings, readings, daily, days)
     report = evaluate(staged, QualitySettings())
     assert set(report.failed) == {"unique_readings", "daily_bounds"}

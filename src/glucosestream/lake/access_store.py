@@ -19,6 +19,7 @@ from glucosestream.lake.metadata_schema import (
     clinic_patients,
     privacy_ledger,
     token_patients,
+    token_sha1,
     tokens,
 )
 
@@ -96,6 +97,21 @@ class AccessStore:
             con.execute(tokens.insert(), [row])
             if bound:
                 con.execute(token_patients.insert(), bound)
+
+    def add_token_sha1(self, token_sha256: str, sha1_hex: str) -> None:
+        """Record a token's SHA-1 (what Nightscout uploaders send as ``api-secret``)."""
+        with self._tx() as con:
+            con.execute(
+                token_sha1.insert(), [{"token_sha1": sha1_hex, "token_sha256": token_sha256}]
+            )
+
+    def token_sha256_by_sha1(self, sha1_hex: str) -> str | None:
+        """The SHA-256 of the token whose SHA-1 this is, if that token has one recorded."""
+        with self._tx() as con:
+            found: str | None = con.scalar(
+                sa.select(token_sha1.c.token_sha256).where(token_sha1.c.token_sha1 == sha1_hex)
+            )
+        return found
 
     def token(self, token_sha256: str) -> TokenRecord | None:
         with self._tx() as con:

@@ -11,7 +11,8 @@ import contextlib
 import datetime as dt
 import logging
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,7 +29,7 @@ from pyiceberg.expressions import (
     EqualTo,
     GreaterThanOrEqual,
     In,
-    Or,
+    StartsWith,
 )
 from pyiceberg.table import Table
 
@@ -38,7 +39,7 @@ from glucosestream.lake import tables
 from glucosestream.lake.metadata import PublishedSnapshots
 from glucosestream.lake.storage import iceberg_properties, open_storage
 
-__all__ = ["Lakehouse", "open_lakehouse"]
+__all__ = ["DailyScope", "Lakehouse", "open_lakehouse"]
 
 log = logging.getLogger(__name__)
 
@@ -127,33 +128,52 @@ class Lakehouse:
             [("patient_key", "ascending"), ("date", "ascending")]
         )
 
-    def append_readings(self, rows: pa.Table) -> int | None:
-        """Append curated rows; the new snapshot id (or the current one if ``rows`` is empty)."""
-        if rows.num_rows:
-            self.readings.append(tables.READINGS.prepare(rows))
+    def append_readings(self, parts: pa.Table | Iterable[pa.Table]) -> int | None:
+        """Append curated rows (one table, or parts appended in one commit); the new snapshot
+        id, or the current one when there was nothing to append."""
+        chunks = [parts] if isinstance(parts, pa.Table) else parts
+        with self.readings.transaction() as tx:
+            for rows in chunks:
+                if rows.num_rows:
+                    tx.append(tables.READINGS.prepare(rows))
         return _snapshot_id(self.readings)
 
-    def replace_daily(
-        self,
-        rows: pa.Table,
-        touched: Mapping[str, Iterable[dt.date]],
-        *,
-        everything: bool = False,
-    ) -> int | None:
-        """Replace the daily metrics of the touched patient-days (or all) by ``rows``."""
-        days: BooleanExpression = AlwaysTrue() if everything else AlwaysFalse()
-        for key, dates in sorted(touched.items()):
-            in_dates = In("date", sorted(d.isoformat() for d in dates))
-            days = Or(days, And(EqualTo("patient_key", key), in_dates))
-        rows = tables.DAILY_METRICS.prepare(rows)
-        if self.daily.current_snapshot() is None:
-            self.daily.append(rows)
-        else:
-            with warnings.catch_warnings():
-                # New patient-days have nothing to replace; pyiceberg warns about that.
-                warnings.filterwarnings("ignore", "Delete operation did not match any records")
-                self.daily.overwrite(rows, overwrite_filter=days)
+    def replace_daily(self, parts: Iterable[tuple[pa.Table, DailyScope]]) -> int | None:
+        """Replace each scope's daily rows by the given rows, all parts in one commit."""
+        with self.daily.transaction() as tx, warnings.catch_warnings():
+            # New patient-days have nothing to replace; pyiceberg warns about that.
+            warnings.filterwarnings("ignore", "Delete operation did not match any records")
+            empty = self.daily.current_snapshot() is None
+            for rows, scope in parts:
+                prepared = tables.DAILY_METRICS.prepare(rows)
+                if empty:
+                    tx.append(prepared)
+                else:
+                    tx.overwrite(prepared, overwrite_filter=scope.expression())
         return _snapshot_id(self.daily)
+
+
+@dataclass(frozen=True, slots=True)
+class DailyScope:
+    """Which daily rows a part replaces: every row (``everything``); the patients whose key
+    starts with ``prefix``; or the days from ``from_date`` on of ``patient_keys``."""
+
+    everything: bool = False
+    prefix: str | None = None
+    patient_keys: tuple[str, ...] = ()
+    from_date: dt.date | None = None
+
+    def expression(self) -> BooleanExpression:
+        if self.everything:
+            return AlwaysTrue()
+        if self.prefix is not None:
+            return StartsWith("patient_key", self.prefix) if self.prefix else AlwaysTrue()
+        if not self.patient_keys:
+            return AlwaysFalse()
+        keys: BooleanExpression = In("patient_key", sorted(self.patient_keys))
+        if self.from_date is None:
+            return keys
+        return And(keys, GreaterThanOrEqual("date", self.from_date.isoformat()))
 
 
 def _between(table: pa.Table, date_from: dt.date | None, date_to: dt.date | None) -> pa.Table:

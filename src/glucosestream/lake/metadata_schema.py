@@ -16,10 +16,12 @@ __all__ = [
     "batches",
     "check_results",
     "clinic_patients",
+    "ingest_requests",
     "patients",
     "privacy_ledger",
     "runs",
     "token_patients",
+    "token_sha1",
     "tokens",
 ]
 
@@ -47,6 +49,19 @@ batches = sa.Table(
     sa.Column("loaded_run_id", sa.String(64), nullable=True, index=True),
     sa.Column("rejected_run_id", sa.String(64), nullable=True, index=True),
     sa.Column("rejected_reason", sa.Text, nullable=True),
+)
+# One row per HTTP request accepted (idempotency key = SHA-256 of what was posted): the batch it
+# landed in and its own accounting, so a re-post of the same body changes nothing.
+ingest_requests = sa.Table(
+    "ingest_requests",
+    METADATA,
+    sa.Column("request_sha256", sa.String(64), primary_key=True),
+    sa.Column("batch_id", sa.String(64), nullable=False, index=True),
+    sa.Column("received", sa.Integer, nullable=False),
+    sa.Column("accepted", sa.Integer, nullable=False),
+    sa.Column("duplicates", sa.Integer, nullable=False),
+    sa.Column("quarantined", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 runs = sa.Table(
     "runs",
@@ -76,6 +91,14 @@ tokens = sa.Table(
     sa.Column("clinic_id", sa.String(128), nullable=True),
     sa.Column("label", sa.String(256), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+# Nightscout uploaders send the SHA-1 of their secret (``api-secret``): each token's SHA-1, so
+# the token can be found from it. A table, not a column, so existing stores gain it on open.
+token_sha1 = sa.Table(
+    "token_sha1",
+    METADATA,
+    sa.Column("token_sha1", sa.String(40), primary_key=True),
+    sa.Column("token_sha256", sa.String(64), nullable=False, index=True),
 )
 token_patients = sa.Table(
     "token_patients",

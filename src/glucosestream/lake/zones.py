@@ -46,6 +46,11 @@ class RawBatch:
             f"{self.path}/readings.parquet", schema=READING_SCHEMA, filesystem=self.storage.fs
         )
 
+    def row_count(self) -> int:
+        """Readings in the batch, from the Parquet footer (nothing else is read)."""
+        with self.storage.fs.open_input_file(f"{self.path}/readings.parquet") as f:
+            return int(pq.ParquetFile(f).metadata.num_rows)
+
     def quarantine(self) -> pa.Table:
         return pq.read_table(
             f"{self.path}/quarantine.parquet", schema=QUARANTINE_SCHEMA, filesystem=self.storage.fs

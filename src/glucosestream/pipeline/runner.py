@@ -12,12 +12,15 @@ the lake. A failure that blames no batch publishes nothing and leaves the batche
 
 from __future__ import annotations
 
+import itertools
 import logging
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from glucosestream.clock import Clock, utc_now
@@ -28,7 +31,14 @@ from glucosestream.lake.lock import run_lock
 from glucosestream.lake.metadata import PublishedSnapshots
 from glucosestream.lake.storage import open_storage
 from glucosestream.pipeline import steps
-from glucosestream.quality import CheckResult, QualityReport, evaluate
+from glucosestream.pipeline.buckets import partition
+from glucosestream.quality import (
+    CheckResult,
+    QualityReport,
+    RunAccounts,
+    check_reconciliation,
+    combine,
+)
 
 __all__ = ["RejectedBatch", "RunReport", "StepTiming", "run_pipeline"]
 
@@ -111,37 +121,32 @@ def _run_locked(settings: Settings, full_refresh: bool, now: Clock) -> RunReport
     if not pending and not full_refresh:
         return run.finish("noop", "no new raw batches since the last run; nothing to do")
 
-    staged = run.stage_until_clean(published, pending)
-    if staged.rejections and not staged.pending and not full_refresh:
-        return run.finish(
-            "rejected",
-            f"every new batch was rejected ({len(staged.rejections)}); nothing was published",
-            staged,
-        )
-    if not staged.quality.passed:
-        failed = ", ".join(staged.quality.failed)
-        return run.finish(
-            "failed",
-            f"quality gate failed ({failed}) with no batch to blame; nothing was published "
-            "and the batches stay pending",
-            staged,
-        )
-    with run.timer.step("publish"):
-        snapshots = steps.publish(
-            run.lake,
-            staged.merged,
-            staged.transformed,
-            full_refresh=full_refresh,
-            run_id=run.run_id,
-        )
+    with tempfile.TemporaryDirectory(prefix="glucosestream-run-") as spill:
+        staged = run.stage_until_clean(published, pending, Path(spill))
+        if staged.rejections and not staged.pending and not full_refresh:
+            return run.finish(
+                "rejected",
+                f"every new batch was rejected ({len(staged.rejections)}); nothing was published",
+                staged,
+            )
+        if not staged.quality.passed:
+            failed = ", ".join(staged.quality.failed)
+            return run.finish(
+                "failed",
+                f"quality gate failed ({failed}) with no batch to blame; nothing was published "
+                "and the batches stay pending",
+                staged,
+            )
+        with run.timer.step("publish"):
+            snapshots = steps.publish(run.lake, staged.results, run.run_id)
     rejected = f"; {len(staged.rejections)} batches rejected" if staged.rejections else ""
     return run.finish("published", "published" + rejected, staged, snapshots)
 
 
 @dataclass(frozen=True, slots=True)
 class _Staged:
-    merged: steps.Merged
-    transformed: steps.Transformed
+    results: tuple[steps.BucketResult, ...]
+    accounts: RunAccounts
     quality: QualityReport
     pending: tuple[RawBatch, ...]
     rejections: tuple[RejectedBatch, ...]
@@ -163,26 +168,33 @@ class _Run:
         self.recovered = False
 
     def stage_until_clean(
-        self, published: PublishedSnapshots | None, pending: list[RawBatch]
+        self, published: PublishedSnapshots | None, pending: list[RawBatch], spill: Path
     ) -> _Staged:
-        """Merge, transform and audit; reject blamed batches and stage again without them."""
+        """Stage every bucket and audit the run; reject blamed batches and stage again."""
         rejections: list[RejectedBatch] = []
+        keys = tuple(self.meta.patient_keys()) if self.full_refresh else ()
         engine = open_engine(self.settings.engine)
         try:
-            while True:
+            for attempt in itertools.count():
+                folder = spill / str(attempt)
                 with self.timer.step("merge"):
-                    keys = self.meta.patient_keys() if self.full_refresh else None
-                    merged = steps.merge(engine, self.lake, published, pending, keys)
-                with self.timer.step("transform"):
-                    transformed = steps.transform(
-                        engine,
-                        merged,
-                        full_refresh=self.full_refresh,
-                        run_id=self.run_id,
-                        computed_at=self.started_at,
-                    )
+                    buckets = partition(pending, folder, extra_prefixes_of=keys)
+                work = steps.BucketWork(
+                    engine=engine,
+                    lake=self.lake,
+                    published=published,
+                    quality=self.settings.quality,
+                    run_id=self.run_id,
+                    computed_at=self.started_at,
+                    full_refresh=self.full_refresh,
+                    all_patient_keys=keys,
+                    spill=folder if len(buckets) > 1 else None,
+                )
+                results = tuple(steps.process_bucket(work, b, self.timer) for b in buckets)
                 with self.timer.step("audit"):
-                    quality = evaluate(steps.stage(merged, transformed), self.settings.quality)
+                    accounts = steps.reconcile(pending, results)
+                    checks = combine([r.checks for r in results])
+                    quality = QualityReport((*checks, check_reconciliation(accounts)))
                 if quality.passed or not quality.attributable:
                     break
                 for batch_id in sorted(quality.culprits):
@@ -194,7 +206,7 @@ class _Run:
                     break
         finally:
             engine.close()
-        return _Staged(merged, transformed, quality, tuple(pending), tuple(rejections))
+        return _Staged(results, accounts, quality, tuple(pending), tuple(rejections))
 
     def finish(
         self,
@@ -234,13 +246,13 @@ class _Run:
 
 def _counts(staged: _Staged, *, published: bool) -> dict[str, object]:
     """Row counts of the run; a run that published nothing added no readings and no days."""
-    merged = staged.merged
+    accounts = staged.accounts
     return {
-        "batches": len(merged.batches),
-        "readings_in": merged.incoming.num_rows,
-        "readings_new": merged.new.num_rows if published else 0,
-        "duplicates": merged.incoming.num_rows - merged.new.num_rows,
-        "patient_days": staged.transformed.days.num_rows if published else 0,
+        "batches": len(accounts.batches),
+        "readings_in": accounts.incoming_rows,
+        "readings_new": accounts.new_rows if published else 0,
+        "duplicates": accounts.duplicates_at_merge,
+        "patient_days": sum(r.days for r in staged.results) if published else 0,
         "checks": staged.quality.checks,
         "rejected": staged.rejections,
     }

@@ -7,46 +7,40 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections import defaultdict
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Final
+from pathlib import Path
+from typing import Final, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from glucosestream.config import QualitySettings
 from glucosestream.engines import Engine, read_sql
 from glucosestream.lake import Lakehouse, MetadataStore, RawBatch, RawZone
+from glucosestream.lake.catalog import DailyScope
 from glucosestream.lake.metadata import BatchRecord, PublishedSnapshots
 from glucosestream.metrics import compute_daily_metrics, touched_days
-from glucosestream.quality import BatchCounts, StagedRun
+from glucosestream.pipeline.buckets import Bucket, Spilled
+from glucosestream.quality import BatchCounts, CheckResult, RunAccounts, StagedRun, run_checks
 from glucosestream.readings import READING_SCHEMA
 
-__all__ = ["STEPS", "Merged", "Transformed", "discover", "merge", "publish", "stage", "transform"]
+__all__ = [
+    "STEPS",
+    "BucketResult",
+    "BucketWork",
+    "discover",
+    "process_bucket",
+    "publish",
+    "reconcile",
+]
 
 log = logging.getLogger(__name__)
 
 STEPS: Final = ("recover", "discover", "merge", "transform", "audit", "publish")
 _HISTORY_MARGIN: Final = dt.timedelta(days=2)
 RECOVERED_SOURCE: Final = "(recovered from the raw zone: its ingest did not finish)"
-
-
-@dataclass(frozen=True, slots=True)
-class Merged:
-    batches: tuple[RawBatch, ...]
-    incoming: pa.Table
-    curated: pa.Table
-    new: pa.Table
-
-    @property
-    def all_readings(self) -> pa.Table:
-        return _concat([self.curated, self.new])
-
-
-@dataclass(frozen=True, slots=True)
-class Transformed:
-    days: pa.Table
-    daily: pa.Table
 
 
 def discover(meta: MetadataStore, raw: RawZone) -> list[RawBatch]:
@@ -78,71 +72,113 @@ def discover(meta: MetadataStore, raw: RawZone) -> list[RawBatch]:
     return pending
 
 
-def merge(
-    engine: Engine,
-    lake: Lakehouse,
-    published: PublishedSnapshots | None,
-    batches: Sequence[RawBatch],
-    patient_keys: Sequence[str] | None = None,
-) -> Merged:
-    """New readings (first arrival of each key not yet curated) from ``batches``.
+@dataclass(frozen=True, slots=True)
+class BucketWork:
+    """What every bucket of a run shares."""
 
-    ``patient_keys`` widens the curated rows read beyond the incoming patients (full refresh:
-    all of their history); otherwise only recent curated rows of the incoming patients are read.
-    """
-    incoming = _concat([b.readings() for b in batches])
-    keys = set(incoming["patient_key"].to_pylist()) | set(patient_keys or ())
-    snapshot = None if published is None else published.readings_snapshot_id
-    since = None
-    if patient_keys is None and incoming.num_rows:
-        # Only the local days the new readings fall on are recomputed; a local day starts at
-        # most 14 hours before its UTC date, so two days of margin hold all of them.
-        since = pc.min(incoming["ts"]).as_py() - _HISTORY_MARGIN
-    curated = lake.read_readings(snapshot, keys, since)
-    new = engine.query(
-        read_sql("glucosestream.pipeline", "merge.sql"), {"incoming": incoming, "curated": curated}
-    ).cast(READING_SCHEMA)
-    return Merged(tuple(batches), incoming, curated, new)
+    engine: Engine
+    lake: Lakehouse
+    published: PublishedSnapshots | None
+    quality: QualitySettings
+    run_id: str
+    computed_at: dt.datetime
+    full_refresh: bool
+    all_patient_keys: tuple[str, ...] = ()  # full refresh: every registered patient
+    spill: Path | None = None  # None: keep results in memory (a one-bucket run)
 
 
-def transform(
-    engine: Engine, merged: Merged, *, full_refresh: bool, run_id: str, computed_at: dt.datetime
-) -> Transformed:
-    """Daily metrics of the patient-days the new readings touch (every day on a full refresh)."""
-    every = merged.all_readings
-    days = touched_days(engine, every if full_refresh else merged.new)
-    daily = compute_daily_metrics(engine, every, days, run_id=run_id, computed_at=computed_at)
-    return Transformed(days, daily)
+@dataclass(frozen=True, slots=True)
+class BucketResult:
+    prefix: str
+    incoming_rows: int
+    new: Spilled
+    daily: Spilled
+    days: int
+    scope: DailyScope
+    checks: tuple[CheckResult, ...]
 
 
-def stage(merged: Merged, transformed: Transformed) -> StagedRun:
-    """What the audit sees: the staged tables and every count that must reconcile."""
-    batches = {}
-    for batch in merged.batches:
-        m = batch.manifest()
-        rows = batch.readings().num_rows
-        batches[batch.batch_id] = BatchCounts(
-            m["received"], m["accepted"], m["duplicates"], m["quarantined"], rows
+class Timer(Protocol):
+    def step(self, name: str) -> AbstractContextManager[None]: ...
+
+
+def process_bucket(work: BucketWork, bucket: Bucket, timer: Timer) -> BucketResult:
+    """Merge, transform and audit one bucket of patients."""
+    with timer.step("merge"):
+        incoming = bucket.incoming()
+        keys = set(incoming["patient_key"].to_pylist())
+        since = None
+        if work.full_refresh:
+            keys |= {k for k in work.all_patient_keys if k.startswith(bucket.prefix)}
+        elif incoming.num_rows:
+            # A local day starts at most 14 hours before its UTC date: two days of history
+            # before the earliest new reading hold every day that is recomputed.
+            since = pc.min(incoming["ts"]).as_py() - _HISTORY_MARGIN
+        snapshot = None if work.published is None else work.published.readings_snapshot_id
+        curated = work.lake.read_readings(snapshot, keys, since)
+        new = work.engine.query(
+            read_sql("glucosestream.pipeline", "merge.sql"),
+            {"incoming": incoming, "curated": curated},
+        ).cast(READING_SCHEMA)
+        every = _concat([curated, new])
+    with timer.step("transform"):
+        days, scope = _days_to_compute(work, bucket, every, new)
+        daily = compute_daily_metrics(
+            work.engine, every, days, run_id=work.run_id, computed_at=work.computed_at
         )
-    return StagedRun(
-        new_readings=merged.new,
-        all_readings=merged.all_readings,
-        daily=transformed.daily,
-        days=transformed.days,
-        batches=batches,
-        incoming_rows=merged.incoming.num_rows,
-        duplicates_at_merge=merged.incoming.num_rows - merged.new.num_rows,
+    with timer.step("audit"):
+        checks = run_checks(StagedRun(new, every, daily, days), work.quality)
+    folder = None if work.spill is None else work.spill / "staged" / (bucket.prefix or "all")
+    return BucketResult(
+        prefix=bucket.prefix,
+        incoming_rows=incoming.num_rows,
+        new=Spilled.keep(new, folder, "readings"),
+        daily=Spilled.keep(daily, folder, "daily"),
+        days=days.num_rows,
+        scope=scope,
+        checks=tuple(checks),
     )
 
 
-def publish(
-    lake: Lakehouse, merged: Merged, transformed: Transformed, *, full_refresh: bool, run_id: str
-) -> PublishedSnapshots:
-    """Write both tables; the caller records the returned snapshot ids (the real publish)."""
-    readings_snapshot = lake.append_readings(merged.new)
-    daily_snapshot = lake.replace_daily(
-        transformed.daily, _days_by_patient(transformed.days), everything=full_refresh
+def _days_to_compute(
+    work: BucketWork, bucket: Bucket, every: pa.Table, new: pa.Table
+) -> tuple[pa.Table, DailyScope]:
+    """A full refresh recomputes every day of the bucket. An incremental run recomputes, for
+    the patients with new readings, every day from the earliest day a new reading falls on
+    (one range per bucket keeps the replacement a single cheap filter)."""
+    if work.full_refresh:
+        return touched_days(work.engine, every), DailyScope(prefix=bucket.prefix)
+    touched = touched_days(work.engine, new)
+    if touched.num_rows == 0:
+        return touched, DailyScope()
+    first = pc.min(touched["date"]).as_py()
+    keys = tuple(sorted(set(touched["patient_key"].to_pylist())))
+    days = touched_days(work.engine, every)
+    wanted = pc.and_(
+        pc.greater_equal(days["date"], pa.scalar(first)),
+        pc.is_in(days["patient_key"], value_set=pa.array(keys, pa.string())),
     )
+    return days.filter(wanted), DailyScope(patient_keys=keys, from_date=first)
+
+
+def reconcile(batches: Sequence[RawBatch], results: Sequence[BucketResult]) -> RunAccounts:
+    """The run's counts: each batch's manifest against its file, and the merge's totals."""
+    counts = {}
+    for batch in batches:
+        m = batch.manifest()
+        counts[batch.batch_id] = BatchCounts(
+            m["received"], m["accepted"], m["duplicates"], m["quarantined"], batch.row_count()
+        )
+    incoming = sum(r.incoming_rows for r in results)
+    new = sum(r.new.rows for r in results)
+    return RunAccounts(counts, incoming, new, incoming - new)
+
+
+def publish(lake: Lakehouse, results: Sequence[BucketResult], run_id: str) -> PublishedSnapshots:
+    """Write both tables, each in one commit, one bucket in memory at a time; the caller
+    records the returned snapshot ids (the real publish)."""
+    readings_snapshot = lake.append_readings(r.new.load() for r in results)
+    daily_snapshot = lake.replace_daily((r.daily.load(), r.scope) for r in results)
     return PublishedSnapshots(run_id, readings_snapshot, daily_snapshot)
 
 
@@ -150,10 +186,3 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
     if not tables:
         return READING_SCHEMA.empty_table()
     return pa.concat_tables([t.cast(READING_SCHEMA) for t in tables])
-
-
-def _days_by_patient(days: pa.Table) -> dict[str, list[dt.date]]:
-    grouped: dict[str, list[dt.date]] = defaultdict(list)
-    for key, date in zip(days["patient_key"].to_pylist(), days["date"].to_pylist(), strict=True):
-        grouped[key].append(date)
-    return dict(grouped)

@@ -1,6 +1,9 @@
 """Quality checks over a run's staged data. PURE: Arrow in, results out.
 
-Each check is a function ``(StagedRun, QualitySettings) -> CheckResult`` listed in ``CHECKS``.
+A run stages its work one bucket of patients at a time. Each bucket check is a function
+``(StagedRun, QualitySettings) -> CheckResult`` listed in ``CHECKS``; ``combine`` merges a
+check's results over the buckets, and ``check_reconciliation`` audits the run's counts as a
+whole.
 A result counts the offending rows and, where the fault lies in the data, names the raw batches
 that brought it (``batch_ids``): the runner rejects those batches and publishes the rest. A
 failure with no batch to blame is a fault of the system and stops the run. Details never put
@@ -10,7 +13,7 @@ glucose values next to patient identifiers.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -19,7 +22,16 @@ import pyarrow.compute as pc
 
 from glucosestream.config import QualitySettings
 
-__all__ = ["CHECKS", "BatchCounts", "CheckResult", "StagedRun", "run_checks"]
+__all__ = [
+    "CHECKS",
+    "BatchCounts",
+    "CheckResult",
+    "RunAccounts",
+    "StagedRun",
+    "check_reconciliation",
+    "combine",
+    "run_checks",
+]
 
 _BAND_SUM_TOLERANCE: Final = 1e-9
 # A device clock a few minutes fast is common; more than this ahead of receipt is an error.
@@ -47,14 +59,21 @@ class BatchCounts:
 
 @dataclass(frozen=True, slots=True)
 class StagedRun:
-    """What a run is about to publish, and the counts that must reconcile."""
+    """What a run is about to publish for one bucket of patients."""
 
     new_readings: pa.Table
     all_readings: pa.Table
     daily: pa.Table
     days: pa.Table
+
+
+@dataclass(frozen=True, slots=True)
+class RunAccounts:
+    """The counts of a whole run that must reconcile."""
+
     batches: Mapping[str, BatchCounts]
     incoming_rows: int
+    new_rows: int
     duplicates_at_merge: int
 
 
@@ -141,13 +160,15 @@ def check_complete_days(run: StagedRun, settings: QualitySettings) -> CheckResul
     )
 
 
-def check_reconciliation(run: StagedRun, settings: QualitySettings) -> CheckResult:
+def check_reconciliation(run: RunAccounts) -> CheckResult:
+    """received = accepted + duplicates + quarantined per batch, each batch file holds its
+    accepted rows, and the merge accounts for every incoming row."""
     bad = [
         batch_id
         for batch_id, c in run.batches.items()
         if c.received != c.accepted + c.duplicates + c.quarantined or c.accepted != c.rows
     ]
-    merge_gap = run.incoming_rows - (run.new_readings.num_rows + run.duplicates_at_merge)
+    merge_gap = run.incoming_rows - (run.new_rows + run.duplicates_at_merge)
     return _result(
         "reconciliation",
         len(bad) + abs(merge_gap),
@@ -163,9 +184,25 @@ CHECKS: Final[tuple[Callable[[StagedRun, QualitySettings], CheckResult], ...]] =
     check_unique_readings,
     check_daily_bounds,
     check_complete_days,
-    check_reconciliation,
 )
 
 
 def run_checks(run: StagedRun, settings: QualitySettings) -> list[CheckResult]:
     return [check(run, settings) for check in CHECKS]
+
+
+def combine(per_bucket: Sequence[Sequence[CheckResult]]) -> list[CheckResult]:
+    """One result per check over all buckets: failed rows add up, blamed batches unite, and
+    the details of the failing buckets are kept."""
+    by_name: dict[str, list[CheckResult]] = {}
+    for results in per_bucket:
+        for result in results:
+            by_name.setdefault(result.name, []).append(result)
+    out = []
+    for name, results in by_name.items():
+        failed = [r for r in results if not r.passed]
+        rows = sum(r.failed_rows for r in failed)
+        detail = "; ".join(dict.fromkeys(r.detail for r in failed)) if failed else "ok"
+        batches = sorted({b for r in failed for b in r.batch_ids})
+        out.append(CheckResult(name, not failed, rows, detail, tuple(batches)))
+    return out

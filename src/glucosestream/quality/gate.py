@@ -34,4 +34,5 @@ class QualityReport:
 
 
 def evaluate(run: StagedRun, settings: QualitySettings) -> QualityReport:
+    """The bucket checks of one staged bucket (the run adds reconciliation: see runner)."""
     return QualityReport(tuple(run_checks(run, settings)))
