@@ -94,9 +94,9 @@ _LOGNORMAL: Final[dict[str, tuple[tuple[float, ...], tuple[float, ...]]]] = {
     # dawn rise of endogenous glucose output (peak, mg/dL/min)
     "dawn_mg_dl_per_min": ((0.04, 0.25, 0.2, 0.2, 0.16, 0.22), (0.5,) * 6),
     # unexplained variation of glucose flux (sd of an hourly OU process, mg/dL/min)
-    "flux_noise_mg_dl_per_min": ((0.12, 0.2, 0.2, 0.2, 0.35, 0.45), (0.2, 0.3, 0.3, 0.3, 0.3, 0.3)),
+    "flux_noise_mg_dl_per_min": ((0.17, 0.2, 0.2, 0.2, 0.35, 0.45), (0.2, 0.3, 0.3, 0.3, 0.3, 0.3)),
     # meal sizes relative to the population's typical meals
-    "meal_scale": ((1.0, 1.05, 1.05, 1.05, 1.0, 1.1), (0.2,) * 6),
+    "meal_scale": ((0.9, 1.05, 1.05, 1.05, 1.0, 1.1), (0.2,) * 6),
     # meal absorption time tmax,G (min), Hovorka 2004
     "meal_tmax_min": ((40.0,) * 6, (0.2,) * 6),
     # plasma-to-interstitial lag (min)
@@ -104,9 +104,9 @@ _LOGNORMAL: Final[dict[str, tuple[tuple[float, ...], tuple[float, ...]]]] = {
 }
 _NORMAL: Final[dict[str, tuple[tuple[float, ...], tuple[float, ...]]]] = {
     # the glucose level that endogenous output and uptake balance at (true) basal insulin
-    "gb_mg_dl": ((93.5, 122, 135, 140, 125, 175), (5.0, 12, 15, 15, 14, 30)),
+    "gb_mg_dl": ((96.0, 122, 135, 140, 125, 175), (5.0, 12, 15, 15, 14, 30)),
     # counter-regulation threshold (glucagon, adrenaline) and gain (mg/dL/min per mg/dL)
-    "cr_threshold_mg_dl": ((70.0, 72, 70, 70, 60, 58), (3.0,) * 6),
+    "cr_threshold_mg_dl": ((66.0, 72, 70, 70, 60, 58), (3.0,) * 6),
     "cr_gain_per_min": (
         (0.06, 0.05, 0.04, 0.04, 0.015, 0.012),
         (0.01, 0.01, 0.01, 0.01, 0.004, 0.004),
@@ -124,7 +124,7 @@ _NORMAL: Final[dict[str, tuple[tuple[float, ...], tuple[float, ...]]]] = {
     "exercise_compensation": ((0.85, 0.6, 0.5, 0.5, 0.25, 0.25), (0.05, 0.1, 0.1, 0.1, 0.1, 0.1)),
     "exercise_per_day": ((0.3, 0.2, 0.2, 0.2, 0.3, 0.2), (0.12,) * 6),
     "snacks_per_day": ((1.0, 1.2, 1.2, 1.2, 1.0, 1.4), (0.4,) * 6),
-    "compression_per_night": ((0.08, 0.08, 0.08, 0.08, 0.1, 0.1), (0.04,) * 6),
+    "compression_per_night": ((0.15, 0.08, 0.08, 0.08, 0.1, 0.1), (0.04,) * 6),
     "dropouts_per_day": ((1.0,) * 6, (0.5,) * 6),
     "bw_kg": ((74.0, 92, 95, 95, 76, 78), (13.0, 17, 17, 17, 13, 14)),
     # a correction bolus when the sensor stays above this (0: never)
