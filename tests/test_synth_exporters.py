@@ -1,5 +1,5 @@
 """Device-format exports of synthetic cohorts: laid out like the real sample files in
-../shared/samples, and parsed back here with the csv/json standard library to the very
+tests/data/samples, and parsed back here with the csv/json standard library to the very
 readings the generator produced (the project's own parsers are not used)."""
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import pytest
 from glucosestream.readings import MG_DL_PER_MMOL_L, ReadingFlag
 from glucosestream.synth import SYNTH_FORMATS, CohortSpec, generate_chunks, write_cohort
 
-from .conftest import SHARED
+from .conftest import DATA
 
-SAMPLES = SHARED / "samples"
+SAMPLES = DATA / "samples"  # the permissively licensed samples, copied with their credits
 # Seed 1 gives, in 8 type 1 patients over 3 days across the US change to summer time: LOW and
 # HIGH readings, mg/dL and mmol/L zones (London, Sydney), US, European and UTC patients.
 SPEC = CohortSpec(8, 3, "t1d", 5, 1, dt.date(2026, 3, 7))
@@ -31,7 +31,7 @@ Reading = tuple[int, float, int]  # (UTC epoch seconds, mg/dL, flags)
 
 def needs_samples(folder: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(
-        not (SAMPLES / folder).is_dir(), reason=f"../shared/samples/{folder} is not present"
+        not (SAMPLES / folder).is_dir(), reason=f"tests/data/samples/{folder} is not present"
     )
 
 
