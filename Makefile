@@ -39,7 +39,11 @@ fix: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/cog -r -I docs $(DOCS)
 
+# Benchmarks print figures and ratios and write JSON to benchmarks/results/ (not a test).
 bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_synth.py
+	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/bench_metrics.py
 	$(BIN)/python benchmarks/bench_pipeline.py
 
 clean:
