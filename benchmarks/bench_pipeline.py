@@ -1,130 +1,164 @@
-"""Benchmark the walking skeleton: synth → ingest (Parquet and CSV) → run, on seeded cohorts.
+"""Benchmark the pipeline at cohort scale: a full run, then an incremental run after one new
+day for every patient, on local disk and (with --s3) on the test S3 server.
 
-Prints readings/s per stage and the ratio to DuckDB's scan-and-aggregate floor measured in the
-same run on the same file (daily mean per patient straight from the Parquet file), plus peak
-RSS. Writes the figures as JSON to benchmarks/results/.
+Each stage runs as its own `glucosestream` process, so its wall time and peak memory (RSS) are
+its own. The baseline, measured in the same run on the same file, is DuckDB's plain
+scan-and-aggregate (mean per patient) straight from the Parquet file. Results are printed
+and written as JSON to benchmarks/results/.
 
-    python benchmarks/bench_pipeline.py                 # 10^5 and 10^6 readings
-    python benchmarks/bench_pipeline.py --sizes 1000    # smoke size
+    python benchmarks/bench_pipeline.py                    # 10,000 patients x 14 days
+    python benchmarks/bench_pipeline.py --patients 100 --days 3        # smoke size
+    python benchmarks/bench_pipeline.py --s3               # also on the S3 server of make test
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
-import resource
 import subprocess
+import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from glucosestream.config import IngestSettings, LakeSettings, Settings
-from glucosestream.ingest import ingest_path
-from glucosestream.pipeline import run_pipeline
 from glucosestream.synth import CohortSpec, write_cohort
 
-READINGS_PER_PATIENT_DAY = 288  # 5-minute sampling
-DAYS = 14
-RESULTS = Path(__file__).parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 
 
-def timed(func):
+def run_stage(args: list[str], env: dict[str, str]) -> dict[str, object]:
     started = time.perf_counter()
-    result = func()
-    return result, time.perf_counter() - started
+    process = subprocess.Popen(
+        [sys.executable, "-m", "glucosestream", *args, "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out = process.stdout.read()  # type: ignore[union-attr]
+    err = process.stderr.read()  # type: ignore[union-attr]
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if status != 0:
+        raise SystemExit(f"{' '.join(args)} failed: {err.decode()[-2000:]}")
+    return {"s": seconds, "peak_rss_mb": usage.ru_maxrss / 1024, "report": json.loads(out)}
 
 
-def floor_seconds(parquet: Path) -> float:
+def split_last_day(path: Path, work: Path) -> tuple[Path, Path, int, int]:
+    """The cohort without its last UTC day, and that day alone."""
+    table = pq.read_table(path)
+    cut = pc.max(table["time"]).as_py().replace(hour=0, minute=0, second=0, microsecond=0)
+    before = table.filter(pc.less(table["time"], pa.scalar(cut, table["time"].type)))
+    after = table.filter(pc.greater_equal(table["time"], pa.scalar(cut, table["time"].type)))
+    first, last = work / "history.parquet", work / "new-day.parquet"
+    pq.write_table(before, first)
+    pq.write_table(after, last)
+    return first, last, before.num_rows, after.num_rows
+
+
+def floor_seconds(path: Path) -> float:
     con = duckdb.connect()
     sql = (
-        "SELECT patient_id, CAST(time AS DATE) AS d, avg(glucose_mg_dl), count(*) "
-        f"FROM read_parquet('{parquet}') GROUP BY ALL"
+        "SELECT patient_id, avg(glucose_mg_dl), count(*) "
+        f"FROM read_parquet('{path}') GROUP BY patient_id"
     )
-    con.execute(sql).fetchall()  # warm-up
-    _, seconds = timed(lambda: con.execute(sql).fetchall())
-    return seconds
+    con.execute(sql).fetchall()
+    started = time.perf_counter()
+    con.execute(sql).fetchall()
+    return time.perf_counter() - started
 
 
-def bench(size: int, work: Path) -> dict:
-    patients = max(1, round(size / (READINGS_PER_PATIENT_DAY * DAYS)))
-    days = (
-        DAYS
-        if size >= READINGS_PER_PATIENT_DAY * DAYS
-        else max(1, size // READINGS_PER_PATIENT_DAY)
-    )
-    spec = CohortSpec(patients=patients, days=days, profile="mixed", interval_min=5, seed=0)
-    parquet = work / f"c{size}.parquet"
-    csv = work / f"c{size}.csv"
-    synth, synth_s = timed(lambda: write_cohort(spec, parquet, "parquet"))
-    write_cohort(spec, csv, "csv")
-    n = synth.readings
-    figures = {"readings": n, "patients": patients, "days": days}
-    floor = floor_seconds(parquet)
-    figures["floor_s"] = floor
-    for fmt, path in (("parquet", parquet), ("csv", csv)):
-        settings = Settings(
-            lake=LakeSettings(root=str(work / f"lake-{size}-{fmt}")),
-            ingest=IngestSettings(pseudonym_secret="bench-secret-0123456789abcdef0123456789"),
+def bench_lake(name: str, lake: str, env: dict[str, str], first: Path, last: Path) -> dict:
+    env = {**env, "GLUCOSESTREAM_LAKE": lake}
+    figures: dict[str, object] = {"lake": name}
+    for label, args in (
+        ("ingest_history", ["ingest", str(first)]),
+        ("full_run", ["run"]),
+        ("ingest_new_day", ["ingest", str(last)]),
+        ("incremental_run", ["run"]),
+    ):
+        result = run_stage(args, env)
+        figures[label] = {"s": result["s"], "peak_rss_mb": result["peak_rss_mb"]}
+        print(
+            f"  {name:5} {label:16} {result['s']:8.1f} s  peak RSS {result['peak_rss_mb']:7.0f} MB"
         )
-        _, ingest_s = timed(lambda s=settings, p=path: ingest_path(s, p))
-        figures[f"ingest_{fmt}_s"] = ingest_s
-        if fmt == "parquet":
-            report, run_s = timed(lambda s=settings: run_pipeline(s))
-            figures["run_s"] = run_s
-            figures["run_status"] = report.status
-    figures["synth_s"] = synth_s
-    for key in ("synth", "ingest_parquet", "ingest_csv", "run"):
-        seconds = figures[f"{key}_s"]
-        figures[f"{key}_readings_per_s"] = n / seconds
-        figures[f"{key}_vs_floor"] = seconds / floor
+    full = figures["full_run"]["s"]  # type: ignore[index]
+    incremental = figures["incremental_run"]["s"]  # type: ignore[index]
+    figures["incremental_vs_full"] = incremental / full
+    print(f"  {name:5} incremental / full = {incremental / full:.1%} (target <= 15%)")
     return figures
-
-
-def git_sha() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        )
-    except OSError:
-        return "unknown"
-    return out.stdout.strip() or "unknown"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--patients", type=int, default=10_000)
+    parser.add_argument("--days", type=int, default=14)
+    parser.add_argument("--s3", action="store_true", help="also benchmark an s3:// lake")
     args = parser.parse_args()
-    results = []
-    with tempfile.TemporaryDirectory(prefix="gs-bench-") as tmp:
-        for size in args.sizes:
-            figures = bench(size, Path(tmp))
-            results.append(figures)
-            print(
-                f"{figures['readings']:>9,} readings: "
-                f"synth {figures['synth_readings_per_s']:>11,.0f}/s  "
-                f"ingest parquet {figures['ingest_parquet_readings_per_s']:>9,.0f}/s  "
-                f"ingest csv {figures['ingest_csv_readings_per_s']:>9,.0f}/s  "
-                f"run {figures['run_readings_per_s']:>9,.0f}/s  "
-                f"(floor {figures['floor_s'] * 1000:.0f} ms; "
-                f"run = {figures['run_vs_floor']:.0f}x floor, "
-                f"ingest parquet = {figures['ingest_parquet_vs_floor']:.0f}x floor)"
-            )
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS {peak_mb:,.0f} MB")
-    record = {
-        "git_sha": git_sha(),
+    env = {**os.environ, "GLUCOSESTREAM_INGEST__PSEUDONYM_SECRET": SECRET}
+    record: dict[str, object] = {
         "machine": platform.platform(),
         "python": platform.python_version(),
-        "peak_rss_mb": peak_mb,
-        "results": results,
+        "patients": args.patients,
+        "days": args.days,
     }
+    with tempfile.TemporaryDirectory(prefix="gs-bench-pipeline-") as tmp:
+        work = Path(tmp)
+        spec = CohortSpec(patients=args.patients, days=args.days + 1, seed=0)
+        started = time.perf_counter()
+        cohort = Path(write_cohort(spec, work / "cohort.parquet", "parquet").path)
+        print(f"synth {time.perf_counter() - started:.1f} s")
+        first, last, history_rows, new_rows = split_last_day(cohort, work)
+        floor = floor_seconds(first)
+        print(f"{history_rows:,} readings of history, {new_rows:,} on the new day; "
+              f"DuckDB floor {floor:.2f} s")  # fmt: skip
+        record.update(history_readings=history_rows, new_day_readings=new_rows, floor_s=floor)
+        runs = [bench_lake("local", str(work / "lake"), env, first, last)]
+        if args.s3:
+            runs.append(bench_lake("s3", *s3_lake(env, work), first, last))
+        for figures in runs:
+            full = figures["full_run"]["s"]  # type: ignore[index]
+            figures["full_run_vs_floor"] = full / floor
+            figures["full_run_readings_per_s"] = history_rows / full
+        record["runs"] = runs
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"bench_pipeline-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.write_text(json.dumps(record, indent=2))
     print(f"wrote {out}")
+
+
+def s3_lake(env: dict[str, str], work: Path) -> tuple[str, dict[str, str]]:
+    values = dict(
+        line.split("=", 1) for line in (ROOT / ".services" / "s3.env").read_text().split()
+    )
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=values["GLUCOSESTREAM_TEST_S3_ENDPOINT"],
+        aws_access_key_id=values["GLUCOSESTREAM_TEST_S3_ACCESS_KEY"],
+        aws_secret_access_key=values["GLUCOSESTREAM_TEST_S3_SECRET_KEY"],
+        region_name="us-east-1",
+    )
+    if "glucosestream-bench" not in {b["Name"] for b in client.list_buckets()["Buckets"]}:
+        client.create_bucket(Bucket="glucosestream-bench")
+    lake_env = {
+        **env,
+        "GLUCOSESTREAM_LAKE__STATE_DIR": str(work / "s3-state"),
+        "GLUCOSESTREAM_LAKE__S3_ENDPOINT_URL": values["GLUCOSESTREAM_TEST_S3_ENDPOINT"],
+        "GLUCOSESTREAM_LAKE__S3_ACCESS_KEY_ID": values["GLUCOSESTREAM_TEST_S3_ACCESS_KEY"],
+        "GLUCOSESTREAM_LAKE__S3_SECRET_ACCESS_KEY": values["GLUCOSESTREAM_TEST_S3_SECRET_KEY"],
+    }
+    return f"s3://glucosestream-bench/lake-{uuid.uuid4().hex[:8]}", lake_env
 
 
 if __name__ == "__main__":
