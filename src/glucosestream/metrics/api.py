@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypeVar, cast
+from typing import Final, Literal, TypeVar, cast
 
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -25,26 +25,15 @@ import pyarrow.parquet as pq
 
 from glucosestream.errors import InvalidInput
 from glucosestream.metrics import iglu_names
-from glucosestream.metrics.agp import AGP_PERCENTILES, agp_curves
-from glucosestream.metrics.catalog import (
-    ALL,
-    CONSENSUS,
-    Compat,
-    MetricOptions,
-    _Patient,
-    compute_patient,
-    episode_sets,
-)
-from glucosestream.metrics.episodes import summarise_episodes
-from glucosestream.metrics.series import PatientSeries, prepare_series
+from glucosestream.metrics.agp import AGP_PERCENTILES, loess
+from glucosestream.metrics.catalog import ALL, CONSENSUS, Compat, MetricOptions
+from glucosestream.metrics.grid import MINUTES_PER_DAY
 
 __all__ = ["agp_table", "calculate_file", "compute_metrics", "episode_table"]
 
 Frame = TypeVar("Frame")
 MetricSet = Literal["consensus", "all"]
 Naming = Literal["glucosestream", "iglu"]
-_STRING_COLUMNS = frozenset({"gri_zone", "start_time", "end_time"})
-_ALIASES = (("id", "time", "gl"), ("patient_key", "ts", "glucose_mg_dl"))
 _EPISODE_ROWS = (
     ("hypo", "lv1", "hypo_lv1"),
     ("hypo", "lv2", "hypo_lv2"),
@@ -80,41 +69,6 @@ def _like(table: pa.Table, frame: object) -> object:
     return table
 
 
-def _wall_clock_seconds(column: pa.ChunkedArray) -> npt.NDArray[np.int64]:
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        column = pc.strptime(column, format="%Y-%m-%d %H:%M:%S", unit="s")
-    if not pa.types.is_timestamp(column.type):
-        raise InvalidInput(f"column time has type {column.type}; expected a timestamp")
-    if column.type.tz is not None:
-        column = pc.local_timestamp(column)
-    seconds = pc.cast(pc.cast(column, pa.timestamp("s", tz=None), safe=False), pa.int64())
-    return np.asarray(seconds.to_numpy(), dtype=np.int64)
-
-
-def _patients(table: pa.Table) -> Iterator[tuple[str, PatientSeries]]:
-    """(id, series) per patient, in order of first appearance sorted by id."""
-    names = set(table.column_names)
-    found = next((a for a in _ALIASES if set(a) <= names), None)
-    if found is None:
-        raise InvalidInput(
-            f"columns {sorted(names)} lack id, time, gl (or patient_key, ts, glucose_mg_dl); "
-            "rename the columns"
-        )
-    id_col, time_col, gl_col = found
-    table = table.select([id_col, time_col, gl_col]).rename_columns(["id", "time", "gl"])
-    table = table.set_column(0, "id", pc.cast(table["id"], pa.string()))
-    table = table.take(pc.sort_indices(table, [("id", "ascending")]))  # stable: keeps row order
-    time_s = _wall_clock_seconds(table["time"])
-    gl = np.asarray(pc.cast(table["gl"], pa.float64()).to_numpy(zero_copy_only=False))
-    ids = table["id"].to_numpy(zero_copy_only=False)
-    if ids.size == 0:
-        return
-    starts = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1])))
-    bounds: list[int] = [*starts.tolist(), int(ids.size)]
-    for lo, hi in itertools.pairwise(bounds):
-        yield str(ids[lo]), prepare_series(time_s[lo:hi], gl[lo:hi])
-
-
 def _resolve(metrics: MetricSet | Sequence[str]) -> tuple[str, ...]:
     if metrics == "consensus":
         return CONSENSUS
@@ -124,10 +78,6 @@ def _resolve(metrics: MetricSet | Sequence[str]) -> tuple[str, ...]:
     if unknown:
         raise InvalidInput(f"unknown metrics {unknown}; see docs/metrics.md for the names")
     return tuple(metrics)
-
-
-def _column(name: str, values: list[object]) -> pa.Array:
-    return pa.array(values, pa.string() if name in _STRING_COLUMNS else pa.float64())
 
 
 def compute_metrics(
@@ -143,6 +93,9 @@ def compute_metrics(
     columns as iglu's ``all_metrics`` does (``metrics`` then picks ``all_metrics`` or its
     ``consensus_only`` variant).
     """
+    from glucosestream.metrics.cohort import prepare_cohort  # numba loads on first use
+    from glucosestream.metrics.columns import cohort_columns
+
     wanted = _resolve(metrics)
     options = MetricOptions(compat=compat)
     mapping: tuple[tuple[str, str], ...] = ()
@@ -151,21 +104,18 @@ def compute_metrics(
         if compat == "iglu":
             mapping = tuple((i, "mag_iglu_all_metrics" if i == "MAG" else m) for i, m in mapping)
         wanted = tuple(m for _, m in mapping)
-    ids: list[str] = []
-    rows: list[dict[str, object]] = []
-    for patient_id, series in _patients(_to_arrow(frame)):
-        ids.append(patient_id)
-        rows.append(dict(compute_patient(series, wanted, options)))
-    columns = {"id": pa.array(ids, pa.string())}
+    cohort = prepare_cohort(_to_arrow(frame))
+    values = cohort_columns(cohort, tuple(dict.fromkeys(wanted)), options)
+    columns: dict[str, pa.Array] = {"id": cohort.ids}
     if names == "iglu":
         for iglu_name, ours in mapping:
-            values = [r[ours] for r in rows]
-            if ours == "days":
-                values = [round(cast(float, v), 1) for v in values]
-            columns[iglu_name] = _column(ours, values)
+            column = values[ours]
+            if ours == "days":  # iglu prints ndays rounded to one decimal
+                column = pa.array([round(v, 1) for v in column.to_pylist()], pa.float64())
+            columns[iglu_name] = column
     else:
         for name in wanted:
-            columns[name] = _column(name, [r[name] for r in rows])
+            columns[name] = values[name]
     return cast(Frame, _like(pa.table(columns), frame))
 
 
@@ -175,28 +125,25 @@ def episode_table(frame: Frame, *, compat: Compat = "published") -> Frame:
     With ``compat="published"`` an eighth row per id gives extended hyperglycaemia (Battelino
     2023); iglu has no such row.
     """
+    from glucosestream.metrics.cohort import prepare_cohort  # numba loads on first use
+    from glucosestream.metrics.columns import cohort_columns
+
     options = MetricOptions(compat=compat)
-    rows: dict[str, list[object]] = {c: [] for c in iglu_names.EPISODE_COLUMNS}
     kinds = list(_EPISODE_ROWS)
     if compat == "published":
         kinds.append(("hyper", "extended", "hyper_extended"))
-    for patient_id, series in _patients(_to_arrow(frame)):
-        if series.size == 0:
-            continue
-        patient = _Patient(series, options)
-        found = episode_sets(patient)
+    cohort = prepare_cohort(_to_arrow(frame))
+    stats = ("per_day", "duration_min", "mean_mg_dl", "episodes")
+    names = [f"{key}_{stat}" for _, _, key in kinds for stat in stats]
+    values = cohort_columns(cohort, names, options)
+    present = np.flatnonzero(np.diff(cohort.readings.offsets) > 0)
+    ids = np.asarray(cohort.ids.to_numpy(zero_copy_only=False))[present]
+    rows: dict[str, list[object]] = {c: [] for c in iglu_names.EPISODE_COLUMNS}
+    arrays = {n: np.asarray(values[n].to_numpy(zero_copy_only=False))[present] for n in names}
+    for i, patient_id in enumerate(ids.tolist()):
         for kind, level, key in kinds:
-            s = summarise_episodes(found[key], patient.grid)
-            values = (
-                patient_id,
-                kind,
-                level,
-                s.avg_ep_per_day,
-                s.avg_ep_duration_min,
-                s.avg_ep_gl_mg_dl,
-                s.total_episodes,
-            )
-            for column, value in zip(iglu_names.EPISODE_COLUMNS, values, strict=True):
+            row = (patient_id, kind, level, *(arrays[f"{key}_{stat}"][i] for stat in stats))
+            for column, value in zip(iglu_names.EPISODE_COLUMNS, row, strict=True):
                 rows[column].append(None if value != value else value)
     table = pa.table(rows).cast(
         pa.schema(
@@ -208,41 +155,143 @@ def episode_table(frame: Frame, *, compat: Compat = "published") -> Frame:
     return cast(Frame, _like(table, frame))
 
 
-def agp_table(frame: Frame, *, compat: Compat = "published") -> Frame:
-    """AGP percentile curves: one row per id x time of day (``seconds`` after midnight)."""
+def agp_table(frame: Frame, *, compat: Compat = "published", smooth: bool = False) -> Frame:
+    """AGP percentile curves: one row per id x time of day (``seconds`` after midnight);
+    ``smooth=True`` smooths each curve by loess (span 0.3, as iglu's ``plot_agp``)."""
+    from glucosestream.metrics.cohort import prepare_cohort  # numba loads on first use
+    from glucosestream.metrics.columns import views
+    from glucosestream.metrics.kernels.profiles import agp_percentiles, grid_steps
+
     options = MetricOptions(compat=compat)
-    parts: list[pa.Table] = []
     labels = [f"p{int(p):02d}" for p in AGP_PERCENTILES]
-    for patient_id, series in _patients(_to_arrow(frame)):
-        if series.size == 0:
-            continue
-        curves = agp_curves(_Patient(series, options).grid)
-        columns: dict[str, object] = {
-            "id": pa.array([patient_id] * curves.seconds.size, pa.string()),
-            "seconds": pa.array(curves.seconds),
-        }
-        for label, row in zip(labels, curves.percentiles_mg_dl, strict=True):
-            columns[label] = pa.array(row, pa.float64(), from_pandas=True)
-        parts.append(pa.table(columns))
-    empty = pa.schema(
-        [("id", pa.string()), ("seconds", pa.int64())] + [(label, pa.float64()) for label in labels]
-    )
-    table = pa.concat_tables(parts) if parts else empty.empty_table()
-    return cast(Frame, _like(table, frame))
+    cohort = prepare_cohort(_to_arrow(frame))
+    offsets, t, g = views(cohort, options)[2].as_tuple()
+    steps = grid_steps(offsets, t)
+    probs = np.asarray(AGP_PERCENTILES) / 100.0
+    curves = agp_percentiles(offsets, t, g, steps, probs, options.inter_gap_min * 60.0)
+    per_day = np.where(steps > 0, MINUTES_PER_DAY // np.maximum(steps, 1), 0)
+    patient = np.repeat(np.arange(steps.size), per_day)
+    first = np.repeat(np.cumsum(per_day) - per_day, per_day)
+    seconds = (np.arange(patient.size) - first + 1) * np.repeat(steps, per_day) * 60
+    columns: dict[str, pa.Array] = {
+        "id": pc.take(cohort.ids, pa.array(patient)),
+        "seconds": pa.array(seconds, pa.int64()),
+    }
+    if smooth:
+        bounds = np.concatenate(([0], np.cumsum(per_day)))
+        for lo, hi in itertools.pairwise(bounds.tolist()):
+            x = seconds[lo:hi].astype(np.float64)
+            for j in range(len(labels)):
+                curves[lo:hi, j] = loess(x, curves[lo:hi, j])
+    for j, label in enumerate(labels):
+        columns[label] = pa.array(curves[:, j], pa.float64())
+    return cast(Frame, _like(pa.table(columns), frame))
 
 
-def _read(path: Path) -> pa.Table:
+STREAM_ROWS: Final = 4_000_000  # readings held at a time when the input is sorted by id
+
+
+class _Unsorted(Exception):
+    """The input turned out not to be sorted by id, so it cannot be streamed."""
+
+
+def _batches(path: Path) -> Iterator[pa.RecordBatch]:
     if path.suffix.lower() == ".parquet":
-        return pq.read_table(path)
+        yield from pq.ParquetFile(path).iter_batches(batch_size=min(1 << 20, STREAM_ROWS // 4 + 1))
+        return
     types = {"id": pa.string(), "gl": pa.float64(), "patient_key": pa.string()}
-    return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types))
+    options = pacsv.ConvertOptions(column_types=types)
+    yield from pacsv.open_csv(path, convert_options=options)
 
 
-def _write(table: pa.Table, path: Path) -> None:
-    if path.suffix.lower() == ".parquet":
-        pq.write_table(table, path)
-    else:
-        pacsv.write_csv(table, path)
+def _id_column(table: pa.Table) -> str:
+    return "id" if "id" in table.column_names else "patient_key"
+
+
+def _whole_patients(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
+    """Tables of whole patients, in id order; raises ``_Unsorted`` if ids are not sorted."""
+    held: list[pa.RecordBatch] = []
+    rows = 0
+    last_id: str | None = None
+    for batch in itertools.chain(batches, [None]):
+        if batch is not None:
+            held.append(batch)
+            rows += batch.num_rows
+            if rows < STREAM_ROWS:
+                continue
+        table = pa.Table.from_batches(held) if held else None
+        if table is None or table.num_rows == 0:
+            return
+        ids = pc.cast(table[_id_column(table)], pa.string())
+        cut = table.num_rows
+        if batch is not None:  # hold back the last patient: its rows may go on
+            same = pc.equal(ids, ids[-1]).to_numpy(zero_copy_only=False)
+            cut = int(np.flatnonzero(~same)[-1]) + 1 if not same.all() else 0
+            if cut == 0:
+                continue
+        head = ids.slice(0, cut)
+        if not _ascending_runs(head) or (last_id is not None and head[0].as_py() <= last_id):
+            raise _Unsorted
+        last_id = head[-1].as_py()
+        yield table.slice(0, cut)
+        held = table.slice(cut).to_batches()
+        rows = table.num_rows - cut
+
+
+def _ascending_runs(ids: pa.ChunkedArray) -> bool:
+    starts = np.flatnonzero(
+        np.concatenate(([True], pc.not_equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False)))
+    )
+    runs = pc.take(ids, pa.array(starts))
+    return len(runs) < 2 or bool(pc.all(pc.less(runs[:-1], runs[1:])).as_py())
+
+
+class _Output:
+    """A CSV or Parquet file written one table at a time (format by suffix)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
+
+    def write(self, table: pa.Table) -> None:
+        if self.writer is None:
+            parquet = self.path.suffix.lower() == ".parquet"
+            self.writer = (pq.ParquetWriter if parquet else pacsv.CSVWriter)(
+                self.path, table.schema
+            )
+        self.writer.write_table(table)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    metric_set: MetricSet
+    names: Naming
+    compat: Compat
+    out_path: Path
+    episodes_path: Path | None
+
+    def run(self, tables: Iterator[pa.Table]) -> int:
+        out = _Output(self.out_path)
+        episodes = _Output(self.episodes_path) if self.episodes_path else None
+        written = 0
+        try:
+            for table in tables:
+                result = compute_metrics(
+                    table, self.metric_set, compat=self.compat, names=self.names
+                )
+                out.write(result)
+                written += result.num_rows
+                if episodes is not None:
+                    episodes.write(episode_table(table, compat=self.compat))
+        finally:
+            out.close()
+            if episodes is not None:
+                episodes.close()
+        return written
 
 
 def calculate_file(
@@ -257,16 +306,17 @@ def calculate_file(
     """Read ``id,time,gl`` readings (CSV or Parquet, by suffix), write one row of metrics per id
     to ``out_path`` (CSV or Parquet) and, if asked, the episode table to ``episodes_path``.
 
+    An input sorted by id is streamed, ``STREAM_ROWS`` readings of whole patients at a time, so
+    it may be larger than memory; an unsorted one is found out on the way and read whole.
     ``compat`` defaults to ``"iglu"`` when ``names="iglu"`` (so R users can diff the numbers)
     and to ``"published"`` otherwise. Returns the number of ids written.
     """
     mode: Compat = compat or ("iglu" if names == "iglu" else "published")
+    job = _Job(metric_set, names, mode, out_path, episodes_path)
     try:
-        table = _read(input_path)
+        try:
+            return job.run(_whole_patients(_batches(input_path)))
+        except _Unsorted:
+            return job.run(iter([pa.Table.from_batches(list(_batches(input_path)))]))
     except (OSError, pa.ArrowInvalid) as err:
         raise InvalidInput(f"cannot read readings: {err}", source=str(input_path)) from err
-    result = compute_metrics(table, metric_set, compat=mode, names=names)
-    _write(result, out_path)
-    if episodes_path is not None:
-        _write(episode_table(table, compat=mode), episodes_path)
-    return int(result.num_rows)

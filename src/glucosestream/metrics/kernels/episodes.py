@@ -1,0 +1,99 @@
+"""Hypo- and hyperglycaemia episodes on one patient's grid, compiled. PURE.
+
+The rules and sources are those of ``glucosestream.metrics.episodes``: an episode starts at the
+first of ``start_pts`` consecutive grid points beyond the threshold, ends at the first of
+``end_pts`` consecutive points back (at the end threshold), and a missing grid point ends both a
+run and an episode. Episodes are written as ``[start, stop)`` grid indices.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+from glucosestream.metrics.kernels import compiled
+
+__all__ = ["find_episodes", "overlap_free", "points_for"]
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+
+@compiled
+def points_for(minutes: float, dt0_min: int) -> int:
+    """Grid points for "at least ``minutes``": ceil(minutes / dt0), at least 1."""
+    return max(1, math.ceil(minutes / dt0_min))
+
+
+@compiled
+def _beyond(v: float, hypo: bool, threshold: float) -> bool:
+    return v < threshold if hypo else v > threshold
+
+
+@compiled
+def _first_run(
+    x: FloatArray, lo: int, hi: int, length: int, hypo: bool, threshold: float, beyond: bool
+) -> int:
+    """Start of the first ``length`` points in a row in [lo, hi) that are beyond ``threshold``
+    (or, with ``beyond=False``, back from it); -1 if there is none."""
+    run = 0
+    for i in range(lo, hi):
+        if _beyond(x[i], hypo, threshold) == beyond:
+            run += 1
+            if run == length:
+                return i - length + 1
+        else:
+            run = 0
+    return -1
+
+
+@compiled
+def find_episodes(
+    x: FloatArray,
+    hypo: bool,
+    threshold: float,
+    end_threshold: float,
+    start_pts: int,
+    end_pts: int,
+    starts: IntArray,
+    stops: IntArray,
+) -> int:
+    """Write the episodes of grid ``x`` into ``starts``/``stops``; return how many."""
+    n = x.size
+    count = 0
+    i = 0
+    while i < n:
+        if math.isnan(x[i]):
+            i += 1
+            continue
+        hi = i
+        while hi < n and not math.isnan(x[hi]):
+            hi += 1
+        pos = i
+        while True:
+            s = _first_run(x, pos, hi, start_pts, hypo, threshold, True)
+            if s < 0:
+                break
+            e = _first_run(x, s + start_pts, hi, end_pts, hypo, end_threshold, False)
+            starts[count] = s
+            stops[count] = e if e >= 0 else hi
+            count += 1
+            pos = e + end_pts if e >= 0 else hi
+        i = hi
+    return count
+
+
+@compiled
+def overlap_free(
+    starts: IntArray, stops: IntArray, n: int, other_starts: IntArray, other_stops: IntArray, m: int
+) -> npt.NDArray[np.bool_]:
+    """Which of the first ``n`` episodes overlap none of the first ``m`` other episodes."""
+    keep = np.ones(n, dtype=np.bool_)
+    for a in range(n):
+        for b in range(m):
+            if other_starts[b] < stops[a] and other_stops[b] > starts[a]:
+                keep[a] = False
+                break
+    return keep

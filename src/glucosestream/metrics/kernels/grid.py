@@ -1,0 +1,85 @@
+"""The interpolation grid of ``metrics.grid``, compiled, one patient's slice at a time. PURE.
+
+Same rules and the same arithmetic as ``glucosestream.metrics.grid`` (its docstring cites the
+source): ``dt0`` is the median reading interval rounded half to even, moved to the nearest
+divisor of 1440 if it does not divide a day; grid points at midnight + k dt0; linear
+interpolation between the readings on either side unless they are more than the gap limit
+apart; no extrapolation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+from glucosestream.metrics.kernels import compiled
+from glucosestream.metrics.kernels.numeric import round_half_even
+
+__all__ = ["dt0_min_of", "fill_grid", "grid_days"]
+
+MINUTES_PER_DAY = 1440
+SECONDS_PER_DAY = 86_400
+DEFAULT_DT0_MIN = 5  # grid.sampling_interval_min: fewer than two readings
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+
+@compiled
+def dt0_min_of(t: IntArray) -> int:
+    """The grid step of one patient's (distinct, sorted) reading times, in minutes."""
+    n = t.size
+    if n < 2:
+        return DEFAULT_DT0_MIN
+    d = np.empty(n - 1, dtype=np.float64)
+    for i in range(n - 1):
+        d[i] = t[i + 1] - t[i]
+    dt0 = max(1, int(round_half_even(np.median(d) / 60.0)))
+    if MINUTES_PER_DAY % dt0 == 0:
+        return dt0
+    best, best_distance = 1, MINUTES_PER_DAY + 1
+    for c in range(1, MINUTES_PER_DAY + 1):
+        if MINUTES_PER_DAY % c == 0 and abs(c - dt0) < best_distance:
+            best, best_distance = c, abs(c - dt0)
+    return best
+
+
+@compiled
+def grid_days(t: IntArray) -> tuple[int, int]:
+    """(first wall-clock day number, number of days) the grid of ``t`` spans (t not empty)."""
+    first = t[0] // SECONDS_PER_DAY
+    return first, t[t.size - 1] // SECONDS_PER_DAY - first + 1
+
+
+@compiled
+def fill_grid(
+    t: IntArray, g: FloatArray, dt0_min: int, first_day: int, max_gap_s: float, out: FloatArray
+) -> None:
+    """Write the grid (``out.size`` points from ``first_day``) of readings ``t, g``."""
+    step = dt0_min * 60
+    base = first_day * SECONDS_PER_DAY
+    n = t.size
+    j = 0
+    for k in range(out.size):
+        x = base + (k + 1) * step
+        while j < n and t[j] < x:
+            j += 1
+        if j < n and t[j] == x:
+            out[k] = g[j]
+        elif 0 < j < n and float(t[j] - t[j - 1]) <= max_gap_s:
+            span = float(t[j] - t[j - 1])
+            frac = (x - t[j - 1]) / (span if span > 0 else 1.0)
+            out[k] = g[j - 1] + frac * (g[j] - g[j - 1])
+        else:
+            out[k] = np.nan
+
+
+@compiled
+def count_present(x: FloatArray) -> int:
+    n = 0
+    for v in x:
+        if not math.isnan(v):
+            n += 1
+    return n

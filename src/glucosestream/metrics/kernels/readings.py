@@ -1,0 +1,242 @@
+"""Metric groups over one patient's readings (no grid), compiled. PURE.
+
+Each ``*_into(row, base, ...)`` writes its group's values into ``row[base:]`` in the order
+``glucosestream.metrics.cohort`` names them. Definitions and sources: the per-patient reference
+(``catalog``, ``consensus``, ``risk``, ``mage.mage_naive``, ``agp.night_mask``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+from glucosestream.metrics import risk
+from glucosestream.metrics.glycemic import (
+    GMI_INTERCEPT_PCT,
+    GMI_SLOPE_PCT_PER_MG_DL,
+    TAR_LEVEL1_MG_DL,
+    TAR_LEVEL2_MG_DL,
+    TBR_LEVEL1_MG_DL,
+    TBR_LEVEL2_MG_DL,
+)
+from glucosestream.metrics.kernels import compiled
+from glucosestream.metrics.kernels.numeric import mean_of, quantile_sorted, sd_of
+
+__all__ = [
+    "bands_into",
+    "core_into",
+    "day_night_into",
+    "distribution_into",
+    "risk_into",
+    "risk_table",
+]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+PROBS = np.array([0.0, 5.0, 25.0, 50.0, 75.0, 95.0, 100.0]) / 100.0
+SECONDS_PER_DAY = 86_400
+SECONDS_PER_HOUR = 3_600
+NIGHT_END_HOUR = 6  # agp.NIGHT_END_HOUR
+
+
+@compiled
+def core_into(row: FloatArray, b: int, g: FloatArray) -> None:
+    """mean, SD, CV, GMI."""
+    mean = mean_of(g)
+    sd = sd_of(g)
+    row[b], row[b + 1] = mean, sd
+    row[b + 2] = 100.0 * sd / mean
+    row[b + 3] = GMI_INTERCEPT_PCT + GMI_SLOPE_PCT_PER_MG_DL * mean
+
+
+@compiled
+def band_counts(g: FloatArray) -> tuple[int, int, int, int, int, int]:
+    """(present, < 54, < 70, > 180, > 250, 70-140) counts of the non-NaN values."""
+    n = b54 = b70 = a180 = a250 = r140 = 0
+    for v in g:
+        if math.isnan(v):
+            continue
+        n += 1
+        b54 += v < TBR_LEVEL2_MG_DL
+        b70 += v < TBR_LEVEL1_MG_DL
+        a180 += v > TAR_LEVEL1_MG_DL
+        a250 += v > TAR_LEVEL2_MG_DL
+        r140 += 70.0 <= v <= 140.0
+    return n, b54, b70, a180, a250, r140
+
+
+@compiled
+def band_pcts(g: FloatArray) -> tuple[float, float, float, float, float, float]:
+    """(very low, low, in range, high, very high, 70-140) % as ``consensus.range_bands``."""
+    n, b54, b70, a180, a250, r140 = band_counts(g)
+    if n == 0:
+        return np.nan, np.nan, np.nan, np.nan, np.nan, np.nan
+    scale = 100.0 / n
+    return (
+        b54 * scale,
+        (b70 - b54) * scale,
+        (n - b70 - a180) * scale,
+        (a180 - a250) * scale,
+        a250 * scale,
+        100.0 * r140 / n,
+    )
+
+
+@compiled
+def bands_into(row: FloatArray, b: int, g: FloatArray) -> None:
+    """The eight band columns of ``catalog._bands``."""
+    vl, lo, ir, hi, vh, r140 = band_pcts(g)
+    row[b : b + 5] = np.array([vl, lo, ir, hi, vh])
+    row[b + 5], row[b + 6], row[b + 7] = vl + lo, hi + vh, r140
+
+
+@compiled
+def gri_into(row: FloatArray, b: int, g: FloatArray) -> None:
+    """GRI, hypo and hyper components (Klonoff 2023; ``consensus.glycemia_risk_index``)."""
+    vl, lo, _, hi, vh, _ = band_pcts(g)
+    hypo = vl + 0.8 * lo
+    hyper = vh + 0.5 * hi
+    row[b], row[b + 1], row[b + 2] = min(100.0, 3.0 * hypo + 1.6 * hyper), hypo, hyper
+
+
+@compiled
+def distribution_into(row: FloatArray, b: int, g: FloatArray) -> None:
+    """Quantiles type 7, IQR, range, MAD, % above 140 and 63-140."""
+    x = np.sort(g)
+    q = np.empty(PROBS.size)
+    for i in range(PROBS.size):
+        q[i] = quantile_sorted(x, PROBS[i])
+    row[b : b + 7] = q
+    row[b + 7], row[b + 8] = q[4] - q[2], q[6] - q[0]
+    med = np.median(x)
+    row[b + 9] = risk.MAD_NORMAL_CONSTANT * np.median(np.abs(x - med))
+    n = g.size
+    row[b + 10] = 100.0 * np.count_nonzero(g > 140) / n
+    row[b + 11] = 100.0 * np.count_nonzero((g >= 63) & (g <= 140)) / n
+
+
+TABLE_MAX_MG_DL = 1000  # risk terms of whole mg/dL values up to this are computed once
+
+
+@compiled
+def _terms(v: float) -> npt.NDArray[np.float64]:
+    """Per-reading terms: BG risk f, GRADE score, M-value term, hyper and hypo index terms."""
+    out = np.zeros(5)
+    out[0] = math.log(v) ** risk.BG_RISK_EXPONENT - risk.BG_RISK_SHIFT
+    mmol = v / risk.GRADE_MG_DL_PER_MMOL_L
+    out[1] = min(
+        risk.GRADE_CAP,
+        risk.GRADE_FACTOR * (math.log10(math.log10(mmol)) + risk.GRADE_SHIFT) ** 2,
+    )
+    out[2] = abs(math.log10(v / 90.0)) ** 3
+    if v > 140.0:
+        out[3] = (v - 140.0) ** 1.1
+    if v < 80.0:
+        out[4] = (80.0 - v) ** 2
+    return out
+
+
+@compiled
+def risk_table() -> FloatArray:
+    """``_terms`` of 0, 1, ..., ``TABLE_MAX_MG_DL`` mg/dL: CGM values are mostly whole mg/dL,
+    so the transcendental functions run once per value, not once per reading (same numbers)."""
+    table = np.empty((TABLE_MAX_MG_DL + 1, 5))
+    for k in range(1, TABLE_MAX_MG_DL + 1):
+        table[k] = _terms(float(k))
+    table[0] = np.nan
+    return table
+
+
+@compiled
+def risk_into(row: FloatArray, b: int, g: FloatArray, t: IntArray, table: FloatArray) -> None:
+    """LBGI, HBGI, ADRR, GRADE, hyper/hypo index, IGC, J, M, eA1c, COGI (``catalog._risk``)."""
+    n = g.size
+    lbgi = hbgi = adrr = m_sum = hyper_sum = hypo_sum = 0.0
+    grade = grade_hypo = grade_hyper = grade_eugly = 0.0
+    days = 0
+    day_lo = day_hi = 0.0
+    for i in range(n):
+        v = g[i]
+        whole = v == math.floor(v) and 1.0 <= v <= TABLE_MAX_MG_DL
+        terms = table[int(v)] if whole else _terms(v)
+        f = terms[0]
+        r = risk.BG_RISK_FACTOR * f * f
+        rl, rh = (r if f < 0 else 0.0), (r if f > 0 else 0.0)
+        lbgi += rl
+        hbgi += rh
+        if i > 0 and t[i] // SECONDS_PER_DAY != t[i - 1] // SECONDS_PER_DAY:
+            adrr += day_lo + day_hi
+            days += 1
+            day_lo = day_hi = 0.0
+        day_lo, day_hi = max(day_lo, rl), max(day_hi, rh)
+        m_sum += terms[2]
+        hyper_sum += terms[3]
+        hypo_sum += terms[4]
+        s = terms[1]
+        grade += s
+        if v < 80.0:
+            grade_hypo += s
+        if v > 140.0:
+            grade_hyper += s
+        elif v >= 70.0:
+            grade_eugly += s
+    adrr += day_lo + day_hi
+    days += 1
+    mean, sd = mean_of(g), sd_of(g)
+    hyper_i, hypo_i = hyper_sum / (n * 30.0), hypo_sum / (n * 30.0)
+    vl, lo, tir, _, _, _ = band_pcts(g)
+    tbr = vl + lo
+    tbr_score = max(0.0, 100.0 - tbr * 100.0 / risk.COGI_TBR_ZERO_PCT)
+    span = risk.COGI_SD_WORST_MG_DL - risk.COGI_SD_BEST_MG_DL
+    sd_score = min(100.0, max(0.0, 100.0 * (risk.COGI_SD_WORST_MG_DL - sd) / span))
+    w_tir, w_tbr, w_sd = risk.COGI_WEIGHTS
+    row[b : b + 14] = np.array(
+        [
+            lbgi / n,
+            hbgi / n,
+            adrr / days,
+            grade / n,
+            100 * grade_hypo / grade,
+            100 * grade_eugly / grade,
+            100 * grade_hyper / grade,
+            hyper_i,
+            hypo_i,
+            hyper_i + hypo_i,
+            risk.J_INDEX_FACTOR * (mean + sd) ** 2,
+            1000.0 * m_sum / n,
+            (risk.EA1C_INTERCEPT_MG_DL + mean) / risk.EA1C_SLOPE_MG_DL_PER_PCT,
+            w_tir * tir + w_tbr * tbr_score + w_sd * sd_score,
+        ]
+    )
+
+
+@compiled
+def day_night_into(row: FloatArray, b: int, g: FloatArray, t: IntArray) -> None:
+    """Mean and % 70-180 at night ([00:00, 06:00) wall clock) and by day."""
+    sums = np.zeros(2)
+    counts = np.zeros(2)
+    inside = np.zeros(2)
+    for i in range(g.size):
+        k = 0 if (t[i] % SECONDS_PER_DAY) // SECONDS_PER_HOUR < NIGHT_END_HOUR else 1
+        sums[k] += g[i]
+        counts[k] += 1
+        inside[k] += 70.0 <= g[i] <= 180.0
+    for k in range(2):
+        n = counts[k]
+        row[b + 2 * k] = sums[k] / n if n else np.nan
+        row[b + 2 * k + 1] = 100.0 * inside[k] / n if n else np.nan
+
+
+@compiled
+def mage_naive(g: FloatArray) -> float:
+    """Mean |g - mean| over readings more than one SD from the mean (``mage.mage_naive``)."""
+    mean, sd = mean_of(g), sd_of(g)
+    total = 0.0
+    n = 0
+    for v in g:
+        if abs(v - mean) > sd:
+            total += abs(v - mean)
+            n += 1
+    return total / n if n else np.nan

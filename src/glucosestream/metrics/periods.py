@@ -1,0 +1,179 @@
+"""Metrics per patient and reporting period, for the pipeline's results tables. PURE.
+
+The pipeline passes canonical readings (``patient_key, ts, glucose_mg_dl, tz``: UTC instants
+and each reading's IANA zone) and the periods to report (``patient_key, period_start,
+period_end``: local calendar dates, both included). Each reading is placed on its patient's
+local wall clock first (its own ``tz``), so days, the grid and night/day are local; a period
+holds the readings whose local date lies in it. Three tables come out, with the schemas below
+(the lead creates Iceberg tables ``results.period_metrics``, ``results.episodes`` and
+``results.agp_profile`` from them):
+
+* ``compute_period_metrics``: one row per period: the consensus set (docs/metrics.md), GRI,
+  episode counts and the data-sufficiency report, published definitions;
+* ``episode_rows``: one row per hypo- or hyperglycaemia episode (levels 1, 2, extended);
+* ``agp_profile``: the AGP percentile curves, one row per grid time of day.
+
+Undefined values (a metric with too few data) are null. A period without readings still gets
+its row in ``period_metrics`` (``readings`` = 0) and no rows in the other two.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from glucosestream.errors import InvalidInput
+from glucosestream.metrics.agp import AGP_PERCENTILES
+from glucosestream.metrics.catalog import CONSENSUS, MetricOptions
+from glucosestream.metrics.cohort import Cohort, Readings, prepare_cohort
+from glucosestream.metrics.columns import cohort_columns
+from glucosestream.metrics.grid import DEFAULT_INTER_GAP_MIN
+from glucosestream.metrics.kernels.profiles import agp_percentiles, episode_list, grid_steps
+from glucosestream.metrics.kernels.slices import gather_periods
+from glucosestream.metrics.result_schemas import (
+    AGP_PROFILE_SCHEMA,
+    EPISODE_KINDS,
+    EPISODES_SCHEMA,
+    LOCAL_TIME_COLUMNS,
+    PERIOD_METRICS_SCHEMA,
+    metric_field,
+)
+
+__all__ = [
+    "AGP_PROFILE_SCHEMA",
+    "EPISODES_SCHEMA",
+    "PERIOD_METRICS_SCHEMA",
+    "agp_profile",
+    "compute_period_metrics",
+    "episode_rows",
+]
+
+IntArray = npt.NDArray[np.int64]
+
+
+def _local_wall_clock(readings: pa.Table) -> pa.Array:
+    """Each reading's ``ts`` as naive wall-clock time in its own ``tz`` (UTC where null)."""
+    ts = readings["ts"].combine_chunks()
+    if ts.type.tz is None:
+        ts = pc.assume_timezone(ts, "UTC")
+    zones = pc.fill_null(readings["tz"].combine_chunks(), "UTC")
+    naive = pa.timestamp(ts.type.unit)
+    out = pc.cast(pc.cast(ts, pa.timestamp(ts.type.unit, "UTC")), naive)
+    for zone in pc.unique(zones).to_pylist():
+        if zone == "UTC":
+            continue
+        mask = pc.equal(zones, zone)
+        try:
+            local = pc.local_timestamp(pc.cast(ts, pa.timestamp(ts.type.unit, zone)))
+        except pa.ArrowInvalid as err:
+            raise InvalidInput(f"tz {zone!r} is not an IANA zone; fix the readings' tz") from err
+        out = pc.if_else(mask, pc.cast(local, naive), out)
+    return out
+
+
+def _period_cohort(readings: pa.Table, periods: pa.Table) -> Cohort:
+    """One "patient" per period: the readings of its patient whose local date lies in it."""
+    missing = {"patient_key", "ts", "glucose_mg_dl", "tz"} - set(readings.column_names)
+    if missing:
+        raise InvalidInput(f"readings lack columns {sorted(missing)}; pass canonical readings")
+    local = pa.table(
+        {
+            "id": readings["patient_key"],
+            "time": _local_wall_clock(readings),
+            "gl": readings["glucose_mg_dl"],
+        }
+    )
+    cohort = prepare_cohort(local)
+    index = {key: i for i, key in enumerate(cohort.ids.to_pylist())}
+    keys = periods["patient_key"].to_pylist()
+    patient = np.array([index.get(k, -1) for k in keys], dtype=np.int64)
+    day_s = 86_400
+    start = pc.cast(periods["period_start"], pa.int32()).to_numpy().astype(np.int64) * day_s
+    stop = (pc.cast(periods["period_end"], pa.int32()).to_numpy().astype(np.int64) + 1) * day_s
+    r = cohort.readings
+    offsets, t, g = gather_periods(*r.as_tuple(), patient, start, stop)
+    return Cohort(pa.array(keys, pa.string()), Readings(offsets, t, g))
+
+
+def _keys(periods: pa.Table, rows: IntArray | None = None) -> dict[str, pa.Array]:
+    types = {"patient_key": pa.string(), "period_start": pa.date32(), "period_end": pa.date32()}
+    out = {}
+    for name, kind in types.items():
+        column = periods[name].combine_chunks().cast(kind)
+        out[name] = column if rows is None else pc.take(column, pa.array(rows))
+    return out
+
+
+def _run(n: int, run_id: str, computed_at: dt.datetime) -> dict[str, pa.Array]:
+    return {
+        "run_id": pa.array([run_id] * n, pa.string()),
+        "computed_at": pa.array([computed_at] * n, pa.timestamp("us", tz="UTC")),
+    }
+
+
+def compute_period_metrics(
+    readings: pa.Table, periods: pa.Table, *, run_id: str, computed_at: dt.datetime
+) -> pa.Table:
+    """``PERIOD_METRICS_SCHEMA`` rows, one per row of ``periods``, in that order."""
+    cohort = _period_cohort(readings, periods)
+    values = cohort_columns(cohort, CONSENSUS, MetricOptions())
+    columns: dict[str, pa.Array] = _keys(periods)
+    for name in CONSENSUS:
+        field = metric_field(name)
+        column = values[name]
+        if name in LOCAL_TIME_COLUMNS:
+            column = pc.strptime(column, format="%Y-%m-%d %H:%M:%S", unit="s")
+        elif pa.types.is_floating(column.type):
+            column = pa.array(column.to_numpy(zero_copy_only=False), from_pandas=True)
+        columns[field.name] = pc.fill_null(column, 0) if name == "readings" else column
+    steps = grid_steps(*cohort.readings.as_tuple()[:2])
+    columns["dt0_min"] = pa.array(np.where(steps > 0, steps, 0)).cast(pa.int32())
+    columns["dt0_min"] = pc.if_else(pc.equal(columns["dt0_min"], 0), None, columns["dt0_min"])
+    columns.update(_run(len(periods), run_id, computed_at))
+    return pa.table(columns).cast(PERIOD_METRICS_SCHEMA)
+
+
+def episode_rows(
+    readings: pa.Table, periods: pa.Table, *, run_id: str, computed_at: dt.datetime
+) -> pa.Table:
+    """``EPISODES_SCHEMA`` rows: every episode of every period, by period then kind."""
+    cohort = _period_cohort(readings, periods)
+    offsets, t, g = cohort.readings.as_tuple()
+    steps = grid_steps(offsets, t)
+    ints, floats = episode_list(offsets, t, g, steps, DEFAULT_INTER_GAP_MIN * 60.0)
+    kinds = ints[:, 1]
+    columns: dict[str, pa.Array] = _keys(periods, ints[:, 0])
+    columns["type"] = pa.array([EPISODE_KINDS[k][0] for k in kinds.tolist()], pa.string())
+    columns["level"] = pa.array([EPISODE_KINDS[k][1] for k in kinds.tolist()], pa.string())
+    columns["start_local"] = pa.array(ints[:, 2], pa.timestamp("s"))
+    columns["end_local"] = pa.array(ints[:, 3], pa.timestamp("s"))
+    columns["duration_min"] = pa.array((ints[:, 3] - ints[:, 2]) // 60, pa.int32())
+    for j, name in enumerate(("mean_mg_dl", "min_mg_dl", "max_mg_dl")):
+        columns[name] = pa.array(floats[:, j])
+    columns.update(_run(len(ints), run_id, computed_at))
+    return pa.table(columns).cast(EPISODES_SCHEMA)
+
+
+def agp_profile(
+    readings: pa.Table, periods: pa.Table, *, run_id: str, computed_at: dt.datetime
+) -> pa.Table:
+    """``AGP_PROFILE_SCHEMA`` rows: each period's percentile curves by grid time of day."""
+    cohort = _period_cohort(readings, periods)
+    offsets, t, g = cohort.readings.as_tuple()
+    steps = grid_steps(offsets, t)
+    probs = np.asarray(AGP_PERCENTILES) / 100.0
+    curves = agp_percentiles(offsets, t, g, steps, probs, DEFAULT_INTER_GAP_MIN * 60.0)
+    per_day = np.where(steps > 0, 1440 // np.maximum(steps, 1), 0)
+    period = np.repeat(np.arange(steps.size), per_day)
+    first = np.repeat(np.cumsum(per_day) - per_day, per_day)
+    minute = (np.arange(period.size) - first + 1) * np.repeat(steps, per_day)
+    columns: dict[str, pa.Array] = _keys(periods, period)
+    columns["minute_of_day"] = pa.array(minute, pa.int16())
+    for j, p in enumerate(AGP_PERCENTILES):
+        columns[f"p{int(p):02d}_mg_dl"] = pa.array(curves[:, j], from_pandas=True)
+    columns.update(_run(period.size, run_id, computed_at))
+    return pa.table(columns).cast(AGP_PROFILE_SCHEMA)

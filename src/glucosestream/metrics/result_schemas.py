@@ -1,0 +1,77 @@
+"""Arrow schemas of the per-period results tables (``metrics.periods`` fills them). PURE.
+
+Kept apart from ``periods`` so the lake can import them without loading the compiled kernels.
+The lead creates the Iceberg tables ``results.period_metrics``, ``results.episodes`` and
+``results.agp_profile`` from ``PERIOD_METRICS_SCHEMA``, ``EPISODES_SCHEMA`` and
+``AGP_PROFILE_SCHEMA``. Column meanings: docs/metrics.md ("Per-period results").
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import pyarrow as pa
+
+from glucosestream.metrics.agp import AGP_PERCENTILES
+from glucosestream.metrics.catalog import CONSENSUS
+
+__all__ = [
+    "AGP_PROFILE_SCHEMA",
+    "EPISODES_SCHEMA",
+    "EPISODE_KINDS",
+    "LOCAL_TIME_COLUMNS",
+    "PERIOD_METRICS_SCHEMA",
+    "metric_field",
+]
+
+_KEYS: Final = (
+    pa.field("patient_key", pa.string(), nullable=False),
+    pa.field("period_start", pa.date32(), nullable=False),
+    pa.field("period_end", pa.date32(), nullable=False),
+)
+_RUN: Final = (
+    pa.field("run_id", pa.string(), nullable=False),
+    pa.field("computed_at", pa.timestamp("us", tz="UTC"), nullable=False),
+)
+_INTEGER: Final = frozenset({"readings", "gaps_over_inter_gap"}) | {
+    n for n in CONSENSUS if n.endswith("_episodes")
+}
+_TYPES: Final = {"sufficient_14d": pa.bool_(), "gri_zone": pa.string()}
+LOCAL_TIME_COLUMNS: Final = {"start_time": "first_reading_local", "end_time": "last_reading_local"}
+
+
+def metric_field(name: str) -> pa.Field:
+    if name in LOCAL_TIME_COLUMNS:
+        return pa.field(LOCAL_TIME_COLUMNS[name], pa.timestamp("s"))
+    return pa.field(name, pa.int64() if name in _INTEGER else _TYPES.get(name, pa.float64()))
+
+
+PERIOD_METRICS_SCHEMA: Final = pa.schema(
+    [*_KEYS, *(metric_field(n) for n in CONSENSUS), pa.field("dt0_min", pa.int32()), *_RUN]
+)
+EPISODES_SCHEMA: Final = pa.schema(
+    [
+        *_KEYS,
+        pa.field("type", pa.string(), nullable=False),  # hypo | hyper
+        pa.field("level", pa.string(), nullable=False),  # lv1 | lv2 | extended
+        pa.field("start_local", pa.timestamp("s"), nullable=False),  # first grid point beyond
+        pa.field("end_local", pa.timestamp("s"), nullable=False),  # first point of the recovery
+        pa.field("duration_min", pa.int32(), nullable=False),
+        pa.field("mean_mg_dl", pa.float64(), nullable=False),
+        pa.field("min_mg_dl", pa.float64(), nullable=False),
+        pa.field("max_mg_dl", pa.float64(), nullable=False),
+        *_RUN,
+    ]
+)
+AGP_PROFILE_SCHEMA: Final = pa.schema(
+    [
+        *_KEYS,
+        pa.field("minute_of_day", pa.int16(), nullable=False),  # dt0, 2 dt0, ..., 1440
+        *(pa.field(f"p{int(p):02d}_mg_dl", pa.float64()) for p in AGP_PERCENTILES),
+        *_RUN,
+    ]
+)
+EPISODE_KINDS: Final = (
+    ("hypo", "lv1"), ("hypo", "lv2"), ("hypo", "extended"),
+    ("hyper", "lv1"), ("hyper", "lv2"), ("hyper", "extended"),
+)  # fmt: skip
