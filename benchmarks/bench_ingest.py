@@ -1,9 +1,10 @@
-"""Benchmark file ingest: readings/s from a Parquet and a CSV file to a durable raw-zone batch.
+"""Benchmark file ingest: readings/s from Parquet, CSV and JSONL files to a durable raw-zone batch.
 
-For each size, a seeded synthetic cohort is written as Parquet and as CSV; each file is then
-ingested into a fresh lake (parse, validate, normalise, pseudonymise, dedupe, write the batch).
+For each size, a seeded synthetic cohort is written as Parquet, CSV and JSON lines; each file is
+then ingested into a fresh lake (parse, validate, normalise, pseudonymise, dedupe, write the batch).
 The baseline, measured in the same run on the same file, is a plain read of it: Arrow's reader
-and DuckDB's ``read_parquet``/``read_csv`` (the cost of just getting the bytes into columns).
+and DuckDB's ``read_parquet``/``read_csv``/``read_json`` (the cost of just getting the bytes into
+columns). Targets (issue 4): >= 3,000,000 readings/s for Parquet, >= 1,000,000/s for CSV and JSONL.
 The figures go to benchmarks/results/ as JSON.
 
     python benchmarks/bench_ingest.py                   # 10^5 and 10^6 readings
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow.csv as pa_csv
+import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from glucosestream.config import IngestSettings, LakeSettings, Settings
@@ -42,27 +45,32 @@ def timed(func):
     return result, time.perf_counter() - started
 
 
-def cohort(size: int, work: Path) -> tuple[Path, Path, int]:
+def cohort(size: int, work: Path) -> tuple[Path, Path, Path, int]:
     per_patient = READINGS_PER_PATIENT_DAY * DAYS
     patients = max(1, round(size / per_patient))
     days = DAYS if size >= per_patient else max(1, size // READINGS_PER_PATIENT_DAY)
     spec = CohortSpec(patients=patients, days=days, profile="mixed", interval_min=5, seed=0)
-    parquet, csv = work / f"c{size}.parquet", work / f"c{size}.csv"
+    parquet, csv, jsonl = (work / f"c{size}.{ext}" for ext in ("parquet", "csv", "jsonl"))
     readings = write_cohort(spec, parquet, "parquet").readings
     write_cohort(spec, csv, "csv")
-    return parquet, csv, readings
+    write_cohort(spec, jsonl, "jsonl")
+    return parquet, csv, jsonl, readings
 
 
-def baselines(parquet: Path, csv: Path) -> dict[str, float]:
+def baselines(parquet: Path, csv: Path, jsonl: Path) -> dict[str, float]:
     con = duckdb.connect()
     plain = {
         "arrow_read_parquet_s": lambda: pq.read_table(parquet),
         "arrow_read_csv_s": lambda: pa_csv.read_csv(csv),
+        "arrow_read_jsonl_s": lambda: pa_json.read_json(jsonl),
         "duckdb_read_parquet_s": lambda: con.execute(
             f"SELECT * FROM read_parquet('{parquet}')"
         ).to_arrow_table(),
         "duckdb_read_csv_s": lambda: con.execute(
             f"SELECT * FROM read_csv('{csv}')"
+        ).to_arrow_table(),
+        "duckdb_read_jsonl_s": lambda: con.execute(
+            f"SELECT * FROM read_json('{jsonl}', format='newline_delimited')"
         ).to_arrow_table(),
     }
     figures = {}
@@ -73,15 +81,17 @@ def baselines(parquet: Path, csv: Path) -> dict[str, float]:
 
 
 def bench(size: int, work: Path) -> dict:
-    parquet, csv, n = cohort(size, work)
-    figures: dict = {"readings": n, **baselines(parquet, csv)}
-    for fmt, path in (("parquet", parquet), ("csv", csv)):
+    parquet, csv, jsonl, n = cohort(size, work)
+    figures: dict = {"readings": n, **baselines(parquet, csv, jsonl)}
+    for fmt, path in (("parquet", parquet), ("csv", csv), ("jsonl", jsonl)):
         figures[f"parse_{fmt}_s"] = timed(lambda p=path: read_raw_rows(p))[1]
         settings = Settings(
             lake=LakeSettings(root=str(work / f"lake-{size}-{fmt}")),
             ingest=IngestSettings(pseudonym_secret=SECRET),
         )
+        cpu_started = time.process_time()
         report, seconds = timed(lambda s=settings, p=path: ingest_path(s, p))
+        figures[f"ingest_{fmt}_cpu_s"] = time.process_time() - cpu_started  # all threads
         if report.accepted != n:
             raise SystemExit(f"{fmt}: accepted {report.accepted} of {n} readings")
         figures[f"ingest_{fmt}_s"] = seconds
@@ -110,20 +120,20 @@ def main() -> None:
         for size in args.sizes:
             f = bench(size, Path(tmp))
             results.append(f)
-            print(
-                f"{f['readings']:>9,} readings: "
-                f"ingest parquet {f['ingest_parquet_readings_per_s']:>10,.0f}/s "
-                f"({f['ingest_parquet_s']:.2f} s; "
-                f"plain Arrow read {f['arrow_read_parquet_s']:.3f} s, "
-                f"DuckDB {f['duckdb_read_parquet_s']:.3f} s)  "
-                f"ingest csv {f['ingest_csv_readings_per_s']:>10,.0f}/s "
-                f"({f['ingest_csv_s']:.2f} s; plain Arrow read {f['arrow_read_csv_s']:.3f} s, "
-                f"DuckDB {f['duckdb_read_csv_s']:.3f} s; parse alone {f['parse_csv_s']:.2f} s)"
-            )
+            print(f"{f['readings']:>9,} readings:")
+            for fmt in ("parquet", "csv", "jsonl"):
+                print(
+                    f"  {fmt:<8} ingest {f[f'ingest_{fmt}_readings_per_s']:>10,.0f}/s "
+                    f"({f[f'ingest_{fmt}_s']:.2f} s, CPU {f[f'ingest_{fmt}_cpu_s']:.2f} s; "
+                    f"parse alone {f[f'parse_{fmt}_s']:.2f} s; "
+                    f"plain Arrow read {f[f'arrow_read_{fmt}_s']:.3f} s, "
+                    f"DuckDB {f[f'duckdb_read_{fmt}_s']:.3f} s)"
+                )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak_mb:,.0f} MB")
     record = {
         "git_sha": git_sha(),
+        "load_average": os.getloadavg(),
         "machine": platform.platform(),
         "python": platform.python_version(),
         "peak_rss_mb": peak_mb,

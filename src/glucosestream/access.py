@@ -28,15 +28,18 @@ __all__ = [
     "Principal",
     "Role",
     "authenticate",
+    "authenticate_api_secret",
     "authorize_read",
     "create_token",
     "hash_token",
     "record_access",
+    "sha1_token",
 ]
 
 Role = Literal["admin", "uploader", "clinician", "patient"]
 ROLES: Final = ("admin", "uploader", "clinician", "patient")
 TOKEN_PREFIX: Final = "gs_"
+_SHA1_HEX_LENGTH: Final = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +91,18 @@ def create_token(
     if role == "clinician" and not clinic_id:
         raise ConfigError("a clinician token needs --clinic NAME")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    open_access(settings).add_token(
+    store = open_access(settings)
+    store.add_token(
         hash_token(token), role, label=label, created_at=now, patient_keys=keys, clinic_id=clinic_id
     )
+    store.add_token_sha1(hash_token(token), sha1_token(token))
     return token
+
+
+def sha1_token(token: str) -> str:
+    """The SHA-1 hex of a token: what a Nightscout uploader sends as its ``api-secret`` header
+    (cgm-remote-monitor compares that header with the SHA-1 of its API_SECRET)."""
+    return hashlib.sha1(token.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
 def authenticate(store: AccessStore, token: str | None) -> Principal:
@@ -101,7 +112,11 @@ def authenticate(store: AccessStore, token: str | None) -> Principal:
             "missing token; send 'Authorization: Bearer <token>' or log in "
             "(create one with `glucosestream token create`)"
         )
-    record = store.token(hash_token(token))
+    return _principal(store, hash_token(token))
+
+
+def _principal(store: AccessStore, token_sha256: str) -> Principal:
+    record = store.token(token_sha256)
     if record is None:
         raise AuthError("unknown token; check it was copied whole, or create a new one")
     return Principal(
@@ -111,6 +126,23 @@ def authenticate(store: AccessStore, token: str | None) -> Principal:
         clinic_id=record.clinic_id,
         label=record.label,
     )
+
+
+def authenticate_api_secret(store: AccessStore, api_secret: str | None) -> Principal:
+    """The principal of a Nightscout ``api-secret`` header: the SHA-1 hex of a token (as
+    uploader apps send it), or the token itself. AuthError (401) when it names no token."""
+    if not api_secret:
+        return authenticate(store, None)
+    value = api_secret.strip()
+    if len(value) == _SHA1_HEX_LENGTH and all(c in "0123456789abcdefABCDEF" for c in value):
+        token_sha256 = store.token_sha256_by_sha1(value.lower())
+        if token_sha256 is None:
+            raise AuthError(
+                "unknown api-secret; it must be the SHA-1 of a token made by "
+                "`glucosestream token create` (tokens made before SHA-1s were kept: use ?token=)"
+            )
+        return _principal(store, token_sha256)
+    return authenticate(store, value)
 
 
 def authorize_read(store: AccessStore, principal: Principal, patient_key: str) -> None:

@@ -44,7 +44,12 @@ from glucosestream.formats.delimited import (
 )
 from glucosestream.formats.rows import ParsedFile, RowBuilder
 
-__all__ = ["looks_like_nightscout_csv", "looks_like_nightscout_json", "read_nightscout"]
+__all__ = [
+    "looks_like_nightscout_csv",
+    "looks_like_nightscout_json",
+    "read_nightscout",
+    "read_nightscout_entries",
+]
 
 # cgm-remote-monitor lib/plugins/errorcodes.js: sgv values below 13 are Dexcom error codes.
 NIGHTSCOUT_ERROR_CODE_BELOW: Final = 13
@@ -85,6 +90,11 @@ def _read_json(text: str, source: str) -> ParsedFile:
             f"not valid JSON ({err.msg}); export the entries again", source=source, line=err.lineno
         ) from err
     entries = document if isinstance(document, list) else [document]
+    return read_nightscout_entries(entries, source=source)
+
+
+def read_nightscout_entries(entries: list[Any], *, source: str) -> ParsedFile:
+    """Entry documents already parsed from JSON (a file's array, or a POST to the entries API)."""
     rows = RowBuilder()
     skipped = 0
     for index, entry in enumerate(entries, start=1):

@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
+import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from glucosestream.errors import InvalidInput
@@ -108,7 +109,7 @@ def _build(lines: pa.Array, columns: Columns, mapping: dict[str, str | None]) ->
 def read_csv(path: Path) -> ParsedFile:
     source = str(path)
     data = path.read_bytes()
-    if not data.strip():
+    if not data or data.isspace():
         raise InvalidInput("the file is empty; nothing to ingest", source=source)
     table = _read_csv_fast(data, source)
     if table is None:
@@ -120,8 +121,9 @@ def _read_csv_fast(data: bytes, source: str) -> pa.Table | None:
     """Arrow's reader, when every record is one line; None when the careful reader must decide."""
     if b"\n\n" in data or b"\n\r\n" in data or b"\x00" in data:
         return None  # blank lines (skipped, and they shift row numbers) or binary junk
+    header_end = data.find(b"\n")
     try:
-        first_line = data.split(b"\n", 1)[0].decode("utf-8-sig")
+        first_line = data[: header_end if header_end >= 0 else len(data)].decode("utf-8-sig")
     except UnicodeDecodeError:
         return None
     header = next(csv.reader([first_line]), [])
@@ -144,7 +146,11 @@ def _read_csv_fast(data: bytes, source: str) -> pa.Table | None:
     if table.num_rows != physical_lines - 1:
         return None  # a quoted value spans lines: row numbers are not line numbers
     lines = pa.array(np.arange(2, table.num_rows + 2, dtype=np.int64))
-    return _mark_repeated_header(_build(lines, {c: table[c] for c in wanted}, mapping), mapping)
+    rows = _build(lines, {c: table[c] for c in wanted}, mapping)
+    time_name = str(mapping["time"]).encode("utf-8")
+    if header_end >= 0 and data.find(time_name, header_end) < 0:
+        return rows  # no row can repeat the header: its time column's name appears only there
+    return _mark_repeated_header(rows, mapping)
 
 
 def _read_csv_careful(path: Path) -> pa.Table:
@@ -193,6 +199,54 @@ def _mark_repeated_header(table: pa.Table, mapping: dict[str, str | None]) -> pa
 
 
 def read_jsonl(path: Path) -> ParsedFile:
+    fast = _read_jsonl_fast(path)
+    return fast if fast is not None else _read_jsonl_careful(path)
+
+
+def _read_jsonl_fast(path: Path) -> ParsedFile | None:
+    """Arrow's JSON reader, when its columns are what the careful reader would make of the
+    records (text as text, integer glucose) and no line is blank; None otherwise."""
+    data = path.read_bytes()
+    first_end = data.find(b"\n")
+    try:
+        first = json.loads(data[: first_end if first_end >= 0 else len(data)])
+        mapping = _column_map(list(first), str(path)) if isinstance(first, dict) else None
+    except (ValueError, InvalidInput):
+        return None  # the careful reader names the problem
+    if mapping is None:
+        return None
+    text_columns = {c for raw, c in mapping.items() if c is not None and raw != "glucose"}
+    schema = pa.schema([pa.field(c, pa.string()) for c in sorted(text_columns)])
+    try:
+        table = pa_json.read_json(
+            pa.py_buffer(data),
+            parse_options=pa_json.ParseOptions(
+                explicit_schema=schema, unexpected_field_behavior="infer"
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    physical_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    if table.num_rows != physical_lines or table.num_rows == 0:
+        return None  # a blank line (skipped: lines would shift)
+    try:
+        mapping = _column_map(table.column_names, str(path))
+    except InvalidInput:
+        return None
+    columns: dict[str, pa.ChunkedArray] = {}
+    for raw, name in mapping.items():
+        if name is None or name in columns:
+            continue
+        column = table[name]
+        integers = raw == "glucose" and pa.types.is_int64(column.type)
+        if not (integers or pa.types.is_string(column.type) or pa.types.is_null(column.type)):
+            return None  # numbers that ``str`` would write differently, nested values, …
+        columns[name] = column if integers else column.cast(pa.string())
+    lines = pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64))
+    return ParsedFile(_build(lines, columns, mapping))
+
+
+def _read_jsonl_careful(path: Path) -> ParsedFile:
     source = str(path)
     records: list[Mapping[str, Any]] = []
     lines: list[int] = []
@@ -241,16 +295,31 @@ def raw_rows_from_records(
 ) -> pa.Table:
     """Raw rows from JSON-like records; ``lines`` defaults to 1, 2, … (the record index + 1)."""
     names: dict[str, None] = {}
-    for record in records:
-        names.update(dict.fromkeys(record))
+    for keys in dict.fromkeys(tuple(record) for record in records):
+        names.update(dict.fromkeys(keys))
     mapping = _column_map(list(names), source)
     columns = {
-        c: pa.array([_text(r.get(c)) for r in records], pa.string())
+        c: _record_column([r.get(c) for r in records], keep_integers=c == mapping["glucose"])
         for c in mapping.values()
         if c is not None
     }
     numbers = list(lines) if lines is not None else list(range(1, len(records) + 1))
     return _build(pa.array(numbers, pa.int64()), columns, mapping)
+
+
+def _record_column(values: list[Any], *, keep_integers: bool) -> pa.Array:
+    """One field of the records as text (a number as ``str`` writes it), or as integers when
+    ``keep_integers`` and every value is an integer (Arrow writes them as ``str`` does)."""
+    try:
+        array = pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        array = None  # mixed kinds: each value is written as text below
+    if array is not None:
+        if pa.types.is_string(array.type) or pa.types.is_null(array.type):
+            return array.cast(pa.string())
+        if pa.types.is_int64(array.type):
+            return array if keep_integers else array.cast(pa.string())
+    return pa.array([_text(v) for v in values], pa.string())
 
 
 def _text(value: Any) -> str | None:
@@ -259,6 +328,10 @@ def _text(value: Any) -> str | None:
     if isinstance(value, str):
         return value
     return json.dumps(value) if isinstance(value, dict | list) else str(value)
+
+
+def _is_number(type_: pa.DataType) -> bool:
+    return bool(pa.types.is_integer(type_) or pa.types.is_floating(type_))
 
 
 def read_parquet(path: Path) -> ParsedFile:
@@ -280,6 +353,8 @@ def read_parquet(path: Path) -> ParsedFile:
             continue
         if pa.types.is_dictionary(column.type) and pa.types.is_string(column.type.value_type):
             columns[name] = column  # a dictionary-encoded string column stays encoded
+        elif name == mapping["glucose"] and _is_number(column.type):
+            columns[name] = column  # numbers stay numbers (the raw-row contract allows it)
         else:
             columns[name] = column if column.type == pa.string() else column.cast(pa.string())
     lines = pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64))

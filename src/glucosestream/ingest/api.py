@@ -1,30 +1,43 @@
 """HTTP ingest: ``POST /v1/readings`` takes a JSON batch of readings with a bearer token.
 
-The batch is acknowledged only after its raw batch is durable in the raw zone. Bad rows do not
-fail the request: they are quarantined and counted in the response, like a file ingest.
+A request is acknowledged only after the raw batch holding its readings is durable in the raw
+zone (written, fsynced, committed by its manifest); concurrent requests share one such write
+(group commit, see ``group_commit``). Posting the same body again changes nothing: the answer
+names the batch it landed in (``already_ingested_as``).
+
+Errors. A request that cannot be taken as a whole gets the one error shape of the app,
+``{"ok": false, "error": "a; b", "errors": ["a", "b"], "status": N}``: 401 no or unknown
+token, 403 a token that may not upload (or a reading for a patient an uploader is not bound
+to: nothing is written), 422 a body that is not JSON, not ``{"readings": [...]}``, empty, or
+over 10,000 readings. Partly bad input is not an error: the good readings are accepted, and
+each bad one is quarantined and listed in the 200 response as ``row_errors``,
+``[{"index": 3, "reason": "unparsable time"}]`` (``index``: 0-based place in ``readings``),
+with ``received = accepted + duplicates + quarantined``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from glucosestream.access import authenticate
-from glucosestream.config import Settings
-from glucosestream.errors import Forbidden
-from glucosestream.ingest.accept import ingest_records
-from glucosestream.lake.access_store import open_access
+from glucosestream.ingest.asgi import ERROR_RESPONSES, commit, service_of
+from glucosestream.ingest.nightscout_api import router as nightscout_router
+from glucosestream.ingest.service import (
+    MAX_READINGS_PER_REQUEST,
+    IngestService,
+    RequestOutcome,
+)
 
-__all__ = ["MAX_READINGS_PER_REQUEST", "router"]
-
-MAX_READINGS_PER_REQUEST: Final = 10_000
-_UPLOAD_ROLES: Final = frozenset({"admin", "uploader"})
+__all__ = ["MAX_READINGS_PER_REQUEST", "IngestResponse", "router"]
 
 router = APIRouter()
+
+# A body up to this size (about 2,000 readings) is parsed in the event loop, which takes ~1 ms
+# per 1,000 readings: cheaper than handing it to a worker thread and back under the GIL.
+INLINE_PARSE_BYTES: Final = 256 * 1024
 
 
 class ReadingIn(BaseModel):
@@ -40,54 +53,85 @@ class ReadingIn(BaseModel):
     tz: str | None = Field(None, description="IANA time zone of the device.")
 
 
-class ReadingsBatch(BaseModel):
-    readings: list[ReadingIn] = Field(..., max_length=MAX_READINGS_PER_REQUEST)
+class RowErrorOut(BaseModel):
+    index: int = Field(..., description="0-based place of the reading in the posted array.")
+    reason: str = Field(..., description="Why it was quarantined.")
 
 
 class IngestResponse(BaseModel):
     ok: bool = True
-    batch_id: str | None
+    batch_id: str | None = Field(None, description="The raw batch the readings landed in.")
     received: int
     accepted: int
     duplicates: int
     quarantined: int
     top_reasons: list[tuple[str, int]]
-    already_ingested_as: str | None
-
-
-def settings_of(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def require_uploader(request: Request, settings: Annotated[Settings, Depends(settings_of)]) -> str:
-    """The role of the bearer token; 401 unless it may upload."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    principal = authenticate(
-        open_access(settings.lake), token if scheme.lower() == "bearer" else None
+    already_ingested_as: str | None = Field(
+        None, description="Set when this body was posted before: the batch it landed in."
     )
-    if principal.role not in _UPLOAD_ROLES:
-        raise Forbidden("this token may not upload readings; use an uploader or admin token")
-    return principal.role
+    row_errors: list[RowErrorOut] = Field(
+        default_factory=list, description="Each quarantined reading with its reason."
+    )
 
 
-@router.post("/v1/readings", response_model=IngestResponse, tags=["ingest"])
-async def post_readings(
-    batch: ReadingsBatch,
-    settings: Annotated[Settings, Depends(settings_of)],
-    role: Annotated[str, Depends(require_uploader)],
-) -> IngestResponse:
-    """Ingest a batch of readings; returns how each was accounted for."""
-    records: list[dict[str, Any]] = [r.model_dump(exclude_none=True) for r in batch.readings]
-    report = await run_in_threadpool(ingest_records, settings, records)
-    fields = dataclasses.asdict(report)
+def response_of(outcome: RequestOutcome) -> IngestResponse:
+    r = outcome.report
     return IngestResponse(
-        batch_id=fields["batch_id"],
-        received=fields["received"],
-        accepted=fields["accepted"],
-        duplicates=fields["duplicates"],
-        quarantined=fields["quarantined"],
-        top_reasons=[tuple(r) for r in fields["top_reasons"]],
-        already_ingested_as=fields["already_ingested_as"],
+        batch_id=r.batch_id,
+        received=r.received,
+        accepted=r.accepted,
+        duplicates=r.duplicates,
+        quarantined=r.quarantined,
+        top_reasons=[(reason, n) for reason, n in r.top_reasons],
+        already_ingested_as=r.already_ingested_as,
+        row_errors=[RowErrorOut(index=e.index, reason=e.reason) for e in outcome.row_errors],
     )
+
+
+# The body is parsed by the service (so the Lambda handler shares it); its schema is given here.
+_READINGS_SCHEMA: Final = {
+    "title": "ReadingsBatch",
+    "type": "object",
+    "required": ["readings"],
+    "properties": {
+        "readings": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_READINGS_PER_REQUEST,
+            "items": ReadingIn.model_json_schema(),
+        }
+    },
+}
+_READINGS_BODY: Final = {
+    "required": True,
+    "content": {"application/json": {"schema": _READINGS_SCHEMA}},
+}
+
+
+@router.post(
+    "/v1/readings",
+    response_model=IngestResponse,
+    tags=["ingest"],
+    responses=ERROR_RESPONSES,
+    openapi_extra={"requestBody": _READINGS_BODY},
+)
+async def post_readings(
+    request: Request, service: Annotated[IngestService, Depends(service_of)]
+) -> IngestResponse:
+    """Ingest up to 10,000 readings; returns how each was accounted for.
+
+    An uploader token may post only for the patients it is bound to; an admin token for any.
+    """
+    authorization = request.headers.get("authorization")
+    principal = service.cached_bearer_principal(authorization)
+    if principal is None:  # a token not seen in the last seconds: looked up in the store
+        principal = await run_in_threadpool(service.bearer_principal, authorization)
+    body = await request.body()
+    if len(body) <= INLINE_PARSE_BYTES:  # parsed in the event loop: no thread hand-over
+        part = service.readings_part(principal, body)
+    else:
+        part = await run_in_threadpool(service.readings_part, principal, body)
+    return response_of(await commit(service, part))
+
+
+router.include_router(nightscout_router)

@@ -1,5 +1,5 @@
 -- Validate and normalise raw rows into canonical readings; one output row per input row.
--- Inputs: incoming (pos, line, patient_key, device_id, time, instant, glucose, unit, tz, tz_ok,
+-- Inputs: incoming (pos, line, source, patient_key, device_id, time, instant, glucose, unit, tz, tz_ok,
 -- flags, problem): pos is the row's place in time order as the parser gave it, flags and problem come
 -- from the parser. Params: $default_unit, $min_mg_dl, $max_mg_dl, $mg_per_mmol, $time_formats
 -- (strptime formats of local times that are not ISO 8601), $scan_flag (ReadingFlag.SCAN),
@@ -17,6 +17,7 @@ WITH typed AS (
     SELECT
         pos,
         line,
+        source,
         patient_key,
         device_id,
         flags,
@@ -208,6 +209,7 @@ SELECT
         ) > 1
         OR v.pos IS NOT NULL
     ) AS duplicate,
+    c.source,
     c.patient_key,
     c.device_id,
     c.ts,

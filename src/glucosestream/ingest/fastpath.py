@@ -1,0 +1,194 @@
+"""The vectorised fast path of ``normalize.sql``, for the common input. PURE.
+
+Most inputs need none of the query's harder parts: every time carries an offset (or is a typed
+instant), there are no scans, no parser-found problems, every unit is known and every value is
+plausible. For such an input this module computes exactly what ``normalize.sql`` would (same
+columns, same values, same order), with Arrow and NumPy and no SQL. It returns None as soon as
+any row falls outside that case; the caller then runs the query, which stays the one definition
+of the rules. ``tests/test_ingest_fastpath*.py`` check both give identical results.
+
+Equivalence notes. Times are read by Arrow's ISO 8601 cast only when every one has seconds
+(Arrow also takes ``HH:MMZ``, which DuckDB refuses); anything Arrow refuses (local times, a
+lowercase ``z``, spaces, 24:00, more than microseconds) goes to the query. Glucose text is read by
+Arrow's cast, which refuses surrounding spaces and digit separators (the query decides those).
+Units are compared as the query does: spaces removed, ASCII case ignored (DuckDB's ``trim``
+removes spaces only, so a tab is kept and makes the unit unknown).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = ["FastPathParams", "dictionary_codes", "normalise_fast"]
+
+_INSTANT = pa.timestamp("us", tz="UTC")
+_SECONDS_COLON_AT = 16  # "YYYY-MM-DDTHH:MM:SS": the colon before the seconds
+_UNITS = {"mg/dl": "mg/dL", "mmol/l": "mmol/L"}
+
+
+@dataclass(frozen=True, slots=True)
+class FastPathParams:
+    """The query's parameters (see ``accept._normalise``)."""
+
+    default_unit: str
+    earliest: dt.datetime
+    latest: dt.datetime
+    scan_flag: int
+    min_mg_dl: float
+    max_mg_dl: float
+    mg_per_mmol: float
+
+
+def normalise_fast(incoming: pa.Table, params: FastPathParams) -> pa.Table | None:
+    """What ``normalize.sql`` returns for ``incoming``, or None when the query must decide."""
+    n = incoming.num_rows
+    if n == 0 or incoming["problem"].null_count != n:
+        return None
+    patient, null_patient = dictionary_codes(incoming["patient_key"])
+    if null_patient is not None:
+        return None
+    flags = incoming["flags"].to_numpy()
+    lines = incoming["line"].to_numpy()
+    if (flags & params.scan_flag).any() or (n > 1 and not (np.diff(lines) > 0).all()):
+        return None  # scans need the neighbour search; output is in line order
+    ts = _instants(incoming["time"], incoming["instant"])
+    units = _units(incoming["unit"], params.default_unit)
+    value = _values(incoming["glucose"])
+    if ts is None or units is None or value is None:
+        return None
+    micros = ts.cast(pa.int64()).to_numpy()
+    earliest, latest = (_micros(t) for t in (params.earliest, params.latest))
+    mg_dl = np.where(units[1], value * params.mg_per_mmol, value)
+    if (
+        micros.min() < earliest
+        or micros.max() >= latest
+        or np.isnan(value).any()
+        or (mg_dl < params.min_mg_dl).any()
+        or (mg_dl > params.max_mg_dl).any()
+    ):
+        return None
+    device, _ = dictionary_codes(incoming["device_id"])
+    duplicate = _duplicates(patient, device, micros, lines)
+    none = pa.nulls(n, pa.string())
+    return pa.table(
+        {
+            "line": pa.array(lines),
+            "reason": none,
+            "duplicate": pa.array(duplicate),
+            "source": incoming["source"],
+            "patient_key": incoming["patient_key"],
+            "device_id": incoming["device_id"],
+            "ts": ts,
+            "glucose_mg_dl": pa.array(mg_dl),
+            "original_value": pa.array(value),
+            "original_unit": units[0],
+            "flags": incoming["flags"],
+            "tz": incoming["tz"],
+            "raw_time": none,  # only quarantined rows carry their text, and there are none
+            "raw_glucose": none,
+        }
+    )
+
+
+def _micros(at: dt.datetime) -> int:
+    return int(pa.scalar(at, _INSTANT).cast(pa.int64()).as_py())
+
+
+def _instants(time: pa.ChunkedArray, instant: pa.ChunkedArray) -> pa.Array | None:
+    """Every row's instant: all typed, or all ISO 8601 text with seconds and an offset."""
+    if instant.null_count == 0:
+        return instant.combine_chunks().cast(_INSTANT)
+    if instant.null_count != len(instant):
+        return None  # mixed typed and text times
+    if pa.types.is_dictionary(time.type):
+        time = time.cast(time.type.value_type)
+    if time.null_count or not pa.types.is_string(time.type):
+        return None
+    colon = pc.utf8_slice_codeunits(time, _SECONDS_COLON_AT, _SECONDS_COLON_AT + 1)
+    if not pc.all(pc.equal(colon, ":")).as_py():
+        return None
+    try:
+        return pc.cast(time, _INSTANT).combine_chunks()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None  # a local time, or text only the query reads
+
+
+def _values(glucose: pa.ChunkedArray) -> np.ndarray | None:
+    """The glucose values as float64 (no missing one), or None."""
+    if pa.types.is_dictionary(glucose.type):
+        glucose = glucose.cast(glucose.type.value_type)
+    if glucose.null_count:
+        return None
+    try:
+        values = pc.cast(glucose, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    result: np.ndarray = values.to_numpy()
+    return result
+
+
+def _units(unit: pa.ChunkedArray, default_unit: str) -> tuple[pa.Array, np.ndarray] | None:
+    """Each row's unit as the query names it, and whether it is mmol/L; None for an unknown."""
+    encoded = unit if pa.types.is_dictionary(unit.type) else pc.dictionary_encode(unit)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.unify_dictionaries().combine_chunks()
+    names: list[str] = []
+    for raw in [*encoded.dictionary.to_pylist(), None]:
+        text = (raw or "").strip(" ") or default_unit
+        name = _UNITS.get(_ascii_lower(text.replace(" ", "")))
+        if name is None:
+            return None
+        names.append(name)
+    indices = pc.fill_null(encoded.indices, len(names) - 1)
+    values = pa.array(names, pa.string())
+    mmol = np.array([name == "mmol/L" for name in names])[indices.to_numpy()]
+    return pc.take(values, indices), mmol
+
+
+def _ascii_lower(text: str) -> str:
+    return "".join(c.lower() if c.isascii() else c for c in text)
+
+
+def dictionary_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, int | None]:
+    """Integer codes of a string column (equal strings, equal codes) and the code of null.
+
+    A dictionary column may hold null as a dictionary value, or the same string twice (several
+    inputs mapped to one pseudonym): both are folded here, chunk by chunk.
+    """
+    canonical: dict[str | None, int] = {}
+    parts: list[np.ndarray] = []
+    for chunk in column.chunks:
+        encoded = chunk if pa.types.is_dictionary(chunk.type) else pc.dictionary_encode(chunk)
+        values = [*encoded.dictionary.to_pylist(), None]
+        remap = np.array([canonical.setdefault(v, len(canonical)) for v in values], np.int64)
+        indices = pc.fill_null(encoded.indices, len(values) - 1).to_numpy()
+        parts.append(remap[indices])
+    codes = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    null = canonical.get(None)
+    return codes, null if null is not None and bool((codes == null).any()) else None
+
+
+def _duplicates(
+    patients: np.ndarray, devices: np.ndarray, micros: np.ndarray, lines: np.ndarray
+) -> np.ndarray:
+    """A later row (by line) with the key (patient, device, instant) of an earlier one."""
+    patient, device = patients, devices
+    n = len(micros)
+    starts = np.ones(n, dtype=bool)
+    starts[1:] = (patient[1:] != patient[:-1]) | (device[1:] != device[:-1])
+    pair = patient * (int(device.max()) + 1) + device
+    contiguous = len(np.unique(pair[starts])) == int(starts.sum())
+    if contiguous and (starts[1:] | (micros[1:] > micros[:-1])).all():
+        return np.zeros(n, dtype=bool)  # each device's rows together and strictly in time order
+    order = np.lexsort((lines, micros, device, patient))
+    same = np.zeros(n, dtype=bool)
+    p, d, t = patient[order], device[order], micros[order]
+    same[1:] = (p[1:] == p[:-1]) & (d[1:] == d[:-1]) & (t[1:] == t[:-1])
+    duplicate = np.empty(n, dtype=bool)
+    duplicate[order] = same
+    return duplicate

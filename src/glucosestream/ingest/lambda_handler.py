@@ -1,0 +1,136 @@
+"""The HTTP ingest path as an AWS Lambda function behind API Gateway.
+
+``handler(event, context)`` takes the proxy event of an HTTP API (payload 2.0: ``rawPath``,
+``requestContext.http.method``) or a REST API (payload 1.0: ``path``, ``httpMethod``), with the
+body as text or base64 (``isBase64Encoded``). Routes and answers are those of the ASGI app:
+``POST /v1/readings`` and ``POST /api/v1/entries``; errors in the app's one shape. Settings come
+from the environment (``Settings.from_env``); the service (stores, engine) is made once per
+container and reused by later invocations.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any, Final
+
+from glucosestream.access import Principal
+from glucosestream.config import Settings
+from glucosestream.errors import GlucoseStreamError, InvalidInput, NotFound
+from glucosestream.ingest.service import IngestService, RequestOutcome
+
+__all__ = ["handle_event", "handler"]
+
+log = logging.getLogger(__name__)
+
+# One service per container and settings: a container runs one invocation at a time, so each
+# request is flushed alone (group commit needs concurrent requests in one process).
+_services: dict[Settings, IngestService] = {}
+_NIGHTSCOUT_PATHS: Final = ("/api/v1/entries", "/api/v1/entries.json")
+
+
+def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
+    """The Lambda entry point: settings from the environment."""
+    return handle_event(Settings.from_env(), event)
+
+
+def handle_event(settings: Settings, event: Mapping[str, Any]) -> dict[str, Any]:
+    """Answer one API Gateway proxy event (v1 or v2) with the given settings."""
+    try:
+        method, path = _route(event)
+        headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+        query = dict(event.get("queryStringParameters") or {})
+        service = _service(settings)
+        body = _body(event)
+        if method == "POST" and path == "/v1/readings":
+            principal = service.bearer_principal(headers.get("authorization"))
+            outcome = service.ingest(service.readings_part(principal, body))
+            return _json(200, _report(outcome))
+        if method == "POST" and path in _NIGHTSCOUT_PATHS:
+            principal = service.nightscout_principal(
+                headers.get("api-secret"), query.get("token"), headers.get("authorization")
+            )
+            return _nightscout(service, principal, body)
+        raise NotFound(f"no route {method} {path}; POST /v1/readings or /api/v1/entries")
+    except GlucoseStreamError as err:
+        return _error(err.status, str(err))
+
+
+def _route(event: Mapping[str, Any]) -> tuple[str, str]:
+    http = (event.get("requestContext") or {}).get("http") or {}
+    method = http.get("method") or event.get("httpMethod")
+    path = event.get("rawPath") or event.get("path")
+    if not method or not path:
+        raise InvalidInput("not an API Gateway proxy event (no method or path)", source="event")
+    stage = (event.get("requestContext") or {}).get("stage")
+    if stage and stage != "$default" and str(path).startswith(f"/{stage}/"):
+        path = str(path)[len(stage) + 1 :]
+    return str(method).upper(), str(path)
+
+
+def _body(event: Mapping[str, Any]) -> bytes:
+    body = event.get("body") or ""
+    if not event.get("isBase64Encoded"):
+        return str(body).encode("utf-8")
+    try:
+        return base64.b64decode(str(body), validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise InvalidInput(f"the body is not valid base64 ({err})", source="request") from err
+
+
+def _service(settings: Settings) -> IngestService:
+    service = _services.get(settings)
+    if service is None:
+        service = _services[settings] = IngestService(settings)
+    return service
+
+
+def _nightscout(service: IngestService, principal: Principal, body: bytes) -> dict[str, Any]:
+    outcome = service.ingest(service.entries_part(principal, body))
+    r = outcome.report
+    posted = json.loads(body)
+    response = _json(200, posted if isinstance(posted, list) else [posted])
+    response["headers"].update(
+        {
+            "x-ingest-received": str(r.received),
+            "x-ingest-accepted": str(r.accepted),
+            "x-ingest-duplicates": str(r.duplicates),
+            "x-ingest-quarantined": str(r.quarantined),
+            "x-ingest-batch": r.batch_id or r.already_ingested_as or "",
+        }
+    )
+    return response
+
+
+def _report(outcome: RequestOutcome) -> dict[str, Any]:
+    r = outcome.report
+    return {
+        "ok": True,
+        "batch_id": r.batch_id,
+        "received": r.received,
+        "accepted": r.accepted,
+        "duplicates": r.duplicates,
+        "quarantined": r.quarantined,
+        "top_reasons": [list(t) for t in r.top_reasons],
+        "already_ingested_as": r.already_ingested_as,
+        "row_errors": [{"index": e.index, "reason": e.reason} for e in outcome.row_errors],
+    }
+
+
+def _error(status: int, message: str) -> dict[str, Any]:
+    response = _json(status, {"ok": False, "error": message, "errors": [message], "status": status})
+    if status == 401:
+        response["headers"]["www-authenticate"] = "Bearer"
+    return response
+
+
+def _json(status: int, payload: Any) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"content-type": "application/json"},
+        "body": json.dumps(payload),
+        "isBase64Encoded": False,
+    }

@@ -1,0 +1,87 @@
+"""The request ledger: one row per HTTP ingest request, keyed by the SHA-256 of what was posted.
+
+It makes re-posting idempotent under group commit, where many requests share one raw batch (so
+the batch's own ``source_sha256`` cannot name each of them): a request whose key is here, in a
+batch no run has rejected, is answered with the batch it landed in and changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from glucosestream.config import LakeSettings
+from glucosestream.errors import LakeError
+from glucosestream.lake.metadata_schema import METADATA, batches, ingest_requests
+
+__all__ = ["RequestLedger", "RequestRecord", "open_ledger"]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    request_sha256: str
+    batch_id: str
+    received: int
+    accepted: int
+    duplicates: int
+    quarantined: int
+    created_at: dt.datetime
+
+
+class RequestLedger:
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+
+    @contextmanager
+    def _tx(self) -> Iterator[sa.Connection]:
+        try:
+            with self._engine.begin() as con:
+                yield con
+        except sa.exc.SQLAlchemyError as err:
+            raise LakeError(f"metadata store failed: {err.__class__.__name__}: {err}") from err
+
+    def find(self, request_sha256s: Sequence[str]) -> dict[str, RequestRecord]:
+        """The requests already ingested, by key, leaving out those in rejected batches."""
+        if not request_sha256s:
+            return {}
+        query = (
+            sa.select(ingest_requests)
+            .join(batches, batches.c.batch_id == ingest_requests.c.batch_id)
+            .where(
+                ingest_requests.c.request_sha256.in_(sorted(set(request_sha256s))),
+                batches.c.rejected_run_id.is_(None),
+            )
+        )
+        with self._tx() as con:
+            return {r.request_sha256: RequestRecord(**r._asdict()) for r in con.execute(query)}
+
+    def record(self, records: Sequence[RequestRecord]) -> None:
+        """Add requests; a key seen before (its batch since rejected) is pointed at the new one."""
+        if not records:
+            return
+        keys = [r.request_sha256 for r in records]
+        with self._tx() as con:
+            con.execute(ingest_requests.delete().where(ingest_requests.c.request_sha256.in_(keys)))
+            con.execute(
+                ingest_requests.insert(),
+                [{name: getattr(r, name) for name in r.__slots__} for r in records],
+            )
+
+
+def open_ledger(settings: LakeSettings) -> RequestLedger:
+    url = settings.resolved_metadata_url()
+    if not settings.metadata_url:
+        settings.state_path.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        METADATA.create_all(engine)
+    except sa.exc.SQLAlchemyError as err:
+        raise LakeError(
+            f"cannot open the metadata store at {url}: {err}; "
+            "check GLUCOSESTREAM_LAKE__METADATA_URL and that the database is reachable"
+        ) from err
+    return RequestLedger(engine)
