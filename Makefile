@@ -25,9 +25,11 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/cog --check -I docs $(DOCS)
 
-# The tests start their own services (a throwaway PostgreSQL and a Ceph S3 gateway, installed
-# from Debian's packages when missing; see scripts/) and stop them afterwards.
+# The tests start their own services (a throwaway PostgreSQL and a Ceph S3 gateway) and use the
+# system Chromium, all from Debian's packages, installed when missing (scripts/); services are
+# stopped afterwards.
 test: lint
+	scripts/browser.sh
 	scripts/postgres.sh start >/dev/null
 	scripts/ceph.sh start >/dev/null
 	$(BIN)/pytest; status=$$?; scripts/ceph.sh stop; scripts/postgres.sh stop; exit $$status

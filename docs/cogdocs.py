@@ -17,6 +17,8 @@ COMMANDS = (
     ("runs",),
     ("maintain",),
     ("metrics",),
+    ("report",),
+    ("audit",),
     ("serve",),
     ("token", "create"),
     ("clinic", "add-patient"),

@@ -90,6 +90,11 @@ def test_patient_page_and_json_show_published_metrics(client, settings):
     ingest_records(settings, _readings(24))
     assert run_pipeline(settings).status == "published"
     key = patient_key(SECRET.encode(), "W1")
+    anonymous = client.get(f"/patients/{key}", follow_redirects=False)
+    assert anonymous.status_code in (302, 303, 307)
+    assert anonymous.headers["location"].startswith("/login")
+    assert_error_shape(client.get(f"/v1/patients/{key}/daily-metrics"), 401)
+    client.post("/login", data={"token": TOKEN})  # an admin token gives a session
     page = client.get(f"/patients/{key}")
     assert page.status_code == 200
     assert '<script src="/static/plotly.min.js"></script>' in page.text
@@ -104,6 +109,7 @@ def test_patient_page_and_json_show_published_metrics(client, settings):
 
 
 def test_unknown_patient_is_404_in_the_error_shape(client):
+    client.post("/login", data={"token": TOKEN})
     assert_error_shape(client.get("/patients/0000"), 404)
     assert_error_shape(client.get("/v1/patients/0000/daily-metrics"), 404)
 

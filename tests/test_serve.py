@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from glucosestream.access import create_token
 from glucosestream.ingest import ingest_records
 from glucosestream.ingest.identity import patient_key
 from glucosestream.pipeline import run_pipeline
@@ -23,8 +26,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _get(url: str) -> tuple[int, bytes]:
-    with urllib.request.urlopen(url, timeout=5) as response:
+OPENER = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+
+
+def _get(url: str, data: bytes | None = None) -> tuple[int, bytes]:
+    with OPENER.open(url, data=data, timeout=5) as response:
         return response.status, response.read()
 
 
@@ -35,6 +41,7 @@ def test_serve_answers_on_a_real_socket(settings):
     ]
     ingest_records(settings, records)
     assert run_pipeline(settings).status == "published"
+    token = create_token(settings.lake, "admin", label="serve test", now=dt.datetime.now(dt.UTC))
     port = _free_port()
     env = {**os.environ, "GLUCOSESTREAM_INGEST__PSEUDONYM_SECRET": SECRET}
     command = [sys.executable, "-m", "glucosestream", "serve", "--port", str(port)]
@@ -54,7 +61,11 @@ def test_serve_answers_on_a_real_socket(settings):
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise AssertionError(f"serve did not start: {log.read_text()}") from None
                 time.sleep(0.2)
-        status, page = _get(f"{base}/patients/{patient_key(SECRET.encode(), 'S1')}")
+        key = patient_key(SECRET.encode(), "S1")
+        status, page = _get(f"{base}/patients/{key}")
+        assert b"chart-mean" not in page  # the page asks for a login first
+        _get(f"{base}/login", data=urllib.parse.urlencode({"token": token}).encode())
+        status, page = _get(f"{base}/patients/{key}")
         assert status == 200
         assert b"chart-mean" in page
         status, script = _get(f"{base}/static/plotly.min.js")

@@ -1,21 +1,42 @@
 """The one ASGI app: the ingest API, the JSON API and the dashboard pages.
 
-Errors leave in one shape, ``{"ok": false, "error": "a; b", "errors": ["a", "b"], "status": N}``.
+Errors leave in one shape, ``{"ok": false, "error": "a; b", "errors": ["a", "b"], "status": N}``;
+the one exception is a page asked for without a session, which redirects to ``/login``.
 """
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
+from glucosestream.clock import Clock, utc_now
 from glucosestream.config import Settings
+from glucosestream.dashboard.auth import LoginRequired
+from glucosestream.dashboard.cohort import router as cohort_router
+from glucosestream.dashboard.lakeview import LakeView
+from glucosestream.dashboard.login import router as login_router
 from glucosestream.dashboard.pages import router as pages_router
+from glucosestream.dashboard.report import router as report_router
+from glucosestream.dashboard.sessions import SessionStore
 from glucosestream.errors import GlucoseStreamError
 from glucosestream.ingest.api import router as ingest_router
+from glucosestream.lake.access_store import open_access
 
 __all__ = ["create_app", "error_response"]
+
+_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'"
+    ),
+}
 
 
 def error_response(status: int, errors: list[str]) -> JSONResponse:
@@ -26,15 +47,36 @@ def error_response(status: int, errors: list[str]) -> JSONResponse:
     )
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     app = FastAPI(
         title="GlucoseStream",
         version="0.1.0",
         description="Ingest CGM readings and see their metrics.",
     )
     app.state.settings = settings
+    app.state.clock = clock
+    app.state.sessions = SessionStore()
+    app.state.access = open_access(settings.lake)
+    app.state.lake_view = LakeView(settings)
     app.include_router(ingest_router)
+    app.include_router(login_router)
     app.include_router(pages_router)
+    app.include_router(report_router)
+    app.include_router(cohort_router)
+
+    @app.middleware("http")
+    async def _security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response: Response = await call_next(request)
+        for name, value in _SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if request.url.path != "/healthz" and not request.url.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.exception_handler(LoginRequired)
+    async def _login_required(request: Request, exc: LoginRequired) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
 
     @app.exception_handler(GlucoseStreamError)
     async def _domain_error(request: Request, exc: GlucoseStreamError) -> JSONResponse:

@@ -159,7 +159,9 @@ def demo(ctx: _Context, patients: int, days: int, no_serve: bool, port: int | No
     )
     settings = settings.override("dashboard", port=chosen)
     first = summaries[0].patient_key if summaries else ""
+    admin = create_token(settings.lake, "admin", label="demo", now=dt.datetime.now(dt.UTC))
     click.echo(f"\nServing on http://{settings.dashboard.host}:{chosen}/patients/{first}")
+    click.echo(f"Log in with this admin token (made for the demo): {admin}")
     click.echo("Press Ctrl+C to stop.")
     _serve(settings)
 
@@ -421,6 +423,47 @@ def maintain(ctx: _Context, no_compact: bool, expire_days: int, erase_id: str | 
             f"{report.erased_raw_rows} raw rows of that patient, and their identity mapping"
         )
     ctx.emit(report, "\n".join(lines))
+
+
+@main.command()
+@click.option("--patient", "patient_id", required=True, help="The patient's id (as ingested).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="agp.pdf (printed by headless Chromium) or agp.html (with its scripts beside it).",
+)
+@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), help="Last day (default: newest).")
+@click.option("--unit", type=click.Choice(["mg_dl", "mmol_l"]), default="mg_dl", show_default=True)
+@_common
+def report(ctx: _Context, patient_id: str, out: Path, end: dt.datetime | None, unit: str) -> None:
+    """Write a patient's AGP report (the one-page clinical summary of 14 days).
+
+    Example: glucosestream report --patient P00001 --out agp.pdf
+    """
+    from glucosestream.dashboard.report import render_agp_pdf
+
+    if out.suffix.lower() not in (".pdf", ".html"):
+        raise ConfigError(f"cannot write {out.name}: use a .pdf or .html file name")
+    key = patient_key(load_secret(ctx.settings), patient_id)
+    written = render_agp_pdf(ctx.settings, key, out, end=end.date() if end else None, unit=unit)
+    ctx.emit({"out": str(written)}, f"report: wrote the AGP report to {written}")
+
+
+@main.command()
+@click.option("--patient", "patient_id", required=True, help="The patient's id (as ingested).")
+@click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+@_common
+def audit(ctx: _Context, patient_id: str, limit: int) -> None:
+    """List who read a patient's data, when and what (the access audit trail), newest first.
+
+    Example: glucosestream audit --patient P00001
+    """
+    from glucosestream.dashboard.audit import audit_lines
+
+    key = patient_key(load_secret(ctx.settings), patient_id)
+    lines = audit_lines(ctx.settings, key, limit=limit)
+    ctx.emit({"entries": lines}, "\n".join(lines) or "no reads of that patient's data recorded")
 
 
 @main.group()

@@ -175,6 +175,10 @@ class QualitySettings:
 class DashboardSettings:
     host: str = field(default="127.0.0.1", metadata=_help("Address `serve` listens on."))
     port: int = field(default=8000, metadata=_help("Port `serve` listens on."))
+    privacy_budget_epsilon: float = field(
+        default=1.0,
+        metadata=_help("Total privacy budget (epsilon) of each cohort dataset's releases."),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Dashboard routes: the patient list, the patient page and the daily-metrics JSON."""
+"""Page and JSON routes: assets, the triage list, the patient view and their JSON."""
 
 from __future__ import annotations
 
@@ -8,41 +8,40 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse
-from fastapi.templating import Jinja2Templates
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from glucosestream.config import Settings
+from glucosestream.dashboard.auth import Viewer, api_viewer, audit_read, clock_of, page_viewer
+from glucosestream.dashboard.lakeview import LakeView, PublishedDaily
+from glucosestream.dashboard.patientdata import period_data
+from glucosestream.dashboard.templating import templates
+from glucosestream.dashboard.triage import TriageFilter, triage_rows
 from glucosestream.errors import NotFound
-from glucosestream.ingest.api import settings_of
-from glucosestream.lake import open_lakehouse, open_metadata
-from glucosestream.metrics.summary import summarise_patients
 
-__all__ = ["router"]
+__all__ = ["CONSENSUS_TARGETS", "lake_view", "router"]
 
 router = APIRouter()
 _HERE = Path(__file__).parent
-templates = Jinja2Templates(directory=_HERE / "templates")
+TRACE_DAYS = 14  # daily traces shown: the AGP reporting window (Battelino 2019)
+TREND_DAYS = 90  # default range of the trend charts
+# Battelino 2019 (Diabetes Care 42:1593), targets for most adults with type 1 or 2 diabetes.
+CONSENSUS_TARGETS: dict[str, float] = {
+    "pct_70_180_min": 70.0,
+    "pct_below_70_max": 4.0,
+    "pct_below_54_max": 1.0,
+    "pct_above_180_max": 25.0,
+    "pct_above_250_max": 5.0,
+    "cv_pct_max": 36.0,
+    "gmi_pct_max": 7.0,
+}
+
+
+def lake_view(request: Request) -> LakeView:
+    view: LakeView = request.app.state.lake_view
+    return view
 
 
 def _plotly_js() -> Path:
     return Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
-
-
-def _daily_rows(
-    settings: Settings,
-    patient_key: str | None,
-    date_from: dt.date | None = None,
-    date_to: dt.date | None = None,
-) -> list[dict[str, Any]]:
-    published = open_metadata(settings.lake).published()
-    if published is None:
-        return []
-    lake = open_lakehouse(settings.lake)
-    table = lake.read_daily(published.daily_snapshot_id, patient_key, date_from, date_to)
-    return [
-        {**row, "date": row["date"].isoformat(), "computed_at": row["computed_at"].isoformat()}
-        for row in table.to_pylist()
-    ]
 
 
 @router.get("/static/plotly.min.js", include_in_schema=False)
@@ -63,39 +62,103 @@ def healthz() -> dict[str, bool]:
     return {"ok": True}
 
 
+def _iso_rows(
+    published: PublishedDaily, key: str, start: dt.date | None, end: dt.date | None
+) -> list[dict[str, Any]]:
+    rows = published.patient_days(key, start, end).drop_columns(["run_id", "computed_at"])
+    return [{**r, "date": r["date"].isoformat()} for r in rows.to_pylist()]
+
+
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
-def index(request: Request, settings: Annotated[Settings, Depends(settings_of)]) -> HTMLResponse:
-    published = open_metadata(settings.lake).published()
-    summaries = []
-    if published is not None:
-        lake = open_lakehouse(settings.lake)
-        summaries = summarise_patients(lake.read_daily(published.daily_snapshot_id))
+def index(
+    request: Request,
+    viewer: Annotated[Viewer, Depends(page_viewer)],
+    view: Annotated[LakeView, Depends(lake_view)],
+    flt: Annotated[TriageFilter, Depends()],
+) -> Response:
+    """Clinic triage for clinicians and admins; a patient goes to their own page."""
+    if viewer.principal.role == "patient":
+        own = sorted(viewer.principal.patient_keys)[0]
+        return RedirectResponse(f"/patients/{own}", status_code=303)
+    page = triage_rows(request, viewer, view.published(), flt)
     return templates.TemplateResponse(
-        request, "index.html", {"patients": summaries, "run_id": published and published.run_id}
+        request, "triage.html", {"viewer": viewer, "page": page, "flt": flt}
     )
+
+
+@router.get("/v1/triage", tags=["triage"])
+def triage_json(
+    request: Request,
+    viewer: Annotated[Viewer, Depends(api_viewer)],
+    view: Annotated[LakeView, Depends(lake_view)],
+    flt: Annotated[TriageFilter, Depends()],
+) -> dict[str, Any]:
+    """Every patient the caller may read, riskiest first (GRI, time <54, time <70,
+    data sufficiency, last day with data), over the last 14 days in the lake."""
+    page = triage_rows(request, viewer, view.published(), flt)
+    return {"ok": True, "total": page.total, "as_of": page.as_of, "patients": page.rows}
 
 
 @router.get("/v1/patients/{patient_key}/daily-metrics", tags=["metrics"])
 def daily_metrics(
     patient_key: str,
-    settings: Annotated[Settings, Depends(settings_of)],
+    request: Request,
+    viewer: Annotated[Viewer, Depends(api_viewer)],
+    view: Annotated[LakeView, Depends(lake_view)],
     date_from: Annotated[dt.date | None, Query(alias="from")] = None,
     date_to: Annotated[dt.date | None, Query(alias="to")] = None,
 ) -> dict[str, Any]:
     """The published daily metrics of one patient (by patient key), oldest day first."""
-    rows = _daily_rows(settings, patient_key, date_from, date_to)
-    if not rows and date_from is None and date_to is None:
+    audit_read(request, viewer, patient_key, "api.daily_metrics", at=clock_of(request)())
+    published = view.published()
+    if patient_key not in published.rows:
         raise NotFound(f"no published metrics for patient key {patient_key!r}")
+    rows = _iso_rows(published, patient_key, date_from, date_to)
     return {"ok": True, "patient_key": patient_key, "days": rows}
+
+
+def _range(
+    published: PublishedDaily, key: str, start: dt.date | None, end: dt.date | None
+) -> tuple[dt.date, dt.date]:
+    first_row, count = published.rows[key]
+    dates = published.table["date"]
+    last = dates[first_row + count - 1].as_py()
+    end = end or last
+    start = start or max(dates[first_row].as_py(), end - dt.timedelta(days=TREND_DAYS - 1))
+    return (start, end) if start <= end else (end, start)
 
 
 @router.get("/patients/{patient_key}", response_class=HTMLResponse, include_in_schema=False)
 def patient_page(
-    patient_key: str, request: Request, settings: Annotated[Settings, Depends(settings_of)]
-) -> HTMLResponse:
-    rows = _daily_rows(settings, patient_key)
-    if not rows:
+    patient_key: str,
+    request: Request,
+    viewer: Annotated[Viewer, Depends(page_viewer)],
+    view: Annotated[LakeView, Depends(lake_view)],
+    date_from: Annotated[dt.date | None, Query(alias="from")] = None,
+    date_to: Annotated[dt.date | None, Query(alias="to")] = None,
+) -> Response:
+    now = clock_of(request)()
+    audit_read(request, viewer, patient_key, "page.patient", at=now)
+    published = view.published()
+    if patient_key not in published.rows:
         raise NotFound(f"no published metrics for patient key {patient_key!r}")
-    return templates.TemplateResponse(
-        request, "patient.html", {"patient_key": patient_key, "days": rows}
-    )
+    start, end = _range(published, patient_key, date_from, date_to)
+    trace_start = max(start, end - dt.timedelta(days=TRACE_DAYS - 1))
+    period = period_data(view, published, patient_key, trace_start, end, now=now)
+    data = {
+        "unit": viewer.unit,
+        "days": _iso_rows(published, patient_key, start, end),
+        "traces": period.traces,
+        "episodes": period.episodes,
+        "targets": CONSENSUS_TARGETS,
+    }
+    context = {
+        "viewer": viewer,
+        "patient_key": patient_key,
+        "start": start,
+        "end": end,
+        "trace_start": trace_start,
+        "metrics": period.metrics,
+        "data": data,
+    }
+    return templates.TemplateResponse(request, "patient.html", context)

@@ -1,0 +1,163 @@
+"""Cohort statistics for sharing: released only through OpenDP, against a per-dataset budget.
+
+A dataset is the 14-day triage aggregate of the patients a principal may read: every patient
+for an admin (``cohort:all``), a clinic's patients for a clinician (``cohort:clinic:<id>``).
+Patients cannot release cohort statistics. Releasing is logged in the access trail and spends
+the budget in the ledger; the exact values never leave the server.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, Field
+
+from glucosestream.access import record_access
+from glucosestream.dashboard.auth import (
+    Viewer,
+    access_store,
+    api_viewer,
+    clock_of,
+    page_viewer,
+    readable_keys,
+)
+from glucosestream.dashboard.forms import checked_form
+from glucosestream.dashboard.lakeview import LakeView
+from glucosestream.dashboard.pages import lake_view
+from glucosestream.dashboard.sessions import csrf_matches
+from glucosestream.dashboard.templating import templates
+from glucosestream.errors import Forbidden
+from glucosestream.lake.access_store import BudgetExceeded
+from glucosestream.privacy import (
+    COHORT_STATISTICS,
+    DEFAULT_BUDGET_EPSILON,
+    CohortRelease,
+    release_cohort,
+)
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+class ReleaseRequest(BaseModel):
+    statistics: list[str] = Field(..., min_length=1, max_length=len(COHORT_STATISTICS))
+    epsilon_each: float = Field(0.1, gt=0.0, le=1.0)
+
+
+def _budget(request: Request) -> float:
+    settings = request.app.state.settings
+    return float(getattr(settings.dashboard, "privacy_budget_epsilon", DEFAULT_BUDGET_EPSILON))
+
+
+def _dataset(viewer: Viewer) -> str:
+    principal = viewer.principal
+    if principal.role == "admin":
+        return "cohort:all"
+    if principal.role == "clinician" and principal.clinic_id:
+        return f"cohort:clinic:{principal.clinic_id}"
+    raise Forbidden("only clinicians and admins may release cohort statistics")
+
+
+def _values(request: Request, viewer: Viewer, view: LakeView) -> dict[str, list[float]]:
+    table = view.published().triage
+    allowed = readable_keys(access_store(request), viewer.principal)
+    if allowed is not None:
+        table = table.filter(pc.is_in(table["patient_key"], pa.array(sorted(allowed), pa.string())))
+    table = table.filter(pc.greater(table["readings"], 0))
+    return {s.column: table[s.column].to_pylist() for s in COHORT_STATISTICS}
+
+
+def _release(
+    request: Request, viewer: Viewer, view: LakeView, ask: ReleaseRequest
+) -> CohortRelease:
+    dataset = _dataset(viewer)
+    now = clock_of(request)()
+    store = access_store(request)
+    record_access(store, viewer.principal, "cohort.release", dataset, at=now)
+    return release_cohort(
+        store,
+        viewer.principal,
+        dataset=dataset,
+        values=_values(request, viewer, view),
+        statistics=ask.statistics,
+        epsilon_each=ask.epsilon_each,
+        budget=_budget(request),
+        at=now,
+    )
+
+
+def _as_json(release: CohortRelease) -> dict[str, Any]:
+    return {
+        "ok": True,
+        "dataset": release.dataset,
+        "patients": round(release.patients.value),
+        "means": {
+            k: {"value": v.value, "epsilon": v.epsilon, "laplace_scale": v.scale}
+            for k, v in release.means.items()
+        },
+        "epsilon_spent": release.epsilon_spent,
+        "budget_left": release.budget_left,
+    }
+
+
+def _page(
+    request: Request, viewer: Viewer, result: dict[str, Any] | None, error: str, status: int = 200
+) -> Response:
+    dataset = _dataset(viewer)
+    budget = _budget(request)
+    left = max(0.0, budget - access_store(request).spent(dataset))
+    context = {
+        "viewer": viewer,
+        "dataset": dataset,
+        "budget": budget,
+        "left": left,
+        "statistics": COHORT_STATISTICS,
+        "result": result,
+        "error": error,
+    }
+    return templates.TemplateResponse(request, "cohort.html", context, status_code=status)
+
+
+@router.get("/cohort", response_class=HTMLResponse, include_in_schema=False)
+def cohort_page(request: Request, viewer: Annotated[Viewer, Depends(page_viewer)]) -> Response:
+    return _page(request, viewer, None, "")
+
+
+@router.post("/cohort", response_class=HTMLResponse, include_in_schema=False)
+async def cohort_form(
+    request: Request,
+    viewer: Annotated[Viewer, Depends(page_viewer)],
+    view: Annotated[LakeView, Depends(lake_view)],
+) -> Response:
+    form = await checked_form(request, viewer)
+    chosen = [s.name for s in COHORT_STATISTICS if form.get(s.name) == "on"]
+    try:
+        ask = ReleaseRequest(statistics=chosen, epsilon_each=float(form.get("epsilon", "0.1")))
+        result = _as_json(_release(request, viewer, view, ask))
+    except BudgetExceeded as err:
+        return _page(request, viewer, None, str(err), 409)
+    except ValueError as err:
+        return _page(request, viewer, None, f"invalid request: {err}", 422)
+    return _page(request, viewer, result, "")
+
+
+@router.post("/v1/cohort/releases", tags=["cohort"])
+def cohort_release(
+    ask: ReleaseRequest,
+    request: Request,
+    viewer: Annotated[Viewer, Depends(api_viewer)],
+    view: Annotated[LakeView, Depends(lake_view)],
+) -> dict[str, Any]:
+    """Release the patient count and means of the asked statistics through OpenDP, spending
+    ``epsilon_each x (1 + statistics)`` of the dataset's privacy budget (409 when it would be
+    exceeded). With a session cookie, send the page's CSRF token as ``X-CSRF-Token``."""
+    if viewer.session is not None and not csrf_matches(
+        viewer.session, request.headers.get("x-csrf-token")
+    ):
+        raise Forbidden("send the session's CSRF token as X-CSRF-Token, or use a bearer token")
+    return _as_json(_release(request, viewer, view, ask))

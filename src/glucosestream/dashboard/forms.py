@@ -1,0 +1,57 @@
+"""HTML form posts without extra dependencies: the urlencoded body, the CSRF check and the
+same-origin check that every state-changing page route makes."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+from fastapi import Request
+
+from glucosestream.dashboard.auth import Viewer
+from glucosestream.dashboard.sessions import CSRF_FIELD, csrf_matches
+from glucosestream.errors import Forbidden, InvalidInput
+
+__all__ = ["check_origin", "checked_form", "read_form", "safe_next"]
+
+_MAX_FORM_BYTES = 16_384
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """The fields of an ``application/x-www-form-urlencoded`` body (first value of each)."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        raise InvalidInput(
+            f"expected a form post (application/x-www-form-urlencoded), got {kind!r}"
+        )
+    body = await request.body()
+    if len(body) > _MAX_FORM_BYTES:
+        raise InvalidInput(f"form body of {len(body)} bytes is over {_MAX_FORM_BYTES}")
+    fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+    return {name: values[0] for name, values in fields.items()}
+
+
+def check_origin(request: Request) -> None:
+    """Refuse a post whose Origin (or Referer) names another site than this one."""
+    sent = request.headers.get("origin") or request.headers.get("referer")
+    if not sent or sent == "null":
+        return
+    own = urlsplit(str(request.base_url))
+    theirs = urlsplit(sent)
+    if (theirs.scheme, theirs.netloc) != (own.scheme, own.netloc):
+        raise Forbidden(f"cross-site form post from {theirs.scheme}://{theirs.netloc} refused")
+
+
+async def checked_form(request: Request, viewer: Viewer) -> dict[str, str]:
+    """A page form's fields, after the same-origin and per-session CSRF token checks."""
+    check_origin(request)
+    form = await read_form(request)
+    if viewer.session is None or not csrf_matches(viewer.session, form.get(CSRF_FIELD)):
+        raise Forbidden("the form's CSRF token is missing or stale; reload the page and retry")
+    return form
+
+
+def safe_next(target: str | None) -> str:
+    """A local path to go to after logging in (never another site)."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"

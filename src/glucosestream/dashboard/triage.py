@@ -1,0 +1,79 @@
+"""The triage list of one viewer: the cached triage aggregate (``triage.sql``, made once per
+published run), restricted to the patients the viewer may read, filtered and paged."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from fastapi import Query, Request
+
+from glucosestream.access import record_access
+from glucosestream.dashboard.auth import Viewer, access_store, clock_of, readable_keys
+from glucosestream.dashboard.lakeview import PublishedDaily
+
+__all__ = ["TriageFilter", "TriagePage", "triage_rows"]
+
+PAGE_SIZE: Final = 100
+
+
+class TriageFilter:
+    """Query parameters of the triage page and ``/v1/triage``."""
+
+    def __init__(
+        self,
+        q: str = Query("", max_length=64, description="Part of a patient key."),
+        zone: Literal["", "A", "B", "C", "D", "E"] = Query("", description="GRI zone."),
+        insufficient: bool = Query(False, description="Only patients with too little data."),
+        min_gri: float = Query(0.0, ge=0.0, le=100.0, description="Lowest GRI shown."),
+        page: int = Query(1, ge=1, le=100_000),
+    ) -> None:
+        self.q = q.strip().lower()
+        self.zone = zone
+        self.insufficient = insufficient
+        self.min_gri = min_gri
+        self.page = page
+
+
+@dataclass(frozen=True, slots=True)
+class TriagePage:
+    rows: list[dict[str, Any]]
+    total: int
+    page: int
+    pages: int
+    as_of: str | None
+
+
+def _filtered(table: pa.Table, allowed: frozenset[str] | None, flt: TriageFilter) -> pa.Table:
+    if allowed is not None:
+        table = table.filter(pc.is_in(table["patient_key"], pa.array(sorted(allowed), pa.string())))
+    if flt.q:
+        table = table.filter(pc.match_substring(table["patient_key"], flt.q))
+    if flt.zone:
+        table = table.filter(pc.equal(table["gri_zone"], flt.zone))
+    if flt.insufficient:
+        table = table.filter(pc.invert(table["sufficient"]))
+    if flt.min_gri > 0:
+        table = table.filter(pc.greater_equal(table["gri"], flt.min_gri))
+    return table
+
+
+def triage_rows(
+    request: Request, viewer: Viewer, published: PublishedDaily, flt: TriageFilter
+) -> TriagePage:
+    store = access_store(request)
+    allowed = readable_keys(store, viewer.principal)
+    resource = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    record_access(store, viewer.principal, "triage", resource, at=clock_of(request)())
+    table = _filtered(published.triage, allowed, flt)
+    pages = max(1, -(-table.num_rows // PAGE_SIZE))
+    page = min(flt.page, pages)
+    shown = table.slice((page - 1) * PAGE_SIZE, PAGE_SIZE).to_pylist()
+    for row in shown:
+        row["last_date"] = row["last_date"].isoformat()
+    last = pc.max(published.table["date"]).as_py() if published.table.num_rows else None
+    as_of = last.isoformat() if isinstance(last, dt.date) else None
+    return TriagePage(shown, table.num_rows, page, pages, as_of)

@@ -1,0 +1,154 @@
+"""The pages in a real headless Chromium: they load without console errors, their charts draw
+with data, a screenshot of each goes to test-artifacts/, and the AGP PDF has its parts.
+
+Needs Debian's ``chromium`` (/usr/bin/chromium), Python ``playwright`` and poppler-utils
+(``pdftotext``, ``pdftoppm``)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from glucosestream.dashboard.pdf import CHROMIUM, CHROMIUM_ARGS
+
+from .test_dashboard_lake import demo_lake  # noqa: F401
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+)
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def server(demo_lake):  # noqa: F811
+    import uvicorn
+
+    from glucosestream.app import create_app
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(demo_lake.settings), host="127.0.0.1", port=port, log_level="warning"
+    )
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS))
+        yield chromium
+        chromium.close()
+
+
+def _page(browser, base, token):
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{base}/login")
+    page.fill("input[name=token]", token)
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    return page, errors
+
+
+def _points(page, chart_id):
+    return page.evaluate(
+        "(id) => document.querySelectorAll('#' + id + ' .scatterlayer path.js-line').length"
+        " ? Array.from(document.querySelectorAll('#' + id + ' .scatterlayer path.js-line'))"
+        ".map(p => (p.getAttribute('d') || '').split(/[ML]/).length - 1)"
+        ".reduce((a, b) => a + b, 0) : 0",
+        chart_id,
+    )
+
+
+def test_pages_render_their_charts_without_console_errors(server, browser, demo_lake):  # noqa: F811
+    ARTIFACTS.mkdir(exist_ok=True)
+    key = demo_lake.keys["P1"]
+    page, errors = _page(browser, server, "gs_admin")
+    assert "Clinic triage" in page.content()
+    assert page.locator("#triage tbody tr").count() == 3
+    page.screenshot(path=str(ARTIFACTS / "triage.png"), full_page=True)
+    page.click(f"a[href='/patients/{key}']")
+    page.wait_for_selector("body[data-rendered='1']")
+    for chart in ("chart-mean", "chart-tir", "chart-cv", "chart-gmi", "chart-traces"):
+        assert _points(page, chart) > 10, chart
+    assert page.locator("#chart-traces .shapelayer path").count() > 3  # episodes and range
+    page.screenshot(path=str(ARTIFACTS / "patient.png"), full_page=True)
+    page.select_option("#unit-select", "mmol_l")
+    page.click("form[action='/preferences'] button")
+    page.wait_for_selector("body[data-rendered='1']")
+    assert "mmol/L" in page.locator("#chart-mean").inner_text()
+    page.goto(f"{server}/patients/{key}/agp")
+    page.wait_for_selector("body[data-rendered='1']")
+    assert _points(page, "chart-agp") > 100
+    assert _points(page, "chart-daily") > 100
+    page.screenshot(path=str(ARTIFACTS / "agp.png"), full_page=True)
+    page.goto(f"{server}/cohort")
+    page.click("form[action='/cohort'] button")
+    page.wait_for_load_state("networkidle")
+    assert page.locator("#release tbody tr").count() == 5
+    page.screenshot(path=str(ARTIFACTS / "cohort.png"), full_page=True)
+    assert errors == []
+
+
+@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils not installed")
+def test_agp_pdf_has_its_parts(demo_lake, tmp_path):  # noqa: F811
+    from glucosestream.dashboard.report import render_agp_pdf
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    # Its own thread: the module's browser fixture holds Playwright's loop in this one.
+    with ThreadPoolExecutor(1) as pool:
+        out = pool.submit(
+            render_agp_pdf, demo_lake.settings, demo_lake.keys["P1"], tmp_path / "agp.pdf"
+        ).result()
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(out), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    for label in (
+        "AGP Report",
+        "Glucose statistics and targets",
+        "% Time CGM is active",
+        "Glucose management indicator",
+        "Glucose variability",
+        "Time in ranges",
+        "Ambulatory glucose profile",
+        "Daily glucose profiles",
+        "Very low",
+    ):
+        assert label.lower() in text.lower(), label
+    info = subprocess.run(["pdfinfo", str(out)], capture_output=True, text=True).stdout
+    assert re.search(r"^Pages:\s+1$", info, re.MULTILINE), info  # one page
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", "80", "-singlefile", str(out), str(ARTIFACTS / "agp-pdf")],
+        check=True,
+    )
+    subprocess.run(
+        ["pdftoppm", "-gray", "-r", "40", "-singlefile", str(out), str(tmp_path / "agp")],
+        check=True,
+    )
+    raw = (tmp_path / "agp.pgm").read_bytes()  # binary PGM: "P5 width height 255" + pixels
+    width, height = (int(v) for v in raw.split()[1:3])
+    pixels = raw[-width * height :]
+    assert max(pixels) - min(pixels) > 100  # not blank
+    ink = sum(1 for p in pixels if p < 200)
+    assert ink > 0.05 * len(pixels)  # a real amount of drawing, not a page of text only

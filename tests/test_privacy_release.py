@@ -1,0 +1,100 @@
+"""Private releases: random, calibrated to their epsilon (Laplace variance 2 b^2 with
+b = (upper - lower) / (n * epsilon)), and refused once the dataset's budget would be exceeded."""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+
+import pytest
+
+from glucosestream.access import Principal
+from glucosestream.config import LakeSettings
+from glucosestream.lake.access_store import BudgetExceeded, open_access
+from glucosestream.privacy import (
+    laplace_scale_for_mean,
+    private_count,
+    private_mean,
+    release_cohort,
+)
+
+from .test_dashboard_lake import demo_lake  # noqa: F401  (fixture)
+
+AT = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
+ADMIN = Principal("tok123", "admin", frozenset(), None, "t")
+VALUES = [60.0 + (i * 7.3) % 300 for i in range(100)]  # some clamp at 400? none; below 40? none
+
+
+@pytest.mark.parametrize("epsilon", [0.1, 1.0])
+def test_mean_noise_is_laplace_calibrated_to_epsilon(epsilon):
+    lower, upper, n = 40.0, 400.0, len(VALUES)
+    expected_scale = (upper - lower) / (n * epsilon)  # sensitivity of a sized mean / epsilon
+    assert laplace_scale_for_mean(lower, upper, n, epsilon) == pytest.approx(
+        expected_scale, rel=1e-6
+    )
+    draws = [private_mean(VALUES, lower, upper, size=n, epsilon=epsilon).value for _ in range(3000)]
+    true_mean = statistics.fmean(VALUES)
+    # Laplace(b): mean 0, variance 2 b^2. With 3000 draws the sample variance has a relative
+    # standard error of sqrt((kurtosis - 1) / n) = sqrt(5 / 3000) = 4 %; allow 15 % (3.7 SE).
+    assert statistics.fmean(draws) == pytest.approx(true_mean, abs=5 * expected_scale / 30)
+    assert statistics.variance(draws) == pytest.approx(2 * expected_scale**2, rel=0.15)
+    assert len(set(draws)) == len(draws)  # really random: no two releases alike
+
+
+def test_mean_clamps_to_public_bounds():
+    wild = [1e6] * 50 + [-1e6] * 50
+    draws = [private_mean(wild, 0.0, 100.0, size=100, epsilon=1.0).value for _ in range(400)]
+    assert statistics.fmean(draws) == pytest.approx(50.0, abs=0.5)
+
+
+def test_count_noise_scale_is_one_over_epsilon():
+    counts = [private_count(VALUES, epsilon=0.5).value for _ in range(3000)]
+    assert statistics.fmean(counts) == pytest.approx(100, abs=0.4)
+    # discrete Laplace with scale 2: variance 2 cosh... close to 2 b^2 = 8 for b = 2
+    assert statistics.variance(counts) == pytest.approx(8.0, rel=0.2)
+    assert all(c == int(c) for c in counts)
+
+
+def test_budget_is_spent_in_the_ledger_and_enforced(tmp_path):
+    store = open_access(LakeSettings(root=str(tmp_path / "lake")))
+    values = {"mean_mg_dl": VALUES, "pct_70_180": [50.0] * 100}
+    ask = {"dataset": "cohort:all", "values": values, "budget": 1.0, "at": AT}
+    first = release_cohort(
+        store, ADMIN, statistics=["mean_glucose", "time_in_range"], epsilon_each=0.2, **ask
+    )
+    assert first.epsilon_spent == pytest.approx(0.6)  # count + two means
+    assert first.budget_left == pytest.approx(0.4)
+    assert store.spent("cohort:all") == pytest.approx(0.6)
+    with pytest.raises(BudgetExceeded, match=r"has 0\.4 of its budget 1 left"):
+        release_cohort(
+            store, ADMIN, statistics=["mean_glucose", "time_in_range"], epsilon_each=0.2, **ask
+        )
+    assert store.spent("cohort:all") == pytest.approx(0.6)  # the refused release spent nothing
+    other = release_cohort(
+        store,
+        ADMIN,
+        statistics=["time_in_range"],
+        epsilon_each=0.2,
+        **{**ask, "dataset": "cohort:clinic:north"},
+    )
+    assert other.budget_left == pytest.approx(0.6)  # budgets are per dataset
+
+
+def test_release_route_refuses_over_budget_with_the_error_shape(demo_lake):  # noqa: F811
+    from fastapi.testclient import TestClient
+
+    from glucosestream.app import create_app
+
+    headers = {"Authorization": "Bearer gs_other_clinician"}
+    body = {"statistics": ["mean_glucose", "time_in_range"], "epsilon_each": 0.3}
+    with TestClient(create_app(demo_lake.settings)) as client:
+        ok = client.post("/v1/cohort/releases", json=body, headers=headers)
+        assert ok.status_code == 200, ok.text
+        assert ok.json()["budget_left"] == pytest.approx(0.1)
+        refused = client.post("/v1/cohort/releases", json=body, headers=headers)
+        assert refused.status_code == 409
+        assert "nothing was released" in refused.json()["error"]
+        patient = client.post(
+            "/v1/cohort/releases", json=body, headers={"Authorization": "Bearer gs_patient_p1"}
+        )
+        assert patient.status_code == 403
