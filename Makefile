@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint fix docs bench clean venv
-DOCS := docs/configuration.md docs/cli.md
+DOCS := docs/configuration.md docs/cli.md docs/data-model.md
 
 venv: $(STAMP)
 

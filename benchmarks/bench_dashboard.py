@@ -27,7 +27,7 @@ from glucosestream.app import create_app
 from glucosestream.config import LakeSettings, Settings
 from glucosestream.lake import open_lakehouse, open_metadata
 from glucosestream.lake.access_store import open_access
-from glucosestream.lake.catalog import DailyScope
+from glucosestream.lake.catalog import Scope
 from glucosestream.lake.metadata import PublishedSnapshots
 from glucosestream.metrics import DAILY_METRICS_SCHEMA
 
@@ -70,7 +70,7 @@ def _daily(patients: int, days: int, seed: int = 0) -> pa.Table:
 def build(settings: Settings, patients: int, days: int) -> list[str]:
     rows = _daily(patients, days)
     lake = open_lakehouse(settings.lake)
-    snapshot = lake.replace_daily([(rows, DailyScope(everything=True))])
+    snapshot = lake.replace_daily([(rows, Scope(everything=True))])
     meta = open_metadata(settings.lake)
     at = dt.datetime(2026, 4, 1, tzinfo=dt.UTC)
     meta.start_run("bench", at)

@@ -41,5 +41,60 @@ def cli_reference() -> str:
     parts = []
     for command in COMMANDS:
         result = runner.invoke(main, [*command, "--help"], terminal_width=100)
-        parts.append(f"## glucosestream {' '.join(command)}\n\n```\n{result.output.rstrip()}\n```\n")
+        title = f"## glucosestream {' '.join(command)}"
+        parts.append(f"{title}\n\n```\n{result.output.rstrip()}\n```\n")
     return "\n".join(parts)
+
+
+_NOTES = {
+    ("patients", "patient_key"): "HMAC-SHA256 pseudonym",
+    ("patients", "external_id"): "metadata store only, never in the lake",
+    ("readings", "device_id"): "keyed pseudonym of the serial",
+    ("readings", "ts"): "UTC",
+    ("readings", "flags"): "ReadingFlag bits",
+    ("readings", "tz"): "IANA zone of the device",
+    ("daily_metrics", "date"): "local calendar day",
+    ("period_metrics", "period_start"): "fixed fortnight, local days",
+    ("runs", "status"): "published, noop, rejected, failed",
+    ("runs", "report"): "the run report as JSON",
+    ("tokens", "role"): "admin, uploader, clinician, patient",
+    ("access_log", "entry_id"): "append-only",
+    ("privacy_ledger", "entry_id"): "append-only",
+}
+
+
+def _mermaid_type(name: str) -> str:
+    for prefix, short in (
+        ("timestamp", "timestamp"), ("date", "date"), ("int", "int"), ("double", "double"),
+        ("float", "double"), ("bool", "boolean"), ("string", "string"),
+        ("large_string", "string"), ("VARCHAR", "string"), ("TEXT", "text"),
+        ("INTEGER", "int"), ("BIGINT", "bigint"), ("DATETIME", "timestamp"),
+        ("BOOLEAN", "boolean"), ("FLOAT", "double"),
+    ):  # fmt: skip
+        if name.startswith(prefix):
+            return short
+    return "string"
+
+
+def data_model_entities() -> str:
+    """Mermaid entity blocks for every table, from the real schemas."""
+    from glucosestream.lake import tables
+    from glucosestream.lake.metadata_schema import METADATA
+
+    blocks = []
+    for spec in tables.TABLES:
+        name = spec.identifier[1]
+        cols = [(f.name, _mermaid_type(str(f.type))) for f in spec.schema]
+        blocks.append((name, cols, set()))
+    for table in METADATA.sorted_tables:
+        cols = [(c.name, _mermaid_type(str(c.type))) for c in table.columns]
+        blocks.append((table.name, cols, {c.name for c in table.primary_key.columns}))
+    lines = []
+    for name, cols, keys in blocks:
+        lines.append(f"    {name} {{")
+        for column, kind in cols:
+            note = _NOTES.get((name, column))
+            key = " PK" if column in keys else ""
+            lines.append(f"        {kind} {column}{key}" + (f' "{note}"' if note else ""))
+        lines.append("    }")
+    return "\n".join(lines)

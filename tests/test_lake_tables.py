@@ -39,8 +39,10 @@ def test_a_new_column_is_added_to_a_lake_that_has_data(settings, tmp_path, monke
     old_rows = before.read_daily(published.daily_snapshot_id).num_rows
 
     grown = tables.DAILY_METRICS.schema.append(pa.field("pct_70_140", pa.float64()))
+    evolved = dataclasses.replace(tables.DAILY_METRICS, schema=grown)
+    monkeypatch.setattr(tables, "DAILY_METRICS", evolved)
     monkeypatch.setattr(
-        tables, "DAILY_METRICS", dataclasses.replace(tables.DAILY_METRICS, schema=grown)
+        tables, "TABLES", tuple(evolved if s.short == "daily" else s for s in tables.TABLES)
     )
     lake = open_lakehouse(settings.lake)
     assert "pct_70_140" in lake.daily.schema().column_names

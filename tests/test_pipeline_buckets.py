@@ -9,7 +9,7 @@ import pytest
 
 from glucosestream.config import IngestSettings, LakeSettings, Settings
 from glucosestream.ingest import ingest_path
-from glucosestream.lake import open_lakehouse, open_metadata
+from glucosestream.lake import open_lakehouse, open_metadata, tables
 from glucosestream.pipeline import buckets, run_pipeline
 from glucosestream.synth import CohortSpec, write_cohort
 
@@ -25,14 +25,23 @@ def _state(settings):
         ["batch_id", "ingested_at"]
     )
     order = [("patient_key", "ascending"), ("device_id", "ascending"), ("ts", "ascending")]
-    return daily.to_pylist(), readings.sort_by(order).to_pylist()
+    periods = lake.read_results(tables.PERIOD_METRICS, published.of("periods"))
+    agp = lake.read_results(tables.AGP_PROFILE, published.of("agp"))
+    return (
+        daily.to_pylist(),
+        readings.sort_by(order).to_pylist(),
+        periods.drop_columns(["run_id", "computed_at"]).to_pylist(),
+        agp.drop_columns(["run_id", "computed_at"]).num_rows,
+    )
 
 
 @pytest.fixture(scope="module")
 def parts(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cohort")
     whole = Path(
-        write_cohort(CohortSpec(patients=20, days=3, seed=9), folder / "c.csv", "csv").path
+        write_cohort(
+            CohortSpec(patients=20, days=20, seed=9, interval_min=15), folder / "c.csv", "csv"
+        ).path
     )
     lines = whole.read_text().splitlines(keepends=True)
     cut = len(lines) * 3 // 4

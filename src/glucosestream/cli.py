@@ -32,6 +32,7 @@ from glucosestream.formats import FORMATS
 from glucosestream.ingest import IngestReport, ingest_path
 from glucosestream.ingest.identity import load_secret, patient_key
 from glucosestream.lake import open_lakehouse, open_metadata
+from glucosestream.lake import tables as lake_tables
 from glucosestream.lake.access_store import open_access
 from glucosestream.lake.maintenance import maintain as maintain_lake
 from glucosestream.metrics import calculate_file
@@ -291,6 +292,9 @@ def runs(ctx: _Context, limit: int) -> None:
     "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write .csv or .parquet."
 )
 @click.option(
+    "--periods", is_flag=True, help="Closed 14-day periods (the full catalog) instead of days."
+)
+@click.option(
     "--input",
     "input_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -324,6 +328,7 @@ def metrics(
     date_from: dt.datetime | None,
     date_to: dt.datetime | None,
     out: Path | None,
+    periods: bool,
     input_path: Path | None,
     metric_set: Literal["consensus", "all"],
     names: Literal["glucosestream", "iglu"],
@@ -355,13 +360,21 @@ def metrics(
             f"the lake at {settings.lake.location} has no published metrics yet; "
             "run `glucosestream ingest FILE` then `glucosestream run`"
         )
-    table = open_lakehouse(settings.lake).read_daily(
-        published.daily_snapshot_id,
-        key,
-        date_from.date() if date_from else None,
-        date_to.date() if date_to else None,
-    )
-    if key is not None and table.num_rows == 0 and not (date_from or date_to):
+    lake = open_lakehouse(settings.lake)
+    if periods:
+        spec = lake_tables.PERIOD_METRICS
+        table = lake.read_results(spec, published.periods_snapshot_id, key)
+        if out is None:
+            ctx.emit({"periods": table.to_pylist()}, _period_table(table.to_pylist()))
+            return
+    else:
+        table = lake.read_daily(
+            published.daily_snapshot_id,
+            key,
+            date_from.date() if date_from else None,
+            date_to.date() if date_to else None,
+        )
+    if key is not None and table.num_rows == 0 and not (date_from or date_to or periods):
         raise ConfigError(
             "no published metrics for that patient; check the id (as ingested) and the lake"
         )
@@ -605,6 +618,23 @@ def _daily_table(rows: list[dict[str, Any]]) -> str:
         f"{r['date']!s:<11}{r['readings']:>5}{r['mean_mg_dl']:>7.1f}{_num(r['sd_mg_dl']):>6}"
         f"{_num(r['cv_pct']):>6}{r['gmi_pct']:>6.2f}{r['pct_below_54']:>6.1f}{r['pct_below_70']:>6.1f}"
         f"{r['pct_70_180']:>8.1f}{r['pct_above_180']:>7.1f}{r['pct_above_250']:>7.1f}{r['pct_active']:>8.0f}"
+        for r in rows
+    ]
+    return "\n".join([head, *body])
+
+
+def _period_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no closed 14-day periods published yet (a period closes when later data arrives)"
+    head = (
+        f"{'patient key':<34}{'period':<24}{'n':>6}{'mean':>7}{'CV%':>6}{'GMI%':>6}"
+        f"{'<70%':>6}{'70-180%':>8}{'GRI':>6}"
+    )
+    body = [
+        f"{r['patient_key']:<34}{r['period_start']!s} - {r['period_end']!s} "
+        f"{r['readings']:>6}{_num(r['mean_mg_dl']):>7}{_num(r['cv_pct']):>6}"
+        f"{_num(r['gmi_pct']):>6}{_num(r['pct_below_70']):>6}{_num(r['pct_70_180']):>8}"
+        f"{_num(r['gri']):>6}"
         for r in rows
     ]
     return "\n".join([head, *body])

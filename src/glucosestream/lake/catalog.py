@@ -39,7 +39,7 @@ from glucosestream.lake import tables
 from glucosestream.lake.metadata import PublishedSnapshots
 from glucosestream.lake.storage import iceberg_properties, open_storage
 
-__all__ = ["DailyScope", "Lakehouse", "open_lakehouse"]
+__all__ = ["Lakehouse", "Scope", "open_lakehouse"]
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,9 @@ class Lakehouse:
     def __init__(self, catalog: Catalog, namespace_prefix: str = "") -> None:
         self._catalog = catalog
         self._prefix = namespace_prefix
-        self.readings = self._table(tables.READINGS)
-        self.daily = self._table(tables.DAILY_METRICS)
+        self.tables = {spec.short: self._table(spec) for spec in tables.TABLES}
+        self.readings = self.tables["readings"]
+        self.daily = self.tables["daily"]
 
     def _table(self, spec: tables.TableSpec) -> Table:
         """Load the table, creating it on first use and adding columns the spec gained."""
@@ -77,10 +78,8 @@ class Lakehouse:
     def recover(self, published: PublishedSnapshots | None) -> bool:
         """Undo snapshots written after the last publish; True if anything was undone."""
         undone = False
-        for table, snapshot_id in (
-            (self.readings, None if published is None else published.readings_snapshot_id),
-            (self.daily, None if published is None else published.daily_snapshot_id),
-        ):
+        for short, table in self.tables.items():
+            snapshot_id = None if published is None else published.of(short)
             current = table.current_snapshot()
             current_id = None if current is None else current.snapshot_id
             if current_id == snapshot_id:
@@ -138,32 +137,67 @@ class Lakehouse:
                     tx.append(tables.READINGS.prepare(rows))
         return _snapshot_id(self.readings)
 
-    def replace_daily(self, parts: Iterable[tuple[pa.Table, DailyScope]]) -> int | None:
+    def replace_daily(self, parts: Iterable[tuple[pa.Table, Scope]]) -> int | None:
         """Replace each scope's daily rows by the given rows, all parts in one commit."""
-        with self.daily.transaction() as tx, warnings.catch_warnings():
+        return self.replace_results(tables.DAILY_METRICS, parts)
+
+    def replace_results(
+        self, spec: tables.TableSpec, parts: Iterable[tuple[pa.Table, Scope]]
+    ) -> int | None:
+        """Replace each scope's rows of a results table, all parts in one commit."""
+        table = self.tables[spec.short]
+        with table.transaction() as tx, warnings.catch_warnings():
             # New patient-days have nothing to replace; pyiceberg warns about that.
             warnings.filterwarnings("ignore", "Delete operation did not match any records")
-            empty = self.daily.current_snapshot() is None
+            empty = table.current_snapshot() is None
             for rows, scope in parts:
-                prepared = tables.DAILY_METRICS.prepare(rows)
+                prepared = spec.prepare(rows)
                 if empty:
-                    tx.append(prepared)
+                    if prepared.num_rows:
+                        tx.append(prepared)
                 else:
-                    tx.overwrite(prepared, overwrite_filter=scope.expression())
-        return _snapshot_id(self.daily)
+                    tx.overwrite(prepared, overwrite_filter=scope.expression(spec.date_column))
+        return _snapshot_id(table)
+
+    def read_results(
+        self, spec: tables.TableSpec, snapshot_id: int | None, patient_key: str | None = None
+    ) -> pa.Table:
+        """A results table at a snapshot (one patient's rows, or all), in its write order."""
+        if snapshot_id is None:
+            return spec.schema.empty_table()
+        scan = self.tables[spec.short].scan(snapshot_id=snapshot_id)
+        if patient_key is not None:
+            scan = scan.filter(EqualTo("patient_key", patient_key))
+        return spec.prepare(scan.to_arrow())
+
+    def last_days(self, snapshot_id: int | None, patient_keys: Iterable[str]) -> dict[str, dt.date]:
+        """Each patient's latest day with published daily metrics."""
+        keys = sorted(set(patient_keys))
+        if snapshot_id is None or not keys:
+            return {}
+        scan = self.daily.scan(
+            row_filter=In("patient_key", keys),
+            snapshot_id=snapshot_id,
+            selected_fields=("patient_key", "date"),
+        )
+        rows = scan.to_arrow()
+        if rows.num_rows == 0:
+            return {}
+        last = rows.group_by("patient_key").aggregate([("date", "max")])
+        return dict(zip(last["patient_key"].to_pylist(), last["date_max"].to_pylist(), strict=True))
 
 
 @dataclass(frozen=True, slots=True)
-class DailyScope:
-    """Which daily rows a part replaces: every row (``everything``); the patients whose key
-    starts with ``prefix``; or the days from ``from_date`` on of ``patient_keys``."""
+class Scope:
+    """Which rows of a results table a part replaces: every row (``everything``); the patients
+    whose key starts with ``prefix``; or the days from ``from_date`` on of ``patient_keys``."""
 
     everything: bool = False
     prefix: str | None = None
     patient_keys: tuple[str, ...] = ()
     from_date: dt.date | None = None
 
-    def expression(self) -> BooleanExpression:
+    def expression(self, date_column: str = "date") -> BooleanExpression:
         if self.everything:
             return AlwaysTrue()
         if self.prefix is not None:
@@ -173,7 +207,7 @@ class DailyScope:
         keys: BooleanExpression = In("patient_key", sorted(self.patient_keys))
         if self.from_date is None:
             return keys
-        return And(keys, GreaterThanOrEqual("date", self.from_date.isoformat()))
+        return And(keys, GreaterThanOrEqual(date_column, self.from_date.isoformat()))
 
 
 def _between(table: pa.Table, date_from: dt.date | None, date_to: dt.date | None) -> pa.Table:

@@ -24,6 +24,7 @@ from pyiceberg.table import Table
 
 from glucosestream.clock import Clock, utc_now
 from glucosestream.config import LakeSettings
+from glucosestream.lake import tables
 from glucosestream.lake.catalog import Lakehouse, open_lakehouse
 from glucosestream.lake.lock import run_lock
 from glucosestream.lake.metadata import MetadataStore, PublishedSnapshots, open_metadata
@@ -69,13 +70,15 @@ def maintain(
             erased = _erase(settings, lake, meta, erase_patient_key)
             expire_older_than = dt.timedelta(0)  # the old snapshots still hold the person's data
         compacted = _compact(lake) if compact else {}
-        snapshots = PublishedSnapshots(run_id, _current(lake.readings), _current(lake.daily))
+        snapshots = PublishedSnapshots(
+            run_id, **{f"{short}_snapshot_id": _current(t) for short, t in lake.tables.items()}
+        )
         expired = deleted = 0
         if expire_older_than is not None:
             cutoff = started_at - expire_older_than
-            keep = {snapshots.readings_snapshot_id, snapshots.daily_snapshot_id}
             storage = open_storage(settings)
-            for table in (lake.readings, lake.daily):
+            for short, table in lake.tables.items():
+                keep = {snapshots.of(short)}
                 expired += _expire(table, cutoff, keep)
                 deleted += _delete_orphans(table, storage)
         report = MaintenanceReport(
@@ -113,17 +116,14 @@ def _current(table: Table) -> int | None:
 def _compact(lake: Lakehouse) -> dict[str, tuple[int, int]]:
     """Rewrite each table with more than one data file as few large, sorted files."""
     out = {}
-    for table, order in (
-        (lake.readings, ["patient_key", "ts"]),
-        (lake.daily, ["patient_key", "date"]),
-    ):
+    for spec in tables.TABLES:
+        table = lake.tables[spec.short]
         if table.current_snapshot() is None:
             continue
         before = len(table.inspect.files())
         if before <= 1:
             continue
-        rows = table.scan().to_arrow().sort_by([(c, "ascending") for c in order])
-        table.overwrite(rows)
+        table.overwrite(spec.prepare(table.scan().to_arrow()))
         table.refresh()
         out[".".join(table.name())] = (before, len(table.inspect.files()))
     return out
@@ -178,11 +178,11 @@ def _erase(
     settings: LakeSettings, lake: Lakehouse, meta: MetadataStore, patient_key: str
 ) -> tuple[int, int, int]:
     """Delete one patient's rows from the tables, the raw zone and the metadata store."""
-    readings = _count(lake.readings, patient_key)
-    days = _count(lake.daily, patient_key)
-    for table, count in ((lake.readings, readings), (lake.daily, days)):
-        if count:
+    counts = {short: _count(table, patient_key) for short, table in lake.tables.items()}
+    for short, table in lake.tables.items():
+        if counts[short]:
             table.delete(EqualTo("patient_key", patient_key))
+    readings, days = counts["readings"], counts["daily"]
     raw_rows = _erase_raw(RawZone(open_storage(settings)), patient_key)
     meta.forget_patient(patient_key)
     return readings, days, raw_rows

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 
@@ -51,9 +51,28 @@ class BatchRecord:
 
 @dataclass(frozen=True, slots=True)
 class PublishedSnapshots:
+    """The snapshot of each table that readers use (None: the table had no data yet)."""
+
     run_id: str
     readings_snapshot_id: int | None
     daily_snapshot_id: int | None
+    periods_snapshot_id: int | None = None
+    episodes_snapshot_id: int | None = None
+    agp_snapshot_id: int | None = None
+
+    def of(self, table: str) -> int | None:
+        """The snapshot id of a table by its short name (readings, daily, periods, ...)."""
+        value: int | None = getattr(self, f"{table}_snapshot_id")
+        return value
+
+
+_SNAPSHOT_COLUMNS: Final = (
+    "readings_snapshot_id",
+    "daily_snapshot_id",
+    "periods_snapshot_id",
+    "episodes_snapshot_id",
+    "agp_snapshot_id",
+)
 
 
 class MetadataStore:
@@ -193,8 +212,8 @@ class MetadataStore:
             "report": json.dumps(report, default=str),
         }
         if published is not None:
-            values["readings_snapshot_id"] = published.readings_snapshot_id
-            values["daily_snapshot_id"] = published.daily_snapshot_id
+            for column in _SNAPSHOT_COLUMNS:
+                values[column] = getattr(published, column)
         with self._tx() as con:
             con.execute(runs.update().where(runs.c.run_id == run_id).values(**values))
             if checks:
@@ -222,7 +241,7 @@ class MetadataStore:
         """Snapshot ids of the last published run, or None before the first publish."""
         with self._tx() as con:
             row = con.execute(
-                sa.select(runs.c.run_id, runs.c.readings_snapshot_id, runs.c.daily_snapshot_id)
+                sa.select(runs.c.run_id, *(runs.c[c] for c in _SNAPSHOT_COLUMNS))
                 .where(runs.c.status == "published")
                 .order_by(runs.c.finished_at.desc(), runs.c.run_id.desc())
                 .limit(1)

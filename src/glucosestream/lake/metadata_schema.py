@@ -72,6 +72,9 @@ runs = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("readings_snapshot_id", sa.BigInteger, nullable=True),
     sa.Column("daily_snapshot_id", sa.BigInteger, nullable=True),
+    sa.Column("periods_snapshot_id", sa.BigInteger, nullable=True),
+    sa.Column("episodes_snapshot_id", sa.BigInteger, nullable=True),
+    sa.Column("agp_snapshot_id", sa.BigInteger, nullable=True),
     sa.Column("report", sa.Text, nullable=True),
 )
 check_results = sa.Table(

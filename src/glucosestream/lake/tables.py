@@ -18,9 +18,23 @@ import pyarrow as pa
 from pyiceberg.transforms import MonthTransform, Transform, TruncateTransform
 
 from glucosestream.metrics.daily import DAILY_METRICS_SCHEMA
+from glucosestream.metrics.result_schemas import (
+    AGP_PROFILE_SCHEMA,
+    EPISODES_SCHEMA,
+    PERIOD_METRICS_SCHEMA,
+)
 from glucosestream.readings import READING_SCHEMA
 
-__all__ = ["DAILY_METRICS", "READINGS", "TABLES", "TableSpec"]
+__all__ = [
+    "AGP_PROFILE",
+    "DAILY_METRICS",
+    "EPISODES",
+    "PERIOD_METRICS",
+    "READINGS",
+    "RESULTS",
+    "TABLES",
+    "TableSpec",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +43,8 @@ class TableSpec:
     schema: pa.Schema
     partition: tuple[tuple[str, Transform[object, object], str], ...]
     sort_by: tuple[str, ...]
+    short: str  # names the table's snapshot column in the run log ("daily": daily_snapshot_id)
+    date_column: str = "date"  # the day a row belongs to, for replacing a range of days
 
     @property
     def name(self) -> str:
@@ -55,11 +71,39 @@ READINGS: Final = TableSpec(
         ("ts", MonthTransform(), "ts_month"),
     ),
     ("patient_key", "device_id", "ts"),
+    "readings",
 )
 DAILY_METRICS: Final = TableSpec(
     ("results", "daily_metrics"),
     DAILY_METRICS_SCHEMA,
     (("patient_key", TruncateTransform(1), "patient_key_prefix"),),
     ("patient_key", "date"),
+    "daily",
 )
-TABLES: Final = (READINGS, DAILY_METRICS)
+_BY_KEY_PREFIX: Final = (("patient_key", TruncateTransform(1), "patient_key_prefix"),)
+PERIOD_METRICS: Final = TableSpec(
+    ("results", "period_metrics"),
+    PERIOD_METRICS_SCHEMA,
+    _BY_KEY_PREFIX,
+    ("patient_key", "period_start"),
+    "periods",
+    "period_start",
+)
+EPISODES: Final = TableSpec(
+    ("results", "episodes"),
+    EPISODES_SCHEMA,
+    _BY_KEY_PREFIX,
+    ("patient_key", "period_start", "start_local", "type", "level"),
+    "episodes",
+    "period_start",
+)
+AGP_PROFILE: Final = TableSpec(
+    ("results", "agp_profile"),
+    AGP_PROFILE_SCHEMA,
+    _BY_KEY_PREFIX,
+    ("patient_key", "period_start", "minute_of_day"),
+    "agp",
+    "period_start",
+)
+RESULTS: Final = (DAILY_METRICS, PERIOD_METRICS, EPISODES, AGP_PROFILE)
+TABLES: Final = (READINGS, *RESULTS)

@@ -18,11 +18,18 @@ import pyarrow.compute as pc
 
 from glucosestream.config import QualitySettings
 from glucosestream.engines import Engine, read_sql
-from glucosestream.lake import Lakehouse, MetadataStore, RawBatch, RawZone
-from glucosestream.lake.catalog import DailyScope
+from glucosestream.lake import Lakehouse, MetadataStore, RawBatch, RawZone, tables
+from glucosestream.lake.catalog import Scope
 from glucosestream.lake.metadata import BatchRecord, PublishedSnapshots
-from glucosestream.metrics import compute_daily_metrics, touched_days
+from glucosestream.metrics import (
+    agp_profile,
+    compute_daily_metrics,
+    compute_period_metrics,
+    episode_rows,
+    touched_days,
+)
 from glucosestream.pipeline.buckets import Bucket, Spilled
+from glucosestream.pipeline.periods import closed_periods, first_period
 from glucosestream.quality import BatchCounts, CheckResult, RunAccounts, StagedRun, run_checks
 from glucosestream.readings import READING_SCHEMA
 
@@ -94,7 +101,12 @@ class BucketResult:
     new: Spilled
     daily: Spilled
     days: int
-    scope: DailyScope
+    scope: Scope
+    periods: Spilled
+    episodes: Spilled
+    agp: Spilled
+    period_count: int
+    period_scope: Scope
     checks: tuple[CheckResult, ...]
 
 
@@ -107,13 +119,12 @@ def process_bucket(work: BucketWork, bucket: Bucket, timer: Timer) -> BucketResu
     with timer.step("merge"):
         incoming = bucket.incoming()
         keys = set(incoming["patient_key"].to_pylist())
-        since = None
+        since = first_period_day = None
         if work.full_refresh:
             keys |= {k for k in work.all_patient_keys if k.startswith(bucket.prefix)}
         elif incoming.num_rows:
-            # A local day starts at most 14 hours before its UTC date: two days of history
-            # before the earliest new reading hold every day that is recomputed.
-            since = pc.min(incoming["ts"]).as_py() - _HISTORY_MARGIN
+            first_period_day = _first_period(work, incoming)
+            since = _history_start(incoming, first_period_day)
         snapshot = None if work.published is None else work.published.readings_snapshot_id
         curated = work.lake.read_readings(snapshot, keys, since)
         new = work.engine.query(
@@ -122,10 +133,22 @@ def process_bucket(work: BucketWork, bucket: Bucket, timer: Timer) -> BucketResu
         ).cast(READING_SCHEMA)
         every = _concat([curated, new])
     with timer.step("transform"):
-        days, scope = _days_to_compute(work, bucket, every, new)
+        all_days = touched_days(work.engine, every)
+        days, scope = _days_to_compute(work, bucket, all_days, new)
         daily = compute_daily_metrics(
             work.engine, every, days, run_id=work.run_id, computed_at=work.computed_at
         )
+        if work.full_refresh:
+            periods = closed_periods(all_days, None, None)
+            period_scope = Scope(prefix=bucket.prefix)
+        else:
+            touched = frozenset(scope.patient_keys)
+            periods = closed_periods(all_days, touched, first_period_day)
+            period_scope = Scope(patient_keys=scope.patient_keys, from_date=first_period_day)
+        run_id, at = work.run_id, work.computed_at
+        period_rows = compute_period_metrics(every, periods, run_id=run_id, computed_at=at)
+        episodes = episode_rows(every, periods, run_id=run_id, computed_at=at)
+        agp = agp_profile(every, periods, run_id=run_id, computed_at=at)
     with timer.step("audit"):
         checks = run_checks(StagedRun(new, every, daily, days), work.quality)
     folder = None if work.spill is None else work.spill / "staged" / (bucket.prefix or "all")
@@ -136,29 +159,57 @@ def process_bucket(work: BucketWork, bucket: Bucket, timer: Timer) -> BucketResu
         daily=Spilled.keep(daily, folder, "daily"),
         days=days.num_rows,
         scope=scope,
+        periods=Spilled.keep(period_rows, folder, "periods"),
+        episodes=Spilled.keep(episodes, folder, "episodes"),
+        agp=Spilled.keep(agp, folder, "agp"),
+        period_count=periods.num_rows,
+        period_scope=period_scope,
         checks=tuple(checks),
     )
 
 
+def _first_period(work: BucketWork, incoming: pa.Table) -> dt.date | None:
+    """The first period to recompute: the one holding the earliest new day or the last day
+    published before this run (whose period may just have closed)."""
+    days = touched_days(work.engine, incoming)
+    first = days.group_by("patient_key").aggregate([("date", "min")])
+    new_first = dict(
+        zip(first["patient_key"].to_pylist(), first["date_min"].to_pylist(), strict=True)
+    )
+    snapshot = None if work.published is None else work.published.daily_snapshot_id
+    return first_period(new_first, work.lake.last_days(snapshot, new_first))
+
+
+def _history_start(incoming: pa.Table, first_period_day: dt.date | None) -> dt.datetime:
+    """Curated rows from here on hold every day and period the run recomputes: two days
+    before the earliest new reading, or a day before the first period (a local day starts
+    at most 14 hours before its UTC date)."""
+    since: dt.datetime = pc.min(incoming["ts"]).as_py() - _HISTORY_MARGIN
+    if first_period_day is not None:
+        day_before = first_period_day - dt.timedelta(days=1)
+        since = min(since, dt.datetime.combine(day_before, dt.time(), tzinfo=dt.UTC))
+    return since
+
+
 def _days_to_compute(
-    work: BucketWork, bucket: Bucket, every: pa.Table, new: pa.Table
-) -> tuple[pa.Table, DailyScope]:
+    work: BucketWork, bucket: Bucket, all_days: pa.Table, new: pa.Table
+) -> tuple[pa.Table, Scope]:
     """A full refresh recomputes every day of the bucket. An incremental run recomputes, for
     the patients with new readings, every day from the earliest day a new reading falls on
     (one range per bucket keeps the replacement a single cheap filter)."""
     if work.full_refresh:
-        return touched_days(work.engine, every), DailyScope(prefix=bucket.prefix)
+        return all_days, Scope(prefix=bucket.prefix)
     touched = touched_days(work.engine, new)
     if touched.num_rows == 0:
-        return touched, DailyScope()
+        return touched, Scope()
     first = pc.min(touched["date"]).as_py()
     keys = tuple(sorted(set(touched["patient_key"].to_pylist())))
-    days = touched_days(work.engine, every)
+    days = all_days
     wanted = pc.and_(
         pc.greater_equal(days["date"], pa.scalar(first)),
         pc.is_in(days["patient_key"], value_set=pa.array(keys, pa.string())),
     )
-    return days.filter(wanted), DailyScope(patient_keys=keys, from_date=first)
+    return days.filter(wanted), Scope(patient_keys=keys, from_date=first)
 
 
 def reconcile(batches: Sequence[RawBatch], results: Sequence[BucketResult]) -> RunAccounts:
@@ -175,11 +226,22 @@ def reconcile(batches: Sequence[RawBatch], results: Sequence[BucketResult]) -> R
 
 
 def publish(lake: Lakehouse, results: Sequence[BucketResult], run_id: str) -> PublishedSnapshots:
-    """Write both tables, each in one commit, one bucket in memory at a time; the caller
+    """Write every table, each in one commit, one bucket in memory at a time; the caller
     records the returned snapshot ids (the real publish)."""
-    readings_snapshot = lake.append_readings(r.new.load() for r in results)
-    daily_snapshot = lake.replace_daily((r.daily.load(), r.scope) for r in results)
-    return PublishedSnapshots(run_id, readings_snapshot, daily_snapshot)
+    return PublishedSnapshots(
+        run_id,
+        readings_snapshot_id=lake.append_readings(r.new.load() for r in results),
+        daily_snapshot_id=lake.replace_daily((r.daily.load(), r.scope) for r in results),
+        periods_snapshot_id=lake.replace_results(
+            tables.PERIOD_METRICS, ((r.periods.load(), r.period_scope) for r in results)
+        ),
+        episodes_snapshot_id=lake.replace_results(
+            tables.EPISODES, ((r.episodes.load(), r.period_scope) for r in results)
+        ),
+        agp_snapshot_id=lake.replace_results(
+            tables.AGP_PROFILE, ((r.agp.load(), r.period_scope) for r in results)
+        ),
+    )
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:
