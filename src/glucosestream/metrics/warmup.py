@@ -32,7 +32,7 @@ def warm_up() -> float:
     )
     for metric_set in ("consensus", "all"):
         for compat in ("published", "iglu"):
-            compute_metrics(frame, metric_set, compat=compat)  # type: ignore[arg-type]
+            compute_metrics(frame, metric_set, compat=compat)
     readings = pa.table(
         {
             "patient_key": chunk["patient_id"].cast(pa.string()),
