@@ -12,6 +12,17 @@ rgw_port=${GLUCOSESTREAM_TEST_S3_PORT:-17480}
 access_key=glucosestream-test
 secret_key=glucosestream-test-secret
 
+retry() {  # retry N COMMAND...: run COMMAND until it succeeds, at most N times, 1 s apart
+  local tries=$1; shift
+  local n
+  for ((n = 1; n <= tries; n++)); do
+    if "$@" 2>>"${RETRY_LOG:-/dev/null}"; then return 0; fi
+    sleep 1
+  done
+  echo "failed after $tries tries: $*" >&2
+  return 1
+}
+
 start() {
   if ! command -v radosgw >/dev/null || ! command -v ceph-osd >/dev/null; then
     if [ "$(id -u)" != 0 ]; then
@@ -64,10 +75,13 @@ CONF
   monmaptool --create --addv a "[v1:127.0.0.1:$mon_port]" --fsid "$fsid" "$dir/monmap" >/dev/null
   ceph-mon -c "$conf" --mkfs -i a --monmap "$dir/monmap" --keyring "$dir/keyring"
   ceph-mon -c "$conf" -i a 2>>"$dir/log/daemons.err"
+  # The monitor answers commands a moment after it starts; until then the CLI may fail (seen:
+  # "Error EPERM: problem getting command descriptions from mon"), so wait for it.
+  retry 60 ceph -c "$conf" --connect-timeout 5 mon stat
   local osd_uuid; osd_uuid=$(cat /proc/sys/kernel/random/uuid)
-  local id; id=$(ceph -c "$conf" osd new "$osd_uuid")
+  local id; id=$(retry 30 ceph -c "$conf" --connect-timeout 5 osd new "$osd_uuid")
   ceph-osd -c "$conf" -i "$id" --mkfs --osd-uuid "$osd_uuid" >/dev/null 2>&1
-  ceph -c "$conf" osd crush add "osd.$id" 1.0 root=default >/dev/null 2>&1
+  retry 30 ceph -c "$conf" --connect-timeout 5 osd crush add "osd.$id" 1.0 root=default >/dev/null
   ceph-osd -c "$conf" -i "$id" 2>>"$dir/log/daemons.err"
   radosgw -c "$conf" -n client.rgw.a 2>>"$dir/log/daemons.err"
   local deadline=$((SECONDS + 90))
@@ -78,7 +92,7 @@ CONF
     fi
     sleep 0.5
   done
-  radosgw-admin -c "$conf" user create --uid=glucosestream --display-name=glucosestream \
+  retry 30 radosgw-admin -c "$conf" user create --uid=glucosestream --display-name=glucosestream \
     --access-key="$access_key" --secret-key="$secret_key" >/dev/null
   cat > .services/s3.env <<ENV
 GLUCOSESTREAM_TEST_S3_ENDPOINT=http://127.0.0.1:$rgw_port
