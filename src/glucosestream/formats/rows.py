@@ -12,7 +12,9 @@ A parser turns one input into a ``ParsedFile``: an Arrow table with the columns 
                         file's ``time_formats``; without an offset the time is local to ``tz``
     instant     timestamp[us, UTC]  the instant, when the source has it typed (a Parquet
                         timestamp with a zone); ``time`` is then empty
-    glucose     string  the number as received (decimal point)
+    glucose     string  the number as received (decimal point); or, from a typed source (a
+                        Parquet number column, JSON integers), the numbers themselves, which
+                        read as text the way Arrow writes them (the same as Python for integers)
     unit        string  mg/dL or mmol/L (empty: mg/dL)
     tz          string  IANA zone of the device (empty: --tz, else the configured default)
     flags       int32   ``readings.ReadingFlag`` bits the parser knows (LOW/HIGH clamps, scans)

@@ -13,9 +13,13 @@ column names (case-insensitive; the first match wins):
     tz         tz, timezone, time_zone                            IANA zone (optional)
 
 Rows stay columnar from the file on (a Parquet timestamp with a zone is passed on as an instant,
-not as text): CSV is read by Arrow's reader whenever each record is one
-line (then a record's line is its row number + 1); otherwise, and to report a malformed file
-precisely, by the standard library's reader. A row that repeats the header is quarantined.
+and Parquet numbers stay numbers, not text): CSV is read by Arrow's reader whenever each record
+is one line (then a record's line is its row number + 1); otherwise, and to report a malformed
+file precisely, by the standard library's reader. A row that repeats the header is quarantined.
+JSON lines are read by Arrow's JSON reader when what it makes of them is exactly what the
+standard library's reader would (text fields as text, integer glucose, no blank line, no
+repeated key); anything else (and every malformed file) goes to the careful reader. Records
+posted over HTTP are turned into columns field by field, each in one Arrow call.
 """
 
 from __future__ import annotations
@@ -54,6 +58,12 @@ _ALIASES: Final[dict[str, tuple[str, ...]]] = {
 }
 _MMOL_COLUMN: Final = "glucose_mmol_l"
 _REPEATED_HEADER: Final = "a repeated header row"
+_JSON_TYPES: Final[dict[type, pa.DataType]] = {
+    str: pa.string(),
+    bool: pa.bool_(),
+    int: pa.int64(),
+    float: pa.float64(),
+}
 
 Columns = Mapping[str, pa.Array | pa.ChunkedArray]
 
@@ -216,15 +226,14 @@ def _read_jsonl_fast(path: Path) -> ParsedFile | None:
     if mapping is None:
         return None
     text_columns = {c for raw, c in mapping.items() if c is not None and raw != "glucose"}
-    schema = pa.schema([pa.field(c, pa.string()) for c in sorted(text_columns)])
-    try:
-        table = pa_json.read_json(
-            pa.py_buffer(data),
-            parse_options=pa_json.ParseOptions(
-                explicit_schema=schema, unexpected_field_behavior="infer"
-            ),
-        )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    table = None
+    strict = _jsonl_schema(first, text_columns)
+    if strict is not None:  # every record like the first: nothing to infer
+        table = _arrow_json(data, strict, "error")
+    if table is None:  # other fields or types later on: Arrow infers all but the text columns
+        text = pa.schema([pa.field(c, pa.string()) for c in sorted(text_columns)])
+        table = _arrow_json(data, text, "infer")
+    if table is None:
         return None
     physical_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
     if table.num_rows != physical_lines or table.num_rows == 0:
@@ -244,6 +253,27 @@ def _read_jsonl_fast(path: Path) -> ParsedFile | None:
         columns[name] = column if integers else column.cast(pa.string())
     lines = pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64))
     return ParsedFile(_build(lines, columns, mapping))
+
+
+def _arrow_json(data: bytes, schema: pa.Schema, unexpected: str) -> pa.Table | None:
+    options = pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior=unexpected)
+    try:
+        return pa_json.read_json(pa.py_buffer(data), parse_options=options)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
+def _jsonl_schema(first: dict[str, Any], text_columns: set[str]) -> pa.Schema | None:
+    """Every field of the first record, typed as it is there (the raw-row text columns as text),
+    so Arrow infers nothing and refuses any later record with another field or another type;
+    None when a value there (null, an object, a list) does not tell its type."""
+    fields = []
+    for name, value in first.items():
+        type_ = pa.string() if name in text_columns else _JSON_TYPES.get(type(value))
+        if type_ is None:
+            return None
+        fields.append(pa.field(name, type_))
+    return pa.schema(fields)
 
 
 def _read_jsonl_careful(path: Path) -> ParsedFile:

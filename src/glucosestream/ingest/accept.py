@@ -22,23 +22,19 @@ import pyarrow.compute as pc
 
 from glucosestream.clock import Clock, utc_now
 from glucosestream.config import Settings
-from glucosestream.engines import Engine, open_engine, read_sql
+from glucosestream.engines import Engine
 from glucosestream.errors import InvalidInput
 from glucosestream.formats import RAW_SCHEMA, ParsedFile, raw_rows_from_records, read_raw_rows
-from glucosestream.ingest.fastpath import FastPathParams, dictionary_codes, normalise_fast
+from glucosestream.ingest.fastpath import dictionary_codes
 from glucosestream.ingest.identity import device_key, load_secret, patient_key
+from glucosestream.ingest.normalise import normalise
 from glucosestream.lake import RawZone, open_metadata, open_storage
 from glucosestream.lake.metadata import BatchRecord, MetadataStore
-from glucosestream.readings import MG_DL_PER_MMOL_L, READING_SCHEMA, ReadingFlag
+from glucosestream.readings import READING_SCHEMA
 
 __all__ = ["IngestReport", "Part", "accept_parts", "ingest_path", "ingest_records"]
 
 log = logging.getLogger(__name__)
-
-# Instants outside these are typing or clock errors (year 99999 parses); the earliest allows
-# exports whose dates were shifted to anonymise them (a public Dexcom sample is set in 1961).
-EARLIEST_READING_AT = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
-LATEST_READING_AT = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 
 # Formats whose rows may each name their patient; a device export that names none needs --patient.
 _PER_ROW_PATIENT_FORMATS = frozenset({"csv", "jsonl", "json", "parquet"})
@@ -204,7 +200,7 @@ def accept_parts(
     batch_id = f"{ingested_at:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
     secret = load_secret(settings)
     incoming, offsets, external_ids = _incoming(settings, parts, secret, now)
-    checked = _normalise(engine, settings, incoming, _time_formats(parts))
+    checked = normalise(engine, settings, incoming, _time_formats(parts))
     results = [
         _part_result(checked, part, offsets[i], offsets[i + 1], batch_id)
         for i, part in enumerate(parts)
@@ -461,52 +457,6 @@ def _is_zone(name: str) -> bool:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         return False
     return True
-
-
-def normalise_params(settings: Settings) -> FastPathParams:
-    """The parameters of ``normalize.sql`` (and of its fast path) under ``settings``."""
-    return FastPathParams(
-        default_unit="mg/dL",
-        earliest=EARLIEST_READING_AT,
-        latest=LATEST_READING_AT,
-        scan_flag=int(ReadingFlag.SCAN),
-        min_mg_dl=settings.ingest.min_mg_dl,
-        max_mg_dl=settings.ingest.max_mg_dl,
-        mg_per_mmol=MG_DL_PER_MMOL_L,
-    )
-
-
-def _normalise(
-    engine: Engine | None, settings: Settings, incoming: pa.Table, time_formats: tuple[str, ...]
-) -> pa.Table:
-    """``normalize.sql`` over the rows; its vectorised equivalent when the input allows it."""
-    fast = normalise_fast(incoming, normalise_params(settings))
-    if fast is not None:
-        return fast
-    own = engine is None
-    engine = open_engine(settings.engine) if engine is None else engine
-    try:
-        return run_normalize_sql(engine, settings, incoming, time_formats)
-    finally:
-        if own:
-            engine.close()
-
-
-def run_normalize_sql(
-    engine: Engine, settings: Settings, incoming: pa.Table, time_formats: tuple[str, ...]
-) -> pa.Table:
-    """``normalize.sql`` itself: the definition of the rules, for any input."""
-    glucose = incoming["glucose"]
-    if glucose.type != pa.string():  # a typed column (Parquet): the query reads text
-        index = incoming.schema.get_field_index("glucose")
-        incoming = incoming.set_column(index, "glucose", glucose.cast(pa.string()))
-    params = normalise_params(settings)
-    return engine.query(
-        read_sql("glucosestream.ingest", "normalize.sql"),
-        {"incoming": incoming},
-        time_formats=list(time_formats),
-        **{k: getattr(params, k) for k in params.__slots__},
-    )
 
 
 def _readings(rows: pa.Table, batch_id: str, ingested_at: dt.datetime) -> pa.Table:

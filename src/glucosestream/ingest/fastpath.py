@@ -33,7 +33,7 @@ _UNITS = {"mg/dl": "mg/dL", "mmol/l": "mmol/L"}
 
 @dataclass(frozen=True, slots=True)
 class FastPathParams:
-    """The query's parameters (see ``accept._normalise``)."""
+    """The query's parameters (see ``normalise.normalise_params``)."""
 
     default_unit: str
     earliest: dt.datetime
@@ -48,6 +48,8 @@ def normalise_fast(incoming: pa.Table, params: FastPathParams) -> pa.Table | Non
     """What ``normalize.sql`` returns for ``incoming``, or None when the query must decide."""
     n = incoming.num_rows
     if n == 0 or incoming["problem"].null_count != n:
+        return None
+    if incoming["flags"].null_count or incoming["line"].null_count:
         return None
     patient, null_patient = dictionary_codes(incoming["patient_key"])
     if null_patient is not None:

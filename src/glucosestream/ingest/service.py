@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -51,6 +52,7 @@ TOKEN_CACHE_S: Final = 5.0
 _TOKEN_CACHE_SIZE: Final = 1024
 _UPLOAD_ROLES: Final = frozenset({"admin", "uploader"})
 _SHOWN_INDICES: Final = 5
+_DECODER: Final = msgspec.json.Decoder()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,16 +92,6 @@ class IngestService:
         if not bearer:
             return authenticate(self.access, bearer)  # raises: no token
         return self._cached(("bearer", bearer), lambda: authenticate(self.access, bearer))
-
-    def cached_bearer_principal(self, authorization: str | None) -> Principal | None:
-        """The bearer token's principal if it was looked up in the last ``TOKEN_CACHE_S``."""
-        scheme, _, token = (authorization or "").partition(" ")
-        hit = (
-            self._principals.get(("bearer", token.strip())) if scheme.lower() == "bearer" else None
-        )
-        if hit is None or time.monotonic() - hit[1] >= TOKEN_CACHE_S:
-            return None
-        return hit[0]
 
     def _cached(self, key: tuple[str, str], lookup: Callable[[], Principal]) -> Principal:
         """A token's principal, looked up at most once per ``TOKEN_CACHE_S`` (one SQLite
@@ -246,6 +238,13 @@ def _require_upload_role(principal: Principal) -> None:
 
 
 def _json(body: bytes, expected: str) -> Any:
+    """The body's JSON: msgspec's decoder (about twice as fast; the same values for what it
+    takes), else the standard library's, which takes what msgspec refuses (NaN, a BOM, UTF-16,
+    lone surrogates) and words the error when it is not JSON at all."""
+    try:
+        return _DECODER.decode(body)
+    except msgspec.DecodeError:
+        pass
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as err:
