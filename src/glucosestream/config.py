@@ -238,6 +238,17 @@ class Settings:
         return dataclasses.replace(self, **{section: dataclasses.replace(current, **kept)})
 
 
+def use_lenient_s3_checksums() -> None:
+    """Have pyarrow's S3 client send checksums only when a request needs them.
+
+    The AWS C++ SDK inside pyarrow reads this policy only from the environment, and its default
+    (always) makes S3-compatible servers such as Ceph radosgw refuse uploads with HTTP 411. A
+    value the user set is kept.
+    """
+    for name in ("AWS_REQUEST_CHECKSUM_CALCULATION", "AWS_RESPONSE_CHECKSUM_VALIDATION"):
+        os.environ.setdefault(name, "WHEN_REQUIRED")
+
+
 def _coerce(var: str, raw: str, kind: type) -> Any:
     try:
         value: Any = json.loads(raw)

@@ -2,23 +2,20 @@
 
 pyarrow's S3 client (the AWS C++ SDK) adds request checksums that some S3-compatible servers
 reject (HTTP 411 MissingContentLength from Ceph radosgw); it reads its checksum policy only from
-the environment, so for a custom endpoint we set ``AWS_REQUEST_CHECKSUM_CALCULATION`` and
-``AWS_RESPONSE_CHECKSUM_VALIDATION`` to ``WHEN_REQUIRED`` unless the user set them.
+the environment, so for a custom endpoint ``config.use_lenient_s3_checksums`` sets it.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow.fs as pafs
 
-from glucosestream.config import LakeSettings
+from glucosestream.config import LakeSettings, use_lenient_s3_checksums
 
 __all__ = ["Storage", "iceberg_properties", "open_storage"]
 
-_CHECKSUM_VARIABLES = ("AWS_REQUEST_CHECKSUM_CALCULATION", "AWS_RESPONSE_CHECKSUM_VALIDATION")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +46,7 @@ def open_storage(settings: LakeSettings) -> Storage:
     if settings.s3_endpoint_url:
         scheme, _, host = settings.s3_endpoint_url.partition("://")
         options.update(scheme=scheme, endpoint_override=host)
-        for name in _CHECKSUM_VARIABLES:
-            os.environ.setdefault(name, "WHEN_REQUIRED")  # noqa: TID251 -- see module docstring
+        use_lenient_s3_checksums()
     if settings.s3_access_key_id:
         options.update(
             access_key=settings.s3_access_key_id, secret_key=settings.s3_secret_access_key

@@ -1,0 +1,286 @@
+"""Commands over the lake: ingest, run, runs, metrics, maintain, report, audit."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+from typing import Any, Literal
+
+import click
+
+from glucosestream.cli.base import Context, common, main
+from glucosestream.cli.render import (
+    daily_table,
+    ingest_text,
+    period_table,
+    run_text,
+    runs_text,
+)
+from glucosestream.errors import (
+    BatchesRejected,
+    ConfigError,
+    QualityGateFailed,
+)
+from glucosestream.formats import FORMATS
+from glucosestream.ingest import ingest_path
+from glucosestream.ingest.identity import load_secret, patient_key
+from glucosestream.lake import open_lakehouse, open_metadata
+from glucosestream.lake import tables as lake_tables
+from glucosestream.lake.maintenance import maintain as maintain_lake
+from glucosestream.metrics import calculate_file
+from glucosestream.pipeline import run_pipeline
+
+__all__ = ["audit", "ingest", "maintain", "metrics", "report", "run", "runs"]
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", *FORMATS]),
+    default="auto",
+    show_default=True,
+    help="Input format; auto tells it from the file.",
+)
+@click.option("--patient", "patient_id", help="Patient id for every reading of the files.")
+@click.option("--tz", help="IANA zone of times written without an offset (default UTC).")
+@common
+def ingest(
+    ctx: Context, paths: tuple[Path, ...], fmt: str, patient_id: str | None, tz: str | None
+) -> None:
+    """Ingest files into the lake's raw zone (run `glucosestream run` next).
+
+    Example: glucosestream ingest cohort.csv --tz Europe/London
+    """
+    reports = [ingest_path(ctx.settings, p, fmt=fmt, patient_id=patient_id, tz=tz) for p in paths]
+    if ctx.as_json:
+        ctx.emit([dataclasses.asdict(r) for r in reports], "")
+    else:
+        click.echo("\n".join(ingest_text(r) for r in reports))
+
+
+@main.command()
+@click.option("--full-refresh", is_flag=True, help="Recompute every patient-day.")
+@common
+def run(ctx: Context, full_refresh: bool) -> None:
+    """Load new raw batches, compute metrics, check quality, publish.
+
+    Example: glucosestream run
+    """
+    report = run_pipeline(ctx.settings, full_refresh=full_refresh)
+    ctx.emit(report, run_text(report))
+    if report.rejected:
+        batch_ids = [r.batch_id for r in report.rejected]
+        failed = sorted({c.split(":")[0] for r in report.rejected for c in r.reason.split("; ")})
+        raise click.ClickException(str(BatchesRejected(failed, batch_ids, run_id=report.run_id)))
+    if report.status == "failed":
+        raise click.ClickException(
+            str(QualityGateFailed(report.failed_checks, run_id=report.run_id))
+        )
+
+
+@main.command()
+@click.option("--limit", type=click.IntRange(1), default=10, show_default=True, help="Runs shown.")
+@common
+def runs(ctx: Context, limit: int) -> None:
+    """Show the run history: status, step timings, row counts and check results.
+
+    Example: glucosestream runs --limit 5
+    """
+    history = open_metadata(ctx.settings.lake).run_history(limit)
+    ctx.emit({"runs": history}, runs_text(history))
+
+
+@main.command()
+@click.option("--patient", "patient_id", help="The patient's id (as ingested).")
+@click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]), help="First day.")
+@click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]), help="Last day.")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write .csv or .parquet."
+)
+@click.option(
+    "--periods", is_flag=True, help="Closed 14-day periods (the full catalog) instead of days."
+)
+@click.option(
+    "--input",
+    "input_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Standalone calculator: an id,time,gl CSV or Parquet file (no lake needed).",
+)
+@click.option(
+    "--set",
+    "metric_set",
+    type=click.Choice(["consensus", "all"]),
+    default="all",
+    show_default=True,
+    help="With --input: which metrics.",
+)
+@click.option(
+    "--names",
+    type=click.Choice(["glucosestream", "iglu"]),
+    default="glucosestream",
+    show_default=True,
+    help="With --input: column names (iglu: as iglu's all_metrics, and iglu's conventions).",
+)
+@click.option(
+    "--episodes",
+    "episodes_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --input: also write the episode table (iglu's episode_calculation columns).",
+)
+@common
+def metrics(
+    ctx: Context,
+    patient_id: str | None,
+    date_from: dt.datetime | None,
+    date_to: dt.datetime | None,
+    out: Path | None,
+    periods: bool,
+    input_path: Path | None,
+    metric_set: Literal["consensus", "all"],
+    names: Literal["glucosestream", "iglu"],
+    episodes_path: Path | None,
+) -> None:
+    """Print (or write) published daily metrics, or compute the catalog for a file.
+
+    Example: glucosestream metrics --patient P00001 --from 2026-01-05 --to 2026-01-11
+
+    Example: glucosestream metrics --input cgm.csv --names iglu --out metrics.csv
+    """
+    if input_path is not None:
+        if out is None:
+            raise click.UsageError("--input needs --out FILE (.csv or .parquet)")
+        ids = calculate_file(
+            input_path, out, metric_set=metric_set, names=names, episodes_path=episodes_path
+        )
+        ctx.emit(
+            {"ids": ids, "out": str(out), "episodes": str(episodes_path or "")},
+            f"metrics: wrote {metric_set} metrics of {ids} ids to {out}"
+            + (f" and their episodes to {episodes_path}" if episodes_path else ""),
+        )
+        return
+    settings = ctx.settings
+    key = patient_key(load_secret(settings), patient_id) if patient_id else None
+    published = open_metadata(settings.lake).published()
+    if published is None:
+        raise ConfigError(
+            f"the lake at {settings.lake.location} has no published metrics yet; "
+            "run `glucosestream ingest FILE` then `glucosestream run`"
+        )
+    lake = open_lakehouse(settings.lake)
+    if periods:
+        spec = lake_tables.PERIOD_METRICS
+        table = lake.read_results(spec, published.periods_snapshot_id, key)
+        if out is None:
+            ctx.emit({"periods": table.to_pylist()}, period_table(table.to_pylist()))
+            return
+    else:
+        table = lake.read_daily(
+            published.daily_snapshot_id,
+            key,
+            date_from.date() if date_from else None,
+            date_to.date() if date_to else None,
+        )
+    if key is not None and table.num_rows == 0 and not (date_from or date_to or periods):
+        raise ConfigError(
+            "no published metrics for that patient; check the id (as ingested) and the lake"
+        )
+    if out is not None:
+        _write_table(table, out)
+        ctx.emit(
+            {"rows": table.num_rows, "out": str(out)},
+            f"metrics: wrote {table.num_rows} rows to {out}",
+        )
+        return
+    ctx.emit({"days": table.to_pylist()}, daily_table(table.to_pylist()))
+
+
+@main.command()
+@click.option("--no-compact", is_flag=True, help="Do not rewrite small files.")
+@click.option(
+    "--expire-days",
+    type=click.IntRange(0),
+    default=7,
+    show_default=True,
+    help="Expire snapshots older than this many days (and delete their files).",
+)
+@click.option("--erase-patient", "erase_id", help="Erase this patient (id as ingested) everywhere.")
+@common
+def maintain(ctx: Context, no_compact: bool, expire_days: int, erase_id: str | None) -> None:
+    """Compact small files, expire old snapshots, or erase one patient from every zone.
+
+    Example: glucosestream maintain --erase-patient P00042
+    """
+    key = patient_key(load_secret(ctx.settings), erase_id) if erase_id else None
+    report = maintain_lake(
+        ctx.settings.lake,
+        compact=not no_compact,
+        expire_older_than=dt.timedelta(days=expire_days),
+        erase_patient_key=key,
+    )
+    lines = [f"maintain {report.run_id}: {report.duration_ms} ms"]
+    lines += [f"  compacted {t}: {a} files -> {b}" for t, (a, b) in report.compacted_files.items()]
+    lines.append(
+        f"  expired {report.expired_snapshots} snapshots, deleted {report.deleted_files} files"
+    )
+    if key is not None:
+        lines.append(
+            f"  erased {report.erased_readings} readings, {report.erased_days} daily rows and "
+            f"{report.erased_raw_rows} raw rows of that patient, and their identity mapping"
+        )
+    ctx.emit(report, "\n".join(lines))
+
+
+@main.command()
+@click.option("--patient", "patient_id", required=True, help="The patient's id (as ingested).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="agp.pdf (printed by headless Chromium) or agp.html (with its scripts beside it).",
+)
+@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), help="Last day (default: newest).")
+@click.option("--unit", type=click.Choice(["mg_dl", "mmol_l"]), default="mg_dl", show_default=True)
+@common
+def report(ctx: Context, patient_id: str, out: Path, end: dt.datetime | None, unit: str) -> None:
+    """Write a patient's AGP report (the one-page clinical summary of 14 days).
+
+    Example: glucosestream report --patient P00001 --out agp.pdf
+    """
+    from glucosestream.dashboard.report import render_agp_pdf
+
+    if out.suffix.lower() not in (".pdf", ".html"):
+        raise ConfigError(f"cannot write {out.name}: use a .pdf or .html file name")
+    key = patient_key(load_secret(ctx.settings), patient_id)
+    written = render_agp_pdf(ctx.settings, key, out, end=end.date() if end else None, unit=unit)
+    ctx.emit({"out": str(written)}, f"report: wrote the AGP report to {written}")
+
+
+@main.command()
+@click.option("--patient", "patient_id", required=True, help="The patient's id (as ingested).")
+@click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+@common
+def audit(ctx: Context, patient_id: str, limit: int) -> None:
+    """List who read a patient's data, when and what (the access audit trail), newest first.
+
+    Example: glucosestream audit --patient P00001
+    """
+    from glucosestream.dashboard.audit import audit_lines
+
+    key = patient_key(load_secret(ctx.settings), patient_id)
+    lines = audit_lines(ctx.settings, key, limit=limit)
+    ctx.emit({"entries": lines}, "\n".join(lines) or "no reads of that patient's data recorded")
+
+
+def _write_table(table: Any, out: Path) -> None:
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
+    if out.suffix.lower() == ".parquet":
+        pq.write_table(table, out)
+    elif out.suffix.lower() == ".csv":
+        pa_csv.write_csv(table, out)
+    else:
+        raise ConfigError(f"cannot write {out.name}: use a .csv or .parquet file name")

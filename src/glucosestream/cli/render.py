@@ -1,0 +1,116 @@
+"""Human-readable text of the command reports (``--json`` prints the reports themselves)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from glucosestream.ingest import IngestReport
+from glucosestream.metrics.summary import PatientSummary
+from glucosestream.pipeline import RunReport
+
+__all__ = ["daily_table", "ingest_text", "period_table", "run_text", "runs_text", "summary_table"]
+
+
+def ingest_text(r: IngestReport) -> str:
+    if r.already_ingested_as:
+        return (
+            f"ingest {r.source}: already ingested as batch {r.already_ingested_as}; "
+            f"{r.received} received, all duplicates, nothing written"
+        )
+    text = (
+        f"ingest {r.source}: received {r.received}, accepted {r.accepted}, "
+        f"duplicates {r.duplicates}, quarantined {r.quarantined} (batch {r.batch_id})"
+    )
+    if r.top_reasons:
+        text += "\n  quarantined because: " + "; ".join(f"{why} ({n})" for why, n in r.top_reasons)
+    return text
+
+
+def run_text(r: RunReport) -> str:
+    if r.status == "noop":
+        return f"run {r.run_id}: {r.message}"
+    lines = [
+        f"run {r.run_id}: {r.message} — {r.batches} batches, {r.readings_in} readings in, "
+        f"{r.readings_new} new, {r.duplicates} duplicates, {r.patient_days} patient-days "
+        f"in {r.duration_ms} ms"
+    ]
+    lines += [f"  check {c.name}: {'ok' if c.passed else 'FAILED — ' + c.detail}" for c in r.checks]
+    lines += [f"  rejected batch {b.batch_id}: {b.reason}" for b in r.rejected]
+    if r.steps:
+        lines.append("  steps: " + ", ".join(f"{s.step} {s.duration_ms} ms" for s in r.steps))
+    return "\n".join(lines)
+
+
+def runs_text(history: list[dict[str, Any]]) -> str:
+    if not history:
+        return "no runs yet; run `glucosestream run`"
+    lines = []
+    for run in history:
+        report = run["report"] or {}
+        lines.append(
+            f"{run['run_id']}  {run['status']:<9}  {report.get('readings_in', 0):>9} in  "
+            f"{report.get('readings_new', 0):>9} new  {report.get('duplicates', 0):>7} dup  "
+            f"{report.get('patient_days', 0):>6} days  {report.get('duration_ms', 0):>7} ms"
+        )
+        steps = report.get("steps") or []
+        if steps:
+            lines.append("    " + ", ".join(f"{s['step']} {s['duration_ms']} ms" for s in steps))
+        failed = [c for c in run["checks"] if not c["passed"]]
+        lines += [f"    check {c['check_name']} FAILED: {c['detail']}" for c in failed]
+        lines += [
+            f"    rejected {b['batch_id']}: {b['reason']}" for b in report.get("rejected", [])
+        ]
+    return "\n".join(lines)
+
+
+def summary_table(rows: list[PatientSummary]) -> str:
+    head = (
+        f"{'patient key':<34}{'days':>5}{'mean':>7}{'<70%':>7}{'70-180%':>9}{'>180%':>7}"
+        f"{'GMI%':>6}{'active%':>9}"
+    )
+    body = [
+        f"{s.patient_key:<34}{s.days:>5}{s.mean_mg_dl:>7.0f}{s.pct_below_70:>7.1f}"
+        f"{s.pct_70_180:>9.1f}{s.pct_above_180:>7.1f}{s.gmi_pct:>6.1f}{s.pct_active:>9.0f}"
+        for s in rows
+    ]
+    return "\n".join([head, *body]) if body else "no published metrics"
+
+
+def daily_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no published metrics in that range"
+    head = (
+        f"{'date':<11}{'n':>5}{'mean':>7}{'SD':>6}{'CV%':>6}{'GMI%':>6}{'<54%':>6}{'<70%':>6}"
+        f"{'70-180%':>8}{'>180%':>7}{'>250%':>7}{'active%':>8}"
+    )
+    body = [
+        f"{r['date']!s:<11}{r['readings']:>5}{r['mean_mg_dl']:>7.1f}{_num(r['sd_mg_dl']):>6}"
+        f"{_num(r['cv_pct']):>6}{r['gmi_pct']:>6.2f}{r['pct_below_54']:>6.1f}{r['pct_below_70']:>6.1f}"
+        f"{r['pct_70_180']:>8.1f}{r['pct_above_180']:>7.1f}{r['pct_above_250']:>7.1f}{r['pct_active']:>8.0f}"
+        for r in rows
+    ]
+    return "\n".join([head, *body])
+
+
+def period_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no closed 14-day periods published yet (a period closes when later data arrives)"
+    head = (
+        f"{'patient key':<34}{'period':<24}{'n':>6}{'mean':>7}{'CV%':>6}{'GMI%':>6}"
+        f"{'<70%':>6}{'70-180%':>8}{'GRI':>6}"
+    )
+    body = [
+        f"{r['patient_key']:<34}{r['period_start']!s} - {r['period_end']!s} "
+        f"{r['readings']:>6}{_num(r['mean_mg_dl']):>7}{_num(r['cv_pct']):>6}"
+        f"{_num(r['gmi_pct']):>6}{_num(r['pct_below_70']):>6}{_num(r['pct_70_180']):>8}"
+        f"{_num(r['gri']):>6}"
+        for r in rows
+    ]
+    return "\n".join([head, *body])
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+# ---- plumbing ----------------------------------------------------------------------------

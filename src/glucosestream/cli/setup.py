@@ -1,0 +1,284 @@
+"""Commands that make data or serve it: demo, synth, serve, token, clinic."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import socket
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from glucosestream.access import ROLES, create_token
+from glucosestream.cli.base import Context, common, main
+from glucosestream.cli.render import ingest_text, run_text, summary_table
+from glucosestream.config import Settings
+from glucosestream.errors import (
+    ConfigError,
+)
+from glucosestream.ingest import ingest_path
+from glucosestream.ingest.identity import load_secret, patient_key
+from glucosestream.lake import open_lakehouse, open_metadata
+from glucosestream.lake.access_store import open_access
+from glucosestream.metrics.summary import PatientSummary, summarise_patients
+from glucosestream.pipeline import run_pipeline
+from glucosestream.synth import PROFILES, SYNTH_FORMATS, CohortSpec, write_cohort
+
+__all__ = ["clinic", "demo", "serve", "synth", "token"]
+
+_DEMO_PATIENTS = 6
+_DEMO_DAYS = 14
+
+
+@main.command()
+@click.option(
+    "--patients",
+    type=click.IntRange(1, 10_000),
+    default=_DEMO_PATIENTS,
+    show_default=True,
+    help="Synthetic patients.",
+)
+@click.option(
+    "--days", type=click.IntRange(1, 366), default=_DEMO_DAYS, show_default=True, help="Days each."
+)
+@click.option("--no-serve", is_flag=True, help="Stop after the metrics table.")
+@click.option(
+    "--port", type=int, default=None, help="Port to serve on (default 8000 or a free one)."
+)
+@common
+def demo(ctx: Context, patients: int, days: int, no_serve: bool, port: int | None) -> None:
+    """Synthesise patients, ingest, run the pipeline, print metrics, serve the pages.
+
+    Example: glucosestream demo --no-serve --lake /tmp/demo-lake
+    """
+    settings = ctx.settings
+    if not _lake_given(ctx):
+        settings = settings.override("lake", root=tempfile.mkdtemp(prefix="glucosestream-demo-"))
+    _check_demo_lake(settings.lake.root_path)
+    spec = CohortSpec(patients=patients, days=days, profile="mixed", interval_min=5, seed=0)
+    with tempfile.TemporaryDirectory(prefix="glucosestream-synth-") as tmp:
+        synth = write_cohort(spec, Path(tmp) / "cohort.csv", "csv")
+        ingested = ingest_path(settings, Path(synth.path))
+    run = run_pipeline(settings)
+    summaries = _summaries(settings)
+    if ctx.as_json:
+        ctx.emit(
+            {
+                "lake": str(settings.lake.root_path),
+                "synth": dataclasses.asdict(synth),
+                "ingest": dataclasses.asdict(ingested),
+                "run": dataclasses.asdict(run),
+                "patients": [dataclasses.asdict(s) for s in summaries],
+            },
+            "",
+        )
+    else:
+        click.echo(f"lake: {settings.lake.root_path}")
+        click.echo(f"synth: {synth.readings} readings, {patients} patients x {days} days")
+        click.echo(ingest_text(ingested))
+        click.echo(run_text(run))
+        click.echo()
+        click.echo(summary_table(summaries))
+    if no_serve:
+        return
+    chosen = (
+        port if port is not None else _free_port(settings.dashboard.host, settings.dashboard.port)
+    )
+    settings = settings.override("dashboard", port=chosen)
+    first = summaries[0].patient_key if summaries else ""
+    admin = create_token(settings.lake, "admin", label="demo", now=dt.datetime.now(dt.UTC))
+    click.echo(f"\nServing on http://{settings.dashboard.host}:{chosen}/patients/{first}")
+    click.echo(f"Log in with this admin token (made for the demo): {admin}")
+    click.echo("Press Ctrl+C to stop.")
+    _serve(settings)
+
+
+@main.command()
+@click.option("--patients", type=click.IntRange(1), required=True, help="Number of patients.")
+@click.option("--days", type=click.IntRange(1), required=True, help="Days of wear per patient.")
+@click.option(
+    "--profile",
+    type=click.Choice(PROFILES),
+    default="mixed",
+    show_default=True,
+    help="Population: healthy, t1d, t2d or a mix.",
+)
+@click.option(
+    "--interval-min",
+    type=click.Choice(["1", "5", "15"]),
+    default="5",
+    show_default=True,
+    help="Sensor sampling interval in minutes.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same file.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(SYNTH_FORMATS),
+    default="parquet",
+    show_default=True,
+    help="Output file format.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="File (parquet, csv, jsonl) or folder (dexcom, libreview, nightscout, tidepool, fhir: "
+    "one export per patient) to write.",
+)
+@common
+def synth(
+    ctx: Context,
+    patients: int,
+    days: int,
+    profile: str,
+    interval_min: str,
+    seed: int,
+    fmt: str,
+    out: Path,
+) -> None:
+    """Write a seeded synthetic CGM cohort to a file.
+
+    Example: glucosestream synth --patients 10 --days 14 --format csv --out cohort.csv
+    """
+    spec = CohortSpec(patients, days, profile, int(interval_min), seed)  # type: ignore[arg-type]
+    progress = _progress(ctx, "synth", patients * days * 1440 // int(interval_min))
+    report = write_cohort(spec, out, fmt, on_chunk=progress)
+    ctx.emit(
+        report,
+        f"synth: wrote {report.readings} readings ({patients} patients x {days} days) "
+        f"to {report.path} in {report.duration_ms} ms",
+    )
+
+
+@main.command()
+@click.option("--host", help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, help="Port (default 8000).")
+@common
+def serve(ctx: Context, host: str | None, port: int | None) -> None:
+    """Serve the ingest API and the dashboard.
+
+    Example: glucosestream serve --port 8000
+    """
+    settings = ctx.settings.override("dashboard", host=host, port=port)
+    click.echo(f"Serving on http://{settings.dashboard.host}:{settings.dashboard.port}/")
+    _serve(settings)
+
+
+@main.group()
+def token() -> None:
+    """Manage API tokens."""
+
+
+@token.command("create")
+@click.option("--role", type=click.Choice(ROLES), required=True, help="What the token may do.")
+@click.option(
+    "--patient",
+    "patient_ids",
+    multiple=True,
+    help="Patient id (as ingested) the token is bound to; repeat for an uploader of several.",
+)
+@click.option("--clinic", "clinic_id", help="The clinic of a clinician token.")
+@click.option("--label", default="", help="Who or what holds the token (shown in audits).")
+@common
+def token_create(
+    ctx: Context, role: str, patient_ids: tuple[str, ...], clinic_id: str | None, label: str
+) -> None:
+    """Create a token; it is printed once and stored only as a hash.
+
+    Example: glucosestream token create --role uploader --patient P00001
+    """
+    secret = load_secret(ctx.settings) if patient_ids else b""
+    keys = [patient_key(secret, p) for p in patient_ids]
+    value = create_token(
+        ctx.settings.lake,
+        role,
+        label=label or role,
+        now=dt.datetime.now(dt.UTC),
+        patient_keys=keys,
+        clinic_id=clinic_id,
+    )
+    ctx.emit(
+        {"token": value, "role": role},
+        f"token ({role}): {value}\nStore it now: it is not shown again.",
+    )
+
+
+@main.group()
+def clinic() -> None:
+    """Manage clinics (which patients a clinician token may read)."""
+
+
+@clinic.command("add-patient")
+@click.option("--clinic", "clinic_id", required=True, help="The clinic.")
+@click.argument("patient_ids", nargs=-1, required=True)
+@common
+def clinic_add_patient(ctx: Context, clinic_id: str, patient_ids: tuple[str, ...]) -> None:
+    """Put patients (ids as ingested) in a clinic.
+
+    Example: glucosestream clinic add-patient --clinic north P00001 P00002
+    """
+    secret = load_secret(ctx.settings)
+    added = open_access(ctx.settings.lake).add_clinic_patients(
+        clinic_id, [patient_key(secret, p) for p in patient_ids]
+    )
+    ctx.emit({"clinic": clinic_id, "added": added}, f"clinic {clinic_id}: {added} patients added")
+
+
+# ---- rendering ---------------------------------------------------------------------------
+
+
+def _lake_given(ctx: Context) -> bool:
+    return ctx.settings.lake.root != Settings().lake.root
+
+
+def _check_demo_lake(root: Path) -> None:
+    if root.exists() and any(root.iterdir()) and not (root / "_state").is_dir():
+        raise ConfigError(
+            f"{root} is not empty and is not a GlucoseStream lake; pass an empty or new folder "
+            "to --lake"
+        )
+
+
+def _summaries(settings: Settings) -> list[PatientSummary]:
+    published = open_metadata(settings.lake).published()
+    if published is None:
+        return []
+    return summarise_patients(open_lakehouse(settings.lake).read_daily(published.daily_snapshot_id))
+
+
+def _progress(ctx: Context, label: str, total: int) -> Callable[[int], None] | None:
+    if ctx.as_json or not sys.stderr.isatty():
+        return None
+
+    def show(done: int) -> None:
+        click.echo(f"\r{label}: {done:,}/{total:,} readings", nl=done >= total, err=True)
+
+    return show
+
+
+def _free_port(host: str, preferred: int) -> int:
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise ConfigError(f"no free port on {host}; pass --port")
+
+
+def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    from glucosestream.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.dashboard.host,
+        port=settings.dashboard.port,
+        log_level="warning",
+    )
