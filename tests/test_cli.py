@@ -188,3 +188,30 @@ def test_standalone_calculator_writes_iglu_named_columns(cli, tmp_path):
     assert "hypo" in episodes.read_text()
     missing_out = cli.invoke(main, ["metrics", "--input", str(source)])
     assert missing_out.exit_code == 2
+
+
+def test_report_and_audit_commands(cli, tmp_path, env):
+    out = tmp_path / "c.csv"
+    cli.invoke(
+        main,
+        ["synth", "--patients", "1", "--days", "15", "--format", "csv", "--out", str(out)],
+        env=env,
+    )
+    assert cli.invoke(main, ["ingest", str(out)], env=env).exit_code == 0
+    assert cli.invoke(main, ["run"], env=env).exit_code == 0
+    page = tmp_path / "agp.html"
+    result = cli.invoke(main, ["report", "--patient", "P00001", "--out", str(page)], env=env)
+    assert result.exit_code == 0, result.output
+    text = page.read_text()
+    assert "AGP" in text
+    assert "Time in ranges" in text or "TIME IN RANGES" in text.upper()
+    assert (tmp_path / "static").is_dir()
+    bad = cli.invoke(
+        main, ["report", "--patient", "P00001", "--out", str(tmp_path / "a.txt")], env=env
+    )
+    assert bad.exit_code == 1
+    audit = cli.invoke(main, ["audit", "--patient", "P00001", "--json"], env=env)
+    assert audit.exit_code == 0, audit.output
+    [entry] = json.loads(audit.output)["entries"]
+    assert "report.html" in entry
+    assert "agp:" in entry
