@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Final
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from glucosestream.engines import Engine, read_sql
 from glucosestream.metrics.glycemic import GMI_INTERCEPT_PCT, GMI_SLOPE_PCT_PER_MG_DL
 
-__all__ = ["DAILY_METRICS_SCHEMA", "compute_daily_metrics", "touched_days"]
+__all__ = ["DAILY_METRICS_SCHEMA", "compute_daily_metrics", "local_dates", "touched_days"]
 
 DAILY_METRICS_SCHEMA: Final = pa.schema(
     [
@@ -36,9 +38,28 @@ DAILY_METRICS_SCHEMA: Final = pa.schema(
 _PACKAGE: Final = "glucosestream.metrics"
 
 
+def local_dates(readings: pa.Table) -> pa.Array:
+    """Each reading's calendar day in its own zone (``tz``), computed once per distinct zone
+    with Arrow's time-zone conversion (a per-row zone lookup in SQL costs microseconds a row)."""
+    days = np.empty(readings.num_rows, dtype="datetime64[D]")
+    zones = readings["tz"]
+    for zone in pc.unique(zones).to_pylist():
+        mask = pc.equal(zones, zone)
+        instants = pc.filter(readings["ts"], mask).cast(pa.timestamp("us", tz=zone))
+        local = pc.local_timestamp(instants).cast(pa.date32())
+        days[np.flatnonzero(mask.to_numpy(zero_copy_only=False))] = local.to_numpy()
+    return pa.array(days, pa.date32())
+
+
+def _with_local_dates(readings: pa.Table) -> pa.Table:
+    return readings.append_column("local_date", local_dates(readings))
+
+
 def touched_days(engine: Engine, readings: pa.Table) -> pa.Table:
     """(patient_key, date) of every local day that ``readings`` fall on."""
-    return engine.query(read_sql(_PACKAGE, "touched_days.sql"), {"readings": readings})
+    return engine.query(
+        read_sql(_PACKAGE, "touched_days.sql"), {"readings": _with_local_dates(readings)}
+    )
 
 
 def compute_daily_metrics(
@@ -52,7 +73,7 @@ def compute_daily_metrics(
     """Daily metrics for ``days`` (patient_key, date) from all of those patients' readings."""
     result = engine.query(
         read_sql(_PACKAGE, "daily_metrics.sql"),
-        {"readings": readings, "days": days},
+        {"readings": _with_local_dates(readings), "days": days},
         gmi_intercept=GMI_INTERCEPT_PCT,
         gmi_slope=GMI_SLOPE_PCT_PER_MG_DL,
         run_id=run_id,

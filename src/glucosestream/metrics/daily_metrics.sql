@@ -1,5 +1,6 @@
 -- Daily consensus metrics per patient and local calendar day (the patient's zone, tz).
--- Inputs: readings (canonical schema, de-duplicated), days (patient_key, date) to compute.
+-- Inputs: readings (canonical schema, de-duplicated, plus local_date: the reading's day in its
+-- own zone), days (patient_key, date) to compute.
 -- Params: $gmi_intercept, $gmi_slope, $run_id, $computed_at.
 -- Sampling interval of a device on a day: its most common gap between consecutive readings,
 -- in whole minutes (1-60); % active = readings x interval / minutes in that local day (23, 24
@@ -14,7 +15,7 @@ WITH local_readings AS (
         r.ts,
         r.glucose_mg_dl,
         r.tz,
-        CAST(timezone(r.tz, r.ts) AS DATE) AS date
+        r.local_date AS date
     FROM readings AS r
 ),
 picked AS (
