@@ -103,6 +103,9 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=10_000)
     parser.add_argument("--days", type=int, default=14)
     parser.add_argument("--s3", action="store_true", help="also benchmark an s3:// lake")
+    parser.add_argument(
+        "--keep-lake", type=Path, help="build the local lake in this (new) folder and keep it"
+    )
     args = parser.parse_args()
     env = {**os.environ, "GLUCOSESTREAM_INGEST__PSEUDONYM_SECRET": SECRET}
     record: dict[str, object] = {
@@ -122,7 +125,8 @@ def main() -> None:
         print(f"{history_rows:,} readings of history, {new_rows:,} on the new day; "
               f"DuckDB floor {floor:.2f} s")  # fmt: skip
         record.update(history_readings=history_rows, new_day_readings=new_rows, floor_s=floor)
-        runs = [bench_lake("local", str(work / "lake"), env, first, last)]
+        local = str(args.keep_lake.resolve()) if args.keep_lake else str(work / "lake")
+        runs = [bench_lake("local", local, env, first, last)]
         if args.s3:
             runs.append(bench_lake("s3", *s3_lake(env, work), first, last))
         for figures in runs:
