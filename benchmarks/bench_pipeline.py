@@ -50,7 +50,10 @@ def run_stage(args: list[str], env: dict[str, str]) -> dict[str, object]:
     seconds = time.perf_counter() - started
     if status != 0:
         raise SystemExit(f"{' '.join(args)} failed: {err.decode()[-2000:]}")
-    return {"s": seconds, "peak_rss_mb": usage.ru_maxrss / 1024, "report": json.loads(out)}
+    text = out.decode()
+    start = min((i for i in (text.find("{"), text.find("[")) if i >= 0), default=0)
+    report, _ = json.JSONDecoder().raw_decode(text[start:])  # the JSON report, whatever follows
+    return {"s": seconds, "peak_rss_mb": usage.ru_maxrss / 1024, "report": report}
 
 
 def split_last_day(path: Path, work: Path) -> tuple[Path, Path, int, int]:

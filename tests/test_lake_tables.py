@@ -13,7 +13,7 @@ from glucosestream.pipeline import run_pipeline
 from glucosestream.synth import CohortSpec, write_cohort
 
 
-def test_readings_are_partitioned_by_key_prefix_and_month(settings, tmp_path):
+def test_readings_are_partitioned_by_key_prefix_and_day(settings, tmp_path):
     path = Path(
         write_cohort(CohortSpec(patients=4, days=2, seed=2), tmp_path / "c.csv", "csv").path
     )
@@ -21,7 +21,7 @@ def test_readings_are_partitioned_by_key_prefix_and_month(settings, tmp_path):
     run_pipeline(settings)
     lake = open_lakehouse(settings.lake)
     spec = lake.readings.spec()
-    assert [f.name for f in spec.fields] == ["patient_key_prefix", "ts_month"]
+    assert [f.name for f in spec.fields] == ["patient_key_prefix", "ts_day"]
     files = lake.readings.inspect.files().to_pylist()
     prefixes = {f["partition"]["patient_key_prefix"] for f in files}
     keys = open_metadata(settings.lake).patient_keys()

@@ -17,7 +17,6 @@ from glucosestream.config import LakeSettings, use_lenient_s3_checksums
 __all__ = ["Storage", "iceberg_properties", "open_storage"]
 
 
-
 @dataclass(frozen=True, slots=True)
 class Storage:
     """A filesystem and the lake's base path in it (``bucket/prefix`` or an absolute path)."""

@@ -1,12 +1,13 @@
 """The Iceberg tables of the lake: identifier, schema, partitioning and write order.
 
 ``curated.readings`` is partitioned by the first hex digit of ``patient_key`` (16 buckets: the
-key is an HMAC, so its digits are uniform) and by month of ``ts``, and written sorted by
-(patient_key, device_id, ts). One patient's days read one bucket and the months asked for, and
-row-group statistics of the sorted files skip the other patients; a whole-cohort scan reads
-every file once. A truncate transform rather than a hash bucket because, on input sorted by key,
-pyiceberg splits it into partitions at a fraction of the cost (measured: 1.7 s against 5.6 s to
-append 4 million readings).
+key is an HMAC, so its digits are uniform) and by UTC day of ``ts``, and written sorted by
+(patient_key, device_id, ts). An incremental run reads only the last days' partitions; one
+patient's days read one bucket and the days asked for, where row-group statistics of the sorted
+files skip the other patients; a whole-cohort scan reads every file once. A truncate
+transform rather than a hash bucket because, on input sorted by key, pyiceberg splits it into
+partitions at a fraction of the cost (measured: 1.7 s against 5.6 s to append 4 million
+readings).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import Final
 
 import pyarrow as pa
-from pyiceberg.transforms import MonthTransform, Transform, TruncateTransform
+from pyiceberg.transforms import DayTransform, Transform, TruncateTransform
 
 from glucosestream.metrics.daily import DAILY_METRICS_SCHEMA
 from glucosestream.metrics.result_schemas import (
@@ -68,7 +69,7 @@ READINGS: Final = TableSpec(
     READING_SCHEMA,
     (
         ("patient_key", TruncateTransform(1), "patient_key_prefix"),
-        ("ts", MonthTransform(), "ts_month"),
+        ("ts", DayTransform(), "ts_day"),
     ),
     ("patient_key", "device_id", "ts"),
     "readings",

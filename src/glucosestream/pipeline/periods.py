@@ -32,11 +32,25 @@ def period_start(day: dt.date) -> dt.date:
 
 
 def first_period(
-    new_first_day: Mapping[str, dt.date], published_last_day: Mapping[str, dt.date]
+    new_days: Mapping[str, tuple[dt.date, dt.date]], published_last_day: Mapping[str, dt.date]
 ) -> dt.date | None:
-    """The start of the earliest period an incremental run must recompute."""
-    days = [min(day, published_last_day.get(key, day)) for key, day in new_first_day.items()]
-    return period_start(min(days)) if days else None
+    """The start of the earliest period an incremental run must recompute, or None when every
+    period it touches stays open (then no older history needs reading).
+
+    ``new_days`` gives each patient's first and last day with new readings. A patient's
+    periods to redo start with the one holding the earlier of its first new day and its last
+    day published before the run; they matter only if that period is now closed.
+    """
+    span = dt.timedelta(days=PERIOD_DAYS - 1)
+    starts = []
+    for key, (first_new, last_new) in new_days.items():
+        published = published_last_day.get(key)
+        low = first_new if published is None else min(first_new, published)
+        high = last_new if published is None else max(last_new, published)
+        start = period_start(low)
+        if start + span < high:  # that period is closed now
+            starts.append(start)
+    return min(starts) if starts else None
 
 
 def closed_periods(

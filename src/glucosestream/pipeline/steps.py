@@ -141,10 +141,13 @@ def process_bucket(work: BucketWork, bucket: Bucket, timer: Timer) -> BucketResu
         if work.full_refresh:
             periods = closed_periods(all_days, None, None)
             period_scope = Scope(prefix=bucket.prefix)
-        else:
+        elif first_period_day is not None:
             touched = frozenset(scope.patient_keys)
             periods = closed_periods(all_days, touched, first_period_day)
             period_scope = Scope(patient_keys=scope.patient_keys, from_date=first_period_day)
+        else:  # every period this run touches is still open: nothing to write or replace
+            periods = closed_periods(all_days.slice(0, 0), None, None)
+            period_scope = Scope()
         run_id, at = work.run_id, work.computed_at
         period_rows = compute_period_metrics(every, periods, run_id=run_id, computed_at=at)
         episodes = episode_rows(every, periods, run_id=run_id, computed_at=at)
@@ -170,14 +173,20 @@ def process_bucket(work: BucketWork, bucket: Bucket, timer: Timer) -> BucketResu
 
 def _first_period(work: BucketWork, incoming: pa.Table) -> dt.date | None:
     """The first period to recompute: the one holding the earliest new day or the last day
-    published before this run (whose period may just have closed)."""
+    published before this run, if that period is closed now (see pipeline.periods)."""
     days = touched_days(work.engine, incoming)
-    first = days.group_by("patient_key").aggregate([("date", "min")])
-    new_first = dict(
-        zip(first["patient_key"].to_pylist(), first["date_min"].to_pylist(), strict=True)
-    )
+    span = days.group_by("patient_key").aggregate([("date", "min"), ("date", "max")])
+    new_days = {
+        key: (low, high)
+        for key, low, high in zip(
+            span["patient_key"].to_pylist(),
+            span["date_min"].to_pylist(),
+            span["date_max"].to_pylist(),
+            strict=True,
+        )
+    }
     snapshot = None if work.published is None else work.published.daily_snapshot_id
-    return first_period(new_first, work.lake.last_days(snapshot, new_first))
+    return first_period(new_days, work.lake.last_days(snapshot, new_days))
 
 
 def _history_start(incoming: pa.Table, first_period_day: dt.date | None) -> dt.datetime:
