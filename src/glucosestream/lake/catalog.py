@@ -63,11 +63,17 @@ class Lakehouse:
         except NoSuchTableError:
             with contextlib.suppress(NamespaceAlreadyExistsError):
                 self._catalog.create_namespace(identifier[0])
-            table = self._catalog.create_table(identifier, schema=spec.schema)
+            table = self._catalog.create_table(
+                identifier, schema=spec.schema, properties=dict(spec.properties)
+            )
             with table.update_spec() as update:
                 for column, transform, name in spec.partition:
                     update.add_field(column, transform, name)
             return table
+        stale = {k: v for k, v in spec.properties if table.properties.get(k) != v}
+        if stale:
+            with table.transaction() as tx:
+                tx.set_properties(stale)
         missing = set(spec.schema.names) - {f.name for f in table.schema().fields}
         if missing:
             log.info("evolve table=%s add_columns=%s", spec.name, ",".join(sorted(missing)))

@@ -46,6 +46,7 @@ class TableSpec:
     sort_by: tuple[str, ...]
     short: str  # names the table's snapshot column in the run log ("daily": daily_snapshot_id)
     date_column: str = "date"  # the day a row belongs to, for replacing a range of days
+    properties: tuple[tuple[str, str], ...] = ()  # Iceberg table properties
 
     @property
     def name(self) -> str:
@@ -73,6 +74,9 @@ READINGS: Final = TableSpec(
     ),
     ("patient_key", "device_id", "ts"),
     "readings",
+    # Small row groups of key-sorted rows let a reader skip to one patient's rows inside a file
+    # (one patient's 14 days: 0.25 s with the default of a million rows per group).
+    properties=(("write.parquet.row-group-limit", "16384"),),
 )
 DAILY_METRICS: Final = TableSpec(
     ("results", "daily_metrics"),
