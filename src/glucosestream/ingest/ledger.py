@@ -8,15 +8,14 @@ batch no run has rejected, is answered with the batch it landed in and changes n
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from glucosestream.config import LakeSettings
-from glucosestream.errors import LakeError
-from glucosestream.lake.metadata_schema import METADATA, batches, ingest_requests
+from glucosestream.lake.database import Store, metadata_engine
+from glucosestream.lake.metadata_schema import batches, ingest_requests
 
 __all__ = ["RequestLedger", "RequestRecord", "open_ledger"]
 
@@ -32,18 +31,7 @@ class RequestRecord:
     created_at: dt.datetime
 
 
-class RequestLedger:
-    def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
-
-    @contextmanager
-    def _tx(self) -> Iterator[sa.Connection]:
-        try:
-            with self._engine.begin() as con:
-                yield con
-        except sa.exc.SQLAlchemyError as err:
-            raise LakeError(f"metadata store failed: {err.__class__.__name__}: {err}") from err
-
+class RequestLedger(Store):
     def find(self, request_sha256s: Sequence[str]) -> dict[str, RequestRecord]:
         """The requests already ingested, by key, leaving out those in rejected batches."""
         if not request_sha256s:
@@ -73,15 +61,4 @@ class RequestLedger:
 
 
 def open_ledger(settings: LakeSettings) -> RequestLedger:
-    url = settings.resolved_metadata_url()
-    if not settings.metadata_url:
-        settings.state_path.mkdir(parents=True, exist_ok=True)
-    try:
-        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-        METADATA.create_all(engine)
-    except sa.exc.SQLAlchemyError as err:
-        raise LakeError(
-            f"cannot open the metadata store at {url}: {err}; "
-            "check GLUCOSESTREAM_LAKE__METADATA_URL and that the database is reachable"
-        ) from err
-    return RequestLedger(engine)
+    return RequestLedger(metadata_engine(settings))

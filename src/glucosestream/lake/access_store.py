@@ -4,8 +4,7 @@ are bound to, clinic membership, the access audit log and the privacy-budget led
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,8 +12,8 @@ import sqlalchemy as sa
 
 from glucosestream.config import LakeSettings
 from glucosestream.errors import LakeError
+from glucosestream.lake.database import Store, metadata_engine
 from glucosestream.lake.metadata_schema import (
-    METADATA,
     access_log,
     clinic_patients,
     privacy_ledger,
@@ -60,18 +59,7 @@ class BudgetExceeded(LakeError):
         self.dataset = dataset
 
 
-class AccessStore:
-    def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
-
-    @contextmanager
-    def _tx(self) -> Iterator[sa.Connection]:
-        try:
-            with self._engine.begin() as con:
-                yield con
-        except sa.exc.SQLAlchemyError as err:
-            raise LakeError(f"metadata store failed: {err.__class__.__name__}: {err}") from err
-
+class AccessStore(Store):
     # tokens -------------------------------------------------------------------------------
     def add_token(
         self,
@@ -229,12 +217,4 @@ def _row(entry: AccessEntry) -> dict[str, Any]:
 
 
 def open_access(settings: LakeSettings) -> AccessStore:
-    url = settings.resolved_metadata_url()
-    if not settings.metadata_url:
-        settings.state_path.mkdir(parents=True, exist_ok=True)
-    try:
-        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-        METADATA.create_all(engine)
-    except sa.exc.SQLAlchemyError as err:
-        raise LakeError(f"cannot open the metadata store at {url}: {err}") from err
-    return AccessStore(engine)
+    return AccessStore(metadata_engine(settings))

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import sqlalchemy as sa
 
 from glucosestream.config import LakeSettings
-from glucosestream.errors import LakeError
+from glucosestream.lake.database import Store, metadata_engine
 from glucosestream.lake.metadata_schema import (
-    METADATA,
     batches,
     check_results,
     patients,
@@ -75,18 +73,7 @@ _SNAPSHOT_COLUMNS: Final = (
 )
 
 
-class MetadataStore:
-    def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
-
-    @contextmanager
-    def _tx(self) -> Iterator[sa.Connection]:
-        try:
-            with self._engine.begin() as con:
-                yield con
-        except sa.exc.SQLAlchemyError as err:
-            raise LakeError(f"metadata store failed: {err.__class__.__name__}: {err}") from err
-
+class MetadataStore(Store):
     # patients ---------------------------------------------------------------------------
     def register_patients(self, keys: dict[str, str], seen_at: dt.datetime) -> None:
         """Record ``patient_key -> external_id`` for keys not registered yet."""
@@ -273,17 +260,4 @@ def _as_row(record: Any) -> dict[str, Any]:
 
 def open_metadata(settings: LakeSettings) -> MetadataStore:
     """Open (and create on first use) the metadata store of the lake in ``settings``."""
-    url = settings.resolved_metadata_url()
-    if not settings.metadata_url:
-        settings.state_path.mkdir(parents=True, exist_ok=True)
-    try:
-        # No pool: each transaction opens and closes its connection, so nothing is left open
-        # by the many short-lived stores a command or request makes.
-        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-        METADATA.create_all(engine)
-    except sa.exc.SQLAlchemyError as err:
-        raise LakeError(
-            f"cannot open the metadata store at {url}: {err}; "
-            "check GLUCOSESTREAM_LAKE__METADATA_URL and that the database is reachable"
-        ) from err
-    return MetadataStore(engine)
+    return MetadataStore(metadata_engine(settings))
