@@ -21,7 +21,7 @@ from typing import Final, Literal, cast
 
 from glucosestream.config import LakeSettings
 from glucosestream.errors import AuthError, ConfigError, Forbidden
-from glucosestream.lake.access_store import AccessEntry, AccessStore, open_access
+from glucosestream.lake.access_store import AccessEntry, AccessStore, TokenRecord, open_access
 
 __all__ = [
     "ROLES",
@@ -32,6 +32,7 @@ __all__ = [
     "authorize_read",
     "create_token",
     "hash_token",
+    "principal_of",
     "record_access",
     "sha1_token",
 ]
@@ -119,6 +120,11 @@ def _principal(store: AccessStore, token_sha256: str) -> Principal:
     record = store.token(token_sha256)
     if record is None:
         raise AuthError("unknown token; check it was copied whole, or create a new one")
+    return principal_of(record)
+
+
+def principal_of(record: TokenRecord) -> Principal:
+    """The principal a stored token stands for."""
     return Principal(
         token_id=record.token_sha256[:12],
         role=cast(Role, record.role),

@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Final, Literal, cast
+from typing import Final, Literal
 
 from fastapi import Request
 
-from glucosestream.access import Principal, Role, authenticate, authorize_read, record_access
+from glucosestream.access import (
+    Principal,
+    authenticate,
+    authorize_read,
+    principal_of,
+    record_access,
+)
 from glucosestream.clock import Clock
 from glucosestream.dashboard.sessions import SESSION_COOKIE, Session, SessionStore
 from glucosestream.errors import AuthError, Forbidden
@@ -70,13 +76,7 @@ def principal_of_session(store: AccessStore, session: Session) -> Principal:
     record = store.token(session.token_sha256)
     if record is None:
         raise LoginRequired("this session's token no longer exists; log in again")
-    return Principal(
-        token_id=record.token_sha256[:12],
-        role=cast(Role, record.role),
-        patient_keys=record.patient_keys,
-        clinic_id=record.clinic_id,
-        label=record.label,
-    )
+    return principal_of(record)
 
 
 def _session_viewer(request: Request) -> Viewer | None:
