@@ -176,6 +176,15 @@ class Lakehouse:
             scan = scan.filter(EqualTo("patient_key", patient_key))
         return spec.prepare(scan.to_arrow())
 
+    def read_scope(self, spec: tables.TableSpec, snapshot_id: int | None, scope: Scope) -> pa.Table:
+        """The rows of a table at a snapshot that ``scope`` would replace."""
+        if snapshot_id is None:
+            return spec.schema.empty_table()
+        where = scope.expression(spec.date_column)
+        return spec.conform(
+            self.tables[spec.short].scan(row_filter=where, snapshot_id=snapshot_id).to_arrow()
+        )
+
     def last_days(self, snapshot_id: int | None, patient_keys: Iterable[str]) -> dict[str, dt.date]:
         """Each patient's latest day with published daily metrics."""
         keys = sorted(set(patient_keys))

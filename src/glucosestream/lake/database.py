@@ -3,7 +3,8 @@
 SQLAlchemy Core over SQLite by default (``<lake>/_state/metadata.db``) or any URL in
 ``GLUCOSESTREAM_LAKE__METADATA_URL``. No connection pool: each transaction opens and closes its
 connection, so nothing is left open by the many short-lived stores a command or request makes.
-Tables are created on first use.
+Tables are created on first use, and a nullable column a newer release added to a table is
+added to a store an older release made.
 """
 
 from __future__ import annotations
@@ -43,9 +44,25 @@ def metadata_engine(settings: LakeSettings) -> sa.Engine:
     try:
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
         METADATA.create_all(engine)
+        _add_missing_columns(engine)
     except sa.exc.SQLAlchemyError as err:
         raise LakeError(
             f"cannot open the metadata store at {url}: {err}; "
             "check GLUCOSESTREAM_LAKE__METADATA_URL and that the database is reachable"
         ) from err
     return engine
+
+
+def _add_missing_columns(engine: sa.Engine) -> None:
+    """ALTER TABLE ... ADD COLUMN for each nullable column a table lacks (schema evolution)."""
+    inspector = sa.inspect(engine)
+    with engine.begin() as con:
+        for table in METADATA.sorted_tables:
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present or not column.nullable:
+                    continue
+                kind = column.type.compile(dialect=engine.dialect)
+                con.execute(
+                    sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
+                )

@@ -8,6 +8,7 @@ single row is what makes a publish atomic across tables.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from glucosestream.lake.database import Store, metadata_engine
 from glucosestream.lake.metadata_schema import (
     batches,
     check_results,
+    devices,
     patients,
     runs,
     token_patients,
@@ -28,7 +30,7 @@ from glucosestream.lake.metadata_schema import (
 )
 from glucosestream.quality.checks import CheckResult
 
-__all__ = ["BatchRecord", "MetadataStore", "PublishedSnapshots", "open_metadata"]
+__all__ = ["BatchRecord", "DeviceRecord", "MetadataStore", "PublishedSnapshots", "open_metadata"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +59,22 @@ class PublishedSnapshots:
     periods_snapshot_id: int | None = None
     episodes_snapshot_id: int | None = None
     agp_snapshot_id: int | None = None
+    sessions_snapshot_id: int | None = None
 
     def of(self, table: str) -> int | None:
         """The snapshot id of a table by its short name (readings, daily, periods, ...)."""
         value: int | None = getattr(self, f"{table}_snapshot_id")
         return value
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRecord:
+    """A device a patient's readings came from: its pseudonym, format, and first reading."""
+
+    patient_key: str
+    device_id: str
+    source: str
+    first_reading_at: dt.datetime
 
 
 _SNAPSHOT_COLUMNS: Final = (
@@ -70,6 +83,7 @@ _SNAPSHOT_COLUMNS: Final = (
     "periods_snapshot_id",
     "episodes_snapshot_id",
     "agp_snapshot_id",
+    "sessions_snapshot_id",
 )
 
 
@@ -93,6 +107,21 @@ class MetadataStore(Store):
             if new:
                 con.execute(patients.insert(), new)
 
+    def devices_of(self, patient_key: str) -> list[DeviceRecord]:
+        """The devices registered for a patient, by their first reading."""
+        with self._tx() as con:
+            rows = con.execute(
+                sa.select(
+                    devices.c.patient_key,
+                    devices.c.device_id,
+                    devices.c.source,
+                    devices.c.first_reading_at,
+                )
+                .where(devices.c.patient_key == patient_key)
+                .order_by(devices.c.first_reading_at, devices.c.device_id)
+            ).all()
+        return [DeviceRecord(k, d, s, _utc(t)) for k, d, s, t in rows]
+
     def forget_patient(self, patient_key: str) -> None:
         """Erase a patient's identity mapping and tokens (the right to be forgotten), and their
         external id wherever it appears in a batch's source name (file names often hold it)."""
@@ -113,6 +142,7 @@ class MetadataStore(Store):
                         .values(source_name=name.replace(external_id, "[erased]"))
                     )
             con.execute(patients.delete().where(patients.c.patient_key == patient_key))
+            con.execute(devices.delete().where(devices.c.patient_key == patient_key))
             bound = sa.select(token_patients.c.token_sha256).where(
                 token_patients.c.patient_key == patient_key
             )
@@ -191,8 +221,10 @@ class MetadataStore(Store):
         checks: Sequence[CheckResult] = (),
         published: PublishedSnapshots | None = None,
         loaded_batch_ids: Sequence[str] = (),
+        devices: Sequence[DeviceRecord] = (),
     ) -> None:
-        """Close a run. With ``published``, this one transaction is the atomic publish."""
+        """Close a run. With ``published``, this one transaction is the atomic publish (and
+        registers the ``devices`` its new readings came from)."""
         values: dict[str, Any] = {
             "status": status,
             "finished_at": finished_at,
@@ -217,6 +249,8 @@ class MetadataStore(Store):
                         for c in checks
                     ],
                 )
+            if devices:
+                _register_devices(con, devices, run_id)
             if loaded_batch_ids:
                 con.execute(
                     batches.update()
@@ -261,3 +295,28 @@ def _as_row(record: Any) -> dict[str, Any]:
 def open_metadata(settings: LakeSettings) -> MetadataStore:
     """Open (and create on first use) the metadata store of the lake in ``settings``."""
     return MetadataStore(metadata_engine(settings))
+
+
+def _register_devices(con: sa.Connection, records: Sequence[DeviceRecord], run_id: str) -> None:
+    """Insert the devices not registered yet (a device keeps its first registration)."""
+    keys = sorted({r.patient_key for r in records})
+    known = {
+        (k, d)
+        for k, d in con.execute(
+            sa.select(devices.c.patient_key, devices.c.device_id).where(
+                devices.c.patient_key.in_(keys)
+            )
+        )
+    }
+    new = [
+        {**dataclasses.asdict(r), "registered_run_id": run_id}
+        for r in records
+        if (r.patient_key, r.device_id) not in known
+    ]
+    if new:
+        con.execute(devices.insert(), new)
+
+
+def _utc(at: dt.datetime) -> dt.datetime:
+    """A stored instant as UTC (SQLite gives it back without its zone)."""
+    return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)

@@ -16,6 +16,7 @@ __all__ = [
     "batches",
     "check_results",
     "clinic_patients",
+    "devices",
     "ingest_requests",
     "patients",
     "privacy_ledger",
@@ -33,6 +34,16 @@ patients = sa.Table(
     sa.Column("patient_key", sa.String(64), primary_key=True),
     sa.Column("external_id", sa.String(256), nullable=False),
     sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
+)
+# Every device (keyed pseudonym of its serial) that published readings came from, per patient.
+devices = sa.Table(
+    "devices",
+    METADATA,
+    sa.Column("patient_key", sa.String(64), primary_key=True),
+    sa.Column("device_id", sa.String(64), primary_key=True),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("first_reading_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("registered_run_id", sa.String(64), nullable=False),
 )
 batches = sa.Table(
     "batches",
@@ -75,6 +86,7 @@ runs = sa.Table(
     sa.Column("periods_snapshot_id", sa.BigInteger, nullable=True),
     sa.Column("episodes_snapshot_id", sa.BigInteger, nullable=True),
     sa.Column("agp_snapshot_id", sa.BigInteger, nullable=True),
+    sa.Column("sessions_snapshot_id", sa.BigInteger, nullable=True),
     sa.Column("report", sa.Text, nullable=True),
 )
 check_results = sa.Table(

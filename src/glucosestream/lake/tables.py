@@ -33,6 +33,7 @@ __all__ = [
     "PERIOD_METRICS",
     "READINGS",
     "RESULTS",
+    "SENSOR_SESSIONS",
     "TABLES",
     "TableSpec",
 ]
@@ -110,5 +111,28 @@ AGP_PROFILE: Final = TableSpec(
     "agp",
     "period_start",
 )
+# Sensor sessions (wear periods) inferred from the readings: pipeline/sessions.py.
+SENSOR_SESSIONS: Final = TableSpec(
+    ("curated", "sensor_sessions"),
+    pa.schema(
+        [
+            pa.field("patient_key", pa.string(), nullable=False),
+            pa.field("device_id", pa.string(), nullable=False),
+            pa.field("session_start", pa.timestamp("us", tz="UTC"), nullable=False),
+            pa.field("session_end", pa.timestamp("us", tz="UTC"), nullable=False),
+            pa.field("end_date", pa.date32(), nullable=False),  # UTC day of session_end
+            pa.field("duration_h", pa.float64(), nullable=False),
+            pa.field("readings", pa.int64(), nullable=False),
+            pa.field("longest_gap_min", pa.float64(), nullable=False),
+            pa.field("gaps_over_15_min", pa.int64(), nullable=False),
+            pa.field("run_id", pa.string(), nullable=False),
+            pa.field("computed_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        ]
+    ),
+    _BY_KEY_PREFIX,
+    ("patient_key", "device_id", "session_start"),
+    "sessions",
+    "end_date",
+)
 RESULTS: Final = (DAILY_METRICS, PERIOD_METRICS, EPISODES, AGP_PROFILE)
-TABLES: Final = (READINGS, *RESULTS)
+TABLES: Final = (READINGS, SENSOR_SESSIONS, *RESULTS)

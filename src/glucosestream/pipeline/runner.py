@@ -234,6 +234,7 @@ class _Run:
             checks=report.checks,
             published=snapshots,
             loaded_batch_ids=[b.batch_id for b in staged.pending] if snapshots and staged else [],
+            devices=[d for r in staged.results for d in r.devices] if snapshots and staged else [],
         )
         log.info(
             "run run_id=%s status=%s batches=%d rows_in=%d rows_new=%d duplicates=%d "

@@ -20,7 +20,7 @@ from glucosestream.config import QualitySettings
 from glucosestream.engines import Engine, read_sql
 from glucosestream.lake import Lakehouse, MetadataStore, RawBatch, RawZone, tables
 from glucosestream.lake.catalog import Scope
-from glucosestream.lake.metadata import BatchRecord, PublishedSnapshots
+from glucosestream.lake.metadata import BatchRecord, DeviceRecord, PublishedSnapshots
 from glucosestream.metrics import (
     agp_profile,
     compute_daily_metrics,
@@ -30,6 +30,12 @@ from glucosestream.metrics import (
 )
 from glucosestream.pipeline.buckets import Bucket, Spilled
 from glucosestream.pipeline.periods import closed_periods, first_period
+from glucosestream.pipeline.sessions import (
+    SESSION_BREAK_MIN,
+    SessionInputs,
+    infer_sessions,
+    session_inputs,
+)
 from glucosestream.quality import BatchCounts, CheckResult, RunAccounts, StagedRun, run_checks
 from glucosestream.readings import READING_SCHEMA
 
@@ -107,6 +113,9 @@ class BucketResult:
     agp: Spilled
     period_count: int
     period_scope: Scope
+    sessions: Spilled
+    session_scope: Scope
+    devices: tuple[DeviceRecord, ...]
     checks: tuple[CheckResult, ...]
 
 
@@ -152,6 +161,8 @@ def process_bucket(work: BucketWork, bucket: Bucket, timer: Timer) -> BucketResu
         period_rows = compute_period_metrics(every, periods, run_id=run_id, computed_at=at)
         episodes = episode_rows(every, periods, run_id=run_id, computed_at=at)
         agp = agp_profile(every, periods, run_id=run_id, computed_at=at)
+        inputs, session_scope = _session_inputs(work, bucket, every, new)
+        sessions = infer_sessions(work.engine, inputs, run_id=run_id, computed_at=at)
     with timer.step("audit"):
         checks = run_checks(StagedRun(new, every, daily, days), work.quality)
     folder = None if work.spill is None else work.spill / "staged" / (bucket.prefix or "all")
@@ -167,6 +178,9 @@ def process_bucket(work: BucketWork, bucket: Bucket, timer: Timer) -> BucketResu
         agp=Spilled.keep(agp, folder, "agp"),
         period_count=periods.num_rows,
         period_scope=period_scope,
+        sessions=Spilled.keep(sessions, folder, "sessions"),
+        session_scope=session_scope,
+        devices=_devices(new),
         checks=tuple(checks),
     )
 
@@ -198,6 +212,50 @@ def _history_start(incoming: pa.Table, first_period_day: dt.date | None) -> dt.d
         day_before = first_period_day - dt.timedelta(days=1)
         since = min(since, dt.datetime.combine(day_before, dt.time(), tzinfo=dt.UTC))
     return since
+
+
+def _session_inputs(
+    work: BucketWork, bucket: Bucket, every: pa.Table, new: pa.Table
+) -> tuple[SessionInputs, Scope]:
+    """A full refresh infers every session of the bucket from its readings. An incremental run
+    replaces, for the patients with new readings, the sessions that end on or after the day of
+    the earliest new reading less a session break, folding those it keeps as summaries."""
+    spec = tables.SENSOR_SESSIONS
+    if work.full_refresh:
+        return SessionInputs(spec.schema.empty_table(), every), Scope(prefix=bucket.prefix)
+    if new.num_rows == 0:
+        return SessionInputs(spec.schema.empty_table(), new), Scope()
+    earliest: dt.datetime = pc.min(new["ts"]).as_py()
+    scope = Scope(
+        patient_keys=tuple(sorted(set(new["patient_key"].to_pylist()))),
+        from_date=(earliest - dt.timedelta(minutes=SESSION_BREAK_MIN)).date(),
+    )
+    published = work.published
+    sessions_snapshot = None if published is None else published.sessions_snapshot_id
+    readings_snapshot = None if published is None else published.readings_snapshot_id
+    stored = work.lake.read_scope(spec, sessions_snapshot, scope)
+
+    def read_curated(keys: tuple[str, ...], since: dt.datetime) -> pa.Table:
+        return work.lake.read_readings(readings_snapshot, keys, since)
+
+    return session_inputs(stored, new, read_curated), scope
+
+
+def _devices(new: pa.Table) -> tuple[DeviceRecord, ...]:
+    """The (patient, device) pairs of the new readings, each with its format and first reading."""
+    if new.num_rows == 0:
+        return ()
+    first = new.group_by(["patient_key", "device_id"]).aggregate([("ts", "min"), ("source", "min")])
+    return tuple(
+        DeviceRecord(k, d, s, t)
+        for k, d, s, t in zip(
+            first["patient_key"].to_pylist(),
+            first["device_id"].to_pylist(),
+            first["source_min"].to_pylist(),
+            first["ts_min"].to_pylist(),
+            strict=True,
+        )
+    )
 
 
 def _days_to_compute(
@@ -249,6 +307,9 @@ def publish(lake: Lakehouse, results: Sequence[BucketResult], run_id: str) -> Pu
         ),
         agp_snapshot_id=lake.replace_results(
             tables.AGP_PROFILE, ((r.agp.load(), r.period_scope) for r in results)
+        ),
+        sessions_snapshot_id=lake.replace_results(
+            tables.SENSOR_SESSIONS, ((r.sessions.load(), r.session_scope) for r in results)
         ),
     )
 

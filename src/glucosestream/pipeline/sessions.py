@@ -1,0 +1,138 @@
+"""Sensor sessions: the wear periods of each device, inferred from the readings.
+
+Most exports say nothing about when a sensor was put on or taken off, so a session is inferred:
+a maximal run of one device's sensor readings (calibration entries excluded) in which no two
+consecutive readings are ``SESSION_BREAK_MIN`` minutes or more apart. A sensor change leaves
+at least its warm-up without readings (Dexcom G6 2 h, FreeStyle Libre 2/3 1 h, Dexcom G7
+30 min), so changes of the first two are always found and a G7 swapped within the hour is not;
+a signal loss of an hour or more splits a wear period in two. docs/decisions.md has the reasons.
+
+Incremental runs never read a session's readings again to extend it: the published sessions
+are folded with the new readings as summaries (``sessions.sql``). Only late readings that land
+*inside* a published session (which may split one of its gaps) make the run read that
+session's readings from the lake again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from glucosestream.engines import Engine, read_sql
+from glucosestream.lake.tables import SENSOR_SESSIONS
+from glucosestream.readings import ReadingFlag
+
+__all__ = [
+    "SESSION_BREAK_MIN",
+    "SessionInputs",
+    "infer_sessions",
+    "session_inputs",
+]
+
+# The shortest warm-up that still separates two sensors of most devices (FreeStyle Libre 2/3:
+# 60 min; Dexcom G6: 120 min), see the module docstring.
+SESSION_BREAK_MIN: Final = 60
+
+_SUMMARY_COLUMNS: Final = (
+    "patient_key",
+    "device_id",
+    "session_start",
+    "session_end",
+    "readings",
+    "longest_gap_min",
+    "gaps_over_15_min",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInputs:
+    """What one bucket's sessions are folded from: published summaries and readings."""
+
+    stored: pa.Table
+    readings: pa.Table
+
+
+def session_inputs(
+    stored: pa.Table,
+    new: pa.Table,
+    read_curated: Callable[[tuple[str, ...], dt.datetime], pa.Table],
+) -> SessionInputs:
+    """The summaries and readings an incremental run folds: every published session in the
+    replaced scope stays a summary, except for a device whose new readings fall inside one of
+    its sessions; that device's sessions from the first such session on are rebuilt from their
+    readings (``read_curated(keys, since)``: published readings of those patients)."""
+    inside = _sessions_hit_inside(stored, new)
+    if inside.num_rows == 0:
+        return SessionInputs(stored, new)
+    since: dt.datetime = pc.min(inside["session_start"]).as_py()
+    keys = tuple(sorted(set(inside["patient_key"].to_pylist())))
+    first = inside.group_by(["patient_key", "device_id"]).aggregate([("session_start", "min")])
+    curated = read_curated(keys, since)
+    rebuilt = _rows_of_pairs(curated, first, "ts", keep_from=True)
+    kept = _rows_of_pairs(stored, first, "session_start", keep_from=False)
+    rebuilt = rebuilt.select(new.column_names).cast(new.schema)
+    return SessionInputs(kept, pa.concat_tables([new, rebuilt]))
+
+
+def infer_sessions(
+    engine: Engine, inputs: SessionInputs, *, run_id: str, computed_at: dt.datetime
+) -> pa.Table:
+    """The sessions the summaries and sensor readings make, in the table's schema."""
+    sensor = pc.equal(
+        pc.bit_wise_and(inputs.readings["flags"], pa.scalar(int(ReadingFlag.CALIBRATION))), 0
+    )
+    readings = inputs.readings.filter(sensor).select(["patient_key", "device_id", "ts"])
+    folded = engine.query(
+        read_sql("glucosestream.pipeline", "sessions.sql"),
+        {"stored": inputs.stored.select(list(_SUMMARY_COLUMNS)), "readings": readings},
+        break_min=SESSION_BREAK_MIN,
+    )
+    start, end = folded["session_start"], folded["session_end"]
+    seconds = pc.divide(pc.cast(pc.subtract(end, start), pa.int64()), 1_000_000 * 3600.0)
+    n = folded.num_rows
+    return pa.table(
+        {
+            "patient_key": folded["patient_key"],
+            "device_id": folded["device_id"],
+            "session_start": start,
+            "session_end": end,
+            "end_date": pc.cast(end, pa.date32()),
+            "duration_h": seconds,
+            "readings": folded["readings"],
+            "longest_gap_min": folded["longest_gap_min"],
+            "gaps_over_15_min": folded["gaps_over_15_min"],
+            "run_id": pa.array([run_id] * n, pa.string()),
+            "computed_at": pa.array([computed_at] * n, pa.timestamp("us", tz="UTC")),
+        },
+        schema=SENSOR_SESSIONS.schema,
+    )
+
+
+def _sessions_hit_inside(stored: pa.Table, new: pa.Table) -> pa.Table:
+    """Published sessions with a new reading strictly between their first and last."""
+    if stored.num_rows == 0 or new.num_rows == 0:
+        return stored.slice(0, 0)
+    joined = new.select(["patient_key", "device_id", "ts"]).join(
+        stored.select(["patient_key", "device_id", "session_start", "session_end"]),
+        keys=["patient_key", "device_id"],
+    )
+    hit = pc.and_(
+        pc.greater(joined["ts"], joined["session_start"]),
+        pc.less(joined["ts"], joined["session_end"]),
+    )
+    return joined.filter(hit)
+
+
+def _rows_of_pairs(rows: pa.Table, first: pa.Table, column: str, *, keep_from: bool) -> pa.Table:
+    """Rows of the (patient, device) pairs in ``first``: with ``keep_from`` those at or after
+    the pair's first hit session, otherwise every row except those (other pairs included)."""
+    joined = rows.join(first, keys=["patient_key", "device_id"], join_type="left outer")
+    from_hit = pc.fill_null(pc.greater_equal(joined[column], joined["session_start_min"]), False)
+    return joined.filter(from_hit if keep_from else pc.invert(from_hit)).drop_columns(
+        ["session_start_min"]
+    )
