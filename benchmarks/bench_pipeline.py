@@ -25,8 +25,6 @@ import uuid
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from glucosestream.synth import CohortSpec, write_cohort
@@ -57,15 +55,23 @@ def run_stage(args: list[str], env: dict[str, str]) -> dict[str, object]:
 
 
 def split_last_day(path: Path, work: Path) -> tuple[Path, Path, int, int]:
-    """The cohort without its last UTC day, and that day alone."""
-    table = pq.read_table(path)
-    cut = pc.max(table["time"]).as_py().replace(hour=0, minute=0, second=0, microsecond=0)
-    before = table.filter(pc.less(table["time"], pa.scalar(cut, table["time"].type)))
-    after = table.filter(pc.greater_equal(table["time"], pa.scalar(cut, table["time"].type)))
+    """The cohort without its last UTC day, and that day alone (streamed by DuckDB, so a
+    260-million-reading cohort never sits in memory)."""
+    con = duckdb.connect()
+    con.execute("SET preserve_insertion_order = true")
+    source = f"read_parquet('{path}')"
+    cut = con.execute(f"SELECT date_trunc('day', max(time)) FROM {source}").fetchone()[0]
     first, last = work / "history.parquet", work / "new-day.parquet"
-    pq.write_table(before, first)
-    pq.write_table(after, last)
-    return first, last, before.num_rows, after.num_rows
+    counts = []
+    for out, where in ((first, "time < $cut"), (last, "time >= $cut")):
+        con.execute(
+            f"COPY (SELECT * FROM {source} WHERE {where}) TO '{out}' "
+            "(FORMAT parquet, ROW_GROUP_SIZE 1048576)",
+            {"cut": cut},
+        )
+        counts.append(pq.ParquetFile(out).metadata.num_rows)
+    con.close()
+    return first, last, counts[0], counts[1]
 
 
 def floor_seconds(path: Path) -> float:

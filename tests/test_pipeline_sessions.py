@@ -50,7 +50,7 @@ def _readings(rows: list[tuple[str, str, dt.datetime, int]]) -> pa.Table:
     )
 
 
-def test_sessions_split_at_a_break_and_count_signal_losses(duck):
+def test_sessions_split_at_a_break_and_count_signal_losses():
     assert SESSION_BREAK_MIN == 60
     g = [("P", "g6", t, 0) for t in _times(0, 600)]  # 10 h
     g += [("P", "g6", t, 0) for t in _times(625, 900)]  # after a 25-min signal loss
@@ -59,7 +59,6 @@ def test_sessions_split_at_a_break_and_count_signal_losses(duck):
     g += [("P", "g6", t, 0) for t in _times(1199, 1300)]  # after 59 min: the same session
     g += [("P", "libre", t, 0) for t in _times(300, 700, 15)]  # another device, overlapping
     out = infer_sessions(
-        duck,
         SessionInputs(tables.SENSOR_SESSIONS.schema.empty_table(), _readings(g)),
         run_id="r",
         computed_at=T0,

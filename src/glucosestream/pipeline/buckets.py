@@ -10,7 +10,7 @@ only its own partitions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -78,15 +78,35 @@ def partition(
     """The pending batches' readings in buckets (``extra_prefixes_of``: patient keys whose
     buckets must exist even without incoming readings, for a full refresh)."""
     total = sum(b.row_count() for b in batches) + len(extra_prefixes_of)
-    width = prefix_width(total, rows_per_bucket or ROWS_PER_BUCKET)
+    per_bucket = rows_per_bucket or ROWS_PER_BUCKET
+    width = prefix_width(total, per_bucket)
     if width == 0:
         return [Bucket("", tuple(Spilled.keep(b.readings(), None, "") for b in batches))]
     parts: dict[str, list[Spilled]] = {k[:width]: [] for k in extra_prefixes_of}
     for batch in batches:
         rows = batch.readings()
-        prefixes = pc.utf8_slice_codeunits(rows["patient_key"], 0, width)
-        for prefix in sorted(pc.unique(prefixes).to_pylist()):
-            chunk = rows.filter(pc.equal(prefixes, prefix))
-            spilled = Spilled.keep(chunk, spill / "incoming" / prefix, batch.batch_id)
-            parts.setdefault(prefix, []).append(spilled)
+        # A bucket's worth at a time, so splitting copies one slice, not the whole batch.
+        for number, start in enumerate(range(0, rows.num_rows, per_bucket)):
+            piece = rows.slice(start, per_bucket)
+            for prefix, chunk in _split_by_prefix(piece, width):
+                name = f"{batch.batch_id}-{number}"
+                parts.setdefault(prefix, []).append(
+                    Spilled.keep(chunk, spill / "incoming" / prefix, name)
+                )
     return [Bucket(p, tuple(parts[p])) for p in sorted(parts)]
+
+
+def _split_by_prefix(rows: pa.Table, width: int) -> Iterator[tuple[str, pa.Table]]:
+    """The rows grouped by the first ``width`` characters of their patient key, in one stable
+    sort (not one filter pass per prefix: 256 of them at width 2)."""
+    prefixes = pc.utf8_slice_codeunits(rows["patient_key"], 0, width)
+    order = pc.sort_indices(prefixes)  # stable: rows keep their order within a prefix
+    ordered = rows.take(order)
+    counts = pc.value_counts(prefixes)
+    runs = sorted(
+        zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)
+    )
+    start = 0
+    for prefix, count in runs:
+        yield prefix, ordered.slice(start, count)
+        start += count

@@ -8,7 +8,7 @@ at least its warm-up without readings (Dexcom G6 2 h, FreeStyle Libre 2/3 1 h, D
 a signal loss of an hour or more splits a wear period in two. docs/decisions.md has the reasons.
 
 Incremental runs never read a session's readings again to extend it: the published sessions
-are folded with the new readings as summaries (``sessions.sql``). Only late readings that land
+are folded with the new readings as summaries. Only late readings that land
 *inside* a published session (which may split one of its gaps) make the run read that
 session's readings from the lake again.
 """
@@ -18,12 +18,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from glucosestream.engines import Engine, read_sql
 from glucosestream.lake.tables import SENSOR_SESSIONS
 from glucosestream.readings import ReadingFlag
 
@@ -38,6 +39,11 @@ __all__ = [
 # 60 min; Dexcom G6: 120 min), see the module docstring.
 SESSION_BREAK_MIN: Final = 60
 
+_US_PER_MIN: Final = 60_000_000
+_US_PER_HOUR: Final = 60 * _US_PER_MIN
+# A gap over 15 minutes is a signal loss: three missed 5-minute readings, and the duration
+# the 2023 consensus asks of an episode.
+_SIGNAL_LOSS_MIN: Final = 15
 _SUMMARY_COLUMNS: Final = (
     "patient_key",
     "device_id",
@@ -47,6 +53,8 @@ _SUMMARY_COLUMNS: Final = (
     "longest_gap_min",
     "gaps_over_15_min",
 )
+
+_PIECES: Final = pa.schema([SENSOR_SESSIONS.schema.field(c) for c in _SUMMARY_COLUMNS])
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,22 +87,36 @@ def session_inputs(
     return SessionInputs(kept, pa.concat_tables([new, rebuilt]))
 
 
-def infer_sessions(
-    engine: Engine, inputs: SessionInputs, *, run_id: str, computed_at: dt.datetime
-) -> pa.Table:
+def infer_sessions(inputs: SessionInputs, *, run_id: str, computed_at: dt.datetime) -> pa.Table:
     """The sessions the summaries and sensor readings make, in the table's schema."""
     sensor = pc.equal(
         pc.bit_wise_and(inputs.readings["flags"], pa.scalar(int(ReadingFlag.CALIBRATION))), 0
     )
-    readings = inputs.readings.filter(sensor).select(["patient_key", "device_id", "ts"])
-    folded = engine.query(
-        read_sql("glucosestream.pipeline", "sessions.sql"),
-        {"stored": inputs.stored.select(list(_SUMMARY_COLUMNS)), "readings": readings},
-        break_min=SESSION_BREAK_MIN,
+    readings = inputs.readings.filter(sensor)
+    n = readings.num_rows
+    pieces = pa.concat_tables(
+        [
+            inputs.stored.select(list(_SUMMARY_COLUMNS)).cast(_PIECES),
+            pa.table(
+                {
+                    "patient_key": readings["patient_key"],
+                    "device_id": readings["device_id"],
+                    "session_start": readings["ts"],
+                    "session_end": readings["ts"],
+                    "readings": pa.repeat(pa.scalar(1, pa.int64()), n),
+                    "longest_gap_min": pa.repeat(pa.scalar(0.0), n),
+                    "gaps_over_15_min": pa.repeat(pa.scalar(0, pa.int64()), n),
+                },
+                schema=_PIECES,
+            ),
+        ]
     )
+    folded = _fold(pieces)
     start, end = folded["session_start"], folded["session_end"]
-    seconds = pc.divide(pc.cast(pc.subtract(end, start), pa.int64()), 1_000_000 * 3600.0)
-    n = folded.num_rows
+    hours = pc.divide(
+        pc.cast(pc.cast(pc.subtract(end, start), pa.int64()), pa.float64()), _US_PER_HOUR
+    )
+    rows = folded.num_rows
     return pa.table(
         {
             "patient_key": folded["patient_key"],
@@ -102,14 +124,63 @@ def infer_sessions(
             "session_start": start,
             "session_end": end,
             "end_date": pc.cast(end, pa.date32()),
-            "duration_h": seconds,
+            "duration_h": hours,
             "readings": folded["readings"],
             "longest_gap_min": folded["longest_gap_min"],
             "gaps_over_15_min": folded["gaps_over_15_min"],
-            "run_id": pa.array([run_id] * n, pa.string()),
-            "computed_at": pa.array([computed_at] * n, pa.timestamp("us", tz="UTC")),
+            "run_id": pa.array([run_id] * rows, pa.string()),
+            "computed_at": pa.array([computed_at] * rows, pa.timestamp("us", tz="UTC")),
         },
         schema=SENSOR_SESSIONS.schema,
+    )
+
+
+def _fold(pieces: pa.Table) -> pa.Table:
+    """Fold pieces (summaries, or one reading each) into sessions. Pieces never overlap (a
+    reading inside a published session makes ``session_inputs`` rebuild that session), so a
+    piece joins the session before it when it starts less than a break after the previous
+    piece of its device ends. One sort by (patient, device, start), then O(n) array passes."""
+    if pieces.num_rows == 0:
+        return _PIECES.empty_table()
+    pieces = pieces.combine_chunks()
+    patients = pieces["patient_key"].chunk(0).dictionary_encode()
+    devices = pieces["device_id"].chunk(0).dictionary_encode()
+    pair = patients.indices.to_numpy().astype(np.int64) * len(devices.dictionary)
+    pair += devices.indices.to_numpy()
+    first_us = pieces["session_start"].cast(pa.int64()).to_numpy()
+    order = np.lexsort((first_us, pair))
+    pair, first_us = pair[order], first_us[order]
+    last_us = pieces["session_end"].cast(pa.int64()).to_numpy()[order]
+    gap_us = np.zeros_like(first_us)
+    gap_us[1:] = first_us[1:] - last_us[:-1]
+    starts = np.ones(first_us.size, dtype=bool)
+    starts[1:] = (pair[1:] != pair[:-1]) | (gap_us[1:] >= SESSION_BREAK_MIN * _US_PER_MIN)
+    inner_gap_us = np.where(starts, 0, gap_us)
+    heads = np.flatnonzero(starts)
+    tails = np.append(heads[1:], first_us.size) - 1
+
+    def per_session(column: str) -> npt.NDArray[Any]:
+        return np.asarray(pieces[column].to_numpy())[order]
+
+    longest_min = np.maximum(
+        np.maximum.reduceat(per_session("longest_gap_min"), heads),
+        np.maximum.reduceat(inner_gap_us, heads) / _US_PER_MIN,
+    )
+    losses = np.add.reduceat(per_session("gaps_over_15_min"), heads) + np.add.reduceat(
+        (inner_gap_us > _SIGNAL_LOSS_MIN * _US_PER_MIN).astype(np.int64), heads
+    )
+    timestamp = pa.timestamp("us", tz="UTC")
+    return pa.table(
+        {
+            "patient_key": pieces["patient_key"].take(order[heads]),
+            "device_id": pieces["device_id"].take(order[heads]),
+            "session_start": pa.array(first_us[heads]).cast(timestamp),
+            "session_end": pa.array(last_us[tails]).cast(timestamp),
+            "readings": np.add.reduceat(per_session("readings"), heads),
+            "longest_gap_min": longest_min.astype(np.float64),
+            "gaps_over_15_min": losses,
+        },
+        schema=_PIECES,
     )
 
 

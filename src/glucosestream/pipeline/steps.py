@@ -162,7 +162,7 @@ def process_bucket(work: BucketWork, bucket: Bucket, timer: Timer) -> BucketResu
         episodes = episode_rows(every, periods, run_id=run_id, computed_at=at)
         agp = agp_profile(every, periods, run_id=run_id, computed_at=at)
         inputs, session_scope = _session_inputs(work, bucket, every, new)
-        sessions = infer_sessions(work.engine, inputs, run_id=run_id, computed_at=at)
+        sessions = infer_sessions(inputs, run_id=run_id, computed_at=at)
     with timer.step("audit"):
         checks = run_checks(StagedRun(new, every, daily, days), work.quality)
     folder = None if work.spill is None else work.spill / "staged" / (bucket.prefix or "all")
