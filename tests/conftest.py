@@ -54,3 +54,12 @@ def clock() -> FixedClock:
 def write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
+
+
+@pytest.fixture(params=["in-keys", "broad"])
+def key_filter(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with both ways the lake narrows to a run's patients: an In over their keys,
+    and (as for a run touching many patients) a days-only filter narrowed in memory."""
+    if request.param == "broad":
+        monkeypatch.setattr("glucosestream.lake.catalog._MANY_KEYS", 1)
+    return str(request.param)

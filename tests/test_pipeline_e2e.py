@@ -116,7 +116,7 @@ def test_same_readings_in_another_file_are_counted_as_duplicates(settings, tmp_p
     assert second.patient_days == 0
 
 
-def test_late_data_recomputes_only_the_days_it_touches(settings, tmp_path, clock):
+def test_late_data_recomputes_only_the_days_it_touches(settings, tmp_path, clock, key_filter):
     head = "patient_id,device_id,time,glucose_mg_dl,tz\n"
     early = [f"A,d1,2026-01-0{d}T{h:02d}:00:00Z,{100 + h},UTC" for d in (1, 2) for h in range(24)]
     (tmp_path / "one.csv").write_text(head + "\n".join(early) + "\n")
@@ -138,7 +138,9 @@ def test_late_data_recomputes_only_the_days_it_touches(settings, tmp_path, clock
     )
 
 
-def test_full_refresh_gives_the_same_results_as_incremental_runs(settings, tmp_path, clock):
+def test_full_refresh_gives_the_same_results_as_incremental_runs(
+    settings, tmp_path, clock, key_filter
+):
     spec = CohortSpec(patients=3, days=4, seed=11)
     path = Path(write_cohort(spec, tmp_path / "c.csv", "csv").path)
     lines = path.read_text().splitlines(keepends=True)
@@ -158,7 +160,7 @@ def test_full_refresh_gives_the_same_results_as_incremental_runs(settings, tmp_p
     assert full.select(columns).to_pylist() == incremental.select(columns).to_pylist()
 
 
-def test_patients_without_new_readings_keep_their_days_once(settings, tmp_path, clock):
+def test_patients_without_new_readings_keep_their_days_once(settings, tmp_path, clock, key_filter):
     head = "patient_id,device_id,time,glucose_mg_dl,tz\n"
 
     def day(patient: str, d: int, value: int) -> str:
@@ -166,14 +168,16 @@ def test_patients_without_new_readings_keep_their_days_once(settings, tmp_path, 
             f"{patient},d,2026-01-{d:02d}T{h:02d}:00:00Z,{value},UTC" for h in range(24)
         )
 
-    (tmp_path / "both.csv").write_text(head + day("A", 1, 100) + "\n" + day("B", 2, 150) + "\n")
-    ingest_path(settings, tmp_path / "both.csv", now=clock)
+    first = [day("A", 1, 100), day("B", 2, 150), day("C", 2, 170)]
+    (tmp_path / "all.csv").write_text(head + "\n".join(first) + "\n")
+    ingest_path(settings, tmp_path / "all.csv", now=clock)
     run_pipeline(settings, now=clock)
-    (tmp_path / "a-late.csv").write_text(head + day("A", 2, 120) + "\n")
-    ingest_path(settings, tmp_path / "a-late.csv", now=clock)
+    # A and B get new days; C's day 2 lies in the days the run replaces, and must stay once.
+    (tmp_path / "late.csv").write_text(head + day("A", 2, 120) + "\n" + day("B", 3, 140) + "\n")
+    ingest_path(settings, tmp_path / "late.csv", now=clock)
     assert run_pipeline(settings, now=clock).status == "published"
     published = open_metadata(settings.lake).published()
     rows = open_lakehouse(settings.lake).read_daily(published.daily_snapshot_id).to_pylist()
     keys = [(r["patient_key"], r["date"]) for r in rows]
-    assert len(keys) == len(set(keys)) == 3
-    assert sorted(r["mean_mg_dl"] for r in rows) == [100.0, 120.0, 150.0]
+    assert len(keys) == len(set(keys)) == 5
+    assert sorted(r["mean_mg_dl"] for r in rows) == [100.0, 120.0, 140.0, 150.0, 170.0]

@@ -72,7 +72,7 @@ def test_closed_periods_are_written_once_newer_data_closes_them(settings, tmp_pa
     assert {r["period_start"] for r in agp} == {START}
 
 
-def test_incremental_periods_equal_a_full_refresh(settings, tmp_path):
+def test_incremental_periods_equal_a_full_refresh(settings, tmp_path, key_filter):
     for name, first, last in (("a", 0, 12), ("b", 12, 20), ("c", 20, 31), ("late", 3, 4)):
         ingest_path(settings, _write(tmp_path / f"{name}.csv", first, last))
         assert run_pipeline(settings).status == "published"

@@ -104,7 +104,7 @@ PARTS = {
 }
 
 
-def test_incremental_sessions_equal_a_full_refresh_and_a_single_run(settings, tmp_path):
+def test_incremental_sessions_equal_a_full_refresh_and_a_single_run(settings, tmp_path, key_filter):
     for name, rows in PARTS.items():
         ingest_path(settings, _csv(tmp_path / f"{name}.csv", rows))
         assert run_pipeline(settings).status == "published"

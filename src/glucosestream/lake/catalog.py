@@ -11,8 +11,9 @@ import contextlib
 import datetime as dt
 import logging
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -42,6 +43,12 @@ from glucosestream.lake.storage import iceberg_properties, open_storage
 __all__ = ["Lakehouse", "Scope", "open_lakehouse"]
 
 log = logging.getLogger(__name__)
+
+# An In filter over many patient keys costs pyiceberg more to plan than reading the rows it
+# would skip: with 10,000 keys, planning a 48-file scan took 6.8 s, without the In 0.06 s.
+# From this many keys a scan or a replacement filters on days (and the keys' common prefix)
+# and narrows to the keys in memory.
+_MANY_KEYS: Final = 1_000
 
 
 class Lakehouse:
@@ -109,6 +116,10 @@ class Lakehouse:
         schema = tables.READINGS.schema
         if snapshot_id is None or not keys:
             return schema.empty_table()
+        if since is not None and len(keys) >= _MANY_KEYS:
+            broad = _under_common_prefix(keys, GreaterThanOrEqual("ts", since.isoformat()))
+            rows = self.readings.scan(row_filter=broad, snapshot_id=snapshot_id).to_arrow()
+            return tables.READINGS.conform(_only_keys(rows, keys))
         where: BooleanExpression = In("patient_key", keys)
         if since is not None:
             where = And(where, GreaterThanOrEqual("ts", since.isoformat()))
@@ -158,11 +169,16 @@ class Lakehouse:
             empty = table.current_snapshot() is None
             for rows, scope in parts:
                 prepared = spec.prepare(rows)
+                broad = scope.broad(spec.date_column)
                 if empty:
                     if prepared.num_rows:
                         tx.append(prepared)
-                else:
+                elif broad is None:
                     tx.overwrite(prepared, overwrite_filter=scope.expression(spec.date_column))
+                else:  # replace the broad range, writing back the rows of the other patients
+                    others = _without_keys(table.scan(row_filter=broad).to_arrow(), scope)
+                    both = pa.concat_tables([prepared, spec.conform(others)])
+                    tx.overwrite(spec.prepare(both), overwrite_filter=broad)
         return _snapshot_id(table)
 
     def read_results(
@@ -180,10 +196,13 @@ class Lakehouse:
         """The rows of a table at a snapshot that ``scope`` would replace."""
         if snapshot_id is None:
             return spec.schema.empty_table()
+        table = self.tables[spec.short]
+        broad = scope.broad(spec.date_column)
+        if broad is not None:
+            rows = table.scan(row_filter=broad, snapshot_id=snapshot_id).to_arrow()
+            return spec.conform(_only_keys(rows, scope.patient_keys))
         where = scope.expression(spec.date_column)
-        return spec.conform(
-            self.tables[spec.short].scan(row_filter=where, snapshot_id=snapshot_id).to_arrow()
-        )
+        return spec.conform(table.scan(row_filter=where, snapshot_id=snapshot_id).to_arrow())
 
     def last_days(self, snapshot_id: int | None, patient_keys: Iterable[str]) -> dict[str, dt.date]:
         """Each patient's latest day with published daily metrics."""
@@ -223,6 +242,32 @@ class Scope:
         if self.from_date is None:
             return keys
         return And(keys, GreaterThanOrEqual(date_column, self.from_date.isoformat()))
+
+    def broad(self, date_column: str = "date") -> BooleanExpression | None:
+        """For the days of many patients: the same days of every patient under the keys'
+        common prefix (the caller narrows to the keys in memory); None when ``expression``
+        is cheap enough to plan."""
+        if len(self.patient_keys) < _MANY_KEYS or self.from_date is None:
+            return None
+        since = GreaterThanOrEqual(date_column, self.from_date.isoformat())
+        return _under_common_prefix(self.patient_keys, since)
+
+
+def _under_common_prefix(keys: Sequence[str], where: BooleanExpression) -> BooleanExpression:
+    low, high = min(keys), max(keys)  # every key shares the prefix these two share
+    same = [a == b for a, b in zip(low, high, strict=False)]
+    prefix = low[: same.index(False) if False in same else len(same)]
+    return And(StartsWith("patient_key", prefix), where) if prefix else where
+
+
+def _only_keys(rows: pa.Table, keys: Sequence[str]) -> pa.Table:
+    wanted = pc.is_in(rows["patient_key"], value_set=pa.array(keys, rows["patient_key"].type))
+    return rows if pc.all(wanted).as_py() is not False else rows.filter(wanted)
+
+
+def _without_keys(rows: pa.Table, scope: Scope) -> pa.Table:
+    keys = pa.array(scope.patient_keys, pa.string())
+    return rows.filter(pc.invert(pc.is_in(rows["patient_key"], value_set=keys)))
 
 
 def _between(table: pa.Table, date_from: dt.date | None, date_to: dt.date | None) -> pa.Table:
