@@ -209,12 +209,15 @@ class Lakehouse:
         keys = sorted(set(patient_keys))
         if snapshot_id is None or not keys:
             return {}
+        many = len(keys) >= _MANY_KEYS
         scan = self.daily.scan(
-            row_filter=In("patient_key", keys),
+            row_filter=_under_common_prefix(keys, AlwaysTrue())
+            if many
+            else In("patient_key", keys),
             snapshot_id=snapshot_id,
             selected_fields=("patient_key", "date"),
         )
-        rows = scan.to_arrow()
+        rows = _only_keys(scan.to_arrow(), keys) if many else scan.to_arrow()
         if rows.num_rows == 0:
             return {}
         last = rows.group_by("patient_key").aggregate([("date", "max")])
