@@ -9,6 +9,9 @@ The figures go to benchmarks/results/ as JSON.
 
     python benchmarks/bench_ingest.py                   # 10^5 and 10^6 readings
     python benchmarks/bench_ingest.py --sizes 1000      # smoke size
+    python benchmarks/bench_ingest.py --large 40000000  # also: peak memory of one large file
+
+Each ingest goes into a lake whose metadata store already exists (a lake is created once).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import os
 import platform
 import resource
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +35,7 @@ import pyarrow.parquet as pq
 from glucosestream.config import IngestSettings, LakeSettings, Settings
 from glucosestream.formats import read_raw_rows
 from glucosestream.ingest import ingest_path
+from glucosestream.lake import open_metadata
 from glucosestream.synth import CohortSpec, write_cohort
 
 READINGS_PER_PATIENT_DAY = 288  # 5-minute sampling
@@ -89,6 +94,7 @@ def bench(size: int, work: Path) -> dict:
             lake=LakeSettings(root=str(work / f"lake-{size}-{fmt}")),
             ingest=IngestSettings(pseudonym_secret=SECRET),
         )
+        open_metadata(settings.lake)  # a lake is made once: its store is not part of an ingest
         cpu_started = time.process_time()
         report, seconds = timed(lambda s=settings, p=path: ingest_path(s, p))
         figures[f"ingest_{fmt}_cpu_s"] = time.process_time() - cpu_started  # all threads
@@ -98,6 +104,28 @@ def bench(size: int, work: Path) -> dict:
         figures[f"ingest_{fmt}_readings_per_s"] = n / seconds
         figures[f"ingest_{fmt}_vs_arrow_read"] = seconds / figures[f"arrow_read_{fmt}_s"]
     return figures
+
+
+def bench_large(readings: int, work: Path) -> dict:
+    """One Parquet file of about ``readings`` readings ingested by the command line in a child
+    process: its wall time and peak resident memory (the file is read in chunks)."""
+    patients = max(1, round(readings / (READINGS_PER_PATIENT_DAY * DAYS)))
+    path = work / f"large-{readings}.parquet"
+    spec = CohortSpec(patients=patients, days=DAYS, profile="mixed", interval_min=5, seed=1)
+    n = write_cohort(spec, path, "parquet").readings
+    command = [sys.executable, "-m", "glucosestream", "ingest", str(path), "--json"]
+    env = {**os.environ, "GLUCOSESTREAM_LAKE": str(work / "lake-large")}
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, env=env)
+    seconds = time.perf_counter() - started
+    child = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "readings": n,
+        "ingest_s": seconds,
+        "readings_per_s": n / seconds,
+        "cpu_s": child.ru_utime + child.ru_stime,
+        "peak_rss_mb": child.ru_maxrss / 1024,
+    }
 
 
 def git_sha() -> str:
@@ -113,10 +141,20 @@ def git_sha() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument(
+        "--large",
+        type=int,
+        default=0,
+        help="also ingest one Parquet file of this many readings in a child process and "
+        "report its peak memory (e.g. 40000000; 0: skip)",
+    )
     args = parser.parse_args()
     results = []
+    large = None
     with tempfile.TemporaryDirectory(prefix="gs-bench-ingest-") as tmp:
-        bench(1_000, Path(tmp))  # warm-up: imports, DuckDB start, first-touch memory
+        warm_up = Path(tmp) / "warm-up"
+        warm_up.mkdir()
+        bench(1_000, warm_up)  # imports, DuckDB start, first-touch memory
         for size in args.sizes:
             f = bench(size, Path(tmp))
             results.append(f)
@@ -129,6 +167,13 @@ def main() -> None:
                     f"plain Arrow read {f[f'arrow_read_{fmt}_s']:.3f} s, "
                     f"DuckDB {f[f'duckdb_read_{fmt}_s']:.3f} s)"
                 )
+        if args.large:
+            large = bench_large(args.large, Path(tmp))
+            print(
+                f"{large['readings']:>9,} readings in one Parquet file: "
+                f"{large['readings_per_s']:,.0f}/s ({large['ingest_s']:.1f} s, "
+                f"CPU {large['cpu_s']:.1f} s), peak RSS {large['peak_rss_mb']:,.0f} MB"
+            )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak_mb:,.0f} MB")
     record = {
@@ -138,6 +183,7 @@ def main() -> None:
         "python": platform.python_version(),
         "peak_rss_mb": peak_mb,
         "results": results,
+        "large": large,
     }
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"bench_ingest-{time.strftime('%Y%m%dT%H%M%S')}.json"

@@ -20,15 +20,23 @@ JSON lines are read by Arrow's JSON reader when what it makes of them is exactly
 standard library's reader would (text fields as text, integer glucose, no blank line, no
 repeated key); anything else (and every malformed file) goes to the careful reader. Records
 posted over HTTP are turned into columns field by field, each in one Arrow call.
+
+Large files are also read in chunks of about a given number of readings (``iter_csv``,
+``iter_jsonl``, ``iter_parquet``), which ingest writes as several raw batches: Parquet by record
+batches, text by blocks of whole lines that the readers above parse one at a time (a block the
+fast reader cannot vouch for goes to the careful one; for CSV, from there to the end, since a
+quoted value may span the blocks). A file smaller than one chunk is read exactly as above.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 import numpy as np
 import pyarrow as pa
@@ -41,6 +49,9 @@ from glucosestream.errors import InvalidInput
 from glucosestream.formats.rows import RAW_SCHEMA, ParsedFile
 
 __all__ = [
+    "iter_csv",
+    "iter_jsonl",
+    "iter_parquet",
     "raw_rows_from_records",
     "read_csv",
     "read_json_array",
@@ -58,6 +69,9 @@ _ALIASES: Final[dict[str, tuple[str, ...]]] = {
 }
 _MMOL_COLUMN: Final = "glucose_mmol_l"
 _REPEATED_HEADER: Final = "a repeated header row"
+_HEAD_BYTES: Final = 1 << 16  # enough lines to tell the average line length
+_LF: Final = 0x0A
+_CR: Final = 0x0D
 _JSON_TYPES: Final[dict[type, pa.DataType]] = {
     str: pa.string(),
     bool: pa.bool_(),
@@ -127,16 +141,62 @@ def read_csv(path: Path) -> ParsedFile:
     return ParsedFile(table)
 
 
-def _read_csv_fast(data: bytes, source: str) -> pa.Table | None:
-    """Arrow's reader, when every record is one line; None when the careful reader must decide."""
-    if b"\n\n" in data or b"\n\r\n" in data or b"\x00" in data:
+def iter_csv(path: Path, chunk_rows: int) -> Iterator[ParsedFile]:
+    """The rows of a CSV file in chunks of about ``chunk_rows`` (one chunk: ``read_csv``).
+
+    The file is read in blocks of whole lines, each parsed by Arrow's reader with the header
+    put in front; from the first block Arrow's reader cannot vouch for (a quoted value over two
+    lines, a blank line), the rest of the file goes through the careful reader, which streams.
+    """
+    source = str(path)
+    chunk_bytes = _chunk_bytes(path, chunk_rows)
+    if chunk_bytes is None:
+        yield read_csv(path)
+        return
+    with path.open("rb") as f:
+        header = f.readline()
+        offset, line = len(header), 2
+        while block := _whole_lines(f, chunk_bytes):
+            blank = block.startswith((b"\n", b"\r\n"))
+            table = None if blank else _read_csv_fast(header + block, source, first_line=line)
+            if table is None:
+                for rows in _csv_careful_chunks(path, chunk_rows, offset=offset, first_line=line):
+                    yield ParsedFile(rows)
+                return
+            offset, line = offset + len(block), line + block.count(b"\n")
+            del block  # not held while the chunk is worked on
+            yield ParsedFile(table)
+
+
+def _chunk_bytes(path: Path, chunk_rows: int) -> int | None:
+    """Bytes that hold about ``chunk_rows`` lines (from the first 64 KiB); None when the whole
+    file is one chunk."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(_HEAD_BYTES)
+    per_line = len(head) / max(1, head.count(b"\n"))
+    chunk_bytes = max(1, int(per_line * chunk_rows))
+    return None if size <= chunk_bytes or b"\n" not in head else chunk_bytes
+
+
+def _whole_lines(f: BinaryIO, size: int) -> bytes:
+    """About ``size`` bytes of ``f``, up to the end of a line."""
+    block = f.read(size)
+    return block if not block or block.endswith(b"\n") else block + f.readline()
+
+
+def _read_csv_fast(data: bytes, source: str, *, first_line: int = 2) -> pa.Table | None:
+    """Arrow's reader, when every record is one line; None when the careful reader must decide.
+    ``first_line`` is the line of the first record (after the header)."""
+    ends = _line_ends(data)
+    if b"\x00" in data or _has_blank_line(data, ends):
         return None  # blank lines (skipped, and they shift row numbers) or binary junk
-    header_end = data.find(b"\n")
+    header_end = int(ends[0]) if len(ends) else -1
     try:
-        first_line = data[: header_end if header_end >= 0 else len(data)].decode("utf-8-sig")
+        first_text = data[: header_end if header_end >= 0 else len(data)].decode("utf-8-sig")
     except UnicodeDecodeError:
         return None
-    header = next(csv.reader([first_line]), [])
+    header = next(csv.reader([first_text]), [])
     mapping = _column_map(header, source)
     wanted = sorted({c for c in mapping.values() if c is not None})
     try:
@@ -152,10 +212,10 @@ def _read_csv_fast(data: bytes, source: str) -> pa.Table | None:
         )
     except (pa.ArrowInvalid, pa.ArrowKeyError):
         return None
-    physical_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    physical_lines = len(ends) + (0 if data.endswith(b"\n") else 1)
     if table.num_rows != physical_lines - 1:
         return None  # a quoted value spans lines: row numbers are not line numbers
-    lines = pa.array(np.arange(2, table.num_rows + 2, dtype=np.int64))
+    lines = pa.array(np.arange(first_line, table.num_rows + first_line, dtype=np.int64))
     rows = _build(lines, {c: table[c] for c in wanted}, mapping)
     time_name = str(mapping["time"]).encode("utf-8")
     if header_end >= 0 and data.find(time_name, header_end) < 0:
@@ -164,13 +224,24 @@ def _read_csv_fast(data: bytes, source: str) -> pa.Table | None:
 
 
 def _read_csv_careful(path: Path) -> pa.Table:
+    return next(_csv_careful_chunks(path, sys.maxsize))
+
+
+def _csv_careful_chunks(
+    path: Path, chunk_rows: int, *, offset: int = 0, first_line: int = 1
+) -> Iterator[pa.Table]:
+    """The standard library's reader, from byte ``offset`` (the start of line ``first_line``;
+    past the header when not 0), in tables of at most ``chunk_rows`` rows."""
     source = str(path)
     try:
-        with path.open(encoding="utf-8-sig", newline="") as f:
-            reader = csv.reader(f)
-            header = next(reader, None)
-            if header is None:
+        with path.open("rb") as raw:
+            header = next(csv.reader([raw.readline().decode("utf-8-sig")]), None)
+            if not header:
                 raise InvalidInput("the file is empty; nothing to ingest", source=source)
+            raw.seek(max(offset, raw.tell()))
+            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+            reader = csv.reader(text)
+            shift = first_line - 1 if offset else 1
             mapping = _column_map(header, source)
             wanted = {c: header.index(c) for c in mapping.values() if c is not None}
             columns: dict[str, list[str | None]] = {c: [] for c in wanted}
@@ -183,17 +254,27 @@ def _read_csv_careful(path: Path) -> pa.Table:
                         f"expected {len(header)} fields as in the header, found {len(row)}; "
                         "fix or remove this line",
                         source=source,
-                        line=reader.line_num,
+                        line=reader.line_num + shift,
                     )
-                lines.append(reader.line_num)
+                lines.append(reader.line_num + shift)
                 for name, index in wanted.items():
                     columns[name].append(row[index])
+                if len(lines) == chunk_rows:
+                    yield _careful_table(lines, columns, mapping)
+                    lines, columns = [], {c: [] for c in wanted}
     except UnicodeDecodeError as err:
         raise InvalidInput(
             f"not UTF-8 text (byte {err.start}); export the file again as CSV", source=source
         ) from err
     except csv.Error as err:
         raise InvalidInput(f"not valid CSV: {err}", source=source) from err
+    if lines or chunk_rows == sys.maxsize:
+        yield _careful_table(lines, columns, mapping)
+
+
+def _careful_table(
+    lines: list[int], columns: dict[str, list[str | None]], mapping: dict[str, str | None]
+) -> pa.Table:
     arrays = {name: pa.array(values, pa.string()) for name, values in columns.items()}
     return _mark_repeated_header(_build(pa.array(lines, pa.int64()), arrays, mapping), mapping)
 
@@ -213,14 +294,66 @@ def read_jsonl(path: Path) -> ParsedFile:
     return fast if fast is not None else _read_jsonl_careful(path)
 
 
+def iter_jsonl(path: Path, chunk_rows: int) -> Iterator[ParsedFile]:
+    """The records of a JSON-lines file in chunks of about ``chunk_rows`` lines (one chunk:
+    ``read_jsonl``). Lines are independent, so each block of whole lines is read on its own:
+    by Arrow's reader when it can vouch for it, else by the careful one."""
+    source = str(path)
+    chunk_bytes = _chunk_bytes(path, chunk_rows)
+    if chunk_bytes is None:
+        yield read_jsonl(path)
+        return
+    found = False
+    with path.open("rb") as f:
+        offset, line = 0, 1
+        while block := _whole_lines(f, chunk_bytes):
+            parsed = _jsonl_fast(block, source, first_line=line)
+            if parsed is None:
+                parsed = _jsonl_careful(block, source, first_line=line, first_byte=offset)
+            offset, line = offset + len(block), line + block.count(b"\n")
+            del block  # not held while the chunk is worked on
+            if parsed is not None:
+                found = True
+                yield parsed
+    if not found:
+        raise InvalidInput("the file has no records; nothing to ingest", source=source)
+
+
 def _read_jsonl_fast(path: Path) -> ParsedFile | None:
+    if path.stat().st_size == 0:
+        return None
+    # mapped, not read into fresh memory (first touches of which cost as much as parsing)
+    with pa.memory_map(str(path)) as mapped:
+        return _jsonl_fast(mapped.read_buffer(), str(path))
+
+
+def _line_ends(data: bytes | pa.Buffer) -> np.ndarray:
+    """The offsets of every line feed in ``data`` (scanned in blocks, to keep memory small)."""
+    view = np.frombuffer(data, np.uint8)
+    block = 1 << 22
+    found = [np.flatnonzero(view[i : i + block] == _LF) + i for i in range(0, len(view), block)]
+    return np.concatenate(found) if found else np.zeros(0, np.int64)
+
+
+def _has_blank_line(data: bytes, ends: np.ndarray) -> bool:
+    """Whether a line of ``data`` (after the first) is empty: a line feed right after another,
+    or after a carriage return that follows one."""
+    gaps = np.diff(ends)
+    if (gaps == 1).any():
+        return True
+    after = ends[:-1][gaps == 2] + 1
+    return bool((np.frombuffer(data, np.uint8)[after] == _CR).any())
+
+
+def _jsonl_fast(data: bytes | pa.Buffer, source: str, *, first_line: int = 1) -> ParsedFile | None:
     """Arrow's JSON reader, when its columns are what the careful reader would make of the
     records (text as text, integer glucose) and no line is blank; None otherwise."""
-    data = path.read_bytes()
-    first_end = data.find(b"\n")
+    view = memoryview(data)
+    ends = _line_ends(data)
+    first_end = int(ends[0]) if len(ends) else len(view)
     try:
-        first = json.loads(data[: first_end if first_end >= 0 else len(data)])
-        mapping = _column_map(list(first), str(path)) if isinstance(first, dict) else None
+        first = json.loads(view[:first_end].tobytes())
+        mapping = _column_map(list(first), source) if isinstance(first, dict) else None
     except (ValueError, InvalidInput):
         return None  # the careful reader names the problem
     if mapping is None:
@@ -235,11 +368,12 @@ def _read_jsonl_fast(path: Path) -> ParsedFile | None:
         table = _arrow_json(data, text, "infer")
     if table is None:
         return None
-    physical_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    ends_with_break = len(ends) > 0 and int(ends[-1]) == len(view) - 1
+    physical_lines = len(ends) + (0 if ends_with_break else 1)
     if table.num_rows != physical_lines or table.num_rows == 0:
         return None  # a blank line (skipped: lines would shift)
     try:
-        mapping = _column_map(table.column_names, str(path))
+        mapping = _column_map(table.column_names, source)
     except InvalidInput:
         return None
     columns: dict[str, pa.ChunkedArray] = {}
@@ -251,7 +385,8 @@ def _read_jsonl_fast(path: Path) -> ParsedFile | None:
         if not (integers or pa.types.is_string(column.type) or pa.types.is_null(column.type)):
             return None  # numbers that ``str`` would write differently, nested values, …
         columns[name] = column if integers else column.cast(pa.string())
-    lines = pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64))
+    n = table.num_rows
+    lines = pa.array(np.arange(first_line, n + first_line, dtype=np.int64))
     return ParsedFile(_build(lines, columns, mapping))
 
 
@@ -277,32 +412,42 @@ def _jsonl_schema(first: dict[str, Any], text_columns: set[str]) -> pa.Schema | 
 
 
 def _read_jsonl_careful(path: Path) -> ParsedFile:
-    source = str(path)
+    parsed = _jsonl_careful(path.read_bytes(), str(path))
+    if parsed is None:
+        raise InvalidInput("the file has no records; nothing to ingest", source=str(path))
+    return parsed
+
+
+def _jsonl_careful(
+    data: bytes, source: str, *, first_line: int = 1, first_byte: int = 0
+) -> ParsedFile | None:
+    """The standard library's reader over whole lines that start at line ``first_line`` (byte
+    ``first_byte`` of the file); None when they hold no record (only blank lines)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InvalidInput(
+            f"not UTF-8 text (byte {first_byte + err.start})", source=source
+        ) from err
     records: list[Mapping[str, Any]] = []
     lines: list[int] = []
-    try:
-        with path.open(encoding="utf-8") as f:
-            for number, text in enumerate(f, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    record = json.loads(text)
-                except json.JSONDecodeError as err:
-                    raise InvalidInput(
-                        f"not valid JSON ({err.msg}); each line must be one JSON object",
-                        source=source,
-                        line=number,
-                    ) from err
-                if not isinstance(record, dict):
-                    raise InvalidInput(
-                        "each line must be one JSON object", source=source, line=number
-                    )
-                records.append(record)
-                lines.append(number)
-    except UnicodeDecodeError as err:
-        raise InvalidInput(f"not UTF-8 text (byte {err.start})", source=source) from err
+    for number, line_text in enumerate(io.StringIO(text, newline=None), start=first_line):
+        if not line_text.strip():
+            continue
+        try:
+            record = json.loads(line_text)
+        except json.JSONDecodeError as err:
+            raise InvalidInput(
+                f"not valid JSON ({err.msg}); each line must be one JSON object",
+                source=source,
+                line=number,
+            ) from err
+        if not isinstance(record, dict):
+            raise InvalidInput("each line must be one JSON object", source=source, line=number)
+        records.append(record)
+        lines.append(number)
     if not records:
-        raise InvalidInput("the file has no records; nothing to ingest", source=source)
+        return None
     return ParsedFile(raw_rows_from_records(records, source=source, lines=lines))
 
 
@@ -375,8 +520,43 @@ def read_parquet(path: Path) -> ParsedFile:
         raise InvalidInput(f"not a readable Parquet file: {err}", source=source) from err
     if table.num_rows == 0:
         raise InvalidInput("the file has no rows; nothing to ingest", source=source)
+    return ParsedFile(_parquet_rows(table, mapping, first_line=1))
+
+
+def iter_parquet(path: Path, chunk_rows: int) -> Iterator[ParsedFile]:
+    """The rows of a Parquet file in chunks of about ``chunk_rows``, read by record batches
+    (one chunk: ``read_parquet``); a row's line stays its 1-based index in the file."""
+    source = str(path)
+    try:
+        file = pq.ParquetFile(path)
+        rows = file.metadata.num_rows
+        mapping = _column_map(file.schema_arrow.names, source)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise InvalidInput(f"not a readable Parquet file: {err}", source=source) from err
+    if rows <= chunk_rows:
+        yield read_parquet(path)
+        return
+    wanted = sorted({c for c in mapping.values() if c is not None})
+    batches: list[pa.RecordBatch] = []
+    first_line, pending = 1, 0
+    try:
+        for batch in file.iter_batches(batch_size=min(chunk_rows, 1 << 20), columns=wanted):
+            batches.append(batch)
+            pending += batch.num_rows
+            if pending >= chunk_rows:
+                yield ParsedFile(_parquet_rows(pa.Table.from_batches(batches), mapping, first_line))
+                batches, first_line, pending = [], first_line + pending, 0
+    except (pa.ArrowInvalid, OSError) as err:
+        raise InvalidInput(f"not a readable Parquet file: {err}", source=source) from err
+    if batches:
+        yield ParsedFile(_parquet_rows(pa.Table.from_batches(batches), mapping, first_line))
+
+
+def _parquet_rows(table: pa.Table, mapping: dict[str, str | None], first_line: int) -> pa.Table:
+    """Raw rows from Parquet columns: zoned timestamps as instants, numbers as numbers,
+    dictionary-encoded strings still encoded."""
     columns: dict[str, pa.ChunkedArray] = {}
-    for name in wanted:
+    for name in table.column_names:
         column = table[name]
         if name == mapping["time"] and pa.types.is_timestamp(column.type) and column.type.tz:
             columns["_instant"] = column.cast(pa.timestamp("us", tz="UTC"))
@@ -387,5 +567,6 @@ def read_parquet(path: Path) -> ParsedFile:
             columns[name] = column  # numbers stay numbers (the raw-row contract allows it)
         else:
             columns[name] = column if column.type == pa.string() else column.cast(pa.string())
-    lines = pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64))
-    return ParsedFile(_build(lines, columns, mapping))
+    n = table.num_rows
+    lines = pa.array(np.arange(first_line, n + first_line, dtype=np.int64))
+    return _build(lines, columns, mapping)

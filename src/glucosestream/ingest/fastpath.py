@@ -24,10 +24,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["FastPathParams", "dictionary_codes", "normalise_fast"]
+__all__ = ["FastPathParams", "constant_strings", "dictionary_codes", "normalise_fast"]
 
 _INSTANT = pa.timestamp("us", tz="UTC")
 _SECONDS_COLON_AT = 16  # "YYYY-MM-DDTHH:MM:SS": the colon before the seconds
+_COLON = ord(":")
 _UNITS = {"mg/dl": "mg/dL", "mmol/l": "mmol/L"}
 
 
@@ -93,6 +94,7 @@ def normalise_fast(incoming: pa.Table, params: FastPathParams) -> pa.Table | Non
             "tz": incoming["tz"],
             "raw_time": none,  # only quarantined rows carry their text, and there are none
             "raw_glucose": none,
+            "repeated_local_time": pa.nulls(n, pa.timestamp("us")),  # no local times here
         }
     )
 
@@ -111,13 +113,27 @@ def _instants(time: pa.ChunkedArray, instant: pa.ChunkedArray) -> pa.Array | Non
         time = time.cast(time.type.value_type)
     if time.null_count or not pa.types.is_string(time.type):
         return None
-    colon = pc.utf8_slice_codeunits(time, _SECONDS_COLON_AT, _SECONDS_COLON_AT + 1)
-    if not pc.all(pc.equal(colon, ":")).as_py():
+    if not all(_colon_at_seconds(chunk) for chunk in time.chunks):
         return None
     try:
         return pc.cast(time, _INSTANT).combine_chunks()
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None  # a local time, or text only the query reads
+
+
+def _colon_at_seconds(chunk: pa.Array) -> bool:
+    """Whether every string of ``chunk`` has a colon at byte ``_SECONDS_COLON_AT``, read from the
+    array's buffers. Bytes, not characters: the two differ only after a non-ASCII character,
+    and text with one there is not ISO 8601, so the cast that follows refuses it either way."""
+    if len(chunk) == 0:
+        return True
+    _, offsets_buffer, data_buffer = chunk.buffers()
+    offsets = np.frombuffer(offsets_buffer, np.int32)[chunk.offset : chunk.offset + len(chunk) + 1]
+    starts = offsets[:-1]
+    if data_buffer is None or (offsets[1:] - starts <= _SECONDS_COLON_AT).any():
+        return False
+    data = np.frombuffer(data_buffer, np.uint8)
+    return bool((data[starts + _SECONDS_COLON_AT] == _COLON).all())
 
 
 def _values(glucose: pa.ChunkedArray) -> np.ndarray | None:
@@ -149,7 +165,14 @@ def _units(unit: pa.ChunkedArray, default_unit: str) -> tuple[pa.Array, np.ndarr
     indices = pc.fill_null(encoded.indices, len(names) - 1)
     values = pa.array(names, pa.string())
     mmol = np.array([name == "mmol/L" for name in names])[indices.to_numpy()]
-    return pc.take(values, indices), mmol
+    return pa.DictionaryArray.from_arrays(indices, values), mmol
+
+
+def constant_strings(value: str, n: int) -> pa.DictionaryArray:
+    """``n`` copies of ``value`` as a dictionary array: one string, ``n`` zero indices."""
+    return pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(n, np.int32)), pa.array([value], pa.string())
+    )
 
 
 def _ascii_lower(text: str) -> str:

@@ -5,8 +5,10 @@ with its reason (NULL: good) and whether it is a duplicate."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Final
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from glucosestream.config import Settings
 from glucosestream.engines import Engine, open_engine, read_sql
@@ -14,8 +16,10 @@ from glucosestream.ingest.fastpath import FastPathParams, normalise_fast
 from glucosestream.readings import MG_DL_PER_MMOL_L, ReadingFlag
 
 __all__ = [
+    "CARRIED_SCHEMA",
     "EARLIEST_READING_AT",
     "LATEST_READING_AT",
+    "carry_repeated",
     "normalise",
     "normalise_params",
     "run_normalize_sql",
@@ -40,24 +44,61 @@ def normalise_params(settings: Settings) -> FastPathParams:
     )
 
 
+# What an earlier chunk of the same file tells ``normalize.sql`` about repeated local times.
+CARRIED_SCHEMA: Final = pa.schema(
+    [
+        pa.field("patient_key", pa.string()),
+        pa.field("device_id", pa.string()),
+        pa.field("tz", pa.string()),
+        pa.field("day", pa.date32()),
+        pa.field("reached", pa.timestamp("us")),
+    ]
+)
+
+
 def normalise(
-    engine: Engine | None, settings: Settings, incoming: pa.Table, time_formats: tuple[str, ...]
+    engine: Engine | None,
+    settings: Settings,
+    incoming: pa.Table,
+    time_formats: tuple[str, ...],
+    carried: pa.Table | None = None,
 ) -> pa.Table:
-    """``normalize.sql`` over the rows; its vectorised equivalent when the input allows it."""
+    """``normalize.sql`` over the rows; its vectorised equivalent when the input allows it.
+    ``carried`` (``CARRIED_SCHEMA``): the repeated local times earlier chunks reached."""
     fast = normalise_fast(incoming, normalise_params(settings))
     if fast is not None:
-        return fast
+        return fast  # no local times, so nothing carried matters
     own = engine is None
     engine = open_engine(settings.engine) if engine is None else engine
     try:
-        return run_normalize_sql(engine, settings, incoming, time_formats)
+        return run_normalize_sql(engine, settings, incoming, time_formats, carried)
     finally:
         if own:
             engine.close()
 
 
+def carry_repeated(checked: pa.Table, carried: pa.Table | None) -> pa.Table | None:
+    """``carried`` updated with the repeated local times of ``checked`` (None: none so far)."""
+    times = checked["repeated_local_time"]
+    if times.null_count == len(times):
+        return carried
+    rows = checked.filter(pc.is_valid(times))
+    plain = {name: rows[name].cast(pa.string()) for name in ("patient_key", "device_id", "tz")}
+    local = rows["repeated_local_time"].cast(pa.timestamp("us"))
+    new = pa.table({**plain, "day": local.cast(pa.date32()), "reached": local})
+    if carried is not None:
+        new = pa.concat_tables([carried, new])
+    keys = ["patient_key", "device_id", "tz", "day"]
+    latest = new.group_by(keys).aggregate([("reached", "max")])
+    return latest.rename_columns([*keys, "reached"]).cast(CARRIED_SCHEMA)
+
+
 def run_normalize_sql(
-    engine: Engine, settings: Settings, incoming: pa.Table, time_formats: tuple[str, ...]
+    engine: Engine,
+    settings: Settings,
+    incoming: pa.Table,
+    time_formats: tuple[str, ...],
+    carried: pa.Table | None = None,
 ) -> pa.Table:
     """``normalize.sql`` itself: the definition of the rules, for any input."""
     glucose = incoming["glucose"]
@@ -67,7 +108,10 @@ def run_normalize_sql(
     params = normalise_params(settings)
     return engine.query(
         read_sql("glucosestream.ingest", "normalize.sql"),
-        {"incoming": incoming},
+        {
+            "incoming": incoming,
+            "carried": CARRIED_SCHEMA.empty_table() if carried is None else carried,
+        },
         time_formats=list(time_formats),
         **{k: getattr(params, k) for k in params.__slots__},
     )

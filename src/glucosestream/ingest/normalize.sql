@@ -3,7 +3,10 @@
 -- flags, problem): pos is the row's place in time order as the parser gave it, flags and problem come
 -- from the parser. Params: $default_unit, $min_mg_dl, $max_mg_dl, $mg_per_mmol, $time_formats
 -- (strptime formats of local times that are not ISO 8601), $scan_flag (ReadingFlag.SCAN),
--- $earliest and $latest (the plausible instants).
+-- $earliest and $latest (the plausible instants). carried (patient_key, device_id, tz, day,
+-- reached): for a file read in chunks, per device, zone and local day, the latest repeated local
+-- time an earlier chunk reached (empty otherwise); it counts as an earlier row for the second pass.
+-- repeated_local_time is the local time of a row in a repeated (fall-back) hour, for the next chunk.
 -- reason is NULL for a good row; duplicate marks a good row that adds nothing: a later row with
 -- the key (patient_key, device_id, ts) of an earlier one (a historic reading wins over a scan),
 -- or a scan covered by a historic reading.
@@ -96,17 +99,30 @@ classified AS (
 ),
 second_pass AS (
     SELECT
-        pos,
-        coalesce(
+        r.pos,
+        coalesce(r.reached >= r.local_time, FALSE)
+        OR coalesce(k.reached >= r.local_time, FALSE) AS is_second
+    FROM (
+        SELECT
+            pos,
+            patient_key,
+            device_id,
+            tz,
+            local_time,
             max(local_time) OVER (
                 PARTITION BY patient_key, device_id, tz, CAST(local_time AS DATE)
                 ORDER BY pos
                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
-            ) >= local_time,
-            FALSE
-        ) AS is_second
-    FROM classified
-    WHERE repeated
+            ) AS reached
+        FROM classified
+        WHERE repeated
+    ) AS r
+    LEFT JOIN carried AS k
+        ON
+            r.patient_key = k.patient_key
+            AND r.device_id = k.device_id
+            AND r.tz = k.tz
+            AND CAST(r.local_time AS DATE) = k.day
 ),
 timed AS (
     SELECT
@@ -220,7 +236,8 @@ SELECT
     c.tz,
     CASE WHEN c.reason IS NOT NULL THEN coalesce(c.raw_time, CAST(c.instant AS VARCHAR)) END
         AS raw_time,
-    c.raw_glucose
+    c.raw_glucose,
+    CASE WHEN c.repeated THEN c.local_time END AS repeated_local_time
 FROM checked AS c
 LEFT JOIN covered AS v ON c.pos = v.pos
 ORDER BY c.line

@@ -3,6 +3,12 @@
 A batch is committed by its ``manifest.json``, written last: a folder without one is an
 unfinished write (an ingest that died) and is ignored by readers, on local disk and on S3
 alike. On local disk every file is fsynced before the manifest is written.
+
+Files are written as plain Parquet whose columns read back as ``READING_SCHEMA`` (and
+``QUARANTINE_SCHEMA``) with or without the reader naming a schema. A string column handed over
+dictionary-encoded (patient keys, zones, the batch id) is written from its dictionary, without
+first being expanded to one string per row; timestamps use DELTA_BINARY_PACKED, which is faster
+to write and smaller for readings in time order (see DESIGN.md, storage layout).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -33,6 +40,7 @@ QUARANTINE_SCHEMA = pa.schema(
     ]
 )
 _MANIFEST = "manifest.json"
+_DELTA_COLUMNS = ("ts",)  # time-ordered per device: small deltas
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +58,16 @@ class RawBatch:
         """Readings in the batch, from the Parquet footer (nothing else is read)."""
         with self.storage.fs.open_input_file(f"{self.path}/readings.parquet") as f:
             return int(pq.ParquetFile(f).metadata.num_rows)
+
+    def reading_keys(self, patient_keys: pa.Array) -> pa.Table:
+        """``patient_key``, ``device_id`` and ``ts`` of the readings of these patients."""
+        table = pq.read_table(
+            f"{self.path}/readings.parquet",
+            columns=["patient_key", "device_id", "ts"],
+            filters=pc.field("patient_key").isin(patient_keys),
+            filesystem=self.storage.fs,
+        )
+        return table.cast(pa.schema([READING_SCHEMA.field(n) for n in table.column_names]))
 
     def quarantine(self) -> pa.Table:
         return pq.read_table(
@@ -77,30 +95,56 @@ class RawZone:
         manifest: dict[str, Any],
     ) -> RawBatch:
         """Write one batch: data files first, then the manifest that commits it."""
+        self.stage_batch(batch_id, readings, quarantine)
+        return self.commit_batch(batch_id, manifest)
+
+    def stage_batch(self, batch_id: str, readings: pa.Table, quarantine: pa.Table) -> RawBatch:
+        """Write a batch's data files (durable on local disk) without committing it: readers
+        ignore it until ``commit_batch`` writes its manifest."""
         fs = self.storage.fs
         folder = f"{self.batches_path}/{batch_id}"
         try:
             if fs.get_file_info(f"{folder}/{_MANIFEST}").type != pafs.FileType.NotFound:
                 raise LakeError(f"raw batch {batch_id} already exists; batch ids must be unique")
             fs.create_dir(folder, recursive=True)
-            pq.write_table(
-                readings.cast(READING_SCHEMA), f"{folder}/readings.parquet", filesystem=fs
-            )
-            pq.write_table(
-                quarantine.cast(QUARANTINE_SCHEMA), f"{folder}/quarantine.parquet", filesystem=fs
-            )
+            _write_parquet(readings, READING_SCHEMA, f"{folder}/readings.parquet", fs)
+            _write_parquet(quarantine, QUARANTINE_SCHEMA, f"{folder}/quarantine.parquet", fs)
             if self.storage.local:
                 _fsync(Path(folder) / "readings.parquet", Path(folder) / "quarantine.parquet")
+        except OSError as err:
+            raise self._write_error(batch_id, err) from err
+        return RawBatch(batch_id, self.storage, folder)
+
+    def commit_batch(self, batch_id: str, manifest: dict[str, Any]) -> RawBatch:
+        """Commit a staged batch by writing its manifest (fsynced with its folder)."""
+        fs = self.storage.fs
+        folder = f"{self.batches_path}/{batch_id}"
+        try:
             with fs.open_output_stream(f"{folder}/{_MANIFEST}") as f:
                 f.write(json.dumps(manifest, indent=2).encode("utf-8"))
             if self.storage.local:
                 _fsync(Path(folder) / _MANIFEST, Path(folder), Path(self.batches_path))
         except OSError as err:
-            raise LakeError(
-                f"could not write raw batch {batch_id} under {self.storage.uri('raw')}: {err}; "
-                "check the lake is writable and has space"
-            ) from err
+            raise self._write_error(batch_id, err) from err
         return RawBatch(batch_id, self.storage, folder)
+
+    def discard_staged(self, batch_id: str) -> None:
+        """Remove a staged batch that will not be committed (never a committed one)."""
+        fs = self.storage.fs
+        folder = f"{self.batches_path}/{batch_id}"
+        if fs.get_file_info(f"{folder}/{_MANIFEST}").type != pafs.FileType.NotFound:
+            raise LakeError(f"raw batch {batch_id} is committed; it cannot be discarded")
+        fs.delete_dir(folder)
+
+    def batch(self, batch_id: str) -> RawBatch:
+        """The batch ``batch_id`` (committed or staged), without checking that it exists."""
+        return RawBatch(batch_id, self.storage, f"{self.batches_path}/{batch_id}")
+
+    def _write_error(self, batch_id: str, err: OSError) -> LakeError:
+        return LakeError(
+            f"could not write raw batch {batch_id} under {self.storage.uri('raw')}: {err}; "
+            "check the lake is writable and has space"
+        )
 
     def rewrite_batch(
         self,
@@ -116,7 +160,7 @@ class RawZone:
             ("quarantine.parquet", quarantine, QUARANTINE_SCHEMA),
         ):
             tmp = f"{batch.path}/.{name}.tmp"
-            pq.write_table(table.cast(schema), tmp, filesystem=fs)
+            _write_parquet(table, schema, tmp, fs)
             fs.move(tmp, f"{batch.path}/{name}")
         tmp = f"{batch.path}/.{_MANIFEST}.tmp"
         with fs.open_output_stream(tmp) as f:
@@ -133,6 +177,39 @@ class RawZone:
             if info.base_name == _MANIFEST and info.type == pafs.FileType.File
         )
         return [RawBatch(b, self.storage, f"{self.batches_path}/{b}") for b in committed]
+
+
+def _write_parquet(table: pa.Table, schema: pa.Schema, path: str, fs: pafs.FileSystem) -> None:
+    """``table`` as a Parquet file that reads back as ``schema``.
+
+    String columns may be dictionary-encoded: they are written from their dictionary (the
+    Parquet file holds plain strings either way, and no Arrow schema is stored, so every reader
+    sees ``schema``'s types). Other columns are cast to ``schema``'s types.
+    """
+    columns = []
+    for field in schema:
+        column = table[field.name]
+        keep = (
+            pa.types.is_dictionary(column.type)
+            and column.type.value_type == field.type
+            and not any(chunk.dictionary.null_count for chunk in _chunks(column))
+        )
+        columns.append(column if keep else column.cast(field.type))
+    fields = [pa.field(f.name, c.type, f.nullable) for f, c in zip(schema, columns, strict=True)]
+    typed = pa.Table.from_arrays(columns, schema=pa.schema(fields))
+    delta = [n for n in _DELTA_COLUMNS if n in schema.names]
+    pq.write_table(
+        typed,
+        path,
+        filesystem=fs,
+        store_schema=False,
+        use_dictionary=[n for n in schema.names if n not in delta],
+        column_encoding=dict.fromkeys(delta, "DELTA_BINARY_PACKED") or None,
+    )
+
+
+def _chunks(column: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
+    return column.chunks if isinstance(column, pa.ChunkedArray) else [column]
 
 
 def _fsync(*paths: Path) -> None:
