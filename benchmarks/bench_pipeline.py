@@ -9,6 +9,8 @@ and written as JSON to benchmarks/results/.
     python benchmarks/bench_pipeline.py                    # 10,000 patients x 14 days
     python benchmarks/bench_pipeline.py --patients 100 --days 3        # smoke size
     python benchmarks/bench_pipeline.py --s3               # also on the S3 server of make test
+        # (at 10,000 patients start it with a bigger memstore first:
+        #  GLUCOSESTREAM_TEST_CEPH_MEMSTORE_BYTES=8589934592 scripts/ceph.sh start)
 """
 
 from __future__ import annotations

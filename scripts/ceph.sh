@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A throwaway S3 server for the tests: Ceph radosgw from Debian's packages on a single-node
-# cluster (one monitor on 127.0.0.1 with messenger v1 and no auth, one OSD on a 2 GiB memstore,
-# pools of size 1). `scripts/ceph.sh start` installs the packages if missing, starts the
+# cluster (one monitor on 127.0.0.1 with messenger v1 and no auth, one OSD on a memstore of
+# GLUCOSESTREAM_TEST_CEPH_MEMSTORE_BYTES, 2 GiB by default, pools of size 1). `scripts/ceph.sh start` installs the packages if missing, starts the
 # cluster and gateway, creates an S3 user and writes .services/s3.env (endpoint and keys);
 # `scripts/ceph.sh stop` stops the daemons and removes the cluster. Needs root (as in CI).
 set -euo pipefail
@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 state=.services/ceph
 mon_port=${GLUCOSESTREAM_TEST_CEPH_MON_PORT:-16789}
 rgw_port=${GLUCOSESTREAM_TEST_S3_PORT:-17480}
+memstore_bytes=${GLUCOSESTREAM_TEST_CEPH_MEMSTORE_BYTES:-2147483648}
 access_key=glucosestream-test
 secret_key=glucosestream-test-secret
 
@@ -51,7 +52,7 @@ auth service required = none
 auth client required = none
 auth allow insecure global id reclaim = true
 osd objectstore = memstore
-memstore device bytes = 2147483648
+memstore device bytes = $memstore_bytes
 osd pool default size = 1
 osd pool default min size = 1
 osd pool default pg num = 8
