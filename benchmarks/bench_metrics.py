@@ -6,6 +6,8 @@ Each measurement runs in a fresh Python process so its peak RSS is its own:
   consensus  glucosestream compute_metrics(..., "consensus"), reading the Parquet file included
              (ids read as dictionary codes, as the lake can: read_dictionary=["id"])
   all        glucosestream compute_metrics(..., "all")
+  families   (only with --tasks families) compute_metrics for each metric family alone on the
+             table already read, one JSON line per family, in one process: where the time goes
 Each task runs twice in its process: "cold_seconds" is the first run (it includes loading the
 compiled kernels from numba's cache), "seconds" the second.
 
@@ -13,6 +15,7 @@ Usage:
   python benchmarks/bench_metrics.py                 # 1,000 and 10,000 patients
   python benchmarks/bench_metrics.py --patients 1000
   python benchmarks/bench_metrics.py --smoke         # 20 patients, for CI
+  python benchmarks/bench_metrics.py --patients 1000 --tasks families
 Prints one JSON object per size and measurement (seconds, readings/s, peak RSS MB, x floor).
 """
 
@@ -30,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 TASKS = ("floor", "pandas", "consensus", "all")
+EXTRA_TASKS = ("families",)
 
 
 def write_cohort(patients: int, path: Path) -> int:
@@ -82,6 +86,22 @@ def run_task(task: str, path: Path) -> float:
     return time.perf_counter() - start
 
 
+def family_seconds(path: Path) -> dict[str, float]:
+    """Seconds of compute_metrics for each metric family alone (the second of two runs), on a
+    table read once; every family includes building the grid, which they all share."""
+    from glucosestream.metrics.api import compute_metrics
+    from glucosestream.metrics.catalog import _GROUP_NAMES
+
+    table = pq.read_table(path, read_dictionary=["id"])
+    seconds: dict[str, float] = {}
+    for group, names, _ in _GROUP_NAMES:
+        for _ in range(2):
+            start = time.perf_counter()
+            compute_metrics(table, names)
+            seconds[group.__name__.lstrip("_")] = time.perf_counter() - start
+    return seconds
+
+
 def measure(task: str, path: Path) -> dict[str, float]:
     """Run one task twice in a fresh interpreter and read its peak RSS (VmHWM: unlike
     ru_maxrss, it is not inherited from the forking benchmark process)."""
@@ -102,7 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--patients", type=int, nargs="*", default=[1000, 10000])
     parser.add_argument("--smoke", action="store_true", help="20 patients only")
-    parser.add_argument("--tasks", nargs="*", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--tasks", nargs="*", default=list(TASKS), choices=TASKS + EXTRA_TASKS)
     args = parser.parse_args()
     sizes = [20] if args.smoke else args.patients
     for patients in sizes:
@@ -110,7 +130,11 @@ def main() -> None:
             path = Path(tmp) / "cohort.parquet"
             readings = write_cohort(patients, path)
             floor = None
-            for task in args.tasks:
+            if "families" in args.tasks:
+                for family, seconds in family_seconds(path).items():
+                    line = {"patients": patients, "family": family, "seconds": round(seconds, 3)}
+                    print(json.dumps(line), flush=True)
+            for task in (t for t in args.tasks if t in TASKS):
                 m = measure(task, path)
                 floor = m["seconds"] if task == "floor" else floor
                 result = {

@@ -10,7 +10,6 @@ patient except for PGS's final formula.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -47,16 +46,21 @@ def _wall_clock_text(seconds: FloatArray) -> pa.Array:
 
 
 def _zones(gri: FloatArray) -> pa.Array:
-    return pa.array([consensus.gri_zone(float(v)) for v in gri], pa.string())
+    """``consensus.gri_zone`` of each value: the first zone whose upper bound is >= the value
+    (a sorted search over the bounds), E above them all, null for NaN."""
+    labels = pa.array([zone for zone, _ in consensus.GRI_ZONE_UPPER] + ["E"], pa.string())
+    uppers = np.array([upper for _, upper in consensus.GRI_ZONE_UPPER])
+    found = np.searchsorted(uppers, np.where(np.isnan(gri), 0.0, gri), side="left")
+    return pc.take(labels, pa.array(found, mask=np.isnan(gri)))
 
 
 def _pgs(inputs: FloatArray) -> FloatArray:
     out = np.full(inputs.shape[0], np.nan)
-    for p, (gvp, mean, tir, n54, n70) in enumerate(inputs.tolist()):
-        if not any(math.isnan(v) for v in (gvp, mean, tir, n54, n70)):
-            out[p] = risk.personal_glycemic_state(
-                gvp_pct=gvp, mean_mg_dl=mean, tir_pct=tir, n54_per_week=n54, n70_per_week=n70
-            )
+    known = ~np.isnan(inputs).any(axis=1)
+    gvp, mean, tir, n54, n70 = (np.ascontiguousarray(inputs[known, k]) for k in range(5))
+    out[known] = risk.personal_glycemic_states(
+        gvp_pct=gvp, mean_mg_dl=mean, tir_pct=tir, n54_per_week=n54, n70_per_week=n70
+    )
     return out
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "m_value",
     "mad_mg_dl",
     "personal_glycemic_state",
+    "personal_glycemic_states",
     "quantiles_type7",
     "risk_values",
 ]
@@ -166,6 +167,27 @@ def personal_glycemic_state(
     54-69 mg/dL (Hirsch I.B. et al., "Glycemic Variability and Diabetes Complications: Does It
     Matter? Of Course It Does!", Diabetes Care 2015;38:1610-1614, and Hirsch I.B. et al.,
     Diabetes Technol Ther 2017;19:S38-S48)."""
+    return float(
+        personal_glycemic_states(
+            gvp_pct=np.asarray(gvp_pct),
+            mean_mg_dl=np.asarray(mean_mg_dl),
+            tir_pct=np.asarray(tir_pct),
+            n54_per_week=np.asarray(n54_per_week),
+            n70_per_week=np.asarray(n70_per_week),
+        )
+    )
+
+
+def personal_glycemic_states(
+    *,
+    gvp_pct: FloatArray,
+    mean_mg_dl: FloatArray,
+    tir_pct: FloatArray,
+    n54_per_week: FloatArray,
+    n70_per_week: FloatArray,
+) -> FloatArray:
+    """``personal_glycemic_state`` of many patients at once (the same operations, element by
+    element, so the same numbers)."""
     f_gvp = 1.0 + 9.0 / (1.0 + np.exp(-0.049 * (gvp_pct - 65.47)))
     f_mg = 1.0 + 9.0 * (
         1.0 / (1.0 + np.exp(0.1139 * (mean_mg_dl - 72.08)))
@@ -173,5 +195,6 @@ def personal_glycemic_state(
     )
     f_tir = 1.0 + 9.0 / (1.0 + np.exp(0.0833 * (tir_pct - 55.04)))
     f_54 = 0.5 + 4.5 * (1.0 - np.exp(-0.81093 * n54_per_week))
-    f_70 = 0.5714 * n70_per_week + 0.625 if n70_per_week <= PGS_N70_CAP_PER_WEEK else 5.0
-    return float(f_gvp + f_mg + f_tir + f_54 + f_70)
+    f_70 = np.where(n70_per_week <= PGS_N70_CAP_PER_WEEK, 0.5714 * n70_per_week + 0.625, 5.0)
+    total: FloatArray = f_gvp + f_mg + f_tir + f_54 + f_70
+    return total

@@ -9,7 +9,12 @@ from numba import prange
 
 from glucosestream.metrics.kernels import compiled, compiled_parallel
 
-__all__ = ["non_decreasing", "per_instant", "sort_times_within", "times_sorted_within"]
+__all__ = [
+    "non_decreasing",
+    "per_instant",
+    "scan_readings",
+    "sort_times_within",
+]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -24,13 +29,32 @@ def non_decreasing(codes: IntArray) -> bool:
 
 
 @compiled
-def times_sorted_within(offsets: IntArray, t: IntArray) -> bool:
-    """True if every patient's times are non-decreasing."""
+def _scan_patient(t: IntArray, g: FloatArray) -> tuple[int, int, int]:
+    """(times out of order, times repeated, NaN glucose) of one patient. The loops index from
+    0 over slices and have no branch, so they vectorise (an index from a variable start might
+    be negative to numba, which then checks it at every step and does not vectorise)."""
+    unsorted = repeats = missing = 0
+    for i in range(1, t.size):
+        step = t[i] - t[i - 1]
+        unsorted += int(step < 0)
+        repeats += int(step == 0)
+    for i in range(g.size):
+        missing += int(g[i] != g[i])
+    return unsorted, repeats, missing
+
+
+@compiled
+def scan_readings(offsets: IntArray, t: IntArray, g: FloatArray) -> tuple[bool, bool, int]:
+    """One pass over every patient's readings: (times non-decreasing within every patient, no
+    two neighbouring readings of a patient share a time, how many glucose values are NaN)."""
+    unsorted = repeats = missing = 0
     for p in range(offsets.size - 1):
-        for i in range(offsets[p] + 1, offsets[p + 1]):
-            if t[i] < t[i - 1]:
-                return False
-    return True
+        lo, hi = offsets[p], offsets[p + 1]
+        u, r, m = _scan_patient(t[lo:hi], g[lo:hi])
+        unsorted += u
+        repeats += r
+        missing += m
+    return unsorted == 0, repeats == 0, missing
 
 
 @compiled_parallel

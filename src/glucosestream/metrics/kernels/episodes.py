@@ -39,11 +39,12 @@ def _first_run(
     """Start of the first ``length`` points in a row in [lo, hi) that are beyond ``threshold``
     (or, with ``beyond=False``, back from it); -1 if there is none."""
     run = 0
-    for i in range(lo, hi):
-        if _beyond(x[i], hypo, threshold) == beyond:
+    part = x[lo:hi]  # indices from 0: numba then checks no index for being negative
+    for i in range(part.size):
+        if _beyond(part[i], hypo, threshold) == beyond:
             run += 1
             if run == length:
-                return i - length + 1
+                return lo + i - length + 1
         else:
             run = 0
     return -1

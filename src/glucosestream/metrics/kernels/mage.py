@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from glucosestream.metrics import mage
 from glucosestream.metrics.kernels import compiled
-from glucosestream.metrics.kernels.numeric import mean_of, sd_of
+from glucosestream.metrics.kernels.numeric import mean_of, nan_sd
 
 __all__ = ["mage_into"]
 
@@ -39,10 +39,8 @@ def _filled(seg: FloatArray) -> FloatArray:
 
 
 @compiled
-def _moving_average(x: FloatArray, window: int) -> FloatArray:
-    c = np.zeros(x.size + 1)
-    for i in range(x.size):
-        c[i + 1] = c[i] + x[i]
+def _moving_average(x: FloatArray, c: FloatArray, window: int) -> FloatArray:
+    """Trailing mean of ``window`` points, from ``c``, the running sum of ``x`` (``c[0] = 0``)."""
     out = np.empty(x.size)
     if x.size < window:
         out[:] = c[x.size] / x.size
@@ -54,8 +52,40 @@ def _moving_average(x: FloatArray, window: int) -> FloatArray:
 
 
 @compiled
+def _interval_extremes(
+    x: FloatArray, delta: FloatArray, bounds: npt.NDArray[np.int64]
+) -> tuple[FloatArray, npt.NDArray[np.int8]]:
+    """For each interval ``[bounds[k], bounds[k + 1])``: up (1) if the mean of ``delta`` over
+    it is > 0, else down (-1), and the largest ``x`` in it if up, else the smallest (NaN if it
+    holds a NaN, as ``np.max`` and ``np.min``). One pass with running sums, maxima and minima
+    in index order, so the same numbers as a mean, max and min of each interval's slice."""
+    n = bounds.size - 1
+    values = np.empty(n)
+    kinds = np.empty(n, dtype=np.int8)
+    for k in range(n):
+        lo, hi = bounds[k], bounds[k + 1]
+        total = 0.0
+        top = bottom = x[lo]
+        missing = False
+        for i in range(lo, hi):
+            total += delta[i]
+            v = x[i]
+            missing |= v != v
+            top = v if v > top else top
+            bottom = v if v < bottom else bottom
+        up = total / (hi - lo) > 0
+        values[k] = np.nan if missing else (top if up else bottom)
+        kinds[k] = 1 if up else -1
+    return values, kinds
+
+
+@compiled
 def _extremes(x: FloatArray) -> tuple[FloatArray, npt.NDArray[np.int8]]:
-    delta = _moving_average(x, mage.SHORT_MA_POINTS) - _moving_average(x, mage.LONG_MA_POINTS)
+    c = np.zeros(x.size + 1)  # one running sum serves both averages
+    for i in range(x.size):
+        c[i + 1] = c[i] + x[i]
+    short = _moving_average(x, c, mage.SHORT_MA_POINTS)
+    delta = short - _moving_average(x, c, mage.LONG_MA_POINTS)
     bounds = np.empty(x.size + 1, dtype=np.int64)
     nb = 1
     bounds[0] = 0
@@ -70,14 +100,7 @@ def _extremes(x: FloatArray) -> tuple[FloatArray, npt.NDArray[np.int8]]:
     if last == 0:
         return np.empty(0), np.empty(0, dtype=np.int8)
     bounds[nb] = x.size
-    values = np.empty(nb)
-    kinds = np.empty(nb, dtype=np.int8)
-    for i in range(nb):
-        lo, hi = bounds[i], bounds[i + 1]
-        up = mean_of(delta[lo:hi]) > 0
-        values[i] = x[lo:hi].max() if up else x[lo:hi].min()
-        kinds[i] = 1 if up else -1
-    return values, kinds
+    return _interval_extremes(x, delta, bounds[: nb + 1])
 
 
 @compiled
@@ -115,8 +138,7 @@ def _turning_points(values: FloatArray, kinds: npt.NDArray[np.int8], sd: float) 
 @compiled
 def _segment(seg: FloatArray) -> tuple[float, float, int]:
     """(MAGE+, MAGE-, first excursion: 1 up, -1 down, 0 none) of one segment."""
-    present = seg[~np.isnan(seg)]
-    sd = sd_of(present)
+    sd = nan_sd(seg)  # sd_of of the present values: the same sums in the same order
     values, kinds = _extremes(_filled(seg))
     points = _turning_points(values, kinds, sd)
     if points.size == 0:

@@ -17,6 +17,7 @@ __all__ = [
     "nan_sd",
     "quantile_sorted",
     "round_half_even",
+    "sd_about",
     "sd_of",
 ]
 
@@ -49,10 +50,15 @@ def mean_of(x: FloatArray) -> float:
 @compiled
 def sd_of(x: FloatArray) -> float:
     """Sample SD (ddof = 1), two-pass; NaN for fewer than two values."""
+    return sd_about(x, mean_of(x))
+
+
+@compiled
+def sd_about(x: FloatArray, m: float) -> float:
+    """``sd_of(x)`` given ``m = mean_of(x)``, so callers holding the mean skip a pass."""
     n = x.size
     if n < 2:
         return np.nan
-    m = mean_of(x)
     ss = 0.0
     for v in x:
         ss += (v - m) * (v - m)

@@ -22,7 +22,7 @@ from glucosestream.metrics.kernels import compiled, compiled_parallel
 from glucosestream.metrics.kernels.episodes import find_episodes, overlap_free, points_for
 from glucosestream.metrics.kernels.grid import count_present, dt0_min_of, fill_grid, grid_days
 from glucosestream.metrics.kernels.mage import mage_into
-from glucosestream.metrics.kernels.numeric import mean_of, round_half_even
+from glucosestream.metrics.kernels.numeric import mean_of, round_half_even, sd_about
 from glucosestream.metrics.kernels.readings import (
     band_pcts,
     bands_into,
@@ -66,6 +66,29 @@ PGS_START_MIN, PGS_END_MIN = 20.0, 30.0  # catalog._pgs: Hirsch 2017 episodes
 
 
 @compiled
+def _gaps_min(t: IntArray, inter_gap_min: float) -> tuple[float, int]:
+    """(longest gap, gaps longer than ``inter_gap_min``) between sorted times, in minutes.
+    ``seconds / 60.0`` never decreases as the seconds grow, so the longest gap is the widest
+    one divided once, and the long gaps are those of at least ``least`` seconds, the first
+    whole number whose quotient exceeds the limit: integer comparisons, no division each."""
+    widest = 0
+    for i in range(t.size - 1):
+        widest = max(widest, t[i + 1] - t[i])
+    if not abs(inter_gap_min) < 1e12:  # NaN or out of any clock's range: compare as before
+        over = 0
+        for i in range(t.size - 1):
+            over += (t[i + 1] - t[i]) / 60.0 > inter_gap_min
+        return widest / 60.0, over
+    least = math.floor(inter_gap_min * 60.0) - 2
+    while not least / 60.0 > inter_gap_min:
+        least += 1
+    over = 0
+    for i in range(t.size - 1):
+        over += int(t[i + 1] - t[i] >= least)
+    return widest / 60.0, over
+
+
+@compiled
 def _coverage_into(
     row: FloatArray,
     b: int,
@@ -80,12 +103,7 @@ def _coverage_into(
     span_min = float(t[-1] - t[0]) / 60.0
     expected = round_half_even(span_min / dt0) + 1
     active = min(100.0, 100.0 * t.size / expected)
-    longest = 0.0
-    over = 0
-    for i in range(t.size - 1):
-        gap = (t[i + 1] - t[i]) / 60.0
-        longest = max(longest, gap)
-        over += gap > inter_gap_min
+    longest, over = _gaps_min(t, inter_gap_min)
     first = math.ceil((t[0] - first_day * 86_400) / (dt0 * 60)) - 1
     last = (t[-1] - first_day * 86_400) // (dt0 * 60) - 1
     inside = x[max(first, 0) : last + 1]
@@ -98,26 +116,57 @@ def _coverage_into(
 
 
 @compiled
+def _find(
+    x: FloatArray,
+    hypo: bool,
+    levels: tuple[float, float],
+    points: tuple[int, int],
+    extent: tuple[float, float],
+    starts: IntArray,
+    stops: IntArray,
+) -> int:
+    """``find_episodes`` with ``levels`` (start, end threshold) and ``points`` (start, end
+    run lengths), skipping the scan when no grid value (``extent``: lowest, highest) is beyond
+    the start threshold, as then there is no episode."""
+    lowest, highest = extent
+    if (hypo and not lowest < levels[0]) or (not hypo and not highest > levels[0]):
+        return 0
+    return find_episodes(x, hypo, levels[0], levels[1], points[0], points[1], starts, stops)
+
+
+@compiled
+def extent_of(x: FloatArray) -> tuple[float, float]:
+    """(lowest, highest) of the non-NaN values (inf, -inf if there are none)."""
+    lowest, highest = np.inf, -np.inf
+    for v in x:
+        if not math.isnan(v):
+            lowest, highest = min(lowest, v), max(highest, v)
+    return lowest, highest
+
+
+@compiled
 def episode_sets(x: FloatArray, dt0: int, iglu: bool) -> tuple[IntArray, IntArray, IntArray]:
-    """(starts, stops, counts) of the eight episode kinds of ``catalog.episode_sets``."""
+    """(starts, stops, counts) of the eight episode kinds of ``catalog.episode_sets``; only the
+    first ``counts[k]`` entries of ``starts[k]`` and ``stops[k]`` are written."""
     cap = x.size // points_for(START_MIN, dt0) + 2
-    starts = np.zeros((N_KINDS, cap), dtype=np.int64)
-    stops = np.zeros((N_KINDS, cap), dtype=np.int64)
+    starts = np.empty((N_KINDS, cap), dtype=np.int64)
+    stops = np.empty((N_KINDS, cap), dtype=np.int64)
     counts = np.zeros(N_KINDS, dtype=np.int64)
     sp, ep, xp = points_for(START_MIN, dt0), points_for(END_MIN, dt0), points_for(EXT_MIN, dt0)
-    counts[0] = find_episodes(x, True, 70.0, 70.0, sp, ep, starts[0], stops[0])
-    counts[1] = find_episodes(x, True, 54.0, 54.0, sp, ep, starts[1], stops[1])
-    counts[3] = find_episodes(x, False, 180.0, 180.0, sp, ep, starts[3], stops[3])
-    counts[4] = find_episodes(x, False, 250.0, 250.0, sp, ep, starts[4], stops[4])
+    e = extent_of(x)
+    counts[0] = _find(x, True, (70.0, 70.0), (sp, ep), e, starts[0], stops[0])
+    counts[1] = _find(x, True, (54.0, 54.0), (sp, ep), e, starts[1], stops[1])
+    counts[3] = _find(x, False, (180.0, 180.0), (sp, ep), e, starts[3], stops[3])
+    counts[4] = _find(x, False, (250.0, 250.0), (sp, ep), e, starts[4], stops[4])
     if iglu:  # level 1 episodes longer than 120 min; iglu's dur_length = 120 level 2 row
         for i in range(counts[0]):
             if (stops[0, i] - starts[0, i]) * dt0 > EXT_MIN:
                 starts[2, counts[2]], stops[2, counts[2]] = starts[0, i], stops[0, i]
                 counts[2] += 1
-        counts[5] = find_episodes(x, False, 250.0, 250.0, xp, ep, starts[5], stops[5])
+        counts[5] = _find(x, False, (250.0, 250.0), (xp, ep), e, starts[5], stops[5])
     else:  # Battelino 2023
-        counts[2] = find_episodes(x, True, 70.0, 70.0, xp, ep, starts[2], stops[2])
-        counts[5] = find_episodes(x, False, 250.0, 180.0, xp, ep, starts[5], stops[5])
+        counts[2] = _find(x, True, (70.0, 70.0), (xp, ep), e, starts[2], stops[2])
+        counts[5] = _find(x, False, (250.0, 180.0), (xp, ep), e, starts[5], stops[5])
     for kind, lv1, lv2 in ((6, 0, 1), (7, 3, 4)):
         keep = overlap_free(
             starts[lv1], stops[lv1], counts[lv1], starts[lv2], stops[lv2], counts[lv2]
@@ -152,17 +201,21 @@ def _episodes_into(row: FloatArray, b: int, x: FloatArray, dt0: int, iglu: bool)
 
 
 @compiled
-def _pgs_inputs_into(row: FloatArray, b: int, x: FloatArray, dt0: int, g: FloatArray) -> None:
-    cap = x.size + 2
-    s1, e1 = np.zeros(cap, dtype=np.int64), np.zeros(cap, dtype=np.int64)
-    s2, e2 = np.zeros(cap, dtype=np.int64), np.zeros(cap, dtype=np.int64)
-    sp, ep = points_for(PGS_START_MIN, dt0), points_for(PGS_END_MIN, dt0)
-    n1 = find_episodes(x, True, 70.0, 70.0, sp, ep, s1, e1)
-    n2 = find_episodes(x, True, 54.0, 54.0, sp, ep, s2, e2)
+def _pgs_inputs_into(
+    row: FloatArray, b: int, x: FloatArray, dt0: int, gvp: float, mean: float, tir: float
+) -> None:
+    """GVP, mean, TIR (given) and episodes per week < 54 and 54-69 (Hirsch 2017 durations)."""
+    cap = x.size // points_for(PGS_START_MIN, dt0) + 2
+    s1, e1 = np.empty(cap, dtype=np.int64), np.empty(cap, dtype=np.int64)
+    s2, e2 = np.empty(cap, dtype=np.int64), np.empty(cap, dtype=np.int64)
+    points = (points_for(PGS_START_MIN, dt0), points_for(PGS_END_MIN, dt0))
+    e = extent_of(x)
+    n1 = _find(x, True, (70.0, 70.0), points, e, s1, e1)
+    n2 = _find(x, True, (54.0, 54.0), points, e, s2, e2)
     days = count_present(x) * dt0 / 1440.0
     if days == 0:
         return
-    row[b], row[b + 1], row[b + 2] = gvp_pct(x, dt0), mean_of(g), band_pcts(g)[2]
+    row[b], row[b + 1], row[b + 2] = gvp, mean, tir
     row[b + 3] = 7.0 * n2 / days
     row[b + 4] = 7.0 * np.count_nonzero(overlap_free(s1, e1, n1, s2, e2, n2)) / days
 
@@ -173,6 +226,58 @@ def _grid_of(t: IntArray, g: FloatArray, dt0: int, max_gap_s: float) -> tuple[Fl
     x = np.empty(n_days * (1440 // dt0))
     fill_grid(t, g, dt0, first_day, max_gap_s, x)
     return x, first_day
+
+
+@compiled
+def _readings_into(
+    row: FloatArray, bases: IntArray, g: FloatArray, t: IntArray, gi: FloatArray, table: FloatArray
+) -> tuple[float, float]:
+    """The groups over the readings ``t, g`` (and ``gi``, one per instant, for GRI); the mean
+    and SD and the bands are computed once for all groups that use them. Returns the mean and
+    % 70-180 (PGS's inputs)."""
+    mean = sd = np.nan
+    if bases[CORE] >= 0 or bases[RISK] >= 0 or bases[MAGE] >= 0 or bases[PGS] >= 0:
+        mean = mean_of(g)
+        sd = sd_about(g, mean)
+    nan6 = (np.nan, np.nan, np.nan, np.nan, np.nan, np.nan)
+    use_bands = bases[RANGES] >= 0 or bases[RISK] >= 0 or bases[PGS] >= 0
+    bands = band_pcts(g) if use_bands else nan6
+    if bases[CORE] >= 0:
+        core_into(row, bases[CORE], mean, sd)
+    if bases[RANGES] >= 0:
+        bands_into(row, bases[RANGES], bands)
+    if bases[GRI] >= 0:
+        gri_into(row, bases[GRI], gi)
+    if bases[DISTRIBUTION] >= 0:
+        distribution_into(row, bases[DISTRIBUTION], g)
+    if bases[RISK] >= 0:
+        risk_into(row, bases[RISK], g, t, table, (mean, sd, bands[0], bands[1], bands[2]))
+    if bases[MAGE] >= 0:
+        row[bases[MAGE] + 5] = mage_naive(g, mean, sd)
+    if bases[DAY_NIGHT] >= 0:
+        day_night_into(row, bases[DAY_NIGHT], g, t)
+    return mean, bands[2]
+
+
+@compiled
+def _grid_into(
+    row: FloatArray,
+    bases: IntArray,
+    st: IntArray,
+    sg: FloatArray,
+    x: FloatArray,
+    dt0: int,
+    max_gap_s: float,
+) -> float:
+    """The groups over the grid ``x`` of the readings ``st, sg``; returns GVP if computed."""
+    if bases[RANGES] >= 0:
+        bands_into(row, bases[RANGES] + 8, band_pcts(x))
+    if bases[VARIABILITY] >= 0:
+        variability_into(row, bases[VARIABILITY], x, dt0)
+    if bases[MAGE] >= 0:
+        x5 = x if dt0 == MAGE_GRID_MIN else _grid_of(st, sg, MAGE_GRID_MIN, max_gap_s)[0]
+        mage_into(row, bases[MAGE], x5, int(mage_rules.MAX_GAP_MIN // MAGE_GRID_MIN))
+    return row[bases[VARIABILITY] + 3] if bases[VARIABILITY] >= 0 else np.nan
 
 
 @compiled_parallel
@@ -199,33 +304,17 @@ def patient_metrics(
             continue
         row = out[p]
         t, g = rows_t[lo:hi], rows_g[lo:hi]
+        it, ig = inst_t[inst_off[p] : inst_off[p + 1]], inst_g[inst_off[p] : inst_off[p + 1]]
         st, sg = src_t[src_off[p] : src_off[p + 1]], src_g[src_off[p] : src_off[p + 1]]
         dt0 = dt0_min_of(st)
         x, first_day = _grid_of(st, sg, dt0, max_gap_s)
         if bases[COVERAGE] >= 0:
-            it = inst_t[inst_off[p] : inst_off[p + 1]]
             _coverage_into(row, bases[COVERAGE], hi - lo, it, x, dt0, first_day, inter_gap_min)
-        if bases[CORE] >= 0:
-            core_into(row, bases[CORE], g)
-        if bases[RANGES] >= 0:
-            bands_into(row, bases[RANGES], g)
-            bands_into(row, bases[RANGES] + 8, x)
-        if bases[GRI] >= 0:
-            gri_into(row, bases[GRI], inst_g[inst_off[p] : inst_off[p + 1]])
+        mean, tir = _readings_into(row, bases, g, t, ig, table)
         if bases[EPISODES] >= 0:
             _episodes_into(row, bases[EPISODES], x, dt0, iglu)
-        if bases[DISTRIBUTION] >= 0:
-            distribution_into(row, bases[DISTRIBUTION], g)
-        if bases[RISK] >= 0:
-            risk_into(row, bases[RISK], g, t, table)
-        if bases[VARIABILITY] >= 0:
-            variability_into(row, bases[VARIABILITY], x, dt0)
-        if bases[MAGE] >= 0:
-            x5 = x if dt0 == MAGE_GRID_MIN else _grid_of(st, sg, MAGE_GRID_MIN, max_gap_s)[0]
-            mage_into(row, bases[MAGE], x5, int(mage_rules.MAX_GAP_MIN // MAGE_GRID_MIN))
-            row[bases[MAGE] + 5] = mage_naive(g)
+        gvp = _grid_into(row, bases, st, sg, x, dt0, max_gap_s)
         if bases[PGS] >= 0:
-            _pgs_inputs_into(row, bases[PGS], x, dt0, g)
-        if bases[DAY_NIGHT] >= 0:
-            day_night_into(row, bases[DAY_NIGHT], g, t)
+            gvp = gvp_pct(x, dt0) if bases[VARIABILITY] < 0 else gvp
+            _pgs_inputs_into(row, bases[PGS], x, dt0, gvp, mean, tir)
     return out

@@ -22,7 +22,14 @@ from glucosestream.metrics.glycemic import (
     TBR_LEVEL2_MG_DL,
 )
 from glucosestream.metrics.kernels import compiled
-from glucosestream.metrics.kernels.numeric import mean_of, quantile_sorted, sd_of
+from glucosestream.metrics.kernels.numeric import quantile_sorted
+from glucosestream.metrics.kernels.order import (
+    count_at_most,
+    counted,
+    mad_counted,
+    median_counted,
+    quantile_counted,
+)
 
 __all__ = [
     "bands_into",
@@ -35,6 +42,7 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+BandPcts = tuple[float, float, float, float, float, float]  # band_pcts' six values
 PROBS = np.array([0.0, 5.0, 25.0, 50.0, 75.0, 95.0, 100.0]) / 100.0
 SECONDS_PER_DAY = 86_400
 SECONDS_PER_HOUR = 3_600
@@ -42,10 +50,8 @@ NIGHT_END_HOUR = 6  # agp.NIGHT_END_HOUR
 
 
 @compiled
-def core_into(row: FloatArray, b: int, g: FloatArray) -> None:
-    """mean, SD, CV, GMI."""
-    mean = mean_of(g)
-    sd = sd_of(g)
+def core_into(row: FloatArray, b: int, mean: float, sd: float) -> None:
+    """mean, SD, CV, GMI, given ``mean_of`` and ``sd_of`` of the readings."""
     row[b], row[b + 1] = mean, sd
     row[b + 2] = 100.0 * sd / mean
     row[b + 3] = GMI_INTERCEPT_PCT + GMI_SLOPE_PCT_PER_MG_DL * mean
@@ -53,17 +59,17 @@ def core_into(row: FloatArray, b: int, g: FloatArray) -> None:
 
 @compiled
 def band_counts(g: FloatArray) -> tuple[int, int, int, int, int, int]:
-    """(present, < 54, < 70, > 180, > 250, 70-140) counts of the non-NaN values."""
+    """(present, < 54, < 70, > 180, > 250, 70-140) counts of the non-NaN values (a NaN fails
+    every comparison, so only ``present`` tests for it)."""
     n = b54 = b70 = a180 = a250 = r140 = 0
-    for v in g:
-        if math.isnan(v):
-            continue
-        n += 1
-        b54 += v < TBR_LEVEL2_MG_DL
-        b70 += v < TBR_LEVEL1_MG_DL
-        a180 += v > TAR_LEVEL1_MG_DL
-        a250 += v > TAR_LEVEL2_MG_DL
-        r140 += 70.0 <= v <= 140.0
+    for i in range(g.size):  # int64 of each test: no branch, so the loop vectorises
+        v = g[i]
+        n += int(v == v)
+        b54 += int(v < TBR_LEVEL2_MG_DL)
+        b70 += int(v < TBR_LEVEL1_MG_DL)
+        a180 += int(v > TAR_LEVEL1_MG_DL)
+        a250 += int(v > TAR_LEVEL2_MG_DL)
+        r140 += int((v >= 70.0) & (v <= 140.0))
     return n, b54, b70, a180, a250, r140
 
 
@@ -85,9 +91,11 @@ def band_pcts(g: FloatArray) -> tuple[float, float, float, float, float, float]:
 
 
 @compiled
-def bands_into(row: FloatArray, b: int, g: FloatArray) -> None:
-    """The eight band columns of ``catalog._bands``."""
-    vl, lo, ir, hi, vh, r140 = band_pcts(g)
+def bands_into(
+    row: FloatArray, b: int, pcts: tuple[float, float, float, float, float, float]
+) -> None:
+    """The eight band columns of ``catalog._bands``, given ``band_pcts`` of the values."""
+    vl, lo, ir, hi, vh, r140 = pcts
     row[b : b + 5] = np.array([vl, lo, ir, hi, vh])
     row[b + 5], row[b + 6], row[b + 7] = vl + lo, hi + vh, r140
 
@@ -103,39 +111,50 @@ def gri_into(row: FloatArray, b: int, g: FloatArray) -> None:
 
 @compiled
 def distribution_into(row: FloatArray, b: int, g: FloatArray) -> None:
-    """Quantiles type 7, IQR, range, MAD, % above 140 and 63-140."""
-    x = np.sort(g)
+    """Quantiles type 7, IQR, range, MAD, % above 140 and 63-140; by counting when the values
+    are whole mg/dL (``kernels.order``), else by sorting (the same numbers either way)."""
+    cumulative, lowest = counted(g)
     q = np.empty(PROBS.size)
-    for i in range(PROBS.size):
-        q[i] = quantile_sorted(x, PROBS[i])
+    n = g.size
+    if cumulative.size:
+        for i in range(PROBS.size):
+            q[i] = quantile_counted(cumulative, lowest, PROBS[i])
+        med = median_counted(cumulative, lowest)
+        mad = mad_counted(cumulative, lowest, med)
+        at_most_140 = count_at_most(cumulative, lowest, 140.0)
+        above_140 = n - at_most_140
+        from_63 = at_most_140 - count_at_most(cumulative, lowest, 62.0)
+    else:
+        x = np.sort(g)
+        for i in range(PROBS.size):
+            q[i] = quantile_sorted(x, PROBS[i])
+        med = np.median(x)
+        mad = np.median(np.abs(x - med))
+        above_140 = int(np.count_nonzero(g > 140))
+        from_63 = int(np.count_nonzero((g >= 63) & (g <= 140)))
     row[b : b + 7] = q
     row[b + 7], row[b + 8] = q[4] - q[2], q[6] - q[0]
-    med = np.median(x)
-    row[b + 9] = risk.MAD_NORMAL_CONSTANT * np.median(np.abs(x - med))
-    n = g.size
-    row[b + 10] = 100.0 * np.count_nonzero(g > 140) / n
-    row[b + 11] = 100.0 * np.count_nonzero((g >= 63) & (g <= 140)) / n
+    row[b + 9] = risk.MAD_NORMAL_CONSTANT * mad
+    row[b + 10] = 100.0 * above_140 / n
+    row[b + 11] = 100.0 * from_63 / n
 
 
 TABLE_MAX_MG_DL = 1000  # risk terms of whole mg/dL values up to this are computed once
 
 
 @compiled
-def _terms(v: float) -> npt.NDArray[np.float64]:
+def _terms(v: float) -> tuple[float, float, float, float, float]:
     """Per-reading terms: BG risk f, GRADE score, M-value term, hyper and hypo index terms."""
-    out = np.zeros(5)
-    out[0] = math.log(v) ** risk.BG_RISK_EXPONENT - risk.BG_RISK_SHIFT
+    f = math.log(v) ** risk.BG_RISK_EXPONENT - risk.BG_RISK_SHIFT
     mmol = v / risk.GRADE_MG_DL_PER_MMOL_L
-    out[1] = min(
+    grade = min(
         risk.GRADE_CAP,
         risk.GRADE_FACTOR * (math.log10(math.log10(mmol)) + risk.GRADE_SHIFT) ** 2,
     )
-    out[2] = abs(math.log10(v / 90.0)) ** 3
-    if v > 140.0:
-        out[3] = (v - 140.0) ** 1.1
-    if v < 80.0:
-        out[4] = (80.0 - v) ** 2
-    return out
+    m = abs(math.log10(v / 90.0)) ** 3
+    hyper = (v - 140.0) ** 1.1 if v > 140.0 else 0.0
+    hypo = (80.0 - v) ** 2 if v < 80.0 else 0.0
+    return f, grade, m, hyper, hypo
 
 
 @compiled
@@ -144,49 +163,82 @@ def risk_table() -> FloatArray:
     so the transcendental functions run once per value, not once per reading (same numbers)."""
     table = np.empty((TABLE_MAX_MG_DL + 1, 5))
     for k in range(1, TABLE_MAX_MG_DL + 1):
-        table[k] = _terms(float(k))
+        for j, term in enumerate(_terms(float(k))):
+            table[k, j] = term
     table[0] = np.nan
     return table
 
 
 @compiled
-def risk_into(row: FloatArray, b: int, g: FloatArray, t: IntArray, table: FloatArray) -> None:
-    """LBGI, HBGI, ADRR, GRADE, hyper/hypo index, IGC, J, M, eA1c, COGI (``catalog._risk``)."""
+def _risk_sums(g: FloatArray, t: IntArray, table: FloatArray) -> npt.NDArray[np.float64]:
+    """The per-reading sums of ``risk_into``, in reading order: LBGI, HBGI and ADRR terms, days,
+    GRADE (all, < 80, 70-140, > 140), M-value, hyper- and hypo-index terms."""
     n = g.size
     lbgi = hbgi = adrr = m_sum = hyper_sum = hypo_sum = 0.0
     grade = grade_hypo = grade_hyper = grade_eugly = 0.0
-    days = 0
+    days = previous_day = 0
     day_lo = day_hi = 0.0
     for i in range(n):
         v = g[i]
-        whole = v == math.floor(v) and 1.0 <= v <= TABLE_MAX_MG_DL
-        terms = table[int(v)] if whole else _terms(v)
-        f = terms[0]
+        if v == math.floor(v) and 1.0 <= v <= TABLE_MAX_MG_DL:
+            k = int(v)  # scalar reads: no array view (and no reference count) per reading
+            f, s, m, hyper, hypo = table[k, 0], table[k, 1], table[k, 2], table[k, 3], table[k, 4]
+        else:
+            f, s, m, hyper, hypo = _terms(v)
         r = risk.BG_RISK_FACTOR * f * f
         rl, rh = (r if f < 0 else 0.0), (r if f > 0 else 0.0)
         lbgi += rl
         hbgi += rh
-        if i > 0 and t[i] // SECONDS_PER_DAY != t[i - 1] // SECONDS_PER_DAY:
+        day = t[i] // SECONDS_PER_DAY
+        if i > 0 and day != previous_day:
             adrr += day_lo + day_hi
             days += 1
             day_lo = day_hi = 0.0
+        previous_day = day
         day_lo, day_hi = max(day_lo, rl), max(day_hi, rh)
-        m_sum += terms[2]
-        hyper_sum += terms[3]
-        hypo_sum += terms[4]
-        s = terms[1]
-        grade += s
-        if v < 80.0:
-            grade_hypo += s
-        if v > 140.0:
-            grade_hyper += s
-        elif v >= 70.0:
-            grade_eugly += s
+        m_sum += m
+        hyper_sum += hyper
+        hypo_sum += hypo
+        grade += s  # the parts below add 0.0 where a reading is not theirs: no bit changes
+        grade_hypo += s if v < 80.0 else 0.0
+        grade_hyper += s if v > 140.0 else 0.0
+        grade_eugly += s if 70.0 <= v <= 140.0 else 0.0
     adrr += day_lo + day_hi
     days += 1
-    mean, sd = mean_of(g), sd_of(g)
+    return np.array(
+        [
+            lbgi,
+            hbgi,
+            adrr,
+            float(days),
+            grade,
+            grade_hypo,
+            grade_eugly,
+            grade_hyper,
+            m_sum,
+            hyper_sum,
+            hypo_sum,
+        ]
+    )
+
+
+@compiled
+def risk_into(
+    row: FloatArray,
+    b: int,
+    g: FloatArray,
+    t: IntArray,
+    table: FloatArray,
+    summary: tuple[float, float, float, float, float],
+) -> None:
+    """LBGI, HBGI, ADRR, GRADE, hyper/hypo index, IGC, J, M, eA1c, COGI (``catalog._risk``);
+    ``summary`` is the readings' (mean, SD, % below 54, % 54-69, % 70-180)."""
+    n = g.size
+    sums = _risk_sums(g, t, table)
+    lbgi, hbgi, adrr, days, grade, grade_hypo, grade_eugly, grade_hyper = sums[:8]
+    m_sum, hyper_sum, hypo_sum = sums[8], sums[9], sums[10]
+    mean, sd, vl, lo, tir = summary
     hyper_i, hypo_i = hyper_sum / (n * 30.0), hypo_sum / (n * 30.0)
-    vl, lo, tir, _, _, _ = band_pcts(g)
     tbr = vl + lo
     tbr_score = max(0.0, 100.0 - tbr * 100.0 / risk.COGI_TBR_ZERO_PCT)
     span = risk.COGI_SD_WORST_MG_DL - risk.COGI_SD_BEST_MG_DL
@@ -214,25 +266,31 @@ def risk_into(row: FloatArray, b: int, g: FloatArray, t: IntArray, table: FloatA
 
 @compiled
 def day_night_into(row: FloatArray, b: int, g: FloatArray, t: IntArray) -> None:
-    """Mean and % 70-180 at night ([00:00, 06:00) wall clock) and by day."""
-    sums = np.zeros(2)
-    counts = np.zeros(2)
-    inside = np.zeros(2)
+    """Mean and % 70-180 at night ([00:00, 06:00) wall clock) and by day. Each sum adds only
+    its own readings in order (adding 0.0 to a sum that starts at 0.0 changes no bit)."""
+    night_sum = day_sum = 0.0
+    night_n = day_n = night_in = day_in = 0
     for i in range(g.size):
-        k = 0 if (t[i] % SECONDS_PER_DAY) // SECONDS_PER_HOUR < NIGHT_END_HOUR else 1
-        sums[k] += g[i]
-        counts[k] += 1
-        inside[k] += 70.0 <= g[i] <= 180.0
-    for k in range(2):
-        n = counts[k]
-        row[b + 2 * k] = sums[k] / n if n else np.nan
-        row[b + 2 * k + 1] = 100.0 * inside[k] / n if n else np.nan
+        v = g[i]
+        night = t[i] % SECONDS_PER_DAY < NIGHT_END_HOUR * SECONDS_PER_HOUR
+        inside = (v >= 70.0) & (v <= 180.0)
+        night_sum += v if night else 0.0
+        day_sum += 0.0 if night else v
+        night_n += int(night)
+        day_n += int(not night)
+        night_in += int(night & inside)
+        day_in += int(inside & (not night))
+    for k, (total, n, n_in) in enumerate(
+        ((night_sum, night_n, night_in), (day_sum, day_n, day_in))
+    ):
+        row[b + 2 * k] = total / n if n else np.nan
+        row[b + 2 * k + 1] = 100.0 * n_in / n if n else np.nan
 
 
 @compiled
-def mage_naive(g: FloatArray) -> float:
-    """Mean |g - mean| over readings more than one SD from the mean (``mage.mage_naive``)."""
-    mean, sd = mean_of(g), sd_of(g)
+def mage_naive(g: FloatArray, mean: float, sd: float) -> float:
+    """Mean |g - mean| over readings more than one SD from the mean (``mage.mage_naive``),
+    given ``mean_of`` and ``sd_of`` of ``g``."""
     total = 0.0
     n = 0
     for v in g:

@@ -1,0 +1,195 @@
+"""The shortcuts the compiled kernels take for speed give the same numbers, bit for bit, as the
+straightforward computation they replace (``metrics.kernels``; docs/decisions.md, "metric
+kernel speed"): order statistics by counting instead of sorting, the median reading interval by
+majority vote, long gaps by integer comparison, the one-hour window SDs side by side, GRI
+zones by a sorted search, and the one-pass check of the readings' order."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from glucosestream.metrics import consensus, risk
+from glucosestream.metrics.cohort import prepare_cohort
+from glucosestream.metrics.columns import _zones
+from glucosestream.metrics.kernels.cohort import scan_readings
+from glucosestream.metrics.kernels.grid import dt0_min_of
+from glucosestream.metrics.kernels.numeric import nan_mean, nan_sd, quantile_sorted
+from glucosestream.metrics.kernels.order import (
+    count_at_most,
+    counted,
+    mad_counted,
+    median_counted,
+    quantile_counted,
+)
+from glucosestream.metrics.kernels.patients import _gaps_min
+from glucosestream.metrics.kernels.readings import PROBS, distribution_into
+from glucosestream.metrics.kernels.variability import _window_sd_mean
+
+whole_readings = st.lists(st.integers(1, 700), min_size=1, max_size=300).map(
+    lambda v: np.array(v, dtype=np.float64)
+)
+
+
+def _same(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or a == b
+
+
+@settings(max_examples=150, deadline=None)
+@given(whole_readings)
+def test_counted_order_statistics_equal_the_sorted_ones(g: np.ndarray) -> None:
+    cumulative, lowest = counted(g)
+    x = np.sort(g)
+    assert cumulative.size == g.max() - g.min() + 1
+    for q in PROBS:
+        assert quantile_counted(cumulative, lowest, q) == quantile_sorted(x, q)
+    med = float(np.median(x))
+    assert median_counted(cumulative, lowest) == med
+    assert mad_counted(cumulative, lowest, med) == float(np.median(np.abs(x - med)))
+    for value in (0.0, 62.0, 140.0, 140.5, 900.0):
+        assert count_at_most(cumulative, lowest, value) == np.count_nonzero(g <= value)
+
+
+def test_mad_walks_out_from_a_median_between_two_values() -> None:
+    g = np.array([10.0, 11.0, 13.0, 20.0, 20.0, 21.0])  # median 16.5: deviations all x.5
+    cumulative, lowest = counted(g)
+    med = median_counted(cumulative, lowest)
+    assert med == 16.5
+    assert mad_counted(cumulative, lowest, med) == np.median(np.abs(g - med)) == 4.0
+
+
+def test_values_that_are_not_whole_or_too_spread_are_not_counted() -> None:
+    for g in ([100.0, 100.5], [0.0, 100.0], [-5.0, 100.0], [1.0, 5000.0], [np.inf, 100.0]):
+        assert counted(np.array(g))[0].size == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(40, 400), min_size=2, max_size=200),
+    st.sampled_from([1.0, 0.5, 1 / 18.0156]),
+)
+def test_distribution_is_the_same_by_counting_or_by_sorting(values: list[int], unit: float) -> None:
+    """Whole values are counted, fractions sorted: either way the row is what sorting gives."""
+    g = np.array(values, dtype=np.float64) * unit
+    row = np.full(12, np.nan)
+    distribution_into(row, 0, g)
+    x = np.sort(g)
+    want = [quantile_sorted(x, q) for q in PROBS]
+    med = np.median(x)
+    want += [want[4] - want[2], want[6] - want[0]]
+    want.append(risk.MAD_NORMAL_CONSTANT * np.median(np.abs(x - med)))
+    want.append(100.0 * np.count_nonzero(g > 140) / g.size)
+    want.append(100.0 * np.count_nonzero((g >= 63) & (g <= 140)) / g.size)
+    assert row.tolist() == want
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.sampled_from([60, 299, 300, 300, 301, 900, 3600]), min_size=1, max_size=120),
+)
+def test_grid_step_by_majority_vote_equals_the_median_rule(steps: list[int]) -> None:
+    t = np.concatenate(([0], np.cumsum(steps))).astype(np.int64)
+    median_min = float(np.median(np.diff(t).astype(np.float64))) / 60.0
+    dt0 = max(1, round(median_min))  # round half to even, as numpy
+    divisors = [c for c in range(1, 1441) if 1440 % c == 0]
+    want = dt0 if 1440 % dt0 == 0 else min(divisors, key=lambda c: (abs(c - dt0), c))
+    assert dt0_min_of(t) == want
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.integers(0, 10_000), min_size=1, max_size=80),
+    st.sampled_from([45.0, 44.999, 45.01, 0.0, 7.5, 1e-9, float("nan")]),
+)
+def test_long_gaps_by_integer_comparison_equal_the_division(steps: list[int], limit: float) -> None:
+    t = np.cumsum(np.array(steps, dtype=np.int64))
+    gaps = [float(b - a) / 60.0 for a, b in itertools.pairwise(t)]
+    longest, over = _gaps_min(t, limit)
+    assert longest == max([0.0, *gaps])
+    assert over == sum(gap > limit for gap in gaps)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.one_of(st.floats(40, 400), st.just(float("nan"))), min_size=1, max_size=150),
+    st.integers(1, 20),
+)
+def test_window_sds_side_by_side_equal_one_window_at_a_time(values: list[float], w: int) -> None:
+    x = np.array(values)
+    sds = np.array([nan_sd(x[i : i + w]) for i in range(x.size - w + 1)])
+    assert _same(_window_sd_mean(x, w), nan_mean(sds) if sds.size else math.nan)
+
+
+def test_gri_zones_by_sorted_search_equal_the_per_value_rule() -> None:
+    gri = np.array([math.nan, -1.0, 0.0, 19.99, 20.0, 20.01, 40.0, 60.0, 79.9, 80.0, 99.0, 101])
+    assert _zones(gri).to_pylist() == [consensus.gri_zone(float(v)) for v in gri]
+
+
+def test_one_pass_check_finds_order_repeats_and_missing_values() -> None:
+    offsets = np.array([0, 3, 6, 6, 8], dtype=np.int64)
+    t = np.array([1, 2, 3, 5, 5, 9, 7, 4], dtype=np.int64)  # repeat in p1, order broken in p3
+    g = np.array([1.0, 2.0, math.nan, 4.0, 5.0, 6.0, 7.0, 8.0])
+    assert scan_readings(offsets, t, g) == (False, False, 1)
+    assert scan_readings(offsets[:3], t[:6], np.nan_to_num(g[:6])) == (True, False, 0)
+    assert scan_readings(offsets[:2], t[:3], np.ones(3)) == (True, True, 0)
+    # a patient's last reading and the next patient's first may share a time
+    assert scan_readings(np.array([0, 1, 2]), np.array([5, 5]), np.ones(2)) == (True, True, 0)
+
+
+def test_readings_known_distinct_are_their_own_views_per_instant() -> None:
+    table = pa.table(
+        {
+            "id": ["a", "a", "b", "b"],
+            "time": pa.array([0, 300, 0, 0], pa.timestamp("s")),
+            "gl": [100.0, 110.0, 120.0, 130.0],
+        }
+    )
+    readings = prepare_cohort(table).readings
+    assert not readings.distinct  # b has two readings at one time
+    instants = readings.mean_per_instant()
+    assert instants.distinct
+    assert instants.glucose_mg_dl.tolist() == [100.0, 110.0, 125.0]
+    assert instants.mean_per_instant() is instants
+    one_each = prepare_cohort(table.slice(0, 3)).readings
+    assert one_each.distinct
+    assert one_each.last_per_instant() is one_each
+
+
+def _pgs_one(gvp: float, mean: float, tir: float, n54: float, n70: float) -> float:
+    """Hirsch 2015/2017's PGS for one patient, in scalar arithmetic (as risk.py had it)."""
+    f_gvp = 1.0 + 9.0 / (1.0 + np.exp(-0.049 * (gvp - 65.47)))
+    f_mg = 1.0 + 9.0 * (
+        1.0 / (1.0 + np.exp(0.1139 * (mean - 72.08)))
+        + 1.0 / (1.0 + np.exp(-0.09195 * (mean - 157.57)))
+    )
+    f_tir = 1.0 + 9.0 / (1.0 + np.exp(0.0833 * (tir - 55.04)))
+    f_54 = 0.5 + 4.5 * (1.0 - np.exp(-0.81093 * n54))
+    f_70 = 0.5714 * n70 + 0.625 if n70 <= 7.65 else 5.0
+    return float(f_gvp + f_mg + f_tir + f_54 + f_70)
+
+
+def test_pgs_of_many_patients_equals_one_at_a_time() -> None:
+    rng = np.random.default_rng(7)
+    n = 500
+    columns = [
+        rng.uniform(0, 200, n),
+        rng.uniform(60, 300, n),
+        rng.uniform(0, 100, n),
+        rng.uniform(0, 10, n),
+        np.concatenate([rng.uniform(0, 15, n - 2), [7.65, 7.650001]]),
+    ]
+    names = ("gvp_pct", "mean_mg_dl", "tir_pct", "n54_per_week", "n70_per_week")
+    many = risk.personal_glycemic_states(**dict(zip(names, columns, strict=True)))
+    want = [_pgs_one(*(float(c[i]) for c in columns)) for i in range(n)]
+    assert many.tolist() == want
+    assert [
+        risk.personal_glycemic_state(
+            **{k: float(c[i]) for k, c in zip(names, columns, strict=True)}
+        )
+        for i in range(3)
+    ] == want[:3]
