@@ -63,6 +63,4 @@ def _add_missing_columns(engine: sa.Engine) -> None:
                 if column.name in present or not column.nullable:
                     continue
                 kind = column.type.compile(dialect=engine.dialect)
-                con.execute(
-                    sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
-                )
+                con.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
