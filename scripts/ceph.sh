@@ -60,6 +60,11 @@ osd pool default pgp num = 8
 mon allow pool size one = true
 mon warn on pool no redundancy = false
 osd crush chooseleaf type = 0
+# The script places the OSD in the CRUSH map itself. Left on, the OSD asks the monitor to do it
+# at start-up, and on a loaded machine that request can go out before the OSD has the monitor
+# map; the monitor then refuses it ("wrong fsid") and the OSD exits.
+osd crush update on start = false
+osd class update on start = false
 run dir = $dir/run
 admin socket = $dir/run/\$name.asok
 log file = $dir/log/\$name.log
