@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pyarrow as pa
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from glucosestream.errors import InvalidInput
@@ -28,6 +28,8 @@ traces = st.integers(min_value=2, max_value=864).flatmap(
         st.lists(st.sampled_from([5, 5, 5, 5, 10, 60]), min_size=n, max_size=n),
     )
 )
+# Every threshold a catalog metric compares readings with (ranges, GRADE, indices, episodes).
+BAND_EDGES_MG_DL = (54, 63, 69, 70, 80, 90, 140, 180, 181, 250)
 NUMERIC = [n for n in ALL if n not in ("gri_zone", "start_time", "end_time")]
 
 
@@ -95,6 +97,15 @@ def test_exact_duplicate_rows_do_not_matter(trace, data):
 def test_mmol_round_trip_keeps_every_metric(trace):
     values, steps = trace
     round_trip = [v / MG_DL_PER_MMOL_L * MG_DL_PER_MMOL_L for v in values]
+    # A value within a rounding error of a band edge may land on its other side (Hypothesis
+    # found 140 - 1 ulp); band membership then changes by design, so such traces are skipped.
+    assume(
+        all(
+            (v < edge) == (r < edge) and (v > edge) == (r > edge)
+            for v, r in zip(values, round_trip, strict=True)
+            for edge in BAND_EDGES_MG_DL
+        )
+    )
     _same(_row(_table(values, steps)), _row(_table(round_trip, steps)), rel=1e-7)
 
 
