@@ -150,7 +150,7 @@ class Lakehouse:
         id, or the current one when there was nothing to append."""
         chunks = [parts] if isinstance(parts, pa.Table) else parts
         with self.readings.transaction() as tx:
-            for rows in _grouped_by_bucket(chunks):
+            for rows in _grouped_by_bucket(chunks, tables.READINGS):
                 tx.append(tables.READINGS.prepare(rows))
         return _snapshot_id(self.readings)
 
@@ -166,14 +166,13 @@ class Lakehouse:
         with table.transaction() as tx, warnings.catch_warnings():
             # New patient-days have nothing to replace; pyiceberg warns about that.
             warnings.filterwarnings("ignore", "Delete operation did not match any records")
-            empty = table.current_snapshot() is None
-            for rows, scope in parts:
+            first_load = table.current_snapshot() is None  # nothing to replace
+            for rows in _grouped_by_bucket((r for r, _ in parts), spec) if first_load else ():
+                tx.append(spec.prepare(rows))
+            for rows, scope in () if first_load else parts:
                 prepared = spec.prepare(rows)
                 broad = scope.broad(spec.date_column)
-                if empty:
-                    if prepared.num_rows:
-                        tx.append(prepared)
-                elif broad is None:
+                if broad is None:
                     tx.overwrite(prepared, overwrite_filter=scope.expression(spec.date_column))
                 else:  # replace the broad range, writing back the rows of the other patients
                     others = _without_keys(table.scan(row_filter=broad).to_arrow(), scope)
@@ -256,7 +255,7 @@ class Scope:
         return _under_common_prefix(self.patient_keys, since)
 
 
-def _grouped_by_bucket(parts: Iterable[pa.Table]) -> Iterator[pa.Table]:
+def _grouped_by_bucket(parts: Iterable[pa.Table], spec: tables.TableSpec) -> Iterator[pa.Table]:
     """Consecutive parts whose keys start with the same hex digit, concatenated up to
     ``_ROWS_PER_APPEND`` rows: a run in 256 buckets of 1 million readings appends one file per
     (key digit, day) partition instead of sixteen small ones."""
@@ -270,7 +269,7 @@ def _grouped_by_bucket(parts: Iterable[pa.Table]) -> Iterator[pa.Table]:
         if group and (first != digit or rows + part.num_rows > _ROWS_PER_APPEND):
             yield pa.concat_tables(group)
             group, rows = [], 0
-        group.append(tables.READINGS.conform(part))
+        group.append(spec.conform(part))
         rows += part.num_rows
         digit = first
     if group:
