@@ -17,7 +17,12 @@ from __future__ import annotations
 
 from glucosestream.metrics.api import agp_table, calculate_file, compute_metrics, episode_table
 from glucosestream.metrics.catalog import ALL, CONSENSUS, MetricOptions
-from glucosestream.metrics.daily import DAILY_METRICS_SCHEMA, compute_daily_metrics, touched_days
+from glucosestream.metrics.daily import (
+    DAILY_METRICS_SCHEMA,
+    compute_daily_metrics,
+    local_dates,
+    touched_days,
+)
 from glucosestream.metrics.periods import agp_profile, compute_period_metrics, episode_rows
 from glucosestream.metrics.result_schemas import (
     AGP_PROFILE_SCHEMA,
@@ -41,5 +46,6 @@ __all__ = [
     "compute_period_metrics",
     "episode_rows",
     "episode_table",
+    "local_dates",
     "touched_days",
 ]

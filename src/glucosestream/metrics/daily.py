@@ -52,6 +52,9 @@ def local_dates(readings: pa.Table) -> pa.Array:
 
 
 def _with_local_dates(readings: pa.Table) -> pa.Table:
+    """The readings with their local day (kept if the caller already added it)."""
+    if "local_date" in readings.column_names:
+        return readings
     return readings.append_column("local_date", local_dates(readings))
 
 

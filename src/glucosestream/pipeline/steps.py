@@ -26,6 +26,7 @@ from glucosestream.metrics import (
     compute_daily_metrics,
     compute_period_metrics,
     episode_rows,
+    local_dates,
     touched_days,
 )
 from glucosestream.pipeline.buckets import Bucket, Spilled
@@ -52,7 +53,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 STEPS: Final = ("recover", "discover", "merge", "transform", "audit", "publish")
-_HISTORY_MARGIN: Final = dt.timedelta(days=2)
+# The local day a reading falls on began at most 25 hours before it (a day of a daylight-saving
+# change lasts 25 hours), so history from 26 hours before the earliest new reading holds every
+# reading of every day the run recomputes.
+_HISTORY_MARGIN: Final = dt.timedelta(hours=26)
 RECOVERED_SOURCE: Final = "(recovered from the raw zone: its ingest did not finish)"
 
 
@@ -142,11 +146,13 @@ def process_bucket(work: BucketWork, bucket: Bucket, timer: Timer) -> BucketResu
         ).cast(READING_SCHEMA)
         every = _concat([curated, new])
     with timer.step("transform"):
-        all_days = touched_days(work.engine, every)
+        dated = every.append_column("local_date", local_dates(every))  # once, for both
+        all_days = touched_days(work.engine, dated)
         days, scope = _days_to_compute(work, bucket, all_days, new)
         daily = compute_daily_metrics(
-            work.engine, every, days, run_id=work.run_id, computed_at=work.computed_at
+            work.engine, dated, days, run_id=work.run_id, computed_at=work.computed_at
         )
+        del dated
         if work.full_refresh:
             periods = closed_periods(all_days, None, None)
             period_scope = Scope(prefix=bucket.prefix)
@@ -204,7 +210,7 @@ def _first_period(work: BucketWork, incoming: pa.Table) -> dt.date | None:
 
 
 def _history_start(incoming: pa.Table, first_period_day: dt.date | None) -> dt.datetime:
-    """Curated rows from here on hold every day and period the run recomputes: two days
+    """Curated rows from here on hold every day and period the run recomputes: 26 hours
     before the earliest new reading, or a day before the first period (a local day starts
     at most 14 hours before its UTC date)."""
     since: dt.datetime = pc.min(incoming["ts"]).as_py() - _HISTORY_MARGIN
