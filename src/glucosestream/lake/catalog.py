@@ -32,7 +32,7 @@ from pyiceberg.expressions import (
     In,
     StartsWith,
 )
-from pyiceberg.table import Table
+from pyiceberg.table import Table, Transaction
 
 from glucosestream.config import LakeSettings
 from glucosestream.errors import LakeError
@@ -166,18 +166,12 @@ class Lakehouse:
         with table.transaction() as tx, warnings.catch_warnings():
             # New patient-days have nothing to replace; pyiceberg warns about that.
             warnings.filterwarnings("ignore", "Delete operation did not match any records")
-            first_load = table.current_snapshot() is None  # nothing to replace
-            for rows in _grouped_by_bucket((r for r, _ in parts), spec) if first_load else ():
-                tx.append(spec.prepare(rows))
-            for rows, scope in () if first_load else parts:
-                prepared = spec.prepare(rows)
-                broad = scope.broad(spec.date_column)
-                if broad is None:
-                    tx.overwrite(prepared, overwrite_filter=scope.expression(spec.date_column))
-                else:  # replace the broad range, writing back the rows of the other patients
-                    others = _without_keys(table.scan(row_filter=broad).to_arrow(), scope)
-                    both = pa.concat_tables([prepared, spec.conform(others)])
-                    tx.overwrite(spec.prepare(both), overwrite_filter=broad)
+            if table.current_snapshot() is None:  # the first load: nothing to replace
+                for rows in _grouped_by_bucket((r for r, _ in parts), spec):
+                    tx.append(spec.prepare(rows))
+            else:
+                for rows, scope in parts:
+                    _replace(tx, table, spec, spec.prepare(rows), scope)
         return _snapshot_id(table)
 
     def read_results(
@@ -255,10 +249,24 @@ class Scope:
         return _under_common_prefix(self.patient_keys, since)
 
 
+def _replace(
+    tx: Transaction, table: Table, spec: tables.TableSpec, rows: pa.Table, scope: Scope
+) -> None:
+    """Overwrite ``scope``'s rows with ``rows``; for a broad scope, the range is replaced and
+    the rows of the patients outside the scope are written back."""
+    broad = scope.broad(spec.date_column)
+    if broad is None:
+        tx.overwrite(rows, overwrite_filter=scope.expression(spec.date_column))
+        return
+    others = _without_keys(table.scan(row_filter=broad).to_arrow(), scope)
+    both = pa.concat_tables([rows, spec.conform(others)])
+    tx.overwrite(spec.prepare(both), overwrite_filter=broad)
+
+
 def _grouped_by_bucket(parts: Iterable[pa.Table], spec: tables.TableSpec) -> Iterator[pa.Table]:
     """Consecutive parts whose keys start with the same hex digit, concatenated up to
-    ``_ROWS_PER_APPEND`` rows: a run in 256 buckets of 1 million readings appends one file per
-    (key digit, day) partition instead of sixteen small ones."""
+    ``_ROWS_PER_APPEND`` rows: a run in 256 buckets appends one file per key-digit partition
+    (and day, for readings) instead of sixteen small ones."""
     group: list[pa.Table] = []
     rows = 0
     digit = None
