@@ -38,7 +38,7 @@ def test_streamed_result_equals_the_whole_file_result(tmp_path, monkeypatch, suf
         table = table.take(np.random.default_rng(1).permutation(table.num_rows))
     source = tmp_path / f"in{suffix}"
     (pq.write_table if suffix == ".parquet" else pacsv.write_csv)(table, source)
-    monkeypatch.setattr(api, "STREAM_ROWS", 1000)  # 2.5 patients per batch
+    monkeypatch.setattr(api, "SLICE_READINGS", 1000)  # 2.5 patients per batch
     seen: list[int] = []
     real = api.compute_metrics
     monkeypatch.setattr(

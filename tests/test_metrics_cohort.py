@@ -14,9 +14,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from glucosestream.errors import InvalidInput
+from glucosestream.metrics import api
 from glucosestream.metrics.api import compute_metrics
 from glucosestream.metrics.catalog import ALL, CONSENSUS, MetricOptions, compute_patient
-from glucosestream.metrics.cohort import prepare_cohort
+from glucosestream.metrics.cohort import cohort_slices, patient_runs, prepare_cohort
 from glucosestream.metrics.columns import GROUP_NAMES
 from glucosestream.metrics.kernels.patients import GROUPS
 from glucosestream.metrics.series import prepare_series
@@ -126,3 +128,70 @@ def test_sorted_input_is_grouped_without_copying_the_order():
     counts = np.diff(cohort.readings.offsets)
     assert counts.sum() == np.count_nonzero(~np.isnan(table["gl"].to_numpy()))
     assert np.all(np.diff(cohort.readings.time_s[: counts[0]]) >= 0)
+
+
+def test_slices_of_whole_patients_give_the_results_of_one_pass(monkeypatch):
+    """Rows grouped by id (times within a patient still unsorted, with duplicates and missing
+    values) are computed a slice of whole patients at a time: the same numbers as one pass."""
+    table = _cohort(6, patients=9)
+    grouped = table.take(
+        pa.array(np.argsort(table["id"].to_numpy(zero_copy_only=False), kind="stable"))
+    )
+    max_rows = 700  # smaller than some patients, bigger than others
+    slices = list(cohort_slices(grouped, max_rows))
+    counts = [int(c.readings.offsets[-1]) for c in slices]
+    assert len(slices) > 3
+    assert [i for c in slices for i in c.ids.to_pylist()] == sorted(set(table["id"].to_pylist()))
+    assert all(len(c.ids) == 1 for c in slices if c.readings.offsets[-1] > max_rows)
+    assert sum(counts) == np.count_nonzero(~np.isnan(table["gl"].to_numpy()))
+    whole = compute_metrics(table, "all").to_pylist()
+    monkeypatch.setattr(api, "SLICE_READINGS", max_rows)
+    sliced = compute_metrics(grouped, "all").to_pylist()
+    assert [r["id"] for r in sliced] == [r["id"] for r in whole]
+    for a, b in zip(sliced, whole, strict=True):
+        assert [k for k in b if not _agree(a[k], b[k])] == []
+
+
+def test_ungrouped_rows_are_not_sliced():
+    table = _cohort(7)
+    assert len(list(cohort_slices(table, 100))) == 1
+
+
+def test_one_patient_over_several_chunks_is_one_ascending_run():
+    table = _cohort(7, patients=1).sort_by("id").slice(3)  # drop "all-missing": one patient
+    chunked = pa.Table.from_batches(table.to_batches(max_chunksize=40))
+    runs = patient_runs(chunked)
+    assert runs is not None
+    assert runs[0].to_pylist() == ["p00"]
+    assert runs[1].tolist() == [0, chunked.num_rows]
+
+
+def test_a_stream_grouped_by_id_is_read_a_slice_at_a_time(monkeypatch):
+    table = _cohort(8, patients=9)
+    grouped = table.take(pa.array(np.argsort(table["id"].to_numpy(zero_copy_only=False))))
+    grouped = grouped.set_column(0, "id", grouped["id"].dictionary_encode())
+    whole = compute_metrics(table, "all").to_pylist()
+    monkeypatch.setattr(api, "SLICE_READINGS", 500)
+    seen: list[int] = []
+
+    def batches() -> object:
+        for batch in grouped.to_batches(max_chunksize=170):  # cuts patients between batches
+            seen.append(batch.num_rows)
+            yield batch
+
+    reader = pa.RecordBatchReader.from_batches(grouped.schema, batches())
+    streamed = compute_metrics(reader, "all").to_pylist()
+    assert len(seen) > 10
+    assert [r["id"] for r in streamed] == [r["id"] for r in whole]
+    for a, b in zip(streamed, whole, strict=True):
+        assert [k for k in b if not _agree(a[k], b[k])] == []
+
+
+def test_a_stream_not_grouped_by_id_is_refused_and_an_empty_one_gives_no_rows(monkeypatch):
+    table = _cohort(9)
+    monkeypatch.setattr(api, "SLICE_READINGS", 100)
+    reader = pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=50))
+    with pytest.raises(InvalidInput, match="not grouped by id"):
+        compute_metrics(reader, CONSENSUS)
+    empty = pa.RecordBatchReader.from_batches(table.schema, [])
+    assert compute_metrics(empty, CONSENSUS).num_rows == 0

@@ -3,6 +3,10 @@
 ``compute_metrics``, ``episode_table`` and ``agp_table`` are PURE: they take pandas, polars or
 Arrow data with columns ``id, time, gl`` (or the canonical ``patient_key, ts, glucose_mg_dl``)
 and return the same library's type (an Arrow table for Arrow or anything else Arrow can read).
+``compute_metrics`` also takes an Arrow ``RecordBatchReader`` whose rows are grouped by
+ascending id (a Parquet file's ``pyarrow.dataset`` scanner, DuckDB's ``fetch_record_batch()``
+of an ``ORDER BY id`` query) and reads it ``SLICE_READINGS`` readings at a time, so the cohort
+need not fit in memory.
 ``time`` is read as wall-clock time: a zoned timestamp is first converted to its zone's local
 time, so calendar days are the patient's local days; naive timestamps and ``YYYY-MM-DD
 HH:MM:SS`` strings are taken as they are. ``calculate_file`` does I/O: it reads CSV or Parquet
@@ -29,11 +33,21 @@ from glucosestream.metrics.agp import AGP_PERCENTILES, loess
 from glucosestream.metrics.catalog import ALL, CONSENSUS, Compat, MetricOptions
 from glucosestream.metrics.grid import MINUTES_PER_DAY
 
-__all__ = ["agp_table", "calculate_file", "compute_metrics", "episode_table"]
+__all__ = [
+    "agp_table",
+    "calculate_file",
+    "compute_metrics",
+    "episode_table",
+    "parquet_stream",
+]
 
 Frame = TypeVar("Frame")
 MetricSet = Literal["consensus", "all"]
 Naming = Literal["glucosestream", "iglu"]
+# Readings of whole patients worked on at a time (a stream read, a table sliced): big enough
+# that each compiled pass has about a thousand patients to share between cores, small enough
+# that the arrays built for a slice reuse memory already in use (docs/decisions.md).
+SLICE_READINGS: Final = 1 << 22
 _EPISODE_ROWS = (
     ("hypo", "lv1", "hypo_lv1"),
     ("hypo", "lv2", "hypo_lv2"),
@@ -80,6 +94,43 @@ def _resolve(metrics: MetricSet | Sequence[str]) -> tuple[str, ...]:
     return tuple(metrics)
 
 
+def _tables(frame: object) -> Iterator[pa.Table]:
+    """The input as tables of whole patients: a stream read a slice at a time, else whole."""
+    if not isinstance(frame, pa.RecordBatchReader):
+        yield _to_arrow(frame)
+        return
+    empty = True
+    try:
+        for table in _whole_patients(iter(frame)):
+            empty = False
+            yield table
+    except _Unsorted:
+        raise InvalidInput(
+            "the stream's rows are not grouped by id in ascending order; sort it by id "
+            "(ORDER BY id), or pass a table"
+        ) from None
+    if empty:
+        yield frame.schema.empty_table()
+
+
+def _cohort_values(
+    frame: object, names: tuple[str, ...], options: MetricOptions
+) -> tuple[pa.Array, dict[str, pa.Array]]:
+    """(ids, ``{name: column}``), computed one slice of whole patients at a time."""
+    from glucosestream.metrics.cohort import cohort_slices  # numba loads on first use
+    from glucosestream.metrics.columns import cohort_columns
+
+    ids: list[pa.Array] = []
+    parts: list[dict[str, pa.Array]] = []
+    for table in _tables(frame):
+        for cohort in cohort_slices(table, SLICE_READINGS):
+            ids.append(cohort.ids)
+            parts.append(cohort_columns(cohort, names, options))
+    if len(parts) == 1:
+        return ids[0], parts[0]
+    return pa.concat_arrays(ids), {n: pa.concat_arrays([p[n] for p in parts]) for n in names}
+
+
 def compute_metrics(
     frame: Frame,
     metrics: MetricSet | Sequence[str] = "consensus",
@@ -93,9 +144,6 @@ def compute_metrics(
     columns as iglu's ``all_metrics`` does (``metrics`` then picks ``all_metrics`` or its
     ``consensus_only`` variant).
     """
-    from glucosestream.metrics.cohort import prepare_cohort  # numba loads on first use
-    from glucosestream.metrics.columns import cohort_columns
-
     wanted = _resolve(metrics)
     options = MetricOptions(compat=compat)
     mapping: tuple[tuple[str, str], ...] = ()
@@ -104,9 +152,8 @@ def compute_metrics(
         if compat == "iglu":
             mapping = tuple((i, "mag_iglu_all_metrics" if i == "MAG" else m) for i, m in mapping)
         wanted = tuple(m for _, m in mapping)
-    cohort = prepare_cohort(_to_arrow(frame))
-    values = cohort_columns(cohort, tuple(dict.fromkeys(wanted)), options)
-    columns: dict[str, pa.Array] = {"id": cohort.ids}
+    ids, values = _cohort_values(frame, tuple(dict.fromkeys(wanted)), options)
+    columns: dict[str, pa.Array] = {"id": ids}
     if names == "iglu":
         for iglu_name, ours in mapping:
             column = values[ours]
@@ -188,16 +235,25 @@ def agp_table(frame: Frame, *, compat: Compat = "published", smooth: bool = Fals
     return cast(Frame, _like(pa.table(columns), frame))
 
 
-STREAM_ROWS: Final = 4_000_000  # readings held at a time when the input is sorted by id
-
-
 class _Unsorted(Exception):
     """The input turned out not to be sorted by id, so it cannot be streamed."""
 
 
+def parquet_stream(path: Path) -> pa.RecordBatchReader:
+    """A Parquet file as a stream of batches in file order, ids as dictionary codes (so whole
+    patients are found by comparing integers). Row group by row group: memory stays bounded
+    however big the file (pyarrow.dataset's scanner reads ahead without bound)."""
+    names = pq.read_schema(path).names
+    source = pq.ParquetFile(path, read_dictionary=[n for n in ("id", "patient_key") if n in names])
+    batches = source.iter_batches(batch_size=min(1 << 20, SLICE_READINGS // 4 + 1))
+    return pa.RecordBatchReader.from_batches(source.schema_arrow, batches)
+
+
 def _batches(path: Path) -> Iterator[pa.RecordBatch]:
     if path.suffix.lower() == ".parquet":
-        yield from pq.ParquetFile(path).iter_batches(batch_size=min(1 << 20, STREAM_ROWS // 4 + 1))
+        yield from pq.ParquetFile(path).iter_batches(
+            batch_size=min(1 << 20, SLICE_READINGS // 4 + 1)
+        )
         return
     types = {"id": pa.string(), "gl": pa.float64(), "patient_key": pa.string()}
     options = pacsv.ConvertOptions(column_types=types)
@@ -210,6 +266,8 @@ def _id_column(table: pa.Table) -> str:
 
 def _whole_patients(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
     """Tables of whole patients, in id order; raises ``_Unsorted`` if ids are not sorted."""
+    from glucosestream.metrics.cohort import patient_runs
+
     held: list[pa.RecordBatch] = []
     rows = 0
     last_id: str | None = None
@@ -217,33 +275,23 @@ def _whole_patients(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
         if batch is not None:
             held.append(batch)
             rows += batch.num_rows
-            if rows < STREAM_ROWS:
+            if rows < SLICE_READINGS:
                 continue
         table = pa.Table.from_batches(held) if held else None
         if table is None or table.num_rows == 0:
             return
-        ids = pc.cast(table[_id_column(table)], pa.string())
-        cut = table.num_rows
-        if batch is not None:  # hold back the last patient: its rows may go on
-            same = pc.equal(ids, ids[-1]).to_numpy(zero_copy_only=False)
-            cut = int(np.flatnonzero(~same)[-1]) + 1 if not same.all() else 0
-            if cut == 0:
-                continue
-        head = ids.slice(0, cut)
-        if not _ascending_runs(head) or (last_id is not None and head[0].as_py() <= last_id):
+        runs = patient_runs(table)
+        if runs is None or (last_id is not None and runs[0][0].as_py() <= last_id):
             raise _Unsorted
-        last_id = head[-1].as_py()
+        ids, offsets = runs
+        # hold back the last patient unless the input has ended: its rows may go on
+        cut = table.num_rows if batch is None else int(offsets[-2])
+        if cut == 0:
+            continue
+        last_id = ids[-1 if batch is None else -2].as_py()
         yield table.slice(0, cut)
         held = table.slice(cut).to_batches()
         rows = table.num_rows - cut
-
-
-def _ascending_runs(ids: pa.ChunkedArray) -> bool:
-    starts = np.flatnonzero(
-        np.concatenate(([True], pc.not_equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False)))
-    )
-    runs = pc.take(ids, pa.array(starts))
-    return len(runs) < 2 or bool(pc.all(pc.less(runs[:-1], runs[1:])).as_py())
 
 
 class _Output:
@@ -306,7 +354,7 @@ def calculate_file(
     """Read ``id,time,gl`` readings (CSV or Parquet, by suffix), write one row of metrics per id
     to ``out_path`` (CSV or Parquet) and, if asked, the episode table to ``episodes_path``.
 
-    An input sorted by id is streamed, ``STREAM_ROWS`` readings of whole patients at a time, so
+    An input sorted by id is streamed, ``SLICE_READINGS`` readings of whole patients at a time, so
     it may be larger than memory; an unsorted one is found out on the way and read whole.
     ``compat`` defaults to ``"iglu"`` when ``names="iglu"`` (so R users can diff the numbers)
     and to ``"published"`` otherwise. Returns the number of ids written.

@@ -13,6 +13,7 @@ patient with none still has a (empty) slot so it gets a row of NaN.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,15 @@ from glucosestream.metrics.kernels.cohort import (
 )
 from glucosestream.metrics.series import PatientSeries
 
-__all__ = ["ALIASES", "Cohort", "Readings", "prepare_cohort", "wall_clock_seconds"]
+__all__ = [
+    "ALIASES",
+    "Cohort",
+    "Readings",
+    "cohort_slices",
+    "patient_runs",
+    "prepare_cohort",
+    "wall_clock_seconds",
+]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -163,7 +172,7 @@ def _runs(ids: pa.ChunkedArray) -> tuple[pa.Array, IntArray] | None:
         if same.any():  # a chunk boundary inside one patient's rows
             keep = np.concatenate(([True], ~same))
             starts, run_ids = starts[keep], run_ids.filter(pa.array(keep))
-        if not pc.all(pc.less(run_ids[:-1], run_ids[1:])).as_py():
+        if len(run_ids) > 1 and not pc.all(pc.less(run_ids[:-1], run_ids[1:])).as_py():
             return None
     return run_ids, np.append(starts, n).astype(np.int64)
 
@@ -188,23 +197,18 @@ def _by_codes(encoded: pa.ChunkedArray) -> tuple[pa.Array, IntArray, IntArray | 
     return dictionary.take(pa.array(order[present])), offsets, permutation
 
 
-def prepare_cohort(table: pa.Table) -> Cohort:
-    """Sort, group and clean ``table`` (``id, time, gl`` or the canonical names)."""
-    id_col, time_col, gl_col = _columns(table)
+def _id_column(table: pa.Table) -> pa.ChunkedArray:
+    id_col = _columns(table)[0]
     if id_col.null_count:
         raise InvalidInput(f"{id_col.null_count} readings have no id; fill or drop them")
-    t = wall_clock_seconds(time_col)
-    g = np.asarray(pc.cast(gl_col, pa.float64()).to_numpy(), dtype=np.float64)
     if not pa.types.is_dictionary(id_col.type) and not pa.types.is_string(id_col.type):
         id_col = pc.cast(id_col, pa.string())
-    found = _runs(id_col)
-    if found is None:
-        encoded = id_col if pa.types.is_dictionary(id_col.type) else pc.dictionary_encode(id_col)
-        ids, offsets, order = _by_codes(encoded)
-        if order is not None:
-            t, g = t[order], g[order]
-    else:
-        ids, offsets = found
+    return id_col
+
+
+def _cleaned(ids: pa.Array, offsets: IntArray, t: IntArray, g: FloatArray) -> Cohort:
+    """The cohort once rows are grouped by patient: times sorted within each patient, readings
+    without a glucose value dropped."""
     ids = pc.cast(ids, pa.string())
     in_order, distinct, n_missing = scan_readings(_read_only(offsets), _read_only(t), _read_only(g))
     if not in_order:
@@ -216,3 +220,48 @@ def prepare_cohort(table: pa.Table) -> Cohort:
         offsets = kept[offsets].astype(np.int64)
         t, g = t[~missing], g[~missing]
     return Cohort(ids, Readings(offsets, t, g, distinct=in_order and distinct and not n_missing))
+
+
+def _time_and_glucose(table: pa.Table) -> tuple[IntArray, FloatArray]:
+    _, time_col, gl_col = _columns(table)
+    t = wall_clock_seconds(time_col)
+    return t, np.asarray(pc.cast(gl_col, pa.float64()).to_numpy(), dtype=np.float64)
+
+
+def prepare_cohort(table: pa.Table) -> Cohort:
+    """Sort, group and clean ``table`` (``id, time, gl`` or the canonical names)."""
+    id_col = _id_column(table)
+    found = _runs(id_col)
+    t, g = _time_and_glucose(table)
+    if found is None:
+        encoded = id_col if pa.types.is_dictionary(id_col.type) else pc.dictionary_encode(id_col)
+        ids, offsets, order = _by_codes(encoded)
+        if order is not None:
+            t, g = t[order], g[order]
+    else:
+        ids, offsets = found
+    return _cleaned(ids, offsets, t, g)
+
+
+def patient_runs(table: pa.Table) -> tuple[pa.Array, IntArray] | None:
+    """(ids, offsets) when the rows are grouped by ascending id, else None; found by comparing
+    neighbouring rows (dictionary codes where the ids are encoded), never by hashing."""
+    return _runs(_id_column(table))
+
+
+def cohort_slices(table: pa.Table, max_rows: int) -> Iterator[Cohort]:
+    """``prepare_cohort(table)`` as consecutive cohorts of whole patients, each of at most
+    ``max_rows`` rows or one patient, when the rows are already grouped by ascending id (as the
+    lake and the exporters write them); else the whole cohort at once. Working on one slice at a
+    time keeps the arrays built from the table small and their memory reused."""
+    found = patient_runs(table) if table.num_rows > max_rows else None
+    if found is None:
+        yield prepare_cohort(table)
+        return
+    ids, offsets = found
+    lo = 0
+    while lo < len(ids):
+        hi = max(int(np.searchsorted(offsets, offsets[lo] + max_rows, side="right")) - 1, lo + 1)
+        part = table.slice(int(offsets[lo]), int(offsets[hi] - offsets[lo]))
+        yield _cleaned(ids[lo:hi], offsets[lo : hi + 1] - offsets[lo], *_time_and_glucose(part))
+        lo = hi
