@@ -36,10 +36,8 @@ EXAMPLE = (
 DATASETS = pytest.mark.parametrize("dataset", [COHORT, EXAMPLE], ids=["cohort", "example"])
 # Known, documented differences (docs/metrics.md, "Differences from iglu"): iglu's AUC labels
 # days wrongly; its active_percent on timestamps with jitter is not reproduced (it is compared on
-# the example data, whose timestamps have none); its MAGE differs on segments with a gap of
-# 45-180 min inside (two example subjects; every cohort segment matches).
-KNOWN = {"cohort": {"AUC", "active_percent"}, "example": {"AUC", "MAGE"}}
-MAGE_GAP_SUBJECTS = {"Subject 1", "Subject 4"}
+# the example data, whose timestamps have none).
+KNOWN = {"cohort": {"AUC", "active_percent"}, "example": {"AUC"}}
 
 
 def _read_readings(path: Path) -> pa.Table:
@@ -125,6 +123,7 @@ SINGLE = [
     ("gri.csv", "GRI", "gri"),
     ("conga__n1.csv", "CONGA", "conga_1h"),
     ("mag.csv", "MAG", "mag_mg_dl_per_h"),
+    ("mage.csv", "MAGE", "mage_mg_dl"),
     ("mage__plus.csv", "MAGE", "mage_plus_mg_dl"),
     ("mage__minus.csv", "MAGE", "mage_minus_mg_dl"),
     ("mage__service.csv", "MAGE", "mage_service_mg_dl"),
@@ -142,8 +141,6 @@ SINGLE = [
 def test_single_metric_equals_iglu(dataset, file, column, metric):
     readings, folder, _ = dataset
     reference = {r["id"]: r[column] for r in _reference(folder, file)}
-    if metric.startswith("mage") and metric != "mage_naive_mg_dl" and dataset is EXAMPLE:
-        reference = {k: v for k, v in reference.items() if k not in MAGE_GAP_SUBJECTS}
     ours = compute_metrics(_read_readings(readings), [metric], compat="iglu").to_pylist()
     ours = [r for r in ours if r["id"] in reference]
     assert {r["id"]: r[metric] for r in ours} == pytest.approx(
@@ -177,19 +174,46 @@ def test_agp_percentiles_equal_plot_agp(dataset):
         np.testing.assert_allclose(curves.percentiles_mg_dl.T, want[:, 1:], rtol=REL)
 
 
-@pytest.mark.parametrize("dataset", [COHORT, EXAMPLE], ids=["cohort", "example"])
+@DATASETS
 def test_mage_segments_equal_iglu(dataset):
+    """Every segment's MAGE+ and MAGE-, its first and last grid time and the direction of its
+    first excursion, in order (iglu also lists the gaps between segments, with no MAGE)."""
     readings, folder, _ = dataset
-    reference: dict[str, list[float]] = {}
-    for r in _reference(folder, "mage__segments.csv"):
-        if r["mage"] != "NA":
-            reference.setdefault(r["id"], []).append(_number(r["mage"]))
+    reference: dict[str, list[tuple[str, str, float, float, bool]]] = {}
+    rows = [r for r in _reference(folder, "mage__segments.csv") if r["mage"] != "NA"]
+    for plus, minus in zip(rows[::2], rows[1::2], strict=True):
+        assert (plus["plus_or_minus"], minus["plus_or_minus"]) == ("PLUS", "MINUS")
+        reference.setdefault(plus["id"], []).append(
+            (
+                plus["start"],
+                plus["end"],
+                _number(plus["mage"]),
+                _number(minus["mage"]),
+                plus["first_excursion"] == "TRUE",
+            )
+        )
     for subject, series in _series(_read_readings(readings)).items():
-        if dataset is EXAMPLE and subject in MAGE_GAP_SUBJECTS:
-            continue
-        result = mage_moving_average(build_grid(series.last_per_instant(), dt0_min=5))
-        ours = [v for s in result.segments for v in (s.plus_mg_dl, s.minus_mg_dl)]
-        assert ours == pytest.approx(reference[subject], rel=REL)
+        grid = build_grid(series.last_per_instant(), dt0_min=5)
+        times = grid.time_s().astype("datetime64[s]").astype(str)
+        result = mage_moving_average(grid)
+        ours = [
+            (
+                times[s.start].replace("T", " "),
+                times[s.stop - 1].replace("T", " "),
+                s.plus_mg_dl,
+                s.minus_mg_dl,
+                s.first_is_plus,
+            )
+            for s in result.segments
+            if not (math.isnan(s.plus_mg_dl) and math.isnan(s.minus_mg_dl))
+        ]
+        want = reference[subject]
+        assert [(a, b, first) for a, b, _, _, first in ours] == [
+            (a, b, first) for a, b, _, _, first in want
+        ]
+        assert [v for o in ours for v in o[2:4]] == pytest.approx(
+            [v for w in want for v in w[2:4]], rel=REL
+        )
 
 
 def test_extended_hyper_follows_the_consensus_not_iglu():
@@ -231,11 +255,3 @@ def test_sd_measures_equal_iglu_on_averaged_duplicates():
     for row in compute_metrics(_read_readings(readings), names).to_pylist():
         want = [_number(reference[row["id"]][c]) for c in columns]
         assert [row[n] for n in names] == pytest.approx(want, rel=REL)
-
-
-def test_example_mage_with_inner_gaps_is_close_to_iglu():
-    """The documented MAGE difference stays small (< 2 %) where a segment has an inner gap."""
-    readings, folder, _ = EXAMPLE
-    reference = {r["id"]: _number(r["MAGE"]) for r in _reference(folder, "mage.csv")}
-    for row in compute_metrics(_read_readings(readings), ["mage_mg_dl"], compat="iglu").to_pylist():
-        assert row["mage_mg_dl"] == pytest.approx(reference[row["id"]], rel=0.02)

@@ -6,18 +6,26 @@ moving-average method of Fernandes N.J. et al., "Open-source algorithm to calcul
 amplitude of glycemic excursions using short and long moving averages", J Diabetes Sci Technol
 2022;16:576-577:
 
-1. glucose is put on a 5-minute grid (``grid.py``); the trace is cut into segments at runs of
-   missing points longer than ``max_gap_min`` (180), and shorter runs are interpolated linearly;
-2. a short (5-point) and a long (32-point) trailing moving average are taken; the first points,
-   where a full window is not yet available, take the first complete average;
-3. the places where the two averages cross split the trace into intervals; each interval where
-   the short average is above the long one gives a peak (its maximum), the others a nadir;
+1. glucose is put on a 5-minute grid (``grid.py``), whose points stay missing inside gaps longer
+   than ``inter_gap``; the trace is cut into segments at runs of missing points longer than
+   ``max_gap_min`` (180). Shorter runs stay missing: nothing is imputed;
+2. a short (5-point) and a long (32-point) trailing moving average are taken, each the mean of
+   the glucose values present among the last 5 (32) grid points, missing where none is; the
+   first points, where a full window is not yet available, take the first complete average;
+3. the places where the two averages cross (where the sign of short minus long changes, zeros
+   and missing points skipped) split the trace into intervals, each of which holds one peak
+   (short above long) or one nadir. The extreme is searched from the previous extreme up to the
+   next crossing: the averages lag the glucose, so a turn can come a few points before the
+   crossing that reveals it (the lowest point after a peak may precede the upward crossing);
 4. peaks and nadirs are reduced to alternating turning points whose successive differences are at
    least one SD of the segment's glucose (a zig-zag filter whose first turning point is the
    first extreme from which a swing of one SD follows);
 5. MAGE+ is the mean rise (nadir to peak), MAGE- the mean fall, "service" the direction of the
    first excursion (Service 1970) and "max" the larger of the two; each is the mean over segments
    weighted by segment duration (last minus first time).
+
+Steps 2 and 3 are the readings of the method that reproduce iglu 4.3.0's ``mage(version =
+"ma")`` on every segment of the validation cohort and of iglu's example data (docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -100,31 +108,49 @@ def _segments(x: FloatArray, max_gap_points: int) -> list[tuple[int, int]]:
 
 
 def _moving_average(x: FloatArray, window: int) -> FloatArray:
-    c = np.concatenate(([0.0], np.cumsum(x)))
+    """Trailing mean of the present values among the last ``window`` points (NaN where none is);
+    the first ``window - 1`` points take the first complete window's mean."""
+    present = ~np.isnan(x)
+    c = np.concatenate(([0.0], np.cumsum(np.where(present, x, 0.0))))
+    n = np.concatenate(([0], np.cumsum(present)))
     out = np.empty(x.size)
     if x.size < window:
-        out[:] = c[-1] / x.size
+        out[:] = c[-1] / n[-1]
         return out
-    out[window - 1 :] = (c[window:] - c[:-window]) / window
+    counts = n[window:] - n[:-window]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[window - 1 :] = np.where(counts > 0, (c[window:] - c[:-window]) / counts, np.nan)
     out[: window - 1] = out[window - 1]
     return out
 
 
+def _crossings(delta: FloatArray) -> tuple[int, npt.NDArray[np.intp]]:
+    """The sign of the first nonzero, present ``delta`` (0 if there is none) and the indices
+    where the sign differs from the last nonzero, present sign before them."""
+    signed = np.flatnonzero(np.nan_to_num(np.sign(delta)) != 0)
+    if signed.size == 0:
+        return 0, signed
+    s = np.sign(delta[signed])
+    return int(s[0]), signed[1:][s[1:] != s[:-1]]
+
+
 def _extremes(x: FloatArray) -> tuple[FloatArray, npt.NDArray[np.int8]]:
-    delta = _moving_average(x, SHORT_MA_POINTS) - _moving_average(x, LONG_MA_POINTS)
-    sign = np.sign(delta)
-    nonzero = np.flatnonzero(sign != 0)
-    if nonzero.size == 0:
+    """One peak (kind 1) or nadir (-1) per interval between crossings, each searched from the
+    previous extreme (its first occurrence) up to the next crossing, missing points skipped."""
+    kind, crossings = _crossings(
+        _moving_average(x, SHORT_MA_POINTS) - _moving_average(x, LONG_MA_POINTS)
+    )
+    if kind == 0:
         return np.empty(0), np.empty(0, dtype=np.int8)
-    flips = nonzero[1:][sign[nonzero[1:]] != sign[nonzero[:-1]]]
-    bounds = np.concatenate(([0], flips, [x.size]))
-    values = np.empty(bounds.size - 1)
-    kinds = np.empty(bounds.size - 1, dtype=np.int8)
-    for i in range(bounds.size - 1):
-        lo, hi = int(bounds[i]), int(bounds[i + 1])
-        up = float(np.mean(delta[lo:hi])) > 0
-        values[i] = x[lo:hi].max() if up else x[lo:hi].min()
-        kinds[i] = 1 if up else -1
+    ends = np.concatenate((crossings, [x.size]))
+    values = np.empty(ends.size)
+    kinds = np.empty(ends.size, dtype=np.int8)
+    start = 0
+    for i, end in enumerate(ends.tolist()):
+        window = x[start:end]
+        at = int(np.nanargmax(window) if kind == 1 else np.nanargmin(window))
+        values[i], kinds[i] = window[at], kind
+        start, kind = start + at, -kind
     return values, kinds
 
 
@@ -157,10 +183,8 @@ def _turning_points(values: FloatArray, kinds: npt.NDArray[np.int8], sd: float) 
 def _segment_mage(x: FloatArray, start: int, stop: int) -> MageSegment:
     seg = x[start:stop]
     present = ~np.isnan(seg)
-    idx = np.arange(seg.size)
-    filled = np.interp(idx, idx[present], seg[present])
     sd = float(np.std(seg[present], ddof=1)) if int(present.sum()) > 1 else float("nan")
-    values, kinds = _extremes(filled)
+    values, kinds = _extremes(seg)
     points = _turning_points(values, kinds, sd)
     if not points:
         return MageSegment(start, stop, float("nan"), float("nan"), None)

@@ -2,8 +2,9 @@
 
 The algorithm, its sources and its constants are those of ``glucosestream.metrics.mage``
 (Service 1970; Fernandes 2022): segments cut at more than ``max_gap_points`` missing points in a
-row, shorter gaps interpolated, short and long trailing moving averages, one extreme per
-crossing interval, a one-SD zig-zag filter, and the duration-weighted mean over segments.
+row, shorter gaps left missing, short and long trailing moving averages of the present values,
+one extreme per crossing interval searched from the previous extreme, a one-SD zig-zag filter,
+and the duration-weighted mean over segments.
 """
 
 from __future__ import annotations
@@ -23,84 +24,67 @@ FloatArray = npt.NDArray[np.float64]
 
 
 @compiled
-def _filled(seg: FloatArray) -> FloatArray:
-    """The segment with inner missing points interpolated linearly (as ``np.interp``)."""
-    out = seg.copy()
-    left = 0
-    for i in range(1, seg.size):
-        if math.isnan(seg[i]):
-            continue
-        if i - left > 1:
-            slope = (seg[i] - seg[left]) / (i - left)
-            for j in range(left + 1, i):
-                out[j] = slope * (j - left) + seg[left]
-        left = i
-    return out
-
-
-@compiled
-def _moving_average(x: FloatArray, c: FloatArray, window: int) -> FloatArray:
-    """Trailing mean of ``window`` points, from ``c``, the running sum of ``x`` (``c[0] = 0``)."""
-    out = np.empty(x.size)
-    if x.size < window:
-        out[:] = c[x.size] / x.size
+def _moving_average(c: FloatArray, n: npt.NDArray[np.int64], window: int) -> FloatArray:
+    """Trailing mean of the present values among the last ``window`` points (NaN where none is),
+    from ``c`` and ``n``, the running sum and count of the present values (``c[0] = n[0] = 0``);
+    the first ``window - 1`` points take the first complete window's mean."""
+    size = c.size - 1
+    out = np.empty(size)
+    if size < window:
+        out[:] = c[size] / n[size]
         return out
-    for i in range(window - 1, x.size):
-        out[i] = (c[i + 1] - c[i + 1 - window]) / window
+    for i in range(window - 1, size):
+        count = n[i + 1] - n[i + 1 - window]
+        out[i] = (c[i + 1] - c[i + 1 - window]) / count if count > 0 else np.nan
     out[: window - 1] = out[window - 1]
     return out
 
 
 @compiled
-def _interval_extremes(
-    x: FloatArray, delta: FloatArray, bounds: npt.NDArray[np.int64]
-) -> tuple[FloatArray, npt.NDArray[np.int8]]:
-    """For each interval ``[bounds[k], bounds[k + 1])``: up (1) if the mean of ``delta`` over
-    it is > 0, else down (-1), and the largest ``x`` in it if up, else the smallest (NaN if it
-    holds a NaN, as ``np.max`` and ``np.min``). One pass with running sums, maxima and minima
-    in index order, so the same numbers as a mean, max and min of each interval's slice."""
-    n = bounds.size - 1
-    values = np.empty(n)
-    kinds = np.empty(n, dtype=np.int8)
-    for k in range(n):
-        lo, hi = bounds[k], bounds[k + 1]
-        total = 0.0
-        top = bottom = x[lo]
-        missing = False
-        for i in range(lo, hi):
-            total += delta[i]
-            v = x[i]
-            missing |= v != v
-            top = v if v > top else top
-            bottom = v if v < bottom else bottom
-        up = total / (hi - lo) > 0
-        values[k] = np.nan if missing else (top if up else bottom)
-        kinds[k] = 1 if up else -1
-    return values, kinds
+def _crossings(delta: FloatArray) -> tuple[int, npt.NDArray[np.int64]]:
+    """The sign of the first nonzero, present ``delta`` (0 if none) and the indices where the
+    sign differs from the last nonzero, present sign before them."""
+    out = np.empty(delta.size, dtype=np.int64)
+    m = 0
+    first = 0
+    last = 0.0
+    for i in range(delta.size):
+        s = np.sign(delta[i])
+        if s != 0 and not math.isnan(s):
+            if last == 0:
+                first = int(s)
+            elif s != last:
+                out[m] = i
+                m += 1
+            last = s
+    return first, out[:m]
 
 
 @compiled
 def _extremes(x: FloatArray) -> tuple[FloatArray, npt.NDArray[np.int8]]:
-    c = np.zeros(x.size + 1)  # one running sum serves both averages
+    """One peak (1) or nadir (-1) per interval between crossings, each the first largest
+    (smallest) present value from the previous extreme up to the next crossing."""
+    c = np.zeros(x.size + 1)  # one running sum and count serve both averages
+    n = np.zeros(x.size + 1, dtype=np.int64)
     for i in range(x.size):
-        c[i + 1] = c[i] + x[i]
-    short = _moving_average(x, c, mage.SHORT_MA_POINTS)
-    delta = short - _moving_average(x, c, mage.LONG_MA_POINTS)
-    bounds = np.empty(x.size + 1, dtype=np.int64)
-    nb = 1
-    bounds[0] = 0
-    last = 0.0
-    for i in range(x.size):
-        s = np.sign(delta[i])
-        if s != 0:
-            if last != 0 and s != last:
-                bounds[nb] = i
-                nb += 1
-            last = s
-    if last == 0:
-        return np.empty(0), np.empty(0, dtype=np.int8)
-    bounds[nb] = x.size
-    return _interval_extremes(x, delta, bounds[: nb + 1])
+        present = not math.isnan(x[i])
+        c[i + 1] = c[i] + x[i] if present else c[i]
+        n[i + 1] = n[i] + 1 if present else n[i]
+    short = _moving_average(c, n, mage.SHORT_MA_POINTS)
+    kind, crossings = _crossings(short - _moving_average(c, n, mage.LONG_MA_POINTS))
+    values = np.empty(crossings.size + 1 if kind else 0)
+    kinds = np.empty(values.size, dtype=np.int8)
+    start = 0
+    for k in range(values.size):
+        end = crossings[k] if k < crossings.size else x.size
+        at = -1
+        for i in range(start, end):
+            v = x[i]
+            if not math.isnan(v) and (at < 0 or (v > x[at] if kind == 1 else v < x[at])):
+                at = i
+        values[k], kinds[k] = x[at], kind
+        start, kind = at, -kind
+    return values, kinds
 
 
 @compiled
@@ -139,7 +123,7 @@ def _turning_points(values: FloatArray, kinds: npt.NDArray[np.int8], sd: float) 
 def _segment(seg: FloatArray) -> tuple[float, float, int]:
     """(MAGE+, MAGE-, first excursion: 1 up, -1 down, 0 none) of one segment."""
     sd = nan_sd(seg)  # sd_of of the present values: the same sums in the same order
-    values, kinds = _extremes(_filled(seg))
+    values, kinds = _extremes(seg)
     points = _turning_points(values, kinds, sd)
     if points.size == 0:
         return np.nan, np.nan, 0
