@@ -22,6 +22,7 @@ from glucosestream.metrics.cohort import cohort_slices, patient_runs, prepare_co
 from glucosestream.metrics.columns import GROUP_NAMES
 from glucosestream.metrics.kernels.patients import GROUPS
 from glucosestream.metrics.series import prepare_series
+from glucosestream.metrics.sufficiency import iglu_active_count
 
 DAY_S = 86_400
 
@@ -195,3 +196,26 @@ def test_a_stream_not_grouped_by_id_is_refused_and_an_empty_one_gives_no_rows(mo
         compute_metrics(reader, CONSENSUS)
     empty = pa.RecordBatchReader.from_batches(table.schema, [])
     assert compute_metrics(empty, CONSENSUS).num_rows == 0
+
+
+def test_iglu_active_count_loses_only_the_excess_of_intervals_rounding_above_dt0():
+    """5-minute readings: ten intervals of 300 s, six of 340 s (round to 6 min: gaps losing 40 s
+    each, 4 min in all), six of 260 s (kept whole), then a 20-minute gap (losing 15 min)."""
+    steps = [300] * 10 + [340, 260] * 6 + [1200]
+    t = np.concatenate(([0], np.cumsum(steps))).astype(np.int64)
+    assert iglu_active_count(t, 5) == round((t[-1] - 6 * 40 - 900) / 300) + 1 == 23
+    assert t.size == 24  # the published count: distinct readings
+    even = np.arange(0, 13 * 300, 300, dtype=np.int64)
+    assert iglu_active_count(even, 5) == even.size  # no jitter: the distinct count
+    table = pa.table(
+        {
+            "id": ["a"] * t.size,
+            "time": pa.array(t + 20_000 * DAY_S, pa.timestamp("s")),
+            "gl": [120.0] * t.size,
+        }
+    )
+    expected = round(t[-1] / 300) + 1  # 27 readings in the span
+    iglu = compute_metrics(table, ["active_pct"], compat="iglu")["active_pct"][0].as_py()
+    published = compute_metrics(table, ["active_pct"])["active_pct"][0].as_py()
+    assert iglu == pytest.approx(100 * 23 / expected)
+    assert published == pytest.approx(100 * 24 / expected)

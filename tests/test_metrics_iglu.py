@@ -35,9 +35,8 @@ EXAMPLE = (
 )
 DATASETS = pytest.mark.parametrize("dataset", [COHORT, EXAMPLE], ids=["cohort", "example"])
 # Known, documented differences (docs/metrics.md, "Differences from iglu"): iglu's AUC labels
-# days wrongly; its active_percent on timestamps with jitter is not reproduced (it is compared on
-# the example data, whose timestamps have none).
-KNOWN = {"cohort": {"AUC", "active_percent"}, "example": {"AUC"}}
+# days wrongly.
+KNOWN = {"cohort": {"AUC"}, "example": {"AUC"}}
 
 
 def _read_readings(path: Path) -> pa.Table:

@@ -77,7 +77,7 @@ Group = Callable[[_Patient], dict[str, Value]]
 
 
 def _coverage(p: _Patient) -> dict[str, Value]:
-    s = data_sufficiency(p.instants, p.grid)
+    s = data_sufficiency(p.instants, p.grid, iglu=p.iglu)
     return {
         "readings": float(p.readings.size),
         "days": s.days,

@@ -5,7 +5,11 @@ least 70% of the possible readings before the consensus metrics are interpreted;
 al., Diabetes Care 2017;40:1631-1640 define the percentage of time the CGM was active. Here:
 
 * ``active_pct``: distinct reading times as a percentage of the readings expected at one per
-  ``dt0`` over the span from the first to the last reading (capped at 100);
+  ``dt0`` over the span from the first to the last reading (capped at 100). iglu 4.3.0's
+  ``active_percent`` counts instead the readings that fit in the span less its gaps: an interval
+  is a gap when it rounds to more than ``dt0`` whole minutes, and only its excess over ``dt0``
+  is lost, so jittered intervals of ``dt0`` + 30-60 s lose their excess and others keep their
+  length (``iglu_active_count``; it equals the distinct count when nothing jitters);
 * ``grid_coverage_pct``: the share of the interpolation grid between the first and last reading
   that has a value, i.e. time not inside a gap longer than the interpolation limit;
 * ``longest_gap_min`` and ``gaps_over_inter_gap``: the longest interval between readings and the
@@ -21,11 +25,18 @@ from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 
 from glucosestream.metrics.grid import DEFAULT_INTER_GAP_MIN, MINUTES_PER_DAY, Grid
 from glucosestream.metrics.series import PatientSeries
 
-__all__ = ["MIN_ACTIVE_PCT", "MIN_DAYS", "SufficiencyReport", "data_sufficiency"]
+__all__ = [
+    "MIN_ACTIVE_PCT",
+    "MIN_DAYS",
+    "SufficiencyReport",
+    "data_sufficiency",
+    "iglu_active_count",
+]
 
 MIN_DAYS: Final = 14  # Battelino 2019: 14 days of data
 MIN_ACTIVE_PCT: Final = 70.0  # Battelino 2019: >= 70% of possible readings
@@ -47,14 +58,30 @@ def _wall_clock(time_s: int) -> str:
     return dt.datetime.fromtimestamp(time_s, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def iglu_active_count(time_s: npt.NDArray[np.int64], dt0_min: int) -> float:
+    """iglu 4.3.0's count of active readings over distinct, sorted ``time_s``: one per ``dt0``
+    over the span less the gaps' excess over ``dt0``, where a gap is an interval that rounds
+    (halves to even, as R) to more than ``dt0`` whole minutes."""
+    step_s = dt0_min * 60
+    intervals = np.diff(time_s)
+    gaps = intervals[np.round(intervals / 60.0) > dt0_min]
+    span_s = float(time_s[-1] - time_s[0])
+    return float(round((span_s - float(np.sum(gaps - step_s))) / step_s) + 1)
+
+
 def data_sufficiency(
-    instants: PatientSeries, grid: Grid, inter_gap_min: float = DEFAULT_INTER_GAP_MIN
+    instants: PatientSeries,
+    grid: Grid,
+    inter_gap_min: float = DEFAULT_INTER_GAP_MIN,
+    iglu: bool = False,
 ) -> SufficiencyReport:
-    """The sufficiency report of one patient's readings (one value per timestamp)."""
+    """The sufficiency report of one patient's readings (one value per timestamp); ``iglu``
+    counts active readings as iglu 4.3.0 does (``iglu_active_count``)."""
     t = instants.time_s
     span_min = float(t[-1] - t[0]) / 60.0
     expected = round(span_min / grid.dt0_min) + 1
-    active = min(100.0, 100.0 * t.size / expected)
+    active_count = iglu_active_count(t, grid.dt0_min) if iglu else float(t.size)
+    active = min(100.0, 100.0 * active_count / expected)
     gaps_min = np.diff(t) / 60.0
     first = int(np.ceil((t[0] - grid.first_day * 86_400) / (grid.dt0_min * 60))) - 1
     last = int((t[-1] - grid.first_day * 86_400) // (grid.dt0_min * 60)) - 1

@@ -89,6 +89,18 @@ def _gaps_min(t: IntArray, inter_gap_min: float) -> tuple[float, int]:
 
 
 @compiled
+def _iglu_active_count(t: IntArray, dt0: int) -> float:
+    """``sufficiency.iglu_active_count``: the span less the gaps' excess, in ``dt0`` steps."""
+    step = dt0 * 60
+    excess = 0
+    for i in range(t.size - 1):
+        d = t[i + 1] - t[i]
+        if round_half_even(d / 60.0) > dt0:
+            excess += d - step
+    return round_half_even((float(t[-1] - t[0]) - float(excess)) / step) + 1.0
+
+
+@compiled
 def _coverage_into(
     row: FloatArray,
     b: int,
@@ -98,11 +110,13 @@ def _coverage_into(
     dt0: int,
     first_day: int,
     inter_gap_min: float,
+    iglu: bool,
 ) -> None:
     """The ``sufficiency.data_sufficiency`` report (start and end as wall-clock seconds)."""
     span_min = float(t[-1] - t[0]) / 60.0
     expected = round_half_even(span_min / dt0) + 1
-    active = min(100.0, 100.0 * t.size / expected)
+    active_count = _iglu_active_count(t, dt0) if iglu else float(t.size)
+    active = min(100.0, 100.0 * active_count / expected)
     longest, over = _gaps_min(t, inter_gap_min)
     first = math.ceil((t[0] - first_day * 86_400) / (dt0 * 60)) - 1
     last = (t[-1] - first_day * 86_400) // (dt0 * 60) - 1
@@ -309,7 +323,9 @@ def patient_metrics(
         dt0 = dt0_min_of(st)
         x, first_day = _grid_of(st, sg, dt0, max_gap_s)
         if bases[COVERAGE] >= 0:
-            _coverage_into(row, bases[COVERAGE], hi - lo, it, x, dt0, first_day, inter_gap_min)
+            _coverage_into(
+                row, bases[COVERAGE], hi - lo, it, x, dt0, first_day, inter_gap_min, iglu
+            )
         mean, tir = _readings_into(row, bases, g, t, ig, table)
         if bases[EPISODES] >= 0:
             _episodes_into(row, bases[EPISODES], x, dt0, iglu)
