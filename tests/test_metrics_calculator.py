@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import pyarrow as pa
@@ -53,3 +54,37 @@ def test_streamed_result_equals_the_whole_file_result(tmp_path, monkeypatch, suf
     else:
         assert len(seen) >= 2
         assert all(rows % 400 == 0 for rows in seen)
+
+
+def test_parquet_stream_gives_the_file_in_order_and_computes_like_the_table(tmp_path, monkeypatch):
+    table = _readings()
+    source = tmp_path / "in.parquet"
+    pq.write_table(table, source, row_group_size=500)  # 8 row groups, patients cut across them
+    monkeypatch.setattr(api, "SLICE_READINGS", 1000)  # batches of 251 readings
+    streamed = pa.Table.from_batches(list(api.parquet_stream(source)))
+    assert streamed["id"].type == pa.dictionary(pa.int32(), pa.string())
+    assert streamed.cast(table.schema).equals(table)
+    result = compute_metrics(api.parquet_stream(source), "all")
+    assert _rows(result) == _rows(compute_metrics(table, "all"))
+
+
+def test_read_ahead_raises_the_readers_error_and_stops_when_the_consumer_does():
+    def failing():
+        yield pa.record_batch({"x": [1]})
+        raise OSError("disk gone")
+
+    with pytest.raises(OSError, match="disk gone"):
+        list(api._read_ahead(failing()))
+    produced: list[int] = []
+
+    def endless():
+        while True:
+            produced.append(1)
+            yield pa.record_batch({"x": [len(produced)]})
+
+    before = threading.active_count()
+    stream = api._read_ahead(endless())
+    assert next(stream).column(0)[0].as_py() == 1
+    stream.close()  # the consumer stops early: the reading thread must end, not block
+    assert threading.active_count() == before
+    assert len(produced) <= api._READ_AHEAD + 2

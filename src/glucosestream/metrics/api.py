@@ -16,6 +16,8 @@ and writes CSV or Parquet.
 from __future__ import annotations
 
 import itertools
+import queue
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +50,7 @@ Naming = Literal["glucosestream", "iglu"]
 # that each compiled pass has about a thousand patients to share between cores, small enough
 # that the arrays built for a slice reuse memory already in use (docs/decisions.md).
 SLICE_READINGS: Final = 1 << 22
+_READ_AHEAD: Final = 2  # batches parquet_stream reads ahead of the consumer
 _EPISODE_ROWS = (
     ("hypo", "lv1", "hypo_lv1"),
     ("hypo", "lv2", "hypo_lv2"),
@@ -241,12 +244,49 @@ class _Unsorted(Exception):
 
 def parquet_stream(path: Path) -> pa.RecordBatchReader:
     """A Parquet file as a stream of batches in file order, ids as dictionary codes (so whole
-    patients are found by comparing integers). Row group by row group: memory stays bounded
-    however big the file (pyarrow.dataset's scanner reads ahead without bound)."""
+    patients are found by comparing integers). Row group by row group, read on a thread at most
+    ``_READ_AHEAD`` batches ahead of the consumer: memory stays bounded however big the file
+    (pyarrow.dataset's scanner reads ahead without bound), and reading overlaps computing."""
     names = pq.read_schema(path).names
     source = pq.ParquetFile(path, read_dictionary=[n for n in ("id", "patient_key") if n in names])
     batches = source.iter_batches(batch_size=min(1 << 20, SLICE_READINGS // 4 + 1))
-    return pa.RecordBatchReader.from_batches(source.schema_arrow, batches)
+    return pa.RecordBatchReader.from_batches(source.schema_arrow, _read_ahead(batches))
+
+
+def _read_ahead(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """``batches``, produced on a thread at most ``_READ_AHEAD`` ahead; a reading error is
+    raised to the consumer, and a consumer that stops early stops the thread."""
+    ready: queue.Queue[pa.RecordBatch | BaseException | None] = queue.Queue(_READ_AHEAD)
+    stopped = threading.Event()
+
+    def offer(item: pa.RecordBatch | BaseException | None) -> bool:
+        while not stopped.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if not offer(batch):
+                    return
+            offer(None)
+        except BaseException as err:  # handed to the consumer, which raises it
+            offer(err)
+
+    thread = threading.Thread(target=produce, name="parquet-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while (item := ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stopped.set()
+        thread.join()
 
 
 def _batches(path: Path) -> Iterator[pa.RecordBatch]:
@@ -258,10 +298,6 @@ def _batches(path: Path) -> Iterator[pa.RecordBatch]:
     types = {"id": pa.string(), "gl": pa.float64(), "patient_key": pa.string()}
     options = pacsv.ConvertOptions(column_types=types)
     yield from pacsv.open_csv(path, convert_options=options)
-
-
-def _id_column(table: pa.Table) -> str:
-    return "id" if "id" in table.column_names else "patient_key"
 
 
 def _whole_patients(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
@@ -284,11 +320,16 @@ def _whole_patients(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
         if runs is None or (last_id is not None and runs[0][0].as_py() <= last_id):
             raise _Unsorted
         ids, offsets = runs
-        # hold back the last patient unless the input has ended: its rows may go on
-        cut = table.num_rows if batch is None else int(offsets[-2])
-        if cut == 0:
+        # Whole patients up to SLICE_READINGS readings (one at least), so slices are not cut
+        # again downstream; the last patient is held back unless the input has ended, as its
+        # rows may go on in the next batch.
+        complete = len(ids) if batch is None else len(ids) - 1
+        if complete == 0:
             continue
-        last_id = ids[-1 if batch is None else -2].as_py()
+        fit = int(np.searchsorted(offsets[1 : complete + 1], SLICE_READINGS, side="right"))
+        patients = complete if batch is None else min(max(fit, 1), complete)
+        cut = int(offsets[patients])
+        last_id = ids[patients - 1].as_py()
         yield table.slice(0, cut)
         held = table.slice(cut).to_batches()
         rows = table.num_rows - cut
