@@ -11,6 +11,12 @@ and written as JSON to benchmarks/results/.
     python benchmarks/bench_pipeline.py --s3               # also on the S3 server of make test
         # (at 10,000 patients start it with a bigger memstore first:
         #  GLUCOSESTREAM_TEST_CEPH_MEMSTORE_BYTES=8589934592 scripts/ceph.sh start)
+    python benchmarks/bench_pipeline.py --s3 --only s3     # the S3 lake alone
+    python benchmarks/bench_pipeline.py --profile DIR      # the incremental runs under cProfile:
+        # DIR/incremental-<lake>.prof (read with `python -m pstats`); slower than unprofiled
+
+Each run stage's per-step timings (merge, transform, audit, publish, ...) from its report are
+printed and kept in the JSON beside its wall time.
 """
 
 from __future__ import annotations
@@ -36,10 +42,13 @@ RESULTS = ROOT / "benchmarks" / "results"
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 
 
-def run_stage(args: list[str], env: dict[str, str]) -> dict[str, object]:
+def run_stage(
+    args: list[str], env: dict[str, str], profile: Path | None = None
+) -> dict[str, object]:
     started = time.perf_counter()
+    profiler = ["-m", "cProfile", "-o", str(profile)] if profile else []
     process = subprocess.Popen(
-        [sys.executable, "-m", "glucosestream", *args, "--json"],
+        [sys.executable, *profiler, "-m", "glucosestream", *args, "--json"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -94,8 +103,15 @@ def floor_seconds(paths: list[Path]) -> float:
     return time.perf_counter() - started
 
 
-def bench_lake(name: str, lake: str, env: dict[str, str], first: list[Path], last: Path) -> dict:
+def bench_lake(
+    name: str,
+    lake: str,
+    env: dict[str, str],
+    data: tuple[list[Path], Path],
+    profile_dir: Path | None = None,
+) -> dict:
     env = {**env, "GLUCOSESTREAM_LAKE": lake}
+    first, last = data
     figures: dict[str, object] = {"lake": name}
     for label, args in (
         ("ingest_history", ["ingest", *map(str, first)]),
@@ -103,16 +119,28 @@ def bench_lake(name: str, lake: str, env: dict[str, str], first: list[Path], las
         ("ingest_new_day", ["ingest", str(last)]),
         ("incremental_run", ["run"]),
     ):
-        result = run_stage(args, env)
-        figures[label] = {"s": result["s"], "peak_rss_mb": result["peak_rss_mb"]}
+        profile = None
+        if profile_dir is not None and label == "incremental_run":
+            profile = profile_dir / f"incremental-{name}.prof"
+        result = run_stage(args, env, profile)
+        steps = _step_seconds(result["report"])
+        figures[label] = {"s": result["s"], "peak_rss_mb": result["peak_rss_mb"], "steps": steps}
         print(
             f"  {name:5} {label:16} {result['s']:8.1f} s  peak RSS {result['peak_rss_mb']:7.0f} MB"
+            + "".join(f"  {step} {seconds:.1f}" for step, seconds in steps.items())
         )
     full = figures["full_run"]["s"]  # type: ignore[index]
     incremental = figures["incremental_run"]["s"]  # type: ignore[index]
     figures["incremental_vs_full"] = incremental / full
     print(f"  {name:5} incremental / full = {incremental / full:.1%} (target <= 15%)")
     return figures
+
+
+def _step_seconds(report: object) -> dict[str, float]:
+    """A run report's step timings in seconds (an ingest report has none)."""
+    if not isinstance(report, dict):
+        return {}
+    return {s["step"]: s["duration_ms"] / 1000 for s in report.get("steps", ())}
 
 
 def main() -> None:
@@ -126,7 +154,15 @@ def main() -> None:
     parser.add_argument(
         "--keep-lake", type=Path, help="build the local lake in this (new) folder and keep it"
     )
+    parser.add_argument(
+        "--only", choices=("local", "s3"), help="benchmark one lake only (s3 implies --s3)"
+    )
+    parser.add_argument(
+        "--profile", type=Path, help="run each incremental run under cProfile, into this folder"
+    )
     args = parser.parse_args()
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "GLUCOSESTREAM_INGEST__PSEUDONYM_SECRET": SECRET}
     record: dict[str, object] = {
         "machine": platform.platform(),
@@ -147,9 +183,12 @@ def main() -> None:
               f"DuckDB floor {floor:.2f} s")  # fmt: skip
         record.update(history_readings=history_rows, new_day_readings=new_rows, floor_s=floor)
         local = str(args.keep_lake.resolve()) if args.keep_lake else str(work / "lake")
-        runs = [bench_lake("local", local, env, first, last)]
-        if args.s3:
-            runs.append(bench_lake("s3", *s3_lake(env, work), first, last))
+        profile = args.profile.resolve() if args.profile else None
+        runs = []
+        if args.only != "s3":
+            runs.append(bench_lake("local", local, env, (first, last), profile))
+        if args.s3 or args.only == "s3":
+            runs.append(bench_lake("s3", *s3_lake(env, work), (first, last), profile))
         for figures in runs:
             full = figures["full_run"]["s"]  # type: ignore[index]
             figures["full_run_vs_floor"] = full / floor

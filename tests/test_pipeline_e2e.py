@@ -181,3 +181,43 @@ def test_patients_without_new_readings_keep_their_days_once(settings, tmp_path, 
     keys = [(r["patient_key"], r["date"]) for r in rows]
     assert len(keys) == len(set(keys)) == 5
     assert sorted(r["mean_mg_dl"] for r in rows) == [100.0, 120.0, 140.0, 150.0, 170.0]
+
+
+def test_a_day_recomputed_for_a_western_patient_leaves_eastern_days_whole(
+    settings, tmp_path, clock, key_filter
+):
+    """New readings from midnight UTC fall on the previous local day in Los Angeles but not
+    in Sydney, where that day began 35 hours before them: Sydney's day must not be
+    recomputed from the 26 hours of history the run reads."""
+    head = "patient_id,device_id,time,glucose_mg_dl,tz\n"
+
+    def hours(patient: str, zone: str, days: range) -> str:
+        return "".join(
+            f"{patient},d,2026-01-{d:02d}T{h:02d}:{m:02d}:00Z,{80 + 7 * h + m // 5},{zone}\n"
+            for d in days
+            for h in range(24)
+            for m in (0, 20, 40)
+        )
+
+    patients = (("W", "America/Los_Angeles"), ("E", "Australia/Sydney"))
+    (tmp_path / "history.csv").write_text(
+        head + "".join(hours(p, z, range(1, 5)) for p, z in patients)
+    )
+    (tmp_path / "new.csv").write_text(head + "".join(hours(p, z, range(5, 6)) for p, z in patients))
+    (tmp_path / "all.csv").write_text(head + "".join(hours(p, z, range(1, 6)) for p, z in patients))
+    for part in ("history.csv", "new.csv"):
+        ingest_path(settings, tmp_path / part, now=clock)
+        assert run_pipeline(settings, now=clock).status == "published"
+    published = open_metadata(settings.lake).published()
+    rows = open_lakehouse(settings.lake).read_daily(published.daily_snapshot_id).to_pylist()
+    expected = {
+        (patient_key(SECRET.encode(), p), day): v
+        for (p, day), v in expected_daily(tmp_path / "all.csv").items()
+    }
+    assert {(r["patient_key"], r["date"]): r["readings"] for r in rows} == {
+        k: v["readings"] for k, v in expected.items()
+    }
+    for r in rows:
+        assert r["mean_mg_dl"] == pytest.approx(
+            expected[(r["patient_key"], r["date"])]["mean_mg_dl"]
+        )

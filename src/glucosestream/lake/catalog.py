@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import logging
-import warnings
-from collections.abc import Iterable, Iterator, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -32,7 +33,10 @@ from pyiceberg.expressions import (
     In,
     StartsWith,
 )
-from pyiceberg.table import Table, Transaction
+from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
+from pyiceberg.manifest import DataFile
+from pyiceberg.schema import Schema
+from pyiceberg.table import DataScan, Table, Transaction
 
 from glucosestream.config import LakeSettings
 from glucosestream.errors import LakeError
@@ -150,8 +154,7 @@ class Lakehouse:
         id, or the current one when there was nothing to append."""
         chunks = [parts] if isinstance(parts, pa.Table) else parts
         with self.readings.transaction() as tx:
-            for rows in _grouped_by_bucket(chunks, tables.READINGS):
-                tx.append(tables.READINGS.prepare(rows))
+            _append(tx, self.readings, tables.READINGS, chunks)
         return _snapshot_id(self.readings)
 
     def replace_daily(self, parts: Iterable[tuple[pa.Table, Scope]]) -> int | None:
@@ -161,17 +164,15 @@ class Lakehouse:
     def replace_results(
         self, spec: tables.TableSpec, parts: Iterable[tuple[pa.Table, Scope]]
     ) -> int | None:
-        """Replace each scope's rows of a results table, all parts in one commit."""
+        """Replace each scope's rows of a results table, all parts in one commit (one snapshot
+        for a first load or a one-part run, one per part otherwise)."""
         table = self.tables[spec.short]
-        with table.transaction() as tx, warnings.catch_warnings():
-            # New patient-days have nothing to replace; pyiceberg warns about that.
-            warnings.filterwarnings("ignore", "Delete operation did not match any records")
+        with table.transaction() as tx:
             if table.current_snapshot() is None:  # the first load: nothing to replace
-                for rows in _grouped_by_bucket((r for r, _ in parts), spec):
-                    tx.append(spec.prepare(rows))
+                _append(tx, table, spec, (rows for rows, _ in parts))
             else:
                 for rows, scope in parts:
-                    _replace(tx, table, spec, spec.prepare(rows), scope)
+                    _replace(tx, table, spec, rows, scope)
         return _snapshot_id(table)
 
     def read_results(
@@ -189,13 +190,10 @@ class Lakehouse:
         """The rows of a table at a snapshot that ``scope`` would replace."""
         if snapshot_id is None:
             return spec.schema.empty_table()
-        table = self.tables[spec.short]
         broad = scope.broad(spec.date_column)
-        if broad is not None:
-            rows = table.scan(row_filter=broad, snapshot_id=snapshot_id).to_arrow()
-            return spec.conform(_only_keys(rows, scope.patient_keys))
-        where = scope.expression(spec.date_column)
-        return spec.conform(table.scan(row_filter=where, snapshot_id=snapshot_id).to_arrow())
+        where = scope.expression(spec.date_column) if broad is None else broad
+        rows = self.tables[spec.short].scan(row_filter=where, snapshot_id=snapshot_id).to_arrow()
+        return spec.conform(rows.filter(scope.covers(rows, spec.date_column)))
 
     def last_days(self, snapshot_id: int | None, patient_keys: Iterable[str]) -> dict[str, dt.date]:
         """Each patient's latest day with published daily metrics."""
@@ -220,14 +218,26 @@ class Lakehouse:
 @dataclass(frozen=True, slots=True)
 class Scope:
     """Which rows of a results table a part replaces: every row (``everything``); the patients
-    whose key starts with ``prefix``; or the days from ``from_date`` on of ``patient_keys``."""
+    whose key starts with ``prefix``; the days from ``from_date`` on of ``patient_keys``; or,
+    with ``from_dates`` (one per key, the earliest being ``from_date``), each patient's days
+    from its own date on (``days_from``)."""
 
     everything: bool = False
     prefix: str | None = None
     patient_keys: tuple[str, ...] = ()
     from_date: dt.date | None = None
+    from_dates: tuple[dt.date, ...] = ()
+
+    @classmethod
+    def days_from(cls, first_days: Mapping[str, dt.date]) -> Scope:
+        """Each patient's days from its own first day on."""
+        keys = tuple(sorted(first_days))
+        dates = tuple(first_days[k] for k in keys)
+        return cls(patient_keys=keys, from_date=min(dates, default=None), from_dates=dates)
 
     def expression(self, date_column: str = "date") -> BooleanExpression:
+        """A filter selecting every row the scope covers (with ``from_dates``, some more:
+        the other patients' days from ``from_date`` on; ``covers`` is exact)."""
         if self.everything:
             return AlwaysTrue()
         if self.prefix is not None:
@@ -248,19 +258,115 @@ class Scope:
         since = GreaterThanOrEqual(date_column, self.from_date.isoformat())
         return _under_common_prefix(self.patient_keys, since)
 
+    def covers(self, rows: pa.Table, date_column: str = "date") -> pa.ChunkedArray:
+        """Which of these rows the scope covers (a mask without nulls)."""
+        keys = rows["patient_key"]
+        if self.everything or self.prefix == "":
+            return pc.is_valid(keys)
+        if self.prefix is not None:
+            return pc.fill_null(pc.starts_with(keys, self.prefix), False)
+        known = pa.array(self.patient_keys, keys.type)
+        if self.from_dates:  # each row against its own patient's first day
+            first = pc.take(pa.array(self.from_dates, pa.date32()), pc.index_in(keys, known))
+            return pc.fill_null(pc.greater_equal(rows[date_column], first), False)
+        wanted = pc.is_in(keys, value_set=known)
+        if self.from_date is not None:
+            recent = pc.greater_equal(rows[date_column], pa.scalar(self.from_date))
+            wanted = pc.and_kleene(wanted, recent)
+        return pc.fill_null(wanted, False)
+
+
+def _append(
+    tx: Transaction, table: Table, spec: tables.TableSpec, parts: Iterable[pa.Table]
+) -> None:
+    """Append the parts as one snapshot (nothing when there are no rows): one manifest for
+    every later reader to open, however many parts there were."""
+    append = tx.update_snapshot().fast_append()
+    counter = itertools.count()
+    added = [
+        data_file
+        for rows in _grouped_by_bucket(parts, spec)
+        for data_file in _write_files(tx, table, spec.prepare(rows), append.commit_uuid, counter)
+    ]
+    if added:  # an empty snapshot would only be noise
+        for data_file in added:
+            append.append_data_file(data_file)
+        append.commit()
+
 
 def _replace(
     tx: Transaction, table: Table, spec: tables.TableSpec, rows: pa.Table, scope: Scope
 ) -> None:
-    """Overwrite ``scope``'s rows with ``rows``; for a broad scope, the range is replaced and
-    the rows of the patients outside the scope are written back."""
-    broad = scope.broad(spec.date_column)
-    if broad is None:
-        tx.overwrite(rows, overwrite_filter=scope.expression(spec.date_column))
+    """Overwrite ``scope``'s rows with ``rows`` as one snapshot, copy-on-write: each data file
+    that may hold rows of the scope is read once, and its other rows are written back beside
+    the new rows. A file the scope covers whole is dropped unread. (pyiceberg's overwrite
+    read every such file twice and rewrote them one at a time, in up to three snapshots.)"""
+    metadata = tx.table_metadata
+    covered = scope.expression(spec.date_column)
+    tasks = []
+    if covered != AlwaysFalse():
+        broad = scope.broad(spec.date_column)
+        plan = covered if broad is None else broad
+        tasks = list(DataScan(metadata, table.io, row_filter=plan).plan_files())
+    whole = _whole_file_test(metadata.schema(), scope)
+    partial = [task for task in tasks if not whole(task.file)]
+    kept = spec.schema.empty_table()
+    if partial:
+        old = ArrowScan(metadata, table.io, metadata.schema(), AlwaysTrue()).to_table(partial)
+        kept = spec.conform(old.filter(pc.invert(scope.covers(old, spec.date_column))))
+    overwrite = tx.update_snapshot().overwrite()
+    counter = itertools.count()
+    added = [
+        data_file
+        for part in (kept, rows)  # kept rows apart, so later runs can leave their files alone
+        if part.num_rows
+        for data_file in _write_files(tx, table, spec.prepare(part), overwrite.commit_uuid, counter)
+    ]
+    if not tasks and not added:
         return
-    others = _without_keys(table.scan(row_filter=broad).to_arrow(), scope)
-    both = pa.concat_tables([rows, spec.conform(others)])
-    tx.overwrite(spec.prepare(both), overwrite_filter=broad)
+    for task in tasks:
+        overwrite.delete_data_file(task.file)
+    for data_file in added:
+        overwrite.append_data_file(data_file)
+    overwrite.commit()
+
+
+def _whole_file_test(schema: Schema, scope: Scope) -> Callable[[DataFile], bool]:
+    """Whether the scope surely covers every row of a file, from the file's key bounds (keys
+    starting with a prefix are one contiguous range). Only scopes by key prefix can: a file
+    of a key scope also holds other patients' rows. pyiceberg's own strict test never
+    proves a prefix match, so its overwrite read such files only to drop every row."""
+    if scope.everything or scope.prefix == "":
+        return lambda _: True
+    if scope.prefix is None:
+        return lambda _: False
+    field_id = schema.find_field("patient_key").field_id
+    prefix = scope.prefix.encode()
+
+    def whole(data_file: DataFile) -> bool:
+        bounds = (data_file.lower_bounds.get(field_id), data_file.upper_bounds.get(field_id))
+        return all(bound is not None and bound.startswith(prefix) for bound in bounds)
+
+    return whole
+
+
+def _write_files(
+    tx: Transaction,
+    table: Table,
+    rows: pa.Table,
+    commit_uuid: uuid.UUID,
+    counter: Iterator[int],
+) -> list[DataFile]:
+    """Write rows as data files of the table (one per partition), not yet committed."""
+    return list(
+        _dataframe_to_data_files(
+            table_metadata=tx.table_metadata,
+            df=rows,
+            io=table.io,
+            write_uuid=commit_uuid,
+            counter=counter,
+        )
+    )
 
 
 def _grouped_by_bucket(parts: Iterable[pa.Table], spec: tables.TableSpec) -> Iterator[pa.Table]:
@@ -296,11 +402,6 @@ def _only_keys(rows: pa.Table, keys: Sequence[str]) -> pa.Table:
     return rows if pc.all(wanted).as_py() is not False else rows.filter(wanted)
 
 
-def _without_keys(rows: pa.Table, scope: Scope) -> pa.Table:
-    keys = pa.array(scope.patient_keys, pa.string())
-    return rows.filter(pc.invert(pc.is_in(rows["patient_key"], value_set=keys)))
-
-
 def _between(table: pa.Table, date_from: dt.date | None, date_to: dt.date | None) -> pa.Table:
     mask = None
     if date_from is not None:
@@ -312,7 +413,8 @@ def _between(table: pa.Table, date_from: dt.date | None, date_to: dt.date | None
 
 
 def _snapshot_id(table: Table) -> int | None:
-    table.refresh()
+    # No refresh: committing a transaction updates the table object, and the run lock keeps
+    # other writers out (a refresh is one more metadata-file read per table on S3).
     snapshot = table.current_snapshot()
     return None if snapshot is None else int(snapshot.snapshot_id)
 

@@ -3,6 +3,13 @@
 pyarrow's S3 client (the AWS C++ SDK) adds request checksums that some S3-compatible servers
 reject (HTTP 411 MissingContentLength from Ceph radosgw); it reads its checksum policy only from
 the environment, so for a custom endpoint ``config.use_lenient_s3_checksums`` sets it.
+
+S3 files are opened with ``allow_delayed_open``: pyarrow then writes an object smaller than a
+multipart part with one PUT, where it otherwise made three requests (create a multipart upload,
+upload the part, complete it). Every Iceberg data file, manifest, manifest list and metadata
+file of a run is that small, so the lake's Iceberg tables use the same client (``LakeFileIO``).
+A failed write surfaces when the file is closed instead of when it is opened; an object appears
+whole or not at all either way.
 """
 
 from __future__ import annotations
@@ -11,10 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow.fs as pafs
+from pyiceberg.io.pyarrow import PyArrowFileIO
 
 from glucosestream.config import LakeSettings, use_lenient_s3_checksums
 
-__all__ = ["Storage", "iceberg_properties", "open_storage"]
+__all__ = ["LakeFileIO", "Storage", "iceberg_properties", "open_storage"]
+
+# pyiceberg FileIO properties (pyiceberg.io): the keys ``iceberg_properties`` writes.
+_REGION, _ENDPOINT = "s3.region", "s3.endpoint"
+_ACCESS_KEY, _SECRET_KEY = "s3.access-key-id", "s3.secret-access-key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,26 +53,56 @@ class Storage:
 def open_storage(settings: LakeSettings) -> Storage:
     if not settings.is_s3:
         return Storage(pafs.LocalFileSystem(), str(settings.root_path), "file")
-    options: dict[str, Any] = {"region": settings.s3_region, "allow_bucket_creation": True}
-    if settings.s3_endpoint_url:
-        scheme, _, host = settings.s3_endpoint_url.partition("://")
-        options.update(scheme=scheme, endpoint_override=host)
-        use_lenient_s3_checksums()
-    if settings.s3_access_key_id:
-        options.update(
-            access_key=settings.s3_access_key_id, secret_key=settings.s3_secret_access_key
-        )
-    return Storage(pafs.S3FileSystem(**options), settings.root.removeprefix("s3://"), "s3")
+    fs = _s3_filesystem(
+        settings.s3_region,
+        settings.s3_endpoint_url,
+        settings.s3_access_key_id,
+        settings.s3_secret_access_key,
+        allow_bucket_creation=True,
+    )
+    return Storage(fs, settings.root.removeprefix("s3://"), "s3")
 
 
 def iceberg_properties(settings: LakeSettings) -> dict[str, str]:
     """pyiceberg FileIO properties for the lake's storage."""
     if not settings.is_s3:
         return {}
-    properties = {"s3.region": settings.s3_region}
+    properties = {_REGION: settings.s3_region, "py-io-impl": f"{__name__}.LakeFileIO"}
     if settings.s3_endpoint_url:
-        properties["s3.endpoint"] = settings.s3_endpoint_url
+        properties[_ENDPOINT] = settings.s3_endpoint_url
     if settings.s3_access_key_id:
-        properties["s3.access-key-id"] = settings.s3_access_key_id
-        properties["s3.secret-access-key"] = settings.s3_secret_access_key
+        properties[_ACCESS_KEY] = settings.s3_access_key_id
+        properties[_SECRET_KEY] = settings.s3_secret_access_key
     return properties
+
+
+class LakeFileIO(PyArrowFileIO):  # type: ignore[misc]  # pyiceberg is untyped to mypy here
+    """pyiceberg's pyarrow FileIO, on the lake's S3 client (one PUT per small object)."""
+
+    def _initialize_s3_fs(self, netloc: str | None) -> pafs.FileSystem:
+        get = self.properties.get
+        return _s3_filesystem(
+            get(_REGION, ""), get(_ENDPOINT, ""), get(_ACCESS_KEY, ""), get(_SECRET_KEY, "")
+        )
+
+
+def _s3_filesystem(
+    region: str,
+    endpoint_url: str,
+    access_key_id: str,
+    secret_access_key: str,
+    *,
+    allow_bucket_creation: bool = False,
+) -> pafs.S3FileSystem:
+    options: dict[str, Any] = {
+        "region": region or None,
+        "allow_bucket_creation": allow_bucket_creation,
+        "allow_delayed_open": True,  # small objects in one PUT (module docstring)
+    }
+    if endpoint_url:
+        scheme, _, host = endpoint_url.partition("://")
+        options.update(scheme=scheme, endpoint_override=host)
+        use_lenient_s3_checksums()
+    if access_key_id:
+        options.update(access_key=access_key_id, secret_key=secret_access_key)
+    return pafs.S3FileSystem(**options)

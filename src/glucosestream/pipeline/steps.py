@@ -268,21 +268,20 @@ def _days_to_compute(
     work: BucketWork, bucket: Bucket, all_days: pa.Table, new: pa.Table
 ) -> tuple[pa.Table, Scope]:
     """A full refresh recomputes every day of the bucket. An incremental run recomputes, for
-    the patients with new readings, every day from the earliest day a new reading falls on
-    (one range per bucket keeps the replacement a single cheap filter)."""
+    each patient with new readings, every day from the earliest local day a new reading of
+    that patient falls on. Per patient, not one range for the bucket: a date begins 19 hours
+    earlier in Sydney than in Los Angeles (26 between the extreme zones), so the bucket's
+    earliest new day could begin, for another patient, before the history the run read."""
     if work.full_refresh:
         return all_days, Scope(prefix=bucket.prefix)
     touched = touched_days(work.engine, new)
     if touched.num_rows == 0:
         return touched, Scope()
-    first = pc.min(touched["date"]).as_py()
-    keys = tuple(sorted(set(touched["patient_key"].to_pylist())))
-    days = all_days
-    wanted = pc.and_(
-        pc.greater_equal(days["date"], pa.scalar(first)),
-        pc.is_in(days["patient_key"], value_set=pa.array(keys, pa.string())),
+    first = touched.group_by("patient_key").aggregate([("date", "min")])
+    scope = Scope.days_from(
+        dict(zip(first["patient_key"].to_pylist(), first["date_min"].to_pylist(), strict=True))
     )
-    return days.filter(wanted), Scope(patient_keys=keys, from_date=first)
+    return all_days.filter(scope.covers(all_days)), scope
 
 
 def reconcile(batches: Sequence[RawBatch], results: Sequence[BucketResult]) -> RunAccounts:
