@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Final, Literal, TypeVar, cast
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -97,23 +98,24 @@ def _resolve(metrics: MetricSet | Sequence[str]) -> tuple[str, ...]:
     return tuple(metrics)
 
 
-def _tables(frame: object) -> Iterator[pa.Table]:
-    """The input as tables of whole patients: a stream read a slice at a time, else whole."""
+def _tables(frame: object) -> Iterator[tuple[pa.Table, _Runs | None]]:
+    """The input as tables of whole patients, with their ids and offsets when known: a stream
+    read a slice at a time, else the whole table."""
     if not isinstance(frame, pa.RecordBatchReader):
-        yield _to_arrow(frame)
+        yield _to_arrow(frame), None
         return
     empty = True
     try:
-        for table in _whole_patients(iter(frame)):
+        for table, runs in _whole_patients(iter(frame)):
             empty = False
-            yield table
+            yield table, runs
     except _Unsorted:
         raise InvalidInput(
             "the stream's rows are not grouped by id in ascending order; sort it by id "
             "(ORDER BY id), or pass a table"
         ) from None
     if empty:
-        yield frame.schema.empty_table()
+        yield frame.schema.empty_table(), None
 
 
 def _cohort_values(
@@ -125,8 +127,8 @@ def _cohort_values(
 
     ids: list[pa.Array] = []
     parts: list[dict[str, pa.Array]] = []
-    for table in _tables(frame):
-        for cohort in cohort_slices(table, SLICE_READINGS):
+    for table, runs in _tables(frame):
+        for cohort in cohort_slices(table, SLICE_READINGS, runs):
             ids.append(cohort.ids)
             parts.append(cohort_columns(cohort, names, options))
     if len(parts) == 1:
@@ -238,6 +240,9 @@ def agp_table(frame: Frame, *, compat: Compat = "published", smooth: bool = Fals
     return cast(Frame, _like(pa.table(columns), frame))
 
 
+_Runs = tuple[pa.Array, npt.NDArray[np.int64]]  # ids, offsets (cohort.patient_runs)
+
+
 class _Unsorted(Exception):
     """The input turned out not to be sorted by id, so it cannot be streamed."""
 
@@ -300,8 +305,9 @@ def _batches(path: Path) -> Iterator[pa.RecordBatch]:
     yield from pacsv.open_csv(path, convert_options=options)
 
 
-def _whole_patients(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
-    """Tables of whole patients, in id order; raises ``_Unsorted`` if ids are not sorted."""
+def _whole_patients(batches: Iterator[pa.RecordBatch]) -> Iterator[tuple[pa.Table, _Runs]]:
+    """Tables of whole patients, in id order, with their ids and offsets; raises ``_Unsorted``
+    if ids are not sorted."""
     from glucosestream.metrics.cohort import patient_runs
 
     held: list[pa.RecordBatch] = []
@@ -330,7 +336,7 @@ def _whole_patients(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
         patients = complete if batch is None else min(max(fit, 1), complete)
         cut = int(offsets[patients])
         last_id = ids[patients - 1].as_py()
-        yield table.slice(0, cut)
+        yield table.slice(0, cut), (ids[:patients], offsets[: patients + 1])
         held = table.slice(cut).to_batches()
         rows = table.num_rows - cut
 
@@ -404,7 +410,7 @@ def calculate_file(
     job = _Job(metric_set, names, mode, out_path, episodes_path)
     try:
         try:
-            return job.run(_whole_patients(_batches(input_path)))
+            return job.run(table for table, _ in _whole_patients(_batches(input_path)))
         except _Unsorted:
             return job.run(iter([pa.Table.from_batches(list(_batches(input_path)))]))
     except (OSError, pa.ArrowInvalid) as err:

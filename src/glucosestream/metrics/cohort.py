@@ -249,12 +249,15 @@ def patient_runs(table: pa.Table) -> tuple[pa.Array, IntArray] | None:
     return _runs(_id_column(table))
 
 
-def cohort_slices(table: pa.Table, max_rows: int) -> Iterator[Cohort]:
+def cohort_slices(
+    table: pa.Table, max_rows: int, runs: tuple[pa.Array, IntArray] | None = None
+) -> Iterator[Cohort]:
     """``prepare_cohort(table)`` as consecutive cohorts of whole patients, each of at most
     ``max_rows`` rows or one patient, when the rows are already grouped by ascending id (as the
-    lake and the exporters write them); else the whole cohort at once. Working on one slice at a
-    time keeps the arrays built from the table small and their memory reused."""
-    found = patient_runs(table) if table.num_rows > max_rows else None
+    lake and the exporters write them; ``runs``, if given, is ``patient_runs(table)`` already
+    found); else the whole cohort at once. Working on one slice at a time keeps the arrays built
+    from the table small and their memory reused."""
+    found = runs or (patient_runs(table) if table.num_rows > max_rows else None)
     if found is None:
         yield prepare_cohort(table)
         return
