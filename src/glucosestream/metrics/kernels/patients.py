@@ -19,7 +19,12 @@ from numba import prange
 from glucosestream.metrics import episodes as episode_rules
 from glucosestream.metrics import mage as mage_rules
 from glucosestream.metrics.kernels import compiled, compiled_parallel
-from glucosestream.metrics.kernels.episodes import find_episodes, overlap_free, points_for
+from glucosestream.metrics.kernels.episodes import (
+    beyond_runs,
+    find_episodes,
+    overlap_free,
+    points_for,
+)
 from glucosestream.metrics.kernels.grid import count_present, dt0_min_of, fill_grid, grid_days
 from glucosestream.metrics.kernels.mage import mage_into
 from glucosestream.metrics.kernels.numeric import mean_of, round_half_even, sd_about
@@ -63,6 +68,9 @@ START_MIN = float(episode_rules.EPISODE_MIN_DURATION_MIN)
 END_MIN = float(episode_rules.EPISODE_END_DURATION_MIN)
 MAGE_GRID_MIN = mage_rules.MAGE_GRID_MIN
 PGS_START_MIN, PGS_END_MIN = 20.0, 30.0  # catalog._pgs: Hirsch 2017 episodes
+# Every hypo threshold below is at or under 70 mg/dL and every hyper one at or over 180, so the
+# runs beyond these two hold every episode start (kernels.episodes.beyond_runs).
+HYPO_BASE, HYPER_BASE = 70.0, 180.0
 
 
 @compiled
@@ -136,16 +144,18 @@ def _find(
     levels: tuple[float, float],
     points: tuple[int, int],
     extent: tuple[float, float],
+    runs: tuple[IntArray, IntArray, int],
     starts: IntArray,
     stops: IntArray,
 ) -> int:
     """``find_episodes`` with ``levels`` (start, end threshold) and ``points`` (start, end
-    run lengths), skipping the scan when no grid value (``extent``: lowest, highest) is beyond
-    the start threshold, as then there is no episode."""
+    run lengths) over ``runs`` (``beyond_runs`` of 70 or 180), skipping the search when no
+    grid value (``extent``: lowest, highest) is beyond the start threshold."""
     lowest, highest = extent
     if (hypo and not lowest < levels[0]) or (not hypo and not highest > levels[0]):
         return 0
-    return find_episodes(x, hypo, levels[0], levels[1], points[0], points[1], starts, stops)
+    start, end = levels
+    return find_episodes(x, runs, hypo, start, end, points[0], points[1], starts, stops)
 
 
 @compiled
@@ -168,19 +178,20 @@ def episode_sets(x: FloatArray, dt0: int, iglu: bool) -> tuple[IntArray, IntArra
     counts = np.zeros(N_KINDS, dtype=np.int64)
     sp, ep, xp = points_for(START_MIN, dt0), points_for(END_MIN, dt0), points_for(EXT_MIN, dt0)
     e = extent_of(x)
-    counts[0] = _find(x, True, (70.0, 70.0), (sp, ep), e, starts[0], stops[0])
-    counts[1] = _find(x, True, (54.0, 54.0), (sp, ep), e, starts[1], stops[1])
-    counts[3] = _find(x, False, (180.0, 180.0), (sp, ep), e, starts[3], stops[3])
-    counts[4] = _find(x, False, (250.0, 250.0), (sp, ep), e, starts[4], stops[4])
+    low, high = beyond_runs(x, True, HYPO_BASE), beyond_runs(x, False, HYPER_BASE)
+    counts[0] = _find(x, True, (70.0, 70.0), (sp, ep), e, low, starts[0], stops[0])
+    counts[1] = _find(x, True, (54.0, 54.0), (sp, ep), e, low, starts[1], stops[1])
+    counts[3] = _find(x, False, (180.0, 180.0), (sp, ep), e, high, starts[3], stops[3])
+    counts[4] = _find(x, False, (250.0, 250.0), (sp, ep), e, high, starts[4], stops[4])
     if iglu:  # level 1 episodes longer than 120 min; iglu's dur_length = 120 level 2 row
         for i in range(counts[0]):
             if (stops[0, i] - starts[0, i]) * dt0 > EXT_MIN:
                 starts[2, counts[2]], stops[2, counts[2]] = starts[0, i], stops[0, i]
                 counts[2] += 1
-        counts[5] = _find(x, False, (250.0, 250.0), (xp, ep), e, starts[5], stops[5])
+        counts[5] = _find(x, False, (250.0, 250.0), (xp, ep), e, high, starts[5], stops[5])
     else:  # Battelino 2023
-        counts[2] = _find(x, True, (70.0, 70.0), (xp, ep), e, starts[2], stops[2])
-        counts[5] = _find(x, False, (250.0, 180.0), (xp, ep), e, starts[5], stops[5])
+        counts[2] = _find(x, True, (70.0, 70.0), (xp, ep), e, low, starts[2], stops[2])
+        counts[5] = _find(x, False, (250.0, 180.0), (xp, ep), e, high, starts[5], stops[5])
     for kind, lv1, lv2 in ((6, 0, 1), (7, 3, 4)):
         keep = overlap_free(
             starts[lv1], stops[lv1], counts[lv1], starts[lv2], stops[lv2], counts[lv2]
@@ -224,8 +235,9 @@ def _pgs_inputs_into(
     s2, e2 = np.empty(cap, dtype=np.int64), np.empty(cap, dtype=np.int64)
     points = (points_for(PGS_START_MIN, dt0), points_for(PGS_END_MIN, dt0))
     e = extent_of(x)
-    n1 = _find(x, True, (70.0, 70.0), points, e, s1, e1)
-    n2 = _find(x, True, (54.0, 54.0), points, e, s2, e2)
+    low = beyond_runs(x, True, HYPO_BASE)
+    n1 = _find(x, True, (70.0, 70.0), points, e, low, s1, e1)
+    n2 = _find(x, True, (54.0, 54.0), points, e, low, s2, e2)
     days = count_present(x) * dt0 / 1440.0
     if days == 0:
         return
