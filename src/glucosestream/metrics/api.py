@@ -49,8 +49,10 @@ MetricSet = Literal["consensus", "all"]
 Naming = Literal["glucosestream", "iglu"]
 # Readings of whole patients worked on at a time (a stream read, a table sliced): big enough
 # that each compiled pass has about a thousand patients to share between cores, small enough
-# that the arrays built for a slice reuse memory already in use (docs/decisions.md).
-SLICE_READINGS: Final = 1 << 22
+# that the arrays built for a slice reuse memory already in use: 4,000,000 float64 or int64
+# values are 32,000,000 bytes, under glibc's largest mmap threshold (32 MiB), so freed slices
+# are reused from the heap instead of mapped afresh (docs/decisions.md).
+SLICE_READINGS: Final = 4_000_000
 _READ_AHEAD: Final = 2  # batches parquet_stream reads ahead of the consumer
 _EPISODE_ROWS = (
     ("hypo", "lv1", "hypo_lv1"),
