@@ -12,8 +12,9 @@ Each measurement runs in a fresh Python process so its peak RSS is its own:
              as a caller holding the cohort in memory does
   families   (only with --tasks families) compute_metrics for each metric family alone on the
              table already read, one JSON line per family, in one process: where the time goes
-Each task runs twice in its process: "cold_seconds" is the first run (it includes loading the
-compiled kernels from numba's cache), "seconds" the second.
+Each task runs 1 + RUNS times in its process: "cold_seconds" is the first run (it includes
+loading the compiled kernels from numba's cache), "seconds" the median of the other RUNS (5):
+one run of a tenth of a second moved by 2x between repeats on this machine.
 
 Usage:
   python benchmarks/bench_metrics.py                 # 1,000 and 10,000 patients
@@ -36,6 +37,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+RUNS = 5  # timed runs after the cold one; "seconds" is their median
 TASKS = ("floor", "pandas", "consensus", "all", "consensus-whole", "all-whole")
 EXTRA_TASKS = ("families",)
 
@@ -111,14 +113,14 @@ def family_seconds(path: Path) -> dict[str, float]:
 
 
 def measure(task: str, path: Path) -> dict[str, float]:
-    """Run one task twice in a fresh interpreter and read its peak RSS (VmHWM: unlike
+    """Run one task 1 + RUNS times in a fresh interpreter and read its peak RSS (VmHWM: unlike
     ru_maxrss, it is not inherited from the forking benchmark process)."""
     here = str(Path(__file__).parent)
     code = (
         f"import sys, json; sys.path.insert(0, {here!r});"
         "import bench_metrics as b; from pathlib import Path;"
         f"p = Path({str(path)!r}); c = b.run_task({task!r}, p);"
-        f"s = b.run_task({task!r}, p);"
+        f"s = sorted(b.run_task({task!r}, p) for _ in range({RUNS}))[{RUNS} // 2];"
         "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1];"
         "print(json.dumps({'seconds': s, 'cold_seconds': c, 'peak_rss_mb': int(hwm) / 1024}))"
     )

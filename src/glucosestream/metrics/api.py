@@ -252,11 +252,15 @@ class _Unsorted(Exception):
 def parquet_stream(path: Path) -> pa.RecordBatchReader:
     """A Parquet file as a stream of batches in file order, ids as dictionary codes (so whole
     patients are found by comparing integers). Row group by row group, read on a thread at most
-    ``_READ_AHEAD`` batches ahead of the consumer: memory stays bounded however big the file
-    (pyarrow.dataset's scanner reads ahead without bound), and reading overlaps computing."""
+    ``_READ_AHEAD`` batches ahead of the consumer: memory stays bounded by the row groups however
+    big the file (pyarrow.dataset's scanner reads ahead without bound), and reading overlaps
+    computing."""
     names = pq.read_schema(path).names
     source = pq.ParquetFile(path, read_dictionary=[n for n in ("id", "patient_key") if n in names])
-    batches = source.iter_batches(batch_size=min(1 << 20, SLICE_READINGS // 4 + 1))
+    # Whole row groups: iter_batches, which cuts batches across them, read a 39 M-reading file
+    # 2-5x slower (0.36-1.1 s against 0.21 s).
+    groups = range(source.num_row_groups)
+    batches = (batch for g in groups for batch in source.read_row_group(g).to_batches())
     return pa.RecordBatchReader.from_batches(source.schema_arrow, _read_ahead(batches))
 
 
