@@ -4,9 +4,9 @@
 Arrow data with columns ``id, time, gl`` (or the canonical ``patient_key, ts, glucose_mg_dl``)
 and return the same library's type (an Arrow table for Arrow or anything else Arrow can read).
 ``compute_metrics`` also takes an Arrow ``RecordBatchReader`` whose rows are grouped by
-ascending id (a Parquet file's ``pyarrow.dataset`` scanner, DuckDB's ``fetch_record_batch()``
-of an ``ORDER BY id`` query) and reads it ``SLICE_READINGS`` readings at a time, so the cohort
-need not fit in memory.
+ascending id (``parquet_stream(path)`` for a Parquet file, DuckDB's ``fetch_record_batch()`` of
+an ``ORDER BY id`` query) and reads it ``SLICE_READINGS`` readings at a time, so the cohort need
+not fit in memory.
 ``time`` is read as wall-clock time: a zoned timestamp is first converted to its zone's local
 time, so calendar days are the patient's local days; naive timestamps and ``YYYY-MM-DD
 HH:MM:SS`` strings are taken as they are. ``calculate_file`` does I/O: it reads CSV or Parquet
@@ -302,9 +302,7 @@ def _read_ahead(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
 
 def _batches(path: Path) -> Iterator[pa.RecordBatch]:
     if path.suffix.lower() == ".parquet":
-        yield from pq.ParquetFile(path).iter_batches(
-            batch_size=min(1 << 20, SLICE_READINGS // 4 + 1)
-        )
+        yield from parquet_stream(path)
         return
     types = {"id": pa.string(), "gl": pa.float64(), "patient_key": pa.string()}
     options = pacsv.ConvertOptions(column_types=types)
