@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -74,7 +75,7 @@ def test_read_ahead_raises_the_readers_error_and_stops_when_the_consumer_does():
         raise OSError("disk gone")
 
     with pytest.raises(OSError, match="disk gone"):
-        list(api._read_ahead(failing()))
+        list(api._read_ahead(failing(), 10))
     produced: list[int] = []
 
     def endless():
@@ -83,8 +84,9 @@ def test_read_ahead_raises_the_readers_error_and_stops_when_the_consumer_does():
             yield pa.record_batch({"x": [len(produced)]})
 
     before = threading.active_count()
-    stream = api._read_ahead(endless())
+    stream = api._read_ahead(endless(), 3)  # batches of one row: three wait at most
     assert next(stream).column(0)[0].as_py() == 1
+    time.sleep(0.2)  # time for the reader to fill what it may
+    assert len(produced) <= 1 + 3 + 1  # the one consumed, three waiting, one held back
     stream.close()  # the consumer stops early: the reading thread must end, not block
     assert threading.active_count() == before
-    assert len(produced) <= api._READ_AHEAD + 2

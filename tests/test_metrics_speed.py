@@ -2,7 +2,9 @@
 straightforward computation they replace (``metrics.kernels``; docs/decisions.md, "metric
 kernel speed"): order statistics by counting instead of sorting, the median reading interval by
 majority vote, long gaps by integer comparison, the one-hour window SDs side by side, GRI
-zones by a sorted search, and the one-pass check of the readings' order."""
+zones by a sorted search, the one-pass check of the readings' order, the grid filled reading by
+reading, one scan of the grid for its band counts and runs, and the mean and SD by four running
+sums (equal within rounding)."""
 
 from __future__ import annotations
 
@@ -17,9 +19,11 @@ from hypothesis import strategies as st
 from glucosestream.metrics import consensus, risk
 from glucosestream.metrics.cohort import prepare_cohort
 from glucosestream.metrics.columns import _zones
+from glucosestream.metrics.grid import build_grid
 from glucosestream.metrics.kernels.cohort import scan_readings
-from glucosestream.metrics.kernels.grid import dt0_min_of
-from glucosestream.metrics.kernels.numeric import nan_mean, nan_sd, quantile_sorted
+from glucosestream.metrics.kernels.grid import dt0_min_of, fill_grid, grid_days
+from glucosestream.metrics.kernels.grid_scan import scan_grid
+from glucosestream.metrics.kernels.numeric import mean_sd, nan_mean, nan_sd, quantile_sorted
 from glucosestream.metrics.kernels.order import (
     count_at_most,
     counted,
@@ -30,6 +34,7 @@ from glucosestream.metrics.kernels.order import (
 from glucosestream.metrics.kernels.patients import _gaps_min
 from glucosestream.metrics.kernels.readings import PROBS, distribution_into
 from glucosestream.metrics.kernels.variability import _window_sd_mean
+from glucosestream.metrics.series import PatientSeries
 
 whole_readings = st.lists(st.integers(1, 700), min_size=1, max_size=300).map(
     lambda v: np.array(v, dtype=np.float64)
@@ -193,3 +198,79 @@ def test_pgs_of_many_patients_equals_one_at_a_time() -> None:
         )
         for i in range(3)
     ] == want[:3]
+
+
+STEPS_S = [60, 240, 299, 300, 301, 330, 600, 900, 2700, 4000]  # on and off the grid, gaps
+grid_readings = st.lists(
+    st.tuples(st.sampled_from(STEPS_S), st.integers(40, 400)),
+    min_size=1,
+    max_size=120,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(grid_readings, st.sampled_from([1, 5, 15]), st.sampled_from([900.0, 2700.0]))
+def test_grid_filled_reading_by_reading_equals_the_reference(
+    steps: list[tuple[int, int]], dt0: int, max_gap_s: float
+) -> None:
+    """``fill_grid`` walks the readings, not the grid points; the points must be the
+    reference grid's bit for bit (exact readings, interpolations, gaps, both ends)."""
+    t = 1_767_225_600 + 7 + np.cumsum([s for s, _ in steps]).astype(np.int64)
+    g = np.array([v for _, v in steps], dtype=np.float64)
+    want = build_grid(PatientSeries(t, g), dt0_min=dt0, inter_gap_min=max_gap_s / 60).flat
+    first_day, n_days = grid_days(t)
+    got = np.empty(n_days * (1440 // dt0))
+    fill_grid(t, g, dt0, first_day, max_gap_s, got)
+    assert got.size == want.size
+    assert all(_same(a, b) for a, b in zip(got.tolist(), want.tolist(), strict=True))
+
+
+grids = st.lists(
+    st.one_of(st.just(math.nan), st.sampled_from([53.9, 54.0, 69.9, 70.0, 180.0, 180.1, 250.0])),
+    max_size=80,
+).map(lambda v: np.array(v, dtype=np.float64))
+
+
+def _runs_of(beyond: list[bool]) -> list[tuple[int, int]]:
+    runs, start = [], None
+    for i, b in enumerate([*beyond, False]):
+        if b and start is None:
+            start = i
+        elif not b and start is not None:
+            runs.append((start, i))
+            start = None
+    return runs
+
+
+@settings(max_examples=200, deadline=None)
+@given(grids)
+def test_one_scan_of_the_grid_gives_its_band_counts_and_runs(x: np.ndarray) -> None:
+    counts, (low, n_low), (high, n_high) = scan_grid(x)
+    present = x[~np.isnan(x)]
+    assert counts == (
+        present.size,
+        np.count_nonzero(present < 54),
+        np.count_nonzero(present < 70),
+        np.count_nonzero(present > 180),
+        np.count_nonzero(present > 250),
+        np.count_nonzero((present >= 70) & (present <= 140)),
+    )
+    pairs = lambda edges, n: [(int(edges[2 * k]), int(edges[2 * k + 1])) for k in range(n)]  # noqa: E731
+    assert pairs(low, n_low) == _runs_of([v < 70 for v in x.tolist()])
+    assert pairs(high, n_high) == _runs_of([v > 180 for v in x.tolist()])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.floats(0.0, 1000.0), max_size=50))
+def test_mean_and_sd_by_four_sums_equal_numpys(values: list[float]) -> None:
+    x = np.array(values, dtype=np.float64)
+    mean, sd = mean_sd(x)
+    if x.size == 0:
+        assert math.isnan(mean)
+        assert math.isnan(sd)
+        return
+    assert math.isclose(mean, float(np.mean(x)), rel_tol=1e-13, abs_tol=1e-13)
+    if x.size < 2:
+        assert math.isnan(sd)
+    else:
+        assert math.isclose(sd, float(np.std(x, ddof=1)), rel_tol=1e-9, abs_tol=1e-9)

@@ -53,7 +53,6 @@ Naming = Literal["glucosestream", "iglu"]
 # values are 32,000,000 bytes, under glibc's largest mmap threshold (32 MiB), so freed slices
 # are reused from the heap instead of mapped afresh (docs/decisions.md).
 SLICE_READINGS: Final = 4_000_000
-_READ_AHEAD: Final = 2  # batches parquet_stream reads ahead of the consumer
 _EPISODE_ROWS = (
     ("hypo", "lv1", "hypo_lv1"),
     ("hypo", "lv2", "hypo_lv2"),
@@ -252,41 +251,42 @@ class _Unsorted(Exception):
 def parquet_stream(path: Path) -> pa.RecordBatchReader:
     """A Parquet file as a stream of batches in file order, ids as dictionary codes (so whole
     patients are found by comparing integers). Row group by row group, read on a thread at most
-    ``_READ_AHEAD`` batches ahead of the consumer: memory stays bounded by the row groups however
-    big the file (pyarrow.dataset's scanner reads ahead without bound), and reading overlaps
-    computing."""
+    ``SLICE_READINGS`` readings ahead of the consumer: memory stays bounded by a slice however
+    big the file (pyarrow.dataset's scanner reads ahead without bound), and the next slice is
+    read while one is computed."""
     names = pq.read_schema(path).names
     source = pq.ParquetFile(path, read_dictionary=[n for n in ("id", "patient_key") if n in names])
     # Whole row groups: iter_batches, which cuts batches across them, read a 39 M-reading file
     # 2-5x slower (0.36-1.1 s against 0.21 s).
     groups = range(source.num_row_groups)
     batches = (batch for g in groups for batch in source.read_row_group(g).to_batches())
-    return pa.RecordBatchReader.from_batches(source.schema_arrow, _read_ahead(batches))
+    return pa.RecordBatchReader.from_batches(
+        source.schema_arrow, _read_ahead(batches, SLICE_READINGS)
+    )
 
 
-def _read_ahead(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """``batches``, produced on a thread at most ``_READ_AHEAD`` ahead; a reading error is
-    raised to the consumer, and a consumer that stops early stops the thread."""
-    ready: queue.Queue[pa.RecordBatch | BaseException | None] = queue.Queue(_READ_AHEAD)
+def _read_ahead(batches: Iterator[pa.RecordBatch], max_rows: int) -> Iterator[pa.RecordBatch]:
+    """``batches``, produced on a thread while fewer than ``max_rows`` rows wait for the
+    consumer (so one batch at least); a reading error is raised to the consumer, and a consumer
+    that stops early stops the thread. A bound in rows rather than batches: a lake file's row
+    groups are 16,384 rows, a pyarrow file's a million."""
+    ready: queue.SimpleQueue[pa.RecordBatch | BaseException | None] = queue.SimpleQueue()
+    room = threading.Condition()
+    waiting = [0]  # rows produced and not yet consumed
     stopped = threading.Event()
-
-    def offer(item: pa.RecordBatch | BaseException | None) -> bool:
-        while not stopped.is_set():
-            try:
-                ready.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
 
     def produce() -> None:
         try:
             for batch in batches:
-                if not offer(batch):
-                    return
-            offer(None)
+                with room:
+                    room.wait_for(lambda: waiting[0] < max_rows or stopped.is_set())
+                    if stopped.is_set():
+                        return
+                    waiting[0] += batch.num_rows
+                ready.put(batch)
+            ready.put(None)
         except BaseException as err:  # handed to the consumer, which raises it
-            offer(err)
+            ready.put(err)
 
     thread = threading.Thread(target=produce, name="parquet-read-ahead", daemon=True)
     thread.start()
@@ -294,9 +294,14 @@ def _read_ahead(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         while (item := ready.get()) is not None:
             if isinstance(item, BaseException):
                 raise item
+            with room:
+                waiting[0] -= item.num_rows
+                room.notify()
             yield item
     finally:
-        stopped.set()
+        with room:
+            stopped.set()
+            room.notify()
         thread.join()
 
 

@@ -4,8 +4,9 @@ The rules and sources are those of ``glucosestream.metrics.episodes``: an episod
 first of ``start_pts`` consecutive grid points beyond the threshold, ends at the first of
 ``end_pts`` consecutive points back (at the end threshold), and a missing grid point ends both a
 run and an episode. Episodes are written as ``[start, stop)`` grid indices. The runs of points
-beyond 70 (and above 180) are found once per grid and shared by every threshold at or beyond
-them, so each kind's start is looked for only where the grid is beyond its base.
+below 70 (and above 180) are found once per grid (``kernels.grid_scan``) and shared by every
+threshold at or beyond them, so each kind's start is looked for only where the grid is beyond
+its base.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import numpy as np
 import numpy.typing as npt
 
 from glucosestream.metrics.kernels import compiled
+from glucosestream.metrics.kernels.grid_scan import Runs
 
-__all__ = ["beyond_runs", "find_episodes", "overlap_free", "points_for"]
+__all__ = ["find_episodes", "overlap_free", "points_for"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -53,33 +55,9 @@ def _first_run(
 
 
 @compiled
-def beyond_runs(x: FloatArray, hypo: bool, base: float) -> tuple[IntArray, IntArray, int]:
-    """(starts, stops, count): the maximal runs ``[start, stop)`` of grid points beyond ``base``
-    (below it for ``hypo``, above it otherwise; a missing point is beyond nothing). Every
-    episode of a threshold at or beyond ``base`` starts inside one of them, so one pass finds
-    where all of them may start."""
-    starts = np.empty(x.size // 2 + 1, dtype=np.int64)
-    stops = np.empty(x.size // 2 + 1, dtype=np.int64)
-    count = 0
-    inside = False
-    for i in range(x.size):
-        beyond = _beyond(x[i], hypo, base)
-        if beyond and not inside:
-            starts[count] = i
-        elif inside and not beyond:
-            stops[count] = i
-            count += 1
-        inside = beyond
-    if inside:
-        stops[count] = x.size
-        count += 1
-    return starts, stops, count
-
-
-@compiled
 def find_episodes(
     x: FloatArray,
-    runs: tuple[IntArray, IntArray, int],
+    runs: Runs,
     hypo: bool,
     threshold: float,
     end_threshold: float,
@@ -89,19 +67,21 @@ def find_episodes(
     stops: IntArray,
 ) -> int:
     """Write the episodes of grid ``x`` into ``starts``/``stops``; return how many. ``runs``
-    is ``beyond_runs(x, hypo, base)`` for a ``base`` that ``threshold`` is at or beyond: a start
-    (``start_pts`` points beyond ``threshold``) is looked for only inside those runs, and the end
-    from the start on, up to the next missing point, which ends an episode."""
-    run_starts, run_stops, n_runs = runs
+    are the runs of ``x`` below 70 (``hypo``) or above 180 mg/dL (``grid_scan.scan_grid``), and
+    ``threshold`` is at or beyond that base: a start (``start_pts`` points beyond ``threshold``)
+    is looked for only inside those runs, and the end from the start on, up to the next missing
+    point, which ends an episode."""
+    edges, n_runs = runs
     n = x.size
     count = 0
     pos = 0  # where the next episode may start
     k = 0
     while k < n_runs:
-        if run_stops[k] <= pos:
+        run_start, run_stop = edges[2 * k], edges[2 * k + 1]
+        if run_stop <= pos:
             k += 1
             continue
-        s = _first_run(x, max(run_starts[k], pos), run_stops[k], start_pts, hypo, threshold, True)
+        s = _first_run(x, max(run_start, pos), run_stop, start_pts, hypo, threshold, True)
         if s < 0:
             k += 1
             continue

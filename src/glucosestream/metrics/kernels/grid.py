@@ -78,28 +78,37 @@ def grid_days(t: IntArray) -> tuple[int, int]:
 def fill_grid(
     t: IntArray, g: FloatArray, dt0_min: int, first_day: int, max_gap_s: float, out: FloatArray
 ) -> None:
-    """Write the grid (``out.size`` points from ``first_day``) of readings ``t, g``."""
+    """Write the grid (``out.size`` points from ``first_day``) of readings ``t, g``: reading by
+    reading, the grid points after the one before it up to it (one comparison per point when
+    the readings fall on the grid, as most do)."""
     step = dt0_min * 60
-    base = first_day * SECONDS_PER_DAY
-    n = t.size
-    j = 0
-    for k in range(out.size):
-        x = base + (k + 1) * step
-        while j < n and t[j] < x:
-            j += 1
-        if j < n and t[j] == x:
+    x = first_day * SECONDS_PER_DAY + step  # the time of grid point k
+    k = 0
+    m = out.size
+    if t.size == 0:
+        out[:] = np.nan
+        return
+    while k < m and x < t[0]:
+        out[k] = np.nan
+        k += 1
+        x += step
+    for j in range(t.size):
+        if j > 0 and k < m and x < t[j]:  # points strictly between readings j - 1 and j
+            before = t[j - 1]
+            span = float(t[j] - before)
+            if span <= max_gap_s:
+                g0, rise = g[j - 1], g[j] - g[j - 1]
+                while k < m and x < t[j]:
+                    out[k] = g0 + (x - before) / span * rise
+                    k += 1
+                    x += step
+            else:
+                while k < m and x < t[j]:
+                    out[k] = np.nan
+                    k += 1
+                    x += step
+        if k < m and x == t[j]:
             out[k] = g[j]
-        elif 0 < j < n and float(t[j] - t[j - 1]) <= max_gap_s:
-            span = float(t[j] - t[j - 1])
-            frac = (x - t[j - 1]) / (span if span > 0 else 1.0)
-            out[k] = g[j - 1] + frac * (g[j] - g[j - 1])
-        else:
-            out[k] = np.nan
-
-
-@compiled
-def count_present(x: FloatArray) -> int:
-    n = 0
-    for i in range(x.size):  # no branch, so the loop vectorises
-        n += int(x[i] == x[i])
-    return n
+            k += 1
+            x += step
+    out[k:] = np.nan

@@ -19,15 +19,11 @@ from numba import prange
 from glucosestream.metrics import episodes as episode_rules
 from glucosestream.metrics import mage as mage_rules
 from glucosestream.metrics.kernels import compiled, compiled_parallel
-from glucosestream.metrics.kernels.episodes import (
-    beyond_runs,
-    find_episodes,
-    overlap_free,
-    points_for,
-)
-from glucosestream.metrics.kernels.grid import count_present, dt0_min_of, fill_grid, grid_days
+from glucosestream.metrics.kernels.episodes import find_episodes, overlap_free, points_for
+from glucosestream.metrics.kernels.grid import dt0_min_of, fill_grid, grid_days
+from glucosestream.metrics.kernels.grid_scan import GridScan, Runs, scan_grid
 from glucosestream.metrics.kernels.mage import mage_into
-from glucosestream.metrics.kernels.numeric import mean_of, round_half_even, sd_about
+from glucosestream.metrics.kernels.numeric import mean_of, mean_sd, round_half_even
 from glucosestream.metrics.kernels.readings import (
     band_pcts,
     bands_into,
@@ -36,6 +32,7 @@ from glucosestream.metrics.kernels.readings import (
     distribution_into,
     gri_into,
     mage_naive,
+    pcts_of,
     risk_into,
     risk_table,
 )
@@ -69,8 +66,7 @@ END_MIN = float(episode_rules.EPISODE_END_DURATION_MIN)
 MAGE_GRID_MIN = mage_rules.MAGE_GRID_MIN
 PGS_START_MIN, PGS_END_MIN = 20.0, 30.0  # catalog._pgs: Hirsch 2017 episodes
 # Every hypo threshold below is at or under 70 mg/dL and every hyper one at or over 180, so the
-# runs beyond these two hold every episode start (kernels.episodes.beyond_runs).
-HYPO_BASE, HYPER_BASE = 70.0, 180.0
+# runs of grid_scan.scan_grid beyond these two hold every episode start.
 
 
 @compiled
@@ -114,13 +110,16 @@ def _coverage_into(
     b: int,
     rows: int,
     t: IntArray,
-    x: FloatArray,
+    present: int,
     dt0: int,
     first_day: int,
     inter_gap_min: float,
     iglu: bool,
 ) -> None:
-    """The ``sufficiency.data_sufficiency`` report (start and end as wall-clock seconds)."""
+    """The ``sufficiency.data_sufficiency`` report (start and end as wall-clock seconds);
+    ``present`` counts the points of the grid (from ``first_day``) that have a value. Those
+    all lie between the first and the last reading, as the grid does not extrapolate, so they
+    are the present points of the readings' span, whose share the report gives."""
     span_min = float(t[-1] - t[0]) / 60.0
     expected = round_half_even(span_min / dt0) + 1
     active_count = _iglu_active_count(t, dt0) if iglu else float(t.size)
@@ -128,10 +127,10 @@ def _coverage_into(
     longest, over = _gaps_min(t, inter_gap_min)
     first = math.ceil((t[0] - first_day * 86_400) / (dt0 * 60)) - 1
     last = (t[-1] - first_day * 86_400) // (dt0 * 60) - 1
-    inside = x[max(first, 0) : last + 1]
+    inside = last + 1 - max(first, 0)  # grid points in the span: the last is inside the grid
     days = span_min / 1440.0
     row[b], row[b + 1], row[b + 2] = rows, days, active
-    row[b + 3] = 100.0 * count_present(inside) / max(inside.size, 1)
+    row[b + 3] = 100.0 * present / max(inside, 1)
     row[b + 4], row[b + 5] = longest, over
     row[b + 6] = 1.0 if days + dt0 / 1440.0 >= 14 and active >= 70.0 else 0.0
     row[b + 7], row[b + 8] = t[0], t[-1]
@@ -143,55 +142,46 @@ def _find(
     hypo: bool,
     levels: tuple[float, float],
     points: tuple[int, int],
-    extent: tuple[float, float],
-    runs: tuple[IntArray, IntArray, int],
+    beyond: int,
+    runs: Runs,
     starts: IntArray,
     stops: IntArray,
 ) -> int:
     """``find_episodes`` with ``levels`` (start, end threshold) and ``points`` (start, end
-    run lengths) over ``runs`` (``beyond_runs`` of 70 or 180), skipping the search when no
-    grid value (``extent``: lowest, highest) is beyond the start threshold."""
-    lowest, highest = extent
-    if (hypo and not lowest < levels[0]) or (not hypo and not highest > levels[0]):
+    run lengths) over ``runs`` (``scan_grid``'s below 70 or above 180), skipping the search
+    when ``beyond`` (the grid points beyond the start threshold) is 0."""
+    if beyond == 0:
         return 0
     start, end = levels
     return find_episodes(x, runs, hypo, start, end, points[0], points[1], starts, stops)
 
 
 @compiled
-def extent_of(x: FloatArray) -> tuple[float, float]:
-    """(lowest, highest) of the non-NaN values (inf, -inf if there are none)."""
-    lowest, highest = np.inf, -np.inf
-    for v in x:
-        if not math.isnan(v):
-            lowest, highest = min(lowest, v), max(highest, v)
-    return lowest, highest
-
-
-@compiled
-def episode_sets(x: FloatArray, dt0: int, iglu: bool) -> tuple[IntArray, IntArray, IntArray]:
-    """(starts, stops, counts) of the eight episode kinds of ``catalog.episode_sets``; only the
-    first ``counts[k]`` entries of ``starts[k]`` and ``stops[k]`` are written."""
+def episode_sets(
+    x: FloatArray, scan: GridScan, dt0: int, iglu: bool
+) -> tuple[IntArray, IntArray, IntArray]:
+    """(starts, stops, counts) of the eight episode kinds of ``catalog.episode_sets`` on the
+    grid ``x`` (``scan`` is ``scan_grid(x)``); only the first ``counts[k]`` entries of
+    ``starts[k]`` and ``stops[k]`` are written."""
     cap = x.size // points_for(START_MIN, dt0) + 2
     starts = np.empty((N_KINDS, cap), dtype=np.int64)
     stops = np.empty((N_KINDS, cap), dtype=np.int64)
     counts = np.zeros(N_KINDS, dtype=np.int64)
     sp, ep, xp = points_for(START_MIN, dt0), points_for(END_MIN, dt0), points_for(EXT_MIN, dt0)
-    e = extent_of(x)
-    low, high = beyond_runs(x, True, HYPO_BASE), beyond_runs(x, False, HYPER_BASE)
-    counts[0] = _find(x, True, (70.0, 70.0), (sp, ep), e, low, starts[0], stops[0])
-    counts[1] = _find(x, True, (54.0, 54.0), (sp, ep), e, low, starts[1], stops[1])
-    counts[3] = _find(x, False, (180.0, 180.0), (sp, ep), e, high, starts[3], stops[3])
-    counts[4] = _find(x, False, (250.0, 250.0), (sp, ep), e, high, starts[4], stops[4])
+    (_, b54, b70, a180, a250, _), low, high = scan
+    counts[0] = _find(x, True, (70.0, 70.0), (sp, ep), b70, low, starts[0], stops[0])
+    counts[1] = _find(x, True, (54.0, 54.0), (sp, ep), b54, low, starts[1], stops[1])
+    counts[3] = _find(x, False, (180.0, 180.0), (sp, ep), a180, high, starts[3], stops[3])
+    counts[4] = _find(x, False, (250.0, 250.0), (sp, ep), a250, high, starts[4], stops[4])
     if iglu:  # level 1 episodes longer than 120 min; iglu's dur_length = 120 level 2 row
         for i in range(counts[0]):
             if (stops[0, i] - starts[0, i]) * dt0 > EXT_MIN:
                 starts[2, counts[2]], stops[2, counts[2]] = starts[0, i], stops[0, i]
                 counts[2] += 1
-        counts[5] = _find(x, False, (250.0, 250.0), (xp, ep), e, high, starts[5], stops[5])
+        counts[5] = _find(x, False, (250.0, 250.0), (xp, ep), a250, high, starts[5], stops[5])
     else:  # Battelino 2023
-        counts[2] = _find(x, True, (70.0, 70.0), (xp, ep), e, low, starts[2], stops[2])
-        counts[5] = _find(x, False, (250.0, 180.0), (xp, ep), e, high, starts[5], stops[5])
+        counts[2] = _find(x, True, (70.0, 70.0), (xp, ep), b70, low, starts[2], stops[2])
+        counts[5] = _find(x, False, (250.0, 180.0), (xp, ep), a250, high, starts[5], stops[5])
     for kind, lv1, lv2 in ((6, 0, 1), (7, 3, 4)):
         keep = overlap_free(
             starts[lv1], stops[lv1], counts[lv1], starts[lv2], stops[lv2], counts[lv2]
@@ -207,10 +197,12 @@ def episode_sets(x: FloatArray, dt0: int, iglu: bool) -> tuple[IntArray, IntArra
 
 
 @compiled
-def _episodes_into(row: FloatArray, b: int, x: FloatArray, dt0: int, iglu: bool) -> None:
+def _episodes_into(
+    row: FloatArray, b: int, x: FloatArray, scan: GridScan, dt0: int, iglu: bool
+) -> None:
     """Per kind: count, per day of present grid, mean duration (min), mean glucose."""
-    starts, stops, counts = episode_sets(x, dt0, iglu)
-    observed_days = count_present(x) * dt0 / 1440.0
+    starts, stops, counts = episode_sets(x, scan, dt0, iglu)
+    observed_days = scan[0][0] * dt0 / 1440.0
     for k in range(N_KINDS):
         n = counts[k]
         points = 0
@@ -227,18 +219,24 @@ def _episodes_into(row: FloatArray, b: int, x: FloatArray, dt0: int, iglu: bool)
 
 @compiled
 def _pgs_inputs_into(
-    row: FloatArray, b: int, x: FloatArray, dt0: int, gvp: float, mean: float, tir: float
+    row: FloatArray,
+    b: int,
+    x: FloatArray,
+    scan: GridScan,
+    dt0: int,
+    summary: tuple[float, float, float],
 ) -> None:
-    """GVP, mean, TIR (given) and episodes per week < 54 and 54-69 (Hirsch 2017 durations)."""
+    """GVP, mean, TIR (``summary``) and episodes per week < 54 and 54-69 (Hirsch 2017
+    durations)."""
+    gvp, mean, tir = summary
     cap = x.size // points_for(PGS_START_MIN, dt0) + 2
     s1, e1 = np.empty(cap, dtype=np.int64), np.empty(cap, dtype=np.int64)
     s2, e2 = np.empty(cap, dtype=np.int64), np.empty(cap, dtype=np.int64)
     points = (points_for(PGS_START_MIN, dt0), points_for(PGS_END_MIN, dt0))
-    e = extent_of(x)
-    low = beyond_runs(x, True, HYPO_BASE)
-    n1 = _find(x, True, (70.0, 70.0), points, e, low, s1, e1)
-    n2 = _find(x, True, (54.0, 54.0), points, e, low, s2, e2)
-    days = count_present(x) * dt0 / 1440.0
+    (present, b54, b70, _, _, _), low, _ = scan
+    n1 = _find(x, True, (70.0, 70.0), points, b70, low, s1, e1)
+    n2 = _find(x, True, (54.0, 54.0), points, b54, low, s2, e2)
+    days = present * dt0 / 1440.0
     if days == 0:
         return
     row[b], row[b + 1], row[b + 2] = gvp, mean, tir
@@ -263,17 +261,17 @@ def _readings_into(
     % 70-180 (PGS's inputs)."""
     mean = sd = np.nan
     if bases[CORE] >= 0 or bases[RISK] >= 0 or bases[MAGE] >= 0 or bases[PGS] >= 0:
-        mean = mean_of(g)
-        sd = sd_about(g, mean)
+        mean, sd = mean_sd(g)
     nan6 = (np.nan, np.nan, np.nan, np.nan, np.nan, np.nan)
     use_bands = bases[RANGES] >= 0 or bases[RISK] >= 0 or bases[PGS] >= 0
-    bands = band_pcts(g) if use_bands else nan6
+    same = gi.size == g.size  # as many instants as readings: no time repeats, the same values
+    bands = band_pcts(g) if use_bands or (bases[GRI] >= 0 and same) else nan6
     if bases[CORE] >= 0:
         core_into(row, bases[CORE], mean, sd)
     if bases[RANGES] >= 0:
         bands_into(row, bases[RANGES], bands)
     if bases[GRI] >= 0:
-        gri_into(row, bases[GRI], gi)
+        gri_into(row, bases[GRI], bands if same else band_pcts(gi))
     if bases[DISTRIBUTION] >= 0:
         distribution_into(row, bases[DISTRIBUTION], g)
     if bases[RISK] >= 0:
@@ -292,12 +290,14 @@ def _grid_into(
     st: IntArray,
     sg: FloatArray,
     x: FloatArray,
+    counts: tuple[int, int, int, int, int, int],
     dt0: int,
     max_gap_s: float,
 ) -> float:
-    """The groups over the grid ``x`` of the readings ``st, sg``; returns GVP if computed."""
+    """The groups over the grid ``x`` (``counts``: its band counts) of the readings ``st, sg``;
+    returns GVP if computed."""
     if bases[RANGES] >= 0:
-        bands_into(row, bases[RANGES] + 8, band_pcts(x))
+        bands_into(row, bases[RANGES] + 8, pcts_of(counts))
     if bases[VARIABILITY] >= 0:
         variability_into(row, bases[VARIABILITY], x, dt0)
     if bases[MAGE] >= 0:
@@ -334,15 +334,17 @@ def patient_metrics(
         st, sg = src_t[src_off[p] : src_off[p + 1]], src_g[src_off[p] : src_off[p + 1]]
         dt0 = dt0_min_of(st)
         x, first_day = _grid_of(st, sg, dt0, max_gap_s)
+        scan = scan_grid(x)
         if bases[COVERAGE] >= 0:
+            present = scan[0][0]
             _coverage_into(
-                row, bases[COVERAGE], hi - lo, it, x, dt0, first_day, inter_gap_min, iglu
+                row, bases[COVERAGE], hi - lo, it, present, dt0, first_day, inter_gap_min, iglu
             )
         mean, tir = _readings_into(row, bases, g, t, ig, table)
         if bases[EPISODES] >= 0:
-            _episodes_into(row, bases[EPISODES], x, dt0, iglu)
-        gvp = _grid_into(row, bases, st, sg, x, dt0, max_gap_s)
+            _episodes_into(row, bases[EPISODES], x, scan, dt0, iglu)
+        gvp = _grid_into(row, bases, st, sg, x, scan[0], dt0, max_gap_s)
         if bases[PGS] >= 0:
             gvp = gvp_pct(x, dt0) if bases[VARIABILITY] < 0 else gvp
-            _pgs_inputs_into(row, bases[PGS], x, dt0, gvp, mean, tir)
+            _pgs_inputs_into(row, bases[PGS], x, scan, dt0, (gvp, mean, tir))
     return out

@@ -13,6 +13,7 @@ from numba import prange
 
 from glucosestream.metrics.kernels import compiled_parallel
 from glucosestream.metrics.kernels.grid import dt0_min_of, fill_grid, grid_days
+from glucosestream.metrics.kernels.grid_scan import scan_grid
 from glucosestream.metrics.kernels.numeric import quantile_sorted
 from glucosestream.metrics.kernels.patients import episode_sets
 
@@ -81,7 +82,7 @@ def episode_list(
             first_day, n_days = grid_days(t[lo:hi])
             x = np.empty(n_days * (1440 // dt0[p]))
             fill_grid(t[lo:hi], g[lo:hi], dt0[p], first_day, max_gap_s, x)
-            counts[p + 1] = episode_sets(x, dt0[p], False)[2][:N_BASE_KINDS].sum()
+            counts[p + 1] = episode_sets(x, scan_grid(x), dt0[p], False)[2][:N_BASE_KINDS].sum()
     starts = np.cumsum(counts)
     ints = np.zeros((starts[n], 4), dtype=np.int64)
     floats = np.zeros((starts[n], 3))
@@ -92,7 +93,7 @@ def episode_list(
         first_day, n_days = grid_days(t[lo:hi])
         x = np.empty(n_days * (1440 // dt0[p]))
         fill_grid(t[lo:hi], g[lo:hi], dt0[p], first_day, max_gap_s, x)
-        s, e, c = episode_sets(x, dt0[p], False)
+        s, e, c = episode_sets(x, scan_grid(x), dt0[p], False)
         r = starts[p]
         step = dt0[p] * 60
         for kind in range(N_BASE_KINDS):

@@ -32,10 +32,14 @@ from glucosestream.metrics.kernels.order import (
 )
 
 __all__ = [
+    "band_counts",
+    "band_pcts",
     "bands_into",
     "core_into",
     "day_night_into",
     "distribution_into",
+    "gri_into",
+    "pcts_of",
     "risk_into",
     "risk_table",
 ]
@@ -74,9 +78,10 @@ def band_counts(g: FloatArray) -> tuple[int, int, int, int, int, int]:
 
 
 @compiled
-def band_pcts(g: FloatArray) -> tuple[float, float, float, float, float, float]:
-    """(very low, low, in range, high, very high, 70-140) % as ``consensus.range_bands``."""
-    n, b54, b70, a180, a250, r140 = band_counts(g)
+def pcts_of(counts: tuple[int, int, int, int, int, int]) -> BandPcts:
+    """(very low, low, in range, high, very high, 70-140) % as ``consensus.range_bands``, from
+    ``band_counts`` (or ``grid_scan.scan_grid``'s counts)."""
+    n, b54, b70, a180, a250, r140 = counts
     if n == 0:
         return np.nan, np.nan, np.nan, np.nan, np.nan, np.nan
     scale = 100.0 / n
@@ -91,9 +96,13 @@ def band_pcts(g: FloatArray) -> tuple[float, float, float, float, float, float]:
 
 
 @compiled
-def bands_into(
-    row: FloatArray, b: int, pcts: tuple[float, float, float, float, float, float]
-) -> None:
+def band_pcts(g: FloatArray) -> BandPcts:
+    """``pcts_of(band_counts(g))``."""
+    return pcts_of(band_counts(g))
+
+
+@compiled
+def bands_into(row: FloatArray, b: int, pcts: BandPcts) -> None:
     """The eight band columns of ``catalog._bands``, given ``band_pcts`` of the values."""
     vl, lo, ir, hi, vh, r140 = pcts
     row[b : b + 5] = np.array([vl, lo, ir, hi, vh])
@@ -101,9 +110,10 @@ def bands_into(
 
 
 @compiled
-def gri_into(row: FloatArray, b: int, g: FloatArray) -> None:
-    """GRI, hypo and hyper components (Klonoff 2023; ``consensus.glycemia_risk_index``)."""
-    vl, lo, _, hi, vh, _ = band_pcts(g)
+def gri_into(row: FloatArray, b: int, pcts: BandPcts) -> None:
+    """GRI, hypo and hyper components (Klonoff 2023; ``consensus.glycemia_risk_index``), given
+    ``band_pcts`` of the readings, one per instant."""
+    vl, lo, _, hi, vh, _ = pcts
     hypo = vl + 0.8 * lo
     hyper = vh + 0.5 * hi
     row[b], row[b + 1], row[b + 2] = min(100.0, 3.0 * hypo + 1.6 * hyper), hypo, hyper
