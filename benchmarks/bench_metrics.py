@@ -13,8 +13,9 @@ Each measurement runs in a fresh Python process so its peak RSS is its own:
   families   (only with --tasks families) compute_metrics for each metric family alone on the
              table already read, one JSON line per family, in one process: where the time goes
 Each task runs 1 + RUNS times in its process: "cold_seconds" is the first run (it includes
-loading the compiled kernels from numba's cache), "seconds" the median of the other RUNS (5):
-one run of a tenth of a second moved by 2x between repeats on this machine.
+loading the compiled kernels from numba's cache), "seconds" the median of the other RUNS (9)
+and "slowest_seconds" the slowest of them: one run of a tenth of a second moved by 2x between
+repeats on this machine, so the spread is printed, not only the middle.
 
 Usage:
   python benchmarks/bench_metrics.py                 # 1,000 and 10,000 patients
@@ -46,7 +47,7 @@ COHORT_SCHEMA = pa.schema(
         pa.field("gl", pa.float64(), nullable=False),
     ]
 )
-RUNS = 5  # timed runs after the cold one; "seconds" is their median
+RUNS = 9  # timed runs after the cold one; "seconds" is their median
 TASKS = ("floor", "pandas", "consensus", "all", "consensus-whole", "all-whole")
 EXTRA_TASKS = ("families",)
 
@@ -129,9 +130,10 @@ def measure(task: str, path: Path) -> dict[str, float]:
         f"import sys, json; sys.path.insert(0, {here!r});"
         "import bench_metrics as b; from pathlib import Path;"
         f"p = Path({str(path)!r}); c = b.run_task({task!r}, p);"
-        f"s = sorted(b.run_task({task!r}, p) for _ in range({RUNS}))[{RUNS} // 2];"
+        f"r = sorted(b.run_task({task!r}, p) for _ in range({RUNS})); s = r[{RUNS} // 2];"
         "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1];"
-        "print(json.dumps({'seconds': s, 'cold_seconds': c, 'peak_rss_mb': int(hwm) / 1024}))"
+        "print(json.dumps({'seconds': s, 'slowest_seconds': r[-1], 'cold_seconds': c,"
+        " 'peak_rss_mb': int(hwm) / 1024}))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -161,6 +163,7 @@ def main() -> None:
                     "readings": readings,
                     "task": task,
                     "seconds": round(m["seconds"], 3),
+                    "slowest_seconds": round(m["slowest_seconds"], 3),
                     "cold_seconds": round(m["cold_seconds"], 3),
                     "readings_per_s": round(readings / m["seconds"]),
                     "peak_rss_mb": round(m["peak_rss_mb"]),
