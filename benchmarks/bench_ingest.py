@@ -22,11 +22,11 @@ import os
 import platform
 import resource
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import child_peak
 import duckdb
 import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
@@ -113,10 +113,10 @@ def bench_large(readings: int, work: Path) -> dict:
     path = work / f"large-{readings}.parquet"
     spec = CohortSpec(patients=patients, days=DAYS, profile="mixed", interval_min=5, seed=1)
     n = write_cohort(spec, path, "parquet").readings
-    command = [sys.executable, "-m", "glucosestream", "ingest", str(path), "--json"]
+    command = child_peak.command(["ingest", str(path), "--json"])
     env = {**os.environ, "GLUCOSESTREAM_LAKE": str(work / "lake-large")}
     started = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True, env=env)
+    done = subprocess.run(command, check=True, capture_output=True, env=env, text=True)
     seconds = time.perf_counter() - started
     child = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
@@ -124,7 +124,7 @@ def bench_large(readings: int, work: Path) -> dict:
         "ingest_s": seconds,
         "readings_per_s": n / seconds,
         "cpu_s": child.ru_utime + child.ru_stime,
-        "peak_rss_mb": child.ru_maxrss / 1024,
+        "peak_rss_mb": child_peak.peak_rss_mb(done.stderr),
     }
 
 

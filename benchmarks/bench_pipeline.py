@@ -2,8 +2,9 @@
 day for every patient, on local disk and (with --s3) on the test S3 server.
 
 Each stage runs as its own `glucosestream` process, so its wall time and peak memory (RSS) are
-its own. The baseline, measured in the same run on the same file, is DuckDB's plain
-scan-and-aggregate (mean per patient) straight from the Parquet file. Results are printed
+its own (the child reports its own peak: `child_peak.py` says why ru_maxrss would not do).
+The baseline, measured in the same run on the same file, is DuckDB's plain scan-and-aggregate
+(mean per patient) straight from the Parquet file. Results are printed
 and written as JSON to benchmarks/results/.
 
     python benchmarks/bench_pipeline.py                    # 10,000 patients x 14 days
@@ -26,12 +27,12 @@ import json
 import os
 import platform
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
+import child_peak
 import duckdb
 import pyarrow.parquet as pq
 
@@ -45,24 +46,19 @@ SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 def run_stage(
     args: list[str], env: dict[str, str], profile: Path | None = None
 ) -> dict[str, object]:
+    """Run ``glucosestream *args --json`` in a child process: its wall time, its own peak RSS
+    (``child_peak``; None under cProfile) and its JSON report."""
     started = time.perf_counter()
-    profiler = ["-m", "cProfile", "-o", str(profile)] if profile else []
-    process = subprocess.Popen(
-        [sys.executable, *profiler, "-m", "glucosestream", *args, "--json"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    out = process.stdout.read()  # type: ignore[union-attr]
-    err = process.stderr.read()  # type: ignore[union-attr]
-    _, status, usage = os.wait4(process.pid, 0)
+    line = child_peak.command([*args, "--json"], profile)
+    done = subprocess.run(line, env=env, capture_output=True, check=False)
     seconds = time.perf_counter() - started
-    if status != 0:
-        raise SystemExit(f"{' '.join(args)} failed: {err.decode()[-2000:]}")
-    text = out.decode()
+    err = done.stderr.decode(errors="replace")
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed: {err[-2000:]}")
+    text = done.stdout.decode()
     start = min((i for i in (text.find("{"), text.find("[")) if i >= 0), default=0)
     report, _ = json.JSONDecoder().raw_decode(text[start:])  # the JSON report, whatever follows
-    return {"s": seconds, "peak_rss_mb": usage.ru_maxrss / 1024, "report": report}
+    return {"s": seconds, "peak_rss_mb": child_peak.peak_rss_mb(err), "report": report}
 
 
 def split_last_day(
@@ -125,8 +121,10 @@ def bench_lake(
         result = run_stage(args, env, profile)
         steps = _step_seconds(result["report"])
         figures[label] = {"s": result["s"], "peak_rss_mb": result["peak_rss_mb"], "steps": steps}
+        peak = result["peak_rss_mb"]
+        peak_text = "n/a (profiled)" if peak is None else f"{peak:7.0f} MB"
         print(
-            f"  {name:5} {label:16} {result['s']:8.1f} s  peak RSS {result['peak_rss_mb']:7.0f} MB"
+            f"  {name:5} {label:16} {result['s']:8.1f} s  peak RSS {peak_text}"
             + "".join(f"  {step} {seconds:.1f}" for step, seconds in steps.items())
         )
     full = figures["full_run"]["s"]  # type: ignore[index]

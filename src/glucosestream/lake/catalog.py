@@ -44,7 +44,7 @@ from glucosestream.lake import tables
 from glucosestream.lake.metadata import PublishedSnapshots
 from glucosestream.lake.storage import iceberg_properties, open_storage
 
-__all__ = ["Lakehouse", "Scope", "open_lakehouse"]
+__all__ = ["Lakehouse", "Scope", "open_lakehouse", "write_files"]
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +286,7 @@ def _append(
     added = [
         data_file
         for rows in _grouped_by_bucket(parts, spec)
-        for data_file in _write_files(tx, table, spec.prepare(rows), append.commit_uuid, counter)
+        for data_file in write_files(tx, table, spec.prepare(rows), append.commit_uuid, counter)
     ]
     if added:  # an empty snapshot would only be noise
         for data_file in added:
@@ -320,7 +320,7 @@ def _replace(
         data_file
         for part in (kept, rows)  # kept rows apart, so later runs can leave their files alone
         if part.num_rows
-        for data_file in _write_files(tx, table, spec.prepare(part), overwrite.commit_uuid, counter)
+        for data_file in write_files(tx, table, spec.prepare(part), overwrite.commit_uuid, counter)
     ]
     if not tasks and not added:
         return
@@ -350,7 +350,7 @@ def _whole_file_test(schema: Schema, scope: Scope) -> Callable[[DataFile], bool]
     return whole
 
 
-def _write_files(
+def write_files(
     tx: Transaction,
     table: Table,
     rows: pa.Table,

@@ -26,6 +26,7 @@ from glucosestream.clock import Clock, utc_now
 from glucosestream.config import LakeSettings
 from glucosestream.lake import tables
 from glucosestream.lake.catalog import Lakehouse, open_lakehouse
+from glucosestream.lake.compaction import compact_table
 from glucosestream.lake.lock import run_lock
 from glucosestream.lake.metadata import MetadataStore, PublishedSnapshots, open_metadata
 from glucosestream.lake.storage import Storage, open_storage
@@ -114,18 +115,16 @@ def _current(table: Table) -> int | None:
 
 
 def _compact(lake: Lakehouse) -> dict[str, tuple[int, int]]:
-    """Rewrite each table with more than one data file as few large, sorted files."""
+    """Rewrite each partition with more than one data file as one sorted file; per table
+    changed, its data files (before, after)."""
     out = {}
     for spec in tables.TABLES:
         table = lake.tables[spec.short]
         if table.current_snapshot() is None:
             continue
-        before = len(table.inspect.files())
-        if before <= 1:
-            continue
-        table.overwrite(spec.prepare(table.scan().to_arrow()))
-        table.refresh()
-        out[".".join(table.name())] = (before, len(table.inspect.files()))
+        before, after = compact_table(table, spec)
+        if after != before:
+            out[".".join(table.name())] = (before, after)
     return out
 
 
