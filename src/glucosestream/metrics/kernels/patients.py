@@ -65,8 +65,6 @@ START_MIN = float(episode_rules.EPISODE_MIN_DURATION_MIN)
 END_MIN = float(episode_rules.EPISODE_END_DURATION_MIN)
 MAGE_GRID_MIN = mage_rules.MAGE_GRID_MIN
 PGS_START_MIN, PGS_END_MIN = 20.0, 30.0  # catalog._pgs: Hirsch 2017 episodes
-# Every hypo threshold below is at or under 70 mg/dL and every hyper one at or over 180, so the
-# runs of grid_scan.scan_grid beyond these two hold every episode start.
 
 
 @compiled
@@ -168,6 +166,8 @@ def episode_sets(
     stops = np.empty((N_KINDS, cap), dtype=np.int64)
     counts = np.zeros(N_KINDS, dtype=np.int64)
     sp, ep, xp = points_for(START_MIN, dt0), points_for(END_MIN, dt0), points_for(EXT_MIN, dt0)
+    # Every hypo start threshold below is at or under 70 mg/dL and every hyper one at or over
+    # 180, so scan_grid's runs below 70 and above 180 hold every episode start.
     (_, b54, b70, a180, a250, _), low, high = scan
     counts[0] = _find(x, True, (70.0, 70.0), (sp, ep), b70, low, starts[0], stops[0])
     counts[1] = _find(x, True, (54.0, 54.0), (sp, ep), b54, low, starts[1], stops[1])
