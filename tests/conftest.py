@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from pyiceberg.io.pyarrow import PyArrowFileIO
 
 from glucosestream.config import EngineSettings, IngestSettings, LakeSettings, Settings
 from glucosestream.engines import DuckDBEngine
@@ -63,3 +65,18 @@ def key_filter(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     if request.param == "broad":
         monkeypatch.setattr("glucosestream.lake.catalog._MANY_KEYS", 1)
     return str(request.param)
+
+
+@pytest.fixture
+def opened(monkeypatch):
+    """Counts the data files pyiceberg opens for reading."""
+    counts: Counter[str] = Counter()
+    original = PyArrowFileIO.new_input
+
+    def new_input(self, location):
+        if "/data/" in location:
+            counts[location] += 1
+        return original(self, location)
+
+    monkeypatch.setattr(PyArrowFileIO, "new_input", new_input)
+    return counts

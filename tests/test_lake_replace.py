@@ -5,13 +5,11 @@ dropped unread. These are what make a run on an object store cheap in requests."
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from pyiceberg.io import load_file_io
-from pyiceberg.io.pyarrow import PyArrowFileIO
 
 from glucosestream.config import LakeSettings
 from glucosestream.ingest import ingest_path
@@ -53,21 +51,6 @@ def _day_keys(rows: pa.Table) -> list[tuple[str, dt.date]]:
 
 def _data_files(table) -> set[str]:
     return set(table.inspect.files()["file_path"].to_pylist())
-
-
-@pytest.fixture
-def opened(monkeypatch):
-    """Counts the data files pyiceberg opens for reading."""
-    counts: Counter[str] = Counter()
-    original = PyArrowFileIO.new_input
-
-    def new_input(self, location):
-        if "/data/" in location:
-            counts[location] += 1
-        return original(self, location)
-
-    monkeypatch.setattr(PyArrowFileIO, "new_input", new_input)
-    return counts
 
 
 def test_a_replacement_is_one_snapshot_reading_each_file_once(lake_with_days, opened, key_filter):

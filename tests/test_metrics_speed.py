@@ -242,6 +242,10 @@ def _runs_of(beyond: list[bool]) -> list[tuple[int, int]]:
     return runs
 
 
+def _pairs(edges: np.ndarray, n: int) -> list[tuple[int, int]]:
+    return [(int(edges[2 * k]), int(edges[2 * k + 1])) for k in range(n)]
+
+
 @settings(max_examples=200, deadline=None)
 @given(grids)
 def test_one_scan_of_the_grid_gives_its_band_counts_and_runs(x: np.ndarray) -> None:
@@ -255,9 +259,8 @@ def test_one_scan_of_the_grid_gives_its_band_counts_and_runs(x: np.ndarray) -> N
         np.count_nonzero(present > 250),
         np.count_nonzero((present >= 70) & (present <= 140)),
     )
-    pairs = lambda edges, n: [(int(edges[2 * k]), int(edges[2 * k + 1])) for k in range(n)]  # noqa: E731
-    assert pairs(low, n_low) == _runs_of([v < 70 for v in x.tolist()])
-    assert pairs(high, n_high) == _runs_of([v > 180 for v in x.tolist()])
+    assert _pairs(low, n_low) == _runs_of([v < 70 for v in x.tolist()])
+    assert _pairs(high, n_high) == _runs_of([v > 180 for v in x.tolist()])
 
 
 @settings(max_examples=150, deadline=None)

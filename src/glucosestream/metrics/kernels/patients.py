@@ -334,7 +334,8 @@ def patient_metrics(
         st, sg = src_t[src_off[p] : src_off[p + 1]], src_g[src_off[p] : src_off[p + 1]]
         dt0 = dt0_min_of(st)
         x, first_day = _grid_of(st, sg, dt0, max_gap_s)
-        scan = scan_grid(x)
+        used = bases[COVERAGE] >= 0 or bases[RANGES] >= 0 or bases[EPISODES] >= 0
+        scan = scan_grid(x if used or bases[PGS] >= 0 else x[:0])  # only for groups using it
         if bases[COVERAGE] >= 0:
             present = scan[0][0]
             _coverage_into(
