@@ -3,10 +3,12 @@
     GlucoseStreamError                  base; ``retryable`` says whether trying again may help
     ├── ConfigError                     a setting or a command-line value is wrong
     ├── InvalidInput                    a received file or payload cannot be read at all
-    │   └── UnknownFormat               the format of a file cannot be told or is not supported
+    │   ├── UnknownFormat               the format of a file cannot be told or is not supported
+    │   └── PayloadTooLarge             a request body or field over its documented limit (HTTP 413)
     ├── NotFound                        a patient, batch or run that does not exist
     ├── AuthError                       a missing or wrong token (HTTP 401)
     ├── Forbidden                       a valid token that may not do this (HTTP 403)
+    ├── TooManyRequests                 a client over a rate limit, e.g. failed logins (HTTP 429)
     ├── LakeError                       the lake (files, catalog, metadata store) failed
     ├── EngineError                     the query engine failed
     │   └── EngineUnavailable           the engine cannot be started here
@@ -33,7 +35,9 @@ __all__ = [
     "InvalidInput",
     "LakeError",
     "NotFound",
+    "PayloadTooLarge",
     "QualityGateFailed",
+    "TooManyRequests",
     "UnknownFormat",
 ]
 
@@ -70,6 +74,12 @@ class UnknownFormat(InvalidInput):
     """The format of an input cannot be detected or is not supported yet."""
 
 
+class PayloadTooLarge(InvalidInput):
+    """A request body (or one of its fields) is over a documented limit; nothing was read."""
+
+    status = 413
+
+
 class NotFound(GlucoseStreamError):
     """A patient, batch or run asked for does not exist."""
 
@@ -86,6 +96,17 @@ class Forbidden(GlucoseStreamError):
     """A valid token whose role or bindings do not allow the request."""
 
     status = 403
+
+
+class TooManyRequests(GlucoseStreamError):
+    """A client went over a rate limit (failed logins); ``retry_after_s`` says when to retry."""
+
+    status = 429
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class LakeError(GlucoseStreamError):
