@@ -20,6 +20,7 @@ MAY_READ = {
     "patient": {"P1"},
     "patient2": {"P2"},
 }
+SAME_ORIGIN = {"Origin": "http://testserver"}  # a login post must come from the site itself
 PATIENT_ROUTES = ("/patients/{key}", "/patients/{key}/agp", "/v1/patients/{key}/daily-metrics")
 
 
@@ -87,8 +88,11 @@ def test_a_refused_id_says_nothing_about_existence(app, demo_lake):  # noqa: F81
 
 def test_uploader_tokens_cannot_read_or_log_in(app, demo_lake):  # noqa: F811
     with TestClient(app) as client:
-        page = client.post("/login", data={"token": "gs_uploader"}, follow_redirects=False)
+        page = client.post(
+            "/login", data={"token": "gs_uploader"}, headers=SAME_ORIGIN, follow_redirects=False
+        )
         assert page.status_code == 403
+        assert "cannot log in" in page.text
         assert "gs_session" not in page.cookies
         headers = {"Authorization": "Bearer gs_uploader"}
         assert_error_shape(client.get("/v1/triage", headers=headers), 403)
@@ -116,7 +120,9 @@ def test_triage_and_cohort_pages_by_role(app, demo_lake, role):  # noqa: F811
 
 def test_session_cookie_flags_and_logout(app, demo_lake):  # noqa: F811
     with TestClient(app) as client:
-        response = client.post("/login", data={"token": "gs_admin"}, follow_redirects=False)
+        response = client.post(
+            "/login", data={"token": "gs_admin"}, headers=SAME_ORIGIN, follow_redirects=False
+        )
         cookie = response.headers["set-cookie"].lower()
         assert "httponly" in cookie
         assert "samesite=strict" in cookie
@@ -126,7 +132,12 @@ def test_session_cookie_flags_and_logout(app, demo_lake):  # noqa: F811
         assert out.status_code == 303
         assert client.get("/", follow_redirects=False).status_code == 303  # logged out
     with TestClient(app, base_url="https://testserver") as secure:
-        response = secure.post("/login", data={"token": "gs_admin"}, follow_redirects=False)
+        response = secure.post(
+            "/login",
+            data={"token": "gs_admin"},
+            headers={"Origin": "https://testserver"},
+            follow_redirects=False,
+        )
         assert "secure" in response.headers["set-cookie"].lower()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -130,6 +131,7 @@ def test_failing_quality_gate_exits_1_and_names_the_check(cli, tmp_path, env):
 
 
 def test_token_create_prints_a_token_once(cli, env):
+    Path(env["GLUCOSESTREAM_LAKE"]).mkdir()  # token commands need a lake: they make none
     result = cli.invoke(
         main, ["token", "create", "--role", "uploader", "--patient", "P1", "--json"], env=env
     )

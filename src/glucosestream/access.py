@@ -5,20 +5,24 @@
     clinician   reads the patients of its clinic
     patient     reads their own data
 
-Tokens are random strings shown once and stored as SHA-256 hashes. ``token_id`` (the first 12
-hex digits of that hash) names a principal in logs and the access audit trail without
-revealing the token.
+Tokens are random strings shown once and stored as SHA-256 hashes (and, for Nightscout
+uploaders, a keyed hash of their SHA-1: see ``lake.access_store``). ``token_id`` (the first 12
+hex digits of that hash) names a principal in logs, lists and the access audit trail without
+revealing the token. A token may carry an expiry; a revoked or expired token is refused by every
+check, on every path, from the moment it is revoked: each request looks its token up again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal, cast
 
+from glucosestream.clock import utc_now
 from glucosestream.config import LakeSettings
 from glucosestream.errors import AuthError, ConfigError, Forbidden
 from glucosestream.lake.access_store import AccessEntry, AccessStore, TokenRecord, open_access
@@ -31,16 +35,21 @@ __all__ = [
     "authenticate_api_secret",
     "authorize_read",
     "create_token",
+    "expiry_of",
     "hash_token",
     "principal_of",
     "record_access",
+    "record_failed_login",
     "sha1_token",
+    "usable_record",
 ]
 
 Role = Literal["admin", "uploader", "clinician", "patient"]
 ROLES: Final = ("admin", "uploader", "clinician", "patient")
 TOKEN_PREFIX: Final = "gs_"
 _SHA1_HEX_LENGTH: Final = 40
+_DURATION = re.compile(r"(\d+)([dhm])")
+_DURATION_UNITS: Final = {"d": "days", "h": "hours", "m": "minutes"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +89,9 @@ def create_token(
     now: dt.datetime,
     patient_keys: Iterable[str] = (),
     clinic_id: str | None = None,
+    expires_at: dt.datetime | None = None,
 ) -> str:
-    """Make a token, store its hash, and return it (the only time it is seen)."""
+    """Make a token, store its hashes, and return it (the only time it is seen)."""
     keys = frozenset(patient_keys)
     if role not in ROLES:
         raise ConfigError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
@@ -91,13 +101,47 @@ def create_token(
         raise ConfigError("a patient token is bound to exactly one patient")
     if role == "clinician" and not clinic_id:
         raise ConfigError("a clinician token needs --clinic NAME")
+    if expires_at is not None and expires_at <= now:
+        raise ConfigError(f"--expires {expires_at.isoformat()} is not in the future")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     store = open_access(settings)
     store.add_token(
-        hash_token(token), role, label=label, created_at=now, patient_keys=keys, clinic_id=clinic_id
+        hash_token(token),
+        role,
+        label=label,
+        created_at=now,
+        patient_keys=keys,
+        clinic_id=clinic_id,
+        expires_at=expires_at,
     )
-    store.add_token_sha1(hash_token(token), sha1_token(token))
+    store.add_api_secret(hash_token(token), sha1_token(token))
     return token
+
+
+def expiry_of(text: str, *, now: dt.datetime) -> dt.datetime:
+    """When a token made now with ``--expires TEXT`` stops working: a duration (``30d``,
+    ``12h``, ``90m``) from now, or an ISO date (its start, UTC) or time (UTC if it has no
+    offset). ConfigError when it cannot be read or is not in the future."""
+    value = text.strip()
+    duration = _DURATION.fullmatch(value.lower())
+    if duration:
+        at = now + dt.timedelta(**{_DURATION_UNITS[duration[2]]: int(duration[1])})
+    else:
+        try:
+            at = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise ConfigError(
+                f"--expires {text!r} is neither a duration (30d, 12h, 90m) nor an ISO date or "
+                "time (2027-01-31, 2027-01-31T18:00+01:00)"
+            ) from None
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=dt.UTC)
+    if at <= now:
+        raise ConfigError(
+            f"--expires {text!r} means {at.astimezone(dt.UTC).isoformat()}, which is not in the "
+            "future; give a later date or a positive duration such as 30d"
+        )
+    return at.astimezone(dt.UTC)
 
 
 def sha1_token(token: str) -> str:
@@ -106,21 +150,40 @@ def sha1_token(token: str) -> str:
     return hashlib.sha1(token.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
-def authenticate(store: AccessStore, token: str | None) -> Principal:
-    """The principal a token stands for; AuthError (401) for a missing or unknown token."""
+def authenticate(
+    store: AccessStore, token: str | None, *, now: dt.datetime | None = None
+) -> Principal:
+    """The principal a token stands for; AuthError (401) for a missing, unknown, revoked or
+    expired token. ``now``: the request's time (default: the clock)."""
     if not token:
         raise AuthError(
             "missing token; send 'Authorization: Bearer <token>' or log in "
             "(create one with `glucosestream token create`)"
         )
-    return _principal(store, hash_token(token))
+    return _principal(store, hash_token(token), now or utc_now())
 
 
-def _principal(store: AccessStore, token_sha256: str) -> Principal:
-    record = store.token(token_sha256)
+def _principal(store: AccessStore, token_sha256: str, now: dt.datetime) -> Principal:
+    record = usable_record(store.token(token_sha256), now=now)
+    store.mark_used(record, at=now)
+    return principal_of(record)
+
+
+def usable_record(record: TokenRecord | None, *, now: dt.datetime) -> TokenRecord:
+    """The record, if its token may be used now; AuthError (401) saying why not."""
     if record is None:
         raise AuthError("unknown token; check it was copied whole, or create a new one")
-    return principal_of(record)
+    if record.revoked_at is not None and record.revoked_at <= now:
+        raise AuthError(
+            f"token {record.token_id} was revoked at {record.revoked_at.isoformat()}; ask for a "
+            "new one (`glucosestream token create`)"
+        )
+    if record.expires_at is not None and record.expires_at <= now:
+        raise AuthError(
+            f"token {record.token_id} expired at {record.expires_at.isoformat()}; ask for a new "
+            "one (`glucosestream token create --expires ...`)"
+        )
+    return record
 
 
 def principal_of(record: TokenRecord) -> Principal:
@@ -134,21 +197,24 @@ def principal_of(record: TokenRecord) -> Principal:
     )
 
 
-def authenticate_api_secret(store: AccessStore, api_secret: str | None) -> Principal:
+def authenticate_api_secret(
+    store: AccessStore, api_secret: str | None, *, now: dt.datetime | None = None
+) -> Principal:
     """The principal of a Nightscout ``api-secret`` header: the SHA-1 hex of a token (as
-    uploader apps send it), or the token itself. AuthError (401) when it names no token."""
+    uploader apps send it), or the token itself. AuthError (401) when it names no usable token.
+    Only a keyed hash of each SHA-1 is stored, so no stored value is accepted here."""
     if not api_secret:
         return authenticate(store, None)
     value = api_secret.strip()
     if len(value) == _SHA1_HEX_LENGTH and all(c in "0123456789abcdefABCDEF" for c in value):
-        token_sha256 = store.token_sha256_by_sha1(value.lower())
+        token_sha256 = store.token_sha256_by_api_secret(value.lower())
         if token_sha256 is None:
             raise AuthError(
                 "unknown api-secret; it must be the SHA-1 of a token made by "
                 "`glucosestream token create` (tokens made before SHA-1s were kept: use ?token=)"
             )
-        return _principal(store, token_sha256)
-    return authenticate(store, value)
+        return _principal(store, token_sha256, now or utc_now())
+    return authenticate(store, value, now=now)
 
 
 def authorize_read(store: AccessStore, principal: Principal, patient_key: str) -> None:
@@ -175,3 +241,10 @@ def record_access(
     store.log_access(
         AccessEntry(at, principal.token_id, principal.role, action, patient_key, resource)
     )
+
+
+def record_failed_login(store: AccessStore, *, address: str, reason: str, at: dt.datetime) -> None:
+    """Append a failed login to the access audit trail: action ``login``, role ``failed``, the
+    client's address and the reason (never the token that was tried)."""
+    resource = f"POST /login from {address}: {reason}"[:512]
+    store.log_access(AccessEntry(at, "-", "failed", "login", None, resource))

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import errno
 import socket
 import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from glucosestream.access import ROLES, create_token
+from glucosestream.access import ROLES, create_token, expiry_of, hash_token
 from glucosestream.cli.base import Context, common, main
 from glucosestream.cli.render import ingest_text, run_text, summary_table
 from glucosestream.config import Settings
@@ -22,10 +24,13 @@ from glucosestream.errors import (
 from glucosestream.ingest import ingest_path
 from glucosestream.ingest.identity import load_secret, patient_key
 from glucosestream.lake import open_lakehouse, open_metadata
-from glucosestream.lake.access_store import open_access
+from glucosestream.lake.access_store import TokenRecord, open_access
 from glucosestream.metrics.summary import PatientSummary, summarise_patients
 from glucosestream.pipeline import run_pipeline
 from glucosestream.synth import PROFILES, SYNTH_FORMATS, CohortSpec, write_cohort
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 __all__ = ["clinic", "demo", "serve", "synth", "token"]
 
@@ -89,11 +94,13 @@ def demo(ctx: Context, patients: int, days: int, no_serve: bool, port: int | Non
     )
     settings = settings.override("dashboard", port=chosen)
     first = summaries[0].patient_key if summaries else ""
+    listening = _listen(settings.dashboard.host, chosen)
+    app = _app(settings)
     admin = create_token(settings.lake, "admin", label="demo", now=dt.datetime.now(dt.UTC))
     click.echo(f"\nServing on http://{settings.dashboard.host}:{chosen}/patients/{first}")
     click.echo(f"Log in with this admin token (made for the demo): {admin}")
     click.echo("Press Ctrl+C to stop.")
-    _serve(settings)
+    _serve(app, listening)
 
 
 @main.command()
@@ -164,8 +171,11 @@ def serve(ctx: Context, host: str | None, port: int | None) -> None:
     Example: glucosestream serve --port 8000
     """
     settings = ctx.settings.override("dashboard", host=host, port=port)
+    listening = _listen(settings.dashboard.host, settings.dashboard.port)
+    app = _app(settings)
+    ctx.say_if_new_lake()
     click.echo(f"Serving on http://{settings.dashboard.host}:{settings.dashboard.port}/")
-    _serve(settings)
+    _serve(app, listening)
 
 
 @main.group()
@@ -183,28 +193,75 @@ def token() -> None:
 )
 @click.option("--clinic", "clinic_id", help="The clinic of a clinician token.")
 @click.option("--label", default="", help="Who or what holds the token (shown in audits).")
+@click.option(
+    "--expires",
+    metavar="DURATION|DATE",
+    help="When it stops working: 30d, 12h, 90m from now, or an ISO date or time (UTC unless "
+    "it has an offset). Default: never (revoke it with `token revoke`).",
+)
 @common
 def token_create(
-    ctx: Context, role: str, patient_ids: tuple[str, ...], clinic_id: str | None, label: str
+    ctx: Context,
+    role: str,
+    patient_ids: tuple[str, ...],
+    clinic_id: str | None,
+    label: str,
+    expires: str | None,
 ) -> None:
-    """Create a token; it is printed once and stored only as a hash.
+    """Create a token; it is printed once and stored only as hashes.
 
-    Example: glucosestream token create --role uploader --patient P00001
+    Example: glucosestream token create --role uploader --patient P00001 --expires 90d
     """
+    now = dt.datetime.now(dt.UTC)
+    expires_at = expiry_of(expires, now=now) if expires is not None else None
     secret = load_secret(ctx.settings) if patient_ids else b""
     keys = [patient_key(secret, p) for p in patient_ids]
     value = create_token(
         ctx.settings.lake,
         role,
         label=label or role,
-        now=dt.datetime.now(dt.UTC),
+        now=now,
         patient_keys=keys,
         clinic_id=clinic_id,
+        expires_at=expires_at,
     )
+    token_id = hash_token(value)[:12]
+    until = f", expires {expires_at.isoformat()}" if expires_at else ""
     ctx.emit(
-        {"token": value, "role": role},
-        f"token ({role}): {value}\nStore it now: it is not shown again.",
+        {
+            "token": value,
+            "token_id": token_id,
+            "role": role,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+        f"token ({role}, id {token_id}{until}): {value}\nStore it now: it is not shown again.",
     )
+
+
+@token.command("list")
+@common
+def token_list(ctx: Context) -> None:
+    """List tokens by id: role, label, clinic, when made, expires, revoked, last used.
+
+    Never shows a token or its hash. Example: glucosestream token list
+    """
+    records = open_access(ctx.settings.lake).token_records()
+    rows = [_token_row(r) for r in records]
+    ctx.emit({"tokens": rows}, _token_table(rows) if rows else "no tokens yet")
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@common
+def token_revoke(ctx: Context, token_id: str) -> None:
+    """Revoke a token by its id (from `token list`): refused at once on every path.
+
+    Example: glucosestream token revoke 3f9a0c12d4e5
+    """
+    record = open_access(ctx.settings.lake).revoke_token(token_id, at=dt.datetime.now(dt.UTC))
+    row = _token_row(record)
+    ctx.emit(row, f"token {row['token_id']} ({row['role']}, {row['label']}) revoked at "
+                  f"{row['revoked_at']}")  # fmt: skip
 
 
 @main.group()
@@ -229,6 +286,35 @@ def clinic_add_patient(ctx: Context, clinic_id: str, patient_ids: tuple[str, ...
 
 
 # ---- rendering ---------------------------------------------------------------------------
+
+
+def _token_row(record: TokenRecord) -> dict[str, str | int | None]:
+    """What a token list shows of a token: never the token or its hash."""
+
+    def when(at: dt.datetime | None) -> str | None:
+        return at.isoformat(timespec="seconds") if at else None
+
+    return {
+        "token_id": record.token_id,
+        "role": record.role,
+        "label": record.label,
+        "clinic_id": record.clinic_id,
+        "patients": len(record.patient_keys),
+        "created_at": when(record.created_at),
+        "expires_at": when(record.expires_at),
+        "revoked_at": when(record.revoked_at),
+        "last_used_at": when(record.last_used_at),
+    }
+
+
+def _token_table(rows: list[dict[str, str | int | None]]) -> str:
+    columns = ("token_id", "role", "label", "created_at", "expires_at", "revoked_at",
+               "last_used_at")  # fmt: skip
+    cells = [[c.removesuffix("_at") for c in columns]]
+    cells += [[str(r[c] or "-") for c in columns] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+                     for row in cells)  # fmt: skip
 
 
 def _lake_given(ctx: Context) -> bool:
@@ -271,14 +357,42 @@ def _free_port(host: str, preferred: int) -> int:
     raise ConfigError(f"no free port on {host}; pass --port")
 
 
-def _serve(settings: Settings) -> None:
-    import uvicorn
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port and listening, before anything says it serves there;
+    ConfigError naming the port and the fix when it is taken (or the address is not ours)."""
+    try:
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError) as err:
+        raise ConfigError(f"cannot listen on {host!r}: {err}; pass --host 127.0.0.1") from err
+    family, kind, proto, _, address = info[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+    try:
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as err:
+        sock.close()
+        if err.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"port {port} on {host} is already in use (another server?); stop it, or pass "
+                f"--port with a free port, e.g. --port {_free_port(host, 0)}"
+            ) from err
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {err.strerror or err}; pass another --host or --port"
+        ) from err
+    sock.set_inheritable(True)
+    return sock
 
+
+def _app(settings: Settings) -> FastAPI:
     from glucosestream.app import create_app
 
-    uvicorn.run(
-        create_app(settings),
-        host=settings.dashboard.host,
-        port=settings.dashboard.port,
-        log_level="warning",
-    )
+    return create_app(settings)
+
+
+def _serve(app: FastAPI, listening: socket.socket) -> None:
+    """Serve the app on an already listening socket until stopped (Ctrl+C)."""
+    import uvicorn
+
+    with listening:
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[listening])

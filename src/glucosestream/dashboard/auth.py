@@ -15,6 +15,7 @@ from glucosestream.access import (
     authorize_read,
     principal_of,
     record_access,
+    usable_record,
 )
 from glucosestream.clock import Clock
 from glucosestream.dashboard.sessions import SESSION_COOKIE, Session, SessionStore
@@ -71,20 +72,29 @@ def _unit(request: Request) -> Unit:
     return "mmol_l" if request.cookies.get(UNIT_COOKIE) == "mmol_l" else "mg_dl"
 
 
-def principal_of_session(store: AccessStore, session: Session) -> Principal:
-    """The principal behind a session, read again each time (a deleted token ends it)."""
-    record = store.token(session.token_sha256)
-    if record is None:
-        raise LoginRequired("this session's token no longer exists; log in again")
+def principal_of_session(store: AccessStore, session: Session, *, now: dt.datetime) -> Principal:
+    """The principal behind a session, read again each request: a deleted, revoked or expired
+    token ends every session made from it at once (LoginRequired: back to /login)."""
+    try:
+        record = usable_record(store.token(session.token_sha256), now=now)
+    except AuthError as err:
+        raise LoginRequired(f"this session's {err}") from err
     return principal_of(record)
 
 
 def _session_viewer(request: Request) -> Viewer | None:
     now = clock_of(request)()
-    session = sessions_of(request).get(request.cookies.get(SESSION_COOKIE), now=now)
+    sessions = sessions_of(request)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    session = sessions.get(cookie, now=now)
     if session is None:
         return None
-    return Viewer(principal_of_session(access_store(request), session), session, _unit(request))
+    try:
+        principal = principal_of_session(access_store(request), session, now=now)
+    except LoginRequired:
+        sessions.delete(cookie)
+        raise
+    return Viewer(principal, session, _unit(request))
 
 
 def page_viewer(request: Request) -> Viewer:
@@ -102,11 +112,14 @@ def api_viewer(request: Request) -> Viewer:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthError("the Authorization header must be 'Bearer <token>'")
-        principal = authenticate(access_store(request), token.strip())
+        principal = authenticate(access_store(request), token.strip(), now=clock_of(request)())
         if principal.role not in _PAGE_ROLES:
             raise Forbidden("an uploader token may upload readings but not read data")
         return Viewer(principal, None, _unit(request))
-    viewer = _session_viewer(request)
+    try:
+        viewer = _session_viewer(request)
+    except LoginRequired as err:  # a JSON route answers 401, not a redirect to /login
+        raise AuthError(f"{err}; log in again, or send 'Authorization: Bearer <token>'") from err
     if viewer is None:
         raise AuthError("log in, or send 'Authorization: Bearer <token>'")
     return viewer

@@ -30,10 +30,17 @@ async def read_form(request: Request) -> dict[str, str]:
     return {name: values[0] for name, values in fields.items()}
 
 
-def check_origin(request: Request) -> None:
-    """Refuse a post whose Origin (or Referer) names another site than this one."""
+def check_origin(request: Request, *, required: bool = False) -> None:
+    """Refuse a post whose Origin (or Referer) names another site than this one. ``required``
+    (the login form, which has no session to carry a CSRF token yet): refuse one that names no
+    site, or ``null``, too: browsers send Origin with every form post."""
     sent = request.headers.get("origin") or request.headers.get("referer")
     if not sent or sent == "null":
+        if required:
+            raise Forbidden(
+                f"form post without an Origin or Referer ({sent or 'none'}) refused; log in from "
+                "this site's /login page"
+            )
         return
     own = urlsplit(str(request.base_url))
     theirs = urlsplit(sent)

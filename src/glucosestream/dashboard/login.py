@@ -1,4 +1,10 @@
-"""Log in with a token (→ an HttpOnly session cookie), log out, and the unit preference."""
+"""Log in with a token (→ an HttpOnly session cookie), log out, and the unit preference.
+
+A login post must come from this site (its Origin or Referer; none or ``null`` is refused: login
+CSRF). Each login, failed or not, goes to the access audit trail with the client's address; after
+``MAX_FAILED_LOGINS`` failures within a minute an address gets 429 with Retry-After (the count is
+kept in the app process: see ``sessions``).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from glucosestream.access import authenticate, hash_token
+from glucosestream.access import authenticate, hash_token, record_access, record_failed_login
 from glucosestream.dashboard.auth import (
     UNIT_COOKIE,
     Viewer,
@@ -17,9 +23,14 @@ from glucosestream.dashboard.auth import (
     sessions_of,
 )
 from glucosestream.dashboard.forms import check_origin, checked_form, read_form, safe_next
-from glucosestream.dashboard.sessions import SESSION_COOKIE, SESSION_TTL
+from glucosestream.dashboard.sessions import (
+    FAILED_LOGIN_WINDOW,
+    MAX_FAILED_LOGINS,
+    SESSION_COOKIE,
+    SESSION_TTL,
+)
 from glucosestream.dashboard.templating import templates
-from glucosestream.errors import AuthError
+from glucosestream.errors import AuthError, TooManyRequests
 
 __all__ = ["router"]
 
@@ -42,20 +53,30 @@ def login_form(request: Request, next: str = "/") -> Response:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    check_origin(request)
+    check_origin(request, required=True)
+    now = clock_of(request)()
+    address = request.client.host if request.client else "unknown"
+    throttle = sessions_of(request).failed_logins
+    wait_s = throttle.retry_after_s(address, now=now)
+    if wait_s:  # the app answers 429 in its error shape, with Retry-After
+        raise _too_many_failures(address, wait_s)
     form = await read_form(request)
     next_path = safe_next(form.get("next"))
     store = access_store(request)
+    token = form.get("token", "").strip()
     try:
-        principal = authenticate(store, form.get("token", "").strip())
+        principal = authenticate(store, token, now=now)
     except AuthError as err:
+        throttle.failed(address, now=now)
+        record_failed_login(store, address=address, reason=str(err), at=now)
         return _login_page(request, next_path, str(err), 401)
+    throttle.succeeded(address)
     if principal.role == "uploader":
         message = "an uploader token can send readings but cannot log in to the pages"
+        record_failed_login(store, address=address, reason=message, at=now)
         return _login_page(request, next_path, message, 403)
-    cookie, _ = sessions_of(request).create(
-        hash_token(form.get("token", "").strip()), now=clock_of(request)()
-    )
+    record_access(store, principal, "login", f"POST /login from {address}", at=now)
+    cookie, _ = sessions_of(request).create(hash_token(token), now=now)
     response = RedirectResponse(next_path, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -67,6 +88,15 @@ async def login(request: Request) -> Response:
         path="/",
     )
     return response
+
+
+def _too_many_failures(address: str, wait_s: int) -> TooManyRequests:
+    window_s = int(FAILED_LOGIN_WINDOW.total_seconds())
+    return TooManyRequests(
+        f"{MAX_FAILED_LOGINS} failed logins from {address} within {window_s} s; wait {wait_s} s "
+        "before trying again, and check the token was copied whole",
+        retry_after_s=wait_s,
+    )
 
 
 @router.post("/logout")

@@ -1,20 +1,20 @@
 """Pseudonyms: external patient ids and device serials become keyed HMAC-SHA256 digests.
 
 The key comes from ``GLUCOSESTREAM_INGEST__PSEUDONYM_SECRET``; when that is empty, a random key
-is made once and kept in ``<lake>/_state/pseudonym.key`` (readable by its owner only). Losing
-the key means new data for a known patient gets a new key: back the state folder up.
+is made once and kept in ``<lake>/_state/pseudonym.key`` (mode 0600 in a 0700 folder, made so
+whatever the umask). Losing the key means new data for a known patient gets a new key: back the
+state folder up.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
-from pathlib import Path
 
 from glucosestream.config import Settings
 from glucosestream.errors import ConfigError
+from glucosestream.lake.database import create_private_file, private_state_path
 
 __all__ = ["device_key", "load_secret", "patient_key"]
 
@@ -25,10 +25,9 @@ def load_secret(settings: Settings) -> bytes:
     """The HMAC key: from settings, else the lake's key file (made on first use)."""
     if settings.ingest.pseudonym_secret:
         return settings.ingest.pseudonym_secret.encode("utf-8")
-    path = settings.lake.state_path / _KEY_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _create_key_file(path)
+    path = private_state_path(settings.lake) / _KEY_FILE
+    # Another process may make it first (O_EXCL): then theirs is read.
+    create_private_file(path, (secrets.token_hex(32) + "\n").encode("ascii"))
     key = path.read_text("ascii").strip()
     if len(key) < 32:
         raise ConfigError(
@@ -36,15 +35,6 @@ def load_secret(settings: Settings) -> bytes:
             "from a backup or set GLUCOSESTREAM_INGEST__PSEUDONYM_SECRET"
         )
     return key.encode("ascii")
-
-
-def _create_key_file(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return  # another process made it first; use theirs
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(secrets.token_hex(32) + "\n")
 
 
 def patient_key(secret: bytes, external_id: str) -> str:

@@ -5,12 +5,24 @@ SQLAlchemy Core over SQLite by default (``<lake>/_state/metadata.db``) or any UR
 connection, so nothing is left open by the many short-lived stores a command or request makes.
 Tables are created on first use, and a nullable column a newer release added to a table is
 added to a store an older release made.
+
+The local state folder (``<lake>/_state`` or ``GLUCOSESTREAM_LAKE__STATE_DIR``) is private to its
+owner: the folder is made 0700 and each SQLite file is created 0600 before SQLite opens it (its
+-wal, -shm and -journal files take the database file's mode), and whenever a store is opened the
+folder and every file in it are tightened to those modes, so a lake an older release made (0755,
+0644) is fixed the next time it is used.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import secrets
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Final
 
 import sqlalchemy as sa
 
@@ -18,7 +30,12 @@ from glucosestream.config import LakeSettings
 from glucosestream.errors import LakeError
 from glucosestream.lake.metadata_schema import METADATA
 
-__all__ = ["Store", "metadata_engine"]
+__all__ = ["Store", "create_private_file", "metadata_engine", "private_state_path"]
+
+log = logging.getLogger(__name__)
+
+PRIVATE_DIR_MODE: Final = 0o700
+PRIVATE_FILE_MODE: Final = 0o600
 
 
 class Store:
@@ -40,7 +57,10 @@ def metadata_engine(settings: LakeSettings) -> sa.Engine:
     """An engine on the lake's metadata database, its tables created."""
     url = settings.resolved_metadata_url()
     if not settings.metadata_url:
-        settings.state_path.mkdir(parents=True, exist_ok=True)
+        state = private_state_path(settings)
+        create_private_file(state / "metadata.db")
+        if not settings.catalog_url:
+            create_private_file(state / "catalog.db")  # an empty file is an empty SQLite db
     try:
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
         METADATA.create_all(engine)
@@ -64,3 +84,55 @@ def _add_missing_columns(engine: sa.Engine) -> None:
                     continue
                 kind = column.type.compile(dialect=engine.dialect)
                 con.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+
+
+def private_state_path(settings: LakeSettings) -> Path:
+    """The lake's local state folder, made if missing, with the folder 0700 and every file in
+    it 0600 (tightened when found looser). ConfigError for an object-store lake without one."""
+    path = settings.state_path
+    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    _tighten(path, PRIVATE_DIR_MODE)
+    with os.scandir(path) as entries:
+        for entry in entries:
+            if entry.is_symlink():
+                continue
+            _tighten(Path(entry.path), PRIVATE_DIR_MODE if entry.is_dir() else PRIVATE_FILE_MODE)
+    return path
+
+
+def create_private_file(path: Path, content: bytes = b"") -> bool:
+    """Create a file readable by its owner only (0600 whatever the umask), unless it exists;
+    returns whether this call made it. With content, the file appears whole or not at all (it
+    is written aside, then linked into place), so a concurrent reader never sees it empty."""
+    if path.exists():
+        return False
+    if not content:
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE))
+        except FileExistsError:
+            return False
+        return True
+    aside = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(aside, path)
+    except FileExistsError:
+        return False  # another process made it first: theirs is used
+    finally:
+        aside.unlink(missing_ok=True)
+    return True
+
+
+def _tighten(path: Path, mode: int) -> None:
+    try:
+        current = stat.S_IMODE(path.stat().st_mode)
+        if current & ~mode:
+            path.chmod(current & mode)
+    except FileNotFoundError:
+        return  # a -journal or -wal file SQLite removed meanwhile
+    except PermissionError:
+        log.warning("state path=%s is not ours; cannot make it private (mode %o)", path, mode)

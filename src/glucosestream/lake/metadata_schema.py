@@ -4,6 +4,11 @@ Pipeline state (patients, batches, runs, check_results) is used through ``metada
 state (tokens and the patients they are bound to, clinics, the access log, the privacy ledger)
 through ``access_store``. The access log and the privacy ledger are append-only: no code path
 updates or deletes their rows.
+
+No stored value is a credential: a token is kept as its SHA-256 (a bearer token is hashed before
+it is looked up), and the SHA-1 a Nightscout uploader sends as ``api-secret`` only as an
+HMAC-SHA256 of it under the lake's access key (``token_api_secrets``). ``LEGACY_METADATA`` holds
+tables an older release made, read once to migrate them and then dropped.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 __all__ = [
+    "LEGACY_METADATA",
     "METADATA",
     "access_log",
     "batches",
@@ -18,11 +24,13 @@ __all__ = [
     "clinic_patients",
     "devices",
     "ingest_requests",
+    "lake_keys",
+    "legacy_token_sha1",
     "patients",
     "privacy_ledger",
     "runs",
+    "token_api_secrets",
     "token_patients",
-    "token_sha1",
     "tokens",
 ]
 
@@ -106,14 +114,27 @@ tokens = sa.Table(
     sa.Column("clinic_id", sa.String(128), nullable=True),
     sa.Column("label", sa.String(256), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # Nullable, so a store an older release made gains them on open (database.py).
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
 )
-# Nightscout uploaders send the SHA-1 of their secret (``api-secret``): each token's SHA-1, so
-# the token can be found from it. A table, not a column, so existing stores gain it on open.
-token_sha1 = sa.Table(
-    "token_sha1",
+# Nightscout uploaders send the SHA-1 of their secret (``api-secret``). Kept: HMAC-SHA256 of that
+# SHA-1 under the lake's access key, so the token is found from the header and nothing stored
+# can be sent as one.
+token_api_secrets = sa.Table(
+    "token_api_secrets",
     METADATA,
-    sa.Column("token_sha1", sa.String(40), primary_key=True),
+    sa.Column("api_secret_hmac", sa.String(64), primary_key=True),
     sa.Column("token_sha256", sa.String(64), nullable=False, index=True),
+)
+# Keys the lake keeps in its database: only when the metadata store is a database URL (shared
+# by every server on it); a SQLite store keeps its access key in a file beside it instead.
+lake_keys = sa.Table(
+    "lake_keys",
+    METADATA,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("key_hex", sa.String(128), nullable=False),
 )
 token_patients = sa.Table(
     "token_patients",
@@ -148,4 +169,14 @@ privacy_ledger = sa.Table(
     sa.Column("mechanism", sa.String(128), nullable=False),
     sa.Column("query", sa.String(512), nullable=False),
     sa.Column("token_id", sa.String(16), nullable=False),
+)
+
+LEGACY_METADATA = sa.MetaData()
+# Until issue 13: each token's plain SHA-1, which the api-secret header accepted as it was
+# stored. Rekeyed into ``token_api_secrets`` and dropped when a store is opened.
+legacy_token_sha1 = sa.Table(
+    "token_sha1",
+    LEGACY_METADATA,
+    sa.Column("token_sha1", sa.String(40), primary_key=True),
+    sa.Column("token_sha256", sa.String(64), nullable=False),
 )
