@@ -124,6 +124,37 @@ def test_finding4_an_existing_stores_sha1_rows_are_rekeyed(settings):
     assert _sha1(token) not in _stored_hex_values(db)
 
 
+def test_finding4_a_store_made_before_issue_13_opens_migrated(settings):
+    """The tables as the release before issue 13 made them: tokens without expiry columns and
+    the plain SHA-1 table. Opening the store adds the columns and rekeys the SHA-1s."""
+    state = settings.lake.state_path
+    state.mkdir(parents=True)
+    token = "gs_" + "x" * 43
+    sha256 = hashlib.sha256(token.encode()).hexdigest()
+    with sqlite3.connect(state / "metadata.db") as con:
+        con.executescript(
+            "CREATE TABLE tokens (token_sha256 VARCHAR(64) PRIMARY KEY, role VARCHAR(16) NOT NULL,"
+            " clinic_id VARCHAR(128), label VARCHAR(256) NOT NULL, created_at DATETIME NOT NULL);"
+            "CREATE TABLE token_sha1 (token_sha1 VARCHAR(40) PRIMARY KEY,"
+            " token_sha256 VARCHAR(64) NOT NULL);"
+        )
+        con.execute(
+            "INSERT INTO tokens VALUES (?, 'admin', NULL, 'ops', '2026-01-01 00:00:00.000000')",
+            (sha256,),
+        )
+        con.execute("INSERT INTO token_sha1 VALUES (?, ?)", (_sha1(token), sha256))
+    (state / "metadata.db").chmod(0o644)
+    store = open_access(settings.lake)
+    assert authenticate_api_secret(store, _sha1(token)).role == "admin"
+    assert authenticate(store, token).label == "ops"
+    [record] = store.token_records()
+    assert record.expires_at is None
+    assert record.revoked_at is None
+    assert record.last_used_at is not None  # just used
+    assert _sha1(token).encode() not in (state / "metadata.db").read_bytes()
+    assert _mode(state / "metadata.db") == 0o600
+
+
 # ---- finding 8: list, revoke, expire; throttled, audited, same-origin logins ---------------
 
 
@@ -169,7 +200,7 @@ def test_finding8_expires_takes_durations_and_dates_and_refuses_the_past(cli, en
     assert dt.timedelta(hours=11) < at - dt.datetime.now(dt.UTC) <= dt.timedelta(hours=12)
     dated = _create(cli, env, "--role", "admin", "--expires", "2999-01-31")
     assert dated["expires_at"].startswith("2999-01-31T00:00:00")
-    for bad in ("2020-01-01", "soon", "0d", "-3d"):
+    for bad in ("2020-01-01", "soon", "0d", "-3d", "99999999999d"):
         result = cli.invoke(main, ["token", "create", "--role", "admin", "--expires", bad], env=env)
         assert result.exit_code != 0, bad
         assert "--expires" in result.output, result.output

@@ -68,3 +68,53 @@ def test_pipeline_on_postgres_catalog_and_metadata(pg_settings, tmp_path):
     engine.dispose()
     assert {"patients", "batches", "runs", "check_results", "tokens", "iceberg_tables"} <= tables
     assert statuses == ["published", "noop"]
+
+
+def test_tokens_on_postgres_keep_no_credential_and_revoke_at_once(pg_settings):
+    """On a database URL the access key lives in the database (every server on it shares it);
+    an older store's plain SHA-1s are rekeyed; revocation and expiry work on PostgreSQL."""
+    import datetime as dt
+    import hashlib
+
+    from glucosestream.access import authenticate, authenticate_api_secret, create_token
+    from glucosestream.errors import AuthError
+    from glucosestream.lake.access_store import open_access
+
+    now = dt.datetime.now(dt.UTC)
+    token = create_token(pg_settings.lake, "admin", label="a", now=now)
+    old = create_token(pg_settings.lake, "admin", label="old", now=now)
+    sha1 = {t: hashlib.sha1(t.encode()).hexdigest() for t in (token, old)}
+    engine = sa.create_engine(pg_settings.lake.metadata_url)
+    with engine.begin() as con:  # as an older release left it: old's SHA-1 in plain
+        con.execute(sa.text("DELETE FROM token_api_secrets WHERE token_sha256 = :t"),
+                    {"t": hashlib.sha256(old.encode()).hexdigest()})  # fmt: skip
+        con.execute(
+            sa.text("CREATE TABLE token_sha1 (token_sha1 VARCHAR(40) PRIMARY KEY, "
+                    "token_sha256 VARCHAR(64) NOT NULL)")
+        )  # fmt: skip
+        con.execute(sa.text("INSERT INTO token_sha1 VALUES (:s, :t)"),
+                    {"s": sha1[old], "t": hashlib.sha256(old.encode()).hexdigest()})  # fmt: skip
+    store = open_access(pg_settings.lake)
+    with engine.connect() as con:
+        assert not sa.inspect(con).has_table("token_sha1")
+        stored = [str(v) for row in con.execute(sa.text("SELECT * FROM token_api_secrets"))
+                  for v in row]  # fmt: skip
+    engine.dispose()
+    assert len(stored) == 4
+    assert not set(sha1.values()) & set(stored)
+    for value in stored:
+        with pytest.raises(AuthError):
+            authenticate_api_secret(store, value)
+    assert authenticate_api_secret(store, sha1[old]).role == "admin"
+    assert authenticate_api_secret(open_access(pg_settings.lake), sha1[token]).role == "admin"
+    record = store.revoke_token(hashlib.sha256(token.encode()).hexdigest()[:12], at=now)
+    assert record.revoked_at is not None
+    with pytest.raises(AuthError, match="revoked"):
+        authenticate(store, token)
+    with pytest.raises(AuthError, match="revoked"):
+        authenticate_api_secret(store, sha1[token])
+    soon = create_token(pg_settings.lake, "patient", label="p", now=now, patient_keys=["k"],
+                        expires_at=now + dt.timedelta(hours=1))  # fmt: skip
+    assert authenticate(store, soon, now=now).role == "patient"
+    with pytest.raises(AuthError, match="expired"):
+        authenticate(store, soon, now=now + dt.timedelta(hours=2))

@@ -125,7 +125,12 @@ def expiry_of(text: str, *, now: dt.datetime) -> dt.datetime:
     value = text.strip()
     duration = _DURATION.fullmatch(value.lower())
     if duration:
-        at = now + dt.timedelta(**{_DURATION_UNITS[duration[2]]: int(duration[1])})
+        try:
+            at = now + dt.timedelta(**{_DURATION_UNITS[duration[2]]: int(duration[1])})
+        except OverflowError:
+            raise ConfigError(
+                f"--expires {text!r} is too far away; give a shorter duration (365d) or a date"
+            ) from None
     else:
         try:
             at = dt.datetime.fromisoformat(value)
