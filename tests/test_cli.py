@@ -29,10 +29,12 @@ def test_demo_without_serving_works_for_an_empty_or_new_folder(cli, tmp_path, fo
         main, ["demo", "--no-serve", "--lake", str(lake), "--patients", "3", "--days", "2"]
     )
     assert result.exit_code == 0, result.output
-    assert "published" in result.output
-    rows = result.output.split("patient key", 1)[1].strip().splitlines()[1:]
+    assert "published" in result.stdout
+    rows = result.stdout.split("patient key", 1)[1].strip().splitlines()[1:]
     assert len(rows) == 3
     assert (lake / "_state" / "metadata.db").exists()
+    made = f"created a new lake at {lake}\n"
+    assert result.stderr == ("" if folder == "empty" else made)
 
 
 def test_demo_refuses_a_folder_that_is_not_a_lake(cli, tmp_path):
@@ -109,6 +111,7 @@ def test_usage_errors_exit_with_2(cli, env):
 
 
 def test_metrics_before_any_run_says_what_to_do(cli, env):
+    Path(env["GLUCOSESTREAM_LAKE"]).mkdir()  # a lake, but no run yet
     result = cli.invoke(main, ["metrics"], env=env)
     assert result.exit_code == 1
     assert "glucosestream run" in result.output

@@ -9,8 +9,11 @@ shorthand for ``GLUCOSESTREAM_LAKE__ROOT``. Every field has a default that works
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import functools
 import json
 import os
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +28,7 @@ __all__ = [
     "LakeSettings",
     "QualitySettings",
     "Settings",
+    "check_zone",
 ]
 
 ENV_PREFIX = "GLUCOSESTREAM_"
@@ -207,6 +211,7 @@ class Settings:
         settings = cls()
         for section, values in sections.items():
             settings = settings._with_env_section(section, values)
+        check_zone(settings.ingest.default_tz, f"{ENV_PREFIX}INGEST__DEFAULT_TZ")
         return settings
 
     def _with_env_section(self, section: str, values: dict[str, Any]) -> Settings:
@@ -247,6 +252,58 @@ def use_lenient_s3_checksums() -> None:
     """
     for name in ("AWS_REQUEST_CHECKSUM_CALCULATION", "AWS_RESPONSE_CHECKSUM_VALIDATION"):
         os.environ.setdefault(name, "WHEN_REQUIRED")
+
+
+def check_zone(name: str, given_as: str) -> str:
+    """``name`` if it is a real IANA time zone; else a ConfigError that names ``given_as``
+    (``--tz``, an environment variable) and suggests the closest zone."""
+    zones = _iana_zones()
+    if name in zones or (not zones and _loads_as_zone(name)):
+        return name
+    close = _closest_zone(name)
+    hint = f"did you mean {close}?" if close else "use an IANA name such as Europe/London or UTC"
+    raise ConfigError(f"{given_as} {name!r} is not a time zone; {hint}")
+
+
+@functools.cache
+def _iana_zones() -> frozenset[str]:
+    """The zones of the tz database here; not ``localtime``, the machine's own zone file (the
+    ingest query's DuckDB does not know that name). Empty where no tz database is installed."""
+    return frozenset(zoneinfo.available_timezones() - {"localtime"})
+
+
+def _loads_as_zone(name: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _closest_zone(name: str) -> str | None:
+    """A zone spelt like ``name``: the same name in other case, the same city, or a near miss."""
+    zones = sorted(_iana_zones())
+    folded = name.strip().lower()
+    spellings = [
+        {spelling(z): z for z in reversed(zones)}  # the first zone of each spelling
+        for spelling in (_folded_zone, _folded_city)
+    ]
+    for spelt in spellings:
+        if folded in spelt:
+            return spelt[folded]
+    for spelt in spellings:
+        near = difflib.get_close_matches(folded, list(spelt), n=1, cutoff=0.75)
+        if near:
+            return spelt[near[0]]
+    return None
+
+
+def _folded_zone(zone: str) -> str:
+    return zone.lower()
+
+
+def _folded_city(zone: str) -> str:
+    return zone.rsplit("/", 1)[-1].lower()
 
 
 def _coerce(var: str, raw: str, kind: type) -> Any:

@@ -17,6 +17,7 @@ from glucosestream.cli.render import (
     run_text,
     runs_text,
 )
+from glucosestream.config import check_zone
 from glucosestream.errors import (
     BatchesRejected,
     ConfigError,
@@ -24,6 +25,7 @@ from glucosestream.errors import (
 )
 from glucosestream.formats import FORMATS
 from glucosestream.ingest import ingest_path
+from glucosestream.ingest.accept import check_source
 from glucosestream.ingest.identity import load_secret, patient_key
 from glucosestream.lake import open_lakehouse, open_metadata
 from glucosestream.lake import tables as lake_tables
@@ -54,6 +56,12 @@ def ingest(
 
     Example: glucosestream ingest cohort.csv --tz Europe/London
     """
+    for path in paths:  # every argument checked before any file is ingested
+        check_source(path)
+    if tz is not None:
+        check_zone(tz, "--tz")
+    if patient_id is not None and not patient_id.strip():
+        raise ConfigError("--patient is empty; pass the patient's id")
     reports = [ingest_path(ctx.settings, p, fmt=fmt, patient_id=patient_id, tz=tz) for p in paths]
     if ctx.as_json:
         ctx.emit([dataclasses.asdict(r) for r in reports], "")

@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,9 +19,9 @@ from typing import Any
 import pyarrow as pa
 
 from glucosestream.clock import Clock, utc_now
-from glucosestream.config import Settings
+from glucosestream.config import ENV_PREFIX, Settings, check_zone
 from glucosestream.engines import Engine
-from glucosestream.errors import InvalidInput
+from glucosestream.errors import ConfigError, InvalidInput
 from glucosestream.formats import (
     ParsedFile,
     detect_format,
@@ -29,6 +30,7 @@ from glucosestream.formats import (
 )
 from glucosestream.ingest import chunked
 from glucosestream.ingest.batch import (
+    BuiltBatch,
     IngestReport,
     Part,
     PartResult,
@@ -46,6 +48,7 @@ __all__ = [
     "Part",
     "PartResult",
     "accept_parts",
+    "check_source",
     "ingest_path",
     "ingest_records",
 ]
@@ -54,6 +57,17 @@ log = logging.getLogger(__name__)
 
 # Formats whose rows may each name their patient; a device export that names none needs --patient.
 _PER_ROW_PATIENT_FORMATS = frozenset({"csv", "jsonl", "json", "parquet"})
+
+# Quarantine reasons an argument can cause or cure, with the fix: a file whose every row has one
+# of them is refused rather than recorded, so the corrected command is not "already ingested".
+# (No argument sets a unit: a file in an unknown unit is recorded, its rows quarantined.)
+_ARGUMENT_FIXES = {
+    "missing patient id": "its rows name no patient: pass --patient ID",
+    "unknown time zone": (
+        "its times carry no UTC offset and name no known zone: pass --tz ZONE (an IANA name "
+        "such as Europe/London) or fix its tz column"
+    ),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +79,7 @@ class _Options:
     tz: str | None
     now: Clock
     patient_key: str | None = None  # a pseudonym already known (Nightscout: the token's patient)
+    is_file: bool = True  # a file, refused unwritten when its arguments quarantine every row
 
 
 def ingest_path(
@@ -82,8 +97,11 @@ def ingest_path(
     A CSV, JSON-lines or Parquet file of more than ``chunk_readings`` readings (default
     ``chunked.CHUNK_READINGS``) is ingested in chunks, as several raw batches (see ``chunked``).
     """
-    if not path.is_file():
-        raise InvalidInput("no such file; check the path", source=str(path))
+    check_source(path)
+    if tz is not None:  # before anything is read: a typo would quarantine every row
+        check_zone(tz, "--tz")
+    else:
+        check_zone(settings.ingest.default_tz, f"{ENV_PREFIX}INGEST__DEFAULT_TZ")
     used = detect_format(path) if fmt == "auto" else fmt
     size = chunk_readings or chunked.CHUNK_READINGS
     with ThreadPoolExecutor(max_workers=2) as pool:  # hashing and opening overlap the parse
@@ -113,6 +131,18 @@ def ingest_path(
     stream = _drain([first], chunks)
     del first  # held by the stream only, so it is let go once written
     return _ingest_chunks(settings, options, meta, standing, stream, size)
+
+
+def check_source(path: Path) -> None:
+    """Refuse a path that is not a readable file, saying what it is and what to pass instead."""
+    if path.is_dir():
+        suffixes = Counter(p.suffix for p in path.iterdir() if p.is_file() and p.suffix)
+        pattern = path / f"*{suffixes.most_common(1)[0][0]}" if suffixes else path / "FILE"
+        raise InvalidInput(f"is a folder; pass the files in it, e.g. {pattern}", source=str(path))
+    if not path.exists():
+        raise InvalidInput("no such file; check the path", source=str(path))
+    if not path.is_file():
+        raise InvalidInput("is not a regular file; pass a CGM export file", source=str(path))
 
 
 def _ingest_chunks(
@@ -175,6 +205,8 @@ def ingest_records(
     """Ingest readings posted as JSON records (see formats.tabular for the field names)."""
     if not records:
         raise InvalidInput("the request has no readings; send at least one", source=source)
+    if tz is not None:
+        check_zone(tz, "tz")
     body = json.dumps(list(records), sort_keys=True, default=str).encode("utf-8")
     sha256 = hashlib.sha256(body).hexdigest()
     meta = open_metadata(settings.lake)
@@ -182,7 +214,8 @@ def ingest_records(
     if earlier is not None:
         return _already_ingested(earlier, [earlier], source)
     parsed = ParsedFile(raw_rows_from_records(records, source=source))
-    return _accept(settings, parsed, _Options(source, "json", sha256, None, tz, now), meta)
+    options = _Options(source, "json", sha256, None, tz, now, is_file=False)
+    return _accept(settings, parsed, options, meta)
 
 
 def _require_patient_ids(raw: pa.Table, source: str, fmt: str) -> None:
@@ -222,12 +255,31 @@ def _already_ingested(
 def _accept(
     settings: Settings, parsed: ParsedFile, options: _Options, meta: MetadataStore
 ) -> IngestReport:
+    started = time.perf_counter()
     key, registered = _given_patient(settings, options.patient_id)
     part = Part(
         parsed, options.source, options.fmt, options.sha256, key or options.patient_key, options.tz
     )
-    results = accept_parts(settings, [part], now=options.now, register=registered, metadata=meta)
-    return results[0].report
+    batch = build_batch(check_parts(settings, [part], engine=None, now=options.now), [part])
+    if options.is_file:
+        _refuse_argument_errors(batch.results[0].report)
+    return _write(settings, batch, 1, started, registered, meta)[0].report
+
+
+def _refuse_argument_errors(report: IngestReport) -> None:
+    """Refuse, unwritten, an input whose every row was quarantined for reasons an argument
+    causes or cures (no patient, an unknown zone), naming the fix."""
+    reasons = dict(report.top_reasons)
+    if not report.received or report.quarantined != report.received:
+        return
+    if sum(reasons.values()) != report.quarantined or not set(reasons) <= set(_ARGUMENT_FIXES):
+        return
+    found = ", ".join(f"{reason}: {n}" for reason, n in report.top_reasons)
+    fixes = "; ".join(_ARGUMENT_FIXES[r] for r in reasons)
+    raise ConfigError(
+        f"{report.source}: all {report.received} rows were quarantined ({found}), so nothing "
+        f"was written and the file is not recorded as ingested; {fixes}"
+    )
 
 
 def accept_parts(
@@ -250,6 +302,18 @@ def accept_parts(
     """
     started = time.perf_counter()
     batch = build_batch(check_parts(settings, parts, engine=engine, now=now), parts)
+    return _write(settings, batch, len(parts), started, register, metadata)
+
+
+def _write(
+    settings: Settings,
+    batch: BuiltBatch,
+    parts: int,
+    started: float,
+    register: Mapping[str, str] | None,
+    metadata: MetadataStore | None,
+) -> list[PartResult]:
+    """Write a built batch to the raw zone and record it; each part's result."""
     RawZone(open_storage(settings.lake)).write_batch(
         batch.record.batch_id, batch.readings, batch.quarantine, batch.manifest
     )
@@ -257,7 +321,7 @@ def accept_parts(
     meta.add_batch(batch.record)
     meta.register_patients({**batch.external_ids, **(register or {})}, batch.record.created_at)
     duration_ms = round((time.perf_counter() - started) * 1000)
-    log_batch(batch.record, batch.manifest["not_readings"], len(parts), duration_ms)
+    log_batch(batch.record, batch.manifest["not_readings"], parts, duration_ms)
     return [
         PartResult(dataclasses.replace(r.report, duration_ms=duration_ms), r.quarantine)
         for r in batch.results

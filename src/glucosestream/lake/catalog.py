@@ -20,7 +20,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 from pyiceberg.catalog import Catalog
-from pyiceberg.catalog.glue import GlueCatalog
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
 from pyiceberg.expressions import (
@@ -39,7 +38,7 @@ from pyiceberg.schema import Schema
 from pyiceberg.table import DataScan, Table, Transaction
 
 from glucosestream.config import LakeSettings
-from glucosestream.errors import LakeError
+from glucosestream.errors import ConfigError, LakeError
 from glucosestream.lake import tables
 from glucosestream.lake.metadata import PublishedSnapshots
 from glucosestream.lake.storage import iceberg_properties, open_storage
@@ -440,7 +439,9 @@ def _open_catalog(settings: LakeSettings, warehouse: str) -> Catalog:
     if url.startswith("glue"):
         region = url.removeprefix("glue").removeprefix("://") or settings.s3_region
         properties = {"glue.region": region, "warehouse": warehouse}
-        return GlueCatalog("glucosestream", **properties, **iceberg_properties(settings))
+        return _glue_catalog_class(url)(
+            "glucosestream", **properties, **iceberg_properties(settings)
+        )
     if not url:
         settings.state_path.mkdir(parents=True, exist_ok=True)
     catalog = SqlCatalog(
@@ -453,3 +454,16 @@ def _open_catalog(settings: LakeSettings, warehouse: str) -> Catalog:
     catalog.engine.dispose()
     catalog.engine = sa.create_engine(settings.resolved_catalog_url(), poolclass=sa.pool.NullPool)
     return catalog
+
+
+def _glue_catalog_class(url: str) -> type[Catalog]:
+    """pyiceberg's Glue catalog, imported on use: it needs boto3, an optional extra."""
+    try:
+        from pyiceberg.catalog.glue import GlueCatalog
+    except ImportError as err:
+        raise ConfigError(
+            f"the Glue catalog (catalog_url {url}) needs {err.name or 'boto3'}, which "
+            "is not installed: pip install 'glucosestream[aws]'"
+        ) from err
+    glue: type[Catalog] = GlueCatalog
+    return glue

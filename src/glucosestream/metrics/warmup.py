@@ -2,17 +2,19 @@
 
 numba compiles each kernel on its first call (about a minute for the whole catalog on two
 cores) and caches the machine code next to the sources; `make` runs this once after installing,
-so the first `glucosestream run` or page view does not pay for it.
+so the first `glucosestream run` or page view does not pay for it. Both say when they compile.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import time
 
 import pyarrow as pa
 
 from glucosestream.metrics import agp_profile, compute_metrics, compute_period_metrics, episode_rows
+from glucosestream.metrics.kernels import announce_compilation
 from glucosestream.synth import CohortSpec, generate_chunks
 
 __all__ = ["warm_up"]
@@ -56,6 +58,11 @@ def warm_up() -> float:
     return time.perf_counter() - started
 
 
+def _say_compiling() -> None:
+    print("compiling metric kernels (about a minute)…", file=sys.stderr, flush=True)  # noqa: T201
+
+
 if __name__ == "__main__":
-    seconds = warm_up()
+    with announce_compilation(_say_compiling):
+        seconds = warm_up()
     print(f"metric kernels ready ({seconds:.0f} s)")  # noqa: T201 -- a make step's one line

@@ -10,21 +10,25 @@ Kernels are compiled on first use and cached next to this package (``cache=True`
 a cached kernel on its own file only, so a kernel would outlive an edit of a function or constant
 it calls from another module; ``_PackageLocator`` keys every kernel here on the source of all
 of them and of the modules whose constants they compile in. A cache miss costs about half a
-minute of compilation, once per machine and source version.
+minute of compilation, once per machine and source version; ``announce_compilation`` lets the
+command line say so when it happens (and only then).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar, cast
 
 import numba
 from numba.core import caching
+from numba.core import event as numba_event
 
-__all__ = ["compiled", "compiled_parallel"]
+__all__ = ["announce_compilation", "compiled", "compiled_parallel"]
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -69,3 +73,35 @@ def compiled(fn: F) -> F:
 def compiled_parallel(fn: F) -> F:
     """Like ``compiled``, with ``numba.prange`` loops spread over the machine's cores."""
     return cast(F, numba.njit(cache=True, nogil=True, error_model="numpy", parallel=True)(fn))
+
+
+class _FirstCompile(numba_event.Listener):
+    """Calls ``announce`` when the first compilation starts (numba sends ``numba:compile`` only
+    for a kernel it does not find in its cache)."""
+
+    def __init__(self, announce: Callable[[], None]) -> None:
+        self._announce = announce
+        self._lock = threading.Lock()
+        self._done = False
+
+    def on_start(self, event: numba_event.Event) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+        self._announce()
+
+    def on_end(self, event: numba_event.Event) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def announce_compilation(announce: Callable[[], None]) -> Iterator[None]:
+    """While inside, call ``announce`` once, when a kernel first has to be compiled rather than
+    loaded from the cache (after an install or upgrade); never when every kernel is cached."""
+    listener = _FirstCompile(announce)
+    numba_event.register("numba:compile", listener)  # type: ignore[no-untyped-call]
+    try:
+        yield
+    finally:
+        numba_event.unregister("numba:compile", listener)  # type: ignore[no-untyped-call]
