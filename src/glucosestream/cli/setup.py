@@ -241,9 +241,9 @@ def token_create(
 @token.command("list")
 @common
 def token_list(ctx: Context) -> None:
-    """List tokens by id: role, label, clinic, when made, expires, revoked, last used.
+    """List tokens by id (never a token or its hash): role, label, made, expires, revoked, used.
 
-    Never shows a token or its hash. Example: glucosestream token list
+    Example: glucosestream token list --json
     """
     records = open_access(ctx.settings.lake).token_records()
     rows = [_token_row(r) for r in records]
@@ -258,10 +258,12 @@ def token_revoke(ctx: Context, token_id: str) -> None:
 
     Example: glucosestream token revoke 3f9a0c12d4e5
     """
-    record = open_access(ctx.settings.lake).revoke_token(token_id, at=dt.datetime.now(dt.UTC))
+    now = dt.datetime.now(dt.UTC)
+    record = open_access(ctx.settings.lake).revoke_token(token_id, at=now)
     row = _token_row(record)
-    ctx.emit(row, f"token {row['token_id']} ({row['role']}, {row['label']}) revoked at "
-                  f"{row['revoked_at']}")  # fmt: skip
+    done = "was already revoked" if record.revoked_at and record.revoked_at < now else "revoked"
+    what = f"token {row['token_id']} ({row['role']}, {row['label']})"
+    ctx.emit(row, f"{what} {done} at {row['revoked_at']}; it is refused from now on")
 
 
 @main.group()
