@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from glucosestream.access import authenticate, authenticate_api_secret, create_token
 from glucosestream.app import create_app
 from glucosestream.cli import main
+from glucosestream.dashboard.audit import login_lines
 from glucosestream.errors import AuthError
 from glucosestream.lake import open_lakehouse, open_metadata
 from glucosestream.lake.access_store import open_access
@@ -291,10 +292,14 @@ def test_finding8_failed_logins_are_throttled_per_address_and_audited(settings):
         clock.now += dt.timedelta(seconds=61)
         ok = client.post("/login", data={"token": token}, headers=ORIGIN, follow_redirects=False)
         assert ok.status_code == 303
-    failures = [e for e in open_access(settings.lake).access_entries() if e.action == "login"]
-    assert [e.role for e in failures].count("failed") == 5
-    assert all("testclient" in e.resource for e in failures)
-    assert not any("gs_wrong" in e.resource for e in failures)
+    logins = open_access(settings.lake).access_entries(action="login")
+    assert [e.role for e in logins] == ["admin"] + ["failed"] * 5  # newest first
+    assert all("POST /login from testclient" in e.resource for e in logins)
+    assert "unknown token" in logins[-1].resource
+    lines = login_lines(settings)
+    assert len(lines) == 6
+    assert lines[-1].split("\t")[1:3] == ["-", "failed"]
+    assert not any("gs_wrong" in line for line in lines)
 
 
 @pytest.mark.parametrize(

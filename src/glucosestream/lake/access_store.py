@@ -289,10 +289,15 @@ class AccessStore(Store):
         with self._tx() as con:
             con.execute(access_log.insert(), [_row(entry)])
 
-    def access_entries(self, patient_key: str | None = None, limit: int = 100) -> list[AccessEntry]:
+    def access_entries(
+        self, patient_key: str | None = None, limit: int = 100, *, action: str | None = None
+    ) -> list[AccessEntry]:
+        """Entries newest first: of one patient's data, and/or of one action (``login``)."""
         query = sa.select(access_log).order_by(access_log.c.entry_id.desc()).limit(limit)
         if patient_key is not None:
             query = query.where(access_log.c.patient_key == patient_key)
+        if action is not None:
+            query = query.where(access_log.c.action == action)
         with self._tx() as con:
             return [
                 AccessEntry(r.at, r.token_id, r.role, r.action, r.patient_key, r.resource)
