@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ from glucosestream.lake.metadata_schema import (
 )
 
 __all__ = ["AccessEntry", "AccessStore", "BudgetExceeded", "TokenRecord", "open_access"]
+
+log = logging.getLogger(__name__)
 
 ACCESS_KEY_FILE: Final = "access.key"
 _ACCESS_KEY_NAME: Final = "access"
@@ -252,8 +255,12 @@ class AccessStore(Store):
                 raise
             return 0  # another process moved them meanwhile
         if self._engine.dialect.name == "sqlite":
-            with self._engine.connect() as con:
-                con.exec_driver_sql("VACUUM")
+            try:
+                with self._engine.connect() as con:
+                    con.exec_driver_sql("VACUUM")
+            except sa.exc.OperationalError as err:  # busy: free pages wait for a later VACUUM
+                log.warning("metadata store not compacted after rekeying token SHA-1s: %s", err)
+        log.info("rekeyed token_sha1 rows=%d", len(moved))
         return len(moved)
 
     # clinics ------------------------------------------------------------------------------
