@@ -14,7 +14,15 @@ from glucosestream.ingest import ingest_path
 from glucosestream.lake import RawZone
 from glucosestream.readings import ReadingFlag
 
-from .conftest import write
+from .conftest import FixedClock, write
+
+
+@pytest.fixture
+def clock():
+    """Received after every reading of this module: the plausible range ends 10 minutes after
+    receipt (readings.FUTURE_SKEW), and these readings are dated up to November 2026."""
+    return FixedClock(dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC))
+
 
 CLARITY_MMOL_HEADER = (
     "Index,Timestamp (YYYY-MM-DDThh:mm:ss),Event Type,Event Subtype,Patient Info,Device Info,"

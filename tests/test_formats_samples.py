@@ -19,7 +19,7 @@ from glucosestream.ingest import ingest_path
 from glucosestream.lake import RawZone
 from glucosestream.readings import ReadingFlag
 
-from .conftest import DATA, SHARED
+from .conftest import DATA, SHARED, FixedClock
 
 SAMPLES = DATA / "samples"
 DEXCOM = SAMPLES / "dexcom_clarity"
@@ -29,6 +29,32 @@ NIGHTSCOUT = SAMPLES / "nightscout"
 TIDEPOOL = SAMPLES / "tidepool" / "tidepool_cbg_doc_examples.json"
 FHIR = SAMPLES / "fhir_cgm"
 IGLU = SHARED / "samples" / "iglu"
+
+
+# Two synthetic samples are dated April 1961 (Gagarin's flight), before the plausible range that
+# starts in 1990 (readings.EARLIEST_READING_AT): they are read here with their years moved to
+# 2021 (the same weekdays and no daylight-saving change in those weeks in either year), and
+# test_samples_dated_1961_are_quarantined_as_implausible shows what the originals give.
+SHIFTED_1961 = {
+    "cgm_format_Clarity_Export_synthetic_g6_14col.csv": ("1961-", "2021-"),
+    "cgm_format_FreeStyle_Libre_3_synthetic_mgdl_ddmmyyyy.csv": ("-1961 ", "-2021 "),
+}
+
+
+@pytest.fixture
+def clock():
+    """After every sample's newest reading (the Nightscout samples are from April 2026)."""
+    return FixedClock(dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC))
+
+
+def sample(path, tmp_path):
+    """``path``, or a copy with its 1961 dates moved to 2021 (see ``SHIFTED_1961``)."""
+    if path.name not in SHIFTED_1961:
+        return path
+    old, new = SHIFTED_1961[path.name]
+    copy = tmp_path / path.name
+    copy.write_bytes(path.read_bytes().replace(old.encode(), new.encode()))
+    return copy
 
 
 def readings_of(settings, report):
@@ -54,8 +80,8 @@ def csv_rows(path, delimiter=","):
     "name",
     ["cgmquantify_test_file_g6_12col.csv", "cgm_format_Clarity_Export_synthetic_g6_14col.csv"],
 )
-def test_dexcom_clarity_samples_give_every_egv_once(settings, clock, name):
-    path = DEXCOM / name
+def test_dexcom_clarity_samples_give_every_egv_once(settings, clock, tmp_path, name):
+    path = sample(DEXCOM / name, tmp_path)
     rows = csv_rows(path)[1:]
     egvs = [r for r in rows if r[2] == "EGV"]  # column 3 is Event Type in both layouts
     lows = [r for r in egvs if r[7] == "Low"]  # column 8 is the glucose value
@@ -138,9 +164,9 @@ def libre_expectation(path):
     ],
 )
 def test_libreview_samples_count_historic_readings_and_only_uncovered_scans(
-    settings, clock, name, unit
+    settings, clock, tmp_path, name, unit
 ):
-    path = LIBRE / name
+    path = sample(LIBRE / name, tmp_path)
     received, accepted, duplicates = libre_expectation(path)
     assert detect_format(path) == "libreview"
     report = ingest_path(settings, path, patient_id="P-libre", tz="UTC", now=clock)
@@ -155,6 +181,22 @@ def test_libreview_samples_count_historic_readings_and_only_uncovered_scans(
     scans_kept = sum(1 for r in readings if r["flags"] & ReadingFlag.SCAN)
     historic = sum(1 for r in readings if not r["flags"] & ReadingFlag.SCAN)
     assert scans_kept == accepted - historic
+
+
+@pytest.mark.parametrize(
+    ("path", "fmt"),
+    [
+        (DEXCOM / "cgm_format_Clarity_Export_synthetic_g6_14col.csv", "dexcom"),
+        (LIBRE / "cgm_format_FreeStyle_Libre_3_synthetic_mgdl_ddmmyyyy.csv", "libreview"),
+    ],
+)
+def test_samples_dated_1961_are_quarantined_as_implausible(settings, clock, path, fmt):
+    """Readings before 1990 are clock errors or shifted dates: received, each quarantined."""
+    report = ingest_path(settings, path, patient_id="P-1961", tz="UTC", now=clock)
+    assert report.format == fmt
+    assert report.received > 0
+    assert (report.accepted, report.quarantined) == (0, report.received)
+    assert dict(report.top_reasons) == {"time outside the plausible range": report.received}
 
 
 def test_libreview_mmol_values_are_converted_and_kept(settings, clock):

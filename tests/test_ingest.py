@@ -10,11 +10,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from glucosestream.errors import InvalidInput
+from glucosestream.errors import ConfigError, InvalidInput
 from glucosestream.ingest import ingest_path, ingest_records
 from glucosestream.lake import RawZone, open_metadata
 
-from .conftest import write
+from .conftest import FixedClock, write
+
+
+@pytest.fixture
+def clock():
+    """Received after every reading of this module: the plausible range ends 10 minutes after
+    receipt (readings.FUTURE_SKEW), and these readings are dated up to November 2026."""
+    return FixedClock(dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC))
+
 
 HEAD = "patient_id,device_id,time,glucose_mg_dl,tz\n"
 
@@ -115,10 +123,11 @@ def test_patient_flag_assigns_a_whole_file(settings, tmp_path, clock):
     path = write(tmp_path / "one.csv", "time,glucose_mg_dl\n2026-01-01T00:00:00Z,100\n")
     report = ingest_path(settings, path, patient_id="P1", now=clock)
     assert report.accepted == 1
-    without = ingest_path(
-        settings, write(tmp_path / "two.csv", "time,gl\n2026-01-01T00:05:00Z,90\n"), now=clock
-    )
-    assert (without.accepted, without.quarantined) == (0, 1)
+    # a file whose every row lacks a patient is refused, unwritten (issue 13, finding 12)
+    with pytest.raises(ConfigError, match="pass --patient"):
+        ingest_path(
+            settings, write(tmp_path / "two.csv", "time,gl\n2026-01-01T00:05:00Z,90\n"), now=clock
+        )
 
 
 def test_jsonl_and_parquet_inputs(settings, tmp_path, clock):
@@ -137,7 +146,13 @@ def test_jsonl_and_parquet_inputs(settings, tmp_path, clock):
         pa.table(
             {
                 "id": ["B", "B"],
-                "time": pa.array([0, 300_000_000], pa.timestamp("us", tz="UTC")),
+                "time": pa.array(
+                    [
+                        dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+                        dt.datetime(2026, 1, 1, 0, 5, tzinfo=dt.UTC),
+                    ],
+                    pa.timestamp("us", tz="UTC"),
+                ),
                 "gl": [90, 95],
             }
         ),
@@ -146,7 +161,7 @@ def test_jsonl_and_parquet_inputs(settings, tmp_path, clock):
     report = ingest_path(settings, parquet, now=clock)
     assert (report.format, report.accepted) == ("parquet", 2)
     rows = _batch(settings, report).readings().to_pylist()
-    assert rows[1]["ts"] == dt.datetime(1970, 1, 1, 0, 5, tzinfo=dt.UTC)
+    assert rows[1]["ts"] == dt.datetime(2026, 1, 1, 0, 5, tzinfo=dt.UTC)
 
 
 def test_records_posted_as_json_go_through_the_same_checks(settings, clock):
@@ -168,7 +183,7 @@ def test_records_posted_as_json_go_through_the_same_checks(settings, clock):
         (b"patient_id,time\nA,2026-01-01T00:00:00Z\n", 1, "no glucose column"),
         (b"patient_id,time,gl,gl\nA,t,1,2\n", 1, "repeats a column"),
         (b"patient_id,time,gl\nA,2026-01-01T00:00:00Z,100\nA,x\n", 3, "expected 3 fields"),
-        (b"patient_id,time,gl\n\xff\xfe\x00junk\n", None, "not UTF-8"),
+        (b"patient_id,time,gl\n\xff\xfe\x00junk\n", 2, "not UTF-8"),
     ],
 )
 def test_malformed_csv_gives_one_error_naming_file_line_and_problem(

@@ -61,12 +61,18 @@ def _plain(table: pa.Table) -> list[dict[str, Any]]:
     return rows
 
 
+# When the rows are received: a reading may be dated up to this + readings.FUTURE_SKEW.
+RECEIVED_AT = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+
+
 def _both(settings: Settings, rows: pa.Table) -> tuple[pa.Table | None, pa.Table]:
     incoming = _incoming(settings, rows)
-    fast = fastpath.normalise_fast(incoming, normalise.normalise_params(settings))
+    fast = fastpath.normalise_fast(incoming, normalise.normalise_params(settings, RECEIVED_AT))
     engine = open_engine(settings.engine)
     try:
-        general = normalise.run_normalize_sql(engine, settings, incoming, ("%Y-%m-%dT%H:%M:%S",))
+        general = normalise.run_normalize_sql(
+            engine, settings, incoming, ("%Y-%m-%dT%H:%M:%S",), received_at=RECEIVED_AT
+        )
     finally:
         engine.close()
     return fast, general
@@ -119,7 +125,10 @@ def test_clean_rows_take_the_fast_path_and_match_the_query(tmp_path):
         ({"patient_id": None}, "missing patient"),
         ({"problem": "a record narrower than its header"}, "a parser's problem"),
         ({"flags": int(ReadingFlag.SCAN)}, "a scan"),
-        ({"time": "1899-12-31T23:59:59Z"}, "before 1900"),
+        ({"time": "1989-12-31T23:59:59Z"}, "before 1990"),
+        ({"time": "2026-06-01T00:10:01Z"}, "after receipt + the skew"),
+        ({"tz": "Mars/Olympus_Mons"}, "an unknown zone, even with an offset"),
+        ({"tz": "localtime"}, "a zoneinfo key DuckDB does not know"),
     ],
 )
 def test_anything_unusual_goes_to_the_query(tmp_path, change, why):
@@ -139,7 +148,19 @@ _TIMES = st.one_of(
         st.integers(0, 24 * 60 - 1),
         st.sampled_from(["Z", "+01:00", "-0500", "+02", "", ".5Z", " Z"]),
     ),
-    st.sampled_from([None, "", "2026-03-29T02:30:00", "yesterday", "2026-03-29T03:00Z"]),
+    st.sampled_from(
+        [None, "", "2026-03-29T02:30:00", "yesterday", "2026-03-29T03:00Z", "inf", "-infinity"]
+    ),
+    st.sampled_from(  # the plausible range's ends (RECEIVED_AT + 10 minutes), either side
+        [
+            "1990-01-01T00:00:00Z",
+            "1989-12-31T23:59:59.999999Z",
+            "2026-06-01T00:10:00Z",
+            "2026-06-01T00:10:00.000001Z",
+            "2026-06-01T02:10:00+02:00",
+            "294247-01-10T04:00:54Z",
+        ]
+    ),
 )
 _RECORD = st.fixed_dictionaries(
     {
@@ -151,7 +172,7 @@ _RECORD = st.fixed_dictionaries(
             st.sampled_from(["5.5", "1e2", " 90", "", None, "abc", "nan", "inf"]),
         ),
         "unit": st.sampled_from([None, "", "mg/dL", "mmol/L", "MG/DL", " mmol / l ", "\tmg/dL"]),
-        "tz": st.sampled_from([None, "UTC", "Europe/Berlin", "Nowhere/City"]),
+        "tz": st.sampled_from([None, "UTC", "Europe/Berlin", "Nowhere/City", "Factory"]),
         "flags": st.sampled_from([0, 0, 0, int(ReadingFlag.SCAN)]),
     }
 )
@@ -166,6 +187,7 @@ def test_the_fast_path_never_disagrees_with_the_query(tmp_path, records, clean):
         records = [
             {**r, "patient_id": "A", "flags": 0, "glucose": "100", "unit": None}
             | {"time": f"2026-03-29T0{i % 10}:00:00+01:00" if i % 3 else "2026-03-29T01:00:00Z"}
+            | {"tz": "Europe/Berlin" if i % 2 else None}
             for i, r in enumerate(records)
         ]
     settings = _settings(tmp_path / "lake")
@@ -328,7 +350,15 @@ def test_records_become_the_text_str_would_write(records):
     glucose may stay integers, whose text Arrow writes as ``str`` does."""
     records = [{"time": "t", "gl": 1, **r} for r in records]
     rows = tabular.raw_rows_from_records(records, source="test")
-    for name, field in (("patient_id", "id"), ("time", "time"), ("tz", "tz"), ("unit", "unit")):
+    for name, field in (("time", "time"), ("tz", "tz"), ("unit", "unit")):
         assert rows[name].to_pylist() == [tabular._text(r.get(field)) for r in records]
+    # a patient id that is not a JSON string is not read: its row is quarantined
+    text_id = [r.get("id") is None or isinstance(r.get("id"), str) for r in records]
+    assert rows["patient_id"].to_pylist() == [
+        r.get("id") if ok else None for r, ok in zip(records, text_id, strict=True)
+    ]
+    assert rows["problem"].to_pylist() == [
+        None if ok else tabular.PATIENT_NOT_TEXT for ok in text_id
+    ]
     glucose = rows["glucose"]
     assert glucose.cast(pa.string()).to_pylist() == [tabular._text(r.get("gl")) for r in records]

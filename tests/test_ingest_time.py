@@ -7,11 +7,21 @@ import datetime as dt
 import zoneinfo
 from pathlib import Path
 
+import pytest
+
 from glucosestream.ingest import ingest_path
 from glucosestream.lake import RawZone
 
-from .conftest import write
+from .conftest import FixedClock, write
 from .test_formats_layouts import carelink_text
+
+
+@pytest.fixture
+def clock():
+    """Received after every reading of this module: the plausible range ends 10 minutes after
+    receipt (readings.FUTURE_SKEW), and these readings are dated up to November 2026."""
+    return FixedClock(dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC))
+
 
 BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
 NEW_YORK = zoneinfo.ZoneInfo("America/New_York")

@@ -4,20 +4,31 @@ Every stage after parsing speaks this schema. Glucose is stored in mg/dL (float6
 arrived in mmol/L is converted with ``MG_DL_PER_MMOL_L`` and its original value and unit are kept.
 ``ts`` is the instant in UTC; ``tz`` is the IANA zone the device was in, which decides the
 patient's local calendar day.
+
+The limits a reading must meet to be accepted are named here once (ingest quarantines a row
+outside them, the quality gate checks the same bounds): the plausible time range, the length of
+an identifier, and the zones known (``is_known_zone``; it reads the system's IANA database, once).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
+import functools
+import zoneinfo
 from typing import Final, Literal
 
 import pyarrow as pa
 
 __all__ = [
+    "EARLIEST_READING_AT",
+    "FUTURE_SKEW",
+    "MAX_ID_CHARS",
     "MG_DL_PER_MMOL_L",
     "READING_SCHEMA",
     "ReadingFlag",
     "Unit",
+    "is_known_zone",
     "mmol_l_to_mg_dl",
 ]
 
@@ -25,6 +36,20 @@ __all__ = [
 MG_DL_PER_MMOL_L: Final = 18.0156
 
 Unit = Literal["mg/dL", "mmol/L"]
+
+# The plausible time range of a reading (issue 13): none before 1990 (consumer CGM began in
+# 1999; earlier dates are clock resets or shifted exports), none later than its receipt plus a
+# device clock a few minutes fast. The quality gate's no_future_readings uses the same skew.
+EARLIEST_READING_AT: Final = dt.datetime(1990, 1, 1, tzinfo=dt.UTC)
+FUTURE_SKEW: Final = dt.timedelta(minutes=10)
+
+# Characters in a patient id or a device id; longer is not an identifier (issue 13, a 100 MB
+# device id). Ingest quarantines such a row before the id is hashed or registered.
+MAX_ID_CHARS: Final = 256
+
+# In the system's IANA database but not usable as a reading's zone: ``localtime`` (a link to the
+# host's own zone, unknown to DuckDB) and ``Factory`` (no offset; Arrow cannot load it).
+_UNUSABLE_ZONES: Final = frozenset({"localtime", "Factory"})
 
 
 class ReadingFlag(enum.IntFlag):
@@ -57,3 +82,15 @@ READING_SCHEMA: Final = pa.schema(
 def mmol_l_to_mg_dl(value_mmol_l: float) -> float:
     """Convert a glucose concentration from mmol/L to mg/dL."""
     return value_mmol_l * MG_DL_PER_MMOL_L
+
+
+def is_known_zone(name: str) -> bool:
+    """Whether ``name`` is an IANA zone every stage can use (zoneinfo, DuckDB, Arrow): a key of
+    the IANA database exactly as spelt there (no paths, ``posix/``/``right/`` copies or case
+    variants), other than the few in ``_UNUSABLE_ZONES``."""
+    return name in _known_zones()
+
+
+@functools.cache
+def _known_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones()) - _UNUSABLE_ZONES

@@ -3,10 +3,12 @@
 One module per source: ``dexcom`` (Clarity CSV), ``libreview`` (LibreView CSV), ``carelink``
 (Medtronic CareLink CSV), ``nightscout`` (entries JSON and CSV), ``tidepool`` (``cbg`` datums),
 ``fhir`` (HL7 FHIR CGM bundles and observations) and ``tabular`` (plain CSV, JSON lines, JSON,
-Parquet); ``delimited`` holds what the text exports share and ``detect`` tells them apart.
+Parquet); ``delimited`` holds what the text exports share, ``jsontext`` reads JSON within its
+documented depth limit, and ``detect`` tells them apart.
 
 Parsers check structure only (a file that cannot be read at all raises ``InvalidInput`` naming
-the line); the values are validated by ``ingest``, which quarantines bad rows with a reason.
+the line; no other exception leaves a parser, whatever the bytes); the values are validated by
+``ingest``, which quarantines bad rows with a reason.
 Names, birth dates and other preamble cells are never read into raw rows.
 """
 

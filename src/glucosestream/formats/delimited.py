@@ -42,7 +42,8 @@ WIDTH_PROBLEM: Final = "the record has a different number of fields than the hea
 
 
 def read_text(path: Path, what: str) -> str:
-    """The text of ``path``: UTF-8 (with or without a byte-order mark), never binary."""
+    """The text of ``path``: UTF-8 (with or without a byte-order mark), never binary; line
+    ends CR LF, LF, or (old Mac) CR only."""
     source = str(path)
     data = path.read_bytes()
     if not data.strip():
@@ -55,12 +56,16 @@ def read_text(path: Path, what: str) -> str:
             source=source,
         )
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise InvalidInput(
             f"not UTF-8 text (byte {err.start}); export the {what} again as UTF-8 CSV",
             source=source,
+            line=data.count(b"\n", 0, err.start) + 1,
         ) from err
+    if "\n" not in text:
+        text = text.replace("\r", "\n")  # old Mac line ends (CR only): one line each
+    return text
 
 
 def split_records(text: str, *, delimiter: str, source: str) -> Iterator[Record]:

@@ -16,6 +16,7 @@ from typing import Final
 
 from glucosestream.errors import InvalidInput, UnknownFormat
 from glucosestream.formats import carelink, dexcom, fhir, libreview, nightscout, tabular, tidepool
+from glucosestream.formats.jsontext import decode_json
 from glucosestream.formats.rows import ParsedFile
 
 __all__ = ["FORMATS", "detect_format", "read_raw_rows"]
@@ -69,9 +70,12 @@ def detect_format(path: Path) -> str:
 
 
 def _as_text(head: bytes) -> str | None:
-    """The head decoded as UTF-8 (a character cut at the end is fine), or None for binary."""
+    """The head decoded as UTF-8 (a character cut at the end is fine), or None for binary.
+    Old Mac line ends (CR only) read as line feeds."""
     if b"\x00" in head:
         return None
+    if b"\n" not in head:
+        head = head.replace(b"\r", b"\n")
     try:
         return head.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -93,13 +97,13 @@ def _by_suffix(path: Path, why: str) -> str:
 def _detect_json(path: Path, head: str) -> str:
     first_line = head.lstrip().split("\n", 1)[0]
     try:
-        first = json.loads(first_line)
-    except json.JSONDecodeError:
+        first = decode_json(first_line, source=str(path))
+    except (json.JSONDecodeError, InvalidInput):
         first = None
     if isinstance(first, dict):  # JSON lines: one document a line
         return "fhir" if fhir.looks_like_fhir(first) else "jsonl"
     try:
-        document = json.loads(path.read_bytes())
+        document = decode_json(path.read_bytes(), source=str(path))
     except (json.JSONDecodeError, UnicodeDecodeError):
         return _by_suffix(path, "not valid JSON")
     if fhir.looks_like_fhir(document):

@@ -32,6 +32,7 @@ from typing import Any, Final
 
 from glucosestream.errors import InvalidInput
 from glucosestream.formats.delimited import read_text
+from glucosestream.formats.jsontext import decode_json
 from glucosestream.formats.rows import ParsedFile, RowBuilder
 from glucosestream.readings import ReadingFlag
 
@@ -69,12 +70,12 @@ def read_fhir(path: Path) -> ParsedFile:
         if unit is None:
             skipped += 1
             continue
-        quantity = resource.get("valueQuantity") or {}
-        received_unit = quantity.get("code") or quantity.get("unit")
+        quantity = _mapping(resource.get("valueQuantity"))
+        received_unit = _text(quantity.get("code") or quantity.get("unit"))
         rows.add(
             line,
-            time=resource.get("effectiveDateTime") or resource.get("effectiveInstant"),
-            glucose=None if quantity.get("value") is None else str(quantity["value"]),
+            time=_text(resource.get("effectiveDateTime") or resource.get("effectiveInstant")),
+            glucose=_text(quantity.get("value")),
             unit=received_unit,
             patient_id=_patient_id(resource, index),
             device_id=_device_id(resource, index, only_device),
@@ -87,17 +88,17 @@ def read_fhir(path: Path) -> ParsedFile:
 def _resources(text: str, source: str) -> list[tuple[int, Resource]]:
     """Each resource with its line: entry index in a bundle, line number in NDJSON."""
     try:
-        document = json.loads(text)
+        document = decode_json(text, source=source)
     except json.JSONDecodeError:
         return _ndjson(text, source)
     if not looks_like_fhir(document):
         raise InvalidInput("not a FHIR resource (no resourceType)", source=source)
     if document["resourceType"] != "Bundle":
         return [(1, document)]
-    entries = document.get("entry") or []
+    entries = document.get("entry")
     return [
         (number, {**entry["resource"], "_fullUrl": entry.get("fullUrl")})
-        for number, entry in enumerate(entries, start=1)
+        for number, entry in enumerate(entries if isinstance(entries, list) else [], start=1)
         if isinstance(entry, Mapping) and isinstance(entry.get("resource"), Mapping)
     ]
 
@@ -108,7 +109,7 @@ def _ndjson(text: str, source: str) -> list[tuple[int, Resource]]:
         if not line.strip():
             continue
         try:
-            resource = json.loads(line)
+            resource = decode_json(line, source=source, line=number)
         except json.JSONDecodeError as err:
             raise InvalidInput(
                 f"not valid JSON ({err.msg}); each line must be one FHIR resource",
@@ -125,9 +126,9 @@ def _reference_index(resources: list[Resource]) -> dict[str, Resource]:
     index: dict[str, Resource] = {}
     for resource in resources:
         if resource.get("id"):
-            index[f"{resource['resourceType']}/{resource['id']}"] = resource
+            index[f"{resource.get('resourceType')}/{resource['id']}"] = resource
         if resource.get("_fullUrl"):
-            index[resource["_fullUrl"]] = resource
+            index[str(resource["_fullUrl"])] = resource
     return index
 
 
@@ -135,36 +136,56 @@ def _sensor_unit(resource: Resource) -> str | None:
     """The unit a CGM sensor-reading Observation must have; None for anything else."""
     if resource.get("resourceType") != "Observation":
         return None
-    for coding in (resource.get("code") or {}).get("coding") or ():
-        if coding.get("system") == LOINC and coding.get("code") in SENSOR_READING_UNITS:
-            return SENSOR_READING_UNITS[coding["code"]]
+    for coding in _list(_mapping(resource.get("code")).get("coding")):
+        code = _mapping(coding).get("code")
+        if _mapping(coding).get("system") == LOINC and isinstance(code, str):
+            unit = SENSOR_READING_UNITS.get(code)
+            if unit is not None:
+                return unit
     return None
 
 
 def _problem(resource: Resource, expected_unit: str, received_unit: object) -> str | None:
-    if resource.get("status") in _RETRACTED:
-        return f"observation status is {resource['status']}"
+    status = resource.get("status")
+    if isinstance(status, str) and status in _RETRACTED:
+        return f"observation status is {status}"
     if str(received_unit).replace(" ", "").lower() != expected_unit.lower():
         return f"the unit does not match the LOINC code (expected {expected_unit})"
     return None
 
 
 def _patient_id(resource: Resource, index: dict[str, Resource]) -> str | None:
-    reference = (resource.get("subject") or {}).get("reference")
+    reference = _text(_mapping(resource.get("subject")).get("reference"))
     if not reference:
         return None
-    patient = index.get(reference)
-    for identifier in (patient or {}).get("identifier") or ():
-        if identifier.get("value"):
-            return f"{identifier.get('system', '')}|{identifier['value']}"
-    return str(reference)
+    for identifier in _list(_mapping(index.get(reference)).get("identifier")):
+        value = _mapping(identifier).get("value")
+        if isinstance(value, str) and value:
+            return f"{_text(_mapping(identifier).get('system')) or ''}|{value}"
+    return reference
 
 
 def _device_id(
     resource: Resource, index: dict[str, Resource], only_device: Resource | None
 ) -> str | None:
-    reference = (resource.get("device") or {}).get("reference")
+    reference = _text(_mapping(resource.get("device")).get("reference"))
     device = index.get(reference) if reference else only_device
     if device is not None and device.get("serialNumber"):
         return str(device["serialNumber"])
-    return str(reference) if reference else None
+    return reference or None
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    """``value`` when it is a JSON object, else an empty one (a hostile document's wrong types
+    read as absent fields)."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)

@@ -18,7 +18,9 @@ Exporter CSV (a third-party tool): a ``# CGM ENTRIES`` section with the header
 section, which is skipped.
 
 Only ``sgv`` (sensor glucose) entries are readings; ``mbg`` (meter) and ``cal`` entries are
-skipped. ``sgv`` values below 13 are the Dexcom error codes Nightscout passes through
+skipped. An ``sgv`` entry without a value (or with ``null``, ``NaN``) is received and quarantined,
+not skipped; a ``date`` that is no instant (``Infinity``, ``NaN``, ``1e300``) quarantines its entry
+as an unparsable time. ``sgv`` values below 13 are the Dexcom error codes Nightscout passes through
 (1 ``?SN`` sensor not active … 12 ``?RF`` bad RF), not glucose: they are quarantined.
 A Nightscout site is one person and names no patient id: pass ``--patient``. Treatment and
 profile documents are not entries and are refused with a message saying so.
@@ -42,6 +44,7 @@ from glucosestream.formats.delimited import (
     read_text,
     split_records,
 )
+from glucosestream.formats.jsontext import decode_json
 from glucosestream.formats.rows import ParsedFile, RowBuilder
 
 __all__ = [
@@ -57,6 +60,7 @@ _EXPORTER_TITLE: Final = "# cgm entries"
 _API_CSV_LINE: Final = re.compile(r'^"?\d{4}-\d{2}-\d{2}T[^",]*"?,\d{10,13},')
 _API_CSV_FIELDS: Final = 5
 _EXPORTER_FORMATS: Final = ("%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %I:%M %p")
+_ENTRY_TYPES: Final = ("sgv", "mbg", "cal")
 
 
 def looks_like_nightscout_csv(head: str) -> bool:
@@ -67,9 +71,10 @@ def looks_like_nightscout_csv(head: str) -> bool:
 def looks_like_nightscout_json(document: object) -> bool:
     """Whether a parsed JSON document holds Nightscout entries, treatments or profiles."""
     first = document[0] if isinstance(document, list) and document else document
-    return isinstance(first, Mapping) and bool(
-        {"sgv", "dateString", "eventType", "defaultProfile"} & set(first)
-    )
+    if not isinstance(first, Mapping):
+        return False
+    typed_entry = first.get("type") in _ENTRY_TYPES and "date" in first
+    return typed_entry or bool({"sgv", "dateString", "eventType", "defaultProfile"} & set(first))
 
 
 def read_nightscout(path: Path) -> ParsedFile:
@@ -84,7 +89,7 @@ def read_nightscout(path: Path) -> ParsedFile:
 
 def _read_json(text: str, source: str) -> ParsedFile:
     try:
-        document = json.loads(text)
+        document = decode_json(text, source=source)
     except json.JSONDecodeError as err:
         raise InvalidInput(
             f"not valid JSON ({err.msg}); export the entries again", source=source, line=err.lineno
@@ -98,11 +103,7 @@ def read_nightscout_entries(entries: list[Any], *, source: str) -> ParsedFile:
     rows = RowBuilder()
     skipped = 0
     for index, entry in enumerate(entries, start=1):
-        if (
-            not isinstance(entry, Mapping)
-            or entry.get("type", "sgv") != "sgv"
-            or "sgv" not in entry
-        ):
+        if not _is_sgv(entry):
             skipped += 1
             continue
         rows.add(
@@ -116,6 +117,15 @@ def read_nightscout_entries(entries: list[Any], *, source: str) -> ParsedFile:
     if not rows and entries and isinstance(entries[0], Mapping):
         _refuse_other_documents(entries[0], source)
     return ParsedFile(rows.table(), skipped=skipped)
+
+
+def _is_sgv(entry: object) -> bool:
+    """A sensor glucose entry: typed ``sgv`` (with or without a value: one without is received
+    and quarantined as missing glucose), or untyped with an ``sgv`` field."""
+    if not isinstance(entry, Mapping):
+        return False
+    kind = entry.get("type")
+    return kind == "sgv" or (kind is None and "sgv" in entry)
 
 
 def _refuse_other_documents(first: Mapping[str, Any], source: str) -> None:
@@ -166,7 +176,7 @@ def _read_api_csv(text: str, source: str) -> ParsedFile:
             glucose=sgv,
             unit="mg/dL",
             device_id=fields[4].strip() or None,
-            problem=_error_code(int(sgv)) if sgv.isdigit() else None,
+            problem=_error_code(int(sgv)) if sgv.isascii() and sgv.isdigit() else None,
         )
     return ParsedFile(rows.table())
 

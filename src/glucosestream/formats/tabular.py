@@ -12,6 +12,13 @@ column names (case-insensitive; the first match wins):
     unit       unit, units                                        mg/dL or mmol/L (optional)
     tz         tz, timezone, time_zone                            IANA zone (optional)
 
+A row with both glucose_mg_dl and glucose_mmol_l is one reading when they agree within their
+rounding (``UNITS_AGREE_MG_DL``), quarantined when they do not; an empty glucose_mg_dl takes the
+mmol/L value. In JSON, a patient id must be a string: a number, array or object quarantines its
+record (it would otherwise name a patient of its own). Text that is not UTF-8 (a JSON line with
+bad bytes, a lone surrogate escape) quarantines its record; in CSV it is one error naming the
+line. CSV with old Mac line ends (CR only) is read as lines.
+
 Rows stay columnar from the file on (a Parquet timestamp with a zone is passed on as an instant,
 and Parquet numbers stay numbers, not text): CSV is read by Arrow's reader whenever each record
 is one line (then a record's line is its row number + 1); otherwise, and to report a malformed
@@ -46,7 +53,9 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from glucosestream.errors import InvalidInput
+from glucosestream.formats.jsontext import decode_json
 from glucosestream.formats.rows import RAW_SCHEMA, ParsedFile
+from glucosestream.readings import MG_DL_PER_MMOL_L
 
 __all__ = [
     "iter_csv",
@@ -68,7 +77,17 @@ _ALIASES: Final[dict[str, tuple[str, ...]]] = {
     "tz": ("tz", "timezone", "time_zone"),
 }
 _MMOL_COLUMN: Final = "glucose_mmol_l"
+_MG_DL_COLUMN: Final = "glucose_mg_dl"
 _REPEATED_HEADER: Final = "a repeated header row"
+# Quarantine reasons of rows the readers already know are bad.
+NOT_UTF8: Final = "text is not valid UTF-8"
+PATIENT_NOT_TEXT: Final = "patient id must be a string"
+CONFLICTING_UNITS: Final = "conflicting glucose_mg_dl and glucose_mmol_l"
+# A reading carrying both glucose_mg_dl and glucose_mmol_l is one reading when the two agree
+# within their rounding (an integer mg/dL, one decimal of mmol/L): 0.5 + 0.05 * 18.0156 mg/dL.
+UNITS_AGREE_MG_DL: Final = 0.5 + 0.05 * MG_DL_PER_MMOL_L
+_UNREAD_ID: Final = frozenset({NOT_UTF8, PATIENT_NOT_TEXT})  # the row's patient id is not read
+_NUMBER: Final = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 _HEAD_BYTES: Final = 1 << 16  # enough lines to tell the average line length
 _LF: Final = 0x0A
 _CR: Final = 0x0D
@@ -99,6 +118,8 @@ def _column_map(names: Sequence[str], source: str) -> dict[str, str | None]:
         found["glucose"] = lowered[_MMOL_COLUMN]
         found["unit"] = None
         found["_mmol"] = lowered[_MMOL_COLUMN]
+    elif found["glucose"] == lowered.get(_MG_DL_COLUMN) and _MMOL_COLUMN in lowered:
+        found["_mmol_also"] = lowered[_MMOL_COLUMN]  # both: checked to agree (``_both_units``)
     for required in ("time", "glucose"):
         if found[required] is None:
             expected = _ALIASES[required] + ((_MMOL_COLUMN,) if required == "glucose" else ())
@@ -126,8 +147,52 @@ def _build(lines: pa.Array, columns: Columns, mapping: dict[str, str | None]) ->
             data[raw] = pa.nulls(n, pa.string())
     data["flags"] = pa.repeat(pa.scalar(0, pa.int32()), n)
     data["problem"] = pa.nulls(n, pa.string())
+    mmol = mapping.get("_mmol_also")
+    if mmol is not None and mmol in columns:
+        _both_units(data, columns[mmol])
     table = pa.table(data)
     return table.select(list(RAW_SCHEMA.names))
+
+
+def _both_units(
+    data: dict[str, pa.Array | pa.ChunkedArray], mmol: pa.Array | pa.ChunkedArray
+) -> None:
+    """Rows with both glucose_mg_dl and glucose_mmol_l: one reading when they agree (within
+    ``UNITS_AGREE_MG_DL``), quarantined when they do not; the mmol/L value when mg/dL is empty."""
+    mg = data["glucose"]
+    mg_given, mmol_given = _given(mg), _given(mmol)
+    mg_value, mmol_value = _numbers(mg), _numbers(mmol)
+    gap = pc.abs(pc.subtract(mg_value, pc.multiply(mmol_value, MG_DL_PER_MMOL_L)))
+    agree = pc.fill_null(pc.less_equal(gap, UNITS_AGREE_MG_DL), False)
+    conflict = pc.and_(pc.and_(mg_given, mmol_given), pc.invert(agree))
+    data["problem"] = pc.if_else(conflict, pa.scalar(CONFLICTING_UNITS), data["problem"])
+    only_mmol = pc.and_(pc.invert(mg_given), mmol_given)
+    if pc.any(only_mmol).as_py():
+        data["glucose"] = pc.if_else(only_mmol, _as_text(mmol), _as_text(mg))
+        data["unit"] = pc.if_else(only_mmol, pa.scalar("mmol/L"), _as_text(data["unit"]))
+
+
+def _as_text(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    return column if pa.types.is_string(column.type) else column.cast(pa.string())
+
+
+def _given(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Whether each value is there: not null, and not blank text."""
+    column = _as_text(column)
+    return pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(column)), 0), False)
+
+
+def _numbers(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Each value as a float64 (null when it is not a plain decimal number)."""
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    if _is_number(column.type):
+        return column.cast(pa.float64())
+    text = pc.utf8_trim_whitespace(_as_text(column))
+    plain = pc.fill_null(pc.match_substring_regex(text, _NUMBER), False)
+    return pc.if_else(plain, text, pa.scalar(None, pa.string())).cast(pa.float64())
 
 
 def read_csv(path: Path) -> ParsedFile:
@@ -135,9 +200,11 @@ def read_csv(path: Path) -> ParsedFile:
     data = path.read_bytes()
     if not data or data.isspace():
         raise InvalidInput("the file is empty; nothing to ingest", source=source)
+    if b"\n" not in data and b"\r" in data:
+        data = data.replace(b"\r", b"\n")  # old Mac line ends (CR only): one line each
     table = _read_csv_fast(data, source)
     if table is None:
-        table = _read_csv_careful(path)
+        table = next(_csv_careful_chunks(path, sys.maxsize, data=data))
     return ParsedFile(table)
 
 
@@ -194,9 +261,9 @@ def _read_csv_fast(data: bytes, source: str, *, first_line: int = 2) -> pa.Table
     header_end = int(ends[0]) if len(ends) else -1
     try:
         first_text = data[: header_end if header_end >= 0 else len(data)].decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return None
-    header = next(csv.reader([first_text]), [])
+        header = next(csv.reader([first_text]), [])
+    except (UnicodeDecodeError, csv.Error):
+        return None  # the careful reader names the problem
     mapping = _column_map(header, source)
     wanted = sorted({c for c in mapping.values() if c is not None})
     try:
@@ -228,20 +295,29 @@ def _read_csv_careful(path: Path) -> pa.Table:
 
 
 def _csv_careful_chunks(
-    path: Path, chunk_rows: int, *, offset: int = 0, first_line: int = 1
+    path: Path,
+    chunk_rows: int,
+    *,
+    offset: int = 0,
+    first_line: int = 1,
+    data: bytes | None = None,
 ) -> Iterator[pa.Table]:
     """The standard library's reader, from byte ``offset`` (the start of line ``first_line``;
-    past the header when not 0), in tables of at most ``chunk_rows`` rows."""
+    past the header when not 0), in tables of at most ``chunk_rows`` rows. ``data``: the file's
+    bytes when already read (and perhaps mended)."""
     source = str(path)
     try:
-        with path.open("rb") as raw:
-            header = next(csv.reader([raw.readline().decode("utf-8-sig")]), None)
+        with path.open("rb") if data is None else io.BytesIO(data) as raw:
+            if offset:
+                header = next(csv.reader([raw.readline().decode("utf-8-sig")]), None)
+                raw.seek(max(offset, raw.tell()))
+            text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+            reader = csv.reader(text)
+            if not offset:
+                header = next(reader, None)
             if not header:
                 raise InvalidInput("the file is empty; nothing to ingest", source=source)
-            raw.seek(max(offset, raw.tell()))
-            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
-            reader = csv.reader(text)
-            shift = first_line - 1 if offset else 1
+            shift = first_line - 1 if offset else 0
             mapping = _column_map(header, source)
             wanted = {c: header.index(c) for c in mapping.values() if c is not None}
             columns: dict[str, list[str | None]] = {c: [] for c in wanted}
@@ -263,13 +339,29 @@ def _csv_careful_chunks(
                     yield _careful_table(lines, columns, mapping)
                     lines, columns = [], {c: [] for c in wanted}
     except UnicodeDecodeError as err:
+        line, at = _first_bad_utf8(path if data is None else data)
         raise InvalidInput(
-            f"not UTF-8 text (byte {err.start}); export the file again as CSV", source=source
+            f"not UTF-8 text (byte {at}); export the file again as UTF-8 CSV",
+            source=source,
+            line=line,
         ) from err
     except csv.Error as err:
         raise InvalidInput(f"not valid CSV: {err}", source=source) from err
     if lines or chunk_rows == sys.maxsize:
         yield _careful_table(lines, columns, mapping)
+
+
+def _first_bad_utf8(source: Path | bytes) -> tuple[int, int]:
+    """The line and byte offset of the first byte of ``source`` that is not UTF-8."""
+    line, offset = 1, 0
+    with source.open("rb") if isinstance(source, Path) else io.BytesIO(source) as raw:
+        while block := raw.read(1 << 20) + raw.readline():  # whole lines: no cut character
+            try:
+                block.decode("utf-8")
+            except UnicodeDecodeError as err:
+                return line + block.count(b"\n", 0, err.start), offset + err.start
+            line, offset = line + block.count(b"\n"), offset + len(block)
+    return line, offset
 
 
 def _careful_table(
@@ -352,7 +444,7 @@ def _jsonl_fast(data: bytes | pa.Buffer, source: str, *, first_line: int = 1) ->
     ends = _line_ends(data)
     first_end = int(ends[0]) if len(ends) else len(view)
     try:
-        first = json.loads(view[:first_end].tobytes())
+        first = decode_json(view[:first_end].tobytes(), source=source)
         mapping = _column_map(list(first), source) if isinstance(first, dict) else None
     except (ValueError, InvalidInput):
         return None  # the careful reader names the problem
@@ -384,10 +476,23 @@ def _jsonl_fast(data: bytes | pa.Buffer, source: str, *, first_line: int = 1) ->
         integers = raw == "glucose" and pa.types.is_int64(column.type)
         if not (integers or pa.types.is_string(column.type) or pa.types.is_null(column.type)):
             return None  # numbers that ``str`` would write differently, nested values, …
+        if not _valid_text(column):
+            return None  # bytes that are not UTF-8: the careful reader quarantines their rows
         columns[name] = column if integers else column.cast(pa.string())
     n = table.num_rows
     lines = pa.array(np.arange(first_line, n + first_line, dtype=np.int64))
     return ParsedFile(_build(lines, columns, mapping))
+
+
+def _valid_text(column: pa.ChunkedArray) -> bool:
+    """Whether a text column holds only UTF-8 (Arrow's JSON reader does not check)."""
+    if not pa.types.is_string(column.type):
+        return True
+    try:
+        column.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def _arrow_json(data: bytes, schema: pa.Schema, unexpected: str) -> pa.Table | None:
@@ -422,20 +527,22 @@ def _jsonl_careful(
     data: bytes, source: str, *, first_line: int = 1, first_byte: int = 0
 ) -> ParsedFile | None:
     """The standard library's reader over whole lines that start at line ``first_line`` (byte
-    ``first_byte`` of the file); None when they hold no record (only blank lines)."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise InvalidInput(
-            f"not UTF-8 text (byte {first_byte + err.start})", source=source
-        ) from err
+    ``first_byte`` of the file); None when they hold no record (only blank lines). A line that
+    is not UTF-8 is read with the bad bytes replaced, and its reading quarantined."""
+    if first_byte == 0:
+        data = data.removeprefix(b"\xef\xbb\xbf")  # a byte-order mark
     records: list[Mapping[str, Any]] = []
     lines: list[int] = []
-    for number, line_text in enumerate(io.StringIO(text, newline=None), start=first_line):
+    problems: list[str | None] = []
+    for number, raw_line in enumerate(data.splitlines(), start=first_line):
+        try:
+            line_text, problem = raw_line.decode("utf-8"), None
+        except UnicodeDecodeError:
+            line_text, problem = raw_line.decode("utf-8", "replace"), NOT_UTF8
         if not line_text.strip():
             continue
         try:
-            record = json.loads(line_text)
+            record = decode_json(line_text, source=source, line=number)
         except json.JSONDecodeError as err:
             raise InvalidInput(
                 f"not valid JSON ({err.msg}); each line must be one JSON object",
@@ -446,16 +553,18 @@ def _jsonl_careful(
             raise InvalidInput("each line must be one JSON object", source=source, line=number)
         records.append(record)
         lines.append(number)
+        problems.append(problem)
     if not records:
         return None
-    return ParsedFile(raw_rows_from_records(records, source=source, lines=lines))
+    rows = raw_rows_from_records(records, source=source, lines=lines, problems=problems)
+    return ParsedFile(rows)
 
 
 def read_json_array(path: Path) -> ParsedFile:
     """A JSON array of records; a record's line is its 1-based index in the array."""
     source = str(path)
     try:
-        document = json.loads(path.read_bytes())
+        document = decode_json(path.read_bytes(), source=source)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise InvalidInput(f"not valid JSON: {err}", source=source) from err
     if not isinstance(document, list) or not all(isinstance(r, dict) for r in document):
@@ -466,35 +575,81 @@ def read_json_array(path: Path) -> ParsedFile:
 
 
 def raw_rows_from_records(
-    records: Sequence[Mapping[str, Any]], *, source: str, lines: Iterable[int] | None = None
+    records: Sequence[Mapping[str, Any]],
+    *,
+    source: str,
+    lines: Iterable[int] | None = None,
+    problems: Sequence[str | None] | None = None,
 ) -> pa.Table:
-    """Raw rows from JSON-like records; ``lines`` defaults to 1, 2, … (the record index + 1)."""
+    """Raw rows from JSON-like records; ``lines`` defaults to 1, 2, … (the record index + 1);
+    ``problems``: what a reader already knows is wrong with each record (None: nothing).
+
+    A record is quarantined, alone, when its patient id is not a JSON string (a number or an
+    array would otherwise name a patient of its own) or a field holds text that is not valid
+    Unicode (a lone surrogate escape); that patient id is not read."""
     names: dict[str, None] = {}
     for keys in dict.fromkeys(tuple(record) for record in records):
         names.update(dict.fromkeys(keys))
     mapping = _column_map(list(names), source)
+    problem: list[str | None] = list(problems) if problems is not None else [None] * len(records)
+    patient = mapping["patient_id"]
+    if patient is not None:
+        for i, record in enumerate(records):
+            value = record.get(patient)
+            if value is not None and not isinstance(value, str) and problem[i] is None:
+                problem[i] = PATIENT_NOT_TEXT
     columns = {
-        c: _record_column([r.get(c) for r in records], keep_integers=c == mapping["glucose"])
-        for c in mapping.values()
-        if c is not None
+        c: _record_column(
+            [r.get(c) for r in records], problem, keep_integers=c == mapping["glucose"]
+        )
+        for c in {c for c in mapping.values() if c is not None}
     }
+    if patient is not None and any(p in _UNREAD_ID for p in problem):
+        unread = pa.array([p in _UNREAD_ID for p in problem])
+        columns[patient] = pc.if_else(unread, pa.scalar(None, pa.string()), columns[patient])
     numbers = list(lines) if lines is not None else list(range(1, len(records) + 1))
-    return _build(pa.array(numbers, pa.int64()), columns, mapping)
+    table = _build(pa.array(numbers, pa.int64()), columns, mapping)
+    if not any(p is not None for p in problem):
+        return table
+    index = table.schema.get_field_index("problem")
+    return table.set_column(
+        index, "problem", pc.coalesce(pa.array(problem, pa.string()), table["problem"])
+    )
 
 
-def _record_column(values: list[Any], *, keep_integers: bool) -> pa.Array:
+def _record_column(
+    values: list[Any], problem: list[str | None], *, keep_integers: bool
+) -> pa.Array:
     """One field of the records as text (a number as ``str`` writes it), or as integers when
-    ``keep_integers`` and every value is an integer (Arrow writes them as ``str`` does)."""
+    ``keep_integers`` and every value is an integer (Arrow writes them as ``str`` does). Text
+    that is not valid Unicode is kept with the bad characters replaced, its row quarantined."""
     try:
         array = pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, UnicodeEncodeError):
         array = None  # mixed kinds: each value is written as text below
     if array is not None:
         if pa.types.is_string(array.type) or pa.types.is_null(array.type):
             return array.cast(pa.string())
         if pa.types.is_int64(array.type):
             return array if keep_integers else array.cast(pa.string())
-    return pa.array([_text(v) for v in values], pa.string())
+    texts = [_text(v) for v in values]
+    try:
+        return pa.array(texts, pa.string())
+    except UnicodeEncodeError:
+        pass
+    for i, text in enumerate(texts):
+        if text is not None and not _encodable(text):
+            texts[i] = text.encode("utf-8", "replace").decode("utf-8")
+            problem[i] = problem[i] or NOT_UTF8
+    return pa.array(texts, pa.string())
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _text(value: Any) -> str | None:
@@ -502,7 +657,12 @@ def _text(value: Any) -> str | None:
         return None
     if isinstance(value, str):
         return value
-    return json.dumps(value) if isinstance(value, dict | list) else str(value)
+    if isinstance(value, dict | list):
+        try:
+            return json.dumps(value)
+        except (RecursionError, ValueError):
+            return "(a nested value too deep to write)"
+    return str(value)
 
 
 def _is_number(type_: pa.DataType) -> bool:
@@ -516,11 +676,11 @@ def read_parquet(path: Path) -> ParsedFile:
         mapping = _column_map(schema.names, source)
         wanted = sorted({c for c in mapping.values() if c is not None})
         table = pq.read_table(path, columns=wanted)
-    except (pa.ArrowInvalid, OSError) as err:
+    except (pa.ArrowException, OSError) as err:
         raise InvalidInput(f"not a readable Parquet file: {err}", source=source) from err
     if table.num_rows == 0:
         raise InvalidInput("the file has no rows; nothing to ingest", source=source)
-    return ParsedFile(_parquet_rows(table, mapping, first_line=1))
+    return ParsedFile(_parquet_rows(table, mapping, 1, source))
 
 
 def iter_parquet(path: Path, chunk_rows: int) -> Iterator[ParsedFile]:
@@ -531,7 +691,7 @@ def iter_parquet(path: Path, chunk_rows: int) -> Iterator[ParsedFile]:
         file = pq.ParquetFile(path)
         rows = file.metadata.num_rows
         mapping = _column_map(file.schema_arrow.names, source)
-    except (pa.ArrowInvalid, OSError) as err:
+    except (pa.ArrowException, OSError) as err:
         raise InvalidInput(f"not a readable Parquet file: {err}", source=source) from err
     if rows <= chunk_rows:
         yield read_parquet(path)
@@ -544,29 +704,42 @@ def iter_parquet(path: Path, chunk_rows: int) -> Iterator[ParsedFile]:
             batches.append(batch)
             pending += batch.num_rows
             if pending >= chunk_rows:
-                yield ParsedFile(_parquet_rows(pa.Table.from_batches(batches), mapping, first_line))
+                yield ParsedFile(
+                    _parquet_rows(pa.Table.from_batches(batches), mapping, first_line, source)
+                )
                 batches, first_line, pending = [], first_line + pending, 0
-    except (pa.ArrowInvalid, OSError) as err:
+    except (pa.ArrowException, OSError) as err:
         raise InvalidInput(f"not a readable Parquet file: {err}", source=source) from err
     if batches:
-        yield ParsedFile(_parquet_rows(pa.Table.from_batches(batches), mapping, first_line))
+        yield ParsedFile(_parquet_rows(pa.Table.from_batches(batches), mapping, first_line, source))
 
 
-def _parquet_rows(table: pa.Table, mapping: dict[str, str | None], first_line: int) -> pa.Table:
+def _parquet_rows(
+    table: pa.Table, mapping: dict[str, str | None], first_line: int, source: str
+) -> pa.Table:
     """Raw rows from Parquet columns: zoned timestamps as instants, numbers as numbers,
     dictionary-encoded strings still encoded."""
     columns: dict[str, pa.ChunkedArray] = {}
     for name in table.column_names:
         column = table[name]
-        if name == mapping["time"] and pa.types.is_timestamp(column.type) and column.type.tz:
-            columns["_instant"] = column.cast(pa.timestamp("us", tz="UTC"))
-            continue
-        if pa.types.is_dictionary(column.type) and pa.types.is_string(column.type.value_type):
-            columns[name] = column  # a dictionary-encoded string column stays encoded
-        elif name == mapping["glucose"] and _is_number(column.type):
-            columns[name] = column  # numbers stay numbers (the raw-row contract allows it)
-        else:
-            columns[name] = column if column.type == pa.string() else column.cast(pa.string())
+        try:
+            if name == mapping["time"] and pa.types.is_timestamp(column.type) and column.type.tz:
+                # nanoseconds are cut to microseconds (the lake's unit), not refused
+                safe = column.type.unit != "ns"
+                columns["_instant"] = column.cast(pa.timestamp("us", tz="UTC"), safe=safe)
+                continue
+            if pa.types.is_dictionary(column.type) and pa.types.is_string(column.type.value_type):
+                columns[name] = column  # a dictionary-encoded string column stays encoded
+            elif name == mapping["glucose"] and _is_number(column.type):
+                columns[name] = column  # numbers stay numbers (the raw-row contract allows it)
+            else:
+                columns[name] = column if column.type == pa.string() else column.cast(pa.string())
+        except pa.ArrowException as err:
+            raise InvalidInput(
+                f"column {name!r} holds {column.type}, which cannot be read as text, numbers "
+                "or instants; write it as text or numbers",
+                source=source,
+            ) from err
     n = table.num_rows
     lines = pa.array(np.arange(first_line, n + first_line, dtype=np.int64))
     return _build(lines, columns, mapping)

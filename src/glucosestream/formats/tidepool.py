@@ -28,6 +28,7 @@ from typing import Any, Final
 
 from glucosestream.errors import InvalidInput
 from glucosestream.formats.delimited import read_text
+from glucosestream.formats.jsontext import decode_json
 from glucosestream.formats.rows import ParsedFile, RowBuilder
 from glucosestream.readings import ReadingFlag
 
@@ -48,7 +49,7 @@ def looks_like_tidepool(document: object) -> bool:
 def read_tidepool(path: Path) -> ParsedFile:
     source = str(path)
     try:
-        document = json.loads(read_text(path, "Tidepool export"))
+        document = decode_json(read_text(path, "Tidepool export"), source=source)
     except json.JSONDecodeError as err:
         raise InvalidInput(
             f"not valid JSON ({err.msg}); export the data again", source=source, line=err.lineno
@@ -80,7 +81,8 @@ def _datums(document: object) -> Sequence[Any]:
 
 def _add(rows: RowBuilder, index: int, datum: Mapping[str, Any]) -> None:
     value, unit, flags = datum.get("value"), datum.get("units"), 0
-    for note in datum.get("annotations") or ():
+    notes = datum.get("annotations")
+    for note in notes if isinstance(notes, list) else ():
         if isinstance(note, Mapping) and note.get("code") == _OUT_OF_RANGE:
             flags = _CLAMP_FLAGS.get(str(note.get("value")), 0)
             if flags and note.get("threshold") is not None:

@@ -12,10 +12,9 @@ import datetime as dt
 import hashlib
 import logging
 import uuid
-import zoneinfo
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,6 +29,7 @@ from glucosestream.ingest.fastpath import constant_strings, dictionary_codes
 from glucosestream.ingest.identity import device_key, load_secret, patient_key
 from glucosestream.ingest.normalise import normalise
 from glucosestream.lake.metadata import BatchRecord
+from glucosestream.readings import MAX_ID_CHARS, is_known_zone
 
 __all__ = [
     "BuiltBatch",
@@ -41,11 +41,16 @@ __all__ = [
     "check_parts",
     "incoming_rows",
     "log_batch",
+    "source_label",
 ]
 
 log = logging.getLogger("glucosestream.ingest.accept")  # ingest's batch lines keep their logger
 
 _INSTANT = pa.timestamp("us", tz="UTC")
+# Sources that name a kind of request, not a file (``service``): kept as they are.
+_REQUEST_SOURCES = frozenset({"http", "nightscout-api"})
+# A quarantined row keeps at most this much of its raw time and glucose text.
+_QUARANTINE_TEXT_CHARS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +127,9 @@ def check_parts(
     batch_id = f"{ingested_at:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
     secret = load_secret(settings)
     incoming, offsets, external_ids = incoming_rows(settings, parts, secret)
-    checked = normalise(engine, settings, incoming, _time_formats(parts), carried)
+    checked = normalise(
+        engine, settings, incoming, _time_formats(parts), carried, received_at=ingested_at
+    )
     return CheckedRows(batch_id, ingested_at, checked, tuple(offsets), external_ids)
 
 
@@ -149,6 +156,7 @@ def build_batch(rows: CheckedRows, parts: Sequence[Part]) -> BuiltBatch:
     )
     manifest = {
         "batch_id": batch_id,
+        "source": source_label(parts[0]) if len(parts) == 1 else f"{len(parts)} requests",
         "format": fmt,
         "source_sha256": sha256,
         **totals,
@@ -162,7 +170,7 @@ def build_batch(rows: CheckedRows, parts: Sequence[Part]) -> BuiltBatch:
         ]
     record = BatchRecord(
         batch_id=batch_id,
-        source_name=parts[0].source if len(parts) == 1 else f"{len(parts)} requests",
+        source_name=source_label(parts[0]) if len(parts) == 1 else f"{len(parts)} requests",
         source_sha256=sha256,
         format=fmt,
         created_at=rows.ingested_at,
@@ -170,6 +178,13 @@ def build_batch(rows: CheckedRows, parts: Sequence[Part]) -> BuiltBatch:
     )
     keys = good.select(["patient_key", "device_id", "ts"])
     return BuiltBatch(results, readings, quarantine, manifest, record, rows.external_ids, keys)
+
+
+def source_label(part: Part) -> str:
+    """What the metadata store and the manifest keep of where a part came from: the request
+    kind, or ``"<format> file"``. Never a file's name or folder: exports are often named after
+    the patient (``CaseyHidden_glucose_6-20-2015.csv``); the content hash identifies the file."""
+    return part.source if part.source in _REQUEST_SOURCES else f"{part.fmt} file"
 
 
 def log_batch(record: BatchRecord, not_readings: int, parts: int, duration_ms: int) -> None:
@@ -288,10 +303,45 @@ def _quarantine(bad: pa.Table) -> pa.Table:
             "line": bad["line"],
             "reason": bad["reason"],
             "patient_key": bad["patient_key"],
-            "time": bad["raw_time"],
-            "glucose": bad["raw_glucose"],
+            "time": _clipped(bad["raw_time"]),
+            "glucose": _clipped(bad["raw_glucose"]),
         }
     )
+
+
+def _clipped(text: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Raw text cut to ``_QUARANTINE_TEXT_CHARS`` (a 100 MB value is not kept whole)."""
+    if pa.types.is_dictionary(text.type):
+        text = text.cast(text.type.value_type)
+    if not pa.types.is_string(text.type) or len(text) == 0:
+        return text
+    return pc.utf8_slice_codeunits(text, 0, _QUARANTINE_TEXT_CHARS)
+
+
+@dataclass(slots=True)
+class _Pseudonyms:
+    """The keyed pseudonyms of one part's ids, each distinct id worked on once. An id over
+    ``MAX_ID_CHARS`` is neither hashed nor registered: its rows are quarantined."""
+
+    secret: bytes
+    default_device: str
+    keys: dict[str, str] = field(default_factory=dict)  # by external patient id
+    too_long: set[str] = field(default_factory=set)  # "patient", "device": kinds found too long
+
+    def patient(self, external_id: str) -> str | None:
+        if len(external_id) > MAX_ID_CHARS:
+            self.too_long.add("patient")
+            return None
+        if not external_id.strip():
+            return None
+        self.keys[external_id] = patient_key(self.secret, external_id)
+        return self.keys[external_id]
+
+    def device(self, device_id: str) -> str:
+        if len(device_id) > MAX_ID_CHARS:
+            self.too_long.add("device")
+            return self.default_device
+        return device_key(self.secret, device_id) if device_id.strip() else self.default_device
 
 
 def _pseudonymise(settings: Settings, part: Part, secret: bytes) -> tuple[pa.Table, dict[str, str]]:
@@ -301,22 +351,13 @@ def _pseudonymise(settings: Settings, part: Part, secret: bytes) -> tuple[pa.Tab
     """
     raw = _conform(part.parsed.rows)
     n = raw.num_rows
-    ids = raw["patient_id"]
-    keys: dict[str, str] = {}
-
-    def key_of(external_id: str) -> str | None:
-        if not external_id.strip():
-            return None
-        keys[external_id] = patient_key(secret, external_id)
-        return keys[external_id]
-
+    default_device = settings.ingest.default_device_id
+    names = _Pseudonyms(secret, default_device)
     patient_keys = (
-        _map_distinct(ids, key_of, None)
+        _map_distinct(raw["patient_id"], names.patient, None)
         if part.patient_key is None
         else constant_strings(part.patient_key, n)
     )
-
-    default_device = settings.ingest.default_device_id
     default_tz = part.tz or settings.ingest.default_tz
     zones = _map_distinct(raw["tz"], lambda z: z if z.strip() else default_tz, default_tz)
     incoming = pa.table(
@@ -325,32 +366,44 @@ def _pseudonymise(settings: Settings, part: Part, secret: bytes) -> tuple[pa.Tab
             "line": raw["line"],
             "source": constant_strings(part.fmt, n),
             "patient_key": patient_keys,
-            "device_id": _map_distinct(
-                raw["device_id"],
-                lambda d: device_key(secret, d) if d.strip() else default_device,
-                default_device,
-            ),
+            "device_id": _map_distinct(raw["device_id"], names.device, default_device),
             "time": raw["time"],
             "instant": raw["instant"],
             "glucose": raw["glucose"],
             "unit": raw["unit"],
             "tz": zones,
-            "tz_ok": _map_distinct(zones, _is_zone, False, pa.bool_()),
+            "tz_ok": _map_distinct(zones, is_known_zone, False, pa.bool_()),
             "flags": raw["flags"],
-            "problem": raw["problem"],
+            "problem": _id_problems(raw, names.too_long) if names.too_long else raw["problem"],
         }
     )
-    return incoming, {k: i for i, k in keys.items()}
+    return incoming, {k: i for i, k in names.keys.items()}
+
+
+def _id_problems(raw: pa.Table, too_long: set[str]) -> pa.ChunkedArray:
+    """The rows' problems, with rows whose patient or device id is over ``MAX_ID_CHARS``
+    quarantined (a parser's own problem comes first)."""
+    problems = [raw["problem"]]
+    for kind in ("patient", "device"):
+        if kind not in too_long:
+            continue
+        ids = raw[f"{kind}_id"]
+        if pa.types.is_dictionary(ids.type):
+            ids = ids.cast(ids.type.value_type)
+        over = pc.greater(pc.utf8_length(ids), MAX_ID_CHARS)
+        reason = pa.scalar(f"{kind} id longer than {MAX_ID_CHARS} characters")
+        problems.append(pc.if_else(over, reason, pa.scalar(None, pa.string())))
+    return pc.coalesce(*problems)
 
 
 def _conform(raw: pa.Table) -> pa.Table:
     """Raw rows with every column of ``RAW_SCHEMA``: optional ones a caller left out are empty."""
     missing = [f for f in RAW_SCHEMA if f.name not in raw.column_names]
-    for field in missing:
-        if field.name == "flags":
-            raw = raw.append_column(field, pa.repeat(pa.scalar(0, field.type), raw.num_rows))
+    for column in missing:
+        if column.name == "flags":
+            raw = raw.append_column(column, pa.repeat(pa.scalar(0, column.type), raw.num_rows))
         else:
-            raw = raw.append_column(field, pa.nulls(raw.num_rows, field.type))
+            raw = raw.append_column(column, pa.nulls(raw.num_rows, column.type))
     return raw
 
 
@@ -374,14 +427,6 @@ def _map_distinct(
     if type_ is not None:
         return pc.take(mapped, indices)
     return pa.DictionaryArray.from_arrays(indices, mapped)
-
-
-def _is_zone(name: str) -> bool:
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
 
 
 def _readings(rows: pa.Table, batch_id: str, ingested_at: dt.datetime) -> pa.Table:

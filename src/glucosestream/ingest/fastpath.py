@@ -1,11 +1,12 @@
 """The vectorised fast path of ``normalize.sql``, for the common input. PURE.
 
 Most inputs need none of the query's harder parts: every time carries an offset (or is a typed
-instant), there are no scans, no parser-found problems, every unit is known and every value is
-plausible. For such an input this module computes exactly what ``normalize.sql`` would (same
-columns, same values, same order), with Arrow and NumPy and no SQL. It returns None as soon as
-any row falls outside that case; the caller then runs the query, which stays the one definition
-of the rules. ``tests/test_ingest_fastpath*.py`` check both give identical results.
+instant), every zone is known, there are no scans, no parser-found problems, every unit is known
+and every value is plausible. For such an input this module computes exactly what
+``normalize.sql`` would (same columns, same values, same order), with Arrow and NumPy and no
+SQL. It returns None as soon as any row falls outside that case; the caller then runs the query,
+which stays the one definition of the rules. ``tests/test_ingest_fastpath*.py`` check both give
+identical results.
 
 Equivalence notes. Times are read by Arrow's ISO 8601 cast only when every one has seconds
 (Arrow also takes ``HH:MMZ``, which DuckDB refuses); anything Arrow refuses (local times, a
@@ -52,6 +53,8 @@ def normalise_fast(incoming: pa.Table, params: FastPathParams) -> pa.Table | Non
         return None
     if incoming["flags"].null_count or incoming["line"].null_count:
         return None
+    if not pc.all(incoming["tz_ok"], skip_nulls=False).as_py():
+        return None  # an unknown zone: the query quarantines the row, whatever its time
     patient, null_patient = dictionary_codes(incoming["patient_key"])
     if null_patient is not None:
         return None
@@ -69,7 +72,7 @@ def normalise_fast(incoming: pa.Table, params: FastPathParams) -> pa.Table | Non
     mg_dl = np.where(units[1], value * params.mg_per_mmol, value)
     if (
         micros.min() < earliest
-        or micros.max() >= latest
+        or micros.max() > latest
         or np.isnan(value).any()
         or (mg_dl < params.min_mg_dl).any()
         or (mg_dl > params.max_mg_dl).any()

@@ -13,30 +13,30 @@ import pyarrow.compute as pc
 from glucosestream.config import Settings
 from glucosestream.engines import Engine, open_engine, read_sql
 from glucosestream.ingest.fastpath import FastPathParams, normalise_fast
-from glucosestream.readings import MG_DL_PER_MMOL_L, ReadingFlag
+from glucosestream.readings import (
+    EARLIEST_READING_AT,
+    FUTURE_SKEW,
+    MG_DL_PER_MMOL_L,
+    ReadingFlag,
+)
 
 __all__ = [
     "CARRIED_SCHEMA",
-    "EARLIEST_READING_AT",
-    "LATEST_READING_AT",
     "carry_repeated",
     "normalise",
     "normalise_params",
     "run_normalize_sql",
 ]
 
-# Instants outside these are typing or clock errors (year 99999 parses); the earliest allows
-# exports whose dates were shifted to anonymise them (a public Dexcom sample is set in 1961).
-EARLIEST_READING_AT = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
-LATEST_READING_AT = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 
-
-def normalise_params(settings: Settings) -> FastPathParams:
-    """The parameters of ``normalize.sql`` (and of its fast path) under ``settings``."""
+def normalise_params(settings: Settings, received_at: dt.datetime) -> FastPathParams:
+    """The parameters of ``normalize.sql`` (and of its fast path) under ``settings``, for rows
+    received at ``received_at`` (the batch's ``ingested_at``): a reading may be dated from
+    ``readings.EARLIEST_READING_AT`` to ``received_at`` + ``readings.FUTURE_SKEW``."""
     return FastPathParams(
         default_unit="mg/dL",
         earliest=EARLIEST_READING_AT,
-        latest=LATEST_READING_AT,
+        latest=received_at + FUTURE_SKEW,
         scan_flag=int(ReadingFlag.SCAN),
         min_mg_dl=settings.ingest.min_mg_dl,
         max_mg_dl=settings.ingest.max_mg_dl,
@@ -62,16 +62,21 @@ def normalise(
     incoming: pa.Table,
     time_formats: tuple[str, ...],
     carried: pa.Table | None = None,
+    *,
+    received_at: dt.datetime,
 ) -> pa.Table:
     """``normalize.sql`` over the rows; its vectorised equivalent when the input allows it.
-    ``carried`` (``CARRIED_SCHEMA``): the repeated local times earlier chunks reached."""
-    fast = normalise_fast(incoming, normalise_params(settings))
+    ``carried`` (``CARRIED_SCHEMA``): the repeated local times earlier chunks reached;
+    ``received_at``: when the rows were received (see ``normalise_params``)."""
+    fast = normalise_fast(incoming, normalise_params(settings, received_at))
     if fast is not None:
         return fast  # no local times, so nothing carried matters
     own = engine is None
     engine = open_engine(settings.engine) if engine is None else engine
     try:
-        return run_normalize_sql(engine, settings, incoming, time_formats, carried)
+        return run_normalize_sql(
+            engine, settings, incoming, time_formats, carried, received_at=received_at
+        )
     finally:
         if own:
             engine.close()
@@ -99,13 +104,15 @@ def run_normalize_sql(
     incoming: pa.Table,
     time_formats: tuple[str, ...],
     carried: pa.Table | None = None,
+    *,
+    received_at: dt.datetime,
 ) -> pa.Table:
     """``normalize.sql`` itself: the definition of the rules, for any input."""
     glucose = incoming["glucose"]
     if glucose.type != pa.string():  # a typed column (Parquet): the query reads text
         index = incoming.schema.get_field_index("glucose")
         incoming = incoming.set_column(index, "glucose", glucose.cast(pa.string()))
-    params = normalise_params(settings)
+    params = normalise_params(settings, received_at)
     return engine.query(
         read_sql("glucosestream.ingest", "normalize.sql"),
         {

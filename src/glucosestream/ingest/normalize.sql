@@ -3,7 +3,7 @@
 -- flags, problem): pos is the row's place in time order as the parser gave it, flags and problem come
 -- from the parser. Params: $default_unit, $min_mg_dl, $max_mg_dl, $mg_per_mmol, $time_formats
 -- (strptime formats of local times that are not ISO 8601), $scan_flag (ReadingFlag.SCAN),
--- $earliest and $latest (the plausible instants). carried (patient_key, device_id, tz, day,
+-- $earliest and $latest (the first and last plausible instants, both allowed). carried (patient_key, device_id, tz, day,
 -- reached): for a file read in chunks, per device, zone and local day, the latest repeated local
 -- time an earlier chunk reached (empty otherwise); it counts as an earlier row for the second pass.
 -- repeated_local_time is the local time of a row in a repeated (fall-back) hour, for the next chunk.
@@ -46,13 +46,28 @@ parsed AS (
         CASE
             WHEN instant IS NOT NULL THEN instant
             WHEN has_offset THEN TRY_CAST(trim(raw_time) AS TIMESTAMPTZ)
-        END AS ts_given,
+        END AS given,
         CASE
             WHEN NOT has_offset AND tz_ok THEN coalesce(
                 TRY_CAST(trim(raw_time) AS TIMESTAMP), try_strptime(trim(raw_time), $time_formats)
             )
-        END AS local_time
+        END AS local_given
     FROM typed
+),
+finite AS (
+    -- An infinite instant ('inf', 'infinity', an Arrow timestamp at the int64 limit) is no
+    -- time: NULL, so that row alone is quarantined as unparsable. A local time more than two
+    -- days outside the plausible range is outside it in any zone: it skips the zone rules (whose
+    -- arithmetic overflows near year 294247) and stands as its UTC reading (far_time).
+    SELECT
+        * EXCLUDE (given, local_given),
+        CASE WHEN isfinite(given) THEN given END AS ts_given,
+        CASE WHEN local_given BETWEEN timezone('UTC', $earliest) - INTERVAL 2 DAY
+            AND timezone('UTC', $latest) + INTERVAL 2 DAY THEN local_given END AS local_time,
+        CASE WHEN isfinite(local_given) AND NOT local_given BETWEEN timezone('UTC', $earliest)
+            - INTERVAL 2 DAY AND timezone('UTC', $latest) + INTERVAL 2 DAY
+            THEN timezone('UTC', local_given) END AS far_time
+    FROM parsed
 ),
 zone_days AS (
     -- Per zone and local day, the UTC offsets in force 14 hours (the widest offset) before the
@@ -67,7 +82,7 @@ zone_days AS (
         - (day + INTERVAL 38 HOUR) AS offset_after
     FROM (
         SELECT DISTINCT tz, CAST(CAST(local_time AS DATE) AS TIMESTAMP) AS day
-        FROM parsed
+        FROM finite
         WHERE local_time IS NOT NULL
     )
 ),
@@ -86,7 +101,7 @@ candidates AS (
             WHEN p.local_time IS NOT NULL
                 THEN timezone(p.tz, timezone('UTC', p.local_time - z.offset_after)) = p.local_time
         END AS after_ok
-    FROM parsed AS p
+    FROM finite AS p
     LEFT JOIN zone_days AS z
         ON p.tz = z.tz AND CAST(CAST(p.local_time AS DATE) AS TIMESTAMP) = z.day
 ),
@@ -129,6 +144,7 @@ timed AS (
         c.*,
         CASE
             WHEN c.has_offset THEN c.ts_given
+            WHEN c.far_time IS NOT NULL THEN c.far_time
             WHEN c.repeated AND s.is_second THEN greatest(c.at_before, c.at_after)
             WHEN c.repeated THEN least(c.at_before, c.at_after)
             WHEN c.before_ok THEN c.at_before
@@ -148,10 +164,10 @@ checked AS MATERIALIZED (
             WHEN problem IS NOT NULL THEN problem
             WHEN patient_key IS NULL THEN 'missing patient id'
             WHEN instant IS NULL AND (raw_time IS NULL OR trim(raw_time) = '') THEN 'missing time'
-            WHEN NOT tz_ok AND NOT has_offset THEN 'unknown time zone'
+            WHEN NOT tz_ok THEN 'unknown time zone'
             WHEN in_gap THEN 'local time skipped by a daylight-saving change'
             WHEN ts IS NULL THEN 'unparsable time'
-            WHEN ts < $earliest OR ts >= $latest THEN 'time outside the plausible range'
+            WHEN ts < $earliest OR ts > $latest THEN 'time outside the plausible range'
             WHEN raw_glucose IS NULL OR trim(raw_glucose) = '' THEN 'missing glucose'
             WHEN original_value IS NULL OR isnan(original_value) THEN 'glucose is not a number'
             WHEN original_unit IS NULL THEN 'unknown unit (expected mg/dL or mmol/L)'
