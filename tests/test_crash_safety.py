@@ -96,6 +96,9 @@ def test_killed_run_then_next_run_gives_uninterrupted_results(
     report = run_pipeline(settings)
     assert report.status == "published"
     assert _state(settings) == expected
+    # The killed run's record was left "running"; the next run closed it (issue 13, finding 8).
+    statuses = [r["status"] for r in open_metadata(settings.lake).run_history()]
+    assert statuses == ["published", "abandoned", "published"]
 
 
 INGEST_POINTS = [

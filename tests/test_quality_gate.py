@@ -1,4 +1,5 @@
-"""Write-audit-publish: a failing check publishes nothing; an unpublished write is undone."""
+"""Write-audit-publish: a failing check publishes nothing; a reading outside the gate is set
+aside alone; an unpublished write is undone."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sqlalchemy as sa
 from glucosestream.config import QualitySettings
 from glucosestream.ingest import ingest_path
 from glucosestream.lake import open_lakehouse, open_metadata
-from glucosestream.pipeline import run_pipeline
+from glucosestream.pipeline import SetAside, run_pipeline
 from glucosestream.quality import StagedRun, evaluate
 from glucosestream.readings import READING_SCHEMA
 
@@ -30,9 +31,10 @@ def _published_daily(settings) -> list[dict]:
     return open_lakehouse(settings.lake).read_daily(published.daily_snapshot_id).to_pylist()
 
 
-def test_failing_check_rejects_the_batch_publishes_nothing_and_keeps_earlier_snapshot(
+def test_a_reading_outside_the_gate_is_set_aside_and_its_file_can_come_back(
     settings, tmp_path, clock
 ):
+    """Issue 13: the gate sets offending readings aside (it rejected the whole batch)."""
     ingest_path(settings, _day(tmp_path, "good.csv", 1, 120), now=clock)
     assert run_pipeline(settings, now=clock).status == "published"
     before = _published_daily(settings)
@@ -42,12 +44,15 @@ def test_failing_check_rejects_the_batch_publishes_nothing_and_keeps_earlier_sna
     high = ingest_path(strict, _day(tmp_path, "high.csv", 2, 350), now=clock)
     report = run_pipeline(strict, now=clock)
 
-    assert report.status == "rejected", report.checks
-    assert report.failed_checks == ("glucose_range",)
-    assert [r.batch_id for r in report.rejected] == [high.batch_id]
-    assert "glucose_range" in report.rejected[0].reason
+    assert report.status == "published", report.message
+    assert report.rejected == ()
+    assert report.set_aside == (SetAside(high.batch_id, "glucose_range", 24),)
+    assert "24 readings set aside (glucose_range 24)" in report.message
+    assert report.readings_new == 0
     glucose_check = next(c for c in report.checks if c.name == "glucose_range")
-    assert glucose_check.failed_rows == 24
+    assert glucose_check.passed
+    assert glucose_check.set_aside == 24
+    assert glucose_check.detail.startswith("24 set aside")
     assert _published_daily(strict) == before
     readings = open_lakehouse(settings.lake).read_readings(
         open_metadata(settings.lake).published().readings_snapshot_id,
@@ -55,9 +60,12 @@ def test_failing_check_rejects_the_batch_publishes_nothing_and_keeps_earlier_sna
     )
     assert readings.num_rows == 24
     history = open_metadata(settings.lake).run_history()
-    assert [r["status"] for r in history][:2] == ["rejected", "published"]
-    assert any(c["check_name"] == "glucose_range" and not c["passed"] for c in history[0]["checks"])
-    # The rejected batch does not block the lake: the next run has nothing left to do ...
+    assert [r["status"] for r in history][:2] == ["published", "published"]
+    assert any(
+        c["check_name"] == "glucose_range" and c["detail"].startswith("24 set aside")
+        for c in history[0]["checks"]
+    )
+    # The set-aside readings do not block the lake: the next run has nothing left to do ...
     assert run_pipeline(strict, now=clock).status == "noop"
     # ... and once the limit is right, the same file can be ingested again and published.
     again = ingest_path(settings, tmp_path / "high.csv", now=clock)
@@ -73,7 +81,8 @@ def test_one_bad_batch_does_not_hold_back_good_ones(settings, tmp_path, clock):
     bad = ingest_path(strict, _day(tmp_path, "high.csv", 2, 350), now=clock)
     report = run_pipeline(strict, now=clock)
     assert report.status == "published"
-    assert [r.batch_id for r in report.rejected] == [bad.batch_id]
+    assert report.rejected == ()
+    assert report.set_aside == (SetAside(bad.batch_id, "glucose_range", 24),)
     assert report.readings_new == good.accepted == 24
     assert all(c.passed for c in report.checks)
     assert [r["date"].day for r in _published_daily(strict)] == [1]

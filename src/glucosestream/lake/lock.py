@@ -6,22 +6,31 @@ there (so runs on different machines exclude each other); otherwise it is an exc
 non-blocking ``flock`` on ``<state>/run.lock``. Either way the lock dies with its holder (the
 kernel drops the flock, PostgreSQL ends the session), so a killed run never leaves the lake
 locked.
+
+A killed run does leave its record "running" in the metadata store. Whoever takes the lock next
+proves that no run is alive, so it closes each such record as "abandoned", with a message,
+before it starts its own work (``glucosestream runs`` shows them).
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import sqlalchemy as sa
 
+from glucosestream.clock import Clock, utc_now
 from glucosestream.config import LakeSettings
 from glucosestream.errors import LakeError
+from glucosestream.lake.metadata import open_metadata
 
-__all__ = ["RunInProgress", "run_lock"]
+__all__ = ["ABANDONED_MESSAGE", "RunInProgress", "run_lock"]
+
+log = logging.getLogger(__name__)
 
 
 class RunInProgress(LakeError):
@@ -34,14 +43,26 @@ class RunInProgress(LakeError):
         )
 
 
+ABANDONED_MESSAGE = (
+    "the run did not finish: its process ended without closing it (killed, out of memory or a "
+    "power cut); closed when the run lock was next taken. Nothing it did not publish is "
+    "visible, and the next run undoes its unpublished writes and loads its batches"
+)
+
+
 @contextmanager
-def run_lock(settings: LakeSettings) -> Iterator[None]:
-    if settings.metadata_url.startswith("postgresql"):
-        with _advisory_lock(settings):
-            yield
-    else:
-        with _file_lock(settings):
-            yield
+def run_lock(settings: LakeSettings, *, now: Clock = utc_now) -> Iterator[None]:
+    """Hold the lake's run lock; on taking it, close the runs left "running" as "abandoned"."""
+    lock = _advisory_lock if settings.metadata_url.startswith("postgresql") else _file_lock
+    with lock(settings):
+        _abandon_running(settings, now)
+        yield
+
+
+def _abandon_running(settings: LakeSettings, now: Clock) -> None:
+    abandoned = open_metadata(settings).abandon_running_runs(now(), ABANDONED_MESSAGE)
+    for run_id in abandoned:
+        log.warning("run run_id=%s status=abandoned (left running by a process that died)", run_id)
 
 
 @contextmanager

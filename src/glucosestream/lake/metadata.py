@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from glucosestream.config import LakeSettings
 from glucosestream.lake.database import Store, metadata_engine
 from glucosestream.lake.metadata_schema import (
+    METADATA,
     batches,
     check_results,
     devices,
@@ -30,7 +31,28 @@ from glucosestream.lake.metadata_schema import (
 )
 from glucosestream.quality.checks import CheckResult
 
-__all__ = ["BatchRecord", "DeviceRecord", "MetadataStore", "PublishedSnapshots", "open_metadata"]
+__all__ = [
+    "BatchRecord",
+    "DeviceRecord",
+    "MetadataStore",
+    "PublishedSnapshots",
+    "open_metadata",
+    "set_aside",
+]
+
+# Each reading a published run set aside (quality.rows): its keys, batch and reason, no glucose
+# value. Written in the publish transaction, so a run that did not publish recorded none.
+# (Belongs in metadata_schema with the other tables; defined here until that file moves it.)
+set_aside = sa.Table(
+    "set_aside",
+    METADATA,
+    sa.Column("run_id", sa.String(64), nullable=False, index=True),
+    sa.Column("batch_id", sa.String(64), nullable=False, index=True),
+    sa.Column("patient_key", sa.String(64), nullable=False, index=True),
+    sa.Column("device_id", sa.String(64), nullable=False),
+    sa.Column("ts", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reason", sa.String(64), nullable=False),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +165,7 @@ class MetadataStore(Store):
                     )
             con.execute(patients.delete().where(patients.c.patient_key == patient_key))
             con.execute(devices.delete().where(devices.c.patient_key == patient_key))
+            con.execute(set_aside.delete().where(set_aside.c.patient_key == patient_key))
             bound = sa.select(token_patients.c.token_sha256).where(
                 token_patients.c.patient_key == patient_key
             )
@@ -167,11 +190,17 @@ class MetadataStore(Store):
             con.execute(batches.insert(), [_as_row(record)])
 
     def batch_by_sha256(self, sha256: str) -> BatchRecord | None:
-        """The batch these bytes were ingested as, unless it was rejected (then: None)."""
+        """The batch these bytes were ingested as, unless it was rejected or a run set some of
+        its readings aside (then: None, so the file can be ingested again once the data or the
+        limits are fixed; the readings already published come back as duplicates)."""
         with self._tx() as con:
             row = con.execute(
                 sa.select(batches)
-                .where(batches.c.source_sha256 == sha256, batches.c.rejected_run_id.is_(None))
+                .where(
+                    batches.c.source_sha256 == sha256,
+                    batches.c.rejected_run_id.is_(None),
+                    batches.c.batch_id.not_in(sa.select(set_aside.c.batch_id)),
+                )
                 .limit(1)
             ).first()
         return None if row is None else BatchRecord(**row._asdict())
@@ -204,12 +233,41 @@ class MetadataStore(Store):
                 .values(rejected_run_id=run_id, rejected_reason=reason)
             )
 
+    def set_aside_counts(self, run_id: str) -> list[tuple[str, str, int]]:
+        """(batch_id, reason, readings) the run set aside (a run that did not publish: [])."""
+        with self._tx() as con:
+            rows = con.execute(
+                sa.select(set_aside.c.batch_id, set_aside.c.reason, sa.func.count())
+                .where(set_aside.c.run_id == run_id)
+                .group_by(set_aside.c.batch_id, set_aside.c.reason)
+                .order_by(set_aside.c.batch_id, set_aside.c.reason)
+            ).all()
+        return [(b, r, int(n)) for b, r, n in rows]
+
     # runs -------------------------------------------------------------------------------
     def start_run(self, run_id: str, started_at: dt.datetime) -> None:
         with self._tx() as con:
             con.execute(
                 runs.insert(), [{"run_id": run_id, "started_at": started_at, "status": "running"}]
             )
+
+    def abandon_running_runs(self, finished_at: dt.datetime, message: str) -> list[str]:
+        """Close as "abandoned" every run still "running" (call only while holding the run
+        lock: then none of them can be alive). Returns their ids."""
+        with self._tx() as con:
+            ids = list(
+                con.scalars(
+                    sa.select(runs.c.run_id).where(runs.c.status == "running").order_by("run_id")
+                )
+            )
+            for run_id in ids:
+                report = {"run_id": run_id, "status": "abandoned", "message": message}
+                con.execute(
+                    runs.update()
+                    .where(runs.c.run_id == run_id, runs.c.status == "running")
+                    .values(status="abandoned", finished_at=finished_at, report=json.dumps(report))
+                )
+        return ids
 
     def finish_run(
         self,
@@ -222,9 +280,11 @@ class MetadataStore(Store):
         published: PublishedSnapshots | None = None,
         loaded_batch_ids: Sequence[str] = (),
         devices: Sequence[DeviceRecord] = (),
+        set_aside_rows: Sequence[dict[str, Any]] = (),
     ) -> None:
         """Close a run. With ``published``, this one transaction is the atomic publish (and
-        registers the ``devices`` its new readings came from)."""
+        registers the ``devices`` its new readings came from and the ``set_aside_rows``, each
+        a dict of ``quality.SET_ASIDE_SCHEMA``'s columns, that it kept out)."""
         values: dict[str, Any] = {
             "status": status,
             "finished_at": finished_at,
@@ -251,6 +311,8 @@ class MetadataStore(Store):
                 )
             if devices:
                 _register_devices(con, devices, run_id)
+            if set_aside_rows:
+                con.execute(set_aside.insert(), [{**r, "run_id": run_id} for r in set_aside_rows])
             if loaded_batch_ids:
                 con.execute(
                     batches.update()

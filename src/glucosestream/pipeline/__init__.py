@@ -3,7 +3,13 @@ patient-days touched → quality gate → publish atomically, or publish nothing
 
 from __future__ import annotations
 
-from glucosestream.pipeline.runner import RejectedBatch, RunReport, StepTiming, run_pipeline
+from glucosestream.pipeline.runner import (
+    RejectedBatch,
+    RunReport,
+    SetAside,
+    StepTiming,
+    run_pipeline,
+)
 from glucosestream.pipeline.steps import STEPS
 
-__all__ = ["STEPS", "RejectedBatch", "RunReport", "StepTiming", "run_pipeline"]
+__all__ = ["STEPS", "RejectedBatch", "RunReport", "SetAside", "StepTiming", "run_pipeline"]

@@ -1,13 +1,19 @@
 """One pipeline run, with write-audit-publish.
 
 recover (undo writes of a run that died before publishing) → discover (raw batches not yet
-loaded or rejected; none: nothing to do, and say so) → merge (each key once, first arrival wins)
-→ transform (daily metrics of the touched patient-days) → audit (every check on the staged data)
-→ publish (write both tables, then record their snapshot ids in one metadata transaction).
+loaded or rejected; none: nothing to do, and say so) → merge (set aside the readings the row
+checks refuse, then each key once, first arrival wins) → transform (daily metrics of the
+touched patient-days) → audit (every check on the staged data) → publish (write the tables,
+then record their snapshot ids, the loaded batches and the set-aside readings in one metadata
+transaction).
 
-When checks fail and name the batches at fault, those batches are rejected (recorded with the
-reason, never loaded) and the run is staged again without them, so one bad batch never blocks
-the lake. A failure that blames no batch publishes nothing and leaves the batches pending.
+A reading the run must not publish (``quality.rows``) is set aside alone, with its reason: its
+batch, which may hold other clients' requests, is loaded without it. Only reconciliation blames
+a whole batch (its file does not hold what it accepted): such a batch is rejected (recorded with
+the reason, never loaded) and the run is staged again without it. A failure that blames no
+batch publishes nothing and leaves the batches pending. An error anywhere in a run closes its
+record as "failed" with the error, and the lock is released; a run killed outright is closed as
+"abandoned" by the next one to take the lock (``lake.lock``).
 """
 
 from __future__ import annotations
@@ -38,9 +44,11 @@ from glucosestream.quality import (
     RunAccounts,
     check_reconciliation,
     combine,
+    count_set_aside,
+    row_check_results,
 )
 
-__all__ = ["RejectedBatch", "RunReport", "StepTiming", "run_pipeline"]
+__all__ = ["RejectedBatch", "RunReport", "SetAside", "StepTiming", "run_pipeline"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +68,15 @@ class RejectedBatch:
 
 
 @dataclass(frozen=True, slots=True)
+class SetAside:
+    """Readings of one raw batch the run kept out for one reason (a row check's name)."""
+
+    batch_id: str
+    reason: str
+    rows: int
+
+
+@dataclass(frozen=True, slots=True)
 class RunReport:
     run_id: str
     status: RunStatus
@@ -74,10 +91,15 @@ class RunReport:
     recovered: bool
     steps: tuple[StepTiming, ...]
     duration_ms: int
+    set_aside: tuple[SetAside, ...] = ()
 
     @property
     def failed_checks(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.checks if not c.passed)
+
+    @property
+    def readings_set_aside(self) -> int:
+        return sum(s.rows for s in self.set_aside)
 
 
 @dataclass
@@ -104,26 +126,32 @@ def run_pipeline(
 ) -> RunReport:
     """Run the pipeline once over the lake in ``settings``; the report says what happened.
 
-    Raises ``RunInProgress`` (retryable) if another run is working on the same lake.
+    Raises ``RunInProgress`` (retryable) if another run is working on the same lake. Any other
+    error is raised after the run's record is closed as "failed" with it.
     """
-    with run_lock(settings.lake):
-        return _run_locked(settings, full_refresh, now)
+    with run_lock(settings.lake, now=now):
+        run = _Run(settings, now, full_refresh)
+        try:
+            return _run_locked(run)
+        except BaseException as err:
+            run.fail(err)
+            raise
 
 
-def _run_locked(settings: Settings, full_refresh: bool, now: Clock) -> RunReport:
-    run = _Run(settings, now, full_refresh)
+def _run_locked(run: _Run) -> RunReport:
+    run.meta.start_run(run.run_id, run.started_at)
+    run.open = True
     with run.timer.step("recover"):
         published = run.meta.published()
         run.recovered = run.lake.recover(published)
     with run.timer.step("discover"):
-        pending = steps.discover(run.meta, RawZone(open_storage(settings.lake)))
-    run.meta.start_run(run.run_id, run.started_at)
-    if not pending and not full_refresh:
+        pending = steps.discover(run.meta, RawZone(open_storage(run.settings.lake)))
+    if not pending and not run.full_refresh:
         return run.finish("noop", "no new raw batches since the last run; nothing to do")
 
     with tempfile.TemporaryDirectory(prefix="glucosestream-run-") as spill:
         staged = run.stage_until_clean(published, pending, Path(spill))
-        if staged.rejections and not staged.pending and not full_refresh:
+        if staged.rejections and not staged.pending and not run.full_refresh:
             return run.finish(
                 "rejected",
                 f"every new batch was rejected ({len(staged.rejections)}); nothing was published",
@@ -139,8 +167,21 @@ def _run_locked(settings: Settings, full_refresh: bool, now: Clock) -> RunReport
             )
         with run.timer.step("publish"):
             snapshots = steps.publish(run.lake, staged.results, run.run_id)
-    rejected = f"; {len(staged.rejections)} batches rejected" if staged.rejections else ""
-    return run.finish("published", "published" + rejected, staged, snapshots)
+        return run.finish("published", _published_message(staged), staged, snapshots)
+
+
+def _published_message(staged: _Staged) -> str:
+    message = "published"
+    if staged.set_aside:
+        reasons: dict[str, int] = {}
+        for s in staged.set_aside:
+            reasons[s.reason] = reasons.get(s.reason, 0) + s.rows
+        total = sum(reasons.values())
+        why = ", ".join(f"{r} {n}" for r, n in sorted(reasons.items()))
+        message += f"; {total} readings set aside ({why})"
+    if staged.rejections:
+        message += f"; {len(staged.rejections)} batches rejected"
+    return message
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +191,7 @@ class _Staged:
     quality: QualityReport
     pending: tuple[RawBatch, ...]
     rejections: tuple[RejectedBatch, ...]
+    set_aside: tuple[SetAside, ...]
 
 
 class _Run:
@@ -166,6 +208,7 @@ class _Run:
         self.meta = open_metadata(settings.lake)
         self.lake = open_lakehouse(settings.lake)
         self.recovered = False
+        self.open = False  # its record is "running"
 
     def stage_until_clean(
         self, published: PublishedSnapshots | None, pending: list[RawBatch], spill: Path
@@ -193,8 +236,13 @@ class _Run:
                 results = tuple(steps.process_bucket(work, b, self.timer) for b in buckets)
                 with self.timer.step("audit"):
                     accounts = steps.reconcile(pending, results)
-                    checks = combine([r.checks for r in results])
-                    quality = QualityReport((*checks, check_reconciliation(accounts)))
+                    aside = _set_aside(results)
+                    checks = (
+                        *row_check_results(_by_reason(aside)),
+                        *combine([r.checks for r in results]),
+                        check_reconciliation(accounts),
+                    )
+                    quality = QualityReport(checks)
                 if quality.passed or not quality.attributable:
                     break
                 for batch_id in sorted(quality.culprits):
@@ -206,7 +254,7 @@ class _Run:
                     break
         finally:
             engine.close()
-        return _Staged(results, accounts, quality, tuple(pending), tuple(rejections))
+        return _Staged(results, accounts, quality, tuple(pending), tuple(rejections), aside)
 
     def finish(
         self,
@@ -235,14 +283,32 @@ class _Run:
             published=snapshots,
             loaded_batch_ids=[b.batch_id for b in staged.pending] if snapshots and staged else [],
             devices=[d for r in staged.results for d in r.devices] if snapshots and staged else [],
+            set_aside_rows=_set_aside_rows(staged.results) if snapshots and staged else [],
         )
+        self.open = False
         log.info(
             "run run_id=%s status=%s batches=%d rows_in=%d rows_new=%d duplicates=%d "
-            "patient_days=%d rejected=%d duration_ms=%d",
+            "set_aside=%d patient_days=%d rejected=%d duration_ms=%d",
             self.run_id, status, report.batches, report.readings_in, report.readings_new,
-            report.duplicates, report.patient_days, len(report.rejected), report.duration_ms,
+            report.duplicates, report.readings_set_aside, report.patient_days,
+            len(report.rejected), report.duration_ms,
         )  # fmt: skip
         return report
+
+    def fail(self, err: BaseException) -> None:
+        """Close the run's record as "failed" with ``err`` (if it is still open); an error
+        while doing so is logged, never raised over ``err``."""
+        if not self.open:
+            return
+        message = (
+            f"the run stopped on an error and published nothing: {_describe(err)}; "
+            "the batches stay pending for the next run (`glucosestream run --debug` shows "
+            "where it stopped)"
+        )
+        try:
+            self.finish("failed", message)
+        except Exception as second:
+            log.error("run run_id=%s could not be closed as failed: %s", self.run_id, second)
 
 
 def _counts(staged: _Staged, *, published: bool) -> dict[str, object]:
@@ -256,6 +322,7 @@ def _counts(staged: _Staged, *, published: bool) -> dict[str, object]:
         "patient_days": sum(r.days for r in staged.results) if published else 0,
         "checks": staged.quality.checks,
         "rejected": staged.rejections,
+        "set_aside": staged.set_aside,
     }
 
 
@@ -267,7 +334,40 @@ _EMPTY: dict[str, object] = {
     "patient_days": 0,
     "checks": (),
     "rejected": (),
+    "set_aside": (),
 }
+
+_MESSAGE_CHARS = 500
+
+
+def _describe(err: BaseException) -> str:
+    """The error's class and first line, short (a run's record is not a log)."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    text = text if len(text) <= _MESSAGE_CHARS else text[:_MESSAGE_CHARS] + "…"
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _set_aside(results: tuple[steps.BucketResult, ...]) -> tuple[SetAside, ...]:
+    """Readings set aside over the buckets, per batch and reason."""
+    counts: dict[tuple[str, str], int] = {}
+    for result in results:
+        table = result.set_aside.load()
+        if table.num_rows == 0:
+            continue
+        for key, n in count_set_aside(table).items():
+            counts[key] = counts.get(key, 0) + n
+    return tuple(SetAside(b, r, n) for (b, r), n in sorted(counts.items()))
+
+
+def _by_reason(aside: tuple[SetAside, ...]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for s in aside:
+        out[s.reason] = out.get(s.reason, 0) + s.rows
+    return out
+
+
+def _set_aside_rows(results: tuple[steps.BucketResult, ...]) -> list[dict[str, object]]:
+    return [row for r in results if r.set_aside.rows for row in r.set_aside.load().to_pylist()]
 
 
 def _reason(quality: QualityReport, batch_id: str) -> str:

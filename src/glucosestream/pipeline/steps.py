@@ -37,7 +37,14 @@ from glucosestream.pipeline.sessions import (
     infer_sessions,
     session_inputs,
 )
-from glucosestream.quality import BatchCounts, CheckResult, RunAccounts, StagedRun, run_checks
+from glucosestream.quality import (
+    BatchCounts,
+    CheckResult,
+    RunAccounts,
+    StagedRun,
+    run_checks,
+    set_aside_rows,
+)
 from glucosestream.readings import READING_SCHEMA
 
 __all__ = [
@@ -121,6 +128,7 @@ class BucketResult:
     session_scope: Scope
     devices: tuple[DeviceRecord, ...]
     checks: tuple[CheckResult, ...]
+    set_aside: Spilled  # quality.SET_ASIDE_SCHEMA: the incoming readings kept out, and why
 
 
 class Timer(Protocol):
@@ -128,9 +136,12 @@ class Timer(Protocol):
 
 
 def process_bucket(work: BucketWork, bucket: Bucket, timer: Timer) -> BucketResult:
-    """Merge, transform and audit one bucket of patients."""
+    """Set aside the readings the run must not publish, then merge, transform and audit the
+    rest of one bucket of patients."""
     with timer.step("merge"):
-        incoming = bucket.incoming()
+        arrived = bucket.incoming()
+        admitted = set_aside_rows(arrived, work.quality)
+        incoming = admitted.kept
         keys = set(incoming["patient_key"].to_pylist())
         since = first_period_day = None
         if work.full_refresh:
@@ -174,7 +185,7 @@ def process_bucket(work: BucketWork, bucket: Bucket, timer: Timer) -> BucketResu
     folder = None if work.spill is None else work.spill / "staged" / (bucket.prefix or "all")
     return BucketResult(
         prefix=bucket.prefix,
-        incoming_rows=incoming.num_rows,
+        incoming_rows=arrived.num_rows,
         new=Spilled.keep(new, folder, "readings"),
         daily=Spilled.keep(daily, folder, "daily"),
         days=days.num_rows,
@@ -188,6 +199,7 @@ def process_bucket(work: BucketWork, bucket: Bucket, timer: Timer) -> BucketResu
         session_scope=session_scope,
         devices=_devices(new),
         checks=tuple(checks),
+        set_aside=Spilled.keep(admitted.set_aside, folder, "set_aside"),
     )
 
 
@@ -294,7 +306,8 @@ def reconcile(batches: Sequence[RawBatch], results: Sequence[BucketResult]) -> R
         )
     incoming = sum(r.incoming_rows for r in results)
     new = sum(r.new.rows for r in results)
-    return RunAccounts(counts, incoming, new, incoming - new)
+    aside = sum(r.set_aside.rows for r in results)
+    return RunAccounts(counts, incoming, new, incoming - aside - new, aside)
 
 
 def publish(lake: Lakehouse, results: Sequence[BucketResult], run_id: str) -> PublishedSnapshots:

@@ -1,5 +1,6 @@
-"""Quality: declarative checks over staged data (``checks``, PURE) and the gate that decides
-whether a run may publish (``gate``)."""
+"""Quality: row checks that set a bad reading aside alone (``rows``, PURE), declarative checks
+over staged data (``checks``, PURE) and the gate that decides whether a run may publish
+(``gate``)."""
 
 from __future__ import annotations
 
@@ -13,15 +14,27 @@ from glucosestream.quality.checks import (
     run_checks,
 )
 from glucosestream.quality.gate import QualityReport, evaluate
+from glucosestream.quality.rows import (
+    SET_ASIDE_SCHEMA,
+    SetAsideRows,
+    count_set_aside,
+    row_check_results,
+    set_aside_rows,
+)
 
 __all__ = [
+    "SET_ASIDE_SCHEMA",
     "BatchCounts",
     "CheckResult",
     "QualityReport",
     "RunAccounts",
+    "SetAsideRows",
     "StagedRun",
     "check_reconciliation",
     "combine",
+    "count_set_aside",
     "evaluate",
+    "row_check_results",
     "run_checks",
+    "set_aside_rows",
 ]

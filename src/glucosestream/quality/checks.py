@@ -1,18 +1,17 @@
 """Quality checks over a run's staged data. PURE: Arrow in, results out.
 
-A run stages its work one bucket of patients at a time. Each bucket check is a function
-``(StagedRun, QualitySettings) -> CheckResult`` listed in ``CHECKS``; ``combine`` merges a
-check's results over the buckets, and ``check_reconciliation`` audits the run's counts as a
-whole.
-A result counts the offending rows and, where the fault lies in the data, names the raw batches
-that brought it (``batch_ids``): the runner rejects those batches and publishes the rest. A
-failure with no batch to blame is a fault of the system and stops the run. Details never put
-glucose values next to patient identifiers.
+A run stages its work one bucket of patients at a time. Before a bucket is merged, the row checks
+(``rows``) set aside each reading the run must not publish, with its reason; the checks here then
+audit what is staged. Each bucket check is a function ``(StagedRun, QualitySettings) ->
+CheckResult`` listed in ``CHECKS``; ``combine`` merges a check's results over the buckets, and
+``check_reconciliation`` audits the run's counts as a whole.
+Only reconciliation names raw batches at fault (``batch_ids``: a batch whose file does not hold
+what it accepted); the runner rejects those and publishes the rest. Any other failure is a fault
+of the system and stops the run. Details never put glucose values next to patient identifiers.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -34,8 +33,6 @@ __all__ = [
 ]
 
 _BAND_SUM_TOLERANCE: Final = 1e-9
-# A device clock a few minutes fast is common; more than this ahead of receipt is an error.
-_FUTURE_TOLERANCE: Final = dt.timedelta(minutes=10)
 _BANDS: Final = (
     "pct_below_54",
     "pct_below_70",
@@ -75,50 +72,25 @@ class RunAccounts:
     incoming_rows: int
     new_rows: int
     duplicates_at_merge: int
+    set_aside_rows: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
+    """A check's outcome. ``failed_rows``: rows staged for publishing that fail it (then it did
+    not pass); ``set_aside``: rows a row check kept out of the run (it passed: none is staged)."""
+
     name: str
     passed: bool
     failed_rows: int
     detail: str
     batch_ids: tuple[str, ...] = ()
+    set_aside: int = 0
 
 
 def _result(name: str, failed: int, detail: str, batch_ids: list[str] | None = None) -> CheckResult:
     return CheckResult(
         name, failed == 0, failed, detail if failed else "ok", tuple(sorted(batch_ids or ()))
-    )
-
-
-def _batches_of(rows: pa.Table) -> list[str]:
-    return [str(b) for b in pc.unique(rows["batch_id"]).to_pylist()]
-
-
-def check_glucose_range(run: StagedRun, settings: QualitySettings) -> CheckResult:
-    g = run.new_readings["glucose_mg_dl"]
-    outside = run.new_readings.filter(
-        pc.or_(pc.less(g, settings.min_mg_dl), pc.greater(g, settings.max_mg_dl))
-    )
-    return _result(
-        "glucose_range",
-        outside.num_rows,
-        f"{outside.num_rows} new readings outside {settings.min_mg_dl:g}-"
-        f"{settings.max_mg_dl:g} mg/dL (GLUCOSESTREAM_QUALITY__MIN_MG_DL / __MAX_MG_DL)",
-        _batches_of(outside),
-    )
-
-
-def check_no_future_readings(run: StagedRun, settings: QualitySettings) -> CheckResult:
-    latest = pc.add(run.new_readings["ingested_at"], pa.scalar(_FUTURE_TOLERANCE))
-    ahead = run.new_readings.filter(pc.greater(run.new_readings["ts"], latest))
-    return _result(
-        "no_future_readings",
-        ahead.num_rows,
-        f"{ahead.num_rows} readings dated more than 10 minutes after they were received "
-        "(a device clock or time-zone error; check --tz)",
-        _batches_of(ahead),
     )
 
 
@@ -162,13 +134,13 @@ def check_complete_days(run: StagedRun, settings: QualitySettings) -> CheckResul
 
 def check_reconciliation(run: RunAccounts) -> CheckResult:
     """received = accepted + duplicates + quarantined per batch, each batch file holds its
-    accepted rows, and the merge accounts for every incoming row."""
+    accepted rows, and every incoming row is new, a duplicate or set aside."""
     bad = [
         batch_id
         for batch_id, c in run.batches.items()
         if c.received != c.accepted + c.duplicates + c.quarantined or c.accepted != c.rows
     ]
-    merge_gap = run.incoming_rows - (run.new_rows + run.duplicates_at_merge)
+    merge_gap = run.incoming_rows - (run.new_rows + run.duplicates_at_merge + run.set_aside_rows)
     return _result(
         "reconciliation",
         len(bad) + abs(merge_gap),
@@ -179,8 +151,6 @@ def check_reconciliation(run: RunAccounts) -> CheckResult:
 
 
 CHECKS: Final[tuple[Callable[[StagedRun, QualitySettings], CheckResult], ...]] = (
-    check_glucose_range,
-    check_no_future_readings,
     check_unique_readings,
     check_daily_bounds,
     check_complete_days,
