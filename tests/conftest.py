@@ -80,3 +80,19 @@ def opened(monkeypatch):
 
     monkeypatch.setattr(PyArrowFileIO, "new_input", new_input)
     return counts
+
+
+# What the verification suite did (fuzz inputs generated, schemathesis cases, soak requests),
+# by line of the closing summary; each counting test adds to it.
+VERIFICATION_COUNTS: Counter[str] = Counter()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not VERIFICATION_COUNTS:
+        return
+    terminalreporter.write_sep("=", "verification suite counts")
+    for name, count in sorted(VERIFICATION_COUNTS.items()):
+        terminalreporter.write_line(f"{name}: {count:,}")
+    fuzz = sum(n for name, n in VERIFICATION_COUNTS.items() if name.startswith("fuzz inputs "))
+    if fuzz:
+        terminalreporter.write_line(f"fuzz inputs, all targets: {fuzz:,}")
