@@ -272,6 +272,9 @@ HOSTILE = [
     ["audit", "--patient", "nobody", "--lake", "{tmp}/lake", "--limit", "1"],
     ["maintain", "--erase-patient", "nobody", "--lake", "{tmp}/lake"],
     ["runs", "--lake", "{tmp}/empty.csv"],
+    ["runs", "--limit", "99999999999999999999", "--lake", "{tmp}/lake"],
+    ["maintain", "--expire-days", "999999999", "--lake", "{tmp}/lake"],
+    ["audit", "--patient", "A", "--limit", "99999999999999999999", "--lake", "{tmp}/lake"],
     ["run", "--lake", "{tmp}"],
 ]
 

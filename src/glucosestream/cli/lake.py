@@ -90,7 +90,9 @@ def run(ctx: Context, full_refresh: bool) -> None:
 
 
 @main.command()
-@click.option("--limit", type=click.IntRange(1), default=10, show_default=True, help="Runs shown.")
+@click.option(
+    "--limit", type=click.IntRange(1, 10_000), default=10, show_default=True, help="Runs shown."
+)
 @common
 def runs(ctx: Context, limit: int) -> None:
     """Show the run history: status, step timings, row counts and check results.
@@ -209,7 +211,7 @@ def metrics(
 @click.option("--no-compact", is_flag=True, help="Do not rewrite small files.")
 @click.option(
     "--expire-days",
-    type=click.IntRange(0),
+    type=click.IntRange(0, 36_500),
     default=7,
     show_default=True,
     help="Expire snapshots older than this many days (and delete their files).",
@@ -268,7 +270,7 @@ def report(ctx: Context, patient_id: str, out: Path, end: dt.datetime | None, un
 
 @main.command()
 @click.option("--patient", "patient_id", required=True, help="The patient's id (as ingested).")
-@click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
 @common
 def audit(ctx: Context, patient_id: str, limit: int) -> None:
     """List who read a patient's data, when and what (the access audit trail), newest first.
