@@ -349,6 +349,16 @@ def _hostile_inputs() -> list[tuple[str, bytes]]:
             b'{"a":1}},"valueQuantity":{"value":"x","code":7},"effectiveDateTime":12}}]}',
         ),
         ("nan.csv", b"Index,Timestamp,Event Type\n1,\x00\x01,EGV\n"),
+        ("bignum.json", b'[{"id":"A","time":"t","gl":' + b"9" * 5000 + b"}]"),
+        ("bignum.jsonl", b'{"id":"A","time":"t","gl":' + b"9" * 5000 + b"}\n"),
+        ("badkey.jsonl", b'{"id":"A","ti\xc0me":"t","gl":1}\n{"id":"A","time":"t","gl":1}\n'),
+        (
+            "surrogate.json",
+            b'{"resourceType":"Observation","code":{"coding":[{"system":"http://loinc.org",'
+            b'"code":"99504-3"}]},"subject":{"reference":"Patient/\\udc80"},'
+            b'"valueQuantity":{"value":100,"code":"mg/dL"},"effectiveDateTime":"\\ud800"}',
+        ),
+        ("ns-surrogate.json", b'[{"type":"sgv","sgv":100,"dateString":"\\udfff"}]'),
         ("ns-digits.csv", '"2026-01-01T10:00:00Z",1767261600000,\u00b2,"Flat",x\n'.encode()),
     ]
     for path in samples:

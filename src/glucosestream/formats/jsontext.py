@@ -10,6 +10,7 @@ that deep cannot be written back as text either). No CGM format nests more than 
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any, Final
 
 from glucosestream.errors import InvalidInput
@@ -22,11 +23,20 @@ MAX_JSON_DEPTH: Final = 64
 def decode_json(data: bytes | str, *, source: str, line: int | None = None) -> Any:
     """The JSON value of ``data``. Raises ``json.JSONDecodeError`` or ``UnicodeDecodeError``
     (``bytes`` that are not UTF-8), which the caller words for its format, or ``InvalidInput``
-    when containers nest deeper than ``MAX_JSON_DEPTH``."""
+    when containers nest deeper than ``MAX_JSON_DEPTH`` or a number is too long to read."""
     try:
         document = json.loads(data)
     except RecursionError:
         raise too_deep(source, line) from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise
+    except ValueError as err:  # an integer literal longer than Python converts (4,300 digits)
+        raise InvalidInput(
+            f"a JSON number has more than {sys.get_int_max_str_digits():,} digits; no glucose "
+            "export has such a number: fix or remove it",
+            source=source,
+            line=line,
+        ) from err
     if _deeper_than(document, MAX_JSON_DEPTH, _brackets(data)):
         raise too_deep(source, line)
     return document

@@ -32,8 +32,17 @@ from dataclasses import dataclass, field
 from typing import Final
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-__all__ = ["ISO_TIME_FORMATS", "RAW_COLUMNS", "RAW_SCHEMA", "ParsedFile", "RowBuilder"]
+__all__ = [
+    "ISO_TIME_FORMATS",
+    "NOT_UTF8",
+    "RAW_COLUMNS",
+    "RAW_SCHEMA",
+    "ParsedFile",
+    "RowBuilder",
+    "text_array",
+]
 
 RAW_SCHEMA: Final = pa.schema(
     [
@@ -52,6 +61,10 @@ RAW_SCHEMA: Final = pa.schema(
 RAW_COLUMNS: Final = tuple(RAW_SCHEMA.names)
 
 _TEXT_COLUMNS: Final = ("patient_id", "device_id", "time", "glucose", "unit", "tz", "problem")
+
+# The problem of a row holding text that is not UTF-8 (bad bytes in a JSON line, or a lone
+# surrogate escape such as "\udc80", valid JSON that no UTF-8 text can hold).
+NOT_UTF8: Final = "text is not valid UTF-8"
 
 # ISO 8601 is read by a cast; this format only stands in when a file declares no other.
 ISO_TIME_FORMATS: Final = ("%Y-%m-%dT%H:%M:%S",)
@@ -109,10 +122,42 @@ class RowBuilder:
     def table(self, *, newest_first: bool = False) -> pa.Table:
         """The rows as a ``RAW_SCHEMA`` table, reversed when the source listed newest first."""
         step = -1 if newest_first else 1
+        problems = self.columns["problem"][::step]
+        texts = {
+            n: text_array(v[::step], problems) for n, v in self.columns.items() if n != "problem"
+        }
+        if NOT_UTF8 in problems:  # a mangled patient id is not read: no patient of its own
+            unread = pa.array([p == NOT_UTF8 for p in problems])
+            texts["patient_id"] = pc.if_else(unread, None, texts["patient_id"])
         data = {
             "line": pa.array(self.lines[::step], pa.int64()),
-            **{n: pa.array(v[::step], pa.string()) for n, v in self.columns.items()},
+            **texts,
+            "problem": pa.array(problems, pa.string()),
             "flags": pa.array(self.flags[::step], pa.int32()),
             "instant": pa.nulls(len(self.lines), pa.timestamp("us", tz="UTC")),
         }
         return pa.table({name: data[name] for name in RAW_COLUMNS}, schema=RAW_SCHEMA)
+
+
+def text_array(values: list[str | None], problems: list[str | None]) -> pa.Array:
+    """``values`` as an Arrow string array. Text no UTF-8 can hold (a lone surrogate, from a
+    JSON escape) is kept with those characters replaced, and its row gets ``NOT_UTF8`` as its
+    problem (in ``problems``, unless it has one already)."""
+    try:
+        return pa.array(values, pa.string())
+    except UnicodeEncodeError:
+        pass
+    mended = list(values)
+    for i, text in enumerate(values):
+        if text is not None and not _encodable(text):
+            mended[i] = text.encode("utf-8", "replace").decode("utf-8")
+            problems[i] = problems[i] or NOT_UTF8
+    return pa.array(mended, pa.string())
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -54,7 +54,7 @@ import pyarrow.parquet as pq
 
 from glucosestream.errors import InvalidInput
 from glucosestream.formats.jsontext import decode_json
-from glucosestream.formats.rows import RAW_SCHEMA, ParsedFile
+from glucosestream.formats.rows import NOT_UTF8, RAW_SCHEMA, ParsedFile, text_array
 from glucosestream.readings import MG_DL_PER_MMOL_L
 
 __all__ = [
@@ -80,7 +80,6 @@ _MMOL_COLUMN: Final = "glucose_mmol_l"
 _MG_DL_COLUMN: Final = "glucose_mg_dl"
 _REPEATED_HEADER: Final = "a repeated header row"
 # Quarantine reasons of rows the readers already know are bad.
-NOT_UTF8: Final = "text is not valid UTF-8"
 PATIENT_NOT_TEXT: Final = "patient id must be a string"
 CONFLICTING_UNITS: Final = "conflicting glucose_mg_dl and glucose_mmol_l"
 # A reading carrying both glucose_mg_dl and glucose_mmol_l is one reading when the two agree
@@ -498,9 +497,11 @@ def _valid_text(column: pa.ChunkedArray) -> bool:
 def _arrow_json(data: bytes, schema: pa.Schema, unexpected: str) -> pa.Table | None:
     options = pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior=unexpected)
     try:
-        return pa_json.read_json(pa.py_buffer(data), parse_options=options)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        table = pa_json.read_json(pa.py_buffer(data), parse_options=options)
+        table.schema.names  # noqa: B018 (a key that is not UTF-8 fails here, not later)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
         return None
+    return table
 
 
 def _jsonl_schema(first: dict[str, Any], text_columns: set[str]) -> pa.Schema | None:
@@ -632,24 +633,7 @@ def _record_column(
             return array.cast(pa.string())
         if pa.types.is_int64(array.type):
             return array if keep_integers else array.cast(pa.string())
-    texts = [_text(v) for v in values]
-    try:
-        return pa.array(texts, pa.string())
-    except UnicodeEncodeError:
-        pass
-    for i, text in enumerate(texts):
-        if text is not None and not _encodable(text):
-            texts[i] = text.encode("utf-8", "replace").decode("utf-8")
-            problem[i] = problem[i] or NOT_UTF8
-    return pa.array(texts, pa.string())
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    return text_array([_text(v) for v in values], problem)
 
 
 def _text(value: Any) -> str | None:
