@@ -17,6 +17,7 @@ from glucosestream.pipeline import run_pipeline
 from .conftest import SECRET
 
 TOKEN = "gs_test-uploader-token"
+SAME_SITE = {"Origin": "http://testserver"}  # a login post must come from this site
 
 
 @pytest.fixture
@@ -83,7 +84,7 @@ def test_invalid_request_bodies_get_the_error_shape(client):
     assert_error_shape(client.post("/v1/readings", json={"nope": []}, headers=headers), 422)
     assert_error_shape(client.post("/v1/readings", json={"readings": []}, headers=headers), 422)
     too_many = {"readings": [{"patient_id": "x"}] * 10_001}
-    assert_error_shape(client.post("/v1/readings", json=too_many, headers=headers), 422)
+    assert_error_shape(client.post("/v1/readings", json=too_many, headers=headers), 413)
 
 
 def test_patient_page_and_json_show_published_metrics(client, settings):
@@ -94,7 +95,7 @@ def test_patient_page_and_json_show_published_metrics(client, settings):
     assert anonymous.status_code in (302, 303, 307)
     assert anonymous.headers["location"].startswith("/login")
     assert_error_shape(client.get(f"/v1/patients/{key}/daily-metrics"), 401)
-    client.post("/login", data={"token": TOKEN})  # an admin token gives a session
+    client.post("/login", data={"token": TOKEN}, headers=SAME_SITE)  # an admin token: a session
     page = client.get(f"/patients/{key}")
     assert page.status_code == 200
     assert '<script src="/static/plotly.min.js"></script>' in page.text
@@ -109,7 +110,7 @@ def test_patient_page_and_json_show_published_metrics(client, settings):
 
 
 def test_unknown_patient_is_404_in_the_error_shape(client):
-    client.post("/login", data={"token": TOKEN})
+    client.post("/login", data={"token": TOKEN}, headers=SAME_SITE)
     assert_error_shape(client.get("/patients/0000"), 404)
     assert_error_shape(client.get("/v1/patients/0000/daily-metrics"), 404)
 

@@ -1,11 +1,13 @@
 """The one ASGI app: the ingest API, the JSON API and the dashboard pages.
 
 Errors leave in one shape, ``{"ok": false, "error": "a; b", "errors": ["a", "b"], "status": N}``;
-the one exception is a page asked for without a session, which redirects to ``/login``.
+the one exception is a page asked for without a session, which redirects to ``/login``. A body
+over its limit (``ingest.limits``) is refused with 413 before it is read.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -24,6 +26,7 @@ from glucosestream.dashboard.report import router as report_router
 from glucosestream.dashboard.sessions import SessionStore
 from glucosestream.errors import GlucoseStreamError
 from glucosestream.ingest.api import router as ingest_router
+from glucosestream.ingest.limits import BodyLimit
 from glucosestream.lake.access_store import open_access
 
 __all__ = ["create_app", "error_response"]
@@ -39,12 +42,22 @@ _SECURITY_HEADERS = {
 }
 
 
-def error_response(status: int, errors: list[str]) -> JSONResponse:
+def error_response(
+    status: int, errors: list[str], headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """The app's one error shape (401 says how to authenticate)."""
+    extra = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
     return JSONResponse(
         {"ok": False, "error": "; ".join(errors), "errors": errors, "status": status},
         status_code=status,
-        headers={"WWW-Authenticate": "Bearer"} if status == 401 else None,
+        headers={**extra, **(headers or {})} or None,
     )
+
+
+def _domain_error_response(exc: GlucoseStreamError) -> JSONResponse:
+    retry_after = getattr(exc, "retry_after_s", None)
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return error_response(exc.status, [str(exc)], headers)
 
 
 def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
@@ -63,6 +76,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     app.include_router(pages_router)
     app.include_router(report_router)
     app.include_router(cohort_router)
+    app.add_middleware(BodyLimit, respond=_domain_error_response)
 
     @app.middleware("http")
     async def _security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
@@ -80,7 +94,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
 
     @app.exception_handler(GlucoseStreamError)
     async def _domain_error(request: Request, exc: GlucoseStreamError) -> JSONResponse:
-        return error_response(exc.status, [str(exc)])
+        return _domain_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -92,6 +106,6 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return error_response(exc.status_code, [str(exc.detail)])
+        return error_response(exc.status_code, [str(exc.detail)], exc.headers)  # 405: Allow
 
     return app

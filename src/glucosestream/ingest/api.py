@@ -6,10 +6,13 @@ zone (written, fsynced, committed by its manifest); concurrent requests share on
 names the batch it landed in (``already_ingested_as``).
 
 Errors. A request that cannot be taken as a whole gets the one error shape of the app,
-``{"ok": false, "error": "a; b", "errors": ["a", "b"], "status": N}``: 401 no or unknown
-token, 403 a token that may not upload (or a reading for a patient an uploader is not bound
-to: nothing is written), 422 a body that is not JSON, not ``{"readings": [...]}``, empty, or
-over 10,000 readings. Partly bad input is not an error: the good readings are accepted, and
+``{"ok": false, "error": "a; b", "errors": ["a", "b"], "status": N}``: 401 no, unknown or
+revoked token, 403 a token that may not upload (or a reading for a patient an uploader is not
+bound to: nothing is written), 413 a body over 16 MiB or over 10,000 readings (see
+``ingest.limits``), 422 a body that is not JSON (or not UTF-8), not ``{"readings": [...]}``,
+empty, nested more than 32 deep, or whose readings cannot be checked at all (that request
+alone: requests flushed with it are unaffected). Partly bad input is not an error: the good
+readings are accepted, and
 each bad one is quarantined and listed in the 200 response as ``row_errors``,
 ``[{"index": 3, "reason": "unparsable time"}]`` (``index``: 0-based place in ``readings``),
 with ``received = accepted + duplicates + quarantined``.
@@ -24,12 +27,9 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from glucosestream.ingest.asgi import ERROR_RESPONSES, commit, service_of
+from glucosestream.ingest.limits import MAX_READINGS_PER_REQUEST
 from glucosestream.ingest.nightscout_api import router as nightscout_router
-from glucosestream.ingest.service import (
-    MAX_READINGS_PER_REQUEST,
-    IngestService,
-    RequestOutcome,
-)
+from glucosestream.ingest.service import IngestService, RequestOutcome
 
 __all__ = ["MAX_READINGS_PER_REQUEST", "IngestResponse", "router"]
 
@@ -118,12 +118,14 @@ _READINGS_BODY: Final = {
 async def post_readings(
     request: Request, service: Annotated[IngestService, Depends(service_of)]
 ) -> IngestResponse:
-    """Ingest up to 10,000 readings; returns how each was accounted for.
+    """Ingest up to 10,000 readings (a body of at most 16 MiB); returns how each was
+    accounted for.
 
     An uploader token may post only for the patients it is bound to; an admin token for any.
     """
-    # In the event loop: a token is looked up in the store at most once per few seconds (a
-    # ~1 ms query), and requests keep their order of arrival up to the group commit.
+    # In the event loop, before a byte of the body is read: the token is looked up in the store
+    # on every request (a revoked one is refused at once; ~0.6 ms), and requests keep their
+    # order of arrival up to the group commit.
     principal = service.bearer_principal(request.headers.get("authorization"))
     body = await request.body()
     if len(body) <= INLINE_PARSE_BYTES:  # parsed in the event loop: no thread hand-over

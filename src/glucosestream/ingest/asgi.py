@@ -29,8 +29,12 @@ class ErrorResponse(BaseModel):
 
 
 ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
-    401: {"model": ErrorResponse, "description": "No token, or an unknown one."},
+    401: {"model": ErrorResponse, "description": "No token, or an unknown or revoked one."},
     403: {"model": ErrorResponse, "description": "The token may not do this."},
+    413: {
+        "model": ErrorResponse,
+        "description": "The body is over its size limit, or holds over 10,000 readings.",
+    },
     422: {"model": ErrorResponse, "description": "The body cannot be taken as a whole."},
 }
 

@@ -1,4 +1,4 @@
-"""Group commit: concurrent requests share one flush.
+"""Group commit: concurrent requests share one flush, never one fate.
 
 A request enqueues its work and gets a future. If no flush is running, the request that
 enqueued becomes the *leader*: it takes everything queued, flushes it with one call (one raw
@@ -8,6 +8,11 @@ so the number of flushes adapts to the load: one request alone is flushed at onc
 concurrent ones are flushed together. No thread is kept running between flushes, so the same
 committer serves an ASGI app (the leader drains in a worker thread), a Lambda function and
 plain calls alike.
+
+``flush`` answers each item on its own: a result, or an exception that is that item's alone
+(the flush isolates the item that made it fail; see ``IngestService``), so one bad request never
+fails the others flushed with it. Only a flush that raises, a failure that is no item's own
+(the metadata store is down), is heard by every item of its group.
 """
 
 from __future__ import annotations
@@ -27,9 +32,12 @@ R = TypeVar("R")
 
 
 class GroupCommitter(Generic[W, R]):
-    """Flushes queued work items together with ``flush(items) -> results`` (same order)."""
+    """Flushes queued work items together with ``flush(items) -> results`` (same order; an
+    ``Exception`` in place of a result is that item's own failure)."""
 
-    def __init__(self, flush: Callable[[Sequence[W]], Sequence[R]], *, max_items: int) -> None:
+    def __init__(
+        self, flush: Callable[[Sequence[W]], Sequence[R | Exception]], *, max_items: int
+    ) -> None:
         self._flush = flush
         self._max_items = max_items
         self._lock = threading.Lock()
@@ -73,12 +81,16 @@ class GroupCommitter(Generic[W, R]):
     def _flush_group(self, group: list[tuple[W, Future[R]]]) -> None:
         try:
             results = self._flush([item for item, _ in group])
-        except BaseException as err:  # every waiter must hear of the failure, then it goes on
+        except BaseException as err:  # no item's own failure: every waiter hears of it
             for _, future in group:
                 future.set_exception(err)
             if not isinstance(err, Exception):
                 raise
             return
-        log.debug("group commit requests=%d", len(group))
+        failed = sum(isinstance(r, Exception) for r in results)
+        log.debug("group commit requests=%d failed=%d", len(group), failed)
         for (_, future), result in zip(group, results, strict=True):
-            future.set_result(result)
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)

@@ -20,7 +20,8 @@ from typing import Any, Final
 from glucosestream.access import Principal
 from glucosestream.config import Settings
 from glucosestream.errors import GlucoseStreamError, InvalidInput, NotFound
-from glucosestream.ingest.service import IngestService, RequestOutcome
+from glucosestream.ingest.limits import body_limit, too_large
+from glucosestream.ingest.service import IngestService, RequestOutcome, nightscout_echo
 
 __all__ = ["handle_event", "handler"]
 
@@ -45,6 +46,9 @@ def handle_event(settings: Settings, event: Mapping[str, Any]) -> dict[str, Any]
         query = dict(event.get("queryStringParameters") or {})
         service = _service(settings)
         body = _body(event)
+        limit = body_limit(method, path)
+        if len(body) > limit:  # API Gateway caps bodies too (10 MB), a Lambda itself at 6 MB
+            raise too_large(len(body), limit, path)
         if method == "POST" and path == "/v1/readings":
             principal = service.bearer_principal(headers.get("authorization"))
             outcome = service.ingest(service.readings_part(principal, body))
@@ -89,10 +93,11 @@ def _service(settings: Settings) -> IngestService:
 
 
 def _nightscout(service: IngestService, principal: Principal, body: bytes) -> dict[str, Any]:
-    outcome = service.ingest(service.entries_part(principal, body))
+    part, entries = service.entries_part(principal, body)
+    outcome = service.ingest(part)
     r = outcome.report
-    posted = json.loads(body)
-    response = _json(200, posted if isinstance(posted, list) else [posted])
+    response = _json(200, None)
+    response["body"] = nightscout_echo(entries).decode("utf-8")
     response["headers"].update(
         {
             "x-ingest-received": str(r.received),

@@ -3,6 +3,10 @@
 It makes re-posting idempotent under group commit, where many requests share one raw batch (so
 the batch's own ``source_sha256`` cannot name each of them): a request whose key is here, in a
 batch no run has rejected, is answered with the batch it landed in and changes nothing.
+
+A group commit records its batch and the requests in it in one transaction (``record_batch``),
+after the batch is committed in the raw zone: a request is in the ledger exactly when its batch
+is recorded, and never when its flush failed.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import sqlalchemy as sa
 
 from glucosestream.config import LakeSettings
 from glucosestream.lake.database import Store, metadata_engine
+from glucosestream.lake.metadata import BatchRecord
 from glucosestream.lake.metadata_schema import batches, ingest_requests
 
 __all__ = ["RequestLedger", "RequestRecord", "open_ledger"]
@@ -51,13 +56,25 @@ class RequestLedger(Store):
         """Add requests; a key seen before (its batch since rejected) is pointed at the new one."""
         if not records:
             return
-        keys = [r.request_sha256 for r in records]
         with self._tx() as con:
-            con.execute(ingest_requests.delete().where(ingest_requests.c.request_sha256.in_(keys)))
-            con.execute(
-                ingest_requests.insert(),
-                [{name: getattr(r, name) for name in r.__slots__} for r in records],
-            )
+            _insert_requests(con, records)
+
+    def record_batch(self, batch: BatchRecord, records: Sequence[RequestRecord]) -> None:
+        """Record a raw batch and the requests it holds together (one transaction): both or
+        neither. The batch row is the one ``MetadataStore.add_batch`` writes."""
+        with self._tx() as con:
+            con.execute(batches.insert(), [{n: getattr(batch, n) for n in batch.__slots__}])
+            if records:
+                _insert_requests(con, records)
+
+
+def _insert_requests(con: sa.Connection, records: Sequence[RequestRecord]) -> None:
+    keys = [r.request_sha256 for r in records]
+    con.execute(ingest_requests.delete().where(ingest_requests.c.request_sha256.in_(keys)))
+    con.execute(
+        ingest_requests.insert(),
+        [{name: getattr(r, name) for name in r.__slots__} for r in records],
+    )
 
 
 def open_ledger(settings: LakeSettings) -> RequestLedger:

@@ -5,31 +5,36 @@ parsed by ``formats.nightscout``: ``sgv`` entries are readings, ``mbg``/``cal`` 
 Authentication as Nightscout does it: the ``api-secret`` header holding the SHA-1 hex of the
 token (what uploaders send), or ``?token=<token>``, or a bearer token. Entries name no patient:
 they are the one patient the uploader token is bound to (a token bound to several, or to none,
-gets 422). The answer is the posted entries, as Nightscout answers, once they are durable; the
-accounting is in the ``X-Ingest-*`` headers (received, accepted, duplicates, quarantined, batch).
+gets 422). The answer is the posted entries, as Nightscout answers, once they are durable (a
+number that is not finite, NaN or Infinity, is echoed as null); the accounting is in the
+``X-Ingest-*`` headers (received, accepted, duplicates, quarantined, batch). Limits and errors as
+for ``POST /v1/readings`` (``ingest.api``).
 
 ``GET /api/v1/entries`` (or ``.json``) returns the patient's published curated readings, newest
 first, as Nightscout entries (``sgv``, ``date`` epoch ms, ``dateString``, ``direction`` from the
-rate of change). ``count`` (default 10, as in Nightscout) and ``find[date][$gte|$gt|$lte|$lt]``
-(epoch ms) or ``find[dateString][…]`` (ISO 8601) narrow it. The uploader token bound to the
-patient may read it back (uploader apps read entries to find gaps); so may any token allowed to
-read that patient (admin or clinician with ``?patient=<patient_key>``; a patient token).
+rate of change). ``count`` (default 10, as in Nightscout; 1 to 10,000) and
+``find[date][$gte|$gt|$lte|$lt]`` (epoch ms, 0 to the end of year 9999) or
+``find[dateString][…]`` (ISO 8601) narrow it; any other value is 422 (after authentication).
+The uploader token bound to the patient may read it back (uploader apps read entries to find
+gaps); so may any token allowed to read that patient (admin or clinician with
+``?patient=<patient_key>``; a patient token).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
+import math
 from typing import Annotated, Any, Final
 
 import pyarrow as pa
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from glucosestream.errors import InvalidInput
 from glucosestream.ingest.asgi import ERROR_RESPONSES, commit, service_of
-from glucosestream.ingest.service import MAX_READINGS_PER_REQUEST, IngestService
+from glucosestream.ingest.limits import MAX_READINGS_PER_REQUEST
+from glucosestream.ingest.service import IngestService, nightscout_echo
 
 __all__ = ["entries_from_readings", "router"]
 
@@ -42,8 +47,72 @@ _TREND_DOWN: Final = ((-3.0, "DoubleDown"), (-2.0, "SingleDown"), (-1.0, "FortyF
 # Beyond this gap between readings no trend is shown (Nightscout shows NONE).
 _TREND_MAX_GAP_MIN: Final = 15.0
 _OPERATORS: Final = ("$gte", "$gt", "$lte", "$lt")
+# find[date] bounds: epoch ms from 1970 to the end of year 9999 (the last instant Python has).
+_MAX_EPOCH_MS: Final = 253_402_300_799_999
 
 router = APIRouter(tags=["nightscout"])
+
+# The body is parsed by the service (so the Lambda handler shares it); its schema is given here.
+_ENTRY_SCHEMA: Final = {
+    "title": "NightscoutEntry",
+    "type": "object",
+    "description": "An entry as uploaders post it; `sgv` entries are readings, others skipped.",
+    "properties": {
+        "type": {"type": "string", "examples": ["sgv"]},
+        "sgv": {"type": "number", "description": "Glucose in mg/dL."},
+        "date": {"type": "number", "description": "Epoch milliseconds."},
+        "dateString": {"type": "string", "description": "ISO 8601."},
+        "device": {"type": "string"},
+        "direction": {"type": "string"},
+    },
+    "additionalProperties": True,
+}
+_ENTRIES_BODY: Final = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "anyOf": [
+                    {
+                        "type": "array",
+                        "minItems": 1,
+                        "maxItems": MAX_READINGS_PER_REQUEST,
+                        "items": _ENTRY_SCHEMA,
+                    },
+                    _ENTRY_SCHEMA,
+                ]
+            }
+        }
+    },
+}
+_POSTED: Final[dict[int | str, dict[str, Any]]] = {
+    200: {
+        "description": "The posted entries, once durable; the accounting in X-Ingest-* headers.",
+        "content": {"application/json": {"schema": {"type": "array", "items": {}}}},
+        "headers": {
+            f"X-Ingest-{name}": {"schema": {"type": "string"}, "description": text}
+            for name, text in (
+                ("Received", "Readings received."),
+                ("Accepted", "Readings accepted."),
+                ("Duplicates", "Readings already held."),
+                ("Quarantined", "Readings set aside, each with a reason."),
+                ("Batch", "The raw batch the readings landed in."),
+            )
+        },
+    },
+    **ERROR_RESPONSES,
+}
+_FIND_PARAMETERS: Final = [
+    {
+        "name": f"find[{field}][{op}]",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "Epoch milliseconds." if field == "date" else "An ISO 8601 time.",
+    }
+    for field in ("date", "dateString")
+    for op in _OPERATORS
+]
 
 
 def _principal(service: IngestService, request: Request) -> Any:
@@ -54,20 +123,25 @@ def _principal(service: IngestService, request: Request) -> Any:
     )
 
 
-@router.post("/api/v1/entries", responses=ERROR_RESPONSES)
-@router.post("/api/v1/entries.json", responses=ERROR_RESPONSES, include_in_schema=False)
+@router.post(
+    "/api/v1/entries",
+    responses=_POSTED,
+    response_class=Response,
+    openapi_extra={"requestBody": _ENTRIES_BODY},
+)
+@router.post("/api/v1/entries.json", response_class=Response, include_in_schema=False)
 async def post_entries(
     request: Request,
     service: Annotated[IngestService, Depends(service_of)],
     token: Annotated[str | None, Query(description="The token, instead of api-secret.")] = None,
-) -> JSONResponse:
-    """Post Nightscout entries (``api-secret`` header: SHA-1 hex of the token)."""
+) -> Response:
+    """Post Nightscout entries (``api-secret`` header: SHA-1 hex of the token); at most 10,000
+    entries, a body of at most 16 MiB."""
     principal = await run_in_threadpool(_principal, service, request)
     body = await request.body()
-    part = await run_in_threadpool(service.entries_part, principal, body)
+    part, entries = await run_in_threadpool(service.entries_part, principal, body)
     outcome = await commit(service, part)
     r = outcome.report
-    posted = json.loads(body)
     headers = {
         "X-Ingest-Received": str(r.received),
         "X-Ingest-Accepted": str(r.accepted),
@@ -75,11 +149,16 @@ async def post_entries(
         "X-Ingest-Quarantined": str(r.quarantined),
         "X-Ingest-Batch": r.batch_id or r.already_ingested_as or "",
     }
-    return JSONResponse(posted if isinstance(posted, list) else [posted], headers=headers)
+    echo = await run_in_threadpool(nightscout_echo, entries)
+    return Response(echo, media_type="application/json", headers=headers)
 
 
-@router.get("/api/v1/entries", responses=ERROR_RESPONSES)
-@router.get("/api/v1/entries.json", responses=ERROR_RESPONSES, include_in_schema=False)
+@router.get(
+    "/api/v1/entries",
+    responses=ERROR_RESPONSES,
+    openapi_extra={"parameters": _FIND_PARAMETERS},
+)
+@router.get("/api/v1/entries.json", include_in_schema=False)
 async def get_entries(
     request: Request,
     service: Annotated[IngestService, Depends(service_of)],
@@ -88,8 +167,8 @@ async def get_entries(
     token: Annotated[str | None, Query(description="The token, instead of api-secret.")] = None,
 ) -> list[dict[str, Any]]:
     """The patient's published readings, newest first, as Nightscout entries."""
-    since_ms, until_ms = date_range(dict(request.query_params))
     principal = await run_in_threadpool(_principal, service, request)
+    since_ms, until_ms = date_range(dict(request.query_params))
     since = None if since_ms is None else dt.datetime.fromtimestamp(since_ms / 1000, dt.UTC)
     _, table = await run_in_threadpool(service.read_patient_readings, principal, patient, since)
     return entries_from_readings(table, count=count, until_ms=until_ms)
@@ -115,19 +194,28 @@ def date_range(params: dict[str, str]) -> tuple[int | None, int | None]:
 
 
 def _epoch_ms(value: str, field: str) -> int:
+    """Epoch ms from 0 to ``_MAX_EPOCH_MS``; anything else (inf, nan, 1e400, a date before
+    1970) is 422 naming the value."""
     try:
         if field == "date":
-            return int(float(value))
-        instant = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as err:
+            number = float(value)
+            ms = int(number) if math.isfinite(number) else -1
+        else:
+            instant = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if instant.tzinfo is None:
+                instant = instant.replace(tzinfo=dt.UTC)
+            ms = int(instant.timestamp() * 1000)
+    except (ValueError, OverflowError):
+        ms = -1
+    if not 0 <= ms <= _MAX_EPOCH_MS:
+        shown = value if len(value) <= 40 else value[:40] + "…"
         raise InvalidInput(
-            f"find[{field}] has {value!r}; expected "
-            + ("epoch milliseconds" if field == "date" else "an ISO 8601 time"),
+            f"find[{field}] has {shown!r}; expected "
+            + ("epoch milliseconds" if field == "date" else "an ISO 8601 time")
+            + " from 1970 to year 9999",
             source="request",
-        ) from err
-    if instant.tzinfo is None:
-        instant = instant.replace(tzinfo=dt.UTC)
-    return int(instant.timestamp() * 1000)
+        )
+    return ms
 
 
 def entries_from_readings(

@@ -1,19 +1,32 @@
 """The HTTP ingest path, shared by the ASGI routes and the Lambda handler.
 
-A request is authenticated, its body parsed into raw rows and checked against the token's
-patients (an uploader may post only for the patients it is bound to: otherwise 403 and nothing
-is written), then handed to the group committer. Its response is sent only after the raw batch
-holding its readings is durable (fsynced, committed by its manifest) and recorded in the
-metadata store with the request's idempotency key, the SHA-256 of what was posted.
+A request is authenticated (the token is looked up in the store on every request, so a revoked
+token is refused at once), its body parsed into raw rows within the limits of ``limits`` and
+checked against the token's patients (an uploader may post only for the patients it is bound to:
+otherwise 403 and nothing is written), then handed to the group committer. Its response is sent
+only after the raw batch holding its readings is durable (fsynced, committed by its manifest)
+and recorded in the metadata store with the request's idempotency key, the SHA-256 of what was
+posted.
+
+Requests flushed together never share a fate. Their rows are checked together, with nothing
+written yet; if that fails, the group is split in halves, and halves again, until the requests
+whose rows fail alone are found: each gets its own error (422), and the others are checked and
+written together as if those had never come. A failure to write (the lake, the metadata store)
+is no request's fault and is answered to every request of the batch; the batch and its requests
+are recorded in one transaction after the batch is committed, so a request is in the ledger only
+if its readings are in a committed batch.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
+import logging
+import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -31,27 +44,41 @@ from glucosestream.access import (
 from glucosestream.clock import Clock, utc_now
 from glucosestream.config import Settings
 from glucosestream.engines import open_engine
-from glucosestream.errors import Forbidden, InvalidInput
+from glucosestream.errors import Forbidden, GlucoseStreamError, InvalidInput, PayloadTooLarge
 from glucosestream.formats import ParsedFile, raw_rows_from_records
+from glucosestream.formats.jsontext import too_deep
 from glucosestream.formats.nightscout import read_nightscout_entries
-from glucosestream.ingest.accept import IngestReport, Part, PartResult, accept_parts
+from glucosestream.ingest.batch import (
+    BuiltBatch,
+    IngestReport,
+    Part,
+    PartResult,
+    build_batch,
+    check_parts,
+    log_batch,
+)
 from glucosestream.ingest.group_commit import GroupCommitter
 from glucosestream.ingest.identity import load_secret, patient_key
 from glucosestream.ingest.ledger import RequestLedger, RequestRecord, open_ledger
-from glucosestream.lake import open_lakehouse, open_metadata
+from glucosestream.ingest.limits import MAX_JSON_DEPTH, MAX_READINGS_PER_REQUEST
+from glucosestream.lake import RawZone, open_lakehouse, open_metadata, open_storage
 from glucosestream.lake.access_store import open_access
 
-__all__ = ["MAX_READINGS_PER_REQUEST", "IngestService", "RequestOutcome", "RowError"]
+__all__ = [
+    "MAX_READINGS_PER_REQUEST",
+    "IngestService",
+    "RequestOutcome",
+    "RowError",
+    "nightscout_echo",
+]
 
-MAX_READINGS_PER_REQUEST: Final = 10_000
+log = logging.getLogger(__name__)
+
 # At most this many requests share one raw batch (≤ 640,000 readings at the request limit).
 MAX_REQUESTS_PER_FLUSH: Final = 64
-# A token's principal is reused for this long: a token deleted (its patient forgotten) still
-# works on a running server for at most this many seconds.
-TOKEN_CACHE_S: Final = 5.0
-_TOKEN_CACHE_SIZE: Final = 1024
 _UPLOAD_ROLES: Final = frozenset({"admin", "uploader"})
 _SHOWN_INDICES: Final = 5
+_SHOWN_ERROR_CHARS: Final = 300
 _DECODER: Final = msgspec.json.Decoder()
 
 
@@ -80,44 +107,26 @@ class IngestService:
         self._engine = open_engine(settings.engine)  # used by the leader only: one at a time
         self._metadata = open_metadata(settings.lake)  # opened once, not per flush
         self._now = now
-        self._principals: dict[tuple[str, str], tuple[Principal, float]] = {}
         self.committer: GroupCommitter[Part, RequestOutcome] = GroupCommitter(
             self._flush, max_items=MAX_REQUESTS_PER_FLUSH
         )
 
     # authentication ------------------------------------------------------------------------
+    # Never cached: a token revoked or deleted is refused on the very next request (one indexed
+    # lookup in the metadata store per request; see docs/decisions.md for its cost).
     def bearer_principal(self, authorization: str | None) -> Principal:
         scheme, _, token = (authorization or "").partition(" ")
         bearer = token.strip() if scheme.lower() == "bearer" else None
-        if not bearer:
-            return authenticate(self.access, bearer)  # raises: no token
-        return self._cached(("bearer", bearer), lambda: authenticate(self.access, bearer))
-
-    def _cached(self, key: tuple[str, str], lookup: Callable[[], Principal]) -> Principal:
-        """A token's principal, looked up at most once per ``TOKEN_CACHE_S`` (one SQLite
-        transaction fewer per request); unknown tokens are never cached."""
-        at = time.monotonic()
-        hit = self._principals.get(key)
-        if hit is not None and at - hit[1] < TOKEN_CACHE_S:
-            return hit[0]
-        principal = lookup()
-        if len(self._principals) >= _TOKEN_CACHE_SIZE:
-            self._principals.clear()
-        self._principals[key] = (principal, at)
-        return principal
+        return authenticate(self.access, bearer or None)
 
     def nightscout_principal(
         self, api_secret: str | None, token: str | None, authorization: str | None
     ) -> Principal:
         """``api-secret`` header (SHA-1 of the token), else ``?token=``, else a bearer token."""
         if api_secret:
-            secret = api_secret
-            return self._cached(
-                ("api-secret", secret), lambda: authenticate_api_secret(self.access, secret)
-            )
+            return authenticate_api_secret(self.access, api_secret)
         if token:
-            query_token = token
-            return self._cached(("bearer", token), lambda: authenticate(self.access, query_token))
+            return authenticate(self.access, token)
         return self.bearer_principal(authorization)
 
     # parsing ---------------------------------------------------------------------------------
@@ -129,21 +138,24 @@ class IngestService:
         if not isinstance(readings, list):
             raise InvalidInput('expected a JSON object {"readings": [...]}', source="request")
         _check_items(readings, "readings")
+        _check_depth(body, document, 2 + len(readings))
         rows = raw_rows_from_records(readings, source="request")
         self._authorize_rows(principal, rows)
         sha256 = hashlib.sha256(b"v1/readings\x00" + body).hexdigest()
         return Part(ParsedFile(rows), "http", "json", sha256)
 
-    def entries_part(self, principal: Principal, body: bytes) -> Part:
-        """Nightscout entries for the one patient the uploader token is bound to."""
+    def entries_part(self, principal: Principal, body: bytes) -> tuple[Part, list[Any]]:
+        """Nightscout entries for the one patient the uploader token is bound to, and the
+        entries as posted (Nightscout answers with them: see ``nightscout_echo``)."""
         _require_upload_role(principal)
         key = bound_patient(principal)
         document = _json(body, "send a JSON array of Nightscout entries")
         entries = document if isinstance(document, list) else [document]
         _check_items(entries, "entries")
+        _check_depth(body, document, len(entries) + (1 if isinstance(document, list) else 0))
         parsed = read_nightscout_entries(entries, source="request")
         sha256 = hashlib.sha256(f"api/v1/entries\x00{key}\x00".encode() + body).hexdigest()
-        return Part(parsed, "nightscout-api", "nightscout", sha256, patient_key=key)
+        return Part(parsed, "nightscout-api", "nightscout", sha256, patient_key=key), entries
 
     def _authorize_rows(self, principal: Principal, rows: pa.Table) -> None:
         if principal.role == "admin":
@@ -166,29 +178,29 @@ class IngestService:
         """Commit one request and wait for it (callers without an event loop)."""
         return self.committer.submit(part)
 
-    def _flush(self, parts: Sequence[Part]) -> list[RequestOutcome]:
+    def _flush(self, parts: Sequence[Part]) -> list[RequestOutcome | Exception]:
+        """Each request's outcome, or its own error (see the module docstring)."""
         earlier = self._ledger.find([p.sha256 for p in parts])
         fresh: dict[str, Part] = {}
         for part in parts:
             if part.sha256 not in earlier and part.parsed.rows.num_rows:
                 fresh.setdefault(part.sha256, part)
-        results: dict[str, PartResult] = {}
+        results: dict[str, PartResult | Exception] = {}
         if fresh:
-            accepted = accept_parts(
-                self.settings,
-                list(fresh.values()),
-                engine=self._engine,
-                now=self._now,
-                metadata=self._metadata,
-            )
-            results = dict(zip(fresh, accepted, strict=True))
-            at = self._now()
-            self._ledger.record([_ledger_row(k, r, at) for k, r in results.items()])
-        outcomes: list[RequestOutcome] = []
+            built, failed = self._build_apart(list(fresh.values()))
+            results.update(failed)
+            for group, batch in built:
+                try:
+                    results.update(self._write(group, batch))
+                except Exception as err:  # the lake's failure, not a request's: all of the batch
+                    results.update(dict.fromkeys((p.sha256 for p in group), err))
+        outcomes: list[RequestOutcome | Exception] = []
         answered: set[str] = set()
         for part in parts:
             result = results.get(part.sha256)
-            if result is not None and part.sha256 not in answered:
+            if isinstance(result, Exception):
+                outcomes.append(result)
+            elif result is not None and part.sha256 not in answered:
                 answered.add(part.sha256)
                 outcomes.append(_outcome(result))
             elif result is not None:
@@ -199,6 +211,84 @@ class IngestService:
             else:
                 outcomes.append(_repeat(part, None, 0))  # nothing in it was a reading
         return outcomes
+
+    def _build(self, parts: Sequence[Part]) -> BuiltBatch:
+        """The parts' rows checked and made into one batch; nothing is written."""
+        rows = check_parts(self.settings, parts, engine=self._engine, now=self._now)
+        return build_batch(rows, parts)
+
+    def _build_apart(
+        self, parts: list[Part]
+    ) -> tuple[list[tuple[list[Part], BuiltBatch]], dict[str, Exception]]:
+        """The parts as one batch; if that fails, the parts that fail alone set apart with their
+        own error and the rest as one batch (each its own if they fail only together)."""
+        try:
+            return [(parts, self._build(parts))], {}
+        except Exception as err:
+            if len(parts) == 1:
+                return [], {parts[0].sha256: _request_error(err)}
+            log.warning(
+                "group commit: checking %d requests together failed (%s); checking them apart",
+                len(parts),
+                type(err).__name__,
+            )
+        good, failed = self._bisect(parts)
+        if not failed:  # every half passes, the whole does not: each request on its own
+            built: list[tuple[list[Part], BuiltBatch]] = []
+            for part in parts:
+                alone, error = self._build_apart([part])
+                built += alone
+                failed.update(error)
+            return built, failed
+        built, more = self._build_apart(good) if good else ([], {})
+        return built, {**failed, **more}
+
+    def _bisect(self, parts: list[Part]) -> tuple[list[Part], dict[str, Exception]]:
+        """Halve ``parts`` (whose check failed) until each part that fails alone is found."""
+        good: list[Part] = []
+        failed: dict[str, Exception] = {}
+        middle = len(parts) // 2
+        for half in (parts[:middle], parts[middle:]):
+            try:
+                self._build(half)
+            except Exception as err:
+                if len(half) == 1:
+                    failed[half[0].sha256] = _request_error(err)
+                else:
+                    more_good, more_failed = self._bisect(half)
+                    good += more_good
+                    failed.update(more_failed)
+            else:
+                good += half
+        return good, failed
+
+    def _write(self, parts: Sequence[Part], batch: BuiltBatch) -> dict[str, PartResult]:
+        """Write one checked batch: its patients, its files (committed by the manifest), then
+        the batch and its requests recorded together."""
+        started = time.perf_counter()
+        record = batch.record
+        self._metadata.register_patients(batch.external_ids, record.created_at)
+        raw = RawZone(open_storage(self.settings.lake))
+        try:
+            raw.stage_batch(record.batch_id, batch.readings, batch.quarantine)
+            raw.commit_batch(record.batch_id, batch.manifest)
+        except Exception:
+            _discard(raw, record.batch_id)  # only if uncommitted: no manifest was written
+            raise
+        # A failure from here on leaves a committed batch that the next run registers from its
+        # manifest (``pipeline.steps.discover``); a retried request then lands in a new batch
+        # and its readings are merged once (first arrival wins, ``pipeline/merge.sql``).
+        duration_ms = round((time.perf_counter() - started) * 1000)
+        results = {
+            part.sha256: PartResult(
+                dataclasses.replace(r.report, duration_ms=duration_ms), r.quarantine
+            )
+            for part, r in zip(parts, batch.results, strict=True)
+        }
+        at = self._now()
+        self._ledger.record_batch(record, [_ledger_row(k, r, at) for k, r in results.items()])
+        log_batch(record, batch.manifest["not_readings"], len(parts), duration_ms)
+        return results
 
     # reading ---------------------------------------------------------------------------------
     def read_patient_readings(
@@ -239,25 +329,107 @@ def _require_upload_role(principal: Principal) -> None:
 
 def _json(body: bytes, expected: str) -> Any:
     """The body's JSON: msgspec's decoder (about twice as fast; the same values for what it
-    takes), else the standard library's, which takes what msgspec refuses (NaN, a BOM, UTF-16,
-    lone surrogates) and words the error when it is not JSON at all."""
+    takes), else the standard library's, which takes what msgspec refuses (NaN, a number out of
+    range, a BOM, UTF-16) and words the error when it is not JSON at all. Text that is not
+    Unicode (invalid UTF-8, a lone surrogate escape such as ``\\ud800``) is refused whole."""
     try:
         return _DECODER.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         pass
+    except RecursionError as err:
+        raise _too_deep() from err
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as err:
+        document = json.loads(body)
+    except RecursionError as err:
+        raise _too_deep() from err
+    except ValueError as err:  # UnicodeDecodeError included
         raise InvalidInput(
-            f"the body is not valid JSON ({err}); {expected}", source="request"
+            f"the body is not valid JSON ({_shown(err)}); {expected}", source="request"
         ) from err
+    try:
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise InvalidInput(
+            f"the body holds text that is not Unicode ({_shown(err)}: a lone surrogate escape "
+            f"such as \\ud800); send UTF-8 text; {expected}",
+            source="request",
+        ) from err
+    except RecursionError as err:
+        raise _too_deep() from err
+    return document
+
+
+def _too_deep() -> InvalidInput:
+    return too_deep("request")
+
+
+def _check_depth(body: bytes, document: Any, containers: int) -> None:
+    """Refuse a document nested more than ``MAX_JSON_DEPTH`` deep. ``containers`` objects and
+    arrays are known (the envelope and one object per reading): when the body holds no more
+    opening brackets than that, nothing else is nested and nothing is walked."""
+    if body.count(b"{") + body.count(b"[") <= containers:
+        return
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise _too_deep()
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+
+
+def nightscout_echo(entries: list[Any]) -> bytes:
+    """The posted entries as JSON, as Nightscout answers a post: a number that is not finite
+    (NaN, Infinity, 1e400, taken by the lenient parser) is answered as null."""
+    try:
+        return msgspec.json.encode(entries)  # NaN and infinities are written as null
+    except (TypeError, ValueError, OverflowError):
+        return json.dumps(_finite(entries)).encode("utf-8")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _shown(err: Exception) -> str:
+    text = str(err)
+    return text if len(text) <= _SHOWN_ERROR_CHARS else text[:_SHOWN_ERROR_CHARS] + "…"
+
+
+def _request_error(err: Exception) -> Exception:
+    """What a request whose rows fail to be checked on their own is answered: its own error
+    when it says what to fix (4xx), else 422 naming what failed. Nothing of it was written."""
+    if isinstance(err, GlucoseStreamError) and err.status < 500:
+        return err
+    log.error("a request's readings could not be checked", exc_info=err)
+    return InvalidInput(
+        f"its readings could not be checked ({type(err).__name__}: {_shown(err)}); nothing of "
+        "this request was written, and requests sent with it were not affected; correct or "
+        "remove the reading the message names and post again",
+        source="request",
+    )
+
+
+def _discard(raw: RawZone, batch_id: str) -> None:
+    """Remove a batch whose files failed to be written, unless its manifest was (best effort:
+    readers ignore a batch without one)."""
+    try:
+        raw.discard_staged(batch_id)
+    except Exception:
+        log.warning("could not remove the unfinished raw batch %s", batch_id, exc_info=True)
 
 
 def _check_items(items: list[Any], name: str) -> None:
     if not items:
         raise InvalidInput(f"the request has no {name}; send at least one", source="request")
     if len(items) > MAX_READINGS_PER_REQUEST:
-        raise InvalidInput(
+        raise PayloadTooLarge(
             f"the request has {len(items):,} {name}; at most {MAX_READINGS_PER_REQUEST:,} a "
             "request: split it",
             source="request",
