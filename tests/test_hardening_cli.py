@@ -370,6 +370,20 @@ def test_finding12_a_file_with_some_good_rows_is_still_recorded(cli, tmp_path, e
     assert (report["accepted"], report["quarantined"]) == (1, 1)
 
 
+def test_finding12_an_unknown_patient_id_is_an_error_for_audit_and_erase(cli, env, reading):
+    assert cli.invoke(main, ["ingest", str(reading)], env=env).exit_code == 0
+    line = _one_line_error(cli.invoke(main, ["audit", "--patient", "a"], env=env))
+    assert "no patient with that id in this lake" in line
+    known = cli.invoke(main, ["audit", "--patient", "A"], env=env)
+    assert known.exit_code == 0, known.output
+    assert "no reads of that patient's data recorded" in known.output
+    line = _one_line_error(cli.invoke(main, ["maintain", "--erase-patient", "a"], env=env))
+    assert "nothing was erased" in line
+    erased = cli.invoke(main, ["maintain", "--erase-patient", "A", "--json"], env=env)
+    assert erased.exit_code == 0, erased.output
+    assert json.loads(erased.stdout)["erased_raw_rows"] == 1
+
+
 LAKE_READERS = [
     ["run"],
     ["runs"],

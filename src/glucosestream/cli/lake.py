@@ -224,12 +224,19 @@ def maintain(ctx: Context, no_compact: bool, expire_days: int, erase_id: str | N
     Example: glucosestream maintain --erase-patient P00042
     """
     key = patient_key(load_secret(ctx.settings), erase_id) if erase_id else None
+    known = key is None or _is_known(ctx, key)
     report = maintain_lake(
         ctx.settings.lake,
         compact=not no_compact,
         expire_older_than=dt.timedelta(days=expire_days),
         erase_patient_key=key,
     )
+    erased = report.erased_readings + report.erased_days + report.erased_raw_rows
+    if not known and not erased:  # a typo must not read as a completed erasure
+        raise ConfigError(
+            "no patient with that id in this lake, so nothing was erased (the rest of the "
+            "maintenance ran); check --erase-patient (the id as ingested)"
+        )
     lines = [f"maintain {report.run_id}: {report.duration_ms} ms"]
     lines += [f"  compacted {t}: {a} files -> {b}" for t, (a, b) in report.compacted_files.items()]
     lines.append(
@@ -281,7 +288,17 @@ def audit(ctx: Context, patient_id: str, limit: int) -> None:
 
     key = patient_key(load_secret(ctx.settings), patient_id)
     lines = audit_lines(ctx.settings, key, limit=limit)
+    if not lines and not _is_known(ctx, key):  # a typo must not read as "nobody looked"
+        raise ConfigError(
+            "no patient with that id in this lake, and no reads of it recorded; check --patient "
+            "(the id as ingested)"
+        )
     ctx.emit({"entries": lines}, "\n".join(lines) or "no reads of that patient's data recorded")
+
+
+def _is_known(ctx: Context, key: str) -> bool:
+    """Whether the lake has ever ingested the patient of this key (and not erased them)."""
+    return key in set(open_metadata(ctx.settings.lake).patient_keys())
 
 
 def _write_table(table: Any, out: Path) -> None:
