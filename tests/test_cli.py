@@ -123,14 +123,13 @@ def test_bad_environment_value_is_a_clear_error(cli, env):
     assert "GLUCOSESTREAM_QUALITY__MAX_MG_DL" in result.output
 
 
-def test_failing_quality_gate_exits_1_and_names_the_check(cli, tmp_path, env):
+def test_a_reading_outside_the_gate_is_set_aside_and_named(cli, tmp_path, env):
     path = tmp_path / "high.csv"
     path.write_text("patient_id,time,gl\nA,2026-01-01T00:00:00Z,390\n")
     assert cli.invoke(main, ["ingest", str(path)], env=env).exit_code == 0
     result = cli.invoke(main, ["run"], env={**env, "GLUCOSESTREAM_QUALITY__MAX_MG_DL": "300"})
-    assert result.exit_code == 1
-    assert "glucose_range" in result.output
-    assert "nothing was published" in result.output
+    assert result.exit_code == 0, result.output
+    assert "1 readings set aside (glucose_range 1)" in result.output
 
 
 def test_token_create_prints_a_token_once(cli, env):
@@ -154,7 +153,7 @@ def test_every_command_has_help_with_an_example(cli):
         assert "Example: glucosestream" in result.output
 
 
-def test_runs_shows_history_with_steps_checks_and_rejections(cli, tmp_path, env):
+def test_runs_shows_history_with_steps_checks_and_readings_set_aside(cli, tmp_path, env):
     good = tmp_path / "good.csv"
     good.write_text("patient_id,time,gl\nA,2026-01-01T00:00:00Z,120\n")
     high = tmp_path / "high.csv"
@@ -162,16 +161,17 @@ def test_runs_shows_history_with_steps_checks_and_rejections(cli, tmp_path, env)
     assert cli.invoke(main, ["ingest", str(good), str(high)], env=env).exit_code == 0
     strict = {**env, "GLUCOSESTREAM_QUALITY__MAX_MG_DL": "300"}
     run = cli.invoke(main, ["run"], env=strict)
-    assert run.exit_code == 1
-    assert "1 batch(es) rejected by the quality gate (glucose_range)" in run.output
+    assert run.exit_code == 0, run.output
+    assert "1 readings set aside (glucose_range 1)" in run.output
     runs = cli.invoke(main, ["runs"], env=env)
     assert runs.exit_code == 0, runs.output
     assert "published" in runs.output
     assert "merge" in runs.output
-    assert "glucose_range: 1 new readings outside 20-300 mg/dL" in runs.output
     as_json = json.loads(cli.invoke(main, ["runs", "--json"], env=env).output)
     [latest] = as_json["runs"]
     assert latest["report"]["readings_new"] == 1
+    [aside] = latest["report"]["set_aside"]
+    assert (aside["reason"], aside["rows"]) == ("glucose_range", 1)
     assert [s["step"] for s in latest["report"]["steps"]] == [
         "recover", "discover", "merge", "transform", "audit", "publish",
     ]  # fmt: skip
