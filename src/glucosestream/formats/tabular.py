@@ -13,11 +13,11 @@ column names (case-insensitive; the first match wins):
     tz         tz, timezone, time_zone                            IANA zone (optional)
 
 A row with both glucose_mg_dl and glucose_mmol_l is one reading when they agree within their
-rounding (``UNITS_AGREE_MG_DL``), quarantined when they do not; an empty glucose_mg_dl takes the
-mmol/L value. In JSON, a patient id must be a string: a number, array or object quarantines its
-record (it would otherwise name a patient of its own). Text that is not UTF-8 (a JSON line with
-bad bytes, a lone surrogate escape) quarantines its record; in CSV it is one error naming the
-line. CSV with old Mac line ends (CR only) is read as lines.
+rounding, quarantined when they do not (see ``columns``). In JSON, a patient id must be a
+string: a number, array or object quarantines its record (it would otherwise name a patient of
+its own). Text that is not UTF-8 (a JSON line with bad bytes, a lone surrogate escape)
+quarantines its record; in CSV it is one error naming the line. CSV with old Mac line ends (CR
+only) is read as lines.
 
 Rows stay columnar from the file on (a Parquet timestamp with a zone is passed on as an instant,
 and Parquet numbers stay numbers, not text): CSV is read by Arrow's reader whenever each record
@@ -53,9 +53,9 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from glucosestream.errors import InvalidInput
+from glucosestream.formats.columns import build_rows, column_map, is_number
 from glucosestream.formats.jsontext import decode_json
-from glucosestream.formats.rows import NOT_UTF8, RAW_SCHEMA, ParsedFile, text_array
-from glucosestream.readings import MG_DL_PER_MMOL_L
+from glucosestream.formats.rows import NOT_UTF8, ParsedFile, text_array
 
 __all__ = [
     "iter_csv",
@@ -68,25 +68,10 @@ __all__ = [
     "read_parquet",
 ]
 
-_ALIASES: Final[dict[str, tuple[str, ...]]] = {
-    "patient_id": ("patient_id", "id", "subject", "subject_id"),
-    "device_id": ("device_id", "device", "serial"),
-    "time": ("time", "ts", "timestamp", "datetime"),
-    "glucose": ("glucose_mg_dl", "gl", "glucose", "value", "sgv"),
-    "unit": ("unit", "units"),
-    "tz": ("tz", "timezone", "time_zone"),
-}
-_MMOL_COLUMN: Final = "glucose_mmol_l"
-_MG_DL_COLUMN: Final = "glucose_mg_dl"
 _REPEATED_HEADER: Final = "a repeated header row"
 # Quarantine reasons of rows the readers already know are bad.
 PATIENT_NOT_TEXT: Final = "patient id must be a string"
-CONFLICTING_UNITS: Final = "conflicting glucose_mg_dl and glucose_mmol_l"
-# A reading carrying both glucose_mg_dl and glucose_mmol_l is one reading when the two agree
-# within their rounding (an integer mg/dL, one decimal of mmol/L): 0.5 + 0.05 * 18.0156 mg/dL.
-UNITS_AGREE_MG_DL: Final = 0.5 + 0.05 * MG_DL_PER_MMOL_L
 _UNREAD_ID: Final = frozenset({NOT_UTF8, PATIENT_NOT_TEXT})  # the row's patient id is not read
-_NUMBER: Final = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 _HEAD_BYTES: Final = 1 << 16  # enough lines to tell the average line length
 _LF: Final = 0x0A
 _CR: Final = 0x0D
@@ -96,102 +81,6 @@ _JSON_TYPES: Final[dict[type, pa.DataType]] = {
     int: pa.int64(),
     float: pa.float64(),
 }
-
-Columns = Mapping[str, pa.Array | pa.ChunkedArray]
-
-
-def _column_map(names: Sequence[str], source: str) -> dict[str, str | None]:
-    """Map each raw column to the input column that feeds it (None: absent)."""
-    lowered = {n.strip().lower(): n for n in names}
-    if len(lowered) != len(names):
-        raise InvalidInput(
-            "the header repeats a column name; rename or remove the duplicate column",
-            source=source,
-            line=1,
-        )
-    found: dict[str, str | None] = {
-        raw: next((lowered[a] for a in aliases if a in lowered), None)
-        for raw, aliases in _ALIASES.items()
-    }
-    if found["glucose"] is None and _MMOL_COLUMN in lowered:
-        found["glucose"] = lowered[_MMOL_COLUMN]
-        found["unit"] = None
-        found["_mmol"] = lowered[_MMOL_COLUMN]
-    elif found["glucose"] == lowered.get(_MG_DL_COLUMN) and _MMOL_COLUMN in lowered:
-        found["_mmol_also"] = lowered[_MMOL_COLUMN]  # both: checked to agree (``_both_units``)
-    for required in ("time", "glucose"):
-        if found[required] is None:
-            expected = _ALIASES[required] + ((_MMOL_COLUMN,) if required == "glucose" else ())
-            raise InvalidInput(
-                f"no {required} column (found {', '.join(names) or 'none'}); "
-                f"name one of them {' or '.join(expected)}",
-                source=source,
-                line=1,
-            )
-    return found
-
-
-def _build(lines: pa.Array, columns: Columns, mapping: dict[str, str | None]) -> pa.Table:
-    n = len(lines)
-    data: dict[str, pa.Array | pa.ChunkedArray] = {"line": lines}
-    instant = columns.get("_instant")
-    data["instant"] = pa.nulls(n, pa.timestamp("us", tz="UTC")) if instant is None else instant
-    for raw in ("patient_id", "device_id", "time", "glucose", "unit", "tz"):
-        source_column = mapping.get(raw)
-        if source_column is not None and source_column in columns:
-            data[raw] = columns[source_column]
-        elif raw == "unit" and "_mmol" in mapping:
-            data[raw] = pa.repeat(pa.scalar("mmol/L", pa.string()), n)
-        else:
-            data[raw] = pa.nulls(n, pa.string())
-    data["flags"] = pa.repeat(pa.scalar(0, pa.int32()), n)
-    data["problem"] = pa.nulls(n, pa.string())
-    mmol = mapping.get("_mmol_also")
-    if mmol is not None and mmol in columns:
-        _both_units(data, columns[mmol])
-    table = pa.table(data)
-    return table.select(list(RAW_SCHEMA.names))
-
-
-def _both_units(
-    data: dict[str, pa.Array | pa.ChunkedArray], mmol: pa.Array | pa.ChunkedArray
-) -> None:
-    """Rows with both glucose_mg_dl and glucose_mmol_l: one reading when they agree (within
-    ``UNITS_AGREE_MG_DL``), quarantined when they do not; the mmol/L value when mg/dL is empty."""
-    mg = data["glucose"]
-    mg_given, mmol_given = _given(mg), _given(mmol)
-    mg_value, mmol_value = _numbers(mg), _numbers(mmol)
-    gap = pc.abs(pc.subtract(mg_value, pc.multiply(mmol_value, MG_DL_PER_MMOL_L)))
-    agree = pc.fill_null(pc.less_equal(gap, UNITS_AGREE_MG_DL), False)
-    conflict = pc.and_(pc.and_(mg_given, mmol_given), pc.invert(agree))
-    data["problem"] = pc.if_else(conflict, pa.scalar(CONFLICTING_UNITS), data["problem"])
-    only_mmol = pc.and_(pc.invert(mg_given), mmol_given)
-    if pc.any(only_mmol).as_py():
-        data["glucose"] = pc.if_else(only_mmol, _as_text(mmol), _as_text(mg))
-        data["unit"] = pc.if_else(only_mmol, pa.scalar("mmol/L"), _as_text(data["unit"]))
-
-
-def _as_text(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    if pa.types.is_dictionary(column.type):
-        column = column.cast(column.type.value_type)
-    return column if pa.types.is_string(column.type) else column.cast(pa.string())
-
-
-def _given(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """Whether each value is there: not null, and not blank text."""
-    column = _as_text(column)
-    return pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(column)), 0), False)
-
-
-def _numbers(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """Each value as a float64 (null when it is not a plain decimal number)."""
-    if pa.types.is_dictionary(column.type):
-        column = column.cast(column.type.value_type)
-    if _is_number(column.type):
-        return column.cast(pa.float64())
-    text = pc.utf8_trim_whitespace(_as_text(column))
-    plain = pc.fill_null(pc.match_substring_regex(text, _NUMBER), False)
-    return pc.if_else(plain, text, pa.scalar(None, pa.string())).cast(pa.float64())
 
 
 def read_csv(path: Path) -> ParsedFile:
@@ -263,7 +152,7 @@ def _read_csv_fast(data: bytes, source: str, *, first_line: int = 2) -> pa.Table
         header = next(csv.reader([first_text]), [])
     except (UnicodeDecodeError, csv.Error):
         return None  # the careful reader names the problem
-    mapping = _column_map(header, source)
+    mapping = column_map(header, source)
     wanted = sorted({c for c in mapping.values() if c is not None})
     try:
         table = pa_csv.read_csv(
@@ -282,7 +171,7 @@ def _read_csv_fast(data: bytes, source: str, *, first_line: int = 2) -> pa.Table
     if table.num_rows != physical_lines - 1:
         return None  # a quoted value spans lines: row numbers are not line numbers
     lines = pa.array(np.arange(first_line, table.num_rows + first_line, dtype=np.int64))
-    rows = _build(lines, {c: table[c] for c in wanted}, mapping)
+    rows = build_rows(lines, {c: table[c] for c in wanted}, mapping)
     time_name = str(mapping["time"]).encode("utf-8")
     if header_end >= 0 and data.find(time_name, header_end) < 0:
         return rows  # no row can repeat the header: its time column's name appears only there
@@ -317,7 +206,7 @@ def _csv_careful_chunks(
             if not header:
                 raise InvalidInput("the file is empty; nothing to ingest", source=source)
             shift = first_line - 1 if offset else 0
-            mapping = _column_map(header, source)
+            mapping = column_map(header, source)
             wanted = {c: header.index(c) for c in mapping.values() if c is not None}
             columns: dict[str, list[str | None]] = {c: [] for c in wanted}
             lines: list[int] = []
@@ -367,7 +256,7 @@ def _careful_table(
     lines: list[int], columns: dict[str, list[str | None]], mapping: dict[str, str | None]
 ) -> pa.Table:
     arrays = {name: pa.array(values, pa.string()) for name, values in columns.items()}
-    return _mark_repeated_header(_build(pa.array(lines, pa.int64()), arrays, mapping), mapping)
+    return _mark_repeated_header(build_rows(pa.array(lines, pa.int64()), arrays, mapping), mapping)
 
 
 def _mark_repeated_header(table: pa.Table, mapping: dict[str, str | None]) -> pa.Table:
@@ -444,7 +333,7 @@ def _jsonl_fast(data: bytes | pa.Buffer, source: str, *, first_line: int = 1) ->
     first_end = int(ends[0]) if len(ends) else len(view)
     try:
         first = decode_json(view[:first_end].tobytes(), source=source)
-        mapping = _column_map(list(first), source) if isinstance(first, dict) else None
+        mapping = column_map(list(first), source) if isinstance(first, dict) else None
     except (ValueError, InvalidInput):
         return None  # the careful reader names the problem
     if mapping is None:
@@ -464,7 +353,7 @@ def _jsonl_fast(data: bytes | pa.Buffer, source: str, *, first_line: int = 1) ->
     if table.num_rows != physical_lines or table.num_rows == 0:
         return None  # a blank line (skipped: lines would shift)
     try:
-        mapping = _column_map(table.column_names, source)
+        mapping = column_map(table.column_names, source)
     except InvalidInput:
         return None
     columns: dict[str, pa.ChunkedArray] = {}
@@ -480,7 +369,7 @@ def _jsonl_fast(data: bytes | pa.Buffer, source: str, *, first_line: int = 1) ->
         columns[name] = column if integers else column.cast(pa.string())
     n = table.num_rows
     lines = pa.array(np.arange(first_line, n + first_line, dtype=np.int64))
-    return ParsedFile(_build(lines, columns, mapping))
+    return ParsedFile(build_rows(lines, columns, mapping))
 
 
 def _valid_text(column: pa.ChunkedArray) -> bool:
@@ -591,7 +480,7 @@ def raw_rows_from_records(
     names: dict[str, None] = {}
     for keys in dict.fromkeys(tuple(record) for record in records):
         names.update(dict.fromkeys(keys))
-    mapping = _column_map(list(names), source)
+    mapping = column_map(list(names), source)
     problem: list[str | None] = list(problems) if problems is not None else [None] * len(records)
     patient = mapping["patient_id"]
     if patient is not None:
@@ -609,7 +498,7 @@ def raw_rows_from_records(
         unread = pa.array([p in _UNREAD_ID for p in problem])
         columns[patient] = pc.if_else(unread, pa.scalar(None, pa.string()), columns[patient])
     numbers = list(lines) if lines is not None else list(range(1, len(records) + 1))
-    table = _build(pa.array(numbers, pa.int64()), columns, mapping)
+    table = build_rows(pa.array(numbers, pa.int64()), columns, mapping)
     if not any(p is not None for p in problem):
         return table
     index = table.schema.get_field_index("problem")
@@ -649,15 +538,11 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
-def _is_number(type_: pa.DataType) -> bool:
-    return bool(pa.types.is_integer(type_) or pa.types.is_floating(type_))
-
-
 def read_parquet(path: Path) -> ParsedFile:
     source = str(path)
     try:
         schema = pq.read_schema(path)
-        mapping = _column_map(schema.names, source)
+        mapping = column_map(schema.names, source)
         wanted = sorted({c for c in mapping.values() if c is not None})
         table = pq.read_table(path, columns=wanted)
     except (pa.ArrowException, OSError) as err:
@@ -674,7 +559,7 @@ def iter_parquet(path: Path, chunk_rows: int) -> Iterator[ParsedFile]:
     try:
         file = pq.ParquetFile(path)
         rows = file.metadata.num_rows
-        mapping = _column_map(file.schema_arrow.names, source)
+        mapping = column_map(file.schema_arrow.names, source)
     except (pa.ArrowException, OSError) as err:
         raise InvalidInput(f"not a readable Parquet file: {err}", source=source) from err
     if rows <= chunk_rows:
@@ -714,7 +599,7 @@ def _parquet_rows(
                 continue
             if pa.types.is_dictionary(column.type) and pa.types.is_string(column.type.value_type):
                 columns[name] = column  # a dictionary-encoded string column stays encoded
-            elif name == mapping["glucose"] and _is_number(column.type):
+            elif name == mapping["glucose"] and is_number(column.type):
                 columns[name] = column  # numbers stay numbers (the raw-row contract allows it)
             else:
                 columns[name] = column if column.type == pa.string() else column.cast(pa.string())
@@ -726,4 +611,4 @@ def _parquet_rows(
             ) from err
     n = table.num_rows
     lines = pa.array(np.arange(first_line, n + first_line, dtype=np.int64))
-    return _build(lines, columns, mapping)
+    return build_rows(lines, columns, mapping)
