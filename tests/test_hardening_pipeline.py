@@ -268,3 +268,28 @@ def test_finding8_a_run_left_running_is_closed_as_abandoned_by_the_next_run(sett
     assert killed["finished_at"] is not None
     assert "did not finish" in killed["report"]["message"]
     assert [h["status"] for h in meta.run_history()].count("running") == 0
+
+
+def test_finding1_a_batch_whose_files_cannot_be_read_is_rejected_alone(settings, clock):
+    """A raw batch whose manifest is not JSON, or whose readings file is cut short, is the
+    batch's own fault: it is rejected with the reason, and the other batches are published."""
+    bad_manifest = _raw_batch(settings, "20260105T000000000000Z-json0000", _day_of("A"), clock())
+    cut_short = _raw_batch(settings, "20260105T000000000001Z-trunc000", _day_of("A"), clock())
+    good = _raw_batch(settings, "20260105T000000000002Z-good0000", _day_of("B"), clock())
+    raw = Path(open_storage(settings.lake).path("raw", "batches"))
+    (raw / bad_manifest / "manifest.json").write_text("{not json")
+    data = raw / cut_short / "readings.parquet"
+    data.write_bytes(data.read_bytes()[:100])
+
+    report = run_pipeline(settings, now=clock)
+
+    assert report.status == "published", report.message
+    assert [r.batch_id for r in report.rejected] == [bad_manifest, cut_short]
+    assert all(r.reason.startswith("unreadable") for r in report.rejected)
+    assert report.readings_new == 24
+    assert _published_days(settings) == {_key("B"): [24]}
+    records = open_metadata(settings.lake).batch_records([bad_manifest, cut_short, good])
+    assert records[bad_manifest].rejected_run_id == report.run_id
+    assert records[cut_short].rejected_run_id == report.run_id
+    assert records[good].loaded_run_id == report.run_id
+    assert run_pipeline(settings, now=clock).status == "noop"

@@ -145,18 +145,20 @@ def _run_locked(run: _Run) -> RunReport:
         published = run.meta.published()
         run.recovered = run.lake.recover(published)
     with run.timer.step("discover"):
-        pending = steps.discover(run.meta, RawZone(open_storage(run.settings.lake)))
+        raw = RawZone(open_storage(run.settings.lake))
+        found = steps.discover(run.meta, raw, run.run_id, run.started_at)
+    run.unreadable = tuple(RejectedBatch(b, why) for b, why in found.unreadable.items())
+    pending = found.pending
     if not pending and not run.full_refresh:
+        if run.unreadable:
+            return run.finish("rejected", _all_rejected(len(run.unreadable)))
         return run.finish("noop", "no new raw batches since the last run; nothing to do")
 
     with tempfile.TemporaryDirectory(prefix="glucosestream-run-") as spill:
         staged = run.stage_until_clean(published, pending, Path(spill))
         if staged.rejections and not staged.pending and not run.full_refresh:
-            return run.finish(
-                "rejected",
-                f"every new batch was rejected ({len(staged.rejections)}); nothing was published",
-                staged,
-            )
+            rejected = len(staged.rejections) + len(run.unreadable)
+            return run.finish("rejected", _all_rejected(rejected), staged)
         if not staged.quality.passed:
             failed = ", ".join(staged.quality.failed)
             return run.finish(
@@ -167,20 +169,23 @@ def _run_locked(run: _Run) -> RunReport:
             )
         with run.timer.step("publish"):
             snapshots = steps.publish(run.lake, staged.results, run.run_id)
-        return run.finish("published", _published_message(staged), staged, snapshots)
+        return run.finish(
+            "published", _published_message(staged, len(run.unreadable)), staged, snapshots
+        )
 
 
-def _published_message(staged: _Staged) -> str:
+def _all_rejected(batches: int) -> str:
+    return f"every new batch was rejected ({batches}); nothing was published"
+
+
+def _published_message(staged: _Staged, unreadable: int) -> str:
     message = "published"
     if staged.set_aside:
-        reasons: dict[str, int] = {}
-        for s in staged.set_aside:
-            reasons[s.reason] = reasons.get(s.reason, 0) + s.rows
-        total = sum(reasons.values())
+        reasons = _by_reason(staged.set_aside)
         why = ", ".join(f"{r} {n}" for r, n in sorted(reasons.items()))
-        message += f"; {total} readings set aside ({why})"
-    if staged.rejections:
-        message += f"; {len(staged.rejections)} batches rejected"
+        message += f"; {sum(reasons.values())} readings set aside ({why})"
+    if staged.rejections or unreadable:
+        message += f"; {len(staged.rejections) + unreadable} batches rejected"
     return message
 
 
@@ -209,6 +214,7 @@ class _Run:
         self.lake = open_lakehouse(settings.lake)
         self.recovered = False
         self.open = False  # its record is "running"
+        self.unreadable: tuple[RejectedBatch, ...] = ()  # batches discover rejected
 
     def stage_until_clean(
         self, published: PublishedSnapshots | None, pending: list[RawBatch], spill: Path
@@ -265,6 +271,8 @@ class _Run:
     ) -> RunReport:
         """Build the report and close the run; with ``snapshots`` this is the publish."""
         counts = _EMPTY if staged is None else _counts(staged, published=snapshots is not None)
+        rejected = (*self.unreadable, *(() if staged is None else staged.rejections))
+        counts = {**counts, "rejected": rejected}
         report = RunReport(
             run_id=self.run_id,
             status=status,

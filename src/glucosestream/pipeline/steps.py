@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -51,6 +51,7 @@ __all__ = [
     "STEPS",
     "BucketResult",
     "BucketWork",
+    "Discovered",
     "discover",
     "process_bucket",
     "publish",
@@ -67,33 +68,90 @@ _HISTORY_MARGIN: Final = dt.timedelta(hours=26)
 RECOVERED_SOURCE: Final = "(recovered from the raw zone: its ingest did not finish)"
 
 
-def discover(meta: MetadataStore, raw: RawZone) -> list[RawBatch]:
+@dataclass(frozen=True, slots=True)
+class Discovered:
+    """The raw batches a run loads, and those it rejected because their files cannot be read."""
+
+    pending: list[RawBatch]
+    unreadable: dict[str, str]  # batch_id -> reason
+
+
+def discover(meta: MetadataStore, raw: RawZone, run_id: str, found_at: dt.datetime) -> Discovered:
     """Raw batches no run has loaded or rejected, oldest first.
 
     A batch whose ingest was killed after its folder was renamed into place but before it was
-    recorded is registered here from its manifest, so it is neither lost nor loaded twice.
+    recorded is registered here from its manifest, so it is neither lost nor loaded twice. A
+    batch whose manifest or readings file cannot be read (not JSON, a field missing, a file
+    cut short) is the batch's own fault: it is rejected here with the reason, under ``run_id``,
+    and the run goes on without it. An I/O error that may pass (a network store) is raised.
     """
     settled = meta.settled_batch_ids()
     pending = [b for b in raw.list_batches() if b.batch_id not in settled]
     known = meta.batch_records([b.batch_id for b in pending])
+    readable, unreadable = [], {}
     for batch in pending:
+        try:
+            manifest = _readable_manifest(batch)
+        except _UNREADABLE as err:
+            unreadable[batch.batch_id] = f"unreadable: {_first_line(err)}"
+            manifest = None
         if batch.batch_id not in known:
-            manifest = batch.manifest()
             log.warning("discover batch_id=%s registered from its manifest", batch.batch_id)
-            meta.add_batch(
-                BatchRecord(
-                    batch_id=batch.batch_id,
-                    source_name=RECOVERED_SOURCE,
-                    source_sha256=manifest["source_sha256"],
-                    format=manifest["format"],
-                    received=manifest["received"],
-                    accepted=manifest["accepted"],
-                    duplicates=manifest["duplicates"],
-                    quarantined=manifest["quarantined"],
-                    created_at=dt.datetime.fromisoformat(manifest["ingested_at"]),
-                )
-            )
-    return pending
+            meta.add_batch(_record_from(batch.batch_id, manifest, found_at))
+        if manifest is not None:
+            readable.append(batch)
+    for batch_id, reason in unreadable.items():
+        log.warning("discover batch_id=%s rejected: %s", batch_id, reason)
+        meta.reject_batches([batch_id], run_id, reason)
+    return Discovered(readable, unreadable)
+
+
+# Content faults of a batch's files (a FileNotFoundError too: a committed batch lacks a file).
+_UNREADABLE: Final = (ValueError, KeyError, TypeError, pa.ArrowException, FileNotFoundError)
+_MANIFEST_FIELDS: Final = (
+    "source_sha256",
+    "format",
+    "received",
+    "accepted",
+    "duplicates",
+    "quarantined",
+    "ingested_at",
+)
+
+
+def _readable_manifest(batch: RawBatch) -> dict[str, Any]:
+    """The batch's manifest, once its fields and its readings file's footer are read."""
+    manifest = batch.manifest()
+    missing = [f for f in _MANIFEST_FIELDS if f not in manifest]
+    if missing:
+        raise KeyError(f"manifest.json lacks {', '.join(missing)}")
+    dt.datetime.fromisoformat(manifest["ingested_at"])
+    batch.row_count()
+    return manifest
+
+
+def _record_from(
+    batch_id: str, manifest: dict[str, Any] | None, found_at: dt.datetime
+) -> BatchRecord:
+    """The record of a batch found only in the raw zone (an unreadable one: an empty one)."""
+    if manifest is None:
+        return BatchRecord(batch_id, RECOVERED_SOURCE, "", "unknown", 0, 0, 0, 0, found_at)
+    return BatchRecord(
+        batch_id=batch_id,
+        source_name=RECOVERED_SOURCE,
+        source_sha256=manifest["source_sha256"],
+        format=manifest["format"],
+        received=manifest["received"],
+        accepted=manifest["accepted"],
+        duplicates=manifest["duplicates"],
+        quarantined=manifest["quarantined"],
+        created_at=dt.datetime.fromisoformat(manifest["ingested_at"]),
+    )
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:300]}" if text else type(err).__name__
 
 
 @dataclass(frozen=True, slots=True)
