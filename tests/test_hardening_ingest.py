@@ -515,3 +515,27 @@ def test_finding11_file_names_and_folders_never_reach_the_lake(settings, tmp_pat
             for table in tables:
                 for row in con.execute(f'SELECT * FROM "{table}"'):
                     assert not any("Casey" in str(v) for v in row), (table, row)
+
+
+def test_finding2_parquet_instants_at_the_int64_limits_are_quarantined(settings, tmp_path, clock):
+    """A typed instant at the end of the timestamp range is DuckDB's infinity: no time."""
+    path = tmp_path / "limits.parquet"
+    good = int(dt.datetime(2026, 1, 1, 10, tzinfo=dt.UTC).timestamp() * 1_000_000)
+    limits = [2**63 - 1, -(2**63) + 1, 0, good]
+    pq.write_table(
+        pa.table(
+            {
+                "id": ["A"] * 4,
+                "time": pa.array(limits, pa.timestamp("us", tz="UTC")),
+                "gl": [100] * 4,
+            }
+        ),
+        path,
+    )
+    report = ingest_path(settings, path, now=clock)
+    assert (report.received, report.accepted, report.quarantined) == (4, 1, 3)
+    assert sorted(reasons(settings, report)) == [
+        "time outside the plausible range",
+        "unparsable time",
+        "unparsable time",
+    ]
