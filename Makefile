@@ -26,14 +26,19 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/cog --check -I docs $(DOCS)
 
-# The tests start their own services (a throwaway PostgreSQL and a Ceph S3 gateway) and use the
-# system Chromium, all from Debian's packages, installed when missing (scripts/); services are
-# stopped afterwards.
+# Two tiers. The fast one first: unit and in-process tests and the parser fuzzing. When it
+# passes, the slow one (markers in SLOW, registered in pyproject.toml): the soak, schemathesis, a
+# plain install, real server and CLI processes, the browser, S3/Ceph and PostgreSQL. Its services
+# (a throwaway PostgreSQL and a Ceph S3 gateway) and the system Chromium come from Debian's
+# packages, installed when missing (scripts/); services are stopped afterwards.
+SLOW := soak or schemathesis or slow_install or slow
+
 test: lint
+	$(BIN)/pytest -m "not ($(SLOW))"
 	scripts/browser.sh
 	scripts/postgres.sh start >/dev/null
 	scripts/ceph.sh start >/dev/null
-	$(BIN)/pytest; status=$$?; scripts/ceph.sh stop; scripts/postgres.sh stop; exit $$status
+	$(BIN)/pytest -m "$(SLOW)"; status=$$?; scripts/ceph.sh stop; scripts/postgres.sh stop; exit $$status
 
 fix: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks

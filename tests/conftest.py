@@ -82,6 +82,26 @@ def opened(monkeypatch):
     return counts
 
 
+# Modules of the slow tier written before its markers: they need the test services (S3/Ceph,
+# PostgreSQL), the browser, or real server and CLI processes. `make test` runs them after the
+# fast tier (see the Makefile); new slow tests say so with a marker of their own.
+_SLOW_MODULES = frozenset(
+    {
+        "test_browser_dashboard.py",
+        "test_crash_safety.py",
+        "test_postgres.py",
+        "test_s3.py",
+        "test_serve.py",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in _SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 # What the verification suite did (fuzz inputs generated, schemathesis cases, soak requests),
 # by line of the closing summary; each counting test adds to it.
 VERIFICATION_COUNTS: Counter[str] = Counter()
