@@ -15,6 +15,9 @@ import numba
 import pytest
 
 from glucosestream.cli import main
+from glucosestream.errors import ConfigError
+from glucosestream.ingest import ingest_path
+from glucosestream.lake import RawZone, open_storage
 
 from .conftest import DATA, SECRET
 
@@ -87,6 +90,9 @@ for module in pkgutil.walk_packages(glucosestream.__path__, "glucosestream."):
 if failed:
     sys.exit("\\n".join(failed))
 from glucosestream.cli import main
+from glucosestream.errors import ConfigError
+from glucosestream.ingest import ingest_path
+from glucosestream.lake import RawZone, open_storage
 main(["--help"])
 """
     result = subprocess.run(
@@ -360,6 +366,19 @@ def test_finding12_a_file_in_an_unknown_unit_is_recorded_as_before(cli, tmp_path
     [report] = json.loads(result.stdout)
     assert report["quarantined"] == 1
     assert report["top_reasons"][0][0].startswith("unknown unit")
+
+
+def test_finding12_a_large_file_naming_no_patient_is_refused_before_a_chunk_is_written(
+    settings, tmp_path
+):
+    export = tmp_path / "big.csv"
+    times = [f"2026-01-01T00:{m:02d}:00Z" for m in range(0, 30, 5)]
+    export.write_text("time,gl\n" + "".join(f"{t},120\n" for t in times))
+    with pytest.raises(ConfigError, match="its first 2 rows name no patient"):
+        ingest_path(settings, export, chunk_readings=2)
+    assert not list(RawZone(open_storage(settings.lake)).list_batches())
+    report = ingest_path(settings, export, chunk_readings=2, patient_id="P1")
+    assert (report.accepted, len(report.batch_ids)) == (6, 3)
 
 
 def test_finding12_a_file_with_some_good_rows_is_still_recorded(cli, tmp_path, env):

@@ -161,6 +161,8 @@ def _ingest_chunks(
     if second is not None:
         ahead.append(second)
         del second  # held by ``ahead`` only, so each is let go once written
+    if options.patient_id is None and standing is None:
+        _refuse_unnamed_patients(ahead[0], options.source)
     key, registered = _given_patient(settings, options.patient_id)
 
     def part_of(parsed: ParsedFile, index: int) -> Part:
@@ -177,6 +179,17 @@ def _ingest_chunks(
         register=registered,
         standing=standing,
     )
+
+
+def _refuse_unnamed_patients(first: ParsedFile, source: str) -> None:
+    """Refuse a file of several chunks whose first names no patient, before any is written (a
+    file of one chunk is refused once all its rows are quarantined for it: see ``_accept``)."""
+    rows = first.rows
+    if rows.num_rows and rows["patient_id"].null_count == rows.num_rows:
+        raise ConfigError(
+            f"{source}: its first {rows.num_rows:,} rows name no patient, so nothing was written "
+            "and the file is not recorded as ingested; pass --patient ID"
+        )
 
 
 def _drain(ahead: list[ParsedFile], rest: Iterator[ParsedFile]) -> Iterator[ParsedFile]:
