@@ -23,6 +23,7 @@ from glucosestream.lake.storage import open_storage
 from glucosestream.lake.zones import QUARANTINE_SCHEMA
 from glucosestream.pipeline import SetAside, run_pipeline
 from glucosestream.pipeline import steps as pipeline_steps
+from glucosestream.quality import set_aside_rows
 from glucosestream.readings import READING_SCHEMA
 
 from .conftest import SECRET
@@ -165,6 +166,26 @@ def test_finding1_each_reading_the_run_cannot_process_is_set_aside_alone(setting
     assert _published_days(settings) == {_key("A"): [24], _key("B"): [24]}
 
 
+def test_finding1_row_checks_set_aside_missing_values_too():
+    """Nulls cannot reach a raw batch (its columns are required), but the row checks do not
+    rely on it: a reading with no zone, glucose or time is set aside, never passed on."""
+    received = dt.datetime(2026, 1, 10, tzinfo=dt.UTC)
+    rows = [
+        {**_reading("A", DAY), "tz": None},
+        {**_reading("A", DAY), "glucose_mg_dl": None},
+        {**_reading("A", None)},
+        _reading("A", DAY),
+    ]
+    rows = [{**r, "batch_id": "b", "ingested_at": received} for r in rows]
+    nullable = pa.schema([f.with_nullable(True) for f in READING_SCHEMA])
+    result = set_aside_rows(pa.Table.from_pylist(rows, schema=nullable), QualitySettings())
+    assert result.kept.num_rows == 1
+    assert result.set_aside["reason"].to_pylist() == [
+        "known_zone", "finite_glucose", "plausible_time"
+    ]  # fmt: skip
+    assert "glucose_mg_dl" not in result.set_aside.column_names
+
+
 def test_finding1_an_error_inside_a_run_fails_the_run_and_frees_the_lake(
     settings, tmp_path, clock, monkeypatch
 ):
@@ -234,6 +255,8 @@ def test_finding3_one_clients_bad_readings_never_drop_another_clients_readings(s
         "run_id", "batch_id", "patient_key", "device_id", "ts", "reason"
     }  # fmt: skip
     assert {row["patient_key"] for row in kept} == {_key("B")}
+    meta.forget_patient(_key("B"))  # erasure takes the set-aside keys too
+    assert meta.set_aside_counts(report.run_id) == []
     # The next run has nothing left to do: the batch is settled, not retried forever.
     assert run_pipeline(strict, now=clock).status == "noop"
 

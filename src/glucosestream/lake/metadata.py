@@ -50,7 +50,7 @@ set_aside = sa.Table(
     sa.Column("batch_id", sa.String(64), nullable=False, index=True),
     sa.Column("patient_key", sa.String(64), nullable=False, index=True),
     sa.Column("device_id", sa.String(64), nullable=False),
-    sa.Column("ts", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ts", sa.DateTime(timezone=True), nullable=True),
     sa.Column("reason", sa.String(64), nullable=False),
 )
 

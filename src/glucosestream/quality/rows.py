@@ -41,7 +41,7 @@ SET_ASIDE_SCHEMA: Final = pa.schema(
         pa.field("batch_id", pa.string(), nullable=False),
         pa.field("patient_key", pa.string(), nullable=False),
         pa.field("device_id", pa.string(), nullable=False),
-        pa.field("ts", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("ts", pa.timestamp("us", tz="UTC")),  # null only if the reading had none
         pa.field("reason", pa.string(), nullable=False),
     ]
 )
