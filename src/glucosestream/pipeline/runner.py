@@ -309,7 +309,7 @@ class _Run:
         if not self.open:
             return
         message = (
-            f"the run stopped on an error and published nothing: {_describe(err)}; "
+            f"the run stopped on an error and published nothing: {steps.describe_error(err)}; "
             "the batches stay pending for the next run (`glucosestream run --debug` shows "
             "where it stopped)"
         )
@@ -344,15 +344,6 @@ _EMPTY: dict[str, object] = {
     "rejected": (),
     "set_aside": (),
 }
-
-_MESSAGE_CHARS = 500
-
-
-def _describe(err: BaseException) -> str:
-    """The error's class and first line, short (a run's record is not a log)."""
-    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
-    text = text if len(text) <= _MESSAGE_CHARS else text[:_MESSAGE_CHARS] + "…"
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 def _set_aside(results: tuple[steps.BucketResult, ...]) -> tuple[SetAside, ...]:

@@ -52,6 +52,7 @@ __all__ = [
     "BucketResult",
     "BucketWork",
     "Discovered",
+    "describe_error",
     "discover",
     "process_bucket",
     "publish",
@@ -93,7 +94,7 @@ def discover(meta: MetadataStore, raw: RawZone, run_id: str, found_at: dt.dateti
         try:
             manifest = _readable_manifest(batch)
         except _UNREADABLE as err:
-            unreadable[batch.batch_id] = f"unreadable: {_first_line(err)}"
+            unreadable[batch.batch_id] = f"unreadable: {describe_error(err)}"
             manifest = None
         if batch.batch_id not in known:
             log.warning("discover batch_id=%s registered from its manifest", batch.batch_id)
@@ -108,6 +109,7 @@ def discover(meta: MetadataStore, raw: RawZone, run_id: str, found_at: dt.dateti
 
 # Content faults of a batch's files (a FileNotFoundError too: a committed batch lacks a file).
 _UNREADABLE: Final = (ValueError, KeyError, TypeError, pa.ArrowException, FileNotFoundError)
+_ERROR_CHARS: Final = 500
 _MANIFEST_FIELDS: Final = (
     "source_sha256",
     "format",
@@ -149,9 +151,12 @@ def _record_from(
     )
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0][:300]}" if text else type(err).__name__
+def describe_error(err: BaseException) -> str:
+    """An error's class and first line, at most 500 characters (for a record, not a log)."""
+    lines = str(err).strip().splitlines()
+    text = lines[0] if lines else ""
+    text = text if len(text) <= _ERROR_CHARS else text[:_ERROR_CHARS] + "…"
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 @dataclass(frozen=True, slots=True)
