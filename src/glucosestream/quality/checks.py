@@ -6,8 +6,9 @@ audit what is staged. Each bucket check is a function ``(StagedRun, QualitySetti
 CheckResult`` listed in ``CHECKS``; ``combine`` merges a check's results over the buckets, and
 ``check_reconciliation`` audits the run's counts as a whole.
 Only reconciliation names raw batches at fault (``batch_ids``: a batch whose file does not hold
-what it accepted); the runner rejects those and publishes the rest. Any other failure is a fault
-of the system and stops the run. Details never put glucose values next to patient identifiers.
+what it accepted, a fault of the batch's own); the runner rejects those and publishes the rest.
+Any other failure is a fault of the system and stops the run. Details never put glucose values
+next to patient identifiers.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ zone, a glucose that is not a finite number, a time outside the plausible range,
 this gate's limits. Each such row is set aside *before* the run merges and computes anything,
 with the name of the first check it fails as its reason; the rest of its batch (which may hold
 other clients' requests, see ``ingest.group_commit``) goes on. Nothing here names a batch at
-fault: only reconciliation (``checks.check_reconciliation``) can, because only there is the
-fault the batch's own.
+fault: only a fault of the batch's own can (its file does not hold what it accepted:
+``checks.check_reconciliation``; its files cannot be read: ``pipeline.steps.discover``).
 
 The checks use the bounds ingest applies (``readings``), so a row ingest accepts today passes
 all but ``glucose_range``, whose limits are the gate's own (``QualitySettings``).
