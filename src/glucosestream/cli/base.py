@@ -50,6 +50,7 @@ class Context:
     def __init__(self, settings: Settings, as_json: bool, *, lake_must_exist: bool) -> None:
         self._settings = settings
         self._lake_must_exist = lake_must_exist
+        self._lake_checked = False
         self.as_json = as_json
         lake = settings.lake
         absent = not lake.is_s3 and not lake.root_path.exists()
@@ -57,11 +58,12 @@ class Context:
 
     @property
     def settings(self) -> Settings:
-        if self._lake_must_exist:
-            check_lake(self._settings.lake)
-            self._lake_must_exist = False
-        elif self._new_lake is None:
-            _check_folder(self._settings.lake)
+        if not self._lake_checked:
+            if self._lake_must_exist:
+                _check_lake(self._settings.lake)
+            else:
+                _check_folder(self._settings.lake)
+            self._lake_checked = True
         return self._settings
 
     def say_if_new_lake(self) -> None:
@@ -87,7 +89,7 @@ class Context:
             click.echo(human)
 
 
-def check_lake(lake: LakeSettings) -> None:
+def _check_lake(lake: LakeSettings) -> None:
     """Refuse a local lake folder that does not exist, or that holds other things."""
     if lake.is_s3:
         return
@@ -161,12 +163,12 @@ def common(func: F) -> F:
         except Exception as err:
             if debug:
                 raise
-            raise click.ClickException(_one_line(describe_error(err))) from err
+            raise click.ClickException(_one_line(_describe_error(err))) from err
 
     return wrapper  # type: ignore[return-value]
 
 
-def describe_error(err: Exception) -> str:
+def _describe_error(err: Exception) -> str:
     """The message of an error: GlucoseStream's own as it is; a file-system error with its
     path; anything else as an internal error to report."""
     if isinstance(err, GlucoseStreamError):
