@@ -84,7 +84,7 @@ def test_invalid_request_bodies_get_the_error_shape(client):
     assert_error_shape(client.post("/v1/readings", json={"nope": []}, headers=headers), 422)
     assert_error_shape(client.post("/v1/readings", json={"readings": []}, headers=headers), 422)
     too_many = {"readings": [{"patient_id": "x"}] * 10_001}
-    assert_error_shape(client.post("/v1/readings", json=too_many, headers=headers), 413)
+    assert_error_shape(client.post("/v1/readings", json=too_many, headers=headers), 422)
 
 
 def test_patient_page_and_json_show_published_metrics(client, settings):

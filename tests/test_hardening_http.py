@@ -304,19 +304,40 @@ def test_finding5_lambda_refuses_a_body_over_the_limit(settings, tokens):
 
 
 # --- finding 6: hostile values are 4xx in the one shape ----------------------------------------
-HOSTILE_NUMBERS = ["inf", "-inf", "nan", "1e400", "9" * 400, "-1", "1e30", "10" + "0" * 30, ""]
+NOT_NUMBERS = ["inf", "-inf", "nan", "1e400", "9" * 400, "", "1e3x"]
+FAR_NUMBERS = ["-1", "1e30", "-1e30", "10" + "0" * 30, "0"]  # held within years 1 to 9999
 
 
-@pytest.mark.parametrize("value", HOSTILE_NUMBERS)
+@pytest.mark.parametrize("value", NOT_NUMBERS + FAR_NUMBERS)
 @pytest.mark.parametrize("field", ["date", "dateString"])
-def test_finding6_hostile_find_values_are_422_after_authentication(client, tokens, field, value):
-    params = {f"find[{field}][$gte]": value}
+@pytest.mark.parametrize("op", ["$gte", "$gt", "$lte", "$lt"])
+def test_finding6_hostile_find_values_are_422_after_authentication(
+    client, tokens, field, value, op
+):
+    params = {f"find[{field}][{op}]": value}
     assert_error_shape(client.get("/api/v1/entries", params=params), 401)
     answer = client.get(
         "/api/v1/entries", params=params, headers={"api-secret": sha1(tokens["ns"])}
     )
-    body = assert_error_shape(answer, 422)
-    assert f"find[{field}]" in body["error"]
+    if field == "date" and value in FAR_NUMBERS:
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == []
+    else:
+        body = assert_error_shape(answer, 422)
+        assert f"find[{field}]" in body["error"]
+
+
+@pytest.mark.parametrize(
+    "value", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-05:00", "2016-12-31T23:59:60Z"]
+)
+def test_finding6_far_iso_times_are_held_within_range(client, tokens, value):
+    for op in ("$gte", "$gt", "$lte", "$lt"):
+        answer = client.get(
+            "/api/v1/entries",
+            params={f"find[dateString][{op}]": value},
+            headers={"api-secret": sha1(tokens["ns"])},
+        )
+        assert answer.status_code == 200, answer.text
 
 
 @pytest.mark.parametrize("count", ["-1", "0", str(10**30), "nan", "1e3", "10001"])
@@ -353,21 +374,35 @@ def test_finding6_a_field_nested_within_the_limit_is_taken(client, tokens):
     assert answer.json()["accepted"] == 2
 
 
-@pytest.mark.parametrize(
-    "text",
-    [b'"P\xff1"', b'"\\ud800"', b'"\\udc00x"'],
-    ids=["invalid-utf8", "lone-high-surrogate", "lone-low-surrogate"],
-)
-def test_finding6_text_that_is_not_unicode_is_422(client, tokens, text):
+def test_finding6_text_that_is_not_utf8_is_422(client, tokens):
+    text = b'"P\xff1"'
     reading = b'{"patient_id": "P1", "device_id": ' + text + b', "time": "2026-03-01T00:00:00Z"'
     body = b'{"readings": [' + reading + b', "glucose_mg_dl": 100}]}'
     answer = client.post("/v1/readings", content=body, headers=bearer(tokens["admin"]))
-    assert_error_shape(answer, 422)
+    assert "not valid JSON" in assert_error_shape(answer, 422)["error"]
     entry = b'[{"type": "sgv", "sgv": 100, "date": 1775421029000, "device": ' + text + b"}]"
     answer = client.post(
         "/api/v1/entries", content=entry, headers={"api-secret": sha1(tokens["ns"])}
     )
-    assert_error_shape(answer, 422)
+    assert "not valid JSON" in assert_error_shape(answer, 422)["error"]
+
+
+@pytest.mark.parametrize("text", [b'"\\ud800"', b'"\\udc00x"'], ids=["high", "low"])
+def test_finding6_a_lone_surrogate_never_500(client, tokens, text):
+    """A lone surrogate escape is valid JSON but not Unicode: that reading is quarantined."""
+    good = b'{"patient_id": "P1", "time": "2026-03-01T00:05:00Z", "glucose_mg_dl": 101}'
+    bad = b'{"patient_id": "P1", "device_id": ' + text + b', "time": "2026-03-01T00:00:00Z"'
+    body = b'{"readings": [' + bad + b', "glucose_mg_dl": 100}, ' + good + b"]}"
+    answer = client.post("/v1/readings", content=body, headers=bearer(tokens["admin"]))
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["accepted"], answer.json()["quarantined"]) == (1, 1)
+    entry = b'[{"type": "sgv", "sgv": 100, "date": 1775421029000, "device": ' + text + b"}]"
+    answer = client.post(
+        "/api/v1/entries", content=entry, headers={"api-secret": sha1(tokens["ns"])}
+    )
+    assert answer.status_code in (200, 422), answer.text
+    if answer.status_code == 200:
+        assert answer.json()[0]["sgv"] == 100  # echoed as JSON text, the surrogate escaped
 
 
 @pytest.mark.parametrize("value", [b"NaN", b"Infinity", b"-Infinity", b"1e400"])
@@ -471,6 +506,9 @@ def test_a_method_not_allowed_says_which_are(client):
     answer = client.request("TRACE", "/v1/readings")
     assert_error_shape(answer, 405)
     assert answer.headers["allow"] == "POST"
+    answer = client.request("PUT", "/api/v1/entries")  # a GET route and a POST route
+    assert_error_shape(answer, 405)
+    assert answer.headers["allow"] == "GET, POST"
 
 
 def test_finding6_no_reading_of_a_refused_request_reaches_the_raw_zone(client, tokens, settings):

@@ -8,12 +8,14 @@ over its limit (``ingest.limits``) is refused with 413 before it is read.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any, Final
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match
 
 from glucosestream.clock import Clock, utc_now
 from glucosestream.config import Settings
@@ -26,6 +28,7 @@ from glucosestream.dashboard.report import router as report_router
 from glucosestream.dashboard.sessions import SessionStore
 from glucosestream.errors import GlucoseStreamError
 from glucosestream.ingest.api import router as ingest_router
+from glucosestream.ingest.asgi import ERROR_RESPONSES, ErrorResponse
 from glucosestream.ingest.limits import BodyLimit
 from glucosestream.lake.access_store import open_access
 
@@ -39,6 +42,14 @@ _SECURITY_HEADERS = {
         "default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
         "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'"
     ),
+}
+
+_METHODS: Final = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+# Every route may answer these, in the one error shape (a route adds its own, e.g. 409).
+_ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    **ERROR_RESPONSES,
+    400: {"model": ErrorResponse, "description": "A JSON body that cannot be parsed."},
+    404: {"model": ErrorResponse, "description": "No such patient, batch or run."},
 }
 
 
@@ -60,11 +71,27 @@ def _domain_error_response(exc: GlucoseStreamError) -> JSONResponse:
     return error_response(exc.status, [str(exc)], headers)
 
 
+def _allowed_methods(request: Request) -> str:
+    """The methods some route at the request's path takes (a 405's ``Allow``: Starlette names
+    only the first route's, and ``/api/v1/entries`` has a GET route and a POST route)."""
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            isinstance(route, BaseRoute)
+            and route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    return ", ".join(allowed)
+
+
 def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     app = FastAPI(
         title="GlucoseStream",
         version="0.1.0",
         description="Ingest CGM readings and see their metrics.",
+        responses=_ERROR_RESPONSES,
     )
     app.state.settings = settings
     app.state.clock = clock
@@ -106,6 +133,9 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return error_response(exc.status_code, [str(exc.detail)], exc.headers)  # 405: Allow
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request)
+        return error_response(exc.status_code, [str(exc.detail)], headers)
 
     return app

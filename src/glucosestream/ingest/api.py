@@ -8,19 +8,18 @@ names the batch it landed in (``already_ingested_as``).
 Errors. A request that cannot be taken as a whole gets the one error shape of the app,
 ``{"ok": false, "error": "a; b", "errors": ["a", "b"], "status": N}``: 401 no, unknown or
 revoked token, 403 a token that may not upload (or a reading for a patient an uploader is not
-bound to: nothing is written), 413 a body over 16 MiB or over 10,000 readings (see
-``ingest.limits``), 422 a body that is not JSON (or not UTF-8), not ``{"readings": [...]}``,
-empty, nested more than 32 deep, or whose readings cannot be checked at all (that request
-alone: requests flushed with it are unaffected). Partly bad input is not an error: the good
-readings are accepted, and
-each bad one is quarantined and listed in the 200 response as ``row_errors``,
-``[{"index": 3, "reason": "unparsable time"}]`` (``index``: 0-based place in ``readings``),
-with ``received = accepted + duplicates + quarantined``.
+bound to: nothing is written), 413 a body over 16 MiB (see ``ingest.limits``), 422 a body
+that is not JSON (or not UTF-8), not ``{"readings": [...]}``, empty, over 10,000 readings,
+nested more than 64 deep, or whose readings cannot be checked at all (that request alone:
+requests flushed with it are unaffected). Partly bad input is not an error: the good readings
+are accepted, and each bad one is quarantined and listed in the 200 response as
+``row_errors``, ``[{"index": 3, "reason": "unparsable time"}]`` (``index``: 0-based place in
+``readings``), with ``received = accepted + duplicates + quarantined``.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -41,16 +40,18 @@ INLINE_PARSE_BYTES: Final = 256 * 1024
 
 
 class ReadingIn(BaseModel):
-    """One reading. Field names as in the tabular formats (see formats.tabular)."""
+    """One reading. Field names as in the tabular formats (see formats.tabular). A field may
+    hold any JSON value: one that is not what its description says quarantines that reading
+    alone (listed in ``row_errors``), so the schema does not refuse it."""
 
     model_config = ConfigDict(extra="allow")
 
-    patient_id: str | None = Field(None, description="The patient's id in your system.")
-    device_id: str | None = Field(None, description="Device serial or id (pseudonymised).")
-    time: str | None = Field(None, description="ISO 8601; without an offset it is local to tz.")
-    glucose_mg_dl: float | str | None = Field(None, description="Glucose in mg/dL.")
-    glucose_mmol_l: float | str | None = Field(None, description="Glucose in mmol/L.")
-    tz: str | None = Field(None, description="IANA time zone of the device.")
+    patient_id: Any = Field(None, description="The patient's id in your system (a string).")
+    device_id: Any = Field(None, description="Device serial or id, a string (pseudonymised).")
+    time: Any = Field(None, description="ISO 8601; without an offset it is local to tz.")
+    glucose_mg_dl: Any = Field(None, description="Glucose in mg/dL (a number or numeric text).")
+    glucose_mmol_l: Any = Field(None, description="Glucose in mmol/L (a number or numeric text).")
+    tz: Any = Field(None, description="IANA time zone of the device, e.g. Europe/London.")
 
 
 class RowErrorOut(BaseModel):
@@ -99,6 +100,18 @@ _READINGS_SCHEMA: Final = {
             "minItems": 1,
             "maxItems": MAX_READINGS_PER_REQUEST,
             "items": ReadingIn.model_json_schema(),
+            "description": (
+                "Some reading names a time and some a glucose value (else 422: the batch has "
+                "no such column); a reading without one is quarantined alone."
+            ),
+            "allOf": [
+                {"contains": {"required": ["time"]}},
+                {
+                    "contains": {
+                        "anyOf": [{"required": ["glucose_mg_dl"]}, {"required": ["glucose_mmol_l"]}]
+                    }
+                },
+            ],
         }
     },
 }

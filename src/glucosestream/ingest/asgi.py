@@ -33,7 +33,7 @@ ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     403: {"model": ErrorResponse, "description": "The token may not do this."},
     413: {
         "model": ErrorResponse,
-        "description": "The body is over its size limit, or holds over 10,000 readings.",
+        "description": "The body is over its size limit (16 MiB for ingest, 16 KiB otherwise).",
     },
     422: {"model": ErrorResponse, "description": "The body cannot be taken as a whole."},
 }

@@ -35,7 +35,8 @@ __all__ = [
 ]
 
 # Readings (or Nightscout entries) in one request: a day of 5-minute readings is 288, a month
-# 8,640; more is split by the client. Over it: 413, nothing written.
+# 8,640; more is split by the client. Over it: 422 (the documented schema's maxItems), nothing
+# written.
 MAX_READINGS_PER_REQUEST: Final = 10_000
 # Body of POST /v1/readings and POST /api/v1/entries: 10,000 readings with their text fields at
 # their longest take 13.7 MB (see above). Over it: 413 before the body is read.

@@ -5,7 +5,7 @@ parsed by ``formats.nightscout``: ``sgv`` entries are readings, ``mbg``/``cal`` 
 Authentication as Nightscout does it: the ``api-secret`` header holding the SHA-1 hex of the
 token (what uploaders send), or ``?token=<token>``, or a bearer token. Entries name no patient:
 they are the one patient the uploader token is bound to (a token bound to several, or to none,
-gets 422). The answer is the posted entries, as Nightscout answers, once they are durable (a
+gets 403). The answer is the posted entries, as Nightscout answers, once they are durable (a
 number that is not finite, NaN or Infinity, is echoed as null); the accounting is in the
 ``X-Ingest-*`` headers (received, accepted, duplicates, quarantined, batch). Limits and errors as
 for ``POST /v1/readings`` (``ingest.api``).
@@ -13,8 +13,9 @@ for ``POST /v1/readings`` (``ingest.api``).
 ``GET /api/v1/entries`` (or ``.json``) returns the patient's published curated readings, newest
 first, as Nightscout entries (``sgv``, ``date`` epoch ms, ``dateString``, ``direction`` from the
 rate of change). ``count`` (default 10, as in Nightscout; 1 to 10,000) and
-``find[date][$gte|$gt|$lte|$lt]`` (epoch ms, 0 to the end of year 9999) or
-``find[dateString][…]`` (ISO 8601) narrow it; any other value is 422 (after authentication).
+``find[date][$gte|$gt|$lte|$lt]`` (epoch ms) or ``find[dateString][…]`` (ISO 8601) narrow it
+(a bound past year 9999 or before year 1 is held there); any other value, such as ``inf``, is
+422 (after authentication).
 The uploader token bound to the patient may read it back (uploader apps read entries to find
 gaps); so may any token allowed to read that patient (admin or clinician with
 ``?patient=<patient_key>``; a patient token).
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from typing import Annotated, Any, Final
 
 import pyarrow as pa
@@ -47,8 +49,11 @@ _TREND_DOWN: Final = ((-3.0, "DoubleDown"), (-2.0, "SingleDown"), (-1.0, "FortyF
 # Beyond this gap between readings no trend is shown (Nightscout shows NONE).
 _TREND_MAX_GAP_MIN: Final = 15.0
 _OPERATORS: Final = ("$gte", "$gt", "$lte", "$lt")
-# find[date] bounds: epoch ms from 1970 to the end of year 9999 (the last instant Python has).
+# find[...] bounds are held within the instants Python has: year 1 to the end of year 9999.
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MIN_EPOCH_MS: Final = -62_135_596_800_000
 _MAX_EPOCH_MS: Final = 253_402_300_799_999
+_LEAP_SECOND: Final = re.compile(r"(?<=\d\d:\d\d):60(?=[.,+-]|$)")
 
 router = APIRouter(tags=["nightscout"])
 
@@ -56,14 +61,18 @@ router = APIRouter(tags=["nightscout"])
 _ENTRY_SCHEMA: Final = {
     "title": "NightscoutEntry",
     "type": "object",
-    "description": "An entry as uploaders post it; `sgv` entries are readings, others skipped.",
+    "description": (
+        "An entry as uploaders post it; `sgv` entries are readings, others are skipped. A field"
+        " may hold any JSON value: one that is not what its description says quarantines that"
+        " entry alone."
+    ),
     "properties": {
-        "type": {"type": "string", "examples": ["sgv"]},
-        "sgv": {"type": "number", "description": "Glucose in mg/dL."},
-        "date": {"type": "number", "description": "Epoch milliseconds."},
-        "dateString": {"type": "string", "description": "ISO 8601."},
-        "device": {"type": "string"},
-        "direction": {"type": "string"},
+        "type": {"description": "Entry type, e.g. sgv, mbg, cal."},
+        "sgv": {"description": "Glucose in mg/dL (a number)."},
+        "date": {"description": "Epoch milliseconds (a number)."},
+        "dateString": {"description": "ISO 8601 time."},
+        "device": {"description": "The uploader and sensor, e.g. xDrip-DexcomG6."},
+        "direction": {"description": "Trend arrow, e.g. Flat (not stored)."},
     },
     "additionalProperties": True,
 }
@@ -107,7 +116,9 @@ _FIND_PARAMETERS: Final = [
         "name": f"find[{field}][{op}]",
         "in": "query",
         "required": False,
-        "schema": {"type": "string"},
+        "schema": {"type": "number"}
+        if field == "date"
+        else {"type": "string", "format": "date-time"},
         "description": "Epoch milliseconds." if field == "date" else "An ISO 8601 time.",
     }
     for field in ("date", "dateString")
@@ -169,7 +180,7 @@ async def get_entries(
     """The patient's published readings, newest first, as Nightscout entries."""
     principal = await run_in_threadpool(_principal, service, request)
     since_ms, until_ms = date_range(dict(request.query_params))
-    since = None if since_ms is None else dt.datetime.fromtimestamp(since_ms / 1000, dt.UTC)
+    since = None if since_ms is None else _EPOCH + dt.timedelta(milliseconds=since_ms)
     _, table = await run_in_threadpool(service.read_patient_readings, principal, patient, since)
     return entries_from_readings(table, count=count, until_ms=until_ms)
 
@@ -185,37 +196,46 @@ def date_range(params: dict[str, str]) -> tuple[int | None, int | None]:
                 continue
             ms = _epoch_ms(value, field)
             if op in ("$gte", "$gt"):
-                bound = ms + (1 if op == "$gt" else 0)
+                bound = min(ms + (1 if op == "$gt" else 0), _MAX_EPOCH_MS)
                 since = bound if since is None else max(since, bound)
             else:
-                bound = ms - (1 if op == "$lt" else 0)
+                bound = max(ms - (1 if op == "$lt" else 0), _MIN_EPOCH_MS)
                 until = bound if until is None else min(until, bound)
     return since, until
 
 
 def _epoch_ms(value: str, field: str) -> int:
-    """Epoch ms from 0 to ``_MAX_EPOCH_MS``; anything else (inf, nan, 1e400, a date before
-    1970) is 422 naming the value."""
+    """Epoch ms of a bound, held within the instants Python has (years 1 to 9999: a bound past
+    them selects what the furthest one would); a value that is no number or time (inf, nan,
+    1e400, text) is 422 naming it."""
     try:
         if field == "date":
             number = float(value)
-            ms = int(number) if math.isfinite(number) else -1
+            if not math.isfinite(number):
+                raise ValueError("not a finite number")
+            ms = number
         else:
-            instant = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-            if instant.tzinfo is None:
-                instant = instant.replace(tzinfo=dt.UTC)
-            ms = int(instant.timestamp() * 1000)
-    except (ValueError, OverflowError):
-        ms = -1
-    if not 0 <= ms <= _MAX_EPOCH_MS:
+            instant = _instant(value)
+            ms = (instant - _EPOCH) // dt.timedelta(milliseconds=1)
+    except (ValueError, OverflowError) as err:
         shown = value if len(value) <= 40 else value[:40] + "…"
         raise InvalidInput(
             f"find[{field}] has {shown!r}; expected "
-            + ("epoch milliseconds" if field == "date" else "an ISO 8601 time")
-            + " from 1970 to year 9999",
+            + ("epoch milliseconds" if field == "date" else "an ISO 8601 time"),
             source="request",
-        )
-    return ms
+        ) from err
+    return int(min(max(ms, _MIN_EPOCH_MS), _MAX_EPOCH_MS))
+
+
+def _instant(value: str) -> dt.datetime:
+    """An ISO 8601 / RFC 3339 time (``Z`` or ``z``, a leap second read as :59); UTC without an
+    offset."""
+    text = value.strip().upper().replace("Z", "+00:00")
+    try:
+        instant = dt.datetime.fromisoformat(text)
+    except ValueError:
+        instant = dt.datetime.fromisoformat(_LEAP_SECOND.sub(":59", text))
+    return instant if instant.tzinfo is not None else instant.replace(tzinfo=dt.UTC)
 
 
 def entries_from_readings(
