@@ -21,6 +21,8 @@ COMMANDS = (
     ("audit",),
     ("serve",),
     ("token", "create"),
+    ("token", "list"),
+    ("token", "revoke"),
     ("clinic", "add-patient"),
 )
 
@@ -55,9 +57,12 @@ _NOTES = {
     ("readings", "tz"): "IANA zone of the device",
     ("daily_metrics", "date"): "local calendar day",
     ("period_metrics", "period_start"): "fixed fortnight, local days",
-    ("runs", "status"): "published, noop, rejected, failed",
+    ("batches", "source_name"): "a neutral label such as csv file, never a path",
+    ("runs", "status"): "published, noop, rejected, failed, abandoned",
     ("runs", "report"): "the run report as JSON",
     ("tokens", "role"): "admin, uploader, clinician, patient",
+    ("token_api_secrets", "api_secret_hmac"): "HMAC-SHA256 of the token's SHA-1",
+    ("lake_keys", "key_hex"): "only with a metadata URL",
     ("access_log", "entry_id"): "append-only",
     ("privacy_ledger", "entry_id"): "append-only",
 }

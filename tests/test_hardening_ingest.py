@@ -539,3 +539,18 @@ def test_finding2_parquet_instants_at_the_int64_limits_are_quarantined(settings,
         "unparsable time",
         "unparsable time",
     ]
+
+
+# --- 3: what ingest accepts, the gate publishes ------------------------------------------------
+
+
+@pytest.mark.parametrize("glucose", ["15", "700"])
+def test_finding3_a_reading_the_gate_would_set_aside_is_quarantined_at_ingest(
+    settings, clock, tmp_path, glucose
+):
+    """Ingest's range (10-1000 mg/dL) is wider than the gate's (20-600): a reading between the
+    two was answered "accepted" and then set aside by the run. Ingest now applies the narrower."""
+    path = write(tmp_path / "r.csv", HEADER + GOOD + f"A,2026-01-01T10:10:00Z,{glucose},UTC\n")
+    report = ingest_path(settings, path, now=clock)
+    assert (report.accepted, report.quarantined) == (1, 1)
+    assert reasons(settings, report) == ["glucose outside the plausible range"]

@@ -39,9 +39,10 @@ def test_a_reading_outside_the_gate_is_set_aside_and_its_file_can_come_back(
     assert run_pipeline(settings, now=clock).status == "published"
     before = _published_daily(settings)
 
-    # 350 mg/dL is plausible at ingest but above this gate's 300 mg/dL limit.
+    # 350 mg/dL was inside the gate's range when it was ingested; the limit was lowered to
+    # 300 mg/dL before the run (ingest applies the gate's range too: see test_hardening_ingest).
     strict = dataclasses.replace(settings, quality=QualitySettings(max_mg_dl=300.0))
-    high = ingest_path(strict, _day(tmp_path, "high.csv", 2, 350), now=clock)
+    high = ingest_path(settings, _day(tmp_path, "high.csv", 2, 350), now=clock)
     report = run_pipeline(strict, now=clock)
 
     assert report.status == "published", report.message
@@ -77,8 +78,9 @@ def test_a_reading_outside_the_gate_is_set_aside_and_its_file_can_come_back(
 
 def test_one_bad_batch_does_not_hold_back_good_ones(settings, tmp_path, clock):
     strict = dataclasses.replace(settings, quality=QualitySettings(max_mg_dl=300.0))
-    good = ingest_path(strict, _day(tmp_path, "good.csv", 1, 120), now=clock)
-    bad = ingest_path(strict, _day(tmp_path, "high.csv", 2, 350), now=clock)
+    # ingested before the gate's limit was lowered to 300 mg/dL
+    good = ingest_path(settings, _day(tmp_path, "good.csv", 1, 120), now=clock)
+    bad = ingest_path(settings, _day(tmp_path, "high.csv", 2, 350), now=clock)
     report = run_pipeline(strict, now=clock)
     assert report.status == "published"
     assert report.rejected == ()

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import functools
 import json
 import os
-import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from glucosestream.errors import ConfigError
+from glucosestream.readings import is_known_zone, known_zones
 
 __all__ = [
     "DashboardSettings",
@@ -165,13 +164,16 @@ class QualitySettings:
     min_mg_dl: float = field(
         default=20.0,
         metadata=_help(
-            "Quality gate: lowest glucose (mg/dL) a published reading may have; a batch below "
-            "it is rejected (mmol/L values labelled mg/dL land here)."
+            "Quality gate: lowest glucose (mg/dL) a published reading may have; ingest "
+            "quarantines a reading below it, and a run sets aside one ingested under a lower "
+            "limit (mmol/L values labelled mg/dL land here)."
         ),
     )
     max_mg_dl: float = field(
         default=600.0,
-        metadata=_help("Quality gate: highest glucose (mg/dL) a published reading may have."),
+        metadata=_help(
+            "Quality gate: highest glucose (mg/dL) a published reading may have (as min_mg_dl)."
+        ),
     )
 
 
@@ -257,32 +259,16 @@ def use_lenient_s3_checksums() -> None:
 def check_zone(name: str, given_as: str) -> str:
     """``name`` if it is a real IANA time zone; else a ConfigError that names ``given_as``
     (``--tz``, an environment variable) and suggests the closest zone."""
-    zones = _iana_zones()
-    if name in zones or (not zones and _loads_as_zone(name)):
+    if is_known_zone(name):
         return name
     close = _closest_zone(name)
     hint = f"did you mean {close}?" if close else "use an IANA name such as Europe/London or UTC"
     raise ConfigError(f"{given_as} {name!r} is not a time zone; {hint}")
 
 
-@functools.cache
-def _iana_zones() -> frozenset[str]:
-    """The zones of the tz database here; not ``localtime``, the machine's own zone file (the
-    ingest query's DuckDB does not know that name). Empty where no tz database is installed."""
-    return frozenset(zoneinfo.available_timezones() - {"localtime"})
-
-
-def _loads_as_zone(name: str) -> bool:
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
-
-
 def _closest_zone(name: str) -> str | None:
     """A zone spelt like ``name``: the same name in other case, the same city, or a near miss."""
-    zones = sorted(_iana_zones())
+    zones = sorted(known_zones())
     folded = name.strip().lower()
     spellings = [
         {spelling(z): z for z in reversed(zones)}  # the first zone of each spelling

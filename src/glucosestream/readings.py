@@ -29,6 +29,7 @@ __all__ = [
     "ReadingFlag",
     "Unit",
     "is_known_zone",
+    "known_zones",
     "mmol_l_to_mg_dl",
 ]
 
@@ -88,9 +89,10 @@ def is_known_zone(name: str) -> bool:
     """Whether ``name`` is an IANA zone every stage can use (zoneinfo, DuckDB, Arrow): a key of
     the IANA database exactly as spelt there (no paths, ``posix/``/``right/`` copies or case
     variants), other than the few in ``_UNUSABLE_ZONES``."""
-    return name in _known_zones()
+    return name in known_zones()
 
 
 @functools.cache
-def _known_zones() -> frozenset[str]:
+def known_zones() -> frozenset[str]:
+    """Every name ``is_known_zone`` accepts (for suggesting a zone close to a typo)."""
     return frozenset(zoneinfo.available_timezones()) - _UNUSABLE_ZONES

@@ -36,6 +36,9 @@ def run_text(r: RunReport) -> str:
     ]
     lines += [f"  check {c.name}: {'ok' if c.passed else 'FAILED — ' + c.detail}" for c in r.checks]
     lines += [f"  rejected batch {b.batch_id}: {b.reason}" for b in r.rejected]
+    lines += [
+        f"  set aside {s.rows} readings of batch {s.batch_id}: {s.reason}" for s in r.set_aside
+    ]
     if r.steps:
         lines.append("  steps: " + ", ".join(f"{s.step} {s.duration_ms} ms" for s in r.steps))
     return "\n".join(lines)
@@ -55,10 +58,16 @@ def runs_text(history: list[dict[str, Any]]) -> str:
         steps = report.get("steps") or []
         if steps:
             lines.append("    " + ", ".join(f"{s['step']} {s['duration_ms']} ms" for s in steps))
+        if run["status"] in ("failed", "abandoned") and report.get("message"):
+            lines.append(f"    {report['message']}")
         failed = [c for c in run["checks"] if not c["passed"]]
         lines += [f"    check {c['check_name']} FAILED: {c['detail']}" for c in failed]
         lines += [
             f"    rejected {b['batch_id']}: {b['reason']}" for b in report.get("rejected", [])
+        ]
+        lines += [
+            f"    set aside {s['rows']} readings of {s['batch_id']}: {s['reason']}"
+            for s in report.get("set_aside", [])
         ]
     return "\n".join(lines)
 

@@ -38,8 +38,10 @@ def normalise_params(settings: Settings, received_at: dt.datetime) -> FastPathPa
         earliest=EARLIEST_READING_AT,
         latest=received_at + FUTURE_SKEW,
         scan_flag=int(ReadingFlag.SCAN),
-        min_mg_dl=settings.ingest.min_mg_dl,
-        max_mg_dl=settings.ingest.max_mg_dl,
+        # the narrower of ingest's and the gate's ranges: a reading answered "accepted" is one
+        # the gate will publish (issue 13, finding 3), never one it sets aside later
+        min_mg_dl=max(settings.ingest.min_mg_dl, settings.quality.min_mg_dl),
+        max_mg_dl=min(settings.ingest.max_mg_dl, settings.quality.max_mg_dl),
         mg_per_mmol=MG_DL_PER_MMOL_L,
     )
 

@@ -40,6 +40,7 @@ from pyiceberg.table import DataScan, Table, Transaction
 from glucosestream.config import LakeSettings
 from glucosestream.errors import ConfigError, LakeError
 from glucosestream.lake import tables
+from glucosestream.lake.database import create_private_file, private_state_path
 from glucosestream.lake.metadata import PublishedSnapshots
 from glucosestream.lake.storage import iceberg_properties, open_storage
 
@@ -442,8 +443,8 @@ def _open_catalog(settings: LakeSettings, warehouse: str) -> Catalog:
         return _glue_catalog_class(url)(
             "glucosestream", **properties, **iceberg_properties(settings)
         )
-    if not url:
-        settings.state_path.mkdir(parents=True, exist_ok=True)
+    if not url:  # the SQLite catalog: a private file in the private state folder
+        create_private_file(private_state_path(settings) / "catalog.db")
     catalog = SqlCatalog(
         "glucosestream",
         uri=settings.resolved_catalog_url(),

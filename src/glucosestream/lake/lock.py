@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from glucosestream.clock import Clock, utc_now
 from glucosestream.config import LakeSettings
 from glucosestream.errors import LakeError
+from glucosestream.lake.database import private_state_path
 from glucosestream.lake.metadata import open_metadata
 
 __all__ = ["ABANDONED_MESSAGE", "RunInProgress", "run_lock"]
@@ -67,8 +68,7 @@ def _abandon_running(settings: LakeSettings, now: Clock) -> None:
 
 @contextmanager
 def _file_lock(settings: LakeSettings) -> Iterator[None]:
-    settings.state_path.mkdir(parents=True, exist_ok=True)
-    fd = os.open(settings.state_path / "run.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(private_state_path(settings) / "run.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

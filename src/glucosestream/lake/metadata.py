@@ -20,12 +20,13 @@ import sqlalchemy as sa
 from glucosestream.config import LakeSettings
 from glucosestream.lake.database import Store, metadata_engine
 from glucosestream.lake.metadata_schema import (
-    METADATA,
     batches,
     check_results,
     devices,
     patients,
     runs,
+    set_aside,
+    token_api_secrets,
     token_patients,
     tokens,
 )
@@ -37,22 +38,7 @@ __all__ = [
     "MetadataStore",
     "PublishedSnapshots",
     "open_metadata",
-    "set_aside",
 ]
-
-# Each reading a published run set aside (quality.rows): its keys, batch and reason, no glucose
-# value. Written in the publish transaction, so a run that did not publish recorded none.
-# (Belongs in metadata_schema with the other tables; defined here until that file moves it.)
-set_aside = sa.Table(
-    "set_aside",
-    METADATA,
-    sa.Column("run_id", sa.String(64), nullable=False, index=True),
-    sa.Column("batch_id", sa.String(64), nullable=False, index=True),
-    sa.Column("patient_key", sa.String(64), nullable=False, index=True),
-    sa.Column("device_id", sa.String(64), nullable=False),
-    sa.Column("ts", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("reason", sa.String(64), nullable=False),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +159,11 @@ class MetadataStore(Store):
                 tokens.delete().where(tokens.c.role == "patient", tokens.c.token_sha256.in_(bound))
             )
             con.execute(token_patients.delete().where(token_patients.c.patient_key == patient_key))
+            con.execute(  # the keyed api-secret hashes of the tokens just deleted
+                token_api_secrets.delete().where(
+                    token_api_secrets.c.token_sha256.not_in(sa.select(tokens.c.token_sha256))
+                )
+            )
 
     def compact_storage(self) -> None:
         """Rewrite a SQLite store so deleted rows leave no trace in free pages."""

@@ -29,6 +29,7 @@ __all__ = [
     "patients",
     "privacy_ledger",
     "runs",
+    "set_aside",
     "token_api_secrets",
     "token_patients",
     "tokens",
@@ -105,6 +106,18 @@ check_results = sa.Table(
     sa.Column("passed", sa.Boolean, nullable=False),
     sa.Column("failed_rows", sa.Integer, nullable=False),
     sa.Column("detail", sa.Text, nullable=False),
+)
+# Each reading a published run set aside (quality.rows): its keys, batch and reason, no glucose
+# value. Written in the publish transaction, so a run that did not publish recorded none.
+set_aside = sa.Table(
+    "set_aside",
+    METADATA,
+    sa.Column("run_id", sa.String(64), nullable=False, index=True),
+    sa.Column("batch_id", sa.String(64), nullable=False, index=True),
+    sa.Column("patient_key", sa.String(64), nullable=False, index=True),
+    sa.Column("device_id", sa.String(64), nullable=False),
+    sa.Column("ts", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("reason", sa.String(64), nullable=False),
 )
 tokens = sa.Table(
     "tokens",
