@@ -1,0 +1,238 @@
+"""Uploaders and a run killer for the soak test (test support).
+
+An uploader posts batches for its own patient to a real server, as a device app would: new
+readings (each at a time it never sent before), now and then readings it sent before, readings
+no lake should take (an infinite time, a zone that does not exist, a time after now or before
+1990, a glucose that is not a number), and now and then the very same body again (a retry).
+It records how every reading was answered. ``RunKiller`` starts ``glucosestream run`` again and
+again and SIGKILLs it at a random point (a quarter of the runs are let finish).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+# Readings ingest must quarantine alone, each with the field values that make it bad.
+BAD_READINGS: tuple[dict[str, Any], ...] = (
+    {"time": "inf"},
+    {"time": "Infinity"},
+    {"time": "2199-01-01T00:00:00Z"},
+    {"time": "1961-01-01T00:00:00Z"},
+    {"tz": "Mars/Olympus_Mons"},  # with a time that carries an offset (finding 1)
+    {"tz": "Europe/Londn"},
+    {"glucose_mg_dl": "NaN"},
+    {"glucose_mg_dl": "inf"},
+    {"glucose_mg_dl": None},
+    {"time": "yesterday"},
+)
+# Nightscout entries ingest must quarantine alone (NaN is JSON's non-standard literal).
+BAD_ENTRIES: tuple[str, ...] = (
+    '{"type": "sgv", "sgv": NaN, "date": %d}',
+    '{"type": "sgv", "sgv": Infinity, "date": %d}',
+    '{"type": "sgv", "date": %d}',
+    '{"type": "sgv", "sgv": 120, "dateString": "inf", "x": %d}',
+    '{"type": "sgv", "sgv": 120, "date": 7258118400000, "x": %d}',
+)
+STEP = dt.timedelta(minutes=5)
+
+
+@dataclass
+class Tally:
+    """What one uploader sent and how it was answered."""
+
+    patient_id: str
+    requests: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)
+    accepted: dict[int, float] = field(default_factory=dict)  # epoch s -> mg/dL, answered accepted
+    quarantined: int = 0
+    repeats: int = 0  # bodies posted again, answered as already ingested
+    transport_errors: list[str] = field(default_factory=list)
+    wrong_answers: list[str] = field(default_factory=list)
+
+
+class Uploader(threading.Thread):
+    """Posts to ``POST /v1/readings`` (``kind="readings"``) or ``POST /api/v1/entries``."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        token: str,
+        patient_id: str,
+        kind: str,
+        start: dt.datetime,
+        end: dt.datetime,
+        seed: int,
+        deadline: float,
+        max_requests: int,
+    ) -> None:
+        super().__init__(name=f"uploader-{patient_id}", daemon=True)
+        self.base_url, self.token, self.kind = base_url, token, kind
+        self.tally = Tally(patient_id)
+        self.rng = random.Random(seed)
+        self.next_at = start
+        self.last_at = end - 40 * STEP  # no reading after ``end``: the lake would refuse it
+        self.deadline, self.max_requests = deadline, max_requests
+
+    def run(self) -> None:
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+        with httpx.Client(base_url=self.base_url, headers=headers, timeout=60) as client:
+            while (
+                time.monotonic() < self.deadline
+                and self.tally.requests < self.max_requests
+                and self.next_at < self.last_at
+            ):
+                body, good, bad = self._body()
+                self._post(client, body, good, bad)
+                if self.rng.random() < 0.1:  # a retry of the same body: nothing new
+                    self._post(client, body, good, bad, repeat=True)
+
+    def _new(self) -> tuple[int, float]:
+        at, self.next_at = self.next_at, self.next_at + STEP
+        return int(at.timestamp()), float(self.rng.randint(45, 350))
+
+    def _body(self) -> tuple[bytes, dict[int, float], int]:
+        good = dict(self._new() for _ in range(self.rng.randint(3, 30)))
+        if self.tally.accepted and self.rng.random() < 0.2:  # some sent before
+            again = self.rng.sample(sorted(self.tally.accepted), min(3, len(self.tally.accepted)))
+            good.update({at: self.tally.accepted[at] for at in again})
+        bad = self.rng.randint(1, 3) if self.rng.random() < 0.3 else 0
+        if self.kind == "readings":
+            return self._readings(good, bad), good, bad
+        return self._entries(good, bad), good, bad
+
+    def _readings(self, good: dict[int, float], bad: int) -> bytes:
+        pid = self.tally.patient_id
+        items: list[dict[str, Any]] = [
+            {"patient_id": pid, "time": _iso(at), "glucose_mg_dl": mg_dl, "tz": "Europe/Berlin"}
+            for at, mg_dl in good.items()
+        ]
+        for _ in range(bad):
+            at, mg_dl = self._new()  # a time of its own, never accepted
+            reading = {"patient_id": pid, "time": _iso(at, "+02:00"), "glucose_mg_dl": mg_dl}
+            reading.update(self.rng.choice(BAD_READINGS))
+            items.insert(self.rng.randint(0, len(items)), reading)
+        return json.dumps({"readings": items}).encode()
+
+    def _entries(self, good: dict[int, float], bad: int) -> bytes:
+        items = [
+            json.dumps({"type": "sgv", "sgv": int(mg_dl), "date": at * 1000, "device": "soak"})
+            for at, mg_dl in good.items()
+        ]
+        for _ in range(bad):
+            at, _ = self._new()
+            items.insert(self.rng.randint(0, len(items)), self.rng.choice(BAD_ENTRIES) % at)
+        return ("[" + ",".join(items) + "]").encode()
+
+    def _post(
+        self,
+        client: httpx.Client,
+        body: bytes,
+        good: dict[int, float],
+        bad: int,
+        *,
+        repeat: bool = False,
+    ) -> None:
+        path = "/v1/readings" if self.kind == "readings" else "/api/v1/entries"
+        self.tally.requests += 1
+        try:
+            response = client.post(path, content=body)
+        except httpx.HTTPError as err:
+            self.tally.transport_errors.append(f"{type(err).__name__}: {err}")
+            return
+        self.tally.statuses[response.status_code] += 1
+        if response.status_code != 200:
+            self.tally.wrong_answers.append(f"{response.status_code}: {response.text[:300]}")
+            return
+        counts = _counts(response, self.kind)
+        if repeat:
+            self.tally.repeats += 1
+            if counts["repeat"] is not True:
+                self.tally.wrong_answers.append(f"a retried body was not a repeat: {counts}")
+            return
+        expected = (len(good) + bad, bad)
+        if (counts["received"], counts["quarantined"]) != expected:
+            self.tally.wrong_answers.append(f"posted {expected} (received, bad), got {counts}")
+            return
+        if counts["accepted"] + counts["duplicates"] != len(good):
+            self.tally.wrong_answers.append(f"{len(good)} good readings, answered {counts}")
+            return
+        self.tally.quarantined += bad
+        self.tally.accepted.update(good)
+
+
+def _iso(epoch_s: int, offset: str = "Z") -> str:
+    at = dt.datetime.fromtimestamp(epoch_s, dt.UTC)
+    if offset != "Z":
+        hours, minutes = (int(p) for p in offset[1:].split(":"))
+        at = at.astimezone(dt.timezone(dt.timedelta(hours=hours, minutes=minutes)))
+        return at.isoformat()
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _counts(response: httpx.Response, kind: str) -> dict[str, Any]:
+    if kind == "readings":
+        payload = response.json()
+        return {
+            "received": payload["received"],
+            "accepted": payload["accepted"],
+            "duplicates": payload["duplicates"],
+            "quarantined": payload["quarantined"],
+            "repeat": payload.get("already_ingested_as") is not None,
+        }
+    names = ("received", "accepted", "duplicates", "quarantined")
+    counts: dict[str, Any] = {n: int(response.headers.get(f"x-ingest-{n}", -1)) for n in names}
+    counts["repeat"] = counts["accepted"] == 0 and counts["received"] > 0
+    return counts
+
+
+class RunKiller(threading.Thread):
+    """Starts ``glucosestream run`` over and over; SIGKILLs each at a random point unless it
+    has finished by then. Bounded by ``max_runs``; stops when ``stop`` is set."""
+
+    def __init__(self, *, lake: Path, env: dict[str, str], seed: int, max_runs: int) -> None:
+        super().__init__(name="run-killer", daemon=True)
+        self.lake, self.env = lake, env
+        self.rng = random.Random(seed)
+        self.max_runs = max_runs
+        self.stop = threading.Event()
+        self.started = self.kills = self.finished = 0
+        self.failed: list[str] = []
+
+    def run(self) -> None:
+        command = [sys.executable, "-m", "glucosestream", "run", "--lake", str(self.lake)]
+        while not self.stop.is_set() and self.started < self.max_runs:
+            process = subprocess.Popen(
+                command, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
+            self.started += 1
+            if self.rng.random() < 0.25:  # now and then a run is let finish, so kills also hit
+                self._wait(process)  # runs that follow a publish
+            elif self.stop.wait(self.rng.uniform(0.5, 10.0)) or process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+            _, stderr = process.communicate(timeout=120)
+            if process.returncode == -signal.SIGKILL:
+                self.kills += 1
+            elif process.returncode == 0:
+                self.finished += 1
+            else:
+                self.failed.append(f"exit {process.returncode}: {stderr.decode()[-500:]}")
+
+    def _wait(self, process: subprocess.Popen) -> None:
+        try:
+            process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGKILL)
