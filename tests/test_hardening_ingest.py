@@ -554,3 +554,18 @@ def test_finding3_a_reading_the_gate_would_set_aside_is_quarantined_at_ingest(
     report = ingest_path(settings, path, now=clock)
     assert (report.accepted, report.quarantined) == (1, 1)
     assert reasons(settings, report) == ["glucose outside the plausible range"]
+
+
+def test_finding11_a_store_from_before_keeps_no_file_names_once_opened(settings, tmp_path, clock):
+    """A lake made before issue 13 kept each file's path as its batch's source_name: opening
+    its store replaces them by the neutral label, and the old text leaves the database file."""
+    report = ingest_path(settings, write(tmp_path / "plain.csv", HEADER + GOOD), now=clock)
+    db = Path(settings.lake.root) / "_state" / "metadata.db"
+    old = "/home/casey/CaseyHidden_glucose_6-20-2015.csv"
+    with sqlite3.connect(db) as con:  # as an older release wrote it
+        con.execute("UPDATE batches SET source_name = ? WHERE batch_id = ?", (old, report.batch_id))
+    assert b"CaseyHidden" in db.read_bytes()
+    meta = open_metadata(settings.lake)
+    assert meta.batch_records([report.batch_id])[report.batch_id].source_name == "csv file"
+    assert b"CaseyHidden" not in db.read_bytes()
+    assert meta.neutralise_source_names() == 0  # once done, opening changes nothing

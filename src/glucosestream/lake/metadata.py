@@ -165,6 +165,17 @@ class MetadataStore(Store):
                 )
             )
 
+    def neutralise_source_names(self) -> int:
+        """Replace the file names and paths that stores before issue 13 kept as a batch's
+        ``source_name`` (exports are often named after the patient) by the neutral label that
+        ingest writes now (``<format> file``); returns how many were replaced."""
+        named = sa.or_(batches.c.source_name.contains("/"), batches.c.source_name.contains("."))
+        with self._tx() as con:
+            result = con.execute(
+                batches.update().where(named).values(source_name=batches.c.format + " file")
+            )
+            return int(result.rowcount or 0)
+
     def compact_storage(self) -> None:
         """Rewrite a SQLite store so deleted rows leave no trace in free pages."""
         if self._engine.dialect.name == "sqlite":
@@ -347,7 +358,10 @@ def _as_row(record: Any) -> dict[str, Any]:
 
 def open_metadata(settings: LakeSettings) -> MetadataStore:
     """Open (and create on first use) the metadata store of the lake in ``settings``."""
-    return MetadataStore(metadata_engine(settings))
+    store = MetadataStore(metadata_engine(settings))
+    if store.neutralise_source_names():
+        store.compact_storage()  # the old names leave no trace in free pages
+    return store
 
 
 def _register_devices(con: sa.Connection, records: Sequence[DeviceRecord], run_id: str) -> None:
