@@ -98,3 +98,51 @@ def test_release_route_refuses_over_budget_with_the_error_shape(demo_lake):  # n
             "/v1/cohort/releases", json=body, headers={"Authorization": "Bearer gs_patient_p1"}
         )
         assert patient.status_code == 403
+
+
+@pytest.mark.parametrize("epsilon", [1e-300, 0.0, -1.0, 1.5, float("nan"), float("inf")])
+def test_finding6_an_epsilon_outside_its_bounds_is_refused_and_spends_nothing(tmp_path, epsilon):
+    """Issue 13, finding 6: epsilon_each=1e-300 gave an OpenDP error after the ledger spent."""
+    from glucosestream.errors import InvalidInput
+
+    store = open_access(LakeSettings(root=str(tmp_path / "lake")))
+    with pytest.raises(InvalidInput, match="epsilon per statistic must be in"):
+        release_cohort(
+            store,
+            ADMIN,
+            dataset="cohort:all",
+            values={"mean_mg_dl": VALUES},
+            statistics=["mean_glucose"],
+            epsilon_each=epsilon,
+            budget=1.0,
+            at=AT,
+        )
+    assert store.spent("cohort:all") == 0.0
+
+
+def test_finding6_the_release_route_documents_and_refuses_bad_requests(demo_lake):  # noqa: F811
+    """The request model lists the statistics (the document says what the route takes) and
+    bounds epsilon: 422 in the error shape, and the budget untouched."""
+    from fastapi.testclient import TestClient
+
+    from glucosestream.app import create_app
+    from glucosestream.dashboard.cohort import STATISTIC_NAMES
+    from glucosestream.privacy import COHORT_STATISTICS
+
+    assert sorted(STATISTIC_NAMES) == sorted(s.name for s in COHORT_STATISTICS)
+    headers = {"Authorization": "Bearer gs_other_clinician"}
+    ledger = open_access(demo_lake.settings.lake)
+    spent = {d: ledger.spent(d) for d in ("cohort:all", "cohort:clinic:south")}
+    with TestClient(create_app(demo_lake.settings)) as client:
+        schema = client.get("/openapi.json").json()["components"]["schemas"]["ReleaseRequest"]
+        assert sorted(schema["properties"]["statistics"]["items"]["enum"]) == sorted(
+            STATISTIC_NAMES
+        )
+        for body in (
+            {"statistics": [""]},
+            {"statistics": ["mean_glucose"], "epsilon_each": 1e-300},
+        ):
+            refused = client.post("/v1/cohort/releases", json=body, headers=headers)
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["ok"] is False
+    assert {d: ledger.spent(d) for d in spent} == spent  # the refusals spent nothing

@@ -8,7 +8,7 @@ the budget in the ledger; the exact values never leave the server.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -38,15 +38,22 @@ from glucosestream.privacy import (
     CohortRelease,
     release_cohort,
 )
+from glucosestream.privacy.release import MAX_EPSILON_EACH, MIN_EPSILON_EACH
 
 __all__ = ["router"]
 
 router = APIRouter()
 
 
+# The names of privacy.COHORT_STATISTICS, spelt out so the OpenAPI document lists them
+# (tests/test_privacy_release.py holds the two equal).
+StatisticName = Literal["mean_glucose", "time_in_range", "time_below_70", "gmi"]
+STATISTIC_NAMES: tuple[str, ...] = get_args(StatisticName)
+
+
 class ReleaseRequest(BaseModel):
-    statistics: list[str] = Field(..., min_length=1, max_length=len(COHORT_STATISTICS))
-    epsilon_each: float = Field(0.1, gt=0.0, le=1.0)
+    statistics: list[StatisticName] = Field(..., min_length=1, max_length=len(COHORT_STATISTICS))
+    epsilon_each: float = Field(0.1, ge=MIN_EPSILON_EACH, le=MAX_EPSILON_EACH)
 
 
 def _budget(request: Request) -> float:
@@ -137,7 +144,8 @@ async def cohort_form(
     form = await checked_form(request, viewer)
     chosen = [s.name for s in COHORT_STATISTICS if form.get(s.name) == "on"]
     try:
-        ask = ReleaseRequest(statistics=chosen, epsilon_each=float(form.get("epsilon", "0.1")))
+        epsilon = float(form.get("epsilon", "0.1"))
+        ask = ReleaseRequest.model_validate({"statistics": chosen, "epsilon_each": epsilon})
         result = _as_json(_release(request, viewer, view, ask))
     except BudgetExceeded as err:
         return _page(request, viewer, None, str(err), 409)

@@ -23,12 +23,21 @@ from glucosestream.privacy.mechanisms import (
     private_mean,
 )
 
-__all__ = ["DEFAULT_BUDGET_EPSILON", "CohortRelease", "release_cohort"]
+__all__ = [
+    "DEFAULT_BUDGET_EPSILON",
+    "MAX_EPSILON_EACH",
+    "MIN_EPSILON_EACH",
+    "CohortRelease",
+    "release_cohort",
+]
 
 # Total epsilon per dataset. 1.0 is a common, conservative total budget for statistics shared
 # outside the data holder (Dwork & Roth 2014 discuss epsilon of order 1).
 DEFAULT_BUDGET_EPSILON: Final = 1.0
 MAX_EPSILON_EACH: Final = 1.0
+# Below this the noise of a count alone has a scale over 1,000 patients: the release says
+# nothing, and a tiny epsilon such as 1e-300 overflows OpenDP's scale (issue 13, finding 6).
+MIN_EPSILON_EACH: Final = 0.001
 _BY_NAME: Final = {s.name: s for s in COHORT_STATISTICS}
 
 
@@ -45,9 +54,10 @@ def _check(statistics: Sequence[str], epsilon_each: float) -> None:
     unknown = [s for s in statistics if s not in _BY_NAME]
     if unknown:
         raise InvalidInput(f"unknown statistics {unknown}; choose from {sorted(_BY_NAME)}")
-    if not 0.0 < epsilon_each <= MAX_EPSILON_EACH:
+    if not MIN_EPSILON_EACH <= epsilon_each <= MAX_EPSILON_EACH:
         raise InvalidInput(
-            f"epsilon per statistic must be in (0, {MAX_EPSILON_EACH}], got {epsilon_each:g}"
+            f"epsilon per statistic must be in [{MIN_EPSILON_EACH:g}, {MAX_EPSILON_EACH:g}], "
+            f"got {epsilon_each:g}; nothing was spent"
         )
 
 
