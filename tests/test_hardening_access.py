@@ -14,6 +14,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from glucosestream.access import authenticate, authenticate_api_secret, create_token
@@ -300,6 +301,12 @@ def test_finding8_failed_logins_are_throttled_per_address_and_audited(settings):
     assert len(lines) == 6
     assert lines[-1].split("\t")[1:3] == ["-", "failed"]
     assert not any("gs_wrong" in line for line in lines)
+    shown = CliRunner().invoke(main, ["audit", "--logins", "--lake", settings.lake.root])
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.count("\tfailed\t") == 5
+    assert "gs_wrong" not in shown.output
+    both = CliRunner().invoke(main, ["audit", "--logins", "--patient", "P1"])
+    assert both.exit_code == 2
 
 
 @pytest.mark.parametrize(

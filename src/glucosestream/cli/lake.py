@@ -276,16 +276,24 @@ def report(ctx: Context, patient_id: str, out: Path, end: dt.datetime | None, un
 
 
 @main.command()
-@click.option("--patient", "patient_id", required=True, help="The patient's id (as ingested).")
+@click.option("--patient", "patient_id", help="The patient's id (as ingested).")
+@click.option("--logins", is_flag=True, help="List logins to the pages instead, failed ones too.")
 @click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
 @common
-def audit(ctx: Context, patient_id: str, limit: int) -> None:
-    """List who read a patient's data, when and what (the access audit trail), newest first.
+def audit(ctx: Context, patient_id: str | None, logins: bool, limit: int) -> None:
+    """List who read a patient's data, when and what (the access audit trail), newest first;
+    or, with --logins, every login to the pages (failed ones with the address and why).
 
     Example: glucosestream audit --patient P00001
     """
-    from glucosestream.dashboard.audit import audit_lines
+    from glucosestream.dashboard.audit import audit_lines, login_lines
 
+    if logins == (patient_id is not None):
+        raise click.UsageError("pass either --patient ID or --logins")
+    if patient_id is None:
+        lines = login_lines(ctx.settings, limit=limit)
+        ctx.emit({"entries": lines}, "\n".join(lines) or "no logins recorded")
+        return
     key = patient_key(load_secret(ctx.settings), patient_id)
     lines = audit_lines(ctx.settings, key, limit=limit)
     if not lines and not _is_known(ctx, key):  # a typo must not read as "nobody looked"
