@@ -221,7 +221,7 @@ class RunKiller(threading.Thread):
             self.started += 1
             if self.rng.random() < 0.25:  # now and then a run is let finish, so kills also hit
                 self._wait(process)  # runs that follow a publish
-            elif self.stop.wait(self.rng.uniform(0.5, 10.0)) or process.poll() is None:
+            elif self.stop.wait(self.rng.uniform(0.3, 6.0)) or process.poll() is None:
                 process.send_signal(signal.SIGKILL)
             _, stderr = process.communicate(timeout=120)
             if process.returncode == -signal.SIGKILL:
