@@ -130,6 +130,33 @@ def test_finding2_a_failing_request_is_answered_alone_and_the_rest_commit_once(
     assert set(recorded) == {p.sha256 for i, p in enumerate(parts) if i not in bad}
 
 
+def test_finding2_a_busy_store_while_checking_is_retryable_not_the_request_s_fault(
+    settings, tokens, monkeypatch
+):
+    """A failure while checking that says trying again may help (LakeError) is answered as it
+    is (500, retryable), not as the request's own 422; the other requests still commit."""
+    original = batch_module.normalise
+
+    def normalise(engine, settings, incoming, *args, **kwargs):
+        if POISON in incoming["time"].to_pylist():
+            raise LakeError("injected: the metadata store is busy; try again")
+        return original(engine, settings, incoming, *args, **kwargs)
+
+    monkeypatch.setattr(batch_module, "normalise", normalise)
+    service = IngestService(settings)
+    principal = authenticate(service.access, tokens["admin"])
+    poisoned_rows = readings("P1", 2, device="bad")
+    poisoned_rows[0]["time"] = POISON
+    bodies = [readings("P1", 3, device="good"), poisoned_rows]
+    parts = [service.readings_part(principal, json.dumps({"readings": b}).encode()) for b in bodies]
+    futures = [service.committer.enqueue(p)[0] for p in parts]
+    service.committer.drain()
+    assert futures[0].result().report.accepted == 3
+    error = futures[1].exception()
+    assert isinstance(error, LakeError)
+    assert error.retryable
+
+
 def test_finding2_concurrent_good_requests_are_unaffected_by_bad_ones(settings, tokens):
     """The issue's case: 3 requests with ``"time": "inf"`` among 30 good ones, concurrently."""
     app = create_app(settings)

@@ -20,8 +20,9 @@ from typing import Any, Final
 from glucosestream.access import Principal
 from glucosestream.config import Settings
 from glucosestream.errors import GlucoseStreamError, InvalidInput, NotFound
+from glucosestream.ingest.bodies import nightscout_echo
 from glucosestream.ingest.limits import body_limit, too_large
-from glucosestream.ingest.service import IngestService, RequestOutcome, nightscout_echo
+from glucosestream.ingest.service import IngestService, RequestOutcome
 
 __all__ = ["handle_event", "handler"]
 

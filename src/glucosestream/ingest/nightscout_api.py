@@ -35,8 +35,9 @@ from fastapi.responses import Response
 
 from glucosestream.errors import InvalidInput
 from glucosestream.ingest.asgi import ERROR_RESPONSES, commit, service_of
+from glucosestream.ingest.bodies import nightscout_echo
 from glucosestream.ingest.limits import MAX_READINGS_PER_REQUEST
-from glucosestream.ingest.service import IngestService, nightscout_echo
+from glucosestream.ingest.service import IngestService
 
 __all__ = ["entries_from_readings", "router"]
 

@@ -22,15 +22,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import json
 import logging
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -46,7 +43,6 @@ from glucosestream.config import Settings
 from glucosestream.engines import open_engine
 from glucosestream.errors import Forbidden, GlucoseStreamError, InvalidInput
 from glucosestream.formats import ParsedFile, raw_rows_from_records
-from glucosestream.formats.jsontext import too_deep
 from glucosestream.formats.nightscout import read_nightscout_entries
 from glucosestream.ingest.batch import (
     BuiltBatch,
@@ -57,10 +53,11 @@ from glucosestream.ingest.batch import (
     check_parts,
     log_batch,
 )
+from glucosestream.ingest.bodies import check_depth, check_items, decode_body, shown_error
 from glucosestream.ingest.group_commit import GroupCommitter
 from glucosestream.ingest.identity import load_secret, patient_key
 from glucosestream.ingest.ledger import RequestLedger, RequestRecord, open_ledger
-from glucosestream.ingest.limits import MAX_JSON_DEPTH, MAX_READINGS_PER_REQUEST
+from glucosestream.ingest.limits import MAX_READINGS_PER_REQUEST
 from glucosestream.lake import RawZone, open_lakehouse, open_metadata, open_storage
 from glucosestream.lake.access_store import open_access
 
@@ -69,7 +66,6 @@ __all__ = [
     "IngestService",
     "RequestOutcome",
     "RowError",
-    "nightscout_echo",
 ]
 
 log = logging.getLogger(__name__)
@@ -78,8 +74,6 @@ log = logging.getLogger(__name__)
 MAX_REQUESTS_PER_FLUSH: Final = 64
 _UPLOAD_ROLES: Final = frozenset({"admin", "uploader"})
 _SHOWN_INDICES: Final = 5
-_SHOWN_ERROR_CHARS: Final = 300
-_DECODER: Final = msgspec.json.Decoder()
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,12 +127,12 @@ class IngestService:
     def readings_part(self, principal: Principal, body: bytes) -> Part:
         """``{"readings": [...]}`` as raw rows, after checking the token may post every row."""
         _require_upload_role(principal)
-        document = _json(body, 'send {"readings": [...]}')
+        document = decode_body(body, 'send {"readings": [...]}')
         readings = document.get("readings") if isinstance(document, dict) else None
         if not isinstance(readings, list):
             raise InvalidInput('expected a JSON object {"readings": [...]}', source="request")
-        _check_items(readings, "readings")
-        _check_depth(body, document, 2 + len(readings))
+        check_items(readings, "readings")
+        check_depth(body, document, 2 + len(readings))
         rows = raw_rows_from_records(readings, source="request")
         self._authorize_rows(principal, rows)
         sha256 = hashlib.sha256(b"v1/readings\x00" + body).hexdigest()
@@ -149,10 +143,10 @@ class IngestService:
         entries as posted (Nightscout answers with them: see ``nightscout_echo``)."""
         _require_upload_role(principal)
         key = bound_patient(principal)
-        document = _json(body, "send a JSON array of Nightscout entries")
+        document = decode_body(body, "send a JSON array of Nightscout entries")
         entries = document if isinstance(document, list) else [document]
-        _check_items(entries, "entries")
-        _check_depth(body, document, len(entries) + (1 if isinstance(document, list) else 0))
+        check_items(entries, "entries")
+        check_depth(body, document, len(entries) + (1 if isinstance(document, list) else 0))
         parsed = read_nightscout_entries(entries, source="request")
         sha256 = hashlib.sha256(f"api/v1/entries\x00{key}\x00".encode() + body).hexdigest()
         return Part(parsed, "nightscout-api", "nightscout", sha256, patient_key=key), entries
@@ -326,79 +320,15 @@ def _require_upload_role(principal: Principal) -> None:
         )
 
 
-def _json(body: bytes, expected: str) -> Any:
-    """The body's JSON: msgspec's decoder (about twice as fast; the same values for what it
-    takes), else the standard library's, which takes what msgspec refuses (NaN, a number out of
-    range, a BOM, UTF-16, a lone surrogate escape, which quarantines its reading) and words the
-    error when it is not JSON at all (invalid UTF-8 included)."""
-    try:
-        return _DECODER.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        pass
-    except RecursionError as err:
-        raise _too_deep() from err
-    try:
-        document = json.loads(body)
-    except RecursionError as err:
-        raise _too_deep() from err
-    except ValueError as err:  # UnicodeDecodeError included
-        raise InvalidInput(
-            f"the body is not valid JSON ({_shown(err)}); {expected}", source="request"
-        ) from err
-    return document
-
-
-def _too_deep() -> InvalidInput:
-    return too_deep("request")
-
-
-def _check_depth(body: bytes, document: Any, containers: int) -> None:
-    """Refuse a document nested more than ``MAX_JSON_DEPTH`` deep. ``containers`` objects and
-    arrays are known (the envelope and one object per reading): when the body holds no more
-    opening brackets than that, nothing else is nested and nothing is walked."""
-    if body.count(b"{") + body.count(b"[") <= containers:
-        return
-    stack: list[tuple[Any, int]] = [(document, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            raise _too_deep()
-        children = value.values() if isinstance(value, dict) else value
-        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
-
-
-def nightscout_echo(entries: list[Any]) -> bytes:
-    """The posted entries as JSON, as Nightscout answers a post: a number that is not finite
-    (NaN, Infinity, 1e400, taken by the lenient parser) is answered as null."""
-    try:
-        return msgspec.json.encode(entries)  # NaN and infinities are written as null
-    except (TypeError, ValueError, OverflowError):
-        return json.dumps(_finite(entries)).encode("utf-8")
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _shown(err: Exception) -> str:
-    text = str(err)
-    return text if len(text) <= _SHOWN_ERROR_CHARS else text[:_SHOWN_ERROR_CHARS] + "…"
-
-
 def _request_error(err: Exception) -> Exception:
     """What a request whose rows fail to be checked on their own is answered: its own error
-    when it says what to fix (4xx), else 422 naming what failed. Nothing of it was written."""
-    if isinstance(err, GlucoseStreamError) and err.status < 500:
+    when it says what to fix (4xx) or that trying again may help (the store was busy), else
+    422 naming what failed. Nothing of it was written."""
+    if isinstance(err, GlucoseStreamError) and (err.status < 500 or err.retryable):
         return err
     log.error("a request's readings could not be checked", exc_info=err)
     return InvalidInput(
-        f"its readings could not be checked ({type(err).__name__}: {_shown(err)}); nothing of "
+        f"its readings could not be checked ({type(err).__name__}: {shown_error(err)}); nothing of "
         "this request was written, and requests sent with it were not affected; correct or "
         "remove the reading the message names and post again",
         source="request",
@@ -412,20 +342,6 @@ def _discard(raw: RawZone, batch_id: str) -> None:
         raw.discard_staged(batch_id)
     except Exception:
         log.warning("could not remove the unfinished raw batch %s", batch_id, exc_info=True)
-
-
-def _check_items(items: list[Any], name: str) -> None:
-    if not items:
-        raise InvalidInput(f"the request has no {name}; send at least one", source="request")
-    if len(items) > MAX_READINGS_PER_REQUEST:
-        raise InvalidInput(  # 422, as the documented schema's maxItems says
-            f"the request has {len(items):,} {name}; at most {MAX_READINGS_PER_REQUEST:,} a "
-            "request: split it",
-            source="request",
-        )
-    bad = next((i for i, item in enumerate(items) if not isinstance(item, dict)), None)
-    if bad is not None:
-        raise InvalidInput(f"{name}[{bad}] is not a JSON object; send one object per reading")
 
 
 def _ledger_row(sha256: str, result: PartResult, at: dt.datetime) -> RequestRecord:
