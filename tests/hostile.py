@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
 from typing import Any, Final
 
 import pyarrow as pa
@@ -329,12 +328,3 @@ def parquet_mutation(draw: st.DrawFn, table: pa.Table) -> bytes:
     sink = io.BytesIO()
     pq.write_table(table, sink)
     return sink.getvalue()
-
-
-def counting(counter: dict[str, int], key: str) -> Callable[[], None]:
-    """A callable that counts one generated input under ``key``."""
-
-    def count() -> None:
-        counter[key] = counter.get(key, 0) + 1
-
-    return count
