@@ -20,7 +20,7 @@ from glucosestream.app import create_app
 from glucosestream.errors import InvalidInput, LakeError
 from glucosestream.ingest import batch as batch_module
 from glucosestream.ingest.lambda_handler import handle_event
-from glucosestream.ingest.ledger import open_ledger
+from glucosestream.ingest.ledger import RequestLedger, open_ledger
 from glucosestream.ingest.limits import (
     MAX_ID_CHARS,
     MAX_INGEST_BODY_BYTES,
@@ -33,6 +33,7 @@ from glucosestream.lake import RawZone, open_storage
 from glucosestream.lake.database import metadata_engine
 from glucosestream.lake.metadata_schema import METADATA
 from glucosestream.lake.zones import RawZone as RawZoneClass
+from glucosestream.pipeline import run_pipeline
 
 from .test_http_ingest import NOW, assert_error_shape, bearer, key, readings
 
@@ -220,6 +221,31 @@ def test_finding2_a_failed_write_leaves_nothing_and_a_retry_lands_once(
     assert tables[0].num_rows == 4
 
 
+def test_finding2_a_batch_committed_but_not_recorded_is_published_once(
+    settings, tokens, client, monkeypatch
+):
+    """The one window left: the batch is committed in the raw zone, then recording it fails.
+    The request is answered 500 (retryable) and is not in the ledger; the retry lands in a new
+    batch; the run registers the first from its manifest and merges each reading once."""
+    posted = entries(4)
+    headers = {"api-secret": sha1(tokens["ns"])}
+
+    def fail(self, batch, records):
+        raise LakeError("injected: the metadata store went away")
+
+    monkeypatch.setattr(RequestLedger, "record_batch", fail)
+    failed = client.post("/api/v1/entries", json=posted, headers=headers)
+    assert assert_error_shape(failed, 500)["status"] == 500
+    monkeypatch.undo()
+    again = client.post("/api/v1/entries", json=posted, headers=headers)
+    assert again.status_code == 200, again.text
+    assert again.headers["x-ingest-accepted"] == "4"
+    assert len(raw_readings(settings)[0]) == 2  # the readings are in the raw zone twice
+    assert run_pipeline(settings).status == "published"
+    published = client.get("/api/v1/entries", params={"count": 100}, headers=headers)
+    assert sorted(e["date"] for e in published.json()) == [e["date"] for e in posted]
+
+
 # --- finding 5: limits, enforced before a body is read -----------------------------------------
 def call_asgi(app, method: str, path: str, headers: dict[str, str], chunks):
     """Send a request to the ASGI app with the body in ``chunks``; returns (status, body,
@@ -316,6 +342,19 @@ def test_finding5_the_ingest_limit_holds_the_largest_request_with_room(settings)
     body = json.dumps({"readings": [reading] * MAX_READINGS_PER_REQUEST}).encode()
     assert len(body) < MAX_INGEST_BODY_BYTES * 0.9
     assert MAX_OTHER_BODY_BYTES == 16 * 1024
+
+
+def test_finding5_an_over_long_id_is_its_reading_s_fault_and_is_not_stored(
+    client, tokens, settings
+):
+    rows = readings("P1", 3)
+    rows[1]["device_id"] = "d" * (1024 * 1024)  # 1 MB: within the body limit, not an id
+    answer = client.post("/v1/readings", json={"readings": rows}, headers=bearer(tokens["admin"]))
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["accepted"], answer.json()["quarantined"]) == (2, 1)
+    assert [e["index"] for e in answer.json()["row_errors"]] == [1]
+    batches = RawZone(open_storage(settings.lake)).list_batches()
+    assert max(len(d) for d in batches[0].readings()["device_id"].to_pylist()) <= MAX_ID_CHARS
 
 
 def test_finding5_lambda_refuses_a_body_over_the_limit(settings, tokens):
