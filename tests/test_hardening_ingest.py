@@ -569,3 +569,94 @@ def test_finding11_a_store_from_before_keeps_no_file_names_once_opened(settings,
     assert meta.batch_records([report.batch_id])[report.batch_id].source_name == "csv file"
     assert b"CaseyHidden" not in db.read_bytes()
     assert meta.neutralise_source_names() == 0  # once done, opening changes nothing
+
+
+# --- S3 (verification-findings.md): one record with two fields for one column ------------------
+
+
+def _s3_records(extra: dict) -> list[dict]:
+    return [
+        {"patient_id": "P1", "time": "2026-01-20T00:00:00Z", "glucose_mg_dl": 100},
+        {"patient_id": "P1", "time": "2026-01-20T00:05:00Z", "glucose_mg_dl": 100, **extra},
+        {"patient_id": "P1", "time": "2026-01-20T00:10:00Z", "glucose_mg_dl": 101},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        ({"Time": "x"}, "two fields name the time"),
+        ({" time": "2026-01-20T00:06:00Z"}, "two fields name the time"),
+        ({"TIME ": "2026-01-20T00:05:00Z"}, "two fields name the time"),
+        ({"Glucose_mg_dl": 250}, "two fields name the glucose"),
+        ({"GLUCOSE_MMOL_L": 5.5, "glucose_mmol_l": 5.6}, "two fields name the glucose"),
+        ({"Patient_ID": "P2"}, "two fields name the patient_id"),
+        ({"TZ": "UTC", "tz": "Europe/Paris"}, "two fields name the tz"),
+    ],
+)
+def test_s3_a_record_with_two_fields_for_one_column_is_quarantined_alone(
+    settings, tmp_path, clock, extra, reason
+):
+    records = _s3_records(extra)
+    report = ingest_records(settings, records, now=clock)
+    assert (report.received, report.accepted, report.quarantined) == (3, 2, 1)
+    assert accounted(report)
+    assert reasons(settings, report) == [reason]
+    assert len(open_metadata(settings.lake).patient_keys()) == 1  # "P2" named no patient
+    for name, text in (
+        ("r.jsonl", "".join(json.dumps(r) + "\n" for r in records)),
+        ("r.json", json.dumps(records)),
+    ):
+        from_file = ingest_path(settings, write(tmp_path / name, text), now=clock)
+        assert (from_file.received, from_file.accepted, from_file.quarantined) == (3, 2, 1)
+        assert reasons(settings, from_file) == [reason]
+
+
+def test_s3_records_spelling_a_column_differently_are_each_read(settings, tmp_path, clock):
+    records = [
+        {"patient_id": "P1", "time": "2026-01-20T00:00:00Z", "glucose_mg_dl": 100},
+        {"Patient_ID": "P1", " Time": "2026-01-20T00:05:00Z", "GLUCOSE_MG_DL": 110},
+        # fields no column reads may repeat a name: nothing is ambiguous
+        {
+            "patient_id": "P1",
+            "time": "2026-01-20T00:10:00Z",
+            "glucose_mg_dl": 120,
+            "note": 1,
+            "Note": 2,
+        },
+    ]
+    report = ingest_records(settings, records, now=clock)
+    assert (report.received, report.accepted, report.quarantined) == (3, 3, 0)
+    got = sorted((r["original_value"], r["ts"].minute) for r in readings(settings, report))
+    assert got == [(100.0, 0), (110.0, 5), (120.0, 10)]
+    path = write(tmp_path / "r.jsonl", "".join(json.dumps(r) + "\n" for r in records[::-1]))
+    assert ingest_path(settings, path, now=clock).quarantined == 0
+
+
+def test_s3_a_csv_header_that_repeats_a_column_still_refuses_the_file(settings, tmp_path):
+    path = write(tmp_path / "dup.csv", "patient_id,time,Time,glucose_mg_dl\nA,t,t,1\n")
+    with pytest.raises(InvalidInput, match="the header repeats a column name"):
+        ingest_path(settings, path)
+
+
+def test_s3_http_quarantines_the_ambiguous_reading_alone(settings):
+    from fastapi.testclient import TestClient
+
+    from glucosestream.access import create_token
+    from glucosestream.app import create_app
+
+    token = create_token(settings.lake, "admin", label="a", now=START)
+    body = {
+        "readings": [
+            {"patient_id": "P1", "time": "2026-01-20T00:00:00Z", "glucose_mg_dl": 100},
+            {"patient_id": "P1", "time": "2026-01-20T00:05:00Z", "Time": "x", "glucose_mg_dl": 100},
+        ]
+    }
+    with TestClient(create_app(settings)) as client:
+        response = client.post(
+            "/v1/readings", json=body, headers={"Authorization": f"Bearer {token}"}
+        )
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert (answer["received"], answer["accepted"], answer["quarantined"]) == (2, 1, 1)
+    assert answer["row_errors"] == [{"index": 1, "reason": "two fields name the time"}]

@@ -5,12 +5,19 @@ input column feeds which raw-row column (``column_map``), and the raw rows made 
 A row carrying both glucose_mg_dl and glucose_mmol_l is one reading when the two agree within
 their rounding (``UNITS_AGREE_MG_DL``) and quarantined (``CONFLICTING_UNITS``) when they do not;
 an empty glucose_mg_dl takes the row's mmol/L value.
+
+A name is known by its ``column_key`` (case and surrounding spaces do not count). Two columns
+with one key in a header are the file's structure: the file is refused. JSON-like records each
+have their own keys (``record_column_map``): records spelling a column differently are each read
+by it, and a record with two keys for a column that is read is quarantined alone
+(``two_fields_name``), without that field's value.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Final
+from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,8 +32,11 @@ __all__ = [
     "UNITS_AGREE_MG_DL",
     "Columns",
     "build_rows",
+    "column_key",
     "column_map",
     "is_number",
+    "record_column_map",
+    "two_fields_name",
 ]
 
 _ALIASES: Final[dict[str, tuple[str, ...]]] = {
@@ -46,11 +56,22 @@ UNITS_AGREE_MG_DL: Final = 0.5 + 0.05 * MG_DL_PER_MMOL_L
 _NUMBER: Final = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 
 Columns = Mapping[str, pa.Array | pa.ChunkedArray]
+Records = Sequence[Mapping[str, Any]]
+
+
+def column_key(name: str) -> str:
+    """What a column name is known by: its case and surrounding spaces do not count."""
+    return name.strip().lower()
+
+
+def two_fields_name(raw: str) -> str:
+    """The problem of a record with two keys for the raw column ``raw`` ("time" and "Time")."""
+    return f"two fields name the {raw}"
 
 
 def column_map(names: Sequence[str], source: str) -> dict[str, str | None]:
     """Map each raw column to the input column that feeds it (None: absent)."""
-    lowered = {n.strip().lower(): n for n in names}
+    lowered = {column_key(n): n for n in names}
     if len(lowered) != len(names):
         raise InvalidInput(
             "the header repeats a column name; rename or remove the duplicate column",
@@ -77,6 +98,55 @@ def column_map(names: Sequence[str], source: str) -> dict[str, str | None]:
                 line=1,
             )
     return found
+
+
+def record_column_map(
+    records: Records, names: Sequence[str], source: str
+) -> tuple[Records, dict[str, str | None], list[str | None] | None]:
+    """The column map of JSON-like records whose keys, in order of first appearance, are
+    ``names``: the records (re-keyed when needed), the map, and each record's problem (None
+    when no record has one).
+
+    When no two names share a ``column_key`` (the usual case) the records are returned as they
+    are. Otherwise each record is re-keyed by its keys' column keys (once per distinct key set),
+    and a record with two keys for a column that is read gets ``two_fields_name`` as its
+    problem and no value there (which of the two was meant is not known)."""
+    keys = [column_key(n) for n in names]
+    if len(set(keys)) == len(keys):
+        return records, column_map(names, source), None
+    mapping = column_map(list(dict.fromkeys(keys)), source)
+    read = {
+        name: "glucose" if raw.startswith("_mmol") else raw
+        for raw, name in mapping.items()
+        if name is not None
+    }
+    plans: dict[tuple[str, ...], tuple[list[str], str | None, list[str]]] = {}
+    rekeyed: list[dict[str, Any]] = []
+    problems: list[str | None] = []
+    for record in records:
+        key_set = tuple(record)
+        plan = plans.get(key_set)
+        if plan is None:
+            plan = plans[key_set] = _rekeying(key_set, read)
+        own_keys, problem, unread = plan
+        row = dict(zip(own_keys, record.values(), strict=True))
+        for key in unread:
+            row[key] = None
+        rekeyed.append(row)
+        problems.append(problem)
+    return rekeyed, mapping, problems if any(problems) else None
+
+
+def _rekeying(
+    key_set: tuple[str, ...], read: dict[str, str]
+) -> tuple[list[str], str | None, list[str]]:
+    """How a record with the keys ``key_set`` is re-keyed: its column keys, its problem, and
+    the keys read by a column that it names twice (their value is not read)."""
+    own_keys = [column_key(k) for k in key_set]
+    counts = Counter(own_keys)
+    unread = [name for name in read if counts[name] > 1]  # in the raw columns' order
+    problem = two_fields_name(read[unread[0]]) if unread else None
+    return own_keys, problem, unread
 
 
 def build_rows(lines: pa.Array, columns: Columns, mapping: dict[str, str | None]) -> pa.Table:

@@ -1,7 +1,7 @@
 """Plain tabular inputs: CSV, JSON lines, a JSON array, Parquet, and records posted over HTTP.
 
 Layout: one reading per row, with a header (CSV) or keys (JSON) naming the columns. Recognised
-column names (case-insensitive; the first match wins):
+column names (case and surrounding spaces do not count; the first match wins):
 
     patient    patient_id, id, subject, subject_id              (or --patient for a whole file)
     device     device_id, device, serial                          (optional)
@@ -12,8 +12,11 @@ column names (case-insensitive; the first match wins):
     unit       unit, units                                        mg/dL or mmol/L (optional)
     tz         tz, timezone, time_zone                            IANA zone (optional)
 
-A row with both glucose_mg_dl and glucose_mmol_l is one reading when they agree within their
-rounding, quarantined when they do not (see ``columns``). In JSON, a patient id must be a
+A CSV header (or Parquet schema) naming a column twice ("time" and "Time") is refused: it is
+the file's structure. JSON records each have their own keys: records may spell a column
+differently, and one with two keys for a column is quarantined alone ("two fields name the
+time"). A row with both glucose_mg_dl and glucose_mmol_l is one reading when they agree within
+their rounding, quarantined when they do not (see ``columns``). In JSON, a patient id must be a
 string: a number, array or object quarantines its record (it would otherwise name a patient of
 its own). Text that is not UTF-8 (a JSON line with bad bytes, a lone surrogate escape)
 quarantines its record; in CSV it is one error naming the line. CSV with old Mac line ends (CR
@@ -53,7 +56,7 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from glucosestream.errors import InvalidInput
-from glucosestream.formats.columns import build_rows, column_map, is_number
+from glucosestream.formats.columns import build_rows, column_map, is_number, record_column_map
 from glucosestream.formats.jsontext import decode_json
 from glucosestream.formats.rows import NOT_UTF8, ParsedFile, text_array
 
@@ -476,12 +479,16 @@ def raw_rows_from_records(
 
     A record is quarantined, alone, when its patient id is not a JSON string (a number or an
     array would otherwise name a patient of its own) or a field holds text that is not valid
-    Unicode (a lone surrogate escape); that patient id is not read."""
+    Unicode (a lone surrogate escape); that patient id is not read. Each record's own keys
+    count: one with two keys for a column ("time" and "Time") is quarantined alone, without
+    that value (see ``columns.record_column_map``)."""
     names: dict[str, None] = {}
     for keys in dict.fromkeys(tuple(record) for record in records):
         names.update(dict.fromkeys(keys))
-    mapping = column_map(list(names), source)
+    records, mapping, ambiguous = record_column_map(records, list(names), source)
     problem: list[str | None] = list(problems) if problems is not None else [None] * len(records)
+    if ambiguous is not None:
+        problem = [p or a for p, a in zip(problem, ambiguous, strict=True)]
     patient = mapping["patient_id"]
     if patient is not None:
         for i, record in enumerate(records):
