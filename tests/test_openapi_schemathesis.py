@@ -47,10 +47,7 @@ MAX_EXAMPLES = 40  # per operation, role and generation mode
 SHOWN = 5
 # Faults in src this suite found and that are not fixed yet (see the finding named).
 _S2 = "S2: the document does not list the cohort statistics (verification-findings.md)"
-_S3 = "S3: two keys for one column fail the whole request (verification-findings.md)"
 KNOWN_FAULTS = {
-    ("POST", "/v1/readings", "admin"): _S3,
-    ("POST", "/v1/readings", "uploader"): _S3,
     ("POST", "/v1/cohort/releases", "admin"): _S2,
     ("POST", "/v1/cohort/releases", "clinician"): _S2,
 }
