@@ -100,9 +100,9 @@ def test_finding1_real_zones_are_accepted_and_work_downstream(settings, tmp_path
 
 
 def test_finding1_every_zone_ingest_accepts_works_in_arrow_and_duckdb():
-    from glucosestream.readings import _known_zones, is_known_zone
+    from glucosestream.readings import is_known_zone, known_zones
 
-    zones = sorted(_known_zones())
+    zones = sorted(known_zones())
     assert {"UTC", "Etc/GMT+5", "Europe/London"} <= set(zones)
     assert not any(is_known_zone(z) for z in ("localtime", "Factory", "posixrules", "right/UTC"))
     instant = pa.array([dt.datetime(2026, 3, 29, 1, 30, tzinfo=dt.UTC)], pa.timestamp("us", "UTC"))
