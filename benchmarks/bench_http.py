@@ -40,7 +40,9 @@ def free_port() -> int:
 
 
 def bodies(n_requests: int, batch: int, patients: int) -> list[bytes]:
-    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    # readings end an hour before now: ingest quarantines any dated after receipt + 10 minutes
+    span = dt.timedelta(minutes=5 * n_requests * batch)
+    start = (dt.datetime.now(dt.UTC) - span - dt.timedelta(hours=1)).replace(microsecond=0)
     out = []
     for r in range(n_requests):
         patient = f"B{r % patients}"

@@ -316,3 +316,22 @@ def test_finding1_a_batch_whose_files_cannot_be_read_is_rejected_alone(settings,
     assert records[cut_short].rejected_run_id == report.run_id
     assert records[good].loaded_run_id == report.run_id
     assert run_pipeline(settings, now=clock).status == "noop"
+
+
+def test_a_manifest_is_written_aside_and_renamed_so_it_is_never_read_half_written(settings):
+    """A batch is committed by its manifest: on local disk the manifest is written to a hidden
+    file and renamed, so a failure mid-write leaves an uncommitted folder readers ignore, never
+    a committed batch whose manifest is cut short (which stopped every later discover)."""
+    zone = RawZone(open_storage(settings.lake))
+    empty = READING_SCHEMA.empty_table()
+    zone.stage_batch("b-half", empty, QUARANTINE_SCHEMA.empty_table())
+    folder = Path(zone.batch("b-half").path)
+    (folder / ".manifest.json.tmp").write_text('{"batch_id": "b-ha')  # a write that died
+    assert [b.batch_id for b in zone.list_batches()] == []
+    zone.commit_batch("b-half", {"batch_id": "b-half", "received": 0})
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "manifest.json",
+        "quarantine.parquet",
+        "readings.parquet",
+    ]
+    assert zone.batch("b-half").manifest() == {"batch_id": "b-half", "received": 0}

@@ -31,6 +31,7 @@ from glucosestream.dashboard.pages import lake_view
 from glucosestream.dashboard.sessions import csrf_matches
 from glucosestream.dashboard.templating import templates
 from glucosestream.errors import Forbidden
+from glucosestream.ingest.asgi import ErrorResponse
 from glucosestream.lake.access_store import BudgetExceeded
 from glucosestream.privacy import (
     COHORT_STATISTICS,
@@ -154,7 +155,16 @@ async def cohort_form(
     return _page(request, viewer, result, "")
 
 
-@router.post("/v1/cohort/releases", tags=["cohort"])
+@router.post(
+    "/v1/cohort/releases",
+    tags=["cohort"],
+    responses={
+        409: {
+            "model": ErrorResponse,
+            "description": "The release would exceed the dataset's budget.",
+        }
+    },
+)
 def cohort_release(
     ask: ReleaseRequest,
     request: Request,

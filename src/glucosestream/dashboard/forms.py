@@ -10,10 +10,9 @@ from fastapi import Request
 from glucosestream.dashboard.auth import Viewer
 from glucosestream.dashboard.sessions import CSRF_FIELD, csrf_matches
 from glucosestream.errors import Forbidden, InvalidInput
+from glucosestream.ingest.limits import MAX_OTHER_BODY_BYTES
 
 __all__ = ["check_origin", "checked_form", "read_form", "safe_next"]
-
-_MAX_FORM_BYTES = 16_384
 
 
 async def read_form(request: Request) -> dict[str, str]:
@@ -24,8 +23,8 @@ async def read_form(request: Request) -> dict[str, str]:
             f"expected a form post (application/x-www-form-urlencoded), got {kind!r}"
         )
     body = await request.body()
-    if len(body) > _MAX_FORM_BYTES:
-        raise InvalidInput(f"form body of {len(body)} bytes is over {_MAX_FORM_BYTES}")
+    if len(body) > MAX_OTHER_BODY_BYTES:
+        raise InvalidInput(f"form body of {len(body)} bytes is over {MAX_OTHER_BODY_BYTES}")
     fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
     return {name: values[0] for name, values in fields.items()}
 

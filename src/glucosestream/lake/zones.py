@@ -119,11 +119,18 @@ class RawZone:
         """Commit a staged batch by writing its manifest (fsynced with its folder)."""
         fs = self.storage.fs
         folder = f"{self.batches_path}/{batch_id}"
+        data = json.dumps(manifest, indent=2).encode("utf-8")
         try:
-            with fs.open_output_stream(f"{folder}/{_MANIFEST}") as f:
-                f.write(json.dumps(manifest, indent=2).encode("utf-8"))
-            if self.storage.local:
-                _fsync(Path(folder) / _MANIFEST, Path(folder), Path(self.batches_path))
+            if self.storage.local:  # written aside, then renamed: never seen half-written
+                tmp = f"{folder}/.{_MANIFEST}.tmp"
+                with fs.open_output_stream(tmp) as f:
+                    f.write(data)
+                _fsync(Path(tmp))
+                fs.move(tmp, f"{folder}/{_MANIFEST}")
+                _fsync(Path(folder), Path(self.batches_path))
+            else:  # an object store's PUT is atomic: the object appears whole or not at all
+                with fs.open_output_stream(f"{folder}/{_MANIFEST}") as f:
+                    f.write(data)
         except OSError as err:
             raise self._write_error(batch_id, err) from err
         return RawBatch(batch_id, self.storage, folder)
