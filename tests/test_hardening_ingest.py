@@ -660,3 +660,17 @@ def test_s3_http_quarantines_the_ambiguous_reading_alone(settings):
     answer = response.json()
     assert (answer["received"], answer["accepted"], answer["quarantined"]) == (2, 1, 1)
     assert answer["row_errors"] == [{"index": 1, "reason": "two fields name the time"}]
+
+
+def test_v8_an_mmol_value_near_the_float_limit_is_quarantined_without_a_warning(
+    settings, clock, tmp_path
+):
+    """1e308 mmol/L overflowed to inf in the fast path's conversion with a RuntimeWarning (an
+    error under -W error, as pytest runs here); the row is simply out of range."""
+    path = write(
+        tmp_path / "big.csv",
+        "patient_id,time,glucose_mmol_l\nA,2026-01-01T10:05:00Z,5.5\nA,2026-01-01T10:10:00Z,1e308\n",
+    )
+    report = ingest_path(settings, path, now=clock)
+    assert (report.accepted, report.quarantined) == (1, 1)
+    assert reasons(settings, report) == ["glucose outside the plausible range"]

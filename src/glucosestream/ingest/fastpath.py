@@ -69,7 +69,8 @@ def normalise_fast(incoming: pa.Table, params: FastPathParams) -> pa.Table | Non
         return None
     micros = ts.cast(pa.int64()).to_numpy()
     earliest, latest = (_micros(t) for t in (params.earliest, params.latest))
-    mg_dl = np.where(units[1], value * params.mg_per_mmol, value)
+    with np.errstate(over="ignore", invalid="ignore"):  # inf or NaN: out of range just below
+        mg_dl = np.where(units[1], value * params.mg_per_mmol, value)
     if (
         micros.min() < earliest
         or micros.max() > latest
