@@ -6,7 +6,8 @@ never anything else; the rows it returns have ``RAW_SCHEMA``; a value-only edit 
 accounting (every record a raw row or a skipped non-reading); the chunked readers the CLI uses
 for large files give the rows the whole-file reader gives; and ingest's checks of the rows
 account for each one (received = accepted + duplicates + quarantined) and accept only readings
-inside the documented limits. Each test counts its inputs in ``VERIFICATION_COUNTS``.
+inside the documented limits; ``glucosestream ingest`` of a mutated file exits 0, or 1 with a
+one-line error. Each test counts its inputs in ``VERIFICATION_COUNTS``.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from glucosestream.cli import main
 from glucosestream.config import EngineSettings, IngestSettings, LakeSettings, Settings
 from glucosestream.engines import DuckDBEngine
 from glucosestream.errors import GlucoseStreamError
@@ -294,7 +297,7 @@ def test_value_edits_keep_every_record_accounted_for(seeds, scratch, name, data)
         assert parsed.rows.num_rows + parsed.skipped == whole.rows.num_rows + whole.skipped
 
 
-@settings(FUZZ, max_examples=1500)
+@settings(FUZZ, max_examples=1200)
 @given(
     content=st.one_of(
         st.binary(max_size=2048),
@@ -369,3 +372,36 @@ def test_ingest_checks_account_for_every_mutated_row(seeds, scratch, checking, n
     parsed = read_or_refuse(path, seed.fmt)
     if parsed is not None:
         check_accounting(*checking, parsed, seed.fmt)
+
+
+# the CLI, as a user runs it --------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def cli_env(tmp_path_factory) -> dict[str, str]:
+    return {
+        "GLUCOSESTREAM_INGEST__PSEUDONYM_SECRET": SECRET,
+        "GLUCOSESTREAM_LAKE": str(tmp_path_factory.mktemp("cli") / "lake"),
+    }
+
+
+@pytest.mark.parametrize("name", SEED_NAMES)
+@settings(FUZZ, max_examples=20)
+@given(data=st.data())
+def test_cli_ingest_of_a_mutated_export_succeeds_or_says_why_in_a_line(
+    seeds, scratch, cli_env, name, data
+):
+    """``glucosestream ingest`` of a mutated file: exit 0, or exit 1 with one line that says
+    what is wrong (``Error: …``), never a traceback (finding 7)."""
+    seed = seeds[name]
+    path = scratch / f"cli_{name}{data.draw(st.sampled_from(SUFFIXES), label='suffix')}"
+    path.write_bytes(data.draw(mutated(seed), label="content"))
+    VERIFICATION_COUNTS["fuzz inputs formats, through the CLI"] += 1
+    result = CliRunner().invoke(
+        main, ["ingest", str(path), "--patient", "FUZZ", "--tz", "UTC"], env=cli_env
+    )
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert result.exit_code in (0, 1), result.output
+    if result.exit_code == 1:
+        lines = result.output.strip().splitlines()
+        assert lines, result.output
+        assert lines[-1].startswith("Error: "), result.output
+        assert "Traceback" not in result.output
