@@ -259,7 +259,7 @@ SUFFIXES = ("", ".csv", ".json", ".jsonl", ".parquet", ".txt")
 
 
 @pytest.mark.parametrize("name", SEED_NAMES)
-@settings(FUZZ, max_examples=300)
+@settings(FUZZ, max_examples=260)
 @given(data=st.data())
 def test_mutated_exports_are_read_or_refused(seeds, scratch, name, data):
     seed = seeds[name]
