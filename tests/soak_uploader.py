@@ -11,6 +11,7 @@ again and SIGKILLs it at a random point (a quarter of the runs are let finish).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import random
 import signal
@@ -78,9 +79,11 @@ class Uploader(threading.Thread):
         seed: int,
         deadline: float,
         max_requests: int,
+        api_secret: bool = False,
     ) -> None:
         super().__init__(name=f"uploader-{patient_id}", daemon=True)
         self.base_url, self.token, self.kind = base_url, token, kind
+        self.api_secret = api_secret  # authenticate as Nightscout uploaders do: SHA-1 of the token
         self.tally = Tally(patient_id)
         self.rng = random.Random(seed)
         self.next_at = start
@@ -88,7 +91,11 @@ class Uploader(threading.Thread):
         self.deadline, self.max_requests = deadline, max_requests
 
     def run(self) -> None:
-        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json"}
+        if self.api_secret:
+            headers["api-secret"] = hashlib.sha1(self.token.encode()).hexdigest()
+        else:
+            headers["Authorization"] = f"Bearer {self.token}"
         with httpx.Client(base_url=self.base_url, headers=headers, timeout=60) as client:
             while (
                 time.monotonic() < self.deadline

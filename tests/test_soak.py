@@ -1,8 +1,9 @@
 """A bounded soak: the real server on a loopback port, several uploaders posting concurrently
-(readings and Nightscout entries, each with its own token, some bad readings, some repeats)
-for about a minute while ``glucosestream run`` is started and SIGKILLed at random points; then
-one clean run and the reconciliation: every reading answered "accepted" is published exactly
-once, nothing else is published, and no request got a 5xx.
+(readings and Nightscout entries, each with its own token, one by Nightscout's api-secret
+header; some bad readings, some repeats) for about a minute while ``glucosestream run`` is
+started and SIGKILLed at random points; then one clean run and the reconciliation: every reading
+answered "accepted" is published exactly once, nothing else is published, and no request got a
+5xx.
 
 ``GLUCOSESTREAM_SOAK_S`` sets the duration (default 60 s); the loops are also bounded in count.
 """
@@ -114,6 +115,7 @@ def test_concurrent_uploads_with_killed_runs_publish_each_accepted_reading_once(
             seed=i,
             deadline=deadline,
             max_requests=MAX_REQUESTS,
+            api_secret=p == ENTRIES_PATIENTS[-1],
         )
         for i, p in enumerate(READINGS_PATIENTS + ENTRIES_PATIENTS)
     ]
