@@ -356,3 +356,54 @@ def test_finding12_serve_busy_port_fails_in_one_line_naming_the_port(cli, env):
     assert str(port) in result.output
     assert "--port" in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_finding8_a_good_login_does_not_reset_the_failures_of_its_address(settings):
+    """Review: any valid token (an uploader's copied from a phone) cleared the count, so four
+    guesses and one good login, repeated, gave unlimited guesses."""
+    token = create_token(settings.lake, "admin", label="a", now=dt.datetime.now(dt.UTC))
+    clock = FixedClock(dt.datetime.now(dt.UTC))
+    with TestClient(create_app(settings, clock=clock)) as client:
+        for attempt in range(4):
+            assert (
+                client.post("/login", data={"token": f"x{attempt}"}, headers=ORIGIN).status_code
+                == 401
+            )
+        good = client.post("/login", data={"token": token}, headers=ORIGIN, follow_redirects=False)
+        assert good.status_code == 303
+        assert client.post("/login", data={"token": "x4"}, headers=ORIGIN).status_code == 401
+        assert client.post("/login", data={"token": "x5"}, headers=ORIGIN).status_code == 429
+
+
+def test_finding8_concurrent_guesses_cannot_all_pass_the_throttle(settings):
+    """Review: the limit was checked before the form was read (an await) and the failure
+    recorded after, so guesses sent at once all passed the check before any was counted."""
+    import asyncio
+
+    import httpx
+
+    async def guesses() -> list[int]:
+        app = create_app(settings)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            answers = await asyncio.gather(
+                *(c.post("/login", data={"token": f"x{i}"}, headers=ORIGIN) for i in range(12))
+            )
+        return sorted(a.status_code for a in answers)
+
+    assert asyncio.run(guesses()) == [401] * 5 + [429] * 7
+
+
+def test_a_non_ascii_csrf_token_is_refused_not_a_server_error(settings):
+    """Review: hmac.compare_digest raised TypeError (a 500) on a CSRF token with non-ASCII
+    characters; it is a plain mismatch."""
+    token = create_token(settings.lake, "admin", label="a", now=dt.datetime.now(dt.UTC))
+    with TestClient(create_app(settings)) as client:
+        client.post("/login", data={"token": token}, headers=ORIGIN)
+        answer = client.post(
+            "/v1/cohort/releases",
+            json={"statistics": ["gmi"]},
+            headers={"X-CSRF-Token": "caf\u00e9".encode("latin-1")},
+        )
+        assert answer.status_code == 403, answer.text
+        assert answer.json()["ok"] is False

@@ -57,10 +57,12 @@ async def login(request: Request) -> Response:
     now = clock_of(request)()
     address = request.client.host if request.client else "unknown"
     throttle = sessions_of(request).failed_logins
+    form = await read_form(request)
+    # Checked after the last await, so the check and the record of a failure below happen in
+    # one step of the event loop: concurrent guesses cannot all pass before any is counted.
     wait_s = throttle.retry_after_s(address, now=now)
     if wait_s:  # the app answers 429 in its error shape, with Retry-After
         raise _too_many_failures(address, wait_s)
-    form = await read_form(request)
     next_path = safe_next(form.get("next"))
     store = access_store(request)
     token = form.get("token", "").strip()
@@ -70,7 +72,8 @@ async def login(request: Request) -> Response:
         throttle.failed(address, now=now)
         record_failed_login(store, address=address, reason=str(err), at=now)
         return _login_page(request, next_path, str(err), 401)
-    throttle.succeeded(address)
+    # A good login does not clear the address's failures (they age out): otherwise any valid
+    # token, an uploader's included, would reset the count between guesses.
     if principal.role == "uploader":
         message = "an uploader token can send readings but cannot log in to the pages"
         record_failed_login(store, address=address, reason=message, at=now)

@@ -80,10 +80,6 @@ class LoginThrottle:
             while len(self._failures) > _MAX_THROTTLED_ADDRESSES:
                 del self._failures[next(iter(self._failures))]  # the longest tracked
 
-    def succeeded(self, address: str) -> None:
-        with self._lock:
-            self._failures.pop(address, None)
-
 
 def _prune(failures: deque[dt.datetime], now: dt.datetime) -> deque[dt.datetime]:
     """The failures of the last window (older ones dropped)."""
@@ -131,4 +127,7 @@ class SessionStore:
 
 def csrf_matches(session: Session, sent: str | None) -> bool:
     """Whether a form's CSRF token is this session's (constant-time comparison)."""
-    return bool(sent) and hmac.compare_digest(session.csrf_token, str(sent))
+    if not sent:
+        return False
+    # as bytes: compare_digest refuses a str with non-ASCII characters (a TypeError, a 500)
+    return hmac.compare_digest(session.csrf_token.encode(), str(sent).encode("utf-8", "replace"))
