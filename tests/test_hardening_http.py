@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from glucosestream.access import authenticate, create_token, hash_token
 from glucosestream.app import create_app
-from glucosestream.errors import InvalidInput, LakeError
+from glucosestream.errors import EngineOverloaded, InvalidInput, LakeError
 from glucosestream.ingest import batch as batch_module
 from glucosestream.ingest.lambda_handler import handle_event
 from glucosestream.ingest.ledger import RequestLedger, open_ledger
@@ -583,3 +583,46 @@ def test_finding6_no_reading_of_a_refused_request_reaches_the_raw_zone(client, t
     answer = client.post("/v1/readings", json={"readings": rows}, headers=bearer(tokens["p1"]))
     assert_error_shape(answer, 422)
     assert raw_readings(settings)[0] == []
+
+
+def test_running_out_of_memory_while_checking_is_503_retryable_not_the_request_s_fault(
+    settings, tokens, monkeypatch
+):
+    """Review: a failure that is the server's state (memory, disk) failed each request alone
+    too, and was answered 422 "correct or remove the reading": an uploader does not retry a 4xx,
+    so those readings were never sent again. It is 503, retryable, for every request it hit."""
+    original = batch_module.normalise
+    calls = []
+
+    def normalise(engine, settings, incoming, *args, **kwargs):
+        calls.append(incoming.num_rows)
+        if len(calls) > 1 or incoming.num_rows > 0:
+            raise MemoryError
+        return original(engine, settings, incoming, *args, **kwargs)
+
+    monkeypatch.setattr(batch_module, "normalise", normalise)
+    service = IngestService(settings)
+    principal = authenticate(service.access, tokens["admin"])
+    bodies = [readings("P1", 3, device=f"d{i}") for i in range(3)]
+    parts = [service.readings_part(principal, json.dumps({"readings": b}).encode()) for b in bodies]
+    futures = [service.committer.enqueue(p)[0] for p in parts]
+    service.committer.drain()
+    for future in futures:
+        error = future.exception()
+        assert isinstance(error, EngineOverloaded), error
+        assert (error.status, error.retryable) == (503, True)
+    assert raw_readings(settings)[0] == []  # nothing written
+
+
+def test_duckdb_out_of_memory_is_engine_overloaded(settings):
+    """The engine says which of its failures are the machine's state, so callers can answer
+    503 (retry later) rather than blame the input."""
+    from glucosestream.config import EngineSettings
+    from glucosestream.engines import DuckDBEngine
+
+    engine = DuckDBEngine(EngineSettings(memory_limit_mb=2))
+    try:
+        with pytest.raises(EngineOverloaded, match="out of memory or disk space"):
+            engine.query("SELECT list(range) FROM range(10000000) GROUP BY range % 1000000", {})
+    finally:
+        engine.close()

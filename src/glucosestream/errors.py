@@ -11,7 +11,8 @@
     ├── TooManyRequests                 a client over a rate limit, e.g. failed logins (HTTP 429)
     ├── LakeError                       the lake (files, catalog, metadata store) failed
     ├── EngineError                     the query engine failed
-    │   └── EngineUnavailable           the engine cannot be started here
+    │   ├── EngineUnavailable           the engine cannot be started here
+    │   └── EngineOverloaded            out of memory or disk for now: retry later (HTTP 503)
     └── QualityGateFailed               a quality check failed; nothing was published
         └── BatchesRejected             checks blamed raw batches; they were set aside
 
@@ -29,6 +30,7 @@ __all__ = [
     "BatchesRejected",
     "ConfigError",
     "EngineError",
+    "EngineOverloaded",
     "EngineUnavailable",
     "Forbidden",
     "GlucoseStreamError",
@@ -125,6 +127,13 @@ class EngineError(GlucoseStreamError):
 
 class EngineUnavailable(EngineError):
     """The configured engine cannot be used on this machine."""
+
+
+class EngineOverloaded(EngineError):
+    """The engine ran out of memory or disk space: no input's fault; trying later may help."""
+
+    status = 503
+    retryable = True
 
 
 class QualityGateFailed(GlucoseStreamError):

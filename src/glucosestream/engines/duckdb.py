@@ -13,7 +13,7 @@ import duckdb
 import pyarrow as pa
 
 from glucosestream.config import EngineSettings
-from glucosestream.errors import EngineError
+from glucosestream.errors import EngineError, EngineOverloaded
 
 __all__ = ["DuckDBEngine", "open_engine"]
 
@@ -46,6 +46,12 @@ class DuckDBEngine:
             finally:
                 for name in tables:
                     self._con.unregister(name)
+        except (duckdb.OutOfMemoryException, duckdb.IOException) as err:
+            raise EngineOverloaded(
+                f"DuckDB ran out of memory or disk space: {err}; try again later, or give it "
+                "more (GLUCOSESTREAM_ENGINE__MEMORY_LIMIT_MB, free space in the temp folder)",
+                engine=self.name,
+            ) from err
         except duckdb.Error as err:
             raise EngineError(f"DuckDB failed to run a model: {err}", engine=self.name) from err
 

@@ -41,7 +41,7 @@ from glucosestream.access import (
 from glucosestream.clock import Clock, utc_now
 from glucosestream.config import Settings
 from glucosestream.engines import open_engine
-from glucosestream.errors import Forbidden, GlucoseStreamError, InvalidInput
+from glucosestream.errors import EngineOverloaded, Forbidden, GlucoseStreamError, InvalidInput
 from glucosestream.formats import ParsedFile, raw_rows_from_records
 from glucosestream.formats.nightscout import read_nightscout_entries
 from glucosestream.ingest.batch import (
@@ -323,9 +323,15 @@ def _require_upload_role(principal: Principal) -> None:
 def _request_error(err: Exception) -> Exception:
     """What a request whose rows fail to be checked on their own is answered: its own error
     when it says what to fix (4xx) or that trying again may help (the store was busy), else
-    422 naming what failed. Nothing of it was written."""
+    422 naming what failed. Nothing of it was written. Running out of memory or disk is no
+    request's fault: 503, retryable (an uploader retries it; it would drop a 4xx's readings)."""
     if isinstance(err, GlucoseStreamError) and (err.status < 500 or err.retryable):
-        return err
+        return err  # its own 4xx, or a retryable fault such as EngineOverloaded (503)
+    if isinstance(err, MemoryError | OSError):  # the server's state, not the request's data
+        return EngineOverloaded(
+            f"the server could not check this request now ({type(err).__name__}); nothing of "
+            "it was written: try again later",
+        )
     log.error("a request's readings could not be checked", exc_info=err)
     return InvalidInput(
         f"its readings could not be checked ({type(err).__name__}: {shown_error(err)}); nothing of "
