@@ -246,6 +246,29 @@ def test_finding2_a_batch_committed_but_not_recorded_is_published_once(
     assert sorted(e["date"] for e in published.json()) == [e["date"] for e in posted]
 
 
+def test_a_batch_a_run_registered_first_is_still_recorded_with_its_requests(
+    settings, tokens, monkeypatch
+):
+    """Review: a run's discover may register a committed batch from its manifest before its
+    writer records it; the writer's insert then failed on the primary key, every request of the
+    batch was answered an error, and none reached the ledger. The second insert is a no-op."""
+    from glucosestream.lake import open_metadata
+
+    original = RequestLedger.record_batch
+
+    def discover_first(self, batch, records):
+        open_metadata(settings.lake).add_batch(batch)  # as discover would, in between
+        return original(self, batch, records)
+
+    monkeypatch.setattr(RequestLedger, "record_batch", discover_first)
+    service = IngestService(settings)
+    principal = authenticate(service.access, tokens["admin"])
+    part = service.readings_part(principal, json.dumps({"readings": readings("P1", 3)}).encode())
+    outcome = service.ingest(part)
+    assert outcome.report.accepted == 3
+    assert set(open_ledger(settings.lake).find([part.sha256])) == {part.sha256}
+
+
 # --- finding 5: limits, enforced before a body is read -----------------------------------------
 def call_asgi(app, method: str, path: str, headers: dict[str, str], chunks):
     """Send a request to the ASGI app with the body in ``chunks``; returns (status, body,

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from glucosestream.config import LakeSettings
 from glucosestream.lake.database import Store, metadata_engine
-from glucosestream.lake.metadata import BatchRecord
+from glucosestream.lake.metadata import BatchRecord, insert_batch
 from glucosestream.lake.metadata_schema import batches, ingest_requests
 
 __all__ = ["RequestLedger", "RequestRecord", "open_ledger"]
@@ -63,7 +63,7 @@ class RequestLedger(Store):
         """Record a raw batch and the requests it holds together (one transaction): both or
         neither. The batch row is the one ``MetadataStore.add_batch`` writes."""
         with self._tx() as con:
-            con.execute(batches.insert(), [{n: getattr(batch, n) for n in batch.__slots__}])
+            insert_batch(con, batch)  # a run's discover may have registered it already
             if records:
                 _insert_requests(con, records)
 

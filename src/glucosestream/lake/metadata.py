@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from glucosestream.config import LakeSettings
 from glucosestream.lake.database import Store, metadata_engine
@@ -37,6 +39,7 @@ __all__ = [
     "DeviceRecord",
     "MetadataStore",
     "PublishedSnapshots",
+    "insert_batch",
     "open_metadata",
 ]
 
@@ -171,6 +174,8 @@ class MetadataStore(Store):
         ingest writes now (``<format> file``); returns how many were replaced."""
         named = sa.or_(batches.c.source_name.contains("/"), batches.c.source_name.contains("."))
         with self._tx() as con:
+            if con.scalar(sa.select(batches.c.batch_id).where(named).limit(1)) is None:
+                return 0  # a read: no write lock taken when there is nothing to replace
             result = con.execute(
                 batches.update().where(named).values(source_name=batches.c.format + " file")
             )
@@ -189,7 +194,7 @@ class MetadataStore(Store):
     # batches ----------------------------------------------------------------------------
     def add_batch(self, record: BatchRecord) -> None:
         with self._tx() as con:
-            con.execute(batches.insert(), [_as_row(record)])
+            insert_batch(con, record)
 
     def batch_by_sha256(self, sha256: str) -> BatchRecord | None:
         """The batch these bytes were ingested as, unless it was rejected or a run set some of
@@ -352,6 +357,23 @@ class MetadataStore(Store):
         return rows
 
 
+def insert_batch(con: sa.Connection, record: BatchRecord) -> None:
+    """Record a raw batch once: a batch already recorded is left as it is. Its writer and a
+    run's ``discover`` (which registers committed batches it finds unrecorded) may both record
+    the same batch; whoever comes second must not fail."""
+    row = _as_row(record)
+    if con.dialect.name == "sqlite":
+        con.execute(sqlite_insert(batches).values(row).on_conflict_do_nothing())
+    elif con.dialect.name == "postgresql":
+        con.execute(postgresql_insert(batches).values(row).on_conflict_do_nothing())
+    else:  # another database: a check first (a race then fails on the primary key, as before)
+        known = con.scalar(
+            sa.select(batches.c.batch_id).where(batches.c.batch_id == row["batch_id"])
+        )
+        if known is None:
+            con.execute(batches.insert(), [row])
+
+
 def _as_row(record: Any) -> dict[str, Any]:
     return {name: getattr(record, name) for name in record.__slots__}
 
@@ -359,9 +381,16 @@ def _as_row(record: Any) -> dict[str, Any]:
 def open_metadata(settings: LakeSettings) -> MetadataStore:
     """Open (and create on first use) the metadata store of the lake in ``settings``."""
     store = MetadataStore(metadata_engine(settings))
-    if store.neutralise_source_names():
-        store.compact_storage()  # the old names leave no trace in free pages
+    url = settings.resolved_metadata_url()
+    if url not in _NEUTRALISED:  # once per store and process: not a scan on every open
+        if store.neutralise_source_names():
+            store.compact_storage()  # the old names leave no trace in free pages
+        _NEUTRALISED.add(url)
     return store
+
+
+# The stores whose older source names this process has already replaced (see open_metadata).
+_NEUTRALISED: set[str] = set()
 
 
 def _register_devices(con: sa.Connection, records: Sequence[DeviceRecord], run_id: str) -> None:
