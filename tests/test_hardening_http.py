@@ -343,6 +343,8 @@ def test_finding5_a_declared_length_over_the_limit_is_413_unread(
         ("/v1/readings", "application/json", 1 << 20, MAX_INGEST_BODY_BYTES),
         ("/api/v1/entries", "application/json", 1 << 20, MAX_INGEST_BODY_BYTES),
         ("/login", "application/x-www-form-urlencoded", 4096, MAX_OTHER_BODY_BYTES),
+        # a route that parses its body with pydantic answered 400 (review)
+        ("/v1/cohort/releases", "application/json", 4096, MAX_OTHER_BODY_BYTES),
     ],
 )
 def test_finding5_a_chunked_body_is_refused_once_past_the_limit(
@@ -356,6 +358,14 @@ def test_finding5_a_chunked_body_is_refused_once_past_the_limit(
     status, body, read = call_asgi(app, "POST", path, headers, chunks_past(limit, chunk))
     assert (status, body["status"]) == (413, 413), body
     assert read == limit // chunk + 1  # not one chunk more than it takes to pass the limit
+
+
+def test_finding5_a_chunked_body_within_its_limit_is_ingested_whole(settings, tokens):
+    body = json.dumps({"readings": readings("P1", 50)}).encode()
+    pieces = [body[i : i + 1000] for i in range(0, len(body), 1000)]
+    headers = {"content-type": "application/json", **bearer(tokens["admin"])}
+    status, answer, read = call_asgi(create_app(settings), "POST", "/v1/readings", headers, pieces)
+    assert (status, answer["accepted"], read) == (200, 50, len(pieces))
 
 
 def test_finding5_the_ingest_limit_holds_the_largest_request_with_room(settings):

@@ -11,6 +11,7 @@ text fields at ``MAX_ID_CHARS`` each. ``MAX_INGEST_BODY_BYTES`` holds the last w
 
 A body over its limit is refused with 413 as soon as its ``Content-Length`` says so, or, for a
 body sent in chunks, as soon as the bytes received pass the limit: it is never read whole.
+A chunked body within its limit is held here before the route reads it.
 """
 
 from __future__ import annotations
@@ -83,9 +84,9 @@ class BodyLimit:
     """ASGI middleware: a body over ``body_limit`` is refused before it is read.
 
     A ``Content-Length`` over the limit is answered at once by ``respond`` (the app's error
-    shape, 413) without reading a byte; a body without one (chunked) is counted as it is
-    received, and the read that passes the limit raises ``PayloadTooLarge`` in the route (the
-    app's handler answers it, 413), so the rest is never read.
+    shape, 413) without reading a byte; a body without one (chunked) is received here up to the
+    limit (ingest routes read their whole body anyway) and answered 413 by ``respond`` as soon
+    as it passes the limit, so the rest is never read.
     """
 
     def __init__(self, app: _App, *, respond: _Respond) -> None:
@@ -102,18 +103,30 @@ class BodyLimit:
         if declared is not None and declared > limit:
             await self.respond(too_large(declared, limit, path))(scope, receive, send)
             return
+        if declared is not None:  # the server holds the body to its declared length
+            await self.app(scope, receive, send)
+            return
+        # A body sent in chunks: received up to the limit before the app sees it, so passing
+        # the limit is answered 413 here whatever the route (a route that parses its body with
+        # pydantic would turn an error raised from ``receive`` into a 400).
+        messages: list[_Message] = []
         received = 0
-
-        async def counted() -> _Message:
-            nonlocal received
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise too_large(None, limit, path)
-            return message
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            received += len(message.get("body", b""))
+            if received > limit:
+                await self.respond(too_large(None, limit, path))(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
 
-        await self.app(scope, counted, send)
+        async def replay() -> _Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
 
 
 def _content_length(scope: _Scope) -> int | None:
