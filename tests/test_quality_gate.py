@@ -180,3 +180,23 @@ def test_quality_checks_catch_duplicate_keys_and_bad_bands():
     staged = StagedRun(readings, readings, daily, days)
     report = evaluate(staged, QualitySettings())
     assert set(report.failed) == {"unique_readings", "daily_bounds"}
+
+
+def test_a_merge_that_loses_a_reading_publishes_nothing(settings, tmp_path, clock, monkeypatch):
+    """The run's merge duplicates are counted as incoming - set aside - new, which would hide a
+    merge that dropped a reading; every_reading_lands checks each incoming key is in the lake
+    afterwards (new, or published before)."""
+    from glucosestream.engines.duckdb import DuckDBEngine
+
+    real = DuckDBEngine.query
+
+    def lossy(self, sql, tables, **params):
+        out = real(self, sql, tables, **params)
+        return out.slice(1) if "curated" in tables and out.num_rows else out  # the merge
+
+    monkeypatch.setattr(DuckDBEngine, "query", lossy)
+    ingest_path(settings, _day(tmp_path, "good.csv", 1, 120), now=clock)
+    report = run_pipeline(settings, now=clock)
+    assert report.status == "failed"
+    assert report.failed_checks == ("every_reading_lands",)
+    assert open_metadata(settings.lake).published() is None

@@ -244,7 +244,7 @@ def process_bucket(work: BucketWork, bucket: Bucket, timer: Timer) -> BucketResu
         inputs, session_scope = _session_inputs(work, bucket, every, new)
         sessions = infer_sessions(inputs, run_id=run_id, computed_at=at)
     with timer.step("audit"):
-        checks = run_checks(StagedRun(new, every, daily, days), work.quality)
+        checks = run_checks(StagedRun(new, every, daily, days, incoming), work.quality)
     folder = None if work.spill is None else work.spill / "staged" / (bucket.prefix or "all")
     return BucketResult(
         prefix=bucket.prefix,

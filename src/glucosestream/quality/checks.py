@@ -63,6 +63,7 @@ class StagedRun:
     all_readings: pa.Table
     daily: pa.Table
     days: pa.Table
+    incoming: pa.Table | None = None  # the bucket's readings the merge took (after set-aside)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,23 @@ def check_unique_readings(run: StagedRun, settings: QualitySettings) -> CheckRes
         "unique_readings",
         repeated.num_rows,
         f"{repeated.num_rows} (patient_key, device_id, ts) keys occur more than once",
+    )
+
+
+def check_every_reading_lands(run: StagedRun, settings: QualitySettings) -> CheckResult:
+    """Every incoming reading's key is in the lake after the merge (published before, or new
+    now): the merge may drop a reading only as a duplicate of one that is there. This is what
+    makes the run's count of merge duplicates (incoming - set aside - new) a measurement."""
+    if run.incoming is None or run.incoming.num_rows == 0:
+        return _result("every_reading_lands", 0, "")
+    keys = ["patient_key", "device_id", "ts"]
+    lost = run.incoming.select(keys).join(
+        run.all_readings.select(keys), keys, join_type="left anti"
+    )
+    return _result(
+        "every_reading_lands",
+        lost.num_rows,
+        f"{lost.num_rows} incoming readings are neither new nor already in the lake",
     )
 
 
@@ -153,6 +171,7 @@ def check_reconciliation(run: RunAccounts) -> CheckResult:
 
 CHECKS: Final[tuple[Callable[[StagedRun, QualitySettings], CheckResult], ...]] = (
     check_unique_readings,
+    check_every_reading_lands,
     check_daily_bounds,
     check_complete_days,
 )
