@@ -195,3 +195,13 @@ def test_calculator_reads_parquet_and_reports_unreadable_input(tmp_path):
     assert calculate_file(source, tmp_path / "out.parquet", metric_set="consensus") == 1
     with pytest.raises(InvalidInput):
         calculate_file(tmp_path / "missing.csv", tmp_path / "out.csv")
+
+
+def test_one_metric_named_as_a_string_is_that_metric():
+    """Issue 14: compute_metrics(t, "gmi_pct") read the string as a list of its characters."""
+    table = _table([120.0 + (i % 7) for i in range(300)], [5] * 300)
+    one = compute_metrics(table, "gmi_pct")
+    assert one.column_names == ["id", "gmi_pct"]
+    assert one["gmi_pct"].to_pylist() == compute_metrics(table, ["gmi_pct"])["gmi_pct"].to_pylist()
+    with pytest.raises(InvalidInput, match=r"unknown metrics \['gmi'\]"):
+        compute_metrics(table, "gmi")

@@ -88,11 +88,13 @@ def _like(table: pa.Table, frame: object) -> object:
     return table
 
 
-def _resolve(metrics: MetricSet | Sequence[str]) -> tuple[str, ...]:
+def _resolve(metrics: MetricSet | str | Sequence[str]) -> tuple[str, ...]:
     if metrics == "consensus":
         return CONSENSUS
     if metrics == "all":
         return ALL
+    if isinstance(metrics, str):  # one metric's name (not a sequence of its characters)
+        metrics = (metrics,)
     unknown = [m for m in metrics if m not in ALL]
     if unknown:
         raise InvalidInput(f"unknown metrics {unknown}; see docs/metrics.md for the names")
@@ -139,12 +141,13 @@ def _cohort_values(
 
 def compute_metrics(
     frame: Frame,
-    metrics: MetricSet | Sequence[str] = "consensus",
+    metrics: MetricSet | str | Sequence[str] = "consensus",
     *,
     compat: Compat = "published",
     names: Naming = "glucosestream",
 ) -> Frame:
-    """One row per id with the chosen metrics (docs/metrics.md lists them).
+    """One row per id with the chosen metrics (docs/metrics.md lists them): ``"consensus"``,
+    ``"all"``, one metric's name or a sequence of names.
 
     ``compat="iglu"`` reproduces iglu 4.3.0's conventions; ``names="iglu"`` names and orders the
     columns as iglu's ``all_metrics`` does (``metrics`` then picks ``all_metrics`` or its
