@@ -7,8 +7,11 @@
     │   └── PayloadTooLarge             a request body or field over its documented limit (HTTP 413)
     ├── NotFound                        a patient, batch or run that does not exist
     ├── AuthError                       a missing or wrong token (HTTP 401)
+    │   └── LoginRequired               a page asked for without a session (a redirect to /login)
     ├── Forbidden                       a valid token that may not do this (HTTP 403)
     ├── TooManyRequests                 a client over a rate limit, e.g. failed logins (HTTP 429)
+    ├── BudgetExceeded                  a private release would overspend its budget (HTTP 409)
+    ├── RunInProgress                   another run holds the lake's run lock (HTTP 409, retry)
     ├── LakeError                       the lake (files, catalog, metadata store) failed
     ├── EngineError                     the query engine failed
     │   ├── EngineUnavailable           the engine cannot be started here
@@ -28,6 +31,7 @@ from collections.abc import Sequence
 __all__ = [
     "AuthError",
     "BatchesRejected",
+    "BudgetExceeded",
     "ConfigError",
     "EngineError",
     "EngineOverloaded",
@@ -36,9 +40,11 @@ __all__ = [
     "GlucoseStreamError",
     "InvalidInput",
     "LakeError",
+    "LoginRequired",
     "NotFound",
     "PayloadTooLarge",
     "QualityGateFailed",
+    "RunInProgress",
     "TooManyRequests",
     "UnknownFormat",
 ]
@@ -94,10 +100,42 @@ class AuthError(GlucoseStreamError):
     status = 401
 
 
+class LoginRequired(AuthError):
+    """A page was asked for without a session; the app answers with a redirect to /login."""
+
+
 class Forbidden(GlucoseStreamError):
     """A valid token whose role or bindings do not allow the request."""
 
     status = 403
+
+
+class BudgetExceeded(GlucoseStreamError):
+    """A private release would spend more of a dataset's privacy budget than is left."""
+
+    status = 409
+
+    def __init__(self, dataset: str, epsilon: float, spent: float, budget: float) -> None:
+        super().__init__(
+            f"releasing this statistic would spend epsilon={epsilon:g} of dataset {dataset!r}, "
+            f"which has {max(budget - spent, 0.0):g} of its budget {budget:g} left; nothing was "
+            "released (ask for fewer statistics, or a new dataset version with its own budget)"
+        )
+        self.dataset = dataset
+
+
+class RunInProgress(GlucoseStreamError):
+    """Another run holds the lake's run lock."""
+
+    status = 409
+    retryable = True
+
+    def __init__(self, location: str) -> None:
+        super().__init__(
+            f"another `glucosestream run` is working on {location}; "
+            "wait for it to finish (runs hold the lock only while they work)"
+        )
+        self.location = location
 
 
 class TooManyRequests(GlucoseStreamError):

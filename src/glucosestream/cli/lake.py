@@ -21,6 +21,7 @@ from glucosestream.config import check_zone
 from glucosestream.errors import (
     BatchesRejected,
     ConfigError,
+    NotFound,
     QualityGateFailed,
 )
 from glucosestream.formats import FORMATS
@@ -175,7 +176,7 @@ def metrics(
     key = patient_key(load_secret(settings), patient_id) if patient_id else None
     published = open_metadata(settings.lake).published()
     if published is None:
-        raise ConfigError(
+        raise NotFound(
             f"the lake at {settings.lake.location} has no published metrics yet; "
             "run `glucosestream ingest FILE` then `glucosestream run`"
         )
@@ -194,7 +195,7 @@ def metrics(
             date_to.date() if date_to else None,
         )
     if key is not None and table.num_rows == 0 and not (date_from or date_to or periods):
-        raise ConfigError(
+        raise NotFound(
             "no published metrics for that patient; check the id (as ingested) and the lake"
         )
     if out is not None:
@@ -233,7 +234,7 @@ def maintain(ctx: Context, no_compact: bool, expire_days: int, erase_id: str | N
     )
     erased = report.erased_readings + report.erased_days + report.erased_raw_rows
     if not known and not erased:  # a typo must not read as a completed erasure
-        raise ConfigError(
+        raise NotFound(
             "no patient with that id in this lake, so nothing was erased (the rest of the "
             "maintenance ran); check --erase-patient (the id as ingested)"
         )
@@ -297,7 +298,7 @@ def audit(ctx: Context, patient_id: str | None, logins: bool, limit: int) -> Non
     key = patient_key(load_secret(ctx.settings), patient_id)
     lines = audit_lines(ctx.settings, key, limit=limit)
     if not lines and not _is_known(ctx, key):  # a typo must not read as "nobody looked"
-        raise ConfigError(
+        raise NotFound(
             "no patient with that id in this lake, and no reads of it recorded; check --patient "
             "(the id as ingested)"
         )

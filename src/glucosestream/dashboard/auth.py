@@ -19,7 +19,7 @@ from glucosestream.access import (
 )
 from glucosestream.clock import Clock
 from glucosestream.dashboard.sessions import SESSION_COOKIE, Session, SessionStore
-from glucosestream.errors import AuthError, Forbidden
+from glucosestream.errors import AuthError, Forbidden, LoginRequired
 from glucosestream.lake.access_store import AccessStore
 
 __all__ = [
@@ -40,10 +40,6 @@ __all__ = [
 Unit = Literal["mg_dl", "mmol_l"]
 UNIT_COOKIE: Final = "gs_unit"
 _PAGE_ROLES: Final = frozenset({"admin", "clinician", "patient"})
-
-
-class LoginRequired(AuthError):
-    """A page was asked for without a session; the app answers with a redirect to /login."""
 
 
 @dataclass(frozen=True, slots=True)

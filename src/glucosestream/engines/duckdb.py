@@ -13,7 +13,7 @@ import duckdb
 import pyarrow as pa
 
 from glucosestream.config import EngineSettings
-from glucosestream.errors import EngineError, EngineOverloaded
+from glucosestream.errors import EngineError, EngineOverloaded, EngineUnavailable
 
 __all__ = ["DuckDBEngine", "open_engine"]
 
@@ -62,7 +62,7 @@ class DuckDBEngine:
 def open_engine(settings: EngineSettings) -> DuckDBEngine:
     """The engine named in ``settings`` (only duckdb in this release)."""
     if settings.name != "duckdb":
-        raise EngineError(
+        raise EngineUnavailable(
             f"engine {settings.name!r} is not available in this release; "
             "set GLUCOSESTREAM_ENGINE__NAME=duckdb",
             engine=settings.name,

@@ -24,7 +24,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 
 from glucosestream.config import LakeSettings
-from glucosestream.errors import ConfigError, LakeError, NotFound
+from glucosestream.errors import BudgetExceeded, ConfigError, LakeError, NotFound
 from glucosestream.lake.database import Store, create_private_file, metadata_engine
 from glucosestream.lake.metadata_schema import (
     access_log,
@@ -74,21 +74,6 @@ class AccessEntry:
     action: str
     patient_key: str | None
     resource: str
-
-
-class BudgetExceeded(LakeError):
-    """A private release would spend more of a dataset's privacy budget than is left."""
-
-    retryable = False
-    status = 409
-
-    def __init__(self, dataset: str, epsilon: float, spent: float, budget: float) -> None:
-        super().__init__(
-            f"releasing this statistic would spend epsilon={epsilon:g} of dataset {dataset!r}, "
-            f"which has {max(budget - spent, 0.0):g} of its budget {budget:g} left; nothing was "
-            "released (ask for fewer statistics, or a new dataset version with its own budget)"
-        )
-        self.dataset = dataset
 
 
 class AccessStore(Store):

@@ -25,23 +25,13 @@ import sqlalchemy as sa
 
 from glucosestream.clock import Clock, utc_now
 from glucosestream.config import LakeSettings
-from glucosestream.errors import LakeError
+from glucosestream.errors import RunInProgress
 from glucosestream.lake.database import private_state_path
 from glucosestream.lake.metadata import open_metadata
 
 __all__ = ["ABANDONED_MESSAGE", "RunInProgress", "run_lock"]
 
 log = logging.getLogger(__name__)
-
-
-class RunInProgress(LakeError):
-    """Another run holds the lake's run lock."""
-
-    def __init__(self, location: str) -> None:
-        super().__init__(
-            f"another `glucosestream run` is working on {location}; "
-            "wait for it to finish (runs hold the lock only while they work)"
-        )
 
 
 ABANDONED_MESSAGE = (

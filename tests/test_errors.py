@@ -1,0 +1,44 @@
+"""The exception tree is the one errors.py draws (issue 14): every error the project raises on
+purpose is defined there, with its HTTP status and whether trying again may help."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+import glucosestream.errors as errors
+from glucosestream.config import EngineSettings
+from glucosestream.engines import open_engine
+
+
+def test_every_error_class_is_drawn_in_the_module_docstring():
+    classes = [
+        name
+        for name, value in vars(errors).items()
+        if inspect.isclass(value) and issubclass(value, errors.GlucoseStreamError)
+    ]
+    assert sorted(classes) == sorted(errors.__all__)
+    for name in classes:
+        assert f" {name} " in errors.__doc__, name
+
+
+def test_errors_defined_elsewhere_before_issue_14_now_come_from_errors():
+    from glucosestream.dashboard.auth import LoginRequired
+    from glucosestream.lake.access_store import BudgetExceeded
+    from glucosestream.lake.lock import RunInProgress
+
+    assert (LoginRequired, BudgetExceeded, RunInProgress) == (
+        errors.LoginRequired,
+        errors.BudgetExceeded,
+        errors.RunInProgress,
+    )
+    assert not issubclass(errors.BudgetExceeded, errors.LakeError)  # the lake did not fail
+    assert (errors.BudgetExceeded.status, errors.BudgetExceeded.retryable) == (409, False)
+    assert (errors.RunInProgress.status, errors.RunInProgress.retryable) == (409, True)
+    assert issubclass(errors.LoginRequired, errors.AuthError)
+
+
+def test_an_engine_that_is_not_available_says_so():
+    with pytest.raises(errors.EngineUnavailable, match="GLUCOSESTREAM_ENGINE__NAME=duckdb"):
+        open_engine(EngineSettings(name="spark"))
