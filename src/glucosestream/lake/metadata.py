@@ -13,7 +13,7 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -32,16 +32,30 @@ from glucosestream.lake.metadata_schema import (
     token_patients,
     tokens,
 )
-from glucosestream.quality.checks import CheckResult
 
 __all__ = [
     "BatchRecord",
+    "CheckRow",
     "DeviceRecord",
     "MetadataStore",
     "PublishedSnapshots",
     "insert_batch",
     "open_metadata",
 ]
+
+
+class CheckRow(Protocol):
+    """What the store keeps of a quality check's result (``quality.CheckResult`` is one): the
+    lake stays below the stages, so it names the fields, not the class."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def passed(self) -> bool: ...
+    @property
+    def failed_rows(self) -> int: ...
+    @property
+    def detail(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,7 +297,7 @@ class MetadataStore(Store):
         status: str,
         finished_at: dt.datetime,
         report: dict[str, Any],
-        checks: Sequence[CheckResult] = (),
+        checks: Sequence[CheckRow] = (),
         published: PublishedSnapshots | None = None,
         loaded_batch_ids: Sequence[str] = (),
         devices: Sequence[DeviceRecord] = (),
