@@ -102,9 +102,9 @@ def test_killed_run_then_next_run_gives_uninterrupted_results(
 
 
 INGEST_POINTS = [
-    ("glucosestream.lake.zones:RawZone.write_batch", "before"),
-    ("glucosestream.lake.zones:_fsync", "after"),  # files written, folder not yet renamed
-    ("glucosestream.lake.zones:RawZone.write_batch", "after"),  # renamed, not yet recorded
+    ("glucosestream.lake.zones:RawZone.stage_batch", "before"),  # patients registered only
+    ("glucosestream.lake.zones:_fsync", "after"),  # files written, no manifest yet
+    ("glucosestream.lake.zones:RawZone.commit_batch", "after"),  # committed, not yet recorded
     ("glucosestream.lake.metadata:MetadataStore.add_batch", "after"),
 ]
 

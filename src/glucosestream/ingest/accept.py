@@ -10,7 +10,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +51,7 @@ __all__ = [
     "check_source",
     "ingest_path",
     "ingest_records",
+    "write_batch",
 ]
 
 log = logging.getLogger(__name__)
@@ -276,7 +277,9 @@ def _accept(
     batch = build_batch(check_parts(settings, [part], engine=None, now=options.now), [part])
     if options.is_file:
         _refuse_argument_errors(batch.results[0].report)
-    return _write(settings, batch, 1, started, registered, meta)[0].report
+    return write_batch(
+        settings, batch, parts=1, started=started, metadata=meta, register=registered
+    )[0].report
 
 
 def _refuse_argument_errors(report: IngestReport) -> None:
@@ -315,30 +318,57 @@ def accept_parts(
     """
     started = time.perf_counter()
     batch = build_batch(check_parts(settings, parts, engine=engine, now=now), parts)
-    return _write(settings, batch, len(parts), started, register, metadata)
+    return write_batch(
+        settings, batch, parts=len(parts), started=started, metadata=metadata, register=register
+    )
 
 
-def _write(
+def write_batch(
     settings: Settings,
     batch: BuiltBatch,
+    *,
     parts: int,
     started: float,
-    register: Mapping[str, str] | None,
-    metadata: MetadataStore | None,
+    metadata: MetadataStore | None = None,
+    register: Mapping[str, str] | None = None,
+    record: Callable[[BatchRecord, list[PartResult]], None] | None = None,
 ) -> list[PartResult]:
-    """Write a built batch to the raw zone and record it; each part's result."""
-    RawZone(open_storage(settings.lake)).write_batch(
-        batch.record.batch_id, batch.readings, batch.quarantine, batch.manifest
-    )
+    """Write a checked batch and record it; each part's result. The one write of a raw batch
+    (files and HTTP requests alike), in this order: the patients' id mapping (``register`` adds
+    to the batch's own), the data files, the manifest that commits them, then the record:
+    ``record`` (the HTTP ledger: the batch and its requests in one transaction), else the
+    batch alone. A failure before the manifest leaves nothing committed (the staged folder is
+    removed); after it, the next run registers the batch from its manifest."""
     meta = metadata or open_metadata(settings.lake)
-    meta.add_batch(batch.record)
     meta.register_patients({**batch.external_ids, **(register or {})}, batch.record.created_at)
+    raw = RawZone(open_storage(settings.lake))
+    batch_id = batch.record.batch_id
+    try:
+        raw.stage_batch(batch_id, batch.readings, batch.quarantine)
+        raw.commit_batch(batch_id, batch.manifest)
+    except Exception:
+        _discard(raw, batch_id)  # only if uncommitted: no manifest was written
+        raise
     duration_ms = round((time.perf_counter() - started) * 1000)
-    log_batch(batch.record, batch.manifest["not_readings"], parts, duration_ms)
-    return [
+    results = [
         PartResult(dataclasses.replace(r.report, duration_ms=duration_ms), r.quarantine)
         for r in batch.results
     ]
+    if record is None:
+        meta.add_batch(batch.record)
+    else:
+        record(batch.record, results)
+    log_batch(batch.record, batch.manifest["not_readings"], parts, duration_ms)
+    return results
+
+
+def _discard(raw: RawZone, batch_id: str) -> None:
+    """Remove a batch whose files failed to be written, unless its manifest was (best effort:
+    readers ignore a batch without one)."""
+    try:
+        raw.discard_staged(batch_id)
+    except Exception:
+        log.warning("could not remove the unfinished raw batch %s", batch_id, exc_info=True)
 
 
 def _incoming(

@@ -19,7 +19,6 @@ if its readings are in a committed batch.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -44,6 +43,7 @@ from glucosestream.engines import open_engine
 from glucosestream.errors import EngineOverloaded, Forbidden, GlucoseStreamError, InvalidInput
 from glucosestream.formats import ParsedFile, raw_rows_from_records
 from glucosestream.formats.nightscout import read_nightscout_entries
+from glucosestream.ingest.accept import write_batch
 from glucosestream.ingest.batch import (
     BuiltBatch,
     IngestReport,
@@ -51,15 +51,15 @@ from glucosestream.ingest.batch import (
     PartResult,
     build_batch,
     check_parts,
-    log_batch,
 )
 from glucosestream.ingest.bodies import check_depth, check_items, decode_body, shown_error
 from glucosestream.ingest.group_commit import GroupCommitter
 from glucosestream.ingest.identity import load_secret, patient_key
 from glucosestream.ingest.ledger import RequestLedger, RequestRecord, open_ledger
 from glucosestream.ingest.limits import MAX_READINGS_PER_REQUEST
-from glucosestream.lake import RawZone, open_lakehouse, open_metadata, open_storage
+from glucosestream.lake import open_lakehouse, open_metadata
 from glucosestream.lake.access_store import open_access
+from glucosestream.lake.metadata import BatchRecord
 
 __all__ = [
     "MAX_READINGS_PER_REQUEST",
@@ -257,32 +257,25 @@ class IngestService:
         return good, failed
 
     def _write(self, parts: Sequence[Part], batch: BuiltBatch) -> dict[str, PartResult]:
-        """Write one checked batch: its patients, its files (committed by the manifest), then
-        the batch and its requests recorded together."""
-        started = time.perf_counter()
-        record = batch.record
-        self._metadata.register_patients(batch.external_ids, record.created_at)
-        raw = RawZone(open_storage(self.settings.lake))
-        try:
-            raw.stage_batch(record.batch_id, batch.readings, batch.quarantine)
-            raw.commit_batch(record.batch_id, batch.manifest)
-        except Exception:
-            _discard(raw, record.batch_id)  # only if uncommitted: no manifest was written
-            raise
-        # A failure from here on leaves a committed batch that the next run registers from its
-        # manifest (``pipeline.steps.discover``); a retried request then lands in a new batch
-        # and its readings are merged once (first arrival wins, ``pipeline/merge.sql``).
-        duration_ms = round((time.perf_counter() - started) * 1000)
-        results = {
-            part.sha256: PartResult(
-                dataclasses.replace(r.report, duration_ms=duration_ms), r.quarantine
-            )
-            for part, r in zip(parts, batch.results, strict=True)
-        }
-        at = self._now()
-        self._ledger.record_batch(record, [_ledger_row(k, r, at) for k, r in results.items()])
-        log_batch(record, batch.manifest["not_readings"], len(parts), duration_ms)
-        return results
+        """Write one checked batch (``accept.write_batch``), recording the batch and its
+        requests together. A failure after the manifest leaves a committed batch that the next
+        run registers from its manifest; a retried request then lands in a new batch and its
+        readings are merged once (first arrival wins, ``pipeline/merge.sql``)."""
+
+        def record(batch_record: BatchRecord, results: list[PartResult]) -> None:
+            at = self._now()
+            rows = [_ledger_row(p.sha256, r, at) for p, r in zip(parts, results, strict=True)]
+            self._ledger.record_batch(batch_record, rows)
+
+        results = write_batch(
+            self.settings,
+            batch,
+            parts=len(parts),
+            started=time.perf_counter(),
+            metadata=self._metadata,
+            record=record,
+        )
+        return {p.sha256: r for p, r in zip(parts, results, strict=True)}
 
     # reading ---------------------------------------------------------------------------------
     def read_patient_readings(
@@ -339,15 +332,6 @@ def _request_error(err: Exception) -> Exception:
         "remove the reading the message names and post again",
         source="request",
     )
-
-
-def _discard(raw: RawZone, batch_id: str) -> None:
-    """Remove a batch whose files failed to be written, unless its manifest was (best effort:
-    readers ignore a batch without one)."""
-    try:
-        raw.discard_staged(batch_id)
-    except Exception:
-        log.warning("could not remove the unfinished raw batch %s", batch_id, exc_info=True)
 
 
 def _ledger_row(sha256: str, result: PartResult, at: dt.datetime) -> RequestRecord:
