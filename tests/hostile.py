@@ -10,6 +10,7 @@ from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
 # Text a field may hold: numbers no sensor writes, times no clock shows, zones that do not exist,
@@ -84,6 +85,16 @@ HOSTILE_TEXT: Final = (
     "sgv",
     "cbg",
     "Observation",
+)
+
+# Reproducible (derandomized, no example database); no shrinking, which would spend the time
+# budget on minimising large files: a failure shows the unshrunk draws, enough to reproduce.
+FUZZ = settings(
+    phases=[Phase.explicit, Phase.generate],
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
 # JSON text for a value: numbers JSON has no words for, numbers past every float, wrong types,

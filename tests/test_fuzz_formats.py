@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from glucosestream.cli import main
@@ -38,7 +38,7 @@ from glucosestream.ingest.identity import patient_key
 from glucosestream.synth import CohortSpec, write_cohort
 
 from .conftest import DATA, SECRET, VERIFICATION_COUNTS, FixedClock
-from .hostile import byte_mutation, cell_mutation, json_mutation, parquet_mutation
+from .hostile import FUZZ, byte_mutation, cell_mutation, json_mutation, parquet_mutation
 
 # Hypothesis warns when the repr of a drawn file passes 50 kB (in a failure's report); under
 # filterwarnings=error that warning would replace the failure itself.
@@ -50,15 +50,6 @@ pytestmark = [
 ]
 
 SAMPLES = DATA / "samples"
-# Reproducible (derandomized, no example database); no shrinking, which would spend the time
-# budget on minimising large files: a failure shows the unshrunk draws, enough to reproduce.
-FUZZ = settings(
-    phases=[Phase.explicit, Phase.generate],
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 SPEC = CohortSpec(1, 1, "t1d", 15, 7, dt.date(2026, 3, 28))  # across the EU change to summer time
 KEEP = 14  # records of each seed: enough for every layout, small enough to be fast
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from glucosestream.access import create_token
@@ -32,7 +32,7 @@ from glucosestream.ingest.service import IngestService
 from glucosestream.synth import CohortSpec, write_cohort
 
 from .conftest import SECRET, VERIFICATION_COUNTS
-from .hostile import byte_mutation, json_mutation
+from .hostile import FUZZ, byte_mutation, json_mutation
 from .test_fuzz_formats import assert_raw_rows, check_accounting
 
 pytestmark = [
@@ -42,13 +42,6 @@ pytestmark = [
     ),
 ]
 
-FUZZ = settings(
-    phases=[Phase.explicit, Phase.generate],
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 NOW = dt.datetime(2026, 4, 1, tzinfo=dt.UTC)
 SPEC = CohortSpec(1, 1, "t1d", 15, 11, dt.date(2026, 3, 28))
 KEEP = 8
@@ -79,10 +72,9 @@ def bodies(tmp_path_factory) -> dict[str, Any]:
     return {"readings": {"readings": readings}, "entries": entries}
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    settings_ = _settings(tmp_path_factory.mktemp("service"))
-    tokens = {
+def _tokens(settings_) -> dict[str, str]:
+    """An admin token and an uploader token bound to PATIENT."""
+    return {
         "admin": create_token(settings_.lake, "admin", label="fuzz-a", now=NOW),
         "uploader": create_token(
             settings_.lake,
@@ -92,6 +84,12 @@ def service(tmp_path_factory):
             patient_keys=[patient_key(SECRET.encode(), PATIENT)],
         ),
     }
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    settings_ = _settings(tmp_path_factory.mktemp("service"))
+    tokens = _tokens(settings_)
     svc = IngestService(settings_)
     principals = {role: svc.bearer_principal(f"Bearer {t}") for role, t in tokens.items()}
     engine = DuckDBEngine(EngineSettings())
@@ -171,16 +169,7 @@ def test_parsed_bodies_pass_ingest_checks_row_by_row(bodies, service, kind, data
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     settings_ = _settings(tmp_path_factory.mktemp("asgi"))
-    tokens = {
-        "admin": create_token(settings_.lake, "admin", label="fuzz-a", now=NOW),
-        "uploader": create_token(
-            settings_.lake,
-            "uploader",
-            label="fuzz-u",
-            now=NOW,
-            patient_keys=[patient_key(SECRET.encode(), PATIENT)],
-        ),
-    }
+    tokens = _tokens(settings_)
     with TestClient(create_app(settings_), raise_server_exceptions=False) as c:
         yield c, tokens
 
