@@ -56,13 +56,11 @@ from glucosestream.ingest.bodies import check_depth, check_items, decode_body, s
 from glucosestream.ingest.group_commit import GroupCommitter
 from glucosestream.ingest.identity import load_secret, patient_key
 from glucosestream.ingest.ledger import RequestLedger, RequestRecord, open_ledger
-from glucosestream.ingest.limits import MAX_READINGS_PER_REQUEST
 from glucosestream.lake import open_lakehouse, open_metadata
 from glucosestream.lake.access_store import open_access
 from glucosestream.lake.metadata import BatchRecord
 
 __all__ = [
-    "MAX_READINGS_PER_REQUEST",
     "IngestService",
     "RequestOutcome",
     "RowError",
@@ -285,7 +283,7 @@ class IngestService:
         key = patient or bound_patient(principal)
         if not (principal.role == "uploader" and key in principal.patient_keys):
             authorize_read(self.access, principal, key)
-        published = open_metadata(self.settings.lake).published()
+        published = self._metadata.published()
         snapshot_id = None if published is None else published.readings_snapshot_id
         table = open_lakehouse(self.settings.lake).read_readings(snapshot_id, [key], since)
         record_access(

@@ -58,9 +58,7 @@ def metadata_engine(settings: LakeSettings) -> sa.Engine:
     url = settings.resolved_metadata_url()
     if not settings.metadata_url:
         state = private_state_path(settings)
-        create_private_file(state / "metadata.db")
-        if not settings.catalog_url:
-            create_private_file(state / "catalog.db")  # an empty file is an empty SQLite db
+        create_private_file(state / "metadata.db")  # the catalog's: lake.catalog makes it
     try:
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
         METADATA.create_all(engine)
@@ -87,11 +85,13 @@ def _add_missing_columns(engine: sa.Engine) -> None:
 
 
 def private_state_path(settings: LakeSettings) -> Path:
-    """The lake's local state folder, made if missing, with the folder 0700 and every file in
-    it 0600 (tightened when found looser). ConfigError for an object-store lake without one."""
+    """The lake's local state folder, made if missing, with the folder 0700 and, when the folder
+    was found looser (a lake made before issue 13), every file in it 0600. ConfigError for an
+    object-store lake without one."""
     path = settings.state_path
     path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
-    _tighten(path, PRIVATE_DIR_MODE)
+    if not _tighten(path, PRIVATE_DIR_MODE):
+        return path  # already private: no other user reaches its files (no scan on every open)
     with os.scandir(path) as entries:
         for entry in entries:
             if entry.is_symlink():
@@ -127,12 +127,16 @@ def create_private_file(path: Path, content: bytes = b"") -> bool:
     return True
 
 
-def _tighten(path: Path, mode: int) -> None:
+def _tighten(path: Path, mode: int) -> bool:
+    """Take away the bits of ``path`` beyond ``mode``; whether it had any."""
     try:
         current = stat.S_IMODE(path.stat().st_mode)
         if current & ~mode:
             path.chmod(current & mode)
+            return True
     except FileNotFoundError:
-        return  # a -journal or -wal file SQLite removed meanwhile
+        pass  # a -journal or -wal file SQLite removed meanwhile
     except PermissionError:
         log.warning("state path=%s is not ours; cannot make it private (mode %o)", path, mode)
+        return True
+    return False
