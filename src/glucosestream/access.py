@@ -194,7 +194,7 @@ def usable_record(record: TokenRecord | None, *, now: dt.datetime) -> TokenRecor
 def principal_of(record: TokenRecord) -> Principal:
     """The principal a stored token stands for."""
     return Principal(
-        token_id=record.token_sha256[:12],
+        token_id=record.token_id,
         role=cast(Role, record.role),
         patient_keys=record.patient_keys,
         clinic_id=record.clinic_id,

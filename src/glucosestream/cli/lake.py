@@ -17,7 +17,6 @@ from glucosestream.cli.render import (
     run_text,
     runs_text,
 )
-from glucosestream.config import check_zone
 from glucosestream.errors import (
     BatchesRejected,
     ConfigError,
@@ -59,8 +58,6 @@ def ingest(
     """
     for path in paths:  # every argument checked before any file is ingested
         check_source(path)
-    if tz is not None:
-        check_zone(tz, "--tz")
     if patient_id is not None and not patient_id.strip():
         raise ConfigError("--patient is empty; pass the patient's id")
     reports = [ingest_path(ctx.settings, p, fmt=fmt, patient_id=patient_id, tz=tz) for p in paths]

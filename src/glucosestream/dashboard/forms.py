@@ -10,7 +10,6 @@ from fastapi import Request
 from glucosestream.dashboard.auth import Viewer
 from glucosestream.dashboard.sessions import CSRF_FIELD, csrf_matches
 from glucosestream.errors import Forbidden, InvalidInput
-from glucosestream.ingest.limits import MAX_OTHER_BODY_BYTES
 
 __all__ = ["check_origin", "checked_form", "read_form", "safe_next"]
 
@@ -22,9 +21,7 @@ async def read_form(request: Request) -> dict[str, str]:
         raise InvalidInput(
             f"expected a form post (application/x-www-form-urlencoded), got {kind!r}"
         )
-    body = await request.body()
-    if len(body) > MAX_OTHER_BODY_BYTES:
-        raise InvalidInput(f"form body of {len(body)} bytes is over {MAX_OTHER_BODY_BYTES}")
+    body = await request.body()  # at most MAX_OTHER_BODY_BYTES: the app's BodyLimit saw to it
     fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
     return {name: values[0] for name, values in fields.items()}
 

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from glucosestream.errors import InvalidInput
 
-__all__ = ["MAX_JSON_DEPTH", "decode_json", "too_deep"]
+__all__ = ["MAX_JSON_DEPTH", "decode_json", "deeper_than", "too_deep"]
 
 MAX_JSON_DEPTH: Final = 64
 
@@ -37,7 +37,7 @@ def decode_json(data: bytes | str, *, source: str, line: int | None = None) -> A
             source=source,
             line=line,
         ) from err
-    if _deeper_than(document, MAX_JSON_DEPTH, _brackets(data)):
+    if deeper_than(document, MAX_JSON_DEPTH, _brackets(data)):
         raise too_deep(source, line)
     return document
 
@@ -59,7 +59,7 @@ def _brackets(data: bytes | str) -> int:
     return data.count(b"{") + data.count(b"[")
 
 
-def _deeper_than(document: Any, limit: int, brackets: int) -> bool:
+def deeper_than(document: Any, limit: int, brackets: int) -> bool:
     """Whether containers nest more than ``limit`` deep. Without a walk when the text's
     ``brackets`` rule it out: fewer than the limit, or an array of as many records (every item
     a container, none inside them); else walked level by level (no recursion)."""

@@ -181,10 +181,6 @@ def _read_csv_fast(data: bytes, source: str, *, first_line: int = 2) -> pa.Table
     return _mark_repeated_header(rows, mapping)
 
 
-def _read_csv_careful(path: Path) -> pa.Table:
-    return next(_csv_careful_chunks(path, sys.maxsize))
-
-
 def _csv_careful_chunks(
     path: Path,
     chunk_rows: int,

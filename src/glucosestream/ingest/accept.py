@@ -1,6 +1,7 @@
-"""Accept inputs into the raw zone: a file (``ingest_path``), posted records
-(``ingest_records``) or a group of HTTP requests (``accept_parts``), each as one immutable raw
-batch, or a large file as several (``chunked``). The batch itself is made in ``batch``."""
+"""Accept inputs into the raw zone: a file (``ingest_path``) or posted records
+(``ingest_records``), each as one immutable raw batch, or a large file as several
+(``chunked``). The batch itself is made in ``batch``; ``write_batch`` writes and records one
+(the HTTP service's group commits write theirs with it too)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ import pyarrow as pa
 
 from glucosestream.clock import Clock, utc_now
 from glucosestream.config import ENV_PREFIX, Settings, check_zone
-from glucosestream.engines import Engine
 from glucosestream.errors import ConfigError, InvalidInput
 from glucosestream.formats import (
     ParsedFile,
@@ -47,7 +47,6 @@ __all__ = [
     "IngestReport",
     "Part",
     "PartResult",
-    "accept_parts",
     "check_source",
     "ingest_path",
     "ingest_records",
@@ -295,31 +294,6 @@ def _refuse_argument_errors(report: IngestReport) -> None:
     raise ConfigError(
         f"{report.source}: all {report.received} rows were quarantined ({found}), so nothing "
         f"was written and the file is not recorded as ingested; {fixes}"
-    )
-
-
-def accept_parts(
-    settings: Settings,
-    parts: Sequence[Part],
-    *,
-    engine: Engine | None = None,
-    now: Clock = utc_now,
-    register: Mapping[str, str] | None = None,
-    metadata: MetadataStore | None = None,
-) -> list[PartResult]:
-    """Validate several inputs together and write them as ONE raw batch (one fsync'd write).
-
-    Rows are checked in one pass, in the order of ``parts`` (so a reading in a later part that
-    repeats an earlier part's is that later part's duplicate: first arrival wins). Each part
-    gets its own accounting; the manifest lists them in order (``parts``), and a quarantined
-    row's ``line`` in the batch is its part's ``first_line`` + its line in the part - 1.
-    ``engine`` runs ``normalize.sql`` when the fast path cannot (None: one is opened for it);
-    ``metadata`` is the store to record the batch in (None: the lake's, opened here).
-    """
-    started = time.perf_counter()
-    batch = build_batch(check_parts(settings, parts, engine=engine, now=now), parts)
-    return write_batch(
-        settings, batch, parts=len(parts), started=started, metadata=metadata, register=register
     )
 
 

@@ -154,9 +154,10 @@ def build_batch(rows: CheckedRows, parts: Sequence[Part]) -> BuiltBatch:
         if len(parts) == 1
         else hashlib.sha256("".join(p.sha256 for p in parts).encode("ascii")).hexdigest()
     )
+    source = source_label(parts[0]) if len(parts) == 1 else f"{len(parts)} requests"
     manifest = {
         "batch_id": batch_id,
-        "source": source_label(parts[0]) if len(parts) == 1 else f"{len(parts)} requests",
+        "source": source,
         "format": fmt,
         "source_sha256": sha256,
         **totals,
@@ -170,7 +171,7 @@ def build_batch(rows: CheckedRows, parts: Sequence[Part]) -> BuiltBatch:
         ]
     record = BatchRecord(
         batch_id=batch_id,
-        source_name=source_label(parts[0]) if len(parts) == 1 else f"{len(parts)} requests",
+        source_name=source,
         source_sha256=sha256,
         format=fmt,
         created_at=rows.ingested_at,

@@ -17,7 +17,7 @@ from typing import Any, Final
 import msgspec
 
 from glucosestream.errors import InvalidInput
-from glucosestream.formats.jsontext import too_deep
+from glucosestream.formats.jsontext import deeper_than, too_deep
 from glucosestream.ingest.limits import MAX_JSON_DEPTH, MAX_READINGS_PER_REQUEST
 
 __all__ = ["check_depth", "check_items", "decode_body", "nightscout_echo", "shown_error"]
@@ -50,15 +50,9 @@ def check_depth(body: bytes, document: Any, containers: int) -> None:
     """Refuse a document nested more than ``MAX_JSON_DEPTH`` deep. ``containers`` objects and
     arrays are known (the envelope and one object per reading): when the body holds no more
     opening brackets than that, nothing else is nested and nothing is walked."""
-    if body.count(b"{") + body.count(b"[") <= containers:
-        return
-    stack: list[tuple[Any, int]] = [(document, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            raise too_deep("request")
-        children = value.values() if isinstance(value, dict) else value
-        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    brackets = body.count(b"{") + body.count(b"[")
+    if brackets > containers and deeper_than(document, MAX_JSON_DEPTH, brackets):
+        raise too_deep("request")
 
 
 def nightscout_echo(entries: list[Any]) -> bytes:
