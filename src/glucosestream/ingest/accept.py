@@ -315,14 +315,9 @@ def write_batch(
     removed); after it, the next run registers the batch from its manifest."""
     meta = metadata or open_metadata(settings.lake)
     meta.register_patients({**batch.external_ids, **(register or {})}, batch.record.created_at)
-    raw = RawZone(open_storage(settings.lake))
-    batch_id = batch.record.batch_id
-    try:
-        raw.stage_batch(batch_id, batch.readings, batch.quarantine)
-        raw.commit_batch(batch_id, batch.manifest)
-    except Exception:
-        _discard(raw, batch_id)  # only if uncommitted: no manifest was written
-        raise
+    RawZone(open_storage(settings.lake)).write_batch(
+        batch.record.batch_id, batch.readings, batch.quarantine, batch.manifest
+    )
     duration_ms = round((time.perf_counter() - started) * 1000)
     results = [
         PartResult(dataclasses.replace(r.report, duration_ms=duration_ms), r.quarantine)
@@ -334,15 +329,6 @@ def write_batch(
         record(batch.record, results)
     log_batch(batch.record, batch.manifest["not_readings"], parts, duration_ms)
     return results
-
-
-def _discard(raw: RawZone, batch_id: str) -> None:
-    """Remove a batch whose files failed to be written, unless its manifest was (best effort:
-    readers ignore a batch without one)."""
-    try:
-        raw.discard_staged(batch_id)
-    except Exception:
-        log.warning("could not remove the unfinished raw batch %s", batch_id, exc_info=True)
 
 
 def _incoming(

@@ -14,6 +14,7 @@ to write and smaller for readings in time order (see DESIGN.md, storage layout).
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,8 @@ from glucosestream.lake.storage import Storage
 from glucosestream.readings import READING_SCHEMA
 
 __all__ = ["QUARANTINE_SCHEMA", "RawBatch", "RawZone"]
+
+log = logging.getLogger(__name__)
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -94,9 +97,21 @@ class RawZone:
         quarantine: pa.Table,
         manifest: dict[str, Any],
     ) -> RawBatch:
-        """Write one batch: data files first, then the manifest that commits it."""
-        self.stage_batch(batch_id, readings, quarantine)
-        return self.commit_batch(batch_id, manifest)
+        """Write one batch: data files first, then the manifest that commits it. A failure
+        before the manifest removes the staged folder (best effort: readers ignore a folder
+        without a manifest), so nothing is left half-written."""
+        try:
+            self.stage_batch(batch_id, readings, quarantine)
+            return self.commit_batch(batch_id, manifest)
+        except Exception:
+            self._discard_uncommitted(batch_id)
+            raise
+
+    def _discard_uncommitted(self, batch_id: str) -> None:
+        try:
+            self.discard_staged(batch_id)  # refuses a committed batch
+        except Exception:
+            log.warning("could not remove the unfinished raw batch %s", batch_id, exc_info=True)
 
     def stage_batch(self, batch_id: str, readings: pa.Table, quarantine: pa.Table) -> RawBatch:
         """Write a batch's data files (durable on local disk) without committing it: readers
