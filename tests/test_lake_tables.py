@@ -52,3 +52,20 @@ def test_a_new_column_is_added_to_a_lake_that_has_data(settings, tmp_path, monke
     # The table keeps working with the new column.
     full = run_pipeline(settings, full_refresh=True)
     assert full.status == "published"
+
+
+def test_read_table_reads_a_results_table_at_a_pinned_snapshot(settings, tmp_path):
+    path = Path(
+        write_cohort(CohortSpec(patients=2, days=15, seed=3), tmp_path / "c.csv", "csv").path
+    )
+    ingest_path(settings, path)
+    assert run_pipeline(settings).status == "published"
+    lake = open_lakehouse(settings.lake)
+    published = open_metadata(settings.lake).published()
+    assert lake.read_table("periods", None).num_rows == 0
+    periods = lake.read_table("periods", published.of("periods"))
+    assert periods.num_rows > 0
+    key = periods["patient_key"][0].as_py()
+    one = lake.read_table("periods", published.of("periods"), f"patient_key == '{key}'")
+    assert set(one["patient_key"].to_pylist()) == {key}
+    assert one.schema == lake.read_table("periods", None).schema

@@ -62,6 +62,7 @@ class Lakehouse:
     def __init__(self, catalog: Catalog, namespace_prefix: str = "") -> None:
         self._catalog = catalog
         self._prefix = namespace_prefix
+        self._specs = {spec.short: spec for spec in tables.TABLES}
         self.tables = {spec.short: self._table(spec) for spec in tables.TABLES}
         self.readings = self.tables["readings"]
         self.daily = self.tables["daily"]
@@ -184,6 +185,22 @@ class Lakehouse:
         scan = self.tables[spec.short].scan(snapshot_id=snapshot_id)
         if patient_key is not None:
             scan = scan.filter(EqualTo("patient_key", patient_key))
+        return spec.prepare(scan.to_arrow())
+
+    def read_table(
+        self,
+        short_name: str,
+        snapshot_id: int | None,
+        row_filter: str | BooleanExpression = AlwaysTrue(),
+    ) -> pa.Table:
+        """A table (by its short key: "readings", "daily", "periods", ...) at a snapshot, in
+        its schema and write order; ``row_filter`` is a pyiceberg expression or its string
+        form (``"patient_key == 'k' and period_start >= '2024-01-01'"``). An empty table in
+        the schema when ``snapshot_id`` is None (nothing published yet)."""
+        spec = self._specs[short_name]
+        if snapshot_id is None:
+            return spec.schema.empty_table()
+        scan = self.tables[short_name].scan(row_filter=row_filter, snapshot_id=snapshot_id)
         return spec.prepare(scan.to_arrow())
 
     def read_scope(self, spec: tables.TableSpec, snapshot_id: int | None, scope: Scope) -> pa.Table:
