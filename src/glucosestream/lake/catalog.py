@@ -191,7 +191,7 @@ class Lakehouse:
         self,
         short_name: str,
         snapshot_id: int | None,
-        row_filter: str | BooleanExpression = AlwaysTrue(),
+        row_filter: str | BooleanExpression | None = None,
     ) -> pa.Table:
         """A table (by its short key: "readings", "daily", "periods", ...) at a snapshot, in
         its schema and write order; ``row_filter`` is a pyiceberg expression or its string
@@ -200,7 +200,8 @@ class Lakehouse:
         spec = self._specs[short_name]
         if snapshot_id is None:
             return spec.schema.empty_table()
-        scan = self.tables[short_name].scan(row_filter=row_filter, snapshot_id=snapshot_id)
+        where = AlwaysTrue() if row_filter is None else row_filter
+        scan = self.tables[short_name].scan(row_filter=where, snapshot_id=snapshot_id)
         return spec.prepare(scan.to_arrow())
 
     def read_scope(self, spec: tables.TableSpec, snapshot_id: int | None, scope: Scope) -> pa.Table:
