@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from glucosestream.errors import InvalidInput
+from glucosestream.localclock import wall_clock_times
 from glucosestream.metrics.kernels.cohort import (
     non_decreasing,
     per_instant,
@@ -44,7 +45,6 @@ __all__ = [
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 ALIASES = (("id", "time", "gl"), ("patient_key", "ts", "glucose_mg_dl"))
-_UTC_NAMES = ("UTC", "Etc/UTC", "+00:00", "Z")  # zones whose wall clock is UTC itself
 _UNITS_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 
 
@@ -102,8 +102,7 @@ def wall_clock_seconds(column: pa.ChunkedArray | pa.Array) -> IntArray:
         column = pc.strptime(column, format="%Y-%m-%d %H:%M:%S", unit="s")
     if not pa.types.is_timestamp(column.type):
         raise InvalidInput(f"column time has type {column.type}; expected a timestamp")
-    if column.type.tz not in (None, *_UTC_NAMES):
-        column = pc.local_timestamp(column)
+    column = wall_clock_times(column)
     per_second = _UNITS_PER_SECOND[column.type.unit]
     raw = pc.cast(column, pa.int64())
     chunks = raw.chunks if isinstance(raw, pa.ChunkedArray) else [raw]

@@ -5,12 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Final
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from glucosestream.engines import Engine, read_sql
-from glucosestream.errors import InvalidInput
+from glucosestream.localclock import local_days
 from glucosestream.metrics.glycemic import GMI_INTERCEPT_PCT, GMI_SLOPE_PCT_PER_MG_DL
 
 __all__ = ["DAILY_METRICS_SCHEMA", "compute_daily_metrics", "local_dates", "touched_days"]
@@ -40,27 +38,9 @@ _PACKAGE: Final = "glucosestream.metrics"
 
 
 def local_dates(readings: pa.Table) -> pa.Array:
-    """Each reading's calendar day in its own zone (``tz``), computed once per distinct zone
-    with Arrow's time-zone conversion (a per-row zone lookup in SQL costs microseconds a row).
-
-    The pipeline sets aside readings whose zone is unknown before it gets here
-    (``quality.rows``); for other callers such a zone is an ``InvalidInput`` naming it."""
-    days = np.empty(readings.num_rows, dtype="datetime64[D]")
-    zones = readings["tz"]
-    for zone in pc.unique(zones).to_pylist():
-        if zone is None:
-            raise InvalidInput("a reading has no tz; every reading needs its IANA zone")
-        mask = pc.equal(zones, zone)
-        try:
-            instants = pc.filter(readings["ts"], mask).cast(pa.timestamp("us", tz=zone))
-            local = pc.local_timestamp(instants).cast(pa.date32())
-        except (pa.ArrowInvalid, TypeError) as err:
-            raise InvalidInput(
-                f"tz {zone!r} is not an IANA zone Arrow knows; fix the readings' tz "
-                "(for example Europe/London)"
-            ) from err
-        days[np.flatnonzero(mask.to_numpy(zero_copy_only=False))] = local.to_numpy()
-    return pa.array(days, pa.date32())
+    """Each reading's calendar day in its own zone (``tz``): ``localclock.local_days``, whose
+    rule reads a null or unknown zone as UTC (the pipeline sets such readings aside first)."""
+    return local_days(readings["ts"], readings["tz"])
 
 
 def _with_local_dates(readings: pa.Table) -> pa.Table:

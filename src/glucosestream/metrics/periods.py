@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from glucosestream.errors import InvalidInput
+from glucosestream.localclock import wall_clock_times
 from glucosestream.metrics.agp import AGP_PERCENTILES
 from glucosestream.metrics.catalog import CONSENSUS, MetricOptions
 from glucosestream.metrics.cohort import Cohort, Readings, prepare_cohort
@@ -55,26 +56,6 @@ __all__ = [
 IntArray = npt.NDArray[np.int64]
 
 
-def _local_wall_clock(readings: pa.Table) -> pa.Array:
-    """Each reading's ``ts`` as naive wall-clock time in its own ``tz`` (UTC where null)."""
-    ts = readings["ts"].combine_chunks()
-    if ts.type.tz is None:
-        ts = pc.assume_timezone(ts, "UTC")
-    zones = pc.fill_null(readings["tz"].combine_chunks(), "UTC")
-    naive = pa.timestamp(ts.type.unit)
-    out = pc.cast(pc.cast(ts, pa.timestamp(ts.type.unit, "UTC")), naive)
-    for zone in pc.unique(zones).to_pylist():
-        if zone == "UTC":
-            continue
-        mask = pc.equal(zones, zone)
-        try:
-            local = pc.local_timestamp(pc.cast(ts, pa.timestamp(ts.type.unit, zone)))
-        except pa.ArrowInvalid as err:
-            raise InvalidInput(f"tz {zone!r} is not an IANA zone; fix the readings' tz") from err
-        out = pc.if_else(mask, pc.cast(local, naive), out)
-    return out
-
-
 def _period_cohort(readings: pa.Table, periods: pa.Table) -> Cohort:
     """One "patient" per period: the readings of its patient whose local date lies in it."""
     missing = {"patient_key", "ts", "glucose_mg_dl", "tz"} - set(readings.column_names)
@@ -83,7 +64,7 @@ def _period_cohort(readings: pa.Table, periods: pa.Table) -> Cohort:
     local = pa.table(
         {
             "id": readings["patient_key"],
-            "time": _local_wall_clock(readings),
+            "time": wall_clock_times(readings["ts"], readings["tz"]),
             "gl": readings["glucose_mg_dl"],
         }
     )
