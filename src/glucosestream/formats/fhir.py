@@ -32,7 +32,7 @@ from typing import Any, Final
 
 from glucosestream.errors import InvalidInput
 from glucosestream.formats.delimited import read_text
-from glucosestream.formats.jsontext import decode_json
+from glucosestream.formats.jsontext import decode_json, field_text
 from glucosestream.formats.rows import ParsedFile, RowBuilder
 from glucosestream.readings import ReadingFlag
 
@@ -71,11 +71,11 @@ def read_fhir(path: Path) -> ParsedFile:
             skipped += 1
             continue
         quantity = _mapping(resource.get("valueQuantity"))
-        received_unit = _text(quantity.get("code") or quantity.get("unit"))
+        received_unit = field_text(quantity.get("code") or quantity.get("unit"))
         rows.add(
             line,
-            time=_text(resource.get("effectiveDateTime") or resource.get("effectiveInstant")),
-            glucose=_text(quantity.get("value")),
+            time=field_text(resource.get("effectiveDateTime") or resource.get("effectiveInstant")),
+            glucose=field_text(quantity.get("value")),
             unit=received_unit,
             patient_id=_patient_id(resource, index),
             device_id=_device_id(resource, index, only_device),
@@ -155,20 +155,20 @@ def _problem(resource: Resource, expected_unit: str, received_unit: object) -> s
 
 
 def _patient_id(resource: Resource, index: dict[str, Resource]) -> str | None:
-    reference = _text(_mapping(resource.get("subject")).get("reference"))
+    reference = field_text(_mapping(resource.get("subject")).get("reference"))
     if not reference:
         return None
     for identifier in _list(_mapping(index.get(reference)).get("identifier")):
         value = _mapping(identifier).get("value")
         if isinstance(value, str) and value:
-            return f"{_text(_mapping(identifier).get('system')) or ''}|{value}"
+            return f"{field_text(_mapping(identifier).get('system')) or ''}|{value}"
     return reference
 
 
 def _device_id(
     resource: Resource, index: dict[str, Resource], only_device: Resource | None
 ) -> str | None:
-    reference = _text(_mapping(resource.get("device")).get("reference"))
+    reference = field_text(_mapping(resource.get("device")).get("reference"))
     device = index.get(reference) if reference else only_device
     if device is not None and device.get("serialNumber"):
         return str(device["serialNumber"])
@@ -183,9 +183,3 @@ def _mapping(value: object) -> Mapping[str, Any]:
 
 def _list(value: object) -> list[Any]:
     return value if isinstance(value, list) else []
-
-
-def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    return value if isinstance(value, str) else str(value)

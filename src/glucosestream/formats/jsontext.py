@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from glucosestream.errors import InvalidInput
 
-__all__ = ["MAX_JSON_DEPTH", "decode_json", "deeper_than", "too_deep"]
+__all__ = ["MAX_JSON_DEPTH", "decode_json", "deeper_than", "field_text", "too_deep"]
 
 MAX_JSON_DEPTH: Final = 64
 
@@ -40,6 +40,22 @@ def decode_json(data: bytes | str, *, source: str, line: int | None = None) -> A
     if deeper_than(document, MAX_JSON_DEPTH, _brackets(data)):
         raise too_deep(source, line)
     return document
+
+
+def field_text(value: object) -> str | None:
+    """A JSON field's value as text, as every JSON reader puts it in a raw row: null stays null,
+    a string is itself, a number or boolean as ``str`` writes it, an object or array as JSON text
+    (ingest then quarantines it, naming the value)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict | list):
+        try:
+            return json.dumps(value)
+        except (RecursionError, ValueError):
+            return "(a nested value too deep to write)"
+    return str(value)
 
 
 def too_deep(source: str, line: int | None = None) -> InvalidInput:

@@ -44,7 +44,7 @@ from glucosestream.formats.delimited import (
     read_text,
     split_records,
 )
-from glucosestream.formats.jsontext import decode_json
+from glucosestream.formats.jsontext import decode_json, field_text
 from glucosestream.formats.rows import ParsedFile, RowBuilder
 
 __all__ = [
@@ -109,9 +109,9 @@ def read_nightscout_entries(entries: list[Any], *, source: str) -> ParsedFile:
         rows.add(
             index,
             time=_instant(entry),
-            glucose=_text(entry.get("sgv")),
+            glucose=field_text(entry.get("sgv")),
             unit="mg/dL",
-            device_id=_text(entry.get("device")),
+            device_id=field_text(entry.get("device")),
             problem=_error_code(entry.get("sgv")),
         )
     if not rows and entries and isinstance(entries[0], Mapping):
@@ -146,11 +146,7 @@ def _instant(entry: Mapping[str, Any]) -> str | None:
         except (OverflowError, OSError, ValueError):
             return str(epoch_ms)  # quarantined as an unparsable time
         return instant.isoformat(timespec="milliseconds")
-    return _text(entry.get("dateString") or entry.get("sysTime"))
-
-
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)
+    return field_text(entry.get("dateString") or entry.get("sysTime"))
 
 
 def _error_code(sgv: object) -> str | None:

@@ -57,7 +57,7 @@ import pyarrow.parquet as pq
 
 from glucosestream.errors import InvalidInput
 from glucosestream.formats.columns import build_rows, column_map, is_number, record_column_map
-from glucosestream.formats.jsontext import decode_json
+from glucosestream.formats.jsontext import decode_json, field_text
 from glucosestream.formats.rows import NOT_UTF8, ParsedFile, text_array
 
 __all__ = [
@@ -525,20 +525,7 @@ def _record_column(
             return array.cast(pa.string())
         if pa.types.is_int64(array.type):
             return array if keep_integers else array.cast(pa.string())
-    return text_array([_text(v) for v in values], problem)
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict | list):
-        try:
-            return json.dumps(value)
-        except (RecursionError, ValueError):
-            return "(a nested value too deep to write)"
-    return str(value)
+    return text_array([field_text(v) for v in values], problem)
 
 
 def read_parquet(path: Path) -> ParsedFile:

@@ -28,7 +28,7 @@ from typing import Any, Final
 
 from glucosestream.errors import InvalidInput
 from glucosestream.formats.delimited import read_text
-from glucosestream.formats.jsontext import decode_json
+from glucosestream.formats.jsontext import decode_json, field_text
 from glucosestream.formats.rows import ParsedFile, RowBuilder
 from glucosestream.readings import ReadingFlag
 
@@ -89,15 +89,11 @@ def _add(rows: RowBuilder, index: int, datum: Mapping[str, Any]) -> None:
                 value, unit = note["threshold"], "mg/dL"
     rows.add(
         index,
-        time=_text(datum.get("time") or datum.get("deviceTime")),
-        glucose=_text(value),
-        unit=_text(unit),
-        device_id=_text(datum.get("deviceId")),
-        patient_id=_text(datum.get("_userId")),
-        tz=_text(datum.get("timezone")),
+        time=field_text(datum.get("time") or datum.get("deviceTime")),
+        glucose=field_text(value),
+        unit=field_text(unit),
+        device_id=field_text(datum.get("deviceId")),
+        patient_id=field_text(datum.get("_userId")),
+        tz=field_text(datum.get("timezone")),
         flags=flags,
     )
-
-
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)
