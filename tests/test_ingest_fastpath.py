@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from glucosestream.config import IngestSettings, LakeSettings, Settings
 from glucosestream.engines import open_engine
 from glucosestream.formats import RAW_SCHEMA, ParsedFile, tabular
+from glucosestream.formats.jsontext import field_text
 from glucosestream.ingest import accept, fastpath, ingest_path, normalise
 from glucosestream.ingest.accept import Part
 from glucosestream.lake import RawZone
@@ -351,7 +352,7 @@ def test_records_become_the_text_str_would_write(records):
     records = [{"time": "t", "gl": 1, **r} for r in records]
     rows = tabular.raw_rows_from_records(records, source="test")
     for name, field in (("time", "time"), ("tz", "tz"), ("unit", "unit")):
-        assert rows[name].to_pylist() == [tabular._text(r.get(field)) for r in records]
+        assert rows[name].to_pylist() == [field_text(r.get(field)) for r in records]
     # a patient id that is not a JSON string is not read: its row is quarantined
     text_id = [r.get("id") is None or isinstance(r.get("id"), str) for r in records]
     assert rows["patient_id"].to_pylist() == [
@@ -361,4 +362,4 @@ def test_records_become_the_text_str_would_write(records):
         None if ok else tabular.PATIENT_NOT_TEXT for ok in text_id
     ]
     glucose = rows["glucose"]
-    assert glucose.cast(pa.string()).to_pylist() == [tabular._text(r.get("gl")) for r in records]
+    assert glucose.cast(pa.string()).to_pylist() == [field_text(r.get("gl")) for r in records]
