@@ -15,7 +15,7 @@ Names, birth dates and other preamble cells are never read into raw rows.
 from __future__ import annotations
 
 from glucosestream.formats.detect import FORMATS, detect_format, read_raw_rows
-from glucosestream.formats.rows import RAW_COLUMNS, RAW_SCHEMA, ParsedFile
+from glucosestream.formats.rows import RAW_COLUMNS, RAW_SCHEMA, ParsedFile, decoded
 from glucosestream.formats.tabular import raw_rows_from_records
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "RAW_COLUMNS",
     "RAW_SCHEMA",
     "ParsedFile",
+    "decoded",
     "detect_format",
     "raw_rows_from_records",
     "read_raw_rows",

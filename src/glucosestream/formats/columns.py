@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from glucosestream.errors import InvalidInput
-from glucosestream.formats.rows import RAW_SCHEMA
+from glucosestream.formats.rows import RAW_SCHEMA, decoded
 from glucosestream.readings import MG_DL_PER_MMOL_L
 
 __all__ = [
@@ -190,8 +190,7 @@ def _both_units(
 
 
 def _as_text(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    if pa.types.is_dictionary(column.type):
-        column = column.cast(column.type.value_type)
+    column = decoded(column)
     return column if pa.types.is_string(column.type) else column.cast(pa.string())
 
 
@@ -203,8 +202,7 @@ def _given(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
 
 def _numbers(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """Each value as a float64 (null when it is not a plain decimal number)."""
-    if pa.types.is_dictionary(column.type):
-        column = column.cast(column.type.value_type)
+    column = decoded(column)
     if is_number(column.type):
         return column.cast(pa.float64())
     text = pc.utf8_trim_whitespace(_as_text(column))

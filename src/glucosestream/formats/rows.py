@@ -29,7 +29,7 @@ readings (insulin, notes, alerts, preambles with names) never become raw rows;
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -41,6 +41,7 @@ __all__ = [
     "RAW_SCHEMA",
     "ParsedFile",
     "RowBuilder",
+    "decoded",
     "text_array",
 ]
 
@@ -161,3 +162,11 @@ def _encodable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+_Column = TypeVar("_Column", pa.Array, pa.ChunkedArray)
+
+
+def decoded(column: _Column) -> _Column:
+    """A dictionary-encoded column as the values it holds; any other column as it is."""
+    return column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column

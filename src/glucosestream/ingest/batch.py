@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from glucosestream.clock import Clock
 from glucosestream.config import Settings
 from glucosestream.engines import Engine
-from glucosestream.formats import RAW_SCHEMA, ParsedFile
+from glucosestream.formats import RAW_SCHEMA, ParsedFile, decoded
 from glucosestream.ingest.fastpath import constant_strings, dictionary_codes
 from glucosestream.ingest.identity import device_key, load_secret, patient_key
 from glucosestream.ingest.normalise import normalise
@@ -312,8 +312,7 @@ def _quarantine(bad: pa.Table) -> pa.Table:
 
 def _clipped(text: pa.ChunkedArray) -> pa.ChunkedArray:
     """Raw text cut to ``_QUARANTINE_TEXT_CHARS`` (a 100 MB value is not kept whole)."""
-    if pa.types.is_dictionary(text.type):
-        text = text.cast(text.type.value_type)
+    text = decoded(text)
     if not pa.types.is_string(text.type) or len(text) == 0:
         return text
     return pc.utf8_slice_codeunits(text, 0, _QUARANTINE_TEXT_CHARS)

@@ -39,7 +39,7 @@ from glucosestream.clock import Clock
 from glucosestream.config import Settings
 from glucosestream.engines import Engine, open_engine
 from glucosestream.errors import InvalidInput
-from glucosestream.formats import ParsedFile
+from glucosestream.formats import ParsedFile, decoded
 from glucosestream.formats.tabular import iter_csv, iter_jsonl, iter_parquet
 from glucosestream.ingest.batch import (
     BuiltBatch,
@@ -155,7 +155,7 @@ class _FileState:
         """Fold a chunk's accepted rows (patient_key, device_id, ts) into the ranges."""
         if keys.num_rows == 0:
             return
-        plain = pa.table({name: _plain(keys[name]) for name in [*_KEY_COLUMNS, "ts"]})
+        plain = pa.table({name: decoded(keys[name]) for name in [*_KEY_COLUMNS, "ts"]})
         ranges = plain.group_by(_KEY_COLUMNS).aggregate([("ts", "min"), ("ts", "max")])
         if self.ranges is not None:
             ranges = (
@@ -168,7 +168,7 @@ class _FileState:
 
     def count(self, batch: BuiltBatch) -> None:
         """Add a written chunk's patients and quarantine reasons to the file's."""
-        patients = pc.unique(_plain(batch.accepted_keys["patient_key"]))
+        patients = pc.unique(decoded(batch.accepted_keys["patient_key"]))
         self.patients.update(str(p) for p in patients.to_pylist())
         self.reasons.update(dict(batch.results[0].report.top_reasons))
 
@@ -270,8 +270,8 @@ def _dedupe_across(checked: pa.Table, state: _FileState) -> pa.Table:
     rows = pa.table(
         {
             "row": pa.array(np.arange(checked.num_rows, dtype=np.int64)),
-            "patient_key": _plain(checked["patient_key"]),
-            "device_id": _plain(checked["device_id"]),
+            "patient_key": decoded(checked["patient_key"]),
+            "device_id": decoded(checked["device_id"]),
             "ts": checked["ts"].cast(pa.timestamp("us", tz="UTC")),
         }
     ).filter(accepted)
@@ -295,10 +295,6 @@ def _dedupe_across(checked: pa.Table, state: _FileState) -> pa.Table:
     duplicate[repeated["row"].to_numpy()] = True
     index = checked.schema.get_field_index("duplicate")
     return checked.set_column(index, "duplicate", pa.array(duplicate))
-
-
-def _plain(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    return column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
 
 
 def _commit(
