@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 
 from glucosestream.access import authenticate, authorize_read, create_token, record_access
-from glucosestream.errors import AuthError, ConfigError, Forbidden
-from glucosestream.lake.access_store import BudgetExceeded, open_access
+from glucosestream.errors import AuthError, BudgetExceeded, ConfigError, Forbidden
+from glucosestream.lake.access_store import open_access
 
 NOW = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 
@@ -24,7 +24,7 @@ def _principal(settings, store, role, **kwargs):
 
 
 def test_read_rules_for_every_role(settings, store):
-    store.add_clinic_patients("north", ["a", "b"])
+    store.clinics.add_clinic_patients("north", ["a", "b"])
     admin = _principal(settings, store, "admin")
     clinician = _principal(settings, store, "clinician", clinic_id="north")
     patient = _principal(settings, store, "patient", patient_keys=["a"])
@@ -65,7 +65,7 @@ def test_access_log_records_who_read_what(settings, store):
     clinician = _principal(settings, store, "clinician", clinic_id="north")
     record_access(store, clinician, "page", "/patients/a", at=NOW, patient_key="a")
     record_access(store, clinician, "report", "/patients/b/agp.pdf", at=NOW, patient_key="b")
-    entries = store.access_entries(patient_key="a")
+    entries = store.audit.access_entries(patient_key="a")
     assert [(e.action, e.resource, e.role) for e in entries] == [
         ("page", "/patients/a", "clinician")
     ]
@@ -73,12 +73,16 @@ def test_access_log_records_who_read_what(settings, store):
 
 
 def test_privacy_ledger_refuses_a_release_over_budget(store):
-    left = store.spend(
+    left = store.ledger.spend(
         "cohort-2026", 0.4, 1.0, mechanism="laplace", query="mean", token_id="t", at=NOW
     )
     assert left == pytest.approx(0.6)
-    store.spend("cohort-2026", 0.6, 1.0, mechanism="laplace", query="tir", token_id="t", at=NOW)
+    store.ledger.spend(
+        "cohort-2026", 0.6, 1.0, mechanism="laplace", query="tir", token_id="t", at=NOW
+    )
     with pytest.raises(BudgetExceeded, match="has 0 of its budget 1 left"):
-        store.spend("cohort-2026", 0.1, 1.0, mechanism="laplace", query="cv", token_id="t", at=NOW)
-    assert store.spent("cohort-2026") == pytest.approx(1.0)
-    assert store.spent("other") == 0.0
+        store.ledger.spend(
+            "cohort-2026", 0.1, 1.0, mechanism="laplace", query="cv", token_id="t", at=NOW
+        )
+    assert store.ledger.spent("cohort-2026") == pytest.approx(1.0)
+    assert store.ledger.spent("other") == 0.0

@@ -149,7 +149,7 @@ def test_finding4_a_store_made_before_issue_13_opens_migrated(settings):
     store = open_access(settings.lake)
     assert authenticate_api_secret(store, _sha1(token)).role == "admin"
     assert authenticate(store, token).label == "ops"
-    [record] = store.token_records()
+    [record] = store.tokens.token_records()
     assert record.expires_at is None
     assert record.revoked_at is None
     assert record.last_used_at is not None  # just used
@@ -293,7 +293,7 @@ def test_finding8_failed_logins_are_throttled_per_address_and_audited(settings):
         clock.now += dt.timedelta(seconds=61)
         ok = client.post("/login", data={"token": token}, headers=ORIGIN, follow_redirects=False)
         assert ok.status_code == 303
-    logins = open_access(settings.lake).access_entries(action="login")
+    logins = open_access(settings.lake).audit.access_entries(action="login")
     assert [e.role for e in logins] == ["admin"] + ["failed"] * 5  # newest first
     assert all("POST /login from testclient" in e.resource for e in logins)
     assert "unknown token" in logins[-1].resource

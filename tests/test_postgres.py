@@ -107,7 +107,7 @@ def test_tokens_on_postgres_keep_no_credential_and_revoke_at_once(pg_settings):
             authenticate_api_secret(store, value)
     assert authenticate_api_secret(store, sha1[old]).role == "admin"
     assert authenticate_api_secret(open_access(pg_settings.lake), sha1[token]).role == "admin"
-    record = store.revoke_token(hashlib.sha256(token.encode()).hexdigest()[:12], at=now)
+    record = store.tokens.revoke_token(hashlib.sha256(token.encode()).hexdigest()[:12], at=now)
     assert record.revoked_at is not None
     with pytest.raises(AuthError, match="revoked"):
         authenticate(store, token)

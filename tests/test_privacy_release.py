@@ -10,7 +10,8 @@ import pytest
 
 from glucosestream.access import Principal
 from glucosestream.config import LakeSettings
-from glucosestream.lake.access_store import BudgetExceeded, open_access
+from glucosestream.errors import BudgetExceeded
+from glucosestream.lake.access_store import open_access
 from glucosestream.privacy import (
     laplace_scale_for_mean,
     private_count,
@@ -56,22 +57,22 @@ def test_count_noise_scale_is_one_over_epsilon():
 
 
 def test_budget_is_spent_in_the_ledger_and_enforced(tmp_path):
-    store = open_access(LakeSettings(root=str(tmp_path / "lake")))
+    ledger = open_access(LakeSettings(root=str(tmp_path / "lake"))).ledger
     values = {"mean_mg_dl": VALUES, "pct_70_180": [50.0] * 100}
     ask = {"dataset": "cohort:all", "values": values, "budget": 1.0, "at": AT}
     first = release_cohort(
-        store, ADMIN, statistics=["mean_glucose", "time_in_range"], epsilon_each=0.2, **ask
+        ledger, ADMIN, statistics=["mean_glucose", "time_in_range"], epsilon_each=0.2, **ask
     )
     assert first.epsilon_spent == pytest.approx(0.6)  # count + two means
     assert first.budget_left == pytest.approx(0.4)
-    assert store.spent("cohort:all") == pytest.approx(0.6)
+    assert ledger.spent("cohort:all") == pytest.approx(0.6)
     with pytest.raises(BudgetExceeded, match=r"has 0\.4 of its budget 1 left"):
         release_cohort(
-            store, ADMIN, statistics=["mean_glucose", "time_in_range"], epsilon_each=0.2, **ask
+            ledger, ADMIN, statistics=["mean_glucose", "time_in_range"], epsilon_each=0.2, **ask
         )
-    assert store.spent("cohort:all") == pytest.approx(0.6)  # the refused release spent nothing
+    assert ledger.spent("cohort:all") == pytest.approx(0.6)  # the refused release spent nothing
     other = release_cohort(
-        store,
+        ledger,
         ADMIN,
         statistics=["time_in_range"],
         epsilon_each=0.2,
@@ -105,10 +106,10 @@ def test_finding6_an_epsilon_outside_its_bounds_is_refused_and_spends_nothing(tm
     """Issue 13, finding 6: epsilon_each=1e-300 gave an OpenDP error after the ledger spent."""
     from glucosestream.errors import InvalidInput
 
-    store = open_access(LakeSettings(root=str(tmp_path / "lake")))
+    ledger = open_access(LakeSettings(root=str(tmp_path / "lake"))).ledger
     with pytest.raises(InvalidInput, match="epsilon per statistic must be in"):
         release_cohort(
-            store,
+            ledger,
             ADMIN,
             dataset="cohort:all",
             values={"mean_mg_dl": VALUES},
@@ -117,7 +118,7 @@ def test_finding6_an_epsilon_outside_its_bounds_is_refused_and_spends_nothing(tm
             budget=1.0,
             at=AT,
         )
-    assert store.spent("cohort:all") == 0.0
+    assert ledger.spent("cohort:all") == 0.0
 
 
 def test_finding6_the_release_route_documents_and_refuses_bad_requests(demo_lake):  # noqa: F811
@@ -131,7 +132,7 @@ def test_finding6_the_release_route_documents_and_refuses_bad_requests(demo_lake
 
     assert sorted(STATISTIC_NAMES) == sorted(s.name for s in COHORT_STATISTICS)
     headers = {"Authorization": "Bearer gs_other_clinician"}
-    ledger = open_access(demo_lake.settings.lake)
+    ledger = open_access(demo_lake.settings.lake).ledger
     spent = {d: ledger.spent(d) for d in ("cohort:all", "cohort:clinic:south")}
     with TestClient(create_app(demo_lake.settings)) as client:
         schema = client.get("/openapi.json").json()["components"]["schemas"]["ReleaseRequest"]

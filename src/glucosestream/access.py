@@ -6,7 +6,7 @@
     patient     reads their own data
 
 Tokens are random strings shown once and stored as SHA-256 hashes (and, for Nightscout
-uploaders, a keyed hash of their SHA-1: see ``lake.access_store``). ``token_id`` (the first 12
+uploaders, a keyed hash of their SHA-1: see ``lake.token_store``). ``token_id`` (the first 12
 hex digits of that hash) names a principal in logs, lists and the access audit trail without
 revealing the token. A token may carry an expiry; a revoked or expired token is refused by every
 check, on every path, from the moment it is revoked: each request looks its token up again.
@@ -25,7 +25,9 @@ from typing import Final, Literal, cast
 from glucosestream.clock import utc_now
 from glucosestream.config import LakeSettings
 from glucosestream.errors import AuthError, ConfigError, Forbidden
-from glucosestream.lake.access_store import AccessEntry, AccessStore, TokenRecord, open_access
+from glucosestream.lake.access_audit import AccessEntry
+from glucosestream.lake.access_store import AccessStores, open_access
+from glucosestream.lake.token_store import TokenRecord
 
 __all__ = [
     "ROLES",
@@ -104,7 +106,7 @@ def create_token(
     if expires_at is not None and expires_at <= now:
         raise ConfigError(f"--expires {expires_at.isoformat()} is not in the future")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    store = open_access(settings)
+    store = open_access(settings).tokens
     store.add_token(
         hash_token(token),
         role,
@@ -156,7 +158,7 @@ def sha1_token(token: str) -> str:
 
 
 def authenticate(
-    store: AccessStore, token: str | None, *, now: dt.datetime | None = None
+    store: AccessStores, token: str | None, *, now: dt.datetime | None = None
 ) -> Principal:
     """The principal a token stands for; AuthError (401) for a missing, unknown, revoked or
     expired token. ``now``: the request's time (default: the clock)."""
@@ -168,9 +170,9 @@ def authenticate(
     return _principal(store, hash_token(token), now or utc_now())
 
 
-def _principal(store: AccessStore, token_sha256: str, now: dt.datetime) -> Principal:
-    record = usable_record(store.token(token_sha256), now=now)
-    store.mark_used(record, at=now)
+def _principal(store: AccessStores, token_sha256: str, now: dt.datetime) -> Principal:
+    record = usable_record(store.tokens.token(token_sha256), now=now)
+    store.tokens.mark_used(record, at=now)
     return principal_of(record)
 
 
@@ -203,7 +205,7 @@ def principal_of(record: TokenRecord) -> Principal:
 
 
 def authenticate_api_secret(
-    store: AccessStore, api_secret: str | None, *, now: dt.datetime | None = None
+    store: AccessStores, api_secret: str | None, *, now: dt.datetime | None = None
 ) -> Principal:
     """The principal of a Nightscout ``api-secret`` header: the SHA-1 hex of a token (as
     uploader apps send it), or the token itself. AuthError (401) when it names no usable token.
@@ -212,7 +214,7 @@ def authenticate_api_secret(
         return authenticate(store, None)
     value = api_secret.strip()
     if len(value) == _SHA1_HEX_LENGTH and all(c in "0123456789abcdefABCDEF" for c in value):
-        token_sha256 = store.token_sha256_by_api_secret(value.lower())
+        token_sha256 = store.tokens.token_sha256_by_api_secret(value.lower())
         if token_sha256 is None:
             raise AuthError(
                 "unknown api-secret; it must be the SHA-1 of a token made by "
@@ -222,10 +224,10 @@ def authenticate_api_secret(
     return authenticate(store, value, now=now)
 
 
-def authorize_read(store: AccessStore, principal: Principal, patient_key: str) -> None:
+def authorize_read(store: AccessStores, principal: Principal, patient_key: str) -> None:
     """Forbidden (403) unless the principal may read this patient."""
     members = (
-        store.clinic_patient_keys(principal.clinic_id)
+        store.clinics.clinic_patient_keys(principal.clinic_id)
         if principal.role == "clinician" and principal.clinic_id
         else frozenset()
     )
@@ -234,7 +236,7 @@ def authorize_read(store: AccessStore, principal: Principal, patient_key: str) -
 
 
 def record_access(
-    store: AccessStore,
+    store: AccessStores,
     principal: Principal,
     action: str,
     resource: str,
@@ -243,13 +245,13 @@ def record_access(
     patient_key: str | None = None,
 ) -> None:
     """Append one entry to the access audit trail."""
-    store.log_access(
+    store.audit.log_access(
         AccessEntry(at, principal.token_id, principal.role, action, patient_key, resource)
     )
 
 
-def record_failed_login(store: AccessStore, *, address: str, reason: str, at: dt.datetime) -> None:
+def record_failed_login(store: AccessStores, *, address: str, reason: str, at: dt.datetime) -> None:
     """Append a failed login to the access audit trail: action ``login``, role ``failed``, the
     client's address and the reason (never the token that was tried)."""
     resource = f"POST /login from {address}: {reason}"[:512]
-    store.log_access(AccessEntry(at, "-", "failed", "login", None, resource))
+    store.audit.log_access(AccessEntry(at, "-", "failed", "login", None, resource))

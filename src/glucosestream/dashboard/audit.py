@@ -12,7 +12,7 @@ __all__ = ["audit_lines", "login_lines"]
 def audit_lines(settings: Settings, patient_key: str, *, limit: int = 1000) -> list[str]:
     """Who read this patient's data, when and what, newest first: one tab-separated line each
     (time UTC, token id, role, action, resource)."""
-    entries = open_access(settings.lake).access_entries(patient_key, limit=limit)
+    entries = open_access(settings.lake).audit.access_entries(patient_key, limit=limit)
     return [
         "\t".join((e.at.isoformat(), e.token_id, e.role, e.action, e.resource)) for e in entries
     ]
@@ -21,5 +21,5 @@ def audit_lines(settings: Settings, patient_key: str, *, limit: int = 1000) -> l
 def login_lines(settings: Settings, *, limit: int = 1000) -> list[str]:
     """Logins to the pages, newest first: one tab-separated line each (time UTC, token id or
     ``-``, role or ``failed``, where from and, for a failure, why; never the token tried)."""
-    entries = open_access(settings.lake).access_entries(limit=limit, action="login")
+    entries = open_access(settings.lake).audit.access_entries(limit=limit, action="login")
     return ["\t".join((e.at.isoformat(), e.token_id, e.role, e.resource)) for e in entries]

@@ -20,11 +20,11 @@ from glucosestream.access import (
 from glucosestream.clock import Clock
 from glucosestream.dashboard.sessions import SESSION_COOKIE, Session, SessionStore
 from glucosestream.errors import AuthError, Forbidden, LoginRequired
-from glucosestream.lake.access_store import AccessStore
+from glucosestream.lake.access_store import AccessStores
+from glucosestream.lake.token_store import TokenStore
 
 __all__ = [
     "UNIT_COOKIE",
-    "LoginRequired",
     "Unit",
     "Viewer",
     "access_store",
@@ -49,8 +49,8 @@ class Viewer:
     unit: Unit
 
 
-def access_store(request: Request) -> AccessStore:
-    store: AccessStore = request.app.state.access
+def access_store(request: Request) -> AccessStores:
+    store: AccessStores = request.app.state.access
     return store
 
 
@@ -68,11 +68,11 @@ def _unit(request: Request) -> Unit:
     return "mmol_l" if request.cookies.get(UNIT_COOKIE) == "mmol_l" else "mg_dl"
 
 
-def principal_of_session(store: AccessStore, session: Session, *, now: dt.datetime) -> Principal:
+def principal_of_session(tokens: TokenStore, session: Session, *, now: dt.datetime) -> Principal:
     """The principal behind a session, read again each request: a deleted, revoked or expired
     token ends every session made from it at once (LoginRequired: back to /login)."""
     try:
-        record = usable_record(store.token(session.token_sha256), now=now)
+        record = usable_record(tokens.token(session.token_sha256), now=now)
     except AuthError as err:
         raise LoginRequired(f"this session's {err}") from err
     return principal_of(record)
@@ -86,7 +86,7 @@ def _session_viewer(request: Request) -> Viewer | None:
     if session is None:
         return None
     try:
-        principal = principal_of_session(access_store(request), session, now=now)
+        principal = principal_of_session(access_store(request).tokens, session, now=now)
     except LoginRequired:
         sessions.delete(cookie)
         raise
@@ -121,14 +121,14 @@ def api_viewer(request: Request) -> Viewer:
     return viewer
 
 
-def readable_keys(store: AccessStore, principal: Principal) -> frozenset[str] | None:
+def readable_keys(store: AccessStores, principal: Principal) -> frozenset[str] | None:
     """The patient keys a principal may read; None means every patient (admin)."""
     if principal.role == "admin":
         return None
     if principal.role == "patient":
         return principal.patient_keys
     if principal.role == "clinician" and principal.clinic_id:
-        return store.clinic_patient_keys(principal.clinic_id)
+        return store.clinics.clinic_patient_keys(principal.clinic_id)
     return frozenset()
 
 

@@ -2,8 +2,8 @@
 
 ``mechanisms`` builds OpenDP measurements (clamp → resize → mean → Laplace; count → Laplace)
 calibrated to an epsilon; ``release`` spends a dataset's budget in the ledger
-(``AccessStore.spend``) *before* any noisy value is computed, so a release that would exceed the
-budget is refused whole and nothing leaves. No noise is drawn anywhere else in GlucoseStream.
+(``lake.privacy_ledger``) *before* any noisy value is computed, so a release that would exceed
+the budget is refused whole and nothing leaves. No noise is drawn anywhere else in GlucoseStream.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import Final
 
 from glucosestream.access import Principal
 from glucosestream.errors import InvalidInput
-from glucosestream.lake.access_store import AccessStore
+from glucosestream.lake.privacy_ledger import PrivacyLedger
 from glucosestream.privacy.mechanisms import (
     COHORT_STATISTICS,
     PrivateValue,
@@ -62,7 +62,7 @@ def _check(statistics: Sequence[str], epsilon_each: float) -> None:
 
 
 def release_cohort(
-    store: AccessStore,
+    ledger: PrivacyLedger,
     principal: Principal,
     *,
     dataset: str,
@@ -77,7 +77,7 @@ def release_cohort(
     statistics = list(dict.fromkeys(statistics))
     _check(statistics, epsilon_each)
     total = epsilon_each * (1 + len(statistics))
-    left = store.spend(
+    left = ledger.spend(
         dataset,
         total,
         budget,
