@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
-from glucosestream.metrics.agp import loess
-from glucosestream.metrics.api import agp_table
+from glucosestream.metrics.agp_loess import loess
+from glucosestream.metrics.calculator import agp_table
 
 from .conftest import DATA, SHARED
 

@@ -12,8 +12,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from glucosestream.metrics import api
-from glucosestream.metrics.api import calculate_file, compute_metrics, episode_table
+from glucosestream.metrics import calculator as api
+from glucosestream.metrics.calculator import calculate_file, compute_metrics, episode_table
 
 
 def _readings(patients: int = 9, n: int = 400) -> pa.Table:

@@ -12,13 +12,14 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
-from glucosestream.metrics import iglu_names
-from glucosestream.metrics.agp import agp_curves
-from glucosestream.metrics.api import compute_metrics, episode_table
-from glucosestream.metrics.catalog import MetricOptions, compute_patient
-from glucosestream.metrics.grid import build_grid
-from glucosestream.metrics.mage import mage_moving_average
-from glucosestream.metrics.series import prepare_series
+from glucosestream.metrics.calculator import compute_metrics, episode_table
+from glucosestream.metrics.metric_options import MetricOptions
+from glucosestream.metrics.reference.agp import agp_curves
+from glucosestream.metrics.reference.interpolation_grid import build_grid
+from glucosestream.metrics.reference.mage import mage_moving_average
+from glucosestream.metrics.reference.patient_metrics import compute_patient
+from glucosestream.metrics.reference.series import prepare_series
+from glucosestream.metrics.spec import IGLU_EPISODE_COLUMNS
 
 from .conftest import DATA, SHARED
 
@@ -105,7 +106,7 @@ def test_episode_table_equals_iglu(dataset, file):
     reference = _reference(folder, file)
     assert len(ours) == len(reference)
     for r, want in zip(ours, reference, strict=True):
-        for col in iglu_names.EPISODE_COLUMNS:
+        for col in IGLU_EPISODE_COLUMNS:
             assert _close(r[col], want[col]), (r["id"], r["type"], r["level"], col)
 
 

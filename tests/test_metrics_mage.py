@@ -10,9 +10,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from glucosestream.metrics import mage
-from glucosestream.metrics.api import compute_metrics
-from glucosestream.metrics.grid import Grid
+from glucosestream.metrics.calculator import compute_metrics
+from glucosestream.metrics.reference import mage
+from glucosestream.metrics.reference.interpolation_grid import Grid
 
 DAY = 19_000  # any day number
 POINTS_PER_DAY = 288  # 5-minute grid

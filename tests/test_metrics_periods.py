@@ -11,9 +11,8 @@ import pyarrow as pa
 import pytest
 
 from glucosestream.errors import InvalidInput
-from glucosestream.metrics.api import agp_table, compute_metrics, episode_table
-from glucosestream.metrics.catalog import CONSENSUS
-from glucosestream.metrics.periods import (
+from glucosestream.metrics.calculator import agp_table, compute_metrics, episode_table
+from glucosestream.metrics.period_tables import (
     AGP_PROFILE_SCHEMA,
     EPISODES_SCHEMA,
     PERIOD_METRICS_SCHEMA,
@@ -21,6 +20,7 @@ from glucosestream.metrics.periods import (
     compute_period_metrics,
     episode_rows,
 )
+from glucosestream.metrics.spec import CONSENSUS
 
 RUN = {"run_id": "r1", "computed_at": dt.datetime(2026, 3, 1, tzinfo=dt.UTC)}
 ZONES = {"a": "Europe/Berlin", "b": "America/New_York"}

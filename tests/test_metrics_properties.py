@@ -13,8 +13,13 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from glucosestream.errors import InvalidInput
-from glucosestream.metrics.api import agp_table, calculate_file, compute_metrics, episode_table
-from glucosestream.metrics.catalog import ALL, CONSENSUS
+from glucosestream.metrics.calculator import (
+    agp_table,
+    calculate_file,
+    compute_metrics,
+    episode_table,
+)
+from glucosestream.metrics.spec import ALL, CONSENSUS
 from glucosestream.readings import MG_DL_PER_MMOL_L
 
 from .conftest import DATA, SHARED

@@ -16,13 +16,12 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from glucosestream.metrics import consensus, risk
-from glucosestream.metrics.cohort import prepare_cohort
-from glucosestream.metrics.columns import _zones
-from glucosestream.metrics.grid import build_grid
-from glucosestream.metrics.kernels.cohort import scan_readings
-from glucosestream.metrics.kernels.grid import dt0_min_of, fill_grid, grid_days
+from glucosestream.metrics.cohort_layout import prepare_cohort
+from glucosestream.metrics.kernel_columns import _zones
+from glucosestream.metrics.kernels.cohort_scan import scan_readings
+from glucosestream.metrics.kernels.grid_fill import dt0_min_of, fill_grid, grid_days
 from glucosestream.metrics.kernels.grid_scan import scan_grid
+from glucosestream.metrics.kernels.grid_variability import _window_sd_mean
 from glucosestream.metrics.kernels.numeric import mean_sd, nan_mean, nan_sd, quantile_sorted
 from glucosestream.metrics.kernels.order import (
     count_at_most,
@@ -32,9 +31,10 @@ from glucosestream.metrics.kernels.order import (
     quantile_counted,
 )
 from glucosestream.metrics.kernels.patients import _gaps_min
-from glucosestream.metrics.kernels.readings import PROBS, distribution_into
-from glucosestream.metrics.kernels.variability import _window_sd_mean
-from glucosestream.metrics.series import PatientSeries
+from glucosestream.metrics.kernels.reading_groups import PROBS, distribution_into
+from glucosestream.metrics.reference import consensus, risk
+from glucosestream.metrics.reference.interpolation_grid import build_grid
+from glucosestream.metrics.reference.series import PatientSeries
 
 whole_readings = st.lists(st.integers(1, 700), min_size=1, max_size=300).map(
     lambda v: np.array(v, dtype=np.float64)

@@ -1,34 +1,41 @@
-"""The metric catalog. ``glycemic`` is the PURE reference implementation of the daily metrics;
-``daily`` runs the same definitions as a SQL model over the lake, per patient and local day.
+"""The metric catalog.
 
-The full catalog (consensus core, episodes, GRI, AGP curves and iglu's research set) is defined
-per patient by PURE reference functions over one patient's time-sorted arrays: ``series``
-(cleaning), ``grid`` (the interpolation grid), ``consensus``, ``episodes``, ``risk``,
-``variability``, ``mage``, ``agp``, ``sufficiency``; ``catalog`` names and groups them. Cohorts are
-computed by compiled kernels (``kernels``, numba) in one pass over flat (patient, time)-sorted
-arrays (``cohort`` builds them, ``columns`` names the results); tests hold them equal to the
-reference. ``api`` is the public entry (``compute_metrics``, ``episode_table``, ``agp_table``,
-and ``calculate_file``, which does file I/O); ``periods`` computes the per-period results tables
-whose schemas are in ``result_schemas``. Definitions and every difference from iglu:
-docs/metrics.md.
+``spec`` is the one definition of every metric (name, group, unit, tier, thresholds, iglu
+column, result type, source); ``ALL``, ``CONSENSUS``, the kernels' column order, the iglu
+mappings, the results schemas and the docs' metric table derive from it. ``thresholds`` names
+the numbers the definitions share. Cohorts are computed by compiled kernels (``kernels``,
+numba) in one pass over flat (patient, time)-sorted arrays (``cohort_layout`` builds them,
+``kernel_columns`` reads the results back by name). ``reference`` is the readable, PURE
+per-patient definition of the same catalog: the test oracle the kernels are held equal to.
+``calculator`` is the public entry (``compute_metrics``, ``episode_table``, ``agp_table``, and
+``calculate_file``, which does file I/O); ``period_tables`` computes the per-period results
+tables whose schemas are in ``result_schemas``; ``daily`` runs the daily metrics as a SQL model
+(``glycemic`` is its PURE reference). Local days come from ``glucosestream.localclock``.
+Definitions and every difference from iglu: docs/metrics.md.
 """
 
 from __future__ import annotations
 
-from glucosestream.metrics.api import agp_table, calculate_file, compute_metrics, episode_table
-from glucosestream.metrics.catalog import ALL, CONSENSUS, MetricOptions
+from glucosestream.metrics.calculator import (
+    agp_table,
+    calculate_file,
+    compute_metrics,
+    episode_table,
+)
 from glucosestream.metrics.daily import (
     DAILY_METRICS_SCHEMA,
     compute_daily_metrics,
     local_dates,
     touched_days,
 )
-from glucosestream.metrics.periods import agp_profile, compute_period_metrics, episode_rows
+from glucosestream.metrics.metric_options import MetricOptions
+from glucosestream.metrics.period_tables import agp_profile, compute_period_metrics, episode_rows
 from glucosestream.metrics.result_schemas import (
     AGP_PROFILE_SCHEMA,
     EPISODES_SCHEMA,
     PERIOD_METRICS_SCHEMA,
 )
+from glucosestream.metrics.spec import ALL, CONSENSUS
 
 __all__ = [
     "AGP_PROFILE_SCHEMA",

@@ -18,22 +18,21 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from glucosestream.metrics.thresholds import (
+    TAR_LEVEL1_MG_DL,
+    TAR_LEVEL2_MG_DL,
+    TBR_LEVEL1_MG_DL,
+    TBR_LEVEL2_MG_DL,
+)
+
 __all__ = [
     "GMI_INTERCEPT_PCT",
     "GMI_SLOPE_PCT_PER_MG_DL",
-    "TAR_LEVEL1_MG_DL",
-    "TAR_LEVEL2_MG_DL",
-    "TBR_LEVEL1_MG_DL",
-    "TBR_LEVEL2_MG_DL",
     "DailySummary",
     "gmi_pct",
     "summarise_day",
 ]
 
-TBR_LEVEL2_MG_DL: Final = 54.0  # Battelino 2019: level 2 hypoglycaemia, < 54 mg/dL
-TBR_LEVEL1_MG_DL: Final = 70.0  # Battelino 2019: below range, < 70 mg/dL
-TAR_LEVEL1_MG_DL: Final = 180.0  # Battelino 2019: above range, > 180 mg/dL
-TAR_LEVEL2_MG_DL: Final = 250.0  # Battelino 2019: level 2 hyperglycaemia, > 250 mg/dL
 GMI_INTERCEPT_PCT: Final = 3.31  # Bergenstal 2018
 GMI_SLOPE_PCT_PER_MG_DL: Final = 0.02392  # Bergenstal 2018
 

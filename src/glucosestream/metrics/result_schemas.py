@@ -1,6 +1,6 @@
-"""Arrow schemas of the per-period results tables (``metrics.periods`` fills them). PURE.
+"""Arrow schemas of the per-period results tables (``metrics.period_tables`` fills them). PURE.
 
-Kept apart from ``periods`` so the lake can import them without loading the compiled kernels.
+Kept apart from ``period_tables`` so the lake can import them without loading the compiled kernels.
 The lead creates the Iceberg tables ``results.period_metrics``, ``results.episodes`` and
 ``results.agp_profile`` from ``PERIOD_METRICS_SCHEMA``, ``EPISODES_SCHEMA`` and
 ``AGP_PROFILE_SCHEMA``. Column meanings: docs/metrics.md ("Per-period results").
@@ -12,8 +12,8 @@ from typing import Final
 
 import pyarrow as pa
 
-from glucosestream.metrics.agp import AGP_PERCENTILES
-from glucosestream.metrics.catalog import CONSENSUS
+from glucosestream.metrics.spec import BY_NAME, CONSENSUS, ResultType
+from glucosestream.metrics.thresholds import AGP_PERCENTILES
 
 __all__ = [
     "AGP_PROFILE_SCHEMA",
@@ -33,17 +33,21 @@ _RUN: Final = (
     pa.field("run_id", pa.string(), nullable=False),
     pa.field("computed_at", pa.timestamp("us", tz="UTC"), nullable=False),
 )
-_INTEGER: Final = frozenset({"readings", "gaps_over_inter_gap"}) | {
-    n for n in CONSENSUS if n.endswith("_episodes")
+# The column type of each spec result type in the results table.
+_ARROW_TYPES: Final[dict[ResultType, pa.DataType]] = {
+    "float": pa.float64(),
+    "int": pa.int64(),
+    "bool": pa.bool_(),
+    "string": pa.string(),
+    "local_time": pa.timestamp("s"),
 }
-_TYPES: Final = {"sufficient_14d": pa.bool_(), "gri_zone": pa.string()}
 LOCAL_TIME_COLUMNS: Final = {"start_time": "first_reading_local", "end_time": "last_reading_local"}
 
 
 def metric_field(name: str) -> pa.Field:
-    if name in LOCAL_TIME_COLUMNS:
-        return pa.field(LOCAL_TIME_COLUMNS[name], pa.timestamp("s"))
-    return pa.field(name, pa.int64() if name in _INTEGER else _TYPES.get(name, pa.float64()))
+    """The results-table column of metric ``name``: typed by its spec row (local times renamed,
+    as they are wall-clock timestamps there, not the calculator's text)."""
+    return pa.field(LOCAL_TIME_COLUMNS.get(name, name), _ARROW_TYPES[BY_NAME[name].result])
 
 
 PERIOD_METRICS_SCHEMA: Final = pa.schema(

@@ -1,10 +1,11 @@
 """Compiled whole-cohort kernels (numba). PURE.
 
-The per-patient definitions live in the modules one level up (``grid``, ``episodes``,
-``variability``, ``mage``, ...); these kernels compute the same numbers for every patient of a
-cohort in one compiled pass over flat, (patient, time)-sorted arrays with per-patient offsets, so
-no Python runs per patient. ``tests/test_metrics_cohort.py`` checks them against the per-patient
-reference on random cohorts; the iglu comparison runs through them.
+The per-patient definitions live in ``metrics.reference`` (``interpolation_grid``,
+``episodes``, ``variability``, ``mage``, ...); these kernels compute the same numbers for every
+patient of a cohort in one compiled pass over flat, (patient, time)-sorted arrays with
+per-patient offsets, so no Python runs per patient. ``tests/test_metrics_cohort.py`` checks
+them against the per-patient reference on random cohorts; the iglu comparison runs through
+them.
 
 Kernels are compiled on first use and cached next to this package (``cache=True``). numba keys
 a cached kernel on its own file only, so a kernel would outlive an edit of a function or constant
@@ -35,7 +36,13 @@ F = TypeVar("F", bound=Callable[..., object])
 
 _KERNELS = Path(__file__).resolve().parent
 # The kernels' own modules and the per-patient modules whose constants they compile in.
-_CONSTANTS = ("episodes.py", "glycemic.py", "mage.py", "risk.py")
+_CONSTANTS = (
+    "glycemic.py",
+    "thresholds.py",
+    "reference/episodes.py",
+    "reference/mage.py",
+    "reference/risk.py",
+)
 _SOURCES = (*(_KERNELS.parent / n for n in _CONSTANTS), *sorted(_KERNELS.glob("*.py")))
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from glucosestream.metrics.glycemic import TAR_LEVEL1_MG_DL, TBR_LEVEL1_MG_DL
 from glucosestream.metrics.kernels import compiled
-from glucosestream.metrics.kernels.readings import band_counts
+from glucosestream.metrics.kernels.reading_groups import band_counts
+from glucosestream.metrics.thresholds import TAR_LEVEL1_MG_DL, TBR_LEVEL1_MG_DL
 
 __all__ = ["BandCounts", "GridScan", "Runs", "scan_grid"]
 

@@ -5,7 +5,7 @@ builds the patient's grid in a scratch buffer and writes each asked-for group of
 that patient's row of one output matrix. Groups are numbered as in ``GROUPS``; ``bases[k]`` is
 the first column of group ``k`` (``-1``: not asked for). Three views of the readings come in
 with their own offsets: ``rows`` (what plain summaries count), ``inst`` (one value per timestamp,
-the mean) and ``src`` (what the grid interpolates); see ``glucosestream.metrics.cohort``.
+the mean) and ``src`` (what the grid interpolates); see ``glucosestream.metrics.cohort_layout``.
 """
 
 from __future__ import annotations
@@ -16,15 +16,24 @@ import numpy as np
 import numpy.typing as npt
 from numba import prange
 
-from glucosestream.metrics import episodes as episode_rules
-from glucosestream.metrics import mage as mage_rules
 from glucosestream.metrics.kernels import compiled, compiled_parallel
-from glucosestream.metrics.kernels.episodes import find_episodes, overlap_free, points_for
-from glucosestream.metrics.kernels.grid import dt0_min_of, fill_grid, grid_days
+from glucosestream.metrics.kernels.episode_runs import find_episodes, overlap_free, points_for
+from glucosestream.metrics.kernels.grid_fill import dt0_min_of, fill_grid, grid_days
 from glucosestream.metrics.kernels.grid_scan import GridScan, Runs, scan_grid
-from glucosestream.metrics.kernels.mage import mage_into
+from glucosestream.metrics.kernels.grid_variability import (
+    VARIABILITY_COLUMNS,
+    gvp_pct,
+    variability_into,
+)
+from glucosestream.metrics.kernels.mage_pass import MAGE_COLUMNS, mage_into
 from glucosestream.metrics.kernels.numeric import mean_of, mean_sd, round_half_even
-from glucosestream.metrics.kernels.readings import (
+from glucosestream.metrics.kernels.reading_groups import (
+    BAND_COLUMNS,
+    CORE_COLUMNS,
+    DAY_NIGHT_COLUMNS,
+    DISTRIBUTION_COLUMNS,
+    GRI_COLUMNS,
+    RISK_COLUMNS,
     band_pcts,
     bands_into,
     core_into,
@@ -36,35 +45,87 @@ from glucosestream.metrics.kernels.readings import (
     risk_into,
     risk_table,
 )
-from glucosestream.metrics.kernels.variability import gvp_pct, variability_into
+from glucosestream.metrics.reference import episodes as episode_rules
+from glucosestream.metrics.reference import mage as mage_rules
+from glucosestream.metrics.reference import risk as risk_rules
+from glucosestream.metrics.thresholds import (
+    MIN_ACTIVE_PCT,
+    MIN_DAYS,
+    MINUTES_PER_DAY,
+    SECONDS_PER_DAY,
+    TAR_LEVEL1_MG_DL,
+    TAR_LEVEL2_MG_DL,
+    TBR_LEVEL1_MG_DL,
+    TBR_LEVEL2_MG_DL,
+)
 
-__all__ = ["GROUPS", "episode_sets", "patient_metrics"]
+__all__ = [
+    "EPISODE_KINDS",
+    "EPISODE_STATS",
+    "GROUPS",
+    "PGS_INPUT_COLUMNS",
+    "episode_sets",
+    "patient_metrics",
+]
+
+EPISODE_STATS = ("episodes", "per_day", "duration_min", "mean_mg_dl")  # _episodes_into, per kind
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
-GROUPS = (  # (name, columns written); the order of catalog._GROUPS
-    ("coverage", 9),
-    ("core", 4),
-    ("ranges", 16),
-    ("gri", 4),
-    ("episodes", 32),
-    ("distribution", 12),
-    ("risk", 14),
-    ("variability", 16),
-    ("mage", 6),
-    ("pgs", 5),  # its inputs: GVP, mean, TIR, episodes/week < 54 and 54-69
-    ("day_night", 4),
+COVERAGE_COLUMNS = (  # _coverage_into
+    "readings",
+    "days",
+    "active_pct",
+    "grid_coverage_pct",
+    "longest_gap_min",
+    "gaps_over_inter_gap",
+    "sufficient_14d",
+    "start_time",
+    "end_time",
+)
+EPISODE_KINDS = (  # episode_sets' kinds, in order
+    "hypo_lv1",
+    "hypo_lv2",
+    "hypo_extended",
+    "hyper_lv1",
+    "hyper_lv2",
+    "hyper_extended",
+    "hypo_lv1_excl",
+    "hyper_lv1_excl",
+)
+EPISODE_COLUMNS = tuple(  # _episodes_into
+    f"{kind}_{stat}" for kind in EPISODE_KINDS for stat in EPISODE_STATS
+)
+# _pgs_inputs_into: PGS's inputs; kernel_columns turns them into the one metric "pgs".
+PGS_INPUT_COLUMNS = ("gvp_pct", "mean_mg_dl", "pct_70_180", "n54_per_week", "n70_per_week")
+# (group, the columns its writers fill in the row, in order). ``bases[k]`` is the first
+# column of group k; kernel_columns reads them back by these names, and
+# tests/test_metrics_spec.py holds them equal to metrics.spec's groups.
+GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("coverage", COVERAGE_COLUMNS),
+    ("core", CORE_COLUMNS),
+    ("ranges", (*BAND_COLUMNS, *(f"tw_{name}" for name in BAND_COLUMNS))),
+    ("gri", GRI_COLUMNS),
+    ("episodes", EPISODE_COLUMNS),
+    ("distribution", DISTRIBUTION_COLUMNS),
+    ("risk", RISK_COLUMNS),
+    ("variability", VARIABILITY_COLUMNS),
+    ("mage", (*MAGE_COLUMNS, "mage_naive_mg_dl")),
+    ("pgs", PGS_INPUT_COLUMNS),
+    ("day_night", DAY_NIGHT_COLUMNS),
 )
 COVERAGE, CORE, RANGES, GRI, EPISODES, DISTRIBUTION, RISK, VARIABILITY, MAGE, PGS, DAY_NIGHT = (
     range(11)
 )
-N_KINDS = 8  # hypo lv1, lv2, extended; hyper lv1, lv2, extended; hypo lv1 excl; hyper lv1 excl
+N_KINDS = len(EPISODE_KINDS)
 EXT_MIN = float(episode_rules.EXTENDED_MIN_DURATION_MIN)
 START_MIN = float(episode_rules.EPISODE_MIN_DURATION_MIN)
 END_MIN = float(episode_rules.EPISODE_END_DURATION_MIN)
 MAGE_GRID_MIN = mage_rules.MAGE_GRID_MIN
-PGS_START_MIN, PGS_END_MIN = 20.0, 30.0  # catalog._pgs: Hirsch 2017 episodes
+LV1_LOW, LV2_LOW = TBR_LEVEL1_MG_DL, TBR_LEVEL2_MG_DL  # episode thresholds, short names
+LV1_HIGH, LV2_HIGH = TAR_LEVEL1_MG_DL, TAR_LEVEL2_MG_DL
+PGS_START_MIN, PGS_END_MIN = risk_rules.PGS_START_MIN, risk_rules.PGS_END_MIN  # Hirsch 2017
 
 
 @compiled
@@ -123,14 +184,15 @@ def _coverage_into(
     active_count = _iglu_active_count(t, dt0) if iglu else float(t.size)
     active = min(100.0, 100.0 * active_count / expected)
     longest, over = _gaps_min(t, inter_gap_min)
-    first = math.ceil((t[0] - first_day * 86_400) / (dt0 * 60)) - 1
-    last = (t[-1] - first_day * 86_400) // (dt0 * 60) - 1
+    first = math.ceil((t[0] - first_day * SECONDS_PER_DAY) / (dt0 * 60)) - 1
+    last = (t[-1] - first_day * SECONDS_PER_DAY) // (dt0 * 60) - 1
     inside = last + 1 - max(first, 0)  # grid points in the span: the last is inside the grid
-    days = span_min / 1440.0
+    days = span_min / MINUTES_PER_DAY
     row[b], row[b + 1], row[b + 2] = rows, days, active
     row[b + 3] = 100.0 * present / max(inside, 1)
     row[b + 4], row[b + 5] = longest, over
-    row[b + 6] = 1.0 if days + dt0 / 1440.0 >= 14 and active >= 70.0 else 0.0
+    enough = days + dt0 / MINUTES_PER_DAY >= MIN_DAYS and active >= MIN_ACTIVE_PCT
+    row[b + 6] = 1.0 if enough else 0.0
     row[b + 7], row[b + 8] = t[0], t[-1]
 
 
@@ -169,19 +231,37 @@ def episode_sets(
     # Every hypo start threshold below is at or under 70 mg/dL and every hyper one at or over
     # 180, so scan_grid's runs below 70 and above 180 hold every episode start.
     (_, b54, b70, a180, a250, _), low, high = scan
-    counts[0] = _find(x, True, (70.0, 70.0), (sp, ep), b70, low, starts[0], stops[0])
-    counts[1] = _find(x, True, (54.0, 54.0), (sp, ep), b54, low, starts[1], stops[1])
-    counts[3] = _find(x, False, (180.0, 180.0), (sp, ep), a180, high, starts[3], stops[3])
-    counts[4] = _find(x, False, (250.0, 250.0), (sp, ep), a250, high, starts[4], stops[4])
+    counts[0] = _find(x, True, (LV1_LOW, LV1_LOW), (sp, ep), b70, low, starts[0], stops[0])
+    counts[1] = _find(x, True, (LV2_LOW, LV2_LOW), (sp, ep), b54, low, starts[1], stops[1])
+    counts[3] = _find(x, False, (LV1_HIGH, LV1_HIGH), (sp, ep), a180, high, starts[3], stops[3])
+    counts[4] = _find(x, False, (LV2_HIGH, LV2_HIGH), (sp, ep), a250, high, starts[4], stops[4])
     if iglu:  # level 1 episodes longer than 120 min; iglu's dur_length = 120 level 2 row
         for i in range(counts[0]):
             if (stops[0, i] - starts[0, i]) * dt0 > EXT_MIN:
                 starts[2, counts[2]], stops[2, counts[2]] = starts[0, i], stops[0, i]
                 counts[2] += 1
-        counts[5] = _find(x, False, (250.0, 250.0), (xp, ep), a250, high, starts[5], stops[5])
+        counts[5] = _find(
+            x,
+            False,
+            (LV2_HIGH, LV2_HIGH),
+            (xp, ep),
+            a250,
+            high,
+            starts[5],
+            stops[5],
+        )
     else:  # Battelino 2023
-        counts[2] = _find(x, True, (70.0, 70.0), (xp, ep), b70, low, starts[2], stops[2])
-        counts[5] = _find(x, False, (250.0, 180.0), (xp, ep), a250, high, starts[5], stops[5])
+        counts[2] = _find(x, True, (LV1_LOW, LV1_LOW), (xp, ep), b70, low, starts[2], stops[2])
+        counts[5] = _find(
+            x,
+            False,
+            (LV2_HIGH, LV1_HIGH),
+            (xp, ep),
+            a250,
+            high,
+            starts[5],
+            stops[5],
+        )
     for kind, lv1, lv2 in ((6, 0, 1), (7, 3, 4)):
         keep = overlap_free(
             starts[lv1], stops[lv1], counts[lv1], starts[lv2], stops[lv2], counts[lv2]
@@ -202,7 +282,7 @@ def _episodes_into(
 ) -> None:
     """Per kind: count, per day of present grid, mean duration (min), mean glucose."""
     starts, stops, counts = episode_sets(x, scan, dt0, iglu)
-    observed_days = scan[0][0] * dt0 / 1440.0
+    observed_days = scan[0][0] * dt0 / MINUTES_PER_DAY
     for k in range(N_KINDS):
         n = counts[k]
         points = 0
@@ -234,9 +314,9 @@ def _pgs_inputs_into(
     s2, e2 = np.empty(cap, dtype=np.int64), np.empty(cap, dtype=np.int64)
     points = (points_for(PGS_START_MIN, dt0), points_for(PGS_END_MIN, dt0))
     (present, b54, b70, _, _, _), low, _ = scan
-    n1 = _find(x, True, (70.0, 70.0), points, b70, low, s1, e1)
-    n2 = _find(x, True, (54.0, 54.0), points, b54, low, s2, e2)
-    days = present * dt0 / 1440.0
+    n1 = _find(x, True, (LV1_LOW, LV1_LOW), points, b70, low, s1, e1)
+    n2 = _find(x, True, (LV2_LOW, LV2_LOW), points, b54, low, s2, e2)
+    days = present * dt0 / MINUTES_PER_DAY
     if days == 0:
         return
     row[b], row[b + 1], row[b + 2] = gvp, mean, tir
@@ -247,7 +327,7 @@ def _pgs_inputs_into(
 @compiled
 def _grid_of(t: IntArray, g: FloatArray, dt0: int, max_gap_s: float) -> tuple[FloatArray, int]:
     first_day, n_days = grid_days(t)
-    x = np.empty(n_days * (1440 // dt0))
+    x = np.empty(n_days * (MINUTES_PER_DAY // dt0))
     fill_grid(t, g, dt0, first_day, max_gap_s, x)
     return x, first_day
 

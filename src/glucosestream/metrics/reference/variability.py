@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
-from glucosestream.metrics.grid import Grid
+from glucosestream.metrics.reference.interpolation_grid import Grid
 
 __all__ = [
     "SdMeasures",

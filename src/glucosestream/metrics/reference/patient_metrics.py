@@ -1,40 +1,43 @@
-"""The metric catalog: every metric by name, grouped, computed for one patient. PURE.
+"""The per-patient reference: every metric of ``metrics.spec``, group by group. PURE.
 
 ``compute_patient(series, names, options)`` returns ``{metric name: value}`` for one patient.
-Metrics are computed in groups that share work (the grid, the episodes); asking for one metric
-of a group costs the group. ``CONSENSUS`` and ``ALL`` are the two named sets; ``iglu_names``
-maps a metric to the column name iglu's ``all_metrics`` gives it.
-
-``MetricOptions.compat`` chooses between the published definitions (``"published"``, the
-default) and iglu 4.3.0's behaviour (``"iglu"``), which differs in how readings sharing a
-timestamp are treated, in the MAG column, and in extended hyperglycaemia (docs/metrics.md).
+Metrics are computed in the spec's groups, which share work (the grid, the episodes); asking
+for one metric of a group costs the group. This is the readable definition the compiled
+kernels are held equal to (tests/test_metrics_cohort.py); production code computes with the
+kernels and takes metric names from the spec, never from here.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
-from glucosestream.metrics import agp, consensus, episodes, mage, risk, variability
-from glucosestream.metrics.grid import DEFAULT_INTER_GAP_MIN, MINUTES_PER_DAY, Grid, build_grid
-from glucosestream.metrics.series import SECONDS_PER_DAY, PatientSeries
-from glucosestream.metrics.sufficiency import data_sufficiency
+from glucosestream.metrics.metric_options import MetricOptions
+from glucosestream.metrics.reference import agp, consensus, episodes, mage, risk, variability
+from glucosestream.metrics.reference.interpolation_grid import Grid, build_grid
+from glucosestream.metrics.reference.series import PatientSeries
+from glucosestream.metrics.reference.sufficiency import data_sufficiency
+from glucosestream.metrics.spec import GROUPS
+from glucosestream.metrics.thresholds import (
+    GRADE_HYPER_ABOVE_MG_DL,
+    MINUTES_PER_DAY,
+    RANGE_63_140_LOW_MG_DL,
+    SECONDS_PER_DAY,
+    TAR_LEVEL1_MG_DL,
+    TAR_LEVEL2_MG_DL,
+    TBR_LEVEL1_MG_DL,
+    TBR_LEVEL2_MG_DL,
+    TIGHT_RANGE_HIGH_MG_DL,
+)
 
-__all__ = ["ALL", "CONSENSUS", "MetricOptions", "Value", "compute_patient", "episode_sets"]
+__all__ = ["GROUP_FUNCTIONS", "Value", "compute_patient", "episode_sets"]
 
-Compat = Literal["published", "iglu"]
 Value = float | str | None
-
-
-@dataclass(frozen=True, slots=True)
-class MetricOptions:
-    compat: Compat = "published"
-    inter_gap_min: float = DEFAULT_INTER_GAP_MIN
+_PUBLISHED: Final = MetricOptions()
 
 
 class _Patient:
@@ -115,7 +118,9 @@ def _bands(prefix: str, values: npt.NDArray[np.float64]) -> dict[str, Value]:
         f"{prefix}pct_above_250": b.very_high_pct,
         f"{prefix}pct_below_70": b.below_70_pct,
         f"{prefix}pct_above_180": b.above_180_pct,
-        f"{prefix}pct_70_140": 100.0 * float(np.count_nonzero((v >= 70) & (v <= 140))) / n
+        f"{prefix}pct_70_140": 100.0
+        * float(np.count_nonzero((v >= TBR_LEVEL1_MG_DL) & (v <= TIGHT_RANGE_HIGH_MG_DL)))
+        / n
         if n
         else float("nan"),
     }
@@ -147,14 +152,21 @@ def _episode_columns(name: str, found: list[episodes.Episode], grid: Grid) -> di
 def episode_sets(p: _Patient) -> dict[str, list[episodes.Episode]]:
     grid, find = p.grid, episodes.find_episodes
     ext = episodes.EXTENDED_MIN_DURATION_MIN
-    hypo1, hypo2 = find(grid, "hypo", 70.0), find(grid, "hypo", 54.0)
-    hyper1, hyper2 = find(grid, "hyper", 180.0), find(grid, "hyper", 250.0)
+    hypo1, hypo2 = find(grid, "hypo", TBR_LEVEL1_MG_DL), find(grid, "hypo", TBR_LEVEL2_MG_DL)
+    hyper1 = find(grid, "hyper", TAR_LEVEL1_MG_DL)
+    hyper2 = find(grid, "hyper", TAR_LEVEL2_MG_DL)
     if p.iglu:  # iglu: lv1 episodes longer than 120 min; dur_length = 120 lv2 hyper episodes
         hypo_ext = [e for e in hypo1 if e.points * grid.dt0_min > ext]
-        hyper_ext = find(grid, "hyper", 250.0, min_duration_min=ext)
+        hyper_ext = find(grid, "hyper", TAR_LEVEL2_MG_DL, min_duration_min=ext)
     else:  # Battelino 2023
-        hypo_ext = find(grid, "hypo", 70.0, min_duration_min=ext)
-        hyper_ext = find(grid, "hyper", 250.0, min_duration_min=ext, end_threshold_mg_dl=180.0)
+        hypo_ext = find(grid, "hypo", TBR_LEVEL1_MG_DL, min_duration_min=ext)
+        hyper_ext = find(
+            grid,
+            "hyper",
+            TAR_LEVEL2_MG_DL,
+            min_duration_min=ext,
+            end_threshold_mg_dl=TAR_LEVEL1_MG_DL,
+        )
     return {
         "hypo_lv1": hypo1,
         "hypo_lv2": hypo2,
@@ -194,15 +206,17 @@ def _distribution(p: _Patient) -> dict[str, Value]:
         "iqr_mg_dl": q[4] - q[2],
         "range_mg_dl": q[6] - q[0],
         "mad_mg_dl": risk.mad_mg_dl(g),
-        "pct_above_140": 100.0 * float(np.count_nonzero(g > 140)) / n,
-        "pct_63_140": 100.0 * float(np.count_nonzero((g >= 63) & (g <= 140))) / n,
+        "pct_above_140": 100.0 * float(np.count_nonzero(g > TIGHT_RANGE_HIGH_MG_DL)) / n,
+        "pct_63_140": 100.0
+        * float(np.count_nonzero((g >= RANGE_63_140_LOW_MG_DL) & (g <= TIGHT_RANGE_HIGH_MG_DL)))
+        / n,
     }
 
 
 def _risk(p: _Patient) -> dict[str, Value]:
     g = p.g
     grade, hypo, _, hyper = risk.grade_parts(g)
-    eugly = risk.grade_parts(g, 70.0, 140.0)[2]
+    eugly = risk.grade_parts(g, TBR_LEVEL1_MG_DL, GRADE_HYPER_ABOVE_MG_DL)[2]
     bands = consensus.range_bands(g)
     hyper_i, hypo_i = risk.hyper_index(g), risk.hypo_index(g)
     days = p.readings.time_s // SECONDS_PER_DAY
@@ -262,8 +276,9 @@ def _mage(p: _Patient) -> dict[str, Value]:
 
 def _pgs(p: _Patient) -> dict[str, Value]:
     grid, find = p.grid, episodes.find_episodes
-    lv1 = find(grid, "hypo", 70.0, min_duration_min=20, end_duration_min=30)
-    lv2 = find(grid, "hypo", 54.0, min_duration_min=20, end_duration_min=30)
+    rule = {"min_duration_min": risk.PGS_START_MIN, "end_duration_min": risk.PGS_END_MIN}
+    lv1 = find(grid, "hypo", TBR_LEVEL1_MG_DL, **rule)
+    lv2 = find(grid, "hypo", TBR_LEVEL2_MG_DL, **rule)
     days = float(np.count_nonzero(~np.isnan(grid.flat))) * grid.dt0_min / MINUTES_PER_DAY
     if days == 0:
         return {"pgs": float("nan")}
@@ -285,51 +300,39 @@ def _day_night(p: _Patient) -> dict[str, Value]:
         g = p.g[mask]
         n = g.size
         out[f"mean_mg_dl_{label}"] = float(g.mean()) if n else float("nan")
-        inside = np.count_nonzero((g >= 70) & (g <= 180))
+        inside = np.count_nonzero((g >= TBR_LEVEL1_MG_DL) & (g <= TAR_LEVEL1_MG_DL))
         out[f"pct_70_180_{label}"] = 100.0 * float(inside) / n if n else float("nan")
     return out
 
 
-_GROUPS: Final[tuple[tuple[Group, bool], ...]] = (
-    # (group, in the consensus set)
-    (_coverage, True),
-    (_core, True),
-    (_ranges, True),
-    (_gri, True),
-    (_episodes, True),
-    (_distribution, False),
-    (_risk, False),
-    (_variability, False),
-    (_mage, False),
-    (_pgs, False),
-    (_day_night, False),
-)
-
-
-def _names_of(group: Group) -> tuple[str, ...]:
-    probe = PatientSeries(
-        np.arange(0, 3 * SECONDS_PER_DAY, 300, dtype=np.int64),
-        100.0 + 50.0 * np.sin(np.arange(0, 3 * SECONDS_PER_DAY, 300) / 5000.0),
-    )
-    return tuple(group(_Patient(probe, MetricOptions())))
-
-
-_GROUP_NAMES: Final = tuple((group, _names_of(group), core) for group, core in _GROUPS)
-CONSENSUS: Final = tuple(n for _, names, core in _GROUP_NAMES if core for n in names)
-ALL: Final = tuple(n for _, names, _ in _GROUP_NAMES for n in names)
+# The function computing each group of ``spec.GROUPS`` (tests/test_metrics_spec.py checks
+# that each returns exactly its group's names, in order).
+GROUP_FUNCTIONS: Final[Mapping[str, Group]] = {
+    "coverage": _coverage,
+    "core": _core,
+    "ranges": _ranges,
+    "gri": _gri,
+    "episodes": _episodes,
+    "distribution": _distribution,
+    "risk": _risk,
+    "variability": _variability,
+    "mage": _mage,
+    "pgs": _pgs,
+    "day_night": _day_night,
+}
 
 
 def compute_patient(
-    series: PatientSeries, names: Iterable[str], options: MetricOptions = MetricOptions()
+    series: PatientSeries, names: Iterable[str], options: MetricOptions = _PUBLISHED
 ) -> Mapping[str, Value]:
     """The named metrics for one patient (NaN where a metric is undefined for the data)."""
     wanted = set(names)
     patient = _Patient(series, options)
     out: dict[str, Value] = {}
-    for group, group_names, _ in _GROUP_NAMES:
+    for group, group_names in GROUPS:
         if wanted.intersection(group_names):
             if series.size == 0:
                 out.update(dict.fromkeys(group_names, float("nan")))
             else:
-                out.update(group(patient))
+                out.update(GROUP_FUNCTIONS[group](patient))
     return {n: out[n] for n in names}

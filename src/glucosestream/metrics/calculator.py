@@ -31,10 +31,16 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from glucosestream.errors import InvalidInput
-from glucosestream.metrics import iglu_names
-from glucosestream.metrics.agp import AGP_PERCENTILES, loess
-from glucosestream.metrics.catalog import ALL, CONSENSUS, Compat, MetricOptions
-from glucosestream.metrics.grid import MINUTES_PER_DAY
+from glucosestream.metrics.agp_loess import loess
+from glucosestream.metrics.metric_options import Compat, MetricOptions
+from glucosestream.metrics.spec import (
+    ALL,
+    CONSENSUS,
+    IGLU_ALL_METRICS,
+    IGLU_CONSENSUS_ONLY,
+    IGLU_EPISODE_COLUMNS,
+)
+from glucosestream.metrics.thresholds import AGP_PERCENTILES, MINUTES_PER_DAY
 
 __all__ = [
     "agp_table",
@@ -125,8 +131,8 @@ def _cohort_values(
     frame: object, names: tuple[str, ...], options: MetricOptions
 ) -> tuple[pa.Array, dict[str, pa.Array]]:
     """(ids, ``{name: column}``), computed one slice of whole patients at a time."""
-    from glucosestream.metrics.cohort import cohort_slices  # numba loads on first use
-    from glucosestream.metrics.columns import cohort_columns
+    from glucosestream.metrics.cohort_layout import cohort_slices  # numba loads on first use
+    from glucosestream.metrics.kernel_columns import cohort_columns
 
     ids: list[pa.Array] = []
     parts: list[dict[str, pa.Array]] = []
@@ -157,7 +163,7 @@ def compute_metrics(
     options = MetricOptions(compat=compat)
     mapping: tuple[tuple[str, str], ...] = ()
     if names == "iglu":
-        mapping = iglu_names.CONSENSUS_ONLY if metrics == "consensus" else iglu_names.ALL_METRICS
+        mapping = IGLU_CONSENSUS_ONLY if metrics == "consensus" else IGLU_ALL_METRICS
         if compat == "iglu":
             mapping = tuple((i, "mag_iglu_all_metrics" if i == "MAG" else m) for i, m in mapping)
         wanted = tuple(m for _, m in mapping)
@@ -181,8 +187,8 @@ def episode_table(frame: Frame, *, compat: Compat = "published") -> Frame:
     With ``compat="published"`` an eighth row per id gives extended hyperglycaemia (Battelino
     2023); iglu has no such row.
     """
-    from glucosestream.metrics.cohort import prepare_cohort  # numba loads on first use
-    from glucosestream.metrics.columns import cohort_columns
+    from glucosestream.metrics.cohort_layout import prepare_cohort  # numba loads on first use
+    from glucosestream.metrics.kernel_columns import cohort_columns
 
     options = MetricOptions(compat=compat)
     kinds = list(_EPISODE_ROWS)
@@ -194,17 +200,17 @@ def episode_table(frame: Frame, *, compat: Compat = "published") -> Frame:
     values = cohort_columns(cohort, names, options)
     present = np.flatnonzero(np.diff(cohort.readings.offsets) > 0)
     ids = np.asarray(cohort.ids.to_numpy(zero_copy_only=False))[present]
-    rows: dict[str, list[object]] = {c: [] for c in iglu_names.EPISODE_COLUMNS}
+    rows: dict[str, list[object]] = {c: [] for c in IGLU_EPISODE_COLUMNS}
     arrays = {n: np.asarray(values[n].to_numpy(zero_copy_only=False))[present] for n in names}
     for i, patient_id in enumerate(ids.tolist()):
         for kind, level, key in kinds:
             row = (patient_id, kind, level, *(arrays[f"{key}_{stat}"][i] for stat in stats))
-            for column, value in zip(iglu_names.EPISODE_COLUMNS, row, strict=True):
+            for column, value in zip(IGLU_EPISODE_COLUMNS, row, strict=True):
                 rows[column].append(None if value != value else value)
     table = pa.table(rows).cast(
         pa.schema(
-            [(c, pa.string()) for c in iglu_names.EPISODE_COLUMNS[:3]]
-            + [(c, pa.float64()) for c in iglu_names.EPISODE_COLUMNS[3:6]]
+            [(c, pa.string()) for c in IGLU_EPISODE_COLUMNS[:3]]
+            + [(c, pa.float64()) for c in IGLU_EPISODE_COLUMNS[3:6]]
             + [("total_episodes", pa.int64())]
         )
     )
@@ -214,9 +220,9 @@ def episode_table(frame: Frame, *, compat: Compat = "published") -> Frame:
 def agp_table(frame: Frame, *, compat: Compat = "published", smooth: bool = False) -> Frame:
     """AGP percentile curves: one row per id x time of day (``seconds`` after midnight);
     ``smooth=True`` smooths each curve by loess (span 0.3, as iglu's ``plot_agp``)."""
-    from glucosestream.metrics.cohort import prepare_cohort  # numba loads on first use
-    from glucosestream.metrics.columns import views
-    from glucosestream.metrics.kernels.profiles import agp_percentiles, grid_steps
+    from glucosestream.metrics.cohort_layout import prepare_cohort  # numba loads on first use
+    from glucosestream.metrics.kernel_columns import views
+    from glucosestream.metrics.kernels.period_profiles import agp_percentiles, grid_steps
 
     options = MetricOptions(compat=compat)
     labels = [f"p{int(p):02d}" for p in AGP_PERCENTILES]
@@ -320,7 +326,7 @@ def _batches(path: Path) -> Iterator[pa.RecordBatch]:
 def _whole_patients(batches: Iterator[pa.RecordBatch]) -> Iterator[tuple[pa.Table, _Runs]]:
     """Tables of whole patients, in id order, with their ids and offsets; raises ``_Unsorted``
     if ids are not sorted."""
-    from glucosestream.metrics.cohort import patient_runs
+    from glucosestream.metrics.cohort_layout import patient_runs
 
     held: list[pa.RecordBatch] = []
     rows = 0

@@ -1,7 +1,7 @@
-"""The interpolation grid of ``metrics.grid``, compiled, one patient's slice at a time. PURE.
+"""The interpolation grid, compiled, one patient's slice at a time. PURE.
 
-Same rules and the same arithmetic as ``glucosestream.metrics.grid`` (its docstring cites the
-source): ``dt0`` is the median reading interval rounded half to even, moved to the nearest
+Same rules and the same arithmetic as ``metrics.reference.interpolation_grid`` (its docstring
+cites the source): ``dt0`` is the median reading interval rounded half to even, moved to the nearest
 divisor of 1440 if it does not divide a day; grid points at midnight + k dt0; linear
 interpolation between the readings on either side unless they are more than the gap limit
 apart; no extrapolation.
@@ -14,11 +14,10 @@ import numpy.typing as npt
 
 from glucosestream.metrics.kernels import compiled
 from glucosestream.metrics.kernels.numeric import round_half_even
+from glucosestream.metrics.thresholds import MINUTES_PER_DAY, SECONDS_PER_DAY
 
 __all__ = ["dt0_min_of", "fill_grid", "grid_days"]
 
-MINUTES_PER_DAY = 1440
-SECONDS_PER_DAY = 86_400
 DEFAULT_DT0_MIN = 5  # grid.sampling_interval_min: fewer than two readings
 
 IntArray = npt.NDArray[np.int64]

@@ -2,10 +2,12 @@
 PURE.
 
 ``cohort_columns(cohort, names, options)`` runs the compiled per-patient pass
-(``kernels.patients``) for the groups that hold ``names`` and returns ``{name: column}``. It
-computes the same numbers as ``catalog.compute_patient`` patient by patient (the reference
-implementation, kept for clarity and tested against this one), without a Python loop per
-patient except for PGS's final formula.
+(``kernels.patients``) for the groups that hold ``names`` and returns ``{name: column}``. Each
+kernel group declares the columns its writers fill (``kernels.patients.GROUPS``); values are
+read back by those names, never by position, and tests/test_metrics_spec.py holds them equal to
+``metrics.spec.GROUPS``. The numbers are those of ``reference.patient_metrics.compute_patient``
+(the readable reference, tested against this), without a Python loop per patient except for
+PGS's final formula.
 """
 
 from __future__ import annotations
@@ -17,17 +19,15 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from glucosestream.metrics import catalog, consensus, risk
-from glucosestream.metrics.catalog import MetricOptions
-from glucosestream.metrics.cohort import Cohort, Readings
-from glucosestream.metrics.kernels.patients import GROUPS, patient_metrics
+from glucosestream.metrics.cohort_layout import Cohort, Readings
+from glucosestream.metrics.kernels.patients import GROUPS, PGS_INPUT_COLUMNS, patient_metrics
+from glucosestream.metrics.metric_options import MetricOptions
+from glucosestream.metrics.reference import consensus, risk
+from glucosestream.metrics.spec import BY_NAME
 
-__all__ = ["GROUP_NAMES", "STRING_COLUMNS", "cohort_columns", "views"]
+__all__ = ["cohort_columns", "views"]
 
 FloatArray = npt.NDArray[np.float64]
-# The metric names of each kernel group, in the kernel's column order: catalog's groups.
-GROUP_NAMES: tuple[tuple[str, ...], ...] = tuple(names for _, names, _ in catalog._GROUP_NAMES)
-STRING_COLUMNS = frozenset({"gri_zone", "start_time", "end_time"})
 
 
 def views(cohort: Cohort, options: MetricOptions) -> tuple[Readings, Readings, Readings]:
@@ -64,18 +64,36 @@ def _pgs(inputs: FloatArray) -> FloatArray:
     return out
 
 
+def _group_of(name: str) -> int:
+    group = BY_NAME[name].group
+    return next(k for k, (kernel_group, _) in enumerate(GROUPS) if kernel_group == group)
+
+
+def _named_column(name: str, block: FloatArray, columns: tuple[str, ...]) -> pa.Array:
+    """Metric ``name`` from its group's ``block`` of kernel output, found by column name."""
+    if name == "pgs":
+        inputs = block[:, [columns.index(c) for c in PGS_INPUT_COLUMNS]]
+        return pa.array(_pgs(inputs), pa.float64())
+    values = block[:, columns.index(name)]
+    if name == "gri_zone":
+        return _zones(block[:, columns.index("gri")])
+    if BY_NAME[name].result == "local_time":
+        return _wall_clock_text(values)
+    return pa.array(values, pa.float64())
+
+
 def cohort_columns(
     cohort: Cohort, names: Sequence[str], options: MetricOptions | None = None
 ) -> dict[str, pa.Array]:
-    """``{name: column}`` for ``names`` (all in ``catalog.ALL``), one value per patient."""
+    """``{name: column}`` for ``names`` (all in ``spec.ALL``), one value per patient."""
     options = options or MetricOptions()
-    wanted = set(names)
+    asked = {_group_of(name) for name in names}
     bases = np.full(len(GROUPS), -1, dtype=np.int64)
     width = 0
-    for k, ((_, columns), group_names) in enumerate(zip(GROUPS, GROUP_NAMES, strict=True)):
-        if wanted.intersection(group_names):
+    for k, (_, columns) in enumerate(GROUPS):
+        if k in asked:
             bases[k] = width
-            width += columns
+            width += len(columns)
     rows, instants, source = views(cohort, options)
     out = patient_metrics(
         rows.as_tuple(),
@@ -87,17 +105,9 @@ def cohort_columns(
         float(options.inter_gap_min),
     )
     result: dict[str, pa.Array] = {}
-    for k, group_names in enumerate(GROUP_NAMES):
-        if bases[k] < 0:
-            continue
-        block = out[:, bases[k] : bases[k] + GROUPS[k][1]]
-        for i, name in enumerate(group_names):
-            if name in ("start_time", "end_time"):
-                result[name] = _wall_clock_text(block[:, i])
-            elif name == "gri_zone":
-                result[name] = _zones(block[:, 0])
-            elif name == "pgs":
-                result[name] = pa.array(_pgs(block), pa.float64())
-            else:
-                result[name] = pa.array(block[:, i], pa.float64())
-    return {name: result[name] for name in names}
+    for name in names:
+        k = _group_of(name)
+        columns = GROUPS[k][1]
+        block = out[:, bases[k] : bases[k] + len(columns)]
+        result[name] = _named_column(name, block, columns)
+    return result

@@ -12,10 +12,11 @@ import numpy.typing as npt
 from numba import prange
 
 from glucosestream.metrics.kernels import compiled_parallel
-from glucosestream.metrics.kernels.grid import dt0_min_of, fill_grid, grid_days
+from glucosestream.metrics.kernels.grid_fill import dt0_min_of, fill_grid, grid_days
 from glucosestream.metrics.kernels.grid_scan import scan_grid
 from glucosestream.metrics.kernels.numeric import quantile_sorted
 from glucosestream.metrics.kernels.patients import episode_sets
+from glucosestream.metrics.thresholds import MINUTES_PER_DAY, SECONDS_PER_DAY
 
 __all__ = ["agp_percentiles", "episode_list", "grid_steps"]
 
@@ -47,7 +48,7 @@ def agp_percentiles(
     """Rows of (percentiles at each grid time of day), ``1440 // dt0[p]`` rows per patient:
     quantile type 7 across the days that have a value there (NaN where none has)."""
     n = offsets.size - 1
-    per_day = np.where(dt0 > 0, 1440 // np.maximum(dt0, 1), 0)
+    per_day = np.where(dt0 > 0, MINUTES_PER_DAY // np.maximum(dt0, 1), 0)
     starts = np.zeros(n + 1, dtype=np.int64)
     starts[1:] = np.cumsum(per_day)
     out = np.full((starts[n], probs.size), np.nan)
@@ -80,7 +81,7 @@ def episode_list(
         lo, hi = offsets[p], offsets[p + 1]
         if hi > lo:
             first_day, n_days = grid_days(t[lo:hi])
-            x = np.empty(n_days * (1440 // dt0[p]))
+            x = np.empty(n_days * (MINUTES_PER_DAY // dt0[p]))
             fill_grid(t[lo:hi], g[lo:hi], dt0[p], first_day, max_gap_s, x)
             counts[p + 1] = episode_sets(x, scan_grid(x), dt0[p], False)[2][:N_BASE_KINDS].sum()
     starts = np.cumsum(counts)
@@ -91,7 +92,7 @@ def episode_list(
         if hi == lo:
             continue
         first_day, n_days = grid_days(t[lo:hi])
-        x = np.empty(n_days * (1440 // dt0[p]))
+        x = np.empty(n_days * (MINUTES_PER_DAY // dt0[p]))
         fill_grid(t[lo:hi], g[lo:hi], dt0[p], first_day, max_gap_s, x)
         s, e, c = episode_sets(x, scan_grid(x), dt0[p], False)
         r = starts[p]
@@ -99,7 +100,7 @@ def episode_list(
         for kind in range(N_BASE_KINDS):
             for i in range(c[kind]):
                 seg = x[s[kind, i] : e[kind, i]]
-                base = first_day * 86_400
+                base = first_day * SECONDS_PER_DAY
                 ints[r, 0], ints[r, 1] = p, kind
                 ints[r, 2] = base + (s[kind, i] + 1) * step
                 ints[r, 3] = base + (e[kind, i] + 1) * step

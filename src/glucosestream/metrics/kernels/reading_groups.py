@@ -1,7 +1,7 @@
 """Metric groups over one patient's readings (no grid), compiled. PURE.
 
 Each ``*_into(row, base, ...)`` writes its group's values into ``row[base:]`` in the order
-``glucosestream.metrics.cohort`` names them. Definitions and sources: the per-patient reference
+``*_COLUMNS`` below name them. Definitions and sources: the per-patient reference
 (``catalog``, ``consensus``, ``risk``, ``mage.mage_naive``, ``agp.night_mask``).
 """
 
@@ -12,15 +12,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from glucosestream.metrics import risk
-from glucosestream.metrics.glycemic import (
-    GMI_INTERCEPT_PCT,
-    GMI_SLOPE_PCT_PER_MG_DL,
-    TAR_LEVEL1_MG_DL,
-    TAR_LEVEL2_MG_DL,
-    TBR_LEVEL1_MG_DL,
-    TBR_LEVEL2_MG_DL,
-)
+from glucosestream.metrics.glycemic import GMI_INTERCEPT_PCT, GMI_SLOPE_PCT_PER_MG_DL
 from glucosestream.metrics.kernels import compiled
 from glucosestream.metrics.kernels.numeric import quantile_sorted
 from glucosestream.metrics.kernels.order import (
@@ -30,8 +22,28 @@ from glucosestream.metrics.kernels.order import (
     median_counted,
     quantile_counted,
 )
+from glucosestream.metrics.reference import risk
+from glucosestream.metrics.thresholds import (
+    GRADE_HYPER_ABOVE_MG_DL,
+    GRADE_HYPO_BELOW_MG_DL,
+    RANGE_63_140_LOW_MG_DL,
+    RODBARD_LLTR_MG_DL,
+    RODBARD_ULTR_MG_DL,
+    SECONDS_PER_DAY,
+    TAR_LEVEL1_MG_DL,
+    TAR_LEVEL2_MG_DL,
+    TBR_LEVEL1_MG_DL,
+    TBR_LEVEL2_MG_DL,
+    TIGHT_RANGE_HIGH_MG_DL,
+)
 
 __all__ = [
+    "BAND_COLUMNS",
+    "CORE_COLUMNS",
+    "DAY_NIGHT_COLUMNS",
+    "DISTRIBUTION_COLUMNS",
+    "GRI_COLUMNS",
+    "RISK_COLUMNS",
     "band_counts",
     "band_pcts",
     "bands_into",
@@ -48,9 +60,59 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BandPcts = tuple[float, float, float, float, float, float]  # band_pcts' six values
 PROBS = np.array([0.0, 5.0, 25.0, 50.0, 75.0, 95.0, 100.0]) / 100.0
-SECONDS_PER_DAY = 86_400
 SECONDS_PER_HOUR = 3_600
 NIGHT_END_HOUR = 6  # agp.NIGHT_END_HOUR
+
+
+# The columns each writer fills, in order (kernels.patients.GROUPS names its groups with them).
+CORE_COLUMNS = ("mean_mg_dl", "sd_mg_dl", "cv_pct", "gmi_pct")  # core_into
+BAND_COLUMNS = (  # bands_into
+    "pct_below_54",
+    "pct_54_69",
+    "pct_70_180",
+    "pct_181_250",
+    "pct_above_250",
+    "pct_below_70",
+    "pct_above_180",
+    "pct_70_140",
+)
+GRI_COLUMNS = ("gri", "gri_hypo", "gri_hyper", "gri_zone")  # gri_into; the zone: from gri
+DISTRIBUTION_COLUMNS = (  # distribution_into
+    "min_mg_dl",
+    "p05_mg_dl",
+    "q1_mg_dl",
+    "median_mg_dl",
+    "q3_mg_dl",
+    "p95_mg_dl",
+    "max_mg_dl",
+    "iqr_mg_dl",
+    "range_mg_dl",
+    "mad_mg_dl",
+    "pct_above_140",
+    "pct_63_140",
+)
+RISK_COLUMNS = (  # risk_into
+    "lbgi",
+    "hbgi",
+    "adrr",
+    "grade",
+    "grade_hypo_pct",
+    "grade_eugly_pct",
+    "grade_hyper_pct",
+    "hyper_index",
+    "hypo_index",
+    "igc",
+    "j_index",
+    "m_value",
+    "ea1c_pct",
+    "cogi",
+)
+DAY_NIGHT_COLUMNS = (  # day_night_into
+    "mean_mg_dl_night",
+    "pct_70_180_night",
+    "mean_mg_dl_day",
+    "pct_70_180_day",
+)
 
 
 @compiled
@@ -73,7 +135,7 @@ def band_counts(g: FloatArray) -> tuple[int, int, int, int, int, int]:
         b70 += int(v < TBR_LEVEL1_MG_DL)
         a180 += int(v > TAR_LEVEL1_MG_DL)
         a250 += int(v > TAR_LEVEL2_MG_DL)
-        r140 += int((v >= 70.0) & (v <= 140.0))
+        r140 += int((v >= TBR_LEVEL1_MG_DL) & (v <= TIGHT_RANGE_HIGH_MG_DL))
     return n, b54, b70, a180, a250, r140
 
 
@@ -131,17 +193,19 @@ def distribution_into(row: FloatArray, b: int, g: FloatArray) -> None:
             q[i] = quantile_counted(cumulative, lowest, PROBS[i])
         med = median_counted(cumulative, lowest)
         mad = mad_counted(cumulative, lowest, med)
-        at_most_140 = count_at_most(cumulative, lowest, 140.0)
+        at_most_140 = count_at_most(cumulative, lowest, TIGHT_RANGE_HIGH_MG_DL)
         above_140 = n - at_most_140
-        from_63 = at_most_140 - count_at_most(cumulative, lowest, 62.0)
+        below_63 = count_at_most(cumulative, lowest, RANGE_63_140_LOW_MG_DL - 1.0)
+        from_63 = at_most_140 - below_63
     else:
         x = np.sort(g)
         for i in range(PROBS.size):
             q[i] = quantile_sorted(x, PROBS[i])
         med = np.median(x)
         mad = np.median(np.abs(x - med))
-        above_140 = int(np.count_nonzero(g > 140))
-        from_63 = int(np.count_nonzero((g >= 63) & (g <= 140)))
+        above_140 = int(np.count_nonzero(g > TIGHT_RANGE_HIGH_MG_DL))
+        low, high = RANGE_63_140_LOW_MG_DL, TIGHT_RANGE_HIGH_MG_DL
+        from_63 = int(np.count_nonzero((g >= low) & (g <= high)))
     row[b : b + 7] = q
     row[b + 7], row[b + 8] = q[4] - q[2], q[6] - q[0]
     row[b + 9] = risk.MAD_NORMAL_CONSTANT * mad
@@ -162,8 +226,8 @@ def _terms(v: float) -> tuple[float, float, float, float, float]:
         risk.GRADE_FACTOR * (math.log10(math.log10(mmol)) + risk.GRADE_SHIFT) ** 2,
     )
     m = abs(math.log10(v / 90.0)) ** 3
-    hyper = (v - 140.0) ** 1.1 if v > 140.0 else 0.0
-    hypo = (80.0 - v) ** 2 if v < 80.0 else 0.0
+    hyper = (v - RODBARD_ULTR_MG_DL) ** 1.1 if v > RODBARD_ULTR_MG_DL else 0.0
+    hypo = (RODBARD_LLTR_MG_DL - v) ** 2 if v < RODBARD_LLTR_MG_DL else 0.0
     return f, grade, m, hyper, hypo
 
 
@@ -210,9 +274,9 @@ def _risk_sums(g: FloatArray, t: IntArray, table: FloatArray) -> npt.NDArray[np.
         hyper_sum += hyper
         hypo_sum += hypo
         grade += s  # the parts below add 0.0 where a reading is not theirs: no bit changes
-        grade_hypo += s if v < 80.0 else 0.0
-        grade_hyper += s if v > 140.0 else 0.0
-        grade_eugly += s if 70.0 <= v <= 140.0 else 0.0
+        grade_hypo += s if v < GRADE_HYPO_BELOW_MG_DL else 0.0
+        grade_hyper += s if v > GRADE_HYPER_ABOVE_MG_DL else 0.0
+        grade_eugly += s if TBR_LEVEL1_MG_DL <= v <= GRADE_HYPER_ABOVE_MG_DL else 0.0
     adrr += day_lo + day_hi
     days += 1
     return np.array(
@@ -283,7 +347,7 @@ def day_night_into(row: FloatArray, b: int, g: FloatArray, t: IntArray) -> None:
     for i in range(g.size):
         v = g[i]
         night = t[i] % SECONDS_PER_DAY < NIGHT_END_HOUR * SECONDS_PER_HOUR
-        inside = (v >= 70.0) & (v <= 180.0)
+        inside = (v >= TBR_LEVEL1_MG_DL) & (v <= TAR_LEVEL1_MG_DL)
         night_sum += v if night else 0.0
         day_sum += 0.0 if night else v
         night_n += int(night)

@@ -27,7 +27,8 @@ from typing import Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from glucosestream.metrics.grid import MINUTES_PER_DAY, Grid
+from glucosestream.metrics.reference.interpolation_grid import Grid
+from glucosestream.metrics.thresholds import MINUTES_PER_DAY
 
 __all__ = [
     "EPISODE_MIN_DURATION_MIN",

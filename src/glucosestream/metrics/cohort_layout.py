@@ -24,13 +24,13 @@ import pyarrow.compute as pc
 
 from glucosestream.errors import InvalidInput
 from glucosestream.localclock import wall_clock_times
-from glucosestream.metrics.kernels.cohort import (
+from glucosestream.metrics.kernels.cohort_scan import (
     non_decreasing,
     per_instant,
     scan_readings,
     sort_times_within,
 )
-from glucosestream.metrics.series import PatientSeries
+from glucosestream.metrics.reference.series import PatientSeries
 
 __all__ = [
     "ALIASES",

@@ -1,6 +1,6 @@
 """Hypo- and hyperglycaemia episodes on one patient's grid, compiled. PURE.
 
-The rules and sources are those of ``glucosestream.metrics.episodes``: an episode starts at the
+The rules and sources are those of ``metrics.reference.episodes``: an episode starts at the
 first of ``start_pts`` consecutive grid points beyond the threshold, ends at the first of
 ``end_pts`` consecutive points back (at the end threshold), and a missing grid point ends both a
 run and an episode. Episodes are written as ``[start, stop)`` grid indices. The runs of points

@@ -28,13 +28,11 @@ import pyarrow.compute as pc
 
 from glucosestream.errors import InvalidInput
 from glucosestream.localclock import wall_clock_times
-from glucosestream.metrics.agp import AGP_PERCENTILES
-from glucosestream.metrics.catalog import CONSENSUS, MetricOptions
-from glucosestream.metrics.cohort import Cohort, Readings, prepare_cohort
-from glucosestream.metrics.columns import cohort_columns
-from glucosestream.metrics.grid import DEFAULT_INTER_GAP_MIN
-from glucosestream.metrics.kernels.profiles import agp_percentiles, episode_list, grid_steps
+from glucosestream.metrics.cohort_layout import Cohort, Readings, prepare_cohort
+from glucosestream.metrics.kernel_columns import cohort_columns
+from glucosestream.metrics.kernels.period_profiles import agp_percentiles, episode_list, grid_steps
 from glucosestream.metrics.kernels.slices import gather_periods
+from glucosestream.metrics.metric_options import MetricOptions
 from glucosestream.metrics.result_schemas import (
     AGP_PROFILE_SCHEMA,
     EPISODE_KINDS,
@@ -42,6 +40,13 @@ from glucosestream.metrics.result_schemas import (
     LOCAL_TIME_COLUMNS,
     PERIOD_METRICS_SCHEMA,
     metric_field,
+)
+from glucosestream.metrics.spec import CONSENSUS
+from glucosestream.metrics.thresholds import (
+    AGP_PERCENTILES,
+    DEFAULT_INTER_GAP_MIN,
+    MINUTES_PER_DAY,
+    SECONDS_PER_DAY,
 )
 
 __all__ = [
@@ -72,7 +77,7 @@ def _period_cohort(readings: pa.Table, periods: pa.Table) -> Cohort:
     index = {key: i for i, key in enumerate(cohort.ids.to_pylist())}
     keys = periods["patient_key"].to_pylist()
     patient = np.array([index.get(k, -1) for k in keys], dtype=np.int64)
-    day_s = 86_400
+    day_s = SECONDS_PER_DAY
     start = pc.cast(periods["period_start"], pa.int32()).to_numpy().astype(np.int64) * day_s
     stop = (pc.cast(periods["period_end"], pa.int32()).to_numpy().astype(np.int64) + 1) * day_s
     r = cohort.readings
@@ -148,7 +153,7 @@ def agp_profile(
     steps = grid_steps(offsets, t)
     probs = np.asarray(AGP_PERCENTILES) / 100.0
     curves = agp_percentiles(offsets, t, g, steps, probs, DEFAULT_INTER_GAP_MIN * 60.0)
-    per_day = np.where(steps > 0, 1440 // np.maximum(steps, 1), 0)
+    per_day = np.where(steps > 0, MINUTES_PER_DAY // np.maximum(steps, 1), 0)
     period = np.repeat(np.arange(steps.size), per_day)
     first = np.repeat(np.cumsum(per_day) - per_day, per_day)
     minute = (np.arange(period.size) - first + 1) * np.repeat(steps, per_day)

@@ -1,6 +1,6 @@
 """Glycaemic variability on one patient's grid, compiled. PURE.
 
-The same definitions (and sources) as ``glucosestream.metrics.variability``: missing grid points
+The same definitions (and sources) as ``metrics.reference.variability``: missing grid points
 are skipped, so a pair or window that touches one does not count. ``variability_into`` writes
 the 16 values of ``catalog._variability`` in order.
 
@@ -20,8 +20,9 @@ import numpy.typing as npt
 
 from glucosestream.metrics.kernels import compiled
 from glucosestream.metrics.kernels.numeric import nan_mean, nan_sd, round_half_even
+from glucosestream.metrics.thresholds import MINUTES_PER_DAY
 
-__all__ = ["gvp_pct", "variability_into"]
+__all__ = ["VARIABILITY_COLUMNS", "gvp_pct", "variability_into"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -48,7 +49,7 @@ def gvp_pct(x: FloatArray, dt0_min: int) -> float:
 def _lags(x: FloatArray, dt0_min: int) -> tuple[npt.NDArray[np.int64], FloatArray]:
     """(lag in points, divisor) of CONGA(24), CONGA(1), MODD and the rate of change; a lag of
     0 means "no pairs" (as an empty difference array in the reference)."""
-    per_day = 1440 // dt0_min
+    per_day = MINUTES_PER_DAY // dt0_min
     roc_lag = max(1, int(round_half_even(15.0 / dt0_min)))
     lags = np.array(
         [
@@ -283,10 +284,30 @@ def _window_sd_mean(x: FloatArray, window: int) -> float:
     return total / n if n > 0 else np.nan
 
 
+VARIABILITY_COLUMNS = (  # variability_into fills these, in this order
+    "conga_24h",
+    "conga_1h",
+    "modd",
+    "gvp_pct",
+    "mag_mg_dl_per_h",
+    "mag_iglu_all_metrics",
+    "sd_roc_mg_dl_per_min",
+    "cv_mean_pct",
+    "cv_sd_pct",
+    "sd_w",
+    "sd_hhmm",
+    "sd_wsh",
+    "sd_dm",
+    "sd_b",
+    "sd_bdm",
+    "auc_hourly_mg_dl",
+)
+
+
 @compiled
 def variability_into(row: FloatArray, b: int, x: FloatArray, dt0_min: int) -> None:
     """CONGA(24), CONGA(1), MODD, GVP, MAG, iglu MAG, SD of ROC, CV mean/SD, SD measures, AUC."""
-    per_day = 1440 // dt0_min
+    per_day = MINUTES_PER_DAY // dt0_min
     v = x.reshape(x.size // per_day, per_day)
     _lagged_into(row, b, x, dt0_min)
     row[b + 5] = _mag_iglu(x, dt0_min)

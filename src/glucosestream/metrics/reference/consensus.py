@@ -22,12 +22,12 @@ from typing import Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from glucosestream.metrics.glycemic import (
+from glucosestream.metrics.glycemic import gmi_pct
+from glucosestream.metrics.thresholds import (
     TAR_LEVEL1_MG_DL,
     TAR_LEVEL2_MG_DL,
     TBR_LEVEL1_MG_DL,
     TBR_LEVEL2_MG_DL,
-    gmi_pct,
 )
 
 __all__ = [

@@ -22,24 +22,26 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
-from glucosestream.metrics.grid import DEFAULT_INTER_GAP_MIN, MINUTES_PER_DAY, Grid
-from glucosestream.metrics.series import PatientSeries
+from glucosestream.metrics.reference.interpolation_grid import Grid
+from glucosestream.metrics.reference.series import PatientSeries
+from glucosestream.metrics.thresholds import (
+    DEFAULT_INTER_GAP_MIN,
+    MIN_ACTIVE_PCT,
+    MIN_DAYS,
+    MINUTES_PER_DAY,
+    SECONDS_PER_DAY,
+)
 
 __all__ = [
     "MIN_ACTIVE_PCT",
-    "MIN_DAYS",
     "SufficiencyReport",
     "data_sufficiency",
     "iglu_active_count",
 ]
-
-MIN_DAYS: Final = 14  # Battelino 2019: 14 days of data
-MIN_ACTIVE_PCT: Final = 70.0  # Battelino 2019: >= 70% of possible readings
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +85,8 @@ def data_sufficiency(
     active_count = iglu_active_count(t, grid.dt0_min) if iglu else float(t.size)
     active = min(100.0, 100.0 * active_count / expected)
     gaps_min = np.diff(t) / 60.0
-    first = int(np.ceil((t[0] - grid.first_day * 86_400) / (grid.dt0_min * 60))) - 1
-    last = int((t[-1] - grid.first_day * 86_400) // (grid.dt0_min * 60)) - 1
+    first = int(np.ceil((t[0] - grid.first_day * SECONDS_PER_DAY) / (grid.dt0_min * 60))) - 1
+    last = int((t[-1] - grid.first_day * SECONDS_PER_DAY) // (grid.dt0_min * 60)) - 1
     inside = grid.flat[max(first, 0) : last + 1]
     coverage = 100.0 * float(np.count_nonzero(~np.isnan(inside))) / max(inside.size, 1)
     days = span_min / MINUTES_PER_DAY

@@ -11,6 +11,13 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from glucosestream.metrics.thresholds import (
+    GRADE_HYPER_ABOVE_MG_DL,
+    GRADE_HYPO_BELOW_MG_DL,
+    RODBARD_LLTR_MG_DL,
+    RODBARD_ULTR_MG_DL,
+)
+
 __all__ = [
     "adrr",
     "cogi",
@@ -59,6 +66,8 @@ COGI_TBR_ZERO_PCT: Final = 15.0  # the below-range score falls linearly from 100
 COGI_SD_BEST_MG_DL: Final = 18.0  # the SD score is 100 up to 18 mg/dL ...
 COGI_SD_WORST_MG_DL: Final = 108.0  # ... and falls linearly to 0 at 108 mg/dL
 MAD_NORMAL_CONSTANT: Final = 1.4826  # scales the median absolute deviation to the normal SD
+PGS_START_MIN: Final = 20.0  # Hirsch 2017: PGS counts episodes of >= 20 min beyond ...
+PGS_END_MIN: Final = 30.0  # ... that end after >= 30 min back
 PGS_N70_CAP_PER_WEEK: Final = 7.65  # Hirsch 2017: above this the 54-69 episode score is 5
 
 
@@ -106,7 +115,9 @@ def m_value(g: FloatArray, reference_mg_dl: float = 90.0) -> float:
 
 
 def grade_parts(
-    g: FloatArray, hypo_below_mg_dl: float = 80.0, hyper_above_mg_dl: float = 140.0
+    g: FloatArray,
+    hypo_below_mg_dl: float = GRADE_HYPO_BELOW_MG_DL,
+    hyper_above_mg_dl: float = GRADE_HYPER_ABOVE_MG_DL,
 ) -> tuple[float, float, float, float]:
     """GRADE and the % of it from hypo (< 80), eugly (80-140) and hyper (> 140) (Hill 2007).
 
@@ -121,7 +132,9 @@ def grade_parts(
     return float(score.mean()), 100 * hypo / total, 100 * eugly / total, 100 * hyper / total
 
 
-def hyper_index(g: FloatArray, ultr: float = 140.0, a: float = 1.1, c: float = 30.0) -> float:
+def hyper_index(
+    g: FloatArray, ultr: float = RODBARD_ULTR_MG_DL, a: float = 1.1, c: float = 30.0
+) -> float:
     """Hyperglycaemia index: sum((g - ULTR)^a over g > ULTR) / (n c) (Rodbard D., "Interpretation
     of continuous glucose monitoring data: glycemic variability and quality of glycemic control",
     Diabetes Technol Ther 2009;11 Suppl 1:S55-67)."""
@@ -129,7 +142,9 @@ def hyper_index(g: FloatArray, ultr: float = 140.0, a: float = 1.1, c: float = 3
     return float(np.sum(over**a)) / (g.size * c)
 
 
-def hypo_index(g: FloatArray, lltr: float = 80.0, b: float = 2.0, d: float = 30.0) -> float:
+def hypo_index(
+    g: FloatArray, lltr: float = RODBARD_LLTR_MG_DL, b: float = 2.0, d: float = 30.0
+) -> float:
     """Hypoglycaemia index: sum((LLTR - g)^b over g < LLTR) / (n d) (Rodbard 2009)."""
     under = lltr - g[g < lltr]
     return float(np.sum(under**b)) / (g.size * d)

@@ -36,7 +36,7 @@ from typing import Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from glucosestream.metrics.grid import Grid
+from glucosestream.metrics.reference.interpolation_grid import Grid
 
 __all__ = [
     "MAGE_GRID_MIN",

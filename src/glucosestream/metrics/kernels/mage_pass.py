@@ -1,6 +1,6 @@
 """MAGE by the moving-average method on one patient's 5-minute grid, compiled. PURE.
 
-The algorithm, its sources and its constants are those of ``glucosestream.metrics.mage``
+The algorithm, its sources and its constants are those of ``glucosestream.metrics.reference.mage``
 (Service 1970; Fernandes 2022): segments cut at more than ``max_gap_points`` missing points in a
 row, shorter gaps left missing, short and long trailing moving averages of the present values,
 one extreme per crossing interval searched from the previous extreme, a one-SD zig-zag filter,
@@ -14,11 +14,19 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from glucosestream.metrics import mage
 from glucosestream.metrics.kernels import compiled
 from glucosestream.metrics.kernels.numeric import mean_of, nan_sd
+from glucosestream.metrics.reference import mage
 
-__all__ = ["mage_into"]
+__all__ = ["MAGE_COLUMNS", "mage_into"]
+
+MAGE_COLUMNS = (  # mage_into fills these, in this order
+    "mage_mg_dl",
+    "mage_plus_mg_dl",
+    "mage_minus_mg_dl",
+    "mage_service_mg_dl",
+    "mage_max_mg_dl",
+)
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -22,7 +22,8 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from glucosestream.metrics.series import SECONDS_PER_DAY, PatientSeries
+from glucosestream.metrics.reference.series import PatientSeries
+from glucosestream.metrics.thresholds import DEFAULT_INTER_GAP_MIN, MINUTES_PER_DAY, SECONDS_PER_DAY
 
 __all__ = [
     "DEFAULT_INTER_GAP_MIN",
@@ -32,9 +33,9 @@ __all__ = [
     "sampling_interval_min",
 ]
 
-MINUTES_PER_DAY: Final = 1440
-DEFAULT_INTER_GAP_MIN: Final = 45  # iglu's default: longer gaps are not interpolated across
-_DIVISORS_OF_DAY: Final = np.array([d for d in range(1, MINUTES_PER_DAY + 1) if 1440 % d == 0])
+_DIVISORS_OF_DAY: Final = np.array(
+    [d for d in range(1, MINUTES_PER_DAY + 1) if MINUTES_PER_DAY % d == 0]
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,14 +15,12 @@ calendar days the metrics use), so a calendar day is ``time_s // 86_400``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["SECONDS_PER_DAY", "PatientSeries", "prepare_series"]
+__all__ = ["PatientSeries", "prepare_series"]
 
-SECONDS_PER_DAY: Final = 86_400
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
