@@ -92,3 +92,34 @@ def test_segments_are_cut_only_at_gaps_longer_than_max_gap(missing, segments):
     compiled = _compiled(g)
     assert compiled["mage_plus_mg_dl"] == pytest.approx(result.plus_mg_dl, rel=1e-12)
     assert compiled["mage_minus_mg_dl"] == pytest.approx(result.minus_mg_dl, rel=1e-12)
+
+
+def _spike_at_the_end() -> np.ndarray:
+    """Three hours at 5 minutes: flat at 100, then one spike 160, 250, 160, 100. The short
+    average rises above the long one at the spike and is still above at the end: they never
+    cross, so the trace has no excursion by the moving-average method."""
+    return np.concatenate([np.full(33, 100.0), [160.0, 250.0, 160.0, 100.0]])
+
+
+def test_iglu_mode_gives_max_minus_min_when_the_averages_never_cross():
+    g = _spike_at_the_end()
+    delta = mage._moving_average(g, 5) - mage._moving_average(g, 32)
+    assert mage._crossings(delta)[1].size == 0
+    # iglu 4.3.0 documents MAGE = max - min for such a trace; the published mode has no MAGE.
+    published = mage.mage_moving_average(_grid(g))
+    assert math.isnan(published.avg_mg_dl)
+    iglu = mage.mage_moving_average(_grid(g), iglu=True)
+    assert iglu.avg_mg_dl == iglu.plus_mg_dl == iglu.minus_mg_dl == iglu.service_mg_dl == 150.0
+    assert _compiled(g) == dict.fromkeys(
+        ["mage_plus_mg_dl", "mage_minus_mg_dl", "mage_service_mg_dl"], 150.0
+    )
+    table = pa.table(
+        {
+            "id": ["p"] * g.size,
+            "time": pa.array((DAY * 1440 + 5 * (np.arange(g.size) + 1)) * 60, pa.timestamp("s")),
+            "gl": g,
+        }
+    )
+    assert compute_metrics(table, "mage_mg_dl", compat="iglu")["mage_mg_dl"][0].as_py() == 150.0
+    value = compute_metrics(table, "mage_mg_dl")["mage_mg_dl"][0].as_py()
+    assert value is None or math.isnan(value)

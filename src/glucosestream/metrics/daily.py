@@ -1,4 +1,7 @@
-"""Daily metrics per patient and local calendar day, as a SQL model run by an engine."""
+"""Daily metrics per patient and local calendar day, as a SQL model run by an engine.
+
+The model's thresholds and GMI coefficients are passed in as parameters from
+``thresholds`` and ``glycemic`` (the numbers live there, not in the SQL)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,12 @@ import pyarrow as pa
 from glucosestream.engines import Engine, read_sql
 from glucosestream.localclock import local_days
 from glucosestream.metrics.glycemic import GMI_INTERCEPT_PCT, GMI_SLOPE_PCT_PER_MG_DL
+from glucosestream.metrics.thresholds import (
+    TAR_LEVEL1_MG_DL,
+    TAR_LEVEL2_MG_DL,
+    TBR_LEVEL1_MG_DL,
+    TBR_LEVEL2_MG_DL,
+)
 
 __all__ = ["DAILY_METRICS_SCHEMA", "compute_daily_metrics", "local_dates", "touched_days"]
 
@@ -71,6 +80,10 @@ def compute_daily_metrics(
         {"readings": _with_local_dates(readings), "days": days},
         gmi_intercept=GMI_INTERCEPT_PCT,
         gmi_slope=GMI_SLOPE_PCT_PER_MG_DL,
+        tbr_level2=TBR_LEVEL2_MG_DL,
+        tbr_level1=TBR_LEVEL1_MG_DL,
+        tar_level1=TAR_LEVEL1_MG_DL,
+        tar_level2=TAR_LEVEL2_MG_DL,
         run_id=run_id,
         computed_at=computed_at.isoformat(),
     )

@@ -1,10 +1,12 @@
 -- Daily consensus metrics per patient and local calendar day (the patient's zone, tz).
 -- Inputs: readings (canonical schema, de-duplicated, plus local_date: the reading's day in its
 -- own zone), days (patient_key, date) to compute.
--- Params: $gmi_intercept, $gmi_slope, $run_id, $computed_at.
+-- Params: $gmi_intercept, $gmi_slope, the band thresholds $tbr_level2, $tbr_level1, $tar_level1,
+-- $tar_level2 (metrics/thresholds.py: 54, 70, 180, 250 mg/dL), $run_id, $computed_at.
 -- Sampling interval of a device on a day: its most common gap between consecutive readings,
 -- in whole minutes (1-60); % active = readings x interval / minutes in that local day (23, 24
--- or 25 hours), capped at 100. Bands count readings: < 54, < 70, 70-180 inclusive, > 180, > 250.
+-- or 25 hours), capped at 100. Bands count readings: < tbr_level2,
+-- < tbr_level1, tbr_level1-tar_level1 inclusive, > tar_level1, > tar_level2.
 -- Sums are taken over DECIMAL(38, 18), which adds exactly: floating-point sums depend on the
 -- order rows meet in parallel aggregation, and a rerun must give bit-identical results. The
 -- sample SD is two-pass (mean first, then squared deviations) for accuracy.
@@ -91,12 +93,13 @@ daily AS (
         date,
         min(tz) AS tz,
         count(*) AS readings,
-        100.0 * count(*) FILTER (WHERE glucose_mg_dl < 54) / count(*) AS pct_below_54,
-        100.0 * count(*) FILTER (WHERE glucose_mg_dl < 70) / count(*) AS pct_below_70,
-        100.0 * count(*) FILTER (WHERE glucose_mg_dl >= 70 AND glucose_mg_dl <= 180)
-        / count(*) AS pct_70_180,
-        100.0 * count(*) FILTER (WHERE glucose_mg_dl > 180) / count(*) AS pct_above_180,
-        100.0 * count(*) FILTER (WHERE glucose_mg_dl > 250) / count(*) AS pct_above_250
+        100.0 * count(*) FILTER (WHERE glucose_mg_dl < $tbr_level2) / count(*) AS pct_below_54,
+        100.0 * count(*) FILTER (WHERE glucose_mg_dl < $tbr_level1) / count(*) AS pct_below_70,
+        100.0 * count(*) FILTER (
+            WHERE glucose_mg_dl >= $tbr_level1 AND glucose_mg_dl <= $tar_level1
+        ) / count(*) AS pct_70_180,
+        100.0 * count(*) FILTER (WHERE glucose_mg_dl > $tar_level1) / count(*) AS pct_above_180,
+        100.0 * count(*) FILTER (WHERE glucose_mg_dl > $tar_level2) / count(*) AS pct_above_250
     FROM picked
     GROUP BY patient_key, date
 )

@@ -128,10 +128,14 @@ def _turning_points(values: FloatArray, kinds: npt.NDArray[np.int8], sd: float) 
 
 
 @compiled
-def _segment(seg: FloatArray) -> tuple[float, float, int]:
-    """(MAGE+, MAGE-, first excursion: 1 up, -1 down, 0 none) of one segment."""
+def _segment(seg: FloatArray, iglu: bool) -> tuple[float, float, int]:
+    """(MAGE+, MAGE-, first excursion: 1 up, -1 down, 0 none) of one segment; with ``iglu``,
+    max - min for both where the moving averages never cross (``mage.mage_moving_average``)."""
     sd = nan_sd(seg)  # sd_of of the present values: the same sums in the same order
     values, kinds = _extremes(seg)
+    if iglu and values.size <= 1:
+        spread = np.nanmax(seg) - np.nanmin(seg)
+        return spread, spread, 0
     points = _turning_points(values, kinds, sd)
     if points.size == 0:
         return np.nan, np.nan, 0
@@ -155,7 +159,7 @@ def _weighted(values: FloatArray, weights: FloatArray) -> float:
 
 
 @compiled
-def mage_into(row: FloatArray, b: int, x: FloatArray, max_gap_points: int) -> None:
+def mage_into(row: FloatArray, b: int, x: FloatArray, max_gap_points: int, iglu: bool) -> None:
     """MAGE (mean of + and -), MAGE+, MAGE-, MAGE by first excursion, the larger of + and -."""
     present = np.flatnonzero(~np.isnan(x))
     cuts = [0]
@@ -168,7 +172,7 @@ def mage_into(row: FloatArray, b: int, x: FloatArray, max_gap_points: int) -> No
     service, larger, weights = np.empty(m), np.empty(m), np.empty(m)
     for s in range(m):
         start, stop = present[cuts[s]], present[cuts[s + 1] - 1] + 1
-        p, q, first = _segment(x[start:stop])
+        p, q, first = _segment(x[start:stop], iglu)
         plus[s], minus[s], weights[s] = p, q, stop - start - 1
         service[s] = p if first == 1 else q
         larger[s] = q if q > p else p

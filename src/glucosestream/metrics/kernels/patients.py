@@ -373,6 +373,7 @@ def _grid_into(
     counts: tuple[int, int, int, int, int, int],
     dt0: int,
     max_gap_s: float,
+    iglu: bool,
 ) -> float:
     """The groups over the grid ``x`` (``counts``: its band counts) of the readings ``st, sg``;
     returns GVP if computed."""
@@ -382,7 +383,7 @@ def _grid_into(
         variability_into(row, bases[VARIABILITY], x, dt0)
     if bases[MAGE] >= 0:
         x5 = x if dt0 == MAGE_GRID_MIN else _grid_of(st, sg, MAGE_GRID_MIN, max_gap_s)[0]
-        mage_into(row, bases[MAGE], x5, int(mage_rules.MAX_GAP_MIN // MAGE_GRID_MIN))
+        mage_into(row, bases[MAGE], x5, int(mage_rules.MAX_GAP_MIN // MAGE_GRID_MIN), iglu)
     return row[bases[VARIABILITY] + 3] if bases[VARIABILITY] >= 0 else np.nan
 
 
@@ -424,7 +425,7 @@ def patient_metrics(
         mean, tir = _readings_into(row, bases, g, t, ig, table)
         if bases[EPISODES] >= 0:
             _episodes_into(row, bases[EPISODES], x, scan, dt0, iglu)
-        gvp = _grid_into(row, bases, st, sg, x, scan[0], dt0, max_gap_s)
+        gvp = _grid_into(row, bases, st, sg, x, scan[0], dt0, max_gap_s, iglu)
         if bases[PGS] >= 0:
             gvp = gvp_pct(x, dt0) if bases[VARIABILITY] < 0 else gvp
             _pgs_inputs_into(row, bases[PGS], x, scan, dt0, (gvp, mean, tir))

@@ -180,11 +180,14 @@ def _turning_points(values: FloatArray, kinds: npt.NDArray[np.int8], sd: float) 
     return points
 
 
-def _segment_mage(x: FloatArray, start: int, stop: int) -> MageSegment:
+def _segment_mage(x: FloatArray, start: int, stop: int, iglu: bool) -> MageSegment:
     seg = x[start:stop]
     present = ~np.isnan(seg)
     sd = float(np.std(seg[present], ddof=1)) if int(present.sum()) > 1 else float("nan")
     values, kinds = _extremes(seg)
+    if iglu and values.size <= 1:  # the averages never cross: iglu gives max - min
+        spread = float(np.nanmax(seg) - np.nanmin(seg))
+        return MageSegment(start, stop, spread, spread, None)
     points = _turning_points(values, kinds, sd)
     if not points:
         return MageSegment(start, stop, float("nan"), float("nan"), None)
@@ -204,10 +207,15 @@ def _weighted(values: list[float], weights: list[int]) -> float:
     return float(np.sum(v[ok] * w[ok])) / total if total > 0 else float("nan")
 
 
-def mage_moving_average(grid: Grid, *, max_gap_min: float = MAX_GAP_MIN) -> MageResult:
-    """MAGE by the moving-average method (Fernandes 2022) on a 5-minute grid."""
+def mage_moving_average(
+    grid: Grid, *, max_gap_min: float = MAX_GAP_MIN, iglu: bool = False
+) -> MageResult:
+    """MAGE by the moving-average method (Fernandes 2022) on a 5-minute grid. With ``iglu``, a
+    segment whose moving averages never cross (so it has no excursion by this method) counts
+    its max - min as MAGE+, MAGE- and both, as iglu 4.3.0 does; otherwise it has no MAGE."""
     x = grid.flat
-    segments = [_segment_mage(x, a, b) for a, b in _segments(x, int(max_gap_min // grid.dt0_min))]
+    cuts = _segments(x, int(max_gap_min // grid.dt0_min))
+    segments = [_segment_mage(x, a, b, iglu) for a, b in cuts]
     weights = [s.stop - s.start - 1 for s in segments]
     service = [s.plus_mg_dl if s.first_is_plus else s.minus_mg_dl for s in segments]
     return MageResult(

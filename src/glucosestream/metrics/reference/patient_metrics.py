@@ -263,7 +263,7 @@ def _variability(p: _Patient) -> dict[str, Value]:
 
 
 def _mage(p: _Patient) -> dict[str, Value]:
-    m = mage.mage_moving_average(p.mage_grid)
+    m = mage.mage_moving_average(p.mage_grid, iglu=p.iglu)
     return {
         "mage_mg_dl": m.avg_mg_dl,
         "mage_plus_mg_dl": m.plus_mg_dl,
