@@ -60,6 +60,7 @@ _NOTES = {
     ("batches", "source_name"): "a neutral label such as csv file, never a path",
     ("runs", "status"): "published, noop, rejected, failed, abandoned",
     ("runs", "report"): "the run report as JSON",
+    ("run_snapshots", "table_name"): "the table's short key in the registry",
     ("tokens", "role"): "admin, uploader, clinician, patient",
     ("token_api_secrets", "api_secret_hmac"): "HMAC-SHA256 of the token's SHA-1",
     ("lake_keys", "key_hex"): "only with a metadata URL",
@@ -83,11 +84,11 @@ def _mermaid_type(name: str) -> str:
 
 def data_model_entities() -> str:
     """Mermaid entity blocks for every table, from the real schemas."""
-    from glucosestream.lake import tables
     from glucosestream.lake.metadata_schema import METADATA
+    from glucosestream.pipeline.table_registry import TABLES
 
     blocks = []
-    for spec in tables.TABLES:
+    for spec in TABLES:
         name = spec.identifier[1]
         cols = [(f.name, _mermaid_type(str(f.type))) for f in spec.schema]
         blocks.append((name, cols, set()))

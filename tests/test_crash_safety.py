@@ -15,9 +15,9 @@ import pytest
 
 from glucosestream.config import IngestSettings, LakeSettings, Settings
 from glucosestream.ingest import ingest_path
-from glucosestream.lake import open_lakehouse, open_metadata
-from glucosestream.lake.lock import RunInProgress
+from glucosestream.lake import RunInProgress, open_lakehouse, open_metadata
 from glucosestream.pipeline import run_pipeline
+from glucosestream.pipeline.table_registry import TABLES
 from glucosestream.synth import CohortSpec, write_cohort
 
 from .conftest import SECRET
@@ -41,10 +41,10 @@ def _cli(lake: Path, target: str, when: str, *args: str, flag: str = "") -> subp
 def _state(settings: Settings) -> tuple[list[dict], int]:
     """What a reader sees: published daily metrics (minus run ids) and the reading count."""
     published = open_metadata(settings.lake).published()
-    lake = open_lakehouse(settings.lake)
-    daily = lake.read_daily(published.daily_snapshot_id)
+    lake = open_lakehouse(settings.lake, TABLES)
+    daily = lake.read_daily(published.of("daily"))
     keys = daily["patient_key"].to_pylist()
-    readings = lake.read_readings(published.readings_snapshot_id, keys).num_rows
+    readings = lake.read_readings(published.of("readings"), keys).num_rows
     columns = [c for c in daily.column_names if c not in VOLATILE]
     return daily.select(columns).to_pylist(), readings
 
@@ -72,9 +72,9 @@ def expected(files, tmp_path_factory):
 
 RUN_POINTS = [
     ("glucosestream.pipeline.steps:process_bucket", "after"),
-    ("glucosestream.lake.catalog:Lakehouse.append_readings", "after"),
-    ("glucosestream.lake.catalog:Lakehouse.replace_daily", "before"),
-    ("glucosestream.lake.catalog:Lakehouse.replace_daily", "after"),
+    ("glucosestream.lake.catalog:Lakehouse.append_rows", "after"),  # readings only
+    ("glucosestream.lake.catalog:Lakehouse.replace_rows", "before"),
+    ("glucosestream.lake.catalog:Lakehouse.replace_rows", "after"),  # and daily
     ("glucosestream.lake.metadata:MetadataStore.finish_run", "before"),
 ]
 

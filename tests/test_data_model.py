@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from glucosestream.lake import tables
 from glucosestream.lake.metadata_schema import METADATA
+from glucosestream.pipeline import table_registry
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "data-model.md"
 
@@ -22,7 +22,7 @@ def diagram_entities() -> dict[str, list[str]]:
 
 def test_diagram_matches_the_real_schemas():
     real = {
-        **{spec.identifier[1]: spec.schema.names for spec in tables.TABLES},
+        **{spec.identifier[1]: spec.schema.names for spec in table_registry.TABLES},
         **{t.name: [c.name for c in t.columns] for t in METADATA.sorted_tables},
     }
     assert diagram_entities() == real

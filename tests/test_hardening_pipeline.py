@@ -18,11 +18,16 @@ import sqlalchemy as sa
 from glucosestream.config import QualitySettings
 from glucosestream.ingest import ingest_path
 from glucosestream.ingest.identity import patient_key
-from glucosestream.lake import RawZone, open_lakehouse, open_metadata
-from glucosestream.lake.storage import open_storage
-from glucosestream.lake.zones import QUARANTINE_SCHEMA
+from glucosestream.lake import (
+    QUARANTINE_SCHEMA,
+    RawZone,
+    open_lakehouse,
+    open_metadata,
+    open_storage,
+)
 from glucosestream.pipeline import SetAside, run_pipeline
 from glucosestream.pipeline import steps as pipeline_steps
+from glucosestream.pipeline.table_registry import TABLES
 from glucosestream.quality import set_aside_rows
 from glucosestream.readings import READING_SCHEMA
 
@@ -80,7 +85,7 @@ def _raw_batch(settings, batch_id: str, rows: list[dict], received_at: dt.dateti
 def _published_days(settings) -> dict[str, list[int]]:
     """Published daily rows: patient key -> readings per day."""
     published = open_metadata(settings.lake).published()
-    daily = open_lakehouse(settings.lake).read_daily(published.daily_snapshot_id).to_pylist()
+    daily = open_lakehouse(settings.lake, TABLES).read_daily(published.of("daily")).to_pylist()
     out: dict[str, list[int]] = {}
     for row in sorted(daily, key=lambda r: (r["patient_key"], r["date"])):
         out.setdefault(row["patient_key"], []).append(row["readings"])
@@ -89,8 +94,8 @@ def _published_days(settings) -> dict[str, list[int]]:
 
 def _published_readings(settings, patient_id: str) -> int:
     published = open_metadata(settings.lake).published()
-    lake = open_lakehouse(settings.lake)
-    return lake.read_readings(published.readings_snapshot_id, [_key(patient_id)]).num_rows
+    lake = open_lakehouse(settings.lake, TABLES)
+    return lake.read_readings(published.of("readings"), [_key(patient_id)]).num_rows
 
 
 # finding 1 -------------------------------------------------------------------------------------

@@ -11,9 +11,10 @@ import pytest
 from pyiceberg.io.pyarrow import ArrowScan
 
 from glucosestream.ingest import ingest_path
-from glucosestream.lake import open_lakehouse, tables
+from glucosestream.lake import open_lakehouse
 from glucosestream.lake.compaction import compact_table
-from glucosestream.pipeline import run_pipeline
+from glucosestream.pipeline import run_pipeline, table_registry
+from glucosestream.pipeline.table_registry import TABLES
 
 HEAD = "patient_id,device_id,time,glucose_mg_dl,tz\n"
 SORT = [("patient_key", "ascending"), ("device_id", "ascending"), ("ts", "ascending")]
@@ -55,7 +56,7 @@ def _files_by_partition(table) -> dict[str, list[str]]:
 def test_compaction_rewrites_each_fragmented_partition_in_bounded_reads(
     fragmented, monkeypatch, opened
 ) -> None:
-    table = open_lakehouse(fragmented.lake).readings
+    table = open_lakehouse(fragmented.lake, TABLES).readings
     before_rows = table.scan().to_arrow().sort_by(SORT)
     before = _files_by_partition(table)
     single = [files[0] for files in before.values() if len(files) == 1]
@@ -73,7 +74,7 @@ def test_compaction_rewrites_each_fragmented_partition_in_bounded_reads(
         return original_to_table(self, tasks)
 
     monkeypatch.setattr(ArrowScan, "to_table", to_table)
-    counts = compact_table(table, tables.READINGS, rows_per_read=1)  # one partition a read
+    counts = compact_table(table, table_registry.READINGS, rows_per_read=1)  # one partition a read
     monkeypatch.undo()  # stops both counts: the checks below read the table
 
     table.refresh()
@@ -93,7 +94,7 @@ def test_compaction_rewrites_each_fragmented_partition_in_bounded_reads(
 
 
 def test_partitions_fit_in_one_read_when_the_bound_allows(fragmented, monkeypatch) -> None:
-    table = open_lakehouse(fragmented.lake).readings
+    table = open_lakehouse(fragmented.lake, TABLES).readings
     reads: list[int] = []
     original_to_table = ArrowScan.to_table
 
@@ -102,29 +103,29 @@ def test_partitions_fit_in_one_read_when_the_bound_allows(fragmented, monkeypatc
         return original_to_table(self, tasks)
 
     monkeypatch.setattr(ArrowScan, "to_table", to_table)
-    before, after = compact_table(table, tables.READINGS)
+    before, after = compact_table(table, table_registry.READINGS)
     assert reads == [before - 1]  # every fragmented file in one read; the single one unread
     assert after < before
 
 
 def test_a_table_without_fragmented_partitions_is_left_alone(fragmented) -> None:
-    table = open_lakehouse(fragmented.lake).readings
-    compact_table(table, tables.READINGS)
+    table = open_lakehouse(fragmented.lake, TABLES).readings
+    compact_table(table, table_registry.READINGS)
     table.refresh()
     snapshots = len(table.metadata.snapshots)
     files = _files_by_partition(table)
-    assert compact_table(table, tables.READINGS) == (len(files), len(files))
+    assert compact_table(table, table_registry.READINGS) == (len(files), len(files))
     table.refresh()
     assert len(table.metadata.snapshots) == snapshots
     assert _files_by_partition(table) == files
 
 
 def test_rows_survive_compaction_of_every_table(fragmented) -> None:
-    lake = open_lakehouse(fragmented.lake)
-    before = {spec.short: lake.tables[spec.short].scan().to_arrow() for spec in tables.TABLES}
-    for spec in tables.TABLES:
+    lake = open_lakehouse(fragmented.lake, TABLES)
+    before = {spec.short: lake.tables[spec.short].scan().to_arrow() for spec in TABLES}
+    for spec in TABLES:
         compact_table(lake.tables[spec.short], spec, rows_per_read=10)
-    for spec in tables.TABLES:
+    for spec in TABLES:
         table = lake.tables[spec.short]
         table.refresh()
         assert spec.prepare(table.scan().to_arrow()).equals(spec.prepare(before[spec.short]))

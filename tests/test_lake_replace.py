@@ -13,10 +13,10 @@ from pyiceberg.io import load_file_io
 
 from glucosestream.config import LakeSettings
 from glucosestream.ingest import ingest_path
-from glucosestream.lake import open_lakehouse, open_metadata
-from glucosestream.lake.catalog import Scope
+from glucosestream.lake import Scope, open_lakehouse, open_metadata
 from glucosestream.lake.storage import LakeFileIO, iceberg_properties, open_storage
 from glucosestream.pipeline import run_pipeline
+from glucosestream.pipeline.table_registry import TABLES
 from glucosestream.readings import READING_SCHEMA
 
 HEAD = "patient_id,device_id,time,glucose_mg_dl,tz\n"
@@ -41,8 +41,8 @@ def lake_with_days(settings, tmp_path, clock):
 
 
 def _daily(settings):
-    lake = open_lakehouse(settings.lake)
-    return lake, lake.read_daily(open_metadata(settings.lake).published().daily_snapshot_id)
+    lake = open_lakehouse(settings.lake, TABLES)
+    return lake, lake.read_daily(open_metadata(settings.lake).published().of("daily"))
 
 
 def _day_keys(rows: pa.Table) -> list[tuple[str, dt.date]]:
@@ -68,7 +68,7 @@ def test_a_replacement_is_one_snapshot_reading_each_file_once(lake_with_days, op
     old_files = _data_files(lake.daily)
     opened.clear()
 
-    snapshot_id = lake.replace_daily([(new, scope)])
+    snapshot_id = lake.replace_rows("daily", [(new, scope)])
 
     assert lake.daily.snapshot_by_id(snapshot_id).parent_snapshot_id == parent
     assert opened
@@ -92,7 +92,7 @@ def test_rows_kept_from_a_rewritten_file_are_left_alone_by_the_next_run(
         ingest_path(settings, tmp_path / f"day{day}.csv", now=clock)
         if day == 5:
             assert run_pipeline(settings, now=clock).status == "published"
-            lake = open_lakehouse(settings.lake)
+            lake = open_lakehouse(settings.lake, TABLES)
             kept_files = {
                 f["file_path"]
                 for f in lake.daily.inspect.files().to_pylist()
@@ -111,16 +111,16 @@ def test_a_prefix_replacement_drops_the_files_it_covers_unread(lake_with_days, o
     scope = Scope(prefix=digit)
     rows = before.filter(scope.covers(before))
     opened.clear()
-    lake.replace_daily([(rows, scope)])
+    lake.replace_rows("daily", [(rows, scope)])
     assert not opened
     after = lake.read_daily(lake.daily.current_snapshot().snapshot_id)
     assert after.to_pylist() == before.to_pylist()
 
 
 def test_appending_many_parts_makes_one_snapshot_and_one_manifest(settings):
-    lake = open_lakehouse(settings.lake)
+    lake = open_lakehouse(settings.lake, TABLES)
     parts = [_readings(f"{digit}{'0' * 31}") for digit in "0123456789abcdef"]
-    snapshot_id = lake.append_readings(iter(parts))
+    snapshot_id = lake.append_rows("readings", iter(parts))
     snapshot = lake.readings.snapshot_by_id(snapshot_id)
     assert snapshot.parent_snapshot_id is None
     assert len(snapshot.manifests(lake.readings.io)) == 1
@@ -183,7 +183,7 @@ def test_a_replacement_from_each_patients_own_day_keeps_their_earlier_days(lake_
     new = new.set_column(
         new.schema.get_field_index("mean_mg_dl"), "mean_mg_dl", pc.add(new["mean_mg_dl"], 1000.0)
     )
-    after = lake.read_daily(lake.replace_daily([(new, scope)]))
+    after = lake.read_daily(lake.replace_rows("daily", [(new, scope)]))
     assert _day_keys(after.filter(pc.greater(after["mean_mg_dl"], 500.0))) == _day_keys(new)
     assert after.num_rows == before.num_rows  # the late patient's days 1-3 stay, once
     kept = after.filter(pc.invert(scope.covers(after)))

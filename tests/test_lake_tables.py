@@ -8,8 +8,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from glucosestream.ingest import ingest_path
-from glucosestream.lake import open_lakehouse, open_metadata, tables
-from glucosestream.pipeline import run_pipeline
+from glucosestream.lake import TableRegistry, open_lakehouse, open_metadata
+from glucosestream.pipeline import run_pipeline, runner, table_registry
+from glucosestream.pipeline.table_registry import TABLES
 from glucosestream.synth import CohortSpec, write_cohort
 
 
@@ -19,7 +20,7 @@ def test_readings_are_partitioned_by_key_prefix_and_day(settings, tmp_path):
     )
     ingest_path(settings, path)
     run_pipeline(settings)
-    lake = open_lakehouse(settings.lake)
+    lake = open_lakehouse(settings.lake, TABLES)
     spec = lake.readings.spec()
     assert [f.name for f in spec.fields] == ["patient_key_prefix", "ts_day"]
     files = lake.readings.inspect.files().to_pylist()
@@ -34,19 +35,17 @@ def test_a_new_column_is_added_to_a_lake_that_has_data(settings, tmp_path, monke
     )
     ingest_path(settings, path)
     assert run_pipeline(settings).status == "published"
-    before = open_lakehouse(settings.lake)
+    before = open_lakehouse(settings.lake, TABLES)
     published = open_metadata(settings.lake).published()
-    old_rows = before.read_daily(published.daily_snapshot_id).num_rows
+    old_rows = before.read_daily(published.of("daily")).num_rows
 
-    grown = tables.DAILY_METRICS.schema.append(pa.field("pct_70_140", pa.float64()))
-    evolved = dataclasses.replace(tables.DAILY_METRICS, schema=grown)
-    monkeypatch.setattr(tables, "DAILY_METRICS", evolved)
-    monkeypatch.setattr(
-        tables, "TABLES", tuple(evolved if s.short == "daily" else s for s in tables.TABLES)
-    )
-    lake = open_lakehouse(settings.lake)
+    grown = table_registry.DAILY_METRICS.schema.append(pa.field("pct_70_140", pa.float64()))
+    evolved = dataclasses.replace(table_registry.DAILY_METRICS, schema=grown)
+    registry = TableRegistry(tuple(evolved if s.short == "daily" else s for s in TABLES))
+    monkeypatch.setattr(runner, "TABLES", registry)
+    lake = open_lakehouse(settings.lake, registry)
     assert "pct_70_140" in lake.daily.schema().column_names
-    daily = lake.read_daily(published.daily_snapshot_id)
+    daily = lake.read_daily(published.of("daily"))
     assert daily.num_rows == old_rows
     assert daily["pct_70_140"].null_count == old_rows  # old rows read as null
     # The table keeps working with the new column.
@@ -60,7 +59,7 @@ def test_read_table_reads_a_results_table_at_a_pinned_snapshot(settings, tmp_pat
     )
     ingest_path(settings, path)
     assert run_pipeline(settings).status == "published"
-    lake = open_lakehouse(settings.lake)
+    lake = open_lakehouse(settings.lake, TABLES)
     published = open_metadata(settings.lake).published()
     assert lake.read_table("periods", None).num_rows == 0
     periods = lake.read_table("periods", published.of("periods"))

@@ -10,9 +10,9 @@ import pytest
 from glucosestream.cli import main
 from glucosestream.ingest import ingest_path
 from glucosestream.ingest.identity import patient_key
-from glucosestream.lake import open_lakehouse, open_metadata
-from glucosestream.lake.maintenance import maintain
+from glucosestream.lake import maintain, open_lakehouse, open_metadata
 from glucosestream.pipeline import run_pipeline
+from glucosestream.pipeline.table_registry import TABLES
 
 from .conftest import SECRET
 
@@ -31,11 +31,9 @@ def _day(tmp_path: Path, name: str, patient: str, day: int) -> Path:
 
 def _published(settings):
     published = open_metadata(settings.lake).published()
-    lake = open_lakehouse(settings.lake)
-    daily = lake.read_daily(published.daily_snapshot_id)
-    readings = lake.read_readings(
-        published.readings_snapshot_id, set(daily["patient_key"].to_pylist())
-    )
+    lake = open_lakehouse(settings.lake, TABLES)
+    daily = lake.read_daily(published.of("daily"))
+    readings = lake.read_readings(published.of("readings"), set(daily["patient_key"].to_pylist()))
     return daily.drop_columns(["run_id", "computed_at"]).to_pylist(), readings.sort_by(
         [("patient_key", "ascending"), ("ts", "ascending")]
     ).to_pylist()
@@ -61,7 +59,7 @@ def test_compaction_rewrites_small_files_and_keeps_the_data(settings, tmp_path):
         ingest_path(settings, path)
         assert run_pipeline(settings).status == "published"
     before = _published(settings)
-    report = maintain(settings.lake, expire_older_than=None)
+    report = maintain(settings.lake, TABLES, expire_older_than=None)
     assert report.compacted_files["curated.readings"] == (3, 1)
     assert _published(settings) == before
 
@@ -69,17 +67,17 @@ def test_compaction_rewrites_small_files_and_keeps_the_data(settings, tmp_path):
 def test_expiry_removes_old_snapshots_and_their_files(lake_with_history):
     settings = lake_with_history
     before = _published(settings)
-    lake = open_lakehouse(settings.lake)
+    lake = open_lakehouse(settings.lake, TABLES)
     old_ids = [s.snapshot_id for s in lake.readings.metadata.snapshots]
     current = lake.readings.current_snapshot().snapshot_id
     warehouse = Path(settings.lake.root) / "warehouse"
     files_before = sum(1 for p in warehouse.rglob("*") if p.is_file())
-    report = maintain(settings.lake, expire_older_than=dt.timedelta(0))
+    report = maintain(settings.lake, TABLES, expire_older_than=dt.timedelta(0))
     assert report.expired_snapshots >= len(old_ids) - 1
     assert report.deleted_files > 0
     assert sum(1 for p in warehouse.rglob("*") if p.is_file()) < files_before
     assert _published(settings) == before
-    lake = open_lakehouse(settings.lake)
+    lake = open_lakehouse(settings.lake, TABLES)
     remaining = {s.snapshot_id for s in lake.readings.metadata.snapshots}
     # Each run added its own days, so no partition had two files to compact: the current
     # snapshot stays, every older one is gone.

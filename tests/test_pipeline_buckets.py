@@ -9,8 +9,9 @@ import pytest
 
 from glucosestream.config import IngestSettings, LakeSettings, Settings
 from glucosestream.ingest import ingest_path
-from glucosestream.lake import open_lakehouse, open_metadata, tables
+from glucosestream.lake import open_lakehouse, open_metadata
 from glucosestream.pipeline import buckets, run_pipeline
+from glucosestream.pipeline.table_registry import TABLES
 from glucosestream.synth import CohortSpec, write_cohort
 
 from .conftest import SECRET
@@ -18,16 +19,16 @@ from .conftest import SECRET
 
 def _state(settings):
     published = open_metadata(settings.lake).published()
-    lake = open_lakehouse(settings.lake)
-    daily = lake.read_daily(published.daily_snapshot_id).drop_columns(["run_id", "computed_at"])
+    lake = open_lakehouse(settings.lake, TABLES)
+    daily = lake.read_daily(published.of("daily")).drop_columns(["run_id", "computed_at"])
     keys = daily["patient_key"].to_pylist()
-    readings = lake.read_readings(published.readings_snapshot_id, keys).drop_columns(
+    readings = lake.read_readings(published.of("readings"), keys).drop_columns(
         ["batch_id", "ingested_at"]
     )
     order = [("patient_key", "ascending"), ("device_id", "ascending"), ("ts", "ascending")]
-    periods = lake.read_results(tables.PERIOD_METRICS, published.of("periods"))
-    agp = lake.read_results(tables.AGP_PROFILE, published.of("agp"))
-    sessions = lake.read_results(tables.SENSOR_SESSIONS, published.of("sessions"))
+    periods = lake.read_table("periods", published.of("periods"))
+    agp = lake.read_table("agp", published.of("agp"))
+    sessions = lake.read_table("sessions", published.of("sessions"))
     return (
         sessions.drop_columns(["run_id", "computed_at"]).to_pylist(),
         daily.to_pylist(),
@@ -69,7 +70,7 @@ def test_bucketed_runs_equal_in_memory_runs(parts, tmp_path, monkeypatch):
         report = run_pipeline(split)
         assert report.status == "published"
         if number == 0:  # buckets of one key digit were appended together: a file a partition
-            files = open_lakehouse(split.lake).readings.inspect.files()
+            files = open_lakehouse(split.lake, TABLES).readings.inspect.files()
             partitions = [tuple(p.values()) for p in files["partition"].to_pylist()]
             assert len(partitions) == len(set(partitions))
     assert _state(split) == _state(whole)

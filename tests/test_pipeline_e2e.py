@@ -17,6 +17,7 @@ from glucosestream.ingest import ingest_path
 from glucosestream.ingest.identity import patient_key
 from glucosestream.lake import open_lakehouse, open_metadata
 from glucosestream.pipeline import run_pipeline
+from glucosestream.pipeline.table_registry import TABLES
 from glucosestream.synth import CohortSpec, write_cohort
 
 from .conftest import SECRET
@@ -64,7 +65,7 @@ def test_end_to_end_daily_metrics_match_independent_computation(settings, cohort
     assert run.status == "published", run
 
     published = open_metadata(settings.lake).published()
-    table = open_lakehouse(settings.lake).read_daily(published.daily_snapshot_id)
+    table = open_lakehouse(settings.lake, TABLES).read_daily(published.of("daily"))
     got = {(r["patient_key"], r["date"]): r for r in table.to_pylist()}
     expected = expected_daily(cohort_csv)
     assert len(got) == len(expected)
@@ -128,7 +129,7 @@ def test_late_data_recomputes_only_the_days_it_touches(settings, tmp_path, clock
     second = run_pipeline(settings, now=clock)
     assert second.patient_days == 1
     published = open_metadata(settings.lake).published()
-    rows = open_lakehouse(settings.lake).read_daily(published.daily_snapshot_id).to_pylist()
+    rows = open_lakehouse(settings.lake, TABLES).read_daily(published.of("daily")).to_pylist()
     by_day = {r["date"]: r for r in rows}
     assert by_day[dt.date(2026, 1, 1)]["run_id"] == first.run_id
     assert by_day[dt.date(2026, 1, 2)]["run_id"] == second.run_id
@@ -149,13 +150,13 @@ def test_full_refresh_gives_the_same_results_as_incremental_runs(
     for part in ("part1.csv", "part2.csv"):
         ingest_path(settings, tmp_path / part, now=clock)
         assert run_pipeline(settings, now=clock).status == "published"
-    lake = open_lakehouse(settings.lake)
+    lake = open_lakehouse(settings.lake, TABLES)
     columns = [c for c in lake.daily.schema().column_names if c not in ("run_id", "computed_at")]
-    incremental = lake.read_daily(open_metadata(settings.lake).published().daily_snapshot_id)
+    incremental = lake.read_daily(open_metadata(settings.lake).published().of("daily"))
     refresh = run_pipeline(settings, full_refresh=True, now=clock)
     assert refresh.status == "published"
-    full = open_lakehouse(settings.lake).read_daily(
-        open_metadata(settings.lake).published().daily_snapshot_id
+    full = open_lakehouse(settings.lake, TABLES).read_daily(
+        open_metadata(settings.lake).published().of("daily")
     )
     assert full.select(columns).to_pylist() == incremental.select(columns).to_pylist()
 
@@ -177,7 +178,7 @@ def test_patients_without_new_readings_keep_their_days_once(settings, tmp_path, 
     ingest_path(settings, tmp_path / "late.csv", now=clock)
     assert run_pipeline(settings, now=clock).status == "published"
     published = open_metadata(settings.lake).published()
-    rows = open_lakehouse(settings.lake).read_daily(published.daily_snapshot_id).to_pylist()
+    rows = open_lakehouse(settings.lake, TABLES).read_daily(published.of("daily")).to_pylist()
     keys = [(r["patient_key"], r["date"]) for r in rows]
     assert len(keys) == len(set(keys)) == 5
     assert sorted(r["mean_mg_dl"] for r in rows) == [100.0, 120.0, 140.0, 150.0, 170.0]
@@ -209,7 +210,7 @@ def test_a_day_recomputed_for_a_western_patient_leaves_eastern_days_whole(
         ingest_path(settings, tmp_path / part, now=clock)
         assert run_pipeline(settings, now=clock).status == "published"
     published = open_metadata(settings.lake).published()
-    rows = open_lakehouse(settings.lake).read_daily(published.daily_snapshot_id).to_pylist()
+    rows = open_lakehouse(settings.lake, TABLES).read_daily(published.of("daily")).to_pylist()
     expected = {
         (patient_key(SECRET.encode(), p), day): v
         for (p, day), v in expected_daily(tmp_path / "all.csv").items()

@@ -12,9 +12,10 @@ import pytest
 
 from glucosestream.ingest import ingest_path
 from glucosestream.ingest.identity import patient_key
-from glucosestream.lake import open_lakehouse, open_metadata, tables
+from glucosestream.lake import open_lakehouse, open_metadata
 from glucosestream.pipeline import run_pipeline
 from glucosestream.pipeline.periods import PERIOD_EPOCH, period_start
+from glucosestream.pipeline.table_registry import TABLES
 
 from .conftest import SECRET
 
@@ -38,11 +39,10 @@ def _write(path: Path, first_day: int, last_day: int) -> Path:
 
 def _results(settings):
     published = open_metadata(settings.lake).published()
-    lake = open_lakehouse(settings.lake)
+    lake = open_lakehouse(settings.lake, TABLES)
     out = {}
-    for spec, short in ((tables.PERIOD_METRICS, "periods"), (tables.EPISODES, "episodes"),
-                        (tables.AGP_PROFILE, "agp")):  # fmt: skip
-        rows = lake.read_results(spec, published.of(short))
+    for short in ("periods", "episodes", "agp"):
+        rows = lake.read_table(short, published.of(short))
         out[short] = rows.drop_columns(["run_id", "computed_at"]).to_pylist()
     return out
 

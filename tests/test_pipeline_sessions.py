@@ -8,15 +8,19 @@ import datetime as dt
 from pathlib import Path
 
 import pyarrow as pa
-import sqlalchemy as sa
 
 from glucosestream.config import IngestSettings, LakeSettings, Settings
 from glucosestream.ingest import ingest_path
 from glucosestream.ingest.identity import patient_key
-from glucosestream.lake import open_lakehouse, open_metadata, tables
-from glucosestream.lake.maintenance import maintain
+from glucosestream.lake import maintain, open_lakehouse, open_metadata
 from glucosestream.pipeline import run_pipeline
-from glucosestream.pipeline.sessions import SESSION_BREAK_MIN, SessionInputs, infer_sessions
+from glucosestream.pipeline.sensor_wear import (
+    SENSOR_SESSIONS_SCHEMA,
+    SESSION_BREAK_MIN,
+    SessionInputs,
+    infer_sessions,
+)
+from glucosestream.pipeline.table_registry import TABLES
 from glucosestream.readings import READING_SCHEMA, ReadingFlag
 
 from .conftest import SECRET
@@ -59,7 +63,7 @@ def test_sessions_split_at_a_break_and_count_signal_losses():
     g += [("P", "g6", t, 0) for t in _times(1199, 1300)]  # after 59 min: the same session
     g += [("P", "libre", t, 0) for t in _times(300, 700, 15)]  # another device, overlapping
     out = infer_sessions(
-        SessionInputs(tables.SENSOR_SESSIONS.schema.empty_table(), _readings(g)),
+        SessionInputs(SENSOR_SESSIONS_SCHEMA.empty_table(), _readings(g)),
         run_id="r",
         computed_at=T0,
     ).to_pylist()
@@ -86,8 +90,8 @@ def _csv(path: Path, rows: list[tuple[str, str, dt.datetime]]) -> Path:
 
 def _sessions(settings) -> list[dict[str, object]]:
     published = open_metadata(settings.lake).published()
-    lake = open_lakehouse(settings.lake)
-    rows = lake.read_results(tables.SENSOR_SESSIONS, published.of("sessions"))
+    lake = open_lakehouse(settings.lake, TABLES)
+    rows = lake.read_table("sessions", published.of("sessions"))
     return rows.drop_columns(["run_id", "computed_at"]).to_pylist()
 
 
@@ -141,22 +145,7 @@ def test_incremental_sessions_equal_a_full_refresh_and_a_single_run(settings, tm
     assert [
         (d.device_id != "s1", d.source, d.first_reading_at) for d in meta.devices_of(key_a)
     ] == [(True, "csv", T0)]
-    maintain(settings.lake, erase_patient_key=key_a)
+    maintain(settings.lake, TABLES, erase_patient_key=key_a)
     assert [s["patient_key"] for s in _sessions(settings)] == [key_b]
     assert meta.devices_of(key_a) == []
     assert len(meta.devices_of(key_b)) == 1
-
-
-def test_a_metadata_store_from_an_older_release_gains_the_new_columns(settings):
-    settings.lake.state_path.mkdir(parents=True)
-    engine = sa.create_engine(settings.lake.resolved_metadata_url())
-    with engine.begin() as con:
-        con.execute(sa.text("CREATE TABLE runs (run_id VARCHAR(64) PRIMARY KEY, "
-                            "started_at DATETIME NOT NULL, finished_at DATETIME, "
-                            "status VARCHAR(16) NOT NULL, readings_snapshot_id BIGINT, "
-                            "daily_snapshot_id BIGINT, report TEXT)"))  # fmt: skip
-    engine.dispose()
-    meta = open_metadata(settings.lake)
-    assert meta.published() is None
-    columns = {c["name"] for c in sa.inspect(engine).get_columns("runs")}
-    assert {"periods_snapshot_id", "agp_snapshot_id", "sessions_snapshot_id"} <= columns

@@ -13,6 +13,7 @@ from glucosestream.config import QualitySettings
 from glucosestream.ingest import ingest_path
 from glucosestream.lake import open_lakehouse, open_metadata
 from glucosestream.pipeline import SetAside, run_pipeline
+from glucosestream.pipeline.table_registry import TABLES
 from glucosestream.quality import StagedRun, evaluate
 from glucosestream.readings import READING_SCHEMA
 
@@ -28,7 +29,7 @@ def _day(tmp_path: Path, name: str, day: int, value: int) -> Path:
 
 def _published_daily(settings) -> list[dict]:
     published = open_metadata(settings.lake).published()
-    return open_lakehouse(settings.lake).read_daily(published.daily_snapshot_id).to_pylist()
+    return open_lakehouse(settings.lake, TABLES).read_daily(published.of("daily")).to_pylist()
 
 
 def test_a_reading_outside_the_gate_is_set_aside_and_its_file_can_come_back(
@@ -55,8 +56,8 @@ def test_a_reading_outside_the_gate_is_set_aside_and_its_file_can_come_back(
     assert glucose_check.set_aside == 24
     assert glucose_check.detail.startswith("24 set aside")
     assert _published_daily(strict) == before
-    readings = open_lakehouse(settings.lake).read_readings(
-        open_metadata(settings.lake).published().readings_snapshot_id,
+    readings = open_lakehouse(settings.lake, TABLES).read_readings(
+        open_metadata(settings.lake).published().of("readings"),
         [before[0]["patient_key"]],
     )
     assert readings.num_rows == 24
@@ -129,13 +130,13 @@ def test_unpublished_snapshots_are_rolled_back_by_the_next_run(settings, tmp_pat
     ingest_path(settings, _day(tmp_path, "one.csv", 1, 110), now=clock)
     assert run_pipeline(settings, now=clock).status == "published"
     published = open_metadata(settings.lake).published()
-    lake = open_lakehouse(settings.lake)
+    lake = open_lakehouse(settings.lake, TABLES)
     # A run that died after writing but before publishing leaves a stray snapshot behind.
     stray = lake.read_readings(
-        published.readings_snapshot_id,
-        lake.read_daily(published.daily_snapshot_id)["patient_key"].to_pylist(),
+        published.of("readings"),
+        lake.read_daily(published.of("daily"))["patient_key"].to_pylist(),
     )
-    lake.append_readings(stray)
+    lake.append_rows("readings", stray)
 
     ingest_path(settings, _day(tmp_path, "two.csv", 2, 130), now=clock)
     report = run_pipeline(settings, now=clock)

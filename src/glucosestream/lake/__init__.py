@@ -1,5 +1,10 @@
-"""The lake: the raw zone (immutable batch files), the Iceberg catalog with the curated and
-results tables, and the metadata store (patients, batches, runs, checks, tokens).
+"""The lake: the raw zone (immutable batch files), the Iceberg catalog with the tables of the
+registry it is opened with, and the metadata store (patients, batches, runs and the snapshots
+they published, checks, tokens).
+
+The bottom layer of the stages: it imports only ``config``, ``errors``, ``readings``, ``clock``
+and third-party code (scripts/import_layers.py). It names no table's schema: the registry above
+it (``pipeline.table_registry``) does. Other packages import from here, never from a submodule.
 
 Layout of a lake folder::
 
@@ -10,18 +15,56 @@ Layout of a lake folder::
 
 from __future__ import annotations
 
-from glucosestream.lake.catalog import Lakehouse, open_lakehouse
-from glucosestream.lake.metadata import MetadataStore, open_metadata
+from glucosestream.lake.catalog import Lakehouse, Scope, open_lakehouse
+from glucosestream.lake.database import (
+    Store,
+    create_private_file,
+    metadata_engine,
+    private_state_path,
+)
+from glucosestream.lake.lock import RunInProgress, run_lock
+from glucosestream.lake.maintenance import MaintenanceReport, maintain
+from glucosestream.lake.metadata import (
+    BatchRecord,
+    CheckRow,
+    DeviceRecord,
+    MetadataStore,
+    PublishedSnapshots,
+    insert_batch,
+    open_metadata,
+)
+from glucosestream.lake.metadata_schema import batches, ingest_requests
 from glucosestream.lake.storage import Storage, open_storage
-from glucosestream.lake.zones import RawBatch, RawZone
+from glucosestream.lake.table_spec import TableRegistry, TableSpec, WriteMode
+from glucosestream.lake.zones import QUARANTINE_SCHEMA, RawBatch, RawZone
 
 __all__ = [
+    "QUARANTINE_SCHEMA",
+    "BatchRecord",
+    "CheckRow",
+    "DeviceRecord",
     "Lakehouse",
+    "MaintenanceReport",
     "MetadataStore",
+    "PublishedSnapshots",
     "RawBatch",
     "RawZone",
+    "RunInProgress",
+    "Scope",
     "Storage",
+    "Store",
+    "TableRegistry",
+    "TableSpec",
+    "WriteMode",
+    "batches",
+    "create_private_file",
+    "ingest_requests",
+    "insert_batch",
+    "maintain",
+    "metadata_engine",
     "open_lakehouse",
     "open_metadata",
     "open_storage",
+    "private_state_path",
+    "run_lock",
 ]

@@ -1,5 +1,9 @@
 """The Iceberg tables of the lake, through pyiceberg's SQL catalog (SQLite by default).
 
+The tables are those of the registry the lake is opened with (``pipeline.table_registry``), each
+found by its short key; the lake itself needs two of them, "readings" (curated readings, which
+runs append to) and "daily" (daily metrics, for ``read_daily`` and ``last_days``).
+
 Readers never read a table's *current* snapshot: they read the snapshot recorded by the last
 published run in the metadata store. A run may write new snapshots and still fail (or be killed)
 before it publishes; ``recover`` rolls such unpublished snapshots back before the next run.
@@ -39,10 +43,10 @@ from pyiceberg.table import DataScan, Table, Transaction
 
 from glucosestream.config import LakeSettings
 from glucosestream.errors import ConfigError, LakeError
-from glucosestream.lake import tables
 from glucosestream.lake.database import create_private_file, private_state_path
 from glucosestream.lake.metadata import PublishedSnapshots
 from glucosestream.lake.storage import iceberg_properties, open_storage
+from glucosestream.lake.table_spec import TableRegistry, TableSpec
 
 __all__ = ["Lakehouse", "Scope", "open_lakehouse", "write_files"]
 
@@ -57,17 +61,17 @@ _ROWS_PER_APPEND: Final = 16_000_000  # about 1.5 GB of readings in memory while
 
 
 class Lakehouse:
-    """The curated and results tables, read at published snapshots."""
+    """The registry's tables, read at published snapshots."""
 
-    def __init__(self, catalog: Catalog, namespace_prefix: str = "") -> None:
+    def __init__(self, catalog: Catalog, specs: TableRegistry, namespace_prefix: str = "") -> None:
         self._catalog = catalog
         self._prefix = namespace_prefix
-        self._specs = {spec.short: spec for spec in tables.TABLES}
-        self.tables = {spec.short: self._table(spec) for spec in tables.TABLES}
+        self.specs = specs
+        self.tables = {spec.short: self._table(spec) for spec in specs}
         self.readings = self.tables["readings"]
         self.daily = self.tables["daily"]
 
-    def _table(self, spec: tables.TableSpec) -> Table:
+    def _table(self, spec: TableSpec) -> Table:
         """Load the table, creating it on first use and adding columns the spec gained."""
         namespace, name = spec.identifier
         identifier = (self._prefix + namespace, name)
@@ -119,18 +123,18 @@ class Lakehouse:
     ) -> pa.Table:
         """The patients' curated readings at a snapshot, optionally only from ``since`` on."""
         keys = sorted(set(patient_keys))
-        schema = tables.READINGS.schema
+        spec = self.specs["readings"]
         if snapshot_id is None or not keys:
-            return schema.empty_table()
+            return spec.schema.empty_table()
         if since is not None and len(keys) >= _MANY_KEYS:
             broad = _under_common_prefix(keys, GreaterThanOrEqual("ts", since.isoformat()))
             rows = self.readings.scan(row_filter=broad, snapshot_id=snapshot_id).to_arrow()
-            return tables.READINGS.conform(_only_keys(rows, keys))
+            return spec.conform(_only_keys(rows, keys))
         where: BooleanExpression = In("patient_key", keys)
         if since is not None:
             where = And(where, GreaterThanOrEqual("ts", since.isoformat()))
         scan = self.readings.scan(row_filter=where, snapshot_id=snapshot_id)
-        return tables.READINGS.conform(scan.to_arrow())
+        return spec.conform(scan.to_arrow())
 
     def read_daily(
         self,
@@ -139,35 +143,30 @@ class Lakehouse:
         date_from: dt.date | None = None,
         date_to: dt.date | None = None,
     ) -> pa.Table:
-        schema = tables.DAILY_METRICS.schema
+        spec = self.specs["daily"]
         if snapshot_id is None:
-            return schema.empty_table()
+            return spec.schema.empty_table()
         scan = self.daily.scan(snapshot_id=snapshot_id)
         if patient_key is not None:
             scan = scan.filter(EqualTo("patient_key", patient_key))
-        table = tables.DAILY_METRICS.conform(scan.to_arrow())
+        table = spec.conform(scan.to_arrow())
         return _between(table, date_from, date_to).sort_by(
             [("patient_key", "ascending"), ("date", "ascending")]
         )
 
-    def append_readings(self, parts: pa.Table | Iterable[pa.Table]) -> int | None:
-        """Append curated rows (one table, or parts appended in one commit); the new snapshot
-        id, or the current one when there was nothing to append."""
+    def append_rows(self, short: str, parts: pa.Table | Iterable[pa.Table]) -> int | None:
+        """Append rows to a table (one table of rows, or parts appended in one commit); the new
+        snapshot id, or the current one when there was nothing to append."""
+        spec, table = self.specs[short], self.tables[short]
         chunks = [parts] if isinstance(parts, pa.Table) else parts
-        with self.readings.transaction() as tx:
-            _append(tx, self.readings, tables.READINGS, chunks)
-        return _snapshot_id(self.readings)
+        with table.transaction() as tx:
+            _append(tx, table, spec, chunks)
+        return _snapshot_id(table)
 
-    def replace_daily(self, parts: Iterable[tuple[pa.Table, Scope]]) -> int | None:
-        """Replace each scope's daily rows by the given rows, all parts in one commit."""
-        return self.replace_results(tables.DAILY_METRICS, parts)
-
-    def replace_results(
-        self, spec: tables.TableSpec, parts: Iterable[tuple[pa.Table, Scope]]
-    ) -> int | None:
-        """Replace each scope's rows of a results table, all parts in one commit (one snapshot
-        for a first load or a one-part run, one per part otherwise)."""
-        table = self.tables[spec.short]
+    def replace_rows(self, short: str, parts: Iterable[tuple[pa.Table, Scope]]) -> int | None:
+        """Replace each scope's rows of a table, all parts in one commit (one snapshot for a
+        first load or a one-part run, one per part otherwise)."""
+        spec, table = self.specs[short], self.tables[short]
         with table.transaction() as tx:
             if table.current_snapshot() is None:  # the first load: nothing to replace
                 _append(tx, table, spec, (rows for rows, _ in parts))
@@ -175,17 +174,6 @@ class Lakehouse:
                 for rows, scope in parts:
                     _replace(tx, table, spec, rows, scope)
         return _snapshot_id(table)
-
-    def read_results(
-        self, spec: tables.TableSpec, snapshot_id: int | None, patient_key: str | None = None
-    ) -> pa.Table:
-        """A results table at a snapshot (one patient's rows, or all), in its write order."""
-        if snapshot_id is None:
-            return spec.schema.empty_table()
-        scan = self.tables[spec.short].scan(snapshot_id=snapshot_id)
-        if patient_key is not None:
-            scan = scan.filter(EqualTo("patient_key", patient_key))
-        return spec.prepare(scan.to_arrow())
 
     def read_table(
         self,
@@ -197,20 +185,21 @@ class Lakehouse:
         its schema and write order; ``row_filter`` is a pyiceberg expression or its string
         form (``"patient_key == 'k' and period_start >= '2024-01-01'"``). An empty table in
         the schema when ``snapshot_id`` is None (nothing published yet)."""
-        spec = self._specs[short_name]
+        spec = self.specs[short_name]
         if snapshot_id is None:
             return spec.schema.empty_table()
         where = AlwaysTrue() if row_filter is None else row_filter
         scan = self.tables[short_name].scan(row_filter=where, snapshot_id=snapshot_id)
         return spec.prepare(scan.to_arrow())
 
-    def read_scope(self, spec: tables.TableSpec, snapshot_id: int | None, scope: Scope) -> pa.Table:
+    def read_scope(self, short: str, snapshot_id: int | None, scope: Scope) -> pa.Table:
         """The rows of a table at a snapshot that ``scope`` would replace."""
+        spec = self.specs[short]
         if snapshot_id is None:
             return spec.schema.empty_table()
         broad = scope.broad(spec.date_column)
         where = scope.expression(spec.date_column) if broad is None else broad
-        rows = self.tables[spec.short].scan(row_filter=where, snapshot_id=snapshot_id).to_arrow()
+        rows = self.tables[short].scan(row_filter=where, snapshot_id=snapshot_id).to_arrow()
         return spec.conform(rows.filter(scope.covers(rows, spec.date_column)))
 
     def last_days(self, snapshot_id: int | None, patient_keys: Iterable[str]) -> dict[str, dt.date]:
@@ -294,9 +283,7 @@ class Scope:
         return pc.fill_null(wanted, False)
 
 
-def _append(
-    tx: Transaction, table: Table, spec: tables.TableSpec, parts: Iterable[pa.Table]
-) -> None:
+def _append(tx: Transaction, table: Table, spec: TableSpec, parts: Iterable[pa.Table]) -> None:
     """Append the parts as one snapshot (nothing when there are no rows): one manifest for
     every later reader to open, however many parts there were."""
     append = tx.update_snapshot().fast_append()
@@ -312,9 +299,7 @@ def _append(
         append.commit()
 
 
-def _replace(
-    tx: Transaction, table: Table, spec: tables.TableSpec, rows: pa.Table, scope: Scope
-) -> None:
+def _replace(tx: Transaction, table: Table, spec: TableSpec, rows: pa.Table, scope: Scope) -> None:
     """Overwrite ``scope``'s rows with ``rows`` as one snapshot, copy-on-write: each data file
     that may hold rows of the scope is read once, and its other rows are written back beside
     the new rows. A file the scope covers whole is dropped unread. (pyiceberg's overwrite
@@ -387,7 +372,7 @@ def write_files(
     )
 
 
-def _grouped_by_bucket(parts: Iterable[pa.Table], spec: tables.TableSpec) -> Iterator[pa.Table]:
+def _grouped_by_bucket(parts: Iterable[pa.Table], spec: TableSpec) -> Iterator[pa.Table]:
     """Consecutive parts whose keys start with the same hex digit, concatenated up to
     ``_ROWS_PER_APPEND`` rows: a run in 256 buckets appends one file per key-digit partition
     (and day, for readings) instead of sixteen small ones."""
@@ -437,15 +422,15 @@ def _snapshot_id(table: Table) -> int | None:
     return None if snapshot is None else int(snapshot.snapshot_id)
 
 
-def open_lakehouse(settings: LakeSettings) -> Lakehouse:
-    """Open the lake's catalog and tables, creating them on first use."""
+def open_lakehouse(settings: LakeSettings, specs: TableRegistry) -> Lakehouse:
+    """Open the lake's catalog and the registry's tables (``pipeline.table_registry.TABLES``),
+    creating them on first use."""
     storage = open_storage(settings)
     try:
         if storage.local:
             storage.fs.create_dir(storage.path("warehouse"), recursive=True)
-        return Lakehouse(
-            _open_catalog(settings, storage.uri("warehouse")), settings.namespace_prefix
-        )
+        catalog = _open_catalog(settings, storage.uri("warehouse"))
+        return Lakehouse(catalog, specs, settings.namespace_prefix)
     except (OSError, ValueError) as err:
         raise LakeError(
             f"cannot open the lake at {settings.location}: {err}; "

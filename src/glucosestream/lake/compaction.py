@@ -21,7 +21,7 @@ from pyiceberg.io.pyarrow import ArrowScan
 from pyiceberg.table import DataScan, FileScanTask, Table
 
 from glucosestream.lake.catalog import write_files
-from glucosestream.lake.tables import TableSpec
+from glucosestream.lake.table_spec import TableSpec
 
 __all__ = ["ROWS_PER_READ", "compact_table"]
 

@@ -4,7 +4,9 @@ SQLAlchemy Core over SQLite by default (``<lake>/_state/metadata.db``) or any UR
 ``GLUCOSESTREAM_LAKE__METADATA_URL``. No connection pool: each transaction opens and closes its
 connection, so nothing is left open by the many short-lived stores a command or request makes.
 Tables are created on first use, and a nullable column a newer release added to a table is
-added to a store an older release made.
+added to a store an older release made. A store made before issue 14 kept the published
+snapshot ids as ``<table>_snapshot_id`` columns of ``runs``: they are moved into
+``run_snapshots`` rows (and the columns dropped) in one transaction when it is opened.
 
 The local state folder (``<lake>/_state`` or ``GLUCOSESTREAM_LAKE__STATE_DIR``) is private to its
 owner: the folder is made 0700 and each SQLite file is created 0600 before SQLite opens it (its
@@ -28,7 +30,7 @@ import sqlalchemy as sa
 
 from glucosestream.config import LakeSettings
 from glucosestream.errors import LakeError
-from glucosestream.lake.metadata_schema import METADATA
+from glucosestream.lake.metadata_schema import METADATA, run_snapshots
 
 __all__ = ["Store", "create_private_file", "metadata_engine", "private_state_path"]
 
@@ -63,6 +65,7 @@ def metadata_engine(settings: LakeSettings) -> sa.Engine:
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
         METADATA.create_all(engine)
         _add_missing_columns(engine)
+        _move_snapshot_columns(engine)
     except sa.exc.SQLAlchemyError as err:
         raise LakeError(
             f"cannot open the metadata store at {url}: {err}; "
@@ -82,6 +85,44 @@ def _add_missing_columns(engine: sa.Engine) -> None:
                     continue
                 kind = column.type.compile(dialect=engine.dialect)
                 con.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+
+
+_LEGACY_SNAPSHOT_SUFFIX: Final = "_snapshot_id"
+
+
+def _legacy_snapshot_columns(engine: sa.Engine) -> list[str]:
+    present = [c["name"] for c in sa.inspect(engine).get_columns("runs")]
+    return [name for name in present if name.endswith(_LEGACY_SNAPSHOT_SUFFIX)]
+
+
+def _move_snapshot_columns(engine: sa.Engine) -> None:
+    """Copy each ``runs.<table>_snapshot_id`` value of an older store into a ``run_snapshots``
+    row (table name: the column's prefix) and drop those columns, in one transaction. Another
+    process that migrated the store first leaves nothing to do."""
+    columns = _legacy_snapshot_columns(engine)
+    if not columns:
+        return
+    old_runs = sa.table("runs", sa.column("run_id"), *(sa.column(c) for c in columns))
+    try:
+        with engine.begin() as con:
+            for column in columns:
+                value = old_runs.c[column]
+                short = column.removesuffix(_LEGACY_SNAPSHOT_SUFFIX)
+                rows = sa.select(old_runs.c.run_id, sa.literal(short), value).where(
+                    value.is_not(None)
+                )
+                con.execute(
+                    run_snapshots.insert().from_select(
+                        ["run_id", "table_name", "snapshot_id"], rows
+                    )
+                )
+            for column in columns:
+                con.execute(sa.text(f'ALTER TABLE runs DROP COLUMN "{column}"'))
+    except sa.exc.SQLAlchemyError:
+        if _legacy_snapshot_columns(engine):
+            raise
+        return  # migrated meanwhile by another process
+    log.info("metadata migrated runs.*_snapshot_id to run_snapshots: %s", ", ".join(columns))
 
 
 def private_state_path(settings: LakeSettings) -> Path:

@@ -24,12 +24,12 @@ from pyiceberg.table import Table
 
 from glucosestream.clock import Clock, utc_now
 from glucosestream.config import LakeSettings
-from glucosestream.lake import tables
 from glucosestream.lake.catalog import Lakehouse, open_lakehouse
 from glucosestream.lake.compaction import compact_table
 from glucosestream.lake.lock import run_lock
 from glucosestream.lake.metadata import MetadataStore, PublishedSnapshots, open_metadata
 from glucosestream.lake.storage import Storage, open_storage
+from glucosestream.lake.table_spec import TableRegistry
 from glucosestream.lake.zones import RawZone
 
 __all__ = ["MaintenanceReport", "maintain"]
@@ -51,19 +51,21 @@ class MaintenanceReport:
 
 def maintain(
     settings: LakeSettings,
+    specs: TableRegistry,
     *,
     compact: bool = True,
     expire_older_than: dt.timedelta | None = dt.timedelta(days=7),
     erase_patient_key: str | None = None,
     now: Clock = utc_now,
 ) -> MaintenanceReport:
-    """Compact, expire and/or erase; publish the result like a run."""
+    """Compact, expire and/or erase the registry's tables (``pipeline.table_registry.TABLES``)
+    and the raw zone; publish the result like a run."""
     started = time.perf_counter()
     started_at = now()
     run_id = f"maint-{started_at:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}"
     with run_lock(settings):
         meta = open_metadata(settings)
-        lake = open_lakehouse(settings)
+        lake = open_lakehouse(settings, specs)
         lake.recover(meta.published())
         meta.start_run(run_id, started_at)
         erased = (0, 0, 0)
@@ -72,16 +74,13 @@ def maintain(
             expire_older_than = dt.timedelta(0)  # the old snapshots still hold the person's data
         compacted = _compact(lake) if compact else {}
         snapshots = PublishedSnapshots(
-            run_id, **{f"{short}_snapshot_id": _current(t) for short, t in lake.tables.items()}
+            run_id, {short: _current(table) for short, table in lake.tables.items()}
         )
         expired = deleted = 0
         if expire_older_than is not None:
-            cutoff = started_at - expire_older_than
-            storage = open_storage(settings)
-            for short, table in lake.tables.items():
-                keep = {snapshots.of(short)}
-                expired += _expire(table, cutoff, keep)
-                deleted += _delete_orphans(table, storage)
+            expired, deleted = _expire_all(
+                lake, snapshots, started_at - expire_older_than, open_storage(settings)
+            )
         report = MaintenanceReport(
             run_id=run_id,
             compacted_files=compacted,
@@ -90,15 +89,9 @@ def maintain(
             erased_readings=erased[0],
             erased_days=erased[1],
             erased_raw_rows=erased[2],
-            duration_ms=round((time.perf_counter() - started) * 1000),
+            duration_ms=_ms_since(started),
         )
-        meta.finish_run(
-            run_id,
-            status="published",
-            finished_at=now(),
-            report={"maintenance": dataclasses.asdict(report)},
-            published=snapshots,
-        )
+        _publish(meta, report, snapshots, now)
         if erase_patient_key is not None:
             meta.compact_storage()
     log.info(
@@ -108,17 +101,46 @@ def maintain(
     return report
 
 
+def _ms_since(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
+
+
+def _publish(
+    meta: MetadataStore, report: MaintenanceReport, snapshots: PublishedSnapshots, now: Clock
+) -> None:
+    """Close the maintenance run as published, with the tables' new snapshots."""
+    meta.finish_run(
+        report.run_id,
+        status="published",
+        finished_at=now(),
+        report={"maintenance": dataclasses.asdict(report)},
+        published=snapshots,
+    )
+
+
 def _current(table: Table) -> int | None:
     table.refresh()
     snapshot = table.current_snapshot()
     return None if snapshot is None else int(snapshot.snapshot_id)
 
 
+def _expire_all(
+    lake: Lakehouse, snapshots: PublishedSnapshots, cutoff: dt.datetime, storage: Storage
+) -> tuple[int, int]:
+    """Expire each table's snapshots older than ``cutoff`` (but the published one) and delete
+    the files none left references: (snapshots expired, files deleted)."""
+    expired = deleted = 0
+    for short, table in lake.tables.items():
+        expired += _expire(table, cutoff, {snapshots.of(short)})
+        deleted += _delete_orphans(table, storage)
+    return expired, deleted
+
+
 def _compact(lake: Lakehouse) -> dict[str, tuple[int, int]]:
     """Rewrite each partition with more than one data file as one sorted file; per table
     changed, its data files (before, after)."""
     out = {}
-    for spec in tables.TABLES:
+    for spec in lake.specs:
         table = lake.tables[spec.short]
         if table.current_snapshot() is None:
             continue

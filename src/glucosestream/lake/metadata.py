@@ -2,8 +2,9 @@
 
 SQLAlchemy Core over SQLite by default (``<lake>/_state/metadata.db``); any SQLAlchemy URL
 works in ``GLUCOSESTREAM_LAKE__METADATA_URL``. External patient ids live here only, never in
-the data zones. The last *published* run holds the Iceberg snapshot ids readers must use: that
-single row is what makes a publish atomic across tables.
+the data zones. The last *published* run holds the Iceberg snapshot ids readers must use (its
+``run_snapshots`` rows, one per table): the one transaction that writes them and marks the run
+published is what makes a publish atomic across tables.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -26,6 +27,7 @@ from glucosestream.lake.metadata_schema import (
     check_results,
     devices,
     patients,
+    run_snapshots,
     runs,
     set_aside,
     token_api_secrets,
@@ -76,20 +78,15 @@ class BatchRecord:
 
 @dataclass(frozen=True, slots=True)
 class PublishedSnapshots:
-    """The snapshot of each table that readers use (None: the table had no data yet)."""
+    """The snapshot of each table that readers use, by the table's short key (``TableSpec.short``:
+    readings, daily, periods, ...); a table without data yet has none."""
 
     run_id: str
-    readings_snapshot_id: int | None
-    daily_snapshot_id: int | None
-    periods_snapshot_id: int | None = None
-    episodes_snapshot_id: int | None = None
-    agp_snapshot_id: int | None = None
-    sessions_snapshot_id: int | None = None
+    snapshot_ids: Mapping[str, int | None] = field(default_factory=dict)
 
     def of(self, table: str) -> int | None:
-        """The snapshot id of a table by its short name (readings, daily, periods, ...)."""
-        value: int | None = getattr(self, f"{table}_snapshot_id")
-        return value
+        """The snapshot id of a table by its short key (None: no data yet)."""
+        return self.snapshot_ids.get(table)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,16 +97,6 @@ class DeviceRecord:
     device_id: str
     source: str
     first_reading_at: dt.datetime
-
-
-_SNAPSHOT_COLUMNS: Final = (
-    "readings_snapshot_id",
-    "daily_snapshot_id",
-    "periods_snapshot_id",
-    "episodes_snapshot_id",
-    "agp_snapshot_id",
-    "sessions_snapshot_id",
-)
 
 
 class MetadataStore(Store):
@@ -311,11 +298,10 @@ class MetadataStore(Store):
             "finished_at": finished_at,
             "report": json.dumps(report, default=str),
         }
-        if published is not None:
-            for column in _SNAPSHOT_COLUMNS:
-                values[column] = getattr(published, column)
         with self._tx() as con:
             con.execute(runs.update().where(runs.c.run_id == run_id).values(**values))
+            if published is not None:
+                _record_snapshots(con, run_id, published)
             if checks:
                 con.execute(
                     check_results.insert(),
@@ -343,14 +329,24 @@ class MetadataStore(Store):
 
     def published(self) -> PublishedSnapshots | None:
         """Snapshot ids of the last published run, or None before the first publish."""
-        with self._tx() as con:
-            row = con.execute(
-                sa.select(runs.c.run_id, *(runs.c[c] for c in _SNAPSHOT_COLUMNS))
-                .where(runs.c.status == "published")
-                .order_by(runs.c.finished_at.desc(), runs.c.run_id.desc())
-                .limit(1)
-            ).first()
-        return None if row is None else PublishedSnapshots(*row)
+        last = (
+            sa.select(runs.c.run_id)
+            .where(runs.c.status == "published")
+            .order_by(runs.c.finished_at.desc(), runs.c.run_id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        query = (
+            sa.select(runs.c.run_id, run_snapshots.c.table_name, run_snapshots.c.snapshot_id)
+            .select_from(runs.outerjoin(run_snapshots, run_snapshots.c.run_id == runs.c.run_id))
+            .where(runs.c.run_id == last)
+        )
+        with self._tx() as con:  # one query: it runs on every request of the read side
+            rows = con.execute(query).all()
+        if not rows:
+            return None
+        found = {name: int(snapshot) for _, name, snapshot in rows if name is not None}
+        return PublishedSnapshots(rows[0].run_id, found)
 
     def run_history(self, limit: int = 20) -> list[dict[str, Any]]:
         """The latest runs, newest first, each with its report (parsed) and check results."""
@@ -386,6 +382,16 @@ def insert_batch(con: sa.Connection, record: BatchRecord) -> None:
         )
         if known is None:
             con.execute(batches.insert(), [row])
+
+
+def _record_snapshots(con: sa.Connection, run_id: str, published: PublishedSnapshots) -> None:
+    rows = [
+        {"run_id": run_id, "table_name": name, "snapshot_id": snapshot_id}
+        for name, snapshot_id in sorted(published.snapshot_ids.items())
+        if snapshot_id is not None
+    ]
+    if rows:
+        con.execute(run_snapshots.insert(), rows)
 
 
 def _as_row(record: Any) -> dict[str, Any]:

@@ -28,6 +28,7 @@ __all__ = [
     "legacy_token_sha1",
     "patients",
     "privacy_ledger",
+    "run_snapshots",
     "runs",
     "set_aside",
     "token_api_secrets",
@@ -90,13 +91,18 @@ runs = sa.Table(
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("readings_snapshot_id", sa.BigInteger, nullable=True),
-    sa.Column("daily_snapshot_id", sa.BigInteger, nullable=True),
-    sa.Column("periods_snapshot_id", sa.BigInteger, nullable=True),
-    sa.Column("episodes_snapshot_id", sa.BigInteger, nullable=True),
-    sa.Column("agp_snapshot_id", sa.BigInteger, nullable=True),
-    sa.Column("sessions_snapshot_id", sa.BigInteger, nullable=True),
     sa.Column("report", sa.Text, nullable=True),
+)
+# The Iceberg snapshot of each table a published run recorded (a table without data yet: no
+# row), written in the transaction that marks the run published. Readers use the last
+# published run's rows. Until issue 14 these were columns of ``runs`` (``<table>_snapshot_id``,
+# one per table): database.py moves them here when it opens an older store.
+run_snapshots = sa.Table(
+    "run_snapshots",
+    METADATA,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("table_name", sa.String(64), primary_key=True),
+    sa.Column("snapshot_id", sa.BigInteger, nullable=False),
 )
 check_results = sa.Table(
     "check_results",

@@ -3,9 +3,9 @@
 recover (undo writes of a run that died before publishing) → discover (raw batches not yet
 loaded or rejected; none: nothing to do, and say so) → merge (set aside the readings the row
 checks refuse, then each key once, first arrival wins) → transform (daily metrics of the
-touched patient-days) → audit (every check on the staged data) → publish (write the tables,
-then record their snapshot ids, the loaded batches and the set-aside readings in one metadata
-transaction).
+touched patient-days) → audit (every check on the staged data) → publish (write every table
+of ``table_registry``, then record their snapshot ids, the loaded batches and the set-aside
+readings in one metadata transaction).
 
 A reading the run must not publish (``quality.rows``) is set aside alone, with its reason: its
 batch, which may hold other clients' requests, is loaded without it. Only reconciliation blames
@@ -32,12 +32,18 @@ from typing import Literal
 from glucosestream.clock import Clock, utc_now
 from glucosestream.config import Settings
 from glucosestream.engines import open_engine
-from glucosestream.lake import RawBatch, RawZone, open_lakehouse, open_metadata
-from glucosestream.lake.lock import run_lock
-from glucosestream.lake.metadata import PublishedSnapshots
-from glucosestream.lake.storage import open_storage
+from glucosestream.lake import (
+    PublishedSnapshots,
+    RawBatch,
+    RawZone,
+    open_lakehouse,
+    open_metadata,
+    open_storage,
+    run_lock,
+)
 from glucosestream.pipeline import steps
 from glucosestream.pipeline.buckets import partition
+from glucosestream.pipeline.table_registry import TABLES
 from glucosestream.quality import (
     CheckResult,
     QualityReport,
@@ -211,7 +217,7 @@ class _Run:
         self.run_id = f"run-{self.started_at:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}"
         self.timer = _Timer()
         self.meta = open_metadata(settings.lake)
-        self.lake = open_lakehouse(settings.lake)
+        self.lake = open_lakehouse(settings.lake, TABLES)
         self.recovered = False
         self.open = False  # its record is "running"
         self.unreadable: tuple[RejectedBatch, ...] = ()  # batches discover rejected

@@ -18,9 +18,17 @@ import pyarrow.compute as pc
 
 from glucosestream.config import QualitySettings
 from glucosestream.engines import Engine, read_sql
-from glucosestream.lake import Lakehouse, MetadataStore, RawBatch, RawZone, tables
-from glucosestream.lake.catalog import Scope
-from glucosestream.lake.metadata import BatchRecord, DeviceRecord, PublishedSnapshots
+from glucosestream.errors import LakeError
+from glucosestream.lake import (
+    BatchRecord,
+    DeviceRecord,
+    Lakehouse,
+    MetadataStore,
+    PublishedSnapshots,
+    RawBatch,
+    RawZone,
+    Scope,
+)
 from glucosestream.metrics import (
     agp_profile,
     compute_daily_metrics,
@@ -31,7 +39,8 @@ from glucosestream.metrics import (
 )
 from glucosestream.pipeline.buckets import Bucket, Spilled
 from glucosestream.pipeline.periods import closed_periods, first_period
-from glucosestream.pipeline.sessions import (
+from glucosestream.pipeline.sensor_wear import (
+    SENSOR_SESSIONS_SCHEMA,
     SESSION_BREAK_MIN,
     SessionInputs,
     infer_sessions,
@@ -52,6 +61,7 @@ __all__ = [
     "BucketResult",
     "BucketWork",
     "Discovered",
+    "Staged",
     "describe_error",
     "discover",
     "process_bucket",
@@ -175,20 +185,21 @@ class BucketWork:
 
 
 @dataclass(frozen=True, slots=True)
+class Staged:
+    """A bucket's rows for one table, and which of its published rows they replace (ignored
+    for a table runs append to)."""
+
+    rows: Spilled
+    scope: Scope
+
+
+@dataclass(frozen=True, slots=True)
 class BucketResult:
     prefix: str
     incoming_rows: int
-    new: Spilled
-    daily: Spilled
+    staged: dict[str, Staged]  # by the table's short key: one per entry of the registry
     days: int
-    scope: Scope
-    periods: Spilled
-    episodes: Spilled
-    agp: Spilled
     period_count: int
-    period_scope: Scope
-    sessions: Spilled
-    session_scope: Scope
     devices: tuple[DeviceRecord, ...]
     checks: tuple[CheckResult, ...]
     set_aside: Spilled  # quality.SET_ASIDE_SCHEMA: the incoming readings kept out, and why
@@ -202,68 +213,114 @@ def process_bucket(work: BucketWork, bucket: Bucket, timer: Timer) -> BucketResu
     """Set aside the readings the run must not publish, then merge, transform and audit the
     rest of one bucket of patients."""
     with timer.step("merge"):
-        arrived = bucket.incoming()
-        admitted = set_aside_rows(arrived, work.quality)
-        incoming = admitted.kept
-        keys = set(incoming["patient_key"].to_pylist())
-        since = first_period_day = None
-        if work.full_refresh:
-            keys |= {k for k in work.all_patient_keys if k.startswith(bucket.prefix)}
-        elif incoming.num_rows:
-            first_period_day = _first_period(work, incoming)
-            since = _history_start(incoming, first_period_day)
-        snapshot = None if work.published is None else work.published.readings_snapshot_id
-        curated = work.lake.read_readings(snapshot, keys, since)
-        new = work.engine.query(
-            read_sql("glucosestream.pipeline", "merge.sql"),
-            {"incoming": incoming, "curated": curated},
-        ).cast(READING_SCHEMA)
-        every = _concat([curated, new])
+        merged = _merge(work, bucket)
     with timer.step("transform"):
-        dated = every.append_column("local_date", local_dates(every))  # once, for both
-        all_days = touched_days(work.engine, dated)
-        days, scope = _days_to_compute(work, bucket, all_days, new)
-        daily = compute_daily_metrics(
-            work.engine, dated, days, run_id=work.run_id, computed_at=work.computed_at
-        )
-        del dated
-        if work.full_refresh:
-            periods = closed_periods(all_days, None, None)
-            period_scope = Scope(prefix=bucket.prefix)
-        elif first_period_day is not None:
-            touched = frozenset(scope.patient_keys)
-            periods = closed_periods(all_days, touched, first_period_day)
-            period_scope = Scope(patient_keys=scope.patient_keys, from_date=first_period_day)
-        else:  # every period this run touches is still open: nothing to write or replace
-            periods = closed_periods(all_days.slice(0, 0), None, None)
-            period_scope = Scope()
-        run_id, at = work.run_id, work.computed_at
-        period_rows = compute_period_metrics(every, periods, run_id=run_id, computed_at=at)
-        episodes = episode_rows(every, periods, run_id=run_id, computed_at=at)
-        agp = agp_profile(every, periods, run_id=run_id, computed_at=at)
-        inputs, session_scope = _session_inputs(work, bucket, every, new)
-        sessions = infer_sessions(inputs, run_id=run_id, computed_at=at)
+        out = _transform(work, bucket, merged)
     with timer.step("audit"):
-        checks = run_checks(StagedRun(new, every, daily, days, incoming), work.quality)
+        staged = StagedRun(merged.new, merged.every, out.daily, out.days, merged.incoming)
+        checks = run_checks(staged, work.quality)
     folder = None if work.spill is None else work.spill / "staged" / (bucket.prefix or "all")
     return BucketResult(
         prefix=bucket.prefix,
-        incoming_rows=arrived.num_rows,
-        new=Spilled.keep(new, folder, "readings"),
-        daily=Spilled.keep(daily, folder, "daily"),
-        days=days.num_rows,
-        scope=scope,
-        periods=Spilled.keep(period_rows, folder, "periods"),
-        episodes=Spilled.keep(episodes, folder, "episodes"),
-        agp=Spilled.keep(agp, folder, "agp"),
-        period_count=periods.num_rows,
-        period_scope=period_scope,
-        sessions=Spilled.keep(sessions, folder, "sessions"),
-        session_scope=session_scope,
-        devices=_devices(new),
+        incoming_rows=merged.arrived_rows,
+        staged={
+            short: Staged(Spilled.keep(rows, folder, short), where)
+            for short, (rows, where) in out.tables.items()
+        },
+        days=out.days.num_rows,
+        period_count=out.period_count,
+        devices=_devices(merged.new),
         checks=tuple(checks),
-        set_aside=Spilled.keep(admitted.set_aside, folder, "set_aside"),
+        set_aside=Spilled.keep(merged.set_aside, folder, "set_aside"),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Merged:
+    arrived_rows: int
+    set_aside: pa.Table  # quality.SET_ASIDE_SCHEMA
+    incoming: pa.Table  # the arrived readings the row checks kept
+    new: pa.Table  # those curated does not hold yet
+    every: pa.Table  # the curated history the run read, and the new readings
+    first_period_day: dt.date | None
+
+
+def _merge(work: BucketWork, bucket: Bucket) -> _Merged:
+    """Set aside the readings the row checks refuse; read the curated history the run needs
+    and keep the first arrival of each new key (merge.sql)."""
+    arrived = bucket.incoming()
+    admitted = set_aside_rows(arrived, work.quality)
+    incoming = admitted.kept
+    keys = set(incoming["patient_key"].to_pylist())
+    since = first_period_day = None
+    if work.full_refresh:
+        keys |= {k for k in work.all_patient_keys if k.startswith(bucket.prefix)}
+    elif incoming.num_rows:
+        first_period_day = _first_period(work, incoming)
+        since = _history_start(incoming, first_period_day)
+    curated = work.lake.read_readings(_published(work, "readings"), keys, since)
+    new = work.engine.query(
+        read_sql("glucosestream.pipeline", "merge.sql"),
+        {"incoming": incoming, "curated": curated},
+    ).cast(READING_SCHEMA)
+    every = _concat([curated, new])
+    return _Merged(arrived.num_rows, admitted.set_aside, incoming, new, every, first_period_day)
+
+
+@dataclass(frozen=True, slots=True)
+class _Transformed:
+    tables: dict[str, tuple[pa.Table, Scope]]  # by short key: rows, and the scope they replace
+    daily: pa.Table
+    days: pa.Table
+    period_count: int
+
+
+def _transform(work: BucketWork, bucket: Bucket, merged: _Merged) -> _Transformed:
+    """Every table's rows for the bucket: the new readings, the daily metrics of the days
+    they touch, the closed periods' results, the sensor sessions."""
+    every, new = merged.every, merged.new
+    dated = every.append_column("local_date", local_dates(every))  # once, for both
+    all_days = touched_days(work.engine, dated)
+    days, scope = _days_to_compute(work, bucket, all_days, new)
+    daily = compute_daily_metrics(
+        work.engine, dated, days, run_id=work.run_id, computed_at=work.computed_at
+    )
+    del dated
+    periods, period_scope = _periods_to_compute(
+        work, bucket, all_days, scope, merged.first_period_day
+    )
+    run_id, at = work.run_id, work.computed_at
+    inputs, session_scope = _session_inputs(work, bucket, every, new)
+    tables = {
+        "readings": (new, Scope()),
+        "daily": (daily, scope),
+        "periods": (
+            compute_period_metrics(every, periods, run_id=run_id, computed_at=at),
+            period_scope,
+        ),
+        "episodes": (episode_rows(every, periods, run_id=run_id, computed_at=at), period_scope),
+        "agp": (agp_profile(every, periods, run_id=run_id, computed_at=at), period_scope),
+        "sessions": (infer_sessions(inputs, run_id=run_id, computed_at=at), session_scope),
+    }
+    return _Transformed(tables, daily, days, periods.num_rows)
+
+
+def _periods_to_compute(
+    work: BucketWork,
+    bucket: Bucket,
+    all_days: pa.Table,
+    scope: Scope,
+    first_period_day: dt.date | None,
+) -> tuple[pa.Table, Scope]:
+    """The closed periods to recompute (pipeline.periods) and the results rows they replace."""
+    if work.full_refresh:
+        return closed_periods(all_days, None, None), Scope(prefix=bucket.prefix)
+    if first_period_day is not None:
+        touched = frozenset(scope.patient_keys)
+        periods = closed_periods(all_days, touched, first_period_day)
+        return periods, Scope(patient_keys=scope.patient_keys, from_date=first_period_day)
+    # Every period this run touches is still open: nothing to write or replace.
+    return closed_periods(all_days.slice(0, 0), None, None), Scope()
 
 
 def _first_period(work: BucketWork, incoming: pa.Table) -> dt.date | None:
@@ -280,8 +337,7 @@ def _first_period(work: BucketWork, incoming: pa.Table) -> dt.date | None:
             strict=True,
         )
     }
-    snapshot = None if work.published is None else work.published.daily_snapshot_id
-    return first_period(new_days, work.lake.last_days(snapshot, new_days))
+    return first_period(new_days, work.lake.last_days(_published(work, "daily"), new_days))
 
 
 def _history_start(incoming: pa.Table, first_period_day: dt.date | None) -> dt.datetime:
@@ -301,25 +357,28 @@ def _session_inputs(
     """A full refresh infers every session of the bucket from its readings. An incremental run
     replaces, for the patients with new readings, the sessions that end on or after the day of
     the earliest new reading less a session break, folding those it keeps as summaries."""
-    spec = tables.SENSOR_SESSIONS
+    no_sessions = SENSOR_SESSIONS_SCHEMA.empty_table()
     if work.full_refresh:
-        return SessionInputs(spec.schema.empty_table(), every), Scope(prefix=bucket.prefix)
+        return SessionInputs(no_sessions, every), Scope(prefix=bucket.prefix)
     if new.num_rows == 0:
-        return SessionInputs(spec.schema.empty_table(), new), Scope()
+        return SessionInputs(no_sessions, new), Scope()
     earliest: dt.datetime = pc.min(new["ts"]).as_py()
     scope = Scope(
         patient_keys=tuple(sorted(set(new["patient_key"].to_pylist()))),
         from_date=(earliest - dt.timedelta(minutes=SESSION_BREAK_MIN)).date(),
     )
-    published = work.published
-    sessions_snapshot = None if published is None else published.sessions_snapshot_id
-    readings_snapshot = None if published is None else published.readings_snapshot_id
-    stored = work.lake.read_scope(spec, sessions_snapshot, scope)
+    stored = work.lake.read_scope("sessions", _published(work, "sessions"), scope)
+    readings_snapshot = _published(work, "readings")
 
     def read_curated(keys: tuple[str, ...], since: dt.datetime) -> pa.Table:
         return work.lake.read_readings(readings_snapshot, keys, since)
 
     return session_inputs(stored, new, read_curated), scope
+
+
+def _published(work: BucketWork, short: str) -> int | None:
+    """The table's published snapshot (None before the first publish)."""
+    return None if work.published is None else work.published.of(short)
 
 
 def _devices(new: pa.Table) -> tuple[DeviceRecord, ...]:
@@ -368,31 +427,25 @@ def reconcile(batches: Sequence[RawBatch], results: Sequence[BucketResult]) -> R
             m["received"], m["accepted"], m["duplicates"], m["quarantined"], batch.row_count()
         )
     incoming = sum(r.incoming_rows for r in results)
-    new = sum(r.new.rows for r in results)
+    new = sum(r.staged["readings"].rows.rows for r in results)
     aside = sum(r.set_aside.rows for r in results)
     return RunAccounts(counts, incoming, new, incoming - aside - new, aside)
 
 
 def publish(lake: Lakehouse, results: Sequence[BucketResult], run_id: str) -> PublishedSnapshots:
-    """Write every table, each in one commit, one bucket in memory at a time; the caller
-    records the returned snapshot ids (the real publish)."""
-    return PublishedSnapshots(
-        run_id,
-        readings_snapshot_id=lake.append_readings(r.new.load() for r in results),
-        daily_snapshot_id=lake.replace_daily((r.daily.load(), r.scope) for r in results),
-        periods_snapshot_id=lake.replace_results(
-            tables.PERIOD_METRICS, ((r.periods.load(), r.period_scope) for r in results)
-        ),
-        episodes_snapshot_id=lake.replace_results(
-            tables.EPISODES, ((r.episodes.load(), r.period_scope) for r in results)
-        ),
-        agp_snapshot_id=lake.replace_results(
-            tables.AGP_PROFILE, ((r.agp.load(), r.period_scope) for r in results)
-        ),
-        sessions_snapshot_id=lake.replace_results(
-            tables.SENSOR_SESSIONS, ((r.sessions.load(), r.session_scope) for r in results)
-        ),
-    )
+    """Write every table of the registry, each in one commit, one bucket in memory at a time;
+    the caller records the returned snapshot ids (the real publish)."""
+    snapshot_ids = {}
+    for spec in lake.specs:
+        if any(spec.short not in r.staged for r in results):
+            raise LakeError(f"the run staged no rows for table {spec.name} ({spec.short!r})")
+        staged = (r.staged[spec.short] for r in results)
+        if spec.write == "append":
+            snapshot_ids[spec.short] = lake.append_rows(spec.short, (s.rows.load() for s in staged))
+        else:
+            parts = ((s.rows.load(), s.scope) for s in staged)
+            snapshot_ids[spec.short] = lake.replace_rows(spec.short, parts)
+    return PublishedSnapshots(run_id, snapshot_ids)
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:

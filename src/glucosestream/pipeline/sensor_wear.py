@@ -25,10 +25,10 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from glucosestream.lake.tables import SENSOR_SESSIONS
 from glucosestream.readings import ReadingFlag
 
 __all__ = [
+    "SENSOR_SESSIONS_SCHEMA",
     "SESSION_BREAK_MIN",
     "SessionInputs",
     "infer_sessions",
@@ -54,7 +54,23 @@ _SUMMARY_COLUMNS: Final = (
     "gaps_over_15_min",
 )
 
-_PIECES: Final = pa.schema([SENSOR_SESSIONS.schema.field(c) for c in _SUMMARY_COLUMNS])
+# The rows of curated.sensor_sessions (its table: pipeline.table_registry).
+SENSOR_SESSIONS_SCHEMA: Final = pa.schema(
+    [
+        pa.field("patient_key", pa.string(), nullable=False),
+        pa.field("device_id", pa.string(), nullable=False),
+        pa.field("session_start", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("session_end", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("end_date", pa.date32(), nullable=False),  # UTC day of session_end
+        pa.field("duration_h", pa.float64(), nullable=False),
+        pa.field("readings", pa.int64(), nullable=False),
+        pa.field("longest_gap_min", pa.float64(), nullable=False),
+        pa.field("gaps_over_15_min", pa.int64(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("computed_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    ]
+)
+_PIECES: Final = pa.schema([SENSOR_SESSIONS_SCHEMA.field(c) for c in _SUMMARY_COLUMNS])
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +147,7 @@ def infer_sessions(inputs: SessionInputs, *, run_id: str, computed_at: dt.dateti
             "run_id": pa.array([run_id] * rows, pa.string()),
             "computed_at": pa.array([computed_at] * rows, pa.timestamp("us", tz="UTC")),
         },
-        schema=SENSOR_SESSIONS.schema,
+        schema=SENSOR_SESSIONS_SCHEMA,
     )
 
 
