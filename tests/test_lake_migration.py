@@ -1,68 +1,93 @@
 """A metadata store an older release made opens with its published state: the per-table
-``runs.<table>_snapshot_id`` columns (before issue 14) become ``run_snapshots`` rows."""
+``runs.<table>_snapshot_id`` columns (before issue 14) become ``run_snapshots`` rows. On SQLite,
+and on PostgreSQL when scripts/postgres.sh runs one (slow tier)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
-from glucosestream.lake import open_metadata
+from glucosestream.lake import PublishedSnapshots, open_metadata
 
 T0 = dt.datetime(2026, 1, 5, 8, tzinfo=dt.UTC)
-# The runs table as the release before issue 14 made it (lake/metadata_schema.py then).
-OLD_RUNS = (
-    "CREATE TABLE runs (run_id VARCHAR(64) NOT NULL PRIMARY KEY, "
-    "started_at DATETIME NOT NULL, finished_at DATETIME, status VARCHAR(16) NOT NULL, "
-    "readings_snapshot_id BIGINT, daily_snapshot_id BIGINT, periods_snapshot_id BIGINT, "
-    "episodes_snapshot_id BIGINT, agp_snapshot_id BIGINT, sessions_snapshot_id BIGINT, "
-    "report TEXT)"
-)
+SIX = ("readings", "daily", "periods", "episodes", "agp", "sessions")
+URL_FILE = Path(__file__).resolve().parents[1] / ".services" / "postgres.url"
 OLD_ROWS = [
     # an early run, published before the results tables existed
-    {"run_id": "run-1", "at": T0, "status": "published", "r": 11, "d": 12, "p": None, "s": None},
+    {"run_id": "run-1", "at": T0, "status": "published", "readings": 11, "daily": 12},
     {"run_id": "run-2", "at": T0 + dt.timedelta(hours=1), "status": "published",
-     "r": 21, "d": 22, "p": 23, "s": 26},
-    {"run_id": "run-3", "at": T0 + dt.timedelta(hours=2), "status": "failed",
-     "r": None, "d": None, "p": None, "s": None},
+     "readings": 21, "daily": 22, "periods": 23, "sessions": 26},
+    {"run_id": "run-3", "at": T0 + dt.timedelta(hours=2), "status": "failed"},
 ]  # fmt: skip
 
 
-def _old_store(settings, create=OLD_RUNS, columns=("readings", "daily", "periods", "sessions")):
-    settings.lake.state_path.mkdir(parents=True)
-    engine = sa.create_engine(settings.lake.resolved_metadata_url())
-    names = ", ".join(f"{c}_snapshot_id" for c in columns)
-    values = ", ".join(f":{c[0]}" for c in columns)
+def _old_runs(tables: tuple[str, ...]) -> sa.Table:
+    """The runs table as a release before issue 14 made it, with these snapshot columns."""
+    return sa.Table(
+        "runs",
+        sa.MetaData(),
+        sa.Column("run_id", sa.String(64), primary_key=True),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("status", sa.String(16), nullable=False),
+        *(sa.Column(f"{t}_snapshot_id", sa.BigInteger, nullable=True) for t in tables),
+        sa.Column("report", sa.Text, nullable=True),
+    )
+
+
+def _old_store(lake, tables=SIX) -> sa.Engine:
+    if not lake.metadata_url:
+        lake.state_path.mkdir(parents=True)
+    engine = sa.create_engine(lake.resolved_metadata_url())
+    runs = _old_runs(tables)
+    runs.metadata.create_all(engine)
+    rows = [
+        {
+            "run_id": r["run_id"],
+            "started_at": r["at"],
+            "finished_at": r["at"],
+            "status": r["status"],
+            **{f"{t}_snapshot_id": r.get(t) for t in tables},
+        }
+        for r in OLD_ROWS
+    ]
     with engine.begin() as con:
-        con.execute(sa.text(create))
-        for row in OLD_ROWS:
-            con.execute(
-                sa.text(
-                    f"INSERT INTO runs (run_id, started_at, finished_at, status, {names}) "
-                    f"VALUES (:run_id, :at, :at, :status, {values})"
-                ),
-                row,
-            )
+        con.execute(runs.insert(), rows)
     return engine
 
 
-def test_an_old_layout_store_keeps_its_published_snapshots(settings):
-    engine = _old_store(settings)
-    published = open_metadata(settings.lake).published()
+@pytest.fixture
+def pg_lake(settings) -> Iterator:
+    """The settings' lake with its metadata store in a new database of the test server."""
+    if not URL_FILE.exists():
+        pytest.skip("no test PostgreSQL server: run `scripts/postgres.sh start` (make test does)")
+    server = URL_FILE.read_text().strip()
+    name = f"gs_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as con:
+        con.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield dataclasses.replace(settings.lake, metadata_url=server.rsplit("/", 1)[0] + "/" + name)
+    with admin.connect() as con:
+        con.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _check_migrated(lake, engine: sa.Engine) -> None:
+    published = open_metadata(lake).published()
     assert published is not None
     assert published.run_id == "run-2"
-    assert [published.of(t) for t in ("readings", "daily", "periods", "sessions")] == [
-        21,
-        22,
-        23,
-        26,
-    ]
-    assert published.of("episodes") is None  # a null column: no row
+    assert [published.of(t) for t in SIX] == [21, 22, 23, None, None, 26]  # null: no row
     columns = {c["name"] for c in sa.inspect(engine).get_columns("runs")}
     assert not {c for c in columns if c.endswith("_snapshot_id")}
     with engine.connect() as con:
         rows = con.execute(sa.text("SELECT run_id, table_name, snapshot_id FROM run_snapshots"))
-        assert sorted(rows) == [
+        assert sorted(tuple(r) for r in rows) == [
             ("run-1", "daily", 12),
             ("run-1", "readings", 11),
             ("run-2", "daily", 22),
@@ -70,22 +95,24 @@ def test_an_old_layout_store_keeps_its_published_snapshots(settings):
             ("run-2", "readings", 21),
             ("run-2", "sessions", 26),
         ]
+    assert open_metadata(lake).published() == published  # migrated once: nothing left to move
+
+
+def test_an_old_layout_store_keeps_its_published_snapshots(settings):
+    engine = _old_store(settings.lake)
+    _check_migrated(settings.lake, engine)
     engine.dispose()
 
 
-def test_the_migration_runs_once(settings):
-    _old_store(settings).dispose()
-    first = open_metadata(settings.lake).published()
-    assert open_metadata(settings.lake).published() == first
+@pytest.mark.slow
+def test_an_old_layout_store_on_postgres_keeps_its_published_snapshots(pg_lake):
+    engine = _old_store(pg_lake)
+    _check_migrated(pg_lake, engine)
+    engine.dispose()
 
 
 def test_a_store_older_still_with_two_snapshot_columns_migrates(settings):
-    two = (
-        "CREATE TABLE runs (run_id VARCHAR(64) PRIMARY KEY, started_at DATETIME NOT NULL, "
-        "finished_at DATETIME, status VARCHAR(16) NOT NULL, readings_snapshot_id BIGINT, "
-        "daily_snapshot_id BIGINT, report TEXT)"
-    )
-    _old_store(settings, two, ("readings", "daily")).dispose()
+    _old_store(settings.lake, ("readings", "daily")).dispose()
     published = open_metadata(settings.lake).published()
     assert published is not None
     assert (published.run_id, published.of("readings"), published.of("daily")) == ("run-2", 21, 22)
@@ -93,8 +120,6 @@ def test_a_store_older_still_with_two_snapshot_columns_migrates(settings):
 
 
 def test_a_new_store_records_snapshots_as_rows(settings):
-    from glucosestream.lake import PublishedSnapshots
-
     meta = open_metadata(settings.lake)
     assert meta.published() is None
     meta.start_run("run-a", T0)
