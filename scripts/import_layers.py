@@ -27,15 +27,12 @@ SRC = Path(__file__).resolve().parents[1] / "src" / PACKAGE
 # Bottom layer first. Each entry: (the layer's units, what the layer is).
 LAYERS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("errors",), "the exception tree"),
-    (
-        ("clock", "http_errors", "readings"),
-        "the clock, the HTTP error shape, the canonical reading",
-    ),
+    (("clock", "readings"), "the clock, the canonical reading"),
     (("config",), "Settings, the only reader of the environment"),
     (
-        ("engines", "formats", "lake", "localclock", "quality", "synth"),
+        ("engines", "formats", "http_errors", "lake", "localclock", "quality", "synth"),
         "the lake (raw zone, Iceberg tables, metadata store), SQL engines, source formats, "
-        "quality checks, local days, synthetic data",
+        "the HTTP error shape, quality checks, local days, synthetic data",
     ),
     (("access", "metrics"), "roles and tokens; the metric catalog and kernels"),
     (("request_credentials",), "credentials of an HTTP request"),
