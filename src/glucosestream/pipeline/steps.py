@@ -435,10 +435,11 @@ def reconcile(batches: Sequence[RawBatch], results: Sequence[BucketResult]) -> R
 def publish(lake: Lakehouse, results: Sequence[BucketResult], run_id: str) -> PublishedSnapshots:
     """Write every table of the registry, each in one commit, one bucket in memory at a time;
     the caller records the returned snapshot ids (the real publish)."""
+    unstaged = [s.name for s in lake.specs if any(s.short not in r.staged for r in results)]
+    if unstaged:  # before any write: a registry entry without the step computing its rows
+        raise LakeError(f"the run staged no rows for {', '.join(unstaged)}; nothing written")
     snapshot_ids = {}
     for spec in lake.specs:
-        if any(spec.short not in r.staged for r in results):
-            raise LakeError(f"the run staged no rows for table {spec.name} ({spec.short!r})")
         staged = (r.staged[spec.short] for r in results)
         if spec.write == "append":
             snapshot_ids[spec.short] = lake.append_rows(spec.short, (s.rows.load() for s in staged))
