@@ -2,8 +2,8 @@
 
 ``compat="published"`` (the default) uses the published definitions; ``compat="iglu"``
 reproduces iglu 4.3.0, which differs in how readings sharing a timestamp are treated, in the
-MAG column, in extended hyperglycaemia and in MAGE on a trace whose moving averages never cross
-(docs/metrics.md, "Two modes").
+MAG column, in extended hyperglycaemia and in MAGE for a trace whose moving averages never
+cross (docs/metrics.md, "Two modes").
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from glucosestream.metrics.thresholds import MINUTES_PER_DAY, SECONDS_PER_DAY
 
 __all__ = ["dt0_min_of", "fill_grid", "grid_days"]
 
-DEFAULT_DT0_MIN = 5  # grid.sampling_interval_min: fewer than two readings
+DEFAULT_DT0_MIN = 5  # interpolation_grid.sampling_interval_min: fewer than two readings
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]

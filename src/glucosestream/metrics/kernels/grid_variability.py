@@ -2,7 +2,7 @@
 
 The same definitions (and sources) as ``metrics.reference.variability``: missing grid points
 are skipped, so a pair or window that touches one does not count. ``variability_into`` writes
-the 16 values of ``catalog._variability`` in order.
+the 16 values of ``reference.patient_metrics._variability`` in order.
 
 Every sum adds the same values in the same order as the per-patient reference (``nan_mean``,
 ``nan_sd``: mean first, then the squared deviations), so the numbers are the same to the last

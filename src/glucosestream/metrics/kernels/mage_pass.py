@@ -128,22 +128,20 @@ def _turning_points(values: FloatArray, kinds: npt.NDArray[np.int8], sd: float) 
 
 
 @compiled
-def _segment(seg: FloatArray, iglu: bool) -> tuple[float, float, int]:
-    """(MAGE+, MAGE-, first excursion: 1 up, -1 down, 0 none) of one segment; with ``iglu``,
-    max - min for both where the moving averages never cross (``mage.mage_moving_average``)."""
+def _segment(seg: FloatArray) -> tuple[float, float, int, bool]:
+    """(MAGE+, MAGE-, first excursion: 1 up, -1 down, 0 none, whether the moving averages cross)
+    of one segment."""
     sd = nan_sd(seg)  # sd_of of the present values: the same sums in the same order
     values, kinds = _extremes(seg)
-    if iglu and values.size <= 1:
-        spread = np.nanmax(seg) - np.nanmin(seg)
-        return spread, spread, 0
+    crosses = values.size > 1
     points = _turning_points(values, kinds, sd)
     if points.size == 0:
-        return np.nan, np.nan, 0
+        return np.nan, np.nan, 0, crosses
     steps = np.diff(points[1:])
     rises = steps[steps > 0]
     falls = -steps[steps < 0]
     first = 1 if points[0] < 0 else -1
-    return mean_of(rises), mean_of(falls), first
+    return mean_of(rises), mean_of(falls), first, crosses
 
 
 @compiled
@@ -160,7 +158,8 @@ def _weighted(values: FloatArray, weights: FloatArray) -> float:
 
 @compiled
 def mage_into(row: FloatArray, b: int, x: FloatArray, max_gap_points: int, iglu: bool) -> None:
-    """MAGE (mean of + and -), MAGE+, MAGE-, MAGE by first excursion, the larger of + and -."""
+    """MAGE (mean of + and -), MAGE+, MAGE-, MAGE by first excursion, the larger of + and -;
+    with ``iglu``, max - min for all five where no segment's averages cross (iglu 4.3.0)."""
     present = np.flatnonzero(~np.isnan(x))
     cuts = [0]
     for i in range(1, present.size):
@@ -170,12 +169,16 @@ def mage_into(row: FloatArray, b: int, x: FloatArray, max_gap_points: int, iglu:
     m = len(cuts) - 1 if present.size else 0
     plus, minus = np.empty(m), np.empty(m)
     service, larger, weights = np.empty(m), np.empty(m), np.empty(m)
+    crossed = False
     for s in range(m):
         start, stop = present[cuts[s]], present[cuts[s + 1] - 1] + 1
-        p, q, first = _segment(x[start:stop], iglu)
+        p, q, first, crosses = _segment(x[start:stop])
+        crossed = crossed or crosses
         plus[s], minus[s], weights[s] = p, q, stop - start - 1
         service[s] = p if first == 1 else q
         larger[s] = q if q > p else p
     row[b + 1], row[b + 2] = _weighted(plus, weights), _weighted(minus, weights)
     row[b] = (row[b + 1] + row[b + 2]) / 2.0
     row[b + 3], row[b + 4] = _weighted(service, weights), _weighted(larger, weights)
+    if iglu and m > 0 and not crossed:
+        row[b : b + 5] = np.nanmax(x) - np.nanmin(x)

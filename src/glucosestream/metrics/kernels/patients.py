@@ -217,10 +217,23 @@ def _find(
 
 
 @compiled
+def _keep_overlap_free(
+    starts: IntArray, stops: IntArray, counts: IntArray, kind: int, lv1: int, lv2: int
+) -> None:
+    """Kind ``kind``: the episodes of kind ``lv1`` that overlap none of kind ``lv2``."""
+    keep = overlap_free(starts[lv1], stops[lv1], counts[lv1], starts[lv2], stops[lv2], counts[lv2])
+    for i in range(counts[lv1]):
+        if keep[i]:
+            starts[kind, counts[kind]], stops[kind, counts[kind]] = starts[lv1, i], stops[lv1, i]
+            counts[kind] += 1
+
+
+@compiled
 def episode_sets(
     x: FloatArray, scan: GridScan, dt0: int, iglu: bool
 ) -> tuple[IntArray, IntArray, IntArray]:
-    """(starts, stops, counts) of the eight episode kinds of ``catalog.episode_sets`` on the
+    """(starts, stops, counts) of the eight episode kinds of
+    ``reference.patient_metrics.episode_sets`` on the
     grid ``x`` (``scan`` is ``scan_grid(x)``); only the first ``counts[k]`` entries of
     ``starts[k]`` and ``stops[k]`` are written."""
     cap = x.size // points_for(START_MIN, dt0) + 2
@@ -235,44 +248,18 @@ def episode_sets(
     counts[1] = _find(x, True, (LV2_LOW, LV2_LOW), (sp, ep), b54, low, starts[1], stops[1])
     counts[3] = _find(x, False, (LV1_HIGH, LV1_HIGH), (sp, ep), a180, high, starts[3], stops[3])
     counts[4] = _find(x, False, (LV2_HIGH, LV2_HIGH), (sp, ep), a250, high, starts[4], stops[4])
-    if iglu:  # level 1 episodes longer than 120 min; iglu's dur_length = 120 level 2 row
+    if iglu:  # level 1 episodes longer than 120 min
         for i in range(counts[0]):
             if (stops[0, i] - starts[0, i]) * dt0 > EXT_MIN:
                 starts[2, counts[2]], stops[2, counts[2]] = starts[0, i], stops[0, i]
                 counts[2] += 1
-        counts[5] = _find(
-            x,
-            False,
-            (LV2_HIGH, LV2_HIGH),
-            (xp, ep),
-            a250,
-            high,
-            starts[5],
-            stops[5],
-        )
     else:  # Battelino 2023
         counts[2] = _find(x, True, (LV1_LOW, LV1_LOW), (xp, ep), b70, low, starts[2], stops[2])
-        counts[5] = _find(
-            x,
-            False,
-            (LV2_HIGH, LV1_HIGH),
-            (xp, ep),
-            a250,
-            high,
-            starts[5],
-            stops[5],
-        )
-    for kind, lv1, lv2 in ((6, 0, 1), (7, 3, 4)):
-        keep = overlap_free(
-            starts[lv1], stops[lv1], counts[lv1], starts[lv2], stops[lv2], counts[lv2]
-        )
-        for i in range(counts[lv1]):
-            if keep[i]:
-                starts[kind, counts[kind]], stops[kind, counts[kind]] = (
-                    starts[lv1, i],
-                    stops[lv1, i],
-                )
-                counts[kind] += 1
+    # Extended hyper: Battelino 2023 ends it at <= 180; iglu's dur_length = 120 row at <= 250.
+    levels = (LV2_HIGH, LV2_HIGH if iglu else LV1_HIGH)
+    counts[5] = _find(x, False, levels, (xp, ep), a250, high, starts[5], stops[5])
+    _keep_overlap_free(starts, stops, counts, 6, 0, 1)
+    _keep_overlap_free(starts, stops, counts, 7, 3, 4)
     return starts, stops, counts
 
 

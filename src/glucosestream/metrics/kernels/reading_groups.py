@@ -2,7 +2,8 @@
 
 Each ``*_into(row, base, ...)`` writes its group's values into ``row[base:]`` in the order
 ``*_COLUMNS`` below name them. Definitions and sources: the per-patient reference
-(``catalog``, ``consensus``, ``risk``, ``mage.mage_naive``, ``agp.night_mask``).
+(``reference``: ``patient_metrics``, ``consensus``, ``risk``, ``mage.mage_naive``,
+``agp.night_mask``).
 """
 
 from __future__ import annotations
@@ -165,7 +166,7 @@ def band_pcts(g: FloatArray) -> BandPcts:
 
 @compiled
 def bands_into(row: FloatArray, b: int, pcts: BandPcts) -> None:
-    """The eight band columns of ``catalog._bands``, given ``band_pcts`` of the values."""
+    """The eight ``BAND_COLUMNS`` (``patient_metrics._bands``) from ``band_pcts``."""
     vl, lo, ir, hi, vh, r140 = pcts
     row[b : b + 5] = np.array([vl, lo, ir, hi, vh])
     row[b + 5], row[b + 6], row[b + 7] = vl + lo, hi + vh, r140
@@ -305,7 +306,7 @@ def risk_into(
     table: FloatArray,
     summary: tuple[float, float, float, float, float],
 ) -> None:
-    """LBGI, HBGI, ADRR, GRADE, hyper/hypo index, IGC, J, M, eA1c, COGI (``catalog._risk``);
+    """LBGI, HBGI, ADRR, GRADE, hyper/hypo index, IGC, J, M, eA1c, COGI (``patient_metrics._risk``);
     ``summary`` is the readings' (mean, SD, % below 54, % 54-69, % 70-180)."""
     n = g.size
     sums = _risk_sums(g, t, table)

@@ -64,6 +64,7 @@ class MageSegment:
     plus_mg_dl: float
     minus_mg_dl: float
     first_is_plus: bool | None
+    crosses: bool = True  # whether the moving averages cross in it at all
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,17 +181,14 @@ def _turning_points(values: FloatArray, kinds: npt.NDArray[np.int8], sd: float) 
     return points
 
 
-def _segment_mage(x: FloatArray, start: int, stop: int, iglu: bool) -> MageSegment:
+def _segment_mage(x: FloatArray, start: int, stop: int) -> MageSegment:
     seg = x[start:stop]
     present = ~np.isnan(seg)
     sd = float(np.std(seg[present], ddof=1)) if int(present.sum()) > 1 else float("nan")
     values, kinds = _extremes(seg)
-    if iglu and values.size <= 1:  # the averages never cross: iglu gives max - min
-        spread = float(np.nanmax(seg) - np.nanmin(seg))
-        return MageSegment(start, stop, spread, spread, None)
     points = _turning_points(values, kinds, sd)
     if not points:
-        return MageSegment(start, stop, float("nan"), float("nan"), None)
+        return MageSegment(start, stop, float("nan"), float("nan"), None, values.size > 1)
     first_kind, turns = points[0], np.asarray(points[1:])
     steps = np.diff(turns)
     rises = steps[steps > 0]
@@ -211,11 +209,14 @@ def mage_moving_average(
     grid: Grid, *, max_gap_min: float = MAX_GAP_MIN, iglu: bool = False
 ) -> MageResult:
     """MAGE by the moving-average method (Fernandes 2022) on a 5-minute grid. With ``iglu``, a
-    segment whose moving averages never cross (so it has no excursion by this method) counts
-    its max - min as MAGE+, MAGE- and both, as iglu 4.3.0 does; otherwise it has no MAGE."""
+    trace whose moving averages never cross (in none of its segments, so it has no excursion by
+    this method) has max - min as every MAGE, as iglu 4.3.0 gives; otherwise it has none."""
     x = grid.flat
     cuts = _segments(x, int(max_gap_min // grid.dt0_min))
-    segments = [_segment_mage(x, a, b, iglu) for a, b in cuts]
+    segments = [_segment_mage(x, a, b) for a, b in cuts]
+    if iglu and segments and not any(s.crosses for s in segments):
+        spread = float(np.nanmax(x) - np.nanmin(x))
+        return MageResult(spread, spread, spread, spread, tuple(segments))
     weights = [s.stop - s.start - 1 for s in segments]
     service = [s.plus_mg_dl if s.first_is_plus else s.minus_mg_dl for s in segments]
     return MageResult(
