@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from glucosestream.config import Settings
+from glucosestream.config import Settings, s3_checksum_policy
 from glucosestream.errors import ConfigError
 
 
@@ -50,3 +50,10 @@ def test_secret_is_not_in_repr():
     settings = Settings.from_env({"GLUCOSESTREAM_INGEST__PSEUDONYM_SECRET": "s3cr3t-value"})
     assert settings.ingest.pseudonym_secret == "s3cr3t-value"
     assert "s3cr3t-value" not in repr(settings)
+
+
+def test_the_s3_checksum_policy_is_read_from_the_environment_never_written():
+    env = {"AWS_REQUEST_CHECKSUM_CALCULATION": "WHEN_REQUIRED", "OTHER": "x"}
+    assert s3_checksum_policy(env) == {"AWS_REQUEST_CHECKSUM_CALCULATION": "WHEN_REQUIRED"}
+    assert env == {"AWS_REQUEST_CHECKSUM_CALCULATION": "WHEN_REQUIRED", "OTHER": "x"}
+    assert s3_checksum_policy({}) == {}

@@ -21,6 +21,7 @@ from glucosestream.errors import ConfigError
 from glucosestream.readings import is_known_zone, known_zones
 
 __all__ = [
+    "AWS_CHECKSUM_VARIABLES",
     "DashboardSettings",
     "EngineSettings",
     "IngestSettings",
@@ -28,9 +29,12 @@ __all__ = [
     "QualitySettings",
     "Settings",
     "check_zone",
+    "s3_checksum_policy",
 ]
 
 ENV_PREFIX = "GLUCOSESTREAM_"
+# The AWS SDK's checksum policy (see s3_checksum_policy).
+AWS_CHECKSUM_VARIABLES = ("AWS_REQUEST_CHECKSUM_CALCULATION", "AWS_RESPONSE_CHECKSUM_VALIDATION")
 
 
 def _help(text: str) -> dict[str, str]:
@@ -245,15 +249,16 @@ class Settings:
         return dataclasses.replace(self, **{section: dataclasses.replace(current, **kept)})
 
 
-def use_lenient_s3_checksums() -> None:
-    """Have pyarrow's S3 client send checksums only when a request needs them.
+def s3_checksum_policy(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The AWS SDK's checksum policy as the process environment sets it (read, never written).
 
-    The AWS C++ SDK inside pyarrow reads this policy only from the environment, and its default
-    (always) makes S3-compatible servers such as Ceph radosgw refuse uploads with HTTP 411. A
-    value the user set is kept.
+    pyarrow's S3 client (the AWS C++ SDK) takes this policy only from the environment or
+    ``~/.aws/config``, not from its options. Its default sends streamed checksums, which older
+    S3-compatible servers refuse (Ceph radosgw 16: HTTP 411 MissingContentLength); for those the
+    process is started with both variables set to ``WHEN_REQUIRED``.
     """
-    for name in ("AWS_REQUEST_CHECKSUM_CALCULATION", "AWS_RESPONSE_CHECKSUM_VALIDATION"):
-        os.environ.setdefault(name, "WHEN_REQUIRED")
+    env = os.environ if environ is None else environ
+    return {name: env[name] for name in AWS_CHECKSUM_VARIABLES if name in env}
 
 
 def check_zone(name: str, given_as: str) -> str:

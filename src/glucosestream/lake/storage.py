@@ -1,8 +1,11 @@
 """Where the lake's files live: a local folder or an S3 bucket, behind one pyarrow filesystem.
 
-pyarrow's S3 client (the AWS C++ SDK) adds request checksums that some S3-compatible servers
-reject (HTTP 411 MissingContentLength from Ceph radosgw); it reads its checksum policy only from
-the environment, so for a custom endpoint ``config.use_lenient_s3_checksums`` sets it.
+pyarrow's S3 client (the AWS C++ SDK) adds streamed request checksums that older S3-compatible
+servers reject (HTTP 411 MissingContentLength from Ceph radosgw 16). It reads its checksum
+policy only from the environment (or ``~/.aws/config``), which this module never writes: the
+process is started with ``AWS_REQUEST_CHECKSUM_CALCULATION=WHEN_REQUIRED`` and
+``AWS_RESPONSE_CHECKSUM_VALIDATION=WHEN_REQUIRED`` for such a server, and opening a lake on a
+custom endpoint without them logs a warning once that says so.
 
 S3 files are opened with ``allow_delayed_open``: pyarrow then writes an object smaller than a
 multipart part with one PUT, where it otherwise made three requests (create a multipart upload,
@@ -14,15 +17,19 @@ whole or not at all either way.
 
 from __future__ import annotations
 
+import functools
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow.fs as pafs
 from pyiceberg.io.pyarrow import PyArrowFileIO
 
-from glucosestream.config import LakeSettings, use_lenient_s3_checksums
+from glucosestream.config import AWS_CHECKSUM_VARIABLES, LakeSettings, s3_checksum_policy
 
 __all__ = ["LakeFileIO", "Storage", "iceberg_properties", "open_storage"]
+
+log = logging.getLogger(__name__)
 
 # pyiceberg FileIO properties (pyiceberg.io): the keys ``iceberg_properties`` writes.
 _REGION, _ENDPOINT = "s3.region", "s3.endpoint"
@@ -102,7 +109,23 @@ def _s3_filesystem(
     if endpoint_url:
         scheme, _, host = endpoint_url.partition("://")
         options.update(scheme=scheme, endpoint_override=host)
-        use_lenient_s3_checksums()
+        missing = tuple(n for n in AWS_CHECKSUM_VARIABLES if n not in s3_checksum_policy())
+        if missing:
+            _warn_checksum_policy(endpoint_url, missing)
     if access_key_id:
         options.update(access_key=access_key_id, secret_key=secret_access_key)
     return pafs.S3FileSystem(**options)
+
+
+@functools.cache
+def _warn_checksum_policy(endpoint_url: str, missing: tuple[str, ...]) -> None:
+    """Say once per process and endpoint that the SDK's default checksums may be refused."""
+    log.warning(
+        "S3 endpoint %s: %s not set, so pyarrow's S3 client sends streamed checksums, which "
+        "older S3-compatible servers refuse (HTTP 411 MissingContentLength from Ceph radosgw 16); "
+        "if uploads fail so, start the process with %s (or set request_checksum_calculation and "
+        "response_checksum_validation to when_required in ~/.aws/config)",
+        endpoint_url,
+        " and ".join(missing),
+        " ".join(f"{name}=WHEN_REQUIRED" for name in AWS_CHECKSUM_VARIABLES),
+    )
