@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint fix docs bench clean venv
+.PHONY: demo test test-fast kernels lint fix docs bench clean venv
 DOCS := docs/configuration.md docs/cli.md docs/data-model.md
 
 venv: $(STAMP)
@@ -26,15 +26,29 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/cog --check -I docs $(DOCS)
 
-# Two tiers. The fast one first: unit and in-process tests and the parser fuzzing. When it
-# passes, the slow one (markers in SLOW, registered in pyproject.toml): the soak, schemathesis, a
-# plain install, real server and CLI processes, the browser, S3/Ceph and PostgreSQL. Its services
-# (a throwaway PostgreSQL and a Ceph S3 gateway) and the system Chromium come from Debian's
-# packages, installed when missing (scripts/); services are stopped afterwards.
+# numba caches the compiled metric kernels beside their sources. The warm-up loads them in a few
+# seconds, or, when the cache is cold or stale (after an install, or an edit of a kernel or of a
+# module whose constants they compile in), compiles them once and says so, before any test runs,
+# so no test pays for it. The tests' summary names any kernel compiled during the tests.
+kernels: $(STAMP)
+	$(BIN)/python -m glucosestream.metrics.warmup
+
+# Three tiers, fastest first. The fast tier (marker `fast`, assigned in tests/conftest.py by a
+# rule written there: every in-process test but the exhaustive suites and those measured at
+# 0.5 s or more) is a little of every module in under a minute. Then the rest of the in-process
+# tests (fuzzing, the hardening findings, end-to-end pipelines). Then the slow tier (markers in
+# SLOW, registered in pyproject.toml): the soak, schemathesis, a plain install, real server and
+# CLI processes, the browser, S3/Ceph and PostgreSQL. Its services (a throwaway PostgreSQL and a
+# Ceph S3 gateway) and the system Chromium come from Debian's packages, installed when missing
+# (scripts/); services are stopped afterwards.
 SLOW := soak or schemathesis or slow_install or slow
 
-test: lint
-	$(BIN)/pytest -m "not ($(SLOW))"
+test-fast: kernels
+	$(BIN)/pytest -m fast
+
+test: lint kernels
+	$(BIN)/pytest -m fast
+	$(BIN)/pytest -m "not fast and not ($(SLOW))"
 	scripts/browser.sh
 	scripts/postgres.sh start >/dev/null
 	scripts/ceph.sh start >/dev/null

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from numba.core import event as numba_event
 from pyiceberg.io.pyarrow import PyArrowFileIO
 
 from glucosestream.config import EngineSettings, IngestSettings, LakeSettings, Settings
@@ -83,9 +84,9 @@ def opened(monkeypatch):
 
 
 # Modules of the slow tier written before its markers: they need the test services (S3/Ceph,
-# PostgreSQL), the browser, or real server and CLI processes. `make test` runs them after the
-# fast tier (see the Makefile); new slow tests say so with a marker of their own.
-_SLOW_MODULES = frozenset(
+# PostgreSQL), the browser, or real server and CLI processes. `make test` runs them last (see
+# the Makefile); new slow tests say so with a marker of their own.
+SLOW_MODULES = frozenset(
     {
         "test_browser_dashboard.py",
         "test_crash_safety.py",
@@ -94,12 +95,168 @@ _SLOW_MODULES = frozenset(
         "test_serve.py",
     }
 )
+# The slow tier's markers: those pyproject.toml registers as "(slow tier)".
+_SLOW_MARKERS: set[str] = set()
+
+# The fast tier (`make test-fast`, marker `fast`): a little of every module, under a minute on
+# two busy cores. The rule: every in-process test is in it, except
+#   - the tests of HEAVY_MODULES, suites built to be exhaustive: fuzzing, the hardening
+#     findings of HTTP ingest and pipelines, every role x route, end-to-end pipeline runs,
+#     lake maintenance, moto's Glue; and
+#   - the tests named in HEAVY_TESTS: each measured at 0.5 s or more, setup included
+#     (`pytest --durations=0 -p no:randomly` on the 2-core machine, 2026-12-05).
+# A new test joins the fast tier; the summary of a run names any fast test that took over
+# _FAST_LIMIT_S, to be listed here (tests/test_test_tiers.py checks that the names are real).
+_FAST_LIMIT_S = 1.0  # twice the rule's 0.5 s, so a busy machine does not flag borderline tests
+HEAVY_MODULES = frozenset(
+    {
+        "test_authz_matrix.py",
+        "test_fuzz_formats.py",
+        "test_fuzz_http.py",
+        "test_glue.py",
+        "test_hardening_http.py",
+        "test_hardening_ingest.py",
+        "test_hardening_pipeline.py",
+        "test_lake_compaction.py",
+        "test_lake_replace.py",
+        "test_maintenance.py",
+        "test_pipeline_buckets.py",
+        "test_pipeline_e2e.py",
+        "test_pipeline_periods.py",
+        "test_pipeline_sessions.py",
+        "test_synth_realism.py",
+        "test_synth_roundtrip.py",
+    }
+)
+HEAVY_TESTS: dict[str, frozenset[str]] = {
+    "test_app.py": frozenset({"test_patient_page_and_json_show_published_metrics"}),
+    "test_cli.py": frozenset(
+        {
+            "test_demo_without_serving_works_for_an_empty_or_new_folder",
+            "test_report_and_audit_commands",
+            "test_synth_ingest_run_metrics_with_json",
+        }
+    ),
+    "test_dashboard_lake.py": frozenset({"test_triage_orders_by_risk_and_counts_the_window"}),
+    "test_formats_layouts.py": frozenset(
+        {
+            "test_dexcom_german_export",
+            "test_dexcom_mmol_export_with_low_and_high_words",
+            "test_libreview_german_headers",
+            "test_libreview_row_split_by_an_unquoted_decimal_comma_is_quarantined",
+            "test_libreview_scan_in_a_gap_of_the_historic_record_is_kept_flagged",
+            "test_libreview_us_export_reads_month_first_with_am_pm",
+        }
+    ),
+    "test_formats_samples.py": frozenset(
+        {
+            "test_dexcom_clarity_samples_give_every_egv_once",
+            "test_iglu_plain_csv_samples",
+            "test_libreview_samples_count_historic_readings_and_only_uncovered_scans",
+        }
+    ),
+    "test_hardening_cli.py": frozenset(
+        {"test_finding10_every_module_imports_and_help_runs_without_dev_packages"}
+    ),
+    "test_ingest_dedupe.py": frozenset(
+        {
+            "test_overlapping_exports_give_each_reading_once",
+            "test_the_same_export_twice_is_one_set_of_readings",
+        }
+    ),
+    "test_ingest_fastpath.py": frozenset({"test_the_fast_path_never_disagrees_with_the_query"}),
+    "test_ingest_identity.py": frozenset(
+        {"test_no_name_birth_date_or_serial_of_any_sample_reaches_the_lake"}
+    ),
+    "test_lake_tables.py": frozenset(
+        {
+            "test_a_new_column_is_added_to_a_lake_that_has_data",
+            "test_readings_are_partitioned_by_key_prefix_and_day",
+        }
+    ),
+    "test_metrics.py": frozenset({"test_sql_daily_metrics_equal_the_reference_implementation"}),
+    "test_metrics_agp_loess.py": frozenset({"test_smoothed_agp_is_close_to_iglu_plot_agp"}),
+    "test_metrics_properties.py": frozenset(
+        {
+            "test_bands_sum_to_100",
+            "test_exact_duplicate_rows_do_not_matter",
+            "test_gri_rises_when_a_reading_falls_below_54",
+            "test_raising_glucose_raises_mean_gmi_hbgi_and_lowers_lbgi",
+            "test_row_order_does_not_matter",
+        }
+    ),
+    "test_metrics_speed.py": frozenset(
+        {"test_grid_filled_reading_by_reading_equals_the_reference"}
+    ),
+    "test_privacy_release.py": frozenset(
+        {
+            "test_count_noise_scale_is_one_over_epsilon",
+            "test_mean_noise_is_laplace_calibrated_to_epsilon",
+            "test_release_route_refuses_over_budget_with_the_error_shape",
+        }
+    ),
+    "test_quality_gate.py": frozenset(
+        {
+            "test_a_batch_whose_ingest_died_before_it_was_recorded_is_still_loaded",
+            "test_a_merge_that_loses_a_reading_publishes_nothing",
+            "test_a_reading_outside_the_gate_is_set_aside_and_its_file_can_come_back",
+            "test_unpublished_snapshots_are_rolled_back_by_the_next_run",
+        }
+    ),
+    "test_synth_exporters.py": frozenset(
+        {
+            "test_device_exports_are_deterministic",
+            "test_dexcom_clarity_layout_and_round_trip",
+            "test_fhir_bundle_layout_and_round_trip",
+            "test_libreview_layout_and_round_trip",
+            "test_nightscout_entries_layout_and_round_trip",
+            "test_tidepool_cbg_layout_and_round_trip",
+        }
+    ),
+    "test_synth_generator.py": frozenset(
+        {
+            "test_chunking_changes_nothing_and_patients_do_not_depend_on_cohort_size",
+            "test_sensor_sessions_leave_warm_up_gaps_and_dropouts_leave_holes",
+        }
+    ),
+}
+
+
+def _in_fast_tier(item: pytest.Item) -> bool:
+    if any(item.get_closest_marker(name) for name in _SLOW_MARKERS):
+        return False
+    module = item.path.name
+    if module in HEAVY_MODULES:
+        return False
+    function = getattr(item, "originalname", item.name)
+    return function not in HEAVY_TESTS.get(module, frozenset())
+
+
+# The fast-tier tests collected, and the seconds each took (setup, call and teardown).
+_FAST_IDS: set[str] = set()
+_FAST_SECONDS: Counter[str] = Counter()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in config.getini("markers"):
+        name, _, text = line.partition(":")
+        if "(slow tier)" in text:
+            _SLOW_MARKERS.add(name.strip())
+    numba_event.register("numba:compile", _CompileListener())
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if item.path.name in _SLOW_MODULES:
+        if item.path.name in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
+        if _in_fast_tier(item):
+            item.add_marker(pytest.mark.fast)
+            _FAST_IDS.add(item.nodeid)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.nodeid in _FAST_IDS:
+        _FAST_SECONDS[report.nodeid] += report.duration
 
 
 # What the verification suite did (fuzz inputs generated, schemathesis cases, soak requests),
@@ -108,6 +265,8 @@ VERIFICATION_COUNTS: Counter[str] = Counter()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    _report_slow_fast_tests(terminalreporter)
+    _report_compiled_kernels(terminalreporter)
     if not VERIFICATION_COUNTS:
         return
     terminalreporter.write_sep("=", "verification suite counts")
@@ -116,3 +275,45 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     fuzz = sum(n for name, n in VERIFICATION_COUNTS.items() if name.startswith("fuzz inputs "))
     if fuzz:
         terminalreporter.write_line(f"fuzz inputs, all targets: {fuzz:,}")
+
+
+def _report_slow_fast_tests(terminalreporter: pytest.TerminalReporter) -> None:
+    slow = sorted((-s, nodeid) for nodeid, s in _FAST_SECONDS.items() if s > _FAST_LIMIT_S)
+    if not slow:
+        return
+    terminalreporter.write_sep("=", f"fast-tier tests over {_FAST_LIMIT_S:g} s")
+    for seconds, nodeid in slow:
+        terminalreporter.write_line(f"{-seconds:6.2f}s {nodeid}")
+    terminalreporter.write_line(
+        "list them in HEAVY_TESTS (tests/conftest.py) if they are that slow on a quiet machine"
+    )
+
+
+# Metric kernels numba compiled during the session: none when the warm-up ran first (the
+# Makefile runs it before every tier); a cold or stale cache otherwise puts the compilation on
+# whichever test first calls a kernel, and this names them.
+_COMPILED: list[str] = []
+
+
+class _CompileListener(numba_event.Listener):  # type: ignore[misc]
+    def on_start(self, event: numba_event.Event) -> None:
+        function = getattr((event.data or {}).get("dispatcher"), "py_func", None)
+        module = getattr(function, "__module__", "")
+        if module.startswith("glucosestream."):  # not numba's own helpers, compiled every time
+            _COMPILED.append(f"{module.rsplit('.', 1)[-1]}.{function.__qualname__}")
+
+    def on_end(self, event: numba_event.Event) -> None:
+        pass
+
+
+def _report_compiled_kernels(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _COMPILED:
+        return
+    names = sorted(set(_COMPILED))
+    terminalreporter.write_sep("=", f"numba compiled {len(_COMPILED)} metric kernels in the tests")
+    terminalreporter.write_line(", ".join(names[:12]) + (", ..." if len(names) > 12 else ""))
+    terminalreporter.write_line(
+        "the kernel cache was cold or stale (`make test-fast` and `make test` run "
+        "`python -m glucosestream.metrics.warmup` first), or the warm-up does not compile "
+        "these signatures; cached now, they load at once the next time"
+    )
