@@ -56,7 +56,12 @@ class LakeSettings:
     )
     s3_endpoint_url: str = field(
         default="",
-        metadata=_help("S3 endpoint for an s3:// lake (empty: AWS); e.g. http://127.0.0.1:7480."),
+        metadata=_help(
+            "S3 endpoint for an s3:// lake (empty: AWS); e.g. http://127.0.0.1:7480. A server "
+            "that refuses streamed checksums (Ceph radosgw 16: HTTP 411) needs the process "
+            "started with AWS_REQUEST_CHECKSUM_CALCULATION=WHEN_REQUIRED and "
+            "AWS_RESPONSE_CHECKSUM_VALIDATION=WHEN_REQUIRED."
+        ),
     )
     s3_region: str = field(default="us-east-1", metadata=_help("S3 region of an s3:// lake."))
     s3_access_key_id: str = field(
