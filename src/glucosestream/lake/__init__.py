@@ -1,6 +1,6 @@
 """The lake: the raw zone (immutable batch files), the Iceberg catalog with the tables of the
 registry it is opened with, and the metadata store (patients, batches, runs and the snapshots
-they published, checks, tokens).
+they published, checks; tokens, clinics, the audit trail and the privacy ledger).
 
 The bottom layer of the stages: it imports only ``config``, ``errors``, ``readings``, ``clock``
 and third-party code (scripts/import_layers.py). It names no table's schema: the registry above
@@ -15,7 +15,10 @@ Layout of a lake folder::
 
 from __future__ import annotations
 
+from glucosestream.lake.access_audit import AccessAudit, AccessEntry
+from glucosestream.lake.access_store import AccessStores, open_access
 from glucosestream.lake.catalog import Lakehouse, Scope, open_lakehouse
+from glucosestream.lake.clinic_store import ClinicStore
 from glucosestream.lake.database import (
     Store,
     create_private_file,
@@ -34,18 +37,25 @@ from glucosestream.lake.metadata import (
     open_metadata,
 )
 from glucosestream.lake.metadata_schema import batches, ingest_requests
+from glucosestream.lake.privacy_ledger import PrivacyLedger
 from glucosestream.lake.storage import Storage, open_storage
 from glucosestream.lake.table_spec import TableRegistry, TableSpec, WriteMode
+from glucosestream.lake.token_store import TokenRecord, TokenStore
 from glucosestream.lake.zones import QUARANTINE_SCHEMA, RawBatch, RawZone
 
 __all__ = [
     "QUARANTINE_SCHEMA",
+    "AccessAudit",
+    "AccessEntry",
+    "AccessStores",
     "BatchRecord",
     "CheckRow",
+    "ClinicStore",
     "DeviceRecord",
     "Lakehouse",
     "MaintenanceReport",
     "MetadataStore",
+    "PrivacyLedger",
     "PublishedSnapshots",
     "RawBatch",
     "RawZone",
@@ -55,6 +65,8 @@ __all__ = [
     "Store",
     "TableRegistry",
     "TableSpec",
+    "TokenRecord",
+    "TokenStore",
     "WriteMode",
     "batches",
     "create_private_file",
@@ -62,6 +74,7 @@ __all__ = [
     "insert_batch",
     "maintain",
     "metadata_engine",
+    "open_access",
     "open_lakehouse",
     "open_metadata",
     "open_storage",
