@@ -106,3 +106,16 @@ def test_one_metric_by_name_is_one_metric_not_its_characters():
     out = compute_metrics(table, "gmi_pct")
     assert out.column_names == ["id", "gmi_pct"]
     assert out["gmi_pct"][0].as_py() == 3.31 + 0.02392 * 110.0
+
+
+def test_production_code_does_not_learn_metrics_from_the_reference():
+    for path in PACKAGE.rglob("*.py"):
+        relative = path.relative_to(PACKAGE).as_posix()
+        if relative.startswith("metrics/reference/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported = [f"{node.module}.{alias.name}" for alias in node.names]
+                assert not any("reference.patient_metrics" in n for n in imported), relative
+                if not relative.startswith("metrics/"):
+                    assert "metrics.reference" not in node.module, relative
