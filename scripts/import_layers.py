@@ -5,7 +5,9 @@
 lower layer; never a unit of its own layer (the units of one layer are independent of each
 other) nor of a higher one. Every import counts: lazy ones inside functions, and those under
 ``TYPE_CHECKING``. A unit that is in no layer fails the check too, so a new package is placed
-on purpose. docs/architecture.md draws ``LAYERS`` (a cog block calls ``layers_table``).
+on purpose. Packages in ``SEALED`` are imported from outside only through their
+``__init__`` (``from glucosestream.lake import Lakehouse``, never ``glucosestream.lake.catalog``).
+docs/architecture.md draws ``LAYERS`` (a cog block calls ``layers_table``).
 
     python scripts/import_layers.py [SRC_PACKAGE_DIR]    # exit 1 naming each offending import
 
@@ -46,6 +48,8 @@ LAYERS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("cli",), "the command line"),
     (("__main__", ROOT), "entry points: python -m glucosestream, the package facade"),
 )
+# Packages whose __init__ is their whole interface to the rest of the package.
+SEALED: tuple[str, ...] = ("lake",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +116,9 @@ def check(src: Path = SRC) -> list[Violation]:
             target = unit_of_module(imported)
             if target == unit:
                 continue
-            if target not in layers:
+            if target in SEALED and imported != f"{PACKAGE}.{target}":
+                message = f"import it from {PACKAGE}.{target} (its __init__ is its interface)"
+            elif target not in layers:
                 message = f"{target!r} is in no layer: add it to LAYERS"
             elif layers[target] == layers[unit]:
                 message = f"{unit} and {target} are in one layer and independent of each other"
@@ -140,10 +146,10 @@ def main(argv: list[str]) -> int:
         print(violation, file=sys.stderr)  # noqa: T201
     if violations:
         print(  # noqa: T201
-            f"import layering: {len(violations)} import(s) break the layers of "
-            "scripts/import_layers.py (a module imports its own layer's siblings or a "
-            "higher layer); move the code down, or change LAYERS and say why in "
-            "docs/decisions.md",
+            f"import layering: {len(violations)} import(s) break the rules of "
+            "scripts/import_layers.py (a module imports its own layer's siblings, a higher "
+            "layer, or a sealed package past its __init__); move the code down, import from "
+            "the package, or change LAYERS and say why in docs/decisions.md",
             file=sys.stderr,
         )
         return 1

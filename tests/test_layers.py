@@ -79,6 +79,21 @@ def test_siblings_of_one_layer_are_independent_and_relative_imports_count(tmp_pa
     assert "one layer" in violation.message
 
 
+def test_the_lake_is_imported_only_through_its_init(tmp_path):
+    src = _tree(
+        tmp_path,
+        {
+            "lake/__init__.py": "from glucosestream.lake.catalog import Lakehouse\n",
+            "lake/catalog.py": "",
+            "pipeline/__init__.py": "from glucosestream.lake import Lakehouse\n",
+            "pipeline/steps.py": "from glucosestream.lake.catalog import Lakehouse\n",
+        },
+    )
+    [violation] = _layers().check(src)
+    assert (violation.path.name, violation.imported) == ("steps.py", "glucosestream.lake.catalog")
+    assert "import it from glucosestream.lake" in violation.message
+
+
 def test_a_package_in_no_layer_fails(tmp_path):
     src = _tree(tmp_path, {"newthing/__init__.py": ""})
     [violation] = _layers().check(src)
