@@ -1,7 +1,7 @@
 """Patient page and triage page latency (p50/p95) with N patients x D days of daily metrics.
 
 The lake is built fast by writing synthetic ``results.daily_metrics`` rows straight through the
-lake API (``Lakehouse.replace_daily``) and recording them as a published run; no readings are
+lake API (``Lakehouse.replace_rows``) and recording them as a published run; no readings are
 written, so the patient page's daily traces are empty (its trend charts, sufficiency and audit
 record are all exercised). Usage: python benchmarks/bench_dashboard.py [--patients N] [--days D]
 Prints JSON; writes it to benchmarks/results/.
@@ -25,11 +25,9 @@ from fastapi.testclient import TestClient
 from glucosestream.access import hash_token
 from glucosestream.app import create_app
 from glucosestream.config import LakeSettings, Settings
-from glucosestream.lake import open_lakehouse, open_metadata
-from glucosestream.lake.access_store import open_access
-from glucosestream.lake.catalog import Scope
-from glucosestream.lake.metadata import PublishedSnapshots
+from glucosestream.lake import PublishedSnapshots, Scope, open_access, open_lakehouse, open_metadata
 from glucosestream.metrics import DAILY_METRICS_SCHEMA
+from glucosestream.pipeline.table_registry import TABLES
 
 
 def _daily(patients: int, days: int, seed: int = 0) -> pa.Table:
@@ -69,8 +67,8 @@ def _daily(patients: int, days: int, seed: int = 0) -> pa.Table:
 
 def build(settings: Settings, patients: int, days: int) -> list[str]:
     rows = _daily(patients, days)
-    lake = open_lakehouse(settings.lake)
-    snapshot = lake.replace_daily([(rows, Scope(everything=True))])
+    lake = open_lakehouse(settings.lake, TABLES)
+    snapshot = lake.replace_rows("daily", [(rows, Scope(everything=True))])
     meta = open_metadata(settings.lake)
     at = dt.datetime(2026, 4, 1, tzinfo=dt.UTC)
     meta.start_run("bench", at)
@@ -79,7 +77,7 @@ def build(settings: Settings, patients: int, days: int) -> list[str]:
         status="published",
         finished_at=at,
         report={},
-        published=PublishedSnapshots("bench", None, snapshot),
+        published=PublishedSnapshots("bench", {"daily": snapshot}),
     )
     store = open_access(settings.lake)
     store.add_token(hash_token("gs_bench_admin"), "admin", label="bench", created_at=at)

@@ -27,6 +27,7 @@ from glucosestream.config import IngestSettings, LakeSettings, Settings
 from glucosestream.ingest.identity import patient_key
 from glucosestream.lake import open_lakehouse, open_metadata
 from glucosestream.pipeline import run_pipeline
+from glucosestream.pipeline.table_registry import TABLES
 
 from .conftest import SECRET, VERIFICATION_COUNTS
 from .soak_uploader import RunKiller, Uploader
@@ -72,7 +73,7 @@ def _published(settings: Settings, patients: tuple[str, ...]) -> dict[tuple[str,
     published = open_metadata(settings.lake).published()
     assert published is not None
     keys = {patient_key(SECRET.encode(), p): p for p in patients}
-    table = open_lakehouse(settings.lake).read_readings(published.readings_snapshot_id, keys)
+    table = open_lakehouse(settings.lake, TABLES).read_readings(published.of("readings"), keys)
     out: dict[tuple[str, int], list[float]] = {}
     for key, ts, mg_dl in zip(
         table["patient_key"].to_pylist(),

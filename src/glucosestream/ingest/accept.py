@@ -40,8 +40,7 @@ from glucosestream.ingest.batch import (
     log_batch,
 )
 from glucosestream.ingest.identity import load_secret, patient_key
-from glucosestream.lake import RawZone, open_metadata, open_storage
-from glucosestream.lake.metadata import BatchRecord, MetadataStore
+from glucosestream.lake import BatchRecord, MetadataStore, RawZone, open_metadata, open_storage
 
 __all__ = [
     "IngestReport",

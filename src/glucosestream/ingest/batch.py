@@ -28,7 +28,7 @@ from glucosestream.formats import RAW_SCHEMA, ParsedFile, decoded
 from glucosestream.ingest.fastpath import constant_strings, dictionary_codes
 from glucosestream.ingest.identity import device_key, load_secret, patient_key
 from glucosestream.ingest.normalise import normalise
-from glucosestream.lake.metadata import BatchRecord
+from glucosestream.lake import BatchRecord
 from glucosestream.readings import MAX_ID_CHARS, is_known_zone
 
 __all__ = [

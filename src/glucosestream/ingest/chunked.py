@@ -50,9 +50,7 @@ from glucosestream.ingest.batch import (
     log_batch,
 )
 from glucosestream.ingest.normalise import carry_repeated
-from glucosestream.lake import RawZone, open_storage
-from glucosestream.lake.metadata import BatchRecord, MetadataStore
-from glucosestream.lake.zones import RawBatch
+from glucosestream.lake import BatchRecord, MetadataStore, RawBatch, RawZone, open_storage
 
 __all__ = [
     "CHUNKED_FORMATS",

@@ -14,7 +14,7 @@ import secrets
 
 from glucosestream.config import Settings
 from glucosestream.errors import ConfigError
-from glucosestream.lake.database import create_private_file, private_state_path
+from glucosestream.lake import create_private_file, private_state_path
 
 __all__ = ["device_key", "load_secret", "patient_key"]
 

@@ -18,9 +18,14 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from glucosestream.config import LakeSettings
-from glucosestream.lake.database import Store, metadata_engine
-from glucosestream.lake.metadata import BatchRecord, insert_batch
-from glucosestream.lake.metadata_schema import batches, ingest_requests
+from glucosestream.lake import (
+    BatchRecord,
+    Store,
+    batches,
+    ingest_requests,
+    insert_batch,
+    metadata_engine,
+)
 
 __all__ = ["RequestLedger", "RequestRecord", "open_ledger"]
 
