@@ -8,7 +8,7 @@ import pytest
 
 from glucosestream.access import authenticate, authorize_read, create_token, record_access
 from glucosestream.errors import AuthError, BudgetExceeded, ConfigError, Forbidden
-from glucosestream.lake.access_store import open_access
+from glucosestream.lake import open_access
 
 NOW = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 

@@ -22,8 +22,7 @@ from glucosestream.app import create_app
 from glucosestream.cli import main
 from glucosestream.dashboard.audit import login_lines
 from glucosestream.errors import AuthError
-from glucosestream.lake import open_lakehouse, open_metadata
-from glucosestream.lake.access_store import open_access
+from glucosestream.lake import open_access, open_lakehouse, open_metadata
 
 from .conftest import SECRET, FixedClock
 

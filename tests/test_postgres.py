@@ -78,7 +78,7 @@ def test_tokens_on_postgres_keep_no_credential_and_revoke_at_once(pg_settings):
 
     from glucosestream.access import authenticate, authenticate_api_secret, create_token
     from glucosestream.errors import AuthError
-    from glucosestream.lake.access_store import open_access
+    from glucosestream.lake import open_access
 
     now = dt.datetime.now(dt.UTC)
     token = create_token(pg_settings.lake, "admin", label="a", now=now)

@@ -11,7 +11,7 @@ import pytest
 from glucosestream.access import Principal
 from glucosestream.config import LakeSettings
 from glucosestream.errors import BudgetExceeded
-from glucosestream.lake.access_store import open_access
+from glucosestream.lake import open_access
 from glucosestream.privacy import (
     laplace_scale_for_mean,
     private_count,

@@ -25,9 +25,7 @@ from typing import Final, Literal, cast
 from glucosestream.clock import utc_now
 from glucosestream.config import LakeSettings
 from glucosestream.errors import AuthError, ConfigError, Forbidden
-from glucosestream.lake.access_audit import AccessEntry
-from glucosestream.lake.access_store import AccessStores, open_access
-from glucosestream.lake.token_store import TokenRecord
+from glucosestream.lake import AccessEntry, AccessStores, TokenRecord, open_access
 
 __all__ = [
     "ROLES",

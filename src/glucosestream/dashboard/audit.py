@@ -4,7 +4,7 @@ and the logins to the pages (failed ones with the client's address and why)."""
 from __future__ import annotations
 
 from glucosestream.config import Settings
-from glucosestream.lake.access_store import open_access
+from glucosestream.lake import open_access
 
 __all__ = ["audit_lines", "login_lines"]
 

@@ -20,8 +20,7 @@ from glucosestream.access import (
 from glucosestream.clock import Clock
 from glucosestream.dashboard.sessions import SESSION_COOKIE, Session, SessionStore
 from glucosestream.errors import AuthError, Forbidden, LoginRequired
-from glucosestream.lake.access_store import AccessStores
-from glucosestream.lake.token_store import TokenStore
+from glucosestream.lake import AccessStores, TokenStore
 
 __all__ = [
     "UNIT_COOKIE",

@@ -15,7 +15,7 @@ from typing import Final
 
 from glucosestream.access import Principal
 from glucosestream.errors import InvalidInput
-from glucosestream.lake.privacy_ledger import PrivacyLedger
+from glucosestream.lake import PrivacyLedger
 from glucosestream.privacy.mechanisms import (
     COHORT_STATISTICS,
     PrivateValue,
