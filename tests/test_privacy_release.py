@@ -127,7 +127,7 @@ def test_finding6_the_release_route_documents_and_refuses_bad_requests(demo_lake
     from fastapi.testclient import TestClient
 
     from glucosestream.app import create_app
-    from glucosestream.dashboard.cohort import STATISTIC_NAMES
+    from glucosestream.dashboard.cohort_release import STATISTIC_NAMES
     from glucosestream.privacy import COHORT_STATISTICS
 
     assert sorted(STATISTIC_NAMES) == sorted(s.name for s in COHORT_STATISTICS)
