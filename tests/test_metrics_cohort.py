@@ -1,6 +1,6 @@
 """The compiled whole-cohort pass against the per-patient reference implementation.
 
-``compute_metrics`` runs compiled kernels over a whole cohort (``metrics.columns``); the
+``compute_metrics`` runs compiled kernels over a whole cohort (``metrics.kernel_columns``); the
 per-patient reference (``catalog.compute_patient``) is the readable definition. They must agree
 on every metric, in both compat modes, on cohorts with mixed sampling intervals, gaps, jitter,
 duplicate timestamps, missing values, unsorted rows and ids in any order.
