@@ -6,7 +6,7 @@ reading's local day.
 
 The rule for a zone that cannot be used: a null zone, or one that is not a key of the IANA
 database usable by every stage (``readings.is_known_zone``), is read as **UTC**. Ingest already
-sets aside readings with an unknown zone (``quality.rows``), so in the pipeline this only
+sets aside readings with an unknown zone (``quality.row_checks``), so in the pipeline this only
 matters for hand-made tables; falling back to UTC keeps one rule everywhere instead of some
 callers raising and others guessing. A timestamp column typed with its own zone (for example a
 pandas column in Europe/Paris or at a fixed offset) uses that zone, as Arrow reads it.

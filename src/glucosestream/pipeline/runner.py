@@ -7,7 +7,7 @@ touched patient-days) → audit (every check on the staged data) → publish (wr
 of ``table_registry``, then record their snapshot ids, the loaded batches and the set-aside
 readings in one metadata transaction).
 
-A reading the run must not publish (``quality.rows``) is set aside alone, with its reason: its
+A reading the run must not publish (``quality.row_checks``) is set aside alone, with its reason: its
 batch, which may hold other clients' requests, is loaded without it. Only reconciliation blames
 a whole batch (its file does not hold what it accepted): such a batch is rejected (recorded with
 the reason, never loaded) and the run is staged again without it. A failure that blames no

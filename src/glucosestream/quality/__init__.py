@@ -1,4 +1,4 @@
-"""Quality: row checks that set a bad reading aside alone (``rows``, PURE), declarative checks
+"""Quality: row checks that set a bad reading aside alone (``row_checks``, PURE), declarative checks
 over staged data (``checks``, PURE) and the gate that decides whether a run may publish
 (``gate``)."""
 
@@ -14,7 +14,7 @@ from glucosestream.quality.checks import (
     run_checks,
 )
 from glucosestream.quality.gate import QualityReport, evaluate
-from glucosestream.quality.rows import (
+from glucosestream.quality.row_checks import (
     SET_ASIDE_SCHEMA,
     SetAsideRows,
     count_set_aside,

@@ -2,10 +2,10 @@
 
 PURE modules (no I/O, no clock): ``profiles`` (who the patients are), ``grid`` (time steps and
 local clocks), ``schedule`` (meals, boluses, exercise), ``physiology`` (the glucose-insulin
-compartment model), ``sensor`` (sessions, calibration, noise, artefacts, clipping), ``identity``
-(fictional names and serials), ``generator`` (chunks of patients as Arrow tables) and the
-``exporters`` renderers. ``export`` writes files. A spec always gives the same bytes; a cohort
-streams chunk by chunk, so one larger than memory can be written.
+compartment model), ``sensor`` (sessions, calibration, noise, artefacts, clipping),
+``fictional_identity`` (fictional names and serials), ``generator`` (chunks of patients as Arrow
+tables) and the ``exporters`` renderers. ``export`` writes files. A spec always gives the same
+bytes; a cohort streams chunk by chunk, so one larger than memory can be written.
 """
 
 from __future__ import annotations

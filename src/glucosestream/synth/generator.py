@@ -21,8 +21,8 @@ import pyarrow as pa
 
 from glucosestream.errors import ConfigError
 from glucosestream.synth import schedule, sensor
+from glucosestream.synth.fictional_identity import Identity, identity_of
 from glucosestream.synth.grid import Grid, make_grid
-from glucosestream.synth.identity import Identity, identity_of
 from glucosestream.synth.physiology import simulate
 from glucosestream.synth.profiles import (
     DEVICES,

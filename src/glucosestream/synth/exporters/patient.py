@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from glucosestream.readings import MG_DL_PER_MMOL_L
+from glucosestream.synth.fictional_identity import Identity
 from glucosestream.synth.generator import Chunk
-from glucosestream.synth.identity import Identity
 
 __all__ = ["MMOL_ZONES", "PatientRecord", "patients_of", "to_mmol_l"]
 
