@@ -136,3 +136,21 @@ def test_every_module_the_architecture_doc_names_exists():
     assert sorted(missing) == []
     assert len(files) > 5  # the patterns still find the doc's names
     assert len(dotted) > 5
+
+
+# A synthetic exporter writes the format its reader reads: the pair shares the format's name.
+_FORMAT_PAIRS = frozenset({"dexcom", "fhir", "libreview", "nightscout", "tabular", "tidepool"})
+
+
+def test_no_two_modules_share_a_name():
+    """Two modules with one basename (two ``catalog.py``: metrics vs Iceberg) are read as one
+    concept; only a format's reader and its synthetic writer share a name, by design."""
+    package = ROOT / "src" / "glucosestream"
+    seen: dict[str, list[str]] = {}
+    for path in sorted(package.rglob("*.py")):
+        if path.name != "__init__.py":
+            seen.setdefault(path.stem, []).append(str(path.relative_to(package)))
+    twins = {name: paths for name, paths in seen.items() if len(paths) > 1}
+    for name in _FORMAT_PAIRS:
+        assert twins.pop(name, None) == [f"formats/{name}.py", f"synth/exporters/{name}.py"]
+    assert not twins, f"modules sharing a name: {twins}"

@@ -69,13 +69,6 @@ def test_the_docs_metric_table_is_the_spec():
     assert found.group(1) == metric_table_markdown(), "run `cog -r -I docs docs/metrics.md`"
 
 
-def test_no_module_under_metrics_shares_a_basename_with_another_module():
-    modules = [p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"]
-    for path in (p for p in modules if "metrics" in p.relative_to(PACKAGE).parts):
-        twins = [p for p in modules if p.name == path.name and p != path]
-        assert not twins, f"{path.relative_to(PACKAGE)} collides with {twins}"
-
-
 # Numbers that are glucose thresholds or day lengths, and where else they may appear as a
 # literal for another reason (a GRI zone bound of 80, MAGE's 180-minute gap).
 THRESHOLDS = {54, 63, 70, 80, 140, 180, 250, 1440, 86_400}
