@@ -12,7 +12,7 @@ from glucosestream.access import hash_token
 from glucosestream.app import create_app
 from glucosestream.ingest import ingest_records
 from glucosestream.ingest.identity import patient_key
-from glucosestream.lake.access_store import open_access
+from glucosestream.lake import open_access
 from glucosestream.pipeline import run_pipeline
 
 from .conftest import SECRET
@@ -25,8 +25,8 @@ SAME_SITE = {"Origin": "http://testserver"}  # a login post must come from this 
 def client(settings):
     store = open_access(settings.lake)
     now = dt.datetime.now(dt.UTC)
-    store.add_token(hash_token(TOKEN), "admin", label="test uploader", created_at=now)
-    store.add_token(
+    store.tokens.add_token(hash_token(TOKEN), "admin", label="test uploader", created_at=now)
+    store.tokens.add_token(
         hash_token("gs_clinician"), "clinician", label="c", created_at=now, clinic_id="north"
     )
     with TestClient(create_app(settings)) as c:

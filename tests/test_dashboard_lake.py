@@ -15,7 +15,7 @@ from glucosestream.app import create_app
 from glucosestream.dashboard.audit import audit_lines
 from glucosestream.ingest import ingest_records
 from glucosestream.ingest.identity import patient_key
-from glucosestream.lake.access_store import open_access
+from glucosestream.lake import open_access
 from glucosestream.pipeline import run_pipeline
 
 from .conftest import SECRET
@@ -67,32 +67,32 @@ def build_lake(settings) -> DemoLake:
         "patient": "gs_patient_p1",
         "patient2": "gs_patient_p2",
     }
-    store.add_token(hash_token("gs_admin"), "admin", label=HOSTILE, created_at=now)
-    store.add_token(
+    store.tokens.add_token(hash_token("gs_admin"), "admin", label=HOSTILE, created_at=now)
+    store.tokens.add_token(
         hash_token("gs_uploader"), "uploader", label="u", created_at=now, patient_keys=[keys["P1"]]
     )
-    store.add_token(
+    store.tokens.add_token(
         hash_token("gs_clinician"), "clinician", label="c", created_at=now, clinic_id="north"
     )
-    store.add_token(
+    store.tokens.add_token(
         hash_token("gs_other_clinician"), "clinician", label="c2", created_at=now, clinic_id="south"
     )
-    store.add_token(
+    store.tokens.add_token(
         hash_token("gs_patient_p1"),
         "patient",
         label="p1",
         created_at=now,
         patient_keys=[keys["P1"]],
     )
-    store.add_token(
+    store.tokens.add_token(
         hash_token("gs_patient_p2"),
         "patient",
         label="p2",
         created_at=now,
         patient_keys=[keys["P2"]],
     )
-    store.add_clinic_patients("north", [keys["P1"], keys["P2"]])
-    store.add_clinic_patients("south", [keys["P3"]])
+    store.clinics.add_clinic_patients("north", [keys["P1"], keys["P2"]])
+    store.clinics.add_clinic_patients("south", [keys["P3"]])
     return DemoLake(settings, keys, tokens)
 
 

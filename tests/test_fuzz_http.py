@@ -1,5 +1,5 @@
 """Fuzzing of both HTTP ingest bodies: ``POST /v1/readings`` (``{"readings": [...]}``) and the
-Nightscout ``POST /api/v1/entries``, through ``IngestService.readings_part``/``entries_part``
+Nightscout ``POST /api/v1/entries``, through ``RequestParser.readings_part``/``entries_part``
 (many inputs), through ingest's checks of the parts they make, and end to end through the
 in-process ASGI app (fewer: each accepted request commits a batch).
 
@@ -28,7 +28,9 @@ from glucosestream.engines import DuckDBEngine
 from glucosestream.errors import GlucoseStreamError
 from glucosestream.ingest.batch import Part
 from glucosestream.ingest.identity import patient_key
-from glucosestream.ingest.service import IngestService
+from glucosestream.ingest.request_parts import RequestParser
+from glucosestream.lake import open_access
+from glucosestream.request_credentials import bearer_principal
 from glucosestream.synth import CohortSpec, write_cohort
 
 from .conftest import SECRET, VERIFICATION_COUNTS
@@ -90,8 +92,9 @@ def _tokens(settings_) -> dict[str, str]:
 def service(tmp_path_factory):
     settings_ = _settings(tmp_path_factory.mktemp("service"))
     tokens = _tokens(settings_)
-    svc = IngestService(settings_)
-    principals = {role: svc.bearer_principal(f"Bearer {t}") for role, t in tokens.items()}
+    svc = RequestParser(settings_)
+    store = open_access(settings_.lake)
+    principals = {role: bearer_principal(store, f"Bearer {t}") for role, t in tokens.items()}
     engine = DuckDBEngine(EngineSettings())
     yield svc, principals, settings_, engine
     engine.close()

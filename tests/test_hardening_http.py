@@ -28,8 +28,9 @@ from glucosestream.ingest.limits import (
     MAX_OTHER_BODY_BYTES,
     MAX_READINGS_PER_REQUEST,
 )
+from glucosestream.ingest.request_parts import RequestParser
 from glucosestream.ingest.service import IngestService
-from glucosestream.lake import RawZone, open_storage
+from glucosestream.lake import RawZone, open_access, open_storage
 from glucosestream.lake.database import metadata_engine
 from glucosestream.lake.metadata_schema import METADATA
 from glucosestream.lake.zones import RawZone as RawZoneClass
@@ -101,8 +102,8 @@ def poisoned(monkeypatch):
 def test_finding2_a_failing_request_is_answered_alone_and_the_rest_commit_once(
     settings, tokens, poisoned
 ):
-    service = IngestService(settings)
-    principal = authenticate(service.access, tokens["admin"])
+    service, parser = IngestService(settings), RequestParser(settings)
+    principal = authenticate(open_access(settings.lake), tokens["admin"])
     bodies, bad = [], set()
     for i in range(12):
         rows = readings("P1", 5, start_minute=10 * i, device=f"d{i}")
@@ -110,7 +111,7 @@ def test_finding2_a_failing_request_is_answered_alone_and_the_rest_commit_once(
             rows[2]["time"] = POISON
             bad.add(i)
         bodies.append(json.dumps({"readings": rows}).encode())
-    parts = [service.readings_part(principal, b) for b in bodies]
+    parts = [parser.readings_part(principal, b) for b in bodies]
     futures = [service.committer.enqueue(p)[0] for p in parts]  # all queued: one flush
     service.committer.drain()
     for i, future in enumerate(futures):
@@ -144,12 +145,12 @@ def test_finding2_a_busy_store_while_checking_is_retryable_not_the_request_s_fau
         return original(engine, settings, incoming, *args, **kwargs)
 
     monkeypatch.setattr(batch_module, "normalise", normalise)
-    service = IngestService(settings)
-    principal = authenticate(service.access, tokens["admin"])
+    service, parser = IngestService(settings), RequestParser(settings)
+    principal = authenticate(open_access(settings.lake), tokens["admin"])
     poisoned_rows = readings("P1", 2, device="bad")
     poisoned_rows[0]["time"] = POISON
     bodies = [readings("P1", 3, device="good"), poisoned_rows]
-    parts = [service.readings_part(principal, json.dumps({"readings": b}).encode()) for b in bodies]
+    parts = [parser.readings_part(principal, json.dumps({"readings": b}).encode()) for b in bodies]
     futures = [service.committer.enqueue(p)[0] for p in parts]
     service.committer.drain()
     assert futures[0].result().report.accepted == 3
@@ -261,9 +262,9 @@ def test_a_batch_a_run_registered_first_is_still_recorded_with_its_requests(
         return original(self, batch, records)
 
     monkeypatch.setattr(RequestLedger, "record_batch", discover_first)
-    service = IngestService(settings)
-    principal = authenticate(service.access, tokens["admin"])
-    part = service.readings_part(principal, json.dumps({"readings": readings("P1", 3)}).encode())
+    service, parser = IngestService(settings), RequestParser(settings)
+    principal = authenticate(open_access(settings.lake), tokens["admin"])
+    part = parser.readings_part(principal, json.dumps({"readings": readings("P1", 3)}).encode())
     outcome = service.ingest(part)
     assert outcome.report.accepted == 3
     assert set(open_ledger(settings.lake).find([part.sha256])) == {part.sha256}
@@ -634,10 +635,10 @@ def test_running_out_of_memory_while_checking_is_503_retryable_not_the_request_s
         return original(engine, settings, incoming, *args, **kwargs)
 
     monkeypatch.setattr(batch_module, "normalise", normalise)
-    service = IngestService(settings)
-    principal = authenticate(service.access, tokens["admin"])
+    service, parser = IngestService(settings), RequestParser(settings)
+    principal = authenticate(open_access(settings.lake), tokens["admin"])
     bodies = [readings("P1", 3, device=f"d{i}") for i in range(3)]
-    parts = [service.readings_part(principal, json.dumps({"readings": b}).encode()) for b in bodies]
+    parts = [parser.readings_part(principal, json.dumps({"readings": b}).encode()) for b in bodies]
     futures = [service.committer.enqueue(p)[0] for p in parts]
     service.committer.drain()
     for future in futures:

@@ -1,4 +1,5 @@
-"""The one ASGI app: the ingest API, the JSON API and the dashboard pages.
+"""The one ASGI app: the ingest API, the Nightscout API, the JSON API and the dashboard pages
+(the reads through the app's one ``published.PublishedLake``).
 
 Errors leave in one shape, ``{"ok": false, "error": "a; b", "errors": ["a", "b"], "status": N}``;
 the one exception is a page asked for without a session, which redirects to ``/login``. A body
@@ -19,18 +20,18 @@ from starlette.routing import BaseRoute, Match
 
 from glucosestream.clock import Clock, utc_now
 from glucosestream.config import Settings
-from glucosestream.dashboard.auth import LoginRequired
-from glucosestream.dashboard.cohort import router as cohort_router
-from glucosestream.dashboard.lakeview import LakeView
+from glucosestream.dashboard.cohort_release import router as cohort_router
 from glucosestream.dashboard.login import router as login_router
 from glucosestream.dashboard.pages import router as pages_router
 from glucosestream.dashboard.report import router as report_router
 from glucosestream.dashboard.sessions import SessionStore
-from glucosestream.errors import GlucoseStreamError
+from glucosestream.errors import GlucoseStreamError, LoginRequired
+from glucosestream.http_errors import ERROR_RESPONSES, ErrorResponse
 from glucosestream.ingest.api import router as ingest_router
-from glucosestream.ingest.asgi import ERROR_RESPONSES, ErrorResponse
 from glucosestream.ingest.limits import BodyLimit
-from glucosestream.lake.access_store import open_access
+from glucosestream.lake import open_access
+from glucosestream.published import PublishedLake
+from glucosestream.published.nightscout_read import router as nightscout_read_router
 
 __all__ = ["create_app", "error_response"]
 
@@ -97,8 +98,9 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     app.state.clock = clock
     app.state.sessions = SessionStore()
     app.state.access = open_access(settings.lake)
-    app.state.lake_view = LakeView(settings)
+    app.state.published = PublishedLake(settings)
     app.include_router(ingest_router)
+    app.include_router(nightscout_read_router)
     app.include_router(login_router)
     app.include_router(pages_router)
     app.include_router(report_router)

@@ -27,11 +27,12 @@ from glucosestream.formats import FORMATS
 from glucosestream.ingest import ingest_path
 from glucosestream.ingest.accept import check_source
 from glucosestream.ingest.identity import load_secret, patient_key
-from glucosestream.lake import open_lakehouse, open_metadata
-from glucosestream.lake import tables as lake_tables
-from glucosestream.lake.maintenance import maintain as maintain_lake
+from glucosestream.lake import maintain as maintain_lake
+from glucosestream.lake import open_metadata
 from glucosestream.metrics import calculate_file
 from glucosestream.pipeline import run_pipeline
+from glucosestream.pipeline.table_registry import TABLES
+from glucosestream.published import PublishedLake
 
 __all__ = ["audit", "ingest", "maintain", "metrics", "report", "run", "runs"]
 
@@ -171,25 +172,20 @@ def metrics(
         return
     settings = ctx.settings
     key = patient_key(load_secret(settings), patient_id) if patient_id else None
-    published = open_metadata(settings.lake).published()
-    if published is None:
+    run = PublishedLake(settings).current()
+    if not run.is_published:
         raise NotFound(
             f"the lake at {settings.lake.location} has no published metrics yet; "
             "run `glucosestream ingest FILE` then `glucosestream run`"
         )
-    lake = open_lakehouse(settings.lake)
     if periods:
-        spec = lake_tables.PERIOD_METRICS
-        table = lake.read_results(spec, published.periods_snapshot_id, key)
+        table = run.results("periods", key)
         if out is None:
             ctx.emit({"periods": table.to_pylist()}, period_table(table.to_pylist()))
             return
     else:
-        table = lake.read_daily(
-            published.daily_snapshot_id,
-            key,
-            date_from.date() if date_from else None,
-            date_to.date() if date_to else None,
+        table = run.daily(
+            key, date_from.date() if date_from else None, date_to.date() if date_to else None
         )
     if key is not None and table.num_rows == 0 and not (date_from or date_to or periods):
         raise NotFound(
@@ -225,6 +221,7 @@ def maintain(ctx: Context, no_compact: bool, expire_days: int, erase_id: str | N
     known = key is None or _is_known(ctx, key)
     report = maintain_lake(
         ctx.settings.lake,
+        TABLES,
         compact=not no_compact,
         expire_older_than=dt.timedelta(days=expire_days),
         erase_patient_key=key,

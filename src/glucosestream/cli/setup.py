@@ -23,10 +23,10 @@ from glucosestream.errors import (
 )
 from glucosestream.ingest import ingest_path
 from glucosestream.ingest.identity import load_secret, patient_key
-from glucosestream.lake import open_lakehouse, open_metadata
-from glucosestream.lake.access_store import TokenRecord, open_access
+from glucosestream.lake import TokenRecord, open_access
 from glucosestream.metrics.summary import PatientSummary, summarise_patients
 from glucosestream.pipeline import run_pipeline
+from glucosestream.published import PublishedLake
 from glucosestream.synth import PROFILES, SYNTH_FORMATS, CohortSpec, write_cohort
 
 if TYPE_CHECKING:
@@ -245,7 +245,7 @@ def token_list(ctx: Context) -> None:
 
     Example: glucosestream token list --json
     """
-    records = open_access(ctx.settings.lake).token_records()
+    records = open_access(ctx.settings.lake).tokens.token_records()
     rows = [_token_row(r) for r in records]
     ctx.emit({"tokens": rows}, _token_table(rows) if rows else "no tokens yet")
 
@@ -259,7 +259,7 @@ def token_revoke(ctx: Context, token_id: str) -> None:
     Example: glucosestream token revoke 3f9a0c12d4e5
     """
     now = dt.datetime.now(dt.UTC)
-    record = open_access(ctx.settings.lake).revoke_token(token_id, at=now)
+    record = open_access(ctx.settings.lake).tokens.revoke_token(token_id, at=now)
     row = _token_row(record)
     done = "was already revoked" if record.revoked_at and record.revoked_at < now else "revoked"
     what = f"token {row['token_id']} ({row['role']}, {row['label']})"
@@ -281,7 +281,7 @@ def clinic_add_patient(ctx: Context, clinic_id: str, patient_ids: tuple[str, ...
     Example: glucosestream clinic add-patient --clinic north P00001 P00002
     """
     secret = load_secret(ctx.settings)
-    added = open_access(ctx.settings.lake).add_clinic_patients(
+    added = open_access(ctx.settings.lake).clinics.add_clinic_patients(
         clinic_id, [patient_key(secret, p) for p in patient_ids]
     )
     ctx.emit({"clinic": clinic_id, "added": added}, f"clinic {clinic_id}: {added} patients added")
@@ -332,10 +332,8 @@ def _check_demo_lake(root: Path) -> None:
 
 
 def _summaries(settings: Settings) -> list[PatientSummary]:
-    published = open_metadata(settings.lake).published()
-    if published is None:
-        return []
-    return summarise_patients(open_lakehouse(settings.lake).read_daily(published.daily_snapshot_id))
+    run = PublishedLake(settings).current()
+    return summarise_patients(run.daily()) if run.is_published else []
 
 
 def _progress(ctx: Context, label: str, total: int) -> Callable[[int], None] | None:

@@ -11,13 +11,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from glucosestream.dashboard.auth import Viewer, api_viewer, audit_read, clock_of, page_viewer
-from glucosestream.dashboard.lakeview import LakeView, PublishedDaily
 from glucosestream.dashboard.patientdata import period_data
 from glucosestream.dashboard.templating import templates
 from glucosestream.dashboard.triage import TriageFilter, triage_rows
 from glucosestream.errors import NotFound
+from glucosestream.published import DailyIndex, PublishedLake, PublishedRun, audited_periods
+from glucosestream.published.request_scope import published_of
 
-__all__ = ["CONSENSUS_TARGETS", "lake_view", "router"]
+__all__ = ["CONSENSUS_TARGETS", "patient_daily", "router"]
 
 router = APIRouter()
 _HERE = Path(__file__).parent
@@ -35,9 +36,12 @@ CONSENSUS_TARGETS: dict[str, float] = {
 }
 
 
-def lake_view(request: Request) -> LakeView:
-    view: LakeView = request.app.state.lake_view
-    return view
+def patient_daily(run: PublishedRun, patient_key: str) -> DailyIndex:
+    """The run's daily index, after checking the patient has published metrics (else 404)."""
+    daily = run.daily_index()
+    if patient_key not in daily:
+        raise NotFound(f"no published metrics for patient key {patient_key!r}")
+    return daily
 
 
 def _plotly_js() -> Path:
@@ -63,9 +67,9 @@ def healthz() -> dict[str, bool]:
 
 
 def _iso_rows(
-    published: PublishedDaily, key: str, start: dt.date | None, end: dt.date | None
+    daily: DailyIndex, key: str, start: dt.date | None, end: dt.date | None
 ) -> list[dict[str, Any]]:
-    rows = published.patient_days(key, start, end).drop_columns(["run_id", "computed_at"])
+    rows = daily.patient_days(key, start, end).drop_columns(["run_id", "computed_at"])
     return [{**r, "date": r["date"].isoformat()} for r in rows.to_pylist()]
 
 
@@ -73,14 +77,14 @@ def _iso_rows(
 def index(
     request: Request,
     viewer: Annotated[Viewer, Depends(page_viewer)],
-    view: Annotated[LakeView, Depends(lake_view)],
+    published: Annotated[PublishedLake, Depends(published_of)],
     flt: Annotated[TriageFilter, Depends()],
 ) -> Response:
     """Clinic triage for clinicians and admins; a patient goes to their own page."""
     if viewer.principal.role == "patient":
         own = sorted(viewer.principal.patient_keys)[0]
         return RedirectResponse(f"/patients/{own}", status_code=303)
-    page = triage_rows(request, viewer, view.published(), flt)
+    page = triage_rows(request, viewer, published.current(), flt)
     return templates.TemplateResponse(
         request, "triage.html", {"viewer": viewer, "page": page, "flt": flt}
     )
@@ -90,12 +94,12 @@ def index(
 def triage_json(
     request: Request,
     viewer: Annotated[Viewer, Depends(api_viewer)],
-    view: Annotated[LakeView, Depends(lake_view)],
+    published: Annotated[PublishedLake, Depends(published_of)],
     flt: Annotated[TriageFilter, Depends()],
 ) -> dict[str, Any]:
     """Every patient the caller may read, riskiest first (GRI, time <54, time <70,
     data sufficiency, last day with data), over the last 14 days in the lake."""
-    page = triage_rows(request, viewer, view.published(), flt)
+    page = triage_rows(request, viewer, published.current(), flt)
     return {"ok": True, "total": page.total, "as_of": page.as_of, "patients": page.rows}
 
 
@@ -104,27 +108,22 @@ def daily_metrics(
     patient_key: str,
     request: Request,
     viewer: Annotated[Viewer, Depends(api_viewer)],
-    view: Annotated[LakeView, Depends(lake_view)],
+    published: Annotated[PublishedLake, Depends(published_of)],
     date_from: Annotated[dt.date | None, Query(alias="from")] = None,
     date_to: Annotated[dt.date | None, Query(alias="to")] = None,
 ) -> dict[str, Any]:
     """The published daily metrics of one patient (by patient key), oldest day first."""
     audit_read(request, viewer, patient_key, "api.daily_metrics", at=clock_of(request)())
-    published = view.published()
-    if patient_key not in published.rows:
-        raise NotFound(f"no published metrics for patient key {patient_key!r}")
-    rows = _iso_rows(published, patient_key, date_from, date_to)
+    daily = patient_daily(published.current(), patient_key)
+    rows = _iso_rows(daily, patient_key, date_from, date_to)
     return {"ok": True, "patient_key": patient_key, "days": rows}
 
 
 def _range(
-    published: PublishedDaily, key: str, start: dt.date | None, end: dt.date | None
+    daily: DailyIndex, key: str, start: dt.date | None, end: dt.date | None
 ) -> tuple[dt.date, dt.date]:
-    first_row, count = published.rows[key]
-    dates = published.table["date"]
-    last = dates[first_row + count - 1].as_py()
-    end = end or last
-    start = start or max(dates[first_row].as_py(), end - dt.timedelta(days=TREND_DAYS - 1))
+    end = end or daily.last_day(key)
+    start = start or max(daily.first_day(key), end - dt.timedelta(days=TREND_DAYS - 1))
     return (start, end) if start <= end else (end, start)
 
 
@@ -133,21 +132,21 @@ def patient_page(
     patient_key: str,
     request: Request,
     viewer: Annotated[Viewer, Depends(page_viewer)],
-    view: Annotated[LakeView, Depends(lake_view)],
+    published: Annotated[PublishedLake, Depends(published_of)],
     date_from: Annotated[dt.date | None, Query(alias="from")] = None,
     date_to: Annotated[dt.date | None, Query(alias="to")] = None,
 ) -> Response:
     now = clock_of(request)()
     audit_read(request, viewer, patient_key, "page.patient", at=now)
-    published = view.published()
-    if patient_key not in published.rows:
-        raise NotFound(f"no published metrics for patient key {patient_key!r}")
-    start, end = _range(published, patient_key, date_from, date_to)
+    run = published.current()
+    daily = patient_daily(run, patient_key)
+    start, end = _range(daily, patient_key, date_from, date_to)
     trace_start = max(start, end - dt.timedelta(days=TRACE_DAYS - 1))
-    period = period_data(view, published, patient_key, trace_start, end, now=now)
+    period = period_data(run, patient_key, trace_start, end, now=now)
     data = {
         "unit": viewer.unit,
-        "days": _iso_rows(published, patient_key, start, end),
+        "audited": period.audited,
+        "days": _iso_rows(daily, patient_key, start, end),
         "traces": period.traces,
         "episodes": period.episodes,
         "targets": CONSENSUS_TARGETS,
@@ -159,6 +158,10 @@ def patient_page(
         "end": end,
         "trace_start": trace_start,
         "metrics": period.metrics,
+        "period": period,
+        "audited_periods": [
+            (s, e) for s, e in audited_periods(run, patient_key) if e >= start and s <= end
+        ],
         "data": data,
     }
     return templates.TemplateResponse(request, "patient.html", context)

@@ -1,29 +1,33 @@
-"""What the patient view and the AGP report show, from one patient's published readings:
-daily glucose traces on the local clock, the episodes to mark on them, the period's consensus
-metrics and its AGP percentile curves (computed by ``glucosestream.metrics.periods``)."""
+"""What the patient view and the AGP report show of one patient's window of local days: the
+daily glucose traces on the local clock (from the published readings), and the window's
+consensus metrics, episodes and AGP percentile curves: the audited rows of a published period,
+or computed now and marked not yet audited (``published.period_results``)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from glucosestream.dashboard.lakeview import LakeView, PublishedDaily
-from glucosestream.metrics import agp_profile, compute_period_metrics, episode_rows
+from glucosestream.localclock import wall_clock_times
+from glucosestream.published import PeriodResults, PublishedRun, period_results
 
 __all__ = ["PeriodData", "local_readings", "period_data"]
 
-_RUN_ID = "dashboard"  # period tables made for a page are not published: no run owns them
-_MAX_ZONE_LEAD = dt.timedelta(days=1)  # a local day starts at most 14 h before its UTC date
+_MAX_ZONE_LEAD: Final = dt.timedelta(days=1)  # a local day starts at most 14 h before its UTC date
+_AGP_COLUMNS: Final = (
+    "minute_of_day", "p05_mg_dl", "p25_mg_dl", "p50_mg_dl", "p75_mg_dl", "p95_mg_dl",
+)  # fmt: skip
+_EPISODE_COLUMNS: Final = ["type", "level", "start_local", "end_local", "duration_min"]
 
 
 @dataclass(frozen=True, slots=True)
 class PeriodData:
-    """One patient's readings-based views for the local dates start..end (both included)."""
+    """One patient's views for the local dates start..end (both included)."""
 
     start: dt.date
     end: dt.date
@@ -31,18 +35,16 @@ class PeriodData:
     episodes: list[dict[str, Any]]
     metrics: dict[str, Any]  # the consensus set, GRI and sufficiency for the period
     agp: dict[str, list[float | None]]  # minute_of_day and p05..p95 (mg/dL)
+    audited: bool  # the published rows of a closed period, not computed for this request
+    audited_by: str | None  # the run that wrote them
 
 
 def local_readings(readings: pa.Table) -> pa.Table:
-    """``local_ts`` (naive wall-clock time in each reading's own zone) and ``glucose_mg_dl``."""
-    parts = []
-    for zone in pc.unique(readings["tz"]).to_pylist():
-        rows = readings.filter(pc.equal(readings["tz"], zone))
-        local = pc.local_timestamp(rows["ts"].cast(pa.timestamp("us", tz=zone)))
-        parts.append(pa.table({"local_ts": local, "glucose_mg_dl": rows["glucose_mg_dl"]}))
-    if not parts:
-        return pa.table({"local_ts": pa.array([], pa.timestamp("us")), "glucose_mg_dl": []})
-    return pa.concat_tables(parts).sort_by("local_ts")
+    """``local_ts`` (naive wall-clock time in each reading's own zone, ``localclock``) and
+    ``glucose_mg_dl``, in local time order."""
+    local = wall_clock_times(readings["ts"], readings["tz"])
+    table = pa.table({"local_ts": local, "glucose_mg_dl": readings["glucose_mg_dl"]})
+    return table.sort_by("local_ts")
 
 
 def _traces(local: pa.Table, start: dt.date, end: dt.date) -> list[dict[str, Any]]:
@@ -75,45 +77,38 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def period_data(
-    view: LakeView,
-    published: PublishedDaily,
-    patient_key: str,
-    start: dt.date,
-    end: dt.date,
-    *,
-    now: dt.datetime,
-) -> PeriodData:
-    since = dt.datetime.combine(start, dt.time(), dt.UTC) - _MAX_ZONE_LEAD
-    readings = view.lake.read_readings(published.readings_snapshot_id, [patient_key], since)
-    periods = pa.table(
-        {"patient_key": [patient_key], "period_start": [start], "period_end": [end]},
-        pa.schema(
-            [
-                ("patient_key", pa.string()),
-                ("period_start", pa.date32()),
-                ("period_end", pa.date32()),
-            ]
-        ),
+def _views(results: PeriodResults) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """The episodes, metrics and AGP curves of the results as JSON-ready values."""
+    episodes = results.episodes.sort_by([("start_local", "ascending"), ("type", "ascending")])
+    rows = results.metrics.to_pylist()
+    metrics = (
+        {k: _clean(v) for k, v in rows[0].items() if k not in ("run_id", "computed_at")}
+        if rows
+        else {}
     )
-    metrics_row = compute_period_metrics(readings, periods, run_id=_RUN_ID, computed_at=now)
-    episodes = episode_rows(readings, periods, run_id=_RUN_ID, computed_at=now)
-    profile = agp_profile(readings, periods, run_id=_RUN_ID, computed_at=now)
-    agp_columns = ("minute_of_day", "p05_mg_dl", "p25_mg_dl", "p50_mg_dl", "p75_mg_dl", "p95_mg_dl")
+    episode_rows = episodes.select(_EPISODE_COLUMNS).to_pylist()
+    return (
+        [{k: _clean(v) for k, v in r.items()} for r in episode_rows],
+        metrics,
+        {c: [_clean(v) for v in results.agp[c].to_pylist()] for c in _AGP_COLUMNS},
+    )
+
+
+def period_data(
+    run: PublishedRun, patient_key: str, start: dt.date, end: dt.date, *, now: dt.datetime
+) -> PeriodData:
+    """The patient's traces of ``start``..``end`` and the window's results, at the run."""
+    since = dt.datetime.combine(start, dt.time(), dt.UTC) - _MAX_ZONE_LEAD
+    readings = run.readings([patient_key], since)
+    results = period_results(run, patient_key, start, end, readings=readings, now=now)
+    episodes, metrics, agp = _views(results)
     return PeriodData(
         start,
         end,
         _traces(local_readings(readings), start, end),
-        [
-            {k: _clean(v) for k, v in row.items() if k not in ("run_id", "computed_at")}
-            for row in episodes.select(
-                ["type", "level", "start_local", "end_local", "duration_min"]
-            ).to_pylist()
-        ],
-        {
-            k: _clean(v)
-            for k, v in metrics_row.to_pylist()[0].items()
-            if k not in ("run_id", "computed_at")
-        },
-        {c: [_clean(v) for v in profile[c].to_pylist()] for c in agp_columns},
+        episodes,
+        metrics,
+        agp,
+        results.audited,
+        results.audited_by,
     )

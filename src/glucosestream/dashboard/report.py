@@ -16,13 +16,13 @@ from glucosestream.access import Principal, record_access
 from glucosestream.clock import utc_now
 from glucosestream.config import Settings
 from glucosestream.dashboard.auth import Viewer, audit_read, clock_of, page_viewer
-from glucosestream.dashboard.lakeview import LakeView
-from glucosestream.dashboard.pages import CONSENSUS_TARGETS, lake_view
+from glucosestream.dashboard.pages import CONSENSUS_TARGETS, patient_daily
 from glucosestream.dashboard.patientdata import PeriodData, period_data
 from glucosestream.dashboard.pdf import copy_assets, html_to_pdf
 from glucosestream.dashboard.templating import templates
-from glucosestream.errors import NotFound
-from glucosestream.lake.access_store import open_access
+from glucosestream.lake import open_access
+from glucosestream.published import PublishedLake
+from glucosestream.published.request_scope import published_of
 
 __all__ = ["AGP_DAYS", "COMMAND_LINE", "AgpReport", "render_agp_html", "render_agp_pdf", "router"]
 
@@ -40,17 +40,15 @@ class AgpReport:
 
 
 def build_agp(
-    view: LakeView, patient_key: str, end: dt.date | None, *, now: dt.datetime
+    published: PublishedLake, patient_key: str, end: dt.date | None, *, now: dt.datetime
 ) -> AgpReport:
-    published = view.published()
-    if patient_key not in published.rows:
-        raise NotFound(f"no published metrics for patient key {patient_key!r}")
-    first, count = published.rows[patient_key]
-    end = end or published.table["date"][first + count - 1].as_py()
+    """The 14 days ending ``end`` (default: the patient's last published day), at the last
+    published run: audited when they are a published period (``published.period_results``)."""
+    run = published.current()
+    daily = patient_daily(run, patient_key)  # 404 for a patient without published metrics
+    end = end or daily.last_day(patient_key)
     start = end - dt.timedelta(days=AGP_DAYS - 1)
-    return AgpReport(
-        patient_key, period_data(view, published, patient_key, start, end, now=now), now
-    )
+    return AgpReport(patient_key, period_data(run, patient_key, start, end, now=now), now)
 
 
 def _context(report: AgpReport, unit: str, viewer: Viewer | None, static: str) -> dict[str, Any]:
@@ -64,6 +62,7 @@ def _context(report: AgpReport, unit: str, viewer: Viewer | None, static: str) -
         "targets": CONSENSUS_TARGETS,
         "data": {
             "unit": unit,
+            "audited": period.audited,
             "agp": period.agp,
             "traces": period.traces,
             "episodes": period.episodes,
@@ -85,7 +84,7 @@ def render_agp_html(
 ) -> str:
     """The AGP report page as a string (records the read in the access audit trail)."""
     at = now or utc_now()
-    report = build_agp(LakeView(settings), patient_key, end, now=at)
+    report = build_agp(PublishedLake(settings), patient_key, end, now=at)
     record_access(
         open_access(settings.lake),
         principal,
@@ -109,7 +108,7 @@ def render_agp_pdf(
 ) -> Path:
     """Write the AGP report as PDF (``.pdf``) or as a self-contained page (``.html``)."""
     at = utc_now()
-    report = build_agp(LakeView(settings), patient_key, end, now=at)
+    report = build_agp(PublishedLake(settings), patient_key, end, now=at)
     kind = "report.pdf" if out_path.suffix.lower() == ".pdf" else "report.html"
     record_access(
         open_access(settings.lake),
@@ -133,12 +132,12 @@ def agp_page(
     patient_key: str,
     request: Request,
     viewer: Annotated[Viewer, Depends(page_viewer)],
-    view: Annotated[LakeView, Depends(lake_view)],
+    published: Annotated[PublishedLake, Depends(published_of)],
     end: Annotated[dt.date | None, Query()] = None,
 ) -> Response:
     now = clock_of(request)()
     audit_read(request, viewer, patient_key, "page.agp", at=now)
-    report = build_agp(view, patient_key, end, now=now)
+    report = build_agp(published, patient_key, end, now=now)
     context = _context(report, viewer.unit, viewer, "/static/")
     return templates.TemplateResponse(request, "agp.html", context)
 
@@ -148,12 +147,12 @@ async def agp_pdf(
     patient_key: str,
     request: Request,
     viewer: Annotated[Viewer, Depends(page_viewer)],
-    view: Annotated[LakeView, Depends(lake_view)],
+    published: Annotated[PublishedLake, Depends(published_of)],
     end: Annotated[dt.date | None, Query()] = None,
 ) -> Response:
     now = clock_of(request)()
     audit_read(request, viewer, patient_key, "export.agp_pdf", at=now)
-    report = build_agp(view, patient_key, end, now=now)
+    report = build_agp(published, patient_key, end, now=now)
     page = templates.env.get_template("agp.html").render(
         _context(report, viewer.unit, None, "static/")
     )

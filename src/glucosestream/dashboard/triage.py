@@ -1,10 +1,12 @@
-"""The triage list of one viewer: the cached triage aggregate (``triage.sql``, made once per
-published run), restricted to the patients the viewer may read, filtered and paged."""
+"""The triage list of one viewer: the triage aggregate (``triage.sql`` over the published daily
+metrics, made once per published run and cached on it), restricted to the patients the viewer
+may read, filtered and paged."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any, Final, Literal
 
 import pyarrow as pa
@@ -12,10 +14,12 @@ import pyarrow.compute as pc
 from fastapi import Query, Request
 
 from glucosestream.access import record_access
+from glucosestream.config import EngineSettings
 from glucosestream.dashboard.auth import Viewer, access_store, clock_of, readable_keys
-from glucosestream.dashboard.lakeview import PublishedDaily
+from glucosestream.engines import DuckDBEngine
+from glucosestream.published import PublishedRun
 
-__all__ = ["TriageFilter", "TriagePage", "triage_rows"]
+__all__ = ["TriageFilter", "TriagePage", "triage_rows", "triage_table"]
 
 PAGE_SIZE: Final = 100
 
@@ -61,19 +65,34 @@ def _filtered(table: pa.Table, allowed: frozenset[str] | None, flt: TriageFilter
     return table
 
 
+def triage_table(run: PublishedRun, settings: EngineSettings) -> pa.Table:
+    """One row per patient over the run's daily metrics (``triage.sql``), cached on the run."""
+
+    def make() -> pa.Table:
+        sql = (resources.files("glucosestream.dashboard") / "triage.sql").read_text("utf-8")
+        engine = DuckDBEngine(settings)
+        try:
+            return engine.query(sql, {"daily": run.daily_index().table})
+        finally:
+            engine.close()
+
+    return run.cached("triage", make)
+
+
 def triage_rows(
-    request: Request, viewer: Viewer, published: PublishedDaily, flt: TriageFilter
+    request: Request, viewer: Viewer, run: PublishedRun, flt: TriageFilter
 ) -> TriagePage:
     store = access_store(request)
     allowed = readable_keys(store, viewer.principal)
     resource = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     record_access(store, viewer.principal, "triage", resource, at=clock_of(request)())
-    table = _filtered(published.triage, allowed, flt)
+    table = _filtered(triage_table(run, request.app.state.settings.engine), allowed, flt)
     pages = max(1, -(-table.num_rows // PAGE_SIZE))
     page = min(flt.page, pages)
     shown = table.slice((page - 1) * PAGE_SIZE, PAGE_SIZE).to_pylist()
     for row in shown:
         row["last_date"] = row["last_date"].isoformat()
-    last = pc.max(published.table["date"]).as_py() if published.table.num_rows else None
+    daily = run.daily_index().table
+    last = pc.max(daily["date"]).as_py() if daily.num_rows else None
     as_of = last.isoformat() if isinstance(last, dt.date) else None
     return TriagePage(shown, table.num_rows, page, pages, as_of)

@@ -25,10 +25,13 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from glucosestream.ingest.asgi import ERROR_RESPONSES, commit, service_of
+from glucosestream.http_errors import ERROR_RESPONSES
+from glucosestream.ingest.asgi import commit, parser_of, service_of
 from glucosestream.ingest.limits import MAX_READINGS_PER_REQUEST
 from glucosestream.ingest.nightscout_api import router as nightscout_router
+from glucosestream.ingest.request_parts import RequestParser
 from glucosestream.ingest.service import IngestService, RequestOutcome
+from glucosestream.request_credentials import bearer_principal_of
 
 __all__ = ["MAX_READINGS_PER_REQUEST", "IngestResponse", "router"]
 
@@ -89,7 +92,7 @@ def response_of(outcome: RequestOutcome) -> IngestResponse:
     )
 
 
-# The body is parsed by the service (so the Lambda handler shares it); its schema is given here.
+# The body is parsed by ``request_parts`` (the Lambda handler shares it); its schema is here.
 _READINGS_SCHEMA: Final = {
     "title": "ReadingsBatch",
     "type": "object",
@@ -129,7 +132,9 @@ _READINGS_BODY: Final = {
     openapi_extra={"requestBody": _READINGS_BODY},
 )
 async def post_readings(
-    request: Request, service: Annotated[IngestService, Depends(service_of)]
+    request: Request,
+    service: Annotated[IngestService, Depends(service_of)],
+    parser: Annotated[RequestParser, Depends(parser_of)],
 ) -> IngestResponse:
     """Ingest up to 10,000 readings (a body of at most 16 MiB); returns how each was
     accounted for.
@@ -139,12 +144,12 @@ async def post_readings(
     # In the event loop, before a byte of the body is read: the token is looked up in the store
     # on every request (a revoked one is refused at once; ~0.6 ms), and requests keep their
     # order of arrival up to the group commit.
-    principal = service.bearer_principal(request.headers.get("authorization"))
+    principal = bearer_principal_of(request)
     body = await request.body()
     if len(body) <= INLINE_PARSE_BYTES:  # parsed in the event loop: no thread hand-over
-        part = service.readings_part(principal, body)
+        part = parser.readings_part(principal, body)
     else:
-        part = await run_in_threadpool(service.readings_part, principal, body)
+        part = await run_in_threadpool(parser.readings_part, principal, body)
     return response_of(await commit(service, part))
 
 

@@ -1,42 +1,22 @@
-"""What the ingest routes share on the ASGI app: the per-app ingest service, the async wait for a
-group commit, and the error model shown in the OpenAPI document."""
+"""What the ingest routes share on the ASGI app: the per-app ingest service (the group commit)
+and request parser, and the async wait for a group commit."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, Final, Literal
+from typing import Final
 
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
 
-from glucosestream.ingest.accept import Part
+from glucosestream.ingest.batch import Part
+from glucosestream.ingest.request_parts import RequestParser
 from glucosestream.ingest.service import IngestService, RequestOutcome
 
-__all__ = ["ERROR_RESPONSES", "ErrorResponse", "commit", "service_of"]
+__all__ = ["commit", "parser_of", "service_of"]
 
-_SERVICE_LOCK: Final = threading.Lock()
-
-
-class ErrorResponse(BaseModel):
-    """The one error shape of the app."""
-
-    ok: Literal[False] = False
-    error: str = Field(..., description="The messages joined with '; '.")
-    errors: list[str]
-    status: int
-
-
-ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
-    401: {"model": ErrorResponse, "description": "No token, or an unknown or revoked one."},
-    403: {"model": ErrorResponse, "description": "The token may not do this."},
-    413: {
-        "model": ErrorResponse,
-        "description": "The body is over its size limit (16 MiB for ingest, 16 KiB otherwise).",
-    },
-    422: {"model": ErrorResponse, "description": "The body cannot be taken as a whole."},
-}
+_STATE_LOCK: Final = threading.Lock()
 
 
 def service_of(request: Request) -> IngestService:
@@ -44,12 +24,27 @@ def service_of(request: Request) -> IngestService:
     state = request.app.state
     service: IngestService | None = getattr(state, "ingest_service", None)
     if service is None:
-        with _SERVICE_LOCK:
+        with _STATE_LOCK:
             service = getattr(state, "ingest_service", None)
             if service is None:
                 service = IngestService(state.settings)
                 state.ingest_service = service
     return service
+
+
+async def parser_of(request: Request) -> RequestParser:
+    """The app's request parser, made on first use (it loads the pseudonym key once). In the
+    event loop, not a worker thread: one more thread hand-over per request could reorder
+    requests before the group commit, which takes them in their order of arrival."""
+    state = request.app.state
+    parser: RequestParser | None = getattr(state, "request_parser", None)
+    if parser is None:
+        with _STATE_LOCK:
+            parser = getattr(state, "request_parser", None)
+            if parser is None:
+                parser = RequestParser(state.settings)
+                state.request_parser = parser
+    return parser
 
 
 async def commit(service: IngestService, part: Part) -> RequestOutcome:

@@ -10,9 +10,9 @@ committer serves an ASGI app (the leader drains in a worker thread), a Lambda fu
 plain calls alike.
 
 ``flush`` answers each item on its own: a result, or an exception that is that item's alone
-(the flush isolates the item that made it fail; see ``IngestService``), so one bad request never
-fails the others flushed with it. Only a flush that raises, a failure that is no item's own
-(the metadata store is down), is heard by every item of its group.
+(the flush isolates the item that made it fail; see ``service.IngestService``), so one bad
+request never fails the others flushed with it. Only a flush that raises, a failure that is no
+item's own (the metadata store is down), is heard by every item of its group.
 """
 
 from __future__ import annotations

@@ -1,12 +1,10 @@
-"""The HTTP ingest path, shared by the ASGI routes and the Lambda handler.
+"""The group commit of HTTP ingest requests, shared by the ASGI routes and the Lambda handler.
 
-A request is authenticated (the token is looked up in the store on every request, so a revoked
-token is refused at once), its body parsed into raw rows within the limits of ``limits`` and
-checked against the token's patients (an uploader may post only for the patients it is bound to:
-otherwise 403 and nothing is written), then handed to the group committer. Its response is sent
-only after the raw batch holding its readings is durable (fsynced, committed by its manifest)
-and recorded in the metadata store with the request's idempotency key, the SHA-256 of what was
-posted.
+A request reaches the service already authenticated (``request_credentials``), parsed and
+checked against the token's rights (``request_parts``, ``upload_rights``), as one ``Part``. The
+service hands it to the group committer; its answer is sent only after the raw batch holding
+its readings is durable (fsynced, committed by its manifest) and recorded in the metadata store
+with the request's idempotency key, the SHA-256 of what was posted.
 
 Requests flushed together never share a fate. Their rows are checked together, with nothing
 written yet; if that fails, the group is split in halves, and halves again, until the requests
@@ -20,29 +18,16 @@ if its readings are in a committed batch.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from glucosestream.access import (
-    Principal,
-    authenticate,
-    authenticate_api_secret,
-    authorize_read,
-    record_access,
-)
 from glucosestream.clock import Clock, utc_now
 from glucosestream.config import Settings
 from glucosestream.engines import open_engine
-from glucosestream.errors import EngineOverloaded, Forbidden, GlucoseStreamError, InvalidInput
-from glucosestream.formats import ParsedFile, raw_rows_from_records
-from glucosestream.formats.nightscout import read_nightscout_entries
+from glucosestream.errors import EngineOverloaded, GlucoseStreamError, InvalidInput
 from glucosestream.ingest.accept import write_batch
 from glucosestream.ingest.batch import (
     BuiltBatch,
@@ -52,13 +37,10 @@ from glucosestream.ingest.batch import (
     build_batch,
     check_parts,
 )
-from glucosestream.ingest.bodies import check_depth, check_items, decode_body, shown_error
+from glucosestream.ingest.bodies import shown_error
 from glucosestream.ingest.group_commit import GroupCommitter
-from glucosestream.ingest.identity import load_secret, patient_key
 from glucosestream.ingest.ledger import RequestLedger, RequestRecord, open_ledger
-from glucosestream.lake import open_lakehouse, open_metadata
-from glucosestream.lake.access_store import open_access
-from glucosestream.lake.metadata import BatchRecord
+from glucosestream.lake import BatchRecord, open_metadata
 
 __all__ = [
     "IngestService",
@@ -70,8 +52,6 @@ log = logging.getLogger(__name__)
 
 # At most this many requests share one raw batch (≤ 640,000 readings at the request limit).
 MAX_REQUESTS_PER_FLUSH: Final = 64
-_UPLOAD_ROLES: Final = frozenset({"admin", "uploader"})
-_SHOWN_INDICES: Final = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,80 +69,16 @@ class RequestOutcome:
 
 
 class IngestService:
-    """One per app (or Lambda container): the stores, the engine and the group committer."""
+    """One per app (or Lambda container): the request ledger, the engine and the group committer."""
 
     def __init__(self, settings: Settings, *, now: Clock = utc_now) -> None:
         self.settings = settings
-        self.access = open_access(settings.lake)
         self._ledger: RequestLedger = open_ledger(settings.lake)
-        self._secret = load_secret(settings)
         self._engine = open_engine(settings.engine)  # used by the leader only: one at a time
         self._metadata = open_metadata(settings.lake)  # opened once, not per flush
         self._now = now
         self.committer: GroupCommitter[Part, RequestOutcome] = GroupCommitter(
             self._flush, max_items=MAX_REQUESTS_PER_FLUSH
-        )
-
-    # authentication ------------------------------------------------------------------------
-    # Never cached: a token revoked or deleted is refused on the very next request (one indexed
-    # lookup in the metadata store per request; see docs/decisions.md for its cost).
-    def bearer_principal(self, authorization: str | None) -> Principal:
-        scheme, _, token = (authorization or "").partition(" ")
-        bearer = token.strip() if scheme.lower() == "bearer" else None
-        return authenticate(self.access, bearer or None)
-
-    def nightscout_principal(
-        self, api_secret: str | None, token: str | None, authorization: str | None
-    ) -> Principal:
-        """``api-secret`` header (SHA-1 of the token), else ``?token=``, else a bearer token."""
-        if api_secret:
-            return authenticate_api_secret(self.access, api_secret)
-        if token:
-            return authenticate(self.access, token)
-        return self.bearer_principal(authorization)
-
-    # parsing ---------------------------------------------------------------------------------
-    def readings_part(self, principal: Principal, body: bytes) -> Part:
-        """``{"readings": [...]}`` as raw rows, after checking the token may post every row."""
-        _require_upload_role(principal)
-        document = decode_body(body, 'send {"readings": [...]}')
-        readings = document.get("readings") if isinstance(document, dict) else None
-        if not isinstance(readings, list):
-            raise InvalidInput('expected a JSON object {"readings": [...]}', source="request")
-        check_items(readings, "readings")
-        check_depth(body, document, 2 + len(readings))
-        rows = raw_rows_from_records(readings, source="request")
-        self._authorize_rows(principal, rows)
-        sha256 = hashlib.sha256(b"v1/readings\x00" + body).hexdigest()
-        return Part(ParsedFile(rows), "http", "json", sha256)
-
-    def entries_part(self, principal: Principal, body: bytes) -> tuple[Part, list[Any]]:
-        """Nightscout entries for the one patient the uploader token is bound to, and the
-        entries as posted (Nightscout answers with them: see ``nightscout_echo``)."""
-        _require_upload_role(principal)
-        key = bound_patient(principal)
-        document = decode_body(body, "send a JSON array of Nightscout entries")
-        entries = document if isinstance(document, list) else [document]
-        check_items(entries, "entries")
-        check_depth(body, document, len(entries) + (1 if isinstance(document, list) else 0))
-        parsed = read_nightscout_entries(entries, source="request")
-        sha256 = hashlib.sha256(f"api/v1/entries\x00{key}\x00".encode() + body).hexdigest()
-        return Part(parsed, "nightscout-api", "nightscout", sha256, patient_key=key), entries
-
-    def _authorize_rows(self, principal: Principal, rows: pa.Table) -> None:
-        if principal.role == "admin":
-            return
-        ids = [i for i in pc.unique(rows["patient_id"]).to_pylist() if i and i.strip()]
-        refused = [i for i in ids if not principal.may_upload(patient_key(self._secret, i))]
-        if not refused:
-            return
-        where = pc.is_in(rows["patient_id"], pa.array(refused, pa.string()))
-        indices = [int(line) - 1 for line in rows["line"].filter(where).to_pylist()]
-        shown = ", ".join(str(i) for i in indices[:_SHOWN_INDICES])
-        more = f" and {len(indices) - _SHOWN_INDICES} more" if len(indices) > _SHOWN_INDICES else ""
-        raise Forbidden(
-            f"readings at index {shown}{more} are for patients this token may not upload for; "
-            "nothing was written (use a token bound to those patients, or remove the readings)"
         )
 
     # committing ------------------------------------------------------------------------------
@@ -274,41 +190,6 @@ class IngestService:
             record=record,
         )
         return {p.sha256: r for p, r in zip(parts, results, strict=True)}
-
-    # reading ---------------------------------------------------------------------------------
-    def read_patient_readings(
-        self, principal: Principal, patient: str | None, since: dt.datetime | None
-    ) -> tuple[str, pa.Table]:
-        """The published curated readings of the patient named (or the token's one patient)."""
-        key = patient or bound_patient(principal)
-        if not (principal.role == "uploader" and key in principal.patient_keys):
-            authorize_read(self.access, principal, key)
-        published = self._metadata.published()
-        snapshot_id = None if published is None else published.readings_snapshot_id
-        table = open_lakehouse(self.settings.lake).read_readings(snapshot_id, [key], since)
-        record_access(
-            self.access, principal, "read", "api/v1/entries", at=self._now(), patient_key=key
-        )
-        return key, table
-
-
-def bound_patient(principal: Principal) -> str:
-    """The one patient a token is bound to; Nightscout requests name no patient."""
-    if len(principal.patient_keys) == 1:
-        return next(iter(principal.patient_keys))
-    bound = len(principal.patient_keys)
-    raise Forbidden(  # the body is fine: the token's bindings do not name its patient
-        f"Nightscout entries name no patient, and this {principal.role} token is bound to "
-        f"{bound} patients, not exactly one; use a token bound to one patient"
-        + (" (or ?patient=<patient_key> to read)" if principal.role != "uploader" else "")
-    )
-
-
-def _require_upload_role(principal: Principal) -> None:
-    if principal.role not in _UPLOAD_ROLES:
-        raise Forbidden(
-            f"a {principal.role} token may not upload readings; use an uploader or admin token"
-        )
 
 
 def _request_error(err: Exception) -> Exception:

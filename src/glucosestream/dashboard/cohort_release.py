@@ -26,13 +26,11 @@ from glucosestream.dashboard.auth import (
     readable_keys,
 )
 from glucosestream.dashboard.forms import checked_form
-from glucosestream.dashboard.lakeview import LakeView
-from glucosestream.dashboard.pages import lake_view
 from glucosestream.dashboard.sessions import csrf_matches
 from glucosestream.dashboard.templating import templates
-from glucosestream.errors import Forbidden
-from glucosestream.ingest.asgi import ErrorResponse
-from glucosestream.lake.access_store import BudgetExceeded
+from glucosestream.dashboard.triage import triage_table
+from glucosestream.errors import BudgetExceeded, Forbidden
+from glucosestream.http_errors import ErrorResponse
 from glucosestream.privacy import (
     COHORT_STATISTICS,
     DEFAULT_BUDGET_EPSILON,
@@ -40,6 +38,8 @@ from glucosestream.privacy import (
     release_cohort,
 )
 from glucosestream.privacy.release import MAX_EPSILON_EACH, MIN_EPSILON_EACH
+from glucosestream.published import PublishedLake
+from glucosestream.published.request_scope import published_of
 
 __all__ = ["router"]
 
@@ -71,8 +71,8 @@ def _dataset(viewer: Viewer) -> str:
     raise Forbidden("only clinicians and admins may release cohort statistics")
 
 
-def _values(request: Request, viewer: Viewer, view: LakeView) -> dict[str, list[float]]:
-    table = view.published().triage
+def _values(request: Request, viewer: Viewer, published: PublishedLake) -> dict[str, list[float]]:
+    table = triage_table(published.current(), request.app.state.settings.engine)
     allowed = readable_keys(access_store(request), viewer.principal)
     if allowed is not None:
         table = table.filter(pc.is_in(table["patient_key"], pa.array(sorted(allowed), pa.string())))
@@ -81,17 +81,17 @@ def _values(request: Request, viewer: Viewer, view: LakeView) -> dict[str, list[
 
 
 def _release(
-    request: Request, viewer: Viewer, view: LakeView, ask: ReleaseRequest
+    request: Request, viewer: Viewer, published: PublishedLake, ask: ReleaseRequest
 ) -> CohortRelease:
     dataset = _dataset(viewer)
     now = clock_of(request)()
     store = access_store(request)
     record_access(store, viewer.principal, "cohort.release", dataset, at=now)
     return release_cohort(
-        store,
+        store.ledger,
         viewer.principal,
         dataset=dataset,
-        values=_values(request, viewer, view),
+        values=_values(request, viewer, published),
         statistics=ask.statistics,
         epsilon_each=ask.epsilon_each,
         budget=_budget(request),
@@ -118,7 +118,7 @@ def _page(
 ) -> Response:
     dataset = _dataset(viewer)
     budget = _budget(request)
-    left = max(0.0, budget - access_store(request).spent(dataset))
+    left = max(0.0, budget - access_store(request).ledger.spent(dataset))
     context = {
         "viewer": viewer,
         "dataset": dataset,
@@ -140,14 +140,14 @@ def cohort_page(request: Request, viewer: Annotated[Viewer, Depends(page_viewer)
 async def cohort_form(
     request: Request,
     viewer: Annotated[Viewer, Depends(page_viewer)],
-    view: Annotated[LakeView, Depends(lake_view)],
+    published: Annotated[PublishedLake, Depends(published_of)],
 ) -> Response:
     form = await checked_form(request, viewer)
     chosen = [s.name for s in COHORT_STATISTICS if form.get(s.name) == "on"]
     try:
         epsilon = float(form.get("epsilon", "0.1"))
         ask = ReleaseRequest.model_validate({"statistics": chosen, "epsilon_each": epsilon})
-        result = _as_json(_release(request, viewer, view, ask))
+        result = _as_json(_release(request, viewer, published, ask))
     except BudgetExceeded as err:
         return _page(request, viewer, None, str(err), 409)
     except ValueError as err:
@@ -169,7 +169,7 @@ def cohort_release(
     ask: ReleaseRequest,
     request: Request,
     viewer: Annotated[Viewer, Depends(api_viewer)],
-    view: Annotated[LakeView, Depends(lake_view)],
+    published: Annotated[PublishedLake, Depends(published_of)],
 ) -> dict[str, Any]:
     """Release the patient count and means of the asked statistics through OpenDP, spending
     ``epsilon_each x (1 + statistics)`` of the dataset's privacy budget (409 when it would be
@@ -178,4 +178,4 @@ def cohort_release(
         viewer.session, request.headers.get("x-csrf-token")
     ):
         raise Forbidden("send the session's CSRF token as X-CSRF-Token, or use a bearer token")
-    return _as_json(_release(request, viewer, view, ask))
+    return _as_json(_release(request, viewer, published, ask))

@@ -1,0 +1,99 @@
+"""A patient's period results for a page: the audited rows when the window is a published
+period, else computed on the fly and marked as not audited.
+
+The pipeline writes ``results.period_metrics``, ``results.episodes`` and ``results.agp_profile``
+for every *closed* fixed fortnight (``pipeline.periods``), after the quality gate. A window that
+is exactly one such period (its first day a period start, 14 days, a row published) is shown
+from those tables. Any other window, the open period (the current fortnight, never stored) or
+a window that is not one fixed fortnight, for example the latest 14 days, which spans the end
+of a closed period and the start of the open one, is computed from the published readings as
+one window: its numbers cannot be assembled from period rows (CV, MAGE and the percentile curves
+do not add up across periods), and it is labelled "not yet audited".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Final
+
+import pyarrow as pa
+
+from glucosestream.metrics import agp_profile, compute_period_metrics, episode_rows
+from glucosestream.pipeline.periods import PERIOD_DAYS, closed_periods, period_start
+from glucosestream.published.pinned_run import PublishedRun
+
+__all__ = ["PeriodResults", "audited_periods", "is_fixed_period", "period_results"]
+
+_ON_REQUEST: Final = "on-request"  # run_id of rows computed for a page: no run owns them
+_PERIOD_SCHEMA: Final = pa.schema(
+    [("patient_key", pa.string()), ("period_start", pa.date32()), ("period_end", pa.date32())]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodResults:
+    """One row of period metrics, the episodes and the AGP curves of a window of local days.
+
+    ``audited`` tells whether they are the published rows of a closed period (written by run
+    ``audited_by``) or were computed now from the published readings."""
+
+    start: dt.date
+    end: dt.date
+    audited: bool
+    audited_by: str | None
+    metrics: pa.Table
+    episodes: pa.Table
+    agp: pa.Table
+
+
+def is_fixed_period(start: dt.date, end: dt.date) -> bool:
+    """Whether ``start``..``end`` is exactly one of the pipeline's fixed fortnights."""
+    return period_start(start) == start and (end - start).days == PERIOD_DAYS - 1
+
+
+def period_results(
+    run: PublishedRun,
+    patient_key: str,
+    start: dt.date,
+    end: dt.date,
+    *,
+    readings: pa.Table,
+    now: dt.datetime,
+) -> PeriodResults:
+    """The audited rows of ``start``..``end`` if it is a published period, else the same
+    results computed from ``readings`` (the patient's published readings of the window)."""
+    if is_fixed_period(start, end):
+        metrics = run.results("periods", patient_key, period_start=start)
+        if metrics.num_rows:
+            return PeriodResults(
+                start,
+                end,
+                audited=True,
+                audited_by=metrics["run_id"][0].as_py(),
+                metrics=metrics,
+                episodes=run.results("episodes", patient_key, period_start=start),
+                agp=run.results("agp", patient_key, period_start=start),
+            )
+    window = pa.table(
+        {"patient_key": [patient_key], "period_start": [start], "period_end": [end]},
+        _PERIOD_SCHEMA,
+    )
+    return PeriodResults(
+        start,
+        end,
+        audited=False,
+        audited_by=None,
+        metrics=compute_period_metrics(readings, window, run_id=_ON_REQUEST, computed_at=now),
+        episodes=episode_rows(readings, window, run_id=_ON_REQUEST, computed_at=now),
+        agp=agp_profile(readings, window, run_id=_ON_REQUEST, computed_at=now),
+    )
+
+
+def audited_periods(run: PublishedRun, patient_key: str) -> list[tuple[dt.date, dt.date]]:
+    """The patient's closed periods with data, oldest first: those the run's results tables
+    hold audited (by the pipeline's rule, ``pipeline.periods.closed_periods``)."""
+    days = run.daily_index().patient_days(patient_key).select(["patient_key", "date"])
+    closed = closed_periods(days, frozenset({patient_key}), None)
+    starts, ends = closed["period_start"].to_pylist(), closed["period_end"].to_pylist()
+    return list(zip(starts, ends, strict=True))

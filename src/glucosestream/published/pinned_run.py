@@ -1,0 +1,111 @@
+"""One published run, pinned: its snapshot ids, every read at them, and what is cached per run.
+
+A ``PublishedRun`` is made once per published run (``PublishedLake.current``) and shared by the
+requests that see that run; its reads never move to a newer snapshot, so a request that started
+before a publish finishes on the run it started with. It opens the lake (its Iceberg table
+metadata) on its first read, after the run was published, so it knows the run's snapshots; a
+lake opened before would not (another process published them).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any, Final, Literal, Protocol, TypeVar, cast
+
+import pyarrow as pa
+from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, EqualTo
+
+from glucosestream.lake import Lakehouse
+from glucosestream.published.daily_index import DailyIndex, index_daily
+
+__all__ = ["TABLE_NAMES", "PublishedRun", "TableName"]
+
+TableName = Literal["readings", "daily", "periods", "episodes", "agp", "sessions"]
+TABLE_NAMES: Final[tuple[TableName, ...]] = (
+    "readings",
+    "daily",
+    "periods",
+    "episodes",
+    "agp",
+    "sessions",
+)
+T = TypeVar("T")
+
+
+class Snapshots(Protocol):
+    """What the read side uses of the metadata store's record of a published run."""
+
+    @property
+    def run_id(self) -> str: ...
+
+    def of(self, table: str) -> int | None: ...
+
+
+class PublishedRun:
+    """The snapshot ids of one published run (all None before the first run) and reads at them."""
+
+    def __init__(self, open_lake: Callable[[], Lakehouse], snapshots: Snapshots | None) -> None:
+        self.run_id: str | None = snapshots.run_id if snapshots is not None else None
+        self.snapshot_ids: dict[TableName, int | None] = {
+            name: snapshots.of(name) if snapshots is not None else None for name in TABLE_NAMES
+        }
+        self._open_lake = open_lake
+        self._lake: Lakehouse | None = None
+        self._lake_lock = threading.Lock()
+        self._cache_lock = threading.RLock()  # a cached view may be made from another (triage)
+        self._cache: dict[str, Any] = {}
+
+    @property
+    def lake(self) -> Lakehouse:
+        """The lake, opened on first use (once per run)."""
+        with self._lake_lock:
+            if self._lake is None:
+                self._lake = self._open_lake()
+            return self._lake
+
+    @property
+    def is_published(self) -> bool:
+        """Whether any run has published yet."""
+        return self.run_id is not None
+
+    def readings(self, patient_keys: Iterable[str], since: dt.datetime | None = None) -> pa.Table:
+        """The patients' curated readings, optionally only from ``since`` on."""
+        return self.lake.read_readings(self.snapshot_ids["readings"], patient_keys, since)
+
+    def daily(
+        self,
+        patient_key: str | None = None,
+        date_from: dt.date | None = None,
+        date_to: dt.date | None = None,
+    ) -> pa.Table:
+        """Daily metrics read from the lake (one patient's, or all), sorted by key and date."""
+        return self.lake.read_daily(self.snapshot_ids["daily"], patient_key, date_from, date_to)
+
+    def results(
+        self,
+        table: TableName,
+        patient_key: str | None = None,
+        *,
+        period_start: dt.date | None = None,
+    ) -> pa.Table:
+        """Rows of a table (``periods``, ``episodes``, ``agp``, ...): one patient's, or all;
+        optionally one period's only."""
+        where: BooleanExpression = AlwaysTrue()
+        if patient_key is not None:
+            where = EqualTo("patient_key", patient_key)
+        if period_start is not None:
+            where = And(where, EqualTo("period_start", period_start.isoformat()))
+        return self.lake.read_table(table, self.snapshot_ids[table], where)
+
+    def daily_index(self) -> DailyIndex:
+        """Every patient's daily metrics, read once per run and indexed by patient."""
+        return self.cached("daily_index", lambda: index_daily(self.daily()))
+
+    def cached(self, name: str, make: Callable[[], T]) -> T:
+        """``make()``, computed once for this run (views derived from the run's tables)."""
+        with self._cache_lock:
+            if name not in self._cache:
+                self._cache[name] = make()
+            return cast(T, self._cache[name])
