@@ -116,6 +116,13 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
+    _add_error_handlers(app)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error leaves in the one shape; a page without a session redirects to /login."""
+
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, exc: LoginRequired) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -139,5 +146,3 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
         if exc.status_code == 405:
             headers["Allow"] = _allowed_methods(request)
         return error_response(exc.status_code, [str(exc.detail)], headers)
-
-    return app

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import click
+import pyarrow as pa
 
 from glucosestream.cli.base import Context, common, main
 from glucosestream.cli.render import (
@@ -159,17 +160,51 @@ def metrics(
     Example: glucosestream metrics --input cgm.csv --names iglu --out metrics.csv
     """
     if input_path is not None:
-        if out is None:
-            raise click.UsageError("--input needs --out FILE (.csv or .parquet)")
-        ids = calculate_file(
-            input_path, out, metric_set=metric_set, names=names, episodes_path=episodes_path
-        )
-        ctx.emit(
-            {"ids": ids, "out": str(out), "episodes": str(episodes_path or "")},
-            f"metrics: wrote {metric_set} metrics of {ids} ids to {out}"
-            + (f" and their episodes to {episodes_path}" if episodes_path else ""),
-        )
+        _calculate(ctx, input_path, out, metric_set, names, episodes_path)
         return
+    days = (date_from.date() if date_from else None, date_to.date() if date_to else None)
+    table = _published_metrics(ctx, patient_id, days, periods=periods)
+    if out is not None:
+        _write_table(table, out)
+        ctx.emit(
+            {"rows": table.num_rows, "out": str(out)},
+            f"metrics: wrote {table.num_rows} rows to {out}",
+        )
+    elif periods:
+        ctx.emit({"periods": table.to_pylist()}, period_table(table.to_pylist()))
+    else:
+        ctx.emit({"days": table.to_pylist()}, daily_table(table.to_pylist()))
+
+
+def _calculate(
+    ctx: Context,
+    input_path: Path,
+    out: Path | None,
+    metric_set: Literal["consensus", "all"],
+    names: Literal["glucosestream", "iglu"],
+    episodes_path: Path | None,
+) -> None:
+    """The standalone calculator: the catalog for an id,time,gl file (no lake)."""
+    if out is None:
+        raise click.UsageError("--input needs --out FILE (.csv or .parquet)")
+    ids = calculate_file(
+        input_path, out, metric_set=metric_set, names=names, episodes_path=episodes_path
+    )
+    ctx.emit(
+        {"ids": ids, "out": str(out), "episodes": str(episodes_path or "")},
+        f"metrics: wrote {metric_set} metrics of {ids} ids to {out}"
+        + (f" and their episodes to {episodes_path}" if episodes_path else ""),
+    )
+
+
+def _published_metrics(
+    ctx: Context,
+    patient_id: str | None,
+    days: tuple[dt.date | None, dt.date | None],
+    *,
+    periods: bool,
+) -> pa.Table:
+    """Published daily metrics (or closed periods) of one patient or all, at the last run."""
     settings = ctx.settings
     key = patient_key(load_secret(settings), patient_id) if patient_id else None
     run = PublishedLake(settings).current()
@@ -178,27 +213,12 @@ def metrics(
             f"the lake at {settings.lake.location} has no published metrics yet; "
             "run `glucosestream ingest FILE` then `glucosestream run`"
         )
-    if periods:
-        table = run.results("periods", key)
-        if out is None:
-            ctx.emit({"periods": table.to_pylist()}, period_table(table.to_pylist()))
-            return
-    else:
-        table = run.daily(
-            key, date_from.date() if date_from else None, date_to.date() if date_to else None
-        )
-    if key is not None and table.num_rows == 0 and not (date_from or date_to or periods):
+    table = run.results("periods", key) if periods else run.daily(key, *days)
+    if key is not None and table.num_rows == 0 and not (any(days) or periods):
         raise NotFound(
             "no published metrics for that patient; check the id (as ingested) and the lake"
         )
-    if out is not None:
-        _write_table(table, out)
-        ctx.emit(
-            {"rows": table.num_rows, "out": str(out)},
-            f"metrics: wrote {table.num_rows} rows to {out}",
-        )
-        return
-    ctx.emit({"days": table.to_pylist()}, daily_table(table.to_pylist()))
+    return table
 
 
 @main.command()
