@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any, Final, Literal, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import pyarrow as pa
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, EqualTo
@@ -20,17 +20,8 @@ from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, EqualTo
 from glucosestream.lake import Lakehouse
 from glucosestream.published.daily_index import DailyIndex, index_daily
 
-__all__ = ["TABLE_NAMES", "PublishedRun", "TableName"]
+__all__ = ["PublishedRun", "Snapshots"]
 
-TableName = Literal["readings", "daily", "periods", "episodes", "agp", "sessions"]
-TABLE_NAMES: Final[tuple[TableName, ...]] = (
-    "readings",
-    "daily",
-    "periods",
-    "episodes",
-    "agp",
-    "sessions",
-)
 T = TypeVar("T")
 
 
@@ -48,9 +39,7 @@ class PublishedRun:
 
     def __init__(self, open_lake: Callable[[], Lakehouse], snapshots: Snapshots | None) -> None:
         self.run_id: str | None = snapshots.run_id if snapshots is not None else None
-        self.snapshot_ids: dict[TableName, int | None] = {
-            name: snapshots.of(name) if snapshots is not None else None for name in TABLE_NAMES
-        }
+        self._snapshots = snapshots
         self._open_lake = open_lake
         self._lake: Lakehouse | None = None
         self._lake_lock = threading.Lock()
@@ -65,6 +54,11 @@ class PublishedRun:
                 self._lake = self._open_lake()
             return self._lake
 
+    def snapshot_id(self, table: str) -> int | None:
+        """The run's snapshot of a table by its registry key (``pipeline.table_registry``:
+        readings, daily, periods, episodes, agp, sessions); None before the first run."""
+        return self._snapshots.of(table) if self._snapshots is not None else None
+
     @property
     def is_published(self) -> bool:
         """Whether any run has published yet."""
@@ -72,7 +66,7 @@ class PublishedRun:
 
     def readings(self, patient_keys: Iterable[str], since: dt.datetime | None = None) -> pa.Table:
         """The patients' curated readings, optionally only from ``since`` on."""
-        return self.lake.read_readings(self.snapshot_ids["readings"], patient_keys, since)
+        return self.lake.read_readings(self.snapshot_id("readings"), patient_keys, since)
 
     def daily(
         self,
@@ -81,11 +75,11 @@ class PublishedRun:
         date_to: dt.date | None = None,
     ) -> pa.Table:
         """Daily metrics read from the lake (one patient's, or all), sorted by key and date."""
-        return self.lake.read_daily(self.snapshot_ids["daily"], patient_key, date_from, date_to)
+        return self.lake.read_daily(self.snapshot_id("daily"), patient_key, date_from, date_to)
 
     def results(
         self,
-        table: TableName,
+        table: str,
         patient_key: str | None = None,
         *,
         period_start: dt.date | None = None,
@@ -97,7 +91,7 @@ class PublishedRun:
             where = EqualTo("patient_key", patient_key)
         if period_start is not None:
             where = And(where, EqualTo("period_start", period_start.isoformat()))
-        return self.lake.read_table(table, self.snapshot_ids[table], where)
+        return self.lake.read_table(table, self.snapshot_id(table), where)
 
     def daily_index(self) -> DailyIndex:
         """Every patient's daily metrics, read once per run and indexed by patient."""
