@@ -18,7 +18,7 @@ from glucosestream.dashboard.report import render_agp_html
 from glucosestream.ingest import ingest_records
 from glucosestream.ingest.identity import patient_key
 from glucosestream.lake import Lakehouse
-from glucosestream.metrics import compute_period_metrics
+from glucosestream.metrics import agp_profile, compute_period_metrics, episode_rows
 from glucosestream.pipeline import run_pipeline
 from glucosestream.published import PublishedLake, audited_periods, period_results
 
@@ -158,3 +158,28 @@ def test_the_agp_report_shows_audited_numbers_for_a_closed_period(lake, written_
     assert '"audited": true' in closed
     assert "Not yet audited" in latest
     assert '"audited": false' in latest
+
+
+def test_the_audited_row_is_what_the_page_computed_before(lake):
+    """Unaltered, a closed period's published row holds the numbers a recomputation from the
+    same published readings gives: reading it changes where they come from, not what shows."""
+    settings, key, _ = lake
+    _, readings, results = _results(settings, key, CLOSED)
+    assert results.audited
+    window = pa.table(
+        {"patient_key": [key], "period_start": [CLOSED[0]], "period_end": [CLOSED[1]]},
+        pa.schema([("patient_key", pa.string()), ("period_start", pa.date32()),
+                   ("period_end", pa.date32())]),
+    )  # fmt: skip
+    again = compute_period_metrics(readings, window, run_id="x", computed_at=NOW)
+    run_columns = ["run_id", "computed_at"]
+    assert results.metrics.drop_columns(run_columns).equals(again.drop_columns(run_columns))
+    curves = agp_profile(readings, window, run_id="x", computed_at=NOW).drop_columns(run_columns)
+    assert results.agp.drop_columns(run_columns).equals(curves)
+    order = [("start_local", "ascending"), ("type", "ascending"), ("level", "ascending")]
+    episodes = episode_rows(readings, window, run_id="x", computed_at=NOW)
+    assert (
+        results.episodes.drop_columns(run_columns)
+        .sort_by(order)
+        .equals(episodes.drop_columns(run_columns).sort_by(order))
+    )
