@@ -20,11 +20,11 @@ from starlette.routing import BaseRoute, Match
 
 from glucosestream.clock import Clock, utc_now
 from glucosestream.config import Settings
+from glucosestream.dashboard.browser_sessions import SessionStore
 from glucosestream.dashboard.cohort_release import router as cohort_router
 from glucosestream.dashboard.login import router as login_router
 from glucosestream.dashboard.pages import router as pages_router
 from glucosestream.dashboard.report import router as report_router
-from glucosestream.dashboard.sessions import SessionStore
 from glucosestream.errors import GlucoseStreamError, LoginRequired
 from glucosestream.http_errors import ERROR_RESPONSES, ErrorResponse
 from glucosestream.ingest.api import router as ingest_router

@@ -25,8 +25,8 @@ from glucosestream.dashboard.auth import (
     page_viewer,
     readable_keys,
 )
+from glucosestream.dashboard.browser_sessions import csrf_matches
 from glucosestream.dashboard.forms import checked_form
-from glucosestream.dashboard.sessions import csrf_matches
 from glucosestream.dashboard.templating import templates
 from glucosestream.dashboard.triage import triage_table
 from glucosestream.errors import BudgetExceeded, Forbidden

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 from fastapi import Request
 
 from glucosestream.dashboard.auth import Viewer
-from glucosestream.dashboard.sessions import CSRF_FIELD, csrf_matches
+from glucosestream.dashboard.browser_sessions import CSRF_FIELD, csrf_matches
 from glucosestream.errors import Forbidden, InvalidInput
 
 __all__ = ["check_origin", "checked_form", "read_form", "safe_next"]

@@ -22,13 +22,13 @@ from glucosestream.dashboard.auth import (
     page_viewer,
     sessions_of,
 )
-from glucosestream.dashboard.forms import check_origin, checked_form, read_form, safe_next
-from glucosestream.dashboard.sessions import (
+from glucosestream.dashboard.browser_sessions import (
     FAILED_LOGIN_WINDOW,
     MAX_FAILED_LOGINS,
     SESSION_COOKIE,
     SESSION_TTL,
 )
+from glucosestream.dashboard.forms import check_origin, checked_form, read_form, safe_next
 from glucosestream.dashboard.templating import templates
 from glucosestream.errors import AuthError, TooManyRequests
 
