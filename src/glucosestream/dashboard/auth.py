@@ -18,7 +18,7 @@ from glucosestream.access import (
     usable_record,
 )
 from glucosestream.clock import Clock
-from glucosestream.dashboard.sessions import SESSION_COOKIE, Session, SessionStore
+from glucosestream.dashboard.browser_sessions import SESSION_COOKIE, Session, SessionStore
 from glucosestream.errors import AuthError, Forbidden, LoginRequired
 from glucosestream.lake import AccessStores, TokenStore
 
