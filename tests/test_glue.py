@@ -13,6 +13,7 @@ from glucosestream.config import IngestSettings, LakeSettings, Settings
 from glucosestream.ingest import ingest_path
 from glucosestream.lake import open_lakehouse, open_metadata
 from glucosestream.pipeline import run_pipeline
+from glucosestream.pipeline.table_registry import TABLES
 from glucosestream.synth import CohortSpec, write_cohort
 
 from .conftest import SECRET
@@ -50,6 +51,6 @@ def test_pipeline_with_a_glue_catalog(aws, tmp_path):
     tables = {t["Name"] for t in aws.get_tables(DatabaseName="gs_t_curated")["TableList"]}
     assert tables == {"readings", "sensor_sessions"}
     published = open_metadata(settings.lake).published()
-    daily = open_lakehouse(settings.lake).read_daily(published.daily_snapshot_id)
+    daily = open_lakehouse(settings.lake, TABLES).read_daily(published.of("daily"))
     assert daily.num_rows == len(expected_daily(path))
     assert not (tmp_path / "lake" / "_state" / "catalog.db").exists()

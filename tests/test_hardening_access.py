@@ -23,6 +23,7 @@ from glucosestream.cli import main
 from glucosestream.dashboard.audit import login_lines
 from glucosestream.errors import AuthError
 from glucosestream.lake import open_access, open_lakehouse, open_metadata
+from glucosestream.pipeline.table_registry import TABLES
 
 from .conftest import SECRET, FixedClock
 
@@ -77,7 +78,7 @@ def test_finding4_state_files_are_created_private(cli, tmp_path):
 
 def test_finding4_an_existing_lakes_state_is_tightened_when_opened(settings):
     create_token(settings.lake, "admin", label="a", now=dt.datetime.now(dt.UTC))
-    open_lakehouse(settings.lake)
+    open_lakehouse(settings.lake, TABLES)
     state = settings.lake.state_path
     (state / "pseudonym.key").write_text("k" * 64)
     for path in state.iterdir():

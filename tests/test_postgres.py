@@ -14,6 +14,7 @@ from glucosestream.config import IngestSettings, LakeSettings, Settings
 from glucosestream.ingest import ingest_path
 from glucosestream.lake import open_lakehouse, open_metadata
 from glucosestream.pipeline import run_pipeline
+from glucosestream.pipeline.table_registry import TABLES
 from glucosestream.synth import CohortSpec, write_cohort
 
 from .conftest import SECRET
@@ -55,7 +56,7 @@ def test_pipeline_on_postgres_catalog_and_metadata(pg_settings, tmp_path):
     assert run_pipeline(pg_settings).status == "noop"
 
     published = open_metadata(pg_settings.lake).published()
-    daily = open_lakehouse(pg_settings.lake).read_daily(published.daily_snapshot_id)
+    daily = open_lakehouse(pg_settings.lake, TABLES).read_daily(published.of("daily"))
     assert daily.num_rows == len(expected_daily(path))
     assert not (Path(pg_settings.lake.root) / "_state" / "metadata.db").exists()
     assert not (Path(pg_settings.lake.root) / "_state" / "catalog.db").exists()

@@ -18,6 +18,7 @@ from glucosestream.config import AWS_CHECKSUM_VARIABLES, IngestSettings, LakeSet
 from glucosestream.ingest import ingest_path
 from glucosestream.lake import open_lakehouse, open_metadata
 from glucosestream.pipeline import run_pipeline
+from glucosestream.pipeline.table_registry import TABLES
 from glucosestream.synth import CohortSpec, write_cohort
 
 from .conftest import SECRET
@@ -87,7 +88,7 @@ def test_pipeline_on_an_s3_lake(s3, tmp_path):
     assert run_pipeline(settings).status == "noop"
 
     published = open_metadata(settings.lake).published()
-    daily = open_lakehouse(settings.lake).read_daily(published.daily_snapshot_id)
+    daily = open_lakehouse(settings.lake, TABLES).read_daily(published.of("daily"))
     assert daily.num_rows == len(expected_daily(path))
 
     prefix = settings.lake.root.removeprefix(f"s3://{BUCKET}/")
@@ -134,8 +135,8 @@ def test_killed_run_on_s3_recovers_to_uninterrupted_results(s3, tmp_path):
     assert run_pipeline(settings).status == "published"
 
     def state(s: Settings) -> list[dict]:
-        daily = open_lakehouse(s.lake).read_daily(
-            open_metadata(s.lake).published().daily_snapshot_id
+        daily = open_lakehouse(s.lake, TABLES).read_daily(
+            open_metadata(s.lake).published().of("daily")
         )
         return daily.drop_columns(["run_id", "computed_at"]).to_pylist()
 
