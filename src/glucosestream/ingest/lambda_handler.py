@@ -15,22 +15,35 @@ import binascii
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
-from glucosestream.access import Principal
 from glucosestream.config import Settings
 from glucosestream.errors import GlucoseStreamError, InvalidInput, NotFound
 from glucosestream.ingest.bodies import nightscout_echo
 from glucosestream.ingest.limits import body_limit, too_large
+from glucosestream.ingest.request_parts import RequestParser
 from glucosestream.ingest.service import IngestService, RequestOutcome
+from glucosestream.lake import AccessStores, open_access
+from glucosestream.request_credentials import bearer_principal, nightscout_principal
 
 __all__ = ["handle_event", "handler"]
 
 log = logging.getLogger(__name__)
 
-# One service per container and settings: a container runs one invocation at a time, so each
-# request is flushed alone (group commit needs concurrent requests in one process).
-_services: dict[Settings, IngestService] = {}
+
+@dataclass(frozen=True, slots=True)
+class _Ingest:
+    """What a container keeps between invocations: the access store, the parser, the service."""
+
+    access: AccessStores
+    parser: RequestParser
+    service: IngestService
+
+
+# One per container and settings: a container runs one invocation at a time, so each request
+# is flushed alone (group commit needs concurrent requests in one process).
+_containers: dict[Settings, _Ingest] = {}
 _NIGHTSCOUT_PATHS: Final = ("/api/v1/entries", "/api/v1/entries.json")
 
 
@@ -45,20 +58,24 @@ def handle_event(settings: Settings, event: Mapping[str, Any]) -> dict[str, Any]
         method, path = _route(event)
         headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
         query = dict(event.get("queryStringParameters") or {})
-        service = _service(settings)
+        ingest = _ingest(settings)
         body = _body(event)
         limit = body_limit(method, path)
         if len(body) > limit:  # API Gateway caps bodies too (10 MB), a Lambda itself at 6 MB
             raise too_large(len(body), limit, path)
         if method == "POST" and path == "/v1/readings":
-            principal = service.bearer_principal(headers.get("authorization"))
-            outcome = service.ingest(service.readings_part(principal, body))
+            principal = bearer_principal(ingest.access, headers.get("authorization"))
+            outcome = ingest.service.ingest(ingest.parser.readings_part(principal, body))
             return _json(200, _report(outcome))
         if method == "POST" and path in _NIGHTSCOUT_PATHS:
-            principal = service.nightscout_principal(
-                headers.get("api-secret"), query.get("token"), headers.get("authorization")
+            principal = nightscout_principal(
+                ingest.access,
+                headers.get("api-secret"),
+                query.get("token"),
+                headers.get("authorization"),
             )
-            return _nightscout(service, principal, body)
+            part, entries = ingest.parser.entries_part(principal, body)
+            return _nightscout(ingest.service.ingest(part), entries)
         raise NotFound(f"no route {method} {path}; POST /v1/readings or /api/v1/entries")
     except GlucoseStreamError as err:
         return _error(err.status, str(err))
@@ -86,16 +103,16 @@ def _body(event: Mapping[str, Any]) -> bytes:
         raise InvalidInput(f"the body is not valid base64 ({err})", source="request") from err
 
 
-def _service(settings: Settings) -> IngestService:
-    service = _services.get(settings)
-    if service is None:
-        service = _services[settings] = IngestService(settings)
-    return service
+def _ingest(settings: Settings) -> _Ingest:
+    ingest = _containers.get(settings)
+    if ingest is None:
+        ingest = _containers[settings] = _Ingest(
+            open_access(settings.lake), RequestParser(settings), IngestService(settings)
+        )
+    return ingest
 
 
-def _nightscout(service: IngestService, principal: Principal, body: bytes) -> dict[str, Any]:
-    part, entries = service.entries_part(principal, body)
-    outcome = service.ingest(part)
+def _nightscout(outcome: RequestOutcome, entries: list[Any]) -> dict[str, Any]:
     r = outcome.report
     response = _json(200, None)
     response["body"] = nightscout_echo(entries).decode("utf-8")

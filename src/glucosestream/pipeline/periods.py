@@ -4,7 +4,8 @@ Periods are fixed fortnights of local days, starting on Mondays every 14 days fr
 ``PERIOD_EPOCH`` (the consensus reporting window is 14 days; fixed boundaries make a day belong
 to exactly one period, so late data touches one period and reruns agree). A period is written
 once it is *closed*: the patient has data on a later day. The open period (the current
-fortnight) is not stored; the pages compute the latest 14 days on the fly.
+fortnight) is not stored: the pages show a closed period from the results tables and compute
+any other window, labelled not yet audited (``published.period_results``).
 
 An incremental run recomputes, for the patients with new readings, every closed period from the
 one holding the earliest of (the first new day, the last day published before the run): that
