@@ -14,7 +14,7 @@ from glucosestream.ingest import ingest_path
 from glucosestream.lake import open_lakehouse, open_metadata
 from glucosestream.pipeline import SetAside, run_pipeline
 from glucosestream.pipeline.table_registry import TABLES
-from glucosestream.quality import StagedRun, evaluate
+from glucosestream.quality import QualityReport, StagedRun, run_checks
 from glucosestream.readings import READING_SCHEMA
 
 HEAD = "patient_id,device_id,time,glucose_mg_dl,tz\n"
@@ -179,7 +179,7 @@ def test_quality_checks_catch_duplicate_keys_and_bad_bands():
     )
     days = pa.table({"patient_key": ["k"], "date": [None]})
     staged = StagedRun(readings, readings, daily, days)
-    report = evaluate(staged, QualitySettings())
+    report = QualityReport(tuple(run_checks(staged, QualitySettings())))
     assert set(report.failed) == {"unique_readings", "daily_bounds"}
 
 

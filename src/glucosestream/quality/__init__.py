@@ -13,7 +13,7 @@ from glucosestream.quality.checks import (
     combine,
     run_checks,
 )
-from glucosestream.quality.gate import QualityReport, evaluate
+from glucosestream.quality.gate import QualityReport
 from glucosestream.quality.row_checks import (
     SET_ASIDE_SCHEMA,
     SetAsideRows,
@@ -33,7 +33,6 @@ __all__ = [
     "check_reconciliation",
     "combine",
     "count_set_aside",
-    "evaluate",
     "row_check_results",
     "run_checks",
     "set_aside_rows",

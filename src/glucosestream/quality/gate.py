@@ -1,13 +1,13 @@
-"""The gate: a run publishes only if every check passed."""
+"""The gate: a run publishes only if every check passed (the runner combines the buckets'
+checks with reconciliation into one report)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from glucosestream.config import QualitySettings
-from glucosestream.quality.checks import CheckResult, StagedRun, run_checks
+from glucosestream.quality.checks import CheckResult
 
-__all__ = ["QualityReport", "evaluate"]
+__all__ = ["QualityReport"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +31,3 @@ class QualityReport:
     def attributable(self) -> bool:
         """True when every failed check names the batches that caused it."""
         return all(c.batch_ids for c in self.checks if not c.passed)
-
-
-def evaluate(run: StagedRun, settings: QualitySettings) -> QualityReport:
-    """The bucket checks of one staged bucket (the run adds reconciliation: see runner)."""
-    return QualityReport(tuple(run_checks(run, settings)))
