@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: demo test test-fast kernels lint fix docs bench clean venv
-DOCS := docs/configuration.md docs/cli.md docs/data-model.md
+DOCS := docs/configuration.md docs/cli.md docs/data-model.md docs/metrics.md docs/architecture.md
+CODE := src tests benchmarks scripts
 
 venv: $(STAMP)
 
@@ -21,9 +22,10 @@ demo: $(STAMP)
 	$(BIN)/glucosestream demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check $(CODE)
+	$(BIN)/ruff format --check $(CODE)
 	$(BIN)/mypy
+	$(BIN)/python scripts/import_layers.py
 	$(BIN)/cog --check -I docs $(DOCS)
 
 # numba caches the compiled metric kernels beside their sources. The warm-up loads them in a few
@@ -55,8 +57,8 @@ test: lint kernels
 	$(BIN)/pytest -m "$(SLOW)"; status=$$?; scripts/ceph.sh stop; scripts/postgres.sh stop; exit $$status
 
 fix: $(STAMP)
-	$(BIN)/ruff check --fix src tests benchmarks
-	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix $(CODE)
+	$(BIN)/ruff format $(CODE)
 
 docs: $(STAMP)
 	$(BIN)/cog -r -I docs $(DOCS)

@@ -1,4 +1,5 @@
-"""Per-period results tables (``metrics.period_tables``) against ``compute_metrics`` on the same data."""
+"""Per-period results tables (``metrics.period_tables``) against ``compute_metrics`` on the same
+data."""
 
 from __future__ import annotations
 

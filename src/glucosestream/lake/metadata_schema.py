@@ -113,8 +113,8 @@ check_results = sa.Table(
     sa.Column("failed_rows", sa.Integer, nullable=False),
     sa.Column("detail", sa.Text, nullable=False),
 )
-# Each reading a published run set aside (quality.row_checks): its keys, batch and reason, no glucose
-# value. Written in the publish transaction, so a run that did not publish recorded none.
+# Each reading a published run set aside (quality.row_checks): its keys, batch and reason, no
+# glucose value. Written in the publish transaction, so a run that did not publish recorded none.
 set_aside = sa.Table(
     "set_aside",
     METADATA,
