@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from glucosestream.config import IngestSettings, LakeSettings, Settings
+from glucosestream.errors import RunInProgress
 from glucosestream.ingest import ingest_path
-from glucosestream.lake import RunInProgress, open_lakehouse, open_metadata
+from glucosestream.lake import open_lakehouse, open_metadata
 from glucosestream.pipeline import run_pipeline
 from glucosestream.pipeline.table_registry import TABLES
 from glucosestream.synth import CohortSpec, write_cohort

@@ -25,7 +25,7 @@ from glucosestream.lake.database import (
     metadata_engine,
     private_state_path,
 )
-from glucosestream.lake.lock import RunInProgress, run_lock
+from glucosestream.lake.lock import run_lock
 from glucosestream.lake.maintenance import MaintenanceReport, maintain
 from glucosestream.lake.metadata import (
     BatchRecord,
@@ -59,7 +59,6 @@ __all__ = [
     "PublishedSnapshots",
     "RawBatch",
     "RawZone",
-    "RunInProgress",
     "Scope",
     "Storage",
     "Store",

@@ -29,7 +29,7 @@ from glucosestream.errors import RunInProgress
 from glucosestream.lake.database import private_state_path
 from glucosestream.lake.metadata import open_metadata
 
-__all__ = ["ABANDONED_MESSAGE", "RunInProgress", "run_lock"]
+__all__ = ["ABANDONED_MESSAGE", "run_lock"]
 
 log = logging.getLogger(__name__)
 
