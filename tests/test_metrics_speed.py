@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -18,23 +20,54 @@ from hypothesis import strategies as st
 
 from glucosestream.metrics.cohort_layout import prepare_cohort
 from glucosestream.metrics.kernel_columns import _zones
-from glucosestream.metrics.kernels.cohort_scan import scan_readings
-from glucosestream.metrics.kernels.grid_fill import dt0_min_of, fill_grid, grid_days
+from glucosestream.metrics.kernels import (
+    cohort_scan,
+    grid_fill,
+    numeric,
+    order,
+    patients,
+    reading_groups,
+)
+from glucosestream.metrics.kernels.grid_fill import fill_grid, grid_days
 from glucosestream.metrics.kernels.grid_scan import scan_grid
 from glucosestream.metrics.kernels.grid_variability import _window_sd_mean
-from glucosestream.metrics.kernels.numeric import mean_sd, nan_mean, nan_sd, quantile_sorted
+from glucosestream.metrics.kernels.numeric import nan_mean, nan_sd, quantile_sorted
 from glucosestream.metrics.kernels.order import (
     count_at_most,
-    counted,
     mad_counted,
     median_counted,
     quantile_counted,
 )
-from glucosestream.metrics.kernels.patients import _gaps_min
-from glucosestream.metrics.kernels.reading_groups import PROBS, distribution_into
+from glucosestream.metrics.kernels.reading_groups import PROBS
 from glucosestream.metrics.reference import consensus, risk
 from glucosestream.metrics.reference.interpolation_grid import build_grid
 from glucosestream.metrics.reference.series import PatientSeries
+
+
+def _like_the_lake(kernel: Callable[..., Any], *writable: int) -> Callable[..., Any]:
+    """``kernel`` called as the cohort pass calls it: its input arrays read-only (they are
+    Arrow's buffers), except the positions in ``writable`` (outputs). numba compiles read-only
+    and writable arrays apart; the warm-up compiles the lake's kind, so the tests use that one
+    rather than compiling a second kind of each kernel for themselves."""
+
+    def call(*args: Any) -> Any:
+        fixed = []
+        for i, arg in enumerate(args):
+            if isinstance(arg, np.ndarray) and i not in writable:
+                arg = arg.copy()
+                arg.setflags(write=False)
+            fixed.append(arg)
+        return kernel(*fixed)
+
+    return call
+
+
+scan_readings = _like_the_lake(cohort_scan.scan_readings)
+dt0_min_of = _like_the_lake(grid_fill.dt0_min_of)
+mean_sd = _like_the_lake(numeric.mean_sd)
+counted = _like_the_lake(order.counted)
+_gaps_min = _like_the_lake(patients._gaps_min)
+distribution_into = _like_the_lake(reading_groups.distribution_into, 0)
 
 whole_readings = st.lists(st.integers(1, 700), min_size=1, max_size=300).map(
     lambda v: np.array(v, dtype=np.float64)

@@ -32,9 +32,13 @@ def warm_up() -> float:
             "gl": chunk["glucose_mg_dl"].cast(pa.float64()),
         }
     )
-    for metric_set in ("consensus", "all"):
-        for compat in ("published", "iglu"):
-            compute_metrics(frame, metric_set, compat=compat)
+    # Sorted input reads the Arrow buffers in place (read-only arrays); unsorted input is sorted
+    # into new, writable ones: numba compiles each kind apart, so both are warmed.
+    unsorted = frame.take(pa.array(range(frame.num_rows - 1, -1, -1)))
+    for rows in (frame, unsorted):
+        for metric_set in ("consensus", "all"):
+            for compat in ("published", "iglu"):
+                compute_metrics(rows, metric_set, compat=compat)
     readings = pa.table(
         {
             "patient_key": chunk["patient_id"].cast(pa.string()),
