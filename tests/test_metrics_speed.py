@@ -28,7 +28,6 @@ from glucosestream.metrics.kernels import (
     patients,
     reading_groups,
 )
-from glucosestream.metrics.kernels.grid_fill import fill_grid, grid_days
 from glucosestream.metrics.kernels.grid_scan import scan_grid
 from glucosestream.metrics.kernels.grid_variability import _window_sd_mean
 from glucosestream.metrics.kernels.numeric import nan_mean, nan_sd, quantile_sorted
@@ -64,6 +63,8 @@ def _like_the_lake(kernel: Callable[..., Any], *writable: int) -> Callable[..., 
 
 scan_readings = _like_the_lake(cohort_scan.scan_readings)
 dt0_min_of = _like_the_lake(grid_fill.dt0_min_of)
+grid_days = _like_the_lake(grid_fill.grid_days)
+fill_grid = _like_the_lake(grid_fill.fill_grid, 5)
 mean_sd = _like_the_lake(numeric.mean_sd)
 counted = _like_the_lake(order.counted)
 _gaps_min = _like_the_lake(patients._gaps_min)
