@@ -22,6 +22,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -48,45 +49,28 @@ class FastPathParams:
 
 def normalise_fast(incoming: pa.Table, params: FastPathParams) -> pa.Table | None:
     """What ``normalize.sql`` returns for ``incoming``, or None when the query must decide."""
-    n = incoming.num_rows
-    if n == 0 or incoming["problem"].null_count != n:
+    plain = _plain_rows(incoming, params)
+    if plain is None:
         return None
-    if incoming["flags"].null_count or incoming["line"].null_count:
-        return None
-    if not pc.all(incoming["tz_ok"], skip_nulls=False).as_py():
-        return None  # an unknown zone: the query quarantines the row, whatever its time
-    patient, null_patient = dictionary_codes(incoming["patient_key"])
-    if null_patient is not None:
-        return None
-    flags = incoming["flags"].to_numpy()
-    lines = incoming["line"].to_numpy()
-    if (flags & params.scan_flag).any() or (n > 1 and not (np.diff(lines) > 0).all()):
-        return None  # scans need the neighbour search; output is in line order
+    patient, lines = plain
     ts = _instants(incoming["time"], incoming["instant"])
     units = _units(incoming["unit"], params.default_unit)
     value = _values(incoming["glucose"])
     if ts is None or units is None or value is None:
         return None
     micros = ts.cast(pa.int64()).to_numpy()
-    earliest, latest = (_micros(t) for t in (params.earliest, params.latest))
     with np.errstate(over="ignore", invalid="ignore"):  # inf or NaN: out of range just below
         mg_dl = np.where(units[1], value * params.mg_per_mmol, value)
-    if (
-        micros.min() < earliest
-        or micros.max() > latest
-        or np.isnan(value).any()
-        or (mg_dl < params.min_mg_dl).any()
-        or (mg_dl > params.max_mg_dl).any()
-    ):
+    if not _all_in_range(micros, value, mg_dl, params):
         return None
     device, _ = dictionary_codes(incoming["device_id"])
-    duplicate = _duplicates(patient, device, micros, lines)
+    n = incoming.num_rows
     none = pa.nulls(n, pa.string())
     return pa.table(
         {
             "line": pa.array(lines),
             "reason": none,
-            "duplicate": pa.array(duplicate),
+            "duplicate": pa.array(_duplicates(patient, device, micros, lines)),
             "source": incoming["source"],
             "patient_key": incoming["patient_key"],
             "device_id": incoming["device_id"],
@@ -100,6 +84,46 @@ def normalise_fast(incoming: pa.Table, params: FastPathParams) -> pa.Table | Non
             "raw_glucose": none,
             "repeated_local_time": pa.nulls(n, pa.timestamp("us")),  # no local times here
         }
+    )
+
+
+def _plain_rows(
+    incoming: pa.Table, params: FastPathParams
+) -> tuple[np.ndarray, npt.NDArray[np.int64]] | None:
+    """(patient codes, lines) when no row has a problem the query must judge: none flagged by
+    its parser, no missing patient, flags or line, every zone known, no scan (scans need the
+    neighbour search), lines in order (the output is in line order); else None."""
+    n = incoming.num_rows
+    if n == 0 or incoming["problem"].null_count != n:
+        return None
+    if incoming["flags"].null_count or incoming["line"].null_count:
+        return None
+    if not pc.all(incoming["tz_ok"], skip_nulls=False).as_py():
+        return None  # an unknown zone: the query quarantines the row, whatever its time
+    patient, null_patient = dictionary_codes(incoming["patient_key"])
+    if null_patient is not None:
+        return None
+    flags = incoming["flags"].to_numpy()
+    lines = incoming["line"].to_numpy()
+    if (flags & params.scan_flag).any() or (n > 1 and not (np.diff(lines) > 0).all()):
+        return None
+    return patient, lines
+
+
+def _all_in_range(
+    micros: npt.NDArray[np.int64],
+    value: npt.NDArray[np.float64],
+    mg_dl: npt.NDArray[np.float64],
+    params: FastPathParams,
+) -> bool:
+    """Every time within the plausible window and every value a number in the glucose range."""
+    earliest, latest = (_micros(t) for t in (params.earliest, params.latest))
+    return not (
+        micros.min() < earliest
+        or micros.max() > latest
+        or np.isnan(value).any()
+        or (mg_dl < params.min_mg_dl).any()
+        or (mg_dl > params.max_mg_dl).any()
     )
 
 
