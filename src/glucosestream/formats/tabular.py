@@ -46,7 +46,7 @@ import json
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, Final
+from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
 import numpy as np
 import pyarrow as pa
@@ -59,6 +59,9 @@ from glucosestream.errors import InvalidInput
 from glucosestream.formats.columns import build_rows, column_map, is_number, record_column_map
 from glucosestream.formats.jsontext import decode_json, field_text
 from glucosestream.formats.rows import NOT_UTF8, ParsedFile, text_array
+
+if TYPE_CHECKING:
+    import _csv
 
 __all__ = [
     "iter_csv",
@@ -205,26 +208,7 @@ def _csv_careful_chunks(
             if not header:
                 raise InvalidInput("the file is empty; nothing to ingest", source=source)
             shift = first_line - 1 if offset else 0
-            mapping = column_map(header, source)
-            wanted = {c: header.index(c) for c in mapping.values() if c is not None}
-            columns: dict[str, list[str | None]] = {c: [] for c in wanted}
-            lines: list[int] = []
-            for row in reader:
-                if not row:
-                    continue
-                if len(row) != len(header):
-                    raise InvalidInput(
-                        f"expected {len(header)} fields as in the header, found {len(row)}; "
-                        "fix or remove this line",
-                        source=source,
-                        line=reader.line_num + shift,
-                    )
-                lines.append(reader.line_num + shift)
-                for name, index in wanted.items():
-                    columns[name].append(row[index])
-                if len(lines) == chunk_rows:
-                    yield _careful_table(lines, columns, mapping)
-                    lines, columns = [], {c: [] for c in wanted}
+            yield from _careful_rows(reader, header, shift, chunk_rows, source)
     except UnicodeDecodeError as err:
         line, at = _first_bad_utf8(path if data is None else data)
         raise InvalidInput(
@@ -234,6 +218,34 @@ def _csv_careful_chunks(
         ) from err
     except csv.Error as err:
         raise InvalidInput(f"not valid CSV: {err}", source=source) from err
+
+
+def _careful_rows(
+    reader: _csv.Reader, header: list[str], shift: int, chunk_rows: int, source: str
+) -> Iterator[pa.Table]:
+    """The rows after the header, in tables of at most ``chunk_rows`` rows (one table, maybe
+    empty, when ``chunk_rows`` is ``sys.maxsize``); a row of another width is refused."""
+    mapping = column_map(header, source)
+    wanted = {c: header.index(c) for c in mapping.values() if c is not None}
+    columns: dict[str, list[str | None]] = {c: [] for c in wanted}
+    lines: list[int] = []
+    for row in reader:
+        if not row:
+            continue
+        line = reader.line_num + shift
+        if len(row) != len(header):
+            raise InvalidInput(
+                f"expected {len(header)} fields as in the header, found {len(row)}; "
+                "fix or remove this line",
+                source=source,
+                line=line,
+            )
+        lines.append(line)
+        for name, index in wanted.items():
+            columns[name].append(row[index])
+        if len(lines) == chunk_rows:
+            yield _careful_table(lines, columns, mapping)
+            lines, columns = [], {c: [] for c in wanted}
     if lines or chunk_rows == sys.maxsize:
         yield _careful_table(lines, columns, mapping)
 
