@@ -6,7 +6,8 @@ and return the same library's type (an Arrow table for Arrow or anything else Ar
 ``compute_metrics`` also takes an Arrow ``RecordBatchReader`` whose rows are grouped by
 ascending id (``parquet_stream(path)`` for a Parquet file, DuckDB's ``fetch_record_batch()`` of
 an ``ORDER BY id`` query) and reads it ``SLICE_READINGS`` readings at a time, so the cohort need
-not fit in memory.
+not fit in memory. Its compiled pass spreads the patients over every core this process may use;
+``threads=`` sets how many threads, with the same results bit for bit.
 ``time`` is read as wall-clock time: a zoned timestamp is first converted to its zone's local
 time, so calendar days are the patient's local days; naive timestamps and ``YYYY-MM-DD
 HH:MM:SS`` strings are taken as they are. ``calculate_file`` does I/O: it reads CSV or Parquet
@@ -127,19 +128,33 @@ def _tables(frame: object) -> Iterator[tuple[pa.Table, _Runs | None]]:
         yield frame.schema.empty_table(), None
 
 
+def _thread_count(threads: int | None) -> int:
+    from glucosestream.metrics.kernel_columns import usable_cores  # numba loads on first use
+
+    if threads is None:
+        return usable_cores()
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise InvalidInput(
+            f"threads={threads!r} is not a whole number of at least 1; pass 1 for one thread, "
+            f"or leave it out for every core ({usable_cores()} here)"
+        )
+    return threads
+
+
 def _cohort_values(
-    frame: object, names: tuple[str, ...], options: MetricOptions
+    frame: object, names: tuple[str, ...], options: MetricOptions, threads: int
 ) -> tuple[pa.Array, dict[str, pa.Array]]:
     """(ids, ``{name: column}``), computed one slice of whole patients at a time."""
     from glucosestream.metrics.cohort_layout import cohort_slices  # numba loads on first use
-    from glucosestream.metrics.kernel_columns import cohort_columns
+    from glucosestream.metrics.kernel_columns import cohort_columns, numba_threads
 
     ids: list[pa.Array] = []
     parts: list[dict[str, pa.Array]] = []
-    for table, runs in _tables(frame):
-        for cohort in cohort_slices(table, SLICE_READINGS, runs):
-            ids.append(cohort.ids)
-            parts.append(cohort_columns(cohort, names, options))
+    with numba_threads(threads):  # sorting times within patients, when they are not sorted
+        for table, runs in _tables(frame):
+            for cohort in cohort_slices(table, SLICE_READINGS, runs):
+                ids.append(cohort.ids)
+                parts.append(cohort_columns(cohort, names, options, threads))
     if len(parts) == 1:
         return ids[0], parts[0]
     return pa.concat_arrays(ids), {n: pa.concat_arrays([p[n] for p in parts]) for n in names}
@@ -151,15 +166,18 @@ def compute_metrics(
     *,
     compat: Compat = "published",
     names: Naming = "glucosestream",
+    threads: int | None = None,
 ) -> Frame:
     """One row per id with the chosen metrics (docs/metrics.md lists them): ``"consensus"``,
     ``"all"``, one metric's name or a sequence of names.
 
     ``compat="iglu"`` reproduces iglu 4.3.0's conventions; ``names="iglu"`` names and orders the
     columns as iglu's ``all_metrics`` does (``metrics`` then picks ``all_metrics`` or its
-    ``consensus_only`` variant).
+    ``consensus_only`` variant). ``threads`` is how many threads the compiled pass runs on
+    (default: every core this process may use); the results are the same on any number.
     """
     wanted = _resolve(metrics)
+    n_threads = _thread_count(threads)
     options = MetricOptions(compat=compat)
     mapping: tuple[tuple[str, str], ...] = ()
     if names == "iglu":
@@ -167,7 +185,7 @@ def compute_metrics(
         if compat == "iglu":
             mapping = tuple((i, "mag_iglu_all_metrics" if i == "MAG" else m) for i, m in mapping)
         wanted = tuple(m for _, m in mapping)
-    ids, values = _cohort_values(frame, tuple(dict.fromkeys(wanted)), options)
+    ids, values = _cohort_values(frame, tuple(dict.fromkeys(wanted)), options, n_threads)
     columns: dict[str, pa.Array] = {"id": ids}
     if names == "iglu":
         for iglu_name, ours in mapping:
@@ -181,23 +199,27 @@ def compute_metrics(
     return cast(Frame, _like(pa.table(columns), frame))
 
 
-def episode_table(frame: Frame, *, compat: Compat = "published") -> Frame:
+def episode_table(
+    frame: Frame, *, compat: Compat = "published", threads: int | None = None
+) -> Frame:
     """iglu's ``episode_calculation`` columns: one row per id x episode type and level.
 
     With ``compat="published"`` an eighth row per id gives extended hyperglycaemia (Battelino
-    2023); iglu has no such row.
+    2023); iglu has no such row. ``threads`` as in ``compute_metrics``.
     """
     from glucosestream.metrics.cohort_layout import prepare_cohort  # numba loads on first use
-    from glucosestream.metrics.kernel_columns import cohort_columns
+    from glucosestream.metrics.kernel_columns import cohort_columns, numba_threads
 
     options = MetricOptions(compat=compat)
+    n_threads = _thread_count(threads)
     kinds = list(_EPISODE_ROWS)
     if compat == "published":
         kinds.append(("hyper", "extended", "hyper_extended"))
-    cohort = prepare_cohort(_to_arrow(frame))
+    with numba_threads(n_threads):
+        cohort = prepare_cohort(_to_arrow(frame))
     stats = ("per_day", "duration_min", "mean_mg_dl", "episodes")
     names = [f"{key}_{stat}" for _, _, key in kinds for stat in stats]
-    values = cohort_columns(cohort, names, options)
+    values = cohort_columns(cohort, names, options, n_threads)
     present = np.flatnonzero(np.diff(cohort.readings.offsets) > 0)
     ids = np.asarray(cohort.ids.to_numpy(zero_copy_only=False))[present]
     rows: dict[str, list[object]] = {c: [] for c in IGLU_EPISODE_COLUMNS}
@@ -386,6 +408,7 @@ class _Job:
     compat: Compat
     out_path: Path
     episodes_path: Path | None
+    threads: int | None
 
     def run(self, tables: Iterator[pa.Table]) -> int:
         out = _Output(self.out_path)
@@ -394,12 +417,16 @@ class _Job:
         try:
             for table in tables:
                 result = compute_metrics(
-                    table, self.metric_set, compat=self.compat, names=self.names
+                    table,
+                    self.metric_set,
+                    compat=self.compat,
+                    names=self.names,
+                    threads=self.threads,
                 )
                 out.write(result)
                 written += result.num_rows
                 if episodes is not None:
-                    episodes.write(episode_table(table, compat=self.compat))
+                    episodes.write(episode_table(table, compat=self.compat, threads=self.threads))
         finally:
             out.close()
             if episodes is not None:
@@ -415,6 +442,7 @@ def calculate_file(
     names: Naming = "glucosestream",
     compat: Compat | None = None,
     episodes_path: Path | None = None,
+    threads: int | None = None,
 ) -> int:
     """Read ``id,time,gl`` readings (CSV or Parquet, by suffix), write one row of metrics per id
     to ``out_path`` (CSV or Parquet) and, if asked, the episode table to ``episodes_path``.
@@ -422,10 +450,11 @@ def calculate_file(
     An input sorted by id is streamed, ``SLICE_READINGS`` readings of whole patients at a time, so
     it may be larger than memory; an unsorted one is found out on the way and read whole.
     ``compat`` defaults to ``"iglu"`` when ``names="iglu"`` (so R users can diff the numbers)
-    and to ``"published"`` otherwise. Returns the number of ids written.
+    and to ``"published"`` otherwise; ``threads`` as in ``compute_metrics``. Returns the number
+    of ids written.
     """
     mode: Compat = compat or ("iglu" if names == "iglu" else "published")
-    job = _Job(metric_set, names, mode, out_path, episodes_path)
+    job = _Job(metric_set, names, mode, out_path, episodes_path, threads)
     try:
         try:
             return job.run(table for table, _ in _whole_patients(_batches(input_path)))

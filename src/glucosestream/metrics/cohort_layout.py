@@ -67,6 +67,16 @@ class Readings:
         lo, hi = int(self.offsets[p]), int(self.offsets[p + 1])
         return PatientSeries(self.time_s[lo:hi], self.glucose_mg_dl[lo:hi])
 
+    def patients(self, first: int, stop: int) -> Readings:
+        """Patients ``first`` to ``stop - 1``, their readings viewed, not copied."""
+        lo, hi = int(self.offsets[first]), int(self.offsets[stop])
+        return Readings(
+            self.offsets[first : stop + 1] - lo,
+            self.time_s[lo:hi],
+            self.glucose_mg_dl[lo:hi],
+            self.distinct,
+        )
+
     def mean_per_instant(self) -> Readings:
         if self.distinct:
             return self

@@ -1,11 +1,13 @@
-"""The per-patient pass over a whole cohort, compiled and spread over the cores. PURE.
+"""The per-patient pass over a cohort, compiled. PURE.
 
-``patient_metrics`` walks every patient of the flat, (patient, time)-sorted arrays once: it
+``patient_metrics_into`` walks every patient of the flat, (patient, time)-sorted arrays once: it
 builds the patient's grid in a scratch buffer and writes each asked-for group of metrics into
-that patient's row of one output matrix. Groups are numbered as in ``GROUPS``; ``bases[k]`` is
-the first column of group ``k`` (``-1``: not asked for). Three views of the readings come in
-with their own offsets: ``rows`` (what plain summaries count), ``inst`` (one value per timestamp,
-the mean) and ``src`` (what the grid interpolates); see ``glucosestream.metrics.cohort_layout``.
+that patient's row of an output matrix. It holds no lock (``nogil``), so ``kernel_columns`` runs
+it on several threads at once, each over its own range of patients and rows. Groups are
+numbered as in ``GROUPS``; ``bases[k]`` is the first column of group ``k`` (``-1``: not asked
+for). Three views of the readings come in with their own offsets: ``rows`` (what plain
+summaries count), ``inst`` (one value per timestamp, the mean) and ``src`` (what the grid
+interpolates); see ``glucosestream.metrics.cohort_layout``.
 """
 
 from __future__ import annotations
@@ -14,9 +16,8 @@ import math
 
 import numpy as np
 import numpy.typing as npt
-from numba import prange
 
-from glucosestream.metrics.kernels import compiled, compiled_parallel
+from glucosestream.metrics.kernels import compiled
 from glucosestream.metrics.kernels.episode_runs import find_episodes, overlap_free, points_for
 from glucosestream.metrics.kernels.grid_fill import dt0_min_of, fill_grid, grid_days
 from glucosestream.metrics.kernels.grid_scan import GridScan, Runs, scan_grid
@@ -65,7 +66,7 @@ __all__ = [
     "GROUPS",
     "PGS_INPUT_COLUMNS",
     "episode_sets",
-    "patient_metrics",
+    "patient_metrics_into",
 ]
 
 EPISODE_STATS = ("episodes", "per_day", "duration_min", "mean_mg_dl")  # _episodes_into, per kind
@@ -374,25 +375,24 @@ def _grid_into(
     return row[bases[VARIABILITY] + 3] if bases[VARIABILITY] >= 0 else np.nan
 
 
-@compiled_parallel
-def patient_metrics(
+@compiled
+def patient_metrics_into(
+    out: FloatArray,
     rows: tuple[IntArray, IntArray, FloatArray],
     inst: tuple[IntArray, IntArray, FloatArray],
     src: tuple[IntArray, IntArray, FloatArray],
     bases: IntArray,
-    n_out: int,
     iglu: bool,
     inter_gap_min: float,
-) -> FloatArray:
-    """One row of ``n_out`` metrics per patient (NaN for a patient without readings)."""
+) -> None:
+    """Row ``p`` of ``out`` (filled with NaN by the caller) gets patient ``p``'s metrics; a
+    patient without readings keeps its NaN."""
     rows_off, rows_t, rows_g = rows
     inst_off, inst_t, inst_g = inst
     src_off, src_t, src_g = src
-    n = rows_off.size - 1
-    out = np.full((n, n_out), np.nan)
     max_gap_s = inter_gap_min * 60.0
     table = risk_table()
-    for p in prange(n):
+    for p in range(rows_off.size - 1):
         lo, hi = rows_off[p], rows_off[p + 1]
         if hi == lo:
             continue
@@ -416,4 +416,3 @@ def patient_metrics(
         if bases[PGS] >= 0:
             gvp = gvp_pct(x, dt0) if bases[VARIABILITY] < 0 else gvp
             _pgs_inputs_into(row, bases[PGS], x, scan, dt0, (gvp, mean, tir))
-    return out
