@@ -87,9 +87,9 @@ def views(cohort: Cohort, options: MetricOptions) -> tuple[Readings, Readings, R
 
 
 def patient_ranges(offsets: IntArray, threads: int) -> list[tuple[int, int]]:
-    """Consecutive ranges ``(first, stop)`` of whole patients covering all of them, of about
-    equal readings: ``RANGES_PER_THREAD`` per thread, none under ``MIN_RANGE_READINGS``
-    readings unless it is the only one."""
+    """Consecutive ranges ``(first, stop)`` of whole patients covering all of them, cut at the
+    patients nearest to equal shares of the readings: ``RANGES_PER_THREAD`` per thread, fewer
+    when a share would hold under ``MIN_RANGE_READINGS`` readings (one range: run inline)."""
     patients, readings = offsets.size - 1, int(offsets[-1])
     count = max(1, min(threads * RANGES_PER_THREAD, readings // MIN_RANGE_READINGS, patients))
     if threads == 1 or count == 1:
