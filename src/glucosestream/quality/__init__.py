@@ -5,12 +5,15 @@ over staged data (``checks``, PURE) and the gate that decides whether a run may 
 from __future__ import annotations
 
 from glucosestream.quality.checks import (
+    READING_KEY,
     BatchCounts,
     CheckResult,
     RunAccounts,
     StagedRun,
     check_reconciliation,
     combine,
+    in_key_order,
+    repeats_previous_key,
     run_checks,
 )
 from glucosestream.quality.gate import QualityReport
@@ -23,6 +26,7 @@ from glucosestream.quality.row_checks import (
 )
 
 __all__ = [
+    "READING_KEY",
     "SET_ASIDE_SCHEMA",
     "BatchCounts",
     "CheckResult",
@@ -33,6 +37,8 @@ __all__ = [
     "check_reconciliation",
     "combine",
     "count_set_aside",
+    "in_key_order",
+    "repeats_previous_key",
     "row_check_results",
     "run_checks",
     "set_aside_rows",

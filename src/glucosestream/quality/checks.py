@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -24,15 +25,19 @@ from glucosestream.config import QualitySettings
 
 __all__ = [
     "CHECKS",
+    "READING_KEY",
     "BatchCounts",
     "CheckResult",
     "RunAccounts",
     "StagedRun",
     "check_reconciliation",
     "combine",
+    "in_key_order",
+    "repeats_previous_key",
     "run_checks",
 ]
 
+READING_KEY: Final = ("patient_key", "device_id", "ts")  # what identifies a reading
 _BAND_SUM_TOLERANCE: Final = 1e-9
 _BANDS: Final = (
     "pct_below_54",
@@ -97,13 +102,18 @@ def _result(name: str, failed: int, detail: str, batch_ids: list[str] | None = N
 
 
 def check_unique_readings(run: StagedRun, settings: QualitySettings) -> CheckResult:
-    keys = run.all_readings.select(["patient_key", "device_id", "ts"])
-    counts = keys.group_by(["patient_key", "device_id", "ts"]).aggregate([([], "count_all")])
-    repeated = counts.filter(pc.greater(counts["count_all"], 1))
+    rows = run.all_readings
+    if in_key_order(rows):  # a repeated key is on neighbouring rows: no hash table needed
+        repeats = repeats_previous_key(rows).to_numpy(zero_copy_only=False)
+        repeated = int(np.count_nonzero(repeats[1:] & ~repeats[:-1]))
+    else:
+        keys = rows.select(list(READING_KEY))
+        counts = keys.group_by(list(READING_KEY)).aggregate([([], "count_all")])
+        repeated = counts.filter(pc.greater(counts["count_all"], 1)).num_rows
     return _result(
         "unique_readings",
-        repeated.num_rows,
-        f"{repeated.num_rows} (patient_key, device_id, ts) keys occur more than once",
+        repeated,
+        f"{repeated} (patient_key, device_id, ts) keys occur more than once",
     )
 
 
@@ -113,15 +123,73 @@ def check_every_reading_lands(run: StagedRun, settings: QualitySettings) -> Chec
     makes the run's count of merge duplicates (incoming - set aside - new) a measurement."""
     if run.incoming is None or run.incoming.num_rows == 0:
         return _result("every_reading_lands", 0, "")
-    keys = ["patient_key", "device_id", "ts"]
-    lost = run.incoming.select(keys).join(
-        run.all_readings.select(keys), keys, join_type="left anti"
-    )
+    if _same_keys_in_order(run.incoming, run.all_readings):
+        lost = 0
+    else:
+        keys = list(READING_KEY)
+        lost = (
+            run.incoming.select(keys)
+            .join(run.all_readings.select(keys), keys, join_type="left anti")
+            .num_rows
+        )
     return _result(
         "every_reading_lands",
-        lost.num_rows,
-        f"{lost.num_rows} incoming readings are neither new nor already in the lake",
+        lost,
+        f"{lost} incoming readings are neither new nor already in the lake",
     )
+
+
+def _same_keys_in_order(incoming: pa.Table, lake: pa.Table) -> bool:
+    """Whether both tables are in key order and ``incoming``'s distinct keys are ``lake``'s
+    keys, row for row (a full run: nothing was published before). Then every incoming key is
+    in ``lake`` without a hash join; False leaves the answer to the join."""
+    if not (in_key_order(incoming) and in_key_order(lake)):
+        return False
+    distinct = incoming.filter(pc.invert(repeats_previous_key(incoming)))
+    if distinct.num_rows != lake.num_rows:
+        return False
+    return all(pc.all(pc.equal(distinct[name], lake[name])).as_py() for name in READING_KEY)
+
+
+def in_key_order(rows: pa.Table) -> bool:
+    """Whether the rows are sorted by ``READING_KEY`` (ascending, no null key part): one
+    comparison of each row with the one before it, no sort."""
+    if rows.num_rows < 2:
+        return True
+    if any(rows[name].null_count for name in READING_KEY):
+        return False
+    n = rows.num_rows
+    ordered: pa.ChunkedArray | None = None  # previous key <= this key, from the last part on
+    for name in reversed(READING_KEY):
+        this, previous = rows[name].slice(1), rows[name].slice(0, n - 1)
+        if ordered is None:
+            ordered = pc.less_equal(previous, this)
+        else:
+            tied = pc.and_(pc.equal(previous, this), ordered)
+            ordered = pc.or_(pc.less(previous, this), tied)
+    return ordered is not None and pc.all(ordered).as_py() is True
+
+
+def repeats_previous_key(rows: pa.Table) -> pa.ChunkedArray:
+    """Whether each row's ``READING_KEY`` equals the previous row's (a null key part equals a
+    null one, as keys group in SQL); False for the first row, and no nulls. On rows in key
+    order, the rows a key repeats on are exactly its second and later occurrences."""
+    n = rows.num_rows
+    parts = [_equals_previous(rows[name]) for name in READING_KEY]
+    same = parts[0]
+    for part in parts[1:]:
+        same = pc.and_(same, part)
+    first = [pa.array([False] if n else [], pa.bool_())]
+    return pa.chunked_array(first + same.chunks, pa.bool_())
+
+
+def _equals_previous(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """From the second value on: whether it equals the one before it (null equals null)."""
+    this, previous = column.slice(1), column.slice(0, max(len(column) - 1, 0))
+    equal = pc.equal(this, previous)
+    if column.null_count:
+        equal = pc.or_kleene(equal, pc.and_(pc.is_null(this), pc.is_null(previous)))
+    return pc.fill_null(equal, False)
 
 
 def check_daily_bounds(run: StagedRun, settings: QualitySettings) -> CheckResult:
