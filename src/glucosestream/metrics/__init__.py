@@ -29,7 +29,13 @@ from glucosestream.metrics.daily import (
     touched_days,
 )
 from glucosestream.metrics.metric_options import MetricOptions
-from glucosestream.metrics.period_tables import agp_profile, compute_period_metrics, episode_rows
+from glucosestream.metrics.period_tables import (
+    PeriodResults,
+    agp_profile,
+    compute_period_metrics,
+    episode_rows,
+    period_results,
+)
 from glucosestream.metrics.result_schemas import (
     AGP_PROFILE_SCHEMA,
     EPISODES_SCHEMA,
@@ -45,6 +51,7 @@ __all__ = [
     "EPISODES_SCHEMA",
     "PERIOD_METRICS_SCHEMA",
     "MetricOptions",
+    "PeriodResults",
     "agp_profile",
     "agp_table",
     "calculate_file",
@@ -54,5 +61,6 @@ __all__ = [
     "episode_rows",
     "episode_table",
     "local_dates",
+    "period_results",
     "touched_days",
 ]

@@ -13,6 +13,9 @@ holds the readings whose local date lies in it. Three tables come out, with the 
 * ``episode_rows``: one row per hypo- or hyperglycaemia episode (levels 1, 2, extended);
 * ``agp_profile``: the AGP percentile curves, one row per grid time of day.
 
+``period_results`` gives all three from one period cohort (the pipeline's call: placing the
+readings on local clocks and laying them out per period is most of the cost of each).
+
 Undefined values (a metric with too few data) are null. A period without readings still gets
 its row in ``period_metrics`` (``readings`` = 0) and no rows in the other two.
 """
@@ -20,6 +23,7 @@ its row in ``period_metrics`` (``readings`` = 0) and no rows in the other two.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -53,9 +57,11 @@ __all__ = [
     "AGP_PROFILE_SCHEMA",
     "EPISODES_SCHEMA",
     "PERIOD_METRICS_SCHEMA",
+    "PeriodResults",
     "agp_profile",
     "compute_period_metrics",
     "episode_rows",
+    "period_results",
 ]
 
 IntArray = npt.NDArray[np.int64]
@@ -95,10 +101,36 @@ def _keys(periods: pa.Table, rows: IntArray | None = None) -> dict[str, pa.Array
 
 
 def _run(n: int, run_id: str, computed_at: dt.datetime) -> dict[str, pa.Array]:
+    """The run columns: one value repeated (no Python list of ``n`` objects)."""
     return {
-        "run_id": pa.array([run_id] * n, pa.string()),
-        "computed_at": pa.array([computed_at] * n, pa.timestamp("us", tz="UTC")),
+        "run_id": pa.repeat(pa.scalar(run_id, pa.string()), n),
+        "computed_at": pa.repeat(pa.scalar(computed_at, pa.timestamp("us", tz="UTC")), n),
     }
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodResults:
+    """The three results tables of the same readings and periods (see ``period_results``)."""
+
+    periods: pa.Table  # PERIOD_METRICS_SCHEMA
+    episodes: pa.Table  # EPISODES_SCHEMA
+    agp: pa.Table  # AGP_PROFILE_SCHEMA
+
+
+def period_results(
+    readings: pa.Table, periods: pa.Table, *, run_id: str, computed_at: dt.datetime
+) -> PeriodResults:
+    """``compute_period_metrics``, ``episode_rows`` and ``agp_profile`` of the same readings
+    and periods, from one period cohort (the readings on local wall clocks, laid out per
+    period, and the grid steps) instead of one each."""
+    cohort = _period_cohort(readings, periods)
+    steps = grid_steps(*cohort.readings.as_tuple()[:2])
+    at = computed_at
+    return PeriodResults(
+        periods=_period_metrics_of(cohort, steps, periods, run_id=run_id, computed_at=at),
+        episodes=_episodes_of(cohort, steps, periods, run_id=run_id, computed_at=at),
+        agp=_agp_of(cohort, steps, periods, run_id=run_id, computed_at=at),
+    )
 
 
 def compute_period_metrics(
@@ -106,6 +138,31 @@ def compute_period_metrics(
 ) -> pa.Table:
     """``PERIOD_METRICS_SCHEMA`` rows, one per row of ``periods``, in that order."""
     cohort = _period_cohort(readings, periods)
+    steps = grid_steps(*cohort.readings.as_tuple()[:2])
+    return _period_metrics_of(cohort, steps, periods, run_id=run_id, computed_at=computed_at)
+
+
+def episode_rows(
+    readings: pa.Table, periods: pa.Table, *, run_id: str, computed_at: dt.datetime
+) -> pa.Table:
+    """``EPISODES_SCHEMA`` rows: every episode of every period, by period then kind."""
+    cohort = _period_cohort(readings, periods)
+    steps = grid_steps(*cohort.readings.as_tuple()[:2])
+    return _episodes_of(cohort, steps, periods, run_id=run_id, computed_at=computed_at)
+
+
+def agp_profile(
+    readings: pa.Table, periods: pa.Table, *, run_id: str, computed_at: dt.datetime
+) -> pa.Table:
+    """``AGP_PROFILE_SCHEMA`` rows: each period's percentile curves by grid time of day."""
+    cohort = _period_cohort(readings, periods)
+    steps = grid_steps(*cohort.readings.as_tuple()[:2])
+    return _agp_of(cohort, steps, periods, run_id=run_id, computed_at=computed_at)
+
+
+def _period_metrics_of(
+    cohort: Cohort, steps: IntArray, periods: pa.Table, *, run_id: str, computed_at: dt.datetime
+) -> pa.Table:
     values = cohort_columns(cohort, CONSENSUS, MetricOptions())
     columns: dict[str, pa.Array] = _keys(periods)
     for name in CONSENSUS:
@@ -116,20 +173,16 @@ def compute_period_metrics(
         elif pa.types.is_floating(column.type):
             column = pa.array(column.to_numpy(zero_copy_only=False), from_pandas=True)
         columns[field.name] = pc.fill_null(column, 0) if name == "readings" else column
-    steps = grid_steps(*cohort.readings.as_tuple()[:2])
     columns["dt0_min"] = pa.array(np.where(steps > 0, steps, 0)).cast(pa.int32())
     columns["dt0_min"] = pc.if_else(pc.equal(columns["dt0_min"], 0), None, columns["dt0_min"])
     columns.update(_run(len(periods), run_id, computed_at))
     return pa.table(columns).cast(PERIOD_METRICS_SCHEMA)
 
 
-def episode_rows(
-    readings: pa.Table, periods: pa.Table, *, run_id: str, computed_at: dt.datetime
+def _episodes_of(
+    cohort: Cohort, steps: IntArray, periods: pa.Table, *, run_id: str, computed_at: dt.datetime
 ) -> pa.Table:
-    """``EPISODES_SCHEMA`` rows: every episode of every period, by period then kind."""
-    cohort = _period_cohort(readings, periods)
     offsets, t, g = cohort.readings.as_tuple()
-    steps = grid_steps(offsets, t)
     ints, floats = episode_list(offsets, t, g, steps, DEFAULT_INTER_GAP_MIN * 60.0)
     kinds = ints[:, 1]
     columns: dict[str, pa.Array] = _keys(periods, ints[:, 0])
@@ -144,13 +197,10 @@ def episode_rows(
     return pa.table(columns).cast(EPISODES_SCHEMA)
 
 
-def agp_profile(
-    readings: pa.Table, periods: pa.Table, *, run_id: str, computed_at: dt.datetime
+def _agp_of(
+    cohort: Cohort, steps: IntArray, periods: pa.Table, *, run_id: str, computed_at: dt.datetime
 ) -> pa.Table:
-    """``AGP_PROFILE_SCHEMA`` rows: each period's percentile curves by grid time of day."""
-    cohort = _period_cohort(readings, periods)
     offsets, t, g = cohort.readings.as_tuple()
-    steps = grid_steps(offsets, t)
     probs = np.asarray(AGP_PERCENTILES) / 100.0
     curves = agp_percentiles(offsets, t, g, steps, probs, DEFAULT_INTER_GAP_MIN * 60.0)
     per_day = np.where(steps > 0, MINUTES_PER_DAY // np.maximum(steps, 1), 0)
