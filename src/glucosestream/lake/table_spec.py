@@ -70,6 +70,9 @@ def in_order(rows: pa.Table, columns: Sequence[str]) -> bool:
         return True
     if any(rows[c].null_count for c in columns):
         return False
+    lead = rows[columns[0]]
+    if not pc.all(pc.less_equal(lead.slice(0, n - 1), lead.slice(1))).as_py():
+        return False  # one pass settles most unsorted tables
     ordered: pa.ChunkedArray | None = None  # previous row <= this row, from the last column on
     for name in reversed(columns):
         this, previous = rows[name].slice(1), rows[name].slice(0, n - 1)

@@ -159,6 +159,9 @@ def in_key_order(rows: pa.Table) -> bool:
     if any(rows[name].null_count for name in READING_KEY):
         return False
     n = rows.num_rows
+    lead = rows[READING_KEY[0]]
+    if not pc.all(pc.less_equal(lead.slice(0, n - 1), lead.slice(1))).as_py():
+        return False  # one pass settles most unsorted tables
     ordered: pa.ChunkedArray | None = None  # previous key <= this key, from the last part on
     for name in reversed(READING_KEY):
         this, previous = rows[name].slice(1), rows[name].slice(0, n - 1)
