@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,12 +30,16 @@ __all__ = [
     "QualitySettings",
     "Settings",
     "check_zone",
+    "ray_loopback_mode",
     "s3_checksum_policy",
 ]
 
 ENV_PREFIX = "GLUCOSESTREAM_"
 # The AWS SDK's checksum policy (see s3_checksum_policy).
 AWS_CHECKSUM_VARIABLES = ("AWS_REQUEST_CHECKSUM_CALCULATION", "AWS_RESPONSE_CHECKSUM_VALIDATION")
+# Ray's single-node mode: "0" keeps every socket of a node and of a driver on its loopback
+# address (see ray_loopback_mode).
+RAY_LOOPBACK_VARIABLE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 def _help(text: str) -> dict[str, str]:
@@ -264,6 +269,40 @@ def s3_checksum_policy(environ: Mapping[str, str] | None = None) -> dict[str, st
     """
     env = os.environ if environ is None else environ
     return {name: env[name] for name in AWS_CHECKSUM_VARIABLES if name in env}
+
+
+def ray_loopback_mode(address: str, environ: MutableMapping[str, str] | None = None) -> bool:
+    """Whether a driver of the Ray cluster at ``address`` runs in Ray's loopback mode; switched
+    on here (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` in ``environ``, os.environ) when the
+    address is a loopback one (127.0.0.1, localhost, ::1) and the variable is unset.
+
+    Ray reads the variable when it is imported, so this runs before ``import ray``. Without it,
+    Ray rewrites a loopback node address to the first network interface's, and a driver given
+    ``127.0.0.1:PORT`` waits for ever on that other address. A cluster meant to stay on loopback
+    is started with the same variable: ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 ray start --head
+    --node-ip-address 127.0.0.1``.
+    """
+    env = os.environ if environ is None else environ
+    if RAY_LOOPBACK_VARIABLE not in env and _is_loopback_host(_ray_host(address)):
+        env[RAY_LOOPBACK_VARIABLE] = "0"
+    return env.get(RAY_LOOPBACK_VARIABLE) == "0"
+
+
+def _ray_host(address: str) -> str:
+    """The host of a Ray address: ``HOST:PORT``, ``[IPV6]:PORT`` or ``ray://HOST:PORT``."""
+    where = address.removeprefix("ray://")
+    if where.startswith("["):
+        return where[1:].partition("]")[0]
+    return where.rpartition(":")[0] if where.count(":") == 1 else where
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def check_zone(name: str, given_as: str) -> str:

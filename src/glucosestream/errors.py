@@ -16,8 +16,10 @@
     ├── EngineError                     the query engine failed
     │   ├── EngineUnavailable           the engine cannot be started here
     │   └── EngineOverloaded            out of memory or disk for now: retry later (HTTP 503)
-    └── QualityGateFailed               a quality check failed; nothing was published
-        └── BatchesRejected             checks blamed raw batches; they were set aside
+    ├── QualityGateFailed               a quality check failed; nothing was published
+    │   └── BatchesRejected             checks blamed raw batches; they were set aside
+    ├── WorkerLost                      a task's worker process died on every attempt
+    └── ClusterUnavailable              the Ray cluster of --cluster cannot be used from here
 
 Rows that are individually bad are not errors: ingest quarantines them with a reason. Errors are
 for what stops a whole command. Each message says what happened, the offending value, what was
@@ -32,6 +34,7 @@ __all__ = [
     "AuthError",
     "BatchesRejected",
     "BudgetExceeded",
+    "ClusterUnavailable",
     "ConfigError",
     "EngineError",
     "EngineOverloaded",
@@ -47,6 +50,7 @@ __all__ = [
     "RunInProgress",
     "TooManyRequests",
     "UnknownFormat",
+    "WorkerLost",
 ]
 
 
@@ -205,3 +209,35 @@ class BatchesRejected(QualityGateFailed):
         self.failed_checks = tuple(failed_checks)
         self.batch_ids = tuple(batch_ids)
         self.run_id = run_id
+
+
+class WorkerLost(GlucoseStreamError):
+    """The process running a task died (killed, out of memory) on every attempt it was given.
+
+    ``task_index`` is the task's place in the list the executor ran, ``task`` its description
+    and ``attempts`` how many times it was tried.
+    """
+
+    def __init__(self, *, task_index: int, task: str, attempts: int, executor: str) -> None:
+        super().__init__(
+            f"task {task_index} ({task}) lost its worker process ({executor}) on each of its "
+            f"{attempts} attempts: the process was killed, most often for lack of memory; run "
+            "again with a smaller --memory-budget or fewer --workers, and look for the "
+            "out-of-memory killer in the system log (journalctl -k)"
+        )
+        self.task_index = task_index
+        self.task = task
+        self.attempts = attempts
+        self.executor = executor
+
+
+class ClusterUnavailable(GlucoseStreamError):
+    """The cluster given with ``--cluster`` cannot be used: ray is not installed, nothing answers
+    at the address, or its workers run another version of glucosestream."""
+
+    status = 503
+    retryable = True
+
+    def __init__(self, address: str, problem: str, next_step: str) -> None:
+        super().__init__(f"cannot use the Ray cluster at {address}: {problem}; {next_step}")
+        self.address = address

@@ -1,0 +1,256 @@
+"""Executors: run one task function over a list of tasks, in this process, in a local process
+pool, or on a Ray cluster (``pipeline.ray_cluster``). No I/O of its own beyond the processes.
+
+A task is a pure, picklable call ``fn(task) -> result`` of a module-level function (the bucket
+task of a run). Every executor returns the results in task order and calls ``on_result(index,
+result)`` in the caller's thread as each task finishes (for progress). A task that raises an
+ordinary exception is not retried: the other tasks are cancelled and that exception reaches the
+caller with its type and message. A task whose worker process dies (SIGKILL, the out-of-memory
+killer) is tried again on a fresh worker, at most ``TASK_ATTEMPTS`` times in all, then
+``WorkerLost`` names it.
+
+The process pool forks its workers from a ``forkserver`` that has imported the task function's
+module once: a worker starts in milliseconds, with nothing of the caller's threads (DuckDB,
+pyiceberg, numba) that a plain ``fork`` would copy mid-lock.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from types import TracebackType
+from typing import Protocol, Self, TypeVar
+
+from glucosestream.errors import ConfigError, WorkerLost
+from glucosestream.metrics.kernel_columns import usable_cores
+
+__all__ = [
+    "TASK_ATTEMPTS",
+    "ClosesOnExit",
+    "InlineExecutor",
+    "ProcessPoolTaskExecutor",
+    "TaskExecutor",
+    "describe_task",
+    "open_executor",
+]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# How many times a task is tried when its worker process dies, on every executor (Ray:
+# max_retries = TASK_ATTEMPTS - 1). A task that raises is tried once.
+TASK_ATTEMPTS = 3
+START_METHOD = "forkserver"
+
+
+class TaskExecutor(Protocol):
+    name: str  # "inline", "processes" or "ray"
+    workers: int  # tasks that run at once
+    threads_per_task: int  # cores each task may use
+
+    def run(
+        self,
+        fn: Callable[[T], R],
+        tasks: Sequence[T],
+        on_result: Callable[[int, R], None] | None = None,
+    ) -> list[R]: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None: ...
+
+
+def open_executor(*, workers: int | None = None, cluster: str | None = None) -> TaskExecutor:
+    """The executor for ``--workers`` and ``--cluster``.
+
+    ``cluster``: Ray core tasks on the running cluster at that address (never started here);
+    ``workers`` then caps how many tasks run at once (default: as many as the cluster's CPUs).
+    Else ``workers`` None: every core this process may use; 1: inline, in this process; more:
+    a local process pool of that many workers.
+    """
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers {workers} is not a number of workers; give 1 or more")
+    if cluster is not None:
+        from glucosestream.pipeline.ray_cluster import RayExecutor
+
+        return RayExecutor(cluster, max_workers=workers)
+    count = usable_cores() if workers is None else workers
+    if count == 1:
+        return InlineExecutor()
+    return ProcessPoolTaskExecutor(count)
+
+
+class ClosesOnExit:
+    """``with`` support for the executors: leaving the block closes."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class InlineExecutor(ClosesOnExit):
+    """Each task in the caller's process, one after another, with every core."""
+
+    def __init__(self) -> None:
+        self.name = "inline"
+        self.workers = 1
+        self.threads_per_task = usable_cores()
+
+    def run(
+        self,
+        fn: Callable[[T], R],
+        tasks: Sequence[T],
+        on_result: Callable[[int, R], None] | None = None,
+    ) -> list[R]:
+        results: list[R] = []
+        for index, task in enumerate(tasks):
+            results.append(fn(task))
+            if on_result is not None:
+                on_result(index, results[-1])
+        return results
+
+    def close(self) -> None:
+        pass
+
+
+class ProcessPoolTaskExecutor(ClosesOnExit):
+    """A local pool of ``workers`` processes, reused from task to task, each task with
+    ``cores // workers`` cores. A worker's death breaks the whole pool (every unfinished future
+    fails): the pool is rebuilt and the tasks that were running are tried again.
+
+    At most ``workers`` tasks are handed to the pool at a time, so when it breaks the tasks in
+    flight are exactly those that were running; only they use up an attempt.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.name = "processes"
+        self.workers = workers
+        self.threads_per_task = max(1, usable_cores() // workers)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def run(
+        self,
+        fn: Callable[[T], R],
+        tasks: Sequence[T],
+        on_result: Callable[[int, R], None] | None = None,
+    ) -> list[R]:
+        attempts = [0] * len(tasks)
+        done: dict[int, R] = {}
+        waiting = deque(range(len(tasks)))  # not yet handed to the pool, in task order
+        in_flight: dict[Future[R], int] = {}
+        try:
+            while waiting or in_flight:
+                pool = self._open_pool(fn)
+                while waiting and len(in_flight) < self.workers:
+                    index = waiting.popleft()
+                    attempts[index] += 1
+                    in_flight[pool.submit(fn, tasks[index])] = index
+                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                try:
+                    self._collect(finished, in_flight, done, on_result)
+                except BrokenProcessPool:
+                    self._after_break(tasks, in_flight, done, attempts, waiting, on_result)
+        except BaseException:
+            self._stop_workers()
+            raise
+        return [done[index] for index in range(len(tasks))]
+
+    def _collect(
+        self,
+        finished: set[Future[R]],
+        in_flight: dict[Future[R], int],
+        done: dict[int, R],
+        on_result: Callable[[int, R], None] | None,
+    ) -> None:
+        """Takes the finished futures' results, in task order; a task's own exception (or the
+        pool's breaking) propagates from ``Future.result``."""
+        for future in sorted(finished, key=in_flight.__getitem__):
+            result = future.result()
+            index = in_flight.pop(future)
+            done[index] = result
+            if on_result is not None:
+                on_result(index, result)
+
+    def _after_break(
+        self,
+        tasks: Sequence[T],
+        in_flight: dict[Future[R], int],
+        done: dict[int, R],
+        attempts: list[int],
+        waiting: deque[int],
+        on_result: Callable[[int, R], None] | None,
+    ) -> None:
+        """A worker died: keep what finished before, give up on a task out of attempts, and
+        put the others back at the head of the queue for a new pool."""
+        self._discard_pool()
+        finished = {f for f in in_flight if not f.cancelled() and f.exception() is None}
+        self._collect(finished, in_flight, done, on_result)
+        lost = sorted(in_flight.values())
+        in_flight.clear()
+        for index in lost:
+            if attempts[index] >= TASK_ATTEMPTS:
+                raise WorkerLost(
+                    task_index=index,
+                    task=describe_task(tasks[index]),
+                    attempts=attempts[index],
+                    executor=f"process pool of {self.workers}",
+                )
+        waiting.extendleft(reversed(lost))
+
+    def _open_pool(self, fn: Callable[[T], R]) -> ProcessPoolExecutor:
+        if self._pool is None:
+            context = multiprocessing.get_context(START_METHOD)
+            # Taken only by the first forkserver of this process; it then imports the task's
+            # module once for every worker it forks.
+            context.set_forkserver_preload([getattr(fn, "__module__", "__main__")])
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+        return self._pool
+
+    def _discard_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _stop_workers(self) -> None:
+        """Stops the workers now, running tasks and all (a task failed, or Ctrl-C)."""
+        if self._pool is None:
+            return
+        for process in list(_pool_processes(self._pool)):
+            process.terminate()
+        self._discard_pool()
+
+    def close(self) -> None:
+        self._discard_pool()
+
+
+def _pool_processes(pool: ProcessPoolExecutor) -> list[multiprocessing.process.BaseProcess]:
+    # ProcessPoolExecutor stops running workers only from Python 3.14 (terminate_workers);
+    # before, its worker table is the one handle on them.
+    processes = getattr(pool, "_processes", None) or {}
+    return list(processes.values())
+
+
+def describe_task(task: object) -> str:
+    """A task as an error message names it: its repr, cut short."""
+    text = repr(task)
+    return text if len(text) <= 120 else text[:117] + "..."
