@@ -5,6 +5,7 @@ WorkerLost once its attempts are spent. No process of this module outlives it.""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import signal
@@ -100,6 +101,7 @@ def test_results_come_in_task_order_and_progress_once_per_task(executor, tmp_pat
     assert results == [value * value for value in range(6)]
     assert sorted(seen) == [(value, value * value) for value in range(6)]
     assert [attempts(tmp_path, value) for value in range(6)] == [1] * 6
+    assert executor.run(toy_task, []) == []
 
 
 def test_a_tasks_own_exception_reaches_the_caller_with_its_type(executor, tmp_path):
@@ -109,6 +111,22 @@ def test_a_tasks_own_exception_reaches_the_caller_with_its_type(executor, tmp_pa
     assert attempts(tmp_path, 1) == 1  # not retried
     # the executor is usable again after a failed run
     assert executor.run(toy_task, [Job(5, str(tmp_path))]) == [25]
+
+
+@pytest.mark.parametrize("name", ["processes", "ray"])
+def test_a_failed_task_does_not_wait_for_the_others(name, request, tmp_path):
+    if name == "ray":  # the module's executor: left open
+        executor = contextlib.nullcontext(request.getfixturevalue("ray_executor"))
+    else:
+        executor = ProcessPoolTaskExecutor(2)
+    jobs = [Job(0, str(tmp_path), delay_s=20.0), Job(1, str(tmp_path), delay_s=0.5, fail=True)]
+    started = time.monotonic()
+    with executor as running, pytest.raises(ToyError):
+        running.run(toy_task, jobs)
+    assert time.monotonic() - started < 10
+    if name == "processes":  # the worker still running job 0 was stopped
+        (pid,) = _attempt_pids(tmp_path, 0)
+        assert _gone(int(pid))
 
 
 def test_open_executor_chooses_by_workers():
@@ -164,7 +182,7 @@ def test_ctrl_c_stops_the_pools_workers(tmp_path):
     def interrupt_when_both_run() -> None:
         while sum(attempts(tmp_path, value) for value in range(2)) < 2:
             time.sleep(0.02)
-        os.kill(os.getpid(), signal.SIGINT)  # this process only, as the pool's waiting meets it
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # as Ctrl-C would
 
     interrupter = threading.Thread(target=interrupt_when_both_run)
     interrupter.start()
@@ -174,11 +192,24 @@ def test_ctrl_c_stops_the_pools_workers(tmp_path):
     interrupter.join()
     assert time.monotonic() - started < 10  # the 30 s tasks were stopped, not awaited
     workers = {int(pid) for value in range(2) for pid in _attempt_pids(tmp_path, value)}
-    assert not any(psutil.pid_exists(pid) for pid in workers)
+    assert all(_gone(pid) for pid in workers)
 
 
 def _attempt_pids(folder: Path, value: int) -> list[str]:
     return (folder / f"attempts-{value}").read_text().split()
+
+
+def _gone(pid: int, within_s: float = 5.0) -> bool:
+    """The process has exited (a zombie not yet reaped counts as gone)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def test_ray_loopback_mode_is_switched_on_for_loopback_addresses_only():

@@ -221,9 +221,10 @@ class WorkerLost(GlucoseStreamError):
     def __init__(self, *, task_index: int, task: str, attempts: int, executor: str) -> None:
         super().__init__(
             f"task {task_index} ({task}) lost its worker process ({executor}) on each of its "
-            f"{attempts} attempts: the process was killed, most often for lack of memory; run "
-            "again with a smaller --memory-budget or fewer --workers, and look for the "
-            "out-of-memory killer in the system log (journalctl -k)"
+            f"{attempts} attempts: the process was killed, most often for lack of memory, or "
+            "could not start (its error is printed above); run again with a smaller "
+            "--memory-budget or fewer --workers, and look for the out-of-memory killer in the "
+            "system log (journalctl -k)"
         )
         self.task_index = task_index
         self.task = task

@@ -160,13 +160,9 @@ class ProcessPoolTaskExecutor(ClosesOnExit):
         in_flight: dict[Future[R], int] = {}
         try:
             while waiting or in_flight:
-                pool = self._open_pool(fn)
-                while waiting and len(in_flight) < self.workers:
-                    index = waiting.popleft()
-                    attempts[index] += 1
-                    in_flight[pool.submit(fn, tasks[index])] = index
-                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 try:
+                    self._hand_over(fn, tasks, waiting, in_flight, attempts)
+                    finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                     self._collect(finished, in_flight, done, on_result)
                 except BrokenProcessPool:
                     self._after_break(tasks, in_flight, done, attempts, waiting, on_result)
@@ -174,6 +170,20 @@ class ProcessPoolTaskExecutor(ClosesOnExit):
             self._stop_workers()
             raise
         return [done[index] for index in range(len(tasks))]
+
+    def _hand_over(
+        self,
+        fn: Callable[[T], R],
+        tasks: Sequence[T],
+        waiting: deque[int],
+        in_flight: dict[Future[R], int],
+        attempts: list[int],
+    ) -> None:
+        """Gives the pool the next tasks while fewer than ``workers`` are in flight."""
+        pool = self._open_pool(fn)
+        while waiting and len(in_flight) < self.workers:
+            in_flight[pool.submit(fn, tasks[waiting[0]])] = waiting[0]
+            attempts[waiting.popleft()] += 1
 
     def _collect(
         self,
