@@ -9,9 +9,10 @@ caller with its type and message. A task whose worker process dies (SIGKILL, the
 killer) is tried again on a fresh worker, at most ``TASK_ATTEMPTS`` times in all, then
 ``WorkerLost`` names it.
 
-The process pool forks its workers from a ``forkserver`` that has imported the task function's
-module once: a worker starts in milliseconds, with nothing of the caller's threads (DuckDB,
-pyiceberg, numba) that a plain ``fork`` would copy mid-lock.
+The process pool forks its workers from a ``forkserver``, started when the pool executor is
+made, that has imported the package once (in the background while the caller plans): a worker
+starts in milliseconds, with nothing of the caller's state (DuckDB, pyiceberg and numba threads,
+open connections) that a plain ``fork`` would copy, locks held and all.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import forkserver
 from types import TracebackType
 from typing import Protocol, Self, TypeVar
 
@@ -44,6 +46,9 @@ R = TypeVar("R")
 # max_retries = TASK_ATTEMPTS - 1). A task that raises is tried once.
 TASK_ATTEMPTS = 3
 START_METHOD = "forkserver"
+# What the forkserver imports before it forks any worker: the package, and with it every
+# module a bucket task needs.
+FORKSERVER_PRELOAD = ("glucosestream",)
 
 
 class TaskExecutor(Protocol):
@@ -147,6 +152,7 @@ class ProcessPoolTaskExecutor(ClosesOnExit):
         self.workers = workers
         self.threads_per_task = max(1, usable_cores() // workers)
         self._pool: ProcessPoolExecutor | None = None
+        _start_forkserver()
 
     def run(
         self,
@@ -180,7 +186,7 @@ class ProcessPoolTaskExecutor(ClosesOnExit):
         attempts: list[int],
     ) -> None:
         """Gives the pool the next tasks while fewer than ``workers`` are in flight."""
-        pool = self._open_pool(fn)
+        pool = self._open_pool()
         while waiting and len(in_flight) < self.workers:
             in_flight[pool.submit(fn, tasks[waiting[0]])] = waiting[0]
             attempts[waiting.popleft()] += 1
@@ -227,12 +233,9 @@ class ProcessPoolTaskExecutor(ClosesOnExit):
                 )
         waiting.extendleft(reversed(lost))
 
-    def _open_pool(self, fn: Callable[[T], R]) -> ProcessPoolExecutor:
+    def _open_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             context = multiprocessing.get_context(START_METHOD)
-            # Taken only by the first forkserver of this process; it then imports the task's
-            # module once for every worker it forks.
-            context.set_forkserver_preload([getattr(fn, "__module__", "__main__")])
             self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
         return self._pool
 
@@ -251,6 +254,13 @@ class ProcessPoolTaskExecutor(ClosesOnExit):
 
     def close(self) -> None:
         self._discard_pool()
+
+
+def _start_forkserver() -> None:
+    """Starts this process's forkserver, if it has none yet, importing FORKSERVER_PRELOAD in
+    the background while the caller goes on (plans the run)."""
+    multiprocessing.get_context(START_METHOD).set_forkserver_preload(list(FORKSERVER_PRELOAD))
+    forkserver.ensure_running()
 
 
 def _pool_processes(pool: ProcessPoolExecutor) -> list[multiprocessing.process.BaseProcess]:
