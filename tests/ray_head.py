@@ -27,6 +27,7 @@ import psutil
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
+REPO = Path(__file__).resolve().parents[1]  # on the workers' path: they import tests.*
 
 
 @dataclass
@@ -67,8 +68,10 @@ def start_head(*, cpus: int = 2) -> RayHead:
     ray = Path(sys.executable).with_name("ray")
     temp_dir = Path(tempfile.mkdtemp(prefix="gs-ray-", dir="/tmp"))
     gcs, client, dashboard, agent, metrics, autoscaler = free_ports(6)
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))
     env = {
         **os.environ,
+        "PYTHONPATH": path,
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
         "RAY_USAGE_STATS_ENABLED": "0",
         "RAY_SCHEDULER_EVENTS": "0",
