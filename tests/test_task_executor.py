@@ -10,6 +10,7 @@ import importlib.util
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -224,6 +225,12 @@ def test_ray_loopback_mode_is_switched_on_for_loopback_addresses_only():
     kept = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}  # the user's own setting wins
     assert not ray_loopback_mode("127.0.0.1:6379", kept)
     assert kept == {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
+
+
+def test_without_ray_a_cluster_names_the_extra_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as when it is not installed
+    with pytest.raises(ClusterUnavailable, match=r"pip install 'glucosestream\[ray\]'"):
+        open_executor(cluster="127.0.0.1:6379")
 
 
 @pytest.mark.skipif(not HAS_RAY, reason=NO_RAY)
