@@ -52,6 +52,10 @@ FORKSERVER_PRELOAD = ("glucosestream",)
 
 
 class TaskExecutor(Protocol):
+    """Runs ``fn`` over ``tasks``: results in task order, ``on_result(index, result)`` in the
+    caller's thread as each task finishes; a task's own exception stops the run and reaches the
+    caller; ``WorkerLost`` when a task's worker died on each of its ``TASK_ATTEMPTS``."""
+
     name: str  # "inline", "processes" or "ray"
     workers: int  # tasks that run at once
     threads_per_task: int  # cores each task may use
@@ -216,10 +220,11 @@ class ProcessPoolTaskExecutor(ClosesOnExit):
         waiting: deque[int],
         on_result: Callable[[int, R], None] | None,
     ) -> None:
-        """A worker died: keep what finished before, give up on a task out of attempts, and
-        put the others back at the head of the queue for a new pool."""
+        """A worker died: keep what finished before (a task's own exception still stops the
+        run), give up on a task out of attempts, and put the others back at the head of the
+        queue for a new pool."""
         self._discard_pool()
-        finished = {f for f in in_flight if not f.cancelled() and f.exception() is None}
+        finished = {f for f in in_flight if not isinstance(f.exception(), BrokenProcessPool)}
         self._collect(finished, in_flight, done, on_result)
         lost = sorted(in_flight.values())
         in_flight.clear()
@@ -248,8 +253,12 @@ class ProcessPoolTaskExecutor(ClosesOnExit):
         """Stops the workers now, running tasks and all (a task failed, or Ctrl-C)."""
         if self._pool is None:
             return
-        for process in list(_pool_processes(self._pool)):
-            process.terminate()
+        terminate = getattr(self._pool, "terminate_workers", None)  # Python 3.14
+        if terminate is not None:
+            terminate()
+        else:
+            for process in _pool_processes(self._pool):
+                process.terminate()
         self._discard_pool()
 
     def close(self) -> None:
@@ -264,8 +273,8 @@ def _start_forkserver() -> None:
 
 
 def _pool_processes(pool: ProcessPoolExecutor) -> list[multiprocessing.process.BaseProcess]:
-    # ProcessPoolExecutor stops running workers only from Python 3.14 (terminate_workers);
-    # before, its worker table is the one handle on them.
+    # Before Python 3.14 (terminate_workers), ProcessPoolExecutor cannot stop a running worker;
+    # its worker table is the one handle on them.
     processes = getattr(pool, "_processes", None) or {}
     return list(processes.values())
 
