@@ -11,6 +11,7 @@ disconnects this process and leaves the cluster running.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 from collections import deque
@@ -81,8 +82,9 @@ class RayExecutor(ClosesOnExit):
                     if on_result is not None:
                         on_result(index, done[index])
         except BaseException:
-            for ref in index_of:
-                ray.cancel(ref)
+            for ref in index_of:  # queued ones are dropped, running ones interrupted
+                with contextlib.suppress(Exception):  # the error in hand is the one to report
+                    ray.cancel(ref)
             raise
         return [done[index] for index in range(len(tasks))]
 
