@@ -95,12 +95,13 @@ def executor(request: pytest.FixtureRequest) -> Iterator[TaskExecutor]:
 
 
 def test_results_come_in_task_order_and_progress_once_per_task(executor, tmp_path):
-    # the first tasks take longest, so they finish after later ones wherever two run at once
-    jobs = [Job(value, str(tmp_path), delay_s=0.3 if value < 2 else 0.0) for value in range(6)]
+    # the first task takes longest: where two run at once, the others finish before it
+    jobs = [Job(value, str(tmp_path), delay_s=1.0 if value == 0 else 0.0) for value in range(6)]
     seen: list[tuple[int, int]] = []
     results = executor.run(toy_task, jobs, on_result=lambda i, r: seen.append((i, r)))
     assert results == [value * value for value in range(6)]
     assert sorted(seen) == [(value, value * value) for value in range(6)]
+    assert seen[-1][0] == (5 if executor.name == "inline" else 0)  # as each task finishes
     assert [attempts(tmp_path, value) for value in range(6)] == [1] * 6
     assert executor.run(toy_task, []) == []
 
