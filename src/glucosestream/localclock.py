@@ -57,15 +57,19 @@ def wall_clock_times(ts: Column, zones: Column | None = None) -> Column:
     unit = ts.type.unit
     utc = pc.cast(ts, pa.timestamp(unit)) if ts.type.tz is not None else ts
     zones = zones.combine_chunks() if isinstance(zones, pa.ChunkedArray) else zones
-    converted = [z for z in pc.unique(zones).to_pylist() if usable_zone(z) not in _UTC_NAMES]
+    encoded = pc.dictionary_encode(zones)  # each row's zone as a number: no string compares
+    converted = [
+        (code, zone)
+        for code, zone in enumerate(encoded.dictionary.to_pylist())
+        if usable_zone(zone) not in _UTC_NAMES
+    ]
     if not converted:
         return utc
+    codes = pc.fill_null(encoded.indices, -1).to_numpy()  # a null zone: -1, left as UTC
     raw = pc.fill_null(pc.cast(utc, pa.int64()), 0).to_numpy()
     out = raw.copy()
-    for zone in converted:
-        rows = np.flatnonzero(
-            pc.fill_null(pc.equal(zones, zone), False).to_numpy(zero_copy_only=False)
-        )
+    for code, zone in converted:
+        rows = np.flatnonzero(codes == code)
         instants = pa.array(raw[rows], pa.timestamp(unit, zone))
         out[rows] = pc.cast(pc.local_timestamp(instants), pa.int64()).to_numpy()
     mask = pc.is_null(utc).to_numpy(zero_copy_only=False) if utc.null_count else None
