@@ -10,6 +10,7 @@ import importlib.util
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -212,6 +213,47 @@ def _gone(pid: int, within_s: float = 5.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+# A coordinator that runs two tasks on a pool: 60 s long ("running"), or done at once and then
+# 60 s of waiting with the pool open ("idle").
+COORDINATOR = """
+import pathlib, sys, time
+from glucosestream.pipeline.task_executor import ProcessPoolTaskExecutor
+from tests.executor_tasks import Job, toy_task
+
+folder, state = sys.argv[1], sys.argv[2]
+with ProcessPoolTaskExecutor(2) as pool:
+    delay_s = 60.0 if state == "running" else 0.0
+    pool.run(toy_task, [Job(value, folder, delay_s=delay_s) for value in range(2)])
+    pathlib.Path(folder, "idle").touch()
+    time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("state", ["running", "idle"])
+def test_the_pools_workers_end_with_a_killed_coordinator(state, tmp_path):
+    coordinator = subprocess.Popen(
+        [sys.executable, "-c", COORDINATOR, str(tmp_path), state],
+        cwd=ray_head.REPO,
+        start_new_session=True,
+    )
+    try:
+        marker = tmp_path / ("attempts-1" if state == "running" else "idle")
+        deadline = time.monotonic() + 60
+        while not (marker.exists() and attempts(tmp_path, 0)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(ray_head.group_processes(coordinator.pid)) >= 4  # + forkserver, 2 workers
+        coordinator.kill()
+        coordinator.wait()
+        deadline = time.monotonic() + 10
+        while ray_head.group_processes(coordinator.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ray_head.group_processes(coordinator.pid) == []
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(coordinator.pid, signal.SIGKILL)
+        coordinator.wait()
 
 
 def test_ray_loopback_mode_is_switched_on_for_loopback_addresses_only():

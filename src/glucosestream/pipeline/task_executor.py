@@ -17,12 +17,16 @@ open connections) that a plain ``fork`` would copy, locks held and all.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import forkserver
+from multiprocessing.connection import Connection
 from types import TracebackType
 from typing import Protocol, Self, TypeVar
 
@@ -156,6 +160,7 @@ class ProcessPoolTaskExecutor(ClosesOnExit):
         self.workers = workers
         self.threads_per_task = max(1, usable_cores() // workers)
         self._pool: ProcessPoolExecutor | None = None
+        self._lifeline: Connection | None = None  # the workers' reader ends at its closing
         _start_forkserver()
 
     def run(
@@ -241,13 +246,22 @@ class ProcessPoolTaskExecutor(ClosesOnExit):
     def _open_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             context = multiprocessing.get_context(START_METHOD)
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            reader, self._lifeline = context.Pipe(duplex=False)
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=context,
+                initializer=_watch_coordinator,
+                initargs=(reader,),
+            )
         return self._pool
 
     def _discard_pool(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        if self._lifeline is not None:
+            self._lifeline.close()
+            self._lifeline = None
 
     def _stop_workers(self) -> None:
         """Stops the workers now, running tasks and all (a task failed, or Ctrl-C)."""
@@ -270,6 +284,19 @@ def _start_forkserver() -> None:
     the background while the caller goes on (plans the run)."""
     multiprocessing.get_context(START_METHOD).set_forkserver_preload(list(FORKSERVER_PRELOAD))
     forkserver.ensure_running()
+
+
+def _watch_coordinator(lifeline: Connection) -> None:
+    """A pool worker's initializer: the worker ends when the coordinator is gone (the write end
+    of ``lifeline``, which only the coordinator holds, is closed), even mid-task. Otherwise a
+    killed coordinator leaves its workers running their task, then waiting for ever."""
+
+    def watch() -> None:
+        with contextlib.suppress(OSError, EOFError):
+            lifeline.poll(None)  # returns at end of file: no data is ever sent
+        os._exit(1)
+
+    threading.Thread(target=watch, name="coordinator-watch", daemon=True).start()
 
 
 def _pool_processes(pool: ProcessPoolExecutor) -> list[multiprocessing.process.BaseProcess]:
