@@ -1,5 +1,5 @@
-"""Runs split into buckets of patients (with spill files) give exactly the results of a run
-that holds everything in memory."""
+"""Runs split into buckets of patients (staged files, bucket tasks) give exactly the results
+of a run that holds everything in one task; the staging zone is empty after every run."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import pytest
 from glucosestream.config import IngestSettings, LakeSettings, Settings
 from glucosestream.ingest import ingest_path
 from glucosestream.lake import open_lakehouse, open_metadata
-from glucosestream.pipeline import buckets, run_pipeline
+from glucosestream.pipeline import run_pipeline
+from glucosestream.pipeline.execution import Execution
+from glucosestream.pipeline.run_plan import BYTES_PER_READING
 from glucosestream.pipeline.table_registry import TABLES
 from glucosestream.synth import CohortSpec, write_cohort
 
@@ -59,33 +61,43 @@ def _lake(tmp_path, name):
     )
 
 
-def test_bucketed_runs_equal_in_memory_runs(parts, tmp_path, monkeypatch):
+# A budget of 400 readings per task: two-digit buckets for these lakes.
+TINY = Execution(workers=1, memory_budget=400 * BYTES_PER_READING)
+
+
+def test_bucketed_runs_equal_in_memory_runs(parts, tmp_path):
     whole, split = _lake(tmp_path, "whole"), _lake(tmp_path, "split")
     for path in parts:
         ingest_path(whole, path)
         assert run_pipeline(whole).status == "published"
-    monkeypatch.setattr(buckets, "ROWS_PER_BUCKET", 400)  # two-digit buckets here
     for number, path in enumerate(parts):
         ingest_path(split, path)
-        report = run_pipeline(split)
+        report = run_pipeline(split, execution=TINY)
         assert report.status == "published"
+        assert report.buckets > 1
         if number == 0:  # buckets of one key digit were appended together: a file a partition
             files = open_lakehouse(split.lake, TABLES).readings.inspect.files()
             partitions = [tuple(p.values()) for p in files["partition"].to_pylist()]
             assert len(partitions) == len(set(partitions))
     assert _state(split) == _state(whole)
-    assert run_pipeline(split, full_refresh=True).status == "published"
+    assert run_pipeline(split, full_refresh=True, execution=TINY).status == "published"
     assert run_pipeline(whole, full_refresh=True).status == "published"
     assert _state(split) == _state(whole)
 
 
-def test_spill_folder_is_removed_after_the_run(parts, tmp_path, monkeypatch):
-    import tempfile
-
-    monkeypatch.setattr(buckets, "ROWS_PER_BUCKET", 400)
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
-    (tmp_path / "tmp").mkdir()
+def test_staging_zone_is_empty_after_the_run(parts, tmp_path):
     settings = _lake(tmp_path, "lake")
     ingest_path(settings, parts[0])
+    report = run_pipeline(settings, execution=TINY)
+    assert report.status == "published" and report.buckets > 1
+    assert list((tmp_path / "lake" / "staging").iterdir()) == []
+
+
+def test_a_dead_runs_staging_folder_is_removed_by_the_next_run(parts, tmp_path):
+    settings = _lake(tmp_path, "lake")
+    stale = tmp_path / "lake" / "staging" / "run-dead" / "attempt-0" / "incoming"
+    stale.mkdir(parents=True)
+    (stale / "part.arrow").write_bytes(b"left by a run that was killed")
+    ingest_path(settings, parts[0])
     assert run_pipeline(settings).status == "published"
-    assert list((tmp_path / "tmp").iterdir()) == []
+    assert list((tmp_path / "lake" / "staging").iterdir()) == []

@@ -18,6 +18,7 @@ from glucosestream.cli.render import (
     run_text,
     runs_text,
 )
+from glucosestream.cli.run_options import execution_of, run_options
 from glucosestream.errors import (
     BatchesRejected,
     ConfigError,
@@ -71,13 +72,24 @@ def ingest(
 
 @main.command()
 @click.option("--full-refresh", is_flag=True, help="Recompute every patient-day.")
+@run_options
 @common
-def run(ctx: Context, full_refresh: bool) -> None:
+def run(
+    ctx: Context,
+    full_refresh: bool,
+    workers: int | None,
+    cluster: str | None,
+    memory_budget: int | None,
+) -> None:
     """Load new raw batches, compute metrics, check quality, publish.
 
-    Example: glucosestream run
+    A run is a plan, one task per bucket of patients, and one publish. The tasks run in worker
+    processes on every core (--workers N), or on a running Ray cluster (--cluster ADDRESS).
+
+    Example: glucosestream run --workers 2 --memory-budget 4G
     """
-    report = run_pipeline(ctx.settings, full_refresh=full_refresh)
+    execution = execution_of(ctx, workers, cluster, memory_budget)
+    report = run_pipeline(ctx.settings, full_refresh=full_refresh, execution=execution)
     ctx.emit(report, run_text(report))
     if report.rejected:
         batch_ids = [r.batch_id for r in report.rejected]

@@ -38,6 +38,8 @@ from glucosestream.lake.metadata import (
 )
 from glucosestream.lake.metadata_schema import batches, ingest_requests
 from glucosestream.lake.privacy_ledger import PrivacyLedger
+from glucosestream.lake.row_estimates import readings_since
+from glucosestream.lake.staging_zone import StagingZone
 from glucosestream.lake.storage import Storage, open_storage
 from glucosestream.lake.table_spec import TableRegistry, TableSpec, WriteMode
 from glucosestream.lake.token_store import TokenRecord, TokenStore
@@ -60,6 +62,7 @@ __all__ = [
     "RawBatch",
     "RawZone",
     "Scope",
+    "StagingZone",
     "Storage",
     "Store",
     "TableRegistry",
@@ -78,5 +81,6 @@ __all__ = [
     "open_metadata",
     "open_storage",
     "private_state_path",
+    "readings_since",
     "run_lock",
 ]

@@ -13,9 +13,11 @@ to write and smaller for readings in time order (see DESIGN.md, storage layout).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,29 @@ class RawBatch:
         return pq.read_table(
             f"{self.path}/readings.parquet", schema=READING_SCHEMA, filesystem=self.storage.fs
         )
+
+    def readings_in_chunks(self, rows: int) -> Iterator[pa.Table]:
+        """The readings ``rows`` at a time (one chunk in memory, whatever the batch's size)."""
+        with self.storage.fs.open_input_file(f"{self.path}/readings.parquet") as f:
+            for chunk in pq.ParquetFile(f).iter_batches(batch_size=rows):
+                yield pa.Table.from_batches([chunk]).cast(READING_SCHEMA)
+
+    def earliest_reading(self) -> dt.datetime | None:
+        """The earliest ``ts`` of the batch, from the Parquet footer's statistics (None when
+        the file has no readings or no statistics)."""
+        with self.storage.fs.open_input_file(f"{self.path}/readings.parquet") as f:
+            meta = pq.ParquetFile(f).metadata
+        column = meta.schema.names.index("ts") if "ts" in meta.schema.names else -1
+        lows = []
+        for group in range(meta.num_row_groups):
+            stats = meta.row_group(group).column(column).statistics if column >= 0 else None
+            if stats is None or not stats.has_min_max:
+                return None
+            lows.append(stats.min)
+        if not lows:
+            return None
+        low: dt.datetime = min(lows)
+        return low if low.tzinfo is not None else low.replace(tzinfo=dt.UTC)
 
     def row_count(self) -> int:
         """Readings in the batch, from the Parquet footer (nothing else is read)."""

@@ -1,112 +1,147 @@
-"""Work in buckets of patients, so a run's memory does not grow with the data.
+"""Buckets of patients: the unit a run's tasks work on, so a task's memory does not grow with
+the lake.
 
 Patients are bucketed by the first hex digits of their key (an HMAC, so the digits are
-uniform): none for a small run, one (16 buckets) or two (256) for large ones, chosen so a bucket
-holds about ``ROWS_PER_BUCKET`` incoming readings. Each raw batch is read once and split into
-per-bucket spill files; a bucket's results are spilled too, so that only one bucket is ever in
-memory. The same prefix is the curated table's partition, so a bucket's curated reads touch
-only its own partitions.
+uniform): none for a run one task can hold (one bucket), one digit (16 buckets), two (256) or
+three (4,096), as ``pipeline.run_plan`` chooses. The same prefix is the curated table's
+partition, so a bucket's curated reads touch only its own partitions.
+
+A run of more than one bucket first splits each raw batch into per-bucket parts in the staging
+zone (``split_batch``, one task per batch, reading the batch a chunk at a time); a bucket task
+then reads only its own parts. A one-bucket run reads the raw batches themselves.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Final
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from glucosestream.lake import RawBatch
+from glucosestream.config import Settings
+from glucosestream.lake import RawZone, StagingZone, open_storage
 from glucosestream.readings import READING_SCHEMA
 
-__all__ = ["ROWS_PER_BUCKET", "Bucket", "Spilled", "partition"]
+__all__ = ["SPLIT_CHUNK_ROWS", "SplitOutcome", "SplitTask", "key_prefixes", "split_batch"]
 
-ROWS_PER_BUCKET: Final = 4_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class Spilled:
-    """A table kept in memory for a one-bucket run, or in a spill file otherwise."""
-
-    table: pa.Table | None = None
-    path: Path | None = None
-    rows: int = 0
-
-    def load(self) -> pa.Table:
-        if self.table is not None:
-            return self.table
-        if self.path is None:
-            return READING_SCHEMA.empty_table()
-        return pq.read_table(self.path)
-
-    @classmethod
-    def keep(cls, table: pa.Table, folder: Path | None, name: str) -> Spilled:
-        if folder is None:
-            return cls(table=table, rows=table.num_rows)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{name}.parquet"
-        pq.write_table(table, path)
-        return cls(path=path, rows=table.num_rows)
+SPLIT_CHUNK_ROWS: Final = 1_000_000  # readings of a raw batch in memory at once while splitting
 
 
-@dataclass(frozen=True, slots=True)
-class Bucket:
-    prefix: str  # "" for a one-bucket run
-    parts: tuple[Spilled, ...]
-
-    def incoming(self) -> pa.Table:
-        tables = [p.load().cast(READING_SCHEMA) for p in self.parts]
-        return pa.concat_tables(tables) if tables else READING_SCHEMA.empty_table()
+def _hex_values() -> np.ndarray:
+    """The value of each byte as a lowercase hex digit (255: not one)."""
+    values = np.full(256, 255, dtype=np.uint8)
+    values[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint8)
+    return values
 
 
-def prefix_width(rows: int, rows_per_bucket: int) -> int:
-    if rows <= rows_per_bucket:
-        return 0
-    return 1 if rows <= 16 * rows_per_bucket else 2
+_HEX: Final = _hex_values()
 
 
-def partition(
-    batches: Sequence[RawBatch],
-    spill: Path,
-    *,
-    extra_prefixes_of: Sequence[str] = (),
-    rows_per_bucket: int | None = None,
-) -> list[Bucket]:
-    """The pending batches' readings in buckets (``extra_prefixes_of``: patient keys whose
-    buckets must exist even without incoming readings, for a full refresh)."""
-    total = sum(b.row_count() for b in batches) + len(extra_prefixes_of)
-    per_bucket = rows_per_bucket or ROWS_PER_BUCKET
-    width = prefix_width(total, per_bucket)
+def key_prefixes(width: int) -> tuple[str, ...]:
+    """Every bucket's key prefix at this width, in order ("" alone at width 0)."""
     if width == 0:
-        return [Bucket("", tuple(Spilled.keep(b.readings(), None, "") for b in batches))]
-    parts: dict[str, list[Spilled]] = {k[:width]: [] for k in extra_prefixes_of}
-    for batch in batches:
-        rows = batch.readings()
-        # A bucket's worth at a time, so splitting copies one slice, not the whole batch.
-        for number, start in enumerate(range(0, rows.num_rows, per_bucket)):
-            piece = rows.slice(start, per_bucket)
-            for prefix, chunk in _split_by_prefix(piece, width):
-                name = f"{batch.batch_id}-{number}"
-                parts.setdefault(prefix, []).append(
-                    Spilled.keep(chunk, spill / "incoming" / prefix, name)
-                )
-    return [Bucket(p, tuple(parts[p])) for p in sorted(parts)]
+        return ("",)
+    return tuple(f"{n:0{width}x}" for n in range(16**width))
 
 
-def _split_by_prefix(rows: pa.Table, width: int) -> Iterator[tuple[str, pa.Table]]:
-    """The rows grouped by the first ``width`` characters of their patient key, in one stable
-    sort (not one filter pass per prefix: 256 of them at width 2)."""
-    prefixes = pc.utf8_slice_codeunits(rows["patient_key"], 0, width)
-    order = pc.sort_indices(prefixes)  # stable: rows keep their order within a prefix
-    ordered = rows.take(order)
-    counts = pc.value_counts(prefixes)
-    runs = sorted(
-        zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)
-    )
-    start = 0
-    for prefix, count in runs:
-        yield prefix, ordered.slice(start, count)
-        start += count
+@dataclass(frozen=True, slots=True)
+class SplitTask:
+    """Split one raw batch into the buckets of a plan of ``width`` key digits."""
+
+    settings: Settings
+    run_id: str
+    attempt: int
+    batch_id: str
+    width: int
+
+
+@dataclass(frozen=True, slots=True)
+class SplitOutcome:
+    batch_id: str
+    parts: dict[str, tuple[str, int]]  # prefix -> (staged file, readings)
+
+
+def split_batch(task: SplitTask) -> SplitOutcome:
+    """Write the batch's readings of each bucket to one staged file of that bucket.
+
+    Safe to run twice or to retry: every attempt writes files of its own, and the outcome names
+    the files it wrote (the plan takes those).
+    """
+    storage = open_storage(task.settings.lake)
+    staging = StagingZone(storage)
+    batch = RawZone(storage).batch(task.batch_id)
+    name = f"{task.batch_id}-{uuid.uuid4().hex[:8]}.arrow"
+    writers: dict[str, _PartWriter] = {}
+    try:
+        for chunk in batch.readings_in_chunks(SPLIT_CHUNK_ROWS):
+            for prefix, rows in _by_prefix(chunk, task.width):
+                if prefix not in writers:
+                    path = staging.run_path(
+                        task.run_id, f"attempt-{task.attempt}", "incoming", prefix, name
+                    )
+                    writers[prefix] = _PartWriter(staging, path)
+                writers[prefix].write(rows)
+    finally:
+        for writer in writers.values():
+            writer.close()
+    return SplitOutcome(task.batch_id, {p: (w.path, w.rows) for p, w in sorted(writers.items())})
+
+
+class _PartWriter:
+    """One staged file written a chunk at a time."""
+
+    def __init__(self, staging: StagingZone, path: str) -> None:
+        self.path = path
+        self.rows = 0
+        self._sink = staging.open_table_writer(path, READING_SCHEMA)
+
+    def write(self, rows: pa.Table) -> None:
+        self._sink.write_table(rows)
+        self.rows += rows.num_rows
+
+    def close(self) -> None:
+        self._sink.close()
+
+
+def _by_prefix(rows: pa.Table, width: int) -> Iterator[tuple[str, pa.Table]]:
+    """The rows grouped by the first ``width`` hex digits of their patient key, in one stable
+    sort of a small integer per row (rows keep their order within a prefix)."""
+    if width == 0:
+        yield "", rows
+        return
+    code = _prefix_codes(rows["patient_key"], width)
+    order = np.argsort(code, kind="stable")
+    ordered = rows.take(pa.array(order))
+    counts = np.bincount(code, minlength=16**width)
+    starts = np.concatenate(([0], np.cumsum(counts)))
+    for number in np.flatnonzero(counts):
+        yield f"{number:0{width}x}", ordered.slice(int(starts[number]), int(counts[number]))
+
+
+def _prefix_codes(keys: pa.ChunkedArray, width: int) -> np.ndarray:
+    """The first ``width`` hex digits of each key as a number, from the strings' bytes (keys
+    are lowercase hex HMACs; any other first characters are a fault of the batch)."""
+    out = np.zeros(len(keys), dtype=np.int64)
+    offset = 0
+    for chunk in keys.chunks:
+        chunk = chunk.cast(pa.string())
+        _, offsets_buffer, data_buffer = chunk.buffers()
+        offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[
+            chunk.offset : chunk.offset + len(chunk) + 1
+        ]
+        data = np.frombuffer(data_buffer, dtype=np.uint8)
+        starts = offsets[:-1]
+        if chunk.null_count or np.any(offsets[1:] - starts < width):
+            raise ValueError("a reading's patient_key is not a pseudonym of at least one digit")
+        code = np.zeros(len(chunk), dtype=np.int64)
+        for digit in range(width):
+            value = _HEX[data[starts + digit]]
+            if np.any(value == 255):
+                raise ValueError("a reading's patient_key is not a hex pseudonym")
+            code = code * 16 + value
+        out[offset : offset + len(chunk)] = code
+        offset += len(chunk)
+    return out

@@ -1,11 +1,14 @@
-"""One pipeline run, with write-audit-publish.
+"""One pipeline run, with write-audit-publish: a plan, bucket tasks, one publish.
 
-recover (undo writes of a run that died before publishing) → discover (raw batches not yet
-loaded or rejected; none: nothing to do, and say so) → merge (set aside the readings the row
-checks refuse, then each key once, first arrival wins) → transform (daily metrics of the
-touched patient-days) → audit (every check on the staged data) → publish (write every table
-of ``table_registry``, then record their snapshot ids, the loaded batches and the set-aside
-readings in one metadata transaction).
+recover (undo writes of a run that died before publishing, and remove its staging folder) →
+discover (raw batches not yet loaded or rejected; none: nothing to do, and say so) → plan
+(choose buckets of patients, split the batches into them, write the plan: ``run_plan``) →
+bucket tasks, each merge (set aside the readings the row checks refuse, then each key once,
+first arrival wins), transform (the tables' rows for the touched patient-days), check, and
+stage its tables (``bucket_task``; in this process, worker processes or a Ray cluster:
+``execution``) → audit (every check over the run) → publish (write every table of
+``table_registry`` from the staged files, then record their snapshot ids, the loaded batches
+and the set-aside readings in one metadata transaction: ``run_publish``).
 
 A reading the run must not publish (``quality.row_checks``) is set aside alone, with its reason: its
 batch, which may hold other clients' requests, is loaded without it. Only reconciliation blames
@@ -20,29 +23,30 @@ from __future__ import annotations
 
 import itertools
 import logging
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Literal
 
 from glucosestream.clock import Clock, utc_now
 from glucosestream.config import Settings
-from glucosestream.engines import open_engine
 from glucosestream.lake import (
     PublishedSnapshots,
     RawBatch,
     RawZone,
+    StagingZone,
     open_lakehouse,
     open_metadata,
     open_storage,
     run_lock,
 )
 from glucosestream.pipeline import steps
-from glucosestream.pipeline.buckets import partition
+from glucosestream.pipeline.bucket_task import BucketOutcome, BucketTask, run_bucket_task
+from glucosestream.pipeline.execution import Execution, ProgressMeter, TaskRunner
+from glucosestream.pipeline.run_plan import PlanInputs, RunPlan, plan_run
+from glucosestream.pipeline.run_publish import publish, reconcile, set_aside_rows_of
 from glucosestream.pipeline.table_registry import TABLES
 from glucosestream.quality import (
     CheckResult,
@@ -50,11 +54,10 @@ from glucosestream.quality import (
     RunAccounts,
     check_reconciliation,
     combine,
-    count_set_aside,
     row_check_results,
 )
 
-__all__ = ["RejectedBatch", "RunReport", "SetAside", "StepTiming", "run_pipeline"]
+__all__ = ["RejectedBatch", "RunReport", "SetAside", "StepTiming", "WorkerFigures", "run_pipeline"]
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +86,16 @@ class SetAside:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerFigures:
+    """What one process did for a run: its bucket tasks, their seconds, its own peak memory."""
+
+    worker: str  # host:pid ("coordinator" for the run's own process)
+    tasks: int
+    seconds: float
+    peak_rss_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class RunReport:
     run_id: str
     status: RunStatus
@@ -98,6 +111,9 @@ class RunReport:
     steps: tuple[StepTiming, ...]
     duration_ms: int
     set_aside: tuple[SetAside, ...] = ()
+    executor: str = "inline"
+    buckets: int = 0
+    workers: tuple[WorkerFigures, ...] = ()
 
     @property
     def failed_checks(self) -> tuple[str, ...]:
@@ -128,20 +144,30 @@ class _Timer:
 
 
 def run_pipeline(
-    settings: Settings, *, full_refresh: bool = False, now: Clock = utc_now
+    settings: Settings,
+    *,
+    full_refresh: bool = False,
+    now: Clock = utc_now,
+    execution: Execution | None = None,
 ) -> RunReport:
     """Run the pipeline once over the lake in ``settings``; the report says what happened.
+
+    ``execution`` says where the bucket tasks run (default: worker processes on every core,
+    when the run has more than one bucket) and the memory budget per task.
 
     Raises ``RunInProgress`` (retryable) if another run is working on the same lake. Any other
     error is raised after the run's record is closed as "failed" with it.
     """
     with run_lock(settings.lake, now=now):
-        run = _Run(settings, now, full_refresh)
+        run = _Run(settings, now, full_refresh, execution or Execution())
         try:
             return _run_locked(run)
         except BaseException as err:
             run.fail(err)
             raise
+        finally:
+            run.tasks.close()
+            run.staging.remove_run(run.run_id)
 
 
 def _run_locked(run: _Run) -> RunReport:
@@ -150,8 +176,10 @@ def _run_locked(run: _Run) -> RunReport:
     with run.timer.step("recover"):
         published = run.meta.published()
         run.recovered = run.lake.recover(published)
+        for stale in run.staging.remove_other_runs(run.run_id):
+            log.warning("recover removed the staging folder of run %s", stale)
     with run.timer.step("discover"):
-        raw = RawZone(open_storage(run.settings.lake))
+        raw = RawZone(run.storage)
         found = steps.discover(run.meta, raw, run.run_id, run.started_at)
     run.unreadable = tuple(RejectedBatch(b, why) for b, why in found.unreadable.items())
     pending = found.pending
@@ -160,24 +188,23 @@ def _run_locked(run: _Run) -> RunReport:
             return run.finish("rejected", _all_rejected(len(run.unreadable)))
         return run.finish("noop", "no new raw batches since the last run; nothing to do")
 
-    with tempfile.TemporaryDirectory(prefix="glucosestream-run-") as spill:
-        staged = run.stage_until_clean(published, pending, Path(spill))
-        if staged.rejections and not staged.pending and not run.full_refresh:
-            rejected = len(staged.rejections) + len(run.unreadable)
-            return run.finish("rejected", _all_rejected(rejected), staged)
-        if not staged.quality.passed:
-            failed = ", ".join(staged.quality.failed)
-            return run.finish(
-                "failed",
-                f"quality gate failed ({failed}) with no batch to blame; nothing was published "
-                "and the batches stay pending",
-                staged,
-            )
-        with run.timer.step("publish"):
-            snapshots = steps.publish(run.lake, staged.results, run.run_id)
+    staged = run.stage_until_clean(published, pending)
+    if staged.rejections and not staged.pending and not run.full_refresh:
+        rejected = len(staged.rejections) + len(run.unreadable)
+        return run.finish("rejected", _all_rejected(rejected), staged)
+    if not staged.quality.passed:
+        failed = ", ".join(staged.quality.failed)
         return run.finish(
-            "published", _published_message(staged, len(run.unreadable)), staged, snapshots
+            "failed",
+            f"quality gate failed ({failed}) with no batch to blame; nothing was published "
+            "and the batches stay pending",
+            staged,
         )
+    with run.timer.step("publish"):
+        snapshots = publish(run.lake, run.staging, staged.outcomes, run.run_id)
+    return run.finish(
+        "published", _published_message(staged, len(run.unreadable)), staged, snapshots
+    )
 
 
 def _all_rejected(batches: int) -> str:
@@ -197,7 +224,8 @@ def _published_message(staged: _Staged, unreadable: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Staged:
-    results: tuple[steps.BucketResult, ...]
+    plan: RunPlan
+    outcomes: tuple[BucketOutcome, ...]
     accounts: RunAccounts
     quality: QualityReport
     pending: tuple[RawBatch, ...]
@@ -208,65 +236,92 @@ class _Staged:
 class _Run:
     """The state of one run: its id, clock, timings, and the stores it writes to."""
 
-    def __init__(self, settings: Settings, now: Clock, full_refresh: bool) -> None:
+    def __init__(
+        self, settings: Settings, now: Clock, full_refresh: bool, execution: Execution
+    ) -> None:
         self.settings = settings
         self.now = now
         self.full_refresh = full_refresh
+        self.execution = execution
         self.started = time.perf_counter()
         self.started_at = now()
         self.run_id = f"run-{self.started_at:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}"
         self.timer = _Timer()
         self.meta = open_metadata(settings.lake)
         self.lake = open_lakehouse(settings.lake, TABLES)
+        self.storage = open_storage(settings.lake)
+        self.staging = StagingZone(self.storage)
+        self.tasks = TaskRunner(execution)
         self.recovered = False
         self.open = False  # its record is "running"
         self.unreadable: tuple[RejectedBatch, ...] = ()  # batches discover rejected
 
     def stage_until_clean(
-        self, published: PublishedSnapshots | None, pending: list[RawBatch], spill: Path
+        self, published: PublishedSnapshots | None, pending: list[RawBatch]
     ) -> _Staged:
-        """Stage every bucket and audit the run; reject blamed batches and stage again."""
+        """Plan and run the bucket tasks, and audit the run; reject blamed batches and stage
+        again (a new attempt, without them)."""
         rejections: list[RejectedBatch] = []
         keys = tuple(self.meta.patient_keys()) if self.full_refresh else ()
-        engine = open_engine(self.settings.engine)
-        try:
-            for attempt in itertools.count():
-                folder = spill / str(attempt)
-                with self.timer.step("merge"):
-                    buckets = partition(pending, folder, extra_prefixes_of=keys)
-                work = steps.BucketWork(
-                    engine=engine,
-                    lake=self.lake,
-                    published=published,
-                    quality=self.settings.quality,
-                    run_id=self.run_id,
-                    computed_at=self.started_at,
-                    full_refresh=self.full_refresh,
-                    all_patient_keys=keys,
-                    spill=folder if len(buckets) > 1 else None,
+        for attempt in itertools.count():
+            with self.timer.step("plan"):
+                plan = plan_run(
+                    PlanInputs(
+                        settings=self.settings,
+                        run_id=self.run_id,
+                        attempt=attempt,
+                        computed_at=self.started_at,
+                        full_refresh=self.full_refresh,
+                        published=published,
+                        patient_keys=keys,
+                        memory_budget=self.execution.budget,
+                        workers=self.execution.planned_workers,
+                    ),
+                    pending,
+                    self.lake,
+                    self.staging,
+                    self.tasks.run,
                 )
-                results = tuple(steps.process_bucket(work, b, self.timer) for b in buckets)
-                with self.timer.step("audit"):
-                    accounts = steps.reconcile(pending, results)
-                    aside = _set_aside(results)
-                    checks = (
-                        *row_check_results(_by_reason(aside)),
-                        *combine([r.checks for r in results]),
-                        check_reconciliation(accounts),
-                    )
-                    quality = QualityReport(checks)
-                if quality.passed or not quality.attributable:
-                    break
-                for batch_id in sorted(quality.culprits):
-                    rejection = RejectedBatch(batch_id, _reason(quality, batch_id))
-                    self.meta.reject_batches([batch_id], self.run_id, rejection.reason)
-                    rejections.append(rejection)
-                pending = [b for b in pending if b.batch_id not in quality.culprits]
-                if not pending and not self.full_refresh:
-                    break
-        finally:
-            engine.close()
-        return _Staged(results, accounts, quality, tuple(pending), tuple(rejections), aside)
+            outcomes = self._bucket_tasks(plan)
+            with self.timer.step("audit"):
+                accounts = reconcile(pending, outcomes)
+                aside = _set_aside(outcomes)
+                checks = (
+                    *row_check_results(_by_reason(aside)),
+                    *combine([o.checks for o in outcomes]),
+                    check_reconciliation(accounts),
+                )
+                quality = QualityReport(checks)
+            if quality.passed or not quality.attributable:
+                break
+            for batch_id in sorted(quality.culprits):
+                rejection = RejectedBatch(batch_id, _reason(quality, batch_id))
+                self.meta.reject_batches([batch_id], self.run_id, rejection.reason)
+                rejections.append(rejection)
+            pending = [b for b in pending if b.batch_id not in quality.culprits]
+            if not pending and not self.full_refresh:
+                break
+        return _Staged(plan, outcomes, accounts, quality, tuple(pending), tuple(rejections), aside)
+
+    def _bucket_tasks(self, plan: RunPlan) -> tuple[BucketOutcome, ...]:
+        """Every bucket's task, wherever they run; their step seconds added to the timer."""
+        buckets = len(plan.buckets)
+        if self.tasks.parallel(buckets):
+            self.tasks.open()
+        tasks = [
+            BucketTask(self.settings, plan.run_id, plan.attempt, n, self.tasks.threads_per_task)
+            for n in range(buckets)
+        ]
+        meter = ProgressMeter(self.execution, buckets)
+
+        def finished(_: int, outcome: BucketOutcome) -> None:
+            meter.finished(outcome.incoming_rows)
+
+        outcomes = tuple(self.tasks.run(run_bucket_task, tasks, finished))
+        for outcome in outcomes:
+            for step, seconds in outcome.seconds.items():
+                self.timer.totals[step] = self.timer.totals.get(step, 0.0) + seconds
+        return outcomes
 
     def finish(
         self,
@@ -286,8 +341,10 @@ class _Run:
             recovered=self.recovered,
             steps=self.timer.timings(),
             duration_ms=round((time.perf_counter() - self.started) * 1000),
+            executor=self.tasks.name,
             **counts,  # type: ignore[arg-type]
         )
+        done = snapshots is not None and staged is not None
         self.meta.finish_run(
             self.run_id,
             status=status,
@@ -295,17 +352,19 @@ class _Run:
             report=asdict(report),
             checks=report.checks,
             published=snapshots,
-            loaded_batch_ids=[b.batch_id for b in staged.pending] if snapshots and staged else [],
-            devices=[d for r in staged.results for d in r.devices] if snapshots and staged else [],
-            set_aside_rows=_set_aside_rows(staged.results) if snapshots and staged else [],
+            loaded_batch_ids=[b.batch_id for b in staged.pending] if done and staged else [],
+            devices=[d for o in staged.outcomes for d in o.devices] if done and staged else [],
+            set_aside_rows=set_aside_rows_of(self.staging, staged.outcomes)
+            if done and staged
+            else [],
         )
         self.open = False
         log.info(
             "run run_id=%s status=%s batches=%d rows_in=%d rows_new=%d duplicates=%d "
-            "set_aside=%d patient_days=%d rejected=%d duration_ms=%d",
+            "set_aside=%d patient_days=%d rejected=%d buckets=%d executor=%s duration_ms=%d",
             self.run_id, status, report.batches, report.readings_in, report.readings_new,
             report.duplicates, report.readings_set_aside, report.patient_days,
-            len(report.rejected), report.duration_ms,
+            len(report.rejected), report.buckets, report.executor, report.duration_ms,
         )  # fmt: skip
         return report
 
@@ -333,10 +392,12 @@ def _counts(staged: _Staged, *, published: bool) -> dict[str, object]:
         "readings_in": accounts.incoming_rows,
         "readings_new": accounts.new_rows if published else 0,
         "duplicates": accounts.duplicates_at_merge,
-        "patient_days": sum(r.days for r in staged.results) if published else 0,
+        "patient_days": sum(o.days for o in staged.outcomes) if published else 0,
         "checks": staged.quality.checks,
         "rejected": staged.rejections,
         "set_aside": staged.set_aside,
+        "buckets": len(staged.plan.buckets),
+        "workers": _worker_figures(staged.outcomes),
     }
 
 
@@ -352,14 +413,27 @@ _EMPTY: dict[str, object] = {
 }
 
 
-def _set_aside(results: tuple[steps.BucketResult, ...]) -> tuple[SetAside, ...]:
+def _worker_figures(outcomes: tuple[BucketOutcome, ...]) -> tuple[WorkerFigures, ...]:
+    """Per process that ran bucket tasks: how many, their seconds, its peak memory."""
+    by_worker: dict[str, list[BucketOutcome]] = {}
+    for outcome in outcomes:
+        by_worker.setdefault(outcome.worker, []).append(outcome)
+    return tuple(
+        WorkerFigures(
+            worker=worker,
+            tasks=len(done),
+            seconds=round(sum(sum(o.seconds.values()) for o in done), 3),
+            peak_rss_bytes=max(o.peak_rss_bytes for o in done),
+        )
+        for worker, done in sorted(by_worker.items())
+    )
+
+
+def _set_aside(outcomes: tuple[BucketOutcome, ...]) -> tuple[SetAside, ...]:
     """Readings set aside over the buckets, per batch and reason."""
     counts: dict[tuple[str, str], int] = {}
-    for result in results:
-        table = result.set_aside.load()
-        if table.num_rows == 0:
-            continue
-        for key, n in count_set_aside(table).items():
+    for outcome in outcomes:
+        for key, n in outcome.set_aside_counts.items():
             counts[key] = counts.get(key, 0) + n
     return tuple(SetAside(b, r, n) for (b, r), n in sorted(counts.items()))
 
@@ -369,10 +443,6 @@ def _by_reason(aside: tuple[SetAside, ...]) -> dict[str, int]:
     for s in aside:
         out[s.reason] = out.get(s.reason, 0) + s.rows
     return out
-
-
-def _set_aside_rows(results: tuple[steps.BucketResult, ...]) -> list[dict[str, object]]:
-    return [row for r in results if r.set_aside.rows for row in r.set_aside.load().to_pylist()]
 
 
 def _reason(quality: QualityReport, batch_id: str) -> str:

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final, Protocol
 
 import pyarrow as pa
@@ -18,7 +16,6 @@ import pyarrow.compute as pc
 
 from glucosestream.config import QualitySettings
 from glucosestream.engines import Engine, read_sql
-from glucosestream.errors import LakeError
 from glucosestream.lake import (
     BatchRecord,
     DeviceRecord,
@@ -37,7 +34,6 @@ from glucosestream.metrics import (
     local_dates,
     touched_days,
 )
-from glucosestream.pipeline.buckets import Bucket, Spilled
 from glucosestream.pipeline.periods import closed_periods, first_period
 from glucosestream.pipeline.sensor_wear import (
     SENSOR_SESSIONS_SCHEMA,
@@ -47,9 +43,7 @@ from glucosestream.pipeline.sensor_wear import (
     session_inputs,
 )
 from glucosestream.quality import (
-    BatchCounts,
     CheckResult,
-    RunAccounts,
     StagedRun,
     run_checks,
     set_aside_rows,
@@ -58,20 +52,17 @@ from glucosestream.readings import READING_SCHEMA
 
 __all__ = [
     "STEPS",
-    "BucketResult",
+    "BucketTables",
     "BucketWork",
     "Discovered",
-    "Staged",
     "describe_error",
     "discover",
     "process_bucket",
-    "publish",
-    "reconcile",
 ]
 
 log = logging.getLogger(__name__)
 
-STEPS: Final = ("recover", "discover", "merge", "transform", "audit", "publish")
+STEPS: Final = ("recover", "discover", "plan", "merge", "transform", "audit", "stage", "publish")
 # The local day a reading falls on began at most 25 hours before it (a day of a daylight-saving
 # change lasts 25 hours), so history from 26 hours before the earliest new reading holds every
 # reading of every day the run recomputes.
@@ -180,36 +171,38 @@ class BucketWork:
     run_id: str
     computed_at: dt.datetime
     full_refresh: bool
-    all_patient_keys: tuple[str, ...] = ()  # full refresh: every registered patient
-    spill: Path | None = None  # None: keep results in memory (a one-bucket run)
 
 
 @dataclass(frozen=True, slots=True)
-class Staged:
-    """A bucket's rows for one table, and which of its published rows they replace (ignored
-    for a table runs append to)."""
+class Bucket:
+    """One bucket's input: its key prefix, the readings that arrived for it, and (a full
+    refresh) every registered patient of it."""
 
-    rows: Spilled
-    scope: Scope
+    prefix: str
+    arrived: pa.Table
+    patient_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
-class BucketResult:
+class BucketTables:
+    """A bucket's rows for every table of the registry (by short key), each with the scope of
+    published rows they replace (ignored for a table runs append to), and its checks."""
+
     prefix: str
     incoming_rows: int
-    staged: dict[str, Staged]  # by the table's short key: one per entry of the registry
+    tables: dict[str, tuple[pa.Table, Scope]]
+    set_aside: pa.Table  # quality.SET_ASIDE_SCHEMA: the incoming readings kept out, and why
     days: int
     period_count: int
     devices: tuple[DeviceRecord, ...]
     checks: tuple[CheckResult, ...]
-    set_aside: Spilled  # quality.SET_ASIDE_SCHEMA: the incoming readings kept out, and why
 
 
 class Timer(Protocol):
     def step(self, name: str) -> AbstractContextManager[None]: ...
 
 
-def process_bucket(work: BucketWork, bucket: Bucket, timer: Timer) -> BucketResult:
+def process_bucket(work: BucketWork, bucket: Bucket, timer: Timer) -> BucketTables:
     """Set aside the readings the run must not publish, then merge, transform and audit the
     rest of one bucket of patients."""
     with timer.step("merge"):
@@ -219,19 +212,15 @@ def process_bucket(work: BucketWork, bucket: Bucket, timer: Timer) -> BucketResu
     with timer.step("audit"):
         staged = StagedRun(merged.new, merged.every, out.daily, out.days, merged.incoming)
         checks = run_checks(staged, work.quality)
-    folder = None if work.spill is None else work.spill / "staged" / (bucket.prefix or "all")
-    return BucketResult(
+    return BucketTables(
         prefix=bucket.prefix,
         incoming_rows=merged.arrived_rows,
-        staged={
-            short: Staged(Spilled.keep(rows, folder, short), where)
-            for short, (rows, where) in out.tables.items()
-        },
+        tables=out.tables,
+        set_aside=merged.set_aside,
         days=out.days.num_rows,
         period_count=out.period_count,
         devices=_devices(merged.new),
         checks=tuple(checks),
-        set_aside=Spilled.keep(merged.set_aside, folder, "set_aside"),
     )
 
 
@@ -248,13 +237,13 @@ class _Merged:
 def _merge(work: BucketWork, bucket: Bucket) -> _Merged:
     """Set aside the readings the row checks refuse; read the curated history the run needs
     and keep the first arrival of each new key (merge.sql)."""
-    arrived = bucket.incoming()
+    arrived = bucket.arrived
     admitted = set_aside_rows(arrived, work.quality)
     incoming = admitted.kept
     keys = set(incoming["patient_key"].to_pylist())
     since = first_period_day = None
     if work.full_refresh:
-        keys |= {k for k in work.all_patient_keys if k.startswith(bucket.prefix)}
+        keys |= set(bucket.patient_keys)
     elif incoming.num_rows:
         first_period_day = _first_period(work, incoming)
         since = _history_start(incoming, first_period_day)
@@ -416,37 +405,6 @@ def _days_to_compute(
         dict(zip(first["patient_key"].to_pylist(), first["date_min"].to_pylist(), strict=True))
     )
     return all_days.filter(scope.covers(all_days)), scope
-
-
-def reconcile(batches: Sequence[RawBatch], results: Sequence[BucketResult]) -> RunAccounts:
-    """The run's counts: each batch's manifest against its file, and the merge's totals."""
-    counts = {}
-    for batch in batches:
-        m = batch.manifest()
-        counts[batch.batch_id] = BatchCounts(
-            m["received"], m["accepted"], m["duplicates"], m["quarantined"], batch.row_count()
-        )
-    incoming = sum(r.incoming_rows for r in results)
-    new = sum(r.staged["readings"].rows.rows for r in results)
-    aside = sum(r.set_aside.rows for r in results)
-    return RunAccounts(counts, incoming, new, incoming - aside - new, aside)
-
-
-def publish(lake: Lakehouse, results: Sequence[BucketResult], run_id: str) -> PublishedSnapshots:
-    """Write every table of the registry, each in one commit, one bucket in memory at a time;
-    the caller records the returned snapshot ids (the real publish)."""
-    unstaged = [s.name for s in lake.specs if any(s.short not in r.staged for r in results)]
-    if unstaged:  # before any write: a registry entry without the step computing its rows
-        raise LakeError(f"the run staged no rows for {', '.join(unstaged)}; nothing written")
-    snapshot_ids = {}
-    for spec in lake.specs:
-        staged = (r.staged[spec.short] for r in results)
-        if spec.write == "append":
-            snapshot_ids[spec.short] = lake.append_rows(spec.short, (s.rows.load() for s in staged))
-        else:
-            parts = ((s.rows.load(), s.scope) for s in staged)
-            snapshot_ids[spec.short] = lake.replace_rows(spec.short, parts)
-    return PublishedSnapshots(run_id, snapshot_ids)
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:

@@ -1,0 +1,251 @@
+"""A run's plan: which raw batches it loads and which buckets of patients its tasks work on.
+
+The plan is the first step of a run and its only input to the bucket tasks: it is written to
+the staging zone (``staging/<run_id>/attempt-<n>/plan.json``), and a task needs nothing but the
+lake's settings, the run id, the attempt and its bucket's number to find its work.
+
+**Memory by design.** The planner sizes buckets by the readings a task will read: the new
+readings plus the curated history the run must read with them (from a fortnight and a day before
+the earliest new reading, so a closing period is covered; everything for a full refresh), counted
+from the table's manifests (``lake.readings_since``). It takes the fewest key digits (1, 16, 256
+or 4,096 buckets) that keep every task under the memory budget at ``BYTES_PER_READING``, and at
+least one digit when more than one worker can share a run worth splitting.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+from glucosestream.config import Settings
+from glucosestream.lake import (
+    Lakehouse,
+    PublishedSnapshots,
+    RawBatch,
+    StagingZone,
+    readings_since,
+)
+from glucosestream.pipeline.buckets import SplitOutcome, SplitTask, key_prefixes, split_batch
+
+__all__ = [
+    "BYTES_PER_READING",
+    "MAX_WIDTH",
+    "MIN_READINGS_TO_SPLIT",
+    "BucketPlan",
+    "RunPlan",
+    "choose_width",
+    "plan_run",
+]
+
+log = logging.getLogger(__name__)
+
+# The peak memory of a bucket task per reading it reads (new and history), measured with
+# benchmarks/bench_pipeline.py (docs/decisions.md, "Scale-out").
+BYTES_PER_READING: Final = 600
+# Below this many readings, a run is one task: starting workers costs more than it saves.
+MIN_READINGS_TO_SPLIT: Final = 2_000_000
+MAX_WIDTH: Final = 3  # 4,096 buckets
+# History an incremental task reads before its earliest new reading: a closing fortnight and
+# a day (pipeline.steps reads from 26 hours before it, or from the day before the first period).
+_HISTORY_SPAN: Final = dt.timedelta(days=15)
+
+T = TypeVar("T")
+R = TypeVar("R")
+RunTasks = Callable[[Callable[[T], R], Sequence[T]], list[R]]
+
+
+@dataclass(frozen=True, slots=True)
+class BucketPlan:
+    prefix: str  # the patients whose key starts with it ("" for a one-bucket run)
+    raw_batches: tuple[str, ...]  # a one-bucket run: the raw batches themselves
+    parts: tuple[str, ...]  # otherwise: the bucket's staged parts of them
+    incoming_rows: int
+    patient_keys: tuple[str, ...] = ()  # a full refresh: every registered patient of the bucket
+
+
+@dataclass(frozen=True, slots=True)
+class RunPlan:
+    run_id: str
+    attempt: int  # a run stages again (attempt + 1) without the batches it rejected
+    computed_at: dt.datetime
+    full_refresh: bool
+    published: PublishedSnapshots | None
+    batch_ids: tuple[str, ...]
+    width: int
+    estimated_readings: int  # what the run's tasks read in all, as the width was chosen from
+    buckets: tuple[BucketPlan, ...]
+
+    def path(self, staging: StagingZone) -> str:
+        return plan_path(staging, self.run_id, self.attempt)
+
+    def to_json(self) -> dict[str, Any]:
+        published = None
+        if self.published is not None:
+            published = {
+                "run_id": self.published.run_id,
+                "snapshot_ids": dict(self.published.snapshot_ids),
+            }
+        return {
+            "run_id": self.run_id,
+            "attempt": self.attempt,
+            "computed_at": self.computed_at.isoformat(),
+            "full_refresh": self.full_refresh,
+            "published": published,
+            "batch_ids": list(self.batch_ids),
+            "width": self.width,
+            "estimated_readings": self.estimated_readings,
+            "buckets": [
+                {
+                    "prefix": b.prefix,
+                    "raw_batches": list(b.raw_batches),
+                    "parts": list(b.parts),
+                    "incoming_rows": b.incoming_rows,
+                    "patient_keys": list(b.patient_keys),
+                }
+                for b in self.buckets
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> RunPlan:
+        published = document["published"]
+        return cls(
+            run_id=document["run_id"],
+            attempt=document["attempt"],
+            computed_at=dt.datetime.fromisoformat(document["computed_at"]),
+            full_refresh=document["full_refresh"],
+            published=None
+            if published is None
+            else PublishedSnapshots(published["run_id"], published["snapshot_ids"]),
+            batch_ids=tuple(document["batch_ids"]),
+            width=document["width"],
+            estimated_readings=document["estimated_readings"],
+            buckets=tuple(
+                BucketPlan(
+                    prefix=b["prefix"],
+                    raw_batches=tuple(b["raw_batches"]),
+                    parts=tuple(b["parts"]),
+                    incoming_rows=b["incoming_rows"],
+                    patient_keys=tuple(b["patient_keys"]),
+                )
+                for b in document["buckets"]
+            ),
+        )
+
+
+def plan_path(staging: StagingZone, run_id: str, attempt: int) -> str:
+    return staging.run_path(run_id, f"attempt-{attempt}", "plan.json")
+
+
+def read_plan(staging: StagingZone, run_id: str, attempt: int) -> RunPlan:
+    return RunPlan.from_json(staging.read_json(plan_path(staging, run_id, attempt)))
+
+
+def choose_width(readings: int, memory_budget: int, *, workers: int) -> int:
+    """The fewest key digits whose buckets each read at most ``memory_budget`` bytes' worth of
+    readings (at most ``MAX_WIDTH``), and at least one when ``workers`` can share the run."""
+    needed = max(1, math.ceil(readings * BYTES_PER_READING / max(memory_budget, 1)))
+    width = 0
+    while 16**width < needed and width < MAX_WIDTH:
+        width += 1
+    if 16**width < needed:
+        log.warning(
+            "plan: %d readings need %d buckets to stay under a memory budget of %d bytes; "
+            "using %d (raise --memory-budget)",
+            readings, needed, memory_budget, 16**width,
+        )  # fmt: skip
+    if width == 0 and workers > 1 and readings >= MIN_READINGS_TO_SPLIT:
+        width = 1
+    return width
+
+
+@dataclass(frozen=True, slots=True)
+class PlanInputs:
+    """What the coordinator knows when it plans."""
+
+    settings: Settings
+    run_id: str
+    attempt: int
+    computed_at: dt.datetime
+    full_refresh: bool
+    published: PublishedSnapshots | None
+    patient_keys: tuple[str, ...]  # a full refresh: every registered patient
+    memory_budget: int
+    workers: int
+
+
+def plan_run(
+    inputs: PlanInputs,
+    pending: Sequence[RawBatch],
+    lake: Lakehouse,
+    staging: StagingZone,
+    run_tasks: RunTasks[SplitTask, SplitOutcome],
+) -> RunPlan:
+    """Choose the buckets, split the batches into them (tasks, when there is more than one
+    bucket) and write the plan."""
+    incoming = sum(b.row_count() for b in pending)
+    history = _history_estimate(inputs, pending, lake)
+    width = choose_width(incoming + history, inputs.memory_budget, workers=inputs.workers)
+    if width == 0:
+        bucket = BucketPlan(
+            "", tuple(b.batch_id for b in pending), (), incoming, inputs.patient_keys
+        )
+        buckets: tuple[BucketPlan, ...] = (bucket,)
+    else:
+        tasks = [
+            SplitTask(inputs.settings, inputs.run_id, inputs.attempt, b.batch_id, width)
+            for b in pending
+        ]
+        buckets = _buckets(width, run_tasks(split_batch, tasks), inputs.patient_keys)
+    plan = RunPlan(
+        run_id=inputs.run_id,
+        attempt=inputs.attempt,
+        computed_at=inputs.computed_at,
+        full_refresh=inputs.full_refresh,
+        published=inputs.published,
+        batch_ids=tuple(b.batch_id for b in pending),
+        width=width,
+        estimated_readings=incoming + history,
+        buckets=buckets,
+    )
+    staging.write_json(plan.path(staging), plan.to_json())
+    return plan
+
+
+def _buckets(
+    width: int, splits: Sequence[SplitOutcome], patient_keys: Sequence[str]
+) -> tuple[BucketPlan, ...]:
+    """A bucket for every prefix with incoming readings or (a full refresh) a patient."""
+    keys: dict[str, list[str]] = {}
+    for key in patient_keys:
+        keys.setdefault(key[:width], []).append(key)
+    buckets = []
+    for prefix in key_prefixes(width):
+        parts = [s.parts[prefix] for s in splits if prefix in s.parts]
+        if not parts and prefix not in keys:
+            continue
+        rows = sum(n for _, n in parts)
+        paths = tuple(p for p, _ in parts)
+        buckets.append(BucketPlan(prefix, (), paths, rows, tuple(keys.get(prefix, ()))))
+    return tuple(buckets)
+
+
+def _history_estimate(inputs: PlanInputs, pending: Sequence[RawBatch], lake: Lakehouse) -> int:
+    """Curated readings the run's tasks will read with the new ones (an upper bound)."""
+    snapshot = None if inputs.published is None else inputs.published.of("readings")
+    if inputs.full_refresh:
+        return readings_since(lake, snapshot, None)
+    earliest = [t for t in (b.earliest_reading() for b in pending) if t is not None]
+    if not earliest and pending:  # no statistics: count everything, to be safe
+        return readings_since(lake, snapshot, None)
+    if not earliest:
+        return 0
+    try:
+        since: dt.datetime | None = min(earliest) - _HISTORY_SPAN
+    except OverflowError:  # a reading dated near year 1: the row checks set it aside later
+        since = None
+    return readings_since(lake, snapshot, since)

@@ -1,0 +1,60 @@
+"""The last steps of a run, in the coordinator: the run-wide audit over every bucket's outcome,
+then the publish (every table of the registry written from the staged files, one commit each,
+one bucket in memory at a time; the caller records the snapshot ids in one metadata
+transaction, which is the real publish)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyarrow as pa
+
+from glucosestream.errors import LakeError
+from glucosestream.lake import Lakehouse, PublishedSnapshots, RawBatch, StagingZone
+from glucosestream.pipeline.bucket_task import BucketOutcome
+from glucosestream.quality import BatchCounts, RunAccounts
+
+__all__ = ["publish", "reconcile", "set_aside_rows_of"]
+
+
+def reconcile(batches: Sequence[RawBatch], outcomes: Sequence[BucketOutcome]) -> RunAccounts:
+    """The run's counts: each batch's manifest against its file, and the merge's totals."""
+    counts = {}
+    for batch in batches:
+        m = batch.manifest()
+        counts[batch.batch_id] = BatchCounts(
+            m["received"], m["accepted"], m["duplicates"], m["quarantined"], batch.row_count()
+        )
+    incoming = sum(o.incoming_rows for o in outcomes)
+    new = sum(o.new_readings for o in outcomes)
+    aside = sum(o.set_aside.rows for o in outcomes)
+    return RunAccounts(counts, incoming, new, incoming - aside - new, aside)
+
+
+def publish(
+    lake: Lakehouse, staging: StagingZone, outcomes: Sequence[BucketOutcome], run_id: str
+) -> PublishedSnapshots:
+    """Write every table of the registry from the buckets' staged files; the snapshot ids."""
+    unstaged = [s.name for s in lake.specs if any(s.short not in o.staged for o in outcomes)]
+    if unstaged:  # before any write: a registry entry without the step computing its rows
+        raise LakeError(f"the run staged no rows for {', '.join(unstaged)}; nothing written")
+    snapshot_ids = {}
+    for spec in lake.specs:
+        staged = [o.staged[spec.short] for o in outcomes]
+        if spec.write == "append":
+            tables = (staging.read_table(s.path) for s in staged)
+            snapshot_ids[spec.short] = lake.append_rows(spec.short, tables)
+        else:
+            parts = ((staging.read_table(s.path), s.scope) for s in staged)
+            snapshot_ids[spec.short] = lake.replace_rows(spec.short, parts)
+    return PublishedSnapshots(run_id, snapshot_ids)
+
+
+def set_aside_rows_of(
+    staging: StagingZone, outcomes: Sequence[BucketOutcome]
+) -> list[dict[str, object]]:
+    """Every reading the run set aside, as rows for the metadata store."""
+    tables: list[pa.Table] = [
+        staging.read_table(o.set_aside.path) for o in outcomes if o.set_aside.rows
+    ]
+    return [row for table in tables for row in table.to_pylist()]
