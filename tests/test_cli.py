@@ -173,7 +173,7 @@ def test_runs_shows_history_with_steps_checks_and_readings_set_aside(cli, tmp_pa
     [aside] = latest["report"]["set_aside"]
     assert (aside["reason"], aside["rows"]) == ("glucose_range", 1)
     assert [s["step"] for s in latest["report"]["steps"]] == [
-        "recover", "discover", "merge", "transform", "audit", "publish",
+        "recover", "discover", "plan", "merge", "transform", "audit", "stage", "publish",
     ]  # fmt: skip
 
 

@@ -31,8 +31,8 @@ class ByteSize(click.ParamType[int]):
         if match is None:
             self.fail(f"{value!r} is not a size; write it as 4G, 512M or a number of bytes")
         size = int(float(match[1]) * _UNITS[match[2].lower()])
-        if size < 64 * 1024**2:
-            self.fail(f"{value!r} is below 64M; a task needs at least that much memory")
+        if size < 1024**2:
+            self.fail(f"{value!r} is below 1M; give a task at least a megabyte")
         return size
 
 

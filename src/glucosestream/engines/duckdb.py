@@ -34,6 +34,8 @@ class DuckDBEngine:
         self._con = duckdb.connect(":memory:", config=config)
         # Local calendar days are computed with explicit zones; the session zone must never leak.
         self._con.execute("SET TimeZone = 'UTC'")
+        # DuckDB draws a bar on stdout for a query longer than 2 s: it broke `run --json`.
+        self._con.execute("SET enable_progress_bar = false")
 
     def query(self, sql: str, tables: dict[str, pa.Table], **params: object) -> pa.Table:
         log.debug("duckdb sql=%s", sql)

@@ -1,0 +1,163 @@
+"""A run gives the same tables, bit for bit, whatever executes its bucket tasks: one task in
+this process, many tasks in this process, worker processes, or a Ray cluster; on the
+validation cohort and on a 200-patient lake through ingest → full run → new day → incremental
+run → full refresh. And a worker killed mid-task is retried without changing the result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from glucosestream.config import IngestSettings, LakeSettings, Settings
+from glucosestream.ingest import ingest_path
+from glucosestream.lake import open_lakehouse, open_metadata
+from glucosestream.pipeline import run_pipeline
+from glucosestream.pipeline import runner as pipeline_runner
+from glucosestream.pipeline.execution import Execution
+from glucosestream.pipeline.run_plan import BYTES_PER_READING
+from glucosestream.pipeline.table_registry import TABLES
+from glucosestream.pipeline.task_executor import open_executor
+from glucosestream.synth import CohortSpec, write_cohort
+
+from . import scale_faults
+from .conftest import DATA, SECRET
+
+# Columns that differ between two lakes fed the same files: when and by which run or batch.
+VOLATILE = ("run_id", "computed_at", "batch_id", "ingested_at")
+# Budgets of a few thousand readings per task: 16 or 256 buckets for these lakes.
+SMALL_BUDGET = 4_000 * BYTES_PER_READING
+
+
+def _settings(lake: Path) -> Settings:
+    return Settings(
+        lake=LakeSettings(root=str(lake)), ingest=IngestSettings(pseudonym_secret=SECRET)
+    )
+
+
+def tables_of(settings: Settings) -> dict[str, list[dict[str, object]]]:
+    """Every published table, without the volatile columns, in one order."""
+    published = open_metadata(settings.lake).published()
+    lake = open_lakehouse(settings.lake, TABLES)
+    out = {}
+    for spec in TABLES:
+        table = lake.read_table(spec.short, published.of(spec.short))
+        table = table.drop_columns([c for c in VOLATILE if c in table.column_names])
+        keys = [(c, "ascending") for c in table.column_names if _sortable(table.schema, c)]
+        out[spec.short] = table.sort_by(keys).to_pylist()
+    return out
+
+
+def _sortable(schema: pa.Schema, column: str) -> bool:
+    kind = schema.field(column).type
+    return not (pa.types.is_list(kind) or pa.types.is_struct(kind) or pa.types.is_map(kind))
+
+
+@pytest.fixture(scope="module")
+def journey_files(tmp_path_factory) -> tuple[Path, Path]:
+    """200 patients: three days of history, then the next day on its own."""
+    folder = tmp_path_factory.mktemp("cohort200")
+    spec = CohortSpec(patients=200, days=4, seed=15, interval_min=15)
+    whole = pq.read_table(write_cohort(spec, folder / "all.parquet", "parquet").path)
+    cut = pc.max(whole["time"]).as_py().replace(hour=0, minute=0, second=0, microsecond=0)
+    early = pc.less(whole["time"], pa.scalar(cut, whole["time"].type))
+    history, new_day = folder / "history.parquet", folder / "new-day.parquet"
+    pq.write_table(whole.filter(early), history)
+    pq.write_table(whole.filter(pc.invert(early)), new_day)
+    return history, new_day
+
+
+def journey(lake: Path, files: tuple[Path, Path], execution: Execution) -> list[dict]:
+    """The published tables after a full run, an incremental run and a full refresh."""
+    settings = _settings(lake)
+    states = []
+    for path in files:
+        ingest_path(settings, path)
+        report = run_pipeline(settings, execution=execution)
+        assert report.status == "published", report.message
+        states.append(tables_of(settings))
+    report = run_pipeline(settings, full_refresh=True, execution=execution)
+    assert report.status == "published", report.message
+    states.append(tables_of(settings))
+    return states
+
+
+@pytest.fixture(scope="module")
+def one_task(journey_files, tmp_path_factory) -> list[dict]:
+    """The reference: every run one task in this process."""
+    lake = tmp_path_factory.mktemp("one-task") / "lake"
+    return journey(lake, journey_files, Execution(workers=1))
+
+
+def test_many_buckets_in_this_process_equal_one_task(journey_files, one_task, tmp_path):
+    execution = Execution(workers=1, memory_budget=SMALL_BUDGET)
+    assert journey(tmp_path / "lake", journey_files, execution) == one_task
+
+
+def test_worker_processes_equal_one_task(journey_files, one_task, tmp_path):
+    with open_executor(workers=2) as executor:
+        execution = Execution(executor=executor, memory_budget=SMALL_BUDGET)
+        assert journey(tmp_path / "lake", journey_files, execution) == one_task
+
+
+def test_validation_cohort_in_worker_processes_equals_one_task(tmp_path):
+    cohort = DATA / "validation" / "cohort.csv"
+    results = []
+    with open_executor(workers=2) as executor:
+        for name, execution in (
+            ("one", Execution(workers=1)),
+            ("pool", Execution(executor=executor, memory_budget=1_000 * BYTES_PER_READING)),
+        ):
+            settings = _settings(tmp_path / name)
+            ingest_path(settings, cohort, tz="UTC")
+            report = run_pipeline(settings, execution=execution)
+            assert report.status == "published", report.message
+            assert (report.buckets > 1) == (name == "pool")
+            results.append(tables_of(settings))
+    assert results[0] == results[1]
+    assert len(results[0]["daily"]) > 50
+
+
+def test_a_worker_killed_mid_task_is_retried_and_the_run_publishes_the_same(
+    journey_files, one_task, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(pipeline_runner, "run_bucket_task", scale_faults.killed_once)
+    lake = tmp_path / "lake"
+    scale_faults.arm(lake)
+    with open_executor(workers=2) as executor:
+        execution = Execution(executor=executor, memory_budget=SMALL_BUDGET)
+        settings = _settings(lake)
+        ingest_path(settings, journey_files[0])
+        report = run_pipeline(settings, execution=execution)
+    assert report.status == "published", report.message
+    assert not scale_faults.armed(lake)  # a worker did die
+    assert tables_of(settings) == one_task[0]
+    assert list((lake / "staging").iterdir()) == []
+
+
+def test_the_report_names_the_executor_and_each_processs_peak(journey_files, tmp_path):
+    with open_executor(workers=2) as executor:
+        execution = Execution(executor=executor, memory_budget=SMALL_BUDGET)
+        settings = _settings(tmp_path / "lake")
+        ingest_path(settings, journey_files[0])
+        report = run_pipeline(settings, execution=execution)
+    assert report.executor == "processes"
+    assert report.buckets >= 16
+    assert sum(w.tasks for w in report.workers) == report.buckets
+    assert all(w.peak_rss_bytes > 10 * 1024**2 for w in report.workers)
+    assert 1 <= len(report.workers) <= 2
+    assert {s.step for s in report.steps} >= {"plan", "merge", "transform", "stage", "publish"}
+
+
+def test_progress_is_reported_once_per_bucket(journey_files, tmp_path):
+    seen = []
+    execution = Execution(workers=1, memory_budget=SMALL_BUDGET, progress=seen.append)
+    settings = _settings(tmp_path / "lake")
+    ingest_path(settings, journey_files[0])
+    report = run_pipeline(settings, execution=execution)
+    assert [p.buckets_done for p in seen] == list(range(1, report.buckets + 1))
+    assert {p.buckets for p in seen} == {report.buckets}
+    assert seen[-1].readings_done == report.readings_in
