@@ -124,8 +124,10 @@ HEAVY_MODULES = frozenset(
         "test_pipeline_e2e.py",
         "test_pipeline_periods.py",
         "test_pipeline_sessions.py",
+        "test_scale_out.py",
         "test_synth_realism.py",
         "test_synth_roundtrip.py",
+        "test_task_executor.py",
     }
 )
 HEAVY_TESTS: dict[str, frozenset[str]] = {

@@ -102,6 +102,31 @@ def test_killed_run_then_next_run_gives_uninterrupted_results(
     assert statuses == ["published", "abandoned", "published"]
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_coordinator_killed_between_bucket_tasks_then_next_run_gives_the_same(
+    files, expected, tmp_path, workers
+):
+    """SIGKILL the coordinator once its first bucket task is done (its tasks in its own process,
+    or in worker processes still busy with the others): the next run redoes the run from a new
+    plan, publishes the uninterrupted results, and removes the dead run's staged files."""
+    lake = tmp_path / "lake"
+    settings = _settings(lake)
+    ingest_path(settings, files[0])
+    assert run_pipeline(settings).status == "published"
+    ingest_path(settings, files[1])
+    args = ("run", "--workers", workers, "--memory-budget", "1M")  # a bucket per patient
+    process = _cli(lake, "glucosestream.pipeline.execution:ProgressMeter.finished", "after", *args)
+    assert process.wait(timeout=60) == -signal.SIGKILL, process.stderr.read().decode()
+    process.stderr.close()
+    assert list((lake / "staging").iterdir()) != []  # the dead run's plan and staged files
+    report = run_pipeline(settings)
+    assert report.status == "published"
+    assert _state(settings) == expected
+    assert list((lake / "staging").iterdir()) == []
+    statuses = [r["status"] for r in open_metadata(settings.lake).run_history()]
+    assert statuses == ["published", "abandoned", "published"]
+
+
 INGEST_POINTS = [
     ("glucosestream.lake.zones:RawZone.stage_batch", "before"),  # patients registered only
     ("glucosestream.lake.zones:_fsync", "after"),  # files written, no manifest yet

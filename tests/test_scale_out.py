@@ -5,6 +5,8 @@ run → full refresh. And a worker killed mid-task is retried without changing t
 
 from __future__ import annotations
 
+import importlib.util
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -23,13 +25,14 @@ from glucosestream.pipeline.table_registry import TABLES
 from glucosestream.pipeline.task_executor import open_executor
 from glucosestream.synth import CohortSpec, write_cohort
 
-from . import scale_faults
+from . import ray_head, scale_faults
 from .conftest import DATA, SECRET
 
 # Columns that differ between two lakes fed the same files: when and by which run or batch.
 VOLATILE = ("run_id", "computed_at", "batch_id", "ingested_at")
-# Budgets of a few thousand readings per task: 16 or 256 buckets for these lakes.
-SMALL_BUDGET = 4_000 * BYTES_PER_READING
+# A budget of 8,000 readings per task: 16 buckets for these lakes (a dozen patients each).
+SMALL_BUDGET = 8_000 * BYTES_PER_READING
+HAS_RAY = importlib.util.find_spec("ray") is not None  # not imported: see ray_loopback_mode
 
 
 def _settings(lake: Path) -> Settings:
@@ -103,20 +106,47 @@ def test_worker_processes_equal_one_task(journey_files, one_task, tmp_path):
         assert journey(tmp_path / "lake", journey_files, execution) == one_task
 
 
-def test_validation_cohort_in_worker_processes_equals_one_task(tmp_path):
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[ray_head.RayHead]:
+    """A real Ray head on 127.0.0.1 for this module (tests/ray_head.py), stopped at its end."""
+    if not HAS_RAY:
+        pytest.skip("ray is not installed (pip install 'glucosestream[ray]')")
+    head = ray_head.start_head(cpus=2)
+    try:
+        yield head
+    finally:
+        head.stop()
+    assert head.processes() == []
+
+
+def test_a_ray_cluster_equals_one_task(journey_files, one_task, ray_cluster, tmp_path):
+    with open_executor(cluster=ray_cluster.address) as executor:
+        execution = Execution(executor=executor, memory_budget=SMALL_BUDGET)
+        assert journey(tmp_path / "lake", journey_files, execution) == one_task
+
+
+@pytest.fixture(params=["processes", "ray"])
+def many(request: pytest.FixtureRequest) -> Iterator[Execution]:
+    """Worker processes or a Ray cluster, with buckets of about 1,000 readings."""
+    if request.param == "ray":
+        address = request.getfixturevalue("ray_cluster").address
+        opened = open_executor(cluster=address)
+    else:
+        opened = open_executor(workers=2)
+    with opened as executor:
+        yield Execution(executor=executor, memory_budget=1_000 * BYTES_PER_READING)
+
+
+def test_validation_cohort_on_many_workers_equals_one_task(many, tmp_path):
     cohort = DATA / "validation" / "cohort.csv"
     results = []
-    with open_executor(workers=2) as executor:
-        for name, execution in (
-            ("one", Execution(workers=1)),
-            ("pool", Execution(executor=executor, memory_budget=1_000 * BYTES_PER_READING)),
-        ):
-            settings = _settings(tmp_path / name)
-            ingest_path(settings, cohort, tz="UTC")
-            report = run_pipeline(settings, execution=execution)
-            assert report.status == "published", report.message
-            assert (report.buckets > 1) == (name == "pool")
-            results.append(tables_of(settings))
+    for name, execution in (("one", Execution(workers=1)), ("many", many)):
+        settings = _settings(tmp_path / name)
+        ingest_path(settings, cohort, tz="UTC")
+        report = run_pipeline(settings, execution=execution)
+        assert report.status == "published", report.message
+        assert (report.buckets > 1) == (name == "many")
+        results.append(tables_of(settings))
     assert results[0] == results[1]
     assert len(results[0]["daily"]) > 50
 

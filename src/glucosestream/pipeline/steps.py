@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from glucosestream.config import QualitySettings
-from glucosestream.engines import Engine, read_sql
+from glucosestream.engines import Engine
 from glucosestream.lake import (
     BatchRecord,
     DeviceRecord,
@@ -27,13 +27,12 @@ from glucosestream.lake import (
     Scope,
 )
 from glucosestream.metrics import (
-    agp_profile,
     compute_daily_metrics,
-    compute_period_metrics,
-    episode_rows,
     local_dates,
+    period_results,
     touched_days,
 )
+from glucosestream.pipeline.first_arrival import new_readings
 from glucosestream.pipeline.periods import closed_periods, first_period
 from glucosestream.pipeline.sensor_wear import (
     SENSOR_SESSIONS_SCHEMA,
@@ -236,11 +235,11 @@ class _Merged:
 
 def _merge(work: BucketWork, bucket: Bucket) -> _Merged:
     """Set aside the readings the row checks refuse; read the curated history the run needs
-    and keep the first arrival of each new key (merge.sql)."""
+    and keep the first arrival of each new key (``first_arrival``)."""
     arrived = bucket.arrived
     admitted = set_aside_rows(arrived, work.quality)
     incoming = admitted.kept
-    keys = set(incoming["patient_key"].to_pylist())
+    keys = set(pc.unique(incoming["patient_key"]).to_pylist())
     since = first_period_day = None
     if work.full_refresh:
         keys |= set(bucket.patient_keys)
@@ -248,10 +247,7 @@ def _merge(work: BucketWork, bucket: Bucket) -> _Merged:
         first_period_day = _first_period(work, incoming)
         since = _history_start(incoming, first_period_day)
     curated = work.lake.read_readings(_published(work, "readings"), keys, since)
-    new = work.engine.query(
-        read_sql("glucosestream.pipeline", "merge.sql"),
-        {"incoming": incoming, "curated": curated},
-    ).cast(READING_SCHEMA)
+    new = new_readings(work.engine, incoming, curated)
     every = _concat([curated, new])
     return _Merged(arrived.num_rows, admitted.set_aside, incoming, new, every, first_period_day)
 
@@ -280,15 +276,13 @@ def _transform(work: BucketWork, bucket: Bucket, merged: _Merged) -> _Transforme
     )
     run_id, at = work.run_id, work.computed_at
     inputs, session_scope = _session_inputs(work, bucket, every, new)
+    results = period_results(every, periods, run_id=run_id, computed_at=at)
     tables = {
         "readings": (new, Scope()),
         "daily": (daily, scope),
-        "periods": (
-            compute_period_metrics(every, periods, run_id=run_id, computed_at=at),
-            period_scope,
-        ),
-        "episodes": (episode_rows(every, periods, run_id=run_id, computed_at=at), period_scope),
-        "agp": (agp_profile(every, periods, run_id=run_id, computed_at=at), period_scope),
+        "periods": (results.periods, period_scope),
+        "episodes": (results.episodes, period_scope),
+        "agp": (results.agp, period_scope),
         "sessions": (infer_sessions(inputs, run_id=run_id, computed_at=at), session_scope),
     }
     return _Transformed(tables, daily, days, periods.num_rows)
@@ -353,7 +347,7 @@ def _session_inputs(
         return SessionInputs(no_sessions, new), Scope()
     earliest: dt.datetime = pc.min(new["ts"]).as_py()
     scope = Scope(
-        patient_keys=tuple(sorted(set(new["patient_key"].to_pylist()))),
+        patient_keys=tuple(sorted(pc.unique(new["patient_key"]).to_pylist())),
         from_date=(earliest - dt.timedelta(minutes=SESSION_BREAK_MIN)).date(),
     )
     stored = work.lake.read_scope("sessions", _published(work, "sessions"), scope)
