@@ -1,5 +1,7 @@
 """Benchmark the pipeline at cohort scale: a full run, then an incremental run after one new
-day for every patient, on local disk and (with --s3) on the test S3 server.
+day for every patient, on local disk by each executor (one process: `--workers 1`; worker
+processes on every core: the default; a running Ray cluster with --cluster ADDRESS), each on
+its own copy of the same ingested lake, and (with --s3) on the test S3 server.
 
 Each stage runs as its own `glucosestream` process, so its wall time and peak memory (RSS) are
 its own (the child reports its own peak: `child_peak.py` says why ru_maxrss would not do).
@@ -13,11 +15,13 @@ and written as JSON to benchmarks/results/.
         # (at 10,000 patients start it with a bigger memstore first:
         #  GLUCOSESTREAM_TEST_CEPH_MEMSTORE_BYTES=8589934592 scripts/ceph.sh start)
     python benchmarks/bench_pipeline.py --s3 --only s3     # the S3 lake alone
+    python benchmarks/bench_pipeline.py --cluster 127.0.0.1:6379  # also on a running Ray cluster
     python benchmarks/bench_pipeline.py --profile DIR      # the incremental runs under cProfile:
         # DIR/incremental-<lake>.prof (read with `python -m pstats`); slower than unprofiled
 
-Each run stage's per-step timings (merge, transform, audit, publish, ...) from its report are
-printed and kept in the JSON beside its wall time.
+Each run stage's per-step timings (plan, merge, transform, audit, stage, publish; the task
+steps summed over the tasks) from its report are printed and kept in the JSON beside its wall
+time, its own peak and the peak of each worker process that ran bucket tasks.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import tempfile
 import time
@@ -99,39 +104,94 @@ def floor_seconds(paths: list[Path]) -> float:
     return time.perf_counter() - started
 
 
+EXECUTORS = {
+    "inline": ["--workers", "1"],  # one process, one core's worth of tasks
+    "processes": [],  # the default: worker processes on every core
+}
+
+
 def bench_lake(
     name: str,
     lake: str,
     env: dict[str, str],
     data: tuple[list[Path], Path],
     profile_dir: Path | None = None,
+    run_args: tuple[str, ...] = (),
+    ingested: str | None = None,
 ) -> dict:
+    """Full run, new day, incremental run on ``lake`` (a copy of ``ingested``, a local lake
+    the history was ingested into, when given; else the history is ingested here first)."""
     env = {**env, "GLUCOSESTREAM_LAKE": lake}
     first, last = data
-    figures: dict[str, object] = {"lake": name}
-    for label, args in (
-        ("ingest_history", ["ingest", *map(str, first)]),
-        ("full_run", ["run"]),
+    figures: dict[str, object] = {"lake": name, "run_args": list(run_args)}
+    stages: list[tuple[str, list[str]]] = [
+        ("full_run", ["run", *run_args]),
         ("ingest_new_day", ["ingest", str(last)]),
-        ("incremental_run", ["run"]),
-    ):
+        ("incremental_run", ["run", *run_args]),
+    ]
+    if ingested is None:
+        stages.insert(0, ("ingest_history", ["ingest", *map(str, first)]))
+    else:
+        shutil.copytree(ingested, lake)
+    for label, args in stages:
         profile = None
         if profile_dir is not None and label == "incremental_run":
             profile = profile_dir / f"incremental-{name}.prof"
         result = run_stage(args, env, profile)
-        steps = _step_seconds(result["report"])
-        figures[label] = {"s": result["s"], "peak_rss_mb": result["peak_rss_mb"], "steps": steps}
+        report = result["report"]
+        steps = _step_seconds(report)
+        workers = _worker_peaks(report)
+        figures[label] = {
+            "s": result["s"],
+            "peak_rss_mb": result["peak_rss_mb"],
+            "steps": steps,
+            "buckets": report.get("buckets") if isinstance(report, dict) else None,
+            "worker_peak_rss_mb": workers,
+        }
         peak = result["peak_rss_mb"]
-        peak_text = "n/a (profiled)" if peak is None else f"{peak:7.0f} MB"
+        peak_text = "n/a (profiled)" if peak is None else f"{peak:6.0f} MB"
+        workers_text = ", ".join(f"{mb:.0f}" for mb in workers.values())
         print(
-            f"  {name:5} {label:16} {result['s']:8.1f} s  peak RSS {peak_text}"
+            f"  {name:9} {label:16} {result['s']:7.1f} s  peak {peak_text}"
+            + (f"  workers' peaks [{workers_text}] MB" if workers else "")
             + "".join(f"  {step} {seconds:.1f}" for step, seconds in steps.items())
         )
     full = figures["full_run"]["s"]  # type: ignore[index]
     incremental = figures["incremental_run"]["s"]  # type: ignore[index]
     figures["incremental_vs_full"] = incremental / full
-    print(f"  {name:5} incremental / full = {incremental / full:.1%} (target <= 15%)")
+    print(f"  {name:9} incremental / full = {incremental / full:.1%} (target <= 15%)")
     return figures
+
+
+def _worker_peaks(report: object) -> dict[str, float]:
+    """Each process's own peak RSS (MB) among those that ran bucket tasks, by host:pid; the
+    coordinator's own is the stage's peak when the tasks ran inline."""
+    if not isinstance(report, dict):
+        return {}
+    return {w["worker"]: w["peak_rss_bytes"] / 2**20 for w in report.get("workers", ())}
+
+
+def bench_executors(
+    args: argparse.Namespace,
+    local: str,
+    env: dict[str, str],
+    data: tuple[list[Path], Path],
+    profile: Path | None,
+    work: Path,
+) -> list[dict]:
+    """The same lake, history ingested once, run by each executor on a copy of its own."""
+    chosen = [e.strip() for e in args.executors.split(",") if e.strip()]
+    executors = {name: EXECUTORS[name] for name in chosen if name in EXECUTORS}
+    if args.cluster:
+        executors["ray"] = ["--cluster", args.cluster]
+    ingested = str(work / "ingested")
+    result = run_stage(["ingest", *map(str, data[0])], {**env, "GLUCOSESTREAM_LAKE": ingested})
+    print(f"  ingest history {result['s']:.1f} s, peak {result['peak_rss_mb']:.0f} MB")
+    runs = []
+    for number, (name, run_args) in enumerate(executors.items()):
+        lake = local if number == 0 else f"{local}-{name}"
+        runs.append(bench_lake(name, lake, env, data, profile, tuple(run_args), ingested))
+    return runs
 
 
 def _step_seconds(report: object) -> dict[str, float]:
@@ -157,6 +217,14 @@ def main() -> None:
     )
     parser.add_argument(
         "--profile", type=Path, help="run each incremental run under cProfile, into this folder"
+    )
+    parser.add_argument(
+        "--executors",
+        default="inline,processes",
+        help="comma-separated: inline (--workers 1), processes (every core) [inline,processes]",
+    )
+    parser.add_argument(
+        "--cluster", metavar="ADDRESS", help="also run on this running Ray cluster (--cluster)"
     )
     args = parser.parse_args()
     if args.profile:
@@ -184,13 +252,22 @@ def main() -> None:
         profile = args.profile.resolve() if args.profile else None
         runs = []
         if args.only != "s3":
-            runs.append(bench_lake("local", local, env, (first, last), profile))
+            runs += bench_executors(args, local, env, (first, last), profile, work)
         if args.s3 or args.only == "s3":
             runs.append(bench_lake("s3", *s3_lake(env, work), (first, last), profile))
         for figures in runs:
             full = figures["full_run"]["s"]  # type: ignore[index]
             figures["full_run_vs_floor"] = full / floor
             figures["full_run_readings_per_s"] = history_rows / full
+            print(
+                f"  {figures['lake']:9} full run {full:.1f} s = {full / floor:,.0f}x the floor, "
+                f"{history_rows / full:,.0f} readings/s"
+            )
+        by_name = {f["lake"]: f["full_run"]["s"] for f in runs}  # type: ignore[index]
+        if "inline" in by_name and "processes" in by_name:
+            speedup = by_name["inline"] / by_name["processes"]
+            record["processes_vs_inline"] = speedup
+            print(f"  every core vs one process: {speedup:.2f}x (target >= 1.7x on 2 cores)")
         record["runs"] = runs
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"bench_pipeline-{time.strftime('%Y%m%dT%H%M%S')}.json"

@@ -33,8 +33,10 @@ def _settings(lake: Path) -> Settings:
     )
 
 
-def _cli(lake: Path, target: str, when: str, *args: str, flag: str = "") -> subprocess.Popen:
-    env = {**os.environ, "GLUCOSESTREAM_INGEST__PSEUDONYM_SECRET": SECRET}
+def _cli(
+    lake: Path, target: str, when: str, *args: str, flag: str = "", **env_vars: str
+) -> subprocess.Popen:
+    env = {**os.environ, "GLUCOSESTREAM_INGEST__PSEUDONYM_SECRET": SECRET, **env_vars}
     command = [sys.executable, str(KILLER), target, when, flag, "--", *args, "--lake", str(lake)]
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -114,8 +116,9 @@ def test_coordinator_killed_between_bucket_tasks_then_next_run_gives_the_same(
     ingest_path(settings, files[0])
     assert run_pipeline(settings).status == "published"
     ingest_path(settings, files[1])
-    args = ("run", "--workers", workers, "--memory-budget", "1M")  # a bucket per patient
-    process = _cli(lake, "glucosestream.pipeline.execution:ProgressMeter.finished", "after", *args)
+    target = "glucosestream.pipeline.execution:ProgressMeter.finished"
+    tasks_of = {"GLUCOSESTREAM_PIPELINE__READINGS_PER_TASK": "1000"}  # a bucket per patient
+    process = _cli(lake, target, "after", "run", "--workers", workers, **tasks_of)
     assert process.wait(timeout=60) == -signal.SIGKILL, process.stderr.read().decode()
     process.stderr.close()
     assert list((lake / "staging").iterdir()) != []  # the dead run's plan and staged files

@@ -3,16 +3,16 @@ of a run that holds everything in one task; the staging zone is empty after ever
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from glucosestream.config import IngestSettings, LakeSettings, Settings
+from glucosestream.config import IngestSettings, LakeSettings, PipelineSettings, Settings
 from glucosestream.ingest import ingest_path
 from glucosestream.lake import open_lakehouse, open_metadata
 from glucosestream.pipeline import run_pipeline
 from glucosestream.pipeline.execution import Execution
-from glucosestream.pipeline.run_plan import BYTES_PER_READING
 from glucosestream.pipeline.table_registry import TABLES
 from glucosestream.synth import CohortSpec, write_cohort
 
@@ -61,35 +61,46 @@ def _lake(tmp_path, name):
     )
 
 
-# A budget of 400 readings per task: two-digit buckets for these lakes.
-TINY = Execution(workers=1, memory_budget=400 * BYTES_PER_READING)
+ONE_PROCESS = Execution(workers=1)
+
+
+def _tiny(settings: Settings) -> Settings:
+    """Tasks of 400 readings: two-digit buckets for these lakes."""
+    return dataclasses.replace(settings, pipeline=PipelineSettings(readings_per_task=400))
 
 
 def test_bucketed_runs_equal_in_memory_runs(parts, tmp_path):
-    whole, split = _lake(tmp_path, "whole"), _lake(tmp_path, "split")
+    whole, split = _lake(tmp_path, "whole"), _tiny(_lake(tmp_path, "split"))
     for path in parts:
         ingest_path(whole, path)
         assert run_pipeline(whole).status == "published"
     for number, path in enumerate(parts):
         ingest_path(split, path)
-        report = run_pipeline(split, execution=TINY)
+        report = run_pipeline(split, execution=ONE_PROCESS)
         assert report.status == "published"
         assert report.buckets > 1
+        # sized for the new readings and (incrementally) the history it reads with them
+        if number == 0:
+            assert report.planned_readings == report.readings_in
+        else:
+            curated = open_lakehouse(split.lake, TABLES).readings.scan().count()
+            assert report.readings_in < report.planned_readings <= report.readings_in + curated
         if number == 0:  # buckets of one key digit were appended together: a file a partition
             files = open_lakehouse(split.lake, TABLES).readings.inspect.files()
             partitions = [tuple(p.values()) for p in files["partition"].to_pylist()]
             assert len(partitions) == len(set(partitions))
     assert _state(split) == _state(whole)
-    assert run_pipeline(split, full_refresh=True, execution=TINY).status == "published"
+    assert run_pipeline(split, full_refresh=True, execution=ONE_PROCESS).status == "published"
     assert run_pipeline(whole, full_refresh=True).status == "published"
     assert _state(split) == _state(whole)
 
 
 def test_staging_zone_is_empty_after_the_run(parts, tmp_path):
-    settings = _lake(tmp_path, "lake")
+    settings = _tiny(_lake(tmp_path, "lake"))
     ingest_path(settings, parts[0])
-    report = run_pipeline(settings, execution=TINY)
-    assert report.status == "published" and report.buckets > 1
+    report = run_pipeline(settings, execution=ONE_PROCESS)
+    assert report.status == "published"
+    assert report.buckets > 1
     assert list((tmp_path / "lake" / "staging").iterdir()) == []
 
 

@@ -14,13 +14,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from glucosestream.config import IngestSettings, LakeSettings, Settings
+from glucosestream.config import IngestSettings, LakeSettings, PipelineSettings, Settings
 from glucosestream.ingest import ingest_path
 from glucosestream.lake import open_lakehouse, open_metadata
 from glucosestream.pipeline import run_pipeline
 from glucosestream.pipeline import runner as pipeline_runner
 from glucosestream.pipeline.execution import Execution
-from glucosestream.pipeline.run_plan import BYTES_PER_READING
 from glucosestream.pipeline.table_registry import TABLES
 from glucosestream.pipeline.task_executor import open_executor
 from glucosestream.synth import CohortSpec, write_cohort
@@ -30,14 +29,16 @@ from .conftest import DATA, SECRET
 
 # Columns that differ between two lakes fed the same files: when and by which run or batch.
 VOLATILE = ("run_id", "computed_at", "batch_id", "ingested_at")
-# A budget of 8,000 readings per task: 16 buckets for these lakes (a dozen patients each).
-SMALL_BUDGET = 8_000 * BYTES_PER_READING
+# Tasks of 8,000 readings: 16 buckets for these lakes (a dozen patients each).
+SMALL_TASKS = 8_000
 HAS_RAY = importlib.util.find_spec("ray") is not None  # not imported: see ray_loopback_mode
 
 
-def _settings(lake: Path) -> Settings:
+def _settings(lake: Path, readings_per_task: int = 1_000_000) -> Settings:
     return Settings(
-        lake=LakeSettings(root=str(lake)), ingest=IngestSettings(pseudonym_secret=SECRET)
+        lake=LakeSettings(root=str(lake)),
+        ingest=IngestSettings(pseudonym_secret=SECRET),
+        pipeline=PipelineSettings(readings_per_task=readings_per_task),
     )
 
 
@@ -73,9 +74,11 @@ def journey_files(tmp_path_factory) -> tuple[Path, Path]:
     return history, new_day
 
 
-def journey(lake: Path, files: tuple[Path, Path], execution: Execution) -> list[dict]:
+def journey(
+    lake: Path, files: tuple[Path, Path], execution: Execution, readings_per_task: int
+) -> list[dict]:
     """The published tables after a full run, an incremental run and a full refresh."""
-    settings = _settings(lake)
+    settings = _settings(lake, readings_per_task)
     states = []
     for path in files:
         ingest_path(settings, path)
@@ -92,18 +95,18 @@ def journey(lake: Path, files: tuple[Path, Path], execution: Execution) -> list[
 def one_task(journey_files, tmp_path_factory) -> list[dict]:
     """The reference: every run one task in this process."""
     lake = tmp_path_factory.mktemp("one-task") / "lake"
-    return journey(lake, journey_files, Execution(workers=1))
+    return journey(lake, journey_files, Execution(workers=1), 1_000_000)
 
 
 def test_many_buckets_in_this_process_equal_one_task(journey_files, one_task, tmp_path):
-    execution = Execution(workers=1, memory_budget=SMALL_BUDGET)
-    assert journey(tmp_path / "lake", journey_files, execution) == one_task
+    execution = Execution(workers=1)
+    assert journey(tmp_path / "lake", journey_files, execution, SMALL_TASKS) == one_task
 
 
 def test_worker_processes_equal_one_task(journey_files, one_task, tmp_path):
     with open_executor(workers=2) as executor:
-        execution = Execution(executor=executor, memory_budget=SMALL_BUDGET)
-        assert journey(tmp_path / "lake", journey_files, execution) == one_task
+        execution = Execution(executor=executor)
+        assert journey(tmp_path / "lake", journey_files, execution, SMALL_TASKS) == one_task
 
 
 @pytest.fixture(scope="module")
@@ -121,27 +124,30 @@ def ray_cluster() -> Iterator[ray_head.RayHead]:
 
 def test_a_ray_cluster_equals_one_task(journey_files, one_task, ray_cluster, tmp_path):
     with open_executor(cluster=ray_cluster.address) as executor:
-        execution = Execution(executor=executor, memory_budget=SMALL_BUDGET)
-        assert journey(tmp_path / "lake", journey_files, execution) == one_task
+        execution = Execution(executor=executor)
+        assert journey(tmp_path / "lake", journey_files, execution, SMALL_TASKS) == one_task
 
 
 @pytest.fixture(params=["processes", "ray"])
 def many(request: pytest.FixtureRequest) -> Iterator[Execution]:
-    """Worker processes or a Ray cluster, with buckets of about 1,000 readings."""
+    """Worker processes or a Ray cluster."""
     if request.param == "ray":
         address = request.getfixturevalue("ray_cluster").address
         opened = open_executor(cluster=address)
     else:
         opened = open_executor(workers=2)
     with opened as executor:
-        yield Execution(executor=executor, memory_budget=1_000 * BYTES_PER_READING)
+        yield Execution(executor=executor)
 
 
 def test_validation_cohort_on_many_workers_equals_one_task(many, tmp_path):
     cohort = DATA / "validation" / "cohort.csv"
     results = []
-    for name, execution in (("one", Execution(workers=1)), ("many", many)):
-        settings = _settings(tmp_path / name)
+    for name, execution, per_task in (
+        ("one", Execution(workers=1), 1_000_000),
+        ("many", many, 1_000),
+    ):
+        settings = _settings(tmp_path / name, per_task)
         ingest_path(settings, cohort, tz="UTC")
         report = run_pipeline(settings, execution=execution)
         assert report.status == "published", report.message
@@ -158,8 +164,8 @@ def test_a_worker_killed_mid_task_is_retried_and_the_run_publishes_the_same(
     lake = tmp_path / "lake"
     scale_faults.arm(lake)
     with open_executor(workers=2) as executor:
-        execution = Execution(executor=executor, memory_budget=SMALL_BUDGET)
-        settings = _settings(lake)
+        execution = Execution(executor=executor)
+        settings = _settings(lake, SMALL_TASKS)
         ingest_path(settings, journey_files[0])
         report = run_pipeline(settings, execution=execution)
     assert report.status == "published", report.message
@@ -170,8 +176,8 @@ def test_a_worker_killed_mid_task_is_retried_and_the_run_publishes_the_same(
 
 def test_the_report_names_the_executor_and_each_processs_peak(journey_files, tmp_path):
     with open_executor(workers=2) as executor:
-        execution = Execution(executor=executor, memory_budget=SMALL_BUDGET)
-        settings = _settings(tmp_path / "lake")
+        execution = Execution(executor=executor)
+        settings = _settings(tmp_path / "lake", SMALL_TASKS)
         ingest_path(settings, journey_files[0])
         report = run_pipeline(settings, execution=execution)
     assert report.executor == "processes"
@@ -184,8 +190,8 @@ def test_the_report_names_the_executor_and_each_processs_peak(journey_files, tmp
 
 def test_progress_is_reported_once_per_bucket(journey_files, tmp_path):
     seen = []
-    execution = Execution(workers=1, memory_budget=SMALL_BUDGET, progress=seen.append)
-    settings = _settings(tmp_path / "lake")
+    execution = Execution(workers=1, progress=seen.append)
+    settings = _settings(tmp_path / "lake", SMALL_TASKS)
     ingest_path(settings, journey_files[0])
     report = run_pipeline(settings, execution=execution)
     assert [p.buckets_done for p in seen] == list(range(1, report.buckets + 1))

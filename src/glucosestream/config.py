@@ -192,6 +192,17 @@ class QualitySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class PipelineSettings:
+    readings_per_task: int = field(
+        default=1_000_000,
+        metadata=_help(
+            "Readings a run's bucket task is sized for at most (new and history it reads); "
+            "the memory budget (`run --memory-budget`) may make tasks smaller."
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class DashboardSettings:
     host: str = field(default="127.0.0.1", metadata=_help("Address `serve` listens on."))
     port: int = field(default=8000, metadata=_help("Port `serve` listens on."))
@@ -207,6 +218,7 @@ class Settings:
     ingest: IngestSettings = field(default_factory=IngestSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
+    pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
 
     @classmethod

@@ -23,9 +23,6 @@ __all__ = ["Execution", "RunProgress", "TaskRunner", "default_memory_budget"]
 T = TypeVar("T")
 R = TypeVar("R")
 
-# The workers a Ray cluster is assumed to offer when the planner asks before connecting.
-_CLUSTER_WORKERS_HINT = 16
-
 
 def default_memory_budget() -> int:
     """A quarter of the machine's RAM, in bytes (2 GiB where the system does not say)."""
@@ -59,11 +56,7 @@ class Execution:
         return self.memory_budget or default_memory_budget()
 
     @property
-    def planned_workers(self) -> int:
-        if self.executor is not None:
-            return self.executor.workers
-        if self.cluster is not None:
-            return _CLUSTER_WORKERS_HINT
+    def local_workers(self) -> int:
         return self.workers or usable_cores()
 
 
@@ -89,7 +82,7 @@ class TaskRunner:
         """Whether ``tasks`` tasks go to worker processes or a cluster."""
         if self.execution.executor is not None or self.execution.cluster is not None:
             return tasks > 0
-        return tasks > 1 and self.execution.planned_workers > 1
+        return tasks > 1 and self.execution.local_workers > 1
 
     def open(self) -> None:
         """Start the executor now (before building tasks that carry its threads per task)."""

@@ -8,8 +8,12 @@ lake's settings, the run id, the attempt and its bucket's number to find its wor
 readings plus the curated history the run must read with them (from a fortnight and a day before
 the earliest new reading, so a closing period is covered; everything for a full refresh), counted
 from the table's manifests (``lake.readings_since``). It takes the fewest key digits (1, 16, 256
-or 4,096 buckets) that keep every task under the memory budget at ``BYTES_PER_READING``, and at
-least one digit when more than one worker can share a run worth splitting.
+or 4,096 buckets) that keep every task under the memory budget (``TASK_BASE_BYTES`` plus
+``BYTES_PER_READING`` per reading) and at ``pipeline.readings_per_task`` readings (a million by
+default) or fewer: above about a million, the merge's sort and the append's partition split grow
+faster than the readings, so a bigger task is slower per reading, not only bigger (measured: one
+task of 7.76 million readings 53 s and 6.2 GB, sixteen tasks of 485 thousand 32 s and 1.2 GB,
+in one process).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 from glucosestream.config import Settings
+from glucosestream.errors import ConfigError
 from glucosestream.lake import (
     Lakehouse,
     PublishedSnapshots,
@@ -34,7 +39,7 @@ from glucosestream.pipeline.buckets import SplitOutcome, SplitTask, key_prefixes
 __all__ = [
     "BYTES_PER_READING",
     "MAX_WIDTH",
-    "MIN_READINGS_TO_SPLIT",
+    "TASK_BASE_BYTES",
     "BucketPlan",
     "RunPlan",
     "choose_width",
@@ -43,11 +48,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# The peak memory of a bucket task per reading it reads (new and history), measured with
-# benchmarks/bench_pipeline.py (docs/decisions.md, "Scale-out").
-BYTES_PER_READING: Final = 600
-# Below this many readings, a run is one task: starting workers costs more than it saves.
-MIN_READINGS_TO_SPLIT: Final = 2_000_000
+# A bucket task's peak memory: a process's own (imports, kernels, pools) and so much per reading
+# it reads, new and history (measured with benchmarks/bench_pipeline.py: docs/decisions.md,
+# "Scale-out").
+TASK_BASE_BYTES: Final = 512 * 1024**2
+BYTES_PER_READING: Final = 800
 MAX_WIDTH: Final = 3  # 4,096 buckets
 # History an incremental task reads before its earliest new reading: a closing fortnight and
 # a day (pipeline.steps reads from 26 hours before it, or from the day before the first period).
@@ -145,21 +150,30 @@ def read_plan(staging: StagingZone, run_id: str, attempt: int) -> RunPlan:
     return RunPlan.from_json(staging.read_json(plan_path(staging, run_id, attempt)))
 
 
-def choose_width(readings: int, memory_budget: int, *, workers: int) -> int:
-    """The fewest key digits whose buckets each read at most ``memory_budget`` bytes' worth of
-    readings (at most ``MAX_WIDTH``), and at least one when ``workers`` can share the run."""
-    needed = max(1, math.ceil(readings * BYTES_PER_READING / max(memory_budget, 1)))
+def choose_width(readings: int, memory_budget: int, readings_per_task: int) -> int:
+    """The fewest key digits (at most ``MAX_WIDTH``) whose buckets each read at most
+    ``readings_per_task`` readings and fit ``memory_budget`` bytes."""
+    per_task = (memory_budget - TASK_BASE_BYTES) // BYTES_PER_READING
+    if per_task < 1:
+        raise ConfigError(
+            f"a memory budget of {memory_budget:,} bytes leaves nothing for readings after a "
+            f"task's own {TASK_BASE_BYTES // 1024**2} MiB; raise --memory-budget"
+        )
+    if readings_per_task < 1:
+        raise ConfigError(
+            f"pipeline.readings_per_task is {readings_per_task}; set it to 1 or more "
+            "(GLUCOSESTREAM_PIPELINE__READINGS_PER_TASK)"
+        )
+    needed = math.ceil(readings / min(per_task, readings_per_task))
     width = 0
     while 16**width < needed and width < MAX_WIDTH:
         width += 1
-    if 16**width < needed:
+    if 16**width * per_task < readings:
         log.warning(
             "plan: %d readings need %d buckets to stay under a memory budget of %d bytes; "
             "using %d (raise --memory-budget)",
             readings, needed, memory_budget, 16**width,
         )  # fmt: skip
-    if width == 0 and workers > 1 and readings >= MIN_READINGS_TO_SPLIT:
-        width = 1
     return width
 
 
@@ -175,7 +189,6 @@ class PlanInputs:
     published: PublishedSnapshots | None
     patient_keys: tuple[str, ...]  # a full refresh: every registered patient
     memory_budget: int
-    workers: int
 
 
 def plan_run(
@@ -189,7 +202,8 @@ def plan_run(
     bucket) and write the plan."""
     incoming = sum(b.row_count() for b in pending)
     history = _history_estimate(inputs, pending, lake)
-    width = choose_width(incoming + history, inputs.memory_budget, workers=inputs.workers)
+    readings_per_task = inputs.settings.pipeline.readings_per_task
+    width = choose_width(incoming + history, inputs.memory_budget, readings_per_task)
     if width == 0:
         bucket = BucketPlan(
             "", tuple(b.batch_id for b in pending), (), incoming, inputs.patient_keys

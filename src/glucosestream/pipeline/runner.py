@@ -113,6 +113,7 @@ class RunReport:
     set_aside: tuple[SetAside, ...] = ()
     executor: str = "inline"
     buckets: int = 0
+    planned_readings: int = 0  # what the plan sized the buckets for: new and history
     workers: tuple[WorkerFigures, ...] = ()
 
     @property
@@ -275,7 +276,6 @@ class _Run:
                         published=published,
                         patient_keys=keys,
                         memory_budget=self.execution.budget,
-                        workers=self.execution.planned_workers,
                     ),
                     pending,
                     self.lake,
@@ -397,6 +397,7 @@ def _counts(staged: _Staged, *, published: bool) -> dict[str, object]:
         "rejected": staged.rejections,
         "set_aside": staged.set_aside,
         "buckets": len(staged.plan.buckets),
+        "planned_readings": staged.plan.estimated_readings,
         "workers": _worker_figures(staged.outcomes),
     }
 
