@@ -70,7 +70,7 @@ def test_first_arrival_across_batches_equals_the_window_query(duck):
         ]
     )
     curated = _readings([("k3", "d1", 0, "b0", 119.0), ("k9", "d1", 0, "b0", 80.0)])
-    got = new_readings(duck, incoming, curated)
+    got = new_readings(incoming, curated)
     assert got.equals(_by_window(duck, incoming, curated))
     assert got.schema == READING_SCHEMA
     keys = [
@@ -85,11 +85,11 @@ def test_first_arrival_across_batches_equals_the_window_query(duck):
 def test_no_new_readings_when_curated_holds_every_key_or_nothing_comes(duck):
     incoming = _readings([("k1", "d1", 0, "b2", 100.0), ("k1", "d1", 0, "b3", 101.0)])
     curated = _readings([("k1", "d1", 0, "b1", 99.0)])
-    assert new_readings(duck, incoming, curated).num_rows == 0
+    assert new_readings(incoming, curated).num_rows == 0
     empty = READING_SCHEMA.empty_table()
-    assert new_readings(duck, empty, curated).equals(_by_window(duck, empty, curated))
+    assert new_readings(empty, curated).equals(_by_window(duck, empty, curated))
     one = incoming.slice(0, 1)
-    assert new_readings(duck, one, empty).equals(_by_window(duck, one, empty))
+    assert new_readings(one, empty).equals(_by_window(duck, one, empty))
 
 
 _ROW = st.tuples(
@@ -109,4 +109,4 @@ _ROW = st.tuples(
 def test_new_readings_equal_the_window_query_on_any_batches(duck_engine, incoming, curated):
     """Ingest keeps a key once per batch (unique_by), as in the lake; anything else goes."""
     new, old = _readings(incoming), _readings(curated)
-    assert new_readings(duck_engine, new, old).equals(_by_window(duck_engine, new, old))
+    assert new_readings(new, old).equals(_by_window(duck_engine, new, old))

@@ -187,15 +187,15 @@ def test_a_merge_that_loses_a_reading_publishes_nothing(settings, tmp_path, cloc
     """The run's merge duplicates are counted as incoming - set aside - new, which would hide a
     merge that dropped a reading; every_reading_lands checks each incoming key is in the lake
     afterwards (new, or published before)."""
-    from glucosestream.engines.duckdb import DuckDBEngine
+    from glucosestream.pipeline import steps
 
-    real = DuckDBEngine.query
+    real = steps.new_readings
 
-    def lossy(self, sql, tables, **params):
-        out = real(self, sql, tables, **params)
-        return out.slice(1) if "curated" in tables and out.num_rows else out  # the merge
+    def lossy(incoming, curated):
+        out = real(incoming, curated)
+        return out.slice(1) if out.num_rows else out
 
-    monkeypatch.setattr(DuckDBEngine, "query", lossy)
+    monkeypatch.setattr(steps, "new_readings", lossy)
     ingest_path(settings, _day(tmp_path, "good.csv", 1, 120), now=clock)
     report = run_pipeline(settings, now=clock)
     assert report.status == "failed"

@@ -174,7 +174,7 @@ class IngestService:
         """Write one checked batch (``accept.write_batch``), recording the batch and its
         requests together. A failure after the manifest leaves a committed batch that the next
         run registers from its manifest; a retried request then lands in a new batch and its
-        readings are merged once (first arrival wins, ``pipeline/merge.sql``)."""
+        readings are merged once (first arrival wins, ``pipeline/first_arrival.py``)."""
 
         def record(batch_record: BatchRecord, results: list[PartResult]) -> None:
             at = self._now()

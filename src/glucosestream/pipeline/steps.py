@@ -247,7 +247,7 @@ def _merge(work: BucketWork, bucket: Bucket) -> _Merged:
         first_period_day = _first_period(work, incoming)
         since = _history_start(incoming, first_period_day)
     curated = work.lake.read_readings(_published(work, "readings"), keys, since)
-    new = new_readings(work.engine, incoming, curated)
+    new = new_readings(incoming, curated)
     every = _concat([curated, new])
     return _Merged(arrived.num_rows, admitted.set_aside, incoming, new, every, first_period_day)
 
