@@ -6,7 +6,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pytest
+from pyiceberg.expressions import EqualTo
 
 from glucosestream.config import IngestSettings, LakeSettings, PipelineSettings, Settings
 from glucosestream.ingest import ingest_path
@@ -85,14 +87,31 @@ def test_bucketed_runs_equal_in_memory_runs(parts, tmp_path):
         else:
             curated = open_lakehouse(split.lake, TABLES).readings.scan().count()
             assert report.readings_in < report.planned_readings <= report.readings_in + curated
-        if number == 0:  # buckets of one key digit were appended together: a file a partition
-            files = open_lakehouse(split.lake, TABLES).readings.inspect.files()
-            partitions = [tuple(p.values()) for p in files["partition"].to_pylist()]
-            assert len(partitions) == len(set(partitions))
+        if number == 0:
+            _each_bucket_wrote_its_own_files_and_a_patient_reads_one_a_day(split)
     assert _state(split) == _state(whole)
     assert run_pipeline(split, full_refresh=True, execution=ONE_PROCESS).status == "published"
     assert run_pipeline(whole, full_refresh=True).status == "published"
     assert _state(split) == _state(whole)
+
+
+def _each_bucket_wrote_its_own_files_and_a_patient_reads_one_a_day(settings):
+    """Each bucket task writes its readings' data files (one per key digit and day); buckets
+    sharing a key digit share its partitions, but a file holds one bucket's sorted keys, so a
+    patient's read of a day opens one file (the key bounds prune the rest)."""
+    readings = open_lakehouse(settings.lake, TABLES).readings
+    files = readings.inspect.files()
+    partitions = [tuple(p.values()) for p in files["partition"].to_pylist()]
+    assert max(partitions.count(p) for p in set(partitions)) > 1  # two-digit buckets
+    key = pc.min(readings.scan(selected_fields=("patient_key",)).to_arrow()["patient_key"])
+    days = pc.unique(
+        pc.floor_temporal(
+            readings.scan(row_filter=EqualTo("patient_key", key.as_py())).to_arrow()["ts"],
+            unit="day",
+        )
+    )
+    tasks = list(readings.scan(row_filter=EqualTo("patient_key", key.as_py())).plan_files())
+    assert len(tasks) == len(days)  # one file per (key digit, UTC day) partition it has data in
 
 
 def test_staging_zone_is_empty_after_the_run(parts, tmp_path):

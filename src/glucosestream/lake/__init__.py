@@ -15,6 +15,8 @@ Layout of a lake folder::
 
 from __future__ import annotations
 
+from pyiceberg.manifest import DataFile
+
 from glucosestream.lake.access_audit import AccessAudit, AccessEntry
 from glucosestream.lake.access_store import AccessStores, open_access
 from glucosestream.lake.catalog import Lakehouse, Scope, open_lakehouse
@@ -53,6 +55,7 @@ __all__ = [
     "BatchRecord",
     "CheckRow",
     "ClinicStore",
+    "DataFile",
     "DeviceRecord",
     "Lakehouse",
     "MaintenanceReport",

@@ -41,6 +41,7 @@ from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
 from pyiceberg.schema import Schema
 from pyiceberg.table import DataScan, FileScanTask, Table, Transaction
+from pyiceberg.table.metadata import TableMetadata
 
 from glucosestream.config import LakeSettings
 from glucosestream.errors import ConfigError, LakeError
@@ -162,6 +163,30 @@ class Lakehouse:
         chunks = [parts] if isinstance(parts, pa.Table) else parts
         with table.transaction() as tx:
             _append(tx, table, spec, chunks)
+        return _snapshot_id(table)
+
+    def write_data_files(self, short: str, rows: pa.Table) -> list[DataFile]:
+        """Write rows as data files of a table (one per partition), not committed: a run's
+        bucket tasks write them where they run, and publish commits them all at once
+        (``commit_data_files``). Files a run never commits are orphans ``maintain`` removes
+        (it holds the run lock, so never while a run is writing)."""
+        spec, table = self.specs[short], self.tables[short]
+        if rows.num_rows == 0:
+            return []
+        prepared = spec.prepare(spec.conform(rows))
+        return write_files(table.metadata, table, prepared, uuid.uuid4(), itertools.count())
+
+    def commit_data_files(self, short: str, files: Iterable[DataFile]) -> int | None:
+        """Append data files ``write_data_files`` wrote, in one snapshot (none when there are
+        none); the new snapshot id, or the current one."""
+        table = self.tables[short]
+        added = list(files)
+        if added:
+            with table.transaction() as tx:
+                append = tx.update_snapshot().fast_append()
+                for data_file in added:
+                    append.append_data_file(data_file)
+                append.commit()
         return _snapshot_id(table)
 
     def replace_rows(self, short: str, parts: Iterable[tuple[pa.Table, Scope]]) -> int | None:
@@ -292,7 +317,9 @@ def _append(tx: Transaction, table: Table, spec: TableSpec, parts: Iterable[pa.T
     added = [
         data_file
         for rows in _grouped_by_bucket(parts, spec)
-        for data_file in write_files(tx, table, spec.prepare(rows), append.commit_uuid, counter)
+        for data_file in write_files(
+            tx.table_metadata, table, spec.prepare(rows), append.commit_uuid, counter
+        )
     ]
     if added:  # an empty snapshot would only be noise
         for data_file in added:
@@ -328,7 +355,9 @@ def _replace(
         data_file
         for part in (kept, rows)  # kept rows apart, so later runs can leave their files alone
         if part.num_rows
-        for data_file in write_files(tx, table, spec.prepare(part), overwrite.commit_uuid, counter)
+        for data_file in write_files(
+            tx.table_metadata, table, spec.prepare(part), overwrite.commit_uuid, counter
+        )
     ]
     if not tasks and not added:
         return
@@ -375,7 +404,7 @@ def _whole_file_test(schema: Schema, scope: Scope) -> Callable[[DataFile], bool]
 
 
 def write_files(
-    tx: Transaction,
+    metadata: TableMetadata,
     table: Table,
     rows: pa.Table,
     commit_uuid: uuid.UUID,
@@ -384,7 +413,7 @@ def write_files(
     """Write rows as data files of the table (one per partition), not yet committed."""
     return list(
         _dataframe_to_data_files(
-            table_metadata=tx.table_metadata,
+            table_metadata=metadata,
             df=rows,
             io=table.io,
             write_uuid=commit_uuid,

@@ -49,7 +49,7 @@ def compact_table(
         added = []
         for batch in _reads(groups, rows_per_read):
             rows = spec.prepare(scan.to_table(batch))
-            added += write_files(tx, table, rows, overwrite.commit_uuid, counter)
+            added += write_files(tx.table_metadata, table, rows, overwrite.commit_uuid, counter)
             del rows  # before the next read
         for task in itertools.chain.from_iterable(groups):
             overwrite.delete_data_file(task.file)

@@ -28,7 +28,9 @@ import pyarrow as pa
 from glucosestream.config import Settings
 from glucosestream.engines import open_engine
 from glucosestream.lake import (
+    DataFile,
     DeviceRecord,
+    Lakehouse,
     RawZone,
     Scope,
     StagingZone,
@@ -55,11 +57,14 @@ class BucketTask:
 
 @dataclass(frozen=True, slots=True)
 class StagedTable:
-    """One table's rows of a bucket, in a staged file, and the published rows they replace."""
+    """One table's rows of a bucket: in a staged file with the published rows they replace,
+    or (a table runs append to) already written as the table's own data files, which publish
+    commits."""
 
     path: str
     rows: int
     scope: Scope
+    data_files: tuple[DataFile, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +103,10 @@ def run_bucket_task(task: BucketTask) -> BucketOutcome:
     try:
         with timer.step("merge"):
             arrived = _arrived(planned, RawZone(storage), staging)
+        lake = open_lakehouse(settings.lake, TABLES)
         work = steps.BucketWork(
             engine=engine,
-            lake=open_lakehouse(settings.lake, TABLES),
+            lake=lake,
             published=plan.published,
             quality=settings.quality,
             run_id=plan.run_id,
@@ -112,7 +118,7 @@ def run_bucket_task(task: BucketTask) -> BucketOutcome:
     finally:
         engine.close()
     with timer.step("stage"):
-        return _stage(plan, tables, staging, timer.seconds)
+        return _stage(plan, tables, lake, staging, timer.seconds)
 
 
 def _arrived(planned: BucketPlan, raw: RawZone, staging: StagingZone) -> pa.Table:
@@ -125,8 +131,14 @@ def _arrived(planned: BucketPlan, raw: RawZone, staging: StagingZone) -> pa.Tabl
 
 
 def _stage(
-    plan: RunPlan, tables: steps.BucketTables, staging: StagingZone, seconds: dict[str, float]
+    plan: RunPlan,
+    tables: steps.BucketTables,
+    lake: Lakehouse,
+    staging: StagingZone,
+    seconds: dict[str, float],
 ) -> BucketOutcome:
+    """The bucket's rows of each table: an appended table's as its data files (written here,
+    in parallel with the other tasks, instead of by publish), the others as staged files."""
     folder = staging.run_path(
         plan.run_id,
         f"attempt-{plan.attempt}",
@@ -136,6 +148,10 @@ def _stage(
     )
     staged = {}
     for short, (rows, scope) in tables.tables.items():
+        if lake.specs[short].write == "append":
+            files = tuple(lake.write_data_files(short, rows))
+            staged[short] = StagedTable("", rows.num_rows, scope, files)
+            continue
         staging.write_table(f"{folder}/{short}.arrow", rows)
         staged[short] = StagedTable(f"{folder}/{short}.arrow", rows.num_rows, scope)
     staging.write_table(f"{folder}/set_aside.arrow", tables.set_aside)

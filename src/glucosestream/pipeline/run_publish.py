@@ -1,7 +1,7 @@
 """The last steps of a run, in the coordinator: the run-wide audit over every bucket's outcome,
-then the publish (every table of the registry written from the staged files, one commit each,
-one bucket in memory at a time; the caller records the snapshot ids in one metadata
-transaction, which is the real publish)."""
+then the publish (every table of the registry in one commit each: the data files the tasks wrote
+for an appended table, the staged files' rows for a replaced one; the caller records the
+snapshot ids in one metadata transaction, which is the real publish)."""
 
 from __future__ import annotations
 
@@ -41,9 +41,9 @@ def publish(
     snapshot_ids = {}
     for spec in lake.specs:
         staged = [o.staged[spec.short] for o in outcomes]
-        if spec.write == "append":
-            tables = (staging.read_table(s.path) for s in staged)
-            snapshot_ids[spec.short] = lake.append_rows(spec.short, tables)
+        if spec.write == "append":  # the tasks wrote the data files: one commit adds them
+            files = (f for s in staged for f in s.data_files)
+            snapshot_ids[spec.short] = lake.commit_data_files(spec.short, files)
         else:
             parts = ((staging.read_table(s.path), s.scope) for s in staged)
             snapshot_ids[spec.short] = lake.replace_rows(spec.short, parts)
