@@ -111,6 +111,7 @@ _FAST_LIMIT_S = 1.0  # twice the rule's 0.5 s, so a busy machine does not flag b
 HEAVY_MODULES = frozenset(
     {
         "test_authz_matrix.py",
+        "test_cli_scale_out.py",
         "test_fuzz_formats.py",
         "test_fuzz_http.py",
         "test_glue.py",

@@ -34,6 +34,9 @@ def test_period_results_equal_the_three_tables_computed_apart():
     assert got.periods.equals(compute_period_metrics(readings, periods, **RUN))
     assert got.episodes.equals(episode_rows(readings, periods, **RUN))
     assert got.agp.equals(agp_profile(readings, periods, **RUN))
+    one_thread = period_results(readings, periods, **RUN, threads=1)  # a worker's share
+    for table in ("periods", "episodes", "agp"):
+        assert getattr(one_thread, table).equals(getattr(got, table))
     assert got.periods.num_rows == 4
     assert got.episodes.num_rows > 0
     assert got.agp.num_rows > 0

@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 from glucosestream.errors import InvalidInput
 from glucosestream.localclock import wall_clock_times
 from glucosestream.metrics.cohort_layout import Cohort, Readings, prepare_cohort
-from glucosestream.metrics.kernel_columns import cohort_columns
+from glucosestream.metrics.kernel_columns import cohort_columns, numba_threads, usable_cores
 from glucosestream.metrics.kernels.period_profiles import agp_percentiles, episode_list, grid_steps
 from glucosestream.metrics.kernels.slices import gather_periods
 from glucosestream.metrics.metric_options import MetricOptions
@@ -118,19 +118,29 @@ class PeriodResults:
 
 
 def period_results(
-    readings: pa.Table, periods: pa.Table, *, run_id: str, computed_at: dt.datetime
+    readings: pa.Table,
+    periods: pa.Table,
+    *,
+    run_id: str,
+    computed_at: dt.datetime,
+    threads: int | None = None,
 ) -> PeriodResults:
     """``compute_period_metrics``, ``episode_rows`` and ``agp_profile`` of the same readings
     and periods, from one period cohort (the readings on local wall clocks, laid out per
-    period, and the grid steps) instead of one each."""
+    period, and the grid steps) instead of one each; the kernels on ``threads`` threads
+    (default: every core this process may use), the same results on any number."""
+    threads = threads or usable_cores()
     cohort = _period_cohort(readings, periods)
-    steps = grid_steps(*cohort.readings.as_tuple()[:2])
     at = computed_at
-    return PeriodResults(
-        periods=_period_metrics_of(cohort, steps, periods, run_id=run_id, computed_at=at),
-        episodes=_episodes_of(cohort, steps, periods, run_id=run_id, computed_at=at),
-        agp=_agp_of(cohort, steps, periods, run_id=run_id, computed_at=at),
-    )
+    with numba_threads(threads):
+        steps = grid_steps(*cohort.readings.as_tuple()[:2])
+        return PeriodResults(
+            periods=_period_metrics_of(
+                cohort, steps, periods, run_id=run_id, computed_at=at, threads=threads
+            ),
+            episodes=_episodes_of(cohort, steps, periods, run_id=run_id, computed_at=at),
+            agp=_agp_of(cohort, steps, periods, run_id=run_id, computed_at=at),
+        )
 
 
 def compute_period_metrics(
@@ -161,9 +171,15 @@ def agp_profile(
 
 
 def _period_metrics_of(
-    cohort: Cohort, steps: IntArray, periods: pa.Table, *, run_id: str, computed_at: dt.datetime
+    cohort: Cohort,
+    steps: IntArray,
+    periods: pa.Table,
+    *,
+    run_id: str,
+    computed_at: dt.datetime,
+    threads: int | None = None,
 ) -> pa.Table:
-    values = cohort_columns(cohort, CONSENSUS, MetricOptions())
+    values = cohort_columns(cohort, CONSENSUS, MetricOptions(), threads)
     columns: dict[str, pa.Array] = _keys(periods)
     for name in CONSENSUS:
         field = metric_field(name)

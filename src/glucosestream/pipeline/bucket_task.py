@@ -112,6 +112,7 @@ def run_bucket_task(task: BucketTask) -> BucketOutcome:
             run_id=plan.run_id,
             computed_at=plan.computed_at,
             full_refresh=plan.full_refresh,
+            threads=task.threads or None,
         )
         bucket = steps.Bucket(planned.prefix, arrived, planned.patient_keys)
         tables = steps.process_bucket(work, bucket, timer)

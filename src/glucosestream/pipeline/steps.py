@@ -170,6 +170,7 @@ class BucketWork:
     run_id: str
     computed_at: dt.datetime
     full_refresh: bool
+    threads: int | None = None  # cores the task may use (None: every core)
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +277,7 @@ def _transform(work: BucketWork, bucket: Bucket, merged: _Merged) -> _Transforme
     )
     run_id, at = work.run_id, work.computed_at
     inputs, session_scope = _session_inputs(work, bucket, every, new)
-    results = period_results(every, periods, run_id=run_id, computed_at=at)
+    results = period_results(every, periods, run_id=run_id, computed_at=at, threads=work.threads)
     tables = {
         "readings": (new, Scope()),
         "daily": (daily, scope),
