@@ -35,30 +35,36 @@ GIB = 1024**3
         (250_000_000, 6 * GIB, 1_000_000, 2),  # 256 tasks of under a million
         (260_000_000, 6 * GIB, 1_000_000, 3),  # 4,096 tasks
         (5_000_000, 6 * GIB, 10_000_000, 0),  # bigger tasks asked for, and they fit
-        (7_760_000, 6 * GIB, 10_000_000, 1),  # 6 GiB holds 7.38 million a task
-        # the budget decides: 1 GiB holds (1 GiB - 512 MiB) / 800 B = 671,088 readings a task
+        (7_760_000, 6 * GIB, 10_000_000, 1),  # 6 GiB holds 6.95 million a task
+        # the budget decides: 1 GiB holds (1 GiB - 512 MiB) / 850 B = 631,612 readings a task
         (7_760_000, 1 * GIB, 10_000_000, 1),
         (20_000_000, 1 * GIB, 10_000_000, 2),
     ],
 )
 def test_buckets_keep_each_task_under_its_readings_and_budget(readings, budget, per_task, width):
-    assert choose_width(readings, budget, per_task) == width
+    assert choose_width(readings, readings, budget, per_task) == width
     per_bucket = readings / 16**width
     assert per_bucket <= per_task
     assert TASK_BASE_BYTES + per_bucket * BYTES_PER_READING <= budget
 
 
+def test_the_budget_allows_for_the_most_a_task_may_read_the_speed_for_the_typical():
+    # an incremental run: 2.8 million new readings, up to 41.6 million with a closing period
+    assert choose_width(5_600_000, 41_600_000, 6 * GIB, 4_000_000) == 1
+    assert choose_width(5_600_000, 41_600_000, 64 * GIB, 8_000_000) == 0  # room for one task
+
+
 def test_a_budget_below_a_tasks_own_memory_is_refused():
     with pytest.raises(ConfigError, match="raise --memory-budget"):
-        choose_width(1_000, TASK_BASE_BYTES, 1_000_000)
+        choose_width(1_000, 1_000, TASK_BASE_BYTES, 1_000_000)
     with pytest.raises(ConfigError, match="READINGS_PER_TASK"):
-        choose_width(1_000, 6 * GIB, 0)
+        choose_width(1_000, 1_000, 6 * GIB, 0)
 
 
 def test_too_many_readings_for_the_budget_use_every_bucket_and_say_so(caplog):
     budget = TASK_BASE_BYTES + 1_000 * BYTES_PER_READING  # a thousand readings a task
     with caplog.at_level(logging.WARNING):
-        assert choose_width(10**9, budget, 1_000_000) == MAX_WIDTH
+        assert choose_width(10**9, 10**9, budget, 1_000_000) == MAX_WIDTH
     assert "raise --memory-budget" in caplog.text
 
 

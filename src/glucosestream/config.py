@@ -194,7 +194,7 @@ class QualitySettings:
 @dataclass(frozen=True, slots=True)
 class PipelineSettings:
     readings_per_task: int = field(
-        default=1_000_000,
+        default=4_000_000,
         metadata=_help(
             "Readings a run's bucket task is sized for at most (new and history it reads); "
             "the memory budget (`run --memory-budget`) may make tasks smaller."

@@ -9,11 +9,13 @@ readings plus the curated history the run must read with them (from a fortnight 
 the earliest new reading, so a closing period is covered; everything for a full refresh), counted
 from the table's manifests (``lake.readings_since``). It takes the fewest key digits (1, 16, 256
 or 4,096 buckets) that keep every task under the memory budget (``TASK_BASE_BYTES`` plus
-``BYTES_PER_READING`` per reading) and at ``pipeline.readings_per_task`` readings (a million by
-default) or fewer: above about a million, the merge's sort and the append's partition split grow
-faster than the readings, so a bigger task is slower per reading, not only bigger (measured: one
-task of 7.76 million readings 53 s and 6.2 GB, sixteen tasks of 485 thousand 32 s and 1.2 GB,
-in one process).
+``BYTES_PER_READING`` per reading, for the most it may read) and at about
+``pipeline.readings_per_task`` readings (4 million by default) or fewer of what it typically reads
+(as much history as new readings, in an incremental run). Neither much bigger tasks (the sorts
+and the partition split of a task's writes grow faster than its readings: one task of 7.76
+million readings took 39 s where sixteen took 22 s) nor many more: every task pays a fixed cost
+(opening the lake, planning its scans over the table's manifests, a file per day partition),
+which at 256 buckets of a 10,000-patient run outweighed the work (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ log = logging.getLogger(__name__)
 # it reads, new and history (measured with benchmarks/bench_pipeline.py: docs/decisions.md,
 # "Scale-out").
 TASK_BASE_BYTES: Final = 512 * 1024**2
-BYTES_PER_READING: Final = 800
+BYTES_PER_READING: Final = 850
 MAX_WIDTH: Final = 3  # 4,096 buckets
 # History an incremental task reads before its earliest new reading: a closing fortnight and
 # a day (pipeline.steps reads from 26 hours before it, or from the day before the first period).
@@ -150,9 +152,12 @@ def read_plan(staging: StagingZone, run_id: str, attempt: int) -> RunPlan:
     return RunPlan.from_json(staging.read_json(plan_path(staging, run_id, attempt)))
 
 
-def choose_width(readings: int, memory_budget: int, readings_per_task: int) -> int:
-    """The fewest key digits (at most ``MAX_WIDTH``) whose buckets each read at most
-    ``readings_per_task`` readings and fit ``memory_budget`` bytes."""
+def choose_width(
+    readings: int, most_readings: int, memory_budget: int, readings_per_task: int
+) -> int:
+    """The fewest key digits (at most ``MAX_WIDTH``) whose buckets each read about
+    ``readings_per_task`` or fewer of the ``readings`` a run typically reads, and fit
+    ``memory_budget`` bytes with the ``most_readings`` it may read."""
     per_task = (memory_budget - TASK_BASE_BYTES) // BYTES_PER_READING
     if per_task < 1:
         raise ConfigError(
@@ -164,15 +169,15 @@ def choose_width(readings: int, memory_budget: int, readings_per_task: int) -> i
             f"pipeline.readings_per_task is {readings_per_task}; set it to 1 or more "
             "(GLUCOSESTREAM_PIPELINE__READINGS_PER_TASK)"
         )
-    needed = math.ceil(readings / min(per_task, readings_per_task))
+    needed = max(math.ceil(readings / readings_per_task), math.ceil(most_readings / per_task), 1)
     width = 0
     while 16**width < needed and width < MAX_WIDTH:
         width += 1
-    if 16**width * per_task < readings:
+    if 16**width * per_task < most_readings:
         log.warning(
             "plan: %d readings need %d buckets to stay under a memory budget of %d bytes; "
             "using %d (raise --memory-budget)",
-            readings, needed, memory_budget, 16**width,
+            most_readings, needed, memory_budget, 16**width,
         )  # fmt: skip
     return width
 
@@ -202,8 +207,12 @@ def plan_run(
     bucket) and write the plan."""
     incoming = sum(b.row_count() for b in pending)
     history = _history_estimate(inputs, pending, lake)
+    # Typically an incremental task reads about as much history as new readings (26 hours
+    # before the earliest); when a period closes, up to 15 days: the memory budget allows for
+    # that, the speed sizing for the typical case (a full refresh reads all of it either way).
+    typical = incoming + (history if inputs.full_refresh else min(history, incoming))
     readings_per_task = inputs.settings.pipeline.readings_per_task
-    width = choose_width(incoming + history, inputs.memory_budget, readings_per_task)
+    width = choose_width(typical, incoming + history, inputs.memory_budget, readings_per_task)
     if width == 0:
         bucket = BucketPlan(
             "", tuple(b.batch_id for b in pending), (), incoming, inputs.patient_keys
