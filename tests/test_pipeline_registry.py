@@ -11,7 +11,7 @@ import pytest
 from glucosestream.errors import LakeError
 from glucosestream.ingest import ingest_path
 from glucosestream.lake import TableRegistry, open_lakehouse, open_metadata
-from glucosestream.pipeline import run_pipeline, runner, steps
+from glucosestream.pipeline import run_pipeline, steps, table_registry
 from glucosestream.pipeline.table_registry import DAILY_METRICS, TABLES
 from glucosestream.synth import CohortSpec, write_cohort
 
@@ -28,7 +28,7 @@ def _ingest(settings, tmp_path, seed=4):
 
 def test_a_new_table_is_one_registry_entry(settings, tmp_path, monkeypatch):
     registry = TableRegistry((*TABLES, DAILY_COPY))
-    monkeypatch.setattr(runner, "TABLES", registry)
+    monkeypatch.setattr(table_registry, "TABLES", registry)  # where the run and its tasks read it
     transform = steps._transform
 
     def with_copy(work, bucket, merged):  # the step computing the new table's rows
@@ -49,7 +49,7 @@ def test_a_new_table_is_one_registry_entry(settings, tmp_path, monkeypatch):
 def test_a_table_the_run_staged_nothing_for_fails_the_run_and_publishes_nothing(
     settings, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(runner, "TABLES", TableRegistry((*TABLES, DAILY_COPY)))
+    monkeypatch.setattr(table_registry, "TABLES", TableRegistry((*TABLES, DAILY_COPY)))
     _ingest(settings, tmp_path)
     with pytest.raises(LakeError, match=r"results\.daily_copy"):
         run_pipeline(settings)

@@ -37,9 +37,8 @@ from glucosestream.lake import (
     open_lakehouse,
     open_storage,
 )
-from glucosestream.pipeline import steps
+from glucosestream.pipeline import steps, table_registry
 from glucosestream.pipeline.run_plan import BucketPlan, RunPlan, read_plan
-from glucosestream.pipeline.table_registry import TABLES
 from glucosestream.quality import CheckResult, count_set_aside
 from glucosestream.readings import READING_SCHEMA
 
@@ -103,7 +102,7 @@ def run_bucket_task(task: BucketTask) -> BucketOutcome:
     try:
         with timer.step("merge"):
             arrived = _arrived(planned, RawZone(storage), staging)
-        lake = open_lakehouse(settings.lake, TABLES)
+        lake = open_lakehouse(settings.lake, table_registry.TABLES)
         work = steps.BucketWork(
             engine=engine,
             lake=lake,

@@ -42,12 +42,11 @@ from glucosestream.lake import (
     open_storage,
     run_lock,
 )
-from glucosestream.pipeline import steps
+from glucosestream.pipeline import steps, table_registry
 from glucosestream.pipeline.bucket_task import BucketOutcome, BucketTask, run_bucket_task
 from glucosestream.pipeline.execution import Execution, ProgressMeter, TaskRunner
 from glucosestream.pipeline.run_plan import PlanInputs, RunPlan, plan_run
 from glucosestream.pipeline.run_publish import publish, reconcile, set_aside_rows_of
-from glucosestream.pipeline.table_registry import TABLES
 from glucosestream.quality import (
     CheckResult,
     QualityReport,
@@ -249,7 +248,7 @@ class _Run:
         self.run_id = f"run-{self.started_at:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}"
         self.timer = _Timer()
         self.meta = open_metadata(settings.lake)
-        self.lake = open_lakehouse(settings.lake, TABLES)
+        self.lake = open_lakehouse(settings.lake, table_registry.TABLES)
         self.storage = open_storage(settings.lake)
         self.staging = StagingZone(self.storage)
         self.tasks = TaskRunner(execution)
