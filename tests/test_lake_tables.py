@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from glucosestream.ingest import ingest_path
 from glucosestream.lake import TableRegistry, open_lakehouse, open_metadata
-from glucosestream.pipeline import run_pipeline, runner, table_registry
+from glucosestream.pipeline import run_pipeline, table_registry
 from glucosestream.pipeline.table_registry import TABLES
 from glucosestream.synth import CohortSpec, write_cohort
 
@@ -42,7 +42,7 @@ def test_a_new_column_is_added_to_a_lake_that_has_data(settings, tmp_path, monke
     grown = table_registry.DAILY_METRICS.schema.append(pa.field("pct_70_140", pa.float64()))
     evolved = dataclasses.replace(table_registry.DAILY_METRICS, schema=grown)
     registry = TableRegistry(tuple(evolved if s.short == "daily" else s for s in TABLES))
-    monkeypatch.setattr(runner, "TABLES", registry)
+    monkeypatch.setattr(table_registry, "TABLES", registry)
     lake = open_lakehouse(settings.lake, registry)
     assert "pct_70_140" in lake.daily.schema().column_names
     daily = lake.read_daily(published.of("daily"))
