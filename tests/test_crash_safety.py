@@ -75,7 +75,7 @@ def expected(files, tmp_path_factory):
 
 RUN_POINTS = [
     ("glucosestream.pipeline.steps:process_bucket", "after"),
-    ("glucosestream.lake.catalog:Lakehouse.append_rows", "after"),  # readings only
+    ("glucosestream.lake.catalog:Lakehouse.commit_data_files", "after"),  # readings only
     ("glucosestream.lake.catalog:Lakehouse.replace_rows", "before"),
     ("glucosestream.lake.catalog:Lakehouse.replace_rows", "after"),  # and daily
     ("glucosestream.lake.metadata:MetadataStore.finish_run", "before"),

@@ -129,7 +129,7 @@ def test_killed_run_on_s3_recovers_to_uninterrupted_results(s3, tmp_path):
         "GLUCOSESTREAM_LAKE__S3_SECRET_ACCESS_KEY": lake.s3_secret_access_key,
     }
     killer = Path(__file__).with_name("killer.py")
-    target = "glucosestream.lake.catalog:Lakehouse.append_rows"  # the readings, first
+    target = "glucosestream.lake.catalog:Lakehouse.commit_data_files"  # the readings, first
     command = [sys.executable, str(killer), target, "after", "", "--", "run", "--lake", lake.root]
     assert subprocess.run(command, env=env, capture_output=True).returncode == -signal.SIGKILL
     assert run_pipeline(settings).status == "published"
