@@ -84,7 +84,8 @@ def run(
     """Load new raw batches, compute metrics, check quality, publish.
 
     A run is a plan, one task per bucket of patients, and one publish. The tasks run in worker
-    processes on every core (--workers N), or on a running Ray cluster (--cluster ADDRESS).
+    processes on every core (--workers N), or on a running Ray cluster (--cluster ADDRESS),
+    whose nodes must reach the lake (an s3:// lake; a folder only on a one-machine cluster).
 
     Example: glucosestream run --workers 2 --memory-budget 4G
     """
