@@ -19,7 +19,7 @@ from pyiceberg.manifest import DataFile
 
 from glucosestream.lake.access_audit import AccessAudit, AccessEntry
 from glucosestream.lake.access_store import AccessStores, open_access
-from glucosestream.lake.catalog import Lakehouse, Scope, open_lakehouse
+from glucosestream.lake.catalog import Lakehouse, open_lakehouse
 from glucosestream.lake.clinic_store import ClinicStore
 from glucosestream.lake.database import (
     Store,
@@ -41,6 +41,7 @@ from glucosestream.lake.metadata import (
 from glucosestream.lake.metadata_schema import batches, ingest_requests
 from glucosestream.lake.privacy_ledger import PrivacyLedger
 from glucosestream.lake.row_estimates import readings_since
+from glucosestream.lake.scope import Scope
 from glucosestream.lake.staging_zone import StagingZone
 from glucosestream.lake.storage import Storage, open_storage
 from glucosestream.lake.table_spec import TableRegistry, TableSpec, WriteMode
