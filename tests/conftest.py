@@ -64,7 +64,7 @@ def key_filter(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     """Run a test with both ways the lake narrows to a run's patients: an In over their keys,
     and (as for a run touching many patients) a days-only filter narrowed in memory."""
     if request.param == "broad":
-        monkeypatch.setattr("glucosestream.lake.catalog._MANY_KEYS", 1)
+        monkeypatch.setattr("glucosestream.lake.scope.MANY_KEYS", 1)
     return str(request.param)
 
 

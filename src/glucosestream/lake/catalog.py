@@ -45,7 +45,7 @@ from glucosestream.config import LakeSettings
 from glucosestream.errors import ConfigError, LakeError
 from glucosestream.lake.database import create_private_file, private_state_path
 from glucosestream.lake.metadata import PublishedSnapshots
-from glucosestream.lake.scope import MANY_KEYS, Scope, under_common_prefix
+from glucosestream.lake.scope import Scope, many_keys, under_common_prefix
 from glucosestream.lake.storage import iceberg_properties, open_storage
 from glucosestream.lake.table_spec import TableRegistry, TableSpec
 
@@ -122,7 +122,7 @@ class Lakehouse:
         spec = self.specs["readings"]
         if snapshot_id is None or not keys:
             return spec.schema.empty_table()
-        if since is not None and len(keys) >= MANY_KEYS:
+        if since is not None and many_keys(keys):
             broad = under_common_prefix(keys, GreaterThanOrEqual("ts", since.isoformat()))
             rows = self.readings.scan(row_filter=broad, snapshot_id=snapshot_id).to_arrow()
             return spec.conform(_only_keys(rows, keys))
@@ -227,7 +227,7 @@ class Lakehouse:
         keys = sorted(set(patient_keys))
         if snapshot_id is None or not keys:
             return {}
-        many = len(keys) >= MANY_KEYS
+        many = many_keys(keys)
         scan = self.daily.scan(
             row_filter=under_common_prefix(keys, AlwaysTrue()) if many else In("patient_key", keys),
             snapshot_id=snapshot_id,
