@@ -16,9 +16,11 @@ import datetime as dt
 import enum
 import functools
 import zoneinfo
+from collections.abc import Sequence
 from typing import Final, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 __all__ = [
     "EARLIEST_READING_AT",
@@ -28,6 +30,7 @@ __all__ = [
     "READING_SCHEMA",
     "ReadingFlag",
     "Unit",
+    "in_order",
     "is_known_zone",
     "known_zones",
     "mmol_l_to_mg_dl",
@@ -96,3 +99,25 @@ def is_known_zone(name: str) -> bool:
 def known_zones() -> frozenset[str]:
     """Every name ``is_known_zone`` accepts (for suggesting a zone close to a typo)."""
     return frozenset(zoneinfo.available_timezones()) - _UNUSABLE_ZONES
+
+
+def in_order(rows: pa.Table, columns: Sequence[str]) -> bool:
+    """Whether the rows are sorted ascending by ``columns`` (ties in any order): each row is
+    compared with the one before it, one pass and no sort. False when a sort column holds a
+    null or NaN (the sort decides where those go)."""
+    n = rows.num_rows
+    if n < 2 or not columns:
+        return True
+    if any(rows[c].null_count for c in columns):
+        return False
+    lead = rows[columns[0]]
+    if not pc.all(pc.less_equal(lead.slice(0, n - 1), lead.slice(1))).as_py():
+        return False  # one pass settles most unsorted tables
+    ordered: pa.ChunkedArray | None = None  # previous row <= this row, from the last column on
+    for name in reversed(columns):
+        this, previous = rows[name].slice(1), rows[name].slice(0, n - 1)
+        if ordered is None:
+            ordered = pc.less_equal(previous, this)
+        else:
+            ordered = pc.or_(pc.less(previous, this), pc.and_(pc.equal(previous, this), ordered))
+    return pc.all(ordered).as_py() is True

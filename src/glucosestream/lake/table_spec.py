@@ -9,13 +9,14 @@ one registry entry.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from pyiceberg.transforms import Transform
+
+from glucosestream.readings import in_order
 
 __all__ = ["TableRegistry", "TableSpec", "WriteMode"]
 
@@ -59,28 +60,6 @@ class TableSpec:
         if in_order(rows, self.sort_by):
             return rows
         return rows.sort_by([(c, "ascending") for c in self.sort_by])
-
-
-def in_order(rows: pa.Table, columns: Sequence[str]) -> bool:
-    """Whether the rows are sorted ascending by ``columns`` (ties in any order): each row is
-    compared with the one before it, one pass and no sort. False when a sort column holds a
-    null or NaN (the sort decides where those go)."""
-    n = rows.num_rows
-    if n < 2 or not columns:
-        return True
-    if any(rows[c].null_count for c in columns):
-        return False
-    lead = rows[columns[0]]
-    if not pc.all(pc.less_equal(lead.slice(0, n - 1), lead.slice(1))).as_py():
-        return False  # one pass settles most unsorted tables
-    ordered: pa.ChunkedArray | None = None  # previous row <= this row, from the last column on
-    for name in reversed(columns):
-        this, previous = rows[name].slice(1), rows[name].slice(0, n - 1)
-        if ordered is None:
-            ordered = pc.less_equal(previous, this)
-        else:
-            ordered = pc.or_(pc.less(previous, this), pc.and_(pc.equal(previous, this), ordered))
-    return pc.all(ordered).as_py() is True
 
 
 @dataclass(frozen=True, slots=True)

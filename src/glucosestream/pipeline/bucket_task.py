@@ -16,11 +16,8 @@ import os
 import resource
 import socket
 import sys
-import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import version
 
 import pyarrow as pa
@@ -94,7 +91,7 @@ def run_bucket_task(task: BucketTask) -> BucketOutcome:
     staging = StagingZone(storage)
     plan = read_plan(staging, task.run_id, task.attempt)
     planned = plan.buckets[task.bucket]
-    timer = _StepSeconds()
+    timer = steps.StepSeconds()
     engine_settings = settings.engine
     if task.threads and not engine_settings.threads:
         engine_settings = dataclasses.replace(engine_settings, threads=task.threads)
@@ -118,7 +115,7 @@ def run_bucket_task(task: BucketTask) -> BucketOutcome:
     finally:
         engine.close()
     with timer.step("stage"):
-        return _stage(plan, tables, lake, staging, timer.seconds)
+        return _stage(plan, tables, lake, staging, timer.totals)
 
 
 def _arrived(planned: BucketPlan, raw: RawZone, staging: StagingZone) -> pa.Table:
@@ -176,16 +173,3 @@ def _stage(
 def _peak_rss_bytes() -> int:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024  # Linux counts kilobytes
-
-
-@dataclass
-class _StepSeconds:
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    @contextmanager
-    def step(self, name: str) -> Iterator[None]:
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from glucosestream.metrics.kernel_columns import usable_cores
-from glucosestream.pipeline.task_executor import TaskExecutor, open_executor
+from glucosestream.pipeline.task_executor import InlineExecutor, TaskExecutor, open_executor
 
 __all__ = ["Execution", "RunProgress", "TaskRunner", "default_memory_budget"]
 
@@ -99,12 +99,7 @@ class TaskRunner:
         on_result: Callable[[int, R], None] | None = None,
     ) -> list[R]:
         if not self.parallel(len(tasks)):
-            results = []
-            for index, task in enumerate(tasks):
-                results.append(fn(task))
-                if on_result is not None:
-                    on_result(index, results[-1])
-            return results
+            return InlineExecutor().run(fn, tasks, on_result)
         self.open()
         assert self._executor is not None
         return self._executor.run(fn, tasks, on_result)

@@ -25,9 +25,7 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 from glucosestream.clock import Clock, utc_now
@@ -124,25 +122,6 @@ class RunReport:
         return sum(s.rows for s in self.set_aside)
 
 
-@dataclass
-class _Timer:
-    totals: dict[str, float] = field(default_factory=dict)
-
-    @contextmanager
-    def step(self, name: str) -> Iterator[None]:
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            elapsed = time.perf_counter() - started
-            self.totals[name] = self.totals.get(name, 0.0) + elapsed
-
-    def timings(self) -> tuple[StepTiming, ...]:
-        return tuple(
-            StepTiming(s, round(self.totals[s] * 1000)) for s in steps.STEPS if s in self.totals
-        )
-
-
 def run_pipeline(
     settings: Settings,
     *,
@@ -207,6 +186,12 @@ def _run_locked(run: _Run) -> RunReport:
     )
 
 
+def _timings(timer: steps.StepSeconds) -> tuple[StepTiming, ...]:
+    """The steps' milliseconds, in the order of ``steps.STEPS``."""
+    totals = timer.totals
+    return tuple(StepTiming(s, round(totals[s] * 1000)) for s in steps.STEPS if s in totals)
+
+
 def _all_rejected(batches: int) -> str:
     return f"every new batch was rejected ({batches}); nothing was published"
 
@@ -246,7 +231,7 @@ class _Run:
         self.started = time.perf_counter()
         self.started_at = now()
         self.run_id = f"run-{self.started_at:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}"
-        self.timer = _Timer()
+        self.timer = steps.StepSeconds()
         self.meta = open_metadata(settings.lake)
         self.lake = open_lakehouse(settings.lake, table_registry.TABLES)
         self.storage = open_storage(settings.lake)
@@ -338,7 +323,7 @@ class _Run:
             status=status,
             message=message,
             recovered=self.recovered,
-            steps=self.timer.timings(),
+            steps=_timings(self.timer),
             duration_ms=round((time.perf_counter() - self.started) * 1000),
             executor=self.tasks.name,
             **counts,  # type: ignore[arg-type]

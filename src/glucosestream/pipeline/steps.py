@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from typing import Any, Final, Protocol
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -54,6 +56,7 @@ __all__ = [
     "BucketTables",
     "BucketWork",
     "Discovered",
+    "StepSeconds",
     "describe_error",
     "discover",
     "process_bucket",
@@ -198,11 +201,22 @@ class BucketTables:
     checks: tuple[CheckResult, ...]
 
 
-class Timer(Protocol):
-    def step(self, name: str) -> AbstractContextManager[None]: ...
+@dataclass
+class StepSeconds:
+    """Seconds spent in each step, summed over the times it ran."""
+
+    totals: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.totals[name] = self.totals.get(name, 0.0) + time.perf_counter() - started
 
 
-def process_bucket(work: BucketWork, bucket: Bucket, timer: Timer) -> BucketTables:
+def process_bucket(work: BucketWork, bucket: Bucket, timer: StepSeconds) -> BucketTables:
     """Set aside the readings the run must not publish, then merge, transform and audit the
     rest of one bucket of patients."""
     with timer.step("merge"):

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from glucosestream.config import QualitySettings
+from glucosestream.readings import in_order
 
 __all__ = [
     "CHECKS",
@@ -154,23 +155,7 @@ def _same_keys_in_order(incoming: pa.Table, lake: pa.Table) -> bool:
 def in_key_order(rows: pa.Table) -> bool:
     """Whether the rows are sorted by ``READING_KEY`` (ascending, no null key part): one
     comparison of each row with the one before it, no sort."""
-    if rows.num_rows < 2:
-        return True
-    if any(rows[name].null_count for name in READING_KEY):
-        return False
-    n = rows.num_rows
-    lead = rows[READING_KEY[0]]
-    if not pc.all(pc.less_equal(lead.slice(0, n - 1), lead.slice(1))).as_py():
-        return False  # one pass settles most unsorted tables
-    ordered: pa.ChunkedArray | None = None  # previous key <= this key, from the last part on
-    for name in reversed(READING_KEY):
-        this, previous = rows[name].slice(1), rows[name].slice(0, n - 1)
-        if ordered is None:
-            ordered = pc.less_equal(previous, this)
-        else:
-            tied = pc.and_(pc.equal(previous, this), ordered)
-            ordered = pc.or_(pc.less(previous, this), tied)
-    return ordered is not None and pc.all(ordered).as_py() is True
+    return in_order(rows, READING_KEY)
 
 
 def repeats_previous_key(rows: pa.Table) -> pa.ChunkedArray:
