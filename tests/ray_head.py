@@ -11,6 +11,7 @@ left. Never ``ray stop``: it stops every Ray process on the machine, other peopl
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import ipaddress
 import os
 import shutil
@@ -20,10 +21,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+import pytest
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
@@ -60,6 +63,23 @@ class RayHead:
             time.sleep(0.2)
         _kill_group(self.process.pid)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+HAS_RAY = importlib.util.find_spec("ray") is not None  # not imported: see ray_loopback_mode
+NO_RAY = "ray is not installed (pip install 'glucosestream[ray]')"
+
+
+def running_head(cpus: int = 2) -> Iterator[RayHead]:
+    """A module fixture's body: a head for the module (skipped without ray), stopped after it
+    with nothing left running."""
+    if not HAS_RAY:
+        pytest.skip(NO_RAY)
+    head = start_head(cpus=cpus)
+    try:
+        yield head
+    finally:
+        head.stop()
+    assert head.processes() == []
 
 
 def start_head(*, cpus: int = 2) -> RayHead:

@@ -5,7 +5,6 @@ run → full refresh. And a worker killed mid-task is retried without changing t
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +30,6 @@ from .conftest import DATA, SECRET
 VOLATILE = ("run_id", "computed_at", "batch_id", "ingested_at")
 # Tasks of 8,000 readings: 16 buckets for these lakes (a dozen patients each).
 SMALL_TASKS = 8_000
-HAS_RAY = importlib.util.find_spec("ray") is not None  # not imported: see ray_loopback_mode
 
 
 def _settings(lake: Path, readings_per_task: int = 1_000_000) -> Settings:
@@ -112,14 +110,7 @@ def test_worker_processes_equal_one_task(journey_files, one_task, tmp_path):
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[ray_head.RayHead]:
     """A real Ray head on 127.0.0.1 for this module (tests/ray_head.py), stopped at its end."""
-    if not HAS_RAY:
-        pytest.skip("ray is not installed (pip install 'glucosestream[ray]')")
-    head = ray_head.start_head(cpus=2)
-    try:
-        yield head
-    finally:
-        head.stop()
-    assert head.processes() == []
+    yield from ray_head.running_head()
 
 
 def test_a_ray_cluster_equals_one_task(journey_files, one_task, ray_cluster, tmp_path):

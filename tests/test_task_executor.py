@@ -6,7 +6,6 @@ WorkerLost once its attempts are spent. No process of this module outlives it.""
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import signal
 import socket
@@ -33,8 +32,6 @@ from glucosestream.pipeline.task_executor import (
 from tests import ray_head
 from tests.executor_tasks import Job, ToyError, attempts, toy_task, worker_pid
 
-HAS_RAY = importlib.util.find_spec("ray") is not None  # not imported: see ray_loopback_mode
-NO_RAY = "ray is not installed (pip install 'glucosestream[ray]')"
 HELPERS = ("forkserver", "resource_tracker")  # multiprocessing's, one each per process
 
 
@@ -67,14 +64,7 @@ def _new_processes(before: set[int]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[ray_head.RayHead]:
-    if not HAS_RAY:
-        pytest.skip(NO_RAY)
-    head = ray_head.start_head(cpus=2)
-    try:
-        yield head
-    finally:
-        head.stop()
-    assert head.processes() == []
+    yield from ray_head.running_head()
 
 
 @pytest.fixture(scope="module")
@@ -276,7 +266,7 @@ def test_without_ray_a_cluster_names_the_extra_to_install(monkeypatch):
         open_executor(cluster="127.0.0.1:6379")
 
 
-@pytest.mark.skipif(not HAS_RAY, reason=NO_RAY)
+@pytest.mark.skipif(not ray_head.HAS_RAY, reason=ray_head.NO_RAY)
 def test_a_cluster_address_where_nothing_answers_fails_at_once():
     (port,) = ray_head.free_ports(1)
     started = time.monotonic()
