@@ -42,7 +42,7 @@ from glucosestream.lake.metadata_schema import batches, ingest_requests
 from glucosestream.lake.privacy_ledger import PrivacyLedger
 from glucosestream.lake.row_estimates import readings_since
 from glucosestream.lake.scope import Scope
-from glucosestream.lake.staging_zone import StagingZone
+from glucosestream.lake.staging_zone import StagingZone, TableWriter
 from glucosestream.lake.storage import Storage, open_storage
 from glucosestream.lake.table_spec import TableRegistry, TableSpec, WriteMode
 from glucosestream.lake.token_store import TokenRecord, TokenStore
@@ -71,6 +71,7 @@ __all__ = [
     "Store",
     "TableRegistry",
     "TableSpec",
+    "TableWriter",
     "TokenRecord",
     "TokenStore",
     "WriteMode",

@@ -83,14 +83,16 @@ class StagingZone:
 
 
 class TableWriter:
-    """An Arrow IPC file (lz4) written one table at a time."""
+    """An Arrow IPC file (lz4) written one table at a time; ``rows`` counts what it wrote."""
 
     def __init__(self, sink: pa.NativeFile, schema: pa.Schema) -> None:
         self._sink = sink
         self._writer = pa.ipc.new_file(sink, schema, options=_IPC_OPTIONS)
+        self.rows = 0
 
     def write_table(self, table: pa.Table) -> None:
         self._writer.write_table(table)
+        self.rows += table.num_rows
 
     def close(self) -> None:
         try:

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from glucosestream.config import Settings
-from glucosestream.lake import RawZone, StagingZone, open_storage
+from glucosestream.lake import RawZone, StagingZone, TableWriter, open_storage
 from glucosestream.readings import READING_SCHEMA
 
 __all__ = ["SPLIT_CHUNK_ROWS", "SplitOutcome", "SplitTask", "key_prefixes", "split_batch"]
@@ -74,36 +74,22 @@ def split_batch(task: SplitTask) -> SplitOutcome:
     staging = StagingZone(storage)
     batch = RawZone(storage).batch(task.batch_id)
     name = f"{task.batch_id}-{uuid.uuid4().hex[:8]}.arrow"
-    writers: dict[str, _PartWriter] = {}
+    paths: dict[str, str] = {}
+    writers: dict[str, TableWriter] = {}
     try:
         for chunk in batch.readings_in_chunks(SPLIT_CHUNK_ROWS):
             for prefix, rows in _by_prefix(chunk, task.width):
                 if prefix not in writers:
-                    path = staging.run_path(
+                    paths[prefix] = staging.run_path(
                         task.run_id, f"attempt-{task.attempt}", "incoming", prefix, name
                     )
-                    writers[prefix] = _PartWriter(staging, path)
-                writers[prefix].write(rows)
+                    writers[prefix] = staging.open_table_writer(paths[prefix], READING_SCHEMA)
+                writers[prefix].write_table(rows)
     finally:
         for writer in writers.values():
             writer.close()
-    return SplitOutcome(task.batch_id, {p: (w.path, w.rows) for p, w in sorted(writers.items())})
-
-
-class _PartWriter:
-    """One staged file written a chunk at a time."""
-
-    def __init__(self, staging: StagingZone, path: str) -> None:
-        self.path = path
-        self.rows = 0
-        self._sink = staging.open_table_writer(path, READING_SCHEMA)
-
-    def write(self, rows: pa.Table) -> None:
-        self._sink.write_table(rows)
-        self.rows += rows.num_rows
-
-    def close(self) -> None:
-        self._sink.close()
+    parts = {p: (paths[p], writers[p].rows) for p in sorted(writers)}
+    return SplitOutcome(task.batch_id, parts)
 
 
 def _by_prefix(rows: pa.Table, width: int) -> Iterator[tuple[str, pa.Table]]:

@@ -328,7 +328,8 @@ class _Run:
             executor=self.tasks.name,
             **counts,  # type: ignore[arg-type]
         )
-        done = snapshots is not None and staged is not None
+        loaded = staged if snapshots is not None else None  # what the publish records
+        outcomes = () if loaded is None else loaded.outcomes
         self.meta.finish_run(
             self.run_id,
             status=status,
@@ -336,11 +337,9 @@ class _Run:
             report=asdict(report),
             checks=report.checks,
             published=snapshots,
-            loaded_batch_ids=[b.batch_id for b in staged.pending] if done and staged else [],
-            devices=[d for o in staged.outcomes for d in o.devices] if done and staged else [],
-            set_aside_rows=set_aside_rows_of(self.staging, staged.outcomes)
-            if done and staged
-            else [],
+            loaded_batch_ids=[] if loaded is None else [b.batch_id for b in loaded.pending],
+            devices=[d for o in outcomes for d in o.devices],
+            set_aside_rows=set_aside_rows_of(self.staging, outcomes),
         )
         self.open = False
         log.info(
