@@ -45,7 +45,7 @@ LAYERS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("published",), "the read API over the published lake"),
     (("dashboard",), "pages, JSON API, AGP report"),
     (("app",), "the web application"),
-    (("cli",), "the command line"),
+    (("aws", "cli"), "the command line; the AWS Lambda entry points and the state machine"),
     (("__main__", ROOT), "entry points: python -m glucosestream, the package facade"),
 )
 # Packages whose __init__ is their whole interface to the rest of the package.
