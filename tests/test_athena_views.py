@@ -143,10 +143,11 @@ def view_name(sql: str) -> str:
 # --- static checks -------------------------------------------------------------------------
 
 
-def test_the_three_views_are_there_with_distinct_names():
+def test_each_file_creates_the_view_it_is_named_after():
+    """The module names each named query after its file: file, query and view share a name."""
     names = {path.stem: view_name(path.read_text("utf-8")) for path in VIEW_FILES}
-    assert {"daily_metrics", "period_summaries", "triage_list"} <= names.keys()
-    assert len(set(names.values())) == len(names)
+    assert {"daily_summaries", "period_summaries", "triage_list"} <= names.keys()
+    assert all(stem == name for stem, name in names.items())
 
 
 @pytest.mark.parametrize("path", VIEW_FILES, ids=lambda p: p.name)
@@ -334,7 +335,7 @@ def test_daily_summaries_are_the_published_daily_metrics(lake):
         }
         for row in local
     ]
-    got = lake.view("daily_metrics.sql")
+    got = lake.view("daily_summaries.sql")
     assert set(got[0]) == set(want[0])
     assert_rows_match(got, want, ("patient_key", "date"))
     assert len({row["tz"] for row in got}) >= 3  # local days of several zones

@@ -2,9 +2,8 @@ CREATE OR REPLACE VIEW results.daily_summaries AS
 -- The published daily metrics: one row per patient and local calendar day (the day in the
 -- patient's own zone, tz), as the pipeline computed them. The two middle bands, 54-69 and
 -- 181-250 mg/dL, are derived from the cumulative ones the table stores; iso_weekday is 1 for
--- Monday to 7 for Sunday. The view is not named daily_metrics: that is the Iceberg table's name
--- in the same database. Written in Trino SQL (Athena engine 3), tested by
--- tests/test_athena_views.py.
+-- Monday to 7 for Sunday. (Not named daily_metrics: that is the Iceberg table's name in the same
+-- database.) Written in Trino SQL (Athena engine 3), tested by tests/test_athena_views.py.
 SELECT
     d.patient_key,
     d."date",
