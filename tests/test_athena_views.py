@@ -407,6 +407,19 @@ def test_triage_list_gives_the_window_and_each_patients_newest_audited_period(la
     assert 0 < with_period < len(got)
 
 
+# Iceberg types Athena can query ("Supported data types for Iceberg tables in Athena", AWS docs:
+# not time, fixed(L) or uuid).
+_ATHENA_TYPES = ("boolean", "int", "long", "float", "double", "decimal", "string", "binary")
+_ATHENA_TYPES += ("date", "timestamp", "timestamptz", "list", "map", "struct")
+
+
+def test_athena_can_query_every_column_of_the_lake(lake):
+    for spec in TABLES:
+        for field in lake.run.lake.tables[spec.short].schema().fields:
+            kind = str(field.field_type).split("<")[0].split("(")[0]
+            assert kind in _ATHENA_TYPES, (spec.name, field.name, kind)
+
+
 def test_the_views_read_what_the_last_run_published(lake):
     """Athena reads each table's current snapshot; after a published run (and until the next
     run commits) that is the snapshot the metadata store records, which the local side reads."""
