@@ -16,8 +16,7 @@ import pytest
 from glucosestream.config import IngestSettings, LakeSettings, PipelineSettings, Settings
 from glucosestream.ingest import ingest_path
 from glucosestream.lake import open_lakehouse, open_metadata
-from glucosestream.pipeline import run_pipeline
-from glucosestream.pipeline import runner as pipeline_runner
+from glucosestream.pipeline import run_pipeline, run_state
 from glucosestream.pipeline.execution import Execution
 from glucosestream.pipeline.table_registry import TABLES
 from glucosestream.pipeline.task_executor import open_executor
@@ -151,7 +150,7 @@ def test_validation_cohort_on_many_workers_equals_one_task(many, tmp_path):
 def test_a_worker_killed_mid_task_is_retried_and_the_run_publishes_the_same(
     journey_files, one_task, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(pipeline_runner, "run_bucket_task", scale_faults.killed_once)
+    monkeypatch.setattr(run_state, "run_bucket_task", scale_faults.killed_once)
     lake = tmp_path / "lake"
     scale_faults.arm(lake)
     with open_executor(workers=2) as executor:

@@ -23,18 +23,21 @@ from glucosestream.readings import is_known_zone, known_zones
 
 __all__ = [
     "AWS_CHECKSUM_VARIABLES",
+    "SECRETS_ARN_VARIABLE",
     "DashboardSettings",
     "EngineSettings",
     "IngestSettings",
     "LakeSettings",
     "QualitySettings",
     "Settings",
+    "aws_secrets_arn",
     "check_zone",
     "ray_loopback_mode",
     "s3_checksum_policy",
 ]
 
 ENV_PREFIX = "GLUCOSESTREAM_"
+SECRETS_ARN_VARIABLE = ENV_PREFIX + "SECRETS_ARN"  # see aws_secrets_arn
 # The AWS SDK's checksum policy (see s3_checksum_policy).
 AWS_CHECKSUM_VARIABLES = ("AWS_REQUEST_CHECKSUM_CALCULATION", "AWS_RESPONSE_CHECKSUM_VALIDATION")
 # Ray's single-node mode: "0" keeps every socket of a node and of a driver on its loopback
@@ -97,6 +100,15 @@ class LakeSettings:
         default="",
         metadata=_help(
             "SQLAlchemy URL of the metadata store; empty: SQLite in the lake's _state folder."
+        ),
+    )
+    lock_url: str = field(
+        default="",
+        metadata=_help(
+            "Where the run lock lives: dynamodb://TABLE (a lease in a DynamoDB table, in "
+            "s3_region: for an S3 lake run from several machines or by AWS Step Functions); "
+            "empty: the PostgreSQL metadata store's advisory lock, else a file lock in the "
+            "state folder."
         ),
     )
 
@@ -200,6 +212,13 @@ class PipelineSettings:
             "the memory budget (`run --memory-budget`) may make tasks smaller."
         ),
     )
+    task_memory_mb: int = field(
+        default=0,
+        metadata=_help(
+            "Memory of one bucket task in MiB where tasks run on machines of a fixed size (an "
+            "AWS Lambda function's memory); 0: `run --memory-budget`, else a quarter of RAM."
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,9 +241,17 @@ class Settings:
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Defaults overlaid with ``GLUCOSESTREAM_*`` variables from ``environ`` (os.environ)."""
-        env = os.environ if environ is None else environ
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, overlay: Mapping[str, str] = {}
+    ) -> Settings:
+        """Defaults overlaid with ``GLUCOSESTREAM_*`` variables from ``environ`` (os.environ),
+        then with those of ``overlay`` (values from a secret store: ``aws_secrets_arn``)."""
+        stray = sorted(k for k in overlay if not k.startswith(ENV_PREFIX))
+        if stray:
+            raise ConfigError(
+                f"settings from a secret store must be {ENV_PREFIX}* names; got {', '.join(stray)}"
+            )
+        env = {**(os.environ if environ is None else environ), **overlay}
         sections: dict[str, dict[str, Any]] = {}
         for name, raw in env.items():
             if not name.startswith(ENV_PREFIX):
@@ -269,6 +296,14 @@ class Settings:
             return self
         current = getattr(self, section)
         return dataclasses.replace(self, **{section: dataclasses.replace(current, **kept)})
+
+
+def aws_secrets_arn(environ: Mapping[str, str] | None = None) -> str:
+    """``GLUCOSESTREAM_SECRETS_ARN``: a Secrets Manager secret whose JSON object holds more
+    ``GLUCOSESTREAM_*`` variables (a database URL, the pseudonym key) for an AWS Lambda function,
+    so they are never in its plain environment; empty when unset."""
+    env = os.environ if environ is None else environ
+    return env.get(SECRETS_ARN_VARIABLE, "")
 
 
 def s3_checksum_policy(environ: Mapping[str, str] | None = None) -> dict[str, str]:

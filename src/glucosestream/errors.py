@@ -12,6 +12,7 @@
     ├── TooManyRequests                 a client over a rate limit, e.g. failed logins (HTTP 429)
     ├── BudgetExceeded                  a private release would overspend its budget (HTTP 409)
     ├── RunInProgress                   another run holds the lake's run lock (HTTP 409, retry)
+    ├── RunLockLost                     a run's lease on the lock ended and another run took it
     ├── LakeError                       the lake (files, catalog, metadata store) failed
     ├── EngineError                     the query engine failed
     │   ├── EngineUnavailable           the engine cannot be started here
@@ -48,6 +49,7 @@ __all__ = [
     "PayloadTooLarge",
     "QualityGateFailed",
     "RunInProgress",
+    "RunLockLost",
     "TooManyRequests",
     "UnknownFormat",
     "WorkerLost",
@@ -140,6 +142,22 @@ class RunInProgress(GlucoseStreamError):
             "wait for it to finish (runs hold the lock only while they work)"
         )
         self.location = location
+
+
+class RunLockLost(GlucoseStreamError):
+    """A run's lease on the run lock ended and another run took it: the first must not publish."""
+
+    status = 409
+    retryable = False
+
+    def __init__(self, location: str, run_id: str) -> None:
+        super().__init__(
+            f"run {run_id} no longer holds the run lock of {location}: its lease ended and "
+            "another run took it; this run publishes nothing, and its batches stay pending "
+            "for the run that holds the lock"
+        )
+        self.location = location
+        self.run_id = run_id
 
 
 class TooManyRequests(GlucoseStreamError):

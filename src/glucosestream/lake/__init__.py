@@ -27,7 +27,7 @@ from glucosestream.lake.database import (
     metadata_engine,
     private_state_path,
 )
-from glucosestream.lake.lock import run_lock
+from glucosestream.lake.lock import HeldLock, run_lock, take_run_lease
 from glucosestream.lake.maintenance import MaintenanceReport, maintain
 from glucosestream.lake.metadata import (
     BatchRecord,
@@ -41,6 +41,7 @@ from glucosestream.lake.metadata import (
 from glucosestream.lake.metadata_schema import batches, ingest_requests
 from glucosestream.lake.privacy_ledger import PrivacyLedger
 from glucosestream.lake.row_estimates import readings_since
+from glucosestream.lake.run_lease import RunLease, open_lease
 from glucosestream.lake.scope import Scope
 from glucosestream.lake.staging_zone import StagingZone, TableWriter
 from glucosestream.lake.storage import Storage, open_storage
@@ -58,6 +59,7 @@ __all__ = [
     "ClinicStore",
     "DataFile",
     "DeviceRecord",
+    "HeldLock",
     "Lakehouse",
     "MaintenanceReport",
     "MetadataStore",
@@ -65,6 +67,7 @@ __all__ = [
     "PublishedSnapshots",
     "RawBatch",
     "RawZone",
+    "RunLease",
     "Scope",
     "StagingZone",
     "Storage",
@@ -83,9 +86,11 @@ __all__ = [
     "metadata_engine",
     "open_access",
     "open_lakehouse",
+    "open_lease",
     "open_metadata",
     "open_storage",
     "private_state_path",
     "readings_since",
     "run_lock",
+    "take_run_lease",
 ]

@@ -64,6 +64,17 @@ class StagingZone:
             document: dict[str, Any] = json.loads(source.read())
         return document
 
+    def write_bytes(self, path: str, data: bytes) -> None:
+        fs = self.storage.fs
+        fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        with fs.open_output_stream(path) as sink:
+            sink.write(data)
+
+    def read_bytes(self, path: str) -> bytes:
+        with self.storage.fs.open_input_stream(path) as source:
+            data: bytes = source.read()
+        return data
+
     def remove_run(self, run_id: str) -> None:
         path = self.run_path(run_id)
         if self.storage.fs.get_file_info(path).type == pafs.FileType.Directory:

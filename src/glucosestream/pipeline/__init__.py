@@ -3,17 +3,13 @@ results and sensor sessions for the patient-days touched → quality gate → pu
 or publish nothing.
 
 ``table_registry`` lists every table of the lake (the lake is opened with it); ``sensor_wear``
-infers sensor sessions; ``steps`` and ``runner`` run one run."""
+infers sensor sessions; ``steps``, ``run_state`` and ``runner`` run one run (``stepwise``:
+each step in its own process, for AWS Step Functions)."""
 
 from __future__ import annotations
 
-from glucosestream.pipeline.runner import (
-    RejectedBatch,
-    RunReport,
-    SetAside,
-    StepTiming,
-    run_pipeline,
-)
+from glucosestream.pipeline.run_report import RejectedBatch, RunReport, SetAside, StepTiming
+from glucosestream.pipeline.runner import run_pipeline
 from glucosestream.pipeline.steps import STEPS
 
 __all__ = ["STEPS", "RejectedBatch", "RunReport", "SetAside", "StepTiming", "run_pipeline"]

@@ -72,6 +72,7 @@ class BucketPlan:
     parts: tuple[str, ...]  # otherwise: the bucket's staged parts of them
     incoming_rows: int
     patient_keys: tuple[str, ...] = ()  # a full refresh: every registered patient of the bucket
+    batch_ids: tuple[str, ...] = ()  # the raw batches with readings in it
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,7 @@ class RunPlan:
                     "parts": list(b.parts),
                     "incoming_rows": b.incoming_rows,
                     "patient_keys": list(b.patient_keys),
+                    "batch_ids": list(b.batch_ids),
                 }
                 for b in self.buckets
             ],
@@ -138,6 +140,7 @@ class RunPlan:
                     parts=tuple(b["parts"]),
                     incoming_rows=b["incoming_rows"],
                     patient_keys=tuple(b["patient_keys"]),
+                    batch_ids=tuple(b["batch_ids"]),
                 )
                 for b in document["buckets"]
             ),
@@ -214,9 +217,8 @@ def plan_run(
     readings_per_task = inputs.settings.pipeline.readings_per_task
     width = choose_width(typical, incoming + history, inputs.memory_budget, readings_per_task)
     if width == 0:
-        bucket = BucketPlan(
-            "", tuple(b.batch_id for b in pending), (), incoming, inputs.patient_keys
-        )
+        ids = tuple(b.batch_id for b in pending)
+        bucket = BucketPlan("", ids, (), incoming, inputs.patient_keys, ids)
         buckets: tuple[BucketPlan, ...] = (bucket,)
     else:
         tasks = [
@@ -248,12 +250,15 @@ def _buckets(
         keys.setdefault(key[:width], []).append(key)
     buckets = []
     for prefix in key_prefixes(width):
-        parts = [s.parts[prefix] for s in splits if prefix in s.parts]
-        if not parts and prefix not in keys:
+        holding = [s for s in splits if prefix in s.parts]
+        if not holding and prefix not in keys:
             continue
+        parts = [s.parts[prefix] for s in holding]
         rows = sum(n for _, n in parts)
         paths = tuple(p for p, _ in parts)
-        buckets.append(BucketPlan(prefix, (), paths, rows, tuple(keys.get(prefix, ()))))
+        batch_ids = tuple(s.batch_id for s in holding)
+        patients = tuple(keys.get(prefix, ()))
+        buckets.append(BucketPlan(prefix, (), paths, rows, patients, batch_ids))
     return tuple(buckets)
 
 
