@@ -111,6 +111,8 @@ _FAST_LIMIT_S = 1.0  # twice the rule's 0.5 s, so a busy machine does not flag b
 HEAVY_MODULES = frozenset(
     {
         "test_authz_matrix.py",
+        "test_aws_moto.py",
+        "test_aws_stepwise.py",
         "test_cli_scale_out.py",
         "test_fuzz_formats.py",
         "test_fuzz_http.py",
@@ -133,6 +135,16 @@ HEAVY_MODULES = frozenset(
 )
 HEAVY_TESTS: dict[str, frozenset[str]] = {
     "test_app.py": frozenset({"test_patient_page_and_json_show_published_metrics"}),
+    "test_athena_views.py": frozenset(
+        {
+            "test_athena_can_query_every_column_of_the_lake",
+            "test_daily_summaries_are_the_published_daily_metrics",
+            "test_period_summaries_are_the_audited_period_results",
+            "test_the_views_read_what_the_last_run_published",
+            "test_triage_list_gives_the_window_and_each_patients_newest_audited_period",
+            "test_triage_list_is_the_dashboards_triage_in_its_order",
+        }
+    ),
     "test_cli.py": frozenset(
         {
             "test_demo_without_serving_works_for_an_empty_or_new_folder",
