@@ -69,6 +69,7 @@ resource "aws_iam_role_policy" "states" {
 }
 
 resource "aws_sfn_state_machine" "pipeline" {
+  #checkov:skip=CKV_AWS_285:Execution history is logged at level ALL, without execution data (include_execution_data = false) on purpose: a step's input and output are kept out of the logs.
   name       = "${var.name_prefix}-pipeline"
   type       = "STANDARD"
   role_arn   = aws_iam_role.states.arn
@@ -143,6 +144,7 @@ resource "aws_scheduler_schedule" "pipeline" {
   schedule_expression          = var.schedule_expression
   schedule_expression_timezone = var.schedule_timezone
   state                        = var.schedule_enabled ? "ENABLED" : "DISABLED"
+  kms_key_arn                  = aws_kms_key.lake.arn
 
   flexible_time_window {
     mode = "OFF"

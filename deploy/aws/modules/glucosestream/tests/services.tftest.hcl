@@ -1,0 +1,263 @@
+# Catalog, query, compute, API, orchestration and operations.
+
+mock_provider "aws" {
+  mock_data "aws_caller_identity" {
+    defaults = {
+      account_id = "123456789012"
+      arn        = "arn:aws:iam::123456789012:user/terraform"
+      user_id    = "AIDATESTTESTTESTTEST"
+    }
+  }
+  mock_data "aws_region" {
+    defaults = {
+      name = "eu-central-1"
+    }
+  }
+  mock_data "aws_partition" {
+    defaults = {
+      partition  = "aws"
+      dns_suffix = "amazonaws.com"
+    }
+  }
+  # The provider checks that these are ARNs even under the mock (Lambda ARNs stay random, so
+  # each function's differs).
+  mock_resource "aws_kms_key" {
+    defaults = {
+      arn    = "arn:aws:kms:eu-central-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+      key_id = "11111111-2222-3333-4444-555555555555"
+    }
+  }
+  mock_resource "aws_iam_role" {
+    defaults = { arn = "arn:aws:iam::123456789012:role/mock" }
+  }
+  mock_resource "aws_sqs_queue" {
+    defaults = { arn = "arn:aws:sqs:eu-central-1:123456789012:mock" }
+  }
+  mock_resource "aws_sns_topic" {
+    defaults = { arn = "arn:aws:sns:eu-central-1:123456789012:mock" }
+  }
+  mock_resource "aws_cloudwatch_log_group" {
+    defaults = { arn = "arn:aws:logs:eu-central-1:123456789012:log-group:mock" }
+  }
+  mock_resource "aws_sfn_state_machine" {
+    defaults = { arn = "arn:aws:states:eu-central-1:123456789012:stateMachine:mock" }
+  }
+  mock_resource "aws_dynamodb_table" {
+    defaults = { arn = "arn:aws:dynamodb:eu-central-1:123456789012:table/mock" }
+  }
+  mock_resource "aws_secretsmanager_secret" {
+    defaults = { arn = "arn:aws:secretsmanager:eu-central-1:123456789012:secret:mock" }
+  }
+  mock_resource "aws_s3_bucket" {
+    defaults = { arn = "arn:aws:s3:::mock" }
+  }
+  mock_resource "aws_lambda_function" {
+    defaults = { invoke_arn = "arn:aws:apigateway:eu-central-1:lambda:path/2015-03-31/functions/mock/invocations" }
+  }
+  mock_resource "aws_apigatewayv2_api" {
+    defaults = { execution_arn = "arn:aws:execute-api:eu-central-1:123456789012:mockapi" }
+  }
+}
+
+# Distinct log group ARNs where a test tells them apart.
+override_resource {
+  target = aws_cloudwatch_log_group.api
+  values = { arn = "arn:aws:logs:eu-central-1:123456789012:log-group:/aws/apigateway/glucosestream-ingest" }
+}
+override_resource {
+  target = aws_cloudwatch_log_group.states
+  values = { arn = "arn:aws:logs:eu-central-1:123456789012:log-group:/aws/vendedlogs/states/glucosestream-pipeline" }
+}
+
+variables {
+  image_uri = "123456789012.dkr.ecr.eu-central-1.amazonaws.com/glucosestream@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+}
+
+run "athena_enforces_encrypted_results_under_the_lake_and_a_scan_cutoff" {
+  variables {
+    athena_bytes_scanned_cutoff = 5368709120
+  }
+
+  assert {
+    condition     = one(aws_athena_workgroup.analysts.configuration).enforce_workgroup_configuration
+    error_message = "The workgroup does not enforce its configuration (a client could pick its own result location and encryption)."
+  }
+  assert {
+    condition     = one(aws_athena_workgroup.analysts.configuration).bytes_scanned_cutoff_per_query == 5368709120
+    error_message = "The per-query scan cutoff is not the variable's."
+  }
+  assert {
+    condition     = one(one(aws_athena_workgroup.analysts.configuration).result_configuration).output_location == "s3://${aws_s3_bucket.lake.id}/athena-results/"
+    error_message = "Athena's results are not under s3://<lake bucket>/athena-results/."
+  }
+  assert {
+    condition = one(one(one(aws_athena_workgroup.analysts.configuration).result_configuration).encryption_configuration) == {
+      encryption_option = "SSE_KMS"
+      kms_key_arn       = aws_kms_key.lake.arn
+    }
+    error_message = "Athena's results are not encrypted with SSE-KMS and the lake key."
+  }
+  assert {
+    condition     = length(aws_athena_named_query.view) == length(fileset(".", "athena/*.sql")) && length(aws_athena_named_query.view) >= 3
+    error_message = "Not every athena/*.sql is a named query (daily_metrics, period_summaries, triage_list at least)."
+  }
+  assert {
+    condition = alltrue([
+      for q in aws_athena_named_query.view : q.database == aws_glue_catalog_database.results.name
+      && !can(regex("(^|[^A-Za-z0-9_])(curated|results)\\.", q.query))
+      && q.workgroup == aws_athena_workgroup.analysts.id
+    ])
+    error_message = "A named query names an unprefixed database, or is not in the results database and the workgroup."
+  }
+  assert {
+    condition     = [aws_glue_catalog_database.curated.name, aws_glue_catalog_database.results.name] == ["gs_curated", "gs_results"]
+    error_message = "The Glue databases are not <namespace_prefix>curated and <namespace_prefix>results."
+  }
+}
+
+run "every_route_goes_through_the_lambda_authorizer" {
+  assert {
+    condition     = sort(keys(aws_apigatewayv2_route.ingest)) == sort(["POST /v1/readings", "POST /api/v1/entries", "POST /api/v1/entries.json"])
+    error_message = "The API's routes are not the three ingest routes."
+  }
+  assert {
+    condition = alltrue([
+      for route in aws_apigatewayv2_route.ingest : route.authorization_type == "CUSTOM" && route.authorizer_id == aws_apigatewayv2_authorizer.tokens.id
+      && route.target == "integrations/${aws_apigatewayv2_integration.ingest.id}"
+    ])
+    error_message = "A route is not authorised by the Lambda authorizer, or does not reach ingest."
+  }
+  assert {
+    condition = (
+      aws_apigatewayv2_authorizer.tokens.authorizer_type == "REQUEST"
+      && aws_apigatewayv2_authorizer.tokens.authorizer_payload_format_version == "2.0"
+      && aws_apigatewayv2_authorizer.tokens.enable_simple_responses
+      && length(coalesce(aws_apigatewayv2_authorizer.tokens.identity_sources, [])) == 0
+      && aws_apigatewayv2_authorizer.tokens.authorizer_result_ttl_in_seconds == 0
+      && aws_apigatewayv2_authorizer.tokens.authorizer_uri == aws_lambda_function.this["authorizer"].invoke_arn
+    )
+    error_message = "The authorizer is not the authorizer function as a REQUEST, payload 2.0, simple-response authorizer without identity sources or caching."
+  }
+  assert {
+    condition     = aws_apigatewayv2_integration.ingest.integration_uri == aws_lambda_function.this["ingest"].invoke_arn
+    error_message = "The routes do not reach the ingest function."
+  }
+  assert {
+    condition = (
+      one(aws_apigatewayv2_stage.default.default_route_settings).throttling_rate_limit == var.api_throttle_rate_limit
+      && one(aws_apigatewayv2_stage.default.default_route_settings).throttling_burst_limit == var.api_throttle_burst_limit
+      && aws_apigatewayv2_stage.default.name == "$default" && aws_apigatewayv2_stage.default.auto_deploy
+    )
+    error_message = "The $default stage is not auto-deployed and throttled."
+  }
+  assert {
+    condition     = one(aws_apigatewayv2_stage.default.access_log_settings).destination_arn == aws_cloudwatch_log_group.api.arn
+    error_message = "The API's access logs do not go to its log group."
+  }
+}
+
+run "the_map_runs_the_bucket_task_function" {
+  assert {
+    condition = [
+      for state in values(jsondecode(aws_sfn_state_machine.pipeline.definition).States) : (
+        strcontains(jsonencode(try(state.ItemProcessor, state.Iterator)), aws_lambda_function.this["bucket_task"].arn)
+        && !anytrue([for key in ["plan", "publish", "fail"] : strcontains(jsonencode(try(state.ItemProcessor, state.Iterator)), aws_lambda_function.this[key].arn)])
+      ) if state.Type == "Map"
+    ] == [true]
+    error_message = "The state machine has not exactly one Map, or its tasks are not (only) the bucket_task function."
+  }
+  assert {
+    condition = alltrue([
+      for key in ["plan", "publish", "fail"] : strcontains(aws_sfn_state_machine.pipeline.definition, aws_lambda_function.this[key].arn)
+    ])
+    error_message = "The state machine does not call plan, publish and fail."
+  }
+  assert {
+    condition = (
+      aws_sfn_state_machine.pipeline.type == "STANDARD"
+      && one(aws_sfn_state_machine.pipeline.logging_configuration).level == "ALL"
+      && !one(aws_sfn_state_machine.pipeline.logging_configuration).include_execution_data
+      && one(aws_sfn_state_machine.pipeline.logging_configuration).log_destination == "${aws_cloudwatch_log_group.states.arn}:*"
+      && one(aws_sfn_state_machine.pipeline.tracing_configuration).enabled
+    )
+    error_message = "The state machine is not STANDARD, logged (ALL, no execution data) and traced."
+  }
+  assert {
+    condition = (
+      one(aws_scheduler_schedule.pipeline.target).arn == aws_sfn_state_machine.pipeline.arn
+      && one(one(aws_scheduler_schedule.pipeline.target).dead_letter_config).arn == aws_sqs_queue.schedule_dlq.arn
+      && one(one(aws_scheduler_schedule.pipeline.target).retry_policy).maximum_retry_attempts > 0
+    )
+    error_message = "The schedule does not start the state machine with retries and a dead-letter queue."
+  }
+  assert {
+    condition = jsonencode({
+      for key, fn in aws_lambda_function.this : key => one(fn.image_config).command
+      }) == jsonencode({
+      ingest      = ["glucosestream.aws.handlers.ingest"]
+      authorizer  = ["glucosestream.aws.handlers.authorize"]
+      plan        = ["glucosestream.aws.handlers.plan"]
+      bucket_task = ["glucosestream.aws.handlers.bucket_task"]
+      publish     = ["glucosestream.aws.handlers.publish"]
+      fail        = ["glucosestream.aws.handlers.fail"]
+    })
+    error_message = "The functions' image commands are not the contract's handlers."
+  }
+  assert {
+    condition = alltrue([
+      for fn in aws_lambda_function.this : fn.package_type == "Image" && fn.image_uri == var.image_uri
+      && one(fn.tracing_config).mode == "Active" && one(fn.dead_letter_config).target_arn == aws_sqs_queue.lambda_dlq.arn
+      && fn.environment[0].variables["GLUCOSESTREAM_LAKE__LOCK_URL"] == "dynamodb://${aws_dynamodb_table.lock.name}"
+      && fn.environment[0].variables["GLUCOSESTREAM_LAKE__ROOT"] == "s3://${aws_s3_bucket.lake.id}/lake"
+    ])
+    error_message = "A function is not the image, traced, with a dead-letter queue and the lake's environment."
+  }
+  assert {
+    condition     = aws_lambda_function.this["bucket_task"].memory_size == max([for fn in aws_lambda_function.this : fn.memory_size]...)
+    error_message = "The bucket task should have the most memory."
+  }
+  assert {
+    condition = (
+      aws_dynamodb_table.lock.hash_key == "lake" && one(aws_dynamodb_table.lock.ttl).attribute_name == "expires_at"
+      && one(aws_dynamodb_table.lock.point_in_time_recovery).enabled && aws_dynamodb_table.lock.billing_mode == "PAY_PER_REQUEST"
+    )
+    error_message = "The lock table is not the contract's (hash key lake, TTL expires_at, on-demand, point-in-time recovery)."
+  }
+}
+
+run "every_log_group_has_retention_and_the_key_and_failures_alarm" {
+  variables {
+    log_retention_days = 90
+  }
+
+  assert {
+    condition = alltrue([
+      for group in concat(values(aws_cloudwatch_log_group.function), [aws_cloudwatch_log_group.states, aws_cloudwatch_log_group.api]) :
+      group.retention_in_days == 90 && group.kms_key_id == aws_kms_key.lake.arn
+    ])
+    error_message = "A log group lacks the retention variable's value or the lake key."
+  }
+  assert {
+    condition = alltrue([
+      for key, fn in aws_lambda_function.this : aws_cloudwatch_log_group.function[key].name == "/aws/lambda/${fn.function_name}"
+    ])
+    error_message = "A function's log group is not the one Lambda writes to (/aws/lambda/<function name>)."
+  }
+  assert {
+    condition = alltrue([
+      for metric in ["AWS/States ExecutionsFailed", "AWS/States ExecutionsTimedOut", "AWS/ApiGateway 5xx", "AWS/Lambda Errors"] :
+      contains([for alarm in aws_cloudwatch_metric_alarm.this : "${alarm.namespace} ${alarm.metric_name}"], metric)
+    ])
+    error_message = "An alarm is missing: failed or timed-out runs, ingest 5xx, Lambda errors."
+  }
+  assert {
+    condition = toset([
+      for alarm in aws_cloudwatch_metric_alarm.this : alarm.dimensions.QueueName if alarm.metric_name == "ApproximateNumberOfMessagesVisible"
+    ]) == toset([aws_sqs_queue.lambda_dlq.name, aws_sqs_queue.schedule_dlq.name])
+    error_message = "A dead-letter queue has no depth alarm."
+  }
+  assert {
+    condition     = alltrue([for alarm in aws_cloudwatch_metric_alarm.this : alarm.alarm_actions == toset([aws_sns_topic.alarms.arn])])
+    error_message = "An alarm does not notify the alarm topic."
+  }
+}
