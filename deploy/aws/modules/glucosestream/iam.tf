@@ -62,7 +62,7 @@ locals {
             # X-Ray has no resource-level permissions: AWS requires "*" here.
             Sid      = "XRayTracing"
             Effect   = "Allow"
-            Action   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+            Action   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets"]
             Resource = "*"
           },
           {
