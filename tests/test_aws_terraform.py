@@ -32,7 +32,7 @@ TFTEST_RUNS = {
     "policies.tftest.hcl": 2,
     "services.tftest.hcl": 4,
     "storage.tftest.hcl": 3,
-    "variables.tftest.hcl": 3,
+    "variables.tftest.hcl": 5,
 }
 CHECKOV_UNAVAILABLE = 3  # scripts/checkov.sh's exit status when it cannot install checkov
 _SKIP_COMMENT = re.compile(r"^\s*#\s*checkov:skip=.*\n", re.MULTILINE)

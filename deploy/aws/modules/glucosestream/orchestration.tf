@@ -87,6 +87,13 @@ resource "aws_sfn_state_machine" "pipeline" {
   }
 
   depends_on = [aws_iam_role_policy.states]
+
+  lifecycle {
+    precondition {
+      condition     = local.reserved_concurrency["bucket_task"] == -1 || local.reserved_concurrency["bucket_task"] >= var.map_max_concurrency
+      error_message = "The bucket task's reserved concurrency is below map_max_concurrency: the Map's tasks would be throttled. Raise lambda_reserved_concurrency.bucket_task or lower map_max_concurrency."
+    }
+  }
 }
 
 # The schedule: EventBridge Scheduler starts a run; a start that fails is retried, then lands in

@@ -151,6 +151,13 @@ resource "aws_s3_bucket_lifecycle_configuration" "lake" {
   bucket     = aws_s3_bucket.lake.id
   depends_on = [aws_s3_bucket_versioning.lake]
 
+  lifecycle {
+    precondition {
+      condition     = var.raw_archive_days >= var.raw_infrequent_access_days + 30
+      error_message = "raw_archive_days must be at least 30 days after raw_infrequent_access_days (STANDARD_IA's minimum stay)."
+    }
+  }
+
   # Raw batches are the lake's source: they move to cheaper classes and never expire.
   rule {
     id     = "raw-batches-to-infrequent-access-then-archive"

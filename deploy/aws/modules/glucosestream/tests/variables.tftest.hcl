@@ -96,3 +96,21 @@ run "a_timeout_over_the_api_gateway_limit_is_refused" {
   }
   expect_failures = [var.lambda_timeout_s]
 }
+
+run "raw_batches_cannot_be_archived_before_their_infrequent_access_month_ends" {
+  command = plan
+  variables {
+    raw_infrequent_access_days = 60
+    raw_archive_days           = 75
+  }
+  expect_failures = [aws_s3_bucket_lifecycle_configuration.lake]
+}
+
+run "a_map_wider_than_the_bucket_tasks_reserved_concurrency_is_refused" {
+  command = plan
+  variables {
+    map_max_concurrency         = 20
+    lambda_reserved_concurrency = { bucket_task = 5 }
+  }
+  expect_failures = [aws_sfn_state_machine.pipeline]
+}
