@@ -28,12 +28,7 @@ pytestmark = pytest.mark.skipif(bool(SKIP_REASON), reason=SKIP_REASON or "terraf
 ROOT = Path(__file__).resolve().parents[1]
 MODULE = Path("modules") / "glucosestream"
 # Every run of the module's tests/*.tftest.hcl: a deleted file or run fails the count.
-TFTEST_RUNS = {
-    "policies.tftest.hcl": 2,
-    "services.tftest.hcl": 4,
-    "storage.tftest.hcl": 3,
-    "variables.tftest.hcl": 5,
-}
+TFTEST_RUNS = {"invariants.tftest.hcl": 12, "policies.tftest.hcl": 2}
 CHECKOV_UNAVAILABLE = 3  # scripts/checkov.sh's exit status when it cannot install checkov
 _SKIP_COMMENT = re.compile(r"^\s*#\s*checkov:skip=.*\n", re.MULTILINE)
 

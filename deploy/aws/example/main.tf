@@ -10,7 +10,6 @@ provider "aws" {
   region                      = var.region
   max_retries                 = var.max_retries
   skip_credentials_validation = var.endpoint_url != null
-  skip_requesting_account_id  = var.endpoint_url != null
   skip_metadata_api_check     = var.endpoint_url != null
   skip_region_validation      = var.endpoint_url != null
   s3_use_path_style           = var.endpoint_url != null

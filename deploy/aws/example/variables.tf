@@ -58,7 +58,7 @@ variable "default_tags" {
 }
 
 variable "endpoint_url" {
-  description = "One endpoint URL for every AWS service the stack uses (a local emulator, e.g. http://127.0.0.1:5000 for a moto server). Setting it also skips the provider's credential, account, metadata and region checks and uses path-style S3 URLs. null: AWS itself."
+  description = "One endpoint URL for every AWS service the stack uses (a local emulator, e.g. http://127.0.0.1:5000 for a moto server). Setting it also skips the provider's credential, metadata and region checks (the account id still comes from STS, which an emulator answers) and uses path-style S3 URLs. null: AWS itself."
   type        = string
   default     = null
 }

@@ -45,6 +45,8 @@ locals {
     GLUCOSESTREAM_LAKE__S3_REGION        = local.region
     GLUCOSESTREAM_LAKE__LOCK_URL         = "dynamodb://${aws_dynamodb_table.lock.name}"
     GLUCOSESTREAM_SECRETS_ARN            = aws_secretsmanager_secret.runtime.arn
+    # A run's plan sizes its bucket tasks for the bucket task function's memory.
+    GLUCOSESTREAM_PIPELINE__TASK_MEMORY_MB = tostring(local.memory_mb["bucket_task"])
   })
   in_vpc = length(var.vpc_subnet_ids) > 0
 }

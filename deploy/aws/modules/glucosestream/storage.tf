@@ -145,6 +145,8 @@ resource "aws_s3_bucket_logging" "lake" {
   bucket        = aws_s3_bucket.lake.id
   target_bucket = aws_s3_bucket.logs.id
   target_prefix = "s3-access/${local.lake_bucket_name}/"
+  # S3 checks that the log bucket lets log delivery write before it turns logging on.
+  depends_on = [aws_s3_bucket_policy.logs]
 }
 
 resource "aws_s3_bucket_lifecycle_configuration" "lake" {
@@ -158,7 +160,10 @@ resource "aws_s3_bucket_lifecycle_configuration" "lake" {
     }
   }
 
-  # Raw batches are the lake's source: they move to cheaper classes and never expire.
+  # Raw batches are the lake's source: they move to cheaper classes and never expire. S3 moves
+  # no object under 128 KB (its default transition_default_minimum_object_size since 2024,
+  # kept on purpose): a small batch from one HTTP request stays in STANDARD, where it is cheaper
+  # than the 128 KB STANDARD_IA bills for each object.
   rule {
     id     = "raw-batches-to-infrequent-access-then-archive"
     status = "Enabled"

@@ -1,5 +1,7 @@
-# Catalog, query, compute, API, orchestration and operations.
-
+# The module's invariants besides its policies (policies.tftest.hcl): storage (encryption with the
+# lake key, TLS only, no public access, versions, lifecycle, access logs); catalog and query;
+# compute, API and orchestration; operations; and variables that refuse a wrong deployment.
+# One file: terraform starts the provider for each file, which costs more than a run.
 mock_provider "aws" {
   mock_data "aws_caller_identity" {
     defaults = {
@@ -72,6 +74,115 @@ override_resource {
 variables {
   image_uri = "123456789012.dkr.ecr.eu-central-1.amazonaws.com/glucosestream@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 }
+
+# Storage
+
+run "the_lake_is_encrypted_with_the_customer_managed_key" {
+  assert {
+    condition     = one(aws_s3_bucket_server_side_encryption_configuration.lake.rule).apply_server_side_encryption_by_default[0].sse_algorithm == "aws:kms"
+    error_message = "The lake bucket's default encryption is not SSE-KMS."
+  }
+  assert {
+    condition     = one(aws_s3_bucket_server_side_encryption_configuration.lake.rule).apply_server_side_encryption_by_default[0].kms_master_key_id == aws_kms_key.lake.arn
+    error_message = "The lake bucket is not encrypted with the module's key."
+  }
+  assert {
+    condition     = one(aws_s3_bucket_server_side_encryption_configuration.lake.rule).bucket_key_enabled
+    error_message = "S3 bucket keys are off."
+  }
+  assert {
+    condition     = aws_kms_key.lake.enable_key_rotation
+    error_message = "The lake key does not rotate."
+  }
+  assert {
+    condition     = one(aws_s3_bucket_server_side_encryption_configuration.logs.rule).apply_server_side_encryption_by_default[0].sse_algorithm == "AES256"
+    error_message = "The log bucket is not encrypted (SSE-S3: server access logging cannot write to SSE-KMS)."
+  }
+  assert {
+    condition = alltrue([
+      for kind in ["secret", "lock", "sns", "lambda_dlq", "schedule_dlq"] : {
+        secret       = aws_secretsmanager_secret.runtime.kms_key_id
+        lock         = one(aws_dynamodb_table.lock.server_side_encryption).kms_key_arn
+        sns          = aws_sns_topic.alarms.kms_master_key_id
+        lambda_dlq   = aws_sqs_queue.lambda_dlq.kms_master_key_id
+        schedule_dlq = aws_sqs_queue.schedule_dlq.kms_master_key_id
+      }[kind] == aws_kms_key.lake.arn
+    ])
+    error_message = "The secret, lock table, alarm topic or a dead-letter queue is not encrypted with the lake key."
+  }
+  assert {
+    condition     = alltrue([for fn in aws_lambda_function.this : fn.kms_key_arn == aws_kms_key.lake.arn])
+    error_message = "A function's environment is not encrypted with the lake key."
+  }
+}
+
+run "both_buckets_deny_plain_http_and_block_public_access" {
+  assert {
+    condition = alltrue([
+      for policy in [aws_s3_bucket_policy.lake.policy, aws_s3_bucket_policy.logs.policy] : anytrue([
+        for s in jsondecode(policy).Statement : (
+          s.Effect == "Deny" && s.Principal == "*" && contains(flatten([s.Action]), "s3:*")
+          && try(s.Condition.Bool["aws:SecureTransport"], "") == "false"
+          && length(flatten([s.Resource])) == 2
+        )
+      ])
+    ])
+    error_message = "A bucket policy lacks a Deny of every action over plain HTTP (aws:SecureTransport false)."
+  }
+  assert {
+    condition = alltrue([
+      for block in [aws_s3_bucket_public_access_block.lake, aws_s3_bucket_public_access_block.logs] :
+      block.block_public_acls && block.block_public_policy && block.ignore_public_acls && block.restrict_public_buckets
+    ])
+    error_message = "A bucket's public access block is not fully on."
+  }
+  assert {
+    condition = alltrue([
+      for v in [aws_s3_bucket_versioning.lake, aws_s3_bucket_versioning.logs] : v.versioning_configuration[0].status == "Enabled"
+    ])
+    error_message = "A bucket is not versioned."
+  }
+  assert {
+    condition     = aws_s3_bucket_logging.lake.target_bucket == aws_s3_bucket.logs.id && aws_s3_bucket.logs.id != aws_s3_bucket.lake.id
+    error_message = "The lake bucket's access logs do not go to the separate log bucket."
+  }
+}
+
+run "raw_batches_move_to_cheaper_classes_and_never_expire" {
+  assert {
+    condition = [
+      for rule in aws_s3_bucket_lifecycle_configuration.lake.rule : { for t in rule.transition : t.storage_class => t.days }
+      if one(rule.filter).prefix == "lake/raw/batches/"
+    ] == [{ STANDARD_IA = var.raw_infrequent_access_days, GLACIER_IR = var.raw_archive_days }]
+    error_message = "Raw batches do not move to STANDARD_IA and then GLACIER_IR."
+  }
+  assert {
+    condition = alltrue([
+      for rule in aws_s3_bucket_lifecycle_configuration.lake.rule : length(rule.expiration) == 0
+      if contains(["lake/raw/batches/", "lake/warehouse/", ""], one(rule.filter).prefix)
+    ])
+    error_message = "A lifecycle rule expires raw batches or Iceberg tables."
+  }
+  assert {
+    condition = {
+      for rule in aws_s3_bucket_lifecycle_configuration.lake.rule : one(rule.filter).prefix => one(rule.expiration).days
+      if length(rule.expiration) > 0
+      } == {
+      "lake/staging/"   = 7
+      "athena-results/" = 30
+    }
+    error_message = "Staging should expire after 7 days and Athena results after 30, and nothing else."
+  }
+  assert {
+    condition = anytrue([
+      for rule in aws_s3_bucket_lifecycle_configuration.lake.rule :
+      length(rule.noncurrent_version_expiration) > 0 && one(rule.filter).prefix == "" && rule.status == "Enabled"
+    ])
+    error_message = "Noncurrent versions do not expire across the bucket."
+  }
+}
+
+# Catalog, query, compute, API, orchestration and operations
 
 run "athena_enforces_encrypted_results_under_the_lake_and_a_scan_cutoff" {
   variables {
@@ -209,6 +320,7 @@ run "the_map_runs_the_bucket_task_function" {
       && one(fn.tracing_config).mode == "Active" && one(fn.dead_letter_config).target_arn == aws_sqs_queue.lambda_dlq.arn
       && fn.environment[0].variables["GLUCOSESTREAM_LAKE__LOCK_URL"] == "dynamodb://${aws_dynamodb_table.lock.name}"
       && fn.environment[0].variables["GLUCOSESTREAM_LAKE__ROOT"] == "s3://${aws_s3_bucket.lake.id}/lake"
+      && fn.environment[0].variables["GLUCOSESTREAM_PIPELINE__TASK_MEMORY_MB"] == tostring(aws_lambda_function.this["bucket_task"].memory_size)
     ])
     error_message = "A function is not the image, traced, with a dead-letter queue and the lake's environment."
   }
@@ -260,4 +372,48 @@ run "every_log_group_has_retention_and_the_key_and_failures_alarm" {
     condition     = alltrue([for alarm in aws_cloudwatch_metric_alarm.this : alarm.alarm_actions == toset([aws_sns_topic.alarms.arn])])
     error_message = "An alarm does not notify the alarm topic."
   }
+}
+
+# Variables refuse values that would deploy something wrong.
+
+run "a_name_prefix_that_cannot_be_a_bucket_name_is_refused" {
+  command = plan
+  variables {
+    name_prefix = "GlucoStream_Prod"
+  }
+  expect_failures = [var.name_prefix]
+}
+
+run "a_retention_cloudwatch_does_not_offer_is_refused" {
+  command = plan
+  variables {
+    log_retention_days = 42
+  }
+  expect_failures = [var.log_retention_days]
+}
+
+run "a_timeout_over_the_api_gateway_limit_is_refused" {
+  command = plan
+  variables {
+    lambda_timeout_s = { ingest = 60 }
+  }
+  expect_failures = [var.lambda_timeout_s]
+}
+
+run "raw_batches_cannot_be_archived_before_their_infrequent_access_month_ends" {
+  command = plan
+  variables {
+    raw_infrequent_access_days = 60
+    raw_archive_days           = 75
+  }
+  expect_failures = [aws_s3_bucket_lifecycle_configuration.lake]
+}
+
+run "a_map_wider_than_the_bucket_tasks_reserved_concurrency_is_refused" {
+  command = plan
+  variables {
+    map_max_concurrency         = 20
+    lambda_reserved_concurrency = { bucket_task = 5 }
+  }
+  expect_failures = [aws_sfn_state_machine.pipeline]
 }
