@@ -87,12 +87,17 @@ locals {
         ],
         [for statement in [
           {
+            # Listing under the prefixes the function reads. IfExists: a request without a
+            # prefix passes too, because S3 evaluates s3:ListBucket without one for HeadBucket
+            # and to answer 404 rather than 403 for a missing object (pyarrow and pyiceberg
+            # check that a file does not exist before writing it). Listing shows key names
+            # (batch ids, partition paths of pseudonymous keys), never contents.
             Sid      = "ListLakePrefixes"
             Effect   = "Allow"
             Action   = ["s3:ListBucket"]
             Resource = local.lake_arn
             Condition = {
-              StringLike = {
+              StringLikeIfExists = {
                 "s3:prefix" = concat(["lake", "lake/"], flatten([for p in local.s3_access[key].read : [p, "${p}/*"]]))
               }
             }
