@@ -26,6 +26,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check $(CODE)
 	$(BIN)/mypy
 	$(BIN)/python scripts/import_layers.py
+	$(BIN)/python -m glucosestream.aws.state_machine --check
+	scripts/checkov.sh --directory deploy/aws --config-file deploy/aws/.checkov.yaml --quiet --compact
 	$(BIN)/cog --check -I docs $(DOCS)
 
 # numba caches the compiled metric kernels beside their sources. The warm-up loads them in a few
@@ -72,4 +74,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_maintain.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-checkov .mypy_cache .ruff_cache .pytest_cache

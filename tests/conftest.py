@@ -113,6 +113,7 @@ HEAVY_MODULES = frozenset(
         "test_authz_matrix.py",
         "test_aws_moto.py",
         "test_aws_stepwise.py",
+        "test_aws_terraform.py",
         "test_cli_scale_out.py",
         "test_fuzz_formats.py",
         "test_fuzz_http.py",

@@ -401,8 +401,7 @@ def open_lakehouse(settings: LakeSettings, specs: TableRegistry) -> Lakehouse:
     creating them on first use."""
     storage = open_storage(settings)
     try:
-        if storage.local:
-            storage.fs.create_dir(storage.path("warehouse"), recursive=True)
+        storage.make_folder(storage.path("warehouse"))
         catalog = _open_catalog(settings, storage.uri("warehouse"))
         return Lakehouse(catalog, specs, settings.namespace_prefix)
     except (OSError, ValueError) as err:

@@ -36,7 +36,7 @@ class StagingZone:
     def write_table(self, path: str, table: pa.Table) -> None:
         """``table`` at ``path`` (from ``run_path``); a rewrite replaces the file whole."""
         fs = self.storage.fs
-        fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        self.storage.make_folder(path.rsplit("/", 1)[0])
         writer = TableWriter(fs.open_output_stream(path), table.schema)
         try:
             writer.write_table(table)
@@ -46,7 +46,7 @@ class StagingZone:
     def open_table_writer(self, path: str, schema: pa.Schema) -> TableWriter:
         """A file at ``path`` written a table at a time (closed by ``TableWriter.close``)."""
         fs = self.storage.fs
-        fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        self.storage.make_folder(path.rsplit("/", 1)[0])
         return TableWriter(fs.open_output_stream(path), schema)
 
     def read_table(self, path: str) -> pa.Table:
@@ -55,7 +55,7 @@ class StagingZone:
 
     def write_json(self, path: str, document: dict[str, Any]) -> None:
         fs = self.storage.fs
-        fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        self.storage.make_folder(path.rsplit("/", 1)[0])
         with fs.open_output_stream(path) as sink:
             sink.write(json.dumps(document, sort_keys=True).encode())
 
@@ -66,7 +66,7 @@ class StagingZone:
 
     def write_bytes(self, path: str, data: bytes) -> None:
         fs = self.storage.fs
-        fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        self.storage.make_folder(path.rsplit("/", 1)[0])
         with fs.open_output_stream(path) as sink:
             sink.write(data)
 

@@ -56,6 +56,13 @@ class Storage:
     def local(self) -> bool:
         return self.scheme == "file"
 
+    def make_folder(self, path: str) -> None:
+        """Make ``path`` and its parents on a local disk. Nothing on S3, which has no folders:
+        pyarrow would write an empty marker object for each level (a PUT per level, which a
+        role allowed to write only below its own prefix is refused)."""
+        if self.local:
+            self.fs.create_dir(path, recursive=True)
+
 
 def open_storage(settings: LakeSettings) -> Storage:
     if not settings.is_s3:

@@ -146,7 +146,7 @@ class RawZone:
         try:
             if fs.get_file_info(f"{folder}/{_MANIFEST}").type != pafs.FileType.NotFound:
                 raise LakeError(f"raw batch {batch_id} already exists; batch ids must be unique")
-            fs.create_dir(folder, recursive=True)
+            self.storage.make_folder(folder)
             _write_parquet(readings, READING_SCHEMA, f"{folder}/readings.parquet", fs)
             _write_parquet(quarantine, QUARANTINE_SCHEMA, f"{folder}/quarantine.parquet", fs)
             if self.storage.local:
