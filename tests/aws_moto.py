@@ -1,13 +1,18 @@
 """moto as the AWS of the deploy tests: a server on 127.0.0.1 inside the test process.
 
-``moto_server()`` starts moto's ``ThreadedMotoServer`` on a free loopback port, answers the two
-Step Functions calls moto 5.2.5 lacks and the AWS provider makes on every state machine
-(``ValidateStateMachineDefinition``: moto's own ASL parser decides; ``ListStateMachineVersions``:
-the versions moto keeps), and switches Step Functions execution on (and Docker-less Lambda)
-through ``/moto-api/config`` before anything is created. Everything it changes in moto (the
-two response methods, moto's process-wide user config, ``MOTO_PORT``, which moto's Step
-Functions interpreter reads to call Lambda) is put back when the block ends, and the backends
-are reset: other tests use moto in-process too.
+``moto_server()`` starts moto's ``ThreadedMotoServer`` on a free loopback port, switches Step
+Functions execution on (and Docker-less Lambda) through ``/moto-api/config`` before anything is
+created, and fills the gaps of moto 5.2.5 that the AWS provider 5.100 meets with this module:
+- Step Functions: ``ValidateStateMachineDefinition`` (missing; moto's own ASL parser decides) and
+  ``ListStateMachineVersions`` (missing; the versions moto keeps): the provider calls both on
+  every state machine and retries the 500s for minutes;
+- Athena: ``DeleteNamedQuery`` (missing) and ``GetNamedQuery`` of a deleted query (a crash);
+- Lambda: ``DeadLetterConfig`` (dropped, so every re-plan added it again);
+- S3: the check that an access-log target's bucket policy lets logging write (a crash on a
+  ``"Principal": "*"`` statement, as in a TLS-only Deny).
+Everything it changes (the patched methods, moto's process-wide user config, ``MOTO_PORT``, which
+moto's Step Functions interpreter reads to call Lambda) is put back when the block ends, and the
+backends are reset: other tests use moto in-process too.
 
 ``lambdas_in_process()`` hooks moto's Docker-less Lambda backend, which would echo the payload,
 so that an invocation calls the handler its function's container image would: the function's
@@ -29,29 +34,41 @@ import threading
 import time
 import traceback
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.config import Config
+from moto.athena.exceptions import AthenaClientError
+from moto.athena.responses import AthenaResponse
+from moto.awslambda.models import LambdaFunction
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.config import default_user_config
 from moto.core.responses import ActionResult
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.s3.models import FakeBucket
+from moto.s3.utils import LOGGING_SERVICE_PRINCIPAL
 from moto.stepfunctions.parser.asl.parse.asl_parser import (
     AmazonStateLanguageParser,
     ASLParserException,
 )
 from moto.stepfunctions.responses import StepFunctionResponse
 
+from .terraform_cli import Terraform, copy_deploy, terraform_env
+
 __all__ = [
     "ACCESS_KEY",
     "REGION",
     "Invocation",
     "Moto",
+    "Stack",
+    "apply_example",
+    "destroy_stack",
     "lambdas_in_process",
     "moto_server",
     "validate_definition",
@@ -139,6 +156,85 @@ def _list_state_machine_versions(self: StepFunctionResponse) -> ActionResult:
     )
 
 
+# ---------------------------------------------------------------- Athena's named queries
+
+
+def _delete_named_query(self: AthenaResponse) -> str:
+    """``DeleteNamedQuery``, which moto 5.2.5 lacks (terraform destroys every named query)."""
+    self.athena_backend.named_queries.pop(self._get_param("NamedQueryId"), None)
+    return "{}"
+
+
+def _get_named_query(self: AthenaResponse) -> Any:
+    """moto's ``GetNamedQuery``, but a query that is gone is InvalidRequestException (as in
+    Athena, and what tells the provider the delete is done), not moto's crash (a 500)."""
+    query_id = self._get_param("NamedQueryId")
+    if self.athena_backend.get_named_query(query_id) is None:
+        raise AthenaClientError("InvalidRequestException", f"NamedQuery {query_id} not found")
+    return _MOTO_GET_NAMED_QUERY(self)
+
+
+_MOTO_GET_NAMED_QUERY = AthenaResponse.get_named_query
+
+
+# ---------------------------------------------------------------- Lambda's dead-letter queue
+
+_MOTO_FUNCTION_INIT = LambdaFunction.__init__
+_MOTO_UPDATE_CONFIGURATION = LambdaFunction.update_configuration
+_MOTO_GET_CONFIGURATION = LambdaFunction.get_configuration
+
+
+def _function_init(
+    self: LambdaFunction, account_id: str, spec: dict[str, Any], *args: Any, **kwargs: Any
+) -> None:
+    """moto 5.2.5 drops a function's ``DeadLetterConfig`` (so every re-plan would add it
+    again): keep it, and answer it in the function's configuration."""
+    _MOTO_FUNCTION_INIT(self, account_id, spec, *args, **kwargs)
+    self.dead_letter_config = spec.get("DeadLetterConfig") or {}
+
+
+def _update_configuration(self: LambdaFunction, updates: dict[str, Any]) -> dict[str, Any]:
+    if "DeadLetterConfig" in updates:
+        self.dead_letter_config = updates["DeadLetterConfig"] or {}
+    return _MOTO_UPDATE_CONFIGURATION(self, updates)
+
+
+def _get_configuration(self: LambdaFunction, on_create: bool = False) -> dict[str, Any]:
+    configuration = _MOTO_GET_CONFIGURATION(self, on_create)
+    if getattr(self, "dead_letter_config", {}).get("TargetArn"):
+        configuration["DeadLetterConfig"] = {"TargetArn": self.dead_letter_config["TargetArn"]}
+    return configuration
+
+
+# ---------------------------------------------------------------- an S3 gap
+
+
+def _log_delivery_allowed(target_bucket: FakeBucket, target_prefix: str | None) -> bool:
+    """moto's check that a bucket policy lets S3 server access logging write to
+    ``target_bucket``, without moto 5.2.5's crash on a statement whose Principal is the string
+    "*" (a TLS-only Deny has one): it called ``.get`` on it and answered 500."""
+    if not target_bucket.policy:
+        return False
+    arn = f"arn:{target_bucket.partition}:s3:::{target_bucket.name}"
+    wanted = {f"{arn}/{target_prefix or ''}*", f"{arn}/*", arn}
+    for statement in json.loads(target_bucket.policy)["Statement"]:
+        principal = statement.get("Principal")
+        if not isinstance(principal, dict):
+            continue
+        if (
+            principal.get("Service") == LOGGING_SERVICE_PRINCIPAL
+            and statement.get("Effect") == "Allow"
+            and "s3:PutObject" in _listed(statement.get("Action"))
+            and wanted & set(_listed(statement.get("Resource")))
+        ):
+            return True
+    return False
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
 # ---------------------------------------------------------------- the server
 
 
@@ -160,6 +256,14 @@ def moto_server() -> Iterator[Moto]:
             _list_state_machine_versions,
             raising=False,
         )
+        patch.setattr(
+            FakeBucket, "_log_permissions_enabled_policy", staticmethod(_log_delivery_allowed)
+        )
+        patch.setattr(AthenaResponse, "delete_named_query", _delete_named_query, raising=False)
+        patch.setattr(LambdaFunction, "__init__", _function_init)
+        patch.setattr(LambdaFunction, "update_configuration", _update_configuration)
+        patch.setattr(LambdaFunction, "get_configuration", _get_configuration)
+        patch.setattr(AthenaResponse, "get_named_query", _get_named_query)
         # werkzeug logs every request moto serves at INFO
         patch.setattr(logging.getLogger("werkzeug"), "level", logging.WARNING)
         server.start()
@@ -327,3 +431,59 @@ def lambdas_in_process(overlay: Mapping[str, str]) -> Iterator[list[Invocation]]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(LambdaSimpleBackend, "invoke", invoke)
         yield hook.invocations
+
+
+# ---------------------------------------------------------------- the example root on moto
+
+_APPLY_TIMEOUT_S = 300
+
+
+@dataclass
+class Stack:
+    """The example root applied on moto: its terraform, the plan's resources to add by type,
+    its outputs, and each phase's seconds."""
+
+    terraform: Terraform
+    to_add: Counter[str]
+    outputs: dict[str, Any]
+    seconds: dict[str, float]
+
+    def run(self, phase: str, *args: str) -> str:
+        started = time.monotonic()
+        output = self.terraform.run(*args, "-no-color", timeout=_APPLY_TIMEOUT_S)
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + time.monotonic() - started
+        return output
+
+    def replan(self) -> str:
+        """``terraform plan`` once more: its output (no changes, if the apply converged)."""
+        return self.run("replan", "plan", "-input=false")
+
+
+def apply_example(moto: Moto, scratch: Path, variables: Mapping[str, Any]) -> Stack:
+    """Copy deploy/aws to ``scratch``, point the example root at ``moto`` (its ``endpoint_url``
+    and ``max_retries`` variables, fake keys in the environment; ``variables`` besides, all in an
+    auto.tfvars file), then init, plan (saved) and apply it."""
+    root = copy_deploy(scratch) / "example"
+    settings = {"region": REGION, "endpoint_url": moto.endpoint, "max_retries": 2}
+    (root / "moto.auto.tfvars.json").write_text(json.dumps({**settings, **variables}))
+    env = terraform_env(scratch) | {
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": ACCESS_KEY,
+    }
+    stack = Stack(Terraform(root, env), Counter(), {}, {})
+    stack.run("init", "init", "-input=false")
+    stack.run("plan", "plan", "-input=false", "-out=tfplan")
+    plan = json.loads(stack.terraform.run("show", "-json", "tfplan", timeout=_APPLY_TIMEOUT_S))
+    stack.to_add.update(
+        change["type"]
+        for change in plan.get("resource_changes", [])
+        if change["change"]["actions"] == ["create"] and change["mode"] == "managed"
+    )
+    stack.run("apply", "apply", "-input=false", "tfplan")
+    outputs = json.loads(stack.terraform.run("output", "-json", timeout=_APPLY_TIMEOUT_S))
+    stack.outputs = {name: value["value"] for name, value in outputs.items()}
+    return stack
+
+
+def destroy_stack(stack: Stack) -> None:
+    stack.run("destroy", "destroy", "-auto-approve", "-input=false")

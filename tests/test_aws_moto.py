@@ -5,19 +5,51 @@ against the real S3 server)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
+import sys
 import time
+import uuid
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+import boto3
+import pyarrow.parquet as pq
 import pytest
+import sqlalchemy as sa
+
+from glucosestream.access import create_token
+from glucosestream.aws import handlers
+from glucosestream.config import (
+    AWS_CHECKSUM_VARIABLES,
+    IngestSettings,
+    LakeSettings,
+    PipelineSettings,
+    Settings,
+)
+from glucosestream.ingest import lambda_handler
+from glucosestream.ingest.identity import patient_key
+from glucosestream.pipeline import run_pipeline
+from glucosestream.synth import CohortSpec, write_cohort
 
 from .aws_moto import (
     ACCESS_KEY,
+    REGION,
+    Stack,
+    apply_example,
+    destroy_stack,
     lambdas_in_process,
     moto_server,
     validate_definition,
     wait_for_execution,
 )
+from .conftest import SECRET
+from .terraform_cli import DEPLOY, SKIP_REASON
+from .test_postgres import URL_FILE as PG_URL_FILE
+from .test_scale_out import tables_of
 
 IMAGE_URI = "123456789012.dkr.ecr.us-east-1.amazonaws.com/glucosestream:test"
 WAIT_S = 60
@@ -167,9 +199,9 @@ def test_moto_answers_the_calls_the_provider_needs_and_runs_handlers_in_process(
             assert "gs-publish" not in names  # a failed bucket never reaches publish
 
 
-def _execute(sfn, machine: str, name: str, payload: dict) -> dict:
+def _execute(sfn, machine: str, name: str, payload: dict, *, timeout_s: float = WAIT_S) -> dict:
     started = sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps(payload))
-    return wait_for_execution(sfn, started["executionArn"], timeout_s=WAIT_S)
+    return wait_for_execution(sfn, started["executionArn"], timeout_s=timeout_s)
 
 
 def test_an_execution_that_outlives_its_wait_is_reported_not_waited_for():
@@ -186,3 +218,511 @@ def test_an_execution_that_outlives_its_wait_is_reported_not_waited_for():
             wait_for_execution(sfn, execution, timeout_s=0.5)
         assert time.monotonic() - started < 10
         sfn.stop_execution(executionArn=execution)
+
+
+# ---------------------------------------------------------------- layer 4: apply, check, destroy
+
+COMMANDS = {
+    "ingest": "glucosestream.aws.handlers.ingest",
+    "authorizer": "glucosestream.aws.handlers.authorize",
+    "plan": "glucosestream.aws.handlers.plan",
+    "bucket_task": "glucosestream.aws.handlers.bucket_task",
+    "publish": "glucosestream.aws.handlers.publish",
+    "fail": "glucosestream.aws.handlers.fail",
+}
+LOG_RETENTION_DAYS = 365  # the module's default
+CUTOFF_BYTES = 10 * 1024**3  # the module's default athena_bytes_scanned_cutoff
+
+
+def _example_variables(prefix: str) -> dict:
+    return {"name_prefix": prefix, "image_uri": IMAGE_URI, "force_destroy": True}
+
+
+@pytest.fixture
+def terraform_ready():
+    if SKIP_REASON:
+        pytest.skip(SKIP_REASON)
+    if not (DEPLOY / "example" / "main.tf").exists():
+        pytest.skip("deploy/aws/example is not there yet")
+
+
+@pytest.mark.slow  # about 100 s: the provider waits 55 s for S3 lifecycle rules to settle
+def test_example_root_applies_on_moto_converges_and_destroys_to_nothing(
+    terraform_ready, tmp_path, capsys
+):
+    with moto_server() as moto:
+        stack = apply_example(moto, tmp_path, _example_variables("gs-l4"))
+        try:
+            _check_plan(stack)
+            _check_storage(moto, stack)
+            _check_query(moto, stack)
+            functions = _check_functions(moto, stack)
+            _check_state_machine(moto, stack, functions)
+            _check_logs_and_lock(moto, stack, functions)
+            replan = stack.replan()
+            assert "No changes." in replan, replan[-3000:]
+        finally:
+            destroy_stack(stack)
+        _check_nothing_left(moto)
+    _report(capsys, stack)
+
+
+def _report(capsys, stack: Stack) -> None:
+    """The plan's summary and each phase's time, in the test output whatever pytest captures."""
+    by_type = ", ".join(f"{name} {count}" for name, count in sorted(stack.to_add.items()))
+    with capsys.disabled():
+        sys.stdout.write(
+            f"\nplan of deploy/aws/example on moto: {sum(stack.to_add.values())} to add: "
+            f"{by_type}\nlayer 4 seconds: {_seconds(stack)} (load {os.getloadavg()[0]:.2f})\n"
+        )
+
+
+def _check_plan(stack: Stack) -> None:
+    assert sum(stack.to_add.values()) >= 40
+    for required in (
+        "aws_s3_bucket",
+        "aws_kms_key",
+        "aws_lambda_function",
+        "aws_sfn_state_machine",
+        "aws_athena_workgroup",
+        "aws_dynamodb_table",
+        "aws_apigatewayv2_route",
+    ):
+        assert stack.to_add[required] >= 1, required
+
+
+def _seconds(stack: Stack) -> str:
+    return ", ".join(f"{phase} {seconds:.1f}" for phase, seconds in stack.seconds.items())
+
+
+def _check_storage(moto, stack: Stack) -> None:
+    s3, kms = moto.client("s3"), moto.client("kms")
+    bucket = stack.outputs["bucket"]
+    rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    by_default = rule["ApplyServerSideEncryptionByDefault"]
+    assert by_default["SSEAlgorithm"] == "aws:kms"
+    assert rule["BucketKeyEnabled"] is True
+    key = kms.describe_key(KeyId=by_default["KMSMasterKeyID"])["KeyMetadata"]
+    assert key["KeyManager"] == "CUSTOMER"
+    assert key["KeyState"] == "Enabled"
+    assert kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"] is True
+    key_policy = json.loads(kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"])
+    for statement in key_policy["Statement"]:
+        assert "kms:*" not in _listed(statement["Action"]), statement
+        assert "*" not in _listed(statement.get("Principal", {}).get("AWS", [])), statement
+    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert block == dict.fromkeys(
+        ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"), True
+    )
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    _check_lifecycle(s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"])
+    policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    assert any(
+        s["Effect"] == "Deny"
+        and s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") in ("false", False)
+        for s in policy["Statement"]
+    ), policy
+    target = s3.get_bucket_logging(Bucket=bucket)["LoggingEnabled"]["TargetBucket"]
+    assert target != bucket
+    assert s3.get_public_access_block(Bucket=target)["PublicAccessBlockConfiguration"][
+        "BlockPublicPolicy"
+    ]
+
+
+def _listed(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _check_lifecycle(rules: list[dict]) -> None:
+    by_prefix = {rule.get("Filter", {}).get("Prefix", ""): rule for rule in rules}
+    raw = by_prefix["lake/raw/batches/"]
+    transitions = sorted(raw["Transitions"], key=lambda t: t["Days"])  # a set in Terraform
+    assert [t["StorageClass"] for t in transitions] == ["STANDARD_IA", "GLACIER_IR"]
+    assert transitions[0]["Days"] >= 30
+    assert "Expiration" not in raw  # raw batches are the lake's source
+    assert by_prefix["lake/staging/"]["Expiration"]["Days"] == 7
+    assert by_prefix["athena-results/"]["Expiration"]["Days"] == 30
+    assert any("NoncurrentVersionExpiration" in rule for rule in rules)
+    assert all(rule["Status"] == "Enabled" for rule in rules)
+    assert not any(prefix.startswith("lake/warehouse") for prefix in by_prefix)
+
+
+def _check_query(moto, stack: Stack) -> None:
+    athena, glue = moto.client("athena"), moto.client("glue")
+    workgroup = athena.get_work_group(WorkGroup=stack.outputs["athena_workgroup"])["WorkGroup"]
+    configuration = workgroup["Configuration"]
+    assert configuration["EnforceWorkGroupConfiguration"] is True
+    assert configuration["BytesScannedCutoffPerQuery"] == CUTOFF_BYTES
+    results = configuration["ResultConfiguration"]
+    assert results["OutputLocation"] == f"s3://{stack.outputs['bucket']}/athena-results/"
+    assert results["EncryptionConfiguration"]["EncryptionOption"] == "SSE_KMS"
+    databases = {d["Name"] for d in glue.get_databases()["DatabaseList"]}
+    assert databases >= {"gs_curated", "gs_results"}
+    queries = athena.list_named_queries(WorkGroup=workgroup["Name"])["NamedQueryIds"]
+    names = {athena.get_named_query(NamedQueryId=q)["NamedQuery"]["Name"] for q in queries}
+    views = {path.stem for path in (DEPLOY / "modules" / "glucosestream" / "athena").glob("*.sql")}
+    assert len(views) >= 3
+    assert {name.removeprefix(f"{workgroup['Name']}-") for name in names} == views
+
+
+def _check_functions(moto, stack: Stack) -> dict[str, dict]:
+    """Each entry point's function configuration, by key; each checked against the contract."""
+    lam = moto.client("lambda")
+    names = stack.outputs["function_names"]
+    assert set(names) == set(COMMANDS)
+    functions = {}
+    for key, name in names.items():
+        configuration = lam.get_function(FunctionName=name)["Configuration"]
+        assert configuration["PackageType"] == "Image"
+        command = configuration["ImageConfigResponse"]["ImageConfig"]["Command"]
+        assert command == [COMMANDS[key]], (key, command)
+        environment = configuration["Environment"]["Variables"]
+        assert environment["GLUCOSESTREAM_LAKE__ROOT"] == f"s3://{stack.outputs['bucket']}/lake"
+        assert environment["GLUCOSESTREAM_LAKE__CATALOG_URL"] == "glue://us-east-1"
+        assert (
+            environment["GLUCOSESTREAM_LAKE__LOCK_URL"]
+            == f"dynamodb://{stack.outputs['lock_table']}"
+        )
+        assert environment["GLUCOSESTREAM_SECRETS_ARN"] == stack.outputs["secret_arn"]
+        assert not any("SECRET" in k and k != "GLUCOSESTREAM_SECRETS_ARN" for k in environment)
+        functions[key] = configuration
+    return functions
+
+
+def _check_state_machine(moto, stack: Stack, functions: dict[str, dict]) -> None:
+    sfn = moto.client("stepfunctions")
+    described = sfn.describe_state_machine(stateMachineArn=stack.outputs["state_machine_arn"])
+    definition = json.loads(described["definition"])
+    maps = [state for state in _states(definition) if state["Type"] == "Map"]
+    assert len(maps) == 1, "one Map over the buckets"
+    inner = maps[0].get("ItemProcessor") or maps[0]["Iterator"]
+    resources = _task_resources(inner)
+    bucket_task = functions["bucket_task"]["FunctionArn"]
+    assert any(bucket_task in resource for resource in resources), resources
+    assert any(r.get("BackoffRate", 1) > 1 for s in _states(inner) for r in s.get("Retry", []))
+    everything = _task_resources(definition)
+    for key in ("plan", "publish", "fail"):
+        assert any(functions[key]["FunctionArn"] in r for r in everything), key
+    assert described["loggingConfiguration"]["level"] in ("ALL", "ERROR", "FATAL")
+
+
+def _states(definition: dict) -> list[dict]:
+    """Every state of a definition, nested ones (Map, Parallel) included."""
+    found = []
+    for state in definition.get("States", {}).values():
+        found.append(state)
+        for inner in [
+            state.get("ItemProcessor"),
+            state.get("Iterator"),
+            *state.get("Branches", []),
+        ]:
+            if inner:
+                found.extend(_states(inner))
+    return found
+
+
+def _task_resources(definition: dict) -> list[str]:
+    """What each Task state calls: its Resource, or the FunctionName of a lambda:invoke."""
+    calls = []
+    for state in _states(definition):
+        if state["Type"] == "Task":
+            calls.append(state["Resource"])
+            calls.append(
+                str(state.get("Parameters", state.get("Arguments", {})).get("FunctionName", ""))
+            )
+    return calls
+
+
+def _check_logs_and_lock(moto, stack: Stack, functions: dict[str, dict]) -> None:
+    logs = moto.client("logs")
+    groups = {g["logGroupName"]: g for g in logs.describe_log_groups()["logGroups"]}
+    for configuration in functions.values():
+        group = groups[f"/aws/lambda/{configuration['FunctionName']}"]
+        assert group.get("retentionInDays") == LOG_RETENTION_DAYS, group
+    assert all(g.get("retentionInDays") for g in groups.values()), groups
+    assert len(groups) > len(functions)  # the state machine's and the API's too
+    table = moto.client("dynamodb").describe_table(TableName=stack.outputs["lock_table"])["Table"]
+    assert table["KeySchema"] == [{"AttributeName": "lake", "KeyType": "HASH"}]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["SSEDescription"]["SSEType"] == "KMS"
+
+
+def _check_nothing_left(moto) -> None:
+    assert moto.client("s3").list_buckets()["Buckets"] == []
+    assert moto.client("lambda").list_functions()["Functions"] == []
+    assert moto.client("stepfunctions").list_state_machines()["stateMachines"] == []
+    assert moto.client("glue").get_databases()["DatabaseList"] == []
+    assert moto.client("dynamodb").list_tables()["TableNames"] == []
+    assert moto.client("apigatewayv2").get_apis()["Items"] == []
+    assert moto.client("logs").describe_log_groups()["logGroups"] == []
+    assert moto.client("iam").list_roles()["Roles"] == []
+    assert moto.client("sqs").list_queues().get("QueueUrls", []) == []
+    assert moto.client("sns").list_topics()["Topics"] == []
+    workgroups = moto.client("athena").list_work_groups()["WorkGroups"]
+    assert [w["Name"] for w in workgroups] == ["primary"]
+    kms = moto.client("kms")
+    keys = [kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"] for k in kms.list_keys()["Keys"]]
+    ours = [key for key in keys if key["Description"].startswith("GlucoseStream gs-l4")]
+    assert [key["KeyState"] for key in ours] == ["PendingDeletion"]  # its deletion window
+    others = {key["Description"] for key in keys if key not in ours}
+    assert others <= {"Default key"}, others  # moto's own
+
+
+# ---------------------------------------------------------------- layer 5: end to end
+
+CEPH_ENV = Path(__file__).resolve().parents[1] / ".services" / "s3.env"
+PER_TASK = 300  # readings per bucket task: several buckets for the Map (the same locally)
+RUN_WAIT_S = 300
+
+
+@pytest.fixture
+def ceph(monkeypatch) -> dict[str, str]:
+    """The test S3 server (Ceph radosgw, scripts/ceph.sh): its endpoint and keys."""
+    if not CEPH_ENV.exists():
+        pytest.skip("no test S3 server: run `scripts/ceph.sh start` (make test does)")
+    for name in AWS_CHECKSUM_VARIABLES:  # radosgw 16 refuses streamed checksums (test_s3.py)
+        monkeypatch.setenv(name, "WHEN_REQUIRED")
+    values = dict(line.split("=", 1) for line in CEPH_ENV.read_text().split())
+    return {
+        "endpoint": values["GLUCOSESTREAM_TEST_S3_ENDPOINT"],
+        "key": values["GLUCOSESTREAM_TEST_S3_ACCESS_KEY"],
+        "secret": values["GLUCOSESTREAM_TEST_S3_SECRET_KEY"],
+    }
+
+
+@pytest.fixture
+def metadata_url(tmp_path) -> Iterator[str]:
+    """The deployed lake's metadata store: a fresh database on the slow tier's PostgreSQL (what
+    the deployment uses: RDS or Aurora), else SQLite in tmp_path (the handlers run in this one
+    process, so a file is shared by all of them as the server would be)."""
+    if not PG_URL_FILE.exists():
+        yield f"sqlite:///{tmp_path / 'metadata.db'}"
+        return
+    server = PG_URL_FILE.read_text().strip()
+    name = f"gs_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as con:
+        con.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield server.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as con:
+        con.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def fresh_handlers() -> Iterator[None]:
+    """The handlers' per-container caches, empty before and after (a new 'container')."""
+    handlers._cached.clear()
+    handlers._access.clear()
+    yield
+    handlers._cached.clear()
+    handlers._access.clear()
+
+
+def _readings(tmp_path: Path) -> list[list[dict]]:
+    """Six synthetic patients over two days, as two uploads (one a day) of /v1/readings rows."""
+    spec = CohortSpec(patients=6, days=2, seed=16, interval_min=15)
+    table = pq.read_table(write_cohort(spec, tmp_path / "cohort.parquet", "parquet").path)
+    rows = [
+        {
+            "patient_id": row["patient_id"],
+            "device_id": row["device_id"],
+            "time": row["time"].isoformat(),
+            "glucose_mg_dl": row["glucose_mg_dl"],
+            "tz": row["tz"],
+        }
+        for row in table.select(["patient_id", "device_id", "time", "glucose_mg_dl", "tz"])
+        .sort_by([("time", "ascending"), ("patient_id", "ascending")])
+        .to_pylist()
+    ]
+    first_day = rows[0]["time"][:10]
+    return [
+        [row for row in rows if row["time"][:10] == first_day],
+        [row for row in rows if row["time"][:10] != first_day],
+    ]
+
+
+def _v2_event(rows: list[dict], token: str) -> dict:
+    """An API Gateway HTTP API (payload 2.0) request to POST /v1/readings."""
+    return {
+        "version": "2.0",
+        "routeKey": "POST /v1/readings",
+        "rawPath": "/v1/readings",
+        "headers": {"authorization": f"Bearer {token}", "content-type": "application/json"},
+        "requestContext": {"http": {"method": "POST", "path": "/v1/readings"}, "stage": "$default"},
+        "body": json.dumps({"readings": rows}),
+        "isBase64Encoded": False,
+    }
+
+
+def _invoke(lam, function_name: str, event: dict) -> dict:
+    answer = lam.invoke(FunctionName=function_name, Payload=json.dumps(event).encode())
+    payload = json.loads(answer["Payload"].read())
+    assert "FunctionError" not in answer, payload
+    return payload
+
+
+def _deployed_settings(stack: Stack, ceph: dict[str, str], metadata_url: str) -> Settings:
+    """The settings a function of the stack has (its environment and secret), as the test
+    reads the lake with them: the lake on Ceph, Glue and the lock on moto."""
+    environment = stack.outputs["environment"]
+    return Settings(
+        lake=LakeSettings(
+            root=environment["GLUCOSESTREAM_LAKE__ROOT"],
+            catalog_url=environment["GLUCOSESTREAM_LAKE__CATALOG_URL"],
+            namespace_prefix=environment["GLUCOSESTREAM_LAKE__NAMESPACE_PREFIX"],
+            lock_url=environment["GLUCOSESTREAM_LAKE__LOCK_URL"],
+            metadata_url=metadata_url,
+            s3_endpoint_url=ceph["endpoint"],
+            s3_access_key_id=ceph["key"],
+            s3_secret_access_key=ceph["secret"],
+        ),
+        ingest=IngestSettings(pseudonym_secret=SECRET),
+        pipeline=PipelineSettings(readings_per_task=PER_TASK),
+    )
+
+
+def _aws_environment(moto, ceph: dict[str, str]) -> dict[str, str]:
+    """What a function's process gets besides its Terraform environment: AWS SDK calls (Glue,
+    DynamoDB, Secrets Manager) go to moto, the lake's S3 to Ceph, buckets smaller."""
+    return {
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": ACCESS_KEY,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ENDPOINT_URL_GLUE": moto.endpoint,
+        "AWS_ENDPOINT_URL_DYNAMODB": moto.endpoint,
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto.endpoint,
+        "GLUCOSESTREAM_LAKE__S3_ENDPOINT_URL": ceph["endpoint"],
+        "GLUCOSESTREAM_LAKE__S3_ACCESS_KEY_ID": ceph["key"],
+        "GLUCOSESTREAM_LAKE__S3_SECRET_ACCESS_KEY": ceph["secret"],
+        "GLUCOSESTREAM_PIPELINE__READINGS_PER_TASK": str(PER_TASK),
+        **dict.fromkeys(AWS_CHECKSUM_VARIABLES, "WHEN_REQUIRED"),
+    }
+
+
+def _ceph_bucket(ceph: dict[str, str], name: str) -> Any:
+    client = boto3.client(
+        "s3",
+        endpoint_url=ceph["endpoint"],
+        aws_access_key_id=ceph["key"],
+        aws_secret_access_key=ceph["secret"],
+        region_name=REGION,
+    )
+    client.create_bucket(Bucket=name)
+    return client
+
+
+def _drop_ceph_bucket(client, name: str) -> None:
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            client.delete_objects(Bucket=name, Delete={"Objects": keys})
+    client.delete_bucket(Bucket=name)
+
+
+@pytest.mark.slow  # the real S3 server (Ceph), terraform and a pipeline run: about 3 minutes
+def test_readings_posted_to_the_deployed_stack_are_published_as_a_local_run_publishes_them(
+    terraform_ready, ceph, metadata_url, fresh_handlers, tmp_path, monkeypatch, capsys
+):
+    uploads = _readings(tmp_path)
+    local = _run_locally(tmp_path / "local", uploads)
+    started = time.monotonic()
+    with moto_server() as moto:
+        prefix = f"gs5-{uuid.uuid4().hex[:6]}"
+        variables = _example_variables(prefix) | {"schedule_enabled": False}
+        stack = apply_example(moto, tmp_path / "tf", variables)
+        deployed = _deployed_settings(stack, ceph, metadata_url)
+        s3 = _ceph_bucket(ceph, stack.outputs["bucket"])
+        try:
+            environment = _aws_environment(moto, ceph)
+            for name, value in environment.items():  # the test reads the lake as a function
+                monkeypatch.setenv(name, value)
+            secret = {
+                "GLUCOSESTREAM_LAKE__METADATA_URL": metadata_url,
+                "GLUCOSESTREAM_INGEST__PSEUDONYM_SECRET": SECRET,
+            }
+            moto.client("secretsmanager").put_secret_value(
+                SecretId=stack.outputs["secret_arn"], SecretString=json.dumps(secret)
+            )
+            seconds = _run_on_the_stack(moto, stack, deployed, uploads, environment)
+            published = tables_of(deployed)
+        finally:
+            _drop_ceph_bucket(s3, stack.outputs["bucket"])
+    assert published["daily"], "the run published daily metrics"
+    assert published == tables_of(local)
+    with capsys.disabled():
+        sys.stdout.write(
+            f"\nlayer 5 seconds: terraform {_seconds(stack)}, {seconds}, "
+            f"all {time.monotonic() - started:.1f} (load {os.getloadavg()[0]:.2f})\n"
+        )
+
+
+def _run_locally(lake: Path, uploads: list[list[dict]]) -> Settings:
+    """The same uploads through the same ingest code into a local lake, then one local run."""
+    settings = Settings(
+        lake=LakeSettings(root=str(lake)),
+        ingest=IngestSettings(pseudonym_secret=SECRET),
+        pipeline=PipelineSettings(readings_per_task=PER_TASK),
+    )
+    token = _uploader_token(settings, uploads)
+    for rows in uploads:
+        answer = lambda_handler.handle_event(settings, _v2_event(rows, token))
+        assert answer["statusCode"] == 200, answer["body"]
+    assert run_pipeline(settings).status == "published"
+    return settings
+
+
+def _uploader_token(settings: Settings, uploads: list[list[dict]]) -> str:
+    patients = {row["patient_id"] for rows in uploads for row in rows}
+    return create_token(
+        settings.lake,
+        "uploader",
+        label="layer 5",
+        now=dt.datetime.now(dt.UTC),
+        patient_keys=[patient_key(SECRET.encode(), p) for p in sorted(patients)],
+    )
+
+
+def _run_on_the_stack(moto, stack: Stack, deployed: Settings, uploads, environment) -> str:
+    """Post the uploads through the ingest function (its authorizer first), run the state
+    machine twice (the second finds nothing new); each phase's seconds."""
+    lam, sfn = moto.client("lambda"), moto.client("stepfunctions")
+    names = stack.outputs["function_names"]
+    machine = stack.outputs["state_machine_arn"]
+    token = _uploader_token(deployed, uploads)
+    seconds: dict[str, float] = {}
+    with lambdas_in_process(environment) as invocations:
+        clock = time.monotonic()
+        for rows in uploads:
+            request = _v2_event(rows, token)
+            assert _invoke(lam, names["authorizer"], request)["isAuthorized"] is True
+            answer = _invoke(lam, names["ingest"], request)
+            assert answer["statusCode"] == 200, answer["body"]
+            assert json.loads(answer["body"])["accepted"] == len(rows)
+        stranger = _v2_event(uploads[0], "gs_not-a-token")
+        assert _invoke(lam, names["authorizer"], stranger)["isAuthorized"] is False
+        seconds["ingest"] = time.monotonic() - clock
+
+        clock = time.monotonic()
+        first = _execute(sfn, machine, "run-1", {}, timeout_s=RUN_WAIT_S)
+        seconds["run"] = time.monotonic() - clock
+        assert first["status"] == "SUCCEEDED", _history(sfn, first)
+        assert json.loads(first["output"])["run"]["status"] == "published", first["output"]
+        tasks = [i for i in invocations if i.function_name == names["bucket_task"]]
+        assert len(tasks) >= 2, "the Map ran several buckets"
+        assert not any(i.error for i in invocations), invocations
+
+        invocations.clear()
+        clock = time.monotonic()
+        second = _execute(sfn, machine, "run-2", {}, timeout_s=RUN_WAIT_S)
+        seconds["noop run"] = time.monotonic() - clock
+        assert second["status"] == "SUCCEEDED", _history(sfn, second)
+        assert json.loads(second["output"])["run"]["status"] == "noop", second["output"]
+        assert [i.function_name for i in invocations] == [names["plan"]]
+    return ", ".join(f"{phase} {value:.1f}" for phase, value in seconds.items())
+
+
+def _history(sfn, execution: dict) -> list:
+    """The failed states of an execution, for an assertion's message."""
+    events = sfn.get_execution_history(executionArn=execution["executionArn"])["events"]
+    return [e for e in events if "Failed" in e["type"] or "failed" in json.dumps(e, default=str)]
