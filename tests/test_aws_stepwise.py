@@ -230,6 +230,28 @@ def test_the_command_line_holds_and_frees_the_lease(aws, files, tmp_path):
     assert tables_of(settings)["readings"]
 
 
+def test_the_maintenance_function_compacts_under_the_lease(aws, files, tmp_path):
+    settings = _settings(tmp_path / "lake")
+    for path in files:
+        ingest_path(settings, path)
+        assert state_machine_run(settings)[0]["status"] == "published"
+    before = tables_of(settings)
+    handlers._cached["settings"] = settings
+    try:
+        lease = open_lease(settings.lake)
+        lease.take("a-run", 60)  # a run working: maintenance waits for the next time
+        assert handlers.maintain({}, None)["status"] == "busy"
+        lease.release("a-run")
+        done = handlers.maintain({}, None)
+    finally:
+        handlers._cached.clear()
+    assert done["status"] == "maintained"
+    files_before, files_after = done["compacted_files"]["results.daily_metrics"]
+    assert files_after < files_before
+    assert tables_of(settings) == before
+    assert open_lease(settings.lake).holder() is None
+
+
 def test_a_lease_that_ended_can_be_taken(aws, tmp_path):
     lease = open_lease(_settings(tmp_path / "lake").lake)
     lease.take("first", -1)  # already over: a holder that died

@@ -1,7 +1,8 @@
 """The AWS Lambda functions: one container image, one entry point each (``image_config.command``
 in deploy/aws): ``ingest`` (HTTP ingest behind API Gateway), ``authorize`` (its Lambda
 authorizer), and the pipeline's steps for Step Functions: ``plan``, ``bucket_task``,
-``publish`` and ``fail`` (``pipeline.stepwise``; the state machine is ``aws.state_machine``).
+``publish`` and ``fail`` (``pipeline.stepwise``; the state machine is ``aws.state_machine``),
+and ``maintain`` (compaction and snapshot expiry, on a schedule of its own).
 
 Settings come from the function's environment overlaid with the JSON object of the Secrets
 Manager secret ``GLUCOSESTREAM_SECRETS_ARN`` names (the metadata store's URL, the pseudonym key:
@@ -14,16 +15,27 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any, Final
 
 from glucosestream.config import Settings, aws_secrets_arn
 from glucosestream.errors import AuthError, ConfigError, Forbidden, InvalidInput, RunInProgress
 from glucosestream.ingest import lambda_handler
 from glucosestream.lake import AccessStores, open_access
-from glucosestream.pipeline import stepwise
+from glucosestream.lake import maintain as lake_maintain
+from glucosestream.pipeline import stepwise, table_registry
 from glucosestream.request_credentials import bearer_principal, nightscout_principal
 
-__all__ = ["authorize", "bucket_task", "fail", "ingest", "plan", "publish", "settings"]
+__all__ = [
+    "authorize",
+    "bucket_task",
+    "fail",
+    "ingest",
+    "maintain",
+    "plan",
+    "publish",
+    "settings",
+]
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +112,16 @@ def fail(event: Mapping[str, Any], context: object) -> dict[str, Any]:
     if not isinstance(run_id, str) or not run_id:
         return {"run_id": None, "status": "failed", "message": why}  # it failed before a run
     return stepwise.abandon(settings(), run_id, why)
+
+
+def maintain(event: Mapping[str, Any], context: object) -> dict[str, Any]:
+    """Compact the tables' small files and expire snapshots older than a week (what
+    ``glucosestream maintain`` does), under the run lock; "busy" while a run works."""
+    try:
+        report = lake_maintain(settings().lake, table_registry.TABLES)
+    except RunInProgress as err:
+        return {"status": "busy", "message": str(err)}
+    return {"status": "maintained", **asdict(report)}
 
 
 def _secret_values(arn: str) -> dict[str, str]:
