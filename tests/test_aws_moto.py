@@ -523,18 +523,11 @@ def _readings(tmp_path: Path) -> list[list[dict]]:
     """Six synthetic patients over two days, as two uploads (one a day) of /v1/readings rows."""
     spec = CohortSpec(patients=6, days=2, seed=16, interval_min=15)
     table = pq.read_table(write_cohort(spec, tmp_path / "cohort.parquet", "parquet").path)
-    rows = [
-        {
-            "patient_id": row["patient_id"],
-            "device_id": row["device_id"],
-            "time": row["time"].isoformat(),
-            "glucose_mg_dl": row["glucose_mg_dl"],
-            "tz": row["tz"],
-        }
-        for row in table.select(["patient_id", "device_id", "time", "glucose_mg_dl", "tz"])
-        .sort_by([("time", "ascending"), ("patient_id", "ascending")])
-        .to_pylist()
-    ]
+    columns = ["patient_id", "device_id", "time", "glucose_mg_dl", "tz"]
+    rows = sorted(
+        ({**row, "time": row["time"].isoformat()} for row in table.select(columns).to_pylist()),
+        key=lambda row: (row["time"], row["patient_id"]),
+    )
     first_day = rows[0]["time"][:10]
     return [
         [row for row in rows if row["time"][:10] == first_day],
