@@ -32,6 +32,7 @@ from glucosestream.config import (
 )
 from glucosestream.ingest import lambda_handler
 from glucosestream.ingest.identity import patient_key
+from glucosestream.lake import open_metadata
 from glucosestream.pipeline import run_pipeline
 from glucosestream.synth import CohortSpec, write_cohort
 
@@ -520,19 +521,17 @@ def fresh_handlers() -> Iterator[None]:
 
 
 def _readings(tmp_path: Path) -> list[list[dict]]:
-    """Six synthetic patients over two days, as two uploads (one a day) of /v1/readings rows."""
-    spec = CohortSpec(patients=6, days=2, seed=16, interval_min=15)
+    """Six synthetic patients over three days, as three uploads (one a day) of /v1/readings
+    rows."""
+    spec = CohortSpec(patients=6, days=3, seed=16, interval_min=15)
     table = pq.read_table(write_cohort(spec, tmp_path / "cohort.parquet", "parquet").path)
     columns = ["patient_id", "device_id", "time", "glucose_mg_dl", "tz"]
     rows = sorted(
         ({**row, "time": row["time"].isoformat()} for row in table.select(columns).to_pylist()),
         key=lambda row: (row["time"], row["patient_id"]),
     )
-    first_day = rows[0]["time"][:10]
-    return [
-        [row for row in rows if row["time"][:10] == first_day],
-        [row for row in rows if row["time"][:10] != first_day],
-    ]
+    days = sorted({row["time"][:10] for row in rows})
+    return [[row for row in rows if row["time"][:10] == day] for day in days]
 
 
 def _v2_event(rows: list[dict], token: str) -> dict:
@@ -618,7 +617,7 @@ def test_readings_posted_to_the_deployed_stack_are_published_as_a_local_run_publ
     terraform_ready, ceph, metadata_url, fresh_handlers, tmp_path, monkeypatch, capsys
 ):
     uploads = _readings(tmp_path)
-    local = _run_locally(tmp_path / "local", uploads)
+    local = _run_locally(tmp_path / "local", uploads[:2])
     started = time.monotonic()
     with moto_server() as moto:
         prefix = f"gs5-{uuid.uuid4().hex[:6]}"
@@ -637,15 +636,21 @@ def test_readings_posted_to_the_deployed_stack_are_published_as_a_local_run_publ
             moto.client("secretsmanager").put_secret_value(
                 SecretId=stack.outputs["secret_arn"], SecretString=json.dumps(secret)
             )
-            seconds = _run_on_the_stack(moto, stack, deployed, uploads, environment)
-            published = tables_of(deployed)
+            with lambdas_in_process(environment) as invocations:
+                seconds = _run_on_the_stack(moto, stack, deployed, uploads, invocations)
+                published = tables_of(deployed)
+                seconds["failing run"] = _a_failing_bucket_publishes_nothing(
+                    moto, stack, deployed, uploads[2], invocations, monkeypatch
+                )
+                assert tables_of(deployed) == published
         finally:
             _drop_ceph_bucket(s3, stack.outputs["bucket"])
     assert published["daily"], "the run published daily metrics"
     assert published == tables_of(local)
+    phases = ", ".join(f"{phase} {value:.1f}" for phase, value in seconds.items())
     with capsys.disabled():
         sys.stdout.write(
-            f"\nlayer 5 seconds: terraform {_seconds(stack)}, {seconds}, "
+            f"\nlayer 5 seconds: terraform {_seconds(stack)}, {phases}, "
             f"all {time.monotonic() - started:.1f} (load {os.getloadavg()[0]:.2f})\n"
         )
 
@@ -676,43 +681,77 @@ def _uploader_token(settings: Settings, uploads: list[list[dict]]) -> str:
     )
 
 
-def _run_on_the_stack(moto, stack: Stack, deployed: Settings, uploads, environment) -> str:
-    """Post the uploads through the ingest function (its authorizer first), run the state
-    machine twice (the second finds nothing new); each phase's seconds."""
+def _run_on_the_stack(moto, stack: Stack, deployed: Settings, uploads, invocations) -> dict:
+    """Post the first two uploads through the ingest function (its authorizer first), run the
+    state machine twice (the second finds nothing new); each phase's seconds."""
     lam, sfn = moto.client("lambda"), moto.client("stepfunctions")
     names = stack.outputs["function_names"]
-    machine = stack.outputs["state_machine_arn"]
     token = _uploader_token(deployed, uploads)
-    seconds: dict[str, float] = {}
-    with lambdas_in_process(environment) as invocations:
-        clock = time.monotonic()
-        for rows in uploads:
-            request = _v2_event(rows, token)
-            assert _invoke(lam, names["authorizer"], request)["isAuthorized"] is True
-            answer = _invoke(lam, names["ingest"], request)
-            assert answer["statusCode"] == 200, answer["body"]
-            assert json.loads(answer["body"])["accepted"] == len(rows)
-        stranger = _v2_event(uploads[0], "gs_not-a-token")
-        assert _invoke(lam, names["authorizer"], stranger)["isAuthorized"] is False
-        seconds["ingest"] = time.monotonic() - clock
+    clock = time.monotonic()
+    for rows in uploads[:2]:
+        _post(lam, names, rows, token)
+    stranger = _v2_event(uploads[0], "gs_not-a-token")
+    assert _invoke(lam, names["authorizer"], stranger)["isAuthorized"] is False
+    seconds = {"ingest": time.monotonic() - clock}
 
-        clock = time.monotonic()
-        first = _execute(sfn, machine, "run-1", {}, timeout_s=RUN_WAIT_S)
-        seconds["run"] = time.monotonic() - clock
-        assert first["status"] == "SUCCEEDED", _history(sfn, first)
-        assert json.loads(first["output"])["run"]["status"] == "published", first["output"]
-        tasks = [i for i in invocations if i.function_name == names["bucket_task"]]
-        assert len(tasks) >= 2, "the Map ran several buckets"
-        assert not any(i.error for i in invocations), invocations
+    clock = time.monotonic()
+    assert _run(sfn, stack, "run-1")["status"] == "published"
+    seconds["run"] = time.monotonic() - clock
+    tasks = [i for i in invocations if i.function_name == names["bucket_task"]]
+    assert len(tasks) >= 2, "the Map ran several buckets"
+    assert not any(i.error for i in invocations), invocations
 
-        invocations.clear()
-        clock = time.monotonic()
-        second = _execute(sfn, machine, "run-2", {}, timeout_s=RUN_WAIT_S)
-        seconds["noop run"] = time.monotonic() - clock
-        assert second["status"] == "SUCCEEDED", _history(sfn, second)
-        assert json.loads(second["output"])["run"]["status"] == "noop", second["output"]
-        assert [i.function_name for i in invocations] == [names["plan"]]
-    return ", ".join(f"{phase} {value:.1f}" for phase, value in seconds.items())
+    invocations.clear()
+    clock = time.monotonic()
+    assert _run(sfn, stack, "run-2")["status"] == "noop"
+    seconds["noop run"] = time.monotonic() - clock
+    assert [i.function_name for i in invocations] == [names["plan"]]
+    return seconds
+
+
+def _a_failing_bucket_publishes_nothing(moto, stack, deployed, rows, invocations, monkeypatch):
+    """A new upload whose every bucket task fails, retries included: the run rejects the
+    batch and publishes nothing of it (the caller checks the published tables are unchanged)."""
+    lam, sfn = moto.client("lambda"), moto.client("stepfunctions")
+    names = stack.outputs["function_names"]
+    batch_id = _post(lam, names, rows, _uploader_token(deployed, [rows]))
+
+    def out_of_memory(event, context):
+        raise MemoryError("test: the bucket task runs out of memory")
+
+    monkeypatch.setattr(handlers, "bucket_task", out_of_memory)
+    invocations.clear()
+    clock = time.monotonic()
+    run = _run(sfn, stack, "run-3")
+    seconds = time.monotonic() - clock
+    assert run["status"] == "rejected", run
+    tasks = [i for i in invocations if i.function_name == names["bucket_task"]]
+    assert tasks, "the Map ran the new readings' buckets"
+    assert {i.error for i in tasks} == {"MemoryError"}
+    buckets = len(tasks) // 4
+    assert len(tasks) == 4 * buckets, "each bucket tried once and retried three times"
+    record = open_metadata(deployed.lake).batch_records([batch_id])[batch_id]
+    assert record.rejected_run_id == run["run_id"]
+    assert "MemoryError" in record.rejected_reason
+    return seconds
+
+
+def _post(lam, names: dict[str, str], rows: list[dict], token: str) -> str:
+    """POST /v1/readings as API Gateway would: the authorizer, then ingest; the batch id."""
+    request = _v2_event(rows, token)
+    assert _invoke(lam, names["authorizer"], request)["isAuthorized"] is True
+    answer = _invoke(lam, names["ingest"], request)
+    assert answer["statusCode"] == 200, answer["body"]
+    body = json.loads(answer["body"])
+    assert body["accepted"] == len(rows)
+    return str(body["batch_id"])
+
+
+def _run(sfn, stack: Stack, name: str) -> dict:
+    """Execute the state machine (a name, as the schedule gives one); the run's last answer."""
+    execution = _execute(sfn, stack.outputs["state_machine_arn"], name, {}, timeout_s=RUN_WAIT_S)
+    assert execution["status"] == "SUCCEEDED", _history(sfn, execution)
+    return dict(json.loads(execution["output"])["run"])
 
 
 def _history(sfn, execution: dict) -> list:
