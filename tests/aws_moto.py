@@ -396,16 +396,21 @@ def _resolve(command: str, function_name: str) -> Callable[[Any, Any], Any]:
 @contextmanager
 def _environment(environment: Mapping[str, str]) -> Iterator[None]:
     """os.environ as Lambda would give it: the process's, without the project's own variables,
-    plus ``environment``; put back afterwards."""
-    saved = dict(os.environ)
-    for name in [n for n in os.environ if n.startswith("GLUCOSESTREAM_")]:
+    plus ``environment``; put back afterwards. Only those names change (never with a clear():
+    moto's threads read MOTO_PORT meanwhile)."""
+    names = set(environment) | {n for n in os.environ if n.startswith("GLUCOSESTREAM_")}
+    saved = {name: os.environ.get(name) for name in names}
+    for name in names - set(environment):
         del os.environ[name]
     os.environ.update(environment)
     try:
         yield
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextmanager

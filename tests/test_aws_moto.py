@@ -198,6 +198,7 @@ def test_moto_answers_the_calls_the_provider_needs_and_runs_handlers_in_process(
             names = [i.function_name for i in invocations]
             assert "gs-fail" in names
             assert "gs-publish" not in names  # a failed bucket never reaches publish
+        assert "GLUCOSESTREAM_TEST_OVERLAY" not in os.environ  # each call's environment undone
 
 
 def _execute(sfn, machine: str, name: str, payload: dict, *, timeout_s: float = WAIT_S) -> dict:
