@@ -720,17 +720,17 @@ _DYNAMODB_READS = ("GetItem", "Query", "Scan")
 
 
 def fit(points: list[tuple[int, float]]) -> Callable[[int], float]:
-    """A line through (patients, value) points (least squares; through the origin with one
-    point), with neither slope nor intercept below 0."""
+    """A line through (x, value) points (least squares; through the origin with one point;
+    their mean where all share one x), with neither slope nor intercept below 0."""
     if len(points) == 1:
         ((x, y),) = points
         return lambda n: y * n / x
     mean_x = sum(x for x, _ in points) / len(points)
     mean_y = sum(y for _, y in points) / len(points)
-    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / sum(
-        (x - mean_x) ** 2 for x, _ in points
-    )
-    slope = max(slope, 0.0)
+    spread = sum((x - mean_x) ** 2 for x, _ in points)
+    if spread == 0:  # every point at one x: a constant
+        return lambda n: mean_y
+    slope = max(sum((x - mean_x) * (y - mean_y) for x, y in points) / spread, 0.0)
     intercept = max(mean_y - slope * mean_x, 0.0)
     return lambda n: intercept + slope * n
 
@@ -797,6 +797,9 @@ def month_quantities(
     def per_run(name: str) -> float:
         return lines[f"{name}{suffix}"](patients)
 
+    def per_bucket(name: str) -> float:  # Glue and lock calls grow with the tasks
+        return lines[f"{name}{suffix}"](buckets)
+
     requests = patients * READINGS_PER_DAY * DAYS_PER_MONTH / readings_per_request
     invocations = 2 * requests + runs * (2 + buckets)  # ingest + authorizer; plan, tasks, publish
     s3 = on_s3["s3_per_upload_request"]
@@ -839,9 +842,9 @@ def month_quantities(
         # state_machine.asl.json, one attempt: begin, work_left, buckets (Map), a bucket state
         # per bucket, conclude, work_left, done
         "transitions": runs * (6 + buckets),
-        "glue_billed": max(0.0, runs * per_run("glue") - FREE_GLUE_REQUESTS),
-        "dynamodb_writes": runs * per_run("dynamodb_writes"),
-        "dynamodb_reads": runs * per_run("dynamodb_reads"),
+        "glue_billed": max(0.0, runs * per_bucket("glue") - FREE_GLUE_REQUESTS),
+        "dynamodb_writes": runs * per_bucket("dynamodb_writes"),
+        "dynamodb_reads": runs * per_bucket("dynamodb_reads"),
         "kms_keys": setup["kms_keys"],
         "kms_requests": 0.01 * (put + get),  # bucket keys: "up to 99% fewer" KMS requests
         "secrets": 1,
@@ -976,9 +979,10 @@ def deployment_setup(args: argparse.Namespace) -> dict[str, Any]:
 def fitted_lines(
     units: list[dict[str, Any]], s3_units: list[dict[str, Any]]
 ) -> dict[str, Callable[[int], float]]:
-    """Per-run figures as lines in the patients, for a run of one bucket ("<name>@1") and of 16
-    ("<name>@16"): bytes from the local sizes, requests and wall times from the S3 sizes (each
-    request there is a real HTTP round trip, as on S3; on local disk a run is ~20x faster)."""
+    """Per-run figures as lines in the patients (Glue and lock calls: in the buckets), for a run
+    of one bucket ("<name>@1") and of 16 ("<name>@16"): bytes from the local sizes, requests and
+    wall times from the S3 sizes (each request there is a real HTTP round trip, as on S3; on
+    local disk a run is ~20x faster)."""
 
     def line(
         get: Callable[[dict[str, Any]], float], over: list[dict[str, Any]]
@@ -992,8 +996,9 @@ def fitted_lines(
         lines[f"staging_peak{suffix}"] = line(_at("runs", label, "staging_peak_bytes"), units)
         for kind in ("PUT", "LIST", "GET"):
             lines[f"{kind}{suffix}"] = line(_at("runs", label, "s3", kind), s3_units)
-        for key in ("glue", "dynamodb_writes", "dynamodb_reads"):
-            lines[f"{key}{suffix}"] = line(_at("runs", label, key), s3_units)
+        for key in ("glue", "dynamodb_writes", "dynamodb_reads"):  # in the buckets
+            get = _at("runs", label, key)
+            lines[f"{key}{suffix}"] = fit([(u["runs"][label]["buckets"], get(u)) for u in s3_units])
     return lines
 
 
