@@ -111,6 +111,7 @@ _FAST_LIMIT_S = 1.0  # twice the rule's 0.5 s, so a busy machine does not flag b
 HEAVY_MODULES = frozenset(
     {
         "test_authz_matrix.py",
+        "test_aws_e2e.py",
         "test_aws_moto.py",
         "test_aws_stepwise.py",
         "test_aws_terraform.py",
