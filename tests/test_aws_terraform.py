@@ -28,7 +28,7 @@ pytestmark = pytest.mark.skipif(bool(SKIP_REASON), reason=SKIP_REASON or "terraf
 ROOT = Path(__file__).resolve().parents[1]
 MODULE = Path("modules") / "glucosestream"
 # Every run of the module's tests/*.tftest.hcl: a deleted file or run fails the count.
-TFTEST_RUNS = {"invariants.tftest.hcl": 12, "policies.tftest.hcl": 2}
+TFTEST_RUNS = {"invariants.tftest.hcl": 13, "policies.tftest.hcl": 2}
 CHECKOV_UNAVAILABLE = 3  # scripts/checkov.sh's exit status when it cannot install checkov
 _SKIP_COMMENT = re.compile(r"^\s*#\s*checkov:skip=.*\n", re.MULTILINE)
 
@@ -87,20 +87,40 @@ def test_terraform_test_proves_the_security_invariants(scratch: Scratch, deploy_
     assert f"Success! {runs} passed, 0 failed." in output, output
 
 
-def test_a_wildcard_action_fails_the_policy_test(scratch: Scratch) -> None:
-    module = scratch.copy("broken") / MODULE
+# Broken copies the policy run must catch: (what the module grants, what the copy grants
+# instead, the message of the one assertion that must fail).
+BROKEN_POLICIES = {
+    "wildcard_action": (
+        'Action   = ["s3:GetObject"]',
+        'Action   = ["s3:GetObject", "s3:*"]',
+        "A policy allows a wildcard action",
+    ),
+    # The functions' dead-letter statement, outside the statements allowed Resource "*".
+    "wildcard_resource": (
+        "Resource = aws_sqs_queue.lambda_dlq.arn",
+        'Resource = "*"',
+        'A policy allows Resource "*" outside the statements AWS requires it for',
+    ),
+}
+
+
+@pytest.mark.parametrize("broken", sorted(BROKEN_POLICIES))
+def test_a_broken_policy_fails_the_policy_test(scratch: Scratch, broken: str) -> None:
+    granted, instead, message = BROKEN_POLICIES[broken]
+    module = scratch.copy(f"broken-{broken}") / MODULE
     iam = module / "iam.tf"
     text = iam.read_text()
-    granted = 'Action   = ["s3:GetObject"]'
-    assert granted in text
-    iam.write_text(text.replace(granted, 'Action   = ["s3:GetObject", "s3:*"]'))
+    assert text.count(granted) == 1
+    iam.write_text(text.replace(granted, instead))
     terraform = scratch.init(module)
     output = terraform.run("test", "-no-color", "-filter=tests/policies.tftest.hcl", check=False)
     assert "Failure! 1 passed, 1 failed." in output, output
     assert 'run "no_policy_allows_a_wildcard_action_or_an_unneeded_wildcard_resource"... fail' in (
         output
     )
-    assert "A policy allows a wildcard action" in output
+    assert message in output
+    others = {m for _, _, m in BROKEN_POLICIES.values()} - {message}
+    assert not any(other in output for other in others), output
 
 
 def _checkov(directory: Path) -> dict[str, Any]:

@@ -50,6 +50,7 @@ module "glucosestream" {
   image_uri                      = var.image_uri
   alarm_email                    = var.alarm_email
   schedule_expression            = var.schedule_expression
+  maintenance_schedule           = var.maintenance_schedule
   schedule_enabled               = var.schedule_enabled
   force_destroy                  = var.force_destroy
   lock_table_deletion_protection = !var.force_destroy

@@ -27,8 +27,14 @@ variable "schedule_expression" {
   default     = "rate(1 hour)"
 }
 
+variable "maintenance_schedule" {
+  description = "When the maintain function compacts the tables and expires old snapshots (rate(...) or cron(...))."
+  type        = string
+  default     = "cron(30 3 * * ? *)"
+}
+
 variable "schedule_enabled" {
-  description = "Whether the schedule starts runs."
+  description = "Whether the schedules start runs and maintenance."
   type        = bool
   default     = true
 }

@@ -9,6 +9,7 @@ locals {
     bucket_task = "glucosestream.aws.handlers.bucket_task"
     publish     = "glucosestream.aws.handlers.publish"
     fail        = "glucosestream.aws.handlers.fail"
+    maintain    = "glucosestream.aws.handlers.maintain"
   }
   function_names = { for key in keys(local.function_commands) : key => "${var.name_prefix}-${replace(key, "_", "-")}" }
 
@@ -19,6 +20,8 @@ locals {
     bucket_task = 6144
     publish     = 3008
     fail        = 1024
+    # Compaction rewrites a partition's files as one, in memory, like a bucket task's merge.
+    maintain = lookup(var.lambda_memory_mb, "bucket_task", 6144)
   }, var.lambda_memory_mb)
   timeout_s = merge({
     ingest      = 29
@@ -27,6 +30,7 @@ locals {
     bucket_task = 900
     publish     = 900
     fail        = 300
+    maintain    = 900
   }, var.lambda_timeout_s)
   reserved_concurrency = merge({
     ingest      = 20
@@ -35,6 +39,7 @@ locals {
     bucket_task = var.map_max_concurrency
     publish     = 1
     fail        = 1
+    maintain    = 1
   }, var.lambda_reserved_concurrency)
 
   # The environment every function reads (docs/configuration.md); secrets stay in the secret.

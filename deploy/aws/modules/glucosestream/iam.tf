@@ -18,6 +18,10 @@ locals {
     bucket_task = { read = [local.raw, local.tables, local.staging], write = [local.tables, local.staging], delete = [] }
     publish     = { read = [local.tables, local.staging], write = [local.tables, local.staging], delete = [local.tables, local.staging] }
     fail        = { read = [local.tables, local.staging], write = [local.tables, local.staging], delete = [local.staging] }
+    # Compaction and snapshot expiry: new data and metadata files, and the files no snapshot
+    # references any more deleted. The scheduled call never erases a patient, the one
+    # maintenance that rewrites raw batches (`glucosestream maintain --erase-patient`, run by an operator).
+    maintain = { read = [local.tables], write = [local.tables], delete = [local.tables] }
   }
   # The pipeline's functions open the Iceberg catalog: they read tables, and the first to find a
   # table missing creates it (and its database, which then exists: AlreadyExists is expected).
@@ -28,8 +32,12 @@ locals {
     bucket_task = ["glue:GetDatabase", "glue:GetTable", "glue:GetTables"]
     publish     = ["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:CreateDatabase", "glue:CreateTable", "glue:UpdateTable"]
     fail        = ["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:UpdateTable"]
+    # Maintenance commits new snapshots of existing tables; it never creates one (a pipeline
+    # run does, before there is anything to maintain).
+    maintain = ["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:UpdateTable"]
   }
-  # The run lock: plan takes it, the bucket tasks read and extend it, publish and fail free it.
+  # The run lock: plan takes it, the bucket tasks read and extend it, publish and fail free it;
+  # maintenance takes, renews and frees it within one call.
   lock_access = {
     ingest      = []
     authorizer  = []
@@ -37,6 +45,7 @@ locals {
     bucket_task = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
     publish     = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
     fail        = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+    maintain    = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
   }
 
   glue_resources = [

@@ -103,7 +103,7 @@ locals {
         dimensions  = { QueueName = aws_sqs_queue.lambda_dlq.name }
       }
       schedule-dlq-depth = {
-        description = "Scheduled pipeline starts failed and are waiting in the dead-letter queue"
+        description = "Scheduled pipeline starts or maintenance calls failed and are waiting in the dead-letter queue"
         namespace   = "AWS/SQS", metric = "ApproximateNumberOfMessagesVisible", statistic = "Maximum"
         dimensions  = { QueueName = aws_sqs_queue.schedule_dlq.name }
       }

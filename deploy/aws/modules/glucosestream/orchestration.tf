@@ -1,5 +1,6 @@
 # Orchestration: the pipeline's state machine (generated from its step list: plan -> Map over
-# buckets -> publish, a failed run closed by fail), the schedule that starts it, and the run lock.
+# buckets -> publish, a failed run closed by fail), the schedule that starts it, the schedule
+# that calls maintenance, and the run lock.
 
 locals {
   pipeline_functions = ["plan", "bucket_task", "publish", "fail"]
@@ -160,6 +161,86 @@ resource "aws_scheduler_schedule" "pipeline" {
   target {
     arn      = aws_sfn_state_machine.pipeline.arn
     role_arn = aws_iam_role.scheduler.arn
+    input    = jsonencode({ trigger = "schedule" })
+
+    retry_policy {
+      maximum_event_age_in_seconds = 3600
+      maximum_retry_attempts       = 3
+    }
+
+    dead_letter_config {
+      arn = aws_sqs_queue.schedule_dlq.arn
+    }
+  }
+}
+
+# Maintenance: a schedule of its own calls the maintain function (compaction and snapshot expiry
+# under the run lock: a call while a run holds it answers busy). Scheduler invokes a Lambda
+# target asynchronously: a call it cannot make is retried, then lands in the schedules'
+# dead-letter queue; a call that fails in the function is retried by Lambda, then lands in the
+# functions' dead-letter queue, and the function's error alarm fires.
+
+resource "aws_iam_role" "maintenance_scheduler" {
+  name        = "${var.name_prefix}-maintenance-schedule"
+  description = "GlucoseStream maintenance schedule"
+  tags        = var.tags
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "SchedulerAssumesTheRole"
+      Effect    = "Allow"
+      Principal = { Service = "scheduler.${local.dns_suffix}" }
+      Action    = "sts:AssumeRole"
+      Condition = {
+        StringEquals = { "aws:SourceAccount" = local.account_id }
+      }
+    }]
+  })
+}
+
+resource "aws_iam_role_policy" "maintenance_scheduler" {
+  name = "least-privilege"
+  role = aws_iam_role.maintenance_scheduler.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid      = "InvokeMaintenance"
+        Effect   = "Allow"
+        Action   = ["lambda:InvokeFunction"]
+        Resource = aws_lambda_function.this["maintain"].arn
+      },
+      {
+        Sid      = "DeadLetterQueue"
+        Effect   = "Allow"
+        Action   = ["sqs:SendMessage"]
+        Resource = aws_sqs_queue.schedule_dlq.arn
+      },
+      {
+        Sid      = "DeadLetterQueueKey"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt", "kms:GenerateDataKey"]
+        Resource = aws_kms_key.lake.arn
+      },
+    ]
+  })
+}
+
+resource "aws_scheduler_schedule" "maintenance" {
+  name                         = "${var.name_prefix}-maintenance"
+  description                  = "Compacts the lake's tables and expires old snapshots"
+  schedule_expression          = var.maintenance_schedule
+  schedule_expression_timezone = var.schedule_timezone
+  state                        = var.schedule_enabled ? "ENABLED" : "DISABLED"
+  kms_key_arn                  = aws_kms_key.lake.arn
+
+  flexible_time_window {
+    mode = "OFF"
+  }
+
+  target {
+    arn      = aws_lambda_function.this["maintain"].arn
+    role_arn = aws_iam_role.maintenance_scheduler.arn
     input    = jsonencode({ trigger = "schedule" })
 
     retry_policy {

@@ -54,7 +54,7 @@ output "secret_arn" {
 }
 
 output "function_names" {
-  description = "Lambda function name of each entry point (ingest, authorizer, plan, bucket_task, publish, fail)."
+  description = "Lambda function name of each entry point (ingest, authorizer, plan, bucket_task, publish, fail, maintain)."
   value       = { for key, fn in aws_lambda_function.this : key => fn.function_name }
 }
 
@@ -64,7 +64,7 @@ output "alarm_topic_arn" {
 }
 
 output "dead_letter_queues" {
-  description = "URLs of the dead-letter queues (Lambda async invocations, schedule starts)."
+  description = "URLs of the dead-letter queues (Lambda async invocations, the schedules' calls)."
   value       = { lambda = aws_sqs_queue.lambda_dlq.url, schedule = aws_sqs_queue.schedule_dlq.url }
 }
 

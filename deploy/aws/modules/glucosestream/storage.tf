@@ -1,9 +1,9 @@
 # Storage: the customer-managed key, the lake bucket and the bucket its access logs go to.
 
 locals {
-  # The principals that use the key: every function's role and the scheduler's (its dead-letter
+  # The principals that use the key: every function's role and the schedules' (their dead-letter
   # queue is encrypted with the key).
-  key_user_arns = concat([for role in aws_iam_role.function : role.arn], [aws_iam_role.scheduler.arn])
+  key_user_arns = concat([for role in aws_iam_role.function : role.arn], [aws_iam_role.scheduler.arn, aws_iam_role.maintenance_scheduler.arn])
 
   # Services that use the key on a caller's behalf (kms:ViaService): S3 (the lake, Athena results),
   # DynamoDB (the lock table), Secrets Manager, SQS (dead-letter queues), SNS (alarms), Lambda

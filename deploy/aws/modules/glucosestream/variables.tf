@@ -42,34 +42,34 @@ variable "lambda_architecture" {
 }
 
 variable "lambda_memory_mb" {
-  description = "Memory (MB) per function, merged over the defaults: ingest 1024, authorizer 512, plan 2048, bucket_task 6144 (merge, transform and stage a bucket of patients in memory; Lambda gives CPU in proportion), publish 3008, fail 1024."
+  description = "Memory (MB) per function, merged over the defaults: ingest 1024, authorizer 512, plan 2048, bucket_task 6144 (merge, transform and stage a bucket of patients in memory; Lambda gives CPU in proportion), publish 3008, fail 1024, maintain = bucket_task's (compaction rewrites a partition's files in memory)."
   type        = map(number)
   default     = {}
 
   validation {
-    condition     = alltrue([for k, v in var.lambda_memory_mb : contains(["ingest", "authorizer", "plan", "bucket_task", "publish", "fail"], k) && v >= 128 && v <= 10240])
-    error_message = "lambda_memory_mb keys must be function keys (ingest, authorizer, plan, bucket_task, publish, fail) and values 128-10240 MB."
+    condition     = alltrue([for k, v in var.lambda_memory_mb : contains(["ingest", "authorizer", "plan", "bucket_task", "publish", "fail", "maintain"], k) && v >= 128 && v <= 10240])
+    error_message = "lambda_memory_mb keys must be function keys (ingest, authorizer, plan, bucket_task, publish, fail, maintain) and values 128-10240 MB."
   }
 }
 
 variable "lambda_timeout_s" {
-  description = "Timeout (seconds) per function, merged over the defaults: ingest 29 (API Gateway waits at most 30 s), authorizer 10, plan 900, bucket_task 900, publish 900, fail 300."
+  description = "Timeout (seconds) per function, merged over the defaults: ingest 29 (API Gateway waits at most 30 s), authorizer 10, plan 900, bucket_task 900, publish 900, fail 300, maintain 900."
   type        = map(number)
   default     = {}
 
   validation {
-    condition     = alltrue([for k, v in var.lambda_timeout_s : contains(["ingest", "authorizer", "plan", "bucket_task", "publish", "fail"], k) && v >= 1 && v <= 900 && (!contains(["ingest", "authorizer"], k) || v <= 29)])
+    condition     = alltrue([for k, v in var.lambda_timeout_s : contains(["ingest", "authorizer", "plan", "bucket_task", "publish", "fail", "maintain"], k) && v >= 1 && v <= 900 && (!contains(["ingest", "authorizer"], k) || v <= 29)])
     error_message = "lambda_timeout_s keys must be function keys and values 1-900 s; ingest and authorizer at most 29 s (API Gateway's integration limit)."
   }
 }
 
 variable "lambda_reserved_concurrency" {
-  description = "Reserved concurrency per function, merged over the defaults: ingest 20, authorizer 20, plan 1, bucket_task = map_max_concurrency, publish 1, fail 1. It caps each function (and reserves that much of the account's pool: the account keeps at least 100 unreserved, ask for a higher limit on a new account). -1 leaves a function unreserved."
+  description = "Reserved concurrency per function, merged over the defaults: ingest 20, authorizer 20, plan 1, bucket_task = map_max_concurrency, publish 1, fail 1, maintain 1. It caps each function (and reserves that much of the account's pool: the account keeps at least 100 unreserved, ask for a higher limit on a new account). -1 leaves a function unreserved."
   type        = map(number)
   default     = {}
 
   validation {
-    condition     = alltrue([for k, v in var.lambda_reserved_concurrency : contains(["ingest", "authorizer", "plan", "bucket_task", "publish", "fail"], k) && v >= -1])
+    condition     = alltrue([for k, v in var.lambda_reserved_concurrency : contains(["ingest", "authorizer", "plan", "bucket_task", "publish", "fail", "maintain"], k) && v >= -1])
     error_message = "lambda_reserved_concurrency keys must be function keys and values -1 (unreserved) or more."
   }
 }
@@ -130,14 +130,25 @@ variable "schedule_expression" {
   }
 }
 
+variable "maintenance_schedule" {
+  description = "When EventBridge Scheduler calls the maintain function (compaction of small files, expiry of snapshots older than 7 days): rate(...) or cron(...), in schedule_timezone. A call while a run holds the lock answers busy and waits for the next."
+  type        = string
+  default     = "cron(30 3 * * ? *)"
+
+  validation {
+    condition     = can(regex("^(rate|cron|at)\\(.+\\)$", var.maintenance_schedule))
+    error_message = "maintenance_schedule must be rate(...), cron(...) or at(...)."
+  }
+}
+
 variable "schedule_timezone" {
-  description = "Time zone of a cron schedule_expression (IANA name)."
+  description = "Time zone of a cron schedule_expression or maintenance_schedule (IANA name)."
   type        = string
   default     = "UTC"
 }
 
 variable "schedule_enabled" {
-  description = "Whether the schedule starts runs (false: runs start only by hand)."
+  description = "Whether the schedules start runs and maintenance (false: both start only by hand)."
   type        = bool
   default     = true
 }

@@ -70,6 +70,19 @@ override_resource {
   target = aws_cloudwatch_log_group.states
   values = { arn = "arn:aws:logs:eu-central-1:123456789012:log-group:/aws/vendedlogs/states/glucosestream-pipeline" }
 }
+override_resource {
+  target = aws_iam_role.scheduler
+  values = { arn = "arn:aws:iam::123456789012:role/glucosestream-pipeline-schedule" }
+}
+override_resource {
+  target = aws_iam_role.maintenance_scheduler
+  values = { arn = "arn:aws:iam::123456789012:role/glucosestream-maintenance-schedule" }
+}
+# The maintenance schedule's target must be an ARN (the other functions' stay random).
+override_resource {
+  target = aws_lambda_function.this["maintain"]
+  values = { arn = "arn:aws:lambda:eu-central-1:123456789012:function:glucosestream-maintain" }
+}
 
 variables {
   image_uri = "123456789012.dkr.ecr.eu-central-1.amazonaws.com/glucosestream@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -311,6 +324,7 @@ run "the_map_runs_the_bucket_task_function" {
       bucket_task = ["glucosestream.aws.handlers.bucket_task"]
       publish     = ["glucosestream.aws.handlers.publish"]
       fail        = ["glucosestream.aws.handlers.fail"]
+      maintain    = ["glucosestream.aws.handlers.maintain"]
     })
     error_message = "The functions' image commands are not the contract's handlers."
   }
@@ -369,8 +383,46 @@ run "every_log_group_has_retention_and_the_key_and_failures_alarm" {
     error_message = "A dead-letter queue has no depth alarm."
   }
   assert {
+    condition = sort([
+      for alarm in aws_cloudwatch_metric_alarm.this : alarm.dimensions.FunctionName if alarm.namespace == "AWS/Lambda" && alarm.metric_name == "Errors"
+    ]) == sort([for fn in aws_lambda_function.this : fn.function_name])
+    error_message = "A function has no error alarm (or an error alarm watches no function of the module)."
+  }
+  assert {
     condition     = alltrue([for alarm in aws_cloudwatch_metric_alarm.this : alarm.alarm_actions == toset([aws_sns_topic.alarms.arn])])
     error_message = "An alarm does not notify the alarm topic."
+  }
+}
+
+run "maintenance_runs_daily_on_a_schedule_of_its_own" {
+  variables {
+    lambda_memory_mb = { bucket_task = 8192 }
+  }
+
+  assert {
+    condition = (
+      jsonencode(one(aws_lambda_function.this["maintain"].image_config).command) == jsonencode(["glucosestream.aws.handlers.maintain"])
+      && aws_lambda_function.this["maintain"].timeout == 900
+      && aws_lambda_function.this["maintain"].reserved_concurrent_executions == 1
+      && aws_lambda_function.this["maintain"].memory_size == 8192
+    )
+    error_message = "The maintain function is not the image's maintain handler, with 900 s, one at a time, the bucket task's memory."
+  }
+  assert {
+    condition = (
+      aws_scheduler_schedule.maintenance.schedule_expression == "cron(30 3 * * ? *)"
+      && aws_scheduler_schedule.maintenance.state == "ENABLED"
+      && aws_scheduler_schedule.maintenance.kms_key_arn == aws_kms_key.lake.arn
+      && one(aws_scheduler_schedule.maintenance.target).arn == aws_lambda_function.this["maintain"].arn
+      && one(aws_scheduler_schedule.maintenance.target).role_arn == aws_iam_role.maintenance_scheduler.arn
+      && one(one(aws_scheduler_schedule.maintenance.target).dead_letter_config).arn == aws_sqs_queue.schedule_dlq.arn
+      && one(one(aws_scheduler_schedule.maintenance.target).retry_policy).maximum_retry_attempts > 0
+    )
+    error_message = "The maintenance schedule does not call the maintain function daily, with its own role, retries, the schedules' dead-letter queue and the lake key."
+  }
+  assert {
+    condition     = aws_cloudwatch_log_group.function["maintain"].name == "/aws/lambda/${aws_lambda_function.this["maintain"].function_name}"
+    error_message = "The maintain function has no log group of its own."
   }
 }
 

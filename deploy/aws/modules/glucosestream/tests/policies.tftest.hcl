@@ -70,6 +70,11 @@ override_resource {
   target = aws_cloudwatch_log_group.states
   values = { arn = "arn:aws:logs:eu-central-1:123456789012:log-group:/aws/vendedlogs/states/glucosestream-pipeline" }
 }
+# The maintenance schedule's target must be an ARN (the other functions' stay random).
+override_resource {
+  target = aws_lambda_function.this["maintain"]
+  values = { arn = "arn:aws:lambda:eu-central-1:123456789012:function:glucosestream-maintain" }
+}
 
 variables {
   image_uri = "123456789012.dkr.ecr.eu-central-1.amazonaws.com/glucosestream@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -84,8 +89,8 @@ run "no_policy_allows_a_wildcard_action_or_an_unneeded_wildcard_resource" {
   assert {
     condition = alltrue(flatten([
       for policy in concat(
-        values(aws_iam_role_policy.function)[*].policy, [aws_iam_role_policy.states.policy, aws_iam_role_policy.scheduler.policy],
-        values(aws_iam_role.function)[*].assume_role_policy, [aws_iam_role.states.assume_role_policy, aws_iam_role.scheduler.assume_role_policy],
+        values(aws_iam_role_policy.function)[*].policy, [aws_iam_role_policy.states.policy, aws_iam_role_policy.scheduler.policy, aws_iam_role_policy.maintenance_scheduler.policy],
+        values(aws_iam_role.function)[*].assume_role_policy, [aws_iam_role.states.assume_role_policy, aws_iam_role.scheduler.assume_role_policy, aws_iam_role.maintenance_scheduler.assume_role_policy],
         [aws_kms_key.lake.policy, aws_s3_bucket_policy.lake.policy, aws_s3_bucket_policy.logs.policy, aws_sns_topic_policy.alarms.policy],
         ) : [
         for statement in jsondecode(policy).Statement : [
@@ -99,7 +104,7 @@ run "no_policy_allows_a_wildcard_action_or_an_unneeded_wildcard_resource" {
   assert {
     condition = alltrue(flatten([
       for policy in concat(
-        values(aws_iam_role_policy.function)[*].policy, [aws_iam_role_policy.states.policy, aws_iam_role_policy.scheduler.policy],
+        values(aws_iam_role_policy.function)[*].policy, [aws_iam_role_policy.states.policy, aws_iam_role_policy.scheduler.policy, aws_iam_role_policy.maintenance_scheduler.policy],
         [aws_s3_bucket_policy.lake.policy, aws_s3_bucket_policy.logs.policy, aws_sns_topic_policy.alarms.policy],
         ) : [
         for statement in jsondecode(policy).Statement : (
@@ -181,8 +186,33 @@ run "each_function_reaches_only_what_it_needs" {
     condition = [
       for key, policy in aws_iam_role_policy.function : key
       if anytrue([for statement in jsondecode(policy.policy).Statement : anytrue([for action in flatten([statement.Action]) : startswith(action, "glue:") || startswith(action, "dynamodb:")])])
-    ] == ["bucket_task", "fail", "plan", "publish"]
-    error_message = "Only the pipeline's functions may use the catalog and the run lock."
+    ] == ["bucket_task", "fail", "maintain", "plan", "publish"]
+    error_message = "Only the pipeline's functions and maintenance may use the catalog and the run lock."
+  }
+  assert {
+    condition = alltrue(flatten([
+      for statement in jsondecode(aws_iam_role_policy.function["maintain"].policy).Statement : [
+        for resource in flatten([statement.Resource]) : startswith(resource, "${aws_s3_bucket.lake.arn}/lake/warehouse/")
+      ] if contains(["ReadLakeObjects", "WriteLakeObjects", "DeleteLakeObjects"], statement.Sid)
+    ]))
+    error_message = "Maintenance may touch lake objects outside lake/warehouse/ (the scheduled call neither reads nor rewrites raw batches)."
+  }
+  assert {
+    condition = jsonencode([
+      for statement in jsondecode(aws_iam_role_policy.function["maintain"].policy).Statement : sort(flatten([statement.Action]))
+      if statement.Sid == "IcebergCatalog"
+    ]) == jsonencode([["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:UpdateTable"]])
+    error_message = "Maintenance may do more in Glue than read the catalog and update tables."
+  }
+  assert {
+    condition = jsonencode([
+      for statement in jsondecode(aws_iam_role_policy.maintenance_scheduler.policy).Statement : {
+        actions = flatten([statement.Action]), resources = flatten([statement.Resource])
+      } if anytrue([for action in flatten([statement.Action]) : startswith(action, "lambda:") || startswith(action, "states:")])
+      ]) == jsonencode([{
+        actions = ["lambda:InvokeFunction"], resources = [aws_lambda_function.this["maintain"].arn]
+    }])
+    error_message = "The maintenance schedule's role may invoke more than the maintain function."
   }
   assert {
     condition = alltrue([
