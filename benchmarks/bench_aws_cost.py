@@ -805,18 +805,9 @@ def month_quantities(
     s3 = on_s3["s3_per_upload_request"]
     put = requests * s3["PUT"] + runs * (per_run("PUT") + per_run("LIST"))
     get = requests * s3["GET"] + runs * per_run("GET")
-    queries, scanned = athena_month(patients, unit, setup)
-    storage = storage_gb_after_a_year(
-        patients,
-        (lines["warehouse_growth"](patients), per_run("staging_peak")),
-        unit,
-        setup,
-        runs,
-        readings_per_request,
-    )
-    logged = invocations * LAMBDA_LOG_LINES_BYTES + requests * (
-        unit["log_bytes_per_upload_request"] + len(API_ACCESS_LOG_LINE) + 1
-    )
+    kept = (lines["warehouse_growth"](patients), per_run("staging_peak"))
+    storage = storage_gb_after_a_year(patients, kept, unit, setup, runs, readings_per_request)
+    steps = {f"{name}_s": per_run(f"{name}_s") for name in ("plan", "bucket_task", "publish")}
     return {
         "runs": runs,
         "buckets": buckets,
@@ -827,14 +818,9 @@ def month_quantities(
         * max(unit["authorizer_s"], 0.001)
         * v["authorizer_memory_mb"]
         / 1024,
-        "pipeline_gb_s": runs
-        * sum(
-            per_run(f"{name}_s") * v[f"{name}_memory_mb"] / 1024
-            for name in ("plan", "bucket_task", "publish")
-        ),
-        "plan_s": per_run("plan_s"),
-        "bucket_task_s": per_run("bucket_task_s") / buckets,
-        "publish_s": per_run("publish_s"),
+        "pipeline_gb_s": runs * sum(t * v[f"{k[:-2]}_memory_mb"] / 1024 for k, t in steps.items()),
+        **steps,
+        "bucket_task_s": steps["bucket_task_s"] / buckets,  # one task's
         "s3_put": put,
         "s3_get": get,
         "storage_gb": sum(storage.values()),
@@ -845,8 +831,21 @@ def month_quantities(
         "glue_billed": max(0.0, runs * per_bucket("glue") - FREE_GLUE_REQUESTS),
         "dynamodb_writes": runs * per_bucket("dynamodb_writes"),
         "dynamodb_reads": runs * per_bucket("dynamodb_reads"),
-        "kms_keys": setup["kms_keys"],
         "kms_requests": 0.01 * (put + get),  # bucket keys: "up to 99% fewer" KMS requests
+        **service_quantities(patients, requests, invocations, unit, setup),
+    }
+
+
+def service_quantities(
+    patients: int, requests: float, invocations: float, unit: dict[str, Any], setup: dict[str, Any]
+) -> dict[str, float]:
+    """Keys, secrets, alarms and the image (fixed); logs, traces and Athena's scans."""
+    logged = invocations * LAMBDA_LOG_LINES_BYTES + requests * (
+        unit["log_bytes_per_upload_request"] + len(API_ACCESS_LOG_LINE) + 1
+    )
+    queries, scanned = athena_month(patients, unit, setup)
+    return {
+        "kms_keys": setup["kms_keys"],
         "secrets": 1,
         "log_gb": logged / 2**30,
         "xray_billed": max(0.0, xray_traces(invocations) - FREE_XRAY_TRACES),
@@ -1087,7 +1086,7 @@ def measure(
     return units, requests
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 200], help="patients")
     parser.add_argument(
@@ -1109,7 +1108,11 @@ def main() -> None:
     parser.add_argument("--image-gb", type=float, default=1.5, help="the container image")
     for name in FALLBACK_DEFAULTS:
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=None)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     for name in ("AWS_REQUEST_CHECKSUM_CALCULATION", "AWS_RESPONSE_CHECKSUM_VALIDATION"):
         os.environ.setdefault(name, "WHEN_REQUIRED")  # the Ceph gateway (lake.storage)
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
@@ -1131,18 +1134,26 @@ def main() -> None:
     lines = fitted_lines(units, s3_units)
     fits = most_patients_per_run(lines)
     print(f"\nmost patients whose hourly-run steps fit Lambda's {LAMBDA_LIMIT_S} s: {fits}")
-    bills = {}
-    for patients in args.priced:
-        quantities = month_quantities(patients, lines, (units[-1], s3_units[-1]), setup)
-        rows = bill_rows(quantities)
-        total = print_bill(patients, rows, quantities)
-        bills[patients] = {
-            "quantities": quantities,
-            "rows": rows,
-            "total_usd": total,
-            "variants": variants(patients, lines, (units[-1], s3_units[-1]), setup),
-        }
+    bills = {p: bill(p, lines, (units[-1], s3_units[-1]), setup) for p in args.priced}
     write_results(args, setup, {"local": units, "s3": s3_units, "fits": fits}, bills, load)
+
+
+def bill(
+    patients: int,
+    lines: dict[str, Callable[[int], float]],
+    units: tuple[dict[str, Any], dict[str, Any]],
+    setup: dict[str, Any],
+) -> dict[str, Any]:
+    """The month at ``patients``, printed: quantities, rows, total, and the variants' totals."""
+    quantities = month_quantities(patients, lines, units, setup)
+    rows = bill_rows(quantities)
+    total = print_bill(patients, rows, quantities)
+    return {
+        "quantities": quantities,
+        "rows": rows,
+        "total_usd": total,
+        "variants": variants(patients, lines, units, setup),
+    }
 
 
 def most_patients_per_run(lines: dict[str, Callable[[int], float]]) -> dict[str, int]:
