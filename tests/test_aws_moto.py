@@ -78,8 +78,6 @@ def standin_task(event, context):
 
 
 def standin_publish(event, context):
-    import os
-
     return {
         "published": sum(r["rows"] for r in event["results"]),
         "contexts_ok": all(r["context_ok"] for r in event["results"]),
@@ -92,46 +90,26 @@ def standin_fail(event, context):
     return {"failed": event["error"]["Error"]}
 
 
+# plan -> Map over the buckets (a TimeoutError retried; any failure caught) -> publish, as the
+# real state machine is shaped; the ARNs replace the upper-case names.
+_STANDIN_ASL = """{"StartAt": "Plan", "States": {
+  "Plan": {"Type": "Task", "Resource": "PLAN", "Next": "Buckets"},
+  "Buckets": {"Type": "Map", "ItemsPath": "$.buckets", "MaxConcurrency": 2,
+    "ResultPath": "$.results", "Next": "Publish",
+    "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "Task", "States": {
+      "Task": {"Type": "Task", "Resource": "TASK", "End": true, "Retry": [{"ErrorEquals":
+        ["TimeoutError"], "IntervalSeconds": 1, "MaxAttempts": 2, "BackoffRate": 2.0}]}}},
+    "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Fail"}]},
+  "Publish": {"Type": "Task", "Resource": "PUBLISH", "End": true},
+  "Fail": {"Type": "Task", "Resource": "FAIL", "Next": "Failed"},
+  "Failed": {"Type": "Fail", "Error": "RunFailed"}}}"""
+
+
 def _standin_definition(arns: dict[str, str]) -> str:
-    task = {
-        "Type": "Task",
-        "Resource": arns["task"],
-        "Retry": [
-            {
-                "ErrorEquals": ["TimeoutError"],
-                "IntervalSeconds": 1,
-                "MaxAttempts": 2,
-                "BackoffRate": 2.0,
-            }
-        ],
-        "End": True,
-    }
-    return json.dumps(
-        {
-            "StartAt": "Plan",
-            "States": {
-                "Plan": {"Type": "Task", "Resource": arns["plan"], "Next": "Buckets"},
-                "Buckets": {
-                    "Type": "Map",
-                    "ItemsPath": "$.buckets",
-                    "MaxConcurrency": 2,
-                    "ResultPath": "$.results",
-                    "ItemProcessor": {
-                        "ProcessorConfig": {"Mode": "INLINE"},
-                        "StartAt": "Task",
-                        "States": {"Task": task},
-                    },
-                    "Catch": [
-                        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Fail"}
-                    ],
-                    "Next": "Publish",
-                },
-                "Publish": {"Type": "Task", "Resource": arns["publish"], "End": True},
-                "Fail": {"Type": "Task", "Resource": arns["fail"], "Next": "Failed"},
-                "Failed": {"Type": "Fail", "Error": "RunFailed"},
-            },
-        }
-    )
+    text = _STANDIN_ASL
+    for name, arn in arns.items():
+        text = text.replace(f'"{name.upper()}"', json.dumps(arn))
+    return json.dumps(json.loads(text))
 
 
 # ---------------------------------------------------------------- the harness
@@ -231,6 +209,7 @@ COMMANDS = {
     "bucket_task": "glucosestream.aws.handlers.bucket_task",
     "publish": "glucosestream.aws.handlers.publish",
     "fail": "glucosestream.aws.handlers.fail",
+    "maintain": "glucosestream.aws.handlers.maintain",
 }
 LOG_RETENTION_DAYS = 365  # the module's default
 CUTOFF_BYTES = 10 * 1024**3  # the module's default athena_bytes_scanned_cutoff
@@ -449,17 +428,27 @@ def _check_logs_and_lock(moto, stack: Stack, functions: dict[str, dict]) -> None
     assert table["SSEDescription"]["SSEType"] == "KMS"
 
 
+# What a destroy must leave empty: (service, call, key of the answer's list).
+_LISTS = [
+    ("s3", "list_buckets", "Buckets"),
+    ("lambda", "list_functions", "Functions"),
+    ("stepfunctions", "list_state_machines", "stateMachines"),
+    ("glue", "get_databases", "DatabaseList"),
+    ("dynamodb", "list_tables", "TableNames"),
+    ("apigatewayv2", "get_apis", "Items"),
+    ("logs", "describe_log_groups", "logGroups"),
+    ("iam", "list_roles", "Roles"),
+    ("sqs", "list_queues", "QueueUrls"),
+    ("sns", "list_topics", "Topics"),
+    ("secretsmanager", "list_secrets", "SecretList"),
+    ("scheduler", "list_schedules", "Schedules"),
+    ("cloudwatch", "describe_alarms", "MetricAlarms"),
+]
+
+
 def _check_nothing_left(moto) -> None:
-    assert moto.client("s3").list_buckets()["Buckets"] == []
-    assert moto.client("lambda").list_functions()["Functions"] == []
-    assert moto.client("stepfunctions").list_state_machines()["stateMachines"] == []
-    assert moto.client("glue").get_databases()["DatabaseList"] == []
-    assert moto.client("dynamodb").list_tables()["TableNames"] == []
-    assert moto.client("apigatewayv2").get_apis()["Items"] == []
-    assert moto.client("logs").describe_log_groups()["logGroups"] == []
-    assert moto.client("iam").list_roles()["Roles"] == []
-    assert moto.client("sqs").list_queues().get("QueueUrls", []) == []
-    assert moto.client("sns").list_topics()["Topics"] == []
+    for service, call, key in _LISTS:
+        assert getattr(moto.client(service), call)().get(key, []) == [], service
     workgroups = moto.client("athena").list_work_groups()["WorkGroups"]
     assert [w["Name"] for w in workgroups] == ["primary"]
     kms = moto.client("kms")
@@ -643,6 +632,10 @@ def test_readings_posted_to_the_deployed_stack_are_published_as_a_local_run_publ
                 seconds["failing run"] = _a_failing_bucket_publishes_nothing(
                     moto, stack, deployed, uploads[2], invocations, monkeypatch
                 )
+                assert tables_of(deployed) == published
+                maintain = stack.outputs["function_names"]["maintain"]
+                maintained = _invoke(moto.client("lambda"), maintain, {})
+                assert maintained["status"] == "maintained", maintained
                 assert tables_of(deployed) == published
         finally:
             _drop_ceph_bucket(s3, stack.outputs["bucket"])
