@@ -1223,7 +1223,13 @@ def write_results(
         "sizes": {"local": units["local"], "s3": units["s3"]},
         "most_patients_within_lambda_limit": units["fits"],
         "bills": bills,
+        "priced_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "priced_by": sha or "unknown",
     }
+    if args.from_json:  # the figures' provenance is the measuring run's
+        measured = json.loads(Path(args.from_json).read_text())
+        for key in ("git_sha", "machine", "measured_at", "days", "uploads_per_patient_per_run"):
+            document[key] = measured[key]
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
     text = json.dumps(document, indent=1, default=str)
     (RESULTS / f"aws_cost-{stamp}.json").write_text(text)
