@@ -21,7 +21,7 @@ from typing import Any, Final
 from glucosestream.config import Settings, aws_secrets_arn
 from glucosestream.errors import AuthError, ConfigError, Forbidden, InvalidInput, RunInProgress
 from glucosestream.ingest import lambda_handler
-from glucosestream.lake import AccessStores, open_access
+from glucosestream.lake import AccessStores, open_access, open_metadata
 from glucosestream.lake import maintain as lake_maintain
 from glucosestream.pipeline import stepwise, table_registry
 from glucosestream.request_credentials import bearer_principal, nightscout_principal
@@ -116,7 +116,11 @@ def fail(event: Mapping[str, Any], context: object) -> dict[str, Any]:
 
 def maintain(event: Mapping[str, Any], context: object) -> dict[str, Any]:
     """Compact the tables' small files and expire snapshots older than a week (what
-    ``glucosestream maintain`` does), under the run lock; "busy" while a run works."""
+    ``glucosestream maintain`` does), under the run lock; "busy" while a run works. Before the
+    first publish there is nothing to maintain (and this function may not create the tables:
+    the pipeline's first run does)."""
+    if open_metadata(settings().lake).published() is None:
+        return {"status": "nothing to maintain", "message": "no run has published yet"}
     try:
         report = lake_maintain(settings().lake, table_registry.TABLES)
     except RunInProgress as err:
