@@ -1,44 +1,21 @@
-"""The AWS deployment against moto: the harness (tests/aws_moto.py), layer 4 (the example root
-applied, checked, re-planned and destroyed on a moto server) and layer 5 (the deployed state
-machine executed on moto, its Lambda invocations running the project's handlers in-process
-against the real S3 server)."""
+"""The AWS deployment against moto: the harness (tests/aws_moto.py) and layer 4, the example
+root applied, checked through the AWS API, re-planned and destroyed on a moto server. Layer 5
+(the deployed state machine executed end to end) is tests/test_aws_e2e.py."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import sys
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
-import boto3
-import pyarrow.parquet as pq
 import pytest
-import sqlalchemy as sa
 
-from glucosestream.access import create_token
 from glucosestream.aws import handlers
-from glucosestream.config import (
-    AWS_CHECKSUM_VARIABLES,
-    IngestSettings,
-    LakeSettings,
-    PipelineSettings,
-    Settings,
-)
-from glucosestream.ingest import lambda_handler
-from glucosestream.ingest.identity import patient_key
-from glucosestream.lake import open_metadata
-from glucosestream.pipeline import run_pipeline
-from glucosestream.synth import CohortSpec, write_cohort
 
 from .aws_moto import (
     ACCESS_KEY,
-    REGION,
     Stack,
     apply_example,
     destroy_stack,
@@ -47,10 +24,7 @@ from .aws_moto import (
     validate_definition,
     wait_for_execution,
 )
-from .conftest import SECRET
 from .terraform_cli import DEPLOY, SKIP_REASON
-from .test_postgres import URL_FILE as PG_URL_FILE
-from .test_scale_out import tables_of
 
 IMAGE_URI = "123456789012.dkr.ecr.us-east-1.amazonaws.com/glucosestream:test"
 WAIT_S = 60
@@ -158,7 +132,7 @@ def test_moto_answers_the_calls_the_provider_needs_and_runs_handlers_in_process(
 
         overlay = {"GLUCOSESTREAM_TEST_OVERLAY": "yes", "AWS_ACCESS_KEY_ID": ACCESS_KEY}
         with lambdas_in_process(overlay) as invocations:
-            good = _execute(sfn, machine, "good", {"run_id": "r1", "buckets": [1, 2, 3]})
+            good = execute(sfn, machine, "good", {"run_id": "r1", "buckets": [1, 2, 3]})
             assert good["status"] == "SUCCEEDED", good
             assert json.loads(good["output"]) == {
                 "published": 60,
@@ -171,7 +145,7 @@ def test_moto_answers_the_calls_the_provider_needs_and_runs_handlers_in_process(
             assert len(tasks) == 4
 
             invocations.clear()
-            bad = _execute(sfn, machine, "bad", {"run_id": "r2", "buckets": [1, 7]})
+            bad = execute(sfn, machine, "bad", {"run_id": "r2", "buckets": [1, 7]})
             assert bad["status"] == "FAILED"
             names = [i.function_name for i in invocations]
             assert "gs-fail" in names
@@ -179,7 +153,7 @@ def test_moto_answers_the_calls_the_provider_needs_and_runs_handlers_in_process(
         assert "GLUCOSESTREAM_TEST_OVERLAY" not in os.environ  # each call's environment undone
 
 
-def _execute(sfn, machine: str, name: str, payload: dict, *, timeout_s: float = WAIT_S) -> dict:
+def execute(sfn, machine: str, name: str, payload: dict, *, timeout_s: float = WAIT_S) -> dict:
     started = sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps(payload))
     return wait_for_execution(sfn, started["executionArn"], timeout_s=timeout_s)
 
@@ -202,6 +176,7 @@ def test_an_execution_that_outlives_its_wait_is_reported_not_waited_for():
 
 # ---------------------------------------------------------------- layer 4: apply, check, destroy
 
+# The contract's functions (aws-contract.md); the module may add more, each a handler of ours.
 COMMANDS = {
     "ingest": "glucosestream.aws.handlers.ingest",
     "authorizer": "glucosestream.aws.handlers.authorize",
@@ -209,30 +184,26 @@ COMMANDS = {
     "bucket_task": "glucosestream.aws.handlers.bucket_task",
     "publish": "glucosestream.aws.handlers.publish",
     "fail": "glucosestream.aws.handlers.fail",
-    "maintain": "glucosestream.aws.handlers.maintain",
 }
 LOG_RETENTION_DAYS = 365  # the module's default
 CUTOFF_BYTES = 10 * 1024**3  # the module's default athena_bytes_scanned_cutoff
 
 
-def _example_variables(prefix: str) -> dict:
+def example_variables(prefix: str) -> dict:
     return {"name_prefix": prefix, "image_uri": IMAGE_URI, "force_destroy": True}
 
 
-@pytest.fixture
-def terraform_ready():
+def require_terraform() -> None:
+    """Skip where terraform or the provider's mirror is absent (terraform_cli.SKIP_REASON)."""
     if SKIP_REASON:
         pytest.skip(SKIP_REASON)
-    if not (DEPLOY / "example" / "main.tf").exists():
-        pytest.skip("deploy/aws/example is not there yet")
 
 
 @pytest.mark.slow  # about 100 s: the provider waits 55 s for S3 lifecycle rules to settle
-def test_example_root_applies_on_moto_converges_and_destroys_to_nothing(
-    terraform_ready, tmp_path, capsys
-):
+def test_example_root_applies_on_moto_converges_and_destroys_to_nothing(tmp_path, capsys):
+    require_terraform()
     with moto_server() as moto:
-        stack = apply_example(moto, tmp_path, _example_variables("gs-l4"))
+        stack = apply_example(moto, tmp_path, example_variables("gs-l4"))
         try:
             _check_plan(stack)
             _check_storage(moto, stack)
@@ -254,7 +225,7 @@ def _report(capsys, stack: Stack) -> None:
     with capsys.disabled():
         sys.stdout.write(
             f"\nplan of deploy/aws/example on moto: {sum(stack.to_add.values())} to add: "
-            f"{by_type}\nlayer 4 seconds: {_seconds(stack)} (load {os.getloadavg()[0]:.2f})\n"
+            f"{by_type}\nlayer 4 seconds: {phase_seconds(stack)} (load {os.getloadavg()[0]:.2f})\n"
         )
 
 
@@ -272,7 +243,7 @@ def _check_plan(stack: Stack) -> None:
         assert stack.to_add[required] >= 1, required
 
 
-def _seconds(stack: Stack) -> str:
+def phase_seconds(stack: Stack) -> str:
     return ", ".join(f"{phase} {seconds:.1f}" for phase, seconds in stack.seconds.items())
 
 
@@ -350,13 +321,15 @@ def _check_functions(moto, stack: Stack) -> dict[str, dict]:
     """Each entry point's function configuration, by key; each checked against the contract."""
     lam = moto.client("lambda")
     names = stack.outputs["function_names"]
-    assert set(names) == set(COMMANDS)
     functions = {}
     for key, name in names.items():
         configuration = lam.get_function(FunctionName=name)["Configuration"]
         assert configuration["PackageType"] == "Image"
         command = configuration["ImageConfigResponse"]["ImageConfig"]["Command"]
-        assert command == [COMMANDS[key]], (key, command)
+        assert command == [COMMANDS.get(key, command[0])], (key, command)
+        module, _, entry = command[0].rpartition(".")  # the image runs one of our handlers
+        assert module == handlers.__name__, command
+        assert callable(getattr(handlers, entry, None)), command
         environment = configuration["Environment"]["Variables"]
         assert environment["GLUCOSESTREAM_LAKE__ROOT"] == f"s3://{stack.outputs['bucket']}/lake"
         assert environment["GLUCOSESTREAM_LAKE__CATALOG_URL"] == "glue://us-east-1"
@@ -367,6 +340,7 @@ def _check_functions(moto, stack: Stack) -> dict[str, dict]:
         assert environment["GLUCOSESTREAM_SECRETS_ARN"] == stack.outputs["secret_arn"]
         assert not any("SECRET" in k and k != "GLUCOSESTREAM_SECRETS_ARN" for k in environment)
         functions[key] = configuration
+    assert set(COMMANDS) <= set(functions)
     return functions
 
 
@@ -457,298 +431,3 @@ def _check_nothing_left(moto) -> None:
     assert [key["KeyState"] for key in ours] == ["PendingDeletion"]  # its deletion window
     others = {key["Description"] for key in keys if key not in ours}
     assert others <= {"Default key"}, others  # moto's own
-
-
-# ---------------------------------------------------------------- layer 5: end to end
-
-CEPH_ENV = Path(__file__).resolve().parents[1] / ".services" / "s3.env"
-PER_TASK = 300  # readings per bucket task: several buckets for the Map (the same locally)
-RUN_WAIT_S = 300
-
-
-@pytest.fixture
-def ceph(monkeypatch) -> dict[str, str]:
-    """The test S3 server (Ceph radosgw, scripts/ceph.sh): its endpoint and keys."""
-    if not CEPH_ENV.exists():
-        pytest.skip("no test S3 server: run `scripts/ceph.sh start` (make test does)")
-    for name in AWS_CHECKSUM_VARIABLES:  # radosgw 16 refuses streamed checksums (test_s3.py)
-        monkeypatch.setenv(name, "WHEN_REQUIRED")
-    values = dict(line.split("=", 1) for line in CEPH_ENV.read_text().split())
-    return {
-        "endpoint": values["GLUCOSESTREAM_TEST_S3_ENDPOINT"],
-        "key": values["GLUCOSESTREAM_TEST_S3_ACCESS_KEY"],
-        "secret": values["GLUCOSESTREAM_TEST_S3_SECRET_KEY"],
-    }
-
-
-@pytest.fixture
-def metadata_url(tmp_path) -> Iterator[str]:
-    """The deployed lake's metadata store: a fresh database on the slow tier's PostgreSQL (what
-    the deployment uses: RDS or Aurora), else SQLite in tmp_path (the handlers run in this one
-    process, so a file is shared by all of them as the server would be)."""
-    if not PG_URL_FILE.exists():
-        yield f"sqlite:///{tmp_path / 'metadata.db'}"
-        return
-    server = PG_URL_FILE.read_text().strip()
-    name = f"gs_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as con:
-        con.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield server.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as con:
-        con.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-@pytest.fixture
-def fresh_handlers() -> Iterator[None]:
-    """The handlers' per-container caches, empty before and after (a new 'container')."""
-    handlers._cached.clear()
-    handlers._access.clear()
-    yield
-    handlers._cached.clear()
-    handlers._access.clear()
-
-
-def _readings(tmp_path: Path) -> list[list[dict]]:
-    """Six synthetic patients over three days, as three uploads (one a day) of /v1/readings
-    rows."""
-    spec = CohortSpec(patients=6, days=3, seed=16, interval_min=15)
-    table = pq.read_table(write_cohort(spec, tmp_path / "cohort.parquet", "parquet").path)
-    columns = ["patient_id", "device_id", "time", "glucose_mg_dl", "tz"]
-    rows = sorted(
-        ({**row, "time": row["time"].isoformat()} for row in table.select(columns).to_pylist()),
-        key=lambda row: (row["time"], row["patient_id"]),
-    )
-    days = sorted({row["time"][:10] for row in rows})
-    return [[row for row in rows if row["time"][:10] == day] for day in days]
-
-
-def _v2_event(rows: list[dict], token: str) -> dict:
-    """An API Gateway HTTP API (payload 2.0) request to POST /v1/readings."""
-    return {
-        "version": "2.0",
-        "routeKey": "POST /v1/readings",
-        "rawPath": "/v1/readings",
-        "headers": {"authorization": f"Bearer {token}", "content-type": "application/json"},
-        "requestContext": {"http": {"method": "POST", "path": "/v1/readings"}, "stage": "$default"},
-        "body": json.dumps({"readings": rows}),
-        "isBase64Encoded": False,
-    }
-
-
-def _invoke(lam, function_name: str, event: dict) -> dict:
-    answer = lam.invoke(FunctionName=function_name, Payload=json.dumps(event).encode())
-    payload = json.loads(answer["Payload"].read())
-    assert "FunctionError" not in answer, payload
-    return payload
-
-
-def _deployed_settings(stack: Stack, ceph: dict[str, str], metadata_url: str) -> Settings:
-    """The settings a function of the stack has (its environment and secret), as the test
-    reads the lake with them: the lake on Ceph, Glue and the lock on moto."""
-    environment = stack.outputs["environment"]
-    return Settings(
-        lake=LakeSettings(
-            root=environment["GLUCOSESTREAM_LAKE__ROOT"],
-            catalog_url=environment["GLUCOSESTREAM_LAKE__CATALOG_URL"],
-            namespace_prefix=environment["GLUCOSESTREAM_LAKE__NAMESPACE_PREFIX"],
-            lock_url=environment["GLUCOSESTREAM_LAKE__LOCK_URL"],
-            metadata_url=metadata_url,
-            s3_endpoint_url=ceph["endpoint"],
-            s3_access_key_id=ceph["key"],
-            s3_secret_access_key=ceph["secret"],
-        ),
-        ingest=IngestSettings(pseudonym_secret=SECRET),
-        pipeline=PipelineSettings(readings_per_task=PER_TASK),
-    )
-
-
-def _aws_environment(moto, ceph: dict[str, str]) -> dict[str, str]:
-    """What a function's process gets besides its Terraform environment: AWS SDK calls (Glue,
-    DynamoDB, Secrets Manager) go to moto, the lake's S3 to Ceph, buckets smaller."""
-    return {
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": ACCESS_KEY,
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ENDPOINT_URL_GLUE": moto.endpoint,
-        "AWS_ENDPOINT_URL_DYNAMODB": moto.endpoint,
-        "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto.endpoint,
-        "GLUCOSESTREAM_LAKE__S3_ENDPOINT_URL": ceph["endpoint"],
-        "GLUCOSESTREAM_LAKE__S3_ACCESS_KEY_ID": ceph["key"],
-        "GLUCOSESTREAM_LAKE__S3_SECRET_ACCESS_KEY": ceph["secret"],
-        "GLUCOSESTREAM_PIPELINE__READINGS_PER_TASK": str(PER_TASK),
-        **dict.fromkeys(AWS_CHECKSUM_VARIABLES, "WHEN_REQUIRED"),
-    }
-
-
-def _ceph_bucket(ceph: dict[str, str], name: str) -> Any:
-    client = boto3.client(
-        "s3",
-        endpoint_url=ceph["endpoint"],
-        aws_access_key_id=ceph["key"],
-        aws_secret_access_key=ceph["secret"],
-        region_name=REGION,
-    )
-    client.create_bucket(Bucket=name)
-    return client
-
-
-def _drop_ceph_bucket(client, name: str) -> None:
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if keys:
-            client.delete_objects(Bucket=name, Delete={"Objects": keys})
-    client.delete_bucket(Bucket=name)
-
-
-@pytest.mark.slow  # the real S3 server (Ceph), terraform and a pipeline run: about 3 minutes
-def test_readings_posted_to_the_deployed_stack_are_published_as_a_local_run_publishes_them(
-    terraform_ready, ceph, metadata_url, fresh_handlers, tmp_path, monkeypatch, capsys
-):
-    uploads = _readings(tmp_path)
-    local = _run_locally(tmp_path / "local", uploads[:2])
-    started = time.monotonic()
-    with moto_server() as moto:
-        prefix = f"gs5-{uuid.uuid4().hex[:6]}"
-        variables = _example_variables(prefix) | {"schedule_enabled": False}
-        stack = apply_example(moto, tmp_path / "tf", variables)
-        deployed = _deployed_settings(stack, ceph, metadata_url)
-        s3 = _ceph_bucket(ceph, stack.outputs["bucket"])
-        try:
-            environment = _aws_environment(moto, ceph)
-            for name, value in environment.items():  # the test reads the lake as a function
-                monkeypatch.setenv(name, value)
-            secret = {
-                "GLUCOSESTREAM_LAKE__METADATA_URL": metadata_url,
-                "GLUCOSESTREAM_INGEST__PSEUDONYM_SECRET": SECRET,
-            }
-            moto.client("secretsmanager").put_secret_value(
-                SecretId=stack.outputs["secret_arn"], SecretString=json.dumps(secret)
-            )
-            with lambdas_in_process(environment) as invocations:
-                seconds = _run_on_the_stack(moto, stack, deployed, uploads, invocations)
-                published = tables_of(deployed)
-                seconds["failing run"] = _a_failing_bucket_publishes_nothing(
-                    moto, stack, deployed, uploads[2], invocations, monkeypatch
-                )
-                assert tables_of(deployed) == published
-                maintain = stack.outputs["function_names"]["maintain"]
-                maintained = _invoke(moto.client("lambda"), maintain, {})
-                assert maintained["status"] == "maintained", maintained
-                assert tables_of(deployed) == published
-        finally:
-            _drop_ceph_bucket(s3, stack.outputs["bucket"])
-    assert published["daily"], "the run published daily metrics"
-    assert published == tables_of(local)
-    phases = ", ".join(f"{phase} {value:.1f}" for phase, value in seconds.items())
-    with capsys.disabled():
-        sys.stdout.write(
-            f"\nlayer 5 seconds: terraform {_seconds(stack)}, {phases}, "
-            f"all {time.monotonic() - started:.1f} (load {os.getloadavg()[0]:.2f})\n"
-        )
-
-
-def _run_locally(lake: Path, uploads: list[list[dict]]) -> Settings:
-    """The same uploads through the same ingest code into a local lake, then one local run."""
-    settings = Settings(
-        lake=LakeSettings(root=str(lake)),
-        ingest=IngestSettings(pseudonym_secret=SECRET),
-        pipeline=PipelineSettings(readings_per_task=PER_TASK),
-    )
-    token = _uploader_token(settings, uploads)
-    for rows in uploads:
-        answer = lambda_handler.handle_event(settings, _v2_event(rows, token))
-        assert answer["statusCode"] == 200, answer["body"]
-    assert run_pipeline(settings).status == "published"
-    return settings
-
-
-def _uploader_token(settings: Settings, uploads: list[list[dict]]) -> str:
-    patients = {row["patient_id"] for rows in uploads for row in rows}
-    return create_token(
-        settings.lake,
-        "uploader",
-        label="layer 5",
-        now=dt.datetime.now(dt.UTC),
-        patient_keys=[patient_key(SECRET.encode(), p) for p in sorted(patients)],
-    )
-
-
-def _run_on_the_stack(moto, stack: Stack, deployed: Settings, uploads, invocations) -> dict:
-    """Post the first two uploads through the ingest function (its authorizer first), run the
-    state machine twice (the second finds nothing new); each phase's seconds."""
-    lam, sfn = moto.client("lambda"), moto.client("stepfunctions")
-    names = stack.outputs["function_names"]
-    token = _uploader_token(deployed, uploads)
-    clock = time.monotonic()
-    for rows in uploads[:2]:
-        _post(lam, names, rows, token)
-    stranger = _v2_event(uploads[0], "gs_not-a-token")
-    assert _invoke(lam, names["authorizer"], stranger)["isAuthorized"] is False
-    seconds = {"ingest": time.monotonic() - clock}
-
-    clock = time.monotonic()
-    assert _run(sfn, stack, "run-1")["status"] == "published"
-    seconds["run"] = time.monotonic() - clock
-    tasks = [i for i in invocations if i.function_name == names["bucket_task"]]
-    assert len(tasks) >= 2, "the Map ran several buckets"
-    assert not any(i.error for i in invocations), invocations
-
-    invocations.clear()
-    clock = time.monotonic()
-    assert _run(sfn, stack, "run-2")["status"] == "noop"
-    seconds["noop run"] = time.monotonic() - clock
-    assert [i.function_name for i in invocations] == [names["plan"]]
-    return seconds
-
-
-def _a_failing_bucket_publishes_nothing(moto, stack, deployed, rows, invocations, monkeypatch):
-    """A new upload whose every bucket task fails, retries included: the run rejects the
-    batch and publishes nothing of it (the caller checks the published tables are unchanged)."""
-    lam, sfn = moto.client("lambda"), moto.client("stepfunctions")
-    names = stack.outputs["function_names"]
-    batch_id = _post(lam, names, rows, _uploader_token(deployed, [rows]))
-
-    def out_of_memory(event, context):
-        raise MemoryError("test: the bucket task runs out of memory")
-
-    monkeypatch.setattr(handlers, "bucket_task", out_of_memory)
-    invocations.clear()
-    clock = time.monotonic()
-    run = _run(sfn, stack, "run-3")
-    seconds = time.monotonic() - clock
-    assert run["status"] == "rejected", run
-    tasks = [i for i in invocations if i.function_name == names["bucket_task"]]
-    assert tasks, "the Map ran the new readings' buckets"
-    assert {i.error for i in tasks} == {"MemoryError"}
-    buckets = len(tasks) // 4
-    assert len(tasks) == 4 * buckets, "each bucket tried once and retried three times"
-    record = open_metadata(deployed.lake).batch_records([batch_id])[batch_id]
-    assert record.rejected_run_id == run["run_id"]
-    assert "MemoryError" in record.rejected_reason
-    return seconds
-
-
-def _post(lam, names: dict[str, str], rows: list[dict], token: str) -> str:
-    """POST /v1/readings as API Gateway would: the authorizer, then ingest; the batch id."""
-    request = _v2_event(rows, token)
-    assert _invoke(lam, names["authorizer"], request)["isAuthorized"] is True
-    answer = _invoke(lam, names["ingest"], request)
-    assert answer["statusCode"] == 200, answer["body"]
-    body = json.loads(answer["body"])
-    assert body["accepted"] == len(rows)
-    return str(body["batch_id"])
-
-
-def _run(sfn, stack: Stack, name: str) -> dict:
-    """Execute the state machine (a name, as the schedule gives one); the run's last answer."""
-    execution = _execute(sfn, stack.outputs["state_machine_arn"], name, {}, timeout_s=RUN_WAIT_S)
-    assert execution["status"] == "SUCCEEDED", _history(sfn, execution)
-    return dict(json.loads(execution["output"])["run"])
-
-
-def _history(sfn, execution: dict) -> list:
-    """The failed states of an execution, for an assertion's message."""
-    events = sfn.get_execution_history(executionArn=execution["executionArn"])["events"]
-    return [e for e in events if "Failed" in e["type"] or "failed" in json.dumps(e, default=str)]
