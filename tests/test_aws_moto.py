@@ -400,6 +400,23 @@ def _check_logs_and_lock(moto, stack: Stack, functions: dict[str, dict]) -> None
     assert table["KeySchema"] == [{"AttributeName": "lake", "KeyType": "HASH"}]
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     assert table["SSEDescription"]["SSEType"] == "KMS"
+    _check_api_and_alarms(moto)
+
+
+def _check_api_and_alarms(moto) -> None:
+    """Every route behind the Lambda authorizer; alarms on failed executions, ingest 5xx and
+    dead-letter depth (the issue's list)."""
+    api = moto.client("apigatewayv2")
+    (only,) = api.get_apis()["Items"]
+    routes = api.get_routes(ApiId=only["ApiId"])["Items"]
+    assert {r["RouteKey"] for r in routes} == {
+        "POST /v1/readings",
+        "POST /api/v1/entries",
+        "POST /api/v1/entries.json",
+    }
+    assert {r["AuthorizationType"] for r in routes} == {"CUSTOM"}
+    metrics = {a["MetricName"] for a in moto.client("cloudwatch").describe_alarms()["MetricAlarms"]}
+    assert {"ExecutionsFailed", "5xx", "ApproximateNumberOfMessagesVisible"} <= metrics, metrics
 
 
 # What a destroy must leave empty: (service, call, key of the answer's list).
