@@ -469,7 +469,18 @@ def lake_stages(
         with staging_peak(staging) as peak:
             steps = stepwise_run(split_into_buckets(settings, readings_per_task))
         figures[label] = {**steps, "staging_peak_bytes": peak["bytes"], **checkpoint(label)}
+    figures["maintain"] = {**maintain_lake(settings), **checkpoint("maintain")}
     return figures
+
+
+def maintain_lake(settings: Settings) -> dict[str, Any]:
+    """What the maintain function does (aws.handlers.maintain): compact the tables' small
+    files, expire snapshots older than a week; timed."""
+    from glucosestream.lake import maintain
+    from glucosestream.pipeline.table_registry import TABLES
+
+    report, seconds = timed(lambda: maintain(settings.lake, TABLES))
+    return {"s": seconds, "report": str(report)}
 
 
 def split_into_buckets(settings: Settings, readings_per_task: int) -> Settings:
@@ -653,6 +664,8 @@ def unit_figures(patients: int, local: dict[str, Any]) -> dict[str, Any]:
         },
         "warehouse_growth_per_run_bytes": _sum(z["incremental_run"], "warehouse")
         - _sum(z["uploads"], "warehouse"),
+        "warehouse_bytes_before_maintain": _sum(local["incremental_run_16"]["zones"], "warehouse"),
+        "warehouse_bytes_after_maintain": _sum(local["maintain"]["zones"], "warehouse"),
         "upload_handler_s_median": upload_s[len(upload_s) // 2],
         "upload_handler_s_mean": sum(upload_s) / len(upload_s),
         "authorizer_s": local["authorizer_s"],
@@ -697,6 +710,8 @@ def request_figures(patients: int, s3: dict[str, Any]) -> dict[str, Any]:
             k: v / requests for k, v in s3["uploads"]["aws_calls"].items()
         },
         "runs": {label: _run_requests(s3[label]) for label in RUNS},
+        "maintain_s": s3["maintain"]["s"],
+        "s3_per_maintain": {k: s3["maintain"]["s3_requests"].get(k, 0) for k in _CLASSES},
     }
 
 
@@ -801,10 +816,13 @@ def month_quantities(
         return lines[f"{name}{suffix}"](buckets)
 
     requests = patients * READINGS_PER_DAY * DAYS_PER_MONTH / readings_per_request
-    invocations = 2 * requests + runs * (2 + buckets)  # ingest + authorizer; plan, tasks, publish
+    daily = DAYS_PER_MONTH  # the maintain function's calls (maintenance_schedule: daily)
+    # ingest and authorizer per request; plan, the tasks and publish per run; maintain daily
+    invocations = 2 * requests + runs * (2 + buckets) + daily
     s3 = on_s3["s3_per_upload_request"]
     put = requests * s3["PUT"] + runs * (per_run("PUT") + per_run("LIST"))
-    get = requests * s3["GET"] + runs * per_run("GET")
+    put += daily * lines["maintain_put"](patients)
+    get = requests * s3["GET"] + runs * per_run("GET") + daily * lines["maintain_get"](patients)
     kept = (lines["warehouse_growth"](patients), per_run("staging_peak"))
     storage = storage_gb_after_a_year(patients, kept, unit, setup, runs, readings_per_request)
     steps = {f"{name}_s": per_run(f"{name}_s") for name in ("plan", "bucket_task", "publish")}
@@ -819,6 +837,7 @@ def month_quantities(
         * v["authorizer_memory_mb"]
         / 1024,
         "pipeline_gb_s": runs * sum(t * v[f"{k[:-2]}_memory_mb"] / 1024 for k, t in steps.items()),
+        "maintain_gb_s": daily * lines["maintain_s"](patients) * v["bucket_task_memory_mb"] / 1024,
         **steps,
         "bucket_task_s": steps["bucket_task_s"] / buckets,  # one task's
         "s3_put": put,
@@ -863,6 +882,7 @@ BILL: tuple[tuple[str, str, str, str, float], ...] = (
     ("Lambda ingest duration", "ingest_gb_s", "GB-s", "lambda_gb_s", 1),
     ("Lambda authorizer duration", "authorizer_gb_s", "GB-s", "lambda_gb_s", 1),
     ("Lambda pipeline duration", "pipeline_gb_s", "GB-s", "lambda_gb_s", 1),
+    ("Lambda maintain duration (daily)", "maintain_gb_s", "GB-s", "lambda_gb_s", 1),
     ("S3 PUT/COPY/POST/LIST", "s3_put", "requests", "s3_put_per_1k", 1e3),
     ("S3 GET/HEAD", "s3_get", "requests", "s3_get_per_1k", 1e3),
     ("S3 Standard storage, month 12", "storage_gb", "GB", "s3_standard_gb_month", 1),
@@ -989,6 +1009,11 @@ def fitted_lines(
         return fit([(u["patients"], get(u)) for u in over])
 
     lines = {"warehouse_growth": line(_at("warehouse_growth_per_run_bytes"), units)}
+    lines["maintain_s"] = line(_at("maintain_s"), s3_units)
+    lines["maintain_put"] = line(
+        lambda u: u["s3_per_maintain"]["PUT"] + u["s3_per_maintain"]["LIST"], s3_units
+    )
+    lines["maintain_get"] = line(_at("s3_per_maintain", "GET"), s3_units)
     for label, suffix in zip(RUNS, ("@1", "@16"), strict=True):
         for name in ("plan", "bucket_task", "publish"):  # wall times on the S3 lake
             lines[f"{name}_s{suffix}"] = line(_at("measured", label, "lambda_s", name), s3_units)
@@ -1104,7 +1129,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--from-json", help="price the measured figures of an earlier run's JSON (no measuring)"
     )
-    parser.add_argument("--alarms", type=int, default=11, help="monitoring.tf: 5 + 1 a function")
+    parser.add_argument("--alarms", type=int, default=12, help="monitoring.tf: 5 + 1 a function")
     parser.add_argument("--image-gb", type=float, default=1.5, help="the container image")
     for name in FALLBACK_DEFAULTS:
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=None)
