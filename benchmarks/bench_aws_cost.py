@@ -1195,8 +1195,8 @@ def most_patients_per_run(lines: dict[str, Callable[[int], float]]) -> dict[str,
 
 
 VARIANTS = {  # name: (readings per request, S3 requests per upload request or None: measured)
-    "uploads of 1 reading, batch folders without directory markers and no empty quarantine "
-    "file (proposed: 2 PUT + 1 HEAD)": (1, {"PUT": 2, "LIST": 0, "GET": 1}),
+    "uploads of 1 reading without the empty quarantine file and the LIST (proposed: 2 PUT + "
+    "1 HEAD a request)": (1, {"PUT": 2, "LIST": 0, "GET": 1}),
     "uploads of 12 readings (hourly): ingest as measured per request, runs as measured (an "
     "over-estimate: a twelfth of the batches)": (12, None),
 }
