@@ -28,6 +28,7 @@ deploy/aws/modules/glucosestream. Results go to benchmarks/results/aws_cost-<tim
 aws_cost.json (the latest); ``--from-json`` prices an earlier run's figures again.
 
     python benchmarks/bench_aws_cost.py          # 100, 200 (local), 10, 20 (S3) patients x 14 days
+        # (12 minutes on 2 shared cores at load 2.5-3.5, most of it the S3 lake's uploads and runs)
     python benchmarks/bench_aws_cost.py --sizes 6 12 --s3-sizes 4 8 --days 3 --uploads 2  # smoke
 """
 
