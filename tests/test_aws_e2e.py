@@ -21,7 +21,6 @@ from typing import Any
 import boto3
 import pyarrow.parquet as pq
 import pytest
-import sqlalchemy as sa
 
 from glucosestream.access import create_token
 from glucosestream.aws import handlers
@@ -40,8 +39,9 @@ from glucosestream.synth import CohortSpec, write_cohort
 
 from .aws_moto import ACCESS_KEY, REGION, Stack, apply_example, lambdas_in_process, moto_server
 from .conftest import SECRET
+from .pg_database import URL_FILE as PG_URL_FILE
+from .pg_database import throwaway_database
 from .test_aws_moto import example_variables, execute, phase_seconds, require_terraform
-from .test_postgres import URL_FILE as PG_URL_FILE
 from .test_scale_out import tables_of
 
 CEPH_ENV = Path(__file__).resolve().parents[1] / ".services" / "s3.env"
@@ -72,15 +72,8 @@ def metadata_url(tmp_path) -> Iterator[str]:
     if not PG_URL_FILE.exists():
         yield f"sqlite:///{tmp_path / 'metadata.db'}"
         return
-    server = PG_URL_FILE.read_text().strip()
-    name = f"gs_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as con:
-        con.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield server.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as con:
-        con.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with throwaway_database(PG_URL_FILE.read_text().strip()) as url:
+        yield url
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ scripts/postgres.sh, which `make test` runs first)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,24 +17,16 @@ from glucosestream.pipeline.table_registry import TABLES
 from glucosestream.synth import CohortSpec, write_cohort
 
 from .conftest import SECRET
+from .pg_database import URL_FILE, throwaway_database
 from .test_pipeline_e2e import expected_daily
-
-URL_FILE = Path(__file__).resolve().parents[1] / ".services" / "postgres.url"
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     if not URL_FILE.exists():
         pytest.skip("no test PostgreSQL server: run `scripts/postgres.sh start` (make test does)")
-    server = URL_FILE.read_text().strip()
-    name = f"gs_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as con:
-        con.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield server.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as con:
-        con.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with throwaway_database(URL_FILE.read_text().strip()) as url:
+        yield url
 
 
 @pytest.fixture
