@@ -66,19 +66,7 @@ def definition() -> dict[str, Any]:
             "begin": _invoke(
                 "begin", comments["begin"], {}, next_state="work_left", catch="run_failed"
             ),
-            "work_left": {
-                "Type": "Choice",
-                "Comment": "buckets to run, or the run is over (published, noop, rejected, busy)",
-                "Choices": [
-                    {"Variable": "$.run.buckets", "IsPresent": True, "Next": "buckets"},
-                    {
-                        "Variable": "$.run.status",
-                        "StringEquals": "failed",
-                        "Next": "run_failed",
-                    },
-                ],
-                "Default": "done",
-            },
+            "work_left": _work_left(),
             "buckets": _bucket_map(comments["bucket"]),
             "conclude": _invoke(
                 "conclude",
@@ -91,17 +79,7 @@ def definition() -> dict[str, Any]:
                 next_state="work_left",
                 catch="abandon",
             ),
-            "abandon": {
-                "Type": "Task",
-                "Comment": "close the run as failed with the step's error; release the lock",
-                "Resource": "arn:aws:states:::lambda:invoke",
-                "Parameters": {
-                    "FunctionName": FUNCTION_ARNS["abandon"],
-                    "Payload": {"run_id.$": "$.run.run_id", "error.$": "$.error"},
-                },
-                "Retry": [_retry(_LAMBDA_SERVICE_ERRORS)],
-                "Next": "run_failed",
-            },
+            "abandon": _abandon(),
             "run_failed": {
                 "Type": "Fail",
                 "Error": "RunFailed",
@@ -109,6 +87,36 @@ def definition() -> dict[str, Any]:
             },
             "done": {"Type": "Succeed"},
         },
+    }
+
+
+def _work_left() -> dict[str, Any]:
+    return {
+        "Type": "Choice",
+        "Comment": "buckets to run, or the run is over (published, noop, rejected, busy)",
+        "Choices": [
+            {"Variable": "$.run.buckets", "IsPresent": True, "Next": "buckets"},
+            {
+                "Variable": "$.run.status",
+                "StringEquals": "failed",
+                "Next": "run_failed",
+            },
+        ],
+        "Default": "done",
+    }
+
+
+def _abandon() -> dict[str, Any]:
+    return {
+        "Type": "Task",
+        "Comment": "close the run as failed with the step's error; release the lock",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {
+            "FunctionName": FUNCTION_ARNS["abandon"],
+            "Payload": {"run_id.$": "$.run.run_id", "error.$": "$.error"},
+        },
+        "Retry": [_retry(_LAMBDA_SERVICE_ERRORS)],
+        "Next": "run_failed",
     }
 
 
