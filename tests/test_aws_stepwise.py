@@ -205,6 +205,18 @@ def handlers_plan_is_busy(settings: Settings) -> bool:
         handlers._cached.clear()
 
 
+def test_a_late_catch_after_the_run_ended_only_frees_the_lock(aws, files, tmp_path):
+    settings = _settings(tmp_path / "lake")
+    ingest_path(settings, files[0])
+    answer, _ = state_machine_run(settings)
+    assert answer["status"] == "published"
+    late = stepwise.abandon(settings, answer["run_id"], "States.Timeout: late")
+    assert late["status"] == "failed"
+    runs = {r["run_id"]: r for r in open_metadata(settings.lake).run_history()}
+    assert runs[answer["run_id"]]["status"] == "published"  # the record stays as it ended
+    assert open_lease(settings.lake).holder() is None
+
+
 def test_a_run_whose_lease_was_taken_publishes_nothing(aws, files, tmp_path):
     settings = _settings(tmp_path / "lake")
     ingest_path(settings, files[0])

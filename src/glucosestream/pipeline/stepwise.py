@@ -63,11 +63,10 @@ def begin(settings: Settings, *, now: Clock = utc_now) -> dict[str, Any]:
 
 def bucket(settings: Settings, run_id: str, attempt: int, number: int) -> dict[str, Any]:
     """Run one bucket's task of an attempt; its outcome is saved for ``conclude``."""
-    lease = _lease(settings)
-    lease.renew(run_id, LEASE_SECONDS)
+    _lease(settings).renew(run_id, LEASE_SECONDS)
     outcome = run_bucket_task(BucketTask(settings, run_id, attempt, number))
-    run = _run(settings, utc_now, _memory(settings, run_id))
-    run.staging.write_bytes(_outcome_path(run, attempt, number), pickle.dumps(outcome))
+    staging = StagingZone(open_storage(settings.lake))
+    staging.write_bytes(_outcome_path(staging, run_id, attempt, number), pickle.dumps(outcome))
     return {"bucket": number}
 
 
@@ -111,9 +110,15 @@ def conclude(
 
 def abandon(settings: Settings, run_id: str, error: str, *, now: Clock = utc_now) -> dict[str, Any]:
     """Close a run a step of which failed for good (the state machine's catch): its record as
-    "failed" with ``error``, its staging folder removed, the lock released."""
-    run = _run(settings, now, _memory(settings, run_id))
-    _close(run, _lease(settings), error)
+    "failed" with ``error``, its staging folder removed, the lock released. A run whose memory
+    is gone (its last step ended it) only has the lock released, if it still holds it."""
+    lease = _lease(settings)
+    try:
+        memory = _memory(settings, run_id)
+    except OSError:
+        lease.release(run_id)
+        return {"run_id": run_id, "status": "failed", "message": error}
+    _close(_run(settings, now, memory), lease, error)
     return {"run_id": run_id, "status": "failed", "message": error}
 
 
@@ -167,8 +172,8 @@ def _close(run: Run, lease: RunLease, err: BaseException | str) -> None:
         lease.release(run.run_id)
 
 
-def _outcome_path(run: Run, attempt: int, number: int) -> str:
-    return run.staging.run_path(run.run_id, f"attempt-{attempt}", "outcomes", f"{number}.pickle")
+def _outcome_path(staging: StagingZone, run_id: str, attempt: int, number: int) -> str:
+    return staging.run_path(run_id, f"attempt-{attempt}", "outcomes", f"{number}.pickle")
 
 
 def _outcomes(run: Run, plan: RunPlan) -> tuple[BucketOutcome, ...]:
@@ -177,7 +182,8 @@ def _outcomes(run: Run, plan: RunPlan) -> tuple[BucketOutcome, ...]:
     for number in range(len(plan.buckets)):
         # Written by this run's own bucket tasks, into the run's folder of the lake's own
         # storage, which only the pipeline's functions may write.
-        outcome = pickle.loads(run.staging.read_bytes(_outcome_path(run, plan.attempt, number)))
+        path = _outcome_path(run.staging, run.run_id, plan.attempt, number)
+        outcome = pickle.loads(run.staging.read_bytes(path))
         outcomes.append(outcome)
     return tuple(outcomes)
 
