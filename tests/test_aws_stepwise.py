@@ -269,6 +269,31 @@ def test_the_maintenance_function_compacts_under_the_lease(aws, files, tmp_path)
     assert open_lease(settings.lake).holder() is None
 
 
+def test_maintenance_that_lost_its_lease_publishes_nothing(aws, files, tmp_path, monkeypatch):
+    from glucosestream.lake import maintain
+    from glucosestream.lake import maintenance as maintenance_module
+    from glucosestream.pipeline.table_registry import TABLES
+
+    settings = _settings(tmp_path / "lake")
+    ingest_path(settings, files[0])
+    assert state_machine_run(settings)[0]["status"] == "published"
+    published = open_metadata(settings.lake).published()
+    compact = maintenance_module._compact
+
+    def compact_then_lose_the_lease(lake):  # the lease ends mid-way and another run takes it
+        out = compact(lake)
+        lease = open_lease(settings.lake)
+        lease.release(lease.holder())
+        lease.take("another-run", 60)
+        return out
+
+    monkeypatch.setattr(maintenance_module, "_compact", compact_then_lose_the_lease)
+    with pytest.raises(RunLockLost):
+        maintain(settings.lake, TABLES)
+    assert open_metadata(settings.lake).published() == published
+    assert open_lease(settings.lake).holder() == "another-run"
+
+
 def test_a_lease_that_ended_can_be_taken(aws, tmp_path):
     lease = open_lease(_settings(tmp_path / "lake").lake)
     lease.take("first", -1)  # already over: a holder that died

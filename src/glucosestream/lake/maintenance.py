@@ -63,7 +63,7 @@ def maintain(
     started = time.perf_counter()
     started_at = now()
     run_id = f"maint-{started_at:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}"
-    with run_lock(settings):
+    with run_lock(settings) as held:
         meta = open_metadata(settings)
         lake = open_lakehouse(settings, specs)
         lake.recover(meta.published())
@@ -77,6 +77,7 @@ def maintain(
             run_id, {short: _current(table) for short, table in lake.tables.items()}
         )
         expired = deleted = 0
+        held.confirm()  # before deleting files: a lease another run took stops it here
         if expire_older_than is not None:
             expired, deleted = _expire_all(
                 lake, snapshots, started_at - expire_older_than, open_storage(settings)
@@ -91,6 +92,7 @@ def maintain(
             erased_raw_rows=erased[2],
             duration_ms=_ms_since(started),
         )
+        held.confirm()
         _publish(meta, report, snapshots, now)
         if erase_patient_key is not None:
             meta.compact_storage()
