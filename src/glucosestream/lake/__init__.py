@@ -27,7 +27,7 @@ from glucosestream.lake.database import (
     metadata_engine,
     private_state_path,
 )
-from glucosestream.lake.lock import HeldLock, run_lock, take_run_lease
+from glucosestream.lake.lock import HeldLock, run_lock, spanning_lease, take_run_lease
 from glucosestream.lake.maintenance import MaintenanceReport, maintain
 from glucosestream.lake.metadata import (
     BatchRecord,
@@ -92,5 +92,6 @@ __all__ = [
     "private_state_path",
     "readings_since",
     "run_lock",
+    "spanning_lease",
     "take_run_lease",
 ]

@@ -34,7 +34,7 @@ from glucosestream.lake.database import private_state_path
 from glucosestream.lake.metadata import open_metadata
 from glucosestream.lake.run_lease import LEASE_SECONDS, RunLease, open_lease
 
-__all__ = ["ABANDONED_MESSAGE", "HeldLock", "run_lock", "take_run_lease"]
+__all__ = ["ABANDONED_MESSAGE", "HeldLock", "run_lock", "spanning_lease", "take_run_lease"]
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +78,20 @@ def run_lock(settings: LakeSettings, *, now: Clock = utc_now) -> Iterator[HeldLo
 def take_run_lease(settings: LakeSettings, run_id: str, seconds: float, now: Clock) -> RunLease:
     """Take the lake's lease for ``run_id`` (a run whose steps run in several processes, which
     renew and release it themselves); close the runs left "running" as "abandoned"."""
+    lease = spanning_lease(settings)
+    lease.take(run_id, seconds)
+    _abandon_running(settings, now)
+    return lease
+
+
+def spanning_lease(settings: LakeSettings) -> RunLease:
+    """The lake's lease, which a run whose steps run in separate processes needs."""
     lease = open_lease(settings)
     if lease is None:
         raise ConfigError(
             "a run whose steps run in separate processes (AWS Step Functions) needs a lock "
             "that spans them: set lake.lock_url to dynamodb://TABLE"
         )
-    lease.take(run_id, seconds)
-    _abandon_running(settings, now)
     return lease
 
 

@@ -26,8 +26,13 @@ from typing import Any, Final
 
 from glucosestream.clock import Clock, utc_now
 from glucosestream.config import Settings
-from glucosestream.errors import ConfigError
-from glucosestream.lake import RunLease, StagingZone, open_lease, open_storage, take_run_lease
+from glucosestream.lake import (
+    RunLease,
+    StagingZone,
+    open_storage,
+    spanning_lease,
+    take_run_lease,
+)
 from glucosestream.pipeline.bucket_task import BucketOutcome, BucketTask, run_bucket_task
 from glucosestream.pipeline.execution import Execution
 from glucosestream.pipeline.run_plan import RunPlan, read_plan
@@ -130,12 +135,7 @@ def _run(settings: Settings, now: Clock, memory: RunMemory | None = None) -> Run
 
 
 def _lease(settings: Settings) -> RunLease:
-    lease = open_lease(settings.lake)
-    if lease is None:
-        raise ConfigError(
-            "a stepwise run needs a lock across processes: lake.lock_url = dynamodb://TABLE"
-        )
-    return lease
+    return spanning_lease(settings.lake)
 
 
 def _memory(settings: Settings, run_id: str) -> RunMemory:
