@@ -6,15 +6,6 @@ mock_provider "aws" {
   source = "./tests/mocks"
 }
 
-# Distinct log group ARNs where a test tells them apart.
-override_resource {
-  target = aws_cloudwatch_log_group.api
-  values = { arn = "arn:aws:logs:eu-central-1:123456789012:log-group:/aws/apigateway/glucosestream-ingest" }
-}
-override_resource {
-  target = aws_cloudwatch_log_group.states
-  values = { arn = "arn:aws:logs:eu-central-1:123456789012:log-group:/aws/vendedlogs/states/glucosestream-pipeline" }
-}
 override_resource {
   target = aws_iam_role.scheduler
   values = { arn = "arn:aws:iam::123456789012:role/glucosestream-pipeline-schedule" }
@@ -22,11 +13,6 @@ override_resource {
 override_resource {
   target = aws_iam_role.maintenance_scheduler
   values = { arn = "arn:aws:iam::123456789012:role/glucosestream-maintenance-schedule" }
-}
-# The maintenance schedule's target must be an ARN (the other functions' stay random).
-override_resource {
-  target = aws_lambda_function.this["maintain"]
-  values = { arn = "arn:aws:lambda:eu-central-1:123456789012:function:glucosestream-maintain" }
 }
 
 variables {

@@ -6,21 +6,6 @@ mock_provider "aws" {
   source = "./tests/mocks"
 }
 
-# Distinct log group ARNs where a test tells them apart.
-override_resource {
-  target = aws_cloudwatch_log_group.api
-  values = { arn = "arn:aws:logs:eu-central-1:123456789012:log-group:/aws/apigateway/glucosestream-ingest" }
-}
-override_resource {
-  target = aws_cloudwatch_log_group.states
-  values = { arn = "arn:aws:logs:eu-central-1:123456789012:log-group:/aws/vendedlogs/states/glucosestream-pipeline" }
-}
-# The maintenance schedule's target must be an ARN (the other functions' stay random).
-override_resource {
-  target = aws_lambda_function.this["maintain"]
-  values = { arn = "arn:aws:lambda:eu-central-1:123456789012:function:glucosestream-maintain" }
-}
-
 variables {
   image_uri = "123456789012.dkr.ecr.eu-central-1.amazonaws.com/glucosestream@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 }

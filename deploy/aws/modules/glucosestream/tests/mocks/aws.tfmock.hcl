@@ -55,3 +55,18 @@ mock_resource "aws_lambda_function" {
 mock_resource "aws_apigatewayv2_api" {
   defaults = { execution_arn = "arn:aws:execute-api:eu-central-1:123456789012:mockapi" }
 }
+
+# Distinct log group ARNs where a test tells them apart.
+override_resource {
+  target = aws_cloudwatch_log_group.api
+  values = { arn = "arn:aws:logs:eu-central-1:123456789012:log-group:/aws/apigateway/glucosestream-ingest" }
+}
+override_resource {
+  target = aws_cloudwatch_log_group.states
+  values = { arn = "arn:aws:logs:eu-central-1:123456789012:log-group:/aws/vendedlogs/states/glucosestream-pipeline" }
+}
+# The maintenance schedule's target must be an ARN (the other functions' stay random).
+override_resource {
+  target = aws_lambda_function.this["maintain"]
+  values = { arn = "arn:aws:lambda:eu-central-1:123456789012:function:glucosestream-maintain" }
+}
