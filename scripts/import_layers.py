@@ -36,8 +36,11 @@ LAYERS: tuple[tuple[tuple[str, ...], str], ...] = (
         "the lake (raw zone, Iceberg tables, metadata store), SQL engines, source formats, "
         "the HTTP error shape, quality checks, local days, synthetic data",
     ),
-    (("access", "metrics"), "roles and tokens; the metric catalog and kernels"),
-    (("request_credentials",), "credentials of an HTTP request"),
+    (
+        ("access", "live", "metrics"),
+        "roles and tokens; readings not yet published; the metric catalog and kernels",
+    ),
+    (("alerts", "request_credentials"), "alert rules and delivery; credentials of a request"),
     (
         ("ingest", "pipeline", "privacy"),
         "the stages: ingest, the pipeline run (and the table registry), privacy releases",

@@ -24,10 +24,12 @@ from glucosestream.readings import is_known_zone, known_zones
 __all__ = [
     "AWS_CHECKSUM_VARIABLES",
     "SECRETS_ARN_VARIABLE",
+    "AlertSettings",
     "DashboardSettings",
     "EngineSettings",
     "IngestSettings",
     "LakeSettings",
+    "PipelineSettings",
     "QualitySettings",
     "Settings",
     "aws_secrets_arn",
@@ -219,6 +221,62 @@ class PipelineSettings:
             "AWS Lambda function's memory); 0: `run --memory-budget`, else a quarter of RAM."
         ),
     )
+    min_interval: float = field(
+        default=30.0,
+        metadata=_help(
+            "Seconds: `serve` starts a run when new batches arrived, at most once in this time."
+        ),
+    )
+    schedule_interval: float = field(
+        default=3600.0,
+        metadata=_help("Seconds: `serve` also starts a run this long after the last one."),
+    )
+    stop_grace: float = field(
+        default=10.0,
+        metadata=_help("Seconds a stopping `serve` lets a run it started finish before ending it."),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSettings:
+    stale_warn_min: float = field(
+        default=20.0, metadata=_help("Minutes without a reading before a stale-data alert.")
+    )
+    stale_urgent_min: float = field(
+        default=40.0,
+        metadata=_help("Minutes without a reading before a stale-data alert becomes urgent."),
+    )
+    fresh_min: float = field(
+        default=15.0,
+        metadata=_help(
+            "A reading older than this many minutes when it arrives (a backfill) can clear an "
+            "alert but not fire one."
+        ),
+    )
+    window_h: float = field(
+        default=3.0, metadata=_help("Hours of each patient's recent readings kept for alerts.")
+    )
+    max_attempts: int = field(
+        default=10, metadata=_help("Attempts to deliver a webhook before it is a dead letter.")
+    )
+    backoff_first_s: float = field(
+        default=1.0,
+        metadata=_help("Seconds before a failed webhook delivery is retried the first time."),
+    )
+    backoff_max_s: float = field(
+        default=43200.0,
+        metadata=_help("Longest wait in seconds between webhook attempts (each doubles, ±20%)."),
+    )
+    timeout_s: float = field(
+        default=10.0, metadata=_help("Seconds a webhook receiver has to answer one delivery.")
+    )
+    claim_s: float = field(
+        default=30.0,
+        metadata=_help(
+            "Seconds a delivery a `serve` claimed stays its own; a claim of a stopped `serve` "
+            "is taken over after this."
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +296,7 @@ class Settings:
     engine: EngineSettings = field(default_factory=EngineSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
 
     @classmethod

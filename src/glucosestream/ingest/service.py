@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -41,6 +41,7 @@ from glucosestream.ingest.bodies import shown_error
 from glucosestream.ingest.group_commit import GroupCommitter
 from glucosestream.ingest.ledger import RequestLedger, RequestRecord, open_ledger
 from glucosestream.lake import BatchRecord, open_metadata
+from glucosestream.live import CommittedBatch
 
 __all__ = [
     "IngestService",
@@ -71,8 +72,17 @@ class RequestOutcome:
 class IngestService:
     """One per app (or Lambda container): the request ledger, the engine and the group committer."""
 
-    def __init__(self, settings: Settings, *, now: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        now: Clock = utc_now,
+        on_committed: Sequence[Callable[[CommittedBatch], None]] = (),
+    ) -> None:
+        """``on_committed``: called with each batch once it is recorded, before its requests
+        are answered (``live.CommittedBatch``); a hook that raises is logged, never answered."""
         self.settings = settings
+        self._on_committed = tuple(on_committed)
         self._ledger: RequestLedger = open_ledger(settings.lake)
         self._engine = open_engine(settings.engine)  # used by the leader only: one at a time
         self._metadata = open_metadata(settings.lake)  # opened once, not per flush
@@ -180,6 +190,7 @@ class IngestService:
             at = self._now()
             rows = [_ledger_row(p.sha256, r, at) for p, r in zip(parts, results, strict=True)]
             self._ledger.record_batch(batch_record, rows)
+            self._committed(CommittedBatch(batch_record.batch_id, batch.readings, at))
 
         results = write_batch(
             self.settings,
@@ -190,6 +201,14 @@ class IngestService:
             record=record,
         )
         return {p.sha256: r for p, r in zip(parts, results, strict=True)}
+
+    def _committed(self, committed: CommittedBatch) -> None:
+        """Tell the hooks; the batch is durable already, so a failing hook fails no request."""
+        for hook in self._on_committed:
+            try:
+                hook(committed)
+            except Exception:
+                log.exception("an on_committed hook failed for batch %s", committed.batch_id)
 
 
 def _request_error(err: Exception) -> Exception:

@@ -19,6 +19,10 @@ __all__ = [
     "LEGACY_METADATA",
     "METADATA",
     "access_log",
+    "alert_events",
+    "alert_rules",
+    "alert_snoozes",
+    "alerts",
     "batches",
     "check_results",
     "clinic_patients",
@@ -26,6 +30,7 @@ __all__ = [
     "ingest_requests",
     "lake_keys",
     "legacy_token_sha1",
+    "live_readings",
     "patients",
     "privacy_ledger",
     "run_snapshots",
@@ -34,6 +39,8 @@ __all__ = [
     "token_api_secrets",
     "token_patients",
     "tokens",
+    "webhook_outbox",
+    "webhooks",
 ]
 
 METADATA = sa.MetaData()
@@ -188,6 +195,128 @@ privacy_ledger = sa.Table(
     sa.Column("mechanism", sa.String(128), nullable=False),
     sa.Column("query", sa.String(512), nullable=False),
     sa.Column("token_id", sa.String(16), nullable=False),
+)
+
+# Always on (issue 17) ---------------------------------------------------------------------------
+# Readings HTTP ingest accepted and no run has loaded yet, written in the transaction that records
+# their batch (first arrival wins, as in a run): what followers see before the next publish. A
+# run's publish deletes the rows of the batches it loaded or rejected.
+live_readings = sa.Table(
+    "live_readings",
+    METADATA,
+    sa.Column("patient_key", sa.String(64), primary_key=True),
+    sa.Column("device_id", sa.String(64), primary_key=True),
+    sa.Column("ts", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("glucose_mg_dl", sa.Float, nullable=False),
+    sa.Column("flags", sa.Integer, nullable=False),
+    sa.Column("tz", sa.String(64), nullable=False),
+    sa.Column("direction", sa.String(32), nullable=True),
+    sa.Column("rate_mg_dl_min", sa.Float, nullable=True),
+    sa.Column("batch_id", sa.String(64), nullable=False, index=True),
+    sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_live_readings_patient_ts", "patient_key", "ts"),
+)
+# A patient's alert thresholds where they differ from the defaults (alerts/rules.py);
+# patient_key "*" is the site's default for every patient.
+alert_rules = sa.Table(
+    "alert_rules",
+    METADATA,
+    sa.Column("patient_key", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("threshold_mg_dl", sa.Float, nullable=True),
+    sa.Column("minutes", sa.Float, nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_by", sa.String(16), nullable=False),
+)
+# One row per alert episode. At most one active episode per patient and kind: the partial unique
+# index makes a second fire (another thread, a restart, a retry) fail instead of firing twice.
+alerts = sa.Table(
+    "alerts",
+    METADATA,
+    sa.Column("alert_id", sa.String(32), primary_key=True),
+    sa.Column("patient_key", sa.String(64), nullable=False, index=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # active | cleared
+    sa.Column("level", sa.String(16), nullable=True),  # stale data: warning | urgent
+    sa.Column("fired_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reading_ts", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("glucose_mg_dl", sa.Float, nullable=True),
+    sa.Column("detail", sa.Text, nullable=False),  # JSON: forecast, rate, minutes stale
+    sa.Column("cleared_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("cleared_glucose_mg_dl", sa.Float, nullable=True),
+    sa.Column("acked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("acked_by", sa.String(16), nullable=True),
+    sa.Column("suppressed", sa.Boolean, nullable=False),  # fired while snoozed: not delivered
+    sa.Index(
+        "ux_alerts_one_active",
+        "patient_key",
+        "kind",
+        unique=True,
+        sqlite_where=sa.text("state = 'active'"),
+        postgresql_where=sa.text("state = 'active'"),
+    ),
+)
+alert_snoozes = sa.Table(
+    "alert_snoozes",
+    METADATA,
+    sa.Column("patient_key", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("until", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("by", sa.String(16), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+# The alert history, append-only like the access log: fired, escalated, cleared, acked, snoozed,
+# suppressed; actor "system", "cli" or a token id.
+alert_events = sa.Table(
+    "alert_events",
+    METADATA,
+    sa.Column("event_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("alert_id", sa.String(32), nullable=False, index=True),
+    sa.Column("patient_key", sa.String(64), nullable=False, index=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("event", sa.String(16), nullable=False),
+    sa.Column("actor", sa.String(16), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+)
+# Where alerts are delivered. The signing secret is kept sealed under the lake's access key
+# (alerts/webhooks.py), never as it was given: nothing stored can sign a delivery by itself.
+webhooks = sa.Table(
+    "webhooks",
+    METADATA,
+    sa.Column("webhook_id", sa.String(32), primary_key=True),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("patient_key", sa.String(64), nullable=True),  # NULL: every patient
+    sa.Column("secret_sealed", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_by", sa.String(16), nullable=False),
+    sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=True),
+)
+# The transactional outbox: one row per (webhook, alert event), written in the transaction that
+# fires or clears the alert; delivery_id is the Standard Webhooks ``webhook-id`` (the
+# idempotency key, the same on every retry) and the body is sent byte-identical each time.
+webhook_outbox = sa.Table(
+    "webhook_outbox",
+    METADATA,
+    sa.Column("delivery_id", sa.String(40), primary_key=True),
+    sa.Column("webhook_id", sa.String(32), nullable=False, index=True),
+    sa.Column("alert_id", sa.String(32), nullable=False, index=True),
+    sa.Column("event", sa.String(16), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column(
+        "state", sa.String(16), nullable=False
+    ),  # pending|delivering|delivered|dead|cancelled
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("claimed_by", sa.String(64), nullable=True),
+    sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_status", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+    sa.UniqueConstraint("webhook_id", "alert_id", "event", "seq"),
+    sa.Index("ix_webhook_outbox_due", "state", "next_attempt_at"),
 )
 
 LEGACY_METADATA = sa.MetaData()
