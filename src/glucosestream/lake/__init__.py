@@ -38,7 +38,18 @@ from glucosestream.lake.metadata import (
     insert_batch,
     open_metadata,
 )
-from glucosestream.lake.metadata_schema import batches, ingest_requests
+from glucosestream.lake.metadata_schema import (
+    alert_events,
+    alert_rules,
+    alert_snoozes,
+    alerts,
+    batches,
+    ingest_requests,
+    live_readings,
+    patients,
+    webhook_outbox,
+    webhooks,
+)
 from glucosestream.lake.privacy_ledger import PrivacyLedger
 from glucosestream.lake.row_estimates import readings_since
 from glucosestream.lake.run_lease import RunLease, open_lease
@@ -78,10 +89,15 @@ __all__ = [
     "TokenRecord",
     "TokenStore",
     "WriteMode",
+    "alert_events",
+    "alert_rules",
+    "alert_snoozes",
+    "alerts",
     "batches",
     "create_private_file",
     "ingest_requests",
     "insert_batch",
+    "live_readings",
     "maintain",
     "metadata_engine",
     "open_access",
@@ -89,9 +105,12 @@ __all__ = [
     "open_lease",
     "open_metadata",
     "open_storage",
+    "patients",
     "private_state_path",
     "readings_since",
     "run_lock",
     "spanning_lease",
     "take_run_lease",
+    "webhook_outbox",
+    "webhooks",
 ]
