@@ -198,9 +198,11 @@ privacy_ledger = sa.Table(
 )
 
 # Always on (issue 17) ---------------------------------------------------------------------------
-# Readings HTTP ingest accepted and no run has loaded yet, written in the transaction that records
-# their batch (first arrival wins, as in a run): what followers see before the next publish. A
-# run's publish deletes the rows of the batches it loaded or rejected.
+# The readings HTTP ingest accepted in the last hours, written in the transaction that records
+# their batch (first arrival wins, as in a run). Those no run has settled yet are what followers
+# see before the next publish; all of them are the recent history alerts are evaluated on after
+# a restart. A run's publish sets ``settled_run_id`` on the rows of the batches it loaded and
+# deletes those of batches it rejected; rows older than a day are deleted.
 live_readings = sa.Table(
     "live_readings",
     METADATA,
@@ -214,6 +216,7 @@ live_readings = sa.Table(
     sa.Column("rate_mg_dl_min", sa.Float, nullable=True),
     sa.Column("batch_id", sa.String(64), nullable=False, index=True),
     sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("settled_run_id", sa.String(64), nullable=True),
     sa.Index("ix_live_readings_patient_ts", "patient_key", "ts"),
 )
 # A patient's alert thresholds where they differ from the defaults (alerts/rules.py);
