@@ -14,7 +14,7 @@ import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -26,6 +26,7 @@ from glucosestream.lake.metadata_schema import (
     batches,
     check_results,
     devices,
+    live_readings,
     patients,
     run_snapshots,
     runs,
@@ -36,6 +37,7 @@ from glucosestream.lake.metadata_schema import (
 )
 
 __all__ = [
+    "LIVE_READINGS_KEPT",
     "BatchRecord",
     "CheckRow",
     "DeviceRecord",
@@ -44,6 +46,10 @@ __all__ = [
     "insert_batch",
     "open_metadata",
 ]
+
+# How long ``live_readings`` keeps a reading (by its ``ts``): what followers and alerts need of
+# the recent past; every run's record deletes the older rows.
+LIVE_READINGS_KEPT: Final = dt.timedelta(hours=24)
 
 
 class CheckRow(Protocol):
@@ -292,7 +298,10 @@ class MetadataStore(Store):
     ) -> None:
         """Close a run. With ``published``, this one transaction is the atomic publish (and
         registers the ``devices`` its new readings came from and the ``set_aside_rows``, each
-        a dict of ``quality.SET_ASIDE_SCHEMA``'s columns, that it kept out)."""
+        a dict of ``quality.SET_ASIDE_SCHEMA``'s columns, that it kept out, and marks the live
+        readings of the batches it loaded as settled by it). Whatever the status, the live
+        readings of the batches the run rejected, and those older than ``LIVE_READINGS_KEPT``,
+        are deleted."""
         values: dict[str, Any] = {
             "status": status,
             "finished_at": finished_at,
@@ -326,6 +335,22 @@ class MetadataStore(Store):
                     .where(batches.c.batch_id.in_(loaded_batch_ids))
                     .values(loaded_run_id=run_id)
                 )
+            _settle_live_readings(con, run_id, finished_at)
+
+    def run_batch_ids(self, run_id: str) -> list[str]:
+        """The batches a run loaded or rejected, oldest first."""
+        with self._tx() as con:
+            return list(
+                con.scalars(
+                    sa.select(batches.c.batch_id)
+                    .where(
+                        sa.or_(
+                            batches.c.loaded_run_id == run_id, batches.c.rejected_run_id == run_id
+                        )
+                    )
+                    .order_by(batches.c.batch_id)
+                )
+            )
 
     def published(self) -> PublishedSnapshots | None:
         """Snapshot ids of the last published run, or None before the first publish."""
@@ -382,6 +407,22 @@ def insert_batch(con: sa.Connection, record: BatchRecord) -> None:
         )
         if known is None:
             con.execute(batches.insert(), [row])
+
+
+def _settle_live_readings(con: sa.Connection, run_id: str, finished_at: dt.datetime) -> None:
+    """In a run's closing transaction: its loaded batches' live readings are settled by it (a
+    run that did not publish loaded none), its rejected batches' are deleted (never
+    published), and so are those older than ``LIVE_READINGS_KEPT``."""
+    of_batches = sa.select(batches.c.batch_id)
+    loaded = of_batches.where(batches.c.loaded_run_id == run_id)
+    rejected = of_batches.where(batches.c.rejected_run_id == run_id)
+    con.execute(
+        live_readings.update()
+        .where(live_readings.c.batch_id.in_(loaded))
+        .values(settled_run_id=run_id)
+    )
+    con.execute(live_readings.delete().where(live_readings.c.batch_id.in_(rejected)))
+    con.execute(live_readings.delete().where(live_readings.c.ts < finished_at - LIVE_READINGS_KEPT))
 
 
 def _record_snapshots(con: sa.Connection, run_id: str, published: PublishedSnapshots) -> None:
