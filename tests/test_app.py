@@ -130,3 +130,17 @@ def test_openapi_document_lists_the_ingest_route(client):
     spec = client.get("/openapi.json").json()
     assert "/v1/readings" in spec["paths"]
     assert "/v1/patients/{patient_key}/daily-metrics" in spec["paths"]
+
+
+def test_the_app_makes_its_ingest_service_and_starts_no_thread_without_always_on(settings):
+    import threading
+
+    from glucosestream.ingest.asgi import service_of
+
+    before = {t.ident for t in threading.enumerate()}
+    app = create_app(settings)
+    assert app.router.lifespan_context is not None
+    service = app.state.ingest_service
+    request = type("R", (), {"app": app})()
+    assert service_of(request) is service  # the routes use the app's service, with its hooks
+    assert {t.ident for t in threading.enumerate()} == before

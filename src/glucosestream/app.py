@@ -1,6 +1,11 @@
 """The one ASGI app: the ingest API, the Nightscout API, the JSON API and the dashboard pages
 (the reads through the app's one ``published.PublishedLake``).
 
+Always, the app holds one ingest service whose ``on_committed`` hooks feed what runs beside it.
+With ``AlwaysOnOptions`` (``serve``), its lifespan also starts the always-on parts (the alert
+engine, the webhook delivery worker and, unless ``pipeline=False``, the run scheduler) and
+stops them in reverse order; without them (tests, ``demo``) no thread is started.
+
 Errors leave in one shape, ``{"ok": false, "error": "a; b", "errors": ["a", "b"], "status": N}``;
 the one exception is a page asked for without a session, which redirects to ``/login``. A body
 over its limit (``ingest.limits``) is refused with 413 before it is read.
@@ -8,8 +13,10 @@ over its limit (``ingest.limits``) is refused with 413 before it is read.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Final
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -29,11 +36,33 @@ from glucosestream.errors import GlucoseStreamError, LoginRequired
 from glucosestream.http_errors import ERROR_RESPONSES, ErrorResponse
 from glucosestream.ingest.api import router as ingest_router
 from glucosestream.ingest.limits import BodyLimit
+from glucosestream.ingest.service import IngestService
 from glucosestream.lake import open_access
 from glucosestream.published import PublishedLake
 from glucosestream.published.nightscout_read import router as nightscout_read_router
 
-__all__ = ["create_app", "error_response"]
+__all__ = ["AlwaysOnOptions", "create_app", "error_response"]
+
+
+@dataclass(frozen=True, slots=True)
+class AlwaysOnOptions:
+    """What ``serve`` runs beside the routes: ``pipeline`` (False: ``serve --no-pipeline``, no
+    run scheduler) and the command and environment each scheduled run is started with."""
+
+    pipeline: bool = True
+    run_command: Sequence[str] = ()
+    run_env: Mapping[str, str] = field(default_factory=dict)
+
+
+class _Service(Protocol):
+    """A part that runs beside the routes in a thread of its own."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+CommittedHook = Callable[[Any], None]
 
 _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -87,18 +116,26 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(allowed)
 
 
-def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
+def create_app(
+    settings: Settings, *, clock: Clock = utc_now, always_on: AlwaysOnOptions | None = None
+) -> FastAPI:
+    """The app; with ``always_on``, its lifespan runs the always-on parts (module docstring)."""
+    published = PublishedLake(settings)
+    hooks: list[CommittedHook] = []
+    services = _always_on_services(settings, always_on, hooks, clock=clock)
     app = FastAPI(
         title="GlucoseStream",
         version="0.1.0",
         description="Ingest CGM readings and see their metrics.",
         responses=_ERROR_RESPONSES,
+        lifespan=_lifespan(services) if services else None,
     )
     app.state.settings = settings
     app.state.clock = clock
     app.state.sessions = SessionStore()
     app.state.access = open_access(settings.lake)
-    app.state.published = PublishedLake(settings)
+    app.state.published = published
+    app.state.ingest_service = IngestService(settings, now=clock, on_committed=hooks)
     app.include_router(ingest_router)
     app.include_router(nightscout_read_router)
     app.include_router(login_router)
@@ -118,6 +155,40 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
 
     _add_error_handlers(app)
     return app
+
+
+def _always_on_services(
+    settings: Settings,
+    options: AlwaysOnOptions | None,
+    hooks: list[CommittedHook],
+    *,
+    clock: Clock,
+) -> list[_Service]:
+    """The parts ``options`` asks for, in their start order, each with its ingest hook added."""
+    if options is None:
+        return []
+    return []
+
+
+def _lifespan(
+    services: Sequence[_Service],
+) -> Callable[[FastAPI], Any]:
+    """Start the services in order when the server starts; stop them in reverse when it stops
+    (a service that failed to start stops those already started)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        started: list[_Service] = []
+        try:
+            for service in services:
+                service.start()
+                started.append(service)
+            yield
+        finally:
+            for service in reversed(started):
+                service.stop()
+
+    return lifespan
 
 
 def _add_error_handlers(app: FastAPI) -> None:
