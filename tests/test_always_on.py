@@ -4,10 +4,27 @@ inside `serve` starts runs by itself (debounced, on a schedule, one at a time)."
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
+import sys
+import threading
+import time
 
 import sqlalchemy as sa
 
-from glucosestream.lake import BatchRecord, live_readings, metadata_engine, open_metadata
+from glucosestream.config import Settings, child_environment
+from glucosestream.errors import RunInProgress
+from glucosestream.ingest import ingest_records
+from glucosestream.lake import (
+    BatchRecord,
+    live_readings,
+    metadata_engine,
+    open_metadata,
+    run_lock,
+)
+from glucosestream.live import CommittedBatch
+from glucosestream.pipeline.always_on import RunScheduler
+from glucosestream.readings import READING_SCHEMA
 
 T0 = dt.datetime(2026, 2, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -75,3 +92,246 @@ def test_a_run_that_did_not_publish_settles_nothing(settings):
     meta.finish_run("run-1", status="failed", finished_at=T0, report={})
     assert _live(settings) == {"b1": None}
     assert meta.run_batch_ids("run-1") == []
+
+
+# ---- Settings reach the run's child through its environment ---------------------------------
+
+
+def test_settings_survive_the_round_trip_through_the_environment(settings):
+    odd = (
+        settings.override("lake", root='"quoted"', metadata_url="123")
+        .override("ingest", default_device_id="null")
+        .override("pipeline", sweep_raw_zone=False, min_interval=2.5, readings_per_task=7)
+    )
+    for s in (Settings(), settings, odd):
+        assert Settings.from_env(s.to_env()) == s
+
+
+def test_the_child_environment_replaces_the_settings_variables(settings, monkeypatch):
+    monkeypatch.setenv("GLUCOSESTREAM_LAKE", "/somewhere/else")
+    monkeypatch.setenv("GLUCOSESTREAM_QUALITY__MAX_MG_DL", "400")
+    monkeypatch.setenv("KEPT_FOR_THE_CHILD", "yes")
+    env = child_environment(settings)
+    assert "GLUCOSESTREAM_LAKE" not in env
+    assert env["KEPT_FOR_THE_CHILD"] == "yes"
+    assert Settings.from_env(env) == settings
+
+
+# ---- the run scheduler, with a fake clock and fake children ---------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+class FakeChild:
+    def __init__(self, code: int | None, stdout: str = "", stderr: str = "") -> None:
+        self.code, self.stdout, self.stderr = code, stdout, stderr
+        self.terminated = threading.Event()
+
+    def wait(self, timeout=None):
+        if self.code is None:  # runs until terminated
+            self.terminated.wait()
+            return -15
+        return self.code
+
+    def terminate(self) -> None:
+        self.terminated.set()
+
+    def output(self):
+        return self.stdout, self.stderr
+
+
+class Spawner:
+    """Fake spawn: each run gets the next child of ``children`` (default: a noop run)."""
+
+    def __init__(self, *children: FakeChild) -> None:
+        self.children = list(children)
+        self.runs: list[dict[str, str]] = []  # the environment of each run
+
+    def __call__(self, command, env):
+        self.runs.append(dict(env))
+        if self.children:
+            return self.children.pop(0)
+        return FakeChild(0, json.dumps({"run_id": f"run-{len(self.runs)}", "status": "noop"}))
+
+    def sweeps(self) -> list[bool]:
+        return [Settings.from_env(e).pipeline.sweep_raw_zone for e in self.runs]
+
+
+def _scheduler(settings, spawner, clock, **kwargs):
+    settings = settings.override("pipeline", min_interval=30.0, schedule_interval=3600.0)
+    return RunScheduler(
+        settings, command=["run"], env={"PATH": "x"}, spawn=spawner, clock=clock, **kwargs
+    )
+
+
+def _batch_notice(batch_id: str = "b") -> CommittedBatch:
+    return CommittedBatch(batch_id, READING_SCHEMA.empty_table(), T0)
+
+
+def test_the_first_run_starts_at_once_and_sweeps_then_runs_wait_for_batches(settings):
+    spawner, clock = Spawner(), Clock()
+    scheduler = _scheduler(settings, spawner, clock)
+    assert scheduler.tick() == 3600.0  # ran; next: the schedule
+    assert spawner.sweeps() == [True]
+    clock.advance(100)
+    assert scheduler.tick() == 3500.0  # nothing committed: no run
+    assert len(spawner.runs) == 1
+    env = spawner.runs[0]
+    assert env["PATH"] == "x"
+    assert Settings.from_env(env).lake == settings.lake  # the serve's own lake
+
+
+def test_a_burst_of_batches_makes_one_debounced_run_without_a_sweep(settings):
+    spawner, clock = Spawner(), Clock()
+    scheduler = _scheduler(settings, spawner, clock)
+    scheduler.tick()
+    clock.advance(10)
+    for n in range(20):
+        scheduler.notify(_batch_notice(f"b{n}"))
+    assert scheduler.tick() == 20.0  # 30 s after the last start
+    assert len(spawner.runs) == 1
+    clock.advance(20)
+    scheduler.tick()
+    clock.advance(1)
+    scheduler.tick()
+    assert spawner.sweeps() == [True, False]  # one run for the burst, pending from the store
+
+
+def test_the_scheduled_run_comes_with_nothing_new_and_sweeps(settings):
+    spawner, clock = Spawner(), Clock()
+    scheduler = _scheduler(settings, spawner, clock)
+    scheduler.tick()
+    clock.advance(3599)
+    scheduler.tick()
+    clock.advance(1)
+    scheduler.tick()
+    assert spawner.sweeps() == [True, True]
+
+
+def test_a_held_lock_is_retried_at_the_next_tick_quietly(settings, caplog):
+    held = str(RunInProgress(settings.lake.location))
+    spawner, clock = Spawner(FakeChild(1, "", f"Error: {held}\n")), Clock()
+    scheduler = _scheduler(settings, spawner, clock)
+    caplog.set_level(logging.INFO)
+    assert scheduler.tick() == 30.0  # owed: again after min_interval, not the schedule
+    clock.advance(30)
+    scheduler.tick()
+    assert spawner.sweeps() == [True, True]  # the owed first run still sweeps
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_failed_run_is_logged_and_not_retried_until_batches_arrive(settings, caplog):
+    spawner, clock = Spawner(FakeChild(1, "", "Error: internal error: boom\n")), Clock()
+    scheduler = _scheduler(settings, spawner, clock)
+    assert scheduler.tick() == 3600.0
+    assert "boom" in caplog.text
+
+
+def test_a_published_run_reports_its_batches_to_the_hooks(settings):
+    meta = open_metadata(settings.lake)
+    for batch_id in ("b1", "b2", "b3"):
+        _batch(meta, batch_id)
+    meta.start_run("run-9", T0)
+    meta.reject_batches(["b2"], "run-9", "unreadable")
+    meta.finish_run("run-9", status="published", finished_at=T0, report={}, loaded_batch_ids=["b1"])
+    report = json.dumps({"run_id": "run-9", "status": "published"})
+    calls: list[tuple[str, list[str]]] = []
+
+    def broken(run_id, batch_ids):
+        raise RuntimeError("a hook's own fault")
+
+    spawner = Spawner(FakeChild(0, report))
+    scheduler = _scheduler(
+        settings, spawner, Clock(), on_published=[broken, lambda *a: calls.append(a)]
+    )
+    outcome = scheduler.run_once(sweep=True)
+    assert outcome is not None
+    assert outcome.status == "published"
+    assert calls == [("run-9", ["b1", "b2"])]  # loaded or rejected; b3 is still pending
+
+
+def test_stop_ends_a_run_that_outlives_the_grace(settings):
+    child = FakeChild(None)
+    spawner = Spawner(child)
+    settings = settings.override("pipeline", stop_grace=0.2)
+    scheduler = RunScheduler(settings, command=["run"], env={}, spawn=spawner)
+    scheduler.start()
+    deadline = time.monotonic() + 5
+    while not spawner.runs and time.monotonic() < deadline:
+        time.sleep(0.01)
+    started = time.monotonic()
+    scheduler.stop()
+    assert child.terminated.is_set()
+    assert 0.2 <= time.monotonic() - started < 2
+    assert len(spawner.runs) == 1  # no run starts once stopping
+
+
+def test_stop_waits_for_a_run_within_the_grace(settings):
+    class Slow(FakeChild):
+        def wait(self, timeout=None):
+            time.sleep(0.1)
+            return 0
+
+    child = Slow(0, json.dumps({"run_id": "r", "status": "noop"}))
+    spawner = Spawner(child)
+    settings = settings.override("pipeline", stop_grace=5.0)
+    scheduler = RunScheduler(settings, command=["run"], env={}, spawn=spawner)
+    scheduler.start()
+    deadline = time.monotonic() + 5
+    while not spawner.runs and time.monotonic() < deadline:
+        time.sleep(0.01)
+    scheduler.stop()
+    assert not child.terminated.is_set()
+    assert len(spawner.runs) == 1
+
+
+# ---- real runs: the scheduler's child is `python -m glucosestream run --json` ----------------
+
+RUN_COMMAND = [sys.executable, "-m", "glucosestream", "run", "--json", "--workers", "1"]
+
+
+def test_the_scheduler_runs_the_pipeline_and_reports_what_it_published(settings):
+    records = [
+        {"patient_id": "A1", "time": f"2026-01-01T{h:02d}:00:00Z", "glucose_mg_dl": 110 + h}
+        for h in range(6)
+    ]
+    ingested = ingest_records(settings, records)
+    published: list[tuple[str, list[str]]] = []
+    scheduler = RunScheduler(
+        settings,
+        command=RUN_COMMAND,
+        env=child_environment(settings),
+        on_published=[lambda run_id, ids: published.append((run_id, ids))],
+    )
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not published and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        scheduler.stop()
+    [(run_id, batch_ids)] = published
+    assert batch_ids == [ingested.batch_id]
+    [run] = open_metadata(settings.lake).run_history(1)
+    assert (run["run_id"], run["status"]) == (run_id, "published")
+
+
+def test_a_run_started_while_another_holds_the_lock_is_owed(settings):
+    ingest_records(
+        settings, [{"patient_id": "A1", "time": "2026-01-01T00:00:00Z", "glucose_mg_dl": 99}]
+    )
+    scheduler = RunScheduler(settings, command=RUN_COMMAND, env=child_environment(settings))
+    with run_lock(settings.lake):
+        outcome = scheduler.run_once(sweep=False)
+    assert outcome is not None
+    assert outcome.status == "lock_held"
+    assert open_metadata(settings.lake).run_history(1) == []

@@ -34,6 +34,7 @@ __all__ = [
     "Settings",
     "aws_secrets_arn",
     "check_zone",
+    "child_environment",
     "ray_loopback_mode",
     "s3_checksum_policy",
 ]
@@ -235,6 +236,15 @@ class PipelineSettings:
         default=10.0,
         metadata=_help("Seconds a stopping `serve` lets a run it started finish before ending it."),
     )
+    sweep_raw_zone: bool = field(
+        default=True,
+        metadata=_help(
+            "A run also lists the raw zone for batches committed but never recorded (an ingest "
+            "killed between the two); false: it takes its pending batches from the metadata "
+            "store alone. `serve` sets false for the runs new batches start, true for its "
+            "scheduled runs and its first."
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,6 +358,18 @@ class Settings:
             changes[field_name] = _coerce(var, raw, type(getattr(current, field_name)))
         return dataclasses.replace(self, **{section: dataclasses.replace(current, **changes)})
 
+    def to_env(self) -> dict[str, str]:
+        """Every field as the ``GLUCOSESTREAM_<SECTION>__<KEY>`` variable that gives it (secrets
+        too: for a child process, never for a log), so ``from_env(s.to_env()) == s``."""
+        env = {}
+        for section in dataclasses.fields(self):
+            values = getattr(self, section.name)
+            for f in dataclasses.fields(values):
+                value = getattr(values, f.name)
+                name = f"{ENV_PREFIX}{section.name.upper()}__{f.name.upper()}"
+                env[name] = _env_value(value)
+        return env
+
     def override(self, section: str, **changes: Any) -> Settings:
         """A copy with some fields of one section replaced (used for command-line flags)."""
         kept = {k: v for k, v in changes.items() if v is not None}
@@ -355,6 +377,17 @@ class Settings:
             return self
         current = getattr(self, section)
         return dataclasses.replace(self, **{section: dataclasses.replace(current, **kept)})
+
+
+def child_environment(settings: Settings) -> dict[str, str]:
+    """The environment of a child process that must work with ``settings`` (``serve``'s runs):
+    this process's own, its settings variables replaced by ``settings.to_env()``."""
+    own = {
+        name: value
+        for name, value in os.environ.items()
+        if not (name.startswith(ENV_PREFIX) and ("__" in name or name == f"{ENV_PREFIX}LAKE"))
+    }
+    return {**own, **settings.to_env()}
 
 
 def aws_secrets_arn(environ: Mapping[str, str] | None = None) -> str:
@@ -447,6 +480,18 @@ def _folded_city(zone: str) -> str:
     return zone.rsplit("/", 1)[-1].lower()
 
 
+def _env_value(value: object) -> str:
+    """A field's value as ``_coerce`` reads it back: JSON, or a string as it is unless it reads
+    as a JSON string (then quoted, so its quotes survive)."""
+    if not isinstance(value, str):
+        return json.dumps(value)
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return value
+    return json.dumps(value) if isinstance(parsed, str) else value
+
+
 def _coerce(var: str, raw: str, kind: type) -> Any:
     try:
         value: Any = json.loads(raw)
@@ -454,6 +499,8 @@ def _coerce(var: str, raw: str, kind: type) -> Any:
         value = raw
     if kind is str:
         return raw if not isinstance(value, str) else value
+    if kind is bool and isinstance(value, bool):
+        return value
     if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     if kind is int and isinstance(value, int) and not isinstance(value, bool):
