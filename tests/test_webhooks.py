@@ -7,10 +7,17 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import json
+import random
+import threading
+import time
 
 import pytest
 import sqlalchemy as sa
 
+from glucosestream.alerts.changes import AlertChange
+from glucosestream.alerts.delivery import DeliveryWorker, Response, post
+from glucosestream.alerts.outbox import body_of, delivery_id_of, enqueue, open_outbox
 from glucosestream.alerts.webhooks import (
     check_url,
     new_secret,
@@ -22,7 +29,8 @@ from glucosestream.alerts.webhooks import (
     unseal_secret,
 )
 from glucosestream.errors import ConfigError, LakeError, NotFound
-from glucosestream.lake import metadata_engine, open_access, webhook_outbox, webhooks
+from glucosestream.lake import metadata_engine, open_access, patients, webhook_outbox, webhooks
+from tests.webhook_receiver import WebhookReceiver
 
 T0 = dt.datetime(2026, 2, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -207,3 +215,305 @@ def _outbox_row(delivery_id: str, webhook_id: str, state: str, **values: object)
         "next_attempt_at": T0,
     }
     return row | values
+
+
+# the outbox ---------------------------------------------------------------------------------------
+def change(event="fired", seq=0, *, patient_key="pk1", alert_id="al_1", suppressed=False):
+    return AlertChange(
+        alert_id=alert_id,
+        patient_key=patient_key,
+        kind="urgent_low",
+        event=event,
+        seq=seq,
+        at=T0,
+        glucose_mg_dl=52.0 if event != "cleared" else 71.0,
+        threshold_mg_dl=55.0,
+        direction="SingleDown",
+        suppressed=suppressed,
+        detail={"rate_mg_dl_min": -2.5, "nan": float("nan")},
+    )
+
+
+def with_patients(settings, *keys):
+    with metadata_engine(settings.lake).begin() as con:
+        rows = [{"patient_key": k, "external_id": f"P-{k}", "first_seen_at": T0} for k in keys]
+        con.execute(patients.insert(), rows)
+
+
+def outbox_rows(settings):
+    with metadata_engine(settings.lake).connect() as con:
+        query = sa.select(webhook_outbox).order_by(
+            webhook_outbox.c.created_at, webhook_outbox.c.seq
+        )
+        return con.execute(query).all()
+
+
+def test_enqueue_writes_one_row_per_matching_webhook_and_change_once(settings):
+    with_patients(settings, "pk1", "pk2")
+    store = open_webhook_store(settings.lake)
+    everyone, _ = store.add("https://a.example/h", at=T0)
+    mine, _ = store.add("https://b.example/h", at=T0, patient_key="pk1")
+    store.add("https://c.example/h", at=T0, patient_key="pk2")
+    removed, _ = store.add("https://d.example/h", at=T0)
+    store.remove(removed.webhook_id, at=T0)
+    changes = [change(), change(alert_id="al_2", suppressed=True)]
+    engine = metadata_engine(settings.lake)
+    with engine.begin() as con:
+        assert enqueue(con, changes, clock=lambda: T0) == 2
+    with engine.begin() as con:  # the same change again (a retried transaction): nothing new
+        assert enqueue(con, changes, clock=lambda: T0) == 0
+    rows = outbox_rows(settings)
+    assert {r.webhook_id for r in rows} == {everyone.webhook_id, mine.webhook_id}
+    assert {r.state for r in rows} == {"pending"}
+    row = rows[0]
+    assert row.delivery_id == delivery_id_of(row.webhook_id, "al_1", "fired", 0)
+    body = json.loads(row.body)
+    assert list(body) == [
+        "id", "type", "kind", "alert_id", "patient", "glucose_mg_dl", "at", "direction",
+        "threshold_mg_dl", "level", "detail",
+    ]  # fmt: skip
+    assert body["id"] == row.delivery_id
+    assert body["type"] == "alert.fired"
+    assert body["kind"] == "urgent_low"
+    assert body["patient"] == "P-pk1"
+    assert body["glucose_mg_dl"] == 52.0
+    assert body["at"] == "2026-02-01T12:00:00Z"
+    assert body["detail"] == {"rate_mg_dl_min": -2.5, "nan": None}
+    assert b" " not in row.body  # compact
+
+
+def test_a_clear_is_delivered_as_kind_cleared():
+    body = json.loads(body_of(change("cleared", 2), "msg_x", "P1"))
+    assert body["type"] == "alert.cleared"
+    assert body["kind"] == "urgent_low_cleared"
+
+
+# delivery ---------------------------------------------------------------------------------------
+class Clock:
+    def __init__(self):
+        self.now = T0
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds):
+        self.now += dt.timedelta(seconds=seconds)
+
+
+class FakeReceiver:
+    """A Sender that records each attempt and answers from a script (a status, or an
+    exception to raise)."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.sent = []
+
+    def __call__(self, url, body, headers, timeout_s):
+        self.sent.append((url, body, dict(headers)))
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, BaseException):
+            raise answer
+        return Response(answer)
+
+
+def delivery_settings(settings, **alerts):
+    values = {"max_attempts": 4, "backoff_first_s": 10.0, "backoff_max_s": 25.0} | alerts
+    return settings.override("alerts", **values)
+
+
+def one_webhook(settings, clock, changes=None):
+    with_patients(settings, "pk1")
+    hook, secret = open_webhook_store(settings.lake).add("https://r.example/h", at=T0)
+    with metadata_engine(settings.lake).begin() as con:
+        enqueue(con, changes or [change()], clock=clock)
+    return hook, secret
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [Response(500), TimeoutError("timed out"), ConnectionRefusedError(111, "refused")],
+    ids=["500", "timeout", "refused"],
+)
+def test_failures_are_retried_with_backoff_then_dead(settings, failure):
+    settings = delivery_settings(settings)
+    clock = Clock()
+    _hook, secret = one_webhook(settings, clock)
+    answer = failure.status if isinstance(failure, Response) else failure
+    receiver = FakeReceiver(answer)
+    worker = DeliveryWorker(settings, clock=clock, send=receiver, rng=random.Random(1))
+    waits = []
+    for attempt in range(1, 5):
+        assert worker.deliver_due() == 1
+        (row,) = outbox_rows(settings)
+        assert row.attempts == attempt
+        if attempt == 4:
+            break
+        assert row.state == "pending"
+        wait = (_utc(row.next_attempt_at) - clock.now).total_seconds()
+        waits.append(wait)
+        assert worker.deliver_due() == 0  # not due yet
+        clock.advance(wait - 0.5)
+        assert worker.deliver_due() == 0
+        clock.advance(1.0)
+    assert 8 <= waits[0] <= 12  # 10 s ± 20 %
+    assert 16 <= waits[1] <= 24  # doubled
+    assert 20 <= waits[2] <= 30  # capped at 25 s (± 20 %)
+    assert row.state == "dead"
+    assert row.last_error
+    assert (row.last_status == 500) == isinstance(failure, Response)
+    clock.advance(3600)
+    assert worker.deliver_due() == 0  # a dead letter is never tried again
+    # every attempt: the same webhook-id and byte-identical body, a new timestamp, valid signature
+    assert len(receiver.sent) == 4
+    assert {body for _, body, _ in receiver.sent} == {row.body}
+    assert {h["webhook-id"] for _, _, h in receiver.sent} == {row.delivery_id}
+    stamps = [int(h["webhook-timestamp"]) for _, _, h in receiver.sent]
+    assert stamps == sorted(set(stamps))
+    for _, body, headers in receiver.sent:
+        assert verify_standard_webhook(secret, headers, body, now=int(headers["webhook-timestamp"]))
+        assert headers["Content-Type"] == "application/json"
+        assert headers["User-Agent"].startswith("GlucoseStream")
+
+
+def test_a_2xx_settles_the_row_at_once(settings):
+    clock = Clock()
+    one_webhook(settings, clock)
+    receiver = FakeReceiver(500, 204)
+    worker = DeliveryWorker(delivery_settings(settings), clock=clock, send=receiver)
+    worker.deliver_due()
+    clock.advance(60)
+    assert worker.deliver_due() == 1
+    (row,) = outbox_rows(settings)
+    assert (row.state, row.attempts, row.last_status) == ("delivered", 2, 204)
+    assert _utc(row.delivered_at) == clock.now
+    clock.advance(3600)
+    assert worker.deliver_due() == 0
+
+
+def test_a_retry_after_longer_than_the_backoff_is_respected(settings):
+    clock = Clock()
+    one_webhook(settings, clock)
+
+    def busy(url, body, headers, timeout_s):
+        return Response(429, retry_after_s=20.0)
+
+    worker = DeliveryWorker(delivery_settings(settings), clock=clock, send=busy)
+    worker.deliver_due()
+    (row,) = outbox_rows(settings)
+    assert (_utc(row.next_attempt_at) - clock.now).total_seconds() == 20.0
+
+
+def test_410_gone_disables_the_webhook_and_cancels_its_deliveries(settings):
+    clock = Clock()
+    changes = [change(), change(alert_id="al_2")]
+    hook, _ = one_webhook(settings, clock, changes)
+    worker = DeliveryWorker(delivery_settings(settings), clock=clock, send=FakeReceiver(410))
+    assert worker.deliver_due() == 1
+    assert {r.state for r in outbox_rows(settings)} == {"cancelled"}
+    assert not open_webhook_store(settings.lake).get(hook.webhook_id).enabled
+    with metadata_engine(settings.lake).begin() as con:  # a later alert: not for a gone webhook
+        assert enqueue(con, [change(alert_id="al_3")], clock=clock) == 0
+
+
+def test_a_clear_waits_until_its_fire_is_settled(settings):
+    clock = Clock()
+    one_webhook(settings, clock, [change("fired", 0), change("cleared", 2)])
+    receiver = FakeReceiver(500, 200)
+    worker = DeliveryWorker(delivery_settings(settings), clock=clock, send=receiver)
+    assert worker.deliver_due() == 1  # the fire fails; the clear, due too, must wait
+    assert [r.state for r in outbox_rows(settings)] == ["pending", "pending"]
+    clock.advance(60)
+    assert worker.deliver_due() == 2
+    kinds = [json.loads(body)["kind"] for _, body, _ in receiver.sent]
+    assert kinds == ["urgent_low", "urgent_low", "urgent_low_cleared"]
+
+
+def test_a_claim_left_by_a_killed_serve_is_taken_over_once_it_expires(settings):
+    settings = delivery_settings(settings, claim_s=30.0)
+    clock = Clock()
+    one_webhook(settings, clock)
+    killed = open_outbox(settings.lake).claim("killed:1", now=clock(), claim_s=30.0)
+    assert len(killed) == 1  # claimed, then the serve holding it died mid-POST
+    receiver = FakeReceiver(200)
+    worker = DeliveryWorker(settings, clock=clock, send=receiver)
+    clock.advance(29)
+    assert worker.deliver_due() == 0  # still held
+    clock.advance(2)
+    assert worker.deliver_due() == 1
+    (row,) = outbox_rows(settings)
+    assert (row.state, row.attempts) == ("delivered", 2)
+    ((_, body, headers),) = receiver.sent
+    assert headers["webhook-id"] == killed[0].delivery_id
+    assert body == killed[0].body
+    # the killed worker's late report of a failure changes nothing
+    outbox = open_outbox(settings.lake)
+    outbox.failed(killed[0], "killed:1", status=None, error="x", next_attempt_at=clock())
+    assert outbox_rows(settings)[0].state == "delivered"
+
+
+def test_two_workers_over_one_store_never_send_a_row_twice(settings):
+    with_patients(settings, "pk1")
+    open_webhook_store(settings.lake).add("https://r.example/h", at=T0)
+    with metadata_engine(settings.lake).begin() as con:
+        enqueue(con, [change(alert_id=f"al_{i}") for i in range(40)])
+    sent, lock = [], threading.Lock()
+
+    def send(url, body, headers, timeout_s):
+        with lock:
+            sent.append(headers["webhook-id"])
+        time.sleep(0.002)
+        return Response(200)
+
+    workers = [DeliveryWorker(settings, send=send) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+        worker.wake()
+    deadline = time.monotonic() + 20
+    while open_outbox(settings.lake).unsettled() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for worker in workers:
+        worker.stop()
+    assert len(sent) == 40
+    assert len(set(sent)) == 40
+    assert {r.state for r in outbox_rows(settings)} == {"delivered"}
+
+
+# over HTTP, to the test receiver ------------------------------------------------------------------
+def test_post_delivers_signed_over_http_and_follows_no_redirect(settings):
+    clock = Clock()
+    hook, secret = one_webhook(settings, clock, [change(), change(alert_id="al_2")])
+    with WebhookReceiver(status=307) as receiver:
+        store = open_webhook_store(settings.lake)
+        store.remove(hook.webhook_id, at=T0)
+        hook, secret = store.add(receiver.url, at=T0)
+        with metadata_engine(settings.lake).begin() as con:
+            enqueue(con, [change()], clock=clock)
+        worker = DeliveryWorker(delivery_settings(settings), clock=clock)
+        assert worker.deliver_due() == 1
+        (_receipt,) = receiver.receipts  # the redirect was not followed
+        (row,) = [r for r in outbox_rows(settings) if r.state != "cancelled"]
+        assert (row.state, row.last_status) == ("pending", 307)
+        receiver.status = 200
+        clock.advance(60)
+        assert worker.deliver_due() == 1
+        first, second = receiver.receipts
+    assert first.body == second.body == row.body
+    assert first.webhook_id == second.webhook_id == row.delivery_id
+    assert second.headers["content-type"] == "application/json"
+    assert verify_standard_webhook(secret, second.headers, second.body, now=second.timestamp)
+    assert outbox_rows(settings)[-1].state == "delivered"
+
+
+def test_post_reports_refused_and_timed_out_connections(settings):
+    receiver = WebhookReceiver().start()
+    url = receiver.url
+    receiver.stop()
+    with pytest.raises(ConnectionRefusedError):
+        post(url, b"{}", {}, 1.0)
+    receiver.delay_s = 0.5
+    with receiver.start(), pytest.raises(TimeoutError):
+        post(url, b"{}", {}, 0.1)  # the same port again, now slow
+
+
+def _utc(at):
+    return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at

@@ -47,6 +47,7 @@ __all__ = [
     "Webhook",
     "WebhookStore",
     "check_url",
+    "disable_webhook",
     "new_secret",
     "open_webhook_store",
     "seal_secret",
