@@ -144,3 +144,24 @@ def test_the_app_makes_its_ingest_service_and_starts_no_thread_without_always_on
     request = type("R", (), {"app": app})()
     assert service_of(request) is service  # the routes use the app's service, with its hooks
     assert {t.ident for t in threading.enumerate()} == before
+
+
+def test_always_on_starts_the_run_scheduler_with_the_server_and_stops_it_after(settings):
+    import sys
+    import threading
+
+    from glucosestream.app import AlwaysOnOptions
+
+    def schedulers():
+        return [t for t in threading.enumerate() if t.name == "run-scheduler"]
+
+    command = [sys.executable, "-c", "print('{}')"]
+    app = create_app(settings, always_on=AlwaysOnOptions(run_command=command, run_env={}))
+    assert not schedulers()  # made, not started, until the server starts
+    with TestClient(app) as c:
+        assert c.get("/healthz").json() == {"ok": True}
+        assert len(schedulers()) == 1
+    assert not schedulers()
+    off = create_app(settings, always_on=AlwaysOnOptions(pipeline=False))
+    with TestClient(off) as c:
+        assert not schedulers()  # serve --no-pipeline

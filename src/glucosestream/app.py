@@ -38,6 +38,7 @@ from glucosestream.ingest.api import router as ingest_router
 from glucosestream.ingest.limits import BodyLimit
 from glucosestream.ingest.service import IngestService
 from glucosestream.lake import open_access
+from glucosestream.pipeline.always_on import RunScheduler
 from glucosestream.published import PublishedLake
 from glucosestream.published.nightscout_read import router as nightscout_read_router
 
@@ -47,11 +48,13 @@ __all__ = ["AlwaysOnOptions", "create_app", "error_response"]
 @dataclass(frozen=True, slots=True)
 class AlwaysOnOptions:
     """What ``serve`` runs beside the routes: ``pipeline`` (False: ``serve --no-pipeline``, no
-    run scheduler) and the command and environment each scheduled run is started with."""
+    run scheduler), the command and environment each scheduled run is started with, and the
+    maintenance command the scheduler starts daily (none: no maintenance)."""
 
     pipeline: bool = True
     run_command: Sequence[str] = ()
     run_env: Mapping[str, str] = field(default_factory=dict)
+    maintain_command: Sequence[str] = ()
 
 
 class _Service(Protocol):
@@ -122,7 +125,7 @@ def create_app(
     """The app; with ``always_on``, its lifespan runs the always-on parts (module docstring)."""
     published = PublishedLake(settings)
     hooks: list[CommittedHook] = []
-    services = _always_on_services(settings, always_on, hooks, clock=clock)
+    services = _always_on_services(settings, always_on, hooks, published=published, clock=clock)
     app = FastAPI(
         title="GlucoseStream",
         version="0.1.0",
@@ -162,12 +165,34 @@ def _always_on_services(
     options: AlwaysOnOptions | None,
     hooks: list[CommittedHook],
     *,
+    published: PublishedLake,
     clock: Clock,
 ) -> list[_Service]:
     """The parts ``options`` asks for, in their start order, each with its ingest hook added."""
     if options is None:
         return []
-    return []
+    services: list[_Service] = []
+    if options.pipeline:
+        scheduler = RunScheduler(
+            settings,
+            command=options.run_command,
+            env=options.run_env,
+            on_published=[_published_hook(published)],
+            clock=clock,
+            maintain_command=options.maintain_command,
+        )
+        hooks.append(scheduler.notify)
+        services.append(scheduler)
+    return services
+
+
+def _published_hook(published: PublishedLake) -> Callable[[str, list[str]], None]:
+    """After a run published: the read side moves to it now, not at the next request."""
+
+    def seen(run_id: str, batch_ids: list[str]) -> None:
+        published.current()
+
+    return seen
 
 
 def _lifespan(
