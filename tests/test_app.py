@@ -155,13 +155,19 @@ def test_always_on_starts_the_run_scheduler_with_the_server_and_stops_it_after(s
     def schedulers():
         return [t for t in threading.enumerate() if t.name == "run-scheduler"]
 
+    def workers():
+        return [t for t in threading.enumerate() if t.name.startswith("webhook-delivery")]
+
     command = [sys.executable, "-c", "print('{}')"]
     app = create_app(settings, always_on=AlwaysOnOptions(run_command=command, run_env={}))
     assert not schedulers()  # made, not started, until the server starts
     with TestClient(app) as c:
         assert c.get("/healthz").json() == {"ok": True}
         assert len(schedulers()) == 1
+        assert workers()
     assert not schedulers()
+    assert not workers()
     off = create_app(settings, always_on=AlwaysOnOptions(pipeline=False))
     with TestClient(off) as c:
-        assert not schedulers()  # serve --no-pipeline
+        assert not schedulers()  # serve --no-pipeline: the alerts still go out
+        assert workers()

@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match
 
+from glucosestream.alerts.delivery import DeliveryWorker
 from glucosestream.clock import Clock, utc_now
 from glucosestream.config import Settings
 from glucosestream.dashboard.browser_sessions import SessionStore
@@ -171,7 +172,8 @@ def _always_on_services(
     """The parts ``options`` asks for, in their start order, each with its ingest hook added."""
     if options is None:
         return []
-    services: list[_Service] = []
+    worker = DeliveryWorker(settings, clock=clock)
+    services: list[_Service] = [worker]
     if options.pipeline:
         scheduler = RunScheduler(
             settings,
