@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
+import math
+from dataclasses import dataclass
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from glucosestream.alerts.changes import AlertChange
+from glucosestream.alerts.evaluate import ActiveAlert, alert_id_for, evaluate
 from glucosestream.alerts.forecast import ar2, ar2_inputs, forecast
 from glucosestream.alerts.rules import DEFAULT_RULES, RuleRow, rules_for
 from glucosestream.config import AlertSettings
+from glucosestream.metrics.reference.episodes import find_episodes
+from glucosestream.metrics.reference.interpolation_grid import build_grid
+from glucosestream.metrics.reference.series import prepare_series
+from glucosestream.readings import ReadingFlag
 
 T0 = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -149,3 +161,316 @@ def test_sensor_error_values_take_no_part():
     inputs = ar2_inputs([(_at(-5), 110.0), (_at(-1), 39.0), (_at(0), 100.0)])
     assert inputs is not None
     assert inputs.now_mg_dl == 100.0
+
+
+# --- the evaluator --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A live reading with the fields the evaluator reads (the tests' factory)."""
+
+    ts: dt.datetime
+    glucose_mg_dl: float
+    device_id: str = "dev1"
+    flags: int = 0
+    tz: str = "UTC"
+    direction: str | None = None
+    rate_mg_dl_min: float | None = None
+
+
+class Patient:
+    """One patient's window and active alerts, changed as the store would change them."""
+
+    def __init__(self, rules=None, *, fresh_min: float = 15.0) -> None:
+        self.readings: list[Reading] = []
+        self.active: dict[str, ActiveAlert] = {}
+        self.snoozes: dict[str, dt.datetime] = {}
+        self.rules = rules or rules_for("p1", [], AlertSettings())
+        self.fresh_min = fresh_min
+        self.log: list[AlertChange] = []
+
+    def add(self, minutes: float, glucose: float, *, now: float | None = None, **kw):
+        reading = Reading(_at(minutes), glucose, **kw)
+        if all((r.device_id, r.ts) != (reading.device_id, reading.ts) for r in self.readings):
+            self.readings = sorted([*self.readings, reading], key=lambda r: r.ts)
+        return self.tick(minutes if now is None else now)
+
+    def tick(self, now: float) -> list[AlertChange]:
+        changes = evaluate(
+            self.readings,
+            self.rules,
+            self.active,
+            _at(now),
+            patient_key="p1",
+            snoozed_until=self.snoozes,
+            fresh_min=self.fresh_min,
+        )
+        for c in changes:
+            if c.event == "cleared":
+                del self.active[c.kind]
+            else:
+                old = self.active.get(c.kind)
+                acked = old.acked if old else False
+                self.active[c.kind] = ActiveAlert(c.alert_id, c.kind, c.level, acked, c.suppressed)
+        self.log.extend(changes)
+        return changes
+
+    def ack(self, kind: str) -> None:
+        self.active[kind] = dataclasses.replace(self.active[kind], acked=True)
+
+    def events(self, kind: str) -> list[tuple[str, dt.datetime]]:
+        return [(c.event, c.at) for c in self.log if c.kind == kind]
+
+
+def _only(changes, kind: str) -> list[AlertChange]:
+    return [c for c in changes if c.kind == kind]
+
+
+def _kinds(changes) -> list[str]:
+    return sorted(c.delivered_kind for c in changes)
+
+
+def test_low_fires_once_over_several_readings_and_clears():
+    p = Patient()
+    assert _kinds(p.add(0, 68)) == ["low"]
+    assert p.add(5, 66) == []
+    assert p.add(10, 69) == []
+    (cleared,) = p.add(15, 70)
+    assert cleared.delivered_kind == "low_cleared"
+    assert cleared.alert_id == p.log[0].alert_id
+    assert (cleared.seq, cleared.glucose_mg_dl) == (2, 70)
+    assert _kinds(p.add(20, 67)) == ["low"]  # a new episode, a new alert
+    assert p.log[-1].alert_id != cleared.alert_id
+
+
+def test_urgent_low_is_at_or_below_55_and_a_sensor_low_counts():
+    p = Patient()
+    assert _kinds(p.add(0, 55)) == ["low", "urgent_low"]
+    assert _kinds(p.add(5, 56)) == ["urgent_low_cleared"]
+    assert _kinds(p.add(10, 60, flags=int(ReadingFlag.SENSOR_LOW))) == ["urgent_low"]
+
+
+def test_high_is_above_250():
+    p = Patient()
+    assert p.add(0, 250) == []
+    (fired,) = p.add(5, 251)
+    assert (fired.kind, fired.glucose_mg_dl, fired.threshold_mg_dl) == ("high", 251, 250)
+    assert _kinds(p.add(10, 250)) == ["high_cleared"]
+
+
+def test_urgent_low_soon_fires_on_the_ar2_forecast_and_gives_way_to_urgent_low():
+    p = Patient()
+    p.add(0, 100)
+    assert p.add(5, 90) == []  # forecast 84, 80, 77, 76
+    p = Patient()
+    p.add(0, 85)
+    (fired,) = _only(p.add(5, 70), "urgent_low_soon")  # forecast 61, 56, 52, 51: 52 at +15
+    assert fired.event == "fired"
+    assert fired.detail["forecast_mg_dl"] == [61.0, 56.0, 52.0, 51.0]
+    assert _kinds(p.add(10, 55)) == ["low", "urgent_low", "urgent_low_soon_cleared"]
+
+
+def test_urgent_low_soon_horizon_follows_the_rule():
+    rules = rules_for("p1", [RuleRow("p1", "urgent_low_soon", True, None, 10.0)], AlertSettings())
+    p = Patient(rules)
+    p.add(0, 85)
+    assert _only(p.add(5, 70), "urgent_low_soon") == []  # within 10 minutes: 61, 56
+
+
+def test_no_forecast_no_change():
+    p = Patient()
+    p.add(0, 85)
+    p.add(5, 70)
+    assert "urgent_low_soon" in p.active
+    assert p.add(30, 80) == []  # 25 minutes after the last reading: no older bucket
+    assert "urgent_low_soon" in p.active
+
+
+def test_rising_and_falling_fast_from_the_uploaders_rate():
+    p = Patient()
+    assert _kinds(p.add(0, 120, rate_mg_dl_min=2.5)) == ["rising_fast"]
+    assert p.add(5, 130, rate_mg_dl_min=2.1) == []
+    assert _kinds(p.add(10, 132, rate_mg_dl_min=2.0)) == ["rising_fast_cleared"]
+    assert _kinds(p.add(15, 120, rate_mg_dl_min=-2.4)) == ["falling_fast"]
+
+
+def test_rate_precedence_uploader_rate_then_arrow_then_computed():
+    p = Patient()
+    p.add(0, 100)
+    # a rise of 3 mg/dL/min computed, an up arrow, but the uploader's rate says 0.5
+    assert p.add(5, 115, direction="DoubleUp", rate_mg_dl_min=0.5) == []
+    p = Patient()
+    p.add(0, 100)
+    assert _kinds(p.add(5, 101, direction="SingleUp")) == ["rising_fast"]  # the arrow wins
+    assert _kinds(p.add(10, 100, direction="FortyFiveDown")) == ["rising_fast_cleared"]
+    p = Patient()
+    p.add(0, 100)
+    (fired,) = p.add(5, 89)  # computed: -2.2 mg/dL/min
+    assert (fired.kind, fired.detail["rate_source"]) == ("falling_fast", "computed")
+    assert fired.detail["rate_mg_dl_min"] == pytest.approx(-2.2)
+
+
+def test_no_rate_across_devices_or_a_gap():
+    p = Patient()
+    p.add(0, 100, device_id="a")
+    assert p.add(5, 130, device_id="b") == []
+    assert p.add(25, 170, device_id="b") == []  # 20 minutes after b's last reading
+
+
+def test_the_newest_readings_device_is_evaluated():
+    p = Patient()
+    assert _kinds(p.add(0, 60, device_id="a")) == ["low"]
+    assert _kinds(p.add(1, 120, device_id="b")) == ["low_cleared"]
+
+
+def test_an_old_reading_clears_but_does_not_fire():
+    p = Patient()
+    assert p.add(0, 60, now=16) == []  # 16 minutes old when it arrives: a backfill
+    assert p.active == {}
+    assert _kinds(p.add(20, 60)) == ["low"]
+    assert _kinds(p.add(25, 90, now=44)) == ["low_cleared"]
+
+
+def test_a_reposted_reading_does_not_fire_again():
+    p = Patient()
+    p.add(0, 60)
+    p.add(5, 90)
+    assert p.add(0, 60, now=6) == []  # the same reading posted again: first arrival wins
+    assert [e for e, _ in p.events("low")] == ["fired", "cleared"]
+
+
+def test_stale_data_warns_at_20_escalates_at_40_and_clears_on_a_reading():
+    p = Patient()
+    p.add(0, 120)
+    assert p.tick(19.9) == []
+    (fired,) = p.tick(20)
+    assert (fired.kind, fired.level, fired.at, fired.glucose_mg_dl) == (
+        "stale_data",
+        "warning",
+        _at(20),
+        None,
+    )
+    assert p.tick(30) == []
+    (escalated,) = p.tick(40)
+    assert (escalated.event, escalated.level, escalated.seq) == ("escalated", "urgent", 1)
+    assert escalated.alert_id == fired.alert_id
+    assert p.tick(50) == []
+    (cleared,) = p.add(55, 120)
+    assert (cleared.delivered_kind, cleared.alert_id, cleared.level) == (
+        "stale_data_cleared",
+        fired.alert_id,
+        "urgent",
+    )
+
+
+def test_an_acknowledged_alert_is_not_escalated_and_its_clear_is_delivered():
+    p = Patient()
+    p.add(0, 120)
+    p.tick(20)
+    p.ack("stale_data")
+    assert p.tick(45) == []
+    (cleared,) = p.add(50, 110)
+    assert cleared.event == "cleared"
+    assert not cleared.suppressed
+
+
+def test_a_snoozed_kind_fires_suppressed_and_so_does_its_clear():
+    p = Patient()
+    p.snoozes["low"] = _at(30)
+    (fired,) = p.add(0, 60)
+    assert fired.suppressed
+    (cleared,) = p.add(5, 70)
+    assert cleared.suppressed
+    assert not p.add(35, 60)[0].suppressed  # the snooze is over
+
+
+def test_a_snoozed_stale_alert_escalates_suppressed():
+    p = Patient()
+    p.add(0, 120)
+    p.snoozes["stale_data"] = _at(60)
+    assert p.tick(20)[0].suppressed
+    assert p.tick(40)[0].suppressed
+
+
+def test_a_disabled_kind_never_fires_and_clears_if_active():
+    rows = [RuleRow("*", "high", False, None, None), RuleRow("*", "stale_data", False, None, None)]
+    p = Patient(rules_for("p1", rows, AlertSettings()))
+    assert p.add(0, 300) == []
+    assert p.tick(60) == []
+    p.active["high"] = ActiveAlert("al_x", "high")
+    assert _kinds(p.add(65, 300)) == ["high_cleared"]
+
+
+def test_the_alert_id_is_the_same_for_the_same_fire():
+    first = alert_id_for("p1", "low", T0)
+    assert first == alert_id_for("p1", "low", T0)
+    assert first != alert_id_for("p1", "low", _at(5))
+    assert first != alert_id_for("p2", "low", T0)
+    assert len(first) == 32
+    assert first.startswith("al_")
+    assert alert_id_for("p1", "low", _at(-5)) < first  # sortable by time
+
+
+def test_the_level2_episode_fires_after_15_minutes_below_54_and_clears_after_15_back():
+    p = Patient()
+    for i, g in enumerate([80, 50, 50, 50]):
+        p.add(5 * i, g)
+    assert p.events("hypo_level2_episode") == [("fired", _at(15))]  # 3 grid points below 54
+    p.add(20, 50)
+    for i, g in enumerate([60, 60, 60, 60], start=5):
+        p.add(5 * i, g)
+    assert p.events("hypo_level2_episode") == [("fired", _at(15)), ("cleared", _at(35))]
+
+
+def _expected_episode_changes(readings: list[Reading]) -> list[tuple[str, dt.datetime]]:
+    """The fire and clear times find_episodes implies on the whole trace: a grid point is known
+    at the first reading at or after it."""
+    t = np.array([int(r.ts.timestamp()) for r in readings], dtype=np.int64)
+    g = np.array([r.glucose_mg_dl for r in readings])
+    grid = build_grid(prepare_series(t, g).mean_per_instant())
+    flat, times = grid.flat, grid.time_s()
+    points = math.ceil(15 / grid.dt0_min)
+
+    def known_at(index: int) -> dt.datetime | None:
+        after = np.flatnonzero(t >= times[index])
+        return readings[int(after[0])].ts if after.size else None
+
+    out: list[tuple[str, dt.datetime]] = []
+    for episode in find_episodes(grid, "hypo", 54.0):
+        out.append(("fired", known_at(episode.start + points - 1)))
+        if episode.stop < flat.size and not np.isnan(flat[episode.stop]):  # recovered
+            end = known_at(episode.stop + points - 1)
+        else:  # a gap the grid does not bridge ended it: known when the next piece starts
+            later = np.flatnonzero(~np.isnan(flat[episode.stop :]))
+            end = known_at(episode.stop + int(later[0])) if later.size else None
+        if end is not None:
+            out.append(("cleared", end))
+    return out
+
+
+@st.composite
+def _traces(draw):
+    start = draw(st.integers(0, 3600))
+    n = draw(st.integers(2, 70))
+    steps, regular = [], 0
+    for _ in range(n - 1):
+        gap = regular >= 3 and draw(st.integers(0, 9)) == 0
+        steps.append(draw(st.integers(46 * 60, 120 * 60)) if gap else draw(st.integers(280, 320)))
+        regular = 0 if gap else regular + 1
+    glucose = draw(st.lists(st.floats(40, 75), min_size=n, max_size=n))
+    ts = start + np.concatenate(([0], np.cumsum(steps))).astype(np.int64)
+    return [Reading(T0 + dt.timedelta(seconds=int(s)), v) for s, v in zip(ts, glucose, strict=True)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(_traces())
+def test_level2_alerts_fire_and_clear_when_find_episodes_says(readings):
+    p = Patient()
+    for r in readings:
+        p.readings.append(r)
+        p.tick((r.ts - T0).total_seconds() / 60)
+    expected = _expected_episode_changes(readings)
+    assert p.events("hypo_level2_episode") == expected, [
+        (str(r.ts.time()), r.glucose_mg_dl) for r in readings
+    ]

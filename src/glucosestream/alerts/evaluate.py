@@ -1,0 +1,366 @@
+"""Which alerts fire, escalate or clear for one patient, given their recent readings. PURE.
+
+``evaluate`` looks at one patient's window of readings (ascending), the patient's rules, the
+patient's active alerts and snoozes, and the time, and returns the changes to record. The
+definitions are in ``alerts.rules`` and docs/alerts.md; the behaviour around them:
+
+* **On the newest reading, of its device.** The glucose kinds, the rate, the forecast and the
+  level 2 episode look only at the readings of the device of the newest reading, so two sensors
+  are never mixed. Stale data looks at the newest reading of any device.
+* **Once per episode.** A kind fires when its condition holds and no alert of that kind is
+  active, and clears when the condition stops holding. A condition that cannot be told (no rate,
+  no forecast: too few readings) changes nothing.
+* **Only fresh readings fire.** A newest reading more than ``fresh_min`` minutes old when
+  evaluated (a backfill, a reposted old body) can clear an alert but cannot fire one.
+* **Stale data** fires at ``stale_data`` minutes without a reading (level ``warning``) and is
+  escalated once, the same alert, at ``stale_urgent_min`` (level ``urgent``); a new reading
+  clears it.
+* **Acknowledged** alerts are not escalated; their clear is still delivered.
+* **Snoozed** kinds still fire, but the alert is recorded ``suppressed`` (not delivered), and so
+  are its escalation and its clear.
+* **The level 2 episode** is the metrics' own definition (``metrics.reference.episodes``): the
+  device's readings are put on the same interpolation grid and ``find_episodes`` runs on it; the
+  alert is active while an episode it finds is still open at the newest grid point. It fires
+  when the episode's first 15 minutes below 54 mg/dL are complete and clears when the episode
+  ends (15 minutes back at or above 54, or a gap the grid does not bridge).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from glucosestream.alerts.changes import AlertChange, ChangeEvent
+from glucosestream.alerts.forecast import STEP_MIN, forecast
+from glucosestream.alerts.rules import Rules
+from glucosestream.localclock import usable_zone
+from glucosestream.metrics.reference.episodes import find_episodes
+from glucosestream.metrics.reference.interpolation_grid import build_grid
+from glucosestream.metrics.reference.series import prepare_series
+from glucosestream.readings import ReadingFlag
+
+__all__ = ["ActiveAlert", "WindowReading", "alert_id_for", "evaluate"]
+
+_EPOCH: Final = dt.datetime(1970, 1, 1)  # noqa: DTZ001 - wall-clock seconds are naive
+_SEQ: Final[Mapping[ChangeEvent, int]] = {"fired": 0, "escalated": 1, "cleared": 2}
+# What an uploader's trend arrow says of the rate (mg/dL/min, lowest and highest): Dexcom's
+# arrows, at 1, 2 and 3 mg/dL/min (Dexcom G5 Getting Started, "Trend arrows").
+_DIRECTION_RATES: Final[Mapping[str, tuple[float, float]]] = {
+    "DoubleUp": (3.0, math.inf),
+    "SingleUp": (2.0, 3.0),
+    "FortyFiveUp": (1.0, 2.0),
+    "Flat": (-1.0, 1.0),
+    "FortyFiveDown": (-2.0, -1.0),
+    "SingleDown": (-3.0, -2.0),
+    "DoubleDown": (-math.inf, -3.0),
+}
+
+
+class WindowReading(Protocol):
+    """The fields of a live reading the evaluator reads (``live.LiveReading`` has them)."""
+
+    @property
+    def device_id(self) -> str: ...
+    @property
+    def ts(self) -> dt.datetime: ...
+    @property
+    def glucose_mg_dl(self) -> float: ...
+    @property
+    def flags(self) -> int: ...
+    @property
+    def tz(self) -> str: ...
+    @property
+    def direction(self) -> str | None: ...
+    @property
+    def rate_mg_dl_min(self) -> float | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveAlert:
+    """An alert episode that has fired and not cleared, as the store holds it."""
+
+    alert_id: str
+    kind: str
+    level: str | None = None
+    acked: bool = False
+    suppressed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Finding:
+    """Whether a kind's condition holds on the newest reading (None: cannot be told)."""
+
+    holds: bool | None
+    glucose_mg_dl: float | None = None
+    threshold_mg_dl: float | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def alert_id_for(patient_key: str, kind: str, fired_at: dt.datetime) -> str:
+    """The id of the episode of ``kind`` fired at ``fired_at``: ``al_``, the time in
+    milliseconds (hex, so ids sort by time) and a digest of what it is (32 characters). The same
+    fire evaluated twice (another thread, a restart) gets the same id."""
+    ms = int(fired_at.timestamp() * 1000)
+    digest = hashlib.sha256(f"{patient_key}|{kind}|{fired_at.isoformat()}".encode()).hexdigest()
+    return f"al_{ms:012x}{digest[:17]}"
+
+
+def evaluate(
+    readings: Sequence[WindowReading],
+    rules: Rules,
+    active: Mapping[str, ActiveAlert],
+    now: dt.datetime,
+    *,
+    patient_key: str,
+    snoozed_until: Mapping[str, dt.datetime] | None = None,
+    fresh_min: float = 15.0,
+) -> list[AlertChange]:
+    """The changes for one patient: ``readings`` their window (ascending ``ts``), ``active``
+    their active alerts by kind, ``snoozed_until`` their snoozes by kind."""
+    if not readings:
+        return []
+    snoozes = snoozed_until or {}
+    newest = readings[-1]
+    device = [r for r in readings if r.device_id == newest.device_id]
+    fresh = (now - newest.ts).total_seconds() <= fresh_min * 60.0
+    out: list[AlertChange] = []
+    for kind, finding in _findings(device, rules, now).items():
+        holds = finding.holds if rules.enabled(kind) else False
+        current = active.get(kind)
+        if holds and current is None and fresh:
+            snoozed = _snoozed(snoozes, kind, now)
+            out.append(
+                _fired(
+                    patient_key,
+                    kind,
+                    newest.ts,
+                    finding,
+                    direction=newest.direction,
+                    suppressed=snoozed,
+                )
+            )
+        elif holds is False and current is not None:
+            out.append(_cleared(patient_key, current, newest, finding))
+    out.extend(_stale_changes(patient_key, newest, rules, active.get("stale_data"), now, snoozes))
+    return out
+
+
+def _findings(
+    device: Sequence[WindowReading], rules: Rules, now: dt.datetime
+) -> dict[str, _Finding]:
+    newest = device[-1]
+    g = newest.glucose_mg_dl
+    low_flag = bool(newest.flags & ReadingFlag.SENSOR_LOW)
+    high_flag = bool(newest.flags & ReadingFlag.SENSOR_HIGH)
+    urgent = rules.get("urgent_low").threshold_mg_dl or 0.0
+    low = rules.get("low").threshold_mg_dl or 0.0
+    high = rules.get("high").threshold_mg_dl or math.inf
+    rate = _rate(device)
+    findings = {
+        "urgent_low": _Finding(g <= urgent or low_flag, g, urgent),
+        "low": _Finding(g < low or low_flag, g, low),
+        "high": _Finding(g > high or high_flag, g, high),
+        "urgent_low_soon": _urgent_low_soon(device, rules, now, urgent_now=g <= urgent or low_flag),
+        "rising_fast": _fast(rate, rules.get("rising_fast").rate_mg_dl_min, g, rising=True),
+        "falling_fast": _fast(rate, rules.get("falling_fast").rate_mg_dl_min, g, rising=False),
+        "hypo_level2_episode": _level2_episode(device, rules),
+    }
+    return findings
+
+
+def _urgent_low_soon(
+    device: Sequence[WindowReading], rules: Rules, now: dt.datetime, *, urgent_now: bool
+) -> _Finding:
+    rule = rules.get("urgent_low_soon")
+    threshold = rule.threshold_mg_dl or 0.0
+    g = device[-1].glucose_mg_dl
+    if urgent_now:  # urgent low itself: the forecast's alert gives way to it
+        return _Finding(False, g, threshold)
+    steps = max(1, math.floor((rule.minutes or STEP_MIN) / STEP_MIN))
+    points = [(r.ts, r.glucose_mg_dl) for r in device]
+    predicted = forecast(points, now, steps)
+    if predicted is None:
+        return _Finding(None)
+    detail = {"forecast_mg_dl": list(predicted), "step_min": STEP_MIN, "model": "ar2"}
+    return _Finding(min(predicted) <= threshold, g, threshold, detail)
+
+
+@dataclass(frozen=True, slots=True)
+class _Rate:
+    """What is known of the rate: a number, or a range an uploader's arrow gives."""
+
+    lowest: float
+    highest: float
+    source: str
+
+
+def _rate(device: Sequence[WindowReading]) -> _Rate | None:
+    """The uploader's rate, else what the uploader's arrow says, else computed from the
+    previous reading of the device (None across a gap of more than 15 minutes)."""
+    newest = device[-1]
+    if newest.rate_mg_dl_min is not None and math.isfinite(newest.rate_mg_dl_min):
+        return _Rate(newest.rate_mg_dl_min, newest.rate_mg_dl_min, "uploader")
+    arrow = _DIRECTION_RATES.get(newest.direction or "")
+    if arrow is not None:
+        return _Rate(arrow[0], arrow[1], "direction")
+    computed = _computed_rate(device)
+    return None if computed is None else _Rate(computed, computed, "computed")
+
+
+_RATE_MAX_GAP_MIN: Final = 15.0
+
+
+def _computed_rate(device: Sequence[WindowReading]) -> float | None:
+    if len(device) < 2:
+        return None
+    before, newest = device[-2], device[-1]
+    minutes = (newest.ts - before.ts).total_seconds() / 60.0
+    if minutes <= 0 or minutes > _RATE_MAX_GAP_MIN:
+        return None
+    return (newest.glucose_mg_dl - before.glucose_mg_dl) / minutes
+
+
+def _fast(rate: _Rate | None, threshold: float | None, g: float, *, rising: bool) -> _Finding:
+    """Faster than ``threshold`` mg/dL/min up (``rising``) or down; a range that straddles the
+    threshold cannot be told."""
+    if rate is None or threshold is None:
+        return _Finding(None)
+    lowest, highest = (rate.lowest, rate.highest) if rising else (-rate.highest, -rate.lowest)
+    detail: dict[str, Any] = {"rate_source": rate.source}
+    if rate.lowest == rate.highest:
+        detail["rate_mg_dl_min"] = round(rate.lowest, 3)
+    if lowest > threshold or (rate.source == "direction" and lowest >= threshold):
+        return _Finding(True, g, None, detail)
+    if highest <= threshold:
+        return _Finding(False, g, None, detail)
+    return _Finding(None)
+
+
+def _wall_clock_s(reading: WindowReading) -> int:
+    local = reading.ts.astimezone(ZoneInfo(usable_zone(reading.tz))).replace(tzinfo=None)
+    return int((local - _EPOCH).total_seconds())
+
+
+def _level2_episode(device: Sequence[WindowReading], rules: Rules) -> _Finding:
+    """Whether an episode ``find_episodes`` finds on the device's grid is open at its newest
+    point (the grid as the metrics build it: one value per instant, the window's own step)."""
+    rule = rules.get("hypo_level2_episode")
+    threshold = rule.threshold_mg_dl or 0.0
+    times = np.array([_wall_clock_s(r) for r in device], dtype=np.int64)
+    values = np.array([r.glucose_mg_dl for r in device], dtype=np.float64)
+    grid = build_grid(prepare_series(times, values).mean_per_instant())
+    flat = grid.flat
+    known = np.flatnonzero(~np.isnan(flat))
+    g = device[-1].glucose_mg_dl
+    if known.size == 0:
+        return _Finding(None)
+    end = int(known[-1]) + 1
+    minutes = rule.minutes or 15.0
+    episodes = find_episodes(grid, "hypo", threshold, min_duration_min=minutes)
+    open_now = bool(episodes) and episodes[-1].stop == end
+    detail = {"grid_min": grid.dt0_min, "minutes": minutes}
+    return _Finding(open_now, g, threshold, detail)
+
+
+def _stale_changes(
+    patient_key: str,
+    newest: WindowReading,
+    rules: Rules,
+    current: ActiveAlert | None,
+    now: dt.datetime,
+    snoozes: Mapping[str, dt.datetime],
+) -> list[AlertChange]:
+    """Fire at the warning minutes, escalate once at the urgent ones, clear on a new reading."""
+    age_min = (now - newest.ts).total_seconds() / 60.0
+    warn_min = rules.get("stale_data").minutes or 20.0
+    stale = rules.enabled("stale_data") and age_min >= warn_min
+    if not stale:
+        if current is None:
+            return []
+        finding = _Finding(False, newest.glucose_mg_dl, None, {"minutes_since_reading": 0})
+        return [_cleared(patient_key, current, newest, finding)]
+    level = "urgent" if age_min >= rules.stale_urgent_min else "warning"
+    detail = {"minutes_since_reading": round(age_min, 1), "last_reading_at": newest.ts.isoformat()}
+    finding = _Finding(True, None, None, detail)
+    if current is None:
+        snoozed = _snoozed(snoozes, "stale_data", now)
+        return [_fired(patient_key, "stale_data", now, finding, level=level, suppressed=snoozed)]
+    if level == "urgent" and current.level != "urgent" and not current.acked:
+        suppressed = current.suppressed or _snoozed(snoozes, "stale_data", now)
+        return [_stale_escalation(patient_key, current, now, finding, suppressed=suppressed)]
+    return []
+
+
+def _stale_escalation(
+    patient_key: str, current: ActiveAlert, now: dt.datetime, finding: _Finding, *, suppressed: bool
+) -> AlertChange:
+    return AlertChange(
+        alert_id=current.alert_id,
+        patient_key=patient_key,
+        kind="stale_data",
+        event="escalated",
+        seq=_SEQ["escalated"],
+        at=now,
+        glucose_mg_dl=None,
+        threshold_mg_dl=None,
+        level="urgent",
+        suppressed=suppressed,
+        detail=finding.detail,
+    )
+
+
+def _snoozed(snoozes: Mapping[str, dt.datetime], kind: str, now: dt.datetime) -> bool:
+    until = snoozes.get(kind)
+    return until is not None and now < until
+
+
+def _fired(
+    patient_key: str,
+    kind: str,
+    at: dt.datetime,
+    finding: _Finding,
+    *,
+    direction: str | None = None,
+    level: str | None = None,
+    suppressed: bool,
+) -> AlertChange:
+    return AlertChange(
+        alert_id=alert_id_for(patient_key, kind, at),
+        patient_key=patient_key,
+        kind=kind,
+        event="fired",
+        seq=_SEQ["fired"],
+        at=at,
+        glucose_mg_dl=finding.glucose_mg_dl,
+        threshold_mg_dl=finding.threshold_mg_dl,
+        direction=direction,
+        level=level,
+        suppressed=suppressed,
+        detail=finding.detail,
+    )
+
+
+def _cleared(
+    patient_key: str, current: ActiveAlert, newest: WindowReading, finding: _Finding
+) -> AlertChange:
+    return AlertChange(
+        alert_id=current.alert_id,
+        patient_key=patient_key,
+        kind=current.kind,
+        event="cleared",
+        seq=_SEQ["cleared"],
+        at=newest.ts,
+        glucose_mg_dl=newest.glucose_mg_dl,
+        threshold_mg_dl=finding.threshold_mg_dl,
+        direction=newest.direction,
+        level=current.level,
+        suppressed=current.suppressed,
+        detail=finding.detail,
+    )
