@@ -183,10 +183,12 @@ def test_remove_disables_cancels_pending_deliveries_and_is_audited(settings):
             ]
         ):
             con.execute(webhook_outbox.insert(), [_outbox_row(f"msg_{i}", webhook_id, state)])
-    removed = store.remove(hook.webhook_id, at=T0 + dt.timedelta(minutes=1))
+    removed, cancelled = store.remove(hook.webhook_id, at=T0 + dt.timedelta(minutes=1))
+    assert cancelled == 1
     assert removed.disabled_at == T0 + dt.timedelta(minutes=1)
     assert not removed.enabled
-    again = store.remove(hook.webhook_id, at=T0 + dt.timedelta(minutes=2))
+    again, cancelled = store.remove(hook.webhook_id, at=T0 + dt.timedelta(minutes=2))
+    assert cancelled == 0
     assert again.disabled_at == removed.disabled_at  # the first time is kept
     with engine.connect() as con:
         states = dict(

@@ -32,10 +32,10 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from glucosestream.alerts.changes import AlertChange
-from glucosestream.alerts.webhooks import disable_webhook
+from glucosestream.alerts.webhooks import disable_webhook, external_ids
 from glucosestream.clock import Clock, utc_now
 from glucosestream.config import AlertSettings, LakeSettings
-from glucosestream.lake import Store, metadata_engine, patients, webhook_outbox, webhooks
+from glucosestream.lake import Store, metadata_engine, webhook_outbox, webhooks
 
 __all__ = [
     "OUTBOX_STATES",
@@ -104,13 +104,7 @@ def enqueue(con: sa.Connection, changes: Sequence[AlertChange], *, clock: Clock 
     ).all()
     if not hooks:
         return 0
-    external = dict(
-        con.execute(
-            sa.select(patients.c.patient_key, patients.c.external_id).where(
-                patients.c.patient_key.in_(keys)
-            )
-        ).all()
-    )
+    external = external_ids(con, keys)
     now = clock().astimezone(dt.UTC)
     rows = [
         _outbox_row(change, hook.webhook_id, external.get(change.patient_key), now)

@@ -23,7 +23,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -38,6 +38,7 @@ from glucosestream.lake import (
     Store,
     metadata_engine,
     open_access,
+    patients,
     webhook_outbox,
     webhooks,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "WebhookStore",
     "check_url",
     "disable_webhook",
+    "external_ids",
     "new_secret",
     "open_webhook_store",
     "seal_secret",
@@ -245,18 +247,25 @@ class WebhookStore(Store):
             raise NotFound(f"no webhook has the id {webhook_id!r}")
         return secret_key(unseal_secret(self._key(), webhook_id, bytes(sealed)))
 
-    def remove(self, webhook_id: str, *, at: dt.datetime, actor: str = _CLI_ACTOR) -> Webhook:
+    def remove(
+        self, webhook_id: str, *, at: dt.datetime, actor: str = _CLI_ACTOR
+    ) -> tuple[Webhook, int]:
         """Disable a webhook (a removed one keeps its first time) and cancel its deliveries
-        not yet made; NotFound for an unknown id."""
+        not yet made; returns it and how many were cancelled. NotFound for an unknown id."""
         with self._tx() as con:
-            disable_webhook(con, webhook_id, at)
+            cancelled = disable_webhook(con, webhook_id, at)
         hook = self.get(webhook_id)
         if hook is None:
             raise NotFound(
                 f"no webhook has the id {webhook_id!r}; see `glucosestream alerts webhook list`"
             )
         self._record(hook, "webhook.remove", actor, at)
-        return hook
+        return hook, cancelled
+
+    def external_ids(self, patient_keys: Iterable[str]) -> dict[str, str]:
+        """The id as ingested of each patient key the lake knows."""
+        with self._tx() as con:
+            return external_ids(con, patient_keys)
 
     def _key(self) -> bytes:
         if self._seal_key is None:
@@ -286,6 +295,17 @@ def disable_webhook(con: sa.Connection, webhook_id: str, at: dt.datetime) -> int
         .values(state="cancelled", claimed_by=None, claimed_until=None)
     )
     return done.rowcount
+
+
+def external_ids(con: sa.Connection, patient_keys: Iterable[str]) -> dict[str, str]:
+    """The id as ingested (``patients.external_id``) of each of these keys the lake knows."""
+    keys = sorted(set(patient_keys))
+    if not keys:
+        return {}
+    query = sa.select(patients.c.patient_key, patients.c.external_id).where(
+        patients.c.patient_key.in_(keys)
+    )
+    return {key: external for key, external in con.execute(query)}
 
 
 def open_webhook_store(settings: LakeSettings) -> WebhookStore:
