@@ -335,3 +335,30 @@ def test_a_run_started_while_another_holds_the_lock_is_owed(settings):
     assert outcome is not None
     assert outcome.status == "lock_held"
     assert open_metadata(settings.lake).run_history(1) == []
+
+
+def test_maintenance_runs_a_day_after_the_last_one_between_runs(settings):
+    meta = open_metadata(settings.lake)
+    meta.start_run("maint-earlier", T0 - dt.timedelta(hours=23))
+    maintained = json.dumps({"run_id": "maint-now", "expired_snapshots": 3})
+    held = str(RunInProgress(settings.lake.location))
+    noop = json.dumps({"run_id": "r", "status": "noop"})
+    spawner = Spawner(
+        FakeChild(0, noop),
+        FakeChild(0, noop),
+        FakeChild(1, "", f"Error: {held}"),  # the first maintenance finds the lock held
+        FakeChild(0, maintained),
+    )
+    clock = Clock()
+    scheduler = _scheduler(settings, spawner, clock, maintain_command=["maintain"])
+    assert scheduler.tick() == 3600.0  # the run; maintenance is 1 h away
+    clock.advance(3600)
+    scheduler.tick()  # the scheduled run, then the maintenance: lock held
+    assert len(spawner.runs) == 3
+    clock.advance(29)
+    assert scheduler.tick() == 1.0
+    clock.advance(1)
+    scheduler.tick()
+    assert len(spawner.runs) == 4
+    assert spawner.children == []
+    assert scheduler.tick() == 3600.0 - 30  # the next scheduled run comes before

@@ -15,6 +15,7 @@ from pathlib import Path
 from glucosestream.access import create_token
 from glucosestream.ingest import ingest_records
 from glucosestream.ingest.identity import patient_key
+from glucosestream.lake import open_metadata
 from glucosestream.pipeline import run_pipeline
 
 from .conftest import SECRET
@@ -37,6 +38,34 @@ def _get(url: str, data: bytes | None = None) -> tuple[int, bytes]:
         return response.status, response.read()
 
 
+def _start_serve(settings, *args: str, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`glucosestream serve` on a free loopback port, once it answers /healthz."""
+    port = _free_port()
+    env = {**os.environ, "GLUCOSESTREAM_INGEST__PSEUDONYM_SECRET": SECRET, **env}
+    command = [sys.executable, "-m", "glucosestream", "serve", "--port", str(port), *args]
+    log = Path(settings.lake.root).parent / "serve.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [*command, "--lake", settings.lake.root], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if _get(f"{base}/healthz")[0] == 200:
+                return server, base
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise AssertionError(f"serve did not start: {log.read_text()}") from None
+            time.sleep(0.2)
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    server.terminate()
+    server.wait(timeout=30)
+
+
 def test_serve_answers_on_a_real_socket(settings):
     records = [
         {"patient_id": "S1", "time": f"2026-01-01T{h:02d}:00:00Z", "glucose_mg_dl": 120}
@@ -45,25 +74,8 @@ def test_serve_answers_on_a_real_socket(settings):
     ingest_records(settings, records)
     assert run_pipeline(settings).status == "published"
     token = create_token(settings.lake, "admin", label="serve test", now=dt.datetime.now(dt.UTC))
-    port = _free_port()
-    env = {**os.environ, "GLUCOSESTREAM_INGEST__PSEUDONYM_SECRET": SECRET}
-    command = [sys.executable, "-m", "glucosestream", "serve", "--port", str(port)]
-    log = Path(settings.lake.root).parent / "serve.log"
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [*command, "--lake", settings.lake.root], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+    server, base = _start_serve(settings)
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if _get(f"{base}/healthz")[0] == 200:
-                    break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise AssertionError(f"serve did not start: {log.read_text()}") from None
-                time.sleep(0.2)
         key = patient_key(SECRET.encode(), "S1")
         status, page = _get(f"{base}/patients/{key}")
         assert b"chart-mean" not in page  # the page asks for a login first
@@ -75,5 +87,41 @@ def test_serve_answers_on_a_real_socket(settings):
         assert status == 200
         assert len(script) > 1_000_000
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        _stop(server)
+
+
+def _ingest_pending(settings) -> str:
+    records = [
+        {"patient_id": "S2", "time": f"2026-01-01T{h:02d}:00:00Z", "glucose_mg_dl": 100 + h}
+        for h in range(6)
+    ]
+    return ingest_records(settings, records).batch_id
+
+
+def test_serve_publishes_pending_batches_by_itself(settings):
+    batch_id = _ingest_pending(settings)
+    server, _ = _start_serve(settings)
+    meta = open_metadata(settings.lake)
+    try:
+        deadline = time.monotonic() + 60
+        while not _published_runs(meta) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        _stop(server)
+    [run_id] = _published_runs(meta)
+    assert meta.run_batch_ids(run_id) == [batch_id]
+
+
+def _published_runs(meta) -> list[str]:
+    return [r["run_id"] for r in meta.run_history() if r["status"] == "published"]
+
+
+def test_serve_no_pipeline_starts_no_runs(settings):
+    _ingest_pending(settings)
+    server, base = _start_serve(settings, "--no-pipeline")
+    try:
+        time.sleep(3)  # a scheduler would have started its first run at once
+        assert _get(f"{base}/healthz")[0] == 200
+    finally:
+        _stop(server)
+    assert open_metadata(settings.lake).run_history() == []

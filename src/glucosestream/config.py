@@ -236,6 +236,14 @@ class PipelineSettings:
         default=10.0,
         metadata=_help("Seconds a stopping `serve` lets a run it started finish before ending it."),
     )
+    maintain_interval: float = field(
+        default=86400.0,
+        metadata=_help(
+            "Seconds: `serve` also runs `glucosestream maintain --expire-days 1` (compaction, "
+            "snapshot expiry) this long after the last maintenance; 0: never (schedule "
+            "`maintain` yourself, or a lake's tables keep every run's snapshot)."
+        ),
+    )
     sweep_raw_zone: bool = field(
         default=True,
         metadata=_help(

@@ -17,7 +17,7 @@ import click
 from glucosestream.access import ROLES, create_token, expiry_of, hash_token
 from glucosestream.cli.base import Context, common, main
 from glucosestream.cli.render import ingest_text, run_text, summary_table
-from glucosestream.config import Settings
+from glucosestream.config import Settings, child_environment
 from glucosestream.errors import (
     ConfigError,
 )
@@ -31,6 +31,8 @@ from glucosestream.synth import PROFILES, SYNTH_FORMATS, CohortSpec, write_cohor
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+
+    from glucosestream.app import AlwaysOnOptions
 
 __all__ = ["clinic", "demo", "serve", "synth", "token"]
 
@@ -164,15 +166,26 @@ def synth(
 @main.command()
 @click.option("--host", help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, help="Port (default 8000).")
+@click.option(
+    "--no-pipeline",
+    is_flag=True,
+    help="Start no runs (for a lake whose runs are scheduled elsewhere); alerts still fire.",
+)
 @common
-def serve(ctx: Context, host: str | None, port: int | None) -> None:
-    """Serve the ingest API and the dashboard.
+def serve(ctx: Context, host: str | None, port: int | None, no_pipeline: bool) -> None:
+    """Serve the ingest API and the dashboard, and publish what arrives.
+
+    Runs start by themselves, each as a `glucosestream run` process: when batches arrived (at
+    most one every pipeline.min_interval seconds), pipeline.schedule_interval after the last,
+    and once as serve starts; `glucosestream runs` lists them. A day after the last maintenance
+    (pipeline.maintain_interval) serve also runs `glucosestream maintain --expire-days 1`.
+    --no-pipeline starts neither: schedule `run` and `maintain` yourself.
 
     Example: glucosestream serve --port 8000
     """
     settings = ctx.settings.override("dashboard", host=host, port=port)
     listening = _listen(settings.dashboard.host, settings.dashboard.port)
-    app = _app(settings)
+    app = _app(settings, always_on=_always_on(settings, pipeline=not no_pipeline))
     ctx.say_if_new_lake()
     click.echo(f"Serving on http://{settings.dashboard.host}:{settings.dashboard.port}/")
     _serve(app, listening)
@@ -384,10 +397,25 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _app(settings: Settings) -> FastAPI:
+def _app(settings: Settings, always_on: AlwaysOnOptions | None = None) -> FastAPI:
     from glucosestream.app import create_app
 
-    return create_app(settings)
+    return create_app(settings, always_on=always_on)
+
+
+def _always_on(settings: Settings, *, pipeline: bool) -> AlwaysOnOptions:
+    """What serve runs beside the routes: its runs are this program's `run` in one worker
+    process (a core stays with ingest), and its maintenance keeps a day of snapshots (a run
+    every 30 s commits 2,880 a day per table), with serve's settings in their environment."""
+    from glucosestream.app import AlwaysOnOptions
+
+    program = [sys.executable, "-m", "glucosestream"]
+    return AlwaysOnOptions(
+        pipeline=pipeline,
+        run_command=[*program, "run", "--json", "--workers", "1"],
+        run_env=child_environment(settings),
+        maintain_command=[*program, "maintain", "--json", "--expire-days", "1"],
+    )
 
 
 def _serve(app: FastAPI, listening: socket.socket) -> None:

@@ -352,6 +352,17 @@ class MetadataStore(Store):
                 )
             )
 
+    def last_started(self, run_id_prefix: str) -> dt.datetime | None:
+        """When the latest run whose id starts with ``run_id_prefix`` started (``maint-``: the
+        last maintenance), or None."""
+        with self._tx() as con:
+            at = con.scalar(
+                sa.select(sa.func.max(runs.c.started_at)).where(
+                    runs.c.run_id.startswith(run_id_prefix, autoescape=True)
+                )
+            )
+        return None if at is None else _utc(at)
+
     def published(self) -> PublishedSnapshots | None:
         """Snapshot ids of the last published run, or None before the first publish."""
         last = (

@@ -22,6 +22,10 @@ list the raw zone for batches an ingest committed but never recorded (killed bet
 
 After a run that published, ``on_published(run_id, batch_ids)`` hooks get the batches it loaded
 or rejected (from the metadata store): the live window settles them, the read side refreshes.
+
+Given a ``maintain_command``, the thread also starts ``glucosestream maintain`` (compaction and
+snapshot expiry) ``pipeline.maintain_interval`` seconds after the last maintenance, the lake's
+own record of it (a run every 30 s is 2,880 commits a day per table), between two runs.
 """
 
 from __future__ import annotations
@@ -134,9 +138,12 @@ class RunScheduler:
         on_published: Sequence[PublishedHook] = (),
         clock: Clock = utc_now,
         spawn: Spawn = spawn_child,
+        maintain_command: Sequence[str] = (),
     ) -> None:
         self._settings = settings
         self._command = tuple(command)
+        self._maintain_command = tuple(maintain_command)
+        self._last_maintained: dt.datetime | None = None  # read from the lake at the first tick
         self._env = dict(env)
         self._hooks = tuple(on_published)
         self._clock = clock
@@ -192,27 +199,42 @@ class RunScheduler:
         if due:
             self.run_once(sweep=sweep)
             now = self._clock()
+        if self._maintenance_due(now):
+            self.maintain_once()
+            now = self._clock()
         return self._delay(now)
+
+    def maintain_once(self) -> RunOutcome | None:
+        """Start ``glucosestream maintain`` and wait for it (None: the scheduler is stopping)."""
+        started_at = self._clock()
+        ended = self._start(self._maintain_command, self._settings, "maintenance")
+        if ended is None:
+            return None
+        code, stdout, stderr, seconds = ended
+        report = _report_of(stdout)
+        run_id = report.get("run_id") if isinstance(report.get("run_id"), str) else None
+        if code == 0 and run_id is not None:
+            outcome = RunOutcome(run_id, "maintained", seconds)
+        else:
+            outcome = self._failure(code, run_id, stderr, seconds)
+        pipeline = self._settings.pipeline
+        if outcome.status == "lock_held":  # owed: due again min_interval from now
+            started_at += _seconds(pipeline.min_interval - pipeline.maintain_interval)
+        self._last_maintained = started_at
+        self._report(outcome)
+        return outcome
 
     def run_once(self, *, sweep: bool) -> RunOutcome | None:
         """Start one run and wait for it (None: the scheduler is stopping)."""
         started_at = self._clock()
-        started = time.monotonic()
         with self._guard:
-            if self._stopping:
-                return None
             committed = self._committed
-            env = {**self._env, **self._run_settings(sweep).to_env()}
-            log.info("run scheduler: starting a run (sweep=%s)", str(sweep).lower())
-            self._child = child = self._spawn(self._command, env)
+        run_settings = self._settings.override("pipeline", sweep_raw_zone=sweep)
+        ended = self._start(self._command, run_settings, f"run (sweep={str(sweep).lower()})")
+        if ended is None:
+            return None
         self._last_attempt = started_at
-        try:
-            code = child.wait()
-            stdout, stderr = child.output()
-        finally:
-            with self._guard:
-                self._child = None
-        outcome = self._outcome(code, stdout, stderr, time.monotonic() - started)
+        outcome = self._outcome(*ended)
         if outcome.status == "lock_held":
             self._owed = True
         else:
@@ -225,8 +247,33 @@ class RunScheduler:
 
     # ---- internals --------------------------------------------------------------------
 
-    def _run_settings(self, sweep: bool) -> Settings:
-        return self._settings.override("pipeline", sweep_raw_zone=sweep)
+    def _start(
+        self, command: Sequence[str], settings: Settings, what: str
+    ) -> tuple[int | None, str, str, float] | None:
+        """Start a child with ``settings`` and wait for it: its exit code, output and seconds
+        (None: the scheduler is stopping, nothing started)."""
+        started = time.monotonic()
+        with self._guard:
+            if self._stopping:
+                return None
+            log.info("run scheduler: starting %s", what)
+            self._child = child = self._spawn(command, {**self._env, **settings.to_env()})
+        try:
+            code = child.wait()
+            stdout, stderr = child.output()
+        finally:
+            with self._guard:
+                self._child = None
+        return code, stdout, stderr, time.monotonic() - started
+
+    def _maintenance_due(self, now: dt.datetime) -> bool:
+        interval = self._settings.pipeline.maintain_interval
+        if not self._maintain_command or interval <= 0:
+            return False
+        if self._last_maintained is None:
+            last = open_metadata(self._settings.lake).last_started("maint-")
+            self._last_maintained = last or dt.datetime.min.replace(tzinfo=dt.UTC)
+        return now >= self._last_maintained + _seconds(interval)
 
     def _due(self, now: dt.datetime) -> tuple[bool, bool]:
         """Whether a run is due now, and whether it lists the raw zone too."""
@@ -255,6 +302,8 @@ class RunScheduler:
         next_at = last + _seconds(pipeline.schedule_interval)
         if self._owed or self._dirty():
             next_at = min(next_at, last + _seconds(pipeline.min_interval))
+        if self._maintain_command and pipeline.maintain_interval > 0 and self._last_maintained:
+            next_at = min(next_at, self._last_maintained + _seconds(pipeline.maintain_interval))
         return max((next_at - now).total_seconds(), 0.0)
 
     def _loop(self) -> None:
@@ -275,19 +324,24 @@ class RunScheduler:
         report = _report_of(stdout)
         run_id = report.get("run_id") if isinstance(report.get("run_id"), str) else None
         status = str(report.get("status", ""))
-        if code is not None and code < 0:
-            return RunOutcome(run_id, "stopped", seconds)
-        if not status:
-            lock_held = str(RunInProgress(self._settings.lake.location)) in stderr
-            if lock_held:
-                return RunOutcome(None, "lock_held", seconds)
-            tail = " ".join(stderr.split())[-_STDERR_TAIL:]
-            log.warning("run scheduler: the run failed (exit %s): %s", code, tail)
-            return RunOutcome(run_id, "error", seconds)
+        if not status or (code is not None and code < 0):
+            return self._failure(code, run_id, stderr, seconds)
         batch_ids: tuple[str, ...] = ()
         if status == "published" and run_id is not None:
             batch_ids = tuple(open_metadata(self._settings.lake).run_batch_ids(run_id))
         return RunOutcome(run_id, status, seconds, batch_ids)
+
+    def _failure(
+        self, code: int | None, run_id: str | None, stderr: str, seconds: float
+    ) -> RunOutcome:
+        """A child that ended without a report: stopped, the lock held, or an error."""
+        if code is not None and code < 0:
+            return RunOutcome(run_id, "stopped", seconds)
+        if str(RunInProgress(self._settings.lake.location)) in stderr:
+            return RunOutcome(None, "lock_held", seconds)
+        tail = " ".join(stderr.split())[-_STDERR_TAIL:]
+        log.warning("run scheduler: the child failed (exit %s): %s", code, tail)
+        return RunOutcome(run_id, "error", seconds)
 
     def _report(self, outcome: RunOutcome) -> None:
         """Log the run's end; call the hooks after a publish."""
