@@ -319,3 +319,111 @@ def test_a_json_array_of_plain_records(settings, tmp_path, clock):
     path = write(tmp_path / "records.json", json.dumps(records, indent=2))
     assert detect_format(path) == "json"
     assert ingest_path(settings, path, now=clock).accepted == 2
+
+
+# The uploader's trend (issue 17): kept as sent, a bad one dropped (never a quarantine) -------
+def test_dexcom_rate_of_change_is_kept_in_mg_dl_per_minute(settings, tmp_path, clock):
+    path = write(
+        tmp_path / "clarity_mmol_rate.csv",
+        CLARITY_MMOL_HEADER
+        + "1,2026-03-01T08:00:00,EGV,,,,android G7,5.5,,,,-0.1,1000,XYZ123\n"
+        + "2,2026-03-01T08:05:00,EGV,,,,android G7,5.6,,,,,1300,XYZ123\n"
+        + "3,2026-03-01T08:10:00,EGV,,,,android G7,Low,,,,x,1600,XYZ123\n"
+        + "4,2026-03-01T08:15:00,EGV,,,,android G7,5.0,,,,2.0,1900,XYZ123\n",
+    )
+    report = ingest_path(settings, path, patient_id="P", tz="UTC", now=clock)
+    assert (report.accepted, report.quarantined) == (4, 0)
+    rows = sorted(readings_of(settings, report), key=lambda r: r["ts"])
+    assert rows[0]["rate_mg_dl_min"] == pytest.approx(-0.1 * 18.0156)
+    assert rows[1]["rate_mg_dl_min"] is None  # an empty cell: no rate sent
+    assert rows[2]["rate_mg_dl_min"] is None  # no number: dropped, the reading kept
+    assert rows[3]["rate_mg_dl_min"] is None  # 36 mg/dL/min: beyond readings.MAX_RATE_MG_DL_MIN
+    assert all(r["direction"] is None for r in rows)
+
+
+def test_dexcom_german_rate_with_a_decimal_comma(settings, tmp_path, clock):
+    path = write(
+        tmp_path / "clarity_de_rate.csv",
+        CLARITY_GERMAN_HEADER
+        + '"2";"2026-03-01T08:00:00";"EGV";"";"";"";"iOS G7";"123";"";"";"";"1,5";"1";"1234"\n',
+    )
+    report = ingest_path(settings, path, patient_id="P", tz="Europe/Berlin", now=clock)
+    (row,) = readings_of(settings, report)
+    assert row["rate_mg_dl_min"] == 1.5
+
+
+def test_nightscout_direction_else_trend_number_else_none(settings, tmp_path, clock):
+    base = 1775421029000
+    entries = [
+        {"type": "sgv", "sgv": 120, "date": base, "direction": "SingleUp", "trend": 6},
+        {"type": "sgv", "sgv": 121, "date": base + 300_000, "trend": 7},
+        {"type": "sgv", "sgv": 122, "date": base + 600_000, "direction": "Sideways", "trend": 4},
+        {"type": "sgv", "sgv": 123, "date": base + 900_000, "direction": "Sideways"},
+        {"type": "sgv", "sgv": 124, "date": base + 1_200_000, "direction": 3, "trend": 99},
+        {"type": "sgv", "sgv": 125, "date": base + 1_500_000, "direction": "NOT COMPUTABLE"},
+        {"type": "sgv", "sgv": 126, "date": base + 1_800_000},
+    ]
+    path = write(tmp_path / "entries.json", json.dumps(entries))
+    report = ingest_path(settings, path, patient_id="P", now=clock)
+    assert (report.accepted, report.quarantined) == (7, 0)
+    rows = sorted(readings_of(settings, report), key=lambda r: r["ts"])
+    assert [r["direction"] for r in rows] == [
+        "SingleUp",
+        "DoubleDown",  # trend 7
+        "Flat",  # an unknown name, and trend 4
+        None,  # an unknown name alone: dropped
+        None,
+        "NOT COMPUTABLE",
+        None,
+    ]
+    assert all(r["rate_mg_dl_min"] is None for r in rows)
+
+
+def test_nightscout_api_csv_and_exporter_csv_keep_the_direction(settings, tmp_path, clock):
+    api = write(
+        tmp_path / "entries.csv",
+        '"2026-04-05T20:30:29.000Z",1775421029000,162,"FortyFiveDown","xDrip"\n'
+        '"2026-04-05T20:35:29.000Z",1775421329000,160,"","xDrip"\n'
+        '"2026-04-05T20:40:29.000Z",1775421629000,158,"2","xDrip"\n',
+    )
+    report = ingest_path(settings, api, patient_id="P", now=clock)
+    rows = sorted(readings_of(settings, report), key=lambda r: r["ts"])
+    assert [r["direction"] for r in rows] == ["FortyFiveDown", None, "SingleUp"]
+    exporter = write(
+        tmp_path / "exporter.csv",
+        "# CGM ENTRIES\nDate,Time,Glucose (mg/dL),Type,Device,Trend,ID\n"
+        '"4/7/2026","7:59:42 PM","129","sgv","","Flat","a"\n'
+        '"4/7/2026","7:54:43 PM","135","sgv","","bogus","b"\n',
+    )
+    report = ingest_path(settings, exporter, patient_id="P", tz="UTC", now=clock)
+    rows = sorted(readings_of(settings, report), key=lambda r: r["ts"])
+    assert [r["direction"] for r in rows] == [None, "Flat"]  # oldest first
+
+
+def test_json_records_carry_direction_and_rate(settings, tmp_path, clock):
+    records = [
+        {"patient_id": "P", "time": "2026-03-01T08:00:00Z", "glucose_mg_dl": 100,
+         "direction": "Flat", "rate_mg_dl_min": 0.4},
+        {"patient_id": "P", "time": "2026-03-01T08:05:00Z", "glucose_mg_dl": 101,
+         "Direction": "flat", "Rate_mg_dl_min": "-1.25"},
+        {"patient_id": "P", "time": "2026-03-01T08:10:00Z", "glucose_mg_dl": 102,
+         "direction": ["Flat"], "rate_mg_dl_min": float("inf")},
+        {"patient_id": "P", "time": "2026-03-01T08:15:00Z", "glucose_mg_dl": 103,
+         "rate_mg_dl_min": -25},
+        {"patient_id": "P", "time": "2026-03-01T08:20:00Z", "glucose_mg_dl": 104,
+         "rate_mg_dl_min": True},
+    ]  # fmt: skip
+    for name, text in (
+        ("records.json", json.dumps(records)),
+        ("records.jsonl", "\n".join(json.dumps(r) for r in records) + "\n"),
+    ):
+        report = ingest_path(settings, write(tmp_path / name, text), now=clock)
+        assert (report.accepted, report.quarantined) == (5, 0), name
+        rows = sorted(readings_of(settings, report), key=lambda r: r["ts"])
+        assert [(r["direction"], r["rate_mg_dl_min"]) for r in rows] == [
+            ("Flat", 0.4),
+            (None, -1.25),  # names are spelt exactly as Nightscout does; the key's case is free
+            (None, None),
+            (None, None),  # beyond 20 mg/dL/min
+            (None, None),
+        ], name

@@ -142,3 +142,21 @@ def test_admin_reads_a_patient_by_key_and_before_publish_gets_nothing(client, to
     )
     assert got.status_code == 200
     assert got.json() == []  # posted but not yet published by a pipeline run
+
+
+def test_a_published_reading_keeps_the_uploaders_direction(client, tokens, settings):
+    from glucosestream.published import PublishedLake
+
+    posted = entries(3)
+    posted[0]["direction"] = "SingleDown"  # not what the values say: the uploader's is kept
+    posted[1].pop("direction")
+    posted[1]["trend"] = 1  # DoubleUp
+    posted[2]["direction"] = "Sideways"  # unknown: dropped, the reading kept
+    response = client.post(
+        "/api/v1/entries", json=posted, headers={"api-secret": sha1(tokens["up"])}
+    )
+    assert response.headers["x-ingest-accepted"] == "3"
+    assert run_pipeline(settings).status == "published"
+    rows = PublishedLake(settings).current().readings([key("N1")]).sort_by("ts").to_pylist()
+    assert [r["direction"] for r in rows] == ["SingleDown", "DoubleUp", None]
+    assert [r["rate_mg_dl_min"] for r in rows] == [None, None, None]

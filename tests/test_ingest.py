@@ -216,3 +216,56 @@ def test_binary_junk_is_refused_with_a_format_hint(settings, tmp_path):
     path.write_bytes(bytes(range(256)))
     with pytest.raises(InvalidInput, match="cannot tell the format"):
         ingest_path(settings, path)
+
+
+def test_the_trend_is_read_the_same_by_the_fast_path_and_the_query(settings, duck):
+    """direction/rate (issue 17): the query is the definition; the fast path gives the same, or
+    steps aside. A bad trend is dropped, never a quarantine."""
+    from glucosestream.formats import ParsedFile
+    from glucosestream.formats.rows import RowBuilder
+    from glucosestream.ingest import fastpath, normalise
+    from glucosestream.ingest.batch import Part, incoming_rows
+
+    received = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
+    trends = [
+        ("Flat", "0.5"), ("SingleUp", "-2"), ("flat", "1e1"), (None, "20"), ("DoubleUp", "-20.5"),
+        ("NONE", "nan"), ("RATE OUT OF RANGE", "inf"), ("", None), ("NOT COMPUTABLE", "1.5"),
+    ]  # fmt: skip
+    expected = [
+        ("Flat", 0.5), ("SingleUp", -2.0), (None, 10.0), (None, 20.0), ("DoubleUp", None),
+        ("NONE", None), ("RATE OUT OF RANGE", None), (None, None), ("NOT COMPUTABLE", 1.5),
+    ]  # fmt: skip
+    rows = RowBuilder()
+    for i, (direction, rate) in enumerate(trends):
+        rows.add(
+            i + 1,
+            time=f"2026-03-01T08:{i:02d}:00Z",
+            glucose="100",
+            patient_id="P",
+            direction=direction,
+            rate=rate,
+        )
+    part = Part(ParsedFile(rows.table()), "test", "json", "0" * 64)
+    incoming, _, _ = incoming_rows(settings, [part], b"k" * 32)
+    params = normalise.normalise_params(settings, received)
+    fast = fastpath.normalise_fast(incoming, params)
+    query = normalise.run_normalize_sql(
+        duck, settings, incoming, ("%Y-%m-%dT%H:%M:%S",), received_at=received
+    )
+    assert fast is not None
+    for table in (fast, query):
+        got = list(
+            zip(table["direction"].to_pylist(), table["rate_mg_dl_min"].to_pylist(), strict=True)
+        )
+        assert got == expected
+        assert table["reason"].null_count == len(trends)
+    # text Arrow cannot read as a number: the fast path steps aside, the query drops the rate
+    rows.add(10, time="2026-03-01T08:30:00Z", glucose="100", patient_id="P", rate=" 1.5 x")
+    part = Part(ParsedFile(rows.table()), "test", "json", "1" * 64)
+    incoming, _, _ = incoming_rows(settings, [part], b"k" * 32)
+    assert fastpath.normalise_fast(incoming, params) is None
+    query = normalise.run_normalize_sql(
+        duck, settings, incoming, ("%Y-%m-%dT%H:%M:%S",), received_at=received
+    )
+    assert query["rate_mg_dl_min"].to_pylist()[-1] is None
+    assert query["reason"].null_count == len(trends) + 1

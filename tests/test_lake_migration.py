@@ -134,3 +134,45 @@ def test_a_new_store_records_snapshots_as_rows(settings):
     assert published is not None
     assert (published.run_id, published.of("readings"), published.of("extra")) == ("run-a", 5, 7)
     assert published.of("daily") is None
+
+
+# Issue 17: the uploader's trend columns, on a lake made before them -------------------------
+def test_a_lake_from_before_the_trend_columns_reads_and_publishes_them_as_null(settings, tmp_path):
+    import pyarrow.parquet as pq
+
+    from glucosestream.ingest import ingest_path
+    from glucosestream.lake import RawZone, TableRegistry, open_lakehouse
+    from glucosestream.pipeline import run_pipeline
+    from glucosestream.pipeline.table_registry import TABLES
+    from glucosestream.published import PublishedLake
+
+    trend = ("direction", "rate_mg_dl_min")
+    old_readings = TABLES["readings"].schema
+    old_readings = old_readings.remove(old_readings.get_field_index(trend[1]))
+    old_readings = old_readings.remove(old_readings.get_field_index(trend[0]))
+    old = TableRegistry(
+        tuple(
+            dataclasses.replace(s, schema=old_readings) if s.short == "readings" else s
+            for s in TABLES
+        )
+    )
+    assert set(trend).isdisjoint(open_lakehouse(settings.lake, old).readings.schema().column_names)
+    csv = tmp_path / "old.csv"
+    csv.write_text(
+        "patient_id,time,glucose_mg_dl\nP,2026-01-05T08:00:00Z,100\nP,2026-01-05T08:05:00Z,104\n"
+    )
+    report = ingest_path(settings, csv)
+    (batch,) = RawZone(Path(settings.lake.root)).list_batches()
+    path = Path(batch.path) / "readings.parquet"
+    rows = pq.read_table(path)
+    pq.write_table(rows.drop_columns(list(trend)), path)  # as a release before issue 17 wrote it
+    assert set(trend).isdisjoint(pq.read_schema(path).names)
+    assert batch.readings()["direction"].to_pylist() == [None, None]
+    (chunk,) = batch.readings_in_chunks(10)
+    assert chunk["rate_mg_dl_min"].to_pylist() == [None, None]
+    assert run_pipeline(settings).status == "published"
+    lake = open_lakehouse(settings.lake, TABLES)
+    assert set(trend) <= set(lake.readings.schema().column_names)  # added on open
+    published = PublishedLake(settings).current().readings([rows["patient_key"][0].as_py()])
+    assert published.num_rows == report.accepted == 2
+    assert published["direction"].to_pylist() == [None, None]

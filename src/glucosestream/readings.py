@@ -3,7 +3,11 @@
 Every stage after parsing speaks this schema. Glucose is stored in mg/dL (float64); a value that
 arrived in mmol/L is converted with ``MG_DL_PER_MMOL_L`` and its original value and unit are kept.
 ``ts`` is the instant in UTC; ``tz`` is the IANA zone the device was in, which decides the
-patient's local calendar day.
+patient's local calendar day. ``direction`` and ``rate_mg_dl_min`` are the trend the uploader
+sent with the reading (a Nightscout direction name, a rate of change), NULL when none was sent
+or it was not one of ``DIRECTIONS`` / not a finite rate within ``MAX_RATE_MG_DL_MIN``: a bad
+trend is dropped, never a reason to quarantine the reading. Raw batches and curated tables
+written before these two columns existed read them as NULL.
 
 The limits a reading must meet to be accepted are named here once (ingest quarantines a row
 outside them, the quality gate checks the same bounds): the plausible time range, the length of
@@ -23,9 +27,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 __all__ = [
+    "DIRECTIONS",
     "EARLIEST_READING_AT",
     "FUTURE_SKEW",
     "MAX_ID_CHARS",
+    "MAX_RATE_MG_DL_MIN",
     "MG_DL_PER_MMOL_L",
     "READING_SCHEMA",
     "ReadingFlag",
@@ -50,6 +56,26 @@ FUTURE_SKEW: Final = dt.timedelta(minutes=10)
 # Characters in a patient id or a device id; longer is not an identifier (issue 13, a 100 MB
 # device id). Ingest quarantines such a row before the id is hashed or registered.
 MAX_ID_CHARS: Final = 256
+
+# Nightscout's trend directions, in the order of their trend numbers 0-9 (cgm-remote-monitor
+# lib/server/pebble.js, DIRECTIONS: NONE 0, DoubleUp 1, ..., DoubleDown 7, NOT COMPUTABLE 8,
+# RATE OUT OF RANGE 9). A stored ``direction`` is one of these names, spelt exactly so.
+DIRECTIONS: Final[tuple[str, ...]] = (
+    "NONE",
+    "DoubleUp",
+    "SingleUp",
+    "FortyFiveUp",
+    "Flat",
+    "FortyFiveDown",
+    "SingleDown",
+    "DoubleDown",
+    "NOT COMPUTABLE",
+    "RATE OUT OF RANGE",
+)
+# A sent rate of change beyond this (mg/dL per minute, either way) is not a glucose trend but a
+# unit or parsing error: it is stored as NULL. Dexcom's steepest arrow starts at 3 mg/dL/min
+# (G6 user guide, "Trend arrows"), so the bound leaves every real arrow well inside.
+MAX_RATE_MG_DL_MIN: Final = 20.0
 
 # In the system's IANA database but not usable as a reading's zone: ``localtime`` (a link to the
 # host's own zone, unknown to DuckDB) and ``Factory`` (no offset; Arrow cannot load it).
@@ -79,6 +105,8 @@ READING_SCHEMA: Final = pa.schema(
         pa.field("tz", pa.string(), nullable=False),
         pa.field("batch_id", pa.string(), nullable=False),
         pa.field("ingested_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("direction", pa.string(), nullable=True),
+        pa.field("rate_mg_dl_min", pa.float64(), nullable=True),
     ]
 )
 

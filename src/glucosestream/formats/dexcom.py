@@ -18,6 +18,9 @@ Records:
   wall clock without a zone (``T`` or a space between date and time): ``--tz`` says where.
   A value written ``Low`` or ``High`` is outside the sensor's range: it becomes a reading at the
   range limit (40 or 400 mg/dL) flagged ``SENSOR_LOW``/``SENSOR_HIGH``.
+- ``Glucose Rate of Change`` is the sensor's trend (mg/dL/min, or mmol/L/min in mmol/L
+  exports, converted; ``Glukose-Änderungsgeschwindigkeit`` in German): kept with the reading;
+  older exports leave it empty.
 - Everything else is skipped and never leaves this module: the preamble (``FirstName``,
   ``LastName``, ``DateOfBirth`` carrying the patient's name and birth date in ``Patient Info``;
   ``Device``, ``Sensor`` and ``Alert`` settings), ``Calibration`` fingersticks, ``Insulin``,
@@ -37,13 +40,14 @@ from typing import Final
 from glucosestream.errors import InvalidInput
 from glucosestream.formats.delimited import (
     WIDTH_PROBLEM,
+    decimal_point,
     header_key,
     header_unit,
     read_text,
     split_records,
 )
 from glucosestream.formats.rows import ParsedFile, RowBuilder
-from glucosestream.readings import ReadingFlag
+from glucosestream.readings import MG_DL_PER_MMOL_L, ReadingFlag
 
 __all__ = ["looks_like_dexcom", "read_dexcom"]
 
@@ -57,6 +61,7 @@ _COLUMNS: Final = {
     "device": ("source device id", "quellengeräte-id", "quellengerät-id"),
     "glucose": ("glucose value", "glukosewert"),
 }
+_RATE_COLUMNS: Final = ("glucose rate of change", "glukose-änderungsgeschwindigkeit")
 _CLAMPS: Final = {
     "low": (DEXCOM_LOW_MG_DL, ReadingFlag.SENSOR_LOW),
     "high": (DEXCOM_HIGH_MG_DL, ReadingFlag.SENSOR_HIGH),
@@ -84,6 +89,8 @@ def read_dexcom(path: Path) -> ParsedFile:
     line, header = first
     where = _locate(header, source, line)
     unit = header_unit(header[where["glucose"]])
+    rate_at = next((i for i, c in enumerate(header) if header_key(c).startswith(_RATE_COLUMNS)), -1)
+    per_mmol = rate_at >= 0 and header_unit(header[rate_at]).lower().startswith("mmol")
     rows = RowBuilder()
     skipped = 0
     for line, fields in records:
@@ -96,15 +103,34 @@ def read_dexcom(path: Path) -> ParsedFile:
         time = fields[where["time"]].strip()
         value = fields[where["glucose"]].strip()
         device = fields[where["device"]].strip() or None
+        rate = _rate(fields[rate_at], per_mmol=per_mmol) if rate_at >= 0 else None
         clamp = _CLAMPS.get(value.lower())
         if clamp is None:
-            rows.add(line, time=time, glucose=value, unit=unit, device_id=device)
+            rows.add(line, time=time, glucose=value, unit=unit, device_id=device, rate=rate)
         else:
             limit, flag = clamp
             rows.add(
-                line, time=time, glucose=str(limit), unit="mg/dL", device_id=device, flags=flag
+                line,
+                time=time,
+                glucose=str(limit),
+                unit="mg/dL",
+                device_id=device,
+                flags=flag,
+                rate=rate,
             )
     return ParsedFile(rows.table(), skipped=skipped)
+
+
+def _rate(field: str, *, per_mmol: bool) -> str | None:
+    """The rate of change as text in mg/dL/min (None when empty); text that is no number is
+    passed on as it is (ingest drops it)."""
+    text = decimal_point(field)
+    if not text or not per_mmol:
+        return text or None
+    try:
+        return repr(float(text) * MG_DL_PER_MMOL_L)
+    except ValueError:
+        return text
 
 
 def _locate(header: list[str], source: str, line: int) -> dict[str, int]:

@@ -6,16 +6,22 @@ JSON (``GET /api/v1/entries.json``): an array of entry documents, newest first:
      "dateString": "2026-04-05T20:30:29.000Z", "direction": "Flat", "device": …, "utcOffset": 0}
 
 ``date`` (epoch milliseconds) is the instant (``dateString``/``sysTime`` when it is missing);
-``sgv`` is in mg/dL. The line of a reading is its 1-based index in the array.
+``sgv`` is in mg/dL. The line of a reading is its 1-based index in the array. ``direction`` is
+the uploader's trend arrow; an entry without a known one may carry the numeric ``trend``
+instead (0-9, ``readings.DIRECTIONS``), which is read as its direction.
 
 CSV (``GET /api/v1/entries.csv``): no header, one entry a line:
 
     "2026-04-05T20:30:29.000Z",1775421029000,162,"Flat",<device>
 
+(the fourth field is the direction).
+
 Exporter CSV (a third-party tool): a ``# CGM ENTRIES`` section with the header
 ``Date,Time,Glucose (mg/dL),Type,Device,Trend,ID``, local times ``M/D/YYYY`` and
-``h:mm:ss AM`` without a zone (``--tz`` says where), newest first; then a ``# TREATMENTS``
-section, which is skipped.
+``h:mm:ss AM`` without a zone (``--tz`` says where), newest first, ``Trend`` holding the
+direction (often empty); then a ``# TREATMENTS`` section, which is skipped.
+
+A direction that is not one of Nightscout's names is dropped by ingest, never quarantined.
 
 Only ``sgv`` (sensor glucose) entries are readings; ``mbg`` (meter) and ``cal`` entries are
 skipped. An ``sgv`` entry without a value (or with ``null``, ``NaN``) is received and quarantined,
@@ -46,6 +52,7 @@ from glucosestream.formats.delimited import (
 )
 from glucosestream.formats.jsontext import decode_json, field_text
 from glucosestream.formats.rows import ParsedFile, RowBuilder
+from glucosestream.readings import DIRECTIONS
 
 __all__ = [
     "looks_like_nightscout_csv",
@@ -61,6 +68,7 @@ _API_CSV_LINE: Final = re.compile(r'^"?\d{4}-\d{2}-\d{2}T[^",]*"?,\d{10,13},')
 _API_CSV_FIELDS: Final = 5
 _EXPORTER_FORMATS: Final = ("%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %I:%M %p")
 _ENTRY_TYPES: Final = ("sgv", "mbg", "cal")
+_TREND_NAMES: Final = {str(number): name for number, name in enumerate(DIRECTIONS)}
 
 
 def looks_like_nightscout_csv(head: str) -> bool:
@@ -113,6 +121,7 @@ def read_nightscout_entries(entries: list[Any], *, source: str) -> ParsedFile:
             unit="mg/dL",
             device_id=field_text(entry.get("device")),
             problem=_error_code(entry.get("sgv")),
+            direction=_direction(entry),
         )
     if not rows and entries and isinstance(entries[0], Mapping):
         _refuse_other_documents(entries[0], source)
@@ -136,6 +145,25 @@ def _refuse_other_documents(first: Mapping[str, Any], source: str) -> None:
             "export /api/v1/entries.json instead",
             source=source,
         )
+
+
+def _direction(entry: Mapping[str, Any]) -> str | None:
+    """The entry's direction: its ``direction`` when that is a Nightscout name, else the name of
+    its numeric ``trend`` (0-9), else whatever ``direction`` holds (ingest drops it)."""
+    direction = entry.get("direction")
+    if isinstance(direction, str) and direction in DIRECTIONS:
+        return direction
+    trend = entry.get("trend")
+    if isinstance(trend, int | float) and not isinstance(trend, bool) and trend in range(10):
+        return DIRECTIONS[int(trend)]
+    return direction if isinstance(direction, str) else None
+
+
+def _direction_text(field: str) -> str | None:
+    """A CSV field holding a direction name or a trend number (0-9), as a direction name (any
+    other text as it is: ingest drops it); None when empty."""
+    text = field.strip()
+    return _TREND_NAMES.get(text, text) or None
 
 
 def _instant(entry: Mapping[str, Any]) -> str | None:
@@ -173,6 +201,7 @@ def _read_api_csv(text: str, source: str) -> ParsedFile:
             unit="mg/dL",
             device_id=fields[4].strip() or None,
             problem=_error_code(int(sgv)) if sgv.isascii() and sgv.isdigit() else None,
+            direction=_direction_text(fields[3]),
         )
     return ParsedFile(rows.table())
 
@@ -191,6 +220,7 @@ def _read_exporter_csv(text: str, source: str) -> ParsedFile:
             "no 'Glucose (mg/dL)' column in the CGM entries header", source=source, line=header_line
         )
     unit = header_unit(header[glucose])
+    trend = keys.index("trend") if "trend" in keys else None
     rows = RowBuilder()
     after = records[1 + len(section) :]
     skipped = sum(1 for _, fields in after if not fields[0].lstrip().startswith("#"))
@@ -201,7 +231,10 @@ def _read_exporter_csv(text: str, source: str) -> ParsedFile:
             skipped += 1
         else:
             time = f"{fields[where['date']].strip()} {fields[where['time']].strip()}"
-            rows.add(line, time=time, glucose=fields[glucose].strip(), unit=unit)
+            direction = _direction_text(fields[trend]) if trend is not None else None
+            rows.add(
+                line, time=time, glucose=fields[glucose].strip(), unit=unit, direction=direction
+            )
     table = rows.table(newest_first=True)
     return ParsedFile(table, time_formats=_EXPORTER_FORMATS, skipped=skipped)
 

@@ -20,6 +20,12 @@ A parser turns one input into a ``ParsedFile``: an Arrow table with the columns 
     flags       int32   ``readings.ReadingFlag`` bits the parser knows (LOW/HIGH clamps, scans)
     problem     string  why the parser already knows this row is bad (quarantined as the reason)
 
+Two more columns (``TREND_SCHEMA``) carry the trend an uploader sent with a reading; a parser
+whose source has none may leave them out (ingest reads them as empty):
+
+    direction   string  a Nightscout direction name (``readings.DIRECTIONS``), as received
+    rate        string  the rate of change in mg/dL per minute, as received
+
 A string column may arrive dictionary-encoded (a Parquet file's patient ids): it is read as the
 strings it holds. Values are validated by ``ingest``, not here. Records that are not glucose
 readings (insulin, notes, alerts, preambles with names) never become raw rows;
@@ -28,21 +34,26 @@ readings (insulin, notes, alerts, preambles with names) never become raw rows;
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from glucosestream.readings import DIRECTIONS
 
 __all__ = [
     "ISO_TIME_FORMATS",
     "NOT_UTF8",
     "RAW_COLUMNS",
     "RAW_SCHEMA",
+    "TREND_SCHEMA",
     "ParsedFile",
     "RowBuilder",
     "decoded",
     "text_array",
+    "with_trend_fields",
 ]
 
 RAW_SCHEMA: Final = pa.schema(
@@ -60,8 +71,20 @@ RAW_SCHEMA: Final = pa.schema(
     ]
 )
 RAW_COLUMNS: Final = tuple(RAW_SCHEMA.names)
+# The optional raw columns: the uploader's trend, validated by ingest (a bad one is dropped).
+TREND_SCHEMA: Final = pa.schema([pa.field("direction", pa.string()), pa.field("rate", pa.string())])
 
-_TEXT_COLUMNS: Final = ("patient_id", "device_id", "time", "glucose", "unit", "tz", "problem")
+_TEXT_COLUMNS: Final = (
+    "patient_id",
+    "device_id",
+    "time",
+    "glucose",
+    "unit",
+    "tz",
+    "problem",
+    "direction",
+    "rate",
+)
 
 # The problem of a row holding text that is not UTF-8 (bad bytes in a JSON line, or a lone
 # surrogate escape such as "\udc80", valid JSON that no UTF-8 text can hold).
@@ -102,6 +125,8 @@ class RowBuilder:
         tz: str | None = None,
         flags: int = 0,
         problem: str | None = None,
+        direction: str | None = None,
+        rate: str | None = None,
     ) -> None:
         self.lines.append(line)
         values = {
@@ -112,6 +137,8 @@ class RowBuilder:
             "unit": unit,
             "tz": tz,
             "problem": problem,
+            "direction": direction,
+            "rate": rate,
         }
         for name, value in values.items():
             self.columns[name].append(value)
@@ -121,7 +148,8 @@ class RowBuilder:
         return len(self.lines)
 
     def table(self, *, newest_first: bool = False) -> pa.Table:
-        """The rows as a ``RAW_SCHEMA`` table, reversed when the source listed newest first."""
+        """The rows as a ``RAW_SCHEMA`` table (with the ``TREND_SCHEMA`` columns when any row
+        has a trend), reversed when the source listed newest first."""
         step = -1 if newest_first else 1
         problems = self.columns["problem"][::step]
         texts = {
@@ -137,7 +165,14 @@ class RowBuilder:
             "flags": pa.array(self.flags[::step], pa.int32()),
             "instant": pa.nulls(len(self.lines), pa.timestamp("us", tz="UTC")),
         }
-        return pa.table({name: data[name] for name in RAW_COLUMNS}, schema=RAW_SCHEMA)
+        table = pa.table({name: data[name] for name in RAW_COLUMNS}, schema=RAW_SCHEMA)
+        trend = [texts[name] for name in TREND_SCHEMA.names]
+        if all(column.null_count == len(column) for column in trend):
+            return table
+        return pa.Table.from_arrays([*table.columns, *trend], schema=_WITH_TREND)
+
+
+_WITH_TREND: Final = pa.schema([*RAW_SCHEMA, *TREND_SCHEMA])
 
 
 def text_array(values: list[str | None], problems: list[str | None]) -> pa.Array:
@@ -170,3 +205,31 @@ _Column = TypeVar("_Column", pa.Array, pa.ChunkedArray)
 def decoded(column: _Column) -> _Column:
     """A dictionary-encoded column as the values it holds; any other column as it is."""
     return column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
+
+
+def with_trend_fields(
+    table: pa.Table, records: Sequence[Mapping[str, Any]], fields: Mapping[str, str]
+) -> pa.Table:
+    """Raw rows of JSON-like records with the ``TREND_SCHEMA`` columns read from the records'
+    fields (``fields``: raw column -> the records' key). A direction is kept only when it is a
+    Nightscout name, a rate as the text of a number or as numeric-looking text (ingest reads it;
+    anything else is dropped there)."""
+    direction, rate = fields.get("direction"), fields.get("rate")
+    directions = [_known_direction(r.get(direction)) if direction else None for r in records]
+    rates = [_rate_text(r.get(rate)) if rate else None for r in records]
+    arrays = [pa.array(directions, pa.string()), pa.array(rates, pa.string())]
+    return pa.Table.from_arrays(
+        [*table.columns, *arrays], schema=pa.schema([*table.schema, *TREND_SCHEMA])
+    )
+
+
+def _known_direction(value: object) -> str | None:
+    return value if isinstance(value, str) and value in DIRECTIONS else None
+
+
+def _rate_text(value: object) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    if isinstance(value, str):  # short ASCII text only: a number is never longer
+        return value if value.isascii() and len(value) <= 64 else None
+    return repr(float(value)) if isinstance(value, float) or abs(value) < 1 << 53 else None

@@ -12,6 +12,11 @@ column names (case and surrounding spaces do not count; the first match wins):
     unit       unit, units                                        mg/dL or mmol/L (optional)
     tz         tz, timezone, time_zone                            IANA zone (optional)
 
+JSON records (a JSON array, JSON lines, records posted to ``/v1/readings``) may also carry the
+uploader's trend: ``direction`` (a Nightscout direction name, ``readings.DIRECTIONS``) and
+``rate_mg_dl_min`` (a number). An unknown direction or a rate that is no number is dropped, not
+quarantined; CSV and Parquet columns of those names are not read.
+
 A CSV header (or Parquet schema) naming a column twice ("time" and "Time") is refused: it is
 the file's structure. JSON records each have their own keys: records may spell a column
 differently, and one with two keys for a column is quarantined alone ("two fields name the
@@ -56,9 +61,15 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from glucosestream.errors import InvalidInput
-from glucosestream.formats.columns import build_rows, column_map, is_number, record_column_map
+from glucosestream.formats.columns import (
+    build_rows,
+    column_key,
+    column_map,
+    is_number,
+    record_column_map,
+)
 from glucosestream.formats.jsontext import decode_json, field_text
-from glucosestream.formats.rows import NOT_UTF8, ParsedFile, text_array
+from glucosestream.formats.rows import NOT_UTF8, ParsedFile, text_array, with_trend_fields
 
 if TYPE_CHECKING:
     import _csv
@@ -81,6 +92,8 @@ _UNREAD_ID: Final = frozenset({NOT_UTF8, PATIENT_NOT_TEXT})  # the row's patient
 _HEAD_BYTES: Final = 1 << 16  # enough lines to tell the average line length
 _LF: Final = 0x0A
 _CR: Final = 0x0D
+# The trend fields of JSON records, by column key, and the raw column each feeds.
+_TREND_FIELDS: Final = {"direction": "direction", "rate_mg_dl_min": "rate"}
 _JSON_TYPES: Final[dict[type, pa.DataType]] = {
     str: pa.string(),
     bool: pa.bool_(),
@@ -367,6 +380,8 @@ def _jsonl_fast(data: bytes | pa.Buffer, source: str, *, first_line: int = 1) ->
         mapping = column_map(table.column_names, source)
     except InvalidInput:
         return None
+    if any(column_key(name) in _TREND_FIELDS for name in table.column_names):
+        return None  # the careful reader reads the trend fields
     columns: dict[str, pa.ChunkedArray] = {}
     for raw, name in mapping.items():
         if name is None or name in columns:
@@ -514,6 +529,11 @@ def raw_rows_from_records(
         columns[patient] = pc.if_else(unread, pa.scalar(None, pa.string()), columns[patient])
     numbers = list(lines) if lines is not None else list(range(1, len(records) + 1))
     table = build_rows(pa.array(numbers, pa.int64()), columns, mapping)
+    trend: dict[str, str] = {}
+    for key in [column_key(n) if ambiguous else n for n in names]:
+        if column_key(key) in _TREND_FIELDS:
+            trend.setdefault(_TREND_FIELDS[column_key(key)], key)
+    table = with_trend_fields(table, records, trend) if trend else table
     if not any(p is not None for p in problem):
         return table
     index = table.schema.get_field_index("problem")

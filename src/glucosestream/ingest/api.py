@@ -55,6 +55,17 @@ class ReadingIn(BaseModel):
     glucose_mg_dl: Any = Field(None, description="Glucose in mg/dL (a number or numeric text).")
     glucose_mmol_l: Any = Field(None, description="Glucose in mmol/L (a number or numeric text).")
     tz: Any = Field(None, description="IANA time zone of the device, e.g. Europe/London.")
+    direction: Any = Field(
+        None,
+        description="The trend arrow the device showed, a Nightscout direction name (Flat, "
+        "FortyFiveUp, SingleUp, DoubleUp, FortyFiveDown, SingleDown, DoubleDown, NONE, NOT "
+        "COMPUTABLE, RATE OUT OF RANGE); any other value is dropped, the reading kept.",
+    )
+    rate_mg_dl_min: Any = Field(
+        None,
+        description="The device's rate of change in mg/dL per minute; a value that is no "
+        "number, or beyond ±20, is dropped, the reading kept.",
+    )
 
 
 class RowErrorOut(BaseModel):

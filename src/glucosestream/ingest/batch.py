@@ -25,6 +25,7 @@ from glucosestream.clock import Clock
 from glucosestream.config import Settings
 from glucosestream.engines import Engine
 from glucosestream.formats import RAW_SCHEMA, ParsedFile, decoded
+from glucosestream.formats.rows import TREND_SCHEMA
 from glucosestream.ingest.fastpath import constant_strings, dictionary_codes
 from glucosestream.ingest.identity import device_key, load_secret, patient_key
 from glucosestream.ingest.normalise import normalise
@@ -375,6 +376,8 @@ def _pseudonymise(settings: Settings, part: Part, secret: bytes) -> tuple[pa.Tab
             "tz_ok": _map_distinct(zones, is_known_zone, False, pa.bool_()),
             "flags": raw["flags"],
             "problem": _id_problems(raw, names.too_long) if names.too_long else raw["problem"],
+            "direction": decoded(raw["direction"]),
+            "rate": decoded(raw["rate"]),
         }
     )
     return incoming, {k: i for i, k in names.keys.items()}
@@ -397,8 +400,9 @@ def _id_problems(raw: pa.Table, too_long: set[str]) -> pa.ChunkedArray:
 
 
 def _conform(raw: pa.Table) -> pa.Table:
-    """Raw rows with every column of ``RAW_SCHEMA``: optional ones a caller left out are empty."""
-    missing = [f for f in RAW_SCHEMA if f.name not in raw.column_names]
+    """Raw rows with every column of ``RAW_SCHEMA`` and ``TREND_SCHEMA``: optional ones a
+    caller left out are empty."""
+    missing = [f for f in (*RAW_SCHEMA, *TREND_SCHEMA) if f.name not in raw.column_names]
     for column in missing:
         if column.name == "flags":
             raw = raw.append_column(column, pa.repeat(pa.scalar(0, column.type), raw.num_rows))
@@ -448,5 +452,7 @@ def _readings(rows: pa.Table, batch_id: str, ingested_at: dt.datetime) -> pa.Tab
             "tz": rows["tz"],
             "batch_id": constant_strings(batch_id, n),
             "ingested_at": pa.repeat(pa.scalar(ingested_at, _INSTANT), n),
+            "direction": rows["direction"],
+            "rate_mg_dl_min": rows["rate_mg_dl_min"],
         }
     )

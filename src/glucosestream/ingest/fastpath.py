@@ -45,6 +45,8 @@ class FastPathParams:
     min_mg_dl: float
     max_mg_dl: float
     mg_per_mmol: float
+    directions: list[str]  # the direction names kept (any other is dropped)
+    max_rate_mg_dl_min: float  # a rate beyond it either way is dropped
 
 
 def normalise_fast(incoming: pa.Table, params: FastPathParams) -> pa.Table | None:
@@ -56,7 +58,8 @@ def normalise_fast(incoming: pa.Table, params: FastPathParams) -> pa.Table | Non
     ts = _instants(incoming["time"], incoming["instant"])
     units = _units(incoming["unit"], params.default_unit)
     value = _values(incoming["glucose"])
-    if ts is None or units is None or value is None:
+    rate = _rates(incoming["rate"], params.max_rate_mg_dl_min)
+    if ts is None or units is None or value is None or rate is None:
         return None
     micros = ts.cast(pa.int64()).to_numpy()
     with np.errstate(over="ignore", invalid="ignore"):  # inf or NaN: out of range just below
@@ -83,6 +86,8 @@ def normalise_fast(incoming: pa.Table, params: FastPathParams) -> pa.Table | Non
             "raw_time": none,  # only quarantined rows carry their text, and there are none
             "raw_glucose": none,
             "repeated_local_time": pa.nulls(n, pa.timestamp("us")),  # no local times here
+            "direction": _directions(incoming["direction"], params.directions),
+            "rate_mg_dl_min": rate,
         }
     )
 
@@ -176,6 +181,25 @@ def _values(glucose: pa.ChunkedArray) -> np.ndarray | None:
         return None
     result: np.ndarray = values.to_numpy()
     return result
+
+
+def _directions(direction: pa.ChunkedArray, names: list[str]) -> pa.ChunkedArray:
+    """Each row's direction when it is one of ``names``, else null."""
+    known = pc.is_in(direction, value_set=pa.array(names, pa.string()))
+    return pc.if_else(known, direction, pa.scalar(None, pa.string()))
+
+
+def _rates(rate: pa.ChunkedArray, max_rate: float) -> pa.ChunkedArray | None:
+    """Each row's rate as a number, null when none was sent, it is not finite or beyond
+    ``max_rate`` either way; None when some text is no number Arrow reads (the query decides)."""
+    if rate.null_count == len(rate):
+        return pa.chunked_array([pa.nulls(len(rate), pa.float64())])
+    try:
+        numbers = pc.cast(rate, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    kept = pc.less_equal(pc.abs(numbers), max_rate)  # NaN and inf compare false or beyond
+    return pc.if_else(pc.fill_null(kept, False), numbers, pa.scalar(None, pa.float64()))
 
 
 def _units(unit: pa.ChunkedArray, default_unit: str) -> tuple[pa.Array, np.ndarray] | None:

@@ -14,8 +14,10 @@ from glucosestream.config import Settings
 from glucosestream.engines import Engine, open_engine, read_sql
 from glucosestream.ingest.fastpath import FastPathParams, normalise_fast
 from glucosestream.readings import (
+    DIRECTIONS,
     EARLIEST_READING_AT,
     FUTURE_SKEW,
+    MAX_RATE_MG_DL_MIN,
     MG_DL_PER_MMOL_L,
     ReadingFlag,
 )
@@ -43,6 +45,8 @@ def normalise_params(settings: Settings, received_at: dt.datetime) -> FastPathPa
         min_mg_dl=max(settings.ingest.min_mg_dl, settings.quality.min_mg_dl),
         max_mg_dl=min(settings.ingest.max_mg_dl, settings.quality.max_mg_dl),
         mg_per_mmol=MG_DL_PER_MMOL_L,
+        directions=list(DIRECTIONS),
+        max_rate_mg_dl_min=MAX_RATE_MG_DL_MIN,
     )
 
 
@@ -70,6 +74,7 @@ def normalise(
     """``normalize.sql`` over the rows; its vectorised equivalent when the input allows it.
     ``carried`` (``CARRIED_SCHEMA``): the repeated local times earlier chunks reached;
     ``received_at``: when the rows were received (see ``normalise_params``)."""
+    incoming = _with_trend_text(incoming)
     fast = normalise_fast(incoming, normalise_params(settings, received_at))
     if fast is not None:
         return fast  # no local times, so nothing carried matters
@@ -110,6 +115,7 @@ def run_normalize_sql(
     received_at: dt.datetime,
 ) -> pa.Table:
     """``normalize.sql`` itself: the definition of the rules, for any input."""
+    incoming = _with_trend_text(incoming)
     glucose = incoming["glucose"]
     if glucose.type != pa.string():  # a typed column (Parquet): the query reads text
         index = incoming.schema.get_field_index("glucose")
@@ -124,3 +130,18 @@ def run_normalize_sql(
         time_formats=list(time_formats),
         **{k: getattr(params, k) for k in params.__slots__},
     )
+
+
+def _with_trend_text(incoming: pa.Table) -> pa.Table:
+    """The rows with their trend columns as plain text (the query reads text), empty when a
+    caller left them out."""
+    n = incoming.num_rows
+    for name in ("direction", "rate"):
+        column = incoming[name] if name in incoming.column_names else pa.nulls(n, pa.string())
+        if column.type != pa.string():
+            column = column.cast(pa.string())
+        if name in incoming.column_names:
+            incoming = incoming.set_column(incoming.schema.get_field_index(name), name, column)
+        else:
+            incoming = incoming.append_column(name, column)
+    return incoming

@@ -1,7 +1,9 @@
 -- Validate and normalise raw rows into canonical readings; one output row per input row.
 -- Inputs: incoming (pos, line, source, patient_key, device_id, time, instant, glucose, unit, tz, tz_ok,
--- flags, problem): pos is the row's place in time order as the parser gave it, flags and problem come
--- from the parser. Params: $default_unit, $min_mg_dl, $max_mg_dl, $mg_per_mmol, $time_formats
+-- flags, problem, direction, rate): pos is the row's place in time order as the parser gave it, flags
+-- and problem come from the parser, direction and rate are the uploader's trend as text (kept when
+-- the direction is one of $directions and the rate a finite number within $max_rate_mg_dl_min either
+-- way, else NULL: a bad trend never quarantines a row). Params: $default_unit, $min_mg_dl, $max_mg_dl, $mg_per_mmol, $time_formats
 -- (strptime formats of local times that are not ISO 8601), $scan_flag (ReadingFlag.SCAN),
 -- $earliest and $latest (the first and last plausible instants, both allowed). carried (patient_key, device_id, tz, day,
 -- reached): for a file read in chunks, per device, zone and local day, the latest repeated local
@@ -30,6 +32,11 @@ WITH typed AS (
         glucose AS raw_glucose,
         tz,
         tz_ok,
+        CASE WHEN list_contains($directions, direction) THEN direction END AS direction,
+        CASE
+            WHEN abs(TRY_CAST(trim(rate) AS DOUBLE)) <= $max_rate_mg_dl_min
+                THEN TRY_CAST(trim(rate) AS DOUBLE)
+        END AS rate_mg_dl_min,
         CASE lower(replace(coalesce(nullif(trim(unit), ''), $default_unit), ' ', ''))
             WHEN 'mg/dl' THEN 'mg/dL'
             WHEN 'mmol/l' THEN 'mmol/L'
@@ -253,7 +260,9 @@ SELECT
     CASE WHEN c.reason IS NOT NULL THEN coalesce(c.raw_time, CAST(c.instant AS VARCHAR)) END
         AS raw_time,
     c.raw_glucose,
-    CASE WHEN c.repeated THEN c.local_time END AS repeated_local_time
+    CASE WHEN c.repeated THEN c.local_time END AS repeated_local_time,
+    c.direction,
+    c.rate_mg_dl_min
 FROM checked AS c
 LEFT JOIN covered AS v ON c.pos = v.pos
 ORDER BY c.line

@@ -63,7 +63,7 @@ class RawBatch:
         """The readings ``rows`` at a time (one chunk in memory, whatever the batch's size)."""
         with self.storage.fs.open_input_file(f"{self.path}/readings.parquet") as f:
             for chunk in pq.ParquetFile(f).iter_batches(batch_size=rows):
-                yield pa.Table.from_batches([chunk]).cast(READING_SCHEMA)
+                yield _as_readings(pa.Table.from_batches([chunk]))
 
     def earliest_reading(self) -> dt.datetime | None:
         """The earliest ``ts`` of the batch, from the Parquet footer's statistics (None when
@@ -106,6 +106,15 @@ class RawBatch:
         with self.storage.fs.open_input_stream(f"{self.path}/{_MANIFEST}") as f:
             loaded: dict[str, Any] = json.loads(f.read().decode("utf-8"))
         return loaded
+
+
+def _as_readings(table: pa.Table) -> pa.Table:
+    """A raw batch's readings in ``READING_SCHEMA``; columns a batch written before they
+    existed lacks (the uploader's trend) read as nulls."""
+    for field in READING_SCHEMA:
+        if field.name not in table.column_names:
+            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+    return table.select(READING_SCHEMA.names).cast(READING_SCHEMA)
 
 
 class RawZone:
