@@ -49,7 +49,14 @@ _ENTRY_SCHEMA: Final = {
         "date": {"description": "Epoch milliseconds (a number)."},
         "dateString": {"description": "ISO 8601 time."},
         "device": {"description": "The uploader and sensor, e.g. xDrip-DexcomG6."},
-        "direction": {"description": "Trend arrow, e.g. Flat (not stored)."},
+        "direction": {
+            "description": "Trend arrow, a Nightscout direction name, e.g. Flat: stored with the"
+            " reading and returned by GET. Another value is dropped, never the entry."
+        },
+        "trend": {
+            "description": "Trend number 0-9 (NONE, DoubleUp, ..., RATE OUT OF RANGE), read as"
+            " the direction when the entry has no known `direction`."
+        },
     },
     "additionalProperties": True,
 }
