@@ -28,9 +28,13 @@ from glucosestream.alerts.webhooks import (
     signed_headers,
     unseal_secret,
 )
+from glucosestream.config import IngestSettings, LakeSettings, Settings
 from glucosestream.errors import ConfigError, LakeError, NotFound
 from glucosestream.lake import metadata_engine, open_access, patients, webhook_outbox, webhooks
-from tests.webhook_receiver import WebhookReceiver
+
+from .conftest import SECRET
+from .pg_database import URL_FILE, throwaway_database
+from .webhook_receiver import WebhookReceiver
 
 T0 = dt.datetime(2026, 2, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -453,6 +457,19 @@ def test_a_claim_left_by_a_killed_serve_is_taken_over_once_it_expires(settings):
     assert outbox_rows(settings)[0].state == "delivered"
 
 
+def test_a_claim_takes_at_most_its_limit_oldest_first(settings):
+    clock = Clock()
+    one_webhook(settings, clock, [change(alert_id=f"al_{i}") for i in range(5)])
+    outbox = open_outbox(settings.lake)
+    first = outbox.claim("w1", now=clock(), claim_s=30, limit=1)
+    two = outbox.claim("w2", now=clock(), claim_s=30, limit=2)
+    assert len(first) == 1
+    assert len(two) == 2
+    assert len({c.delivery_id for c in first + two}) == 3
+    assert [c.attempts for c in first + two] == [1, 1, 1]
+    assert len(outbox.claim("w3", now=clock(), claim_s=30, limit=10)) == 2
+
+
 def test_two_workers_over_one_store_never_send_a_row_twice(settings):
     with_patients(settings, "pk1")
     open_webhook_store(settings.lake).add("https://r.example/h", at=T0)
@@ -519,3 +536,47 @@ def test_post_reports_refused_and_timed_out_connections(settings):
 
 def _utc(at):
     return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at
+
+
+@pytest.fixture
+def pg_settings(tmp_path):
+    if not URL_FILE.exists():
+        pytest.skip("no test PostgreSQL server: run `scripts/postgres.sh start` (make test does)")
+    with throwaway_database(URL_FILE.read_text().strip()) as url:
+        yield Settings(
+            lake=LakeSettings(root=str(tmp_path / "lake"), metadata_url=url),
+            ingest=IngestSettings(pseudonym_secret=SECRET),
+        )
+
+
+@pytest.mark.slow
+def test_two_workers_over_one_postgresql_store_never_send_a_row_twice(pg_settings):
+    settings = pg_settings
+    with_patients(settings, "pk1")
+    open_webhook_store(settings.lake).add("https://r.example/h", at=T0)
+    with metadata_engine(settings.lake).begin() as con:
+        enqueue(con, [change(alert_id=f"al_{i}") for i in range(30)])
+        enqueue(con, [change("cleared", 2, alert_id=f"al_{i}") for i in range(30)])
+    sent, lock = [], threading.Lock()
+
+    def send(url, body, headers, timeout_s):
+        with lock:
+            sent.append((headers["webhook-id"], json.loads(body)))
+        time.sleep(0.002)
+        return Response(200)
+
+    workers = [DeliveryWorker(settings, send=send) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+        worker.wake()
+    deadline = time.monotonic() + 60
+    while open_outbox(settings.lake).unsettled() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for worker in workers:
+        worker.stop()
+    ids = [delivery_id for delivery_id, _ in sent]
+    assert len(ids) == 60
+    assert len(set(ids)) == 60
+    order = [(body["alert_id"], body["type"]) for _, body in sent]
+    for i in range(30):  # each clear after its fire
+        assert order.index((f"al_{i}", "alert.fired")) < order.index((f"al_{i}", "alert.cleared"))

@@ -137,20 +137,20 @@ def _outbox_row(
 
 def _insert_new(con: sa.Connection, row: dict[str, Any]) -> int:
     """Insert the row unless its delivery id is there already; 1 if it was added."""
-    if con.dialect.name == "sqlite":
-        done = con.execute(sqlite_insert(webhook_outbox).values(row).on_conflict_do_nothing())
-    elif con.dialect.name == "postgresql":
-        done = con.execute(postgresql_insert(webhook_outbox).values(row).on_conflict_do_nothing())
-    else:  # another database: a check first
-        known = con.scalar(
-            sa.select(webhook_outbox.c.delivery_id).where(
-                webhook_outbox.c.delivery_id == row["delivery_id"]
-            )
+    name = con.dialect.name
+    if name in ("sqlite", "postgresql"):
+        insert = (sqlite_insert if name == "sqlite" else postgresql_insert)(webhook_outbox)
+        added = insert.values(row).on_conflict_do_nothing().returning(webhook_outbox.c.delivery_id)
+        return len(con.execute(added).all())
+    known = con.scalar(  # another database: a check first
+        sa.select(webhook_outbox.c.delivery_id).where(
+            webhook_outbox.c.delivery_id == row["delivery_id"]
         )
-        if known is not None:
-            return 0
-        done = con.execute(webhook_outbox.insert(), [row])
-    return max(done.rowcount, 0)
+    )
+    if known is not None:
+        return 0
+    con.execute(webhook_outbox.insert(), [row])
+    return 1
 
 
 def retry_delay_s(attempts: int, settings: AlertSettings, rng: random.Random) -> float:
@@ -195,16 +195,20 @@ class OutboxStore(Store):
             )
             .exists()
         )
+        # A materialized CTE: PostgreSQL may run a plain IN (subquery) more than once per
+        # UPDATE, and each run would lock another `limit` rows.
         chosen = (
             sa.select(row.c.delivery_id)
             .where(due, ~waits)
             .order_by(row.c.created_at, row.c.seq, row.c.delivery_id)
             .limit(limit)
             .with_for_update(skip_locked=True)
+            .cte("chosen")
+            .prefix_with("MATERIALIZED")
         )
         update = (
             row.update()
-            .where(row.c.delivery_id.in_(chosen.scalar_subquery()), due)
+            .where(row.c.delivery_id.in_(sa.select(chosen.c.delivery_id)), due)
             .values(
                 state="delivering",
                 claimed_by=worker_id,
