@@ -110,6 +110,7 @@ _SLOW_MARKERS: set[str] = set()
 _FAST_LIMIT_S = 1.0  # twice the rule's 0.5 s, so a busy machine does not flag borderline tests
 HEAVY_MODULES = frozenset(
     {
+        "test_always_on.py",
         "test_authz_matrix.py",
         "test_aws_e2e.py",
         "test_aws_moto.py",
@@ -136,6 +137,13 @@ HEAVY_MODULES = frozenset(
     }
 )
 HEAVY_TESTS: dict[str, frozenset[str]] = {
+    "test_webhooks.py": frozenset(
+        {
+            "test_two_workers_over_one_store_never_send_a_row_twice",
+            "test_post_delivers_signed_over_http_and_follows_no_redirect",
+            "test_post_reports_refused_and_timed_out_connections",
+        }
+    ),
     "test_app.py": frozenset({"test_patient_page_and_json_show_published_metrics"}),
     "test_athena_views.py": frozenset(
         {

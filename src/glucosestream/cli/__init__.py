@@ -2,14 +2,15 @@
 
 ``base`` holds the group and the options every command shares; ``setup`` the commands that make
 or serve data (demo, synth, serve, token, clinic); ``lake`` the commands over a lake (ingest,
-run, runs, metrics, maintain, report, audit); ``render`` their human-readable text.
+run, runs, metrics, maintain, report, audit); ``alerts`` the alert and webhook commands;
+``render`` their human-readable text.
 """
 
 from __future__ import annotations
 
-from glucosestream.cli import lake, setup
+from glucosestream.cli import alerts, lake, setup
 from glucosestream.cli.base import main
 
 __all__ = ["main"]
 
-_COMMAND_MODULES = (lake, setup)  # importing them registers their commands on ``main``
+_COMMAND_MODULES = (alerts, lake, setup)  # importing them registers their commands on ``main``

@@ -180,6 +180,13 @@ class TokenStore(Store):
         message = b"api-secret\x00" + sha1_hex.strip().lower().encode("ascii", "replace")
         return hmac.new(self._access_key(), message, hashlib.sha256).hexdigest()
 
+    def derived_key(self, purpose: str) -> bytes:
+        """A key for one purpose (``"webhook-secret-seal"``), derived from the lake's access
+        key, so no caller holds the access key itself: HMAC-SHA256(access key,
+        ``derived-key\0`` + purpose)."""
+        message = b"derived-key\x00" + purpose.encode()
+        return hmac.new(self._access_key(), message, hashlib.sha256).digest()
+
     def _access_key(self) -> bytes:
         if self._key is None:
             path = self._key_path
