@@ -9,6 +9,9 @@ import json
 import pytest
 
 import glucosestream.cli.alerts  # noqa: F401 - registers `alerts` on main
+from glucosestream.alerts.changes import AlertChange
+from glucosestream.alerts.outbox import enqueue
+from glucosestream.alerts.store import open_alert_store
 from glucosestream.alerts.webhooks import open_webhook_store, secret_key
 from glucosestream.cli import main
 from glucosestream.config import IngestSettings, LakeSettings, Settings
@@ -155,3 +158,96 @@ def test_webhook_list_of_a_lake_without_webhooks(cli, env):
 
 def test_webhook_add_without_a_url_is_a_usage_error(cli, env):
     assert run(cli, env, "webhook", "add").exit_code == 2
+
+
+# alerts list and ack ------------------------------------------------------------------------------
+def fire(lake, alert_id, *, external="P1", kind="urgent_low", at=T0, event="fired", seq=0):
+    key = patient_key(SECRET.encode(), external)
+    open_metadata(lake.lake).register_patients({key: external}, T0)
+    change = AlertChange(
+        alert_id=alert_id,
+        patient_key=key,
+        kind=kind,
+        event=event,
+        seq=seq,
+        at=at,
+        glucose_mg_dl=52.0,
+        threshold_mg_dl=55.0,
+    )
+    open_alert_store(lake.lake).apply([change], enqueue=enqueue)
+
+
+def test_alerts_list_newest_first_with_deliveries_and_filters(cli, env, lake):
+    open_webhook_store(lake.lake).add("https://x.example/h", at=T0)
+    fire(lake, "al_1")
+    fire(lake, "al_2", external="P2", kind="low", at=T0 + dt.timedelta(minutes=5))
+    fire(
+        lake,
+        "al_2",
+        external="P2",
+        kind="low",
+        at=T0 + dt.timedelta(minutes=9),
+        event="cleared",
+        seq=2,
+    )
+    result = run(cli, env, "list", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)["alerts"]
+    assert [r["alert_id"] for r in rows] == ["al_2", "al_1"]
+    first = rows[1]
+    assert set(first) == {
+        "alert_id", "patient", "kind", "state", "level", "fired_at", "reading_ts",
+        "glucose_mg_dl", "cleared_at", "acked_at", "acked_by", "suppressed", "snoozed_until",
+        "deliveries",
+    }  # fmt: skip
+    assert (first["patient"], first["kind"], first["state"]) == ("P1", "urgent_low", "active")
+    assert first["glucose_mg_dl"] == 52.0
+    assert first["fired_at"] == "2026-02-01T12:00:00+00:00"
+    assert first["deliveries"]["pending"] == 1
+    assert rows[0]["deliveries"]["pending"] == 2  # the fire and the clear
+    assert rows[0]["cleared_at"] == "2026-02-01T12:09:00+00:00"
+
+    active = json.loads(run(cli, env, "list", "--active", "--json").output)["alerts"]
+    assert [r["alert_id"] for r in active] == ["al_1"]
+    mine = json.loads(run(cli, env, "list", "--patient", "P2", "--json").output)["alerts"]
+    assert [r["alert_id"] for r in mine] == ["al_2"]
+    assert len(json.loads(run(cli, env, "list", "--limit", "1", "--json").output)["alerts"]) == 1
+    human = run(cli, env, "list")
+    assert human.stdout.splitlines()[0].split()[:3] == ["alert_id", "patient", "kind"]
+    assert "al_1" in human.stdout
+    assert "1 pending" in human.stdout
+
+
+def test_alerts_list_of_an_unknown_patient_is_not_found(cli, env):
+    result = run(cli, env, "list", "--patient", "NOBODY")
+    assert result.exit_code == 1
+    assert "no patient with that id" in result.stderr
+
+
+def test_alerts_list_without_alerts(cli, env):
+    assert run(cli, env, "list").stdout == "no alerts\n"
+    assert json.loads(run(cli, env, "list", "--json").output) == {"alerts": []}
+
+
+def test_ack_records_once_says_when_and_is_audited(cli, env, lake):
+    fire(lake, "al_1")
+    acked = run(cli, env, "ack", "al_1", "--json")
+    assert acked.exit_code == 0, acked.output
+    row = json.loads(acked.output)
+    assert row["alert_id"] == "al_1"
+    assert row["acked_by"] == "cli"
+    assert row["acked_at"]
+    again = run(cli, env, "ack", "al_1")
+    assert again.exit_code == 0
+    assert f"was already acknowledged at {row['acked_at']} by cli" in again.stdout
+    events = [e.event for e in open_alert_store(lake.lake).events("al_1")]
+    assert events == ["fired", "acked"]  # the second ack changed nothing
+    key = patient_key(SECRET.encode(), "P1")
+    audit = open_access(lake.lake).audit.access_entries(key, limit=10)
+    assert [(e.action, e.token_id, e.role) for e in audit] == [("alert.ack", "cli", "cli")]
+
+
+def test_ack_of_an_unknown_alert_is_not_found_exit_1(cli, env):
+    result = run(cli, env, "ack", "al_nope")
+    assert result.exit_code == 1
+    assert "no alert 'al_nope'" in result.stderr

@@ -15,20 +15,71 @@ from typing import Any, Final
 import click
 
 from glucosestream.alerts.outbox import OUTBOX_STATES, open_outbox
+from glucosestream.alerts.store import AlertRow, open_alert_store
 from glucosestream.alerts.webhooks import Webhook, open_webhook_store
 from glucosestream.cli.base import Context, common, main
 from glucosestream.errors import ConfigError, NotFound
 from glucosestream.ingest.identity import load_secret, patient_key
 from glucosestream.lake import open_metadata
 
-__all__ = ["alerts", "webhook_add", "webhook_list", "webhook_remove"]
+__all__ = ["ack", "alerts", "list_alerts", "webhook_add", "webhook_list", "webhook_remove"]
 
 _EVERY_PATIENT: Final = "*"
+_CLI: Final = "cli"  # the actor and role of what the command line does, in history and audit
 
 
 @main.group()
 def alerts() -> None:
     """Alerts (fired on arrival by `serve`) and the webhooks they are delivered to."""
+
+
+@alerts.command("list")
+@click.option("--patient", "patient_id", help="Only this patient's alerts (id as ingested).")
+@click.option("--active", "active_only", is_flag=True, help="Only alerts not cleared yet.")
+@click.option(
+    "--limit", type=click.IntRange(1, 100_000), default=100, show_default=True, help="Alerts shown."
+)
+@common
+def list_alerts(ctx: Context, patient_id: str | None, active_only: bool, limit: int) -> None:
+    """List alerts newest first: kind, state, times, glucose, acknowledgement, snooze, and
+    their webhook deliveries by state (dead letters included).
+
+    Example: glucosestream alerts list --patient P00001 --active --json
+    """
+    key = _known_patient(ctx, patient_id) if patient_id is not None else None
+    found = open_alert_store(ctx.settings.lake).list_alerts(
+        patient_key=key, active_only=active_only, limit=limit
+    )
+    names = open_webhook_store(ctx.settings.lake).external_ids(a.patient_key for a in found)
+    rows = [_alert_row(a, names) for a in found]
+    ctx.emit({"alerts": rows}, _alert_table(rows) if rows else "no alerts")
+
+
+@alerts.command()
+@click.argument("alert_id")
+@common
+def ack(ctx: Context, alert_id: str) -> None:
+    """Acknowledge an alert (by its id from `alerts list`): no escalation is sent for it any
+    more; its clear still is. Recorded in its history and the audit trail.
+
+    Example: glucosestream alerts ack al_20260201T120000123456Z-3f9a
+    """
+    store = open_alert_store(ctx.settings.lake)
+    alert_id = alert_id.strip()
+    before = store.get(alert_id)
+    if before is None:
+        raise NotFound(f"no alert {alert_id!r}; `glucosestream alerts list` shows the alerts")
+    done = before if before.acked_at is not None else None
+    if done is None:
+        done = store.ack(alert_id, actor=_CLI, role=_CLI, at=dt.datetime.now(dt.UTC))
+    names = open_webhook_store(ctx.settings.lake).external_ids([done.patient_key])
+    row = _alert_row(done, names)
+    said = "was already acknowledged" if before.acked_at is not None else "acknowledged"
+    ctx.emit(
+        row,
+        f"alert {row['alert_id']} ({row['kind']}, patient {row['patient']}) {said} at "
+        f"{row['acked_at']} by {row['acked_by']}",
+    )
 
 
 @alerts.group()
@@ -118,6 +169,49 @@ def _known_patient(ctx: Context, patient_id: str) -> str:
     if key not in set(open_metadata(ctx.settings.lake).patient_keys()):
         raise NotFound("no patient with that id in this lake; check --patient (the id as ingested)")
     return key
+
+
+def _alert_row(alert: AlertRow, names: dict[str, str]) -> dict[str, Any]:
+    return {
+        "alert_id": alert.alert_id,
+        "patient": names.get(alert.patient_key, "?"),
+        "kind": alert.kind,
+        "state": alert.state,
+        "level": alert.level,
+        "fired_at": _when(alert.fired_at),
+        "reading_ts": _when(alert.reading_ts),
+        "glucose_mg_dl": alert.glucose_mg_dl,
+        "cleared_at": _when(alert.cleared_at),
+        "acked_at": _when(alert.acked_at),
+        "acked_by": alert.acked_by,
+        "suppressed": alert.suppressed,
+        "snoozed_until": _when(alert.snoozed_until),
+        "deliveries": {state: alert.deliveries.get(state, 0) for state in OUTBOX_STATES},
+    }
+
+
+def _alert_table(rows: list[dict[str, Any]]) -> str:
+    header = ["alert_id", "patient", "kind", "state", "fired", "mg/dL", "cleared", "acked"]
+    cells = [[*header, "deliveries"]]
+    for row in rows:
+        glucose = row["glucose_mg_dl"]
+        kind = row["kind"] + (f" ({row['level']})" if row["level"] else "")
+        state = row["state"] + (" suppressed" if row["suppressed"] else "")
+        sent = ", ".join(f"{n} {s}" for s, n in row["deliveries"].items() if n) or "-"
+        cells.append(
+            [
+                row["alert_id"],
+                row["patient"],
+                kind,
+                state,
+                row["fired_at"],
+                "-" if glucose is None else f"{glucose:g}",
+                row["cleared_at"] or "-",
+                row["acked_at"] or "-",
+                sent,
+            ]
+        )
+    return _table(cells)
 
 
 def _webhook_row(hook: Webhook, names: dict[str, str], counts: dict[str, int]) -> dict[str, Any]:
