@@ -312,8 +312,7 @@ def open_webhook_store(settings: LakeSettings) -> WebhookStore:
     """The lake's webhooks; the seal key is derived from its access key on first use."""
 
     def seal_key() -> bytes:
-        access_key = open_access(settings).tokens._access_key()  # see requests-D.md D1
-        return hmac.new(access_key, b"derived-key\x00" + SEAL_PURPOSE.encode(), "sha256").digest()
+        return open_access(settings).tokens.derived_key(SEAL_PURPOSE)
 
     return WebhookStore(metadata_engine(settings), seal_key=seal_key)
 
