@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from glucosestream.alerts.changes import AlertChange
 from glucosestream.alerts.delivery import DeliveryWorker, Response, post
 from glucosestream.alerts.outbox import body_of, delivery_id_of, enqueue, open_outbox
+from glucosestream.alerts.store import open_alert_store
 from glucosestream.alerts.webhooks import (
     check_url,
     new_secret,
@@ -580,3 +581,23 @@ def test_two_workers_over_one_postgresql_store_never_send_a_row_twice(pg_setting
     order = [(body["alert_id"], body["type"]) for _, body in sent]
     for i in range(30):  # each clear after its fire
         assert order.index((f"al_{i}", "alert.fired")) < order.index((f"al_{i}", "alert.cleared"))
+
+
+def test_a_fire_committed_through_the_alert_store_is_sent_at_once_on_wake(settings, monkeypatch):
+    monkeypatch.setattr("glucosestream.alerts.delivery.POLL_S", 30.0)  # only wake() is quick
+    with_patients(settings, "pk1")
+    with WebhookReceiver() as receiver:
+        _, secret = open_webhook_store(settings.lake).add(receiver.url, at=T0)
+        worker = DeliveryWorker(settings, threads=1)
+        worker.start()
+        try:
+            time.sleep(0.2)  # the thread has found nothing and waits
+            open_alert_store(settings.lake).apply([change()], enqueue=enqueue)
+            worker.wake()
+            assert receiver.wait_for(lambda r: len(r) == 1, timeout_s=10)
+        finally:
+            worker.stop()
+    (receipt,) = receiver.receipts
+    assert json.loads(receipt.body)["alert_id"] == "al_1"
+    assert verify_standard_webhook(secret, receipt.headers, receipt.body, now=receipt.timestamp)
+    assert outbox_rows(settings)[0].state == "delivered"
