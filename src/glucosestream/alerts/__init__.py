@@ -12,6 +12,7 @@ their sources: docs/alerts.md.
 
 from glucosestream.alerts.changes import KINDS, AlertChange
 from glucosestream.alerts.delivery import DeliveryWorker
+from glucosestream.alerts.engine import AlertEngine
 from glucosestream.alerts.evaluate import ActiveAlert, evaluate
 from glucosestream.alerts.forecast import ar2
 from glucosestream.alerts.outbox import OutboxStore, enqueue, open_outbox
@@ -24,6 +25,7 @@ __all__ = [
     "KINDS",
     "ActiveAlert",
     "AlertChange",
+    "AlertEngine",
     "AlertEvent",
     "AlertRow",
     "AlertStore",

@@ -1,0 +1,186 @@
+"""The alert engine: batches evaluated off the ingest path, the stale-data tick, and a restart
+that refires nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pytest
+import sqlalchemy as sa
+
+from glucosestream.alerts.engine import AlertEngine
+from glucosestream.alerts.outbox import enqueue as outbox_enqueue
+from glucosestream.alerts.store import open_alert_store
+from glucosestream.alerts.webhooks import open_webhook_store
+from glucosestream.lake import metadata_engine
+from glucosestream.live import CommittedBatch
+
+T0 = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    ts: dt.datetime
+    glucose_mg_dl: float
+    device_id: str = "dev1"
+    flags: int = 0
+    tz: str = "UTC"
+    direction: str | None = None
+    rate_mg_dl_min: float | None = None
+
+
+class Window:
+    """A live window: each patient's readings, ascending."""
+
+    def __init__(self) -> None:
+        self.readings: dict[str, list[Reading]] = {}
+        self.broken: set[str] = set()
+
+    def add(self, patient: str, minutes: float, glucose: float) -> CommittedBatch:
+        reading = Reading(T0 + dt.timedelta(minutes=minutes), glucose)
+        self.readings.setdefault(patient, []).append(reading)
+        return CommittedBatch(f"b{minutes}", pa.table({"patient_key": [patient]}), reading.ts)
+
+    def recent(self, patient_key, since=None):
+        if patient_key in self.broken:
+            raise RuntimeError("window broken")
+        return [r for r in self.readings.get(patient_key, []) if since is None or r.ts >= since]
+
+    def patients(self):
+        return sorted(self.readings)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def at(self, minutes: float) -> None:
+        self.now = T0 + dt.timedelta(minutes=minutes)
+
+
+def _recording():
+    calls = []
+    return calls, lambda con, changes: calls.append(list(changes))
+
+
+def _engine(settings, window, clock, **kw):
+    kw.setdefault("enqueue", _recording()[1])
+    return AlertEngine(settings, window, open_alert_store(settings.lake), clock=clock, **kw)
+
+
+def test_submit_only_queues_and_the_thread_evaluates(settings):
+    window, clock, changed = Window(), Clock(), threading.Event()
+    engine = _engine(settings, window, clock, on_change=changed.set)
+    engine.submit(window.add("p1", 0, 60))
+    store = open_alert_store(settings.lake)
+    assert store.list_alerts() == []  # nothing evaluated in the caller's thread
+    engine.start()
+    try:
+        assert changed.wait(10)
+    finally:
+        engine.stop()
+    assert [a.kind for a in store.list_alerts(active_only=True)] == ["low"]
+
+
+def test_batches_queued_before_stop_are_evaluated(settings):
+    window, clock = Window(), Clock()
+    engine = _engine(settings, window, clock)
+    engine.start()
+    for i, patient in enumerate(("p1", "p2", "p3")):
+        engine.submit(window.add(patient, i / 10, 300))
+    engine.stop()
+    assert store_kinds(settings) == {"p1": ["high"], "p2": ["high"], "p3": ["high"]}
+
+
+def store_kinds(settings) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for row in open_alert_store(settings.lake).list_alerts(active_only=True):
+        out.setdefault(row.patient_key, []).append(row.kind)
+    return out
+
+
+def test_a_restart_refires_nothing(settings):
+    open_webhook_store(settings.lake).add("https://example.org/hook", at=T0)
+    window, clock = Window(), Clock()
+    window.add("p1", 0, 62)
+    first = _engine(settings, window, clock, enqueue=outbox_enqueue)
+    assert [c.kind for c in first.evaluate_all()] == ["low"]
+    clock.at(1)
+    again = _engine(settings, window, clock, enqueue=outbox_enqueue)  # a new store, same DB
+    assert again.evaluate_all() == []
+    assert store_kinds(settings) == {"p1": ["low"]}
+    with metadata_engine(settings.lake).begin() as con:
+        assert con.execute(sa.text("select count(*) from webhook_outbox")).scalar() == 1
+
+
+def test_the_tick_fires_stale_data_escalates_it_and_a_reading_clears_it(settings):
+    window, clock = Window(), Clock()
+    engine = _engine(settings, window, clock)
+    window.add("p1", 0, 120)
+    assert engine.evaluate_all() == []
+    clock.at(19)
+    assert engine.tick() == []
+    clock.at(20)
+    (fired,) = engine.tick()
+    assert (fired.kind, fired.level) == ("stale_data", "warning")
+    clock.at(40)
+    (escalated,) = engine.tick()
+    assert (escalated.event, escalated.alert_id) == ("escalated", fired.alert_id)
+    clock.at(41)
+    window.add("p1", 41, 120)
+    (cleared,) = engine.evaluate_patient("p1")
+    assert cleared.delivered_kind == "stale_data_cleared"
+
+
+def test_the_tick_leaves_patients_with_recent_readings_alone(settings, monkeypatch):
+    window, clock = Window(), Clock()
+    engine = _engine(settings, window, clock)
+    window.add("fresh", 0, 120)
+    window.add("quiet", -10, 120)
+    seen: list[str] = []
+    monkeypatch.setattr(engine, "evaluate_patient", lambda key: seen.append(key) or [])
+    clock.at(1)
+    engine.tick()
+    assert seen == ["quiet"]
+
+
+def test_the_thread_ticks_by_itself(settings):
+    window, clock, changed = Window(), Clock(), threading.Event()
+    window.add("p1", 0, 120)
+    engine = _engine(settings, window, clock, on_change=changed.set, tick_s=0.05)
+    engine.start()
+    try:
+        assert not changed.wait(0.15)  # the start's evaluation and the ticks: nothing stale
+        clock.at(25)
+        assert changed.wait(10)
+    finally:
+        engine.stop()
+    assert store_kinds(settings) == {"p1": ["stale_data"]}
+
+
+def test_one_failing_patient_does_not_stop_the_others(settings, caplog):
+    window, clock = Window(), Clock()
+    window.add("bad", 0, 60)
+    window.add("good", 0, 60)
+    window.broken.add("bad")
+    engine = _engine(settings, window, clock)
+    assert [c.patient_key for c in engine.evaluate_all()] == ["good"]
+    assert "alert evaluation failed for one patient" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "table", [pa.table({"x": [1]}), pa.table({"patient_key": pa.array([], pa.string())})]
+)
+def test_a_batch_without_patients_is_ignored(settings, table):
+    window, clock, changed = Window(), Clock(), threading.Event()
+    engine = _engine(settings, window, clock, on_change=changed.set)
+    engine.start()
+    engine.submit(CommittedBatch("b", table, T0))
+    engine.stop()
+    assert not changed.is_set()
