@@ -601,3 +601,17 @@ def test_a_fire_committed_through_the_alert_store_is_sent_at_once_on_wake(settin
     assert json.loads(receipt.body)["alert_id"] == "al_1"
     assert verify_standard_webhook(secret, receipt.headers, receipt.body, now=receipt.timestamp)
     assert outbox_rows(settings)[0].state == "delivered"
+
+
+def test_a_claim_outlasts_the_receivers_timeout(settings):
+    clock = Clock()
+    one_webhook(settings, clock)
+    slow = delivery_settings(settings, claim_s=1.0, timeout_s=5.0)
+
+    def send(url, body, headers, timeout_s):
+        (row,) = outbox_rows(settings)
+        assert (_utc(row.claimed_until) - clock.now).total_seconds() == 10.0
+        return Response(200)
+
+    assert DeliveryWorker(slow, clock=clock, send=send).deliver_due() == 1
+    assert outbox_rows(settings)[0].state == "delivered"

@@ -11,8 +11,9 @@ next attempt (``outbox.retry_delay_s``, at least a ``Retry-After`` the receiver 
 
 The threads are woken by ``wake()`` (the alert engine calls it once a fire commits) and look
 for due retries every second. A row a killed ``serve`` left ``delivering`` is claimed again once
-its claim (``alerts.claim_s``) expires, and sent once more with the same id and body: at least
-once on the wire, once per ``webhook-id`` at a receiver that keeps the ids it has seen.
+its claim expires (``alerts.claim_s``, at least twice ``alerts.timeout_s``), and sent once more
+with the same id and body: at least once on the wire, once per ``webhook-id`` at a receiver
+that keeps the ids it has seen.
 """
 
 from __future__ import annotations
@@ -120,6 +121,12 @@ class DeliveryWorker:
         self.worker_id = f"{host}:{os.getpid()}:{secrets.token_hex(4)}"
         self._headers = {"Content-Type": "application/json", "User-Agent": _user_agent()}
 
+    @property
+    def claim_s(self) -> float:
+        """How long a claim lasts: ``alerts.claim_s``, but at least twice ``alerts.timeout_s``,
+        so no other worker takes over a row whose attempt may still be answered."""
+        return max(self._settings.claim_s, 2 * self._settings.timeout_s)
+
     def wake(self) -> None:
         """Look for due rows now (called right after an alert change commits)."""
         self._wakeup.set()
@@ -144,9 +151,7 @@ class DeliveryWorker:
         """Claim and send due rows one at a time until none is left; returns the attempts."""
         attempts = 0
         while not self._stopping.is_set():
-            claimed = self._outbox.claim(
-                self.worker_id, now=self._clock(), claim_s=self._settings.claim_s
-            )
+            claimed = self._outbox.claim(self.worker_id, now=self._clock(), claim_s=self.claim_s)
             if not claimed:
                 return attempts
             for row in claimed:
