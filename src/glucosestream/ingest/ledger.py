@@ -6,7 +6,9 @@ batch no run has rejected, is answered with the batch it landed in and changes n
 
 A group commit records its batch and the requests in it in one transaction (``record_batch``),
 after the batch is committed in the raw zone: a request is in the ledger exactly when its batch
-is recorded, and never when its flush failed.
+is recorded, and never when its flush failed. The batch's recent readings go into
+``live_readings`` in the same transaction (``live.LiveStore.insert``), so what followers see
+before the next run is exactly what was recorded.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from glucosestream.lake import (
     insert_batch,
     metadata_engine,
 )
+from glucosestream.live import CommittedBatch, LiveStore
 
 __all__ = ["RequestLedger", "RequestRecord", "open_ledger"]
 
@@ -42,6 +45,10 @@ class RequestRecord:
 
 
 class RequestLedger(Store):
+    def __init__(self, engine: sa.Engine) -> None:
+        super().__init__(engine)
+        self._live = LiveStore(engine)
+
     def find(self, request_sha256s: Sequence[str]) -> dict[str, RequestRecord]:
         """The requests already ingested, by key, leaving out those in rejected batches."""
         if not request_sha256s:
@@ -64,13 +71,22 @@ class RequestLedger(Store):
         with self._tx() as con:
             _insert_requests(con, records)
 
-    def record_batch(self, batch: BatchRecord, records: Sequence[RequestRecord]) -> None:
+    def record_batch(
+        self,
+        batch: BatchRecord,
+        records: Sequence[RequestRecord],
+        *,
+        live: CommittedBatch | None = None,
+    ) -> None:
         """Record a raw batch and the requests it holds together (one transaction): both or
-        neither. The batch row is the one ``MetadataStore.add_batch`` writes."""
+        neither. The batch row is the one ``MetadataStore.add_batch`` writes. ``live``: the
+        batch's accepted readings, whose recent ones go into ``live_readings`` with them."""
         with self._tx() as con:
             insert_batch(con, batch)  # a run's discover may have registered it already
             if records:
                 _insert_requests(con, records)
+            if live is not None:
+                self._live.insert(con, live)
 
 
 def _insert_requests(con: sa.Connection, records: Sequence[RequestRecord]) -> None:

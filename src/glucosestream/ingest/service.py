@@ -189,8 +189,9 @@ class IngestService:
         def record(batch_record: BatchRecord, results: list[PartResult]) -> None:
             at = self._now()
             rows = [_ledger_row(p.sha256, r, at) for p, r in zip(parts, results, strict=True)]
-            self._ledger.record_batch(batch_record, rows)
-            self._committed(CommittedBatch(batch_record.batch_id, batch.readings, at))
+            committed = CommittedBatch(batch_record.batch_id, batch.readings, at)
+            self._ledger.record_batch(batch_record, rows, live=committed)  # live rows with it
+            self._committed(committed)
 
         results = write_batch(
             self.settings,
