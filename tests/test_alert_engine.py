@@ -52,6 +52,10 @@ class Window:
     def patients(self):
         return sorted(self.readings)
 
+    def last_reading_at(self, patient_key):
+        readings = self.readings.get(patient_key)
+        return max(r.ts for r in readings) if readings else None
+
 
 class Clock:
     def __init__(self) -> None:

@@ -12,10 +12,11 @@ import sqlalchemy as sa
 from glucosestream.alerts.changes import AlertChange
 from glucosestream.alerts.evaluate import alert_id_for
 from glucosestream.alerts.outbox import enqueue as outbox_enqueue
+from glucosestream.alerts.rules import RuleRow
 from glucosestream.alerts.store import open_alert_store
 from glucosestream.alerts.webhooks import open_webhook_store
 from glucosestream.errors import InvalidInput, NotFound
-from glucosestream.lake import alert_rules, metadata_engine, open_access
+from glucosestream.lake import metadata_engine, open_access
 
 T0 = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -222,23 +223,32 @@ def test_list_alerts_newest_first_filtered(store):
     assert len(store.list_alerts(limit=2)) == 2
 
 
-def test_rule_rows_of_the_patient_and_the_site(settings, store):
-    engine = metadata_engine(settings.lake)
-    with engine.begin() as con:
-        for patient, kind in (("*", "high"), ("p1", "low"), ("p2", "low")):
-            con.execute(
-                alert_rules.insert().values(
-                    patient_key=patient,
-                    kind=kind,
-                    enabled=True,
-                    threshold_mg_dl=65.0,
-                    minutes=None,
-                    updated_at=T0,
-                    updated_by="cli",
-                )
-            )
+def test_rule_rows_of_the_patient_and_the_site(store):
+    for patient, kind in (("*", "high"), ("p1", "low"), ("p2", "low")):
+        store.set_rule(RuleRow(patient, kind, True, 65.0, None), actor="cli", at=T0)
+    store.set_rule(RuleRow("p1", "low", False, None, None), actor="cli", at=T0)  # replaces
     rows = store.patient_alerts("p1").rule_rows
-    assert sorted((r.patient_key, r.kind) for r in rows) == [("*", "high"), ("p1", "low")]
+    assert sorted((r.patient_key, r.kind, r.enabled) for r in rows) == [
+        ("*", "high", True),
+        ("p1", "low", False),
+    ]
+    assert store.remove_rule("p1", "low")
+    assert not store.remove_rule("p1", "low")
+    assert [r.kind for r in store.patient_alerts("p1").rule_rows] == ["high"]
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (RuleRow("p1", "urgent_low", False, None, None), "fixed at 55"),
+        (RuleRow("p1", "low", True, 500.0, None), "outside 40.0-400.0"),
+        (RuleRow("p1", "hyper", True, 200.0, None), "unknown kind"),
+    ],
+)
+def test_a_rule_the_rules_would_not_use_is_refused(store, row, message):
+    with pytest.raises(InvalidInput, match=message):
+        store.set_rule(row, actor="cli", at=T0)
+    assert store.patient_alerts("p1").rule_rows == []
 
 
 def test_deliveries_are_counted_per_outbox_state(settings, store):

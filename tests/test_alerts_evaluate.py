@@ -106,6 +106,7 @@ def test_a_row_of_an_unknown_kind_is_ignored(caplog):
         rules = rules_for("p1", [_row("p1", "lowish", threshold=60)], AlertSettings())
     assert "lowish" not in rules.by_kind
     assert "unknown kind 'lowish'" in caplog.text
+    assert "the default stays" in caplog.text
 
 
 # --- AR2 ------------------------------------------------------------------------------------

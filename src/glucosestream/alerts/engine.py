@@ -57,6 +57,7 @@ class ReadingWindow(Protocol):
         self, patient_key: str, since: dt.datetime | None = None
     ) -> Sequence[WindowReading]: ...
     def patients(self) -> list[str]: ...
+    def last_reading_at(self, patient_key: str) -> dt.datetime | None: ...
 
 
 class _EvaluateAll:
@@ -119,8 +120,8 @@ class AlertEngine:
         quiet = now - dt.timedelta(minutes=STALE_CHECK_MIN)
         keys = set(self._store.active_patients())
         for key in self._window.patients():
-            readings = self._window.recent(key)
-            if not readings or readings[-1].ts <= quiet:
+            last = self._window.last_reading_at(key)
+            if last is None or last <= quiet:
                 keys.add(key)
         return self._evaluate(sorted(keys))
 

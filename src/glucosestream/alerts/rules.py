@@ -47,6 +47,7 @@ __all__ = [
     "Rule",
     "RuleRow",
     "Rules",
+    "rule_row_problem",
     "rules_for",
 ]
 
@@ -148,38 +149,36 @@ def rules_for(patient_key: str, rows: Iterable[RuleRow], settings: AlertSettings
     return Rules(by_kind, settings.stale_urgent_min)
 
 
-def _overridden(by_kind: Mapping[str, Rule], row: RuleRow) -> Rule | None:
-    """The rule a row makes of the current one, or None (the row is not used, and said so)."""
+def rule_row_problem(row: RuleRow) -> str | None:
+    """Why a row cannot be used (one sentence, with what is allowed), or None if it can."""
     if row.kind not in KINDS:
-        log.warning("alert rule of unknown kind %r ignored (kinds: %s)", row.kind, ", ".join(KINDS))
-        return None
+        return f"alert rule of unknown kind {row.kind!r}; the kinds are {', '.join(KINDS)}"
     if row.kind == "urgent_low":
-        log.warning(
-            "alert rule for urgent_low ignored: the urgent low alarm is fixed at %.0f mg/dL and "
-            "cannot be turned off",
-            URGENT_LOW_MG_DL,
+        return (
+            f"the urgent low alarm is fixed at {URGENT_LOW_MG_DL:.0f} mg/dL and cannot be turned "
+            "off, so it has no rule"
         )
-        return None
-    current = by_kind[row.kind]
     field_name, (lowest, highest) = _ALLOWED[row.kind]
     value = row.minutes if field_name == "minutes" else row.threshold_mg_dl
-    if value is None:
-        return dataclasses.replace(current, enabled=bool(row.enabled))
-    if not (math.isfinite(value) and lowest <= value <= highest):
-        log.warning(
-            "alert rule for %s (patient rule %s) ignored: %s=%r is outside %s-%s; "
-            "the default stays",
-            row.kind,
-            "site" if row.patient_key == SITE_DEFAULT else "own",
-            field_name,
-            value,
-            lowest,
-            highest,
-        )
+    if value is not None and not (math.isfinite(value) and lowest <= value <= highest):
+        return f"alert rule for {row.kind}: {field_name}={value!r} is outside {lowest}-{highest}"
+    return None
+
+
+def _overridden(by_kind: Mapping[str, Rule], row: RuleRow) -> Rule | None:
+    """The rule a row makes of the current one, or None (the row is not used, and said so)."""
+    problem = rule_row_problem(row)
+    if problem is not None:
+        owner = "the site's" if row.patient_key == SITE_DEFAULT else "a patient's"
+        log.warning("%s ignored (%s row); the default stays", problem, owner)
         return None
-    changed = dataclasses.replace(current, enabled=bool(row.enabled))
+    current = dataclasses.replace(by_kind[row.kind], enabled=bool(row.enabled))
+    field_name, _ = _ALLOWED[row.kind]
+    value = row.minutes if field_name == "minutes" else row.threshold_mg_dl
+    if value is None:
+        return current
     if field_name == "minutes":
-        return dataclasses.replace(changed, minutes=float(value))
+        return dataclasses.replace(current, minutes=float(value))
     if field_name == "rate_mg_dl_min":
-        return dataclasses.replace(changed, rate_mg_dl_min=float(value))
-    return dataclasses.replace(changed, threshold_mg_dl=float(value))
+        return dataclasses.replace(current, rate_mg_dl_min=float(value))
+    return dataclasses.replace(current, threshold_mg_dl=float(value))

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 
 from glucosestream.alerts.changes import AlertChange
 from glucosestream.alerts.evaluate import ActiveAlert
-from glucosestream.alerts.rules import SITE_DEFAULT, RuleRow
+from glucosestream.alerts.rules import SITE_DEFAULT, RuleRow, rule_row_problem
 from glucosestream.config import LakeSettings
 from glucosestream.errors import InvalidInput, LakeError, NotFound
 from glucosestream.lake import (
@@ -227,6 +227,33 @@ class AlertStore(Store):
             _event(con, row.alert_id, row.patient_key, at, "snoozed", actor, detail)
         self._audit(row.patient_key, alert_id, "alert.snooze", actor=actor, role=role, at=at)
         return _found(self.get(alert_id), alert_id)
+
+    def set_rule(self, row: RuleRow, *, actor: str, at: dt.datetime) -> None:
+        """Set one rule row (``patient_key`` ``"*"``: the site's default), replacing the row of
+        that patient and kind; a row the rules would not use is refused (InvalidInput)."""
+        problem = rule_row_problem(row)
+        if problem is not None:
+            raise InvalidInput(f"{problem}; nothing was changed")
+        key = (alert_rules.c.patient_key == row.patient_key) & (alert_rules.c.kind == row.kind)
+        with self._tx() as con:
+            con.execute(alert_rules.delete().where(key))
+            con.execute(
+                alert_rules.insert().values(
+                    patient_key=row.patient_key,
+                    kind=row.kind,
+                    enabled=row.enabled,
+                    threshold_mg_dl=row.threshold_mg_dl,
+                    minutes=row.minutes,
+                    updated_at=at,
+                    updated_by=actor[:16],
+                )
+            )
+
+    def remove_rule(self, patient_key: str, kind: str) -> bool:
+        """Remove one rule row (the default applies again); whether there was one."""
+        key = (alert_rules.c.patient_key == patient_key) & (alert_rules.c.kind == kind)
+        with self._tx() as con:
+            return con.execute(alert_rules.delete().where(key)).rowcount > 0
 
     def _audit(
         self,
