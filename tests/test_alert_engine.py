@@ -16,7 +16,8 @@ from glucosestream.alerts.outbox import enqueue as outbox_enqueue
 from glucosestream.alerts.store import open_alert_store
 from glucosestream.alerts.webhooks import open_webhook_store
 from glucosestream.lake import metadata_engine
-from glucosestream.live import CommittedBatch
+from glucosestream.live import CommittedBatch, LiveWindow
+from glucosestream.readings import READING_SCHEMA
 
 T0 = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -106,7 +107,7 @@ def store_kinds(settings) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for row in open_alert_store(settings.lake).list_alerts(active_only=True):
         out.setdefault(row.patient_key, []).append(row.kind)
-    return out
+    return {key: sorted(kinds) for key, kinds in out.items()}
 
 
 def test_a_restart_refires_nothing(settings):
@@ -188,3 +189,43 @@ def test_a_batch_without_patients_is_ignored(settings, table):
     engine.submit(CommittedBatch("b", table, T0))
     engine.stop()
     assert not changed.is_set()
+
+
+def _reading_table(patient: str, rows: list[tuple[float, float]]) -> pa.Table:
+    """A READING_SCHEMA table of one patient's readings (minutes after T0, mg/dL)."""
+    n = len(rows)
+    return pa.table(
+        {
+            "patient_key": [patient] * n,
+            "device_id": ["dev1"] * n,
+            "source": ["nightscout"] * n,
+            "ts": [T0 + dt.timedelta(minutes=m) for m, _ in rows],
+            "glucose_mg_dl": [g for _, g in rows],
+            "original_value": [g for _, g in rows],
+            "original_unit": ["mg/dL"] * n,
+            "flags": pa.array([0] * n, pa.int32()),
+            "tz": ["UTC"] * n,
+            "batch_id": ["b1"] * n,
+            "ingested_at": [T0] * n,
+            "direction": [None] * n,
+            "rate_mg_dl_min": pa.array([None] * n, pa.float64()),
+        },
+        schema=READING_SCHEMA,
+    )
+
+
+def test_the_engine_runs_on_the_live_window(settings):
+    clock = Clock()
+    window = LiveWindow(24, clock=clock)
+    engine = _engine(settings, window, clock)
+    clock.at(10)
+    batch = CommittedBatch("b1", _reading_table("p1", [(0, 80), (5, 50), (10, 50)]), clock())
+    window.add(batch)  # the hooks run in this order: the window first, then the engine
+    engine.submit(batch)
+    engine.start()
+    engine.stop()
+    assert store_kinds(settings) == {"p1": ["low", "urgent_low"]}
+    clock.at(15)
+    window.add(CommittedBatch("b2", _reading_table("p1", [(15, 50)]), clock()))
+    (fired,) = engine.evaluate_patient("p1")
+    assert (fired.kind, fired.at) == ("hypo_level2_episode", T0 + dt.timedelta(minutes=15))

@@ -312,6 +312,16 @@ def test_rate_precedence_uploader_rate_then_arrow_then_computed():
     assert fired.detail["rate_mg_dl_min"] == pytest.approx(-2.2)
 
 
+def test_a_change_carries_the_newest_readings_arrow():
+    p = Patient()
+    (fired,) = p.add(0, 60, direction="SingleDown", rate_mg_dl_min=-0.5)
+    assert fired.direction == "SingleDown"  # the uploader's arrow, as sent
+    p = Patient()
+    p.add(0, 75)
+    assert [c.direction for c in p.add(5, 69)] == ["FortyFiveDown"]  # -1.2 mg/dL/min computed
+    assert [c.direction for c in p.add(30, 75)] == [None]  # a gap: no arrow
+
+
 def test_no_rate_across_devices_or_a_gap():
     p = Patient()
     p.add(0, 100, device_id="a")

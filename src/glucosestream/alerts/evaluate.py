@@ -40,6 +40,7 @@ import numpy as np
 from glucosestream.alerts.changes import AlertChange, ChangeEvent
 from glucosestream.alerts.forecast import STEP_MIN, forecast
 from glucosestream.alerts.rules import Rules
+from glucosestream.live import TrendPoint, direction_of, rate_between
 from glucosestream.localclock import usable_zone
 from glucosestream.metrics.reference.episodes import find_episodes
 from glucosestream.metrics.reference.interpolation_grid import build_grid
@@ -63,23 +64,14 @@ _DIRECTION_RATES: Final[Mapping[str, tuple[float, float]]] = {
 }
 
 
-class WindowReading(Protocol):
-    """The fields of a live reading the evaluator reads (``live.LiveReading`` has them)."""
+class WindowReading(TrendPoint, Protocol):
+    """The fields of a live reading the evaluator reads (``live.LiveReading`` has them): the
+    trend's, and the flags and zone."""
 
-    @property
-    def device_id(self) -> str: ...
-    @property
-    def ts(self) -> dt.datetime: ...
-    @property
-    def glucose_mg_dl(self) -> float: ...
     @property
     def flags(self) -> int: ...
     @property
     def tz(self) -> str: ...
-    @property
-    def direction(self) -> str | None: ...
-    @property
-    def rate_mg_dl_min(self) -> float | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,12 +134,12 @@ def evaluate(
                     kind,
                     newest.ts,
                     finding,
-                    direction=newest.direction,
+                    direction=_direction(device),
                     suppressed=snoozed,
                 )
             )
         elif holds is False and current is not None:
-            out.append(_cleared(patient_key, current, newest, finding))
+            out.append(_cleared(patient_key, current, device, finding))
     out.extend(_stale_changes(patient_key, newest, rules, active.get("stale_data"), now, snoozes))
     return out
 
@@ -203,28 +195,16 @@ class _Rate:
 
 def _rate(device: Sequence[WindowReading]) -> _Rate | None:
     """The uploader's rate, else what the uploader's arrow says, else computed from the
-    previous reading of the device (None across a gap of more than 15 minutes)."""
+    previous reading of the device (``live.trend.rate_between``: None across a gap of more than
+    15 minutes)."""
     newest = device[-1]
     if newest.rate_mg_dl_min is not None and math.isfinite(newest.rate_mg_dl_min):
         return _Rate(newest.rate_mg_dl_min, newest.rate_mg_dl_min, "uploader")
     arrow = _DIRECTION_RATES.get(newest.direction or "")
     if arrow is not None:
         return _Rate(arrow[0], arrow[1], "direction")
-    computed = _computed_rate(device)
+    computed = rate_between(device[-2], newest) if len(device) > 1 else None
     return None if computed is None else _Rate(computed, computed, "computed")
-
-
-_RATE_MAX_GAP_MIN: Final = 15.0
-
-
-def _computed_rate(device: Sequence[WindowReading]) -> float | None:
-    if len(device) < 2:
-        return None
-    before, newest = device[-2], device[-1]
-    minutes = (newest.ts - before.ts).total_seconds() / 60.0
-    if minutes <= 0 or minutes > _RATE_MAX_GAP_MIN:
-        return None
-    return (newest.glucose_mg_dl - before.glucose_mg_dl) / minutes
 
 
 def _fast(rate: _Rate | None, threshold: float | None, g: float, *, rising: bool) -> _Finding:
@@ -285,7 +265,7 @@ def _stale_changes(
         if current is None:
             return []
         finding = _Finding(False, newest.glucose_mg_dl, None, {"minutes_since_reading": 0})
-        return [_cleared(patient_key, current, newest, finding)]
+        return [_cleared(patient_key, current, [newest], finding)]
     level = "urgent" if age_min >= rules.stale_urgent_min else "warning"
     detail = {"minutes_since_reading": round(age_min, 1), "last_reading_at": newest.ts.isoformat()}
     finding = _Finding(True, None, None, detail)
@@ -347,9 +327,17 @@ def _fired(
     )
 
 
+def _direction(device: Sequence[WindowReading]) -> str | None:
+    """The newest reading's arrow (``live.trend.direction_of``: the uploader's, else from the
+    rate); None when there is none."""
+    arrow = direction_of(device[-1], device[-2] if len(device) > 1 else None)
+    return None if arrow == "NONE" else arrow
+
+
 def _cleared(
-    patient_key: str, current: ActiveAlert, newest: WindowReading, finding: _Finding
+    patient_key: str, current: ActiveAlert, device: Sequence[WindowReading], finding: _Finding
 ) -> AlertChange:
+    newest = device[-1]
     return AlertChange(
         alert_id=current.alert_id,
         patient_key=patient_key,
@@ -359,7 +347,7 @@ def _cleared(
         at=newest.ts,
         glucose_mg_dl=newest.glucose_mg_dl,
         threshold_mg_dl=finding.threshold_mg_dl,
-        direction=newest.direction,
+        direction=_direction(device),
         level=current.level,
         suppressed=current.suppressed,
         detail=finding.detail,
