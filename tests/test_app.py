@@ -156,7 +156,11 @@ def test_always_on_starts_the_run_scheduler_with_the_server_and_stops_it_after(s
         return [t for t in threading.enumerate() if t.name == "run-scheduler"]
 
     def workers():
-        return [t for t in threading.enumerate() if t.name.startswith("webhook-delivery")]
+        return [
+            t
+            for t in threading.enumerate()
+            if t.name.startswith("webhook-delivery") or t.name == "alert-engine"
+        ]
 
     command = [sys.executable, "-c", "print('{}')"]
     app = create_app(settings, always_on=AlwaysOnOptions(run_command=command, run_env={}))

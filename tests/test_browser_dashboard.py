@@ -152,3 +152,41 @@ def test_agp_pdf_has_its_parts(demo_lake, tmp_path):  # noqa: F811
     assert max(pixels) - min(pixels) > 100  # not blank
     ink = sum(1 for p in pixels if p < 200)
     assert ink > 0.05 * len(pixels)  # a real amount of drawing, not a page of text only
+
+
+def test_now_panel_shows_a_reading_posted_a_moment_ago(server, browser, demo_lake):  # noqa: F811
+    import datetime as dt
+
+    import httpx
+
+    key = demo_lake.keys["P1"]
+    page, errors = _page(browser, server, "gs_patient_p1")  # a patient lands on their own page
+    page.wait_for_selector("#now[data-at]")
+    # The lake's readings end in February: no reading for far more than 40 minutes.
+    assert page.locator("#now-stale").is_visible()
+    assert "No data for 40 minutes" in page.locator("#now-stale").inner_text()
+    reading = {
+        "patient_id": "P1",
+        "time": dt.datetime.now(dt.UTC).isoformat(),
+        "glucose_mg_dl": 77,
+        "tz": "UTC",
+        "direction": "SingleDown",
+    }
+    posted = httpx.post(
+        f"{server}/v1/readings",
+        json={"readings": [reading]},
+        headers={"Authorization": "Bearer gs_uploader"},
+    )
+    assert posted.status_code == 200, posted.text
+    before = page.locator("#now").get_attribute("data-at")
+    page.evaluate("() => window.GSNow.refresh()")
+    page.wait_for_function(f"document.querySelector('#now').dataset.at !== '{before}'")
+    assert page.locator("#now-glucose").inner_text() == "77"
+    assert page.locator("#now-arrow").inner_text() == "↓"
+    assert page.locator("#now-age").inner_text() == "0 min ago"
+    assert page.locator("#now-stale").is_hidden()
+    assert "1 of these readings not yet published" in page.locator("#now-unpublished").inner_text()
+    assert page.locator("#chart-now .scatterlayer .point").count() >= 1  # today's one reading
+    page.screenshot(path=str(ARTIFACTS / "patient-now.png"), full_page=False)
+    assert key in page.url
+    assert errors == []

@@ -13,6 +13,7 @@ over its limit (``ingest.limits``) is refused with 413 before it is read.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -25,9 +26,10 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match
 
-from glucosestream.alerts.delivery import DeliveryWorker
+from glucosestream.alerts import AlertEngine, AlertStore, DeliveryWorker, enqueue, open_alert_store
 from glucosestream.clock import Clock, utc_now
 from glucosestream.config import Settings
+from glucosestream.dashboard.alerts_routes import router as alerts_router
 from glucosestream.dashboard.browser_sessions import SessionStore
 from glucosestream.dashboard.cohort_release import router as cohort_router
 from glucosestream.dashboard.login import router as login_router
@@ -39,6 +41,7 @@ from glucosestream.ingest.api import router as ingest_router
 from glucosestream.ingest.limits import BodyLimit
 from glucosestream.ingest.service import IngestService
 from glucosestream.lake import open_access
+from glucosestream.live import LiveWindow, live_state
 from glucosestream.pipeline.always_on import RunScheduler
 from glucosestream.published import PublishedLake
 from glucosestream.published.nightscout_read import router as nightscout_read_router
@@ -125,8 +128,12 @@ def create_app(
 ) -> FastAPI:
     """The app; with ``always_on``, its lifespan runs the always-on parts (module docstring)."""
     published = PublishedLake(settings)
-    hooks: list[CommittedHook] = []
-    services = _always_on_services(settings, always_on, hooks, published=published, clock=clock)
+    live, _ = live_state(settings, clock)  # seeded: a restart loses no unpublished reading
+    alerts = open_alert_store(settings.lake)
+    hooks: list[CommittedHook] = [live.add]
+    services = _always_on_services(
+        settings, always_on, hooks, _Shared(published, live, alerts), clock=clock
+    )
     app = FastAPI(
         title="GlucoseStream",
         version="0.1.0",
@@ -139,6 +146,8 @@ def create_app(
     app.state.sessions = SessionStore()
     app.state.access = open_access(settings.lake)
     app.state.published = published
+    app.state.live = live
+    app.state.alerts = alerts
     app.state.ingest_service = IngestService(settings, now=clock, on_committed=hooks)
     app.include_router(ingest_router)
     app.include_router(nightscout_read_router)
@@ -146,6 +155,7 @@ def create_app(
     app.include_router(pages_router)
     app.include_router(report_router)
     app.include_router(cohort_router)
+    app.include_router(alerts_router)
     app.add_middleware(BodyLimit, respond=_domain_error_response)
 
     @app.middleware("http")
@@ -161,25 +171,45 @@ def create_app(
     return app
 
 
+@dataclass(frozen=True, slots=True)
+class _Shared:
+    """What the routes and the always-on parts share: the read side, the live window and the
+    alert store."""
+
+    published: PublishedLake
+    live: LiveWindow
+    alerts: AlertStore
+
+
 def _always_on_services(
     settings: Settings,
     options: AlwaysOnOptions | None,
     hooks: list[CommittedHook],
+    shared: _Shared,
     *,
-    published: PublishedLake,
     clock: Clock,
 ) -> list[_Service]:
-    """The parts ``options`` asks for, in their start order, each with its ingest hook added."""
+    """The parts ``options`` asks for, in their start order, each with its ingest hook added
+    after the live window's (the engine evaluates a batch on a window that holds it)."""
     if options is None:
         return []
     worker = DeliveryWorker(settings, clock=clock)
-    services: list[_Service] = [worker]
+    engine = AlertEngine(
+        settings,
+        shared.live,
+        shared.alerts,
+        enqueue=functools.partial(enqueue, clock=clock),  # due times on the worker's clock
+        on_change=worker.wake,
+        clock=clock,
+    )
+    hooks.append(engine.submit)
+    services: list[_Service] = [engine, worker]
     if options.pipeline:
         scheduler = RunScheduler(
             settings,
             command=options.run_command,
             env=options.run_env,
-            on_published=[_published_hook(published)],
+            on_published=[_published_hook(shared)],
             clock=clock,
             maintain_command=options.maintain_command,
         )
@@ -188,11 +218,13 @@ def _always_on_services(
     return services
 
 
-def _published_hook(published: PublishedLake) -> Callable[[str, list[str]], None]:
-    """After a run published: the read side moves to it now, not at the next request."""
+def _published_hook(shared: _Shared) -> Callable[[str, list[str]], None]:
+    """After a run published: its batches' live readings are settled, and the read side
+    moves to the run now rather than at the next request."""
 
     def seen(run_id: str, batch_ids: list[str]) -> None:
-        published.current()
+        shared.live.settle(batch_ids, run_id)
+        shared.published.current()
 
     return seen
 

@@ -6,15 +6,19 @@ import datetime as dt
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
+from glucosestream.dashboard.alerts_routes import alert_store_of
 from glucosestream.dashboard.auth import Viewer, api_viewer, audit_read, clock_of, page_viewer
+from glucosestream.dashboard.now import KIND_LABELS, NowPanel, now_panel
 from glucosestream.dashboard.patientdata import period_data
 from glucosestream.dashboard.templating import templates
 from glucosestream.dashboard.triage import TriageFilter, triage_rows
 from glucosestream.errors import NotFound
+from glucosestream.live import LiveReading, LiveWindow, readings_of
 from glucosestream.published import DailyIndex, PublishedLake, PublishedRun, audited_periods
 from glucosestream.published.request_scope import published_of
 
@@ -24,6 +28,8 @@ router = APIRouter()
 _HERE = Path(__file__).parent
 TRACE_DAYS = 14  # daily traces shown: the AGP reporting window (Battelino 2019)
 TREND_DAYS = 90  # default range of the trend charts
+NOW_READINGS = dt.timedelta(hours=24)  # the now panel's readings: today's local day is in them
+NOW_ALERTS = 50  # the newest alerts the now panel looks through (active, dead deliveries)
 # Battelino 2019 (Diabetes Care 42:1593), targets for most adults with type 1 or 2 diabetes.
 CONSENSUS_TARGETS: dict[str, float] = {
     "pct_70_180_min": 70.0,
@@ -86,7 +92,9 @@ def index(
         return RedirectResponse(f"/patients/{own}", status_code=303)
     page = triage_rows(request, viewer, published.current(), flt)
     return templates.TemplateResponse(
-        request, "triage.html", {"viewer": viewer, "page": page, "flt": flt}
+        request,
+        "triage.html",
+        {"viewer": viewer, "page": page, "flt": flt, "kind_labels": KIND_LABELS},
     )
 
 
@@ -127,33 +135,89 @@ def _range(
     return (start, end) if start <= end else (end, start)
 
 
-@router.get("/patients/{patient_key}", response_class=HTMLResponse, include_in_schema=False)
-def patient_page(
+def merged_readings(
+    run: PublishedRun, live: LiveWindow, patient_key: str, since: dt.datetime
+) -> list[LiveReading]:
+    """The patient's readings from ``since`` on, published and live, oldest first; a reading in
+    both (a run published it) once, with the live copy's trend. The published tail of the last
+    day is read once per run (cached on it)."""
+
+    def tail() -> list[LiveReading]:
+        table = run.readings([patient_key], since) if run.is_published else None
+        return [] if table is None else readings_of("", table)
+
+    merged = {(r.device_id, r.ts): r for r in run.cached(f"now-tail:{patient_key}", tail)}
+    merged.update({(r.device_id, r.ts): r for r in live.recent(patient_key, since)})
+    return sorted((r for r in merged.values() if r.ts >= since), key=lambda r: r.ts)
+
+
+def _now_of(request: Request, run: PublishedRun, patient_key: str, at: dt.datetime) -> NowPanel:
+    """The patient's now panel: the published and live readings of the last day, the alerts."""
+    live: LiveWindow = request.app.state.live
+    since = at - NOW_READINGS
+    readings = merged_readings(run, live, patient_key, since)
+    limits = request.app.state.settings.alerts
+    return now_panel(
+        readings,
+        at=at,
+        unpublished=len(live.unsettled(patient_key)),
+        alerts=alert_store_of(request).list_alerts(patient_key=patient_key, limit=NOW_ALERTS),
+        stale_warn_min=limits.stale_warn_min,
+        stale_urgent_min=limits.stale_urgent_min,
+    )
+
+
+def _now_json(patient_key: str, panel: NowPanel, unit: str) -> dict[str, Any]:
+    """What static/now.js starts from: the panel, the unit, the labels and where to refresh."""
+    return {
+        "url": f"/v1/patients/{quote(patient_key)}/now",
+        "unit": unit,
+        "labels": KIND_LABELS,
+        "panel": panel.as_json(),
+    }
+
+
+@router.get("/v1/patients/{patient_key}/now", tags=["metrics"])
+def patient_now(
     patient_key: str,
     request: Request,
-    viewer: Annotated[Viewer, Depends(page_viewer)],
+    viewer: Annotated[Viewer, Depends(api_viewer)],
     published: Annotated[PublishedLake, Depends(published_of)],
-    date_from: Annotated[dt.date | None, Query(alias="from")] = None,
-    date_to: Annotated[dt.date | None, Query(alias="to")] = None,
-) -> Response:
-    now = clock_of(request)()
-    audit_read(request, viewer, patient_key, "page.patient", at=now)
-    run = published.current()
-    daily = patient_daily(run, patient_key)
-    start, end = _range(daily, patient_key, date_from, date_to)
+) -> dict[str, Any]:
+    """The patient's now panel: the newest reading (published or accepted since) with its
+    trend, minutes since it, the stale-data level, today's trace on the patient's local clock,
+    the active alerts and those with dead webhook deliveries. The page refreshes it every 30 s."""
+    at = clock_of(request)()
+    audit_read(request, viewer, patient_key, "page.patient.now", at=at)
+    panel = _now_of(request, published.current(), patient_key, at)
+    return {"ok": True, "patient_key": patient_key, "now": panel.as_json()}
+
+
+def _patient_context(
+    run: PublishedRun,
+    patient_key: str,
+    window: tuple[dt.date | None, dt.date | None],
+    *,
+    now: dt.datetime,
+    unit: str,
+) -> dict[str, Any]:
+    """The page's metrics, charts and periods (``has_metrics``: a run published some)."""
+    if patient_key not in run.daily_index():
+        return {"has_metrics": False}
+    daily = run.daily_index()
+    start, end = _range(daily, patient_key, *window)
     trace_start = max(start, end - dt.timedelta(days=TRACE_DAYS - 1))
     period = period_data(run, patient_key, trace_start, end, now=now)
     data = {
-        "unit": viewer.unit,
+        "unit": unit,
         "audited": period.audited,
         "days": _iso_rows(daily, patient_key, start, end),
         "traces": period.traces,
         "episodes": period.episodes,
         "targets": CONSENSUS_TARGETS,
     }
-    context = {
-        "viewer": viewer,
-        "patient_key": patient_key,
+    return {
+        "has_metrics": True,
         "start": start,
         "end": end,
         "trace_start": trace_start,
@@ -164,4 +228,31 @@ def patient_page(
         ],
         "data": data,
     }
+
+
+@router.get("/patients/{patient_key}", response_class=HTMLResponse, include_in_schema=False)
+def patient_page(
+    patient_key: str,
+    request: Request,
+    viewer: Annotated[Viewer, Depends(page_viewer)],
+    published: Annotated[PublishedLake, Depends(published_of)],
+    date_from: Annotated[dt.date | None, Query(alias="from")] = None,
+    date_to: Annotated[dt.date | None, Query(alias="to")] = None,
+) -> Response:
+    """The patient view: the now panel above the published metrics. A patient with neither
+    published metrics nor readings accepted since is 404."""
+    now = clock_of(request)()
+    audit_read(request, viewer, patient_key, "page.patient", at=now)
+    run = published.current()
+    context = _patient_context(run, patient_key, (date_from, date_to), now=now, unit=viewer.unit)
+    panel = _now_of(request, run, patient_key, now)
+    if not context["has_metrics"] and panel.reading_at is None and not panel.alerts:
+        raise NotFound(f"no published metrics or readings for patient key {patient_key!r}")
+    context.update(
+        viewer=viewer,
+        patient_key=patient_key,
+        now=panel,
+        now_json=_now_json(patient_key, panel, viewer.unit),
+        kind_labels=KIND_LABELS,
+    )
     return templates.TemplateResponse(request, "patient.html", context)

@@ -1,6 +1,7 @@
 """The triage list of one viewer: the triage aggregate (``triage.sql`` over the published daily
 metrics, made once per published run and cached on it), restricted to the patients the viewer
-may read, filtered and paged."""
+may read, filtered and paged; each shown patient with their active alerts and dead webhook
+deliveries, from the alert store at request time (they change between runs)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ import pyarrow.compute as pc
 from fastapi import Query, Request
 
 from glucosestream.access import record_access
+from glucosestream.alerts import AlertRow
 from glucosestream.config import EngineSettings
+from glucosestream.dashboard.alerts_routes import alert_store_of
 from glucosestream.dashboard.auth import Viewer, access_store, clock_of, readable_keys
 from glucosestream.engines import DuckDBEngine
 from glucosestream.published import PublishedRun
@@ -22,6 +25,7 @@ from glucosestream.published import PublishedRun
 __all__ = ["TriageFilter", "TriagePage", "triage_rows", "triage_table"]
 
 PAGE_SIZE: Final = 100
+TRIAGE_ALERTS: Final = 1000  # the newest alerts looked through for the shown patients
 
 
 class TriageFilter:
@@ -79,6 +83,25 @@ def triage_table(run: PublishedRun, settings: EngineSettings) -> pa.Table:
     return run.cached("triage", make)
 
 
+def _alerts_by_patient(rows: list[AlertRow]) -> dict[str, dict[str, Any]]:
+    """Per patient: the active alerts (kind, level, since) and the dead deliveries' count."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        entry = out.setdefault(row.patient_key, {"alerts": [], "dead_deliveries": 0})
+        entry["dead_deliveries"] += row.deliveries.get("dead", 0)
+        if row.state == "active":
+            entry["alerts"].append(
+                {
+                    "alert_id": row.alert_id,
+                    "kind": row.kind,
+                    "level": row.level,
+                    "fired_at": row.fired_at.isoformat(),
+                    "acked": row.acked_at is not None,
+                }
+            )
+    return out
+
+
 def triage_rows(
     request: Request, viewer: Viewer, run: PublishedRun, flt: TriageFilter
 ) -> TriagePage:
@@ -90,8 +113,10 @@ def triage_rows(
     pages = max(1, -(-table.num_rows // PAGE_SIZE))
     page = min(flt.page, pages)
     shown = table.slice((page - 1) * PAGE_SIZE, PAGE_SIZE).to_pylist()
+    alerts = _alerts_by_patient(alert_store_of(request).list_alerts(limit=TRIAGE_ALERTS))
     for row in shown:
         row["last_date"] = row["last_date"].isoformat()
+        row.update(alerts.get(row["patient_key"], {"alerts": [], "dead_deliveries": 0}))
     daily = run.daily_index().table
     last = pc.max(daily["date"]).as_py() if daily.num_rows else None
     as_of = last.isoformat() if isinstance(last, dt.date) else None
