@@ -137,6 +137,18 @@ def test_a_suppressed_fire_is_recorded_as_suppressed(store):
     assert [e.event for e in store.events(fire.alert_id)] == ["suppressed"]
 
 
+def test_a_fire_after_the_snooze_unsuppresses_the_episode_once(store):
+    outbox = Outbox()
+    fire = _fire(suppressed=True)
+    store.apply([fire], enqueue=outbox)
+    late = _fire(detail={"after_snooze": True})  # the same episode, its snooze over
+    assert store.apply([late], enqueue=outbox) == [late]
+    assert store.apply([late], enqueue=outbox) == []
+    assert not store.get(fire.alert_id).suppressed
+    assert [e.event for e in store.events(fire.alert_id)] == ["suppressed", "fired"]
+    assert outbox.calls == [[fire], [late]]
+
+
 def test_two_threads_racing_fire_once(settings):
     fires = [_fire(minutes=m) for m in (0, 0, 1, 2)]  # the same fire twice, and two more
     stores = [open_alert_store(settings.lake) for _ in fires]

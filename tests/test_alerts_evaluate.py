@@ -396,6 +396,37 @@ def test_a_snoozed_kind_fires_suppressed_and_so_does_its_clear():
     assert not p.add(35, 60)[0].suppressed  # the snooze is over
 
 
+def test_an_episode_that_outlasts_its_snooze_is_delivered_then_once():
+    p = Patient()
+    p.snoozes["low"] = _at(12)
+    (fired,) = p.add(0, 65)
+    assert fired.suppressed
+    assert p.add(5, 66) == []
+    (late,) = p.add(15, 66)
+    assert (late.event, late.alert_id, late.suppressed) == ("fired", fired.alert_id, False)
+    assert late.detail["after_snooze"]
+    assert p.add(20, 66) == []
+    (cleared,) = p.add(25, 75)
+    assert (cleared.alert_id, cleared.suppressed) == (fired.alert_id, False)
+
+
+def test_a_stale_alert_that_outlasts_its_snooze_is_delivered_then_escalates():
+    p = Patient()
+    p.add(0, 120)
+    p.snoozes["stale_data"] = _at(30)
+    (fired,) = p.tick(20)
+    assert fired.suppressed
+    (late,) = p.tick(31)
+    assert (late.event, late.alert_id, late.level, late.suppressed) == (
+        "fired",
+        fired.alert_id,
+        "warning",
+        False,
+    )
+    (escalated,) = p.tick(40)
+    assert not escalated.suppressed
+
+
 def test_a_snoozed_stale_alert_escalates_suppressed():
     p = Patient()
     p.add(0, 120)

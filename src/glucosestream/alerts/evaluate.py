@@ -17,7 +17,8 @@ definitions are in ``alerts.rules`` and docs/alerts.md; the behaviour around the
   clears it.
 * **Acknowledged** alerts are not escalated; their clear is still delivered.
 * **Snoozed** kinds still fire, but the alert is recorded ``suppressed`` (not delivered), and so
-  are its escalation and its clear.
+  are its escalation and its clear. An episode still on when its snooze has ended is fired
+  again, the same alert and not suppressed (the store then delivers its fire, once).
 * **The level 2 episode** is the metrics' own definition (``metrics.reference.episodes``): the
   device's readings are put on the same interpolation grid and ``find_episodes`` runs on it; the
   alert is active while an episode it finds is still open at the newest grid point. It fires
@@ -27,6 +28,7 @@ definitions are in ``alerts.rules`` and docs/alerts.md; the behaviour around the
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import math
@@ -138,6 +140,8 @@ def evaluate(
                     suppressed=snoozed,
                 )
             )
+        elif holds and current is not None and fresh and _snooze_over(current, snoozes, now):
+            out.append(_late(patient_key, current, newest.ts, finding, _direction(device)))
         elif holds is False and current is not None:
             out.append(_cleared(patient_key, current, device, finding))
     out.extend(_stale_changes(patient_key, newest, rules, active.get("stale_data"), now, snoozes))
@@ -272,10 +276,14 @@ def _stale_changes(
     if current is None:
         snoozed = _snoozed(snoozes, "stale_data", now)
         return [_fired(patient_key, "stale_data", now, finding, level=level, suppressed=snoozed)]
+    out: list[AlertChange] = []
+    if _snooze_over(current, snoozes, now):
+        out.append(_late(patient_key, current, now, finding, None))
+        current = dataclasses.replace(current, suppressed=False)
     if level == "urgent" and current.level != "urgent" and not current.acked:
         suppressed = current.suppressed or _snoozed(snoozes, "stale_data", now)
-        return [_stale_escalation(patient_key, current, now, finding, suppressed=suppressed)]
-    return []
+        out.append(_stale_escalation(patient_key, current, now, finding, suppressed=suppressed))
+    return out
 
 
 def _stale_escalation(
@@ -293,6 +301,36 @@ def _stale_escalation(
         level="urgent",
         suppressed=suppressed,
         detail=finding.detail,
+    )
+
+
+def _snooze_over(
+    current: ActiveAlert, snoozes: Mapping[str, dt.datetime], now: dt.datetime
+) -> bool:
+    """Whether an episode recorded while snoozed is still on after its snooze ended."""
+    return current.suppressed and not _snoozed(snoozes, current.kind, now)
+
+
+def _late(
+    patient_key: str,
+    current: ActiveAlert,
+    at: dt.datetime,
+    finding: _Finding,
+    direction: str | None,
+) -> AlertChange:
+    """The fire of an episode that outlasted the snooze it fired in: delivered now, once."""
+    return AlertChange(
+        alert_id=current.alert_id,
+        patient_key=patient_key,
+        kind=current.kind,
+        event="fired",
+        seq=_SEQ["fired"],
+        at=at,
+        glucose_mg_dl=finding.glucose_mg_dl,
+        threshold_mg_dl=finding.threshold_mg_dl,
+        direction=direction,
+        level=current.level,
+        detail={**finding.detail, "after_snooze": True},
     )
 
 

@@ -278,7 +278,9 @@ def _write(con: sa.Connection, change: AlertChange) -> bool:
     """The alerts row and the history row of one change; False when there is nothing to do
     (the episode already escalated or cleared)."""
     detail = json.dumps(change.detail, sort_keys=True, default=str)
-    if change.event == "fired":
+    if change.event == "fired" and not change.suppressed and _deliver_late(con, change):
+        event = "fired"  # an episode recorded while snoozed outlasted the snooze
+    elif change.event == "fired":
         con.execute(
             alerts.insert().values(
                 alert_id=change.alert_id,
@@ -308,6 +310,14 @@ def _write(con: sa.Connection, change: AlertChange) -> bool:
         event = change.event
     _event(con, change.alert_id, change.patient_key, change.at, event, SYSTEM, change.detail)
     return True
+
+
+def _deliver_late(con: sa.Connection, change: AlertChange) -> bool:
+    """Mark the episode ``change`` fires no longer suppressed, if it is one recorded while
+    snoozed and still active; whether it was."""
+    mine = (alerts.c.alert_id == change.alert_id) & (alerts.c.state == "active")
+    update = alerts.update().where(mine, alerts.c.suppressed.is_(True))
+    return con.execute(update.values(suppressed=False)).rowcount > 0
 
 
 def _event(
