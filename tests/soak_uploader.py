@@ -5,7 +5,9 @@ readings (each at a time it never sent before), now and then readings it sent be
 no lake should take (an infinite time, a zone that does not exist, a time after now or before
 1990, a glucose that is not a number), and now and then the very same body again (a retry).
 It records how every reading was answered. ``RunKiller`` starts ``glucosestream run`` again and
-again and SIGKILLs it at a random point (a quarter of the runs are let finish).
+again and SIGKILLs it at a random point (a quarter of the runs are let finish). ``start_serve``
+starts ``glucosestream serve`` on a given port (so a killed server can be started again where
+its clients look for it) and waits until it answers.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ import hashlib
 import json
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -243,3 +247,43 @@ class RunKiller(threading.Thread):
             process.wait(timeout=120)
         except subprocess.TimeoutExpired:
             process.send_signal(signal.SIGKILL)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_serve(
+    lake: Path,
+    env: dict[str, str],
+    log: Path,
+    *,
+    port: int,
+    args: Sequence[str] = (),
+    timeout_s: float = 60.0,
+) -> subprocess.Popen[bytes]:
+    """``glucosestream serve --lake LAKE --port PORT ARGS`` with its output appended to ``log``,
+    once ``/healthz`` answers 200; AssertionError with the log when it does not within
+    ``timeout_s`` (or exits). The port may still be in TIME_WAIT from a killed server: serve
+    binds with SO_REUSEADDR."""
+    command = [sys.executable, "-m", "glucosestream", "serve", "--port", str(port)]
+    with log.open("ab") as out:
+        server = subprocess.Popen(
+            [*command, "--lake", str(lake), *args], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            server.kill()
+            server.wait(timeout=30)
+            raise AssertionError(f"serve did not start: {log.read_text()[-3000:]}")
+        time.sleep(0.2)
