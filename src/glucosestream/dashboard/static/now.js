@@ -69,7 +69,7 @@
     }], {
       margin: { t: 10, r: 10, b: 30, l: 50 }, showlegend: false, shapes: [band],
       xaxis: { type: "date", range: [p.trace.date + "T00:00:00", p.trace.date + "T23:59:59"] },
-      yaxis: { title: { text: unitLabel } },
+      yaxis: { title: { text: unitLabel }, range: [conv(40), conv(Math.max(300, ...p.trace.mg_dl) + 10)] },
     }, { displayModeBar: false, responsive: true });
   }
 
