@@ -107,6 +107,17 @@ def test_a_second_fire_of_an_active_kind_is_already_active(store):
     assert [e.event for e in store.events(first.alert_id)] == ["fired"]
 
 
+def test_changes_apply_together_and_a_fire_recorded_first_elsewhere_is_dropped(store):
+    outbox = Outbox()
+    low, high = _fire("low"), _fire("high", glucose=300.0)
+    assert store.apply([low, high], enqueue=outbox) == [low, high]
+    assert outbox.calls == [[low, high]]  # one transaction, one enqueue
+    urgent = _fire("urgent_low", 5, glucose=50.0)
+    clear = _next(high, "cleared", 5, glucose=200.0)
+    assert store.apply([urgent, _fire("low", 5), clear], enqueue=outbox) == [urgent, clear]
+    assert sorted(r.kind for r in store.list_alerts(active_only=True)) == ["low", "urgent_low"]
+
+
 def test_escalation_and_clear_apply_once(store):
     outbox = Outbox()
     fire = _fire("stale_data", level="warning", glucose=None)

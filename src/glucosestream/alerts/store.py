@@ -1,8 +1,8 @@
 """The alerts, their history and their snoozes in the metadata store.
 
-``AlertStore.apply`` records each change the evaluator decides in one transaction of its own:
-the ``alerts`` row (inserted for a fire, updated for an escalation or a clear), the
-``alert_events`` row, then the caller's ``enqueue(con, [change])`` (the webhook outbox), so an
+``AlertStore.apply`` records the changes the evaluator decides in one transaction: for each,
+the ``alerts`` row (inserted for a fire, updated for an escalation or a clear) and the
+``alert_events`` row, then the caller's ``enqueue(con, changes)`` (the webhook outbox), so an
 alert is never recorded without its deliveries nor delivered without being recorded.
 
 "Fires once per episode" holds across threads, processes and restarts because of the partial
@@ -105,9 +105,22 @@ class PatientAlerts:
 
 class AlertStore(Store):
     def apply(self, changes: Sequence[AlertChange], *, enqueue: Enqueue) -> list[AlertChange]:
-        """Record each change with its deliveries (a transaction each); the changes recorded,
-        without those another thread or process had recorded already."""
-        return [change for change in changes if self._apply_one(change, enqueue)]
+        """Record the changes with their deliveries in one transaction; the changes recorded,
+        without those another thread or process had recorded already. When a fire meets an
+        alert recorded first elsewhere (the unique index), the transaction is rolled back and
+        the changes are recorded one transaction each, that fire dropped."""
+        if not changes:
+            return []
+        try:
+            with self._tx() as con:
+                applied = [change for change in changes if _write(con, change)]
+                if applied:
+                    enqueue(con, applied)
+        except LakeError as err:
+            if not isinstance(err.__cause__, sa.exc.IntegrityError):
+                raise
+            return [change for change in changes if self._apply_one(change, enqueue)]
+        return applied
 
     def _apply_one(self, change: AlertChange, enqueue: Enqueue) -> bool:
         try:
