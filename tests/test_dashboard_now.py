@@ -197,7 +197,9 @@ def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def _post(client, patient: str, minutes_before: float, glucose: float, **extra) -> None:
+def _post(
+    client, patient: str, minutes_before: float, glucose: float, token: str = "gs_up", **extra
+) -> None:
     reading = {
         "patient_id": patient,
         "time": (NOW - dt.timedelta(minutes=minutes_before)).isoformat(),
@@ -205,7 +207,7 @@ def _post(client, patient: str, minutes_before: float, glucose: float, **extra) 
         "tz": "UTC",
         **extra,
     }
-    response = client.post("/v1/readings", json={"readings": [reading]}, headers=_bearer("gs_up"))
+    response = client.post("/v1/readings", json={"readings": [reading]}, headers=_bearer(token))
     assert response.status_code == 200, response.text
     assert response.json()["accepted"] == 1
 
@@ -403,3 +405,37 @@ def test_triage_and_the_panel_show_active_alerts_and_dead_deliveries(lake, alert
     assert [a["alert_id"] for a in panel.json()["now"]["dead_letters"]] == [alerts["p2_ff"]]
     assert "1 undelivered" in html
     assert "Urgent low" in html
+
+
+def test_always_on_a_low_reading_posted_fires_alerts_shown_at_once(settings):
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from glucosestream.access import hash_token
+    from glucosestream.app import AlwaysOnOptions, create_app
+    from glucosestream.lake import open_access
+
+    open_access(settings.lake).tokens.add_token(
+        hash_token("gs_admin"), "admin", label="a", created_at=NOW - MIN
+    )
+    app = create_app(settings, clock=lambda: NOW, always_on=AlwaysOnOptions(pipeline=False))
+    url = f"/v1/patients/{_key_of('P8')}/now"
+    with TestClient(app) as client:
+        _post(client, "P8", 1, 50.0, token="gs_admin")  # the engine evaluates it off the request
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            now = client.get(url, headers=_bearer("gs_admin")).json()["now"]
+            if len(now["alerts"]) == 2:
+                break
+            time.sleep(0.05)
+    assert {a["kind"] for a in now["alerts"]} == {"urgent_low", "low"}
+    assert (now["glucose_mg_dl"], now["unpublished"]) == (50.0, 1)
+
+
+def _key_of(patient: str) -> str:
+    from glucosestream.ingest.identity import patient_key
+
+    from .conftest import SECRET
+
+    return patient_key(SECRET.encode(), patient)
