@@ -229,3 +229,41 @@ def test_the_engine_runs_on_the_live_window(settings):
     window.add(CommittedBatch("b2", _reading_table("p1", [(15, 50)]), clock()))
     (fired,) = engine.evaluate_patient("p1")
     assert (fired.kind, fired.at) == ("hypo_level2_episode", T0 + dt.timedelta(minutes=15))
+
+
+# kind: (the readings that fire it, minutes evaluated at), (the readings that clear it, minutes)
+EACH_KIND = {
+    "urgent_low": (([(0, 50)], 0), ([(5, 60)], 5)),
+    "low": (([(0, 65)], 0), ([(5, 75)], 5)),
+    "high": (([(0, 300)], 0), ([(5, 250)], 5)),
+    "urgent_low_soon": (([(0, 85), (5, 70)], 5), ([(10, 90)], 10)),
+    "rising_fast": (([(0, 100), (5, 115)], 5), ([(10, 116)], 10)),
+    "falling_fast": (([(0, 130), (5, 115)], 5), ([(10, 114)], 10)),
+    "stale_data": (([(0, 120)], 25), ([(26, 120)], 26)),
+    "hypo_level2_episode": (
+        ([(0, 50), (5, 50), (10, 50)], 10),
+        ([(15, 80), (20, 80), (25, 80)], 25),
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(EACH_KIND))
+def test_each_kind_fires_once_survives_a_restart_and_clears(settings, kind):
+    (fire_rows, fire_at), (clear_rows, clear_at) = EACH_KIND[kind]
+    window, clock = Window(), Clock()
+    for minutes, glucose in fire_rows:
+        window.add("p1", minutes, glucose)
+    clock.at(fire_at)
+    calls, enqueue = _recording()
+    first = _engine(settings, window, clock, enqueue=enqueue)
+    (fired,) = [c for c in first.evaluate_all() if c.kind == kind]
+    assert first.evaluate_all() == []  # once per episode
+    restarted = _engine(settings, window, clock, enqueue=enqueue)
+    assert restarted.evaluate_all() == []  # a restart fires nothing again
+    for minutes, glucose in clear_rows:
+        window.add("p1", minutes, glucose)
+    clock.at(clear_at)
+    (cleared,) = [c for c in restarted.evaluate_all() if c.kind == kind]
+    assert (cleared.event, cleared.alert_id) == ("cleared", fired.alert_id)
+    delivered = [c for batch in calls for c in batch if c.kind == kind]
+    assert [c.event for c in delivered] == ["fired", "cleared"]
