@@ -246,6 +246,7 @@ def test_the_page_shows_the_panel_with_a_session_and_without_published_metrics(l
         fresh = client.get(f"/patients/{lake.keys['P9']}")
     assert fresh.status_code == 200
     assert 'id="no-metrics"' in fresh.text
+    assert "/agp" not in fresh.text  # no report before a run published the patient
     assert 'id="chart-mean"' not in fresh.text
     assert 'id="now-glucose" class="glucose">180<' in fresh.text
 
