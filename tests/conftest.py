@@ -137,6 +137,12 @@ HEAVY_MODULES = frozenset(
     }
 )
 HEAVY_TESTS: dict[str, frozenset[str]] = {
+    "test_alerts_evaluate.py": frozenset(
+        {"test_level2_alerts_fire_and_clear_when_find_episodes_says"}
+    ),
+    "test_dashboard_now.py": frozenset(
+        {"test_the_panel_merges_the_published_readings_with_those_posted_since"}
+    ),
     "test_webhooks.py": frozenset(
         {
             "test_two_workers_over_one_store_never_send_a_row_twice",
