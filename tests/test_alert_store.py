@@ -3,6 +3,7 @@ and kind whatever races, and the history and audit of acks and snoozes."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 
@@ -15,8 +16,11 @@ from glucosestream.alerts.outbox import enqueue as outbox_enqueue
 from glucosestream.alerts.rules import RuleRow
 from glucosestream.alerts.store import open_alert_store
 from glucosestream.alerts.webhooks import open_webhook_store
+from glucosestream.config import LakeSettings
 from glucosestream.errors import InvalidInput, NotFound
 from glucosestream.lake import metadata_engine, open_access
+
+from .pg_database import URL_FILE, throwaway_database
 
 T0 = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -286,3 +290,31 @@ def test_deliveries_are_counted_per_outbox_state(settings, store):
     engine = metadata_engine(settings.lake)
     with engine.begin() as con:
         assert con.execute(sa.text("select count(*) from webhook_outbox")).scalar() == 1
+
+
+@pytest.fixture
+def pg_settings(tmp_path, settings):
+    if not URL_FILE.exists():
+        pytest.skip("no test PostgreSQL server: run `scripts/postgres.sh start` (make test does)")
+    with throwaway_database(URL_FILE.read_text().strip()) as url:
+        lake = LakeSettings(root=str(tmp_path / "pg-lake"), catalog_url=url, metadata_url=url)
+        yield dataclasses.replace(settings, lake=lake)
+
+
+@pytest.mark.slow
+def test_on_postgres_one_active_alert_whatever_races_and_the_flows_hold(pg_settings):
+    """The partial unique index, the escalation's IS DISTINCT FROM and the late delivery's
+    boolean test on PostgreSQL (the rest of this file runs on SQLite)."""
+    test_two_threads_racing_fire_once(pg_settings)
+    store = open_alert_store(pg_settings.lake)
+    low = store.list_alerts()[0]
+    stale = _fire("stale_data", level="warning", glucose=None, suppressed=True)
+    outbox = Outbox()
+    assert store.apply([stale, _fire("low", 9)], enqueue=outbox) == [stale]
+    late = _fire("stale_data", level="warning", glucose=None)
+    escalation = _next(stale, "escalated", 20, level="urgent")
+    assert store.apply([late, escalation], enqueue=outbox) == [late, escalation]
+    assert store.apply([escalation], enqueue=outbox) == []
+    store.ack(low.alert_id, actor="cli", at=T0)
+    assert store.patient_alerts("p1").active["low"].acked
+    assert [e.event for e in store.events(stale.alert_id)] == ["suppressed", "fired", "escalated"]
