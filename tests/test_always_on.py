@@ -9,6 +9,7 @@ import logging
 import sys
 import threading
 import time
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -16,14 +17,20 @@ from glucosestream.config import Settings, child_environment
 from glucosestream.errors import RunInProgress
 from glucosestream.ingest import ingest_records
 from glucosestream.lake import (
+    QUARANTINE_SCHEMA,
     BatchRecord,
+    RawBatch,
+    RawZone,
     live_readings,
     metadata_engine,
     open_metadata,
+    open_storage,
     run_lock,
 )
 from glucosestream.live import CommittedBatch
+from glucosestream.pipeline import run_pipeline
 from glucosestream.pipeline.always_on import RunScheduler
+from glucosestream.pipeline.steps import discover
 from glucosestream.readings import READING_SCHEMA
 
 T0 = dt.datetime(2026, 2, 1, 12, 0, tzinfo=dt.UTC)
@@ -362,3 +369,107 @@ def test_maintenance_runs_a_day_after_the_last_one_between_runs(settings):
     assert len(spawner.runs) == 4
     assert spawner.children == []
     assert scheduler.tick() == 3600.0 - 30  # the next scheduled run comes before
+
+
+# ---- the per-batch cost: pending from the store, each batch read once, no empty files -------
+
+
+def _upload(settings, n: int, patient: str = "U1") -> str:
+    at = T0 + dt.timedelta(minutes=5 * n)
+    return ingest_records(
+        settings, [{"patient_id": patient, "time": at.isoformat(), "glucose_mg_dl": 100 + n}]
+    ).batch_id
+
+
+def _orphan(settings, batch_id: str) -> None:
+    """A batch committed in the raw zone whose ingest died before recording it."""
+    zone = RawZone(open_storage(settings.lake))
+    source = zone.batch(_upload(settings, 99, patient="O1"))
+    manifest = {**source.manifest(), "batch_id": batch_id}
+    zone.write_batch(batch_id, source.readings(), source.quarantine(), manifest)
+
+
+def test_discover_takes_pending_batches_from_the_store_and_sweeps_when_asked(settings):
+    first, second = _upload(settings, 0), _upload(settings, 1)
+    meta = open_metadata(settings.lake)
+    meta.reject_batches([first], "run-0", "set aside by hand")
+    _orphan(settings, "20260201T000000000000Z-orphan")
+    raw = RawZone(open_storage(settings.lake))
+    found = discover(meta, raw, "run-1", T0, sweep=False)
+    pending = [b.batch_id for b in found.pending]
+    assert second in pending
+    assert "20260201T000000000000Z-orphan" not in pending  # unrecorded: only a sweep finds it
+    assert first not in pending
+    assert meta.batch_records(["20260201T000000000000Z-orphan"]) == {}
+    swept = discover(meta, raw, "run-1", T0, sweep=True)
+    assert "20260201T000000000000Z-orphan" in [b.batch_id for b in swept.pending]
+    assert meta.batch_records(["20260201T000000000000Z-orphan"])  # registered from its manifest
+
+
+def test_a_recorded_batch_whose_files_are_gone_is_rejected_not_lost(settings):
+    batch_id = _upload(settings, 0)
+    raw = RawZone(open_storage(settings.lake))
+    (Path(raw.batch(batch_id).path) / "readings.parquet").unlink()
+    meta = open_metadata(settings.lake)
+    found = discover(meta, raw, "run-1", T0, sweep=False)
+    assert found.pending == []
+    assert found.unreadable[batch_id].startswith("unreadable: FileNotFoundError")
+    assert meta.batch_records([batch_id])[batch_id].rejected_run_id == "run-1"
+
+
+def test_a_run_reads_each_small_batch_once(settings, monkeypatch):
+    ids = [_upload(settings, n, patient=f"U{n % 3}") for n in range(12)]
+    opened: list[str] = []
+    original = RawBatch.read_once
+
+    def counted(self, manifest, *, with_readings):
+        opened.append(self.batch_id)
+        assert with_readings
+        return original(self, manifest, with_readings=with_readings)
+
+    def only_from_what_was_read(name):
+        method = getattr(RawBatch, name)
+
+        def answer(self):
+            assert self.contents is not None, f"{name} of {self.batch_id} opened its files again"
+            return method(self)
+
+        return answer
+
+    monkeypatch.setattr(RawBatch, "read_once", counted)
+    for name in ("row_count", "earliest_reading", "readings"):
+        monkeypatch.setattr(RawBatch, name, only_from_what_was_read(name))
+    real_manifest = RawBatch.manifest
+
+    def manifest_once(self):
+        assert self.contents is not None or self.batch_id not in opened, "manifest read again"
+        return real_manifest(self)
+
+    monkeypatch.setattr(RawBatch, "manifest", manifest_once)
+    report = run_pipeline(settings.override("pipeline", sweep_raw_zone=False))
+    assert report.status == "published"
+    assert report.readings_new == 12
+    assert sorted(opened) == sorted(ids)
+
+
+def test_a_batch_that_quarantined_nothing_has_no_quarantine_file(settings):
+    clean = _upload(settings, 0)
+    dirty = ingest_records(
+        settings,
+        [
+            {"patient_id": "U1", "time": "2026-02-01T13:00:00Z", "glucose_mg_dl": 100},
+            {"patient_id": "U1", "time": "not a time", "glucose_mg_dl": 100},
+        ],
+    ).batch_id
+    raw = RawZone(open_storage(settings.lake))
+    assert sorted(p.name for p in Path(raw.batch(clean).path).iterdir()) == [
+        "manifest.json",
+        "readings.parquet",
+    ]
+    assert raw.batch(clean).quarantine().num_rows == 0
+    assert raw.batch(dirty).quarantine().num_rows == 1
+    # an erasure that leaves a quarantine empty removes its file
+    batch = raw.batch(dirty)
+    raw.rewrite_batch(batch, batch.readings(), QUARANTINE_SCHEMA.empty_table(), batch.manifest())
+    assert not (Path(batch.path) / "quarantine.parquet").exists()
+    assert raw.batch(dirty).quarantine().num_rows == 0

@@ -238,6 +238,17 @@ class MetadataStore(Store):
                 )
             )
 
+    def pending_batch_ids(self) -> list[str]:
+        """Batches recorded and neither loaded nor rejected by a run, oldest first."""
+        with self._tx() as con:
+            return list(
+                con.scalars(
+                    sa.select(batches.c.batch_id)
+                    .where(batches.c.loaded_run_id.is_(None), batches.c.rejected_run_id.is_(None))
+                    .order_by(batches.c.batch_id)
+                )
+            )
+
     def reject_batches(self, batch_ids: Sequence[str], run_id: str, reason: str) -> None:
         """Set batches aside: no run loads them again; their bytes may be ingested again."""
         with self._tx() as con:

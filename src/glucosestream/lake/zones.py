@@ -13,6 +13,7 @@ to write and smaller for readings in time order (see DESIGN.md, storage layout).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -31,7 +32,7 @@ from glucosestream.errors import LakeError
 from glucosestream.lake.storage import Storage
 from glucosestream.readings import READING_SCHEMA
 
-__all__ = ["QUARANTINE_SCHEMA", "RawBatch", "RawZone"]
+__all__ = ["QUARANTINE_SCHEMA", "BatchContents", "RawBatch", "RawZone"]
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,19 @@ QUARANTINE_SCHEMA = pa.schema(
     ]
 )
 _MANIFEST = "manifest.json"
+_QUARANTINE = "quarantine.parquet"
 _DELTA_COLUMNS = ("ts",)  # time-ordered per device: small deltas
+
+
+@dataclass(frozen=True, slots=True)
+class BatchContents:
+    """What a run read of a batch once: its manifest, its readings file's row count and
+    earliest ``ts``, and (a small batch) the readings themselves."""
+
+    manifest: dict[str, Any]
+    rows: int
+    earliest: dt.datetime | None
+    readings: pa.Table | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +66,22 @@ class RawBatch:
     batch_id: str
     storage: Storage
     path: str
+    contents: BatchContents | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    def read_once(self, manifest: dict[str, Any], *, with_readings: bool) -> RawBatch:
+        """This batch with its ``manifest`` (as read) and its readings file's footer (with
+        its readings, if ``with_readings``) read in one opening of the file: its methods
+        answer from them after."""
+        with self.storage.fs.open_input_file(f"{self.path}/readings.parquet") as f:
+            parquet = pq.ParquetFile(f)
+            readings = _as_readings(parquet.read()) if with_readings else None
+            footer = parquet.metadata
+        contents = BatchContents(manifest, footer.num_rows, _earliest(footer), readings)
+        return dataclasses.replace(self, contents=contents)
 
     def readings(self) -> pa.Table:
+        if self.contents is not None and self.contents.readings is not None:
+            return self.contents.readings
         return pq.read_table(
             f"{self.path}/readings.parquet", schema=READING_SCHEMA, filesystem=self.storage.fs
         )
@@ -68,22 +95,15 @@ class RawBatch:
     def earliest_reading(self) -> dt.datetime | None:
         """The earliest ``ts`` of the batch, from the Parquet footer's statistics (None when
         the file has no readings or no statistics)."""
+        if self.contents is not None:
+            return self.contents.earliest
         with self.storage.fs.open_input_file(f"{self.path}/readings.parquet") as f:
-            meta = pq.ParquetFile(f).metadata
-        column = meta.schema.names.index("ts") if "ts" in meta.schema.names else -1
-        lows = []
-        for group in range(meta.num_row_groups):
-            stats = meta.row_group(group).column(column).statistics if column >= 0 else None
-            if stats is None or not stats.has_min_max:
-                return None
-            lows.append(stats.min)
-        if not lows:
-            return None
-        low: dt.datetime = min(lows)
-        return low if low.tzinfo is not None else low.replace(tzinfo=dt.UTC)
+            return _earliest(pq.ParquetFile(f).metadata)
 
     def row_count(self) -> int:
         """Readings in the batch, from the Parquet footer (nothing else is read)."""
+        if self.contents is not None:
+            return self.contents.rows
         with self.storage.fs.open_input_file(f"{self.path}/readings.parquet") as f:
             return int(pq.ParquetFile(f).metadata.num_rows)
 
@@ -98,14 +118,35 @@ class RawBatch:
         return table.cast(pa.schema([READING_SCHEMA.field(n) for n in table.column_names]))
 
     def quarantine(self) -> pa.Table:
-        return pq.read_table(
-            f"{self.path}/quarantine.parquet", schema=QUARANTINE_SCHEMA, filesystem=self.storage.fs
-        )
+        """The quarantined rows (a batch that quarantined none has no file: no rows)."""
+        try:
+            return pq.read_table(
+                f"{self.path}/{_QUARANTINE}", schema=QUARANTINE_SCHEMA, filesystem=self.storage.fs
+            )
+        except FileNotFoundError:
+            return QUARANTINE_SCHEMA.empty_table()
 
     def manifest(self) -> dict[str, Any]:
+        if self.contents is not None:
+            return self.contents.manifest
         with self.storage.fs.open_input_stream(f"{self.path}/{_MANIFEST}") as f:
             loaded: dict[str, Any] = json.loads(f.read().decode("utf-8"))
         return loaded
+
+
+def _earliest(footer: pq.FileMetaData) -> dt.datetime | None:
+    """The earliest ``ts`` in a readings file's statistics (None: no rows, or no statistics)."""
+    column = footer.schema.names.index("ts") if "ts" in footer.schema.names else -1
+    lows = []
+    for group in range(footer.num_row_groups):
+        stats = footer.row_group(group).column(column).statistics if column >= 0 else None
+        if stats is None or not stats.has_min_max:
+            return None
+        lows.append(stats.min)
+    if not lows:
+        return None
+    low: dt.datetime = min(lows)
+    return low if low.tzinfo is not None else low.replace(tzinfo=dt.UTC)
 
 
 def _as_readings(table: pa.Table) -> pa.Table:
@@ -156,10 +197,13 @@ class RawZone:
             if fs.get_file_info(f"{folder}/{_MANIFEST}").type != pafs.FileType.NotFound:
                 raise LakeError(f"raw batch {batch_id} already exists; batch ids must be unique")
             self.storage.make_folder(folder)
-            _write_parquet(readings, READING_SCHEMA, f"{folder}/readings.parquet", fs)
-            _write_parquet(quarantine, QUARANTINE_SCHEMA, f"{folder}/quarantine.parquet", fs)
+            written = [f"{folder}/readings.parquet"]
+            _write_parquet(readings, READING_SCHEMA, written[0], fs)
+            if quarantine.num_rows:  # none quarantined: no file (its readers see no rows)
+                written.append(f"{folder}/{_QUARANTINE}")
+                _write_parquet(quarantine, QUARANTINE_SCHEMA, written[1], fs)
             if self.storage.local:
-                _fsync(Path(folder) / "readings.parquet", Path(folder) / "quarantine.parquet")
+                _fsync(*(Path(p) for p in written))
         except OSError as err:
             raise self._write_error(batch_id, err) from err
         return RawBatch(batch_id, self.storage, folder)
@@ -209,12 +253,17 @@ class RawZone:
         quarantine: pa.Table,
         manifest: dict[str, Any],
     ) -> None:
-        """Replace a batch's files (erasure only): each file is replaced whole, atomically."""
+        """Replace a batch's files (erasure only): each file is replaced whole, atomically; a
+        quarantine left with no rows is deleted."""
         fs = self.storage.fs
         for name, table, schema in (
             ("readings.parquet", readings, READING_SCHEMA),
-            ("quarantine.parquet", quarantine, QUARANTINE_SCHEMA),
+            (_QUARANTINE, quarantine, QUARANTINE_SCHEMA),
         ):
+            if name == _QUARANTINE and not table.num_rows:
+                if fs.get_file_info(f"{batch.path}/{name}").type != pafs.FileType.NotFound:
+                    fs.delete_file(f"{batch.path}/{name}")
+                continue
             tmp = f"{batch.path}/.{name}.tmp"
             _write_parquet(table, schema, tmp, fs)
             fs.move(tmp, f"{batch.path}/{name}")

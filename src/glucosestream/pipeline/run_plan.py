@@ -27,6 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
+import pyarrow as pa
+
 from glucosestream.config import Settings
 from glucosestream.errors import ConfigError
 from glucosestream.lake import (
@@ -218,8 +220,10 @@ def plan_run(
     width = choose_width(typical, incoming + history, inputs.memory_budget, readings_per_task)
     if width == 0:
         ids = tuple(b.batch_id for b in pending)
-        bucket = BucketPlan("", ids, (), incoming, inputs.patient_keys, ids)
-        buckets: tuple[BucketPlan, ...] = (bucket,)
+        raw, parts = _one_bucket_inputs(inputs, pending, staging)
+        buckets: tuple[BucketPlan, ...] = (
+            BucketPlan("", raw, parts, incoming, inputs.patient_keys, ids),
+        )
     else:
         tasks = [
             SplitTask(inputs.settings, inputs.run_id, inputs.attempt, b.batch_id, width)
@@ -239,6 +243,21 @@ def plan_run(
     )
     staging.write_json(plan.path(staging), plan.to_json())
     return plan
+
+
+def _one_bucket_inputs(
+    inputs: PlanInputs, pending: Sequence[RawBatch], staging: StagingZone
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A one-bucket run's inputs: the raw batches discover did not read, and one staged part
+    holding the readings of those it read (its task opens one file, not one per batch: with
+    a batch per upload, thousands)."""
+    read = [b.readings() for b in pending if b.contents and b.contents.readings is not None]
+    raw = tuple(b.batch_id for b in pending if not (b.contents and b.contents.readings is not None))
+    if len(read) < 2:
+        return tuple(b.batch_id for b in pending), ()
+    path = staging.run_path(inputs.run_id, f"attempt-{inputs.attempt}", "incoming", "read.arrow")
+    staging.write_table(path, pa.concat_tables(read).combine_chunks())
+    return raw, (path,)
 
 
 def _buckets(
