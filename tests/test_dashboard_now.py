@@ -440,3 +440,21 @@ def _key_of(patient: str) -> str:
     from .conftest import SECRET
 
     return patient_key(SECRET.encode(), patient)
+
+
+def test_the_stale_badge_follows_the_patients_stale_data_rule(lake):
+    from glucosestream.alerts import open_alert_store
+    from glucosestream.alerts.rules import RuleRow
+
+    key = lake.keys["P2"]  # last published reading 17 minutes before NOW
+    store = open_alert_store(lake.settings.lake)
+    with _client(lake) as client:
+        default = client.get(f"/v1/patients/{key}/now", headers=_bearer("gs_admin")).json()
+        store.set_rule(RuleRow(key, "stale_data", True, None, 10.0), actor="test", at=NOW)
+        try:
+            ruled = client.get(f"/v1/patients/{key}/now", headers=_bearer("gs_admin")).json()
+        finally:
+            store.remove_rule(key, "stale_data")
+    assert (default["now"]["stale"], default["now"]["stale_warn_min"]) == (None, 20.0)
+    assert (ruled["now"]["stale"], ruled["now"]["stale_warn_min"]) == ("warn", 10.0)
+    assert ruled["now"]["stale_urgent_min"] == 40.0

@@ -11,6 +11,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
+from glucosestream.alerts import AlertStore, rules_for
+from glucosestream.config import AlertSettings
 from glucosestream.dashboard.alerts_routes import alert_store_of
 from glucosestream.dashboard.auth import Viewer, api_viewer, audit_read, clock_of, page_viewer
 from glucosestream.dashboard.now import KIND_LABELS, NowPanel, now_panel
@@ -156,15 +158,26 @@ def _now_of(request: Request, run: PublishedRun, patient_key: str, at: dt.dateti
     live: LiveWindow = request.app.state.live
     since = at - NOW_READINGS
     readings = merged_readings(run, live, patient_key, since)
-    limits = request.app.state.settings.alerts
+    store = alert_store_of(request)
+    warn_min, urgent_min = _stale_minutes(store, request.app.state.settings.alerts, patient_key)
     return now_panel(
         readings,
         at=at,
         unpublished=len(live.unsettled(patient_key)),
-        alerts=alert_store_of(request).list_alerts(patient_key=patient_key, limit=NOW_ALERTS),
-        stale_warn_min=limits.stale_warn_min,
-        stale_urgent_min=limits.stale_urgent_min,
+        alerts=store.list_alerts(patient_key=patient_key, limit=NOW_ALERTS),
+        stale_warn_min=warn_min,
+        stale_urgent_min=urgent_min,
     )
+
+
+def _stale_minutes(
+    store: AlertStore, limits: AlertSettings, patient_key: str
+) -> tuple[float, float]:
+    """The patient's stale-data rule (the site's or their own override of the warning's
+    minutes) and when it becomes urgent: the badge says what the alert would."""
+    rules = rules_for(patient_key, store.patient_alerts(patient_key).rule_rows, limits)
+    warn_min = rules.get("stale_data").minutes or limits.stale_warn_min
+    return warn_min, max(warn_min, rules.stale_urgent_min)
 
 
 def _now_json(patient_key: str, panel: NowPanel, unit: str) -> dict[str, Any]:
