@@ -47,8 +47,7 @@ __all__ = [
     "open_metadata",
 ]
 
-# How long ``live_readings`` keeps a reading (by its ``ts``): what followers and alerts need of
-# the recent past; every run's record deletes the older rows.
+# How long ``live_readings`` keeps a reading (its ``ts``); each run's closing deletes older rows.
 LIVE_READINGS_KEPT: Final = dt.timedelta(hours=24)
 
 
