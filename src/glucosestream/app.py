@@ -41,7 +41,7 @@ from glucosestream.ingest.api import router as ingest_router
 from glucosestream.ingest.limits import BodyLimit
 from glucosestream.ingest.service import IngestService
 from glucosestream.lake import open_access
-from glucosestream.live import LiveWindow, live_state
+from glucosestream.live import CommittedBatch, LiveWindow, live_state
 from glucosestream.pipeline.always_on import RunScheduler
 from glucosestream.published import PublishedLake
 from glucosestream.published.nightscout_read import router as nightscout_read_router
@@ -69,7 +69,7 @@ class _Service(Protocol):
     def stop(self) -> None: ...
 
 
-CommittedHook = Callable[[Any], None]
+CommittedHook = Callable[[CommittedBatch], None]
 
 _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
