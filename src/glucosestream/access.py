@@ -212,13 +212,16 @@ def authenticate_api_secret(
         return authenticate(store, None)
     value = api_secret.strip()
     if len(value) == _SHA1_HEX_LENGTH and all(c in "0123456789abcdefABCDEF" for c in value):
-        token_sha256 = store.tokens.token_sha256_by_api_secret(value.lower())
-        if token_sha256 is None:
+        found = store.tokens.token_by_api_secret(value.lower())
+        if found is None:
             raise AuthError(
                 "unknown api-secret; it must be the SHA-1 of a token made by "
                 "`glucosestream token create` (tokens made before SHA-1s were kept: use ?token=)"
             )
-        return _principal(store, token_sha256, now or utc_now())
+        at = now or utc_now()
+        record = usable_record(found, now=at)
+        store.tokens.mark_used(record, at=at)
+        return principal_of(record)
     return authenticate(store, value, now=now)
 
 

@@ -102,30 +102,24 @@ class TokenStore(Store):
         with self._tx() as con:
             con.execute(token_api_secrets.insert(), [row])
 
-    def token_sha256_by_api_secret(self, sha1_hex: str) -> str | None:
-        """The SHA-256 of the token whose SHA-1 this is, if that token has one recorded."""
+    def token_by_api_secret(self, sha1_hex: str) -> TokenRecord | None:
+        """The token whose SHA-1 this is, if that token has one recorded (one transaction: a
+        Nightscout uploader's every POST is authenticated by it)."""
         digest = self._api_secret_hmac(sha1_hex)
         with self._tx() as con:
-            found: str | None = con.scalar(
-                sa.select(token_api_secrets.c.token_sha256).where(
-                    token_api_secrets.c.api_secret_hmac == digest
-                )
-            )
-        return found
+            row = con.execute(
+                sa.select(tokens)
+                .join(token_api_secrets, token_api_secrets.c.token_sha256 == tokens.c.token_sha256)
+                .where(token_api_secrets.c.api_secret_hmac == digest)
+            ).first()
+            return None if row is None else _record(row, _patient_keys(con, row.token_sha256))
 
     def token(self, token_sha256: str) -> TokenRecord | None:
         with self._tx() as con:
             row = con.execute(
                 sa.select(tokens).where(tokens.c.token_sha256 == token_sha256)
             ).first()
-            if row is None:
-                return None
-            keys = con.scalars(
-                sa.select(token_patients.c.patient_key).where(
-                    token_patients.c.token_sha256 == token_sha256
-                )
-            )
-            return _record(row, frozenset(keys))
+            return None if row is None else _record(row, _patient_keys(con, token_sha256))
 
     def token_records(self) -> list[TokenRecord]:
         """Every token, oldest first (revoked and expired ones too)."""
@@ -280,3 +274,14 @@ def _key_bytes(key_hex: str, where: str) -> bytes:
             "Nightscout uploaders' api-secret headers are refused; bearer tokens still work)"
         )
     return bytes.fromhex(key_hex)
+
+
+def _patient_keys(con: sa.Connection, token_sha256: str) -> frozenset[str]:
+    """The patients a token is bound to."""
+    return frozenset(
+        con.scalars(
+            sa.select(token_patients.c.patient_key).where(
+                token_patients.c.token_sha256 == token_sha256
+            )
+        )
+    )
