@@ -259,6 +259,9 @@ def test_rule_rows_of_the_patient_and_the_site(store):
         ("*", "high", True),
         ("p1", "low", False),
     ]
+    both = store.patients_alerts(["p1", "p2", "p3"])
+    assert [(r.patient_key, r.kind) for r in both["p3"].rule_rows] == [("*", "high")]
+    assert sorted(r.patient_key for r in both["p2"].rule_rows) == ["*", "p2"]
     assert store.remove_rule("p1", "low")
     assert not store.remove_rule("p1", "low")
     assert [r.kind for r in store.patient_alerts("p1").rule_rows] == ["high"]

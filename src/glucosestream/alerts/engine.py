@@ -3,9 +3,10 @@
 ``submit`` is an ``IngestService`` on_committed hook: it only puts the batch on a queue, so an
 upload is answered without waiting for alerts. One thread takes the batches (all those waiting
 at once, grouped by patient), reads each patient's window from the live window and their alert
-state from the store, runs the PURE ``evaluate``, records the changes (``AlertStore.apply``,
-with the webhook outbox's ``enqueue`` in the same transaction) and calls ``on_change`` (the
-delivery worker's wake-up) when something was recorded.
+state from the store (one read for up to ``GROUP_SIZE`` patients), runs the PURE ``evaluate``,
+records the changes (``AlertStore.apply``: one transaction for the group, with the webhook
+outbox's ``enqueue`` in it) and calls ``on_change`` (the delivery worker's wake-up) when
+something was recorded.
 
 Every ``TICK_S`` seconds the same thread evaluates the patients whose newest reading is older
 than the shortest stale-data rule, and those with an active alert: stale data is noticed
@@ -28,7 +29,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Final, Protocol
 
 import pyarrow.compute as pc
@@ -46,6 +47,7 @@ __all__ = ["TICK_S", "AlertEngine", "ReadingWindow"]
 log = logging.getLogger(__name__)
 
 TICK_S: Final = 30.0  # how often stale data is looked for
+GROUP_SIZE: Final = 500  # patients per read of the store and per transaction
 STALE_CHECK_MIN: Final = 5.0  # the shortest stale-data rule allowed (alerts.rules)
 _STOP_WAIT_S: Final = 10.0
 
@@ -127,32 +129,49 @@ class AlertEngine:
 
     def evaluate_patient(self, patient_key: str) -> list[AlertChange]:
         """Evaluate one patient now and record the changes; the changes recorded."""
-        now = self._clock()
-        since = now - dt.timedelta(hours=self._settings.window_h)
-        readings = self._window.recent(patient_key, since)
-        state = self._store.patient_alerts(patient_key)
-        changes = evaluate(
-            readings,
-            rules_for(patient_key, state.rule_rows, self._settings),
-            state.active,
-            now,
-            patient_key=patient_key,
-            snoozed_until=state.snoozed_until,
-            fresh_min=self._settings.fresh_min,
-        )
-        return self._store.apply(changes, enqueue=self._enqueue) if changes else []
+        return self._evaluate([patient_key])
 
-    def _evaluate(self, patient_keys: Iterable[str]) -> list[AlertChange]:
+    def _evaluate(self, patient_keys: Sequence[str]) -> list[AlertChange]:
+        """Evaluate the patients and record their changes, ``GROUP_SIZE`` patients to a read
+        of the store and a transaction; call ``on_change`` when something was recorded."""
         applied: list[AlertChange] = []
-        for key in patient_keys:
+        for start in range(0, len(patient_keys), GROUP_SIZE):
+            group = patient_keys[start : start + GROUP_SIZE]
             try:
-                applied.extend(self.evaluate_patient(key))
-            except Exception:  # one patient's failure must not stop the others' alerts
-                log.exception("alert evaluation failed for one patient; the others go on")
+                changes = self._changes_of(group)
+                if changes:
+                    applied.extend(self._store.apply(changes, enqueue=self._enqueue))
+            except Exception:  # the store failed: the next group, the next tick, try again
+                log.exception(
+                    "recording alerts of %d patients failed; they are evaluated again", len(group)
+                )
         if applied:
             log.info("alerts changed=%d", len(applied))
             self._on_change()
         return applied
+
+    def _changes_of(self, patient_keys: Sequence[str]) -> list[AlertChange]:
+        now = self._clock()
+        since = now - dt.timedelta(hours=self._settings.window_h)
+        states = self._store.patients_alerts(patient_keys)
+        out: list[AlertChange] = []
+        for key in patient_keys:
+            state = states[key]
+            try:
+                out.extend(
+                    evaluate(
+                        self._window.recent(key, since),
+                        rules_for(key, state.rule_rows, self._settings),
+                        state.active,
+                        now,
+                        patient_key=key,
+                        snoozed_until=state.snoozed_until,
+                        fresh_min=self._settings.fresh_min,
+                    )
+                )
+            except Exception:  # one patient's failure must not stop the others' alerts
+                log.exception("alert evaluation failed for one patient; the others go on")
+        return out
 
     def _run(self) -> None:
         next_tick = time.monotonic() + self._tick_s

@@ -138,25 +138,28 @@ class AlertStore(Store):
     def patient_alerts(self, patient_key: str) -> PatientAlerts:
         """The patient's active alerts by kind, snoozes by kind, and rule rows (theirs and the
         site's)."""
-        active = sa.select(alerts).where(
-            alerts.c.patient_key == patient_key, alerts.c.state == "active"
-        )
-        snoozes = sa.select(alert_snoozes).where(alert_snoozes.c.patient_key == patient_key)
-        rules = sa.select(alert_rules).where(
-            alert_rules.c.patient_key.in_([patient_key, SITE_DEFAULT])
-        )
+        return self.patients_alerts([patient_key])[patient_key]
+
+    def patients_alerts(self, patient_keys: Sequence[str]) -> dict[str, PatientAlerts]:
+        """``patient_alerts`` of several patients, read in one transaction."""
+        keys = list(dict.fromkeys(patient_keys))
+        active = sa.select(alerts).where(alerts.c.patient_key.in_(keys), alerts.c.state == "active")
+        snoozes = sa.select(alert_snoozes).where(alert_snoozes.c.patient_key.in_(keys))
+        rules = sa.select(alert_rules).where(alert_rules.c.patient_key.in_([*keys, SITE_DEFAULT]))
+        out = {key: PatientAlerts({}, {}, []) for key in keys}
         with self._tx() as con:
-            rows = con.execute(active).all()
-            snoozed = {r.kind: _utc(r.until) for r in con.execute(snoozes)}
-            rule_rows = [
-                RuleRow(r.patient_key, r.kind, r.enabled, r.threshold_mg_dl, r.minutes)
-                for r in con.execute(rules)
-            ]
-        by_kind = {
-            r.kind: ActiveAlert(r.alert_id, r.kind, r.level, r.acked_at is not None, r.suppressed)
-            for r in rows
-        }
-        return PatientAlerts(by_kind, snoozed, rule_rows)
+            for r in con.execute(active):
+                acked = r.acked_at is not None
+                out[r.patient_key].active[r.kind] = ActiveAlert(
+                    r.alert_id, r.kind, r.level, acked, r.suppressed
+                )
+            for r in con.execute(snoozes):
+                out[r.patient_key].snoozed_until[r.kind] = _utc(r.until)
+            for r in con.execute(rules):
+                row = RuleRow(r.patient_key, r.kind, r.enabled, r.threshold_mg_dl, r.minutes)
+                for key in keys if r.patient_key == SITE_DEFAULT else [r.patient_key]:
+                    out[key].rule_rows.append(row)
+        return out
 
     def active_patients(self) -> list[str]:
         """The patients with an active alert."""
