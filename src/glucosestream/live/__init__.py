@@ -3,11 +3,11 @@
 The live unit sits below ingest (which feeds it) and the read API (which merges it with the
 published readings), so both can use it. ``trend`` is the one definition of a reading's
 direction, trend number and rate; ``window`` the in-memory window of the last hours;
-``store`` its durable copy, the ``live_readings`` table.
+``readings_table`` its durable copy, the ``live_readings`` table (``LiveStore``).
 """
 
 from glucosestream.live.committed import CommittedBatch
-from glucosestream.live.store import LIVE_KEPT, LiveStore, live_state, open_live_store
+from glucosestream.live.readings_table import LIVE_KEPT, LiveStore, live_state, open_live_store
 from glucosestream.live.trend import (
     DIRECTIONS,
     MAX_GAP_MIN,

@@ -165,10 +165,15 @@ class LiveWindow:
 
 
 def readings_of(
-    batch_id: str, readings: pa.Table, *, since: dt.datetime | None = None
+    batch_id: str | None,
+    readings: pa.Table,
+    *,
+    since: dt.datetime | None = None,
+    settled_run_id: str | None = None,
 ) -> list[LiveReading]:
-    """A committed batch's readings (``READING_SCHEMA``) as unsettled ``LiveReading``s, those
-    before ``since`` left out."""
+    """Readings (``READING_SCHEMA``) as ``LiveReading``s, those before ``since`` left out:
+    a committed batch's (``batch_id``), or, with ``batch_id`` None, rows each naming its own
+    batch (a published run's, ``settled_run_id``: settled by that run)."""
     if since is not None and readings.num_rows:
         readings = readings.filter(pc.greater_equal(readings["ts"], pa.scalar(since, _INSTANT)))
     n = readings.num_rows
@@ -179,6 +184,8 @@ def readings_of(
         readings[name].to_pylist() if name in readings.column_names else [None] * n
         for name in _TREND
     ]
+    batches = [batch_id] * n if batch_id is not None else readings["batch_id"].to_pylist()
+    settled = settled_run_id is not None
     return [
         LiveReading(
             patient_key=p,
@@ -189,8 +196,9 @@ def readings_of(
             tz=tz,
             direction=direction,
             rate_mg_dl_min=rate,
-            batch_id=batch_id,
-            settled=False,
+            batch_id=b,
+            settled=settled,
+            settled_run_id=settled_run_id,
         )
-        for p, d, ts, g, f, tz, direction, rate in zip(*columns, *trend, strict=True)
+        for p, d, ts, g, f, tz, direction, rate, b in zip(*columns, *trend, batches, strict=True)
     ]

@@ -1,7 +1,10 @@
-"""Published readings as Nightscout entries, and the ``find[...]`` bounds of a GET. PURE.
+"""A patient's readings as Nightscout entries, and the ``find[...]`` bounds of a GET. PURE.
 
-Entries are ``sgv`` entries, newest first: ``date`` (epoch ms), ``dateString``, and
-``direction`` from the rate of change since the device's previous reading. ``find[date][$op]``
+Entries are ``sgv`` entries, newest first: ``date`` (epoch ms), ``dateString``, ``direction``
+(the uploader's, else the arrow of the uploader's rate, else computed from the device's
+previous reading: ``live.direction_of``), ``trend`` (Nightscout's number of that direction,
+cgm-remote-monitor ``lib/server/pebble.js``) and ``delta`` (mg/dL since the device's previous
+reading, when at most 15 minutes before; absent otherwise). ``find[date][$op]``
 (epoch ms) and ``find[dateString][$op]`` (ISO 8601) with ``$gte``, ``$gt``, ``$lte``, ``$lt``
 narrow them; a bound past year 9999 or before year 1 is held there; any other value (``inf``,
 text) is 422.
@@ -12,23 +15,17 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from collections.abc import Iterable
 from typing import Any, Final
 
-import pyarrow as pa
-
 from glucosestream.errors import InvalidInput
+from glucosestream.live import LiveReading, delta_between, direction_of, trend_number
 
 __all__ = ["DEFAULT_COUNT", "MAX_COUNT", "OPERATORS", "date_range", "entries_from_readings"]
 
 # cgm-remote-monitor lib/api/entries: a GET without count returns 10 entries.
 DEFAULT_COUNT: Final = 10
 MAX_COUNT: Final = 10_000  # entries one GET returns at most (as many as one POST may carry)
-# Dexcom trend arrows by rate of change (mg/dL per minute): flat within ±1, 45° 1-2,
-# single 2-3, double above 3 (Dexcom G6 user guide, "Trend arrows").
-_TREND_MG_DL_PER_MIN: Final = ((3.0, "DoubleUp"), (2.0, "SingleUp"), (1.0, "FortyFiveUp"))
-_TREND_DOWN: Final = ((-3.0, "DoubleDown"), (-2.0, "SingleDown"), (-1.0, "FortyFiveDown"))
-# Beyond this gap between readings no trend is shown (Nightscout shows NONE).
-_TREND_MAX_GAP_MIN: Final = 15.0
 OPERATORS: Final = ("$gte", "$gt", "$lte", "$lt")
 # find[...] bounds are held within the instants Python has: year 1 to the end of year 9999.
 EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -91,48 +88,45 @@ def _instant(value: str) -> dt.datetime:
 
 
 def entries_from_readings(
-    table: pa.Table, *, count: int, until_ms: int | None = None
+    readings: Iterable[LiveReading],
+    *,
+    count: int,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Curated readings as Nightscout ``sgv`` entries, newest first, at most ``count``."""
-    rows = table.select(["device_id", "ts", "glucose_mg_dl"]).sort_by(
-        [("device_id", "ascending"), ("ts", "ascending")]
-    )
-    devices = rows["device_id"].to_pylist()
-    times = [ts.astimezone(dt.UTC) for ts in rows["ts"].to_pylist()]
-    values = rows["glucose_mg_dl"].to_pylist()
+    """Readings (any order) as Nightscout ``sgv`` entries, newest first, at most ``count``,
+    those dated ``since_ms`` to ``until_ms``: readings before ``since_ms`` only give the first
+    entries' trend and delta (pass those of the ``live.MAX_GAP_MIN`` before it)."""
+    ordered = sorted(readings, key=lambda r: (r.device_id, r.ts))
     entries: list[tuple[int, dict[str, Any]]] = []
-    for i, (device, ts, value) in enumerate(zip(devices, times, values, strict=True)):
-        date_ms = int(ts.timestamp() * 1000)
-        if until_ms is not None and date_ms > until_ms:
+    for i, reading in enumerate(ordered):
+        date_ms = (reading.ts - EPOCH) // dt.timedelta(milliseconds=1)
+        if (until_ms is not None and date_ms > until_ms) or (
+            since_ms is not None and date_ms < since_ms
+        ):
             continue
-        previous = i - 1 if i and devices[i - 1] == device else None
-        direction = (
-            "NONE" if previous is None else _direction(value, values[previous], ts, times[previous])
-        )
-        entry = {
-            "_id": f"{device}-{date_ms}",
-            "type": "sgv",
-            "sgv": round(value),
-            "date": date_ms,
-            "dateString": ts.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "direction": direction,
-            "device": device,
-            "utcOffset": 0,
-        }
-        entries.append((date_ms, entry))
+        before = ordered[i - 1] if i and ordered[i - 1].device_id == reading.device_id else None
+        entries.append((date_ms, _entry(reading, before, date_ms)))
     entries.sort(key=lambda e: e[0], reverse=True)
     return [entry for _, entry in entries[:count]]
 
 
-def _direction(value: float, before: float, ts: dt.datetime, ts_before: dt.datetime) -> str:
-    minutes = (ts - ts_before).total_seconds() / 60
-    if minutes <= 0 or minutes > _TREND_MAX_GAP_MIN:
-        return "NONE"
-    rate = (value - before) / minutes
-    for threshold, name in _TREND_MG_DL_PER_MIN:
-        if rate > threshold:
-            return name
-    for threshold, name in _TREND_DOWN:
-        if rate < threshold:
-            return name
-    return "Flat"
+def _entry(reading: LiveReading, before: LiveReading | None, date_ms: int) -> dict[str, Any]:
+    direction = direction_of(reading, before)
+    entry: dict[str, Any] = {
+        "_id": f"{reading.device_id}-{date_ms}",
+        "type": "sgv",
+        "sgv": round(reading.glucose_mg_dl),
+        "date": date_ms,
+        "dateString": reading.ts.astimezone(dt.UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
+        "direction": direction,
+        "trend": trend_number(direction),
+        "device": reading.device_id,
+        "utcOffset": 0,
+    }
+    delta = None if before is None else delta_between(before, reading)
+    if delta is not None:
+        entry["delta"] = round(delta, 3)
+    return entry

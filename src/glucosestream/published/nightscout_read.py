@@ -1,6 +1,10 @@
-"""``GET /api/v1/entries`` (or ``.json``): a patient's published curated readings, newest first,
-as Nightscout entries (``nightscout_entries``), read through the read side at the last
-published run. The POST of the same path is ``ingest.nightscout_api``.
+"""``GET /api/v1/entries`` (or ``.json``): a patient's readings, newest first, as Nightscout
+entries (``nightscout_entries``): those of the last published run, read through the read side,
+merged with those accepted since (the app's live window, ``request.app.state.live``:
+``live_merge``), so a reading is here as soon as its POST is answered. ``GET
+/api/v1/entries/current`` (or ``.json``) is the newest one alone. The POST of the same path is
+``ingest.nightscout_api``; ``GET /api/v1/status.json`` (``nightscout_status``) is served by this
+router too.
 
 ``count`` (default 10, as in Nightscout; 1 to 10,000) and ``find[date][$gte|$gt|$lte|$lt]``
 (epoch ms) or ``find[dateString][…]`` (ISO 8601) narrow it; a bad bound is 422 (after
@@ -13,9 +17,9 @@ patient token).
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
-import pyarrow as pa
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
@@ -23,6 +27,8 @@ from glucosestream.access import Principal, authorize_read, record_access
 from glucosestream.clock import Clock
 from glucosestream.http_errors import ERROR_RESPONSES
 from glucosestream.lake import AccessStores
+from glucosestream.live import MAX_GAP_MIN, LiveReading, LiveWindow
+from glucosestream.published.live_merge import merged_readings
 from glucosestream.published.nightscout_entries import (
     DEFAULT_COUNT,
     EPOCH,
@@ -31,11 +37,12 @@ from glucosestream.published.nightscout_entries import (
     date_range,
     entries_from_readings,
 )
+from glucosestream.published.nightscout_status import router as status_router
 from glucosestream.published.published_lake import PublishedLake
 from glucosestream.published.request_scope import published_of
 from glucosestream.request_credentials import bound_patient, nightscout_principal_of
 
-__all__ = ["read_patient_readings", "router"]
+__all__ = ["EntriesQuery", "read_patient_readings", "router"]
 
 router = APIRouter(tags=["nightscout"])
 
@@ -54,23 +61,74 @@ _FIND_PARAMETERS: Final = [
 ]
 
 
+@dataclass(frozen=True, slots=True)
+class EntriesQuery:
+    """What one GET asks for: whose readings (None: the token's one patient), between which
+    instants (both included; None: unbounded), how many at most."""
+
+    patient: str | None
+    since: dt.datetime | None
+    until: dt.datetime | None
+    count: int
+
+
 def read_patient_readings(
     published: PublishedLake,
+    live: LiveWindow | None,
     store: AccessStores,
     principal: Principal,
-    patient: str | None,
-    since: dt.datetime | None,
+    query: EntriesQuery,
     *,
     at: dt.datetime,
-) -> tuple[str, pa.Table]:
-    """The published curated readings of the patient named (or the token's one patient),
-    after checking the principal may read them; the read is recorded in the audit trail."""
-    key = patient or bound_patient(principal)
+) -> tuple[str, list[LiveReading]]:
+    """The readings of the patient named (or the token's one patient), newest first: the last
+    published run's merged with the live window's, after checking the principal may read
+    them; the read is recorded in the audit trail."""
+    key = query.patient or bound_patient(principal)
     if not (principal.role == "uploader" and key in principal.patient_keys):
         authorize_read(store, principal, key)
-    table = published.current().readings([key], since)
+    run = published.current()
+    since = _read_from(query.since)  # the first entry's trend needs the reading before it
+    readings = merged_readings(
+        run, live, key, now=at, since=since, until=query.until, at_least=query.count + 1
+    )
     record_access(store, principal, "read", "api/v1/entries", at=at, patient_key=key)
-    return key, table
+    return key, readings
+
+
+async def _entries(
+    request: Request, published: PublishedLake, patient: str | None, count: int, *, find: bool
+) -> list[Any]:
+    """The entries a GET asks for; ``find``: it may narrow them by ``find[...]`` bounds (read
+    after authentication, so a bad bound from an unknown caller is 401, not 422)."""
+    principal = await run_in_threadpool(nightscout_principal_of, request)
+    since_ms, until_ms = date_range(dict(request.query_params)) if find else (None, None)
+    since, until = (None if ms is None else EPOCH + _ms(ms) for ms in (since_ms, until_ms))
+    clock: Clock = request.app.state.clock
+    live: LiveWindow | None = getattr(request.app.state, "live", None)
+    _, readings = await run_in_threadpool(
+        read_patient_readings,
+        published,
+        live,
+        request.app.state.access,
+        principal,
+        EntriesQuery(patient, since, until, count),
+        at=clock(),
+    )
+    return entries_from_readings(readings, count=count, since_ms=since_ms, until_ms=until_ms)
+
+
+def _ms(milliseconds: int) -> dt.timedelta:
+    return dt.timedelta(milliseconds=milliseconds)
+
+
+def _read_from(since: dt.datetime | None) -> dt.datetime | None:
+    """Where to read from for entries from ``since``: ``MAX_GAP_MIN`` earlier, so the first
+    entry's trend and delta have the reading before it (held at the earliest instant)."""
+    if since is None:
+        return None
+    earliest = dt.datetime.min.replace(tzinfo=dt.UTC) + dt.timedelta(minutes=MAX_GAP_MIN)
+    return max(since, earliest) - dt.timedelta(minutes=MAX_GAP_MIN)
 
 
 @router.get(
@@ -86,18 +144,21 @@ async def get_entries(
     patient: Annotated[str | None, Query(description="patient_key (admin, clinician)")] = None,
     token: Annotated[str | None, Query(description="The token, instead of api-secret.")] = None,
 ) -> list[dict[str, Any]]:
-    """The patient's published readings, newest first, as Nightscout entries."""
-    principal = await run_in_threadpool(nightscout_principal_of, request)
-    since_ms, until_ms = date_range(dict(request.query_params))
-    since = None if since_ms is None else EPOCH + dt.timedelta(milliseconds=since_ms)
-    clock: Clock = request.app.state.clock
-    _, table = await run_in_threadpool(
-        read_patient_readings,
-        published,
-        request.app.state.access,
-        principal,
-        patient,
-        since,
-        at=clock(),
-    )
-    return entries_from_readings(table, count=count, until_ms=until_ms)
+    """The patient's readings, newest first, as Nightscout entries: the published ones and
+    those accepted since the last run."""
+    return await _entries(request, published, patient, count, find=True)
+
+
+@router.get("/api/v1/entries/current", responses=ERROR_RESPONSES)
+@router.get("/api/v1/entries/current.json", include_in_schema=False)
+async def get_current_entry(
+    request: Request,
+    published: Annotated[PublishedLake, Depends(published_of)],
+    patient: Annotated[str | None, Query(description="patient_key (admin, clinician)")] = None,
+    token: Annotated[str | None, Query(description="The token, instead of api-secret.")] = None,
+) -> list[dict[str, Any]]:
+    """The patient's newest reading as a list of one Nightscout entry (empty: no reading)."""
+    return await _entries(request, published, patient, 1, find=False)
+
+
+router.include_router(status_router)  # GET /api/v1/status.json: served with the entries
