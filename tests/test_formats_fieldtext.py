@@ -33,3 +33,21 @@ def test_a_nightscout_object_value_arrives_as_json_text_not_python_repr() -> Non
     row = parsed.rows.to_pylist()[0]
     assert json.loads(row["glucose"]) == {"mg": 120}
     assert json.loads(row["device_id"]) == ["a"]
+
+
+def test_a_nightscout_direction_that_is_no_name_is_passed_on_as_nothing_or_text() -> None:
+    """Issue 17: a direction is passed on as text only when it is text (ingest then keeps it
+    only when it is a Nightscout name); an object, a number or a boolean is no direction, and
+    no entry is refused for it. A file without any direction has no trend columns."""
+    entries = [
+        {"type": "sgv", "sgv": 100, "date": 1775421029000, "direction": {"x": 1}},
+        {"type": "sgv", "sgv": 101, "date": 1775421329000, "direction": 3},
+        {"type": "sgv", "sgv": 102, "date": 1775421629000, "direction": True, "trend": 5.0},
+        {"type": "sgv", "sgv": 103, "date": 1775421929000, "direction": "Up-ish"},
+        {"type": "sgv", "sgv": 104, "date": 1775422229000, "trend": "4"},
+    ]
+    rows = read_nightscout_entries(entries, source="test").rows
+    assert rows["direction"].to_pylist() == [None, None, "FortyFiveDown", "Up-ish", None]
+    assert rows["problem"].to_pylist() == [None] * 5
+    plain = read_nightscout_entries([{"sgv": 100, "date": 1775421029000}], source="test").rows
+    assert "direction" not in plain.column_names

@@ -337,3 +337,26 @@ def test_iglu_plain_csv_samples(settings, clock, name):
     assert (report.received, report.accepted, report.quarantined) == (len(rows), len(rows), 0)
     assert report.patients == len({r[0] for r in rows})
     assert accounted(report)
+
+
+def test_nightscout_samples_keep_each_entrys_direction(settings, clock):
+    """Issue 17: the uploader's direction is kept per reading, as the file has it (counted
+    here with json and csv only)."""
+    entries = json.loads((NIGHTSCOUT / "cgm_format_nightscout_entries.json").read_text())
+    by_instant = {
+        dt.datetime.fromtimestamp(e["date"] / 1000, dt.UTC): e.get("direction")
+        for e in entries
+        if e.get("type") == "sgv"
+    }
+    api_csv = {
+        dt.datetime.fromisoformat(r[0].replace("Z", "+00:00")): r[3] or None
+        for r in csv_rows(NIGHTSCOUT / "cgm_format_nightscout_entries.csv")
+    }
+    for name, expected in (
+        ("cgm_format_nightscout_entries.json", by_instant),
+        ("cgm_format_nightscout_entries.csv", api_csv),
+    ):
+        report = ingest_path(settings, NIGHTSCOUT / name, patient_id="P-ns", now=clock)
+        got = {r["ts"]: r["direction"] for r in readings_of(settings, report)}
+        assert got == expected, name
+        assert Counter(got.values())["Flat"] > 100  # the files hold real arrows, not NONE
