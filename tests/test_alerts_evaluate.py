@@ -30,9 +30,6 @@ def _at(minutes: float) -> dt.datetime:
     return T0 + dt.timedelta(minutes=minutes)
 
 
-# --- rules ----------------------------------------------------------------------------------
-
-
 def _row(patient: str, kind: str, *, enabled: bool = True, threshold=None, minutes=None):
     return RuleRow(patient, kind, enabled, threshold, minutes)
 
@@ -109,9 +106,6 @@ def test_a_row_of_an_unknown_kind_is_ignored(caplog):
     assert "the default stays" in caplog.text
 
 
-# --- AR2 ------------------------------------------------------------------------------------
-
-
 def test_ar2_matches_numbers_worked_by_hand():
     # now 100, 5 min before 110: y_before = ln(110/140) = -0.241162, y_now = ln(100/140) =
     # -0.336472; step 1: -0.723 * -0.241162 + 1.716 * -0.336472 = -0.403026,
@@ -121,10 +115,7 @@ def test_ar2_matches_numbers_worked_by_hand():
     # 80 then 70: -0.784838 -> 63.87; -0.845637 -> 60.10; -0.883675 -> 57.86; -0.904991 -> 56.64
     assert ar2(70.0, 80.0) == (64.0, 60.0, 58.0, 57.0)
     assert ar2(140.0, 140.0, steps=6) == (140.0,) * 6  # the fixed point of the log transform
-
-
-def test_ar2_is_kept_within_36_and_400():
-    assert ar2(45.0, 90.0)[-1] == 36.0
+    assert ar2(45.0, 90.0)[-1] == 36.0  # kept within 36-400
     assert ar2(380.0, 250.0)[-1] == 400.0
 
 
@@ -297,6 +288,11 @@ def test_rate_precedence_uploader_rate_then_arrow_then_computed():
     p.add(0, 100)
     assert _kinds(p.add(5, 101, direction="SingleUp")) == ["rising_fast"]  # the arrow wins
     assert _kinds(p.add(10, 100, direction="FortyFiveDown")) == ["rising_fast_cleared"]
+    rules = rules_for("p1", [RuleRow("p1", "rising_fast", True, 1.5, None)], AlertSettings())
+    p = Patient(rules)
+    p.add(0, 100)
+    assert p.add(5, 101, direction="FortyFiveUp") == []  # 1-2 straddles 1.5: computed 0.2
+    assert _kinds(p.add(10, 111, direction="FortyFiveUp")) == ["rising_fast"]  # computed 2
     p = Patient()
     p.add(0, 100)
     (fired,) = p.add(5, 89)  # computed: -2.2 mg/dL/min

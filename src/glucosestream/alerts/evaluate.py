@@ -158,14 +158,14 @@ def _findings(
     urgent = rules.get("urgent_low").threshold_mg_dl or 0.0
     low = rules.get("low").threshold_mg_dl or 0.0
     high = rules.get("high").threshold_mg_dl or math.inf
-    rate = _rate(device)
+    rates = _rates(device)
     findings = {
         "urgent_low": _Finding(g <= urgent or low_flag, g, urgent),
         "low": _Finding(g < low or low_flag, g, low),
         "high": _Finding(g > high or high_flag, g, high),
         "urgent_low_soon": _urgent_low_soon(device, rules, now, urgent_now=g <= urgent or low_flag),
-        "rising_fast": _fast(rate, rules.get("rising_fast").rate_mg_dl_min, g, rising=True),
-        "falling_fast": _fast(rate, rules.get("falling_fast").rate_mg_dl_min, g, rising=False),
+        "rising_fast": _fast(rates, rules.get("rising_fast").rate_mg_dl_min, g, rising=True),
+        "falling_fast": _fast(rates, rules.get("falling_fast").rate_mg_dl_min, g, rising=False),
         "hypo_level2_episode": _level2_episode(device, rules),
     }
     return findings
@@ -197,33 +197,37 @@ class _Rate:
     source: str
 
 
-def _rate(device: Sequence[WindowReading]) -> _Rate | None:
-    """The uploader's rate, else what the uploader's arrow says, else computed from the
-    previous reading of the device (``live.trend.rate_between``: None across a gap of more than
-    15 minutes)."""
+def _rates(device: Sequence[WindowReading]) -> list[_Rate]:
+    """What is known of the rate, most trusted first: the uploader's rate, what the uploader's
+    arrow says, the rate computed from the device's previous reading (``live.trend.
+    rate_between``: none across a gap of more than 15 minutes)."""
     newest = device[-1]
+    out: list[_Rate] = []
     if newest.rate_mg_dl_min is not None and math.isfinite(newest.rate_mg_dl_min):
-        return _Rate(newest.rate_mg_dl_min, newest.rate_mg_dl_min, "uploader")
+        out.append(_Rate(newest.rate_mg_dl_min, newest.rate_mg_dl_min, "uploader"))
     arrow = _DIRECTION_RATES.get(newest.direction or "")
     if arrow is not None:
-        return _Rate(arrow[0], arrow[1], "direction")
+        out.append(_Rate(arrow[0], arrow[1], "direction"))
     computed = rate_between(device[-2], newest) if len(device) > 1 else None
-    return None if computed is None else _Rate(computed, computed, "computed")
+    if computed is not None:
+        out.append(_Rate(computed, computed, "computed"))
+    return out
 
 
-def _fast(rate: _Rate | None, threshold: float | None, g: float, *, rising: bool) -> _Finding:
-    """Faster than ``threshold`` mg/dL/min up (``rising``) or down; a range that straddles the
-    threshold cannot be told."""
-    if rate is None or threshold is None:
+def _fast(rates: Sequence[_Rate], threshold: float | None, g: float, *, rising: bool) -> _Finding:
+    """Faster than ``threshold`` mg/dL/min up (``rising``) or down, by the first rate that
+    tells (an arrow's range that straddles the threshold does not)."""
+    if threshold is None:
         return _Finding(None)
-    lowest, highest = (rate.lowest, rate.highest) if rising else (-rate.highest, -rate.lowest)
-    detail: dict[str, Any] = {"rate_source": rate.source}
-    if rate.lowest == rate.highest:
-        detail["rate_mg_dl_min"] = round(rate.lowest, 3)
-    if lowest > threshold or (rate.source == "direction" and lowest >= threshold):
-        return _Finding(True, g, None, detail)
-    if highest <= threshold:
-        return _Finding(False, g, None, detail)
+    for rate in rates:
+        lowest, highest = (rate.lowest, rate.highest) if rising else (-rate.highest, -rate.lowest)
+        detail: dict[str, Any] = {"rate_source": rate.source}
+        if rate.lowest == rate.highest:
+            detail["rate_mg_dl_min"] = round(rate.lowest, 3)
+        if lowest > threshold or (rate.source == "direction" and lowest >= threshold):
+            return _Finding(True, g, None, detail)
+        if highest <= threshold:
+            return _Finding(False, g, None, detail)
     return _Finding(None)
 
 
