@@ -18,6 +18,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import datetime as dt
+import sys
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -188,15 +189,15 @@ def readings_of(
     settled = settled_run_id is not None
     return [
         LiveReading(
-            patient_key=p,
-            device_id=d,
+            patient_key=sys.intern(p),  # one copy of each key, zone and batch id in memory
+            device_id=sys.intern(d),
             ts=ts,
             glucose_mg_dl=g,
             flags=f,
-            tz=tz,
+            tz=sys.intern(tz),
             direction=direction,
             rate_mg_dl_min=rate,
-            batch_id=b,
+            batch_id=sys.intern(b),
             settled=settled,
             settled_run_id=settled_run_id,
         )

@@ -7,11 +7,14 @@ comes from the same run even while another run publishes. What is derived from a
 metrics indexed by patient, the triage aggregate) is cached on it until a newer run is published.
 The patient page and the AGP report take a period's numbers from the audited results tables and
 compute only the open period (or another window no run audited) on the fly: ``period_results``.
+A patient's recent readings as followers see them, published and accepted since the last run,
+are ``merged_readings`` (``live_merge``).
 """
 
 from __future__ import annotations
 
 from glucosestream.published.daily_index import DailyIndex
+from glucosestream.published.live_merge import merged_readings
 from glucosestream.published.period_results import (
     PeriodResults,
     audited_periods,
@@ -26,5 +29,6 @@ __all__ = [
     "PublishedLake",
     "PublishedRun",
     "audited_periods",
+    "merged_readings",
     "period_results",
 ]
