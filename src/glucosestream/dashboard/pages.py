@@ -20,8 +20,14 @@ from glucosestream.dashboard.patientdata import period_data
 from glucosestream.dashboard.templating import templates
 from glucosestream.dashboard.triage import TriageFilter, triage_rows
 from glucosestream.errors import NotFound
-from glucosestream.live import LiveReading, LiveWindow, readings_of
-from glucosestream.published import DailyIndex, PublishedLake, PublishedRun, audited_periods
+from glucosestream.live import LiveWindow
+from glucosestream.published import (
+    DailyIndex,
+    PublishedLake,
+    PublishedRun,
+    audited_periods,
+    merged_readings,
+)
 from glucosestream.published.request_scope import published_of
 
 __all__ = ["CONSENSUS_TARGETS", "patient_daily", "router"]
@@ -137,27 +143,11 @@ def _range(
     return (start, end) if start <= end else (end, start)
 
 
-def merged_readings(
-    run: PublishedRun, live: LiveWindow, patient_key: str, since: dt.datetime
-) -> list[LiveReading]:
-    """The patient's readings from ``since`` on, published and live, oldest first; a reading in
-    both (a run published it) once, with the live copy's trend. The published tail of the last
-    day is read once per run (cached on it)."""
-
-    def tail() -> list[LiveReading]:
-        table = run.readings([patient_key], since) if run.is_published else None
-        return [] if table is None else readings_of("", table)
-
-    merged = {(r.device_id, r.ts): r for r in run.cached(f"now-tail:{patient_key}", tail)}
-    merged.update({(r.device_id, r.ts): r for r in live.recent(patient_key, since)})
-    return sorted((r for r in merged.values() if r.ts >= since), key=lambda r: r.ts)
-
-
 def _now_of(request: Request, run: PublishedRun, patient_key: str, at: dt.datetime) -> NowPanel:
     """The patient's now panel: the published and live readings of the last day, the alerts."""
     live: LiveWindow = request.app.state.live
     since = at - NOW_READINGS
-    readings = merged_readings(run, live, patient_key, since)
+    readings = merged_readings(run, live, patient_key, now=at, since=since)
     store = alert_store_of(request)
     warn_min, urgent_min = _stale_minutes(store, request.app.state.settings.alerts, patient_key)
     return now_panel(
