@@ -242,7 +242,7 @@ class RunKiller(threading.Thread):
             else:
                 self.failed.append(f"exit {process.returncode}: {stderr.decode()[-500:]}")
 
-    def _wait(self, process: subprocess.Popen) -> None:
+    def _wait(self, process: subprocess.Popen[bytes]) -> None:
         try:
             process.wait(timeout=120)
         except subprocess.TimeoutExpired:
