@@ -4,7 +4,9 @@ sealed secrets, the webhook store, the outbox and the delivery worker."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
+import decimal
 import hashlib
 import hmac
 import json
@@ -293,6 +295,13 @@ def test_a_clear_is_delivered_as_kind_cleared():
     body = json.loads(body_of(change("cleared", 2), "msg_x", "P1"))
     assert body["type"] == "alert.cleared"
     assert body["kind"] == "urgent_low_cleared"
+
+
+def test_a_detail_json_cannot_hold_is_written_as_text_not_an_error():
+    odd = dataclasses.replace(change(), detail={"at": T0, "d": decimal.Decimal("1.5"), "x": {1}})
+    assert json.loads(body_of(odd, "msg_x", "P1"))["detail"] == {
+        "at": "2026-02-01T12:00:00Z", "d": "1.5", "x": "{1}",
+    }  # fmt: skip
 
 
 # delivery ---------------------------------------------------------------------------------------

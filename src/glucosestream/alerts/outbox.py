@@ -84,7 +84,9 @@ def body_of(change: AlertChange, delivery_id: str, patient: str | None) -> bytes
         "level": change.level,
         "detail": change.detail,
     }
-    text = json.dumps(_finite(body), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    text = json.dumps(
+        _finite(body), separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str
+    )
     return text.encode("utf-8")
 
 
