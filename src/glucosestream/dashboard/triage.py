@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 from fastapi import Query, Request
 
 from glucosestream.access import record_access
-from glucosestream.alerts import AlertRow
+from glucosestream.alerts import AlertStore
 from glucosestream.config import EngineSettings
 from glucosestream.dashboard.alerts_routes import alert_store_of
 from glucosestream.dashboard.auth import Viewer, access_store, clock_of, readable_keys
@@ -25,7 +25,10 @@ from glucosestream.published import PublishedRun
 __all__ = ["TriageFilter", "TriagePage", "triage_rows", "triage_table"]
 
 PAGE_SIZE: Final = 100
-TRIAGE_ALERTS: Final = 1000  # the newest alerts looked through for the shown patients
+# Every active alert (at most one per patient and kind) and, for the dead deliveries, the newest
+# alerts of any state: how many of each the triage list looks through.
+ACTIVE_ALERTS: Final = 10_000  # under SQLite's 32,766 bound parameters of the store's IN (...)
+RECENT_ALERTS: Final = 1000
 
 
 class TriageFilter:
@@ -83,22 +86,26 @@ def triage_table(run: PublishedRun, settings: EngineSettings) -> pa.Table:
     return run.cached("triage", make)
 
 
-def _alerts_by_patient(rows: list[AlertRow]) -> dict[str, dict[str, Any]]:
-    """Per patient: the active alerts (kind, level, since) and the dead deliveries' count."""
+def _alerts_by_patient(store: AlertStore) -> dict[str, dict[str, Any]]:
+    """Per patient: the active alerts (kind, level, since) and the dead deliveries' count (of
+    the ``RECENT_ALERTS`` newest alerts)."""
     out: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        entry = out.setdefault(row.patient_key, {"alerts": [], "dead_deliveries": 0})
-        entry["dead_deliveries"] += row.deliveries.get("dead", 0)
-        if row.state == "active":
-            entry["alerts"].append(
-                {
-                    "alert_id": row.alert_id,
-                    "kind": row.kind,
-                    "level": row.level,
-                    "fired_at": row.fired_at.isoformat(),
-                    "acked": row.acked_at is not None,
-                }
-            )
+
+    def entry(key: str) -> dict[str, Any]:
+        return out.setdefault(key, {"alerts": [], "dead_deliveries": 0})
+
+    for row in store.list_alerts(active_only=True, limit=ACTIVE_ALERTS):
+        entry(row.patient_key)["alerts"].append(
+            {
+                "alert_id": row.alert_id,
+                "kind": row.kind,
+                "level": row.level,
+                "fired_at": row.fired_at.isoformat(),
+                "acked": row.acked_at is not None,
+            }
+        )
+    for row in store.list_alerts(limit=RECENT_ALERTS):
+        entry(row.patient_key)["dead_deliveries"] += row.deliveries.get("dead", 0)
     return out
 
 
@@ -113,7 +120,7 @@ def triage_rows(
     pages = max(1, -(-table.num_rows // PAGE_SIZE))
     page = min(flt.page, pages)
     shown = table.slice((page - 1) * PAGE_SIZE, PAGE_SIZE).to_pylist()
-    alerts = _alerts_by_patient(alert_store_of(request).list_alerts(limit=TRIAGE_ALERTS))
+    alerts = _alerts_by_patient(alert_store_of(request))
     for row in shown:
         row["last_date"] = row["last_date"].isoformat()
         row.update(alerts.get(row["patient_key"], {"alerts": [], "dead_deliveries": 0}))
