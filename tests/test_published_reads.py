@@ -120,3 +120,30 @@ def test_each_http_request_asks_the_metadata_store_once(settings, monkeypatch):
         assert len(entries.json()) == 3
     assert queries[0] == 4
     assert daily_reads[0] == 1
+
+
+def test_a_followers_gets_read_the_published_readings_once_per_run(settings, monkeypatch):
+    """GET /api/v1/entries takes the last 24 h of a patient's published readings from the run's
+    cache (``live_merge``): a follower polling it scans Iceberg once per published run."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    recent = [
+        {"patient_id": "P1", "time": (now - dt.timedelta(minutes=5 * i)).isoformat(),
+         "glucose_mg_dl": 120.0 + i, "tz": "UTC"}
+        for i in range(1, 25)
+    ]  # fmt: skip
+    _publish(settings, recent[12:])
+    admin = create_token(settings.lake, "admin", label="a", now=now)
+    headers = {"Authorization": f"Bearer {admin}"}
+    key = patient_key(SECRET.encode(), "P1")
+    with TestClient(create_app(settings)) as client:
+        reads = _count_calls(monkeypatch, Lakehouse, "read_readings")
+        for _ in range(3):
+            got = client.get(f"/api/v1/entries?patient={key}&count=5", headers=headers)
+            assert [e["sgv"] for e in got.json()] == [133, 134, 135, 136, 137]
+        assert reads[0] == 1
+        _publish(settings, recent[:12])  # the run reads curated readings itself
+        reads[0] = 0
+        for _ in range(2):
+            got = client.get(f"/api/v1/entries?patient={key}&count=5", headers=headers)
+            assert [e["sgv"] for e in got.json()] == [121, 122, 123, 124, 125]
+        assert reads[0] == 1  # the new run's tail, read once
