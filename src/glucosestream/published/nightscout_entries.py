@@ -98,17 +98,23 @@ def entries_from_readings(
     those dated ``since_ms`` to ``until_ms``: readings before ``since_ms`` only give the first
     entries' trend and delta (pass those of the ``live.MAX_GAP_MIN`` before it)."""
     ordered = sorted(readings, key=lambda r: (r.device_id, r.ts))
-    entries: list[tuple[int, dict[str, Any]]] = []
-    for i, reading in enumerate(ordered):
-        date_ms = (reading.ts - EPOCH) // dt.timedelta(milliseconds=1)
-        if (until_ms is not None and date_ms > until_ms) or (
-            since_ms is not None and date_ms < since_ms
-        ):
-            continue
-        before = ordered[i - 1] if i and ordered[i - 1].device_id == reading.device_id else None
-        entries.append((date_ms, _entry(reading, before, date_ms)))
-    entries.sort(key=lambda e: e[0], reverse=True)
-    return [entry for _, entry in entries[:count]]
+    previous = {
+        id(r): ordered[i - 1]
+        for i, r in enumerate(ordered)
+        if i and ordered[i - 1].device_id == r.device_id
+    }
+    dated = [(_epoch_ms_of(r.ts), r) for r in ordered]
+    wanted = [
+        (ms, r)
+        for ms, r in dated
+        if (until_ms is None or ms <= until_ms) and (since_ms is None or ms >= since_ms)
+    ]
+    wanted.sort(key=lambda e: e[0], reverse=True)  # stable: ties stay in device order
+    return [_entry(r, previous.get(id(r)), ms) for ms, r in wanted[:count]]
+
+
+def _epoch_ms_of(ts: dt.datetime) -> int:
+    return (ts - EPOCH) // dt.timedelta(milliseconds=1)
 
 
 def _entry(reading: LiveReading, before: LiveReading | None, date_ms: int) -> dict[str, Any]:
