@@ -175,3 +175,37 @@ def test_always_on_starts_the_run_scheduler_with_the_server_and_stops_it_after(s
     with TestClient(off) as c:
         assert not schedulers()  # serve --no-pipeline: the alerts still go out
         assert workers()
+
+
+def test_a_part_that_fails_to_start_stops_those_started_before_it(settings):
+    import asyncio
+
+    from glucosestream.app import _lifespan
+
+    calls: list[str] = []
+
+    class Part:
+        def __init__(self, name: str, fails: bool = False) -> None:
+            self.name, self.fails = name, fails
+
+        def start(self) -> None:
+            calls.append(f"start {self.name}")
+            if self.fails:
+                raise RuntimeError("cannot start")
+
+        def stop(self) -> None:
+            calls.append(f"stop {self.name}")
+
+    async def serve(parts):
+        async with _lifespan(parts)(create_app(settings)):
+            calls.append("serving")
+
+    asyncio.run(serve([Part("engine"), Part("worker"), Part("scheduler")]))
+    assert calls == [
+        "start engine", "start worker", "start scheduler", "serving",
+        "stop scheduler", "stop worker", "stop engine",
+    ]  # fmt: skip
+    calls.clear()
+    with pytest.raises(RuntimeError, match="cannot start"):
+        asyncio.run(serve([Part("engine"), Part("worker", fails=True), Part("scheduler")]))
+    assert calls == ["start engine", "start worker", "stop engine"]

@@ -249,6 +249,11 @@ def test_the_page_shows_the_panel_with_a_session_and_without_published_metrics(l
     assert "/agp" not in fresh.text  # no report before a run published the patient
     assert 'id="chart-mean"' not in fresh.text
     assert 'id="now-glucose" class="glucose">180<' in fresh.text
+    with _client(lake) as client:
+        login(client, "gs_admin").cookies.set("gs_unit", "mmol_l")
+        mmol = client.get(f"/patients/{lake.keys['P9']}").text
+    assert 'id="now-glucose" class="glucose">10.0<' in mmol  # 180 mg/dL in mmol/L
+    assert '"unit": "mmol_l"' in mmol  # now.js converts its refreshes too
 
 
 def test_the_now_json_is_authorized_like_the_other_reads(lake):
