@@ -38,6 +38,8 @@ def readings_table(values: list[float], minutes: list[int], tz: str = "UTC") -> 
             "tz": [tz] * n,
             "batch_id": ["b"] * n,
             "ingested_at": pa.array(ts, pa.timestamp("us", tz="UTC")),
+            "direction": pa.nulls(n, pa.string()),
+            "rate_mg_dl_min": pa.nulls(n, pa.float64()),
         },
         schema=READING_SCHEMA,
     )

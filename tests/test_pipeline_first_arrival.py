@@ -44,6 +44,8 @@ def _readings(rows: list[tuple[str, str, int, str, float]]) -> pa.Table:
             "tz": ["Europe/Paris"] * n,
             "batch_id": [r[3] for r in rows],
             "ingested_at": [T0 + dt.timedelta(days=int(r[3][1:])) for r in rows],
+            "direction": pa.nulls(n, pa.string()),
+            "rate_mg_dl_min": pa.nulls(n, pa.float64()),
         },
         schema=READING_SCHEMA,
     )

@@ -49,6 +49,8 @@ def _readings(rows: list[tuple[str, str, dt.datetime, int]]) -> pa.Table:
             "tz": ["UTC"] * n,
             "batch_id": ["b"] * n,
             "ingested_at": [T0] * n,
+            "direction": pa.nulls(n, pa.string()),
+            "rate_mg_dl_min": pa.nulls(n, pa.float64()),
         },
         schema=READING_SCHEMA,
     )

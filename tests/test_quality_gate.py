@@ -163,6 +163,8 @@ def test_quality_checks_catch_duplicate_keys_and_bad_bands():
             "tz": ["UTC", "UTC"],
             "batch_id": ["b", "b"],
             "ingested_at": ts,
+            "direction": pa.nulls(2, pa.string()),
+            "rate_mg_dl_min": pa.nulls(2, pa.float64()),
         },
         schema=READING_SCHEMA,
     )

@@ -34,6 +34,8 @@ def _readings(keys: list[tuple[str, str, int]]) -> pa.Table:
             "tz": ["UTC"] * n,
             "batch_id": ["b1"] * n,
             "ingested_at": [T0] * n,
+            "direction": pa.nulls(n, pa.string()),
+            "rate_mg_dl_min": pa.nulls(n, pa.float64()),
         },
         schema=READING_SCHEMA,
     )

@@ -1,5 +1,6 @@
 -- The merge before issue 15 (pipeline/merge.sql at ae1de03), kept as the reference that
 -- pipeline.first_arrival.new_readings must equal: the first arrival of each key by a window.
+-- Issue 17 added the uploader's direction and rate to the reading: selected here as well.
 WITH ranked AS (
     SELECT
         i.*,
@@ -19,7 +20,9 @@ SELECT
     r.flags,
     r.tz,
     r.batch_id,
-    r.ingested_at
+    r.ingested_at,
+    r.direction,
+    r.rate_mg_dl_min
 FROM ranked AS r
 WHERE
     r.arrival = 1
