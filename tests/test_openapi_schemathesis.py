@@ -38,10 +38,16 @@ OPERATIONS = (
     ("POST", "/v1/readings"),
     ("POST", "/api/v1/entries"),
     ("GET", "/api/v1/entries"),
+    ("GET", "/api/v1/entries/current"),
+    ("GET", "/api/v1/status.json"),
     ("GET", "/healthz"),
     ("GET", "/v1/triage"),
     ("GET", "/v1/patients/{patient_key}/daily-metrics"),
     ("POST", "/v1/cohort/releases"),
+    ("GET", "/v1/alerts"),
+    ("POST", "/v1/alerts/{alert_id}/ack"),
+    ("POST", "/v1/alerts/{alert_id}/snooze"),
+    ("GET", "/v1/patients/{patient_key}/now"),
 )
 MAX_EXAMPLES = 40  # per operation, role and generation mode
 SHOWN = 5
