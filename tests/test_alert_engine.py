@@ -7,10 +7,13 @@ import datetime as dt
 import threading
 from dataclasses import dataclass
 
+import hypothesis
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
+from hypothesis import strategies as st
 
+from glucosestream.alerts.changes import KINDS
 from glucosestream.alerts.engine import AlertEngine
 from glucosestream.alerts.outbox import enqueue as outbox_enqueue
 from glucosestream.alerts.store import open_alert_store
@@ -267,3 +270,61 @@ def test_each_kind_fires_once_survives_a_restart_and_clears(settings, kind):
     assert (cleared.event, cleared.alert_id) == ("cleared", fired.alert_id)
     delivered = [c for batch in calls for c in batch if c.kind == kind]
     assert [c.event for c in delivered] == ["fired", "cleared"]
+
+
+_GLUCOSE = st.one_of(st.sampled_from([50.0, 65.0, 75.0, 120.0, 260.0]), st.floats(40, 400))
+_HISTORIES = {  # an alert's history, as the store may hold it
+    ("fired",),
+    ("fired", "cleared"),
+    ("fired", "escalated"),
+    ("fired", "escalated", "cleared"),
+    ("suppressed",),
+    ("suppressed", "cleared"),
+    ("suppressed", "escalated"),
+    ("suppressed", "escalated", "cleared"),
+    ("suppressed", "fired"),
+    ("suppressed", "fired", "cleared"),
+    ("suppressed", "fired", "escalated"),
+    ("suppressed", "fired", "escalated", "cleared"),
+}
+
+
+def test_random_traces_give_well_formed_histories_and_a_restart_changes_nothing(settings):
+    """Over random readings, gaps and snoozes, through the engine and the store: one active alert
+    per kind at a time, each alert's history in order, and a new engine over the same store
+    records nothing for what the last one saw."""
+    store = open_alert_store(settings.lake)
+    patients = iter(range(10**6))
+
+    @hypothesis.settings(max_examples=12, deadline=None)
+    @hypothesis.given(
+        st.lists(st.tuples(st.integers(1, 45), _GLUCOSE), min_size=1, max_size=15),
+        st.sampled_from(["low", "high", "stale_data"]),
+    )
+    def check(steps, snoozed_kind):
+        patient = f"r{next(patients)}"
+        window, clock = Window(), Clock()
+        engine = AlertEngine(settings, window, store, enqueue=lambda con, c: None, clock=clock)
+        minutes = 0
+        for gap, glucose in steps:
+            minutes += gap
+            window.add(patient, minutes, glucose)
+            clock.at(minutes)
+            engine.evaluate_patient(patient)
+            for row in store.list_alerts(patient_key=patient, active_only=True):
+                if row.kind == snoozed_kind and row.snoozed_until is None:
+                    store.snooze(row.alert_id, minutes=30, actor="test", at=clock())
+            for quiet in (gap / 2, gap - 0.5):  # up to 44.5 minutes without a reading
+                clock.at(minutes + quiet)
+                engine.tick()
+        restarted = AlertEngine(settings, window, store, enqueue=lambda con, c: None, clock=clock)
+        assert restarted.evaluate_all() == []
+        rows = store.list_alerts(patient_key=patient, limit=1000)
+        for kind in KINDS:
+            assert sum(r.kind == kind and r.state == "active" for r in rows) <= 1
+        for row in rows:
+            history = tuple(e.event for e in store.events(row.alert_id) if e.actor == "system")
+            assert history in _HISTORIES, (row.kind, history)
+            assert (history[-1] == "cleared") == (row.state == "cleared")
+
+    check()
