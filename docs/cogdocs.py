@@ -24,6 +24,11 @@ COMMANDS = (
     ("token", "list"),
     ("token", "revoke"),
     ("clinic", "add-patient"),
+    ("alerts", "list"),
+    ("alerts", "ack"),
+    ("alerts", "webhook", "add"),
+    ("alerts", "webhook", "list"),
+    ("alerts", "webhook", "remove"),
 )
 
 
@@ -66,6 +71,11 @@ _NOTES = {
     ("lake_keys", "key_hex"): "only with a metadata URL",
     ("access_log", "entry_id"): "append-only",
     ("privacy_ledger", "entry_id"): "append-only",
+    ("live_readings", "settled_run_id"): "the run that published it; NULL: not yet",
+    ("alerts", "state"): "active, cleared; one active per patient and kind",
+    ("alert_events", "event_id"): "append-only",
+    ("webhooks", "secret_sealed"): "sealed under a key derived from the lake's access key",
+    ("webhook_outbox", "delivery_id"): "the webhook-id header: the idempotency key",
 }
 
 
