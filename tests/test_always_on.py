@@ -430,9 +430,9 @@ def test_a_run_reads_each_small_batch_once(settings, monkeypatch):
     def only_from_what_was_read(name):
         method = getattr(RawBatch, name)
 
-        def answer(self):
-            assert self.contents is not None, f"{name} of {self.batch_id} opened its files again"
-            return method(self)
+        def answer(self, *args, **kwargs):
+            assert self.contents is not None, f"{name} of {self.batch_id} opened its files"
+            return method(self, *args, **kwargs)
 
         return answer
 

@@ -152,6 +152,8 @@ def _earliest(footer: pq.FileMetaData) -> dt.datetime | None:
 def _as_readings(table: pa.Table) -> pa.Table:
     """A raw batch's readings in ``READING_SCHEMA``; columns a batch written before they
     existed lacks (the uploader's trend) read as nulls."""
+    if table.schema.equals(READING_SCHEMA):
+        return table
     for field in READING_SCHEMA:
         if field.name not in table.column_names:
             table = table.append_column(field, pa.nulls(table.num_rows, field.type))

@@ -130,21 +130,25 @@ def discover(
 # the plan and the audit): what 1,000 uploaders leave in a run's time, many times over, and
 # little memory (~100 MB). Past it a run reads the rest from the raw zone as before.
 EAGER_READINGS: Final = 1_000_000
-_READ_THREADS: Final = 16  # reading small files is I/O: threads, not processes
+_READ_THREADS: Final = 8  # reading small files is I/O: threads, not processes
 
 
 def _read_batches(pending: list[RawBatch]) -> dict[str, RawBatch | Exception]:
-    """Each batch read once, in parallel; a batch that cannot be read: its error."""
+    """Each batch read once, in parallel threads: its manifest, then its readings file (the
+    readings too while ``EAGER_READINGS`` allows); a batch that cannot be read: its error."""
     budget = _Budget(EAGER_READINGS)
 
     def read(batch: RawBatch) -> RawBatch | Exception:
+        manifest = _manifest(batch)
+        if isinstance(manifest, Exception):
+            return manifest
         try:
-            return _readable(batch, budget)
+            return batch.read_once(manifest, with_readings=budget.take(manifest["accepted"]))
         except _UNREADABLE as err:
             return err
 
     with ThreadPoolExecutor(_READ_THREADS, thread_name_prefix="discover") as pool:
-        return {b.batch_id: r for b, r in zip(pending, pool.map(read, pending), strict=True)}
+        return dict(zip([b.batch_id for b in pending], pool.map(read, pending), strict=True))
 
 
 class _Budget:
@@ -176,16 +180,19 @@ _MANIFEST_FIELDS: Final = (
 )
 
 
-def _readable(batch: RawBatch, budget: _Budget) -> RawBatch:
-    """The batch read once, after checking its manifest's fields (and its readings file)."""
-    manifest = batch.manifest()
-    missing = [f for f in _MANIFEST_FIELDS if f not in manifest]
-    if missing:
-        raise KeyError(f"manifest.json lacks {', '.join(missing)}")
-    dt.datetime.fromisoformat(manifest["ingested_at"])
-    accepted = manifest["accepted"]
-    eager = isinstance(accepted, int) and budget.take(accepted)
-    return batch.read_once(manifest, with_readings=eager)
+def _manifest(batch: RawBatch) -> dict[str, Any] | Exception:
+    """The batch's manifest once its fields are checked, or why it cannot be read."""
+    try:
+        manifest = batch.manifest()
+        missing = [f for f in _MANIFEST_FIELDS if f not in manifest]
+        if missing:
+            raise KeyError(f"manifest.json lacks {', '.join(missing)}")
+        dt.datetime.fromisoformat(manifest["ingested_at"])
+        if not isinstance(manifest["accepted"], int):
+            raise TypeError(f"manifest.json's accepted is {manifest['accepted']!r}, not a count")
+        return manifest
+    except _UNREADABLE as err:
+        return err
 
 
 def _record_from(
