@@ -326,7 +326,8 @@ def main() -> None:
     receiver = WebhookReceiver().start()
     webhook_id = "" if args.load_only else add_webhook(setup, receiver.url)
     port = free_port()
-    serve = start_serve(setup.lake, serve_env(), setup.work / "serve.log", port=port)
+    log = setup.work / "serve.log"
+    serve = start_serve(setup.lake, serve_env(), log, port=port, args=args.serve_arg)
     before = {"uptime": uptime(), "load_average": os.getloadavg()}
     started_at = dt.datetime.now(dt.UTC)
     probes = Probes(setup, f"http://127.0.0.1:{port}", args)
@@ -397,6 +398,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--daily-every", type=float, default=10.0, help="s between daily probes")
     parser.add_argument("--settle", type=float, default=240.0, help="max s to wait afterwards")
     parser.add_argument("--load-only", action="store_true", help="no probes: raw ingest only")
+    parser.add_argument("--serve-arg", action="append", default=[], help="e.g. --no-pipeline")
     parser.add_argument(
         "--profile", type=Path, help="py-spy the server (GIL holders) during the load: raw stacks"
     )

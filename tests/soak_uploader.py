@@ -4,8 +4,13 @@ An uploader posts batches for its own patient to a real server, as a device app 
 readings (each at a time it never sent before), now and then readings it sent before, readings
 no lake should take (an infinite time, a zone that does not exist, a time after now or before
 1990, a glucose that is not a number), and now and then the very same body again (a retry).
-It records how every reading was answered. ``RunKiller`` starts ``glucosestream run`` again and
-again and SIGKILLs it at a random point (a quarter of the runs are let finish). ``start_serve``
+It records how every reading was answered. With ``retry=True`` it rides out a server that is
+killed and started again, as a device app does: a body that got no answer (or a 5xx) is posted
+again until it is answered, each failure recorded with its time; an answer "already ingested"
+then means the killed server had made it durable. ``Cycler`` posts fresh readings (dated now)
+alternating normal and low values, so alerts fire and clear. ``RunKiller`` starts ``glucosestream
+run`` again and again and SIGKILLs it at a random point (a quarter of the runs are let finish).
+``start_serve``
 starts ``glucosestream serve`` on a given port (so a killed server can be started again where
 its clients look for it) and waits until it answers.
 """
@@ -65,6 +70,7 @@ class Tally:
     quarantined: int = 0
     repeats: int = 0  # bodies posted again, answered as already ingested
     transport_errors: list[str] = field(default_factory=list)
+    failures_at: list[tuple[float, str]] = field(default_factory=list)  # retried (monotonic)
     wrong_answers: list[str] = field(default_factory=list)
 
 
@@ -84,8 +90,11 @@ class Uploader(threading.Thread):
         deadline: float,
         max_requests: int,
         api_secret: bool = False,
+        pause_s: float = 0.0,
+        retry: bool = False,
     ) -> None:
         super().__init__(name=f"uploader-{patient_id}", daemon=True)
+        self.pause_s, self.retry = pause_s, retry  # between bodies; post again until answered
         self.base_url, self.token, self.kind = base_url, token, kind
         self.api_secret = api_secret  # authenticate as Nightscout uploaders do: SHA-1 of the token
         self.tally = Tally(patient_id)
@@ -110,6 +119,8 @@ class Uploader(threading.Thread):
                 self._post(client, body, good, bad)
                 if self.rng.random() < 0.1:  # a retry of the same body: nothing new
                     self._post(client, body, good, bad, repeat=True)
+                if self.pause_s:
+                    time.sleep(self.pause_s)
 
     def _new(self) -> tuple[int, float]:
         at, self.next_at = self.next_at, self.next_at + STEP
@@ -157,18 +168,20 @@ class Uploader(threading.Thread):
         *,
         repeat: bool = False,
     ) -> None:
-        path = "/v1/readings" if self.kind == "readings" else "/api/v1/entries"
         self.tally.requests += 1
-        try:
-            response = client.post(path, content=body)
-        except httpx.HTTPError as err:
-            self.tally.transport_errors.append(f"{type(err).__name__}: {err}")
+        answered = self._send(client, body)
+        if answered is None:
             return
+        response, retried = answered
         self.tally.statuses[response.status_code] += 1
         if response.status_code != 200:
             self.tally.wrong_answers.append(f"{response.status_code}: {response.text[:300]}")
             return
         counts = _counts(response, self.kind)
+        if retried and not repeat and counts["repeat"] is True:
+            self.tally.quarantined += bad  # the killed server had made the body durable
+            self.tally.accepted.update(good)
+            return
         if repeat:
             self.tally.repeats += 1
             if counts["repeat"] is not True:
@@ -183,6 +196,47 @@ class Uploader(threading.Thread):
             return
         self.tally.quarantined += bad
         self.tally.accepted.update(good)
+
+    def _send(self, client: httpx.Client, body: bytes) -> tuple[httpx.Response, bool] | None:
+        """The answer to a body and whether it was posted more than once (``retry``: after no
+        answer or a 5xx, each recorded in ``failures_at``); None when none came."""
+        path = "/v1/readings" if self.kind == "readings" else "/api/v1/entries"
+        retried = False
+        while True:
+            try:
+                response = client.post(path, content=body)
+            except httpx.HTTPError as err:
+                failure = f"{type(err).__name__}: {err}"
+            else:
+                if not (self.retry and response.status_code >= 500):
+                    return response, retried
+                failure = f"{response.status_code}: {response.text[:300]}"
+            if not self.retry or time.monotonic() > self.deadline + 120:
+                self.tally.transport_errors.append(failure)
+                return None
+            self.tally.failures_at.append((time.monotonic(), failure))
+            retried = True
+            time.sleep(0.5)
+
+
+class Cycler(Uploader):
+    """Nightscout entries of one fresh reading each (dated now, whole seconds, never twice the
+    same second) cycling through ``pattern`` (mg/dL), so low alerts fire and clear again and
+    again. Pass ``kind="entries"`` and a ``pause_s`` of about a second."""
+
+    pattern: tuple[int, ...] = (120, 120, 50, 50)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._sent = 0
+        self._last_s = 0
+
+    def _body(self) -> tuple[bytes, dict[int, float], int]:
+        at = max(int(time.time()), self._last_s + 1)
+        self._last_s = at
+        good = {at: float(self.pattern[self._sent % len(self.pattern)])}
+        self._sent += 1
+        return self._entries(good, 0), good, 0
 
 
 def _iso(epoch_s: int, offset: str = "Z") -> str:
