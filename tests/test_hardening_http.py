@@ -231,7 +231,7 @@ def test_finding2_a_batch_committed_but_not_recorded_is_published_once(
     posted = entries(4)
     headers = {"api-secret": sha1(tokens["ns"])}
 
-    def fail(self, batch, records):
+    def fail(self, batch, records, **kwargs):
         raise LakeError("injected: the metadata store went away")
 
     monkeypatch.setattr(RequestLedger, "record_batch", fail)
@@ -257,9 +257,9 @@ def test_a_batch_a_run_registered_first_is_still_recorded_with_its_requests(
 
     original = RequestLedger.record_batch
 
-    def discover_first(self, batch, records):
+    def discover_first(self, batch, records, **kwargs):
         open_metadata(settings.lake).add_batch(batch)  # as discover would, in between
-        return original(self, batch, records)
+        return original(self, batch, records, **kwargs)
 
     monkeypatch.setattr(RequestLedger, "record_batch", discover_first)
     service, parser = IngestService(settings), RequestParser(settings)

@@ -30,6 +30,7 @@ from glucosestream.lake.database import (
 from glucosestream.lake.lock import HeldLock, run_lock, spanning_lease, take_run_lease
 from glucosestream.lake.maintenance import MaintenanceReport, maintain
 from glucosestream.lake.metadata import (
+    LIVE_READINGS_KEPT,
     BatchRecord,
     CheckRow,
     DeviceRecord,
@@ -61,6 +62,7 @@ from glucosestream.lake.token_store import TokenRecord, TokenStore
 from glucosestream.lake.zones import QUARANTINE_SCHEMA, RawBatch, RawZone
 
 __all__ = [
+    "LIVE_READINGS_KEPT",
     "QUARANTINE_SCHEMA",
     "AccessAudit",
     "AccessEntry",

@@ -20,15 +20,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from glucosestream.clock import Clock, utc_now
 from glucosestream.config import LakeSettings, Settings
-from glucosestream.lake import Store, live_readings, metadata_engine
+from glucosestream.lake import LIVE_READINGS_KEPT, Store, live_readings, metadata_engine
 from glucosestream.live.committed import CommittedBatch
 from glucosestream.live.window import LiveReading, LiveWindow, readings_of
 
 __all__ = ["LIVE_KEPT", "LiveStore", "live_state", "open_live_store"]
 
-# How far back a batch's readings are stored (by ts): the same day the publish keeps
-# (lake.metadata.LIVE_READINGS_KEPT deletes older rows).
-LIVE_KEPT: Final = dt.timedelta(hours=24)
+# How far back a batch's readings are stored (by ts): the day the publish keeps (it deletes
+# older rows).
+LIVE_KEPT: Final = LIVE_READINGS_KEPT
 _ROWS_PER_INSERT: Final = 5_000
 
 
