@@ -125,3 +125,22 @@ def test_serve_no_pipeline_starts_no_runs(settings):
     finally:
         _stop(server)
     assert open_metadata(settings.lake).run_history() == []
+
+
+def test_an_uploader_token_registers_its_patients_for_webhooks(cli, settings):
+    import glucosestream.cli.alerts  # noqa: F401 - registers `alerts` on main
+    from glucosestream.cli import main
+
+    Path(settings.lake.root).mkdir(parents=True)  # a new lake (token create needs one)
+    env = {
+        "GLUCOSESTREAM_INGEST__PSEUDONYM_SECRET": SECRET,
+        "GLUCOSESTREAM_LAKE": settings.lake.root,
+    }
+    made = cli.invoke(main, ["token", "create", "--role", "uploader", "--patient", "P7"], env=env)
+    assert made.exit_code == 0, made.output
+    key = patient_key(SECRET.encode(), "P7")
+    assert open_metadata(settings.lake).patient_keys() == [key]  # before any reading arrives
+    added = cli.invoke(
+        main, ["alerts", "webhook", "add", "https://x.example/h", "--patient", "P7"], env=env
+    )
+    assert added.exit_code == 0, added.output

@@ -275,7 +275,11 @@ class AlertSettings:
         default=3.0, metadata=_help("Hours of each patient's recent readings kept for alerts.")
     )
     max_attempts: int = field(
-        default=10, metadata=_help("Attempts to deliver a webhook before it is a dead letter.")
+        default=20,
+        metadata=_help(
+            "Attempts to deliver a webhook before it is a dead letter (about 2.3 days with the "
+            "defaults)."
+        ),
     )
     backoff_first_s: float = field(
         default=1.0,

@@ -23,7 +23,7 @@ from glucosestream.errors import (
 )
 from glucosestream.ingest import ingest_path
 from glucosestream.ingest.identity import load_secret, patient_key
-from glucosestream.lake import TokenRecord, open_access
+from glucosestream.lake import TokenRecord, open_access, open_metadata
 from glucosestream.metrics.summary import PatientSummary, summarise_patients
 from glucosestream.pipeline import run_pipeline
 from glucosestream.published import PublishedLake
@@ -229,6 +229,9 @@ def token_create(
     expires_at = expiry_of(expires, now=now) if expires is not None else None
     secret = load_secret(ctx.settings) if patient_ids else b""
     keys = [patient_key(secret, p) for p in patient_ids]
+    if keys:  # an uploader's patients are known by their ids before a reading arrives
+        known = dict(zip(keys, patient_ids, strict=True))
+        open_metadata(ctx.settings.lake).register_patients(known, now)
     value = create_token(
         ctx.settings.lake,
         role,
