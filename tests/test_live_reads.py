@@ -259,3 +259,15 @@ def test_the_published_tail_is_read_once_per_run_and_older_readings_only_when_ne
     assert len(merged_readings(run, window, "k", now=NOW, at_least=10)) == 4  # reaches back
     assert run.reads == 2
     assert merged_readings(run, None, "k", now=NOW, at_least=1)[0].batch_id == "b1"
+
+
+@pytest.mark.fast
+def test_a_maintenance_publish_after_the_settling_run_keeps_a_set_aside_reading_hidden():
+    """Run ids of both kinds order by the start time they carry (``maint-`` sorts before
+    ``run-`` as text): a later maintenance publish still stands for the run that settled."""
+    window = window_with(reading(5, "b2"), reading(0, "b3"))
+    window.settle(["b2"], run_id="run-20261206T010000000000Z-aaaaaa")  # b2's reading set aside
+    later = Run("maint-20261206T020000000000Z-bbbbbb", [])
+    assert minutes(merged_readings(later, window, "k", now=NOW)) == [0]
+    earlier = Run("maint-20261206T000000000000Z-cccccc", [])
+    assert minutes(merged_readings(earlier, window, "k", now=NOW)) == [0, 5]

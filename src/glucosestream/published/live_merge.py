@@ -84,7 +84,13 @@ def _settled_after(reading: LiveReading, run_id: str | None) -> bool:
     """Whether the run that settled ``reading`` is later than ``run_id`` (the request's)."""
     if reading.settled_run_id is None:
         return False
-    return run_id is None or reading.settled_run_id > run_id
+    return run_id is None or _started(reading.settled_run_id) > _started(run_id)
+
+
+def _started(run_id: str) -> str:
+    """The start time a run id carries (``run-20261206T013000123456Z-ab12cd``; maintenance's
+    ids begin ``maint-``), which orders runs of either kind."""
+    return run_id.partition("-")[2]
 
 
 def _from(readings: list[LiveReading], since: dt.datetime | None) -> list[LiveReading]:
