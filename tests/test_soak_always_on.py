@@ -9,6 +9,8 @@ in the middle of its down time ``serve`` is SIGKILLed and started again on the s
 port (the uploaders post their unanswered bodies again). Then the outbox settles, serve stops,
 one clean run publishes what is left, and:
 
+- each cycler's ``urgent_low`` fired once per run of low readings it was answered accepted for
+  (none again after the restart), and old readings fired nothing but ``stale_data``;
 - every fire, escalation and clear in ``alert_events`` has exactly one outbox row (one webhook),
   each delivered, none dead;
 - the receiver got each ``webhook-id`` exactly once (strict: the kill came while no delivery
@@ -36,7 +38,7 @@ import sqlalchemy as sa
 from glucosestream.access import create_token
 from glucosestream.config import IngestSettings, LakeSettings, Settings
 from glucosestream.ingest.identity import patient_key
-from glucosestream.lake import alert_events, metadata_engine, webhook_outbox
+from glucosestream.lake import alert_events, alerts, metadata_engine, webhook_outbox
 from glucosestream.pipeline import run_pipeline
 
 from .conftest import SECRET, VERIFICATION_COUNTS
@@ -119,6 +121,11 @@ def _wait_settled(engine: sa.Engine, timeout_s: float) -> int:
         time.sleep(0.5)
 
 
+def _low_runs(values: list[float]) -> int:
+    """How many runs of consecutive values <= 55 mg/dL (urgent low episodes) there are."""
+    return sum(v <= 55 and (i == 0 or values[i - 1] > 55) for i, v in enumerate(values))
+
+
 class _Timeline:
     """The receiver down for the middle third; serve SIGKILLed and restarted halfway."""
 
@@ -190,6 +197,7 @@ def test_alerts_delivered_once_and_readings_published_once_across_a_serve_kill(t
                 alert_events.c.event.in_(DELIVERED_EVENTS)
             )
         ).all()
+        fired = con.execute(sa.select(alerts.c.patient_key, alerts.c.kind)).all()
         outbox = con.execute(
             sa.select(
                 webhook_outbox.c.delivery_id,
@@ -217,7 +225,15 @@ def test_alerts_delivered_once_and_readings_published_once_across_a_serve_kill(t
     VERIFICATION_COUNTS.update(counts)
     print(f"\nalways-on soak: {counts} statuses={dict(statuses)}")  # noqa: T201
 
-    # alerts: each change one outbox row, delivered; each delivery received once
+    # alerts: once per episode of the readings accepted, across the kill
+    keys = {patient_key(SECRET.encode(), p): p for p in PATIENTS}
+    kinds = Counter((keys[a.patient_key], a.kind) for a in fired)
+    for tally in (t for t in tallies if t.patient_id in CYCLE_PATIENTS):
+        lows = _low_runs([mg for _, mg in sorted(tally.accepted.items())])
+        assert kinds[(tally.patient_id, "urgent_low")] == lows, (tally.patient_id, kinds)
+    old = {p for p, kind in kinds if p not in CYCLE_PATIENTS and kind != "stale_data"}
+    assert not old, f"old readings fired alerts: {kinds}"
+    # deliveries: each change one outbox row, delivered; each delivery received once
     assert Counter(e.event for e in events)["fired"] >= len(CYCLE_PATIENTS), "too few alerts"
     assert Counter((e.alert_id, e.event) for e in events) == Counter(
         (o.alert_id, o.event) for o in outbox
