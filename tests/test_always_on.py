@@ -401,9 +401,14 @@ def test_discover_takes_pending_batches_from_the_store_and_sweeps_when_asked(set
     assert "20260201T000000000000Z-orphan" not in pending  # unrecorded: only a sweep finds it
     assert first not in pending
     assert meta.batch_records(["20260201T000000000000Z-orphan"]) == {}
+    inflight = "20260201T000000000001Z-inflight"  # an ingest writing it now: no manifest yet
+    raw.stage_batch(inflight, READING_SCHEMA.empty_table(), QUARANTINE_SCHEMA.empty_table())
     swept = discover(meta, raw, "run-1", T0, sweep=True)
     assert "20260201T000000000000Z-orphan" in [b.batch_id for b in swept.pending]
     assert meta.batch_records(["20260201T000000000000Z-orphan"])  # registered from its manifest
+    assert inflight not in [b.batch_id for b in swept.pending]
+    assert inflight not in swept.unreadable
+    assert meta.batch_records([inflight]) == {}
 
 
 def test_a_recorded_batch_whose_files_are_gone_is_rejected_not_lost(settings):

@@ -105,8 +105,8 @@ def discover(
     recorded = meta.pending_batch_ids()
     ids = set(recorded)
     if sweep:
-        settled = meta.settled_batch_ids()
-        ids |= {b.batch_id for b in raw.list_batches() if b.batch_id not in settled}
+        known = meta.settled_batch_ids() | ids
+        ids |= {b for b in raw.batch_ids() if b not in known and raw.committed(b)}
     pending = [raw.batch(batch_id) for batch_id in sorted(ids)]
     read = _read_batches(pending)
     readable, unreadable = [], {}
