@@ -141,7 +141,10 @@ HEAVY_TESTS: dict[str, frozenset[str]] = {
         {"test_level2_alerts_fire_and_clear_when_find_episodes_says"}
     ),
     "test_dashboard_now.py": frozenset(
-        {"test_the_panel_merges_the_published_readings_with_those_posted_since"}
+        {
+            "test_the_panel_merges_the_published_readings_with_those_posted_since",
+            "test_always_on_a_low_reading_posted_fires_alerts_shown_at_once",
+        }
     ),
     "test_webhooks.py": frozenset(
         {

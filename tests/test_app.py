@@ -209,3 +209,28 @@ def test_a_part_that_fails_to_start_stops_those_started_before_it(settings):
     with pytest.raises(RuntimeError, match="cannot start"):
         asyncio.run(serve([Part("engine"), Part("worker", fails=True), Part("scheduler")]))
     assert calls == ["start engine", "start worker", "stop engine"]
+
+
+@pytest.mark.fast
+def test_every_response_carries_the_security_headers_and_reads_are_not_cached(client):
+    """Pages, JSON, errors (a 401, a 404, a 413 refused before the route) and static files
+    carry the headers; /healthz and static files may be cached, nothing else."""
+    big = {"Content-Type": "application/json", "Content-Length": str(64 * 1024 * 1024)}
+    responses = {
+        "401": client.post("/v1/readings", json={"readings": []}),
+        "404": client.get("/no/such/path"),
+        "413": client.post("/v1/readings", content=b"{}", headers=big),
+        "login page": client.get("/login"),
+        "healthz": client.get("/healthz"),
+        "static": client.get("/static/app.css"),
+    }
+    assert [r.status_code for r in responses.values()] == [401, 404, 413, 200, 200, 200]
+    for name, response in responses.items():
+        for header in ("x-content-type-options", "x-frame-options", "referrer-policy"):
+            assert response.headers.get(header), (name, header)
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"], name
+        cached = response.headers.get("cache-control")
+        if name in ("healthz", "static"):
+            assert cached != "no-store", name
+        else:
+            assert cached == "no-store", name

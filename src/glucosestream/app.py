@@ -23,8 +23,10 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from glucosestream.alerts import AlertEngine, AlertStore, DeliveryWorker, enqueue, open_alert_store
 from glucosestream.clock import Clock, utc_now
@@ -157,18 +159,37 @@ def create_app(
     app.include_router(cohort_router)
     app.include_router(alerts_router)
     app.add_middleware(BodyLimit, respond=_domain_error_response)
-
-    @app.middleware("http")
-    async def _security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
-        response: Response = await call_next(request)
-        for name, value in _SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if request.url.path != "/healthz" and not request.url.path.startswith("/static/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
-
+    app.add_middleware(_SecurityHeaders)  # outermost: a 413 of BodyLimit has them too
     _add_error_handlers(app)
     return app
+
+
+class _SecurityHeaders:
+    """ASGI middleware: ``_SECURITY_HEADERS`` on every response (a header the route set is
+    kept), and ``Cache-Control: no-store`` on all but /healthz and static files. Plain ASGI, not
+    ``@app.middleware("http")``: Starlette's BaseHTTPMiddleware runs each request through a task
+    group and memory streams, a large share of a small upload's cost (bench_always_on)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = str(scope.get("path", ""))
+        no_store = path != "/healthz" and not path.startswith("/static/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in _SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+                if no_store:
+                    headers.setdefault("Cache-Control", "no-store")
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 @dataclass(frozen=True, slots=True)
