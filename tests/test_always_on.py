@@ -478,3 +478,17 @@ def test_a_batch_that_quarantined_nothing_has_no_quarantine_file(settings):
     raw.rewrite_batch(batch, batch.readings(), QUARANTINE_SCHEMA.empty_table(), batch.manifest())
     assert not (Path(batch.path) / "quarantine.parquet").exists()
     assert raw.batch(dirty).quarantine().num_rows == 0
+
+
+def test_each_run_is_logged_and_a_failed_one_as_a_warning(settings, caplog):
+    failed = json.dumps({"run_id": "run-f", "status": "failed"})
+    spawner = Spawner(FakeChild(0, json.dumps({"run_id": "run-n", "status": "noop"})))
+    spawner.children.append(FakeChild(1, failed))
+    scheduler = _scheduler(settings, spawner, Clock())
+    caplog.set_level(logging.INFO, logger="glucosestream.pipeline.always_on")
+    scheduler.run_once(sweep=True)
+    scheduler.run_once(sweep=False)
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert (logging.INFO, "run scheduler: starting run (sweep=true)") in lines
+    assert any(level == logging.INFO and "run-n status=noop" in m for level, m in lines)
+    assert any(level == logging.WARNING and "run-f status=failed" in m for level, m in lines)

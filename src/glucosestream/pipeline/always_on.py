@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 NICENESS: Final = 10  # added to the child's: ingest keeps the upper hand on the cores
 _STDERR_TAIL: Final = 500  # characters of a failed run's error output logged
+_TROUBLE: Final = frozenset({"failed", "rejected", "error", "stopped"})  # logged as warnings
 
 
 class Child(Protocol):
@@ -348,7 +349,9 @@ class RunScheduler:
         if outcome.status == "lock_held":
             log.info("run scheduler: another run holds the lock; trying again later")
             return
-        log.info(
+        level = logging.WARNING if outcome.status in _TROUBLE else logging.INFO
+        log.log(
+            level,
             "run scheduler: run run_id=%s status=%s batches=%d duration_ms=%d",
             outcome.run_id, outcome.status, len(outcome.batch_ids),
             round(outcome.duration_s * 1000),
