@@ -251,3 +251,12 @@ def test_ack_of_an_unknown_alert_is_not_found_exit_1(cli, env):
     result = run(cli, env, "ack", "al_nope")
     assert result.exit_code == 1
     assert "no alert 'al_nope'" in result.stderr
+
+
+def test_webhook_add_for_a_patient_known_only_by_an_uploader_token(cli, env):
+    made = cli.invoke(main, ["token", "create", "--role", "uploader", "--patient", "NS7"], env=env)
+    assert made.exit_code == 0, made.output
+    added = run(cli, env, "webhook", "add", "https://x.example/h", "--patient", "NS7", "--json")
+    assert added.exit_code == 0, added.output
+    (row,) = json.loads(run(cli, env, "webhook", "list", "--json").output)["webhooks"]
+    assert row["patient"] == "NS7"
