@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import re
 import secrets
 from collections.abc import Iterable
@@ -24,7 +25,7 @@ from typing import Final, Literal, cast
 
 from glucosestream.clock import utc_now
 from glucosestream.config import LakeSettings
-from glucosestream.errors import AuthError, ConfigError, Forbidden
+from glucosestream.errors import AuthError, ConfigError, Forbidden, LakeError
 from glucosestream.lake import AccessEntry, AccessStores, TokenRecord, open_access
 
 __all__ = [
@@ -43,6 +44,8 @@ __all__ = [
     "sha1_token",
     "usable_record",
 ]
+
+log = logging.getLogger(__name__)
 
 Role = Literal["admin", "uploader", "clinician", "patient"]
 ROLES: Final = ("admin", "uploader", "clinician", "patient")
@@ -170,8 +173,19 @@ def authenticate(
 
 def _principal(store: AccessStores, token_sha256: str, now: dt.datetime) -> Principal:
     record = usable_record(store.tokens.token(token_sha256), now=now)
-    store.tokens.mark_used(record, at=now)
+    _mark_used(store, record, now)
     return principal_of(record)
+
+
+def _mark_used(store: AccessStores, record: TokenRecord, at: dt.datetime) -> None:
+    """Record the token's use, best effort: a busy metadata store (another writer holds it past
+    its timeout) skips it, and the next use records it, instead of failing the request that
+    used a valid token. The token was checked already; this is bookkeeping, not a check."""
+    try:
+        store.tokens.mark_used(record, at=at)
+    except LakeError as err:  # its text quotes the statement's parameters: not logged
+        cause = type(err.__cause__ or err).__name__
+        log.warning("token last use not recorded token_id=%s (%s)", record.token_id, cause)
 
 
 def usable_record(record: TokenRecord | None, *, now: dt.datetime) -> TokenRecord:
@@ -220,7 +234,7 @@ def authenticate_api_secret(
             )
         at = now or utc_now()
         record = usable_record(found, now=at)
-        store.tokens.mark_used(record, at=at)
+        _mark_used(store, record, at)
         return principal_of(record)
     return authenticate(store, value, now=now)
 

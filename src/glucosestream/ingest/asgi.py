@@ -1,24 +1,33 @@
 """What the ingest routes share on the ASGI app: the per-app ingest service (the group commit)
-and request parser, and the async wait for a group commit."""
+and request parser, how large a body is parsed in the event loop, and the async wait for a
+group commit."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable
 from typing import Final, TypeVar
 
 from fastapi import Request
-from fastapi.concurrency import run_in_threadpool
 
 from glucosestream.config import Settings
 from glucosestream.ingest.batch import Part
 from glucosestream.ingest.request_parts import RequestParser
 from glucosestream.ingest.service import IngestService, RequestOutcome
 
-__all__ = ["commit", "parser_of", "service_of"]
+__all__ = ["INLINE_PARSE_BYTES", "commit", "parser_of", "service_of"]
+
+log = logging.getLogger(__name__)
+
+# A body up to this size (about 2,000 readings) is parsed in the event loop, which takes ~1 ms
+# per 1,000 readings: cheaper than handing it to a worker thread and back under the GIL.
+INLINE_PARSE_BYTES: Final = 256 * 1024
 
 _STATE_LOCK: Final = threading.Lock()
+# The running drains (the leaders'): a reference keeps each until it ends.
+_DRAINS: Final[set[asyncio.Future[None]]] = set()
 
 
 def service_of(request: Request) -> IngestService:
@@ -50,8 +59,20 @@ def _once(request: Request, name: str, make: Callable[[Settings], _T]) -> _T:
 
 
 async def commit(service: IngestService, part: Part) -> RequestOutcome:
-    """Queue a request for the next group commit and wait until it is durable."""
+    """Queue a request for the next group commit and wait until it is durable. The leader
+    starts the drain in a worker thread and, like every request, waits for its own group only:
+    awaiting the drain would hold its answer until the queue is empty, never under steady load."""
     future, lead = service.committer.enqueue(part)
     if lead:
-        await run_in_threadpool(service.committer.drain)
+        drain = asyncio.get_running_loop().run_in_executor(None, service.committer.drain)
+        _DRAINS.add(drain)
+        drain.add_done_callback(_drained)
     return await asyncio.wrap_future(future)
+
+
+def _drained(drain: asyncio.Future[None]) -> None:
+    """A drain ended: forget it, and log what made it fail (its groups' requests were answered
+    with that failure already)."""
+    _DRAINS.discard(drain)
+    if not drain.cancelled() and drain.exception() is not None:
+        log.error("group commit drain failed", exc_info=drain.exception())

@@ -22,8 +22,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from glucosestream.access import Principal
 from glucosestream.http_errors import ERROR_RESPONSES
-from glucosestream.ingest.asgi import commit, parser_of, service_of
+from glucosestream.ingest.asgi import INLINE_PARSE_BYTES, commit, parser_of, service_of
+from glucosestream.ingest.batch import Part
 from glucosestream.ingest.bodies import nightscout_echo
 from glucosestream.ingest.limits import MAX_READINGS_PER_REQUEST
 from glucosestream.ingest.request_parts import RequestParser
@@ -112,9 +114,15 @@ async def post_entries(
 ) -> Response:
     """Post Nightscout entries (``api-secret`` header: SHA-1 hex of the token); at most 10,000
     entries, a body of at most 16 MiB."""
+    # One thread hand-over a request: the token's lookup (a read of the access store, and its
+    # last use written at most every 10 minutes) before a byte of the body is read. A small
+    # body is parsed, and its echo made, in the event loop (see ``asgi.INLINE_PARSE_BYTES``).
     principal = await run_in_threadpool(nightscout_principal_of, request)
     body = await request.body()
-    part, entries = await run_in_threadpool(parser.entries_part, principal, body)
+    if len(body) <= INLINE_PARSE_BYTES:
+        part, echo = _part_and_echo(parser, principal, body)
+    else:
+        part, echo = await run_in_threadpool(_part_and_echo, parser, principal, body)
     outcome = await commit(service, part)
     r = outcome.report
     headers = {
@@ -124,5 +132,11 @@ async def post_entries(
         "X-Ingest-Quarantined": str(r.quarantined),
         "X-Ingest-Batch": r.batch_id or r.already_ingested_as or "",
     }
-    echo = await run_in_threadpool(nightscout_echo, entries)
     return Response(echo, media_type="application/json", headers=headers)
+
+
+def _part_and_echo(parser: RequestParser, principal: Principal, body: bytes) -> tuple[Part, bytes]:
+    """The request's part, and its answer's body (made before the commit: it is the posted
+    entries, whatever the commit says)."""
+    part, entries = parser.entries_part(principal, body)
+    return part, nightscout_echo(entries)
