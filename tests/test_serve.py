@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import socket
 import subprocess
@@ -144,3 +145,44 @@ def test_an_uploader_token_registers_its_patients_for_webhooks(cli, settings):
         main, ["alerts", "webhook", "add", "https://x.example/h", "--patient", "P7"], env=env
     )
     assert added.exit_code == 0, added.output
+
+
+def test_serve_debounces_a_burst_of_uploads_into_few_runs(settings):
+    key = patient_key(SECRET.encode(), "B1")
+    now = dt.datetime.now(dt.UTC)
+    token = create_token(settings.lake, "uploader", label="burst", now=now, patient_keys=[key])
+    server, base = _start_serve(settings, GLUCOSESTREAM_PIPELINE__MIN_INTERVAL="2")
+    meta = open_metadata(settings.lake)
+    try:
+        _wait_for(lambda: meta.run_history(1), "serve's first run")
+        burst_at = dt.datetime.now(dt.UTC)
+        for n in range(20):
+            at = (now - dt.timedelta(minutes=60 - n)).isoformat()
+            body = {"readings": [{"patient_id": "B1", "time": at, "glucose_mg_dl": 100 + n}]}
+            request = urllib.request.Request(
+                f"{base}/v1/readings",
+                data=json.dumps(body).encode(),
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:
+                assert response.status in (200, 201, 202)
+        _wait_for(lambda: not meta.pending_batch_ids(), "the burst published")
+    finally:
+        _stop(server)
+    runs = [r for r in meta.run_history(50) if r["run_id"].startswith("run-")]
+    after = [r for r in runs if _aware(r["started_at"]) >= burst_at]
+    assert 1 <= len(after) <= 3  # 20 uploads, not 20 runs
+    published = sum(r["report"]["readings_new"] for r in after if r["status"] == "published")
+    assert published == 20
+
+
+def _aware(at: dt.datetime) -> dt.datetime:
+    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+
+
+def _wait_for(condition, what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
