@@ -321,11 +321,46 @@ def probes_report(probes: Probes, receiver: WebhookReceiver) -> dict[str, Any]:
 def main() -> None:
     args = parse_args()
     setup = make_setup(args)
+    receiver = WebhookReceiver().start()
+    try:
+        webhook_id = "" if args.load_only else add_webhook(setup, receiver.url)
+        measured = measure(setup, args)
+    finally:
+        receiver.stop()
+    result = measured.result
+    if not args.load_only:
+        result |= probes_report(measured.probes, receiver)
+        result["runs"] = runs_report(setup.lake, measured.started_at)
+        result["webhook"] = {
+            "receipts": len(receiver.receipts),
+            "outbox": open_outbox(setup.settings.lake).counts().get(webhook_id, {}),
+            "unsettled_after_wait": measured.unsettled,
+        }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "bench_always_on.json").write_text(json.dumps(result, indent=2) + "\n")
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+@dataclass
+class Measured:
+    result: dict[str, Any]  # the report's figures so far
+    probes: Probes
+    started_at: dt.datetime
+    unsettled: int  # outbox rows still pending after --settle
+
+
+def measure(setup: Setup, args: argparse.Namespace) -> Measured:
+    """Serve, the load and the probes; until the probes are done and the outbox has settled."""
     per_patient = -(-int(args.rate * args.duration) // args.uploaders) + 1
     values = synth_values(args.uploaders, per_patient, seed=17)
-    receiver = WebhookReceiver().start()
-    webhook_id = "" if args.load_only else add_webhook(setup, receiver.url)
     port = free_port()
+    spec = {
+        "host": "127.0.0.1",
+        "port": port,
+        "uploaders": [
+            {"token": token, "values": v} for (_, token), v in zip(setup.load, values, strict=True)
+        ],
+    }
     log = setup.work / "serve.log"
     serve = start_serve(setup.lake, serve_env(), log, port=port, args=args.serve_arg)
     before = {"uptime": uptime(), "load_average": os.getloadavg()}
@@ -340,13 +375,6 @@ def main() -> None:
         if args.profile:
             spies.append(_profiler(serve.pid, args))
 
-    spec = {
-        "host": "127.0.0.1",
-        "port": port,
-        "uploaders": [
-            {"token": token, "values": v} for (_, token), v in zip(setup.load, values, strict=True)
-        ],
-    }
     try:
         load = run_generator(spec, setup.work, args, server_pid=serve.pid, on_start=on_start)
         after_load = {"uptime": uptime(), "load_average": os.getloadavg()}
@@ -359,8 +387,7 @@ def main() -> None:
     finally:
         serve.terminate()
         serve.wait(timeout=60)
-        receiver.stop()
-    result: dict[str, Any] = {
+    result = {
         "benchmark": "always_on",
         "commit": commit(),
         "uploaders": args.uploaders,
@@ -374,17 +401,7 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "lake": str(setup.lake),
     }
-    if not args.load_only:
-        result |= probes_report(probes, receiver)
-        result["runs"] = runs_report(setup.lake, started_at)
-        result["webhook"] = {
-            "receipts": len(receiver.receipts),
-            "outbox": open_outbox(setup.settings.lake).counts().get(webhook_id, {}),
-            "unsettled_after_wait": unsettled,
-        }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bench_always_on.json").write_text(json.dumps(result, indent=2) + "\n")
-    sys.stdout.write(json.dumps(result) + "\n")
+    return Measured(result, probes, started_at, unsettled)
 
 
 def parse_args() -> argparse.Namespace:
