@@ -238,20 +238,11 @@ class PipelineSettings:
     )
     maintain_interval: float = field(
         default=86400.0,
-        metadata=_help(
-            "Seconds: `serve` also runs `glucosestream maintain --expire-days 1` (compaction, "
-            "snapshot expiry) this long after the last maintenance; 0: never (schedule "
-            "`maintain` yourself, or a lake's tables keep every run's snapshot)."
-        ),
+        metadata=_help("Seconds between the `maintain` runs `serve` starts; 0: none (cron it)."),
     )
     sweep_raw_zone: bool = field(
         default=True,
-        metadata=_help(
-            "A run also lists the raw zone for batches committed but never recorded (an ingest "
-            "killed between the two); false: it takes its pending batches from the metadata "
-            "store alone. `serve` sets false for the runs new batches start, true for its "
-            "scheduled runs and its first."
-        ),
+        metadata=_help("Runs also look for unrecorded raw batches (serve: scheduled runs only)."),
     )
 
 
@@ -338,8 +329,7 @@ class Settings:
             if not name.startswith(ENV_PREFIX):
                 continue
             key = name[len(ENV_PREFIX) :].lower()
-            if key == "lake":
-                key = "lake__root"
+            key = "lake__root" if key == "lake" else key
             if "__" not in key:
                 continue
             section, _, field_name = key.partition("__")
@@ -373,14 +363,12 @@ class Settings:
     def to_env(self) -> dict[str, str]:
         """Every field as the ``GLUCOSESTREAM_<SECTION>__<KEY>`` variable that gives it (secrets
         too: for a child process, never for a log), so ``from_env(s.to_env()) == s``."""
-        env = {}
-        for section in dataclasses.fields(self):
-            values = getattr(self, section.name)
-            for f in dataclasses.fields(values):
-                value = getattr(values, f.name)
-                name = f"{ENV_PREFIX}{section.name.upper()}__{f.name.upper()}"
-                env[name] = _env_value(value)
-        return env
+        sections = {s.name.upper(): getattr(self, s.name) for s in dataclasses.fields(self)}
+        return {
+            f"{ENV_PREFIX}{name}__{f.name.upper()}": _env_value(getattr(section, f.name))
+            for name, section in sections.items()
+            for f in dataclasses.fields(section)
+        }
 
     def override(self, section: str, **changes: Any) -> Settings:
         """A copy with some fields of one section replaced (used for command-line flags)."""
@@ -392,14 +380,10 @@ class Settings:
 
 
 def child_environment(settings: Settings) -> dict[str, str]:
-    """The environment of a child process that must work with ``settings`` (``serve``'s runs):
-    this process's own, its settings variables replaced by ``settings.to_env()``."""
-    own = {
-        name: value
-        for name, value in os.environ.items()
-        if not (name.startswith(ENV_PREFIX) and ("__" in name or name == f"{ENV_PREFIX}LAKE"))
-    }
-    return {**own, **settings.to_env()}
+    """A child's environment (``serve``'s runs): ours, with ``settings.to_env()`` for ours."""
+    ours = (n for n in os.environ if n.startswith(ENV_PREFIX))
+    replaced = {n for n in ours if "__" in n or n == f"{ENV_PREFIX}LAKE"}
+    return {**{n: v for n, v in os.environ.items() if n not in replaced}, **settings.to_env()}
 
 
 def aws_secrets_arn(environ: Mapping[str, str] | None = None) -> str:
@@ -466,13 +450,17 @@ def check_zone(name: str, given_as: str) -> str:
     raise ConfigError(f"{given_as} {name!r} is not a time zone; {hint}")
 
 
+def _folded_city_of(zone: str) -> str:
+    return zone.rsplit("/", 1)[-1].lower()
+
+
 def _closest_zone(name: str) -> str | None:
     """A zone spelt like ``name``: the same name in other case, the same city, or a near miss."""
     zones = sorted(known_zones())
     folded = name.strip().lower()
     spellings = [
         {spelling(z): z for z in reversed(zones)}  # the first zone of each spelling
-        for spelling in (_folded_zone, _folded_city)
+        for spelling in (str.lower, _folded_city_of)
     ]
     for spelt in spellings:
         if folded in spelt:
@@ -484,24 +472,13 @@ def _closest_zone(name: str) -> str | None:
     return None
 
 
-def _folded_zone(zone: str) -> str:
-    return zone.lower()
-
-
-def _folded_city(zone: str) -> str:
-    return zone.rsplit("/", 1)[-1].lower()
-
-
 def _env_value(value: object) -> str:
-    """A field's value as ``_coerce`` reads it back: JSON, or a string as it is unless it reads
-    as a JSON string (then quoted, so its quotes survive)."""
-    if not isinstance(value, str):
-        return json.dumps(value)
+    """A value as ``_coerce`` reads it back: JSON, or a string as is (quoted if JSON-like)."""
     try:
-        parsed = json.loads(value)
+        as_json = not isinstance(value, str) or isinstance(json.loads(value), str)
     except ValueError:
-        return value
-    return json.dumps(value) if isinstance(parsed, str) else value
+        as_json = False
+    return json.dumps(value) if as_json else str(value)
 
 
 def _coerce(var: str, raw: str, kind: type) -> Any:
