@@ -30,7 +30,9 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -42,9 +44,9 @@ from glucosestream.lake import alert_events, alerts, metadata_engine, webhook_ou
 from glucosestream.pipeline import run_pipeline
 
 from .conftest import SECRET, VERIFICATION_COUNTS
-from .soak_uploader import Cycler, Uploader, free_port, start_serve
+from .soak_uploader import Cycler, Tally, Uploader, free_port, start_serve
 from .test_soak import _published
-from .webhook_receiver import WebhookReceiver
+from .webhook_receiver import Receipt, WebhookReceiver
 
 pytestmark = pytest.mark.soak
 
@@ -66,7 +68,12 @@ DELIVERED_EVENTS = ("fired", "escalated", "cleared")
 
 def _uploaders(base: str, tokens: dict[str, str], now: dt.datetime) -> list[Uploader]:
     deadline = time.monotonic() + SOAK_S
-    common = {"base_url": base, "deadline": deadline, "max_requests": 1_000, "retry": True}
+    common: dict[str, Any] = {
+        "base_url": base,
+        "deadline": deadline,
+        "max_requests": 1_000,
+        "retry": True,
+    }
     old = [
         Uploader(
             **common,
@@ -150,7 +157,42 @@ class _Timeline:
         return serve
 
 
-def test_alerts_delivered_once_and_readings_published_once_across_a_serve_kill(tmp_path):
+@dataclass
+class _Soaked:
+    """What the soak did and what the lake recorded."""
+
+    settings: Settings
+    webhook_id: str
+    tallies: list[Tally]
+    timeline: _Timeline
+    receipts: dict[str, list[Receipt]]
+    events: list[Any]  # alert_events: (alert_id, event) of fires, escalations, clears
+    fired: list[Any]  # alerts: (patient_key, kind)
+    outbox: list[Any]
+
+
+def test_alerts_delivered_once_and_readings_published_once_across_a_serve_kill(
+    tmp_path: Path,
+) -> None:
+    soaked = _soak(tmp_path)
+    tallies, outbox, receipts = soaked.tallies, soaked.outbox, soaked.receipts
+    statuses = sum((t.statuses for t in tallies), Counter())
+    counts = {
+        "always-on soak requests": sum(t.requests for t in tallies),
+        "always-on soak readings answered accepted": sum(len(t.accepted) for t in tallies),
+        "always-on soak alert changes delivered": len(soaked.events),
+        "always-on soak webhook receipts": sum(len(r) for r in receipts.values()),
+        "always-on soak posts retried over the kill": sum(len(t.failures_at) for t in tallies),
+        "always-on soak deliveries retried": sum(o.attempts > 1 for o in outbox),
+    }
+    VERIFICATION_COUNTS.update(counts)
+    print(f"\nalways-on soak: {counts} statuses={dict(statuses)}")  # noqa: T201
+    _check_alerts(soaked)
+    _check_deliveries(soaked)
+    _check_readings(soaked)
+
+
+def _soak(tmp_path: Path) -> _Soaked:
     lake = tmp_path / "lake"
     settings = Settings(
         lake=LakeSettings(root=str(lake)), ingest=IngestSettings(pseudonym_secret=SECRET)
@@ -158,11 +200,7 @@ def test_alerts_delivered_once_and_readings_published_once_across_a_serve_kill(t
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     tokens = {
         p: create_token(
-            settings.lake,
-            "uploader",
-            label=f"soak {p}",
-            now=now,
-            patient_keys=[patient_key(SECRET.encode(), p)],
+            settings.lake, "uploader", label=f"soak {p}", now=now, patient_keys=[_key(p)]
         )
         for p in PATIENTS
     }
@@ -190,74 +228,72 @@ def test_alerts_delivered_once_and_readings_published_once_across_a_serve_kill(t
     assert unsettled == 0, f"{unsettled} deliveries still pending: {log.read_text()[-2000:]}"
     report = run_pipeline(settings)  # whatever the last scheduled run left
     assert report.status in ("published", "noop"), report
+    events, fired, outbox = _recorded(engine)
+    tallies = [u.tally for u in uploaders]
+    return _Soaked(settings, webhook_id, tallies, timeline, receiver.by_id(), events, fired, outbox)
 
+
+def _recorded(engine: sa.Engine) -> tuple[list[Any], list[Any], list[Any]]:
+    delivered = alert_events.c.event.in_(DELIVERED_EVENTS)
+    columns = ("delivery_id", "webhook_id", "alert_id", "event", "state", "attempts", "created_at")
     with engine.connect() as con:
         events = con.execute(
-            sa.select(alert_events.c.alert_id, alert_events.c.event).where(
-                alert_events.c.event.in_(DELIVERED_EVENTS)
-            )
+            sa.select(alert_events.c.alert_id, alert_events.c.event).where(delivered)
         ).all()
         fired = con.execute(sa.select(alerts.c.patient_key, alerts.c.kind)).all()
-        outbox = con.execute(
-            sa.select(
-                webhook_outbox.c.delivery_id,
-                webhook_outbox.c.webhook_id,
-                webhook_outbox.c.alert_id,
-                webhook_outbox.c.event,
-                webhook_outbox.c.state,
-                webhook_outbox.c.attempts,
-                webhook_outbox.c.created_at,
-            )
-        ).all()
-    tallies = [u.tally for u in uploaders]
-    statuses = sum((t.statuses for t in tallies), Counter())
-    accepted = {(t.patient_id, at): mg for t in tallies for at, mg in t.accepted.items()}
-    published = _published(settings, PATIENTS)
-    receipts = receiver.by_id()
-    counts = {
-        "always-on soak requests": sum(t.requests for t in tallies),
-        "always-on soak readings answered accepted": len(accepted),
-        "always-on soak alert changes delivered": len(events),
-        "always-on soak webhook receipts": sum(len(r) for r in receipts.values()),
-        "always-on soak posts retried over the kill": sum(len(t.failures_at) for t in tallies),
-        "always-on soak deliveries retried": sum(o.attempts > 1 for o in outbox),
-    }
-    VERIFICATION_COUNTS.update(counts)
-    print(f"\nalways-on soak: {counts} statuses={dict(statuses)}")  # noqa: T201
+        outbox = con.execute(sa.select(*(webhook_outbox.c[c] for c in columns))).all()
+    return list(events), list(fired), list(outbox)
 
-    # alerts: once per episode of the readings accepted, across the kill
-    keys = {patient_key(SECRET.encode(), p): p for p in PATIENTS}
-    kinds = Counter((keys[a.patient_key], a.kind) for a in fired)
-    for tally in (t for t in tallies if t.patient_id in CYCLE_PATIENTS):
+
+def _check_alerts(soaked: _Soaked) -> None:
+    """Once per episode of the readings accepted, across the kill; none from old readings."""
+    keys = {_key(p): p for p in PATIENTS}
+    kinds = Counter((keys[a.patient_key], a.kind) for a in soaked.fired)
+    for tally in (t for t in soaked.tallies if t.patient_id in CYCLE_PATIENTS):
         lows = _low_runs([mg for _, mg in sorted(tally.accepted.items())])
         assert kinds[(tally.patient_id, "urgent_low")] == lows, (tally.patient_id, kinds)
     old = {p for p, kind in kinds if p not in CYCLE_PATIENTS and kind != "stale_data"}
     assert not old, f"old readings fired alerts: {kinds}"
-    # deliveries: each change one outbox row, delivered; each delivery received once
+
+
+def _check_deliveries(soaked: _Soaked) -> None:
+    """Each change one outbox row, delivered, some across the kill; each received once."""
+    events, outbox, receipts = soaked.events, soaked.outbox, soaked.receipts
     assert Counter(e.event for e in events)["fired"] >= len(CYCLE_PATIENTS), "too few alerts"
     assert Counter((e.alert_id, e.event) for e in events) == Counter(
         (o.alert_id, o.event) for o in outbox
     )
-    assert {o.webhook_id for o in outbox} == {webhook_id}
+    assert {o.webhook_id for o in outbox} == {soaked.webhook_id}
     assert Counter(o.state for o in outbox) == {"delivered": len(outbox)}
-    assert timeline.killed_wall is not None
-    killed = timeline.killed_wall.replace(tzinfo=None)  # SQLite gives naive UTC back
+    assert soaked.timeline.killed_wall is not None
+    killed = soaked.timeline.killed_wall.replace(tzinfo=None)  # SQLite gives naive UTC back
     across = [o for o in outbox if o.attempts > 1 and o.created_at.replace(tzinfo=None) < killed]
     assert across, "no delivery was pending across the kill: the soak did not test that"
     twice = {i: len(r) for i, r in receipts.items() if len(r) != 1}
     assert not twice, f"webhook-ids received more than once: {twice}"
     assert set(receipts) == {o.delivery_id for o in outbox}
-    # readings: as test_soak's reconciliation
+
+
+def _check_readings(soaked: _Soaked) -> None:
+    """As test_soak's reconciliation; failures only in the kill/restart gap."""
+    tallies, timeline = soaked.tallies, soaked.timeline
+    statuses = sum((t.statuses for t in tallies), Counter())
     assert not [e for t in tallies for e in t.transport_errors]
     assert not [e for t in tallies for e in t.wrong_answers]
     assert not any(status >= 500 for status in statuses), statuses
     gap = (timeline.killed_at - 1.0, timeline.restarted_at + 1.0)
     outside = [f for t in tallies for f in t.failures_at if not gap[0] <= f[0] <= gap[1]]
     assert not outside, f"failures outside the kill/restart gap: {outside[:3]}"
+    accepted = {(t.patient_id, at): mg for t in tallies for at, mg in t.accepted.items()}
+    published = _published(soaked.settings, PATIENTS)
     assert accepted
-    twice_published = {k: v for k, v in published.items() if len(v) > 1}
-    assert not twice_published, f"{len(twice_published)} readings published more than once"
+    twice = {k: v for k, v in published.items() if len(v) > 1}
+    assert not twice, f"{len(twice)} readings published more than once"
     assert not accepted.keys() - published.keys(), "accepted readings not published"
     assert not published.keys() - accepted.keys(), "published readings never answered accepted"
     changed = [k for k, mg_dl in accepted.items() if published[k] != [mg_dl]]
     assert not changed, f"{len(changed)} readings published with another glucose value"
+
+
+def _key(patient_id: str) -> str:
+    return patient_key(SECRET.encode(), patient_id)
