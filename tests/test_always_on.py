@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import subprocess
 import sys
 import threading
 import time
@@ -492,3 +493,34 @@ def test_each_run_is_logged_and_a_failed_one_as_a_warning(settings, caplog):
     assert (logging.INFO, "run scheduler: starting run (sweep=true)") in lines
     assert any(level == logging.INFO and "run-n status=noop" in m for level, m in lines)
     assert any(level == logging.WARNING and "run-f status=failed" in m for level, m in lines)
+
+
+def test_a_serve_killed_outright_leaves_its_run_to_finish(settings, tmp_path):
+    """The child runs in its own session with its output in files: killing the scheduler's
+    process (SIGKILL) neither kills it nor breaks its output."""
+    started, done = tmp_path / "started", tmp_path / "done"
+    child = (
+        "import pathlib, sys, time; pathlib.Path(sys.argv[1]).touch(); time.sleep(1.5); "
+        "print('x' * 100000); pathlib.Path(sys.argv[2]).touch()"
+    )
+    parent = (
+        "import sys, time\n"
+        "from glucosestream.config import Settings\n"
+        "from glucosestream.pipeline.always_on import RunScheduler\n"
+        f"command = [sys.executable, '-c', {child!r}, {str(started)!r}, {str(done)!r}]\n"
+        "RunScheduler(Settings(), command=command, env={}).start()\n"
+        "time.sleep(60)\n"
+    )
+    serve = subprocess.Popen([sys.executable, "-c", parent], cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 30
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists(), "the run never started"
+    finally:
+        serve.kill()
+        serve.wait()
+    deadline = time.monotonic() + 30
+    while not done.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert done.exists()  # the run finished after its serve was killed
