@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 from fastapi.testclient import TestClient
@@ -154,3 +154,49 @@ def test_a_small_and_a_large_body_answer_the_same_echo_and_accounting(settings):
     assert answers[0].json() == [{**small[0], "x": None}]  # NaN is echoed as null
     assert answers[1].json() == large
     assert [a.headers["x-ingest-accepted"] for a in answers] == ["1", "4000"]
+
+
+def test_parts_checked_together_are_accounted_as_each_alone(settings):
+    """Parts alike are pseudonymised as one table and accounted from one pass over the batch:
+    each part's report, quarantine and readings are what it gets checked on its own."""
+    from glucosestream.access import Principal
+    from glucosestream.ingest.batch import build_batch, check_parts
+    from glucosestream.ingest.request_parts import RequestParser
+
+    parser = RequestParser(settings)
+    keys = [patient_key(SECRET.encode(), f"P{i}") for i in range(3)]
+    bodies: list[tuple[str, object]] = [
+        (keys[0], [{"type": "sgv", "sgv": 101, "date": START_MS, "device": "a"}]),
+        (keys[1], [{"type": "sgv", "sgv": 102, "date": START_MS, "direction": "Flat"}]),
+        (keys[0], [{"type": "sgv", "sgv": 5, "date": START_MS + 300_000}]),  # quarantined
+        ("London", [{"type": "sgv", "sgv": 99, "date": START_MS + 900_000}]),  # not alike: zone
+        (keys[2], [{"type": "sgv", "sgv": 140, "date": START_MS}] * 2),  # a repeat inside
+        (keys[1], [{"type": "sgv", "sgv": 103, "date": START_MS + 600_000, "device": "b"}]),
+    ]
+    parts = []
+    for owner, body in bodies:
+        raw = json.dumps(body).encode()
+        bound = keys[2] if owner == "London" else owner
+        uploader = Principal("u", "uploader", frozenset({bound}), None, "u")
+        part = parser.entries_part(uploader, raw)[0]
+        parts.append(replace(part, tz="Europe/London") if owner == "London" else part)
+
+    def clock() -> dt.datetime:
+        return dt.datetime(2026, 4, 6, tzinfo=dt.UTC)
+
+    together = build_batch(check_parts(settings, parts, engine=None, now=clock), parts)
+    alone = [build_batch(check_parts(settings, [p], engine=None, now=clock), [p]) for p in parts]
+    fields = ("received", "accepted", "duplicates", "quarantined", "patients", "top_reasons")
+    for joint, single in zip(together.results, alone, strict=True):
+        (own,) = single.results
+        assert [getattr(joint.report, f) for f in fields] == [
+            getattr(own.report, f) for f in fields
+        ]
+        assert joint.quarantine.to_pylist() == own.quarantine.to_pylist()
+    assert [r.report.quarantined for r in together.results] == [0, 0, 1, 0, 0, 0]
+    assert [r.report.duplicates for r in together.results] == [0, 0, 0, 0, 1, 0]
+    columns = ["patient_key", "device_id", "ts", "glucose_mg_dl", "tz", "direction"]
+    joint_rows = together.readings.select(columns).to_pylist()
+    single_rows = [row for b in alone for row in b.readings.select(columns).to_pylist()]
+    assert joint_rows == single_rows
+    assert together.readings["tz"].to_pylist().count("Europe/London") == 1

@@ -13,8 +13,8 @@ import hashlib
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,10 +27,9 @@ from glucosestream.engines import Engine
 from glucosestream.formats import RAW_SCHEMA, ParsedFile, decoded
 from glucosestream.formats.rows import TREND_SCHEMA
 from glucosestream.ingest.fastpath import constant_strings, dictionary_codes
-from glucosestream.ingest.identity import device_key, load_secret, patient_key
+from glucosestream.ingest.identity import load_secret, pseudonymised_rows
 from glucosestream.ingest.normalise import normalise
 from glucosestream.lake import BatchRecord
-from glucosestream.readings import MAX_ID_CHARS, is_known_zone
 
 __all__ = [
     "BuiltBatch",
@@ -137,10 +136,7 @@ def check_parts(
 def build_batch(rows: CheckedRows, parts: Sequence[Part]) -> BuiltBatch:
     """The batch's files, manifest and record, and each part's accounting, from its rows."""
     checked, offsets, batch_id = rows.checked, rows.offsets, rows.batch_id
-    results = [
-        _part_result(checked, part, offsets[i], offsets[i + 1], batch_id)
-        for i, part in enumerate(parts)
-    ]
+    results = _part_results(checked, parts, offsets, batch_id)
     good = _where(checked, pc.and_(pc.is_null(checked["reason"]), pc.invert(checked["duplicate"])))
     readings = _readings(good, batch_id, rows.ingested_at)
     quarantine = _quarantine(_where(checked, pc.is_valid(checked["reason"])))
@@ -234,23 +230,53 @@ def _time_formats(parts: Sequence[Part]) -> tuple[str, ...]:
 def incoming_rows(
     settings: Settings, parts: Sequence[Part], secret: bytes
 ) -> tuple[pa.Table, list[int], dict[str, str]]:
-    """The parts' rows as one table with batch-wide lines, and each part's first line - 1."""
+    """The parts' rows as one table with batch-wide lines, and each part's first line - 1.
+    Parts alike (``_alike``: one-reading uploader requests) are pseudonymised as one table."""
     tables: list[pa.Table] = []
     offsets = [0]
     external_ids: dict[str, str] = {}
-    for part in parts:
-        table, ids = _pseudonymise(settings, part, secret)
+    for run in _alike(parts):
+        first = len(offsets) - 1
+        for part in run:
+            offsets.append(offsets[-1] + _line_span(part.parsed.rows))
+        raws = [p.parsed.rows for p in run]
+        table, ids = pseudonymised_rows(
+            settings,
+            _conform(raws[0] if len(raws) == 1 else pa.concat_tables(raws)),
+            secret,
+            bound=None if run[0].patient_key is None else _bound_keys(run),
+            fmt=run[0].fmt,
+            tz=run[0].tz,
+        )
         external_ids.update(ids)
-        shift = offsets[-1]
-        if shift:
-            table = table.set_column(
-                table.schema.get_field_index("line"), "line", pc.add(table["line"], shift)
-            )
+        if offsets[first] or len(run) > 1:
+            sizes = [p.parsed.rows.num_rows for p in run]
+            shift = pa.array(np.repeat(np.asarray(offsets[first : first + len(run)]), sizes))
+            line = table.schema.get_field_index("line")
+            table = table.set_column(line, "line", pc.add(table["line"], shift))
         tables.append(table)
-        offsets.append(shift + _line_span(part.parsed.rows))
     incoming = pa.concat_tables(tables, promote_options="permissive")
     pos = pa.array(np.arange(incoming.num_rows, dtype=np.int64))
     return incoming.set_column(0, "pos", pos), offsets, external_ids
+
+
+def _alike(parts: Sequence[Part]) -> list[list[Part]]:
+    """The parts in runs of consecutive ones pseudonymised alike: each bound to its patient
+    (``patient_key``), of one format and zone, with the same raw columns."""
+    runs: list[list[Part]] = []
+    for part in parts:
+        last = runs[-1][-1] if runs else None
+        if (
+            last is not None
+            and part.patient_key is not None
+            and last.patient_key is not None
+            and (part.fmt, part.tz) == (last.fmt, last.tz)
+            and part.parsed.rows.schema.equals(last.parsed.rows.schema)
+        ):
+            runs[-1].append(part)
+        else:
+            runs.append([part])
+    return runs
 
 
 def _line_span(rows: pa.Table) -> int:
@@ -259,44 +285,69 @@ def _line_span(rows: pa.Table) -> int:
     return int(max(int(largest or 0), rows.num_rows))
 
 
-def _part_result(checked: pa.Table, part: Part, first: int, last: int, batch_id: str) -> PartResult:
-    # the checked rows are in line order, so a part's rows (first < line <= last) are one slice
-    lo, hi = np.searchsorted(checked["line"].to_numpy(), [first, last], side="right")
-    mine = checked.slice(int(lo), int(hi - lo))
-    good = pc.and_(pc.is_null(mine["reason"]), pc.invert(mine["duplicate"]))
+def _part_results(
+    checked: pa.Table, parts: Sequence[Part], offsets: Sequence[int], batch_id: str
+) -> list[PartResult]:
+    """Each part's accounting. The checked rows are in line order, so a part's rows
+    (``offsets[i] < line <= offsets[i + 1]``) are one slice; the masks and the patients' codes
+    are made once for the batch, and each part takes its slice of them (a group of 64
+    one-reading requests is not 64 rounds of Arrow calls)."""
+    bounds = np.searchsorted(checked["line"].to_numpy(), offsets, side="right")
+    duplicate = pc.fill_null(checked["duplicate"], False)
+    good = pc.fill_null(
+        pc.and_(pc.is_null(checked["reason"]), pc.invert(checked["duplicate"])), False
+    )
+    good_np = good.to_numpy()
+    counts = {
+        name: np.concatenate([[0], np.cumsum(mask.to_numpy(), dtype=np.int64)])
+        for name, mask in (
+            ("accepted", good),
+            ("duplicates", duplicate),
+            ("quarantined", pc.is_valid(checked["reason"])),
+        )
+    }
+    codes, null = dictionary_codes(checked["patient_key"])
+    empty = _quarantine(checked.slice(0, 0))
+    shifted_empty = empty.set_column(0, "line", pc.subtract(empty["line"], 1))
+    results = []
+    for i, part in enumerate(parts):
+        lo, hi = int(bounds[i]), int(bounds[i + 1])
+        n = {name: int(c[hi] - c[lo]) for name, c in counts.items()}
+        if n["quarantined"]:
+            quarantine, reasons = _quarantined(checked.slice(lo, hi - lo), offsets[i])
+        else:
+            quarantine, reasons = (shifted_empty if offsets[i] else empty), ()
+        patients = np.unique(codes[lo:hi][good_np[lo:hi]]) if n["accepted"] else codes[:0]
+        report = IngestReport(
+            source=part.source,
+            format=part.fmt,
+            received=hi - lo,
+            accepted=n["accepted"],
+            duplicates=n["duplicates"],
+            quarantined=n["quarantined"],
+            patients=len(patients) - int(null is not None and null in patients),
+            top_reasons=reasons,
+            batch_id=batch_id,
+            already_ingested_as=None,
+            duration_ms=0,
+            batch_ids=(batch_id,),
+        )
+        results.append(PartResult(report, quarantine))
+    return results
+
+
+def _quarantined(mine: pa.Table, first: int) -> tuple[pa.Table, tuple[tuple[str, int], ...]]:
+    """A part's quarantined rows (line = index in the part + 1) and its five top reasons."""
     bad = _where(mine, pc.is_valid(mine["reason"]))
     quarantine = _quarantine(bad)
     if first:
         quarantine = quarantine.set_column(0, "line", pc.subtract(quarantine["line"], first))
     reasons = Counter(bad["reason"].to_pylist()).most_common(5)
-    report = IngestReport(
-        source=part.source,
-        format=part.fmt,
-        received=mine.num_rows,
-        accepted=_count_true(good),
-        duplicates=_count_true(mine["duplicate"]),
-        quarantined=bad.num_rows,
-        patients=_distinct_count(_where(mine.select(["patient_key"]), good)["patient_key"]),
-        top_reasons=tuple((str(r), n) for r, n in reasons),
-        batch_id=batch_id,
-        already_ingested_as=None,
-        duration_ms=0,
-        batch_ids=(batch_id,),
-    )
-    return PartResult(report, quarantine)
+    return quarantine, tuple((str(r), n) for r, n in reasons)
 
 
 def _count_true(mask: pa.Array | pa.ChunkedArray) -> int:
     return int(pc.sum(mask).as_py() or 0) if len(mask) else 0
-
-
-def _distinct_count(column: pa.Array | pa.ChunkedArray) -> int:
-    """Distinct non-null values; a dictionary column is counted by the values it uses."""
-    if not pa.types.is_dictionary(column.type):
-        return int(pc.count_distinct(column).as_py())
-    chunked = column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column])
-    codes, null = dictionary_codes(chunked)
-    return len(np.unique(codes)) - (0 if null is None else 1)
 
 
 def _quarantine(bad: pa.Table) -> pa.Table:
@@ -319,118 +370,30 @@ def _clipped(text: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.utf8_slice_codeunits(text, 0, _QUARANTINE_TEXT_CHARS)
 
 
-@dataclass(slots=True)
-class _Pseudonyms:
-    """The keyed pseudonyms of one part's ids, each distinct id worked on once. An id over
-    ``MAX_ID_CHARS`` is neither hashed nor registered: its rows are quarantined."""
-
-    secret: bytes
-    default_device: str
-    keys: dict[str, str] = field(default_factory=dict)  # by external patient id
-    too_long: set[str] = field(default_factory=set)  # "patient", "device": kinds found too long
-
-    def patient(self, external_id: str) -> str | None:
-        if len(external_id) > MAX_ID_CHARS:
-            self.too_long.add("patient")
-            return None
-        if not external_id.strip():
-            return None
-        self.keys[external_id] = patient_key(self.secret, external_id)
-        return self.keys[external_id]
-
-    def device(self, device_id: str) -> str:
-        if len(device_id) > MAX_ID_CHARS:
-            self.too_long.add("device")
-            return self.default_device
-        return device_key(self.secret, device_id) if device_id.strip() else self.default_device
-
-
-def _pseudonymise(settings: Settings, part: Part, secret: bytes) -> tuple[pa.Table, dict[str, str]]:
-    """Replace patient ids and device serials by keyed pseudonyms; check each time zone once.
-
-    Each distinct value is worked on once in Python; the columns stay Arrow arrays.
-    """
-    raw = _conform(part.parsed.rows)
-    n = raw.num_rows
-    default_device = settings.ingest.default_device_id
-    names = _Pseudonyms(secret, default_device)
-    patient_keys = (
-        _map_distinct(raw["patient_id"], names.patient, None)
-        if part.patient_key is None
-        else constant_strings(part.patient_key, n)
+def _bound_keys(run: Sequence[Part]) -> pa.Array:
+    """The patient key each part of ``run`` is bound to, once per row (a dictionary array)."""
+    keys = list(dict.fromkeys(p.patient_key for p in run))
+    if len(keys) == 1:
+        return constant_strings(str(keys[0]), sum(p.parsed.rows.num_rows for p in run))
+    code = {key: i for i, key in enumerate(keys)}
+    indices = np.repeat(
+        np.array([code[p.patient_key] for p in run], np.int32),
+        [p.parsed.rows.num_rows for p in run],
     )
-    default_tz = part.tz or settings.ingest.default_tz
-    zones = _map_distinct(raw["tz"], lambda z: z if z.strip() else default_tz, default_tz)
-    incoming = pa.table(
-        {
-            "pos": pa.array(np.arange(n, dtype=np.int64)),
-            "line": raw["line"],
-            "source": constant_strings(part.fmt, n),
-            "patient_key": patient_keys,
-            "device_id": _map_distinct(raw["device_id"], names.device, default_device),
-            "time": raw["time"],
-            "instant": raw["instant"],
-            "glucose": raw["glucose"],
-            "unit": raw["unit"],
-            "tz": zones,
-            "tz_ok": _map_distinct(zones, is_known_zone, False, pa.bool_()),
-            "flags": raw["flags"],
-            "problem": _id_problems(raw, names.too_long) if names.too_long else raw["problem"],
-            "direction": decoded(raw["direction"]),
-            "rate": decoded(raw["rate"]),
-        }
-    )
-    return incoming, {k: i for i, k in names.keys.items()}
-
-
-def _id_problems(raw: pa.Table, too_long: set[str]) -> pa.ChunkedArray:
-    """The rows' problems, with rows whose patient or device id is over ``MAX_ID_CHARS``
-    quarantined (a parser's own problem comes first)."""
-    problems = [raw["problem"]]
-    for kind in ("patient", "device"):
-        if kind not in too_long:
-            continue
-        ids = raw[f"{kind}_id"]
-        if pa.types.is_dictionary(ids.type):
-            ids = ids.cast(ids.type.value_type)
-        over = pc.greater(pc.utf8_length(ids), MAX_ID_CHARS)
-        reason = pa.scalar(f"{kind} id longer than {MAX_ID_CHARS} characters")
-        problems.append(pc.if_else(over, reason, pa.scalar(None, pa.string())))
-    return pc.coalesce(*problems)
+    return pa.DictionaryArray.from_arrays(pa.array(indices), pa.array(keys, pa.string()))
 
 
 def _conform(raw: pa.Table) -> pa.Table:
     """Raw rows with every column of ``RAW_SCHEMA`` and ``TREND_SCHEMA``: optional ones a
     caller left out are empty."""
-    missing = [f for f in (*RAW_SCHEMA, *TREND_SCHEMA) if f.name not in raw.column_names]
+    names = set(raw.column_names)
+    missing = [f for f in (*RAW_SCHEMA, *TREND_SCHEMA) if f.name not in names]
     for column in missing:
         if column.name == "flags":
             raw = raw.append_column(column, pa.repeat(pa.scalar(0, column.type), raw.num_rows))
         else:
             raw = raw.append_column(column, pa.nulls(raw.num_rows, column.type))
     return raw
-
-
-def _map_distinct(
-    column: pa.Array | pa.ChunkedArray,
-    func: Callable[[str], Any],
-    if_null: Any,
-    type_: pa.DataType | None = None,
-) -> pa.Array:
-    """``func`` applied to each distinct value of a string column (``if_null`` for nulls), as a
-    dictionary-encoded array: each distinct value is worked on once and no string is copied."""
-    encoded = pc.dictionary_encode(column)
-    if isinstance(encoded, pa.ChunkedArray):
-        encoded = encoded.unify_dictionaries().combine_chunks()
-    values = [func(v) for v in encoded.dictionary.to_pylist()]
-    indices = encoded.indices
-    if indices.null_count:
-        values.append(if_null)
-        indices = pc.fill_null(indices, len(values) - 1)
-    mapped = pa.array(values, type_ or pa.string())
-    if type_ is not None:
-        return pc.take(mapped, indices)
-    return pa.DictionaryArray.from_arrays(indices, mapped)
 
 
 def _readings(rows: pa.Table, batch_id: str, ingested_at: dt.datetime) -> pa.Table:
