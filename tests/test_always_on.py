@@ -412,6 +412,18 @@ def test_discover_takes_pending_batches_from_the_store_and_sweeps_when_asked(set
     assert meta.batch_records([inflight]) == {}
 
 
+def test_a_run_sweeps_the_raw_zone_only_when_its_settings_say(settings):
+    """``pipeline.sweep_raw_zone`` reaches discover through the run (serve's debounced runs
+    take their batches from the store; the CLI's and scheduled runs sweep)."""
+    orphan = "20260201T000000000000Z-orphan"
+    _orphan(settings, orphan)
+    meta = open_metadata(settings.lake)
+    assert run_pipeline(settings.override("pipeline", sweep_raw_zone=False)).status == "published"
+    assert meta.batch_records([orphan]) == {}  # not found: only a sweep finds it
+    assert run_pipeline(settings).status == "published"
+    assert meta.batch_records([orphan])[orphan].loaded_run_id is not None
+
+
 def test_a_recorded_batch_whose_files_are_gone_is_rejected_not_lost(settings):
     batch_id = _upload(settings, 0)
     raw = RawZone(open_storage(settings.lake))

@@ -8,7 +8,8 @@ it (``pipeline.table_registry``) does. Other packages import from here, never fr
 
 Layout of a lake folder::
 
-    <root>/raw/batches/<batch_id>/   readings.parquet, quarantine.parquet, manifest.json
+    <root>/raw/batches/<batch_id>/   readings.parquet, manifest.json, and quarantine.parquet
+                                     when ingest quarantined rows
     <root>/warehouse/                Iceberg data and metadata (curated.*, results.*)
     <root>/_state/                   catalog.db, metadata.db, pseudonym.key (not data: protect it)
 """

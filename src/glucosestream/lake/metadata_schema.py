@@ -218,6 +218,7 @@ live_readings = sa.Table(
     sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("settled_run_id", sa.String(64), nullable=True),
     sa.Index("ix_live_readings_patient_ts", "patient_key", "ts"),
+    sa.Index("ix_live_readings_ts", "ts"),  # the publish deletes those older than a day
 )
 # A patient's alert thresholds where they differ from the defaults (alerts/rules.py);
 # patient_key "*" is the site's default for every patient.

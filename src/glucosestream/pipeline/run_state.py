@@ -174,7 +174,13 @@ class Run:
             for stale in self.staging.remove_other_runs(self.run_id):
                 log.warning("recover removed the staging folder of run %s", stale)
         with self.timer.step("discover"):
-            found = steps.discover(self.meta, RawZone(self.storage), self.run_id, self.started_at)
+            found = steps.discover(
+                self.meta,
+                RawZone(self.storage),
+                self.run_id,
+                self.started_at,
+                sweep=self.settings.pipeline.sweep_raw_zone,
+            )
         self.memory.unreadable = tuple(RejectedBatch(b, r) for b, r in found.unreadable.items())
         if not found.pending and not self.memory.full_refresh:
             if self.memory.unreadable:
