@@ -19,9 +19,9 @@ are accepted, and each bad one is quarantined and listed in the 200 response as
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,8 +29,7 @@ from glucosestream.http_errors import ERROR_RESPONSES
 from glucosestream.ingest.asgi import INLINE_PARSE_BYTES, commit, parser_of, service_of
 from glucosestream.ingest.limits import MAX_READINGS_PER_REQUEST
 from glucosestream.ingest.nightscout_api import router as nightscout_router
-from glucosestream.ingest.request_parts import RequestParser
-from glucosestream.ingest.service import IngestService, RequestOutcome
+from glucosestream.ingest.service import RequestOutcome
 from glucosestream.request_credentials import bearer_principal_of
 
 __all__ = ["MAX_READINGS_PER_REQUEST", "IngestResponse", "router"]
@@ -140,8 +139,6 @@ _READINGS_BODY: Final = {
 )
 async def post_readings(
     request: Request,
-    service: Annotated[IngestService, Depends(service_of)],
-    parser: Annotated[RequestParser, Depends(parser_of)],
 ) -> IngestResponse:
     """Ingest up to 10,000 readings (a body of at most 16 MiB); returns how each was
     accounted for.
@@ -153,6 +150,7 @@ async def post_readings(
     # order of arrival up to the group commit.
     principal = bearer_principal_of(request)
     body = await request.body()
+    parser, service = parser_of(request), service_of(request)
     if len(body) <= INLINE_PARSE_BYTES:  # parsed in the event loop: no thread hand-over
         part = parser.readings_part(principal, body)
     else:

@@ -31,14 +31,14 @@ _DRAINS: Final[set[asyncio.Future[None]]] = set()
 
 
 def service_of(request: Request) -> IngestService:
-    """The app's ingest service, made on first use (one per app: one group committer)."""
+    """The app's ingest service, made on first use (one per app: one group committer). Called
+    by the routes themselves, not as a FastAPI dependency: a plain function dependency runs in
+    a worker thread, one more hand-over a request."""
     return _once(request, "ingest_service", IngestService)
 
 
-async def parser_of(request: Request) -> RequestParser:
-    """The app's request parser, made on first use (it loads the pseudonym key once). In the
-    event loop, not a worker thread: one more thread hand-over per request could reorder
-    requests before the group commit, which takes them in their order of arrival."""
+def parser_of(request: Request) -> RequestParser:
+    """The app's request parser, made on first use (it loads the pseudonym key once)."""
     return _once(request, "request_parser", RequestParser)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
@@ -29,7 +29,6 @@ from glucosestream.ingest.batch import Part
 from glucosestream.ingest.bodies import nightscout_echo
 from glucosestream.ingest.limits import MAX_READINGS_PER_REQUEST
 from glucosestream.ingest.request_parts import RequestParser
-from glucosestream.ingest.service import IngestService
 from glucosestream.request_credentials import nightscout_principal_of
 
 __all__ = ["router"]
@@ -108,8 +107,6 @@ _POSTED: Final[dict[int | str, dict[str, Any]]] = {
 @router.post("/api/v1/entries.json", response_class=Response, include_in_schema=False)
 async def post_entries(
     request: Request,
-    service: Annotated[IngestService, Depends(service_of)],
-    parser: Annotated[RequestParser, Depends(parser_of)],
     token: Annotated[str | None, Query(description="The token, instead of api-secret.")] = None,
 ) -> Response:
     """Post Nightscout entries (``api-secret`` header: SHA-1 hex of the token); at most 10,000
@@ -119,6 +116,7 @@ async def post_entries(
     # body is parsed, and its echo made, in the event loop (see ``asgi.INLINE_PARSE_BYTES``).
     principal = await run_in_threadpool(nightscout_principal_of, request)
     body = await request.body()
+    parser, service = parser_of(request), service_of(request)
     if len(body) <= INLINE_PARSE_BYTES:
         part, echo = _part_and_echo(parser, principal, body)
     else:
