@@ -37,6 +37,9 @@ from pathlib import Path
 
 STEP_S = 300  # one reading every 5 minutes, as CGMs upload
 PATH = "/api/v1/entries"
+# uvicorn closes a keep-alive connection idle for 5 s (timeout_keep_alive): at low rates a
+# connection idle for longer than this is reopened rather than written into as it closes
+IDLE_REOPEN_S = 4.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +174,7 @@ class _Pacer:
 async def _connection(host: str, port: int, pacer: _Pacer, result: LoadResult) -> None:
     reader: asyncio.StreamReader | None = None
     writer: asyncio.StreamWriter | None = None
+    last_used = 0.0
     while (slot := pacer.take()) is not None:
         index, due = slot
         wait = due - time.perf_counter()
@@ -178,6 +182,9 @@ async def _connection(host: str, port: int, pacer: _Pacer, result: LoadResult) -
             await asyncio.sleep(wait)
         else:
             result.max_lag_s = max(result.max_lag_s, -wait)
+        if writer is not None and time.perf_counter() - last_used > IDLE_REOPEN_S:
+            writer.close()  # the server may be closing it right now: don't race it
+            reader = writer = None
         try:
             if writer is None or reader is None:
                 reader, writer = await asyncio.open_connection(host, port)
@@ -191,7 +198,8 @@ async def _connection(host: str, port: int, pacer: _Pacer, result: LoadResult) -
                 writer.close()
             reader = writer = None
             continue
-        result.latencies_s.append(time.perf_counter() - sent)
+        last_used = time.perf_counter()
+        result.latencies_s.append(last_used - sent)
         result.answered += 1
         result.statuses[status] += 1
         if not 200 <= status < 300 and len(result.error_samples) < 10:
