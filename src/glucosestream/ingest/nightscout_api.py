@@ -16,9 +16,9 @@ for ``POST /v1/readings`` (``ingest.api``).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
@@ -79,6 +79,19 @@ _ENTRIES_BODY: Final = {
         }
     },
 }
+# ``?token=`` is read by ``request_credentials`` from the request, so the route declares no
+# parameter for FastAPI to solve on every request: the document names it here.
+_TOKEN_PARAMETER: Final = {
+    "name": "token",
+    "in": "query",
+    "required": False,
+    "description": "The token, instead of api-secret.",
+    "schema": {
+        "anyOf": [{"type": "string"}, {"type": "null"}],
+        "description": "The token, instead of api-secret.",
+        "title": "Token",
+    },
+}
 _POSTED: Final[dict[int | str, dict[str, Any]]] = {
     200: {
         "description": "The posted entries, once durable; the accounting in X-Ingest-* headers.",
@@ -102,13 +115,10 @@ _POSTED: Final[dict[int | str, dict[str, Any]]] = {
     "/api/v1/entries",
     responses=_POSTED,
     response_class=Response,
-    openapi_extra={"requestBody": _ENTRIES_BODY},
+    openapi_extra={"requestBody": _ENTRIES_BODY, "parameters": [_TOKEN_PARAMETER]},
 )
 @router.post("/api/v1/entries.json", response_class=Response, include_in_schema=False)
-async def post_entries(
-    request: Request,
-    token: Annotated[str | None, Query(description="The token, instead of api-secret.")] = None,
-) -> Response:
+async def post_entries(request: Request) -> Response:
     """Post Nightscout entries (``api-secret`` header: SHA-1 hex of the token); at most 10,000
     entries, a body of at most 16 MiB."""
     # One thread hand-over a request: the token's lookup (a read of the access store, and its
