@@ -272,6 +272,7 @@ def runs_report(lake: Path, since: dt.datetime) -> dict[str, Any]:
     ).stdout
     runs = [r for r in json.loads(out)["runs"] if r["run_id"].startswith("run-")]
     durations: list[float] = []
+    finished_at: list[float] = []
     batches: list[int | None] = []
     statuses: dict[str, int] = {}
     for run in reversed(runs):
@@ -282,13 +283,27 @@ def runs_report(lake: Path, since: dt.datetime) -> dict[str, Any]:
         if run["finished_at"]:
             finished = dt.datetime.fromisoformat(run["finished_at"]).replace(tzinfo=dt.UTC)
             durations.append(round((finished - started).total_seconds(), 1))
+            finished_at.append(finished.timestamp())
         batches.append((run.get("report") or {}).get("batches"))
     return {
         "count": sum(statuses.values()),
         "statuses": statuses,
         "durations_s": durations,
         "batches": batches,
+        "finished_at_epoch_s": finished_at,
     }
+
+
+def slowest_entries(samples: ProbeSamples, finished_at: Sequence[float]) -> list[dict[str, Any]]:
+    """The five slowest POST -> GET samples, each with how long after a run's finish its POST
+    was sent (a read just after a publish may pay for reading the new run)."""
+    slowest = sorted(zip(samples.entries_s, samples.entries_sent_at, strict=True))[-5:]
+    out = []
+    for seconds, sent_at in reversed(slowest):
+        before = [f for f in finished_at if f <= sent_at]
+        since = round(sent_at - max(before), 1) if before else None
+        out.append({"s": round(seconds, 3), "sent_after_run_finished_s": since})
+    return out
 
 
 def _seconds(values: Sequence[float]) -> dict[str, float | None]:
@@ -348,6 +363,8 @@ def main() -> None:
     if not args.load_only:
         result |= probes_report(measured.probes, receiver)
         result["runs"] = runs_report(setup.lake, measured.started_at)
+        finished = result["runs"].pop("finished_at_epoch_s")
+        result["post_to_entries_s"]["slowest"] = slowest_entries(measured.probes.samples, finished)
         result["webhook"] = {
             "receipts": len(receiver.receipts),
             "outbox": open_outbox(setup.settings.lake).counts().get(webhook_id, {}),

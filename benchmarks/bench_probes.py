@@ -36,6 +36,7 @@ class ProbeSamples:
     """What the probes measured (seconds, ``time.monotonic`` based)."""
 
     entries_s: list[float] = field(default_factory=list)
+    entries_sent_at: list[float] = field(default_factory=list)  # epoch s of each sample's POST
     entries_missed: int = 0  # not seen within the timeout
     lows: list[tuple[str, int, float]] = field(default_factory=list)  # (patient key, epoch s, sent)
     daily_s: list[float] = field(default_factory=list)
@@ -98,7 +99,8 @@ class EntryProbe(threading.Thread):
                 n = max(n + 1, int((_now() - self.first_at) // self.period_s) + 1)
 
     def _probe(self, client: httpx.Client, mg_dl: int) -> None:
-        epoch_s = int(time.time())
+        sent_at = time.time()
+        epoch_s = int(sent_at)
         sent = _now()
         if not _post(client, _entry(epoch_s, mg_dl), self.samples):
             return
@@ -116,6 +118,7 @@ class EntryProbe(threading.Thread):
             elif any(e.get("date") == epoch_s * 1000 for e in response.json()):
                 with self.samples.lock:
                     self.samples.entries_s.append(_now() - sent)
+                    self.samples.entries_sent_at.append(sent_at)
                 return
             time.sleep(POLL_S)
         with self.samples.lock:
