@@ -161,7 +161,7 @@ def test_parts_checked_together_are_accounted_as_each_alone(settings):
     each part's report, quarantine and readings are what it gets checked on its own."""
     from glucosestream.access import Principal
     from glucosestream.ingest.batch import build_batch, check_parts
-    from glucosestream.ingest.request_parts import RequestParser
+    from glucosestream.ingest.request_parts import RequestParser, parse_waiting
 
     parser = RequestParser(settings)
     keys = [patient_key(SECRET.encode(), f"P{i}") for i in range(3)]
@@ -180,6 +180,8 @@ def test_parts_checked_together_are_accounted_as_each_alone(settings):
         uploader = Principal("u", "uploader", frozenset({bound}), None, "u")
         part = parser.entries_part(uploader, raw)[0]
         parts.append(replace(part, tz="Europe/London") if owner == "London" else part)
+    assert all(p.entries is not None and p.parsed.rows.num_rows == 0 for p in parts)
+    parts = parse_waiting(parts)  # the group commit's one parse of the waiting entries
 
     def clock() -> dt.datetime:
         return dt.datetime(2026, 4, 6, tzinfo=dt.UTC)
@@ -200,3 +202,31 @@ def test_parts_checked_together_are_accounted_as_each_alone(settings):
     single_rows = [row for b in alone for row in b.readings.select(columns).to_pylist()]
     assert joint_rows == single_rows
     assert together.readings["tz"].to_pylist().count("Europe/London") == 1
+
+
+def test_waiting_entries_are_parsed_by_the_group_as_each_request_alone(settings):
+    """Small bodies of sgv entries wait for the group's one parse; other bodies are parsed when
+    they arrive. Either way each part holds the rows and lines its own parse gives."""
+    from glucosestream.access import Principal
+    from glucosestream.formats.nightscout import read_nightscout_entries
+    from glucosestream.ingest.request_parts import WAITING_ENTRIES, RequestParser, parse_waiting
+
+    parser = RequestParser(settings)
+    uploader = Principal("u", "uploader", frozenset({"k" * 32}), None, "u")
+    sgv = {"type": "sgv", "sgv": 120, "date": START_MS, "device": "d", "direction": "Flat"}
+    bodies = [
+        [sgv],
+        [{**sgv, "sgv": "x"}, {**sgv, "date": START_MS + 300_000, "trend": 4}],  # waits
+        [{"type": "mbg", "mbg": 100, "date": START_MS}, sgv],  # not all sgv: parsed at once
+        [{**sgv, "date": START_MS + i * 300_000} for i in range(WAITING_ENTRIES + 1)],  # too many
+        [{**sgv, "date": "not a date", "sgv": None}],  # waits: quarantined later, not refused
+    ]
+    parts = [parser.entries_part(uploader, json.dumps(b).encode())[0] for b in bodies]
+    assert [p.entries is not None for p in parts] == [True, True, False, False, True]
+    parsed = parse_waiting(parts)
+    for body, part in zip(bodies, parsed, strict=True):
+        own = read_nightscout_entries(body, source="request")
+        assert part.entries is None
+        assert part.parsed.rows.to_pylist() == own.rows.to_pylist()
+        assert part.parsed.skipped == own.skipped
+        assert part.sha256 == parts[bodies.index(body)].sha256

@@ -79,6 +79,9 @@ class Part:
     sha256: str
     patient_key: str | None = None
     tz: str | None = None
+    # Nightscout sgv entries whose parse waits for the group (``request_parts.parse_waiting``);
+    # ``parsed`` is empty until then.
+    entries: tuple[Any, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ from glucosestream.ingest.batch import (
 from glucosestream.ingest.bodies import shown_error
 from glucosestream.ingest.group_commit import GroupCommitter
 from glucosestream.ingest.ledger import RequestLedger, RequestRecord, open_ledger
+from glucosestream.ingest.request_parts import parse_waiting
 from glucosestream.lake import BatchRecord, open_metadata
 from glucosestream.live import CommittedBatch
 
@@ -98,6 +99,7 @@ class IngestService:
 
     def _flush(self, parts: Sequence[Part]) -> list[RequestOutcome | Exception]:
         """Each request's outcome, or its own error (see the module docstring)."""
+        parts = parse_waiting(parts)
         earlier = self._ledger.find([p.sha256 for p in parts])
         fresh: dict[str, Part] = {}
         for part in parts:
