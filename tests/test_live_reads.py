@@ -22,8 +22,8 @@ from glucosestream.ingest.service import IngestService
 from glucosestream.lake import open_metadata
 from glucosestream.live import LiveReading, LiveWindow, live_state
 from glucosestream.pipeline import run_pipeline
-from glucosestream.published import PublishedRun
-from glucosestream.published.live_merge import TAIL, merged_readings
+from glucosestream.published import PublishedLake, PublishedRun
+from glucosestream.published.live_merge import TAIL, merged_readings, published_tail, warm_tails
 
 from .conftest import SECRET
 
@@ -271,3 +271,41 @@ def test_a_maintenance_publish_after_the_settling_run_keeps_a_set_aside_reading_
     assert minutes(merged_readings(later, window, "k", now=NOW)) == [0]
     earlier = Run("maint-20261206T000000000000Z-cccccc", [])
     assert minutes(merged_readings(earlier, window, "k", now=NOW)) == [0, 5]
+
+
+def test_after_a_publish_requests_keep_the_old_run_until_the_followed_tails_are_read(
+    app, settings, uploader
+):
+    """serve's on_published hook (PublishedLake.adopt_newest + warm_tails): the patients whose
+    tails were cached are read in one scan before any request gets the new run, and what is
+    cached equals what a request would have read itself."""
+    now = utc_now().replace(microsecond=0)
+    with TestClient(app) as client:
+
+        def post(minutes_ago: int, sgv: int) -> None:
+            at = epoch_ms(now - dt.timedelta(minutes=minutes_ago))
+            entry = {"type": "sgv", "sgv": sgv, "date": at, "device": "xDrip"}
+            assert client.post("/api/v1/entries", json=[entry], headers=uploader).status_code == 200
+
+        post(10, 100)
+        first = run_pipeline(settings).run_id
+        lake = app.state.published
+        assert lake.current().run_id == first
+        assert client.get("/api/v1/entries", headers=uploader).status_code == 200  # tail cached
+        post(5, 110)
+        second = run_pipeline(settings).run_id
+        seen_during: list[str | None] = []
+
+        def warm(previous, run):
+            seen_during.append(lake.current().run_id)  # a request meanwhile: the old run
+            return warm_tails(previous, run, now=utc_now())
+
+        lake.adopt_newest(warm)
+        assert seen_during == [first]
+        run = lake.current()
+        assert run.run_id == second
+        assert run.cached_names("tail:") == [f"tail:{KEY}"]
+        warmed = run.cached(f"tail:{KEY}", list)
+        cold = PublishedLake(settings).current()  # a reader of its own: nothing cached
+        assert warmed == published_tail(cold, KEY, now - TAIL)
+        assert [r.glucose_mg_dl for r in warmed] == [100.0, 110.0]

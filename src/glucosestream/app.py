@@ -45,7 +45,7 @@ from glucosestream.ingest.service import IngestService
 from glucosestream.lake import open_access
 from glucosestream.live import CommittedBatch, LiveWindow, live_state
 from glucosestream.pipeline.always_on import RunScheduler
-from glucosestream.published import PublishedLake
+from glucosestream.published import PublishedLake, warm_tails
 from glucosestream.published.nightscout_read import router as nightscout_read_router
 
 __all__ = ["AlwaysOnOptions", "create_app", "error_response"]
@@ -230,7 +230,7 @@ def _always_on_services(
             settings,
             command=options.run_command,
             env=options.run_env,
-            on_published=[_published_hook(shared)],
+            on_published=[_published_hook(shared, clock)],
             clock=clock,
             maintain_command=options.maintain_command,
         )
@@ -239,13 +239,14 @@ def _always_on_services(
     return services
 
 
-def _published_hook(shared: _Shared) -> Callable[[str, list[str]], None]:
-    """After a run published: its batches' live readings are settled, and the read side
-    moves to the run now rather than at the next request."""
+def _published_hook(shared: _Shared, clock: Clock) -> Callable[[str, list[str]], None]:
+    """After a run published: its batches' live readings are settled, and the read side moves
+    to the run once the followed patients' published tails are read (one scan), so no request
+    pays for that read (requests meanwhile read the previous run and the live window)."""
 
     def seen(run_id: str, batch_ids: list[str]) -> None:
         shared.live.settle(batch_ids, run_id)
-        shared.published.current()
+        shared.published.adopt_newest(lambda previous, run: warm_tails(previous, run, now=clock()))
 
     return seen
 

@@ -14,7 +14,7 @@ are ``merged_readings`` (``live_merge``).
 from __future__ import annotations
 
 from glucosestream.published.daily_index import DailyIndex
-from glucosestream.published.live_merge import merged_readings
+from glucosestream.published.live_merge import merged_readings, warm_tails
 from glucosestream.published.period_results import (
     PeriodResults,
     audited_periods,
@@ -31,4 +31,5 @@ __all__ = [
     "audited_periods",
     "merged_readings",
     "period_results",
+    "warm_tails",
 ]

@@ -24,12 +24,13 @@ and window hold) reads the published run as before. Reads no clock: ``now`` is p
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Final
 
 from glucosestream.live import LiveReading, LiveWindow, readings_of
 from glucosestream.published.pinned_run import PublishedRun
 
-__all__ = ["TAIL", "merged_readings", "published_tail"]
+__all__ = ["TAIL", "merged_readings", "published_tail", "warm_tails"]
 
 # How much of a patient's published readings is cached per run (the follower's usual view).
 TAIL: Final = dt.timedelta(hours=24)
@@ -65,6 +66,29 @@ def published_tail(run: PublishedRun, patient_key: str, start: dt.datetime) -> l
     """The patient's published readings from ``start`` on, ascending, read once per run (the
     first request's ``start`` stands for the run: later ones ask a little later still)."""
     return run.cached(f"tail:{patient_key}", lambda: _published(run, patient_key, start))
+
+
+def warm_tails(previous: PublishedRun | None, run: PublishedRun, *, now: dt.datetime) -> int:
+    """Fill ``run``'s cached tails of the patients whose tails ``previous`` cached (those being
+    followed) with one read of the lake, before requests get ``run``
+    (``PublishedLake.adopt_newest``); how many were filled."""
+    prefix = "tail:"
+    keys = [] if previous is None else [n[len(prefix) :] for n in previous.cached_names(prefix)]
+    if not keys or not run.is_published:
+        return 0
+    order = [("patient_key", "ascending"), ("ts", "ascending")]
+    table = run.readings(keys, now - TAIL).sort_by(order)
+    column = table.column("patient_key").to_pylist()
+    start = 0
+    tails: dict[str, list[LiveReading]] = {key: [] for key in keys}
+    for end in range(1, len(column) + 1):
+        if end == len(column) or column[end] != column[start]:
+            part = table.slice(start, end - start)
+            tails[column[start]] = readings_of(None, part, settled_run_id=run.run_id)
+            start = end
+    for key, readings in tails.items():
+        run.cached(f"{prefix}{key}", functools.partial(list, readings))
+    return len(tails)
 
 
 def _published(run: PublishedRun, patient_key: str, since: dt.datetime | None) -> list[LiveReading]:

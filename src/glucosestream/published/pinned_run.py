@@ -97,6 +97,11 @@ class PublishedRun:
         """Every patient's daily metrics, read once per run and indexed by patient."""
         return self.cached("daily_index", lambda: index_daily(self.daily()))
 
+    def cached_names(self, prefix: str) -> list[str]:
+        """The names cached so far that start with ``prefix``."""
+        with self._cache_lock:
+            return [name for name in self._cache if name.startswith(prefix)]
+
     def cached(self, name: str, make: Callable[[], T]) -> T:
         """``make()``, computed once for this run (views derived from the run's tables)."""
         with self._cache_lock:
