@@ -140,6 +140,13 @@ HEAVY_TESTS: dict[str, frozenset[str]] = {
     "test_alerts_evaluate.py": frozenset(
         {"test_level2_alerts_fire_and_clear_when_find_episodes_says"}
     ),
+    "test_alert_engine.py": frozenset(
+        {
+            "test_a_restart_refires_nothing",
+            "test_random_traces_give_well_formed_histories_and_a_restart_changes_nothing",
+            "test_the_thread_ticks_by_itself",
+        }
+    ),
     "test_dashboard_now.py": frozenset(
         {
             "test_the_panel_merges_the_published_readings_with_those_posted_since",
