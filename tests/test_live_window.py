@@ -289,3 +289,16 @@ def test_record_batch_stores_live_readings_on_postgres(settings):
 
     with throwaway_database(URL_FILE.read_text().strip()) as url:
         _ledger_case(dataclasses.replace(settings.lake, metadata_url=url))
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize(
+    "rate", [-4.5, -3.0, -2.5, -2.0, -1.5, -1.0, 0.0, 1.0, 1.5, 2.0, 2.5, 3.0, 4.5]
+)
+def test_an_arrows_rate_range_holds_the_rates_that_give_that_arrow(rate):
+    """rate_range (what the rate alerts read from an uploader's arrow) and direction_for_rate
+    (the arrow the API and page compute) are one definition of Dexcom's thresholds."""
+    from glucosestream.live.trend import direction_for_rate, rate_range
+
+    lowest, highest = rate_range(direction_for_rate(rate))
+    assert lowest <= rate <= highest

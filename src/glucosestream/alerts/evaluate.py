@@ -42,7 +42,7 @@ import numpy as np
 from glucosestream.alerts.changes import AlertChange, ChangeEvent
 from glucosestream.alerts.forecast import STEP_MIN, forecast
 from glucosestream.alerts.rules import Rules
-from glucosestream.live import TrendPoint, direction_of, rate_between
+from glucosestream.live import TrendPoint, direction_of, rate_between, rate_range
 from glucosestream.localclock import usable_zone
 from glucosestream.metrics.reference.episodes import find_episodes
 from glucosestream.metrics.reference.interpolation_grid import build_grid
@@ -53,17 +53,6 @@ __all__ = ["ActiveAlert", "WindowReading", "alert_id_for", "evaluate"]
 
 _EPOCH: Final = dt.datetime(1970, 1, 1)  # noqa: DTZ001 - wall-clock seconds are naive
 _SEQ: Final[Mapping[ChangeEvent, int]] = {"fired": 0, "escalated": 1, "cleared": 2}
-# What an uploader's trend arrow says of the rate (mg/dL/min, lowest and highest): Dexcom's
-# arrows, at 1, 2 and 3 mg/dL/min (Dexcom G5 Getting Started, "Trend arrows").
-_DIRECTION_RATES: Final[Mapping[str, tuple[float, float]]] = {
-    "DoubleUp": (3.0, math.inf),
-    "SingleUp": (2.0, 3.0),
-    "FortyFiveUp": (1.0, 2.0),
-    "Flat": (-1.0, 1.0),
-    "FortyFiveDown": (-2.0, -1.0),
-    "SingleDown": (-3.0, -2.0),
-    "DoubleDown": (-math.inf, -3.0),
-}
 
 
 class WindowReading(TrendPoint, Protocol):
@@ -205,7 +194,7 @@ def _rates(device: Sequence[WindowReading]) -> list[_Rate]:
     out: list[_Rate] = []
     if newest.rate_mg_dl_min is not None and math.isfinite(newest.rate_mg_dl_min):
         out.append(_Rate(newest.rate_mg_dl_min, newest.rate_mg_dl_min, "uploader"))
-    arrow = _DIRECTION_RATES.get(newest.direction or "")
+    arrow = rate_range(newest.direction)  # what the uploader's arrow says of the rate
     if arrow is not None:
         out.append(_Rate(arrow[0], arrow[1], "direction"))
     computed = rate_between(device[-2], newest) if len(device) > 1 else None

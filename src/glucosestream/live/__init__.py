@@ -17,6 +17,7 @@ from glucosestream.live.trend import (
     direction_of,
     rate_between,
     rate_of,
+    rate_range,
     trend_number,
 )
 from glucosestream.live.window import LiveReading, LiveWindow, readings_of
@@ -37,6 +38,7 @@ __all__ = [
     "open_live_store",
     "rate_between",
     "rate_of",
+    "rate_range",
     "readings_of",
     "trend_number",
 ]

@@ -16,6 +16,7 @@ The one definition the Nightscout read API, the patient page's arrow and the ale
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Final, Protocol
 
 from glucosestream.readings import DIRECTIONS
@@ -29,6 +30,7 @@ __all__ = [
     "direction_of",
     "rate_between",
     "rate_of",
+    "rate_range",
     "trend_number",
 ]
 
@@ -71,6 +73,23 @@ def direction_for_rate(rate_mg_dl_min: float) -> str:
         if rate_mg_dl_min < threshold:
             return name
     return "Flat"
+
+
+def rate_range(direction: str | None) -> tuple[float, float] | None:
+    """The rates (mg/dL/min, lowest and highest) a Dexcom arrow stands for, from the thresholds
+    ``direction_for_rate`` uses: SingleUp (2, 3), DoubleUp (3, inf), Flat (-1, 1), ...; None
+    for NONE, NOT COMPUTABLE, RATE OUT OF RANGE and unknown names."""
+    if direction == "Flat":
+        return (_FALLING[-1][0], _RISING[-1][0])
+    bounds = [math.inf, *(threshold for threshold, _ in _RISING)]
+    for (threshold, name), upper in zip(_RISING, bounds, strict=False):
+        if name == direction:
+            return (threshold, upper)
+    bounds = [-math.inf, *(threshold for threshold, _ in _FALLING)]
+    for (threshold, name), lower in zip(_FALLING, bounds, strict=False):
+        if name == direction:
+            return (lower, threshold)
+    return None
 
 
 def _minutes_apart(earlier: TrendPoint, later: TrendPoint) -> float | None:
