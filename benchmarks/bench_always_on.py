@@ -34,6 +34,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -371,6 +372,10 @@ def main() -> None:
             "unsettled_after_wait": measured.unsettled,
         }
         result["targets_met"] |= load_targets(result["load"])
+    if args.keep:
+        result["lake"] = str(setup.lake)
+    else:
+        shutil.rmtree(setup.work, ignore_errors=True)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "bench_always_on.json").write_text(json.dumps(result, indent=2) + "\n")
     sys.stdout.write(json.dumps(result) + "\n")
@@ -434,7 +439,6 @@ def measure(setup: Setup, args: argparse.Namespace) -> Measured:
         "after_load": after_load,
         "after": {"uptime": uptime(), "load_average": os.getloadavg()},
         "cpus": os.cpu_count(),
-        "lake": str(setup.lake),
     }
     return Measured(result, probes, started_at, unsettled)
 
@@ -450,6 +454,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--daily-every", type=float, default=10.0, help="s between daily probes")
     parser.add_argument("--settle", type=float, default=240.0, help="max s to wait afterwards")
     parser.add_argument("--load-only", action="store_true", help="no probes: raw ingest only")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary lake and log")
     parser.add_argument("--serve-arg", action="append", default=[], help="e.g. --no-pipeline")
     parser.add_argument(
         "--profile", type=Path, help="py-spy the server (GIL holders) during the load: raw stacks"
