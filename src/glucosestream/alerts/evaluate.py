@@ -230,16 +230,20 @@ def _level2_episode(device: Sequence[WindowReading], rules: Rules) -> _Finding:
     point (the grid as the metrics build it: one value per instant, the window's own step)."""
     rule = rules.get("hypo_level2_episode")
     threshold = rule.threshold_mg_dl or 0.0
+    g = device[-1].glucose_mg_dl
+    minutes = rule.minutes or 15.0
+    if all(r.glucose_mg_dl >= threshold for r in device):
+        # no reading below: nor is any grid point (interpolated between readings), so no
+        # episode is open; the grid, the costliest part of an evaluation, is not built
+        return _Finding(False, g, threshold, {"minutes": minutes})
     times = np.array([_wall_clock_s(r) for r in device], dtype=np.int64)
     values = np.array([r.glucose_mg_dl for r in device], dtype=np.float64)
     grid = build_grid(prepare_series(times, values).mean_per_instant())
     flat = grid.flat
     known = np.flatnonzero(~np.isnan(flat))
-    g = device[-1].glucose_mg_dl
     if known.size == 0:
         return _Finding(None)
     end = int(known[-1]) + 1
-    minutes = rule.minutes or 15.0
     episodes = find_episodes(grid, "hypo", threshold, min_duration_min=minutes)
     open_now = bool(episodes) and episodes[-1].stop == end
     detail = {"grid_min": grid.dt0_min, "minutes": minutes}
