@@ -19,9 +19,9 @@ definitions are in ``alerts.rules`` and docs/alerts.md; the behaviour around the
 * **Snoozed** kinds still fire, but the alert is recorded ``suppressed`` (not delivered), and so
   are its escalation and its clear. An episode still on when its snooze has ended is fired
   again, the same alert and not suppressed (the store then delivers its fire, once).
-* **The level 2 episode** is the metrics' own definition (``metrics.reference.episodes``): the
-  device's readings are put on the same interpolation grid and ``find_episodes`` runs on it; the
-  alert is active while an episode it finds is still open at the newest grid point. It fires
+* **The level 2 episode** is the metrics' own definition (``metrics.open_episode``: the
+  episodes of ``metrics.reference.episodes`` on the same interpolation grid); the alert is
+  active while an episode is still open at the newest grid point. It fires
   when the episode's first 15 minutes below 54 mg/dL are complete and clears when the episode
   ends (15 minutes back at or above 54, or a gap the grid does not bridge).
 """
@@ -44,9 +44,7 @@ from glucosestream.alerts.forecast import STEP_MIN, forecast
 from glucosestream.alerts.rules import Rules
 from glucosestream.live import TrendPoint, direction_of, rate_between, rate_range
 from glucosestream.localclock import usable_zone
-from glucosestream.metrics.reference.episodes import find_episodes
-from glucosestream.metrics.reference.interpolation_grid import build_grid
-from glucosestream.metrics.reference.series import prepare_series
+from glucosestream.metrics import open_episode
 from glucosestream.readings import ReadingFlag
 
 __all__ = ["ActiveAlert", "WindowReading", "alert_id_for", "evaluate"]
@@ -226,8 +224,8 @@ def _wall_clock_s(reading: WindowReading) -> int:
 
 
 def _level2_episode(device: Sequence[WindowReading], rules: Rules) -> _Finding:
-    """Whether an episode ``find_episodes`` finds on the device's grid is open at its newest
-    point (the grid as the metrics build it: one value per instant, the window's own step)."""
+    """Whether an episode is open at the newest point of the device's grid (``metrics.
+    open_episode``: the grid as the metrics build it, one value per instant, its own step)."""
     rule = rules.get("hypo_level2_episode")
     threshold = rule.threshold_mg_dl or 0.0
     g = device[-1].glucose_mg_dl
@@ -238,16 +236,10 @@ def _level2_episode(device: Sequence[WindowReading], rules: Rules) -> _Finding:
         return _Finding(False, g, threshold, {"minutes": minutes})
     times = np.array([_wall_clock_s(r) for r in device], dtype=np.int64)
     values = np.array([r.glucose_mg_dl for r in device], dtype=np.float64)
-    grid = build_grid(prepare_series(times, values).mean_per_instant())
-    flat = grid.flat
-    known = np.flatnonzero(~np.isnan(flat))
-    if known.size == 0:
+    found = open_episode(times, values, "hypo", threshold, min_duration_min=minutes)
+    if found.open is None:
         return _Finding(None)
-    end = int(known[-1]) + 1
-    episodes = find_episodes(grid, "hypo", threshold, min_duration_min=minutes)
-    open_now = bool(episodes) and episodes[-1].stop == end
-    detail = {"grid_min": grid.dt0_min, "minutes": minutes}
-    return _Finding(open_now, g, threshold, detail)
+    return _Finding(found.open, g, threshold, {"grid_min": found.grid_min, "minutes": minutes})
 
 
 def _stale_changes(

@@ -29,6 +29,7 @@ from glucosestream.metrics.daily import (
     touched_days,
 )
 from glucosestream.metrics.metric_options import MetricOptions
+from glucosestream.metrics.open_episode import OpenEpisode, open_episode
 from glucosestream.metrics.period_tables import (
     PeriodResults,
     agp_profile,
@@ -51,6 +52,7 @@ __all__ = [
     "EPISODES_SCHEMA",
     "PERIOD_METRICS_SCHEMA",
     "MetricOptions",
+    "OpenEpisode",
     "PeriodResults",
     "agp_profile",
     "agp_table",
@@ -61,6 +63,7 @@ __all__ = [
     "episode_rows",
     "episode_table",
     "local_dates",
+    "open_episode",
     "period_results",
     "touched_days",
 ]
