@@ -6,8 +6,9 @@ batch, one fsync'd write), resolves every waiting future with that request's own
 repeats until the queue is empty. Requests that arrive while a flush runs wait for the next one,
 so the number of flushes adapts to the load: one request alone is flushed at once, a hundred
 concurrent ones are flushed together. No thread is kept running between flushes, so the same
-committer serves an ASGI app (the leader drains in a worker thread), a Lambda function and
-plain calls alike.
+committer serves an ASGI app (the leader starts the drain in a worker thread and, like every
+request, waits only for its own group: ``asgi.commit``), a Lambda function and plain calls
+alike.
 
 ``flush`` answers each item on its own: a result, or an exception that is that item's alone
 (the flush isolates the item that made it fail; see ``service.IngestService``), so one bad
