@@ -624,3 +624,32 @@ def test_a_claim_outlasts_the_receivers_timeout(settings):
 
     assert DeliveryWorker(slow, clock=clock, send=send).deliver_due() == 1
     assert outbox_rows(settings)[0].state == "delivered"
+
+
+def test_idle_threads_claim_rarely_and_a_known_retry_is_sent_on_time(settings, monkeypatch):
+    clock = Clock()
+    one_webhook(settings, clock)
+    receiver = FakeReceiver(500, 200)
+    fast = delivery_settings(settings, backoff_first_s=0.3, backoff_max_s=0.3)
+    worker = DeliveryWorker(fast, send=receiver)  # the real clock: its threads sleep for real
+    claims = []
+    real_claim = worker._outbox.claim
+    monkeypatch.setattr(
+        worker._outbox, "claim", lambda *a, **k: claims.append(1) or real_claim(*a, **k)
+    )
+    with metadata_engine(settings.lake).begin() as con:  # due now on the real clock
+        con.execute(webhook_outbox.update().values(next_attempt_at=T0))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 5
+        while open_outbox(settings.lake).unsettled() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(receiver.sent) == 2  # the retry was found without a wake
+        settled = len(claims)
+        time.sleep(1.5)
+        assert len(claims) == settled  # nothing due: no claim query while idle
+    finally:
+        worker.stop()
+    assert (
+        settled <= 6
+    )  # two passes (the first attempt, the retry), each: row, empty, and a woken peer

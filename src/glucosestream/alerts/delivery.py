@@ -9,11 +9,13 @@ its deliveries; anything else (another status, a timeout, a refused connection) 
 next attempt (``outbox.retry_delay_s``, at least a ``Retry-After`` the receiver sent) or, past
 ``alerts.max_attempts``, makes the row a dead letter.
 
-The threads are woken by ``wake()`` (the alert engine calls it once a fire commits) and look
-for due retries every second. A row a killed ``serve`` left ``delivering`` is claimed again once
-its claim expires (``alerts.claim_s``, at least twice ``alerts.timeout_s``), and sent once more
-with the same id and body: at least once on the wire, once per ``webhook-id`` at a receiver
-that keeps the ids it has seen.
+The threads are woken by ``wake()`` (the alert engine calls it once a fire commits); between
+wake-ups they claim only when the next retry or claim expiry they know of falls due (kept in
+memory, re-read after each pass that found nothing), and every ``RECHECK_S`` seconds in case
+another process queued rows: no claim query every second for nothing. A row a killed
+``serve`` left ``delivering`` is claimed again once its claim expires (``alerts.claim_s``, at
+least twice ``alerts.timeout_s``), and sent once more with the same id and body: at least once
+on the wire, once per ``webhook-id`` at a receiver that keeps the ids it has seen.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import random
 import secrets
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -44,7 +47,8 @@ __all__ = ["DeliveryWorker", "Response", "Sender", "post"]
 
 log = logging.getLogger(__name__)
 
-POLL_S: Final = 1.0  # due retries are looked for this often
+POLL_S: Final = 1.0  # the longest a thread sleeps before it checks the time of the next retry
+RECHECK_S: Final = 5.0  # a claim is tried this often even when nothing is known to be due
 THREADS: Final = 4  # one slow receiver holds one thread, not the others
 _RESPONSE_BYTES: Final = 4096  # of a receiver's answer read (and dropped) before closing
 
@@ -115,7 +119,10 @@ class DeliveryWorker:
         self._targets: dict[str, tuple[str, bytes]] = {}
         self._count = threads
         self._threads: list[threading.Thread] = []
-        self._wakeup = threading.Event()
+        self._signal = threading.Condition()
+        self._signalled = False
+        self._next_due: dt.datetime | None = None  # the earliest retry or claim expiry known
+        self._recheck_at = time.monotonic() + RECHECK_S
         self._stopping = threading.Event()
         host = socket.gethostname()[:24]
         self.worker_id = f"{host}:{os.getpid()}:{secrets.token_hex(4)}"
@@ -128,8 +135,12 @@ class DeliveryWorker:
         return max(self._settings.claim_s, 2 * self._settings.timeout_s)
 
     def wake(self) -> None:
-        """Look for due rows now (called right after an alert change commits)."""
-        self._wakeup.set()
+        """Look for due rows now (called right after an alert change commits): one thread
+        claims, and wakes another each time it found a row, so a lone delivery costs one or
+        two claims and a backlog gets every thread."""
+        with self._signal:
+            self._signalled = True
+            self._signal.notify()
 
     def start(self) -> None:
         self._stopping.clear()
@@ -137,23 +148,30 @@ class DeliveryWorker:
             thread = threading.Thread(target=self._loop, name=f"webhook-delivery-{i}", daemon=True)
             thread.start()
             self._threads.append(thread)
+        self.wake()  # what a previous serve left pending
 
     def stop(self) -> None:
         """Stop the threads; one waiting for a receiver stops within ``alerts.timeout_s``
         (the row it holds is claimed again after its claim expires)."""
         self._stopping.set()
-        self._wakeup.set()
+        with self._signal:
+            self._signal.notify_all()
         for thread in self._threads:
             thread.join(self._settings.timeout_s + POLL_S)
         self._threads = []
 
     def deliver_due(self) -> int:
-        """Claim and send due rows one at a time until none is left; returns the attempts."""
+        """Claim and send due rows one at a time until none is left; returns the attempts.
+        Then remember when the next row (a retry, an expiring claim) falls due."""
         attempts = 0
         while not self._stopping.is_set():
-            claimed = self._outbox.claim(self.worker_id, now=self._clock(), claim_s=self.claim_s)
+            now = self._clock()
+            claimed = self._outbox.claim(self.worker_id, now=now, claim_s=self.claim_s)
             if not claimed:
+                self._note_due(self._outbox.next_due(after=now), replace=True)
                 return attempts
+            if attempts == 0 and self._threads:
+                self.wake()  # there was work: another thread looks for more
             for row in claimed:
                 self._attempt(row)
                 attempts += 1
@@ -161,14 +179,52 @@ class DeliveryWorker:
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
-            self._wakeup.clear()
+            woken = self._wait()
+            if self._stopping.is_set():
+                return
+            if not (woken or self._is_due() or self._take_recheck()):
+                continue
             try:
                 self.deliver_due()
             except GlucoseStreamError as err:  # the store unreachable: try again at the next poll
                 log.warning("webhook delivery pass failed: %s", err)
+                self._note_due(self._clock() + dt.timedelta(seconds=POLL_S), replace=True)
             except Exception:  # a bug must not end delivery for good
                 log.exception("webhook delivery pass failed")
-            self._wakeup.wait(POLL_S)
+                self._note_due(self._clock() + dt.timedelta(seconds=POLL_S), replace=True)
+
+    def _wait(self) -> bool:
+        """Sleep until woken or the next known retry (at most POLL_S); whether woken."""
+        with self._signal:
+            if not self._signalled:
+                self._signal.wait(self._seconds_to_due())
+            woken, self._signalled = self._signalled, False
+        return woken
+
+    def _seconds_to_due(self) -> float:
+        due = self._next_due
+        if due is None:
+            return POLL_S
+        return min(max((due - self._clock()).total_seconds(), 0.0), POLL_S)
+
+    def _take_recheck(self) -> bool:
+        """Whether this thread makes the claim every ``RECHECK_S`` (one thread of them all)."""
+        with self._signal:
+            if time.monotonic() < self._recheck_at:
+                return False
+            self._recheck_at = time.monotonic() + RECHECK_S
+        return True
+
+    def _is_due(self) -> bool:
+        due = self._next_due
+        return due is not None and due <= self._clock()
+
+    def _note_due(self, at: dt.datetime | None, *, replace: bool = False) -> None:
+        with self._signal:
+            if replace or self._next_due is None:
+                self._next_due = at
+            elif at is not None:
+                self._next_due = min(self._next_due, at)
 
     def _attempt(self, row: Claimed) -> None:
         try:
@@ -206,6 +262,7 @@ class DeliveryWorker:
             if retry_after_s is not None:
                 delay = max(delay, min(retry_after_s, self._settings.backoff_max_s))
             next_at = self._clock() + dt.timedelta(seconds=delay)
+            self._note_due(next_at)
         state = self._outbox.failed(
             row, self.worker_id, status=status, error=error, next_attempt_at=next_at
         )

@@ -284,6 +284,23 @@ class OutboxStore(Store):
                 found.setdefault(webhook_id, {})[state] = count
         return found
 
+    def next_due(self, *, after: dt.datetime) -> dt.datetime | None:
+        """When the next row falls due later than ``after``: the earliest retry of a pending
+        row or expiry of a claim (a read only; rows due already but waiting for an earlier
+        change are left out, as the claim leaves them)."""
+        after = after.astimezone(dt.UTC)
+        row = webhook_outbox
+        retry = sa.select(sa.func.min(row.c.next_attempt_at)).where(
+            row.c.state == "pending", row.c.next_attempt_at > after
+        )
+        expiry = sa.select(sa.func.min(row.c.claimed_until)).where(
+            row.c.state == "delivering", row.c.claimed_until >= after
+        )
+        with self._tx() as con:
+            found = [con.scalar(retry), con.scalar(expiry)]
+        times = [t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t for t in found if t]
+        return min(times, default=None)
+
     def unsettled(self) -> int:
         """Rows pending or being delivered (zero once everything due was sent or gave up)."""
         query = sa.select(sa.func.count()).where(webhook_outbox.c.state.in_(_UNSETTLED))
