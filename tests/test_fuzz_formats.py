@@ -31,7 +31,7 @@ from glucosestream.cli import main
 from glucosestream.config import EngineSettings, IngestSettings, LakeSettings, Settings
 from glucosestream.engines import DuckDBEngine
 from glucosestream.errors import GlucoseStreamError
-from glucosestream.formats import FORMATS, RAW_SCHEMA, ParsedFile, read_raw_rows
+from glucosestream.formats import FORMATS, RAW_SCHEMA, TREND_SCHEMA, ParsedFile, read_raw_rows
 from glucosestream.ingest import chunked
 from glucosestream.ingest.batch import Part, build_batch, check_parts
 from glucosestream.ingest.identity import patient_key
@@ -197,9 +197,11 @@ def _is_text(type_: pa.DataType) -> bool:
 
 def assert_raw_rows(rows: pa.Table) -> None:
     """``RAW_SCHEMA``'s columns, in order, of its types (text may be dictionary-encoded, and
-    a typed source's glucose numbers, as ``formats.rows`` allows)."""
-    assert rows.column_names == RAW_SCHEMA.names
-    for field in RAW_SCHEMA:
+    a typed source's glucose numbers, as ``formats.rows`` allows), then, from a source with a
+    trend, ``TREND_SCHEMA``'s."""
+    assert rows.column_names[: len(RAW_SCHEMA)] == RAW_SCHEMA.names
+    assert rows.column_names[len(RAW_SCHEMA) :] in ([], TREND_SCHEMA.names)
+    for field in [*RAW_SCHEMA, *TREND_SCHEMA][: rows.num_columns]:
         got = rows.schema.field(field.name).type
         if field.name == "glucose":
             assert _is_text(got) or pa.types.is_integer(got) or pa.types.is_floating(got), got

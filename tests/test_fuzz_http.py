@@ -28,7 +28,7 @@ from glucosestream.engines import DuckDBEngine
 from glucosestream.errors import GlucoseStreamError
 from glucosestream.ingest.batch import Part
 from glucosestream.ingest.identity import patient_key
-from glucosestream.ingest.request_parts import RequestParser
+from glucosestream.ingest.request_parts import RequestParser, parse_waiting
 from glucosestream.lake import open_access
 from glucosestream.request_credentials import bearer_principal
 from glucosestream.synth import CohortSpec, write_cohort
@@ -125,7 +125,10 @@ def _items(data: bytes, key: str | None) -> int | None:
 
 
 def _part(result: Part | tuple[Part, Any]) -> Part:
-    return result[0] if isinstance(result, tuple) else result
+    """The part a body makes, its rows made as the group commit makes them (a small Nightscout
+    body's entries wait for the group's parse: ``request_parts.parse_waiting``)."""
+    part = result[0] if isinstance(result, tuple) else result
+    return parse_waiting([part])[0]
 
 
 def parse_or_refuse(service, kind: str, role: str, data: bytes) -> Part | None:

@@ -15,13 +15,14 @@ Names, birth dates and other preamble cells are never read into raw rows.
 from __future__ import annotations
 
 from glucosestream.formats.detect import FORMATS, detect_format, read_raw_rows
-from glucosestream.formats.rows import RAW_COLUMNS, RAW_SCHEMA, ParsedFile, decoded
+from glucosestream.formats.rows import RAW_COLUMNS, RAW_SCHEMA, TREND_SCHEMA, ParsedFile, decoded
 from glucosestream.formats.tabular import raw_rows_from_records
 
 __all__ = [
     "FORMATS",
     "RAW_COLUMNS",
     "RAW_SCHEMA",
+    "TREND_SCHEMA",
     "ParsedFile",
     "decoded",
     "detect_format",
