@@ -113,3 +113,130 @@ def test_erasure_removes_a_patient_from_every_zone(lake_with_history, tmp_path, 
     report = run_pipeline(settings)
     assert report.status == "published", report.checks
     assert report.patient_days == 1
+
+
+def test_erasure_takes_the_always_on_rows_of_that_patient_only(tmp_path):
+    """forget_patient also deletes the patient's live readings, alerts, their history, snoozes,
+    rules, webhook deliveries (bodies hold the external id and glucose) and the webhooks for
+    that patient alone; another patient's rows and all-patient webhooks stay."""
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    from glucosestream.config import LakeSettings
+    from glucosestream.lake import (
+        alert_events,
+        alert_rules,
+        alert_snoozes,
+        alerts,
+        live_readings,
+        metadata_engine,
+        open_metadata,
+        webhook_outbox,
+        webhooks,
+    )
+
+    lake = LakeSettings(root=str(tmp_path / "lake"))
+    engine = metadata_engine(lake)
+    at = dt.datetime(2026, 12, 6, tzinfo=dt.UTC)
+    with engine.begin() as con:
+        for key in ("gone", "kept"):
+            con.execute(
+                live_readings.insert(),
+                [
+                    {
+                        "patient_key": key,
+                        "device_id": "d",
+                        "ts": at,
+                        "glucose_mg_dl": 50.0,
+                        "flags": 0,
+                        "tz": "UTC",
+                        "batch_id": "b",
+                        "ingested_at": at,
+                    }
+                ],
+            )
+            con.execute(
+                alerts.insert(),
+                [
+                    {
+                        "alert_id": f"al_{key}",
+                        "patient_key": key,
+                        "kind": "low",
+                        "state": "active",
+                        "fired_at": at,
+                        "detail": "{}",
+                        "suppressed": False,
+                    }
+                ],
+            )
+            con.execute(
+                alert_events.insert(),
+                [
+                    {
+                        "alert_id": f"al_{key}",
+                        "patient_key": key,
+                        "at": at,
+                        "event": "fired",
+                        "actor": "system",
+                        "detail": "{}",
+                    }
+                ],
+            )
+            con.execute(
+                alert_snoozes.insert(),
+                [{"patient_key": key, "kind": "low", "until": at, "by": "cli", "at": at}],
+            )
+            con.execute(
+                alert_rules.insert(),
+                [
+                    {
+                        "patient_key": key,
+                        "kind": "high",
+                        "enabled": True,
+                        "threshold_mg_dl": 260.0,
+                        "updated_at": at,
+                        "updated_by": "cli",
+                    }
+                ],
+            )
+            con.execute(
+                webhooks.insert(),
+                [
+                    {
+                        "webhook_id": f"wh_{key}",
+                        "url": "https://x.example/",
+                        "patient_key": key,
+                        "secret_sealed": b"s",
+                        "created_at": at,
+                        "created_by": "cli",
+                    }
+                ],
+            )
+            con.execute(
+                webhook_outbox.insert(),
+                [
+                    {
+                        "delivery_id": f"msg_{key}",
+                        "webhook_id": "wh_all",
+                        "alert_id": f"al_{key}",
+                        "event": "fired",
+                        "seq": 0,
+                        "body": b"{}",
+                        "created_at": at,
+                        "state": "pending",
+                        "attempts": 0,
+                        "next_attempt_at": at,
+                    }
+                ],
+            )
+        con.execute(webhooks.insert(), [{
+            "webhook_id": "wh_all", "url": "https://all.example/", "patient_key": None,
+            "secret_sealed": b"s", "created_at": at, "created_by": "cli"}])  # fmt: skip
+    open_metadata(lake).forget_patient("gone")
+    tables = (live_readings, alerts, alert_events, alert_snoozes, alert_rules)
+    with engine.connect() as con:
+        for table in tables:
+            assert con.scalars(sa.select(table.c.patient_key)).all() == ["kept"], table.name
+        assert con.scalars(sa.select(webhook_outbox.c.alert_id)).all() == ["al_kept"]
+        assert sorted(con.scalars(sa.select(webhooks.c.webhook_id))) == ["wh_all", "wh_kept"]

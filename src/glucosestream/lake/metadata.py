@@ -23,6 +23,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from glucosestream.config import LakeSettings
 from glucosestream.lake.database import Store, metadata_engine
 from glucosestream.lake.metadata_schema import (
+    alert_events,
+    alert_rules,
+    alert_snoozes,
+    alerts,
     batches,
     check_results,
     devices,
@@ -34,6 +38,8 @@ from glucosestream.lake.metadata_schema import (
     token_api_secrets,
     token_patients,
     tokens,
+    webhook_outbox,
+    webhooks,
 )
 
 __all__ = [
@@ -140,9 +146,11 @@ class MetadataStore(Store):
         return [DeviceRecord(k, d, s, _utc(t)) for k, d, s, t in rows]
 
     def forget_patient(self, patient_key: str) -> None:
-        """Erase a patient's identity mapping and tokens (the right to be forgotten), and their
-        external id wherever it appears in a batch's source name (file names often hold it)."""
+        """Erase a patient's identity mapping and tokens (the right to be forgotten), their
+        external id wherever it appears in a batch's source name (file names often hold it),
+        and what serve kept of them (``_forget_always_on``)."""
         with self._tx() as con:
+            _forget_always_on(con, patient_key)
             external_id = con.scalar(
                 sa.select(patients.c.external_id).where(patients.c.patient_key == patient_key)
             )
@@ -498,3 +506,15 @@ def _register_devices(con: sa.Connection, records: Sequence[DeviceRecord], run_i
 def _utc(at: dt.datetime) -> dt.datetime:
     """A stored instant as UTC (SQLite gives it back without its zone)."""
     return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
+
+
+def _forget_always_on(con: sa.Connection, patient_key: str) -> None:
+    """A patient's unpublished readings, alerts with their history (append-only but for
+    erasure, as the access log's patient rows), snoozes and rules, the webhook deliveries of
+    their alerts (a body holds their external id and glucose values) and the webhooks for them
+    alone (a URL may name them)."""
+    theirs = sa.select(alerts.c.alert_id).where(alerts.c.patient_key == patient_key)
+    con.execute(webhook_outbox.delete().where(webhook_outbox.c.alert_id.in_(theirs)))
+    for table in (alert_events, alerts, alert_snoozes, alert_rules, live_readings):
+        con.execute(table.delete().where(table.c.patient_key == patient_key))
+    con.execute(webhooks.delete().where(webhooks.c.patient_key == patient_key))
