@@ -153,11 +153,13 @@ HEAVY_TESTS: dict[str, frozenset[str]] = {
             "test_always_on_a_low_reading_posted_fires_alerts_shown_at_once",
         }
     ),
-    "test_webhooks.py": frozenset(
+    "test_webhook_delivery.py": frozenset(
         {
             "test_two_workers_over_one_store_never_send_a_row_twice",
             "test_post_delivers_signed_over_http_and_follows_no_redirect",
             "test_post_reports_refused_and_timed_out_connections",
+            "test_a_fire_committed_through_the_alert_store_is_sent_at_once_on_wake",
+            "test_failures_are_retried_with_backoff_then_dead",
         }
     ),
     "test_app.py": frozenset({"test_patient_page_and_json_show_published_metrics"}),
