@@ -16,7 +16,7 @@ from typing import Any, Final, Literal, Protocol
 
 import pyarrow as pa
 
-from glucosestream.live import direction_for_rate, rate_of
+from glucosestream.live import TrendPoint, direction_for_rate, rate_of
 from glucosestream.localclock import usable_zone, wall_clock_times
 
 __all__ = ["ARROWS", "KIND_LABELS", "NowPanel", "Stale", "alert_json", "now_panel"]
@@ -51,21 +51,12 @@ KIND_LABELS: Final[dict[str, str]] = {
 Stale = Literal["warn", "urgent"]
 
 
-class Reading(Protocol):
-    """What the panel uses of a reading (``live.LiveReading`` has it)."""
+class Reading(TrendPoint, Protocol):
+    """What the panel uses of a reading (``live.LiveReading`` has it): the trend's, and the
+    zone."""
 
     @property
-    def device_id(self) -> str: ...
-    @property
-    def ts(self) -> dt.datetime: ...
-    @property
-    def glucose_mg_dl(self) -> float: ...
-    @property
     def tz(self) -> str: ...
-    @property
-    def direction(self) -> str | None: ...
-    @property
-    def rate_mg_dl_min(self) -> float | None: ...
 
 
 @dataclass(frozen=True, slots=True)
