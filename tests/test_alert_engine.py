@@ -182,6 +182,24 @@ def test_one_failing_patient_does_not_stop_the_others(settings, caplog):
     assert "alert evaluation failed for one patient" in caplog.text
 
 
+def test_a_failing_store_is_logged_without_the_rows_it_quotes(settings, caplog):
+    """A metadata store error quotes the statement's parameters (patient keys, glucose): the
+    engine logs its class only, and evaluates the patients again at the next tick."""
+    from glucosestream.errors import LakeError
+
+    window, clock = Window(), Clock()
+    window.add("p-secret-key", 0, 52)
+    engine = _engine(settings, window, clock)
+
+    def failing(changes, *, enqueue):
+        raise LakeError("metadata store failed: [parameters: ('p-secret-key', 52.0)]")
+
+    engine._store.apply = failing
+    assert engine.evaluate_all() == []
+    assert "recording alerts of 1 patients failed (LakeError)" in caplog.text
+    assert "p-secret-key" not in caplog.text and "52.0" not in caplog.text
+
+
 @pytest.mark.parametrize(
     "table", [pa.table({"x": [1]}), pa.table({"patient_key": pa.array([], pa.string())})]
 )

@@ -187,7 +187,8 @@ class DeliveryWorker:
             try:
                 self.deliver_due()
             except GlucoseStreamError as err:  # the store unreachable: try again at the next poll
-                log.warning("webhook delivery pass failed: %s", err)
+                cause = type(err.__cause__ or err).__name__  # not its text: it quotes rows
+                log.warning("webhook delivery pass failed (%s)", cause)
                 self._note_due(self._clock() + dt.timedelta(seconds=POLL_S), replace=True)
             except Exception:  # a bug must not end delivery for good
                 log.exception("webhook delivery pass failed")

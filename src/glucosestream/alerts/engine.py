@@ -141,9 +141,11 @@ class AlertEngine:
                 changes = self._changes_of(group)
                 if changes:
                     applied.extend(self._store.apply(changes, enqueue=self._enqueue))
-            except Exception:  # the store failed: the next group, the next tick, try again
-                log.exception(
-                    "recording alerts of %d patients failed; they are evaluated again", len(group)
+            except Exception as err:  # the store failed: the next group, the next tick, again
+                log.error(  # the name only: a store error quotes its rows (keys, glucose)
+                    "recording alerts of %d patients failed (%s); they are evaluated again",
+                    len(group),
+                    _error_name(err),
                 )
         if applied:
             log.info("alerts changed=%d", len(applied))
@@ -203,8 +205,8 @@ class AlertEngine:
     def _safely(self, step: Callable[[], object]) -> None:
         try:
             step()
-        except Exception:  # the thread must outlive a failing store or window
-            log.exception("alert engine step failed; it goes on")
+        except Exception as err:  # the thread must outlive a failing store or window
+            log.error("alert engine step failed (%s); it goes on", _error_name(err))
 
 
 def _keys(batch: CommittedBatch) -> list[str]:
@@ -213,3 +215,10 @@ def _keys(batch: CommittedBatch) -> list[str]:
         return []
     keys: list[str] = pc.unique(batch.readings["patient_key"]).to_pylist()
     return keys
+
+
+def _error_name(err: BaseException) -> str:
+    """What a log may say of an error here: its class and its cause's, never its text (a
+    metadata store error quotes the statement's parameters: patient keys and glucose values)."""
+    cause = err.__cause__
+    return type(err).__name__ + (f" from {type(cause).__name__}" if cause is not None else "")
