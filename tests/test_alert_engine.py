@@ -197,7 +197,8 @@ def test_a_failing_store_is_logged_without_the_rows_it_quotes(settings, caplog):
     engine._store.apply = failing
     assert engine.evaluate_all() == []
     assert "recording alerts of 1 patients failed (LakeError)" in caplog.text
-    assert "p-secret-key" not in caplog.text and "52.0" not in caplog.text
+    assert "p-secret-key" not in caplog.text
+    assert "52.0" not in caplog.text
 
 
 @pytest.mark.parametrize(
