@@ -20,6 +20,7 @@ from pyiceberg.manifest import DataFile
 
 from glucosestream.lake.access_audit import AccessAudit, AccessEntry
 from glucosestream.lake.access_store import AccessStores, open_access
+from glucosestream.lake.always_on_rows import LIVE_READINGS_KEPT
 from glucosestream.lake.catalog import Lakehouse, open_lakehouse
 from glucosestream.lake.clinic_store import ClinicStore
 from glucosestream.lake.database import (
@@ -31,7 +32,6 @@ from glucosestream.lake.database import (
 from glucosestream.lake.lock import HeldLock, run_lock, spanning_lease, take_run_lease
 from glucosestream.lake.maintenance import MaintenanceReport, maintain
 from glucosestream.lake.metadata import (
-    LIVE_READINGS_KEPT,
     BatchRecord,
     CheckRow,
     DeviceRecord,

@@ -14,23 +14,19 @@ import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from glucosestream.config import LakeSettings
+from glucosestream.lake.always_on_rows import forget_always_on, settle_live_readings
 from glucosestream.lake.database import Store, metadata_engine
 from glucosestream.lake.metadata_schema import (
-    alert_events,
-    alert_rules,
-    alert_snoozes,
-    alerts,
     batches,
     check_results,
     devices,
-    live_readings,
     patients,
     run_snapshots,
     runs,
@@ -38,12 +34,9 @@ from glucosestream.lake.metadata_schema import (
     token_api_secrets,
     token_patients,
     tokens,
-    webhook_outbox,
-    webhooks,
 )
 
 __all__ = [
-    "LIVE_READINGS_KEPT",
     "BatchRecord",
     "CheckRow",
     "DeviceRecord",
@@ -52,9 +45,6 @@ __all__ = [
     "insert_batch",
     "open_metadata",
 ]
-
-# How long ``live_readings`` keeps a reading (its ``ts``); each run's closing deletes older rows.
-LIVE_READINGS_KEPT: Final = dt.timedelta(hours=24)
 
 
 class CheckRow(Protocol):
@@ -148,9 +138,9 @@ class MetadataStore(Store):
     def forget_patient(self, patient_key: str) -> None:
         """Erase a patient's identity mapping and tokens (the right to be forgotten), their
         external id wherever it appears in a batch's source name (file names often hold it),
-        and what serve kept of them (``_forget_always_on``)."""
+        and what serve kept of them (``always_on_rows.forget_always_on``)."""
         with self._tx() as con:
-            _forget_always_on(con, patient_key)
+            forget_always_on(con, patient_key)
             external_id = con.scalar(
                 sa.select(patients.c.external_id).where(patients.c.patient_key == patient_key)
             )
@@ -353,7 +343,7 @@ class MetadataStore(Store):
                     .where(batches.c.batch_id.in_(loaded_batch_ids))
                     .values(loaded_run_id=run_id)
                 )
-            _settle_live_readings(con, run_id, finished_at)
+            settle_live_readings(con, run_id, finished_at)
 
     def run_batch_ids(self, run_id: str) -> list[str]:
         """The batches a run loaded or rejected, oldest first."""
@@ -438,22 +428,6 @@ def insert_batch(con: sa.Connection, record: BatchRecord) -> None:
             con.execute(batches.insert(), [row])
 
 
-def _settle_live_readings(con: sa.Connection, run_id: str, finished_at: dt.datetime) -> None:
-    """In a run's closing transaction: its loaded batches' live readings are settled by it (a
-    run that did not publish loaded none), its rejected batches' are deleted (never
-    published), and so are those older than ``LIVE_READINGS_KEPT``."""
-    of_batches = sa.select(batches.c.batch_id)
-    loaded = of_batches.where(batches.c.loaded_run_id == run_id)
-    rejected = of_batches.where(batches.c.rejected_run_id == run_id)
-    con.execute(
-        live_readings.update()
-        .where(live_readings.c.batch_id.in_(loaded))
-        .values(settled_run_id=run_id)
-    )
-    con.execute(live_readings.delete().where(live_readings.c.batch_id.in_(rejected)))
-    con.execute(live_readings.delete().where(live_readings.c.ts < finished_at - LIVE_READINGS_KEPT))
-
-
 def _record_snapshots(con: sa.Connection, run_id: str, published: PublishedSnapshots) -> None:
     rows = [
         {"run_id": run_id, "table_name": name, "snapshot_id": snapshot_id}
@@ -506,15 +480,3 @@ def _register_devices(con: sa.Connection, records: Sequence[DeviceRecord], run_i
 def _utc(at: dt.datetime) -> dt.datetime:
     """A stored instant as UTC (SQLite gives it back without its zone)."""
     return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
-
-
-def _forget_always_on(con: sa.Connection, patient_key: str) -> None:
-    """A patient's unpublished readings, alerts with their history (append-only but for
-    erasure, as the access log's patient rows), snoozes and rules, the webhook deliveries of
-    their alerts (a body holds their external id and glucose values) and the webhooks for them
-    alone (a URL may name them)."""
-    theirs = sa.select(alerts.c.alert_id).where(alerts.c.patient_key == patient_key)
-    con.execute(webhook_outbox.delete().where(webhook_outbox.c.alert_id.in_(theirs)))
-    for table in (alert_events, alerts, alert_snoozes, alert_rules, live_readings):
-        con.execute(table.delete().where(table.c.patient_key == patient_key))
-    con.execute(webhooks.delete().where(webhooks.c.patient_key == patient_key))
