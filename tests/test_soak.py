@@ -49,7 +49,9 @@ def _free_port() -> int:
 
 def _start_server(lake: Path, env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
     port = _free_port()
-    command = [sys.executable, "-m", "glucosestream", "serve", "--port", str(port)]
+    # --no-pipeline: the RunKiller is this soak's only source of runs; serve's own scheduler
+    # would hold the run lock now and then and the killer's runs would find it taken
+    command = [sys.executable, "-m", "glucosestream", "serve", "--no-pipeline", "--port", str(port)]
     with log.open("wb") as out:
         server = subprocess.Popen(
             [*command, "--lake", str(lake)], env=env, stdout=out, stderr=subprocess.STDOUT
