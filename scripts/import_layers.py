@@ -47,7 +47,7 @@ LAYERS: tuple[tuple[tuple[str, ...], str], ...] = (
     ),
     (("published",), "the read API over the published lake"),
     (("dashboard",), "pages, JSON API, AGP report"),
-    (("app",), "the web application"),
+    (("app", "exports"), "the web application; exports for other systems (FHIR, OMOP, tidy)"),
     (("aws", "cli"), "the command line; the AWS Lambda entry points and the state machine"),
     (("__main__", ROOT), "entry points: python -m glucosestream, the package facade"),
 )

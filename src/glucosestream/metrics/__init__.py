@@ -37,6 +37,7 @@ from glucosestream.metrics.period_tables import (
     episode_rows,
     period_results,
 )
+from glucosestream.metrics.report_window import REPORT_DAYS, ReportWindow, report_window
 from glucosestream.metrics.result_schemas import (
     AGP_PROFILE_SCHEMA,
     EPISODES_SCHEMA,
@@ -51,9 +52,11 @@ __all__ = [
     "DAILY_METRICS_SCHEMA",
     "EPISODES_SCHEMA",
     "PERIOD_METRICS_SCHEMA",
+    "REPORT_DAYS",
     "MetricOptions",
     "OpenEpisode",
     "PeriodResults",
+    "ReportWindow",
     "agp_profile",
     "agp_table",
     "calculate_file",
@@ -65,5 +68,6 @@ __all__ = [
     "local_dates",
     "open_episode",
     "period_results",
+    "report_window",
     "touched_days",
 ]
