@@ -27,6 +27,7 @@ from glucosestream.lake.metadata_schema import (
     batches,
     check_results,
     devices,
+    patient_labels,
     patients,
     run_snapshots,
     runs,
@@ -136,9 +137,9 @@ class MetadataStore(Store):
         return [DeviceRecord(k, d, s, _utc(t)) for k, d, s, t in rows]
 
     def forget_patient(self, patient_key: str) -> None:
-        """Erase a patient's identity mapping and tokens (the right to be forgotten), their
-        external id wherever it appears in a batch's source name (file names often hold it),
-        and what serve kept of them (``always_on_rows.forget_always_on``)."""
+        """Erase a patient's identity mapping, display label and tokens (the right to be
+        forgotten), their external id wherever it appears in a batch's source name (file names
+        often hold it), and what serve kept of them (``always_on_rows.forget_always_on``)."""
         with self._tx() as con:
             forget_always_on(con, patient_key)
             external_id = con.scalar(
@@ -157,6 +158,7 @@ class MetadataStore(Store):
                         .values(source_name=name.replace(external_id, "[erased]"))
                     )
             con.execute(patients.delete().where(patients.c.patient_key == patient_key))
+            con.execute(patient_labels.delete().where(patient_labels.c.patient_key == patient_key))
             con.execute(devices.delete().where(devices.c.patient_key == patient_key))
             con.execute(set_aside.delete().where(set_aside.c.patient_key == patient_key))
             bound = sa.select(token_patients.c.token_sha256).where(

@@ -31,6 +31,7 @@ __all__ = [
     "lake_keys",
     "legacy_token_sha1",
     "live_readings",
+    "patient_labels",
     "patients",
     "privacy_ledger",
     "run_snapshots",
@@ -51,6 +52,17 @@ patients = sa.Table(
     sa.Column("patient_key", sa.String(64), primary_key=True),
     sa.Column("external_id", sa.String(256), nullable=False),
     sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
+)
+# A display label for a patient (a name or record number set by the clinic), shown beside the id
+# as ingested to those entitled to the patient. Kept here only, never in the lake's tables or
+# files; erased with the patient (``MetadataStore.forget_patient``).
+patient_labels = sa.Table(
+    "patient_labels",
+    METADATA,
+    sa.Column("patient_key", sa.String(64), primary_key=True),
+    sa.Column("label", sa.String(256), nullable=False),
+    sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("set_by", sa.String(16), nullable=False),
 )
 # Every device (keyed pseudonym of its serial) that published readings came from, per patient.
 devices = sa.Table(

@@ -1,0 +1,143 @@
+"""Patients by who they are: the directory in the metadata store (id as ingested, the clinic's
+label), names given only to viewers entitled to the patient, the name partial, erasure."""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+
+import pytest
+
+from glucosestream.access import Principal
+from glucosestream.dashboard.auth import Viewer
+from glucosestream.dashboard.patient_names import (
+    PatientName,
+    patient_name,
+    patient_name_for,
+    patient_names,
+)
+from glucosestream.dashboard.templating import templates
+from glucosestream.errors import InvalidInput
+from glucosestream.lake import open_access, open_metadata
+from glucosestream.lake.patient_directory import checked_label, open_patient_directory
+
+AT = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
+KEY1, KEY2, KEY3 = "a" * 32, "b" * 32, "c" * 32
+HOSTILE = '<script>alert("x")</script>'
+
+
+@pytest.fixture
+def directory(settings):
+    open_metadata(settings.lake).register_patients({KEY1: "P1", KEY2: "MRN-0002", KEY3: "P3"}, AT)
+    open_access(settings.lake).clinics.add_clinic_patients("north", [KEY1, KEY2])
+    return open_patient_directory(settings.lake)
+
+
+def _request(settings):
+    state = SimpleNamespace(settings=settings, access=open_access(settings.lake))
+    return SimpleNamespace(app=SimpleNamespace(state=state))
+
+
+def _viewer(role, *, clinic=None, keys=()):
+    return Viewer(Principal("t" * 12, role, frozenset(keys), clinic, "x"), None, "mg_dl")
+
+
+def test_a_label_is_set_found_by_substring_and_cleared(directory):
+    assert directory.set_label(KEY1, "  Ada Lovelace ", at=AT, by="cli")
+    assert directory.names([KEY1])[KEY1].label == "Ada Lovelace"
+    assert directory.find("lovelace") == [KEY1]
+    assert directory.find("p1") == [KEY1]  # the id as ingested, case aside
+    assert directory.find("MRN-0002") == [KEY2]
+    assert directory.find("P") == []  # an id matches whole; only labels match a part
+    assert directory.find(KEY3) == [KEY3]
+    assert directory.find("   ") == []
+    assert directory.set_label(KEY1, None, at=AT, by="cli")
+    assert directory.names([KEY1])[KEY1].label is None
+    assert directory.find("lovelace") == []
+    assert not directory.set_label("d" * 32, "Nobody", at=AT, by="cli")  # unknown: not stored
+    assert "d" * 32 not in directory.names(["d" * 32])
+
+
+def test_a_label_search_treats_like_wildcards_as_text(directory):
+    directory.set_label(KEY1, "100% ward_a", at=AT, by="cli")
+    directory.set_label(KEY2, "100 wards", at=AT, by="cli")
+    assert directory.find("0% w") == [KEY1]
+    assert directory.find("d_a") == [KEY1]
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("", "is empty"),
+        ("x" * 121, "121 characters, more than 120"),
+        ("Ada\nLovelace", "U+000A"),
+        ("Ada\x00", "U+0000"),
+        ("Ada\u202eevil", "U+202E"),  # a right-to-left override would disguise the name
+    ],
+)
+def test_a_bad_label_is_one_clear_error(directory, text, says):
+    with pytest.raises(InvalidInput, match="label") as caught:
+        directory.set_label(KEY1, text, at=AT, by="cli")
+    assert says in str(caught.value)
+    assert caught.value.status == 422
+    assert directory.names([KEY1])[KEY1].label is None
+
+
+def test_a_label_of_120_printable_characters_is_kept_whole():
+    label = "Zoë Ñáñez-O'Brien " + "x" * 102
+    assert checked_label(label) == label
+
+
+def test_names_go_only_to_viewers_entitled_to_the_patient(settings, directory):
+    directory.set_label(KEY2, "Grace Hopper", at=AT, by="cli")
+    request = _request(settings)
+    clinician = patient_names(request, _viewer("clinician", clinic="north"), [KEY1, KEY2, KEY3])
+    assert clinician[KEY1] == PatientName(KEY1, "P1", None)
+    assert clinician[KEY2] == PatientName(KEY2, "MRN-0002", "Grace Hopper")
+    assert clinician[KEY3] == PatientName(KEY3, None, None)  # another clinic's: nothing
+    other = patient_name(request, _viewer("clinician", clinic="south"), KEY2)
+    assert other == PatientName(KEY2, None, None)
+    mine = patient_names(request, _viewer("patient", keys=[KEY1]), [KEY1, KEY2])
+    assert (mine[KEY1].external_id, mine[KEY2].external_id) == ("P1", None)
+    admin = patient_names(request, _viewer("admin"), [KEY3, "e" * 32])
+    assert admin[KEY3].external_id == "P3"
+    assert admin["e" * 32] == PatientName("e" * 32, None, None)  # unknown: as if not entitled
+    assert patient_names(request, _viewer("uploader", keys=[KEY1]), [KEY1])[KEY1].known is False
+
+
+def test_shown_is_the_label_else_the_id_else_the_key(settings, directory):
+    assert PatientName(KEY1, "P1", "Ada").shown == "Ada"
+    assert PatientName(KEY1, "P1", None).shown == "P1"
+    assert PatientName(KEY1, None, None).shown == "patient aaaaaaaa"
+    directory.set_label(KEY3, "Carol", at=AT, by="cli")
+    assert patient_name_for(settings, KEY3) == PatientName(KEY3, "P3", "Carol")
+
+
+def _partial(**context):
+    return templates.get_template("_patient_name.html").render(**context)
+
+
+def test_the_name_partial_escapes_a_hostile_label_and_shows_the_id_and_key():
+    html = _partial(name=PatientName(KEY1, "P&1", HOSTILE))
+    assert HOSTILE not in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
+    assert "ID P&amp;1" in html
+    assert KEY1[:8] in html
+
+
+def test_the_name_partial_leaves_lines_to_write_in_only_when_asked():
+    for name in (None, PatientName(KEY1, None, None)):
+        printed = _partial(name=name, write_in=True)
+        assert "Name:" in printed
+        assert "DOB:" in printed
+        assert "Name:" not in _partial(name=name)
+    assert "patient <code" in _partial(name=PatientName(KEY1, None, None))
+    assert _partial(name=None).strip() == ""
+    assert "Name:" not in _partial(name=PatientName(KEY1, "P1", None), write_in=True)
+
+
+def test_erasing_a_patient_erases_their_label(settings, directory):
+    directory.set_label(KEY1, "Ada Lovelace", at=AT, by="cli")
+    open_metadata(settings.lake).forget_patient(KEY1)
+    assert KEY1 not in directory.names([KEY1])
+    assert directory.find("Ada") == []
