@@ -4,11 +4,14 @@ label), names given only to viewers entitled to the patient, the name partial, e
 from __future__ import annotations
 
 import datetime as dt
+import json
 from types import SimpleNamespace
 
 import pytest
 
+import glucosestream.cli.patients  # noqa: F401 - registers `patient` on main
 from glucosestream.access import Principal
+from glucosestream.cli import main
 from glucosestream.dashboard.auth import Viewer
 from glucosestream.dashboard.patient_names import (
     PatientName,
@@ -18,8 +21,11 @@ from glucosestream.dashboard.patient_names import (
 )
 from glucosestream.dashboard.templating import templates
 from glucosestream.errors import InvalidInput
+from glucosestream.ingest.identity import patient_key
 from glucosestream.lake import open_access, open_metadata
 from glucosestream.lake.patient_directory import checked_label, open_patient_directory
+
+from .conftest import SECRET
 
 AT = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
 KEY1, KEY2, KEY3 = "a" * 32, "b" * 32, "c" * 32
@@ -141,3 +147,68 @@ def test_erasing_a_patient_erases_their_label(settings, directory):
     open_metadata(settings.lake).forget_patient(KEY1)
     assert KEY1 not in directory.names([KEY1])
     assert directory.find("Ada") == []
+
+
+# ---- the command line (cli/patients.py) -------------------------------------------------------
+
+
+@pytest.fixture
+def cli_env(settings):
+    key = patient_key(SECRET.encode(), "P00001")
+    open_metadata(settings.lake).register_patients({key: "P00001"}, AT)
+    env = {
+        "GLUCOSESTREAM_INGEST__PSEUDONYM_SECRET": SECRET,
+        "GLUCOSESTREAM_LAKE": settings.lake.root,
+    }
+    return env, key
+
+
+def _cli(cli, env, *args):
+    return cli.invoke(main, ["patient", *args], env=env)
+
+
+def test_cli_sets_finds_and_clears_a_label_and_audits_without_its_text(cli, cli_env, settings):
+    env, key = cli_env
+    made = _cli(cli, env, "label", "P00001", "Ada Lovelace (MRN 1234)")
+    assert made.exit_code == 0, made.output
+    assert key in made.output
+    found = _cli(cli, env, "find", "mrn 12", "--json")
+    assert found.exit_code == 0, found.output
+    assert json.loads(found.output)["patients"] == [
+        {"patient_key": key, "external_id": "P00001", "label": "Ada Lovelace (MRN 1234)"}
+    ]
+    line = _cli(cli, env, "find", "p00001").output.strip()
+    assert line == f"{key}\tP00001\tAda Lovelace (MRN 1234)"
+    cleared = _cli(cli, env, "label", "P00001", "--clear", "--json")
+    assert cleared.exit_code == 0, cleared.output
+    assert json.loads(cleared.output)["label"] is None
+    assert _cli(cli, env, "find", "lovelace").output.strip() == "no patient found"
+    entries = open_access(settings.lake).audit.access_entries(key)
+    # newest first; the last find found nothing, so its entry names no patient
+    assert [e.action for e in entries] == [
+        "patient.label.clear",
+        "patient.find",
+        "patient.find",
+        "patient.label.set",
+    ]
+    assert open_access(settings.lake).audit.access_entries()[0].action == "patient.find"
+    assert all(e.token_id == "cli" and "Lovelace" not in e.resource for e in entries)
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (("label", "P00001", "bad\tlabel"), 1, "U+0009"),
+        (("label", "P00001", "x" * 200), 1, "200 characters, more than 120"),
+        (("label", "P99999", "Ada"), 1, "no patient with that id"),
+        (("label", "P00001"), 2, "--clear"),
+        (("label", "P00001", "Ada", "--clear"), 2, "not both"),
+    ],
+)
+def test_cli_refuses_a_bad_label_or_patient_in_one_line(cli, cli_env, settings, args, code, says):
+    env, key = cli_env
+    result = _cli(cli, env, *args)
+    assert result.exit_code == code, result.output
+    assert says in result.output
+    assert "Traceback" not in result.output
+    assert open_patient_directory(settings.lake).names([key])[key].label is None
