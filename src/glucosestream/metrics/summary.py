@@ -1,21 +1,33 @@
-"""Per-patient summaries over daily metric rows. PURE.
+"""Per-patient summaries: over daily metric rows, and the catalog of any window of days. PURE.
 
-Each patient-day row carries reading counts, so period figures are weighted by readings: the
-period mean is the mean of all readings, and a period band percentage is the share of all
-readings in that band (not an average of daily percentages).
+``summarise_patients``: each patient-day row carries reading counts, so period figures are
+weighted by readings: the period mean is the mean of all readings, and a period band percentage
+is the share of all readings in that band (not an average of daily percentages).
+
+``window_metrics``: the whole catalog (``spec.ALL``, or the names asked for) of one patient's
+canonical readings whose local date lies in a window of days, computed as one series
+(published definitions): CV, MAGE or GRI of a window cannot be assembled from its days.
+``json_value`` makes one metric's value JSON-ready by its spec result type.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from glucosestream.localclock import wall_clock_times
+from glucosestream.metrics.calculator import compute_metrics
 from glucosestream.metrics.glycemic import gmi_pct
+from glucosestream.metrics.spec import ALL, BY_NAME
 
-__all__ = ["PatientSummary", "summarise_patients"]
+__all__ = ["PatientSummary", "json_value", "summarise_patients", "window_metrics"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +71,46 @@ def summarise_patients(daily: pa.Table) -> list[PatientSummary]:
             )
         )
     return out
+
+
+def window_metrics(
+    readings: pa.Table, start: dt.date, end: dt.date, names: Sequence[str] = ALL
+) -> dict[str, Any]:
+    """The metrics ``names`` of one patient's canonical readings (``ts, glucose_mg_dl, tz``)
+    whose local date lies in ``start``..``end``, JSON-ready (``json_value``); every value None
+    when no reading falls in the window."""
+    local = wall_clock_times(readings["ts"], readings["tz"])
+    days = pc.cast(local, pa.date32())
+    inside = pc.and_(
+        pc.greater_equal(days, pa.scalar(start, pa.date32())),
+        pc.less_equal(days, pa.scalar(end, pa.date32())),
+    )
+    series = pa.table(
+        {
+            "id": pa.repeat(pa.scalar("window", pa.string()), readings.num_rows),
+            "time": local,
+            "gl": readings["glucose_mg_dl"],
+        }
+    ).filter(inside)
+    if series.num_rows == 0:
+        return dict.fromkeys(names)
+    row = compute_metrics(series, list(names)).to_pylist()[0]
+    return {name: json_value(name, row[name]) for name in names}
+
+
+def json_value(name: str, value: object) -> Any:
+    """Metric ``name``'s value as JSON carries it: NaN and missing as None, a count as int, a
+    flag as bool, a wall-clock time as ISO text (``YYYY-MM-DDTHH:MM:SS``)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    kind = BY_NAME[name].result
+    if kind == "int":
+        return int(value)  # type: ignore[call-overload]
+    if kind == "bool":
+        return bool(value)
+    if kind == "local_time":
+        text = value.isoformat() if isinstance(value, dt.datetime) else str(value)
+        return text.replace(" ", "T")
+    if kind == "string":
+        return str(value)
+    return float(value)  # type: ignore[arg-type]

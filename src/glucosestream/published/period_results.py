@@ -9,21 +9,34 @@ a window that is not one fixed fortnight, for example the latest 14 days, which 
 of a closed period and the start of the open one, is computed from the published readings as
 one window: its numbers cannot be assembled from period rows (CV, MAGE and the percentile curves
 do not add up across periods), and it is labelled "not yet audited".
+
+``catalog_results`` is the same rule for the whole catalog of a window (a summary): the
+consensus set from the audited row when the window is a published period, the research catalog
+(never stored) computed from the readings; else all of it computed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import pyarrow as pa
 
-from glucosestream.metrics import agp_profile, compute_period_metrics, episode_rows
+from glucosestream.metrics import ALL, CONSENSUS, agp_profile, compute_period_metrics, episode_rows
+from glucosestream.metrics.result_schemas import metric_field
+from glucosestream.metrics.summary import json_value, window_metrics
 from glucosestream.pipeline.periods import PERIOD_DAYS, closed_periods, period_start
 from glucosestream.published.pinned_run import PublishedRun
 
-__all__ = ["PeriodResults", "audited_periods", "is_fixed_period", "period_results"]
+__all__ = [
+    "CatalogResults",
+    "PeriodResults",
+    "audited_periods",
+    "catalog_results",
+    "is_fixed_period",
+    "period_results",
+]
 
 _ON_REQUEST: Final = "on-request"  # run_id of rows computed for a page: no run owns them
 _PERIOD_SCHEMA: Final = pa.schema(
@@ -63,18 +76,17 @@ def period_results(
 ) -> PeriodResults:
     """The audited rows of ``start``..``end`` if it is a published period, else the same
     results computed from ``readings`` (the patient's published readings of the window)."""
-    if is_fixed_period(start, end):
-        metrics = run.results("periods", patient_key, period_start=start)
-        if metrics.num_rows:
-            return PeriodResults(
-                start,
-                end,
-                audited=True,
-                audited_by=metrics["run_id"][0].as_py(),
-                metrics=metrics,
-                episodes=run.results("episodes", patient_key, period_start=start),
-                agp=run.results("agp", patient_key, period_start=start),
-            )
+    metrics = _audited_row(run, patient_key, start, end)
+    if metrics is not None:
+        return PeriodResults(
+            start,
+            end,
+            audited=True,
+            audited_by=metrics["run_id"][0].as_py(),
+            metrics=metrics,
+            episodes=run.results("episodes", patient_key, period_start=start),
+            agp=run.results("agp", patient_key, period_start=start),
+        )
     window = pa.table(
         {"patient_key": [patient_key], "period_start": [start], "period_end": [end]},
         _PERIOD_SCHEMA,
@@ -88,6 +100,41 @@ def period_results(
         episodes=episode_rows(readings, window, run_id=_ON_REQUEST, computed_at=now),
         agp=agp_profile(readings, window, run_id=_ON_REQUEST, computed_at=now),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogResults:
+    """Every metric of the catalog (``spec.ALL``, JSON-ready by name) of a window; ``audited``:
+    its consensus set is the published row of run ``audited_by``."""
+
+    audited: bool
+    audited_by: str | None
+    metrics: dict[str, Any]
+
+
+def catalog_results(
+    run: PublishedRun, patient_key: str, start: dt.date, end: dt.date, *, readings: pa.Table
+) -> CatalogResults:
+    """The catalog of ``start``..``end``: the consensus set from the audited row if the window is
+    a published period, the rest (or all, if not) computed from ``readings``."""
+    row = _audited_row(run, patient_key, start, end)
+    if row is None:
+        return CatalogResults(False, None, window_metrics(readings, start, end, ALL))
+    published = row.slice(0, 1).to_pylist()[0]
+    consensus = {n: json_value(n, published[metric_field(n).name]) for n in CONSENSUS}
+    research = window_metrics(readings, start, end, [n for n in ALL if n not in consensus])
+    metrics = {n: consensus[n] if n in consensus else research[n] for n in ALL}
+    return CatalogResults(True, published["run_id"], metrics)
+
+
+def _audited_row(
+    run: PublishedRun, patient_key: str, start: dt.date, end: dt.date
+) -> pa.Table | None:
+    """The published period_metrics row of ``start``..``end``, if it is a published period."""
+    if not is_fixed_period(start, end):
+        return None
+    rows = run.results("periods", patient_key, period_start=start)
+    return rows if rows.num_rows else None
 
 
 def audited_periods(run: PublishedRun, patient_key: str) -> list[tuple[dt.date, dt.date]]:
