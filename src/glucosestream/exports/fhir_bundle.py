@@ -1,0 +1,230 @@
+"""The FHIR R4 export: one transaction Bundle per patient, as the HL7 CGM guide submits it.
+
+``write_fhir`` reads each patient's published readings of the window, and writes a Bundle of
+the Patient (an identifier only), the CGM Devices, every sensor reading as an Observation, the
+CGM summary panel with its six members, and, unless asked not to, a DiagnosticReport carrying
+the AGP report as PDF (``dashboard.report.render_agp_pdf``: headless Chromium; when it cannot
+print, the bundle goes without and the report says why). Resources: ``exports.fhir_resources``.
+
+The window is local days ``start``..``end`` (each optional): readings of those days are
+exported; the summary counts from the first day with data (or ``start``) to ``end`` or, without
+``end``, to the last complete local day (``metrics.report_window``: a partial newest day is
+exported as readings but not counted). The summary is the audited period row when the window is
+one published period, else computed from the readings (``published.period_results``). The PDF
+is the AGP report of the 14 days ending on the summary's last day.
+
+``out`` is a folder (one ``<id>.json`` per patient), or a ``.json`` file for one patient.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from glucosestream.config import Settings
+from glucosestream.errors import ConfigError
+from glucosestream.exports import ExportReport, export_report
+from glucosestream.exports.fhir_resources import (
+    Entry,
+    device_entry,
+    patient_entry,
+    reading_entries,
+    report_entry,
+    summary_entries,
+    transaction_bundle,
+)
+from glucosestream.localclock import local_days, wall_clock_times
+from glucosestream.metrics.report_window import REPORT_DAYS, last_complete_day
+from glucosestream.published import PublishedRun, period_results
+from glucosestream.readings import Unit
+
+__all__ = ["FhirOptions", "write_fhir"]
+
+log = logging.getLogger(__name__)
+
+_KEYS_PER_READ: Final = 64  # patients whose readings are read in one scan
+_SAFE_NAME: Final = re.compile(r"[^A-Za-z0-9._-]+")
+_NAME_MAX_CHARS: Final = 80
+
+
+@dataclass(frozen=True, slots=True)
+class FhirOptions:
+    """``unit`` of the values; ``pdf``: attach the AGP report; ``pseudonymous``: name the
+    patient by its key (``identities`` then hold the keys)."""
+
+    unit: Unit = "mg/dL"
+    pdf: bool = True
+    pseudonymous: bool = False
+
+
+def write_fhir(
+    run: PublishedRun,
+    patient_keys: Sequence[str],
+    window: tuple[dt.date | None, dt.date | None],
+    out: Path,
+    *,
+    settings: Settings,
+    identities: Mapping[str, str],
+    options: FhirOptions = FhirOptions(),
+    now: dt.datetime,
+) -> ExportReport:
+    """Write one transaction Bundle per patient of ``patient_keys`` with readings in
+    ``window``; ``identities``: each key's id as written (as ingested, or the key)."""
+    single = out.suffix.lower() == ".json"
+    if single and len(patient_keys) != 1:
+        raise ConfigError(f"{out.name} is one file: give a folder to export several patients")
+    if not single:
+        out.mkdir(parents=True, exist_ok=True)
+    writer = _Writer(run, settings, options, now)
+    started = time.perf_counter()
+    for key, readings in _readings_by_patient(run, patient_keys, window):
+        identity = identities[key]
+        if readings.num_rows == 0:
+            writer.notes.append(f"{identity}: no published readings in the window, not written")
+            continue
+        path = out if single else out / f"{_file_name(identity, key)}.json"
+        entries = writer.entries(key, identity, readings, window)
+        _write_json(path, transaction_bundle(entries, now))
+        writer.files.append(path)
+        writer.rows["patients"] += 1
+    if writer.pdf_failed:
+        writer.notes.append(f"AGP PDF left out: {writer.pdf_failed}")
+    log.info(
+        "export format=fhir patients=%d readings=%d duration_ms=%d",
+        writer.rows["patients"],
+        writer.rows["readings"],
+        (time.perf_counter() - started) * 1000,
+    )
+    return export_report(writer.files, writer.rows, writer.notes)
+
+
+class _Writer:
+    """The entries of each patient's bundle, and what was written so far."""
+
+    def __init__(
+        self, run: PublishedRun, settings: Settings, options: FhirOptions, now: dt.datetime
+    ) -> None:
+        self.run, self.settings, self.options, self.now = run, settings, options, now
+        self.files: list[Path] = []
+        self.rows = {"patients": 0, "readings": 0, "devices": 0, "summaries": 0, "reports": 0}
+        self.notes: list[str] = []
+        self.pdf_failed: str | None = None
+
+    def entries(
+        self,
+        key: str,
+        identity: str,
+        readings: pa.Table,
+        window: tuple[dt.date | None, dt.date | None],
+    ) -> list[Entry]:
+        """Patient, devices, readings, then the summary and the PDF report."""
+        unit = self.options.unit
+        entries = [patient_entry(key, identity, pseudonymous=self.options.pseudonymous)]
+        devices = readings.group_by(["device_id", "source"]).aggregate([]).to_pylist()
+        entries += [device_entry(key, d["device_id"], d["source"]) for d in devices]
+        observations = list(reading_entries(readings, key, unit))
+        entries += observations
+        self.rows["devices"] += len(devices)
+        self.rows["readings"] += len(observations)
+        period = _summary_period(readings, window)
+        if period is None:
+            self.notes.append(f"{identity}: no complete day in the window, so no summary")
+            return entries
+        metrics = self._metrics(key, readings, period)
+        summary = summary_entries(key, metrics, period, unit)
+        entries += summary
+        self.rows["summaries"] += 1
+        report = self._report(key, period, summary[0]["fullUrl"])
+        if report is not None:
+            entries.append(report)
+            self.rows["reports"] += 1
+        return entries
+
+    def _metrics(self, key: str, readings: pa.Table, period: tuple[dt.date, dt.date]) -> Any:
+        days = local_days(readings["ts"], readings["tz"])
+        counted = pc.and_(pc.greater_equal(days, period[0]), pc.less_equal(days, period[1]))
+        results = period_results(
+            self.run, key, *period, readings=readings.filter(counted), now=self.now
+        )
+        return results.metrics.to_pylist()[0] if results.metrics.num_rows else {}
+
+    def _report(self, key: str, period: tuple[dt.date, dt.date], summary_url: str) -> Entry | None:
+        """The AGP report of the 14 days ending on the summary's last day, as a DiagnosticReport
+        (None when PDFs are not wanted or Chromium cannot print them: said once in the notes)."""
+        if not self.options.pdf or self.pdf_failed:
+            return None
+        from glucosestream.dashboard.report import render_agp_pdf
+
+        unit: Literal["mg_dl", "mmol_l"] = "mg_dl" if self.options.unit == "mg/dL" else "mmol_l"
+        with tempfile.TemporaryDirectory(prefix="glucosestream-export-") as tmp:
+            path = Path(tmp) / "agp.pdf"
+            try:
+                render_agp_pdf(self.settings, key, path, end=period[1], unit=unit)
+            except ConfigError as err:
+                self.pdf_failed = f"{err}; pass --no-pdf to leave it out without this note"
+                return None
+            pdf = path.read_bytes()
+        agp = (period[1] - dt.timedelta(days=REPORT_DAYS - 1), period[1])
+        same = agp == period
+        return report_entry(
+            key, pdf, agp, summary_url=summary_url if same else None, issued_at=self.now
+        )
+
+
+def _readings_by_patient(
+    run: PublishedRun,
+    patient_keys: Sequence[str],
+    window: tuple[dt.date | None, dt.date | None],
+) -> Iterator[tuple[str, pa.Table]]:
+    """Each patient's published readings of the window's local days, in time order (read
+    ``_KEYS_PER_READ`` patients at a time)."""
+    start, end = window
+    since = dt.datetime.combine(start - dt.timedelta(days=1), dt.time(), dt.UTC) if start else None
+    for first in range(0, len(patient_keys), _KEYS_PER_READ):
+        keys = list(patient_keys[first : first + _KEYS_PER_READ])
+        table = run.readings(keys, since)
+        if table.num_rows and (start or end):
+            days = local_days(table["ts"], table["tz"])
+            keep = pc.and_(
+                pc.greater_equal(days, start) if start else pc.is_valid(days),
+                pc.less_equal(days, end) if end else pc.is_valid(days),
+            )
+            table = table.filter(keep)
+        for key in keys:
+            mine = table.filter(pc.equal(table["patient_key"], key))
+            yield key, mine.sort_by([("ts", "ascending"), ("device_id", "ascending")])
+
+
+def _summary_period(
+    readings: pa.Table, window: tuple[dt.date | None, dt.date | None]
+) -> tuple[dt.date, dt.date] | None:
+    """The local days the summary counts: from ``start`` (or the first day with data) to
+    ``end`` (or the last complete day); None when that is empty."""
+    wall = wall_clock_times(readings["ts"], readings["tz"])
+    first_day = pc.min(wall).as_py().date()
+    start = window[0] or first_day
+    end = window[1] or last_complete_day(pc.max(wall).as_py())
+    return (start, end) if start <= end else None
+
+
+def _file_name(identity: str, key: str) -> str:
+    """A file name for a patient: the id with only safe characters; the key's first eight
+    digits added when the id had to be changed (two ids must not meet in one name)."""
+    safe = _SAFE_NAME.sub("_", identity).strip("._")[:_NAME_MAX_CHARS]
+    return safe if safe == identity else f"{safe or 'patient'}-{key[:8]}"
+
+
+def _write_json(path: Path, document: dict[str, Any]) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        json.dump(document, f, separators=(",", ":"), ensure_ascii=False)
