@@ -30,7 +30,7 @@ from glucosestream.ingest import ingest_path
 from glucosestream.ingest.identity import load_secret, patient_key
 from glucosestream.metrics.report_window import last_complete_day
 from glucosestream.pipeline import run_pipeline
-from glucosestream.published import PublishedLake, period_results
+from glucosestream.published import PublishedLake, window_summary
 from glucosestream.readings import READING_SCHEMA, ReadingFlag
 
 from .conftest import SECRET
@@ -272,7 +272,7 @@ def _export(settings: Settings, out: Path, window=(None, None)):
     return key, run, report
 
 
-def test_an_exported_patient_validates_and_its_summary_is_the_period_results(lake, tmp_path):
+def test_an_exported_patient_validates_and_its_summary_is_the_window_summary(lake, tmp_path):
     key, run, report = _export(lake, tmp_path / "p1.json")
     assert report.files == [tmp_path / "p1.json"]
     assert report.bytes == (tmp_path / "p1.json").stat().st_size
@@ -284,15 +284,18 @@ def test_an_exported_patient_validates_and_its_summary_is_the_period_results(lak
     assert report.rows["patients"] == 1
     codes = _by_code(bundle)
     [panel] = codes["107931-8"]
-    start = dt.date.fromisoformat(panel["effectivePeriod"]["start"])
-    end = dt.date.fromisoformat(panel["effectivePeriod"]["end"])
     newest = max(readings["ts"].to_pylist()).astimezone(ZoneInfo(readings["tz"][0].as_py()))
-    assert end == last_complete_day(newest.replace(tzinfo=None))
-    expected = period_results(run, key, start, end, readings=readings, now=NOW).metrics
-    assert codes["97507-8"][0]["valueQuantity"]["value"] == round(
-        expected["mean_mg_dl"][0].as_py(), 1
-    )
-    assert codes["97506-0"][0]["valueQuantity"]["value"] == round(expected["gmi_pct"][0].as_py(), 2)
+    expected = window_summary(run, key, None, None, now=NOW)
+    assert expected.end == last_complete_day(newest.replace(tzinfo=None))
+    assert panel["effectivePeriod"] == {
+        "start": expected.start.isoformat(),
+        "end": expected.end.isoformat(),
+    }
+    metrics = expected.metrics
+    assert codes["97507-8"][0]["valueQuantity"]["value"] == round(metrics["mean_mg_dl"], 1)
+    assert codes["97506-0"][0]["valueQuantity"]["value"] == round(metrics["gmi_pct"], 2)
+    below_54 = codes["106793-3"][0]["component"][0]
+    assert below_54["valueQuantity"]["value"] == round(metrics["pct_below_54"], 2)
 
 
 def test_a_window_exports_only_its_local_days(lake, tmp_path):

@@ -7,11 +7,10 @@ the AGP report as PDF (``dashboard.report.render_agp_pdf``: headless Chromium; w
 print, the bundle goes without and the report says why). Resources: ``exports.fhir_resources``.
 
 The window is local days ``start``..``end`` (each optional): readings of those days are
-exported; the summary counts from the first day with data (or ``start``) to ``end`` or, without
-``end``, to the last complete local day (``metrics.report_window``: a partial newest day is
-exported as readings but not counted). The summary is the audited period row when the window is
-one published period, else computed from the readings (``published.period_results``). The PDF
-is the AGP report of the 14 days ending on the summary's last day.
+exported; the summary is ``published.window_summary`` of the same window: from the first day
+with data (or ``start``) to ``end``, never past the last complete local day (a partial newest
+day is exported as readings but not counted), audited when the window is one published period.
+The PDF is the AGP report of the 14 days ending on the summary's last day.
 
 ``out`` is a folder (one ``<id>.json`` per patient), or a ``.json`` file for one patient.
 """
@@ -33,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from glucosestream.config import Settings
-from glucosestream.errors import ConfigError
+from glucosestream.errors import ConfigError, NotFound
 from glucosestream.exports import ExportReport, export_report
 from glucosestream.exports.fhir_resources import (
     Entry,
@@ -44,9 +43,9 @@ from glucosestream.exports.fhir_resources import (
     summary_entries,
     transaction_bundle,
 )
-from glucosestream.localclock import local_days, wall_clock_times
-from glucosestream.metrics.report_window import REPORT_DAYS, last_complete_day
-from glucosestream.published import PublishedRun, period_results
+from glucosestream.localclock import local_days
+from glucosestream.metrics.report_window import REPORT_DAYS
+from glucosestream.published import PublishedRun, window_summary
 from glucosestream.readings import Unit
 
 __all__ = ["FhirOptions", "write_fhir"]
@@ -137,27 +136,20 @@ class _Writer:
         entries += observations
         self.rows["devices"] += len(devices)
         self.rows["readings"] += len(observations)
-        period = _summary_period(readings, window)
-        if period is None:
-            self.notes.append(f"{identity}: no complete day in the window, so no summary")
+        try:
+            summary = window_summary(self.run, key, *window, now=self.now)
+        except NotFound as err:
+            self.notes.append(f"{identity}: no summary ({err})")
             return entries
-        metrics = self._metrics(key, readings, period)
-        summary = summary_entries(key, metrics, period, unit)
-        entries += summary
+        period = (summary.start, summary.end)
+        panel = summary_entries(key, summary.metrics, period, unit)
+        entries += panel
         self.rows["summaries"] += 1
-        report = self._report(key, period, summary[0]["fullUrl"])
+        report = self._report(key, period, panel[0]["fullUrl"])
         if report is not None:
             entries.append(report)
             self.rows["reports"] += 1
         return entries
-
-    def _metrics(self, key: str, readings: pa.Table, period: tuple[dt.date, dt.date]) -> Any:
-        days = local_days(readings["ts"], readings["tz"])
-        counted = pc.and_(pc.greater_equal(days, period[0]), pc.less_equal(days, period[1]))
-        results = period_results(
-            self.run, key, *period, readings=readings.filter(counted), now=self.now
-        )
-        return results.metrics.to_pylist()[0] if results.metrics.num_rows else {}
 
     def _report(self, key: str, period: tuple[dt.date, dt.date], summary_url: str) -> Entry | None:
         """The AGP report of the 14 days ending on the summary's last day, as a DiagnosticReport
@@ -204,18 +196,6 @@ def _readings_by_patient(
         for key in keys:
             mine = table.filter(pc.equal(table["patient_key"], key))
             yield key, mine.sort_by([("ts", "ascending"), ("device_id", "ascending")])
-
-
-def _summary_period(
-    readings: pa.Table, window: tuple[dt.date | None, dt.date | None]
-) -> tuple[dt.date, dt.date] | None:
-    """The local days the summary counts: from ``start`` (or the first day with data) to
-    ``end`` (or the last complete day); None when that is empty."""
-    wall = wall_clock_times(readings["ts"], readings["tz"])
-    first_day = pc.min(wall).as_py().date()
-    start = window[0] or first_day
-    end = window[1] or last_complete_day(pc.max(wall).as_py())
-    return (start, end) if start <= end else None
 
 
 def _file_name(identity: str, key: str) -> str:
