@@ -7,6 +7,7 @@ import datetime as dt
 import json
 from types import SimpleNamespace
 
+import pyarrow.parquet as pq
 import pytest
 
 import glucosestream.cli.patients  # noqa: F401 - registers `patient` on main
@@ -21,9 +22,12 @@ from glucosestream.dashboard.patient_names import (
 )
 from glucosestream.dashboard.templating import templates
 from glucosestream.errors import InvalidInput
+from glucosestream.ingest import ingest_records
 from glucosestream.ingest.identity import patient_key
-from glucosestream.lake import open_access, open_metadata
+from glucosestream.lake import maintain, open_access, open_metadata
 from glucosestream.lake.patient_directory import checked_label, open_patient_directory
+from glucosestream.pipeline import run_pipeline
+from glucosestream.pipeline.table_registry import TABLES
 
 from .conftest import SECRET
 
@@ -212,3 +216,53 @@ def test_cli_refuses_a_bad_label_or_patient_in_one_line(cli, cli_env, settings, 
     assert says in result.output
     assert "Traceback" not in result.output
     assert open_patient_directory(settings.lake).names([key])[key].label is None
+
+
+# ---- the lake never holds the label; erasure removes it --------------------------------------
+
+EXTERNAL_ID = "EXT-4711-QZ"
+LABEL = "Zebulon Quartermaine MRN-88421"
+
+
+def _readings(day: int) -> list[dict]:
+    start = dt.datetime(2026, 1, 5 + day, tzinfo=dt.UTC)
+    return [
+        {
+            "patient_id": EXTERNAL_ID,
+            "time": (start + dt.timedelta(minutes=5 * i)).isoformat(),
+            "glucose_mg_dl": 100.0 + i % 50,
+            "tz": "UTC",
+        }
+        for i in range(288)
+    ]
+
+
+def _lake_holding(root, needles: tuple[str, ...]) -> list[str]:
+    """Files of the lake's data zones (everything but the metadata state) holding any needle:
+    every value of every Parquet file read back, and the bytes of every other file."""
+    hits = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and "_state" not in p.parts):
+        if path.suffix == ".parquet":
+            text = repr(pq.read_table(path).to_pylist())
+        else:
+            text = path.read_bytes().decode("latin-1")
+        hits += [f"{path.relative_to(root)}: {n}" for n in needles if n.lower() in text.lower()]
+    return hits
+
+
+def test_the_label_never_reaches_the_lake_and_is_erased_with_the_patient(settings):
+    ingest_records(settings, _readings(0))
+    key = patient_key(SECRET.encode(), EXTERNAL_ID)
+    directory = open_patient_directory(settings.lake)
+    assert directory.set_label(key, LABEL, at=AT, by="test")
+    ingest_records(settings, _readings(1))
+    assert run_pipeline(settings).status == "published"
+    root = settings.lake.root_path
+    assert len(_lake_holding(root, (key,))) > 3  # the scan finds what the lake does hold
+    assert _lake_holding(root, (LABEL, "Quartermaine", EXTERNAL_ID)) == []
+    assert directory.find("quartermaine") == [key]
+
+    maintain(settings.lake, TABLES, erase_patient_key=key)
+    assert directory.names([key]) == {}
+    assert directory.find("quartermaine") == []
+    assert directory.find(EXTERNAL_ID) == []
