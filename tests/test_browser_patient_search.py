@@ -1,0 +1,109 @@
+"""Finding a patient in a real headless Chromium: the id as ingested typed into the search box
+of the triage page lands on the patient's page, which shows the id and the clinic's label; a
+hostile label in a list of matches is shown as text, never run.
+
+Needs Debian's ``chromium`` (/usr/bin/chromium) and Python ``playwright`` (slow tier)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from glucosestream.dashboard.pdf import CHROMIUM, CHROMIUM_ARGS
+from glucosestream.lake.patient_directory import open_patient_directory
+
+from .test_dashboard_lake import HOSTILE, demo_lake  # noqa: F401
+from .test_patient_search import _app
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    ),
+]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+AT = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
+
+
+@pytest.fixture(scope="module")
+def server(demo_lake):  # noqa: F811
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(
+        _app(demo_lake.settings), host="127.0.0.1", port=port, log_level="warning"
+    )
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture
+def page(server, demo_lake):  # noqa: F811
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS))
+        tab = chromium.new_page(viewport={"width": 1200, "height": 900})
+        tab.goto(f"{server}/login")
+        tab.fill("input[name=token]", demo_lake.tokens["clinician"])
+        tab.click("button[type=submit]")
+        tab.wait_for_load_state("networkidle")
+        yield tab
+        chromium.close()
+
+
+@pytest.fixture
+def labelled(demo_lake):  # noqa: F811
+    directory = open_patient_directory(demo_lake.settings.lake)
+    directory.set_label(demo_lake.keys["P1"], "Ward 7 Ada Lovelace", at=AT, by="test")
+    directory.set_label(demo_lake.keys["P2"], "Ward 7 " + HOSTILE, at=AT, by="test")
+    yield
+    for key in demo_lake.keys.values():
+        directory.set_label(key, None, at=AT, by="test")
+
+
+def test_typing_an_id_into_the_search_box_opens_the_patients_page(
+    page,
+    server,
+    demo_lake,  # noqa: F811
+    labelled,
+):
+    key = demo_lake.keys["P1"]
+    assert page.url == f"{server}/"  # the triage page, with the search box in its header
+    page.fill("#patient-search-id", "P1")
+    page.press("#patient-search-id", "Enter")
+    page.wait_for_url(f"{server}/patients/{key}")
+    head = page.locator("#patient-head").inner_text()
+    assert "Ward 7 Ada Lovelace" in head
+    assert "P1" in head
+    assert page.title().startswith("Ward 7 Ada Lovelace")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "patient-found-by-id.png"), full_page=True)
+
+
+def test_a_hostile_label_in_the_matches_is_text_and_never_runs(page, server, labelled):
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.fill("#patient-search-id", "ward 7")
+    page.click("#patient-search button[type=submit]")
+    page.wait_for_selector("#search-results")
+    assert page.locator("#search-results tbody tr").count() == 2
+    assert HOSTILE in page.locator("#search-results").inner_text()
+    assert dialogs == []
+    page.fill("#patient-search-id", "P3")  # another clinic's patient
+    page.press("#patient-search-id", "Enter")
+    page.wait_for_selector("#nothing-found")
+    assert page.url.startswith(f"{server}/patients?id=P3")
