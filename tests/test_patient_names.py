@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pyarrow.parquet as pq
 import pytest
 
-import glucosestream.cli.patients  # noqa: F401 - registers `patient` on main
+import glucosestream.cli.patient_identity  # noqa: F401 - registers `patient` on main
 from glucosestream.access import Principal
 from glucosestream.cli import main
 from glucosestream.dashboard.auth import Viewer
@@ -153,7 +153,7 @@ def test_erasing_a_patient_erases_their_label(settings, directory):
     assert directory.find("Ada") == []
 
 
-# ---- the command line (cli/patients.py) -------------------------------------------------------
+# ---- the command line (cli/patient_identity.py) -----------------------------------------------
 
 
 @pytest.fixture
