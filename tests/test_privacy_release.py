@@ -21,6 +21,21 @@ from glucosestream.privacy import (
 
 from .test_dashboard_lake import demo_lake  # noqa: F401  (fixture)
 
+
+def small_cohort_settings(settings, monkeypatch):
+    """The demo lake's 3 patients are under the minimum cohort; these tests lower it to 1
+    (the setting, once the lead adds DashboardSettings.privacy_min_patients; until then the
+    module default the route falls back to)."""
+    from dataclasses import fields, replace
+
+    from glucosestream.config import DashboardSettings
+
+    if "privacy_min_patients" in {f.name for f in fields(DashboardSettings)}:
+        return replace(settings, dashboard=replace(settings.dashboard, privacy_min_patients=1))
+    monkeypatch.setattr("glucosestream.dashboard.cohort_release.MIN_COHORT_PATIENTS", 1)
+    return settings
+
+
 AT = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
 ADMIN = Principal("tok123", "admin", frozenset(), None, "t")
 VALUES = [60.0 + (i * 7.3) % 300 for i in range(100)]  # some clamp at 400? none; below 40? none
@@ -28,13 +43,16 @@ VALUES = [60.0 + (i * 7.3) % 300 for i in range(100)]  # some clamp at 400? none
 
 @pytest.mark.parametrize("epsilon", [0.1, 1.0])
 def test_mean_noise_is_laplace_calibrated_to_epsilon(epsilon):
-    lower, upper, n = 40.0, 400.0, len(VALUES)
+    """Over 1,000 patients the noise (scale 3.6 at epsilon 0.1) never reaches the bounds, so
+    the released values are the mechanism's draws, unclamped."""
+    values = VALUES * 10
+    lower, upper, n = 40.0, 400.0, len(values)
     expected_scale = (upper - lower) / (n * epsilon)  # sensitivity of a sized mean / epsilon
     assert laplace_scale_for_mean(lower, upper, n, epsilon) == pytest.approx(
         expected_scale, rel=1e-6
     )
-    draws = [private_mean(VALUES, lower, upper, size=n, epsilon=epsilon).value for _ in range(3000)]
-    true_mean = statistics.fmean(VALUES)
+    draws = [private_mean(values, lower, upper, size=n, epsilon=epsilon).value for _ in range(3000)]
+    true_mean = statistics.fmean(values)
     # Laplace(b): mean 0, variance 2 b^2. With 3000 draws the sample variance has a relative
     # standard error of sqrt((kurtosis - 1) / n) = sqrt(5 / 3000) = 4 %; allow 15 % (3.7 SE).
     assert statistics.fmean(draws) == pytest.approx(true_mean, abs=5 * expected_scale / 30)
@@ -81,14 +99,18 @@ def test_budget_is_spent_in_the_ledger_and_enforced(tmp_path):
     assert other.budget_left == pytest.approx(0.6)  # budgets are per dataset
 
 
-def test_release_route_refuses_over_budget_with_the_error_shape(demo_lake):  # noqa: F811
+def test_release_route_refuses_over_budget_with_the_error_shape(
+    demo_lake,  # noqa: F811
+    monkeypatch,
+):
     from fastapi.testclient import TestClient
 
     from glucosestream.app import create_app
 
-    headers = {"Authorization": "Bearer gs_other_clinician"}
+    headers = {"Authorization": "Bearer gs_clinician"}  # clinic north: P1 and P2 have data
     body = {"statistics": ["mean_glucose", "time_in_range"], "epsilon_each": 0.3}
-    with TestClient(create_app(demo_lake.settings)) as client:
+    app = create_app(small_cohort_settings(demo_lake.settings, monkeypatch))
+    with TestClient(app) as client:
         ok = client.post("/v1/cohort/releases", json=body, headers=headers)
         assert ok.status_code == 200, ok.text
         assert ok.json()["budget_left"] == pytest.approx(0.1)
@@ -147,3 +169,60 @@ def test_finding6_the_release_route_documents_and_refuses_bad_requests(demo_lake
             assert refused.status_code == 422, refused.text
             assert refused.json()["ok"] is False
     assert {d: ledger.spent(d) for d in spent} == spent  # the refusals spent nothing
+
+
+def test_a_cohort_under_the_minimum_is_refused_by_route_and_page(demo_lake):  # noqa: F811
+    """Issue 18: the demo's 2 patients with data in the window are under the minimum cohort
+    (20): the JSON route and the page refuse, say why and what to do, and spend nothing; the
+    page explains the budget."""
+    from fastapi.testclient import TestClient
+
+    from glucosestream.app import create_app
+
+    from .test_dashboard_lake import csrf_of, login
+
+    ledger = open_access(demo_lake.settings.lake).ledger
+    spent = ledger.spent("cohort:all")
+    with TestClient(create_app(demo_lake.settings)) as client:
+        refused = client.post(
+            "/v1/cohort/releases",
+            json={"statistics": ["mean_glucose"]},
+            headers={"Authorization": "Bearer gs_admin"},
+        )
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["ok"] is False
+        assert (
+            "has 2 patient(s) with data; a cohort release needs at least 20"
+            in (refused.json()["error"])
+        )
+        page = login(client, "gs_admin").get("/cohort").text
+        for said in ("Per analyst and per lifetime", "When it runs out", "Minimum cohort"):
+            assert said in page
+        assert "spends ε = 0.100, a 10 % share of the lifetime budget" in page
+        assert 'id="bounds"' in page
+        assert "400.00 mg/dL" in page
+        form = {"csrf_token": csrf_of(page), "mean_glucose": "on", "epsilon": "0.025"}
+        answer = client.post("/cohort", data=form)
+        assert answer.status_code == 422
+        assert "needs at least 20" in answer.text
+        assert 'id="release"' not in answer.text
+    assert ledger.spent("cohort:all") == spent
+
+
+def test_the_page_shows_a_release_in_bounds_with_its_margin(demo_lake, monkeypatch):  # noqa: F811
+    from fastapi.testclient import TestClient
+
+    from glucosestream.app import create_app
+
+    from .test_dashboard_lake import csrf_of, login
+
+    app = create_app(small_cohort_settings(demo_lake.settings, monkeypatch))
+    with TestClient(app) as client:
+        page = login(client, "gs_admin").get("/cohort").text
+        form = {"csrf_token": csrf_of(page), "time_below_70": "on", "epsilon": "0.05"}
+        answer = client.post("/cohort", data=form)
+        assert answer.status_code == 200, answer.text
+        assert 'id="release"' in answer.text
+        assert "95 % margin" in answer.text
+        assert "this figure says little" in answer.text  # 2 patients: the noise is wide
+        assert "This release spent ε = 0.100" in answer.text

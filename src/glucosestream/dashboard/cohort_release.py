@@ -2,8 +2,10 @@
 
 A dataset is the 14-day triage aggregate of the patients a principal may read: every patient
 for an admin (``cohort:all``), a clinic's patients for a clinician (``cohort:clinic:<id>``).
-Patients cannot release cohort statistics. Releasing is logged in the access trail and spends
-the budget in the ledger; the exact values never leave the server.
+Patients cannot release cohort statistics. A cohort under the minimum size is refused before
+anything is spent; otherwise releasing is logged in the access trail and spends the dataset's
+lifetime budget in the ledger; the exact values never leave the server, and every released
+value lies within its statistic's plausible bounds (``privacy.bounds``). docs/privacy.md.
 """
 
 from __future__ import annotations
@@ -34,10 +36,16 @@ from glucosestream.http_errors import ErrorResponse
 from glucosestream.privacy import (
     COHORT_STATISTICS,
     DEFAULT_BUDGET_EPSILON,
+    DEFAULT_EPSILON_EACH,
+    MAX_EPSILON_EACH,
+    MIN_COHORT_PATIENTS,
+    MIN_EPSILON_EACH,
     CohortRelease,
+    CohortTooSmall,
+    margin_95,
     release_cohort,
+    release_cost,
 )
-from glucosestream.privacy.release import MAX_EPSILON_EACH, MIN_EPSILON_EACH
 from glucosestream.published import PublishedLake
 from glucosestream.published.request_scope import published_of
 
@@ -54,12 +62,17 @@ STATISTIC_NAMES: tuple[str, ...] = get_args(StatisticName)
 
 class ReleaseRequest(BaseModel):
     statistics: list[StatisticName] = Field(..., min_length=1, max_length=len(COHORT_STATISTICS))
-    epsilon_each: float = Field(0.1, ge=MIN_EPSILON_EACH, le=MAX_EPSILON_EACH)
+    epsilon_each: float = Field(DEFAULT_EPSILON_EACH, ge=MIN_EPSILON_EACH, le=MAX_EPSILON_EACH)
 
 
 def _budget(request: Request) -> float:
     settings = request.app.state.settings
     return float(getattr(settings.dashboard, "privacy_budget_epsilon", DEFAULT_BUDGET_EPSILON))
+
+
+def _min_patients(request: Request) -> int:
+    settings = request.app.state.settings
+    return int(getattr(settings.dashboard, "privacy_min_patients", MIN_COHORT_PATIENTS))
 
 
 def _dataset(viewer: Viewer) -> str:
@@ -77,7 +90,10 @@ def _values(request: Request, viewer: Viewer, published: PublishedLake) -> dict[
     if allowed is not None:
         table = table.filter(pc.is_in(table["patient_key"], pa.array(sorted(allowed), pa.string())))
     table = table.filter(pc.greater(table["readings"], 0))
-    return {s.column: table[s.column].to_pylist() for s in COHORT_STATISTICS}
+    return {
+        s.column: [v for v in table[s.column].to_pylist() if v is not None]
+        for s in COHORT_STATISTICS
+    }
 
 
 def _release(
@@ -96,20 +112,31 @@ def _release(
         epsilon_each=ask.epsilon_each,
         budget=_budget(request),
         at=now,
+        min_patients=_min_patients(request),
     )
 
 
 def _as_json(release: CohortRelease) -> dict[str, Any]:
+    bounds = {s.name: s for s in COHORT_STATISTICS}
     return {
         "ok": True,
         "dataset": release.dataset,
         "patients": round(release.patients.value),
         "means": {
-            k: {"value": v.value, "epsilon": v.epsilon, "laplace_scale": v.scale}
+            k: {
+                "value": v.value,
+                "unit": bounds[k].unit,
+                "bounds": [bounds[k].lower, bounds[k].upper],
+                "at_bound": v.at_bound,
+                "margin_95": margin_95(v),
+                "epsilon": v.epsilon,
+                "laplace_scale": v.scale,
+            }
             for k, v in release.means.items()
         },
         "epsilon_spent": release.epsilon_spent,
         "budget_left": release.budget_left,
+        "budget": release.budget,
     }
 
 
@@ -119,11 +146,18 @@ def _page(
     dataset = _dataset(viewer)
     budget = _budget(request)
     left = max(0.0, budget - access_store(request).ledger.spent(dataset))
+    full = release_cost([s.name for s in COHORT_STATISTICS], DEFAULT_EPSILON_EACH)
     context = {
         "viewer": viewer,
         "dataset": dataset,
         "budget": budget,
         "left": left,
+        "full_cost": full,
+        "full_releases_left": int(left / full + 1e-9),
+        "epsilon_default": DEFAULT_EPSILON_EACH,
+        "epsilon_min": MIN_EPSILON_EACH,
+        "epsilon_max": MAX_EPSILON_EACH,
+        "min_patients": _min_patients(request),
         "statistics": COHORT_STATISTICS,
         "result": result,
         "error": error,
@@ -145,11 +179,11 @@ async def cohort_form(
     form = await checked_form(request, viewer)
     chosen = [s.name for s in COHORT_STATISTICS if form.get(s.name) == "on"]
     try:
-        epsilon = float(form.get("epsilon", "0.1"))
+        epsilon = float(form.get("epsilon", str(DEFAULT_EPSILON_EACH)))
         ask = ReleaseRequest.model_validate({"statistics": chosen, "epsilon_each": epsilon})
         result = _as_json(_release(request, viewer, published, ask))
-    except BudgetExceeded as err:
-        return _page(request, viewer, None, str(err), 409)
+    except (BudgetExceeded, CohortTooSmall) as err:
+        return _page(request, viewer, None, str(err), err.status)
     except ValueError as err:
         return _page(request, viewer, None, f"invalid request: {err}", 422)
     return _page(request, viewer, result, "")
@@ -162,7 +196,11 @@ async def cohort_form(
         409: {
             "model": ErrorResponse,
             "description": "The release would exceed the dataset's budget.",
-        }
+        },
+        422: {
+            "model": ErrorResponse,
+            "description": "A bad request, or a cohort under the minimum size (nothing spent).",
+        },
     },
 )
 def cohort_release(
@@ -171,9 +209,12 @@ def cohort_release(
     viewer: Annotated[Viewer, Depends(api_viewer)],
     published: Annotated[PublishedLake, Depends(published_of)],
 ) -> dict[str, Any]:
-    """Release the patient count and means of the asked statistics through OpenDP, spending
-    ``epsilon_each x (1 + statistics)`` of the dataset's privacy budget (409 when it would be
-    exceeded). With a session cookie, send the page's CSRF token as ``X-CSRF-Token``."""
+    """Release the patient count and means of the asked statistics through OpenDP, each within
+    its plausible bounds (``bounds``; ``at_bound`` when the noise reached one; ``margin_95`` the
+    noise's 95 % half-width), spending ``epsilon_each x (1 + means drawn)`` of the dataset's
+    lifetime budget (GMI is derived from mean glucose and costs nothing more; 409 when the
+    budget would be exceeded; 422, nothing spent, for a cohort under the minimum size). With a
+    session cookie, send the page's CSRF token as ``X-CSRF-Token``."""
     if viewer.session is not None and not csrf_matches(
         viewer.session, request.headers.get("x-csrf-token")
     ):

@@ -2,25 +2,26 @@
 
 The privacy unit is one patient (one value per patient; adding or removing a patient changes the
 input by a symmetric distance of 1). A mean is released as OpenDP's clamp → resize → mean →
-Laplace chain: values are clamped to public bounds, the data resized to a public size (the
-already-released noisy count), and the Laplace scale found by OpenDP's ``binary_search_param``
-so that the measurement's privacy map gives exactly the epsilon asked for; for a mean that scale
-is (upper - lower) / (size * epsilon). The count is OpenDP's count with Laplace noise (scale
-1 / epsilon). Noise comes from OpenDP's samplers only.
+Laplace chain: values are clamped to public bounds (``privacy.bounds``), the data resized to a
+public size (the already-released noisy count), and the Laplace scale found by OpenDP's
+``binary_search_param`` so that the measurement's privacy map gives exactly the epsilon asked
+for; for a mean that scale is (upper - lower) / (size * epsilon). The count is OpenDP's count
+with Laplace noise (scale 1 / epsilon). Noise comes from OpenDP's samplers only. Each noisy
+value is then clamped to its bounds (a mean to [lower, upper], a count to at least 0):
+post-processing, which spends no privacy, so no release shows a value no cohort could have
+(a mean of -297 mg/dL, a count of -3).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
 
 import opendp.prelude as dp
 
 __all__ = [
-    "COHORT_STATISTICS",
-    "CohortStatistic",
     "PrivateValue",
     "laplace_scale_for_mean",
     "private_count",
@@ -29,36 +30,12 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
-class CohortStatistic:
-    """A per-patient value whose mean can be released, with its public clamping bounds."""
-
-    name: str
-    column: str  # column of the triage aggregate (one value per patient)
-    label: str
-    lower: float
-    upper: float
-
-
-# Bounds: glucose 40-400 mg/dL is the reporting range of common sensors (DESIGN.md); GMI =
-# 3.31 + 0.02392 x mean (Bergenstal 2018) over that range; percentages are 0-100.
-COHORT_STATISTICS: Final = (
-    CohortStatistic(
-        "mean_glucose", "mean_mg_dl", "Mean of patients' mean glucose (mg/dL)", 40.0, 400.0
-    ),
-    CohortStatistic(
-        "time_in_range", "pct_70_180", "Mean time in range 70-180 mg/dL (%)", 0.0, 100.0
-    ),
-    CohortStatistic("time_below_70", "pct_below_70", "Mean time below 70 mg/dL (%)", 0.0, 100.0),
-    CohortStatistic("gmi", "gmi_pct", "Mean GMI (%)", 3.31 + 0.02392 * 40, 3.31 + 0.02392 * 400),
-)
-
-
-@dataclass(frozen=True, slots=True)
 class PrivateValue:
-    value: float
+    value: float  # within the statistic's bounds (a count: at least 0)
     epsilon: float
     scale: float  # the Laplace scale OpenDP used
     mechanism: str
+    at_bound: bool = False  # the noise carried the value past a bound; it shows the bound
 
 
 @functools.cache
@@ -92,12 +69,20 @@ def laplace_scale_for_mean(lower: float, upper: float, size: int, epsilon: float
 def private_mean(
     values: Sequence[float], lower: float, upper: float, *, size: int, epsilon: float
 ) -> PrivateValue:
-    """An epsilon-DP mean of ``values`` (one per patient) clamped to [lower, upper]."""
+    """An epsilon-DP mean of ``values`` (one per patient; NaN values dropped) clamped to
+    [lower, upper] before the mechanism, and the noisy mean clamped to it after."""
     _enabled()
     scale = laplace_scale_for_mean(lower, upper, size, epsilon)
     measurement = _mean_chain(lower, upper, size) >> dp.m.then_laplace(scale)
-    value = float(measurement([float(v) for v in values]))
-    return PrivateValue(value, float(measurement.map(1)), scale, "clamp-resize-mean-laplace")
+    noisy = float(measurement([float(v) for v in values if not math.isnan(v)]))
+    value = min(upper, max(lower, noisy)) if math.isfinite(noisy) else (lower + upper) / 2.0
+    return PrivateValue(
+        value,
+        float(measurement.map(1)),
+        scale,
+        "clamp-resize-mean-laplace",
+        at_bound=value != noisy,
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -116,5 +101,8 @@ def private_count(values: Sequence[float], *, epsilon: float) -> PrivateValue:
     count = dp.t.make_count(domain, metric)
     scale = _count_scale(epsilon)
     measurement = count >> dp.m.then_laplace(scale)
-    value = float(measurement([float(v) for v in values]))
-    return PrivateValue(value, float(measurement.map(1)), scale, "count-laplace")
+    noisy = float(measurement([0.0] * len(values)))  # a count reads only the length
+    value = max(0.0, noisy)
+    return PrivateValue(
+        value, float(measurement.map(1)), scale, "count-laplace", at_bound=value != noisy
+    )
