@@ -14,13 +14,16 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from glucosestream.alerts import AlertStore, rules_for
 from glucosestream.config import AlertSettings
 from glucosestream.dashboard.alerts_routes import alert_store_of
-from glucosestream.dashboard.auth import Viewer, api_viewer, audit_read, clock_of, page_viewer
+from glucosestream.dashboard.auth import Unit, Viewer, api_viewer, audit_read, clock_of, page_viewer
 from glucosestream.dashboard.now import KIND_LABELS, NowPanel, now_panel
-from glucosestream.dashboard.patientdata import period_data
+from glucosestream.dashboard.patient_names import patient_name
+from glucosestream.dashboard.patientdata import latest_window, period_data
+from glucosestream.dashboard.range_labels import THRESHOLDS_MG_DL, range_labels
 from glucosestream.dashboard.templating import templates
 from glucosestream.dashboard.triage import TriageFilter, triage_rows
 from glucosestream.errors import NotFound
 from glucosestream.live import LiveWindow
+from glucosestream.metrics import ReportWindow
 from glucosestream.published import (
     DailyIndex,
     PublishedLake,
@@ -29,8 +32,9 @@ from glucosestream.published import (
     merged_readings,
 )
 from glucosestream.published.request_scope import published_of
+from glucosestream.readings import MG_DL_PER_MMOL_L
 
-__all__ = ["CONSENSUS_TARGETS", "patient_daily", "router"]
+__all__ = ["CONSENSUS_TARGETS", "chart_units", "patient_daily", "router"]
 
 router = APIRouter()
 _HERE = Path(__file__).parent
@@ -48,6 +52,17 @@ CONSENSUS_TARGETS: dict[str, float] = {
     "cv_pct_max": 36.0,
     "gmi_pct_max": 7.0,
 }
+
+
+def chart_units(unit: Unit) -> dict[str, Any]:
+    """What static/charts.js needs to draw in the viewer's unit: the unit, the one conversion
+    factor, the thresholds the axes mark (mg/dL) and the ranges' labels."""
+    return {
+        "unit": unit,
+        "mg_dl_per_mmol_l": MG_DL_PER_MMOL_L,
+        "thresholds_mg_dl": list(THRESHOLDS_MG_DL),
+        "ranges": range_labels(unit).as_json(),
+    }
 
 
 def patient_daily(run: PublishedRun, patient_key: str) -> DailyIndex:
@@ -136,11 +151,19 @@ def daily_metrics(
 
 
 def _range(
-    daily: DailyIndex, key: str, start: dt.date | None, end: dt.date | None
+    daily: DailyIndex,
+    key: str,
+    requested: tuple[dt.date | None, dt.date | None],
+    window: ReportWindow,
 ) -> tuple[dt.date, dt.date]:
-    end = end or daily.last_day(key)
+    """The page's days: those asked for, ending on the last complete day at the latest (a
+    partial day is never counted); by default the ``TREND_DAYS`` ending there."""
+    start, end = requested
+    if start is not None and end is not None and start > end:
+        start, end = end, start
+    end = min(end or window.end, window.end)
     start = start or max(daily.first_day(key), end - dt.timedelta(days=TREND_DAYS - 1))
-    return (start, end) if start <= end else (end, start)
+    return min(start, end), end
 
 
 def _now_of(request: Request, run: PublishedRun, patient_key: str, at: dt.datetime) -> NowPanel:
@@ -202,30 +225,41 @@ def _patient_context(
     window: tuple[dt.date | None, dt.date | None],
     *,
     now: dt.datetime,
-    unit: str,
+    unit: Unit,
 ) -> dict[str, Any]:
-    """The page's metrics, charts and periods (``has_metrics``: a run published some)."""
-    if patient_key not in run.daily_index():
-        return {"has_metrics": False}
+    """The page's metrics, charts and periods (``has_metrics``: a run published some). The
+    traces are the last ``TRACE_DAYS`` complete days of the range; a partial newest day is
+    shown apart when the range reaches the last complete day."""
     daily = run.daily_index()
-    start, end = _range(daily, patient_key, *window)
+    if patient_key not in daily:
+        return {"has_metrics": False}
+    back = None if window[1] is None else window[1] - dt.timedelta(days=TRACE_DAYS)
+    report, readings = latest_window(run, patient_key, earliest=back)
+    start, end = _range(daily, patient_key, window, report)
     trace_start = max(start, end - dt.timedelta(days=TRACE_DAYS - 1))
-    period = period_data(run, patient_key, trace_start, end, now=now)
+    partial = report.partial_day if end == report.end else None
+    period = period_data(
+        run, patient_key, trace_start, end, now=now, readings=readings, partial_day=partial
+    )
     data = {
-        "unit": unit,
+        **chart_units(unit),
         "audited": period.audited,
         "days": _iso_rows(daily, patient_key, start, end),
         "traces": period.traces,
         "episodes": period.episodes,
         "targets": CONSENSUS_TARGETS,
+        "partial": None if period.partial is None else period.partial.as_json(),
+        "partial_days": [] if partial is None else _iso_rows(daily, patient_key, partial, partial),
     }
     return {
         "has_metrics": True,
         "start": start,
         "end": end,
         "trace_start": trace_start,
+        "trace_days": (end - trace_start).days + 1,
         "metrics": period.metrics,
         "period": period,
+        "partial": period.partial,
         "audited_periods": [
             (s, e) for s, e in audited_periods(run, patient_key) if e >= start and s <= end
         ],
@@ -257,5 +291,7 @@ def patient_page(
         now=panel,
         now_json=_now_json(patient_key, panel, viewer.unit),
         kind_labels=KIND_LABELS,
+        ranges=range_labels(viewer.unit),
+        name=patient_name(request, viewer, patient_key),
     )
     return templates.TemplateResponse(request, "patient.html", context)

@@ -11,11 +11,13 @@ import shutil
 import tempfile
 from importlib import resources
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 from glucosestream.errors import ConfigError
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "copy_assets", "html_to_pdf"]
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "PAPER_SIZES", "Paper", "copy_assets", "html_to_pdf"]
+
+Paper = Literal["a4", "letter"]
 
 CHROMIUM: Final = Path("/usr/bin/chromium")
 CHROMIUM_ARGS: Final = (
@@ -28,9 +30,22 @@ CHROMIUM_ARGS: Final = (
     "--disable-quic",
 )
 _RENDER_TIMEOUT_MS: Final = 30_000
-# Letter (8.5 x 11 in) less the 0.25 in margins of app.css, at 96 CSS px per inch.
-_PRINT_WIDTH_PX: Final = 768
-_PRINT_HEIGHT_PX: Final = 980
+# Width and height in inches: A4 is 210 x 297 mm (ISO 216), Letter 8.5 x 11 in.
+PAPER_SIZES: Final[dict[Paper, tuple[float, float]]] = {
+    "a4": (210 / 25.4, 297 / 25.4),
+    "letter": (8.5, 11.0),
+}
+_PDF_FORMAT: Final[dict[Paper, str]] = {"a4": "A4", "letter": "Letter"}
+_MARGIN_IN: Final = 0.25  # each side, as the page's @page rule sets it
+_PX_PER_IN: Final = 96  # CSS pixels
+_SLACK_PX: Final = 28  # kept free below the page so rounding never spills onto a second
+
+
+def _printable_px(paper: Paper) -> tuple[int, int]:
+    """The paper's printable width and height in CSS pixels, inside the margins."""
+    width_in, height_in = PAPER_SIZES[paper]
+    width = int((width_in - 2 * _MARGIN_IN) * _PX_PER_IN)
+    return width, int((height_in - 2 * _MARGIN_IN) * _PX_PER_IN) - _SLACK_PX
 
 
 def copy_assets(folder: Path) -> None:
@@ -42,8 +57,9 @@ def copy_assets(folder: Path) -> None:
         shutil.copyfile(asset, folder / asset.name)
 
 
-def html_to_pdf(page: str) -> bytes:
-    """Print a page (loading its scripts from ``static/`` beside it) to PDF bytes."""
+def html_to_pdf(page: str, paper: Paper = "a4") -> bytes:
+    """Print a page (loading its scripts from ``static/`` beside it) to one page of PDF on
+    ``paper``: laid out at the paper's printable width, scaled down to fit its height."""
     if not CHROMIUM.exists():
         raise ConfigError(
             f"no Chromium at {CHROMIUM}; install it (apt-get install chromium) to make PDFs, "
@@ -59,14 +75,18 @@ def html_to_pdf(page: str) -> bytes:
         (folder / "report.html").write_text(page, encoding="utf-8")
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS))
+            width, height_px = _printable_px(paper)
             try:
-                tab = browser.new_page(viewport={"width": _PRINT_WIDTH_PX, "height": 1000})
+                tab = browser.new_page(viewport={"width": width, "height": 1000})
                 tab.goto((folder / "report.html").as_uri())
                 tab.wait_for_selector("body[data-rendered='1']", timeout=_RENDER_TIMEOUT_MS)
                 height = float(tab.evaluate("document.documentElement.scrollHeight"))
-                scale = min(1.0, _PRINT_HEIGHT_PX / max(height, 1.0))  # one page, always
+                scale = min(1.0, height_px / max(height, 1.0))  # one page, always
                 return tab.pdf(
-                    format="Letter", print_background=True, prefer_css_page_size=True, scale=scale
+                    format=_PDF_FORMAT[paper],
+                    print_background=True,
+                    prefer_css_page_size=True,
+                    scale=scale,
                 )
             finally:
                 browser.close()
