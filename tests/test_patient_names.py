@@ -61,6 +61,7 @@ def test_a_label_is_set_found_by_substring_and_cleared(directory):
     assert directory.find("P") == []  # an id matches whole; only labels match a part
     assert directory.find(KEY3) == [KEY3]
     assert directory.find("   ") == []
+    assert directory.find("P1\x00") == directory.find("P1" + " " * 300 + "x") == []
     assert directory.set_label(KEY1, None, at=AT, by="cli")
     assert directory.names([KEY1])[KEY1].label is None
     assert directory.find("lovelace") == []

@@ -151,6 +151,9 @@ def test_admins_and_the_clinics_clinicians_set_a_label_by_json(demo_lake, labels
         assert cleared.json()["label"] is None
         absent = client.put(f"/v1/patients/{'f' * 32}/label", json={"label": "X"}, headers=bearer)
         assert absent.status_code == 404
+        odd = client.put("/v1/patients/a%00b/label", json={"label": "X"}, headers=bearer)
+        assert odd.status_code == 422
+        assert client.get("/v1/patients?id=P1%00", headers=bearer).json()["patients"] == []
 
 
 @pytest.mark.parametrize(

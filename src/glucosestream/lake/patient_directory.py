@@ -31,6 +31,7 @@ __all__ = [
 
 LABEL_MAX_CHARS: Final = 120
 _FIND_MAX: Final = 1000  # keys a search returns at most (the callers keep the readable ones)
+_QUERY_MAX_CHARS: Final = 256  # the longest id as ingested (patients.external_id)
 _CHUNK: Final = 500  # keys per IN (...) list
 
 
@@ -116,9 +117,10 @@ class PatientDirectory(Store):
     def find(self, text: str) -> list[str]:
         """Keys of the patients whose id as ingested is ``text`` (case aside), whose key it is,
         or whose label contains it (case-insensitive); sorted, at most ``_FIND_MAX``. Nothing
-        for blank text."""
+        for blank text, or text no id or label can be (control characters, over
+        ``_QUERY_MAX_CHARS``), which is not even looked up."""
         wanted = text.strip()
-        if not wanted:
+        if not wanted or len(wanted) > _QUERY_MAX_CHARS or not wanted.isprintable():
             return []
         lowered = wanted.lower()
         by_id = sa.select(patients.c.patient_key).where(
