@@ -1,0 +1,37 @@
+// The daily overlay: one line per local day over the same 24 hours, thresholds marked.
+(function () {
+  "use strict";
+  const gs = window.GS, d = gs.data;
+  const mmol = gs.unitLabel === "mmol/L";
+  const n = Math.max(d.days.length - 1, 1);
+  // Older days lighter, newer darker: one blue from #9fb8e8 to #0b2a6f.
+  const shade = (i) => {
+    const t = i / n, mix = (a, b) => Math.round(a + (b - a) * t);
+    return "rgb(" + mix(159, 11) + "," + mix(184, 42) + "," + mix(232, 111) + ")";
+  };
+  const fmt = mmol ? ".1f" : ".0f";
+  const traces = d.days.map((day, i) => ({
+    x: day.minute.map((m) => m / 60), y: day.mg_dl.map(gs.convert), type: "scatter",
+    mode: "lines", name: day.date + (day.partial ? " (partial)" : ""),
+    line: { color: day.partial ? "#e8743b" : shade(i), width: 1.4, dash: day.partial ? "dot" : "solid" },
+    hovertemplate: day.date + " %{x:.2f}h: %{y:" + fmt + "} " + gs.unitLabel + "<extra></extra>",
+  }));
+  const names = { 54: "very low", 70: "low", 180: "high", 250: "very high" };
+  const colors = { 54: "#8c1c13", 70: "#3fa34d", 180: "#3fa34d", 250: "#e8743b" };
+  const label = (v) => (mmol ? gs.convert(v).toFixed(1) : String(v));
+  const marks = d.thresholds_mg_dl;
+  const plot = Plotly.newPlot("chart-overlay", traces, {
+    margin: { t: 10, r: 90, b: 40, l: 52 }, hovermode: "closest",
+    legend: { orientation: "h", y: -0.14, font: { size: 10 } },
+    xaxis: { range: [0, 24], tickvals: [0, 3, 6, 9, 12, 15, 18, 21, 24],
+      ticktext: ["12am", "3am", "6am", "9am", "12pm", "3pm", "6pm", "9pm", "12am"],
+      title: { text: "local time of day" } },
+    yaxis: { range: [0, gs.convert(400)], title: { text: gs.unitLabel },
+      tickvals: marks.map(gs.convert), ticktext: marks.map(label) },
+    shapes: [gs.hband(gs.convert(d.target_mg_dl[0]), gs.convert(d.target_mg_dl[1]), "rgba(63,163,77,0.12)"),
+      ...marks.map((v) => gs.hline(gs.convert(v), colors[v], v === 70 || v === 180 ? "solid" : "dot"))],
+    annotations: marks.map((v) => ({ xref: "paper", x: 1, xanchor: "left", y: gs.convert(v),
+      yref: "y", text: label(v) + " " + names[v], showarrow: false, font: { size: 9, color: colors[v] } })),
+  }, gs.config);
+  gs.markRendered([plot]);
+})();
