@@ -153,6 +153,29 @@ HEAVY_TESTS: dict[str, frozenset[str]] = {
             "test_always_on_a_low_reading_posted_fires_alerts_shown_at_once",
         }
     ),
+    "test_export_fhir.py": frozenset(
+        {
+            "test_a_window_exports_only_its_local_days",
+            "test_an_exported_patient_validates_and_its_summary_is_the_window_summary",
+            "test_the_exported_bundle_ingested_into_a_fresh_lake_gives_the_same_readings",
+        }
+    ),
+    "test_patient_names.py": frozenset(
+        {
+            "test_the_label_never_reaches_the_lake_and_is_erased_with_the_patient",
+        }
+    ),
+    "test_patient_search.py": frozenset(
+        {
+            "test_a_clinician_finds_a_patient_by_the_id_as_ingested",
+        }
+    ),
+    "test_privacy_bounds.py": frozenset(
+        {
+            "test_a_private_mean_lies_in_its_bounds_whatever_the_values",
+            "test_every_released_value_lies_in_its_bounds_for_any_cohort",
+        }
+    ),
     "test_webhook_delivery.py": frozenset(
         {
             "test_two_workers_over_one_store_never_send_a_row_twice",
@@ -233,9 +256,11 @@ HEAVY_TESTS: dict[str, frozenset[str]] = {
     ),
     "test_privacy_release.py": frozenset(
         {
+            "test_a_cohort_under_the_minimum_is_refused_by_route_and_page",
             "test_count_noise_scale_is_one_over_epsilon",
             "test_mean_noise_is_laplace_calibrated_to_epsilon",
             "test_release_route_refuses_over_budget_with_the_error_shape",
+            "test_the_page_shows_a_release_in_bounds_with_its_margin",
         }
     ),
     "test_quality_gate.py": frozenset(

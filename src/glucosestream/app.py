@@ -36,13 +36,14 @@ from glucosestream.dashboard.browser_sessions import SessionStore
 from glucosestream.dashboard.cohort_release import router as cohort_router
 from glucosestream.dashboard.login import router as login_router
 from glucosestream.dashboard.pages import router as pages_router
+from glucosestream.dashboard.patient_search import router as patient_search_router
 from glucosestream.dashboard.report import router as report_router
 from glucosestream.errors import GlucoseStreamError, LoginRequired
 from glucosestream.http_errors import ERROR_RESPONSES, ErrorResponse
 from glucosestream.ingest.api import router as ingest_router
 from glucosestream.ingest.limits import BodyLimit
 from glucosestream.ingest.service import IngestService
-from glucosestream.lake import open_access
+from glucosestream.lake import open_access, open_patient_directory
 from glucosestream.live import CommittedBatch, LiveWindow, live_state
 from glucosestream.pipeline.always_on import RunScheduler
 from glucosestream.published import PublishedLake, warm_tails
@@ -147,6 +148,7 @@ def create_app(
     app.state.clock = clock
     app.state.sessions = SessionStore()
     app.state.access = open_access(settings.lake)
+    app.state.patient_directory = open_patient_directory(settings.lake)
     app.state.published = published
     app.state.live = live
     app.state.alerts = alerts
@@ -158,6 +160,7 @@ def create_app(
     app.include_router(report_router)
     app.include_router(cohort_router)
     app.include_router(alerts_router)
+    app.include_router(patient_search_router)
     app.add_middleware(BodyLimit, respond=_domain_error_response)
     app.add_middleware(_SecurityHeaders)  # outermost: a 413 of BodyLimit has them too
     _add_error_handlers(app)

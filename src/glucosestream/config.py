@@ -300,6 +300,13 @@ class DashboardSettings:
         default=1.0,
         metadata=_help("Total privacy budget (epsilon) of each cohort dataset's releases."),
     )
+    privacy_min_patients: int = field(
+        default=20,
+        metadata=_help(
+            "Fewest patients with data a cohort release may describe; below it the release is "
+            "refused and spends nothing."
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,8 @@
     ├── ConfigError                     a setting or a command-line value is wrong
     ├── InvalidInput                    a received file or payload cannot be read at all
     │   ├── UnknownFormat               the format of a file cannot be told or is not supported
-    │   └── PayloadTooLarge             a request body or field over its documented limit (HTTP 413)
+    │   ├── PayloadTooLarge             a request body or field over its documented limit (HTTP 413)
+    │   └── CohortTooSmall              a cohort release over too few patients (HTTP 422)
     ├── NotFound                        a patient, batch or run that does not exist
     ├── AuthError                       a missing or wrong token (HTTP 401)
     │   └── LoginRequired               a page asked for without a session (a redirect to /login)
@@ -36,6 +37,7 @@ __all__ = [
     "BatchesRejected",
     "BudgetExceeded",
     "ClusterUnavailable",
+    "CohortTooSmall",
     "ConfigError",
     "EngineError",
     "EngineOverloaded",
@@ -92,6 +94,23 @@ class PayloadTooLarge(InvalidInput):
     """A request body (or one of its fields) is over a documented limit; nothing was read."""
 
     status = 413
+
+
+class CohortTooSmall(InvalidInput):
+    """A cohort has fewer patients with data than a release may describe; nothing was spent."""
+
+    def __init__(self, dataset: str, patients: int, minimum: int) -> None:
+        super().__init__(
+            f"dataset {dataset!r} has {patients} patient(s) with data; a cohort release needs "
+            f"at least {minimum}, because with fewer the noise that protects each patient is "
+            "wider than the statistics' range and the figures would say nothing. Nothing was "
+            "released or spent: release over a larger cohort (an admin's cohort:all, or a "
+            "clinic with more patients), or wait until more patients have data "
+            "(GLUCOSESTREAM_DASHBOARD__PRIVACY_MIN_PATIENTS sets the minimum)"
+        )
+        self.dataset = dataset
+        self.patients = patients
+        self.minimum = minimum
 
 
 class NotFound(GlucoseStreamError):

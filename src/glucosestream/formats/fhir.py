@@ -17,10 +17,11 @@ quarantined with that reason. A ``comparator`` of ``<``/``<=`` (``>``/``>=``) ma
 Every other resource is skipped: ``Patient`` and ``Device`` (names, birth dates, serial
 numbers; only used to resolve references), summary observations (mean glucose, times in ranges,
 GMI, …) and generic glucose codes such as 2339-0 (blood glucose, usually a meter or a lab, not a
-sensor). The patient id is the referenced ``Patient``'s first identifier (``system|value``) when
-the bundle holds it, else the reference (``Patient/123``). The device is the referenced
-``Device``'s serial number (or the bundle's only ``Device``), else the reference. The line of a
-reading is its 1-based entry index (its line in NDJSON).
+sensor). The patient id is the referenced ``Patient``'s first identifier (``system|value``, or
+the value alone when it has no system) when the bundle holds it, else the reference
+(``Patient/123``). The device is the referenced ``Device``'s serial number (or the bundle's only
+``Device``), else the reference. The line of a reading is its 1-based entry index (its line in
+NDJSON).
 """
 
 from __future__ import annotations
@@ -161,7 +162,8 @@ def _patient_id(resource: Resource, index: dict[str, Resource]) -> str | None:
     for identifier in _list(_mapping(index.get(reference)).get("identifier")):
         value = _mapping(identifier).get("value")
         if isinstance(value, str) and value:
-            return f"{field_text(_mapping(identifier).get('system')) or ''}|{value}"
+            system = field_text(_mapping(identifier).get("system"))
+            return f"{system}|{value}" if system else value
     return reference
 
 

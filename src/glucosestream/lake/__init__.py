@@ -52,6 +52,13 @@ from glucosestream.lake.metadata_schema import (
     webhook_outbox,
     webhooks,
 )
+from glucosestream.lake.patient_directory import (
+    LABEL_MAX_CHARS,
+    PatientDirectory,
+    PatientIdentity,
+    checked_label,
+    open_patient_directory,
+)
 from glucosestream.lake.privacy_ledger import PrivacyLedger
 from glucosestream.lake.row_estimates import readings_since
 from glucosestream.lake.run_lease import RunLease, open_lease
@@ -63,6 +70,7 @@ from glucosestream.lake.token_store import TokenRecord, TokenStore
 from glucosestream.lake.zones import QUARANTINE_SCHEMA, RawBatch, RawZone
 
 __all__ = [
+    "LABEL_MAX_CHARS",
     "LIVE_READINGS_KEPT",
     "QUARANTINE_SCHEMA",
     "AccessAudit",
@@ -77,6 +85,8 @@ __all__ = [
     "Lakehouse",
     "MaintenanceReport",
     "MetadataStore",
+    "PatientDirectory",
+    "PatientIdentity",
     "PrivacyLedger",
     "PublishedSnapshots",
     "RawBatch",
@@ -97,6 +107,7 @@ __all__ = [
     "alert_snoozes",
     "alerts",
     "batches",
+    "checked_label",
     "create_private_file",
     "ingest_requests",
     "insert_batch",
@@ -107,6 +118,7 @@ __all__ = [
     "open_lakehouse",
     "open_lease",
     "open_metadata",
+    "open_patient_directory",
     "open_storage",
     "patients",
     "private_state_path",
