@@ -180,3 +180,30 @@ def test_a_bad_label_is_one_error_in_the_apps_shape(demo_lake):  # noqa: F811
     assert body["status"] == 422
     assert "U+000A" in body["error"]
     assert hash_token("gs_admin") not in response.text
+
+
+@pytest.mark.parametrize("role", ["admin", "clinician", "other_clinician", "patient", "patient2"])
+def test_a_search_finds_exactly_the_patients_each_role_may_read(demo_lake, role):  # noqa: F811
+    from .test_authz_matrix import MAY_READ
+
+    headers = {"Authorization": f"Bearer {demo_lake.tokens[role]}"}
+    with TestClient(_app(demo_lake.settings)) as client:
+        found = {
+            p
+            for p in ("P1", "P2", "P3")
+            if client.get("/v1/patients", params={"id": p}, headers=headers).json()["patients"]
+        }
+    assert found == MAY_READ[role]
+
+
+def test_a_search_needs_a_reader(demo_lake):  # noqa: F811
+    with TestClient(_app(demo_lake.settings)) as client:
+        page = client.get("/patients", params={"id": "P1"}, follow_redirects=False)
+        anonymous = client.get("/v1/patients", params={"id": "P1"})
+        uploader = client.get(
+            "/v1/patients", params={"id": "P1"}, headers={"Authorization": "Bearer gs_uploader"}
+        )
+    assert page.status_code == 303
+    assert page.headers["location"].startswith("/login?next=")
+    assert (anonymous.status_code, uploader.status_code) == (401, 403)
+    assert "P1" not in anonymous.text + uploader.text
