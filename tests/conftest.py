@@ -89,6 +89,7 @@ def opened(monkeypatch):
 SLOW_MODULES = frozenset(
     {
         "test_browser_dashboard.py",
+        "test_browser_clinic.py",
         "test_crash_safety.py",
         "test_postgres.py",
         "test_s3.py",
@@ -111,6 +112,7 @@ _FAST_LIMIT_S = 1.0  # twice the rule's 0.5 s, so a busy machine does not flag b
 HEAVY_MODULES = frozenset(
     {
         "test_always_on.py",
+        "test_comparison_overlay.py",
         "test_authz_matrix.py",
         "test_aws_e2e.py",
         "test_aws_moto.py",
@@ -174,6 +176,15 @@ HEAVY_TESTS: dict[str, frozenset[str]] = {
         {
             "test_a_private_mean_lies_in_its_bounds_whatever_the_values",
             "test_every_released_value_lies_in_its_bounds_for_any_cohort",
+        }
+    ),
+    "test_triage_clinic.py": frozenset(
+        {
+            "test_a_clinician_sees_only_their_clinic_even_when_filtering_another",
+            "test_csv_export_has_the_rows_is_authorised_audited_and_formula_safe",
+            "test_filters_by_flag_and_clinic_and_sorts",
+            "test_the_page_names_each_flag_and_range_in_words",
+            "test_triage_flags_bars_and_last_upload_on_a_lake",
         }
     ),
     "test_webhook_delivery.py": frozenset(

@@ -21,7 +21,15 @@ MAY_READ = {
     "patient2": {"P2"},
 }
 SAME_ORIGIN = {"Origin": "http://testserver"}  # a login post must come from the site itself
-PATIENT_ROUTES = ("/patients/{key}", "/patients/{key}/agp", "/v1/patients/{key}/daily-metrics")
+PATIENT_ROUTES = (
+    "/patients/{key}",
+    "/patients/{key}/agp",
+    "/patients/{key}/compare",
+    "/patients/{key}/overlay",
+    "/v1/patients/{key}/daily-metrics",
+    "/v1/patients/{key}/compare",
+    "/v1/patients/{key}/overlay",
+)
 
 
 def assert_error_shape(response, status):

@@ -48,6 +48,9 @@ OPERATIONS = (
     ("POST", "/v1/alerts/{alert_id}/ack"),
     ("POST", "/v1/alerts/{alert_id}/snooze"),
     ("GET", "/v1/patients/{patient_key}/now"),
+    ("GET", "/triage.csv"),
+    ("GET", "/v1/patients/{patient_key}/compare"),
+    ("GET", "/v1/patients/{patient_key}/overlay"),
 )
 MAX_EXAMPLES = 40  # per operation, role and generation mode
 SHOWN = 5

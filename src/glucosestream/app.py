@@ -34,10 +34,13 @@ from glucosestream.config import Settings
 from glucosestream.dashboard.alerts_routes import router as alerts_router
 from glucosestream.dashboard.browser_sessions import SessionStore
 from glucosestream.dashboard.cohort_release import router as cohort_router
+from glucosestream.dashboard.comparison import router as comparison_router
 from glucosestream.dashboard.login import router as login_router
+from glucosestream.dashboard.overlay import router as overlay_router
 from glucosestream.dashboard.pages import router as pages_router
 from glucosestream.dashboard.patient_search import router as patient_search_router
 from glucosestream.dashboard.report import router as report_router
+from glucosestream.dashboard.triage import router as triage_router
 from glucosestream.errors import GlucoseStreamError, LoginRequired
 from glucosestream.http_errors import ERROR_RESPONSES, ErrorResponse
 from glucosestream.ingest.api import router as ingest_router
@@ -158,6 +161,9 @@ def create_app(
     app.include_router(login_router)
     app.include_router(pages_router)
     app.include_router(report_router)
+    app.include_router(triage_router)
+    app.include_router(comparison_router)
+    app.include_router(overlay_router)
     app.include_router(cohort_router)
     app.include_router(alerts_router)
     app.include_router(patient_search_router)
