@@ -5,6 +5,7 @@ repository's own FHIR ingest."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 from pathlib import Path
@@ -335,3 +336,61 @@ def test_the_exported_bundle_ingested_into_a_fresh_lake_gives_the_same_readings(
         )
 
     assert rows(again) == rows(original)
+
+
+def _export_with_pdf(settings: Settings, out: Path):
+    key = patient_key(load_secret(settings), "P00001")
+    return write_fhir(
+        PublishedLake(settings).current(),
+        [key],
+        (None, None),
+        out,
+        settings=settings,
+        identities={key: "P00001"},
+        options=FhirOptions(pdf=True),
+        now=NOW,
+    )
+
+
+@pytest.mark.slow
+def test_the_agp_report_is_a_diagnostic_report_carrying_the_pdf(lake, tmp_path):
+    report = _export_with_pdf(lake, tmp_path / "p1.json")
+    assert report.rows["reports"] == 1
+    assert report.notes == []
+    bundle = json.loads((tmp_path / "p1.json").read_text())
+    Bundle.model_validate(bundle)
+    _assert_references_resolve(bundle)
+    [diagnostic] = [
+        e["resource"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "DiagnosticReport"
+    ]
+    assert diagnostic["code"]["coding"] == [{"system": LOINC, "code": "107931-8"}]
+    [form] = diagnostic["presentedForm"]
+    assert form["contentType"] == "application/pdf"
+    assert base64.b64decode(form["data"]).startswith(b"%PDF-")
+    [panel] = _by_code(bundle)["107931-8"][:1]
+    end = dt.date.fromisoformat(diagnostic["effectivePeriod"]["end"])
+    assert diagnostic["effectivePeriod"]["end"] == panel["effectivePeriod"]["end"]
+    start = dt.date.fromisoformat(diagnostic["effectivePeriod"]["start"])
+    assert (end - start).days == 13  # the AGP report's 14 days
+
+
+def test_without_chromium_the_bundle_is_written_without_the_pdf_and_says_why(
+    lake, tmp_path, monkeypatch
+):
+    from glucosestream.dashboard import report as agp_report
+    from glucosestream.errors import ConfigError
+
+    def no_chromium(*args, **kwargs):
+        raise ConfigError("no Chromium at /usr/bin/chromium; install it")
+
+    monkeypatch.setattr(agp_report, "render_agp_pdf", no_chromium)
+    report = _export_with_pdf(lake, tmp_path / "p1.json")
+    assert report.rows["reports"] == 0
+    assert report.rows["readings"] > 0
+    [note] = report.notes
+    assert note.startswith("AGP PDF left out: no Chromium at /usr/bin/chromium")
+    assert "--no-pdf" in note
+    bundle = json.loads((tmp_path / "p1.json").read_text())
+    assert "DiagnosticReport" not in {e["resource"]["resourceType"] for e in bundle["entry"]}
