@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import click
 import pyarrow as pa
@@ -17,8 +17,10 @@ from glucosestream.cli.render import (
     period_table,
     run_text,
     runs_text,
+    window_summary_text,
 )
 from glucosestream.cli.run_options import execution_of, run_options
+from glucosestream.clock import utc_now
 from glucosestream.errors import (
     BatchesRejected,
     ConfigError,
@@ -34,7 +36,7 @@ from glucosestream.lake import open_metadata
 from glucosestream.metrics import calculate_file
 from glucosestream.pipeline import run_pipeline
 from glucosestream.pipeline.table_registry import TABLES
-from glucosestream.published import PublishedLake
+from glucosestream.published import PublishedLake, PublishedRun, window_summary
 
 __all__ = ["audit", "ingest", "maintain", "metrics", "report", "run", "runs"]
 
@@ -166,9 +168,14 @@ def metrics(
     names: Literal["glucosestream", "iglu"],
     episodes_path: Path | None,
 ) -> None:
-    """Print (or write) published daily metrics, or compute the catalog for a file.
+    """Print a patient's summary and days, published daily metrics, or the catalog for a file.
 
-    Example: glucosestream metrics --patient P00001 --from 2026-01-05 --to 2026-01-11
+    With --patient and no --out or --periods: one summary of the window (the consensus set
+    against its targets, the research catalog, sufficiency), then its days. Without dates the
+    window is the patient's whole data up to the last complete day (a partial newest day is
+    shown among the days, never counted). --json gives {"summary": ..., "days": [...]}.
+
+    Example: glucosestream metrics --patient P00001 --from 2026-01-05 --to 2026-01-18
 
     Example: glucosestream metrics --input cgm.csv --names iglu --out metrics.csv
     """
@@ -176,6 +183,11 @@ def metrics(
         _calculate(ctx, input_path, out, metric_set, names, episodes_path)
         return
     days = (date_from.date() if date_from else None, date_to.date() if date_to else None)
+    if days[0] is not None and days[1] is not None and days[0] > days[1]:
+        raise click.UsageError(f"--from {days[0]} is after --to {days[1]}; swap them")
+    if patient_id is not None and out is None and not periods:
+        _patient_summary(ctx, patient_id, days)
+        return
     table = _published_metrics(ctx, patient_id, days, periods=periods)
     if out is not None:
         _write_table(table, out)
@@ -210,6 +222,51 @@ def _calculate(
     )
 
 
+def _patient_summary(
+    ctx: Context, patient_id: str, days: tuple[dt.date | None, dt.date | None]
+) -> None:
+    """One patient's summary of the window, then its days (each day of the range asked for, the
+    partial newest day included and marked)."""
+    if not patient_id.strip():
+        raise ConfigError("--patient is empty; pass the patient's id (as ingested)")
+    run = _published_run(ctx)
+    key = patient_key(load_secret(ctx.settings), patient_id)
+    if key not in run.daily_index():
+        raise NotFound(
+            "no published data for that patient; check the id (as ingested) with "
+            "`glucosestream metrics` (every patient's days), or ingest and run their files"
+        )
+    rows = run.daily_index().patient_days(key, *days).to_pylist()
+    try:
+        summary = window_summary(run, key, *days, now=utc_now())
+    except NotFound as err:
+        if not rows:  # nothing in the window: say which days the patient has
+            raise
+        # only the partial newest day: its days are shown, there is nothing to summarise
+        ctx.emit(
+            {"patient_key": key, "summary": None, "summary_note": str(err), "days": rows},
+            f"no summary: {err}\ndays\n" + daily_table(rows),
+        )
+        return
+    for row in rows:
+        row["partial"] = row["date"] == summary.partial_day
+    ctx.emit(
+        {"patient_key": key, "summary": summary.as_json(), "days": rows},
+        window_summary_text(summary) + "\ndays\n" + daily_table(rows),
+    )
+
+
+def _published_run(ctx: Context) -> PublishedRun:
+    """The last published run; a clear error before the first."""
+    run = PublishedLake(ctx.settings).current()
+    if not run.is_published:
+        raise NotFound(
+            f"the lake at {ctx.settings.lake.location} has no published metrics yet; "
+            "run `glucosestream ingest FILE` then `glucosestream run`"
+        )
+    return run
+
+
 def _published_metrics(
     ctx: Context,
     patient_id: str | None,
@@ -218,14 +275,8 @@ def _published_metrics(
     periods: bool,
 ) -> pa.Table:
     """Published daily metrics (or closed periods) of one patient or all, at the last run."""
-    settings = ctx.settings
-    key = patient_key(load_secret(settings), patient_id) if patient_id else None
-    run = PublishedLake(settings).current()
-    if not run.is_published:
-        raise NotFound(
-            f"the lake at {settings.lake.location} has no published metrics yet; "
-            "run `glucosestream ingest FILE` then `glucosestream run`"
-        )
+    key = patient_key(load_secret(ctx.settings), patient_id) if patient_id else None
+    run = _published_run(ctx)
     table = run.results("periods", key) if periods else run.daily(key, *days)
     if key is not None and table.num_rows == 0 and not (any(days) or periods):
         raise NotFound(
@@ -299,7 +350,8 @@ def report(ctx: Context, patient_id: str, out: Path, end: dt.datetime | None, un
     if out.suffix.lower() not in (".pdf", ".html"):
         raise ConfigError(f"cannot write {out.name}: use a .pdf or .html file name")
     key = patient_key(load_secret(ctx.settings), patient_id)
-    written = render_agp_pdf(ctx.settings, key, out, end=end.date() if end else None, unit=unit)
+    shown_in = cast(Literal["mg_dl", "mmol_l"], unit)  # click.Choice checked it
+    written = render_agp_pdf(ctx.settings, key, out, end=end.date() if end else None, unit=shown_in)
     ctx.emit({"out": str(written)}, f"report: wrote the AGP report to {written}")
 
 

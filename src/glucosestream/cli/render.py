@@ -5,10 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from glucosestream.ingest import IngestReport
-from glucosestream.metrics.summary import PatientSummary
+from glucosestream.metrics import ALL, CONSENSUS
+from glucosestream.metrics.spec import BY_NAME
+from glucosestream.metrics.summary import TARGETS, PatientSummary
 from glucosestream.pipeline import RunReport
+from glucosestream.published import WindowSummary
 
-__all__ = ["daily_table", "ingest_text", "period_table", "run_text", "runs_text", "summary_table"]
+__all__ = [
+    "daily_table",
+    "ingest_text",
+    "period_table",
+    "run_text",
+    "runs_text",
+    "summary_table",
+    "window_summary_text",
+]
 
 
 def ingest_text(r: IngestReport) -> str:
@@ -96,6 +107,7 @@ def daily_table(rows: list[dict[str, Any]]) -> str:
         f"{r['date']!s:<11}{r['readings']:>5}{r['mean_mg_dl']:>7.1f}{_num(r['sd_mg_dl']):>6}"
         f"{_num(r['cv_pct']):>6}{r['gmi_pct']:>6.2f}{r['pct_below_54']:>6.1f}{r['pct_below_70']:>6.1f}"
         f"{r['pct_70_180']:>8.1f}{r['pct_above_180']:>7.1f}{r['pct_above_250']:>7.1f}{r['pct_active']:>8.0f}"
+        + ("  partial: not counted" if r.get("partial") else "")
         for r in rows
     ]
     return "\n".join([head, *body])
@@ -116,6 +128,57 @@ def period_table(rows: list[dict[str, Any]]) -> str:
         for r in rows
     ]
     return "\n".join([head, *body])
+
+
+_NAME_WIDTH = max(len(n) for n in ALL) + 2
+_VALUE_WIDTH = _NAME_WIDTH + 16
+
+
+def window_summary_text(summary: WindowSummary) -> str:
+    """One window's summary: the consensus set against its targets, the research catalog,
+    then the sufficiency of the data."""
+    s = summary
+    partial = f"; {s.partial_day} is partial: shown, not counted" if s.partial_day else ""
+    source = (
+        f"audited (the published period of run {s.audited_by})"
+        if s.audited
+        else "computed from the published readings (not audited)"
+    )
+    lines = [f"summary {s.start} to {s.end}: {s.days} days{partial}", f"  {source}"]
+    targets = {t.metric: t for t in TARGETS}
+    lines.append(f"{'consensus set':<{_VALUE_WIDTH + 2}}{'target':<12}met")
+    for name in CONSENSUS:
+        target = targets.get(name)
+        met = target.met(s.metrics[name]) if target else None
+        mark = "" if met is None else ("yes" if met else "NO")
+        text = target.text if target else ""
+        lines.append(
+            f"  {_metric_text(name, s.metrics[name]):<{_VALUE_WIDTH}}{text:<12}{mark}".rstrip()
+        )
+    lines.append("research catalog")
+    lines += [f"  {_metric_text(n, s.metrics[n])}" for n in ALL if n not in CONSENSUS]
+    active, days, sufficient = (s.metrics[n] for n in ("active_pct", "days", "sufficient_14d"))
+    lines.append("sufficiency")
+    lines.append(
+        f"  sensor active {_num(active)} % over {_num(days)} days of data; "
+        + ("enough" if sufficient else "NOT enough")
+        + " for a 14-day report (>= 14 days, >= 70 % active)"
+    )
+    return "\n".join(lines)
+
+
+def _metric_text(name: str, value: object) -> str:
+    unit = BY_NAME[name].unit
+    if value is None:
+        shown = "-"
+    elif isinstance(value, bool):
+        shown = "yes" if value else "no"
+    elif isinstance(value, float):
+        shown = f"{value:.4g}" if abs(value) < 1000 else f"{value:.0f}"
+    else:
+        shown = str(value)
+    suffix = f" {unit}" if unit not in ("1", "count", "flag", "local time", "A-E") else ""
+    return f"{name:<{_NAME_WIDTH}}{shown}{suffix}"
 
 
 def _num(value: float | None) -> str:

@@ -7,7 +7,8 @@ is the share of all readings in that band (not an average of daily percentages).
 ``window_metrics``: the whole catalog (``spec.ALL``, or the names asked for) of one patient's
 canonical readings whose local date lies in a window of days, computed as one series
 (published definitions): CV, MAGE or GRI of a window cannot be assembled from its days.
-``json_value`` makes one metric's value JSON-ready by its spec result type.
+``json_value`` makes one metric's value JSON-ready by its spec result type. ``TARGETS`` are the
+consensus targets a summary is read against (Battelino 2019), one definition for every reader.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -27,7 +28,51 @@ from glucosestream.metrics.calculator import compute_metrics
 from glucosestream.metrics.glycemic import gmi_pct
 from glucosestream.metrics.spec import ALL, BY_NAME
 
-__all__ = ["PatientSummary", "json_value", "summarise_patients", "window_metrics"]
+__all__ = [
+    "TARGETS",
+    "PatientSummary",
+    "Target",
+    "json_value",
+    "summarise_patients",
+    "window_metrics",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A consensus target: ``metric`` at least (``min``) or at most (``max``) ``value``."""
+
+    metric: str
+    bound: Literal["min", "max"]
+    value: float
+
+    def met(self, observed: float | None) -> bool | None:
+        """Whether ``observed`` meets the target (None: undefined, nothing to judge)."""
+        if observed is None:
+            return None
+        return observed >= self.value if self.bound == "min" else observed <= self.value
+
+    @property
+    def text(self) -> str:
+        """The target as a clinician reads it: "> 70 %", "< 4 %"."""
+        sign = ">" if self.bound == "min" else "<"
+        unit = BY_NAME[self.metric].unit
+        return f"{sign} {self.value:g} {unit}"
+
+
+# Battelino 2019 (Diabetes Care 42:1593), targets for most adults with type 1 or 2 diabetes;
+# GMI < 7 % (ADA Standards of Care 2019, the HbA1c goal GMI approximates); sensor active >= 70 %
+# of the 14 days (Battelino 2019: "at least 70 % of possible CGM readings over 14 days").
+TARGETS: Final = (
+    Target("pct_70_180", "min", 70.0),
+    Target("pct_below_70", "max", 4.0),
+    Target("pct_below_54", "max", 1.0),
+    Target("pct_above_180", "max", 25.0),
+    Target("pct_above_250", "max", 5.0),
+    Target("cv_pct", "max", 36.0),
+    Target("gmi_pct", "max", 7.0),
+    Target("active_pct", "min", 70.0),
+)
 
 
 @dataclass(frozen=True, slots=True)
