@@ -24,7 +24,7 @@
   const hourTicks = { tickvals: [0, 3, 6, 9, 12, 15, 18, 21, 24],
     ticktext: ["12am", "3am", "6am", "9am", "12pm", "3pm", "6pm", "9pm", "12am"] };
   const plots = [Plotly.newPlot("chart-agp", traces, {
-    margin: { t: 6, r: 10, b: 30, l: 45 }, legend: { orientation: "h", y: 1.12, x: 0 },
+    margin: { t: 24, r: 10, b: 30, l: 45 }, legend: { orientation: "h", y: 1.02, yanchor: "bottom", x: 0 },
     xaxis: Object.assign({ range: [0, 24] }, hourTicks),
     yaxis: gs.glucoseAxis(top, { title: { text: gs.unitLabel }, tickfont: { size: 9 } }),
     shapes: [gs.hband(gs.convert(70), gs.convert(180), "rgba(63,163,77,0.12)"),
