@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 
 from glucosestream.dashboard.pdf import CHROMIUM, CHROMIUM_ARGS
-from glucosestream.lake.patient_directory import open_patient_directory
+from glucosestream.lake import open_patient_directory
 
 from .test_dashboard_lake import HOSTILE, demo_lake  # noqa: F401
-from .test_patient_search import _app
 
 pytestmark = [
     pytest.mark.slow,
@@ -34,11 +33,13 @@ AT = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
 def server(demo_lake):  # noqa: F811
     import uvicorn
 
+    from glucosestream.app import create_app
+
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     config = uvicorn.Config(
-        _app(demo_lake.settings), host="127.0.0.1", port=port, log_level="warning"
+        create_app(demo_lake.settings), host="127.0.0.1", port=port, log_level="warning"
     )
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)

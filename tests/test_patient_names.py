@@ -24,8 +24,13 @@ from glucosestream.dashboard.templating import templates
 from glucosestream.errors import InvalidInput
 from glucosestream.ingest import ingest_records
 from glucosestream.ingest.identity import patient_key
-from glucosestream.lake import maintain, open_access, open_metadata
-from glucosestream.lake.patient_directory import checked_label, open_patient_directory
+from glucosestream.lake import (
+    checked_label,
+    maintain,
+    open_access,
+    open_metadata,
+    open_patient_directory,
+)
 from glucosestream.pipeline import run_pipeline
 from glucosestream.pipeline.table_registry import TABLES
 

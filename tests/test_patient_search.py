@@ -9,21 +9,11 @@ from fastapi.testclient import TestClient
 
 from glucosestream.access import hash_token
 from glucosestream.app import create_app
-from glucosestream.dashboard.patient_search import router as search_router
-from glucosestream.lake import open_access
-from glucosestream.lake.patient_directory import open_patient_directory
+from glucosestream.lake import open_access, open_patient_directory
 
 from .test_dashboard_lake import HOSTILE, csrf_of, demo_lake, login  # noqa: F401
 
 AT = "2026-02-01T00:00:00+00:00"
-
-
-def _app(settings):
-    """The app, with the search routes (until app.py includes them itself)."""
-    app = create_app(settings)
-    if not any(getattr(route, "path", None) == "/v1/patients" for route in app.routes):
-        app.include_router(search_router)
-    return app
 
 
 @pytest.fixture
@@ -44,7 +34,7 @@ def labels(demo_lake):  # noqa: F811
 
 
 def _client(demo_lake, token):  # noqa: F811
-    return login(TestClient(_app(demo_lake.settings)), demo_lake.tokens[token])
+    return login(TestClient(create_app(demo_lake.settings)), demo_lake.tokens[token])
 
 
 def test_a_clinician_finds_a_patient_by_the_id_as_ingested(demo_lake, labels):  # noqa: F811
@@ -146,7 +136,7 @@ def test_admins_and_the_clinics_clinicians_set_a_label_by_json(demo_lake, labels
     assert made.status_code == 200, made.text
     assert made.json() == {"ok": True, "patient_key": key, "external_id": "P2", "label": "Grace"}
     bearer = {"Authorization": "Bearer gs_admin"}
-    with TestClient(_app(demo_lake.settings)) as client:
+    with TestClient(create_app(demo_lake.settings)) as client:
         cleared = client.put(f"/v1/patients/{key}/label", json={"label": None}, headers=bearer)
         assert cleared.json()["label"] is None
         absent = client.put(f"/v1/patients/{'f' * 32}/label", json={"label": "X"}, headers=bearer)
@@ -162,7 +152,7 @@ def test_admins_and_the_clinics_clinicians_set_a_label_by_json(demo_lake, labels
 def test_others_may_not_set_a_label(demo_lake, token, status):  # noqa: F811
     key = demo_lake.keys["P1"]
     bearer = {"Authorization": f"Bearer {demo_lake.tokens[token]}"}
-    with TestClient(_app(demo_lake.settings)) as client:
+    with TestClient(create_app(demo_lake.settings)) as client:
         response = client.put(f"/v1/patients/{key}/label", json={"label": "X"}, headers=bearer)
     assert response.status_code == status
     assert response.json()["ok"] is False
@@ -172,7 +162,7 @@ def test_others_may_not_set_a_label(demo_lake, token, status):  # noqa: F811
 def test_a_bad_label_is_one_error_in_the_apps_shape(demo_lake):  # noqa: F811
     key = demo_lake.keys["P1"]
     bearer = {"Authorization": f"Bearer {demo_lake.tokens['admin']}"}
-    with TestClient(_app(demo_lake.settings)) as client:
+    with TestClient(create_app(demo_lake.settings)) as client:
         response = client.put(f"/v1/patients/{key}/label", json={"label": "a\nb"}, headers=bearer)
     assert response.status_code == 422
     body = response.json()
@@ -187,7 +177,7 @@ def test_a_search_finds_exactly_the_patients_each_role_may_read(demo_lake, role)
     from .test_authz_matrix import MAY_READ
 
     headers = {"Authorization": f"Bearer {demo_lake.tokens[role]}"}
-    with TestClient(_app(demo_lake.settings)) as client:
+    with TestClient(create_app(demo_lake.settings)) as client:
         found = {
             p
             for p in ("P1", "P2", "P3")
@@ -197,7 +187,7 @@ def test_a_search_finds_exactly_the_patients_each_role_may_read(demo_lake, role)
 
 
 def test_a_search_needs_a_reader(demo_lake):  # noqa: F811
-    with TestClient(_app(demo_lake.settings)) as client:
+    with TestClient(create_app(demo_lake.settings)) as client:
         page = client.get("/patients", params={"id": "P1"}, follow_redirects=False)
         anonymous = client.get("/v1/patients", params={"id": "P1"})
         uploader = client.get(

@@ -19,8 +19,7 @@ from glucosestream.cli.base import Context, common, main
 from glucosestream.clock import utc_now
 from glucosestream.errors import ConfigError, NotFound
 from glucosestream.ingest.identity import load_secret, patient_key
-from glucosestream.lake import AccessEntry, open_access
-from glucosestream.lake.patient_directory import PatientIdentity, open_patient_directory
+from glucosestream.lake import AccessEntry, PatientIdentity, open_access, open_patient_directory
 
 __all__ = ["find_patient", "label_patient", "patient"]
 

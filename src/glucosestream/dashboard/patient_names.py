@@ -17,11 +17,7 @@ from fastapi import Request
 
 from glucosestream.config import Settings
 from glucosestream.dashboard.auth import Viewer, access_store, readable_keys
-from glucosestream.lake.patient_directory import (
-    PatientDirectory,
-    PatientIdentity,
-    open_patient_directory,
-)
+from glucosestream.lake import PatientDirectory, PatientIdentity, open_patient_directory
 
 __all__ = [
     "PatientName",
