@@ -4,6 +4,7 @@ it wrote (FHIR here; the OMOP and tidy writers' own tests are theirs)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -148,3 +149,23 @@ def test_mmol_l_export_uses_the_molar_reading_code(env, tmp_path):
     text = out.read_text()
     assert '"105272-9"' in text
     assert '"99504-3"' not in text
+
+
+@pytest.mark.parametrize(
+    ("out_name", "flags", "suffix"),
+    [
+        ("omop", [], ".csv"),
+        ("omop", ["--omop-parquet"], ".parquet"),
+        ("omop.parquet", [], ".parquet"),
+    ],
+)
+def test_omop_is_csv_unless_asked_for_parquet(env, tmp_path, out_name, flags, suffix):
+    out = tmp_path / out_name
+    result = _export(env, "--all", "--format", "omop", *flags, "--json", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    files = [Path(f) for f in report["files"]]
+    assert files
+    assert {f.suffix for f in files} == {suffix}
+    assert report["bytes"] == sum(f.stat().st_size for f in files)
+    assert report["rows"]["measurement"] > 0

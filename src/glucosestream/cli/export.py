@@ -12,8 +12,9 @@ from glucosestream.cli.base import Context, common, main
 from glucosestream.clock import utc_now
 from glucosestream.errors import ConfigError, NotFound
 from glucosestream.exports import ExportReport
+from glucosestream.exports.window_readings import exported_ids
 from glucosestream.ingest.identity import load_secret, patient_key
-from glucosestream.lake import PatientIdentity, open_metadata, open_patient_directory
+from glucosestream.lake import open_metadata
 from glucosestream.published import PublishedLake, PublishedRun
 
 __all__ = ["export"]
@@ -102,7 +103,9 @@ def export(
             now=utc_now(),
         )
     else:
-        report = _write_table_export(ctx, run, fmt, keys, window, out, omop_parquet=omop_parquet)
+        report = _write_table_export(
+            ctx, run, fmt, identities, window, out, omop_parquet=omop_parquet
+        )
     ctx.emit(report, _report_text(fmt, report))
 
 
@@ -155,36 +158,36 @@ def _patients(ctx: Context, patient_id: str | None, *, pseudonymous: bool) -> di
         return {key: key if pseudonymous else patient_id}
     if pseudonymous:
         return {key: key for key in known}
-    names = open_patient_directory(settings.lake).names(known)
-    return {key: _external_id(key, names.get(key)) for key in known}
-
-
-def _external_id(key: str, identity: PatientIdentity | None) -> str:
-    external = identity.external_id if identity is not None else None
-    if not external:
-        raise NotFound(
-            f"patient {key[:8]}… has no id as ingested in the metadata store; export with "
-            "--pseudonymous, or re-ingest the patient"
-        )
-    return external
+    return exported_ids(settings, known, None)
 
 
 def _write_table_export(
     ctx: Context,
     run: PublishedRun,
     fmt: Format,
-    keys: list[str],
+    identities: dict[str, str],
     window: tuple[dt.date | None, dt.date | None],
     out: Path,
     *,
     omop_parquet: bool,
 ) -> ExportReport:
-    """OMOP CDM or tidy files (``exports.omop``, ``exports.tidy``, helper G: until they land,
-    a clear refusal)."""
-    raise ConfigError(
-        f"--format {fmt} is not available in this build yet; use --format fhir"
-        + (" (--omop-parquet is for omop)" if omop_parquet and fmt != "omop" else "")
-    )
+    """OMOP CDM (``exports.omop``) or tidy files (``exports.tidy``)."""
+    keys = sorted(identities)
+    if fmt == "omop":
+        from glucosestream.exports.omop import write_omop
+
+        parquet = out.suffix.lower() == ".parquet" or omop_parquet
+        return write_omop(
+            run,
+            keys,
+            *window,
+            out,
+            fmt="parquet" if parquet else "csv",
+            settings=ctx.settings,
+            identities=identities,
+            now=utc_now(),
+        )
+    raise ConfigError(f"--format {fmt} is not available in this build yet; use fhir or omop")
 
 
 def _report_text(fmt: str, report: ExportReport) -> str:

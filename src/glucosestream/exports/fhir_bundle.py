@@ -23,13 +23,12 @@ import logging
 import re
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from glucosestream.config import Settings
 from glucosestream.errors import ConfigError, NotFound
@@ -43,7 +42,7 @@ from glucosestream.exports.fhir_resources import (
     summary_entries,
     transaction_bundle,
 )
-from glucosestream.localclock import local_days
+from glucosestream.exports.window_readings import readings_by_patient
 from glucosestream.metrics.report_window import REPORT_DAYS
 from glucosestream.published import PublishedRun, window_summary
 from glucosestream.readings import Unit
@@ -52,7 +51,6 @@ __all__ = ["FhirOptions", "write_fhir"]
 
 log = logging.getLogger(__name__)
 
-_KEYS_PER_READ: Final = 64  # patients whose readings are read in one scan
 _SAFE_NAME: Final = re.compile(r"[^A-Za-z0-9._-]+")
 _NAME_MAX_CHARS: Final = 80
 
@@ -87,7 +85,7 @@ def write_fhir(
         out.mkdir(parents=True, exist_ok=True)
     writer = _Writer(run, settings, options, now)
     started = time.perf_counter()
-    for key, readings in _readings_by_patient(run, patient_keys, window):
+    for key, readings in readings_by_patient(run, patient_keys, window):
         identity = identities[key]
         if readings.num_rows == 0:
             writer.notes.append(f"{identity}: no published readings in the window, not written")
@@ -172,30 +170,6 @@ class _Writer:
         return report_entry(
             key, pdf, agp, summary_url=summary_url if same else None, issued_at=self.now
         )
-
-
-def _readings_by_patient(
-    run: PublishedRun,
-    patient_keys: Sequence[str],
-    window: tuple[dt.date | None, dt.date | None],
-) -> Iterator[tuple[str, pa.Table]]:
-    """Each patient's published readings of the window's local days, in time order (read
-    ``_KEYS_PER_READ`` patients at a time)."""
-    start, end = window
-    since = dt.datetime.combine(start - dt.timedelta(days=1), dt.time(), dt.UTC) if start else None
-    for first in range(0, len(patient_keys), _KEYS_PER_READ):
-        keys = list(patient_keys[first : first + _KEYS_PER_READ])
-        table = run.readings(keys, since)
-        if table.num_rows and (start or end):
-            days = local_days(table["ts"], table["tz"])
-            keep = pc.and_(
-                pc.greater_equal(days, start) if start else pc.is_valid(days),
-                pc.less_equal(days, end) if end else pc.is_valid(days),
-            )
-            table = table.filter(keep)
-        for key in keys:
-            mine = table.filter(pc.equal(table["patient_key"], key))
-            yield key, mine.sort_by([("ts", "ascending"), ("device_id", "ascending")])
 
 
 def _file_name(identity: str, key: str) -> str:
