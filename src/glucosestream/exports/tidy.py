@@ -1,0 +1,207 @@
+"""The tidy export: the patients' readings and metrics as two tables for any analysis tool, and
+their data dictionary, in the folder ``out``.
+
+- ``readings.csv`` / ``.parquet``: one row per published reading of the window's local days
+  (every reading, fingerstick calibrations and a partial newest day included: the flags say).
+- ``metrics.csv`` / ``.parquet``: one row per patient and local day of the published daily
+  metrics, then one ``window`` row per patient: the summary of the window's complete days
+  (``published.window_summary``).
+- ``data_dictionary.csv``: every column of both files (type, unit, definition, source), made
+  from the same definitions as the files (``exports.data_dictionary``).
+
+CSV conventions (and the formula guard for spreadsheets): ``exports.table_files``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from glucosestream.clock import utc_now
+from glucosestream.config import Settings
+from glucosestream.errors import NotFound
+from glucosestream.exports import ExportReport, export_report
+from glucosestream.exports.data_dictionary import (
+    DICTIONARY_SCHEMA,
+    METRIC_NAMES,
+    METRICS_COLUMNS,
+    READINGS_COLUMNS,
+    dictionary_rows,
+    schema_of,
+)
+from glucosestream.exports.table_files import TableFile
+from glucosestream.exports.window_readings import Window, exported_ids, readings_by_patient
+from glucosestream.localclock import wall_clock_times
+from glucosestream.metrics.report_window import last_complete_day
+from glucosestream.published import PublishedRun, window_summary
+from glucosestream.readings import MG_DL_PER_MMOL_L, ReadingFlag
+
+__all__ = ["DICTIONARY_FILE", "write_tidy"]
+
+log = logging.getLogger(__name__)
+
+DICTIONARY_FILE: Final = "data_dictionary.csv"
+_FLAGS: Final = (
+    ReadingFlag.SENSOR_LOW,
+    ReadingFlag.SENSOR_HIGH,
+    ReadingFlag.CALIBRATION,
+    ReadingFlag.SCAN,
+)
+# Daily-metrics columns named otherwise than the spec's metric.
+_DAILY_NAMES: Final = {"pct_active": "active_pct"}
+_FLAGGED: Final = frozenset(c.name for c in METRICS_COLUMNS if c.type == pa.bool_())
+
+
+def write_tidy(
+    run: PublishedRun,
+    patient_keys: list[str],
+    start: dt.date | None,
+    end: dt.date | None,
+    out: Path,
+    *,
+    fmt: Literal["csv", "parquet"],
+    settings: Settings,
+    identities: Mapping[str, str] | None = None,
+    now: dt.datetime | None = None,
+) -> ExportReport:
+    """Write the tidy readings, metrics and data dictionary of ``patient_keys``' published data
+    of local days ``start``..``end`` (each optional) into the folder ``out``."""
+    now = now or utc_now()
+    ids = exported_ids(settings, patient_keys, identities)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    suffix = ".csv" if fmt == "csv" else ".parquet"
+    files = {
+        "readings": TableFile(out / f"readings{suffix}", schema_of(READINGS_COLUMNS), fmt),
+        "metrics": TableFile(out / f"metrics{suffix}", schema_of(METRICS_COLUMNS), fmt),
+    }
+    notes: list[str] = []
+    try:
+        for key, readings in readings_by_patient(run, patient_keys, (start, end)):
+            if readings.num_rows == 0:
+                notes.append(f"{ids[key]}: no published readings in the window, not written")
+                continue
+            files["readings"].write(_reading_rows(readings, ids[key]))
+            files["metrics"].write(_day_rows(run, key, ids[key], readings, (start, end)))
+            files["metrics"].write(_window_row(run, key, ids[key], (start, end), now, notes))
+    finally:
+        for f in files.values():
+            f.close()
+    dictionary = _write_dictionary(out, {f.path.name: f for f in files.values()})
+    rows = {name: f.rows for name, f in files.items()}
+    log.info(
+        "export format=tidy-%s readings=%d metric_rows=%d duration_ms=%d",
+        fmt,
+        rows["readings"],
+        rows["metrics"],
+        (time.perf_counter() - started) * 1000,
+    )
+    written = [f.path for f in files.values()] + [dictionary]
+    return export_report(written, rows, notes)
+
+
+def _reading_rows(readings: pa.Table, identity: str) -> pa.Table:
+    """The readings as the tidy file's rows (``READINGS_COLUMNS``)."""
+    n = readings.num_rows
+    mg_dl = readings["glucose_mg_dl"]
+    columns: dict[str, Any] = {
+        "patient_id": pa.array([identity] * n, pa.string()),
+        "device_id": readings["device_id"],
+        "source": readings["source"],
+        "time_utc": readings["ts"],
+        "time_local": wall_clock_times(readings["ts"], readings["tz"]),
+        "local_date": readings["local_date"],
+        "tz": readings["tz"],
+        "glucose_mg_dl": mg_dl,
+        "glucose_mmol_l": pc.divide(mg_dl, MG_DL_PER_MMOL_L),
+        "original_value": readings["original_value"],
+        "original_unit": readings["original_unit"],
+        "direction": readings["direction"],
+        "rate_mg_dl_min": readings["rate_mg_dl_min"],
+    }
+    for flag in _FLAGS:
+        set_bits = pc.bit_wise_and(readings["flags"], int(flag))
+        columns[str(flag.name).lower()] = pc.not_equal(set_bits, 0)
+    return pa.table({c.name: columns[c.name] for c in READINGS_COLUMNS})
+
+
+def _day_rows(
+    run: PublishedRun, key: str, identity: str, readings: pa.Table, window: Window
+) -> pa.Table:
+    """The patient's published daily metrics of the window, marked complete or partial."""
+    days = run.daily_index().patient_days(key, *window)
+    newest = pc.max(wall_clock_times(readings["ts"], readings["tz"])).as_py()
+    complete = pc.less_equal(days["date"], pa.scalar(last_complete_day(newest), pa.date32()))
+    values: dict[str, Any] = {
+        "patient_id": [identity] * days.num_rows,
+        "row_kind": ["day"] * days.num_rows,
+        "period_start": days["date"],
+        "period_end": days["date"],
+        "complete": complete,
+        "audited": [True] * days.num_rows,
+    }
+    for name in days.column_names:
+        values[_DAILY_NAMES.get(name, name)] = days[name]
+    return _metric_table(values, days.num_rows)
+
+
+def _window_row(
+    run: PublishedRun,
+    key: str,
+    identity: str,
+    window: Window,
+    now: dt.datetime,
+    notes: list[str],
+) -> pa.Table:
+    """The summary of the window's complete days (no row when it has none: said in notes)."""
+    try:
+        summary = window_summary(run, key, *window, now=now)
+    except NotFound as err:
+        notes.append(f"{identity}: no window summary ({err})")
+        return _metric_table({}, 0)
+    values: dict[str, Any] = {
+        "patient_id": [identity],
+        "row_kind": ["window"],
+        "period_start": [summary.start],
+        "period_end": [summary.end],
+        "complete": [True],
+        "audited": [summary.audited],
+    }
+    for name in METRIC_NAMES:
+        value = summary.metrics.get(name)
+        values[name] = [
+            bool(value) if isinstance(value, float | int) and name in _FLAGGED else value
+        ]
+    return _metric_table(values, 1)
+
+
+def _metric_table(values: Mapping[str, Any], n: int) -> pa.Table:
+    """``n`` rows of the metrics file: the columns given, NULL in the others."""
+    out = []
+    for c in METRICS_COLUMNS:
+        value = values.get(c.name)
+        if value is None:
+            out.append(pa.nulls(n, c.type))
+        elif isinstance(value, pa.Array | pa.ChunkedArray):
+            out.append(value.cast(c.type))
+        else:
+            out.append(pa.array(value, c.type))
+    return pa.Table.from_arrays(out, schema=schema_of(METRICS_COLUMNS))
+
+
+def _write_dictionary(out: Path, files: Mapping[str, TableFile]) -> Path:
+    """``data_dictionary.csv``: every column of the files written (CSV whatever the format:
+    it is read by people)."""
+    docs = {"readings": READINGS_COLUMNS, "metrics": METRICS_COLUMNS}
+    by_file = {name: docs[name.split(".")[0]] for name in files}
+    path = out / DICTIONARY_FILE
+    with TableFile(path, DICTIONARY_SCHEMA, "csv") as dictionary:
+        dictionary.write(dictionary_rows(by_file))
+    return path
