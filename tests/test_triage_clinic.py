@@ -239,6 +239,7 @@ def test_filters_by_flag_and_clinic_and_sorts(clinic):
         south = _triage(client, "?clinic=south")
         by_tir = _triage(client, "?sort=tir")
         by_change = _triage(client, "?sort=tir_change")
+        thin = _triage(client, "?insufficient=true")
         refused = client.get("/v1/triage?flag=bogus")
     assert [r["patient_key"] for r in only_drop] == [keys["DROP"]]
     assert keys["GOOD"] not in {r["patient_key"] for r in flagged}
@@ -247,6 +248,7 @@ def test_filters_by_flag_and_clinic_and_sorts(clinic):
     tirs = [r["summary"]["pct_70_180"] for r in by_tir]
     assert tirs == sorted(tirs)
     assert by_change[0]["patient_key"] == keys["DROP"]
+    assert [r["patient_key"] for r in thin] == [keys["GAP"]]  # 4 of its 14 days worn
     assert refused.status_code == 422
     assert refused.json()["ok"] is False
 

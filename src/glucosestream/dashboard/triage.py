@@ -35,7 +35,13 @@ from glucosestream.dashboard.auth import (
 )
 from glucosestream.dashboard.patient_names import PatientName, patient_names
 from glucosestream.dashboard.rolling_summary import Window, last_uploads, summary_rows
-from glucosestream.dashboard.triage_flags import FLAGS, flags_of, range_shares, wear_pct
+from glucosestream.dashboard.triage_flags import (
+    FLAGS,
+    WEAR_MIN_PCT,
+    flags_of,
+    range_shares,
+    wear_pct,
+)
 from glucosestream.engines import DuckDBEngine
 from glucosestream.errors import Forbidden
 from glucosestream.published import PublishedLake, PublishedRun
@@ -140,8 +146,6 @@ def _filtered(table: pa.Table, allowed: frozenset[str] | None, flt: TriageFilter
         table = table.filter(pc.match_substring(table["patient_key"], flt.q))
     if flt.zone:
         table = table.filter(pc.equal(table["gri_zone"], flt.zone))
-    if flt.insufficient:
-        table = table.filter(pc.invert(table["sufficient"]))
     if flt.min_gri > 0:
         table = table.filter(pc.greater_equal(table["gri"], flt.min_gri))
     return table
@@ -193,7 +197,9 @@ def _summary_json(rows: dict[Window, dict[str, Any]] | None) -> dict[str, Any] |
     previous = (rows or {}).get("previous") or {}
     out = {k: _iso(current.get(k)) for k in _SUMMARY_COLUMNS}
     before, now = previous.get("pct_70_180"), current.get("pct_70_180")
-    out["wear_pct"] = wear_pct(current)
+    out["wear_pct"] = wear = wear_pct(current)
+    # Enough data (Battelino 2019): 14 days spanned, sensor active >= 70 % of the window.
+    out["sufficient"] = bool(current.get("sufficient_14d")) and (wear or 0.0) >= WEAR_MIN_PCT
     out["previous_pct_70_180"] = before
     out["tir_change_points"] = None if before is None or now is None else now - before
     return out
@@ -235,6 +241,8 @@ def _sort_value(row: dict[str, Any], key: SortKey) -> tuple[bool, Any]:
 
 def _chosen(rows: list[dict[str, Any]], flt: TriageFilter) -> list[dict[str, Any]]:
     """The rows raising the filter's flag, in the filter's order (risk: as triage.sql)."""
+    if flt.insufficient:
+        rows = [r for r in rows if not (r["summary"] or {}).get("sufficient")]
     if flt.flag == "any":
         rows = [r for r in rows if r["flags"]]
     elif flt.flag:

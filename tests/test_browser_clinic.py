@@ -1,0 +1,122 @@
+"""The clinic's pages in a real headless Chromium, on the hand-made clinic lake
+(tests/test_triage_clinic.py): triage shows a bar and the flags in words per patient and
+filters by flag; the period comparison draws both fortnights' AGP curves; the daily overlay one
+line per day; no console errors. Screenshots go to test-artifacts/.
+
+Needs Debian's ``chromium`` (/usr/bin/chromium) and Python ``playwright``."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from glucosestream.dashboard.pdf import CHROMIUM, CHROMIUM_ARGS
+
+from .test_triage_clinic import clinic, clinic_app  # noqa: F401
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    ),
+]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def server(clinic):  # noqa: F811
+    import uvicorn
+
+    settings, _ = clinic
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(clinic_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS))
+        yield chromium
+        chromium.close()
+
+
+def _page(browser, base, token):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{base}/login")
+    page.fill("input[name=token]", token)
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    return page, errors
+
+
+def _drawn(page, chart_id, name_part):
+    """The drawn line (its SVG path) of each trace of a Plotly chart whose name holds
+    ``name_part`` and that draws a line (not a band's edge of width 0)."""
+    return page.evaluate(
+        """([id, part]) => {
+          const traces = document.querySelectorAll('#' + id + ' .scatterlayer .trace');
+          const data = document.getElementById(id).data;
+          return Array.from(traces).filter((t, i) => data[i].name && data[i].name.includes(part)
+              && !(data[i].line && data[i].line.width === 0))
+            .map((t) => (t.querySelector('path.js-line') || {}).getAttribute?.('d') || '')
+            .filter((d) => d.length > 0);
+        }""",
+        [chart_id, name_part],
+    )
+
+
+def test_triage_and_the_clinic_pages_in_a_browser(server, browser, clinic):  # noqa: F811
+    _, keys = clinic
+    ARTIFACTS.mkdir(exist_ok=True)
+    page, errors = _page(browser, server, "t_admin")
+    assert "Clinic triage" in page.content()
+    rows = page.locator("#triage tbody tr")
+    assert rows.count() == len(keys)
+    drop = page.locator(f"#triage tbody tr[data-patient-key='{keys['DROP']}']")
+    assert "Time in range down more than 15 points" in drop.locator(".flags").inner_text()
+    widths = drop.locator(".tir-hbar .seg").evaluate_all(
+        "segs => segs.map(s => s.getBoundingClientRect().width)"
+    )
+    bar = drop.locator(".tir-hbar").evaluate("b => b.clientWidth")
+    assert len(widths) == 5
+    assert sum(widths) == pytest.approx(bar, abs=2)  # the segments fill the bar
+    page.screenshot(path=str(ARTIFACTS / "triage.png"), full_page=True)
+    page.select_option("select[name=flag]", "tir_drop")
+    page.click("#triage-filters button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    assert page.locator("#triage tbody tr").count() == 1
+    page.click(f"a[href='/patients/{keys['DROP']}/compare']")
+    page.wait_for_selector("body[data-rendered='1']")
+    medians = _drawn(page, "chart-compare-agp", "median")
+    assert len(medians) == 2  # both fortnights'
+    assert medians[0] != medians[1]  # DROP's fortnights differ
+    assert page.locator("#compare-metrics tbody tr").count() >= 10
+    assert page.locator("#compare-tir .tir-hbar").count() == 2
+    page.screenshot(path=str(ARTIFACTS / "comparison.png"), full_page=True)
+    page.goto(f"{server}/patients/{keys['PART']}/overlay")
+    page.wait_for_selector("body[data-rendered='1']")
+    days = _drawn(page, "chart-overlay", "")
+    assert len(days) == 15  # 14 days and the partial one
+    legend = page.evaluate("() => document.querySelector('#chart-overlay g.legend').textContent")
+    assert "2026-02-04 (partial)" in legend
+    page.screenshot(path=str(ARTIFACTS / "overlay.png"), full_page=True)
+    assert errors == []
