@@ -1,21 +1,20 @@
 """Quality: row checks that set a bad reading aside alone (``row_checks``, PURE), declarative checks
-over staged data (``checks``, PURE) and the gate that decides whether a run may publish
-(``gate``)."""
+over staged data (``checks``, PURE; ``duplicate_sensor``, a warning: the same sensor under two
+identities) and the gate that decides whether a run may publish (``gate``)."""
 
 from __future__ import annotations
 
 from glucosestream.quality.checks import (
     READING_KEY,
     BatchCounts,
-    CheckResult,
     RunAccounts,
-    StagedRun,
     check_reconciliation,
     combine,
     in_key_order,
     repeats_previous_key,
     run_checks,
 )
+from glucosestream.quality.duplicate_sensor import recurring_pairs
 from glucosestream.quality.gate import QualityReport
 from glucosestream.quality.row_checks import (
     SET_ASIDE_SCHEMA,
@@ -24,6 +23,7 @@ from glucosestream.quality.row_checks import (
     row_check_results,
     set_aside_rows,
 )
+from glucosestream.quality.staged import CheckResult, StagedRun
 
 __all__ = [
     "READING_KEY",
@@ -38,6 +38,7 @@ __all__ = [
     "combine",
     "count_set_aside",
     "in_key_order",
+    "recurring_pairs",
     "repeats_previous_key",
     "row_check_results",
     "run_checks",

@@ -22,15 +22,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from glucosestream.config import QualitySettings
+from glucosestream.quality.duplicate_sensor import check_duplicate_sensor
+from glucosestream.quality.staged import CheckResult, StagedRun
 from glucosestream.readings import in_order
 
 __all__ = [
     "CHECKS",
     "READING_KEY",
     "BatchCounts",
-    "CheckResult",
     "RunAccounts",
-    "StagedRun",
     "check_reconciliation",
     "combine",
     "in_key_order",
@@ -62,17 +62,6 @@ class BatchCounts:
 
 
 @dataclass(frozen=True, slots=True)
-class StagedRun:
-    """What a run is about to publish for one bucket of patients."""
-
-    new_readings: pa.Table
-    all_readings: pa.Table
-    daily: pa.Table
-    days: pa.Table
-    incoming: pa.Table | None = None  # the bucket's readings the merge took (after set-aside)
-
-
-@dataclass(frozen=True, slots=True)
 class RunAccounts:
     """The counts of a whole run that must reconcile."""
 
@@ -81,19 +70,6 @@ class RunAccounts:
     new_rows: int
     duplicates_at_merge: int
     set_aside_rows: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class CheckResult:
-    """A check's outcome. ``failed_rows``: rows staged for publishing that fail it (then it did
-    not pass); ``set_aside``: rows a row check kept out of the run (it passed: none is staged)."""
-
-    name: str
-    passed: bool
-    failed_rows: int
-    detail: str
-    batch_ids: tuple[str, ...] = ()
-    set_aside: int = 0
 
 
 def _result(name: str, failed: int, detail: str, batch_ids: list[str] | None = None) -> CheckResult:
@@ -230,6 +206,7 @@ CHECKS: Final[tuple[Callable[[StagedRun, QualitySettings], CheckResult], ...]] =
     check_every_reading_lands,
     check_daily_bounds,
     check_complete_days,
+    check_duplicate_sensor,
 )
 
 
@@ -239,7 +216,7 @@ def run_checks(run: StagedRun, settings: QualitySettings) -> list[CheckResult]:
 
 def combine(per_bucket: Sequence[Sequence[CheckResult]]) -> list[CheckResult]:
     """One result per check over all buckets: failed rows add up, blamed batches unite, and
-    the details of the failing buckets are kept."""
+    the details of the failing buckets are kept (of a warning's buckets, when none failed)."""
     by_name: dict[str, list[CheckResult]] = {}
     for results in per_bucket:
         for result in results:
@@ -247,8 +224,9 @@ def combine(per_bucket: Sequence[Sequence[CheckResult]]) -> list[CheckResult]:
     out = []
     for name, results in by_name.items():
         failed = [r for r in results if not r.passed]
-        rows = sum(r.failed_rows for r in failed)
-        detail = "; ".join(dict.fromkeys(r.detail for r in failed)) if failed else "ok"
+        said = failed or [r for r in results if r.warning]  # a warning's findings add up too
+        rows = sum(r.failed_rows for r in said)
+        detail = "; ".join(dict.fromkeys(r.detail for r in said)) if said else "ok"
         batches = sorted({b for r in failed for b in r.batch_ids})
         out.append(CheckResult(name, not failed, rows, detail, tuple(batches)))
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from glucosestream.quality.checks import CheckResult
+from glucosestream.quality.staged import CheckResult
 
 __all__ = ["QualityReport"]
 

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from glucosestream.config import QualitySettings
-from glucosestream.quality.checks import CheckResult
+from glucosestream.quality.staged import CheckResult
 from glucosestream.readings import EARLIEST_READING_AT, FUTURE_SKEW, is_known_zone
 
 __all__ = [
