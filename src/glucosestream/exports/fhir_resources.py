@@ -121,6 +121,7 @@ def reading_entries(readings: pa.Table, patient_key: str, unit: Unit) -> Iterato
     not a sensor reading and is left out."""
     code, profile = READING[unit], _meta(f"reading:{unit}")
     subject = {"reference": resource_url(patient_key, "patient")}
+    devices: dict[str, dict[str, str]] = {}  # each device's reference, made once
     columns = [
         readings[name].to_pylist()
         for name in ("ts", "device_id", "glucose_mg_dl", "original_value", "original_unit", "flags")
@@ -142,7 +143,10 @@ def reading_entries(readings: pa.Table, patient_key: str, unit: Unit) -> Iterato
             "category": [{"coding": [CATEGORY_LABORATORY]}],
             "code": _concept(code),
             "subject": subject,
-            "device": {"reference": resource_url(patient_key, "device", device_id)},
+            "device": devices.get(device_id)
+            or devices.setdefault(
+                device_id, {"reference": resource_url(patient_key, "device", device_id)}
+            ),
             "effectiveDateTime": moment,
             "valueQuantity": quantity,
         }
