@@ -10,8 +10,13 @@ import math
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from glucosestream.access import create_token
+from glucosestream.app import create_app
 from glucosestream.config import IngestSettings, LakeSettings, Settings
+from glucosestream.dashboard.audit import audit_lines
+from glucosestream.dashboard.summary_routes import router as summary_router
 from glucosestream.errors import InvalidInput, NotFound
 from glucosestream.ingest import ingest_records
 from glucosestream.ingest.identity import patient_key
@@ -66,7 +71,7 @@ def fresh(tmp_path_factory):
     n = FRESH_DAYS * 288 + FRESH_TAIL_READINGS
     root = tmp_path_factory.mktemp("fresh")
     settings = _lake(root, _every_5_min("F1", FRESH_START, n, "Europe/Berlin"))
-    return PublishedLake(settings).current(), patient_key(SECRET.encode(), "F1")
+    return PublishedLake(settings).current(), patient_key(SECRET.encode(), "F1"), settings
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +83,7 @@ def long(tmp_path_factory):
 
 
 def test_a_fresh_14_day_export_gets_a_summary_of_its_complete_days(fresh):
-    run, key = fresh
+    run, key, _ = fresh
     summary = window_summary(run, key, None, None, now=NOW)
     assert (summary.start, summary.end) == (dt.date(2026, 1, 5), dt.date(2026, 1, 18))
     assert summary.partial_day == dt.date(2026, 1, 19)  # shown apart, never counted
@@ -93,7 +98,7 @@ def test_a_fresh_14_day_export_gets_a_summary_of_its_complete_days(fresh):
 
 
 def test_the_summary_json_has_the_catalog_and_sufficiency(fresh):
-    run, key = fresh
+    run, key, _ = fresh
     body = window_summary(run, key, None, None, now=NOW).as_json()
     assert body["start"] == "2026-01-05"
     assert body["end"] == "2026-01-18"
@@ -113,7 +118,7 @@ def test_the_summary_json_has_the_catalog_and_sufficiency(fresh):
 
 
 def test_a_window_ending_on_the_partial_day_ends_the_day_before(fresh):
-    run, key = fresh
+    run, key, _ = fresh
     summary = window_summary(run, key, dt.date(2026, 1, 10), dt.date(2026, 1, 19), now=NOW)
     assert (summary.start, summary.end, summary.partial_day) == (
         dt.date(2026, 1, 10),
@@ -126,7 +131,7 @@ def test_a_window_ending_on_the_partial_day_ends_the_day_before(fresh):
 
 
 def test_a_window_is_computed_as_one_series(fresh):
-    run, key = fresh
+    run, key, _ = fresh
     days = window_summary(run, key, dt.date(2026, 1, 6), dt.date(2026, 1, 8), now=NOW)
     daily = run.daily(key, dt.date(2026, 1, 6), dt.date(2026, 1, 8)).to_pylist()
     mean = sum(d["mean_mg_dl"] * d["readings"] for d in daily) / sum(d["readings"] for d in daily)
@@ -135,13 +140,13 @@ def test_a_window_is_computed_as_one_series(fresh):
 
 
 def test_from_after_to_is_refused(fresh):
-    run, key = fresh
+    run, key, _ = fresh
     with pytest.raises(InvalidInput, match="starts on 2026-01-12 after it ends on 2026-01-10"):
         window_summary(run, key, dt.date(2026, 1, 12), dt.date(2026, 1, 10), now=NOW)
 
 
 def test_a_window_without_data_says_which_days_the_patient_has(fresh):
-    run, key = fresh
+    run, key, _ = fresh
     with pytest.raises(NotFound) as caught:
         window_summary(run, key, dt.date(2025, 6, 1), dt.date(2025, 6, 14), now=NOW)
     message = str(caught.value)
@@ -152,7 +157,7 @@ def test_a_window_without_data_says_which_days_the_patient_has(fresh):
 
 
 def test_an_unknown_patient_is_not_found(fresh):
-    run, _ = fresh
+    run, _, _ = fresh
     with pytest.raises(NotFound, match="check the id"):
         window_summary(run, "0" * 32, None, None, now=NOW)
 
@@ -183,6 +188,50 @@ def test_the_whole_data_of_a_longer_export_ends_on_its_last_complete_day(long):
     )
     assert summary.metrics["readings"] == 30 * 288
     assert not summary.audited
+
+
+def _api(settings: Settings, token: str, path: str):
+    app = create_app(settings, clock=lambda: NOW)
+    if not any(getattr(r, "path", "").endswith("/summary") for r in app.routes):
+        app.include_router(summary_router)  # until app.py includes it
+    with TestClient(app) as client:
+        return client.get(path, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_the_json_api_gives_the_summary_and_the_days_and_audits_the_read(fresh):
+    run, key, settings = fresh
+    clinician = create_token(settings.lake, "patient", label="p", now=NOW, patient_keys=[key])
+    response = _api(settings, clinician, f"/v1/patients/{key}/summary")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["ok"], body["patient_key"]) == (True, key)
+    assert body["summary"] == window_summary(run, key, None, None, now=NOW).as_json()
+    assert [d["date"] for d in body["days"]][-2:] == ["2026-01-18", "2026-01-19"]
+    assert [d["partial"] for d in body["days"]][-2:] == [False, True]
+    ranged = _api(settings, clinician, f"/v1/patients/{key}/summary?from=2026-01-06&to=2026-01-08")
+    assert ranged.json()["summary"]["days"] == 3
+    assert len(ranged.json()["days"]) == 3
+    assert any("api.summary" in line for line in audit_lines(settings, key))
+
+
+def test_the_json_api_refuses_other_patients_and_says_what_data_there_is(fresh):
+    _, key, settings = fresh
+    other = create_token(settings.lake, "patient", label="o", now=NOW, patient_keys=["1" * 32])
+    refused = _api(settings, other, f"/v1/patients/{key}/summary")
+    assert refused.status_code == 403
+    assert refused.json()["ok"] is False
+    admin = create_token(settings.lake, "admin", label="a", now=NOW)
+    backwards = _api(settings, admin, f"/v1/patients/{key}/summary?from=2026-01-08&to=2026-01-06")
+    assert backwards.status_code == 200  # read as 01-06..01-08, as the pages read it
+    assert (backwards.json()["summary"]["start"], backwards.json()["summary"]["end"]) == (
+        "2026-01-06",
+        "2026-01-08",
+    )
+    empty = _api(settings, admin, f"/v1/patients/{key}/summary?from=2020-01-01&to=2020-01-14")
+    assert empty.status_code == 404
+    assert "complete days 2026-01-05 to 2026-01-18" in empty.json()["error"]
+    unknown = _api(settings, admin, f"/v1/patients/{'0' * 32}/summary")
+    assert unknown.status_code == 404
 
 
 # ---- against iglu 4.3.0 (reference numbers from ../shared, not shipped) --------------------
