@@ -169,3 +169,17 @@ def test_omop_is_csv_unless_asked_for_parquet(env, tmp_path, out_name, flags, su
     assert {f.suffix for f in files} == {suffix}
     assert report["bytes"] == sum(f.stat().st_size for f in files)
     assert report["rows"]["measurement"] > 0
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_tidy_files_with_their_data_dictionary(env, tmp_path, fmt):
+    out = tmp_path / "tidy"
+    result = _export(env, "--all", "--format", fmt, "--pseudonymous", "--json", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    names = sorted(Path(f).name for f in report["files"])
+    assert "data_dictionary.csv" in names
+    assert any(n.endswith(f".{fmt}") and n != "data_dictionary.csv" for n in names)
+    assert report["bytes"] == sum(Path(f).stat().st_size for f in report["files"])
+    text = b"".join(Path(f).read_bytes() for f in report["files"])
+    assert b"P00001" not in text  # --pseudonymous reaches the tidy writer

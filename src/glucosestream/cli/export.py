@@ -187,7 +187,18 @@ def _write_table_export(
             identities=identities,
             now=utc_now(),
         )
-    raise ConfigError(f"--format {fmt} is not available in this build yet; use fhir or omop")
+    from glucosestream.exports.tidy import write_tidy
+
+    return write_tidy(
+        run,
+        keys,
+        *window,
+        out,
+        fmt="parquet" if fmt == "parquet" else "csv",
+        settings=ctx.settings,
+        identities=identities,
+        now=utc_now(),
+    )
 
 
 def _report_text(fmt: str, report: ExportReport) -> str:
