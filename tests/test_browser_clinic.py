@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from glucosestream.app import create_app
 from glucosestream.dashboard.pdf import CHROMIUM, CHROMIUM_ARGS
 
-from .test_triage_clinic import clinic, clinic_app  # noqa: F401
+from .test_triage_clinic import clinic  # noqa: F401
 
 pytestmark = [
     pytest.mark.slow,
@@ -35,7 +36,7 @@ def server(clinic):  # noqa: F811
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    config = uvicorn.Config(clinic_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()

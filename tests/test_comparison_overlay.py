@@ -7,10 +7,11 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from glucosestream.app import create_app
 from glucosestream.lake import open_access
 
 from .test_dashboard_lake import login
-from .test_triage_clinic import clinic, clinic_app  # noqa: F401
+from .test_triage_clinic import clinic  # noqa: F401
 
 BANDS = ("pct_below_54", "pct_54_69", "pct_70_180", "pct_181_250", "pct_above_250")
 
@@ -21,7 +22,7 @@ def _get(client, path, token="t_admin"):
 
 def test_comparison_sets_this_fortnight_against_the_one_before(clinic):  # noqa: F811
     settings, keys = clinic
-    with TestClient(clinic_app(settings)) as client:
+    with TestClient(create_app(settings)) as client:
         response = _get(client, f"/v1/patients/{keys['DROP']}/compare")
     assert response.status_code == 200, response.text
     body = response.json()
@@ -53,7 +54,7 @@ def test_comparison_sets_this_fortnight_against_the_one_before(clinic):  # noqa:
 
 def test_comparison_leaves_the_partial_day_out(clinic):  # noqa: F811
     settings, keys = clinic
-    with TestClient(clinic_app(settings)) as client:
+    with TestClient(create_app(settings)) as client:
         body = _get(client, f"/v1/patients/{keys['PART']}/compare").json()
     assert body["partial_day"] == "2026-02-04"
     assert body["current"]["end"] == "2026-02-03"
@@ -62,7 +63,7 @@ def test_comparison_leaves_the_partial_day_out(clinic):  # noqa: F811
 
 def test_comparison_page_in_mmol_with_targets_and_both_bars(clinic):  # noqa: F811
     settings, keys = clinic
-    with TestClient(clinic_app(settings)) as client:
+    with TestClient(create_app(settings)) as client:
         login(client, "t_north")
         client.cookies.set("gs_unit", "mmol_l")
         html = client.get(f"/patients/{keys['DROP']}/compare").text
@@ -79,7 +80,7 @@ def test_comparison_page_in_mmol_with_targets_and_both_bars(clinic):  # noqa: F8
 
 def test_overlay_draws_each_day_of_the_window_and_marks_the_partial_one(clinic):  # noqa: F811
     settings, keys = clinic
-    with TestClient(clinic_app(settings)) as client:
+    with TestClient(create_app(settings)) as client:
         drop = _get(client, f"/v1/patients/{keys['DROP']}/overlay").json()
         part = _get(client, f"/v1/patients/{keys['PART']}/overlay").json()
         earlier = _get(client, f"/v1/patients/{keys['DROP']}/overlay?end=2026-01-25").json()
@@ -108,7 +109,7 @@ def test_overlay_draws_each_day_of_the_window_and_marks_the_partial_one(clinic):
 
 def test_overlay_page_in_the_viewers_unit(clinic):  # noqa: F811
     settings, keys = clinic
-    with TestClient(clinic_app(settings)) as client:
+    with TestClient(create_app(settings)) as client:
         login(client, "t_admin")
         mg = client.get(f"/patients/{keys['PART']}/overlay").text
         client.cookies.set("gs_unit", "mmol_l")
@@ -122,7 +123,7 @@ def test_overlay_page_in_the_viewers_unit(clinic):  # noqa: F811
 def test_clinic_pages_are_authorised_and_audited(clinic):  # noqa: F811
     settings, keys = clinic
     south_patient = keys["GOOD"]
-    with TestClient(clinic_app(settings)) as client:
+    with TestClient(create_app(settings)) as client:
         refused = [
             _get(client, f"/v1/patients/{south_patient}/{page}", "t_north")
             for page in ("compare", "overlay")

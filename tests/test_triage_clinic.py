@@ -171,18 +171,6 @@ def clinic(tmp_path_factory):
     return settings, keys
 
 
-def clinic_app(settings):
-    """The app, with the clinic's routers (until app.py includes them: requests-D.md)."""
-    from glucosestream.dashboard import comparison, overlay, triage
-
-    app = create_app(settings)
-    paths = {getattr(r, "path", None) for r in app.routes}
-    for module in (triage, comparison, overlay):
-        if not {getattr(r, "path", None) for r in module.router.routes} <= paths:
-            app.include_router(module.router)
-    return app
-
-
 def _triage(client, query=""):
     response = client.get(f"/v1/triage{query}")
     assert response.status_code == 200, response.text
@@ -191,7 +179,7 @@ def _triage(client, query=""):
 
 def test_triage_flags_bars_and_last_upload_on_a_lake(clinic):
     settings, keys = clinic
-    with TestClient(clinic_app(settings)) as client:
+    with TestClient(create_app(settings)) as client:
         rows = {r["patient_key"]: r for r in _triage(login(client, "t_admin"))}
     flags = {name: [f["flag_id"] for f in rows[key]["flags"]] for name, key in keys.items()}
     assert flags == {
@@ -220,7 +208,7 @@ def test_triage_flags_bars_and_last_upload_on_a_lake(clinic):
 
 def test_the_page_names_each_flag_and_range_in_words(clinic):
     settings, keys = clinic
-    with TestClient(clinic_app(settings)) as client:
+    with TestClient(create_app(settings)) as client:
         html = login(client, "t_admin").get("/").text
     assert "Time below 54 mg/dL over 1 %" in html
     assert "Time in range down more than 15 points" in html
@@ -232,7 +220,7 @@ def test_the_page_names_each_flag_and_range_in_words(clinic):
 
 def test_filters_by_flag_and_clinic_and_sorts(clinic):
     settings, keys = clinic
-    with TestClient(clinic_app(settings)) as client:
+    with TestClient(create_app(settings)) as client:
         login(client, "t_admin")
         only_drop = _triage(client, "?flag=tir_drop")
         flagged = _triage(client, "?flag=any")
@@ -255,7 +243,7 @@ def test_filters_by_flag_and_clinic_and_sorts(clinic):
 
 def test_a_clinician_sees_only_their_clinic_even_when_filtering_another(clinic):
     settings, keys = clinic
-    with TestClient(clinic_app(settings)) as client:
+    with TestClient(create_app(settings)) as client:
         login(client, "t_north")
         own = _triage(client)
         other = _triage(client, "?clinic=south")
@@ -269,7 +257,7 @@ def _csv(response):
 
 def test_csv_export_has_the_rows_is_authorised_audited_and_formula_safe(clinic):
     settings, keys = clinic
-    with TestClient(clinic_app(settings)) as client:
+    with TestClient(create_app(settings)) as client:
         anonymous = client.get("/triage.csv")
         by_bearer = client.get(
             "/triage.csv?flag=any&sort=tir", headers={"Authorization": "Bearer t_admin"}

@@ -20,9 +20,9 @@ from typing import Any, Final, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from glucosestream.dashboard.patientdata import local_readings
+from glucosestream.dashboard.patientdata import window_of
 from glucosestream.live import LiveWindow
-from glucosestream.metrics import REPORT_DAYS, report_window
+from glucosestream.metrics import REPORT_DAYS
 from glucosestream.published import PublishedLake, PublishedRun, period_results
 
 __all__ = [
@@ -97,19 +97,20 @@ class ReportWindows:
 
 
 def windows_of(readings: pa.Table) -> ReportWindows | None:
-    """The windows of a patient's published readings (``metrics.report_window`` on the newest
-    reading's wall-clock time); None without readings."""
+    """The windows of a patient's published readings: the current one is
+    ``patientdata.window_of`` (``metrics.report_window`` of the newest reading's wall-clock
+    time, as the patient page and the AGP report take it); None without readings."""
     if not readings.num_rows:
         return None
-    newest_local = local_readings(readings)["local_ts"][-1].as_py()
-    current = report_window(newest_local)
+    newest: dt.datetime = pc.max(readings["ts"]).as_py()
+    current = window_of(readings, newest.date())
     previous_end = current.start - dt.timedelta(days=1)
     previous_start = previous_end - dt.timedelta(days=REPORT_DAYS - 1)
     return ReportWindows(
         (current.start, current.end),
         (previous_start, previous_end),
         current.partial_day,
-        pc.max(readings["ts"]).as_py(),
+        newest,
     )
 
 
