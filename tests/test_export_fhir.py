@@ -394,3 +394,19 @@ def test_without_chromium_the_bundle_is_written_without_the_pdf_and_says_why(
     assert "--no-pdf" in note
     bundle = json.loads((tmp_path / "p1.json").read_text())
     assert "DiagnosticReport" not in {e["resource"]["resourceType"] for e in bundle["entry"]}
+
+
+@pytest.mark.parametrize(
+    ("identity", "name"),
+    [
+        ("P00001", "P00001"),
+        ("../../etc/passwd", "etc_passwd-01234567"),
+        ("urn:clinic|A 17", "urn_clinic_A_17-01234567"),
+        ("..", "patient-01234567"),
+        ("x" * 300, "x" * 80 + "-01234567"),
+    ],
+)
+def test_a_bundle_file_is_named_by_the_id_made_safe(identity, name):
+    from glucosestream.exports.fhir_bundle import _file_name
+
+    assert _file_name(identity, KEY) == name
