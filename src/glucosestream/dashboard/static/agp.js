@@ -26,7 +26,7 @@
   const plots = [Plotly.newPlot("chart-agp", traces, {
     margin: { t: 24, r: 10, b: 30, l: 45 }, legend: { orientation: "h", y: 1.02, yanchor: "bottom", x: 0 },
     xaxis: Object.assign({ range: [0, 24] }, hourTicks),
-    yaxis: gs.glucoseAxis(top, { title: { text: gs.unitLabel }, tickfont: { size: 9 } }),
+    yaxis: gs.glucoseAxis(top, { title: { text: gs.unitLabel }, tickfont: { size: 8 } }),
     shapes: [gs.hband(gs.convert(70), gs.convert(180), "rgba(63,163,77,0.12)"),
              gs.hline(gs.convert(70), "#3fa34d", "solid"), gs.hline(gs.convert(180), "#3fa34d", "solid"),
              gs.hline(gs.convert(54), "#8c1c13", "dot"), gs.hline(gs.convert(250), "#e8743b", "dot")],

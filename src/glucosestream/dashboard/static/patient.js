@@ -80,14 +80,19 @@
       x1: p.date + "T" + p.until + ":59", y0: 0, y1: 1, fillcolor: "rgba(123,135,148,0.15)",
       line: { width: 0 }, layer: "below" });
     annotations.push({ text: "partial: " + p.date + " to " + p.until + ", not counted", xref: "x",
-      yref: "paper", x: p.date + "T00:00:00", y: 1, xanchor: "left", yanchor: "bottom",
+      yref: "paper", x: p.date + "T" + p.until + ":59", y: 1, xanchor: "right", yanchor: "bottom",
       showarrow: false, font: { size: 10, color: "#52606d" } });
   }
+  // The x axis spans the days drawn, midnight to midnight (the partial day's label would
+  // otherwise widen it).
+  const dates = d.traces.map((x) => x.date).concat(d.partial ? [d.partial.date] : []).sort();
+  const dayAfter = (date) => new Date(Date.parse(date + "T00:00:00Z") + 86400000).toISOString().slice(0, 10);
+  const xrange = dates.length ? [dates[0] + "T00:00:00", dayAfter(dates[dates.length - 1]) + "T00:00:00"] : undefined;
   plots.push(Plotly.newPlot("chart-traces", traces, {
     margin: { t: 20, r: 10, b: 40, l: 50 },
     yaxis: gs.glucoseAxis(Math.ceil(Math.max(350, ...d.traces.flatMap((x) => x.mg_dl)) / 50) * 50,
       { title: { text: gs.unitLabel } }),
-    xaxis: { type: "date" }, shapes, annotations, showlegend: false,
+    xaxis: { type: "date", range: xrange }, shapes, annotations, showlegend: false,
   }, gs.config));
   gs.markRendered(plots);
 })();
