@@ -10,8 +10,10 @@ not fit in memory. Its compiled pass spreads the patients over every core this p
 ``threads=`` sets how many threads, with the same results bit for bit.
 ``time`` is read as wall-clock time: a zoned timestamp is first converted to its zone's local
 time, so calendar days are the patient's local days; naive timestamps and ``YYYY-MM-DD
-HH:MM:SS`` strings are taken as they are. ``calculate_file`` does I/O: it reads CSV or Parquet
-and writes CSV or Parquet.
+HH:MM:SS`` strings are taken as they are. ``calculate_file`` does I/O: it reads CSV, Parquet or
+JSON lines (also in the tabular layout ``synth`` writes: ``patient_id, time, glucose_mg_dl``
+with a ``tz`` column placing each UTC instant on the patient's wall clock) and writes CSV or
+Parquet.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from glucosestream.errors import InvalidInput
@@ -41,6 +44,7 @@ from glucosestream.metrics.spec import (
     IGLU_CONSENSUS_ONLY,
     IGLU_EPISODE_COLUMNS,
 )
+from glucosestream.metrics.tabular_layout import TEXT_TYPES, as_calculator_columns
 from glucosestream.metrics.thresholds import AGP_PERCENTILES, MINUTES_PER_DAY
 
 __all__ = [
@@ -60,6 +64,7 @@ Naming = Literal["glucosestream", "iglu"]
 # values are 32,000,000 bytes, under glibc's largest mmap threshold (32 MiB), so freed slices
 # are reused from the heap instead of mapped afresh (docs/decisions.md).
 SLICE_READINGS: Final = 4_000_000
+JSON_LINES_SUFFIXES: Final = (".jsonl", ".ndjson")
 _EPISODE_ROWS = (
     ("hypo", "lv1", "hypo_lv1"),
     ("hypo", "lv2", "hypo_lv2"),
@@ -337,12 +342,17 @@ def _read_ahead(batches: Iterator[pa.RecordBatch], max_rows: int) -> Iterator[pa
 
 
 def _batches(path: Path) -> Iterator[pa.RecordBatch]:
-    if path.suffix.lower() == ".parquet":
-        yield from parquet_stream(path)
-        return
-    types = {"id": pa.string(), "gl": pa.float64(), "patient_key": pa.string()}
-    options = pacsv.ConvertOptions(column_types=types)
-    yield from pacsv.open_csv(path, convert_options=options)
+    """The file's readings, batch by batch, in the calculator's columns (``tabular_layout``)."""
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        batches: Iterator[pa.RecordBatch] = parquet_stream(path)
+    elif suffix in JSON_LINES_SUFFIXES:
+        batches = iter(pajson.open_json(path))
+    else:
+        options = pacsv.ConvertOptions(column_types=TEXT_TYPES)
+        batches = iter(pacsv.open_csv(path, convert_options=options))
+    for batch in batches:
+        yield as_calculator_columns(batch, str(path))
 
 
 def _whole_patients(batches: Iterator[pa.RecordBatch]) -> Iterator[tuple[pa.Table, _Runs]]:
@@ -444,8 +454,9 @@ def calculate_file(
     episodes_path: Path | None = None,
     threads: int | None = None,
 ) -> int:
-    """Read ``id,time,gl`` readings (CSV or Parquet, by suffix), write one row of metrics per id
-    to ``out_path`` (CSV or Parquet) and, if asked, the episode table to ``episodes_path``.
+    """Read ``id,time,gl`` readings (CSV, Parquet or JSON lines, by suffix; or synth's tabular
+    layout ``patient_id,time,glucose_mg_dl,tz``), write one row of metrics per id to
+    ``out_path`` (CSV or Parquet) and, if asked, the episode table to ``episodes_path``.
 
     An input sorted by id is streamed, ``SLICE_READINGS`` readings of whole patients at a time, so
     it may be larger than memory; an unsorted one is found out on the way and read whole.
