@@ -112,6 +112,7 @@ _FAST_LIMIT_S = 1.0  # twice the rule's 0.5 s, so a busy machine does not flag b
 HEAVY_MODULES = frozenset(
     {
         "test_always_on.py",
+        "test_cli_metrics_summary.py",
         "test_comparison_overlay.py",
         "test_authz_matrix.py",
         "test_aws_e2e.py",
@@ -125,6 +126,8 @@ HEAVY_MODULES = frozenset(
         "test_hardening_http.py",
         "test_hardening_ingest.py",
         "test_hardening_pipeline.py",
+        "test_rolling_summary.py",
+        "test_window_summary.py",
         "test_lake_compaction.py",
         "test_lake_replace.py",
         "test_maintenance.py",
@@ -147,6 +150,12 @@ HEAVY_TESTS: dict[str, frozenset[str]] = {
             "test_a_restart_refires_nothing",
             "test_random_traces_give_well_formed_histories_and_a_restart_changes_nothing",
             "test_the_thread_ticks_by_itself",
+        }
+    ),
+    "test_cli_export.py": frozenset(
+        {
+            "test_export_all_writes_a_bundle_per_patient_named_by_the_id_as_ingested",
+            "test_refusals_are_one_line_and_write_nothing",
         }
     ),
     "test_dashboard_now.py": frozenset(

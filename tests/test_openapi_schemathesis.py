@@ -51,6 +51,9 @@ OPERATIONS = (
     ("GET", "/triage.csv"),
     ("GET", "/v1/patients/{patient_key}/compare"),
     ("GET", "/v1/patients/{patient_key}/overlay"),
+    ("GET", "/v1/patients"),
+    ("PUT", "/v1/patients/{patient_key}/label"),
+    ("GET", "/v1/patients/{patient_key}/summary"),
 )
 MAX_EXAMPLES = 40  # per operation, role and generation mode
 SHOWN = 5

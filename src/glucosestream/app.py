@@ -40,6 +40,7 @@ from glucosestream.dashboard.overlay import router as overlay_router
 from glucosestream.dashboard.pages import router as pages_router
 from glucosestream.dashboard.patient_search import router as patient_search_router
 from glucosestream.dashboard.report import router as report_router
+from glucosestream.dashboard.summary_routes import router as summary_router
 from glucosestream.dashboard.triage import router as triage_router
 from glucosestream.errors import GlucoseStreamError, LoginRequired
 from glucosestream.http_errors import ERROR_RESPONSES, ErrorResponse
@@ -167,6 +168,7 @@ def create_app(
     app.include_router(cohort_router)
     app.include_router(alerts_router)
     app.include_router(patient_search_router)
+    app.include_router(summary_router)
     app.add_middleware(BodyLimit, respond=_domain_error_response)
     app.add_middleware(_SecurityHeaders)  # outermost: a 413 of BodyLimit has them too
     _add_error_handlers(app)

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["clinic", "demo", "serve", "synth", "token"]
 
 _DEMO_PATIENTS = 6
-_DEMO_DAYS = 14
+_DEMO_DAYS = 15  # 14 complete local days in every zone: a UTC day is partial elsewhere
 
 
 @main.command()
