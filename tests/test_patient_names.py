@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from types import SimpleNamespace
 
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 import glucosestream.cli.patient_identity  # noqa: F401 - registers `patient` on main
 from glucosestream.access import Principal
@@ -31,6 +35,7 @@ from glucosestream.lake import (
     open_metadata,
     open_patient_directory,
 )
+from glucosestream.lake.patient_directory import LABEL_MAX_CHARS, LABEL_PATTERN
 from glucosestream.pipeline import run_pipeline
 from glucosestream.pipeline.table_registry import TABLES
 
@@ -102,6 +107,18 @@ def test_a_bad_label_is_one_clear_error(directory, text, says):
 def test_a_label_of_120_printable_characters_is_kept_whole():
     label = "Zoë Ñáñez-O'Brien " + "x" * 102
     assert checked_label(label) == label
+
+
+@hypothesis_settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.text(max_size=LABEL_MAX_CHARS))
+def test_the_label_pattern_says_exactly_what_checked_label_accepts(text):
+    """The OpenAPI schema's pattern (LABEL_PATTERN) and the check itself agree on every text."""
+    try:
+        checked_label(text)
+        accepted = True
+    except InvalidInput:
+        accepted = False
+    assert accepted == bool(re.fullmatch(LABEL_PATTERN, text))
 
 
 def test_names_go_only_to_viewers_entitled_to_the_patient(settings, directory):

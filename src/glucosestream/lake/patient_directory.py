@@ -10,6 +10,7 @@ the patient (``MetadataStore.forget_patient``). A label is checked before it is 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
@@ -23,6 +24,7 @@ from glucosestream.lake.metadata_schema import patient_labels, patients
 
 __all__ = [
     "LABEL_MAX_CHARS",
+    "LABEL_PATTERN",
     "PatientDirectory",
     "PatientIdentity",
     "checked_label",
@@ -33,6 +35,19 @@ LABEL_MAX_CHARS: Final = 120
 _FIND_MAX: Final = 1000  # keys a search returns at most (the callers keep the readable ones)
 _QUERY_MAX_CHARS: Final = 256  # the longest id as ingested (patients.external_id)
 _CHUNK: Final = 500  # keys per IN (...) list
+# What a label may not hold: C0 and C1 controls (tab and line breaks among them), the soft hyphen,
+# zero-width and joiner characters, the line and paragraph separators, bidirectional marks,
+# embeddings, overrides and isolates (they can disguise a name: "Trojan Source", CVE-2021-42574),
+# invisible operators, the byte-order mark, interlinear annotations, and lone surrogates (no
+# UTF-8 encoding: no database could store them).
+_BAD_CHARS: Final = (
+    "\\x00-\\x1f\\x7f-\\x9f\\u00ad\\u061c\\u180e\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f"
+    "\\ud800-\\udfff\\ufeff\\ufff9-\\ufffb"
+)
+_BAD_CHAR: Final = re.compile(f"[{_BAD_CHARS}]")
+# The rule as one regular expression (Python and ECMAScript alike), for the OpenAPI schema: at
+# least one visible character and none of those above; ``checked_label`` also trims the ends.
+LABEL_PATTERN: Final = f"^[^{_BAD_CHARS}]*[^\\s{_BAD_CHARS}][^{_BAD_CHARS}]*$"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,21 +60,22 @@ class PatientIdentity:
 
 
 def checked_label(text: str) -> str:
-    """A label as stored: trimmed, 1 to ``LABEL_MAX_CHARS`` printable characters (no control,
-    format or line-break characters). InvalidInput (422) otherwise, saying what to send."""
+    """A label as stored: trimmed, 1 to ``LABEL_MAX_CHARS`` characters matching
+    ``LABEL_PATTERN`` (no control, line-break, zero-width, bidirectional-override or surrogate
+    characters). InvalidInput (422) otherwise, saying what to send."""
     label = text.strip()
     problem = None
+    bad = _BAD_CHAR.search(text)  # before trimming: \x1c-\x1f and \x85 count as spaces
     if not label:
         problem = "is empty (to remove a label, clear it instead)"
     elif len(label) > LABEL_MAX_CHARS:
         problem = f"has {len(label)} characters, more than {LABEL_MAX_CHARS}"
-    elif not label.isprintable():
-        bad = next(c for c in label if not c.isprintable())
-        problem = f"holds a control or invisible character (U+{ord(bad):04X})"
+    elif bad:
+        problem = f"holds a control or invisible character (U+{ord(bad[0]):04X})"
     if problem:
         raise InvalidInput(
             f"the label {problem}; give a name or record number of up to {LABEL_MAX_CHARS} "
-            "printable characters on one line",
+            "visible characters on one line",
             source="label",
         )
     return label
@@ -117,10 +133,10 @@ class PatientDirectory(Store):
     def find(self, text: str) -> list[str]:
         """Keys of the patients whose id as ingested is ``text`` (case aside), whose key it is,
         or whose label contains it (case-insensitive); sorted, at most ``_FIND_MAX``. Nothing
-        for blank text, or text no id or label can be (control characters, over
+        for blank text, or text no label can be (control characters and the like, over
         ``_QUERY_MAX_CHARS``), which is not even looked up."""
         wanted = text.strip()
-        if not wanted or len(wanted) > _QUERY_MAX_CHARS or not wanted.isprintable():
+        if not wanted or len(wanted) > _QUERY_MAX_CHARS or _BAD_CHAR.search(wanted):
             return []
         lowered = wanted.lower()
         by_id = sa.select(patients.c.patient_key).where(
