@@ -110,7 +110,7 @@ def test_the_human_report_names_files_rows_and_bytes_and_no_glucose(env, tmp_pat
     result = _export(env, "--patient", "P00001", "--format", "fhir", "--no-pdf", "--out", str(out))
     assert result.exit_code == 0, result.output
     first = result.output.splitlines()[0]
-    assert first.startswith("export fhir: wrote 1 files, ")
+    assert first.startswith("export fhir: wrote 1 file, ")
     assert f"{out.stat().st_size:,} bytes" in first
     assert " readings" in first
     assert str(out) in result.output

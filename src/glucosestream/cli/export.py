@@ -203,7 +203,8 @@ def _write_table_export(
 
 def _report_text(fmt: str, report: ExportReport) -> str:
     counts = ", ".join(f"{n:,} {kind}" for kind, n in report.rows.items())
-    lines = [f"export {fmt}: wrote {len(report.files)} files, {report.bytes:,} bytes ({counts})"]
+    files = f"{len(report.files)} file{'' if len(report.files) == 1 else 's'}"
+    lines = [f"export {fmt}: wrote {files}, {report.bytes:,} bytes ({counts})"]
     shown = report.files[:10]
     lines += [f"  {path}" for path in shown]
     if len(report.files) > len(shown):
