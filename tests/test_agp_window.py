@@ -333,3 +333,19 @@ def test_without_an_id_the_report_leaves_name_and_dob_lines(partial_lake, monkey
     assert "Name:" in head
     assert "DOB:" in head
     assert "P1" not in head
+
+
+def test_the_report_routes_take_a4_or_letter_only(partial_lake):
+    settings, key = partial_lake
+    with TestClient(create_app(settings, clock=lambda: NOW)) as client:
+        login(client, "gs_admin")
+        letter = client.get(f"/patients/{key}/agp?paper=letter")
+        a4 = client.get(f"/patients/{key}/agp")
+        wrong = client.get(f"/patients/{key}/agp.pdf?paper=a5")
+    assert "@page { size: Letter; margin: 0.25in; }" in letter.text
+    assert "agp.pdf?paper=letter" in letter.text
+    assert "@page { size: A4; margin: 0.25in; }" in a4.text
+    assert wrong.status_code == 422
+    body = wrong.json()
+    assert body["ok"] is False
+    assert body["status"] == 422

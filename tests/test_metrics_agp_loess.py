@@ -61,3 +61,33 @@ def test_smoothed_agp_is_close_to_iglu_plot_agp(readings, folder):
         got = np.array([r[p] for r in ours])
         ref = np.array([float(w[p]) for w in want])
         assert np.max(np.abs(got - ref) / ref) < IGLU_LOESS_REL, p
+
+
+def _loess_one_fit_at_a_time(x, y, span=0.3, degree=2):
+    """The plain definition: at each x0 a weighted least-squares polynomial by lstsq."""
+    present = ~np.isnan(y)
+    xs, ys = x[present], y[present]
+    q = int(np.floor(xs.size * span))
+    out = np.full(x.size, np.nan)
+    for i, x0 in enumerate(x):
+        d = np.abs(xs - x0)
+        reach = np.sort(d)[q - 1]
+        w = np.clip(1.0 - (d / reach) ** 3, 0.0, None) ** 3 if reach > 0 else (d == 0) * 1.0
+        design = np.vander(xs - x0, degree + 1, increasing=True) * np.sqrt(w)[:, None]
+        out[i] = np.linalg.lstsq(design, ys * np.sqrt(w), rcond=None)[0][0]
+    return out
+
+
+@pytest.mark.parametrize("step_min", [1, 5, 15])
+def test_loess_equals_one_least_squares_fit_per_point(step_min):
+    rng = np.random.default_rng(step_min)
+    x = np.arange(step_min, 1441, step_min, dtype=np.float64)
+    y = 140 + 50 * np.sin(x / 1440 * 4 * np.pi) + rng.normal(0, 15, x.size)
+    y[rng.random(x.size) < 0.05] = np.nan
+    np.testing.assert_allclose(loess(x, y), _loess_one_fit_at_a_time(x, y), rtol=1e-9, atol=1e-9)
+
+
+def test_loess_of_points_all_at_one_time_is_their_mean():
+    x = np.array([0.0, 0.0, 0.0, 0.0, 5.0, 10.0])
+    y = np.array([1.0, 2.0, 3.0, 6.0, 8.0, 9.0])
+    assert loess(x, y, span=0.5)[0] == pytest.approx(3.0)  # q = 3 nearest all at distance 0
