@@ -23,6 +23,7 @@ __all__ = [
     "METRIC_NAMES",
     "READINGS_COLUMNS",
     "ColumnDoc",
+    "dictionary_markdown",
     "dictionary_rows",
     "schema_of",
 ]
@@ -121,7 +122,7 @@ _METRIC_TYPES: Final[dict[str, pa.DataType]] = {
 
 def _metric(name: str) -> ColumnDoc:
     spec = BY_NAME[name]
-    source = f"{_DAILY} or {_WINDOW}; definition: {spec.source} (metrics.spec)"
+    source = f"day rows: results.daily_metrics; window rows: window_summary; {spec.source}"
     return ColumnDoc(name, _METRIC_TYPES[spec.result], spec.unit, _METRIC_DEFINITIONS[name], source)
 
 
@@ -167,3 +168,16 @@ def dictionary_rows(files: Mapping[str, Sequence[ColumnDoc]]) -> pa.Table:
         for c in docs
     ]
     return pa.Table.from_pylist(rows, schema=DICTIONARY_SCHEMA)
+
+
+def dictionary_markdown() -> str:
+    """The data dictionary as the Markdown tables of docs/exports.md (a cog block calls it)."""
+    lines = []
+    for file, docs in (("readings", READINGS_COLUMNS), ("metrics", METRICS_COLUMNS)):
+        lines += [f"`{file}.csv` / `{file}.parquet`:", ""]
+        lines += ["| column | type | unit | definition | source |", "|---|---|---|---|---|"]
+        lines += [
+            f"| `{c.name}` | {c.type} | {c.unit} | {c.definition} | {c.source} |" for c in docs
+        ]
+        lines.append("")
+    return "\n".join(lines)

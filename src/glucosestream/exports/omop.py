@@ -85,7 +85,7 @@ def write_omop(
     _check_fits("person_source_value", ids.values())
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    writer = _OmopWriter(run, out, fmt, now)
+    writer = _OmopWriter(run, out, fmt, now, several=len(patient_keys) > 1)
     try:
         for key, readings in readings_by_patient(run, patient_keys, (start, end)):
             writer.add_patient(key, ids[key], readings, (start, end))
@@ -116,8 +116,10 @@ def _check_fits(column: str, values: Iterable[str]) -> None:
 class _OmopWriter:
     """The five tables' files, the ids handed out so far, and the notes for the report."""
 
-    def __init__(self, run: PublishedRun, out: Path, fmt: TableFormat, now: dt.datetime) -> None:
-        self.run, self.now = run, now
+    def __init__(
+        self, run: PublishedRun, out: Path, fmt: TableFormat, now: dt.datetime, *, several: bool
+    ) -> None:
+        self.run, self.now, self.several = run, now, several
         suffix = ".csv" if fmt == "csv" else ".parquet"
         self.files = {
             name: TableFile(out / f"{name}{suffix}", schema(name), fmt)
@@ -225,7 +227,7 @@ class _OmopWriter:
 
     def _exposure_rows(self, key: str, readings: pa.Table) -> pa.Table:
         """The patient's sensor sessions that overlap its exported readings."""
-        sessions = self.run.results("sessions", key)
+        sessions = self._sessions_of(key)
         first, last = pc.min(readings["ts"]), pc.max(readings["ts"])
         sessions = sessions.filter(
             pc.and_(
@@ -251,6 +253,15 @@ class _OmopWriter:
             device_source_value=sessions["device_id"],
             device_source_concept_id=NO_MATCHING_CONCEPT,
         )
+
+    def _sessions_of(self, key: str) -> pa.Table:
+        """The patient's published sessions: the whole table is read once when the export has
+        several patients (one scan, not one per patient)."""
+        if not self.several:
+            return self.run.results("sessions", key)
+        if self._sessions is None:
+            self._sessions = self.run.results("sessions")
+        return self._sessions.filter(pc.equal(self._sessions["patient_key"], key))
 
     def _period_row(self, measurements: Sequence[pa.Table], exposures: pa.Table) -> pa.Table:
         dates = [t["measurement_date"] for t in measurements]

@@ -56,6 +56,7 @@ __all__ = [
     "SUMMARY_TYPE_CONCEPT_ID",
     "UNIT_CONCEPT_IDS",
     "SummaryMeasurement",
+    "summary_markdown",
 ]
 
 NO_MATCHING_CONCEPT: Final = 0  # [CDM] "No matching concept"
@@ -91,3 +92,18 @@ SUMMARY_MEASUREMENTS: Final[tuple[SummaryMeasurement, ...]] = (
     SummaryMeasurement(DAYS_OF_WEAR, "days"),
     SummaryMeasurement(SENSOR_ACTIVE, "active_pct"),
 )
+
+
+def summary_markdown() -> str:
+    """The summary rows of MEASUREMENT as the Markdown table of docs/exports.md (cog)."""
+    lines = [
+        "| LOINC (measurement_source_value) | what | value from | unit_concept_id | unit |",
+        "|---|---|---|---|---|",
+    ]
+    for m in SUMMARY_MEASUREMENTS:
+        unit = m.code.unit or ""
+        lines.append(
+            f"| {m.code.code} | {m.code.label} | `{m.metric}` | {UNIT_CONCEPT_IDS.get(unit, 0)} "
+            f"| {unit} |"
+        )
+    return "\n".join(lines) + "\n"
