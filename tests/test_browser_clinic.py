@@ -120,4 +120,25 @@ def test_triage_and_the_clinic_pages_in_a_browser(server, browser, clinic):  # n
     legend = page.evaluate("() => document.querySelector('#chart-overlay g.legend').textContent")
     assert "2026-02-04 (partial)" in legend
     page.screenshot(path=str(ARTIFACTS / "overlay.png"), full_page=True)
+    page.select_option("#unit-select", "mmol_l")  # every chart and label in mmol/L
+    page.click("form[action='/preferences'] button")
+    page.wait_for_selector("body[data-rendered='1']")
+    assert _ticks(page, "chart-overlay") >= {"3.0", "3.9", "10.0", "13.9"}
+    page.goto(f"{server}/patients/{keys['DROP']}/compare")
+    page.wait_for_selector("body[data-rendered='1']")
+    assert _ticks(page, "chart-compare-agp") >= {"3.0", "3.9", "10.0", "13.9"}
+    assert "mg/dL" not in page.locator("main").inner_text()
+    assert "High (10.1\N{EN DASH}13.9)" in page.locator("#tir-legend").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "comparison-mmol.png"), full_page=True)
     assert errors == []
+
+
+def _ticks(page, chart_id):
+    """The glucose axis's tick labels of a Plotly chart."""
+    return set(
+        page.evaluate(
+            "(id) => Array.from(document.querySelectorAll('#' + id + ' .ytick text'))"
+            ".map(t => t.textContent)",
+            chart_id,
+        )
+    )

@@ -212,7 +212,7 @@ def test_the_page_names_each_flag_and_range_in_words(clinic):
         html = login(client, "t_admin").get("/").text
     assert "Time below 54 mg/dL over 1 %" in html
     assert "Time in range down more than 15 points" in html
-    assert 'aria-label="Very low (below 54 mg/dL) 8.3 %' in html
+    assert 'aria-label="Very low (&lt;54 mg/dL) 8.3 %' in html
     assert "HYPERLINK" in html
     assert "<script" not in html.split("<main>")[1].split("</main>")[0]
     assert f'href="/patients/{keys["DROP"]}/compare"' in html

@@ -18,8 +18,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from glucosestream.dashboard.auth import Viewer, api_viewer, audit_read, clock_of, page_viewer
-from glucosestream.dashboard.pages import CONSENSUS_TARGETS
+from glucosestream.dashboard.pages import CONSENSUS_TARGETS, chart_units
 from glucosestream.dashboard.patient_names import patient_name
+from glucosestream.dashboard.range_labels import range_labels
 from glucosestream.dashboard.rolling_summary import (
     ReportWindows,
     Window,
@@ -29,6 +30,12 @@ from glucosestream.dashboard.rolling_summary import (
 from glucosestream.dashboard.templating import templates
 from glucosestream.dashboard.triage_flags import WEAR_MIN_PCT, range_shares, wear_pct
 from glucosestream.errors import NotFound
+from glucosestream.metrics.thresholds import (
+    TAR_LEVEL1_MG_DL,
+    TAR_LEVEL2_MG_DL,
+    TBR_LEVEL1_MG_DL,
+    TBR_LEVEL2_MG_DL,
+)
 from glucosestream.published import PeriodResults, PublishedLake, PublishedRun, period_results
 from glucosestream.published.request_scope import published_of
 from glucosestream.readings import MG_DL_PER_MMOL_L
@@ -71,23 +78,23 @@ COMPARED: Final[tuple[_Spec, ...]] = (
     _Spec("cv_pct", "Glucose variability (CV)", "pct", "lower", None, _T["cv_pct_max"]),
     _Spec(
         "pct_above_250", "Time very high", "pct", "lower",
-        target_max=_T["pct_above_250_max"], low_mg_dl=250.0,
+        target_max=_T["pct_above_250_max"], low_mg_dl=TAR_LEVEL2_MG_DL,
     ),
     _Spec(
         "pct_above_180", "Time high or very high", "pct", "lower",
-        target_max=_T["pct_above_180_max"], low_mg_dl=180.0,
+        target_max=_T["pct_above_180_max"], low_mg_dl=TAR_LEVEL1_MG_DL,
     ),
     _Spec(
         "pct_70_180", "Time in range", "pct", "higher",
-        target_min=_T["pct_70_180_min"], low_mg_dl=70.0, high_mg_dl=180.0,
+        target_min=_T["pct_70_180_min"], low_mg_dl=TBR_LEVEL1_MG_DL, high_mg_dl=TAR_LEVEL1_MG_DL,
     ),
     _Spec(
         "pct_below_70", "Time low or very low", "pct", "lower",
-        target_max=_T["pct_below_70_max"], high_mg_dl=70.0,
+        target_max=_T["pct_below_70_max"], high_mg_dl=TBR_LEVEL1_MG_DL,
     ),
     _Spec(
         "pct_below_54", "Time very low", "pct", "lower",
-        target_max=_T["pct_below_54_max"], high_mg_dl=54.0,
+        target_max=_T["pct_below_54_max"], high_mg_dl=TBR_LEVEL2_MG_DL,
     ),
     _Spec("gri", "Glycemia Risk Index (GRI)", "score", "lower"),
 )  # fmt: skip
@@ -234,7 +241,8 @@ def comparison_page(
         "viewer": viewer,
         "c": comparison,
         "name": patient_name(request, viewer, patient_key),
-        "data": {"unit": viewer.unit, **comparison.as_json()},
+        "data": {**chart_units(viewer.unit), **comparison.as_json()},
+        "range_text": range_labels(viewer.unit).as_json(),
         "mg_dl_per_mmol_l": MG_DL_PER_MMOL_L,
     }
     return templates.TemplateResponse(request, "comparison.html", context)

@@ -15,21 +15,22 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from glucosestream.dashboard.auth import Viewer, api_viewer, audit_read, clock_of, page_viewer
+from glucosestream.dashboard.pages import chart_units
 from glucosestream.dashboard.patient_names import patient_name
 from glucosestream.dashboard.patientdata import period_data
+from glucosestream.dashboard.range_labels import THRESHOLDS_MG_DL
 from glucosestream.dashboard.rolling_summary import patient_windows
 from glucosestream.dashboard.templating import templates
 from glucosestream.errors import NotFound
 from glucosestream.metrics import REPORT_DAYS
+from glucosestream.metrics.thresholds import TAR_LEVEL1_MG_DL, TBR_LEVEL1_MG_DL
 from glucosestream.published import PublishedLake, PublishedRun
 from glucosestream.published.request_scope import published_of
 
 __all__ = ["DailyOverlay", "build_overlay", "router"]
 
 router = APIRouter()
-# The lines the chart marks (mg/dL): the consensus thresholds (Battelino 2019).
-THRESHOLDS_MG_DL: Final = (54.0, 70.0, 180.0, 250.0)
-TARGET_MG_DL: Final = (70.0, 180.0)
+TARGET_MG_DL: Final = (TBR_LEVEL1_MG_DL, TAR_LEVEL1_MG_DL)  # the shaded band
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +88,7 @@ def overlay_page(
         "viewer": viewer,
         "o": overlay,
         "name": patient_name(request, viewer, patient_key),
-        "data": {"unit": viewer.unit, **overlay.as_json()},
+        "data": {**chart_units(viewer.unit), **overlay.as_json()},
     }
     return templates.TemplateResponse(request, "overlay.html", context)
 

@@ -34,6 +34,7 @@ from glucosestream.dashboard.auth import (
     readable_keys,
 )
 from glucosestream.dashboard.patient_names import PatientName, patient_names
+from glucosestream.dashboard.range_labels import range_labels
 from glucosestream.dashboard.rolling_summary import Window, last_uploads, summary_rows
 from glucosestream.dashboard.triage_flags import (
     FLAGS,
@@ -137,6 +138,7 @@ class TriagePage:
     pages: int
     as_of: str | None
     names: dict[str, PatientName] = field(default_factory=dict)  # of the shown rows
+    range_text: dict[str, str] = field(default_factory=dict)  # ``range_labels`` of the unit
 
 
 def _filtered(table: pa.Table, allowed: frozenset[str] | None, flt: TriageFilter) -> pa.Table:
@@ -297,7 +299,8 @@ def triage_rows(
     daily = run.daily_index().table
     last = pc.max(daily["date"]).as_py() if daily.num_rows else None
     as_of = last.isoformat() if isinstance(last, dt.date) else None
-    return TriagePage(shown, len(rows), page, pages, as_of, names)
+    labels = range_labels(viewer.unit).as_json()
+    return TriagePage(shown, len(rows), page, pages, as_of, names, labels)
 
 
 def _name_json(name: PatientName) -> dict[str, str | None]:

@@ -14,6 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from glucosestream.metrics.thresholds import (
+    TAR_LEVEL1_MG_DL,
+    TAR_LEVEL2_MG_DL,
+    TBR_LEVEL1_MG_DL,
+    TBR_LEVEL2_MG_DL,
+)
 from glucosestream.readings import MG_DL_PER_MMOL_L
 
 __all__ = [
@@ -54,8 +60,8 @@ class Flag:
 
 
 FLAGS: Final[tuple[Flag, ...]] = (
-    Flag("very_low", "Time below {g} over 1 %", 54.0),
-    Flag("low", "Time below {g} over 4 %", 70.0),
+    Flag("very_low", "Time below {g} over 1 %", TBR_LEVEL2_MG_DL),
+    Flag("low", "Time below {g} over 4 %", TBR_LEVEL1_MG_DL),
     Flag("tir_drop", "Time in range down more than 15 points"),
     Flag("tir_low", "Time in range under 70 %"),
     Flag("wear_low", "Sensor wear under 70 %"),
@@ -69,19 +75,20 @@ class RangeShare:
 
     range_id: str  # the column of the summary, and the CSS class's key
     css: str  # AGP colour class in app.css
-    label: str  # the range's name; the page gives its bounds in the viewer's unit
-    low_mg_dl: float | None
+    label: str  # the range's name
+    bounds_key: str  # its bounds in the viewer's unit: this field of ``range_labels``
+    low_mg_dl: float | None  # the thresholds bounding it (mg/dL), below and above
     high_mg_dl: float | None
     pct: float
 
 
 # Top to bottom as the AGP draws them: very high, high, in range, low, very low.
 RANGES: Final = (
-    ("pct_above_250", "vhigh", "Very high", 250.0, None),
-    ("pct_181_250", "high", "High", 181.0, 250.0),
-    ("pct_70_180", "target", "In range", 70.0, 180.0),
-    ("pct_54_69", "low", "Low", 54.0, 69.0),
-    ("pct_below_54", "vlow", "Very low", None, 54.0),
+    ("pct_above_250", "vhigh", "Very high", "very_high", TAR_LEVEL2_MG_DL, None),
+    ("pct_181_250", "high", "High", "high", TAR_LEVEL1_MG_DL, TAR_LEVEL2_MG_DL),
+    ("pct_70_180", "target", "In range", "target", TBR_LEVEL1_MG_DL, TAR_LEVEL1_MG_DL),
+    ("pct_54_69", "low", "Low", "low", TBR_LEVEL2_MG_DL, TBR_LEVEL1_MG_DL),
+    ("pct_below_54", "vlow", "Very low", "very_low", None, TBR_LEVEL2_MG_DL),
 )
 
 
@@ -97,8 +104,8 @@ def range_shares(row: Mapping[str, Any] | None) -> list[RangeShare]:
     if row is None or _pct(row, "pct_70_180") is None:
         return []
     return [
-        RangeShare(column, css, label, low, high, _pct(row, column) or 0.0)
-        for column, css, label, low, high in RANGES
+        RangeShare(column, css, label, bounds, low, high, _pct(row, column) or 0.0)
+        for column, css, label, bounds, low, high in RANGES
     ]
 
 

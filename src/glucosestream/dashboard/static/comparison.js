@@ -24,17 +24,15 @@
     ...curves(d.current, "#1e3a8a", "rgba(37,99,235,0.28)", "solid",
       "This fortnight " + d.current.start.slice(5) + "–" + d.current.end.slice(5)),
   ];
-  const marks = [[54, "#8c1c13", "dot"], [70, "#3fa34d", "solid"], [180, "#3fa34d", "solid"],
-    [250, "#e8743b", "dot"]];
-  const label = (v) => (mmol ? gs.convert(v).toFixed(1) : String(v));
+  const style = { 54: ["#8c1c13", "dot"], 70: ["#3fa34d", "solid"], 180: ["#3fa34d", "solid"],
+    250: ["#e8743b", "dot"] };
   const plot = Plotly.newPlot("chart-compare-agp", traces, {
     margin: { t: 8, r: 50, b: 34, l: 50 }, legend: { orientation: "h", y: 1.14, x: 0 },
     xaxis: { range: [0, 24], tickvals: [0, 3, 6, 9, 12, 15, 18, 21, 24],
       ticktext: ["12am", "3am", "6am", "9am", "12pm", "3pm", "6pm", "9pm", "12am"] },
-    yaxis: { range: [0, gs.convert(350)], title: { text: gs.unitLabel },
-      tickvals: marks.map((m) => gs.convert(m[0])), ticktext: marks.map((m) => label(m[0])) },
+    yaxis: gs.glucoseAxis(350, { title: { text: gs.unitLabel } }),
     shapes: [gs.hband(gs.convert(70), gs.convert(180), "rgba(63,163,77,0.10)"),
-      ...marks.map((m) => gs.hline(gs.convert(m[0]), m[1], m[2]))],
+      ...d.thresholds_mg_dl.map((v) => gs.hline(gs.convert(v), ...(style[v] || ["#7b8794", "dot"])))],
   }, gs.config);
   gs.markRendered([plot]);
 })();

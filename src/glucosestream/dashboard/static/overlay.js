@@ -18,7 +18,6 @@
   }));
   const names = { 54: "very low", 70: "low", 180: "high", 250: "very high" };
   const colors = { 54: "#8c1c13", 70: "#3fa34d", 180: "#3fa34d", 250: "#e8743b" };
-  const label = (v) => (mmol ? gs.convert(v).toFixed(1) : String(v));
   const marks = d.thresholds_mg_dl;
   const plot = Plotly.newPlot("chart-overlay", traces, {
     margin: { t: 10, r: 90, b: 40, l: 52 }, hovermode: "closest",
@@ -26,12 +25,11 @@
     xaxis: { range: [0, 24], tickvals: [0, 3, 6, 9, 12, 15, 18, 21, 24],
       ticktext: ["12am", "3am", "6am", "9am", "12pm", "3pm", "6pm", "9pm", "12am"],
       title: { text: "local time of day" } },
-    yaxis: { range: [0, gs.convert(400)], title: { text: gs.unitLabel },
-      tickvals: marks.map(gs.convert), ticktext: marks.map(label) },
+    yaxis: gs.glucoseAxis(400, { title: { text: gs.unitLabel } }),
     shapes: [gs.hband(gs.convert(d.target_mg_dl[0]), gs.convert(d.target_mg_dl[1]), "rgba(63,163,77,0.12)"),
       ...marks.map((v) => gs.hline(gs.convert(v), colors[v], v === 70 || v === 180 ? "solid" : "dot"))],
     annotations: marks.map((v) => ({ xref: "paper", x: 1, xanchor: "left", y: gs.convert(v),
-      yref: "y", text: label(v) + " " + names[v], showarrow: false, font: { size: 9, color: colors[v] } })),
+      yref: "y", text: gs.fmt(v) + " " + names[v], showarrow: false, font: { size: 9, color: colors[v] } })),
   }, gs.config);
   gs.markRendered([plot]);
 })();
