@@ -70,11 +70,11 @@ def _fits(
     w = np.where(spread, near * near * near, (d == 0) * 1.0)
     powers = np.empty((*u.shape, 2 * degree + 1))  # u^0 .. u^(2 degree)
     powers[:, :, 0] = 1.0
-    for k in range(1, 2 * degree + 1):
-        powers[:, :, k] = powers[:, :, k - 1] * u
+    for power in range(1, 2 * degree + 1):
+        powers[:, :, power] = powers[:, :, power - 1] * u
     moments = np.einsum("ij,ijk->ik", w, powers)
-    k = np.arange(degree + 1)
-    normal = moments[:, k[:, None] + k[None, :]]  # sum of w u^(a+b)
+    terms = np.arange(degree + 1)
+    normal = moments[:, terms[:, None] + terms[None, :]]  # sum of w u^(a+b)
     right = np.einsum("ij,ijk->ik", w * ys[None, :], powers[:, :, : degree + 1])
     coefficients = np.linalg.pinv(normal) @ right[:, :, None]
     fitted: npt.NDArray[np.float64] = coefficients[:, 0, 0]
