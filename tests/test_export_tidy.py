@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from glucosestream.exports.data_dictionary import METRICS_COLUMNS, READINGS_COLUMNS
-from glucosestream.exports.table_files import safe_text
+from glucosestream.exports.table_files import TableFile, safe_text
 from glucosestream.exports.tidy import DICTIONARY_FILE, write_tidy
 from glucosestream.published import window_summary
 
@@ -67,6 +67,9 @@ def test_local_time_and_day_are_on_the_patients_clock(exported):
     wall_clock = dt.datetime(2026, 1, 5, 1, 0, tzinfo=dt.UTC).replace(tzinfo=None)
     assert first["time_local"] == wall_clock
     assert first["local_date"] == dt.date(2026, 1, 5)
+    (row,) = [r for r in _csv_rows(exported, "readings.csv") if r["patient_id"] == IDS[0]][:1]
+    assert (row["time_utc"], row["time_local"]) == ("2026-01-05 00:00:00", "2026-01-05 01:00:00")
+    assert (row["local_date"], row["calibration"], row["direction"]) == ("2026-01-05", "false", "")
 
 
 @pytest.mark.parametrize("name", sorted(FILES))
@@ -159,3 +162,17 @@ def test_a_window_keeps_only_its_days(lake, tmp_path):
     assert report.rows["readings"] == readings.num_rows
     metrics = pq.read_table(tmp_path / "metrics.parquet")
     assert metrics.num_rows == 2 * (3 + 1)
+
+
+def test_csv_tells_empty_text_from_null_and_quotes_what_needs_it(tmp_path):
+    schema = pa.schema([("text", pa.string()), ("n", pa.float64())])
+    path = tmp_path / "t.csv"
+    with TableFile(path, schema, "csv") as f:
+        f.write(pa.table({"text": ["", None, 'a,"b"\nc', "-x"], "n": [1.5, None, -2.0, 0.1]}))
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["text", "n"]
+    assert rows[1:] == [["", "1.5"], ["", ""], ['a,"b"\nc', "-2"], ["'-x", "0.1"]]
+    raw = path.read_text(encoding="utf-8").splitlines()
+    assert raw[1] == '"",1.5'  # empty text is quoted, NULL is an empty field
+    assert raw[2] == ","
