@@ -12,8 +12,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from glucosestream.errors import ConfigError
 from glucosestream.exports.data_dictionary import METRICS_COLUMNS, READINGS_COLUMNS
-from glucosestream.exports.table_files import TableFile, safe_text
+from glucosestream.exports.table_files import TableFile, output_folder, safe_text
 from glucosestream.exports.tidy import DICTIONARY_FILE, write_tidy
 from glucosestream.published import window_summary
 
@@ -176,3 +177,11 @@ def test_csv_tells_empty_text_from_null_and_quotes_what_needs_it(tmp_path):
     raw = path.read_text(encoding="utf-8").splitlines()
     assert raw[1] == '"",1.5'  # empty text is quoted, NULL is an empty field
     assert raw[2] == ","
+
+
+def test_an_out_that_is_a_file_is_refused(tmp_path):
+    target = tmp_path / "out.parquet"
+    target.write_text("x", encoding="utf-8")
+    with pytest.raises(ConfigError, match="is a file"):
+        output_folder(target)
+    assert output_folder(tmp_path / "new" / "folder").is_dir()

@@ -52,7 +52,7 @@ from glucosestream.exports.omop_concepts import (
     UNIT_CONCEPT_IDS,
 )
 from glucosestream.exports.omop_tables import INT32_MAX, columns, schema
-from glucosestream.exports.table_files import TableFile, TableFormat
+from glucosestream.exports.table_files import TableFile, TableFormat, output_folder
 from glucosestream.exports.window_readings import Window, exported_ids, readings_by_patient
 from glucosestream.published import PublishedRun, window_summary
 from glucosestream.readings import ReadingFlag
@@ -83,7 +83,7 @@ def write_omop(
     now = now or utc_now()
     ids = exported_ids(settings, patient_keys, identities)
     _check_fits("person_source_value", ids.values())
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out)
     started = time.perf_counter()
     writer = _OmopWriter(run, out, fmt, now, several=len(patient_keys) > 1)
     try:

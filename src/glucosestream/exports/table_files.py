@@ -24,11 +24,22 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-__all__ = ["FORMULA_STARTS", "TableFile", "TableFormat", "safe_text"]
+from glucosestream.errors import ConfigError
+
+__all__ = ["FORMULA_STARTS", "TableFile", "TableFormat", "output_folder", "safe_text"]
 
 TableFormat = Literal["csv", "parquet"]
 FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
 _CSV_OPTIONS: Final = pa_csv.WriteOptions(quoting_style="needed", eol="\n")
+
+
+def output_folder(out: Path) -> Path:
+    """``out`` as a folder to write the tables into (made if absent); ``ConfigError`` when it
+    is a file."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} is a file; these exports write a folder: give a folder --out")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def safe_text(value: str) -> str:

@@ -36,7 +36,7 @@ from glucosestream.exports.data_dictionary import (
     dictionary_rows,
     schema_of,
 )
-from glucosestream.exports.table_files import TableFile
+from glucosestream.exports.table_files import TableFile, output_folder
 from glucosestream.exports.window_readings import Window, exported_ids, readings_by_patient
 from glucosestream.localclock import wall_clock_times
 from glucosestream.metrics.report_window import last_complete_day
@@ -75,7 +75,7 @@ def write_tidy(
     of local days ``start``..``end`` (each optional) into the folder ``out``."""
     now = now or utc_now()
     ids = exported_ids(settings, patient_keys, identities)
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out)
     started = time.perf_counter()
     suffix = ".csv" if fmt == "csv" else ".parquet"
     files = {
