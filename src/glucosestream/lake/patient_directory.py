@@ -38,15 +38,18 @@ _CHUNK: Final = 500  # keys per IN (...) list
 # What a label may not hold: C0 and C1 controls (tab and line breaks among them), the soft hyphen,
 # zero-width and joiner characters, the line and paragraph separators, bidirectional marks,
 # embeddings, overrides and isolates (they can disguise a name: "Trojan Source", CVE-2021-42574),
-# invisible operators, the byte-order mark, interlinear annotations, and lone surrogates (no
-# UTF-8 encoding: no database could store them).
+# invisible operators, the byte-order mark and interlinear annotations. And lone surrogates (no
+# UTF-8 encoding: no database could store them), which a JSON Schema pattern cannot name (its
+# validators refuse them), so they are left out of LABEL_PATTERN (no JSON text decodes to them
+# but an escaped lone surrogate such as "\ud800").
 _BAD_CHARS: Final = (
     "\\x00-\\x1f\\x7f-\\x9f\\u00ad\\u061c\\u180e\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f"
-    "\\ud800-\\udfff\\ufeff\\ufff9-\\ufffb"
+    "\\ufeff\\ufff9-\\ufffb"
 )
-_BAD_CHAR: Final = re.compile(f"[{_BAD_CHARS}]")
-# The rule as one regular expression (Python and ECMAScript alike), for the OpenAPI schema: at
-# least one visible character and none of those above; ``checked_label`` also trims the ends.
+_BAD_CHAR: Final = re.compile(f"[{_BAD_CHARS}\\ud800-\\udfff]")
+# The rule as one regular expression (read alike by Python, ECMAScript and Rust's regex, which
+# JSON Schema validators use), for the OpenAPI schema: at least one visible character and none
+# of those above (surrogates aside); ``checked_label`` also trims the ends.
 LABEL_PATTERN: Final = f"^[^{_BAD_CHARS}]*[^\\s{_BAD_CHARS}][^{_BAD_CHARS}]*$"
 
 
