@@ -42,6 +42,7 @@ def test_comparison_sets_this_fortnight_against_the_one_before(clinic):  # noqa:
     assert mean["improved"] is None  # a mean has no better way by itself
     assert rows["pct_below_54"]["target_max"] == 1.0
     assert rows["pct_below_54"]["meets_current"] is True
+    assert rows["pct_below_54"]["improved"] is None  # 0 % both times: no change to judge
     for window in (current, previous):
         assert sum(window["metrics"][b] for b in BANDS) == pytest.approx(100.0, abs=0.01)
         assert sum(r["pct"] for r in window["ranges"]) == pytest.approx(100.0, abs=0.01)

@@ -3,7 +3,8 @@
 
 Each window's consensus metrics, time-in-ranges bar and AGP percentile curves come from
 ``published.period_results`` (the audited rows when a window is a published period, else
-computed from the published readings and marked not audited); the change is this fortnight's
+computed from the published readings and marked not audited; the curves smoothed as the AGP
+report draws them, ``patientdata.smooth_agp``); the change is this fortnight's
 value less the previous one's, and each metric is set against its consensus target (Battelino
 2019, Diabetes Care 42:1593)."""
 
@@ -20,6 +21,7 @@ from fastapi.responses import HTMLResponse, Response
 from glucosestream.dashboard.auth import Viewer, api_viewer, audit_read, clock_of, page_viewer
 from glucosestream.dashboard.pages import CONSENSUS_TARGETS, chart_units
 from glucosestream.dashboard.patient_names import patient_name
+from glucosestream.dashboard.patientdata import smooth_agp
 from glucosestream.dashboard.range_labels import range_labels
 from glucosestream.dashboard.rolling_summary import (
     ReportWindows,
@@ -43,14 +45,8 @@ from glucosestream.readings import MG_DL_PER_MMOL_L
 __all__ = ["COMPARED", "ComparedMetric", "Comparison", "build_comparison", "router"]
 
 router = APIRouter()
-_AGP_COLUMNS: Final = (
-    "minute_of_day",
-    "p05_mg_dl",
-    "p25_mg_dl",
-    "p50_mg_dl",
-    "p75_mg_dl",
-    "p95_mg_dl",
-)
+
+NO_CHANGE: Final = 0.05  # below this (the pages' last decimal) a change is no change
 
 Kind = Literal["pct", "glucose", "score", "days"]
 Better = Literal["higher", "lower"]
@@ -127,7 +123,7 @@ class WindowView:
     audited: bool
     audited_by: str | None
     metrics: dict[str, Any]  # the period metrics row, JSON-ready, with ``wear_pct``
-    agp: dict[str, list[float | None]]  # minute_of_day and p05..p95 (mg/dL)
+    agp: dict[str, list[float | None]]  # minute_of_day and p05..p95 (mg/dL), smoothed
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -164,7 +160,7 @@ def _view(results: PeriodResults) -> WindowView:
     rows = results.metrics.to_pylist()
     metrics = {k: v for k, v in (rows[0] if rows else {}).items() if k not in ("computed_at",)}
     metrics["wear_pct"] = wear_pct(metrics)
-    agp = {c: [_json_value(v) for v in results.agp[c].to_pylist()] for c in _AGP_COLUMNS}
+    agp = smooth_agp(results.agp)  # as the AGP report draws it
     return WindowView(
         results.start,
         results.end,
@@ -192,7 +188,7 @@ def _compared(spec: _Spec, current: WindowView, previous: WindowView) -> Compare
     now, before = _number(current.metrics, spec.metric), _number(previous.metrics, spec.metric)
     change = None if now is None or before is None else now - before
     improved = None
-    if change and spec.better is not None:
+    if change is not None and abs(change) >= NO_CHANGE and spec.better is not None:
         improved = (change > 0) == (spec.better == "higher")
     return ComparedMetric(
         spec.metric,
