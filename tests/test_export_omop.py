@@ -356,3 +356,59 @@ def test_an_id_longer_than_the_cdm_column_is_refused(lake, tmp_path):
             identities={keys[0]: "x" * 51}, now=NOW,
         )  # fmt: skip
     assert not any(tmp_path.iterdir())
+
+
+class _FakeRun:
+    """A published run holding only the given readings (no sessions)."""
+
+    run_id = "run-fake"
+
+    def __init__(self, readings: pa.Table) -> None:
+        self._readings = readings
+
+    def readings(self, keys, since=None):
+        return self._readings.filter(pc.is_in(self._readings["patient_key"], pa.array(keys)))
+
+    def results(self, table, patient_key=None):
+        from glucosestream.pipeline.sensor_wear import SENSOR_SESSIONS_SCHEMA
+
+        return SENSOR_SESSIONS_SCHEMA.empty_table()
+
+
+def test_calibrations_are_left_out_and_low_high_readings_say_so(monkeypatch, tmp_path):
+    from glucosestream.errors import NotFound
+    from glucosestream.readings import READING_SCHEMA, ReadingFlag
+
+    def no_summary(*args, **kwargs):
+        raise NotFound("no complete day")
+
+    monkeypatch.setattr("glucosestream.exports.omop.window_summary", no_summary)
+    at = [START + dt.timedelta(minutes=5 * i) for i in range(4)]
+    flags = [
+        0,
+        int(ReadingFlag.CALIBRATION),
+        int(ReadingFlag.SENSOR_LOW),
+        int(ReadingFlag.SENSOR_HIGH),
+    ]
+    readings = pa.table(
+        {
+            "patient_key": ["k1"] * 4, "device_id": ["dev-1"] * 4, "source": ["dexcom"] * 4,
+            "ts": at, "glucose_mg_dl": [100.0, 120.0, 40.0, 400.0],
+            "original_value": [100.0, 120.0, 40.0, 400.0], "original_unit": ["mg/dL"] * 4,
+            "flags": flags, "tz": ["UTC"] * 4, "batch_id": ["b"] * 4, "ingested_at": at,
+            "direction": [None] * 4, "rate_mg_dl_min": [None] * 4,
+        },
+        READING_SCHEMA,
+    )  # fmt: skip
+    report = write_omop(
+        _FakeRun(readings), ["k1"], None, None, tmp_path, fmt="parquet",
+        settings=Settings(), identities={"k1": "P9"}, now=NOW,
+    )  # fmt: skip
+    rows = pq.read_table(tmp_path / "measurement.parquet")
+    assert rows["value_as_number"].to_pylist() == [100.0, 40.0, 400.0]
+    assert rows["value_source_value"].to_pylist() == ["100 mg/dL", "<=40 mg/dL", ">=400 mg/dL"]
+    assert any("1 fingerstick calibration" in note for note in report.notes)
+    assert any("P9: no summary" in note for note in report.notes)
+    assert report.rows["device_exposure"] == 0
+    (period,) = pq.read_table(tmp_path / "observation_period.parquet").to_pylist()
+    assert period["observation_period_start_date"] == START.date()
