@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from glucosestream.access import Principal
-from glucosestream.config import LakeSettings
+from glucosestream.config import DashboardSettings, LakeSettings
 from glucosestream.lake import open_access
 from glucosestream.metrics.glycemic import gmi_pct
 from glucosestream.privacy import (
@@ -21,7 +21,6 @@ from glucosestream.privacy import (
     DEFAULT_BUDGET_EPSILON,
     DEFAULT_EPSILON_EACH,
     MAX_EPSILON_EACH,
-    MIN_COHORT_PATIENTS,
     MIN_EPSILON_EACH,
     CohortTooSmall,
     bounds_table,
@@ -34,6 +33,7 @@ from glucosestream.privacy import (
 AT = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
 ADMIN = Principal("tok123", "admin", frozenset(), None, "t")
 NAMES = [s.name for s in COHORT_STATISTICS]
+MIN_COHORT_PATIENTS = DashboardSettings().privacy_min_patients  # 20
 BOUNDS = {s.name: (s.lower, s.upper) for s in COHORT_STATISTICS}
 
 # Per-patient values as hostile as a float can be: far outside every bound, infinite, NaN.
@@ -124,6 +124,7 @@ def test_the_issue_cohort_of_six_is_refused_and_spends_nothing(tmp_path):
             epsilon_each=DEFAULT_EPSILON_EACH,
             budget=DEFAULT_BUDGET_EPSILON,
             at=AT,
+            min_patients=MIN_COHORT_PATIENTS,
         )
     message = str(refused.value)
     assert "has 6 patient(s) with data" in message
@@ -146,6 +147,7 @@ def test_a_cohort_at_the_minimum_is_released(tmp_path):
         epsilon_each=DEFAULT_EPSILON_EACH,
         budget=DEFAULT_BUDGET_EPSILON,
         at=AT,
+        min_patients=MIN_COHORT_PATIENTS,
     )
     assert 0.0 <= release.means["time_in_range"].value <= 100.0
 

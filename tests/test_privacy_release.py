@@ -22,18 +22,11 @@ from glucosestream.privacy import (
 from .test_dashboard_lake import demo_lake  # noqa: F401  (fixture)
 
 
-def small_cohort_settings(settings, monkeypatch):
-    """The demo lake's 3 patients are under the minimum cohort; these tests lower it to 1
-    (the setting, once the lead adds DashboardSettings.privacy_min_patients; until then the
-    module default the route falls back to)."""
-    from dataclasses import fields, replace
+def small_cohort_settings(settings):
+    """The demo lake's patients are under the minimum cohort; these tests lower it to 1."""
+    from dataclasses import replace
 
-    from glucosestream.config import DashboardSettings
-
-    if "privacy_min_patients" in {f.name for f in fields(DashboardSettings)}:
-        return replace(settings, dashboard=replace(settings.dashboard, privacy_min_patients=1))
-    monkeypatch.setattr("glucosestream.dashboard.cohort_release.MIN_COHORT_PATIENTS", 1)
-    return settings
+    return replace(settings, dashboard=replace(settings.dashboard, privacy_min_patients=1))
 
 
 AT = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
@@ -77,7 +70,7 @@ def test_count_noise_scale_is_one_over_epsilon():
 def test_budget_is_spent_in_the_ledger_and_enforced(tmp_path):
     ledger = open_access(LakeSettings(root=str(tmp_path / "lake"))).ledger
     values = {"mean_mg_dl": VALUES, "pct_70_180": [50.0] * 100}
-    ask = {"dataset": "cohort:all", "values": values, "budget": 1.0, "at": AT}
+    ask = {"dataset": "cohort:all", "values": values, "budget": 1.0, "at": AT, "min_patients": 20}
     first = release_cohort(
         ledger, ADMIN, statistics=["mean_glucose", "time_in_range"], epsilon_each=0.2, **ask
     )
@@ -99,17 +92,14 @@ def test_budget_is_spent_in_the_ledger_and_enforced(tmp_path):
     assert other.budget_left == pytest.approx(0.6)  # budgets are per dataset
 
 
-def test_release_route_refuses_over_budget_with_the_error_shape(
-    demo_lake,  # noqa: F811
-    monkeypatch,
-):
+def test_release_route_refuses_over_budget_with_the_error_shape(demo_lake):  # noqa: F811
     from fastapi.testclient import TestClient
 
     from glucosestream.app import create_app
 
     headers = {"Authorization": "Bearer gs_clinician"}  # clinic north: P1 and P2 have data
     body = {"statistics": ["mean_glucose", "time_in_range"], "epsilon_each": 0.3}
-    app = create_app(small_cohort_settings(demo_lake.settings, monkeypatch))
+    app = create_app(small_cohort_settings(demo_lake.settings))
     with TestClient(app) as client:
         ok = client.post("/v1/cohort/releases", json=body, headers=headers)
         assert ok.status_code == 200, ok.text
@@ -139,6 +129,7 @@ def test_finding6_an_epsilon_outside_its_bounds_is_refused_and_spends_nothing(tm
             epsilon_each=epsilon,
             budget=1.0,
             at=AT,
+            min_patients=1,
         )
     assert ledger.spent("cohort:all") == 0.0
 
@@ -209,14 +200,14 @@ def test_a_cohort_under_the_minimum_is_refused_by_route_and_page(demo_lake):  # 
     assert ledger.spent("cohort:all") == spent
 
 
-def test_the_page_shows_a_release_in_bounds_with_its_margin(demo_lake, monkeypatch):  # noqa: F811
+def test_the_page_shows_a_release_in_bounds_with_its_margin(demo_lake):  # noqa: F811
     from fastapi.testclient import TestClient
 
     from glucosestream.app import create_app
 
     from .test_dashboard_lake import csrf_of, login
 
-    app = create_app(small_cohort_settings(demo_lake.settings, monkeypatch))
+    app = create_app(small_cohort_settings(demo_lake.settings))
     with TestClient(app) as client:
         page = login(client, "gs_admin").get("/cohort").text
         form = {"csrf_token": csrf_of(page), "time_below_70": "on", "epsilon": "0.05"}

@@ -35,10 +35,8 @@ from glucosestream.errors import BudgetExceeded, Forbidden
 from glucosestream.http_errors import ErrorResponse
 from glucosestream.privacy import (
     COHORT_STATISTICS,
-    DEFAULT_BUDGET_EPSILON,
     DEFAULT_EPSILON_EACH,
     MAX_EPSILON_EACH,
-    MIN_COHORT_PATIENTS,
     MIN_EPSILON_EACH,
     CohortRelease,
     CohortTooSmall,
@@ -66,13 +64,11 @@ class ReleaseRequest(BaseModel):
 
 
 def _budget(request: Request) -> float:
-    settings = request.app.state.settings
-    return float(getattr(settings.dashboard, "privacy_budget_epsilon", DEFAULT_BUDGET_EPSILON))
+    return float(request.app.state.settings.dashboard.privacy_budget_epsilon)
 
 
 def _min_patients(request: Request) -> int:
-    settings = request.app.state.settings
-    return int(getattr(settings.dashboard, "privacy_min_patients", MIN_COHORT_PATIENTS))
+    return int(request.app.state.settings.dashboard.privacy_min_patients)
 
 
 def _dataset(viewer: Viewer) -> str:

@@ -1,10 +1,10 @@
 """A cohort release: check the cohort's size, spend the dataset's budget, then draw the noise.
 
 A release is refused, spending nothing, when the cohort has fewer patients with data than the
-minimum (``MIN_COHORT_PATIENTS``, configurable): with few patients the noise that hides each one
-is wider than the statistic's whole range, so the figures would say nothing. The refusal is
-seen only by the analyst, who may read every patient of the dataset already; what leaves is
-the released figures, which are differentially private.
+minimum (``dashboard.privacy_min_patients``, default 20): with few patients the noise that
+hides each one is wider than the statistic's whole range, so the figures would say nothing.
+The refusal is seen only by the analyst, who may read every patient of the dataset already;
+what leaves is the released figures, which are differentially private.
 
 The count of patients is released first (it sizes the means); each asked-for mean follows, and
 GMI is derived from the released mean glucose (post-processing: no budget of its own). The
@@ -32,7 +32,6 @@ __all__ = [
     "DEFAULT_BUDGET_EPSILON",
     "DEFAULT_EPSILON_EACH",
     "MAX_EPSILON_EACH",
-    "MIN_COHORT_PATIENTS",
     "MIN_EPSILON_EACH",
     "CohortRelease",
     "CohortTooSmall",
@@ -52,10 +51,6 @@ MAX_EPSILON_EACH: Final = 1.0
 # Below this the noise of a count alone has a scale over 1,000 patients: the release says
 # nothing, and a tiny epsilon such as 1e-300 overflows OpenDP's scale (issue 13, finding 6).
 MIN_EPSILON_EACH: Final = 0.001
-# The fewest patients with data a release may describe (GLUCOSESTREAM_DASHBOARD__PRIVACY_MIN_
-# PATIENTS). 20 follows the small-cell rules of health statistics (suppression of cells under
-# 10-20 people) and keeps the sensitivity of a mean to at most 1/20 of its range.
-MIN_COHORT_PATIENTS: Final = 20
 _Z_95: Final = math.log(20.0)  # P(|Laplace(b)| > b ln 20) = 5 %
 
 
@@ -133,10 +128,12 @@ def release_cohort(
     epsilon_each: float,
     budget: float,
     at: dt.datetime,
-    min_patients: int = MIN_COHORT_PATIENTS,
+    min_patients: int,
 ) -> CohortRelease:
     """Release the patient count and the means of ``statistics`` (names in COHORT_STATISTICS)
-    over ``values`` (column → one value per patient, the same patients for every column)."""
+    over ``values`` (column → one value per patient, the same patients for every column), if
+    they are ``min_patients`` at least (``dashboard.privacy_min_patients``: 20 follows the
+    small-cell rules of health statistics, which suppress cells under 10-20 people)."""
     statistics = list(dict.fromkeys(statistics))
     _check(statistics, epsilon_each)
     drawn = _drawn(statistics)
