@@ -142,6 +142,19 @@ HEAVY_MODULES = frozenset(
     }
 )
 HEAVY_TESTS: dict[str, frozenset[str]] = {
+    "test_agp_window.py": frozenset(
+        {
+            "test_an_end_on_the_partial_day_is_the_last_complete_day",
+            "test_in_mmol_the_agp_report_says_no_mg_dl",
+            "test_in_mmol_the_patient_page_says_no_mg_dl",
+            "test_the_agp_counts_14_complete_days_and_names_the_partial_one",
+            "test_the_page_draws_the_smoothed_curves",
+            "test_the_patient_page_shows_the_partial_day_apart",
+            "test_the_report_names_the_patient_by_their_id",
+            "test_the_report_routes_take_a4_or_letter_only",
+            "test_without_an_id_the_report_leaves_name_and_dob_lines",
+        }
+    ),
     "test_alerts_evaluate.py": frozenset(
         {"test_level2_alerts_fire_and_clear_when_find_episodes_says"}
     ),
