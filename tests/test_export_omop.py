@@ -412,3 +412,24 @@ def test_calibrations_are_left_out_and_low_high_readings_say_so(monkeypatch, tmp
     assert report.rows["device_exposure"] == 0
     (period,) = pq.read_table(tmp_path / "observation_period.parquet").to_pylist()
     assert period["observation_period_start_date"] == START.date()
+
+
+def test_a_patient_with_only_calibrations_is_not_a_person(monkeypatch, tmp_path):
+    from glucosestream.readings import READING_SCHEMA, ReadingFlag
+
+    at = [START]
+    readings = pa.table(
+        {
+            "patient_key": ["k1"], "device_id": ["dev-1"], "source": ["dexcom"], "ts": at,
+            "glucose_mg_dl": [120.0], "original_value": [120.0], "original_unit": ["mg/dL"],
+            "flags": [int(ReadingFlag.CALIBRATION)], "tz": ["UTC"], "batch_id": ["b"],
+            "ingested_at": at, "direction": [None], "rate_mg_dl_min": [None],
+        },
+        READING_SCHEMA,
+    )  # fmt: skip
+    report = write_omop(
+        _FakeRun(readings), ["k1"], None, None, tmp_path, fmt="csv",
+        settings=Settings(), identities={"k1": "P9"}, now=NOW,
+    )  # fmt: skip
+    assert (report.rows["person"], report.rows["measurement"]) == (0, 0)
+    assert "P9: no published sensor readings in the window" in report.notes

@@ -133,16 +133,17 @@ class _OmopWriter:
         self._sessions: pa.Table | None = None
 
     def add_patient(self, key: str, identity: str, readings: pa.Table, window: Window) -> None:
-        """The patient's rows of every table (none when it has no reading in the window)."""
-        if readings.num_rows == 0:
-            self.notes.append(f"{identity}: no published readings in the window, not written")
-            return
-        self.person_id += 1
+        """The patient's rows of every table (none when it has no sensor reading in the
+        window)."""
         calibration = pc.not_equal(
             pc.bit_wise_and(readings["flags"], int(ReadingFlag.CALIBRATION)), 0
         )
         self.calibrations += pc.sum(calibration.cast(pa.int64())).as_py() or 0
         sensor = readings.filter(pc.invert(calibration))
+        if sensor.num_rows == 0:
+            self.notes.append(f"{identity}: no published sensor readings in the window")
+            return
+        self.person_id += 1
         measurements = [self._reading_rows(sensor), self._summary_rows(key, identity, window)]
         exposures = self._exposure_rows(key, readings)
         tables = [t for t in measurements if t.num_rows]
