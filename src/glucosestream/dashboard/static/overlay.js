@@ -10,8 +10,18 @@
     return "rgb(" + mix(159, 11) + "," + mix(184, 42) + "," + mix(232, 111) + ")";
   };
   const fmt = mmol ? ".1f" : ".0f";
+  // A gap in a day's readings (over GAP_MIN minutes) stays a gap: a null between its ends.
+  const GAP_MIN = 30;
+  const withGaps = (day) => {
+    const x = [], y = [];
+    day.minute.forEach((m, j) => {
+      if (j > 0 && m - day.minute[j - 1] > GAP_MIN) { x.push(null); y.push(null); }
+      x.push(m / 60); y.push(gs.convert(day.mg_dl[j]));
+    });
+    return { x, y };
+  };
   const traces = d.days.map((day, i) => ({
-    x: day.minute.map((m) => m / 60), y: day.mg_dl.map(gs.convert), type: "scatter",
+    ...withGaps(day), type: "scatter",
     mode: "lines", name: day.date + (day.partial ? " (partial)" : ""),
     line: { color: day.partial ? "#e8743b" : shade(i), width: 1.4, dash: day.partial ? "dot" : "solid" },
     hovertemplate: day.date + " %{x:.2f}h: %{y:" + fmt + "} " + gs.unitLabel + "<extra></extra>",
