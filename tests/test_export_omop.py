@@ -209,6 +209,8 @@ def test_each_reading_is_one_measurement_row_in_mg_dl(lake, exported):
     assert set(readings["measurement_type_concept_id"].to_pylist()) == {32817}
     ids = rows["measurement_id"].to_pylist()
     assert sorted(ids) == list(range(1, len(ids) + 1))
+    # both patients' rows in one row group (rows are gathered, not written per patient)
+    assert pq.ParquetFile(exported["parquet"][0] / "measurement.parquet").num_row_groups == 1
 
 
 def test_a_mmol_reading_keeps_the_value_as_sent(exported):

@@ -70,12 +70,17 @@ def _csv_ready(table: pa.Table) -> pa.Table:
 
 
 class TableFile:
-    """One table's file: ``write`` appends batches of rows of ``schema``; ``close`` finishes it.
-    ``rows`` counts the rows written."""
+    """One table's file: ``write`` appends rows of ``schema``; ``close`` finishes it. Rows are
+    gathered to ``FLUSH_ROWS`` before they are written (a Parquet row group per flush, not per
+    patient). ``rows`` counts the rows written."""
+
+    FLUSH_ROWS: Final = 65_536
 
     def __init__(self, path: Path, schema: pa.Schema, fmt: TableFormat) -> None:
         self.path, self.schema, self.fmt = path, schema, fmt
         self.rows = 0
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
         self._parquet: pq.ParquetWriter | None = None
         self._csv: pa_csv.CSVWriter | None = None
         if fmt == "parquet":
@@ -88,14 +93,27 @@ class TableFile:
         """Append ``rows`` (cast to the file's schema: its column order and types)."""
         if rows.num_rows == 0:
             return
-        table = rows.select(self.schema.names).cast(self.schema)
+        self._pending.append(rows.select(self.schema.names).cast(self.schema))
+        self._pending_rows += rows.num_rows
+        self.rows += rows.num_rows
+        if self._pending_rows >= self.FLUSH_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        table = pa.concat_tables(self._pending)
+        self._pending, self._pending_rows = [], 0
         if self._parquet is not None:
             self._parquet.write_table(table)
         elif self._csv is not None:
             self._csv.write_table(_csv_ready(table))
-        self.rows += rows.num_rows
 
     def close(self) -> None:
+        """Write what is pending and close the file (once; later calls do nothing)."""
+        if self._parquet is None and self._csv is None:
+            return
+        self._flush()
         if self._parquet is not None:
             self._parquet.close()
             self._parquet = None
