@@ -48,9 +48,9 @@ CGM_IG: Final = "http://hl7.org/fhir/uv/cgm"
 
 @dataclass(frozen=True, slots=True)
 class Code:
-    """A LOINC code, what it measures (for the docs; the resources carry no ``display``, as the
-    guide's examples, so a receiver shows its own LOINC names), and the UCUM unit of its value
-    (None: it has no value of its own)."""
+    """A LOINC code, a short label of what it measures (ours, for the docs: not LOINC's name;
+    the resources carry no ``display``, as the guide's examples, so a receiver shows its own
+    LOINC names), and the UCUM unit of its value (None: it has no value of its own)."""
 
     code: str
     label: str
@@ -67,29 +67,19 @@ class RangeCode:
 
 # CGM sensor readings: profiles cgm-sensor-reading-mass-per-volume / -moles-per-volume.
 READING: Final = {
-    "mg/dL": Code("99504-3", "Glucose [Mass/volume] in Interstitial fluid", "mg/dL"),
-    "mmol/L": Code("105272-9", "Glucose [Moles/volume] in Interstitial fluid", "mmol/L"),
+    "mg/dL": Code("99504-3", "CGM sensor reading (mass per volume)", "mg/dL"),
+    "mmol/L": Code("105272-9", "CGM sensor reading (moles per volume)", "mmol/L"),
 }
 # Summary members (profiles cgm-summary-*), with the period metric each takes.
 MEAN_GLUCOSE: Final = {
-    "mg/dL": Code(
-        "97507-8",
-        "Average glucose [Mass/volume] in Interstitial fluid during Reporting Period",
-        "mg/dL",
-    ),
-    "mmol/L": Code(
-        "105273-7", "Glucose [Moles/volume] in Reporting Period mean Interstitial fluid", "mmol/L"
-    ),
+    "mg/dL": Code("97507-8", "Mean glucose (mass per volume)", "mg/dL"),
+    "mmol/L": Code("105273-7", "Mean glucose (moles per volume)", "mmol/L"),
 }
 GMI: Final = Code("97506-0", "Glucose management indicator", "%")
-GLUCOSE_CV: Final = Code(
-    "104638-2", "Glucose [Coefficient of variation] in Interstitial fluid", "%"
-)
-DAYS_OF_WEAR: Final = Code("104636-6", "Continuous glucose monitoring duration of use", "d")
-SENSOR_ACTIVE: Final = Code("104637-4", "Continuous glucose monitoring sensor active time", "%")
-TIMES_IN_RANGES: Final = Code(
-    "106793-3", "Continuous glucose monitoring time in ranges panel", None
-)
+GLUCOSE_CV: Final = Code("104638-2", "Coefficient of variation of glucose", "%")
+DAYS_OF_WEAR: Final = Code("104636-6", "Days of sensor wear", "d")
+SENSOR_ACTIVE: Final = Code("104637-4", "Sensor active time", "%")
+TIMES_IN_RANGES: Final = Code("106793-3", "Times in ranges panel", None)
 # The five components of 106793-3, lowest range first (profile cgm-summary-times-in-ranges).
 TIME_IN_RANGES: Final = (
     RangeCode(Code("104642-4", "Time below range, very low (< 54 mg/dL)", "%"), "pct_below_54"),
@@ -99,9 +89,7 @@ TIME_IN_RANGES: Final = (
     RangeCode(Code("104639-0", "Time above range, very high (> 250 mg/dL)", "%"), "pct_above_250"),
 )
 # The summary panel (profile cgm-summary) and the PDF report (cgm-summary-pdf) share one code.
-SUMMARY_PANEL: Final = Code(
-    "107931-8", "Continuous glucose monitoring summary panel - Reporting Period", None
-)
+SUMMARY_PANEL: Final = Code("107931-8", "CGM summary panel, reporting period", None)
 CATEGORY_LABORATORY: Final = {
     "system": "http://terminology.hl7.org/CodeSystem/observation-category",
     "code": "laboratory",
