@@ -38,6 +38,7 @@ from glucosestream.metrics import (
 )
 from glucosestream.pipeline.first_arrival import new_readings
 from glucosestream.pipeline.periods import closed_periods, first_period
+from glucosestream.pipeline.rolling_summary import ROLLING_HISTORY, rolling_summaries
 from glucosestream.pipeline.sensor_wear import (
     SENSOR_SESSIONS_SCHEMA,
     SESSION_BREAK_MIN,
@@ -352,15 +353,30 @@ def _transform(work: BucketWork, bucket: Bucket, merged: _Merged) -> _Transforme
     run_id, at = work.run_id, work.computed_at
     inputs, session_scope = _session_inputs(work, bucket, every, new)
     results = period_results(every, periods, run_id=run_id, computed_at=at, threads=work.threads)
+    summaries, summary_scope = _summaries(work, bucket, every, merged.incoming)
     tables = {
         "readings": (new, Scope()),
         "daily": (daily, scope),
         "periods": (results.periods, period_scope),
         "episodes": (results.episodes, period_scope),
         "agp": (results.agp, period_scope),
+        "summaries": (summaries, summary_scope),
         "sessions": (infer_sessions(inputs, run_id=run_id, computed_at=at), session_scope),
     }
     return _Transformed(tables, daily, days, periods.num_rows)
+
+
+def _summaries(
+    work: BucketWork, bucket: Bucket, every: pa.Table, incoming: pa.Table
+) -> tuple[pa.Table, Scope]:
+    """The rolling summary (``pipeline.rolling_summary``) of the bucket's patients on a full
+    refresh, else of those with readings in the run; the others keep their rows."""
+    full = work.full_refresh
+    keys = frozenset(
+        bucket.patient_keys if full else pc.unique(incoming["patient_key"]).to_pylist()
+    )
+    scope = Scope(prefix=bucket.prefix) if full else Scope(patient_keys=tuple(sorted(keys)))
+    return rolling_summaries(every, keys, run_id=work.run_id, computed_at=work.computed_at), scope
 
 
 def _periods_to_compute(
@@ -399,10 +415,12 @@ def _first_period(work: BucketWork, incoming: pa.Table) -> dt.date | None:
 
 
 def _history_start(incoming: pa.Table, first_period_day: dt.date | None) -> dt.datetime:
-    """Curated rows from here on hold every day and period the run recomputes: 26 hours
-    before the earliest new reading, or a day before the first period (a local day starts
+    """Curated rows from here on hold every day, period and rolling summary the run
+    recomputes: 26 hours before the earliest new reading, 30 days before the newest (the
+    rolling summary's two fortnights), or a day before the first period (a local day starts
     at most 14 hours before its UTC date)."""
     since: dt.datetime = pc.min(incoming["ts"]).as_py() - _HISTORY_MARGIN
+    since = min(since, pc.max(incoming["ts"]).as_py() - ROLLING_HISTORY)
     if first_period_day is not None:
         day_before = first_period_day - dt.timedelta(days=1)
         since = min(since, dt.datetime.combine(day_before, dt.time(), tzinfo=dt.UTC))

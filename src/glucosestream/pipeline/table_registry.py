@@ -1,7 +1,8 @@
 """The table registry: every Iceberg table of the lake, in the order a run publishes them.
 
 Each stage owns its rows' schema: ``readings`` (curated.readings), ``metrics.daily`` and
-``metrics.result_schemas`` (the results tables), ``pipeline.sensor_wear`` (sensor sessions). This
+``metrics.result_schemas`` (the results tables), ``pipeline.rolling_summary`` (the rolling
+summary, results.patient_summaries), ``pipeline.sensor_wear`` (sensor sessions). This
 module gives each its identifier, partitioning, write order, date column and properties, and is
 the one list of tables: the lake is opened with ``TABLES`` (``open_lakehouse(settings, TABLES)``),
 a run stages one output per entry and publishes one snapshot row per entry. Adding a table is
@@ -30,6 +31,7 @@ from glucosestream.metrics.result_schemas import (
     EPISODES_SCHEMA,
     PERIOD_METRICS_SCHEMA,
 )
+from glucosestream.pipeline.rolling_summary import PATIENT_SUMMARIES_SCHEMA
 from glucosestream.pipeline.sensor_wear import SENSOR_SESSIONS_SCHEMA
 from glucosestream.readings import READING_SCHEMA
 
@@ -37,6 +39,7 @@ __all__ = [
     "AGP_PROFILE",
     "DAILY_METRICS",
     "EPISODES",
+    "PATIENT_SUMMARIES",
     "PERIOD_METRICS",
     "READINGS",
     "SENSOR_SESSIONS",
@@ -87,6 +90,14 @@ AGP_PROFILE: Final = TableSpec(
     "agp",
     "period_start",
 )
+PATIENT_SUMMARIES: Final = TableSpec(
+    ("results", "patient_summaries"),
+    PATIENT_SUMMARIES_SCHEMA,
+    _BY_KEY_PREFIX,
+    ("patient_key", "window"),
+    "summaries",
+    "period_start",
+)
 SENSOR_SESSIONS: Final = TableSpec(
     ("curated", "sensor_sessions"),
     SENSOR_SESSIONS_SCHEMA,
@@ -96,5 +107,13 @@ SENSOR_SESSIONS: Final = TableSpec(
     "end_date",
 )
 TABLES: Final = TableRegistry(
-    (READINGS, DAILY_METRICS, PERIOD_METRICS, EPISODES, AGP_PROFILE, SENSOR_SESSIONS)
+    (
+        READINGS,
+        DAILY_METRICS,
+        PERIOD_METRICS,
+        EPISODES,
+        AGP_PROFILE,
+        PATIENT_SUMMARIES,
+        SENSOR_SESSIONS,
+    )
 )

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol, TypeVar, cast
 
 import pyarrow as pa
-from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, EqualTo
+from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, EqualTo, In
 
 from glucosestream.lake import Lakehouse
 from glucosestream.published.daily_index import DailyIndex, index_daily
@@ -56,7 +56,8 @@ class PublishedRun:
 
     def snapshot_id(self, table: str) -> int | None:
         """The run's snapshot of a table by its registry key (``pipeline.table_registry``:
-        readings, daily, periods, episodes, agp, sessions); None before the first run."""
+        readings, daily, periods, episodes, agp, summaries, sessions); None before the first
+        run (or before the first run that wrote the table)."""
         return self._snapshots.of(table) if self._snapshots is not None else None
 
     @property
@@ -92,6 +93,18 @@ class PublishedRun:
         if period_start is not None:
             where = And(where, EqualTo("period_start", period_start.isoformat()))
         return self.lake.read_table(table, self.snapshot_id(table), where)
+
+    def summaries(self, patient_keys: Iterable[str] | None = None) -> pa.Table:
+        """The rolling summary rows (``results.patient_summaries``: each patient's last 14
+        complete days, ``window`` "current", and the 14 before, "previous") of these patients,
+        or of all; empty before a run wrote the table."""
+        where: BooleanExpression = AlwaysTrue()
+        if patient_keys is not None:
+            keys = sorted(set(patient_keys))
+            if not keys:
+                return self.lake.specs["summaries"].schema.empty_table()
+            where = In("patient_key", keys)
+        return self.lake.read_table("summaries", self.snapshot_id("summaries"), where)
 
     def daily_index(self) -> DailyIndex:
         """Every patient's daily metrics, read once per run and indexed by patient."""
