@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from typing import Final
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -52,42 +53,71 @@ __all__ = [
 CHECK_NAME: Final = "duplicate_sensor"
 MIN_RECURRING: Final = 12  # an hour of 5-minute readings equal in time and value
 MIN_SHARE: Final = 0.5  # of the smaller identity's readings
+# A first pass looks at one reading in _SAMPLE, chosen by value so that both copies of a reading
+# are chosen together: by (seconds within the quarter hour + glucose), which a zone's offset (a
+# whole number of quarter hours) does not change. Only identities it suspects are then counted
+# exactly: the check costs a pass over 1/_SAMPLE of the bucket when nothing recurs.
+_SAMPLE: Final = 8
+_QUARTER_HOUR_S: Final = 900
+_MIN_SAMPLED: Final = 2
 _SHOWN_PAIRS: Final = 3
-_COLUMNS: Final = ["patient_key", "tz", "ts", "glucose_mg_dl"]
-_PAIR: Final = ["patient_key", "tz", "patient_key_b", "tz_b"]
+_PAIR: Final = ["identity_min", "identity_max"]
+_SEP: Final = "\t"
+
+
+def _sampled(rows: pa.Table) -> pa.Array:
+    """Whether each row is in the first pass's sample (equal readings: equal answers): a
+    multiplicative hash (Knuth's 2654435761) of the seconds within the quarter hour and the
+    glucose in tenths, its top bits below 1/_SAMPLE of the range."""
+    seconds = pc.cast(rows["ts"], pa.int64()).to_numpy() // 1_000_000
+    tenths = np.rint(rows["glucose_mg_dl"].to_numpy() * 10).astype(np.int64)
+    key = ((seconds % _QUARTER_HOUR_S) * 4096 + tenths).astype(np.uint64)
+    mixed = (key * np.uint64(2654435761)) & np.uint64(0xFFFFFFFF)
+    return pa.array(mixed < np.uint64(2**32 // _SAMPLE))
 
 
 def _wall_time(rows: pa.Table) -> pa.Array:
-    """Each row's local wall time in its own zone (zone by zone: Arrow casts one zone at once)."""
+    """Each row's local wall time in its own zone (Arrow converts one zone at a time)."""
     ts = rows["ts"].combine_chunks()
-    zones = rows["tz"].combine_chunks()
-    wall = pa.nulls(len(rows), pa.timestamp("us"))
-    for zone in pc.unique(zones).to_pylist():
-        local = pc.local_timestamp(ts.cast(pa.timestamp("us", tz=zone)))
-        wall = pc.if_else(pc.equal(zones, zone), local, wall)
-    return wall
+    zones = pc.dictionary_encode(rows["tz"].combine_chunks())
+    codes = zones.indices.to_numpy()
+    out = pc.cast(ts, pa.int64()).to_numpy().copy()
+    for code, zone in enumerate(zones.dictionary.to_pylist()):
+        at = np.flatnonzero(codes == code)
+        local = pc.local_timestamp(pa.array(out[at], pa.timestamp("us", tz=zone)))
+        out[at] = pc.cast(local, pa.int64()).to_numpy()
+    return pa.array(out, pa.timestamp("us"))
 
 
-def _pairs(rows: pa.Table, when: str, differ: str) -> pa.Table:
-    """Pairs of identities with readings equal in ``when`` and glucose whose ``differ`` column
-    differs, and how many such readings each pair shares."""
-    keys = [when, "glucose_mg_dl"]
-    groups = rows.group_by(keys).aggregate([(differ, "count_distinct")])
-    shared = groups.filter(pc.greater(groups[differ + "_count_distinct"], 1)).select(keys)
-    if shared.num_rows == 0:
-        return pa.table({name: pa.array([], pa.string()) for name in _PAIR}).append_column(
-            "count_all", pa.array([], pa.int64())
-        )
-    flagged = rows.select([*keys, "patient_key", "tz"]).join(shared, keys, join_type="inner")
-    both = flagged.join(flagged, keys, join_type="inner", right_suffix="_b")
-    ordered = pc.or_(
-        pc.less(both["patient_key"], both["patient_key_b"]),
-        pc.and_(
-            pc.equal(both["patient_key"], both["patient_key_b"]), pc.less(both["tz"], both["tz_b"])
-        ),
+def _pair_counts(rows: pa.Table, when: str, differ: str) -> pa.Table:
+    """Per pair of identities (the least and greatest of each group of readings equal in
+    ``when`` and glucose whose ``differ`` column differs), how many readings it shares."""
+    groups = rows.group_by([when, "glucose_mg_dl"]).aggregate(
+        [(differ, "count_distinct"), ("identity", "min"), ("identity", "max")]
     )
-    apart = pc.not_equal(both[differ], both[differ + "_b"])
-    return both.filter(pc.and_(ordered, apart)).group_by(_PAIR).aggregate([([], "count_all")])
+    shared = groups.filter(pc.greater(groups[differ + "_count_distinct"], 1))
+    return shared.group_by(_PAIR).aggregate([([], "count_all")])
+
+
+def _matches(rows: pa.Table, least: int, share: float) -> pa.Table:
+    """(identity_min, identity_max, readings) of the pairs sharing ``least`` readings and
+    ``share`` of the smaller identity's at least."""
+    identity = pc.binary_join_element_wise(rows["patient_key"], rows["tz"], _SEP)
+    rows = rows.append_column("identity", identity).append_column("wall", _wall_time(rows))
+    found = pa.concat_tables(
+        [_pair_counts(rows, "ts", "patient_key"), _pair_counts(rows, "wall", "tz")]
+    )
+    best = found.group_by(_PAIR).aggregate([("count_all", "max")])
+    best = best.rename_columns([*_PAIR, "readings"])
+    sizes = rows.group_by(["identity"]).aggregate([([], "count_all")])
+    best = best.join(sizes.rename_columns(["identity_min", "n_min"]), "identity_min")
+    best = best.join(sizes.rename_columns(["identity_max", "n_max"]), "identity_max")
+    smaller = pc.min_element_wise(best["n_min"], best["n_max"])
+    enough = pc.and_(
+        pc.greater_equal(best["readings"], least),
+        pc.greater_equal(best["readings"], pc.multiply(smaller, share)),
+    )
+    return best.filter(enough).select([*_PAIR, "readings"])
 
 
 def recurring_pairs(rows: pa.Table) -> pa.Table:
@@ -95,22 +125,35 @@ def recurring_pairs(rows: pa.Table) -> pa.Table:
     the other (equal instant, or equal wall time under another zone, and equal glucose), with
     ``readings`` the number that recur; pairs under ``MIN_RECURRING`` or ``MIN_SHARE`` left
     out."""
-    rows = rows.select(_COLUMNS)
-    rows = rows.append_column("wall", _wall_time(rows))
-    found = pa.concat_tables([_pairs(rows, "ts", "patient_key"), _pairs(rows, "wall", "tz")])
-    best = found.group_by(_PAIR).aggregate([("count_all", "max")])
-    best = best.rename_columns([*_PAIR, "readings"])
-    sizes = rows.group_by(["patient_key", "tz"]).aggregate([([], "count_all")])
-    best = best.join(sizes, ["patient_key", "tz"]).join(
-        sizes.rename_columns(["patient_key_b", "tz_b", "count_all_b"]), ["patient_key_b", "tz_b"]
+    rows = pa.table(
+        {
+            "patient_key": pc.cast(rows["patient_key"], pa.string()),
+            "tz": pc.cast(rows["tz"], pa.string()),
+            "ts": rows["ts"],
+            "glucose_mg_dl": pc.cast(rows["glucose_mg_dl"], pa.float64()),
+        }
     )
-    smaller = pc.min_element_wise(best["count_all"], best["count_all_b"])
-    enough = pc.and_(
-        pc.greater_equal(best["readings"], MIN_RECURRING),
-        pc.greater_equal(best["readings"], pc.multiply(smaller, MIN_SHARE)),
+    suspects = _matches(rows.filter(_sampled(rows)), _MIN_SAMPLED, MIN_SHARE)
+    names = pc.unique(
+        pa.chunked_array(
+            [*suspects["identity_min"].chunks, *suspects["identity_max"].chunks], pa.string()
+        )
     )
-    best = best.filter(enough).select([*_PAIR, "readings"])
-    return best.sort_by([("readings", "descending"), *((n, "ascending") for n in _PAIR)])
+    identity = pc.binary_join_element_wise(rows["patient_key"], rows["tz"], _SEP)
+    found = _matches(rows.filter(pc.is_in(identity, names)), MIN_RECURRING, MIN_SHARE)
+    a = pc.split_pattern(found["identity_min"], _SEP)
+    b = pc.split_pattern(found["identity_max"], _SEP)
+    out = pa.table(
+        {
+            "patient_key": pc.list_element(a, 0),
+            "tz": pc.list_element(a, 1),
+            "patient_key_b": pc.list_element(b, 0),
+            "tz_b": pc.list_element(b, 1),
+            "readings": found["readings"],
+        }
+    )
+    keys = ["patient_key", "tz", "patient_key_b", "tz_b"]
+    return out.sort_by([("readings", "descending"), *((n, "ascending") for n in keys)])
 
 
 def _describe(found: pa.Table) -> str:
