@@ -157,3 +157,21 @@ def test_a_full_refresh_and_the_erasure_of_a_patient(tmp_path):
     maintain(settings.lake, TABLES, compact=False, expire_older_than=None, erase_patient_key=e1)
     left = PublishedLake(settings).current().summaries().to_pylist()
     assert {r["patient_key"] for r in left} == {e2}
+
+
+def test_a_run_the_quality_gate_fails_publishes_no_summary(tmp_path, monkeypatch):
+    from glucosestream.pipeline import steps
+
+    settings = _settings(tmp_path)
+    records = _records("G1", START, 16 * 288, "UTC", 0.0)
+    ingest_records(settings, records[: 15 * 288])
+    first = run_pipeline(settings)
+    key = patient_key(SECRET.encode(), "G1")
+    before = _rows(settings, key)
+    real = steps.new_readings
+    monkeypatch.setattr(steps, "new_readings", lambda i, c: real(i, c).slice(1))  # loses one
+    ingest_records(settings, records[15 * 288 :])
+    failed = run_pipeline(settings)
+    assert failed.status == "failed"
+    assert _rows(settings, key) == before
+    assert before["current"]["run_id"] == first.run_id
