@@ -121,6 +121,7 @@ def _as_json(release: CohortRelease) -> dict[str, Any]:
         "means": {
             k: {
                 "value": v.value,
+                "label": bounds[k].label,
                 "unit": bounds[k].unit,
                 "bounds": [bounds[k].lower, bounds[k].upper],
                 "at_bound": v.at_bound,
