@@ -37,10 +37,10 @@ def patient() -> None:
 @click.option("--clear", is_flag=True, help="Remove the patient's label.")
 @common
 def label_patient(ctx: Context, patient_id: str, text: str | None, clear: bool) -> None:
-    """Set a patient's display label (a name or record number, up to 120 printable
-    characters on one line), or remove it with --clear. Pages, triage and the AGP report show it
-    beside the id as ingested to those entitled to the patient; it is kept in the metadata store
-    only and erased with the patient.
+    """Set a patient's display label (a name or record number: up to 120 characters on one
+    line, no control or invisible ones), or remove it with --clear. Pages, triage and the AGP
+    report show it beside the id as ingested to those entitled to the patient; it is kept in the
+    metadata store only and erased with the patient.
 
     Example: glucosestream patient label P00001 "Ada Lovelace (MRN 1234)"
     """
