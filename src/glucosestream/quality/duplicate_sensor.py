@@ -17,10 +17,16 @@ A pair of identities (patient key, zone) is flagged when the readings that recur
 repeats all of its readings, while two people whose sensors happen to read on the same second
 of the 5-minute grid share an equal value about one time in a hundred (the synthetic cohort
 has such pairs: 45 equal readings of ~3,900), and a traveller's change of zone gives no run of
-equal wall times. The device serial pseudonym is *not* part of the
-match: the formats name one sensor differently (a Clarity export names the phone app,
-``iPhone G6``; a tabular export the transmitter serial), so the README's two copies of one
-sensor arrive under two device ids; the detail names the devices seen.
+equal wall times. The device serial pseudonym is *not* part of the match: the formats name
+one sensor differently (a Clarity export names the phone app, ``iPhone G6``; a tabular export
+the transmitter serial), so the README's two copies of one sensor arrive under two device ids.
+
+What it sees: one bucket of a run (its patients' touched days). A run of one bucket (any run
+up to ``pipeline.readings_per_task`` readings, the README's included) compares every patient;
+in a run of many, one patient under two zones is always found (a patient is in one bucket),
+two patient keys only when they share a bucket. Its first pass samples one reading in eight,
+so a copy shorter than about two hours may go unseen. Local wall times are computed here, not
+with ``localclock`` (a sibling in the import layers); both use Arrow's zone rules.
 
 Its level is *warning*: the run still publishes (``CheckResult.passed`` stays true) and the
 report says which identities share the sensor and how many readings recur. It does not block,
