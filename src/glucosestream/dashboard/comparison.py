@@ -19,16 +19,16 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from glucosestream.dashboard.auth import Viewer, api_viewer, audit_read, clock_of, page_viewer
-from glucosestream.dashboard.pages import CONSENSUS_TARGETS, chart_units
-from glucosestream.dashboard.patient_names import patient_name
-from glucosestream.dashboard.patientdata import smooth_agp
-from glucosestream.dashboard.range_labels import range_labels
-from glucosestream.dashboard.rolling_summary import (
+from glucosestream.dashboard.clinic_windows import (
     ReportWindows,
     Window,
     window_readings,
     windows_of,
 )
+from glucosestream.dashboard.pages import CONSENSUS_TARGETS, chart_units
+from glucosestream.dashboard.patient_names import patient_name
+from glucosestream.dashboard.patientdata import smooth_agp
+from glucosestream.dashboard.range_labels import range_labels
 from glucosestream.dashboard.templating import templates
 from glucosestream.dashboard.triage_flags import WEAR_MIN_PCT, range_shares, wear_pct
 from glucosestream.errors import NotFound

@@ -15,11 +15,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from glucosestream.dashboard.auth import Viewer, api_viewer, audit_read, clock_of, page_viewer
+from glucosestream.dashboard.clinic_windows import patient_windows
 from glucosestream.dashboard.pages import chart_units
 from glucosestream.dashboard.patient_names import patient_name
 from glucosestream.dashboard.patientdata import period_data
 from glucosestream.dashboard.range_labels import THRESHOLDS_MG_DL
-from glucosestream.dashboard.rolling_summary import patient_windows
 from glucosestream.dashboard.templating import templates
 from glucosestream.errors import NotFound
 from glucosestream.metrics import REPORT_DAYS

@@ -33,9 +33,10 @@ from glucosestream.dashboard.auth import (
     clock_of,
     readable_keys,
 )
+from glucosestream.dashboard.clinic_windows import Window
 from glucosestream.dashboard.patient_names import PatientName, patient_names
 from glucosestream.dashboard.range_labels import range_labels
-from glucosestream.dashboard.rolling_summary import Window, last_uploads, summary_rows
+from glucosestream.dashboard.rolling_summary import last_uploads, summary_rows
 from glucosestream.dashboard.triage_flags import (
     FLAGS,
     WEAR_MIN_PCT,
@@ -275,7 +276,7 @@ def _listed(
         allowed = in_clinic if allowed is None else allowed & in_clinic
     rows = _filtered(triage_table(run, request.app.state.settings.engine), allowed, flt).to_pylist()
     keys = [r["patient_key"] for r in rows]
-    uploads = last_uploads(request.app.state.published, request.app.state.live, run, keys)
+    uploads = last_uploads(request.app.state.published, request.app.state.live, run, keys, now=now)
     for row in rows:
         row["last_date"] = row["last_date"].isoformat()
         upload = uploads.get(row["patient_key"])
