@@ -131,7 +131,7 @@ def test_the_issue_cohort_of_six_is_refused_and_spends_nothing(tmp_path):
     assert f"needs at least {MIN_COHORT_PATIENTS}" in message
     assert "Nothing was released or spent" in message
     assert "PRIVACY_MIN_PATIENTS" in message
-    assert refused.value.status == 422
+    assert refused.value.status == 409
     assert ledger.spent("cohort:all") == 0.0
 
 

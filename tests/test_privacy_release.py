@@ -180,7 +180,7 @@ def test_a_cohort_under_the_minimum_is_refused_by_route_and_page(demo_lake):  # 
             json={"statistics": ["mean_glucose"]},
             headers={"Authorization": "Bearer gs_admin"},
         )
-        assert refused.status_code == 422, refused.text
+        assert refused.status_code == 409, refused.text
         assert refused.json()["ok"] is False
         assert (
             "has 2 patient(s) with data; a cohort release needs at least 20"
@@ -194,7 +194,7 @@ def test_a_cohort_under_the_minimum_is_refused_by_route_and_page(demo_lake):  # 
         assert "400.00 mg/dL" in page
         form = {"csrf_token": csrf_of(page), "mean_glucose": "on", "epsilon": "0.025"}
         answer = client.post("/cohort", data=form)
-        assert answer.status_code == 422
+        assert answer.status_code == 409
         assert "needs at least 20" in answer.text
         assert 'id="release"' not in answer.text
     assert ledger.spent("cohort:all") == spent

@@ -192,11 +192,8 @@ async def cohort_form(
     responses={
         409: {
             "model": ErrorResponse,
-            "description": "The release would exceed the dataset's budget.",
-        },
-        422: {
-            "model": ErrorResponse,
-            "description": "A bad request, or a cohort under the minimum size (nothing spent).",
+            "description": "The release would exceed the dataset's budget, or the cohort is "
+            "under the minimum size; nothing was spent.",
         },
     },
 )
@@ -210,7 +207,7 @@ def cohort_release(
     its plausible bounds (``bounds``; ``at_bound`` when the noise reached one; ``margin_95`` the
     noise's 95 % half-width), spending ``epsilon_each x (1 + means drawn)`` of the dataset's
     lifetime budget (GMI is derived from mean glucose and costs nothing more; 409 when the
-    budget would be exceeded; 422, nothing spent, for a cohort under the minimum size). With a
+    budget would be exceeded, or the cohort is under the minimum size: nothing is spent). With a
     session cookie, send the page's CSRF token as ``X-CSRF-Token``."""
     if viewer.session is not None and not csrf_matches(
         viewer.session, request.headers.get("x-csrf-token")

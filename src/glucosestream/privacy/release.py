@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from glucosestream.access import Principal
-from glucosestream.errors import InvalidInput
+from glucosestream.errors import GlucoseStreamError, InvalidInput
 from glucosestream.lake import PrivacyLedger
 from glucosestream.metrics.glycemic import gmi_pct
 from glucosestream.privacy.bounds import COHORT_STATISTICS, CohortStatistic, statistic
@@ -54,8 +54,11 @@ MIN_EPSILON_EACH: Final = 0.001
 _Z_95: Final = math.log(20.0)  # P(|Laplace(b)| > b ln 20) = 5 %
 
 
-class CohortTooSmall(InvalidInput):
-    """The cohort has fewer patients with data than a release may describe; nothing spent."""
+class CohortTooSmall(GlucoseStreamError):  # the lead moves it to errors.py
+    """The cohort has fewer patients with data than a release may describe; nothing spent.
+    A valid request the data cannot answer yet: 409, as for an exhausted budget."""
+
+    status = 409
 
     def __init__(self, dataset: str, patients: int, minimum: int) -> None:
         super().__init__(
