@@ -344,3 +344,18 @@ def test_last_upload_is_the_newest_batch_received_even_before_a_run(clinic):
     assert dt.datetime.fromisoformat(before[keys["GOOD"]]["last_upload_at"]) == INGESTED_AT
     assert dt.datetime.fromisoformat(after[keys["GOOD"]]["last_upload_at"]) == at
     assert after[keys["LOW"]]["last_upload_at"] == before[keys["LOW"]]["last_upload_at"]
+
+
+def test_a_new_run_gets_the_pass_made_before_requests_when_triage_was_in_use(clinic):
+    from glucosestream.dashboard.clinic_pass import clinic_pass, warm_clinic_pass
+    from glucosestream.published import PublishedLake
+
+    settings, _ = clinic
+    now = dt.datetime(2026, 2, 5, tzinfo=dt.UTC)
+    unused, used, new = (PublishedLake(settings).current() for _ in range(3))
+    clinic_pass(used, now=now)
+    assert not warm_clinic_pass(unused, new, now=now)
+    assert not new.cached_names("clinic-pass")
+    assert warm_clinic_pass(used, new, now=now)
+    assert new.cached_names("clinic-pass") == ["clinic-pass"]
+    assert not warm_clinic_pass(None, new, now=now)

@@ -23,8 +23,9 @@ from glucosestream.dashboard.clinic_windows import READ_BACK, ReportWindows, win
 from glucosestream.metrics import compute_period_metrics
 from glucosestream.published import PublishedRun
 
-__all__ = ["ClinicPass", "clinic_pass"]
+__all__ = ["ClinicPass", "clinic_pass", "warm_clinic_pass"]
 
+_CACHED: Final = "clinic-pass"  # its name in a run's cache
 CHUNK_PATIENTS: Final = 250  # patients whose readings are held at once (~2.5 M for 30 days)
 _ON_REQUEST: Final = "on-request"  # run_id of rows no run wrote (as published.period_results)
 _PERIODS: Final = pa.schema(
@@ -40,7 +41,16 @@ class ClinicPass:
 
 def clinic_pass(run: PublishedRun, *, now: dt.datetime) -> ClinicPass:
     """The pass over the run, made on first use and cached on it."""
-    return run.cached("clinic-pass", partial(_make, run, now))
+    return run.cached(_CACHED, partial(_make, run, now))
+
+
+def warm_clinic_pass(previous: PublishedRun | None, run: PublishedRun, *, now: dt.datetime) -> bool:
+    """Make ``run``'s pass before requests get ``run`` (``PublishedLake.adopt_newest``), when
+    ``previous`` had one (someone uses triage); whether it did."""
+    if previous is None or not run.is_published or not previous.cached_names(_CACHED):
+        return False
+    clinic_pass(run, now=now)
+    return True
 
 
 def _make(run: PublishedRun, now: dt.datetime) -> ClinicPass:
