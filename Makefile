@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: demo test test-fast kernels lint fix docs bench clean venv
-DOCS := docs/configuration.md docs/cli.md docs/data-model.md docs/metrics.md docs/architecture.md docs/privacy.md
+DOCS := docs/configuration.md docs/cli.md docs/data-model.md docs/metrics.md docs/architecture.md docs/privacy.md docs/exports.md
 CODE := src tests benchmarks scripts
 
 venv: $(STAMP)

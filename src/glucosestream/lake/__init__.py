@@ -54,6 +54,7 @@ from glucosestream.lake.metadata_schema import (
 )
 from glucosestream.lake.patient_directory import (
     LABEL_MAX_CHARS,
+    LABEL_PATTERN,
     PatientDirectory,
     PatientIdentity,
     checked_label,
@@ -71,6 +72,7 @@ from glucosestream.lake.zones import QUARANTINE_SCHEMA, RawBatch, RawZone
 
 __all__ = [
     "LABEL_MAX_CHARS",
+    "LABEL_PATTERN",
     "LIVE_READINGS_KEPT",
     "QUARANTINE_SCHEMA",
     "AccessAudit",
