@@ -290,30 +290,32 @@ def test_csv_export_has_the_rows_is_authorised_audited_and_formula_safe(clinic):
     ]
 
 
-def test_the_one_pass_equals_period_results_patient_by_patient(clinic):
-    """The clinic pass computes every patient's windows at once; each row must be what
-    published.period_results gives for that patient and window alone."""
+def test_triage_shows_the_rolling_summary_written_at_publish(clinic):
+    """Triage's figures are the run's results.patient_summaries rows, whose current window is
+    the one the comparison page computes with published.period_results."""
     from glucosestream.dashboard.clinic_windows import patient_windows, window_readings
-    from glucosestream.dashboard.rolling_summary import summary_rows
     from glucosestream.published import PublishedLake, period_results
 
     settings, keys = clinic
     run = PublishedLake(settings).current()
-    now = dt.datetime(2026, 2, 5, tzinfo=dt.UTC)
-    rows = summary_rows(run, keys.values(), now=now)
-    assert set(rows) == set(keys.values())
+    written = {(r["patient_key"], r["window"]): r for r in run.summaries().to_pylist()}
+    with TestClient(create_app(settings)) as client:
+        rows = {r["patient_key"]: r for r in _triage(login(client, "t_admin"))}
     for key in keys.values():
+        current, previous = written[(key, "current")], written[(key, "previous")]
+        shown = rows[key]["summary"]
+        assert shown["run_id"] == current["run_id"] == run.run_id
+        assert shown["period_end"] == current["period_end"].isoformat()
+        assert shown["pct_70_180"] == current["pct_70_180"]
+        assert shown["previous_pct_70_180"] == previous["pct_70_180"]
         windows = patient_windows(run, key)
-        for window, (start, end) in windows.spans().items():
-            alone = period_results(
-                run, key, start, end, readings=window_readings(run, key), now=now
-            ).metrics.to_pylist()[0]
-            row = rows[key][window]
-            assert (row["period_start"], row["period_end"]) == (start, end)
-            for column in ("readings", "days", "active_pct", "mean_mg_dl", "pct_70_180", "gri"):
-                want = alone[column]
-                got = row[column]
-                assert got == (want if want is None else pytest.approx(want, rel=1e-9)), column
+        assert (current["period_start"], current["period_end"]) == windows.current
+        assert (previous["period_start"], previous["period_end"]) == windows.previous
+    start, end = patient_windows(run, keys["DROP"]).current
+    alone = period_results(
+        run, keys["DROP"], start, end, readings=window_readings(run, keys["DROP"]), now=INGESTED_AT
+    ).metrics.to_pylist()[0]
+    assert rows[keys["DROP"]]["summary"]["pct_70_180"] == pytest.approx(alone["pct_70_180"])
 
 
 def test_last_upload_is_the_newest_batch_received_even_before_a_run(clinic):
@@ -353,7 +355,7 @@ def test_a_new_run_gets_the_pass_made_before_requests_when_triage_was_in_use(cli
     settings, _ = clinic
     now = dt.datetime(2026, 2, 5, tzinfo=dt.UTC)
     unused, used, new = (PublishedLake(settings).current() for _ in range(3))
-    clinic_pass(used, now=now)
+    clinic_pass(used)
     assert not warm_clinic_pass(unused, new, now=now)
     assert not new.cached_names("clinic-pass")
     assert warm_clinic_pass(used, new, now=now)

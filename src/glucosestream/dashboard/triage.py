@@ -1,8 +1,8 @@
 """The triage list of one viewer: the triage aggregate (``triage.sql`` over the published daily
-metrics, made once per published run and cached on it: the risk order, GRI and data
-sufficiency), restricted to the patients the viewer may read; each with their rolling summary
-(``rolling_summary``: the last 14 complete days and the 14 before), its time-in-ranges bar and
-flags (``triage_flags``) and when they last uploaded; filtered (flag, clinic, GRI zone), sorted
+metrics, made once per published run and cached on it: the risk order and GRI), restricted to
+the patients the viewer may read; each with their rolling summary (``clinic_summary``: the last
+14 complete days and the 14 before, written at publish), its time-in-ranges bar and flags
+(``triage_flags``) and when they last uploaded; filtered (flag, clinic, GRI zone), sorted
 and paged; each shown patient with their active alerts and dead webhook deliveries, from the
 alert store at request time (they change between runs). The same list as CSV:
 ``GET /triage.csv``."""
@@ -33,10 +33,10 @@ from glucosestream.dashboard.auth import (
     clock_of,
     readable_keys,
 )
+from glucosestream.dashboard.clinic_summary import last_uploads, summary_rows
 from glucosestream.dashboard.clinic_windows import Window
 from glucosestream.dashboard.patient_names import PatientName, patient_names
 from glucosestream.dashboard.range_labels import range_labels
-from glucosestream.dashboard.rolling_summary import last_uploads, summary_rows
 from glucosestream.dashboard.triage_flags import (
     FLAGS,
     WEAR_MIN_PCT,
@@ -69,7 +69,7 @@ ACTIVE_ALERTS: Final = 10_000  # under SQLite's 32,766 bound parameters of the s
 RECENT_ALERTS: Final = 1000
 # The rolling summary's columns triage shows (``results.patient_summaries``, current window).
 _SUMMARY_COLUMNS: Final = (
-    "period_start", "period_end", "partial_day", "audited", "days", "active_pct",
+    "period_start", "period_end", "partial_day", "run_id", "days", "active_pct",
     "pct_below_54", "pct_54_69", "pct_70_180", "pct_181_250", "pct_above_250", "pct_below_70",
     "mean_mg_dl", "gri",
 )  # fmt: skip
@@ -276,12 +276,12 @@ def _listed(
         allowed = in_clinic if allowed is None else allowed & in_clinic
     rows = _filtered(triage_table(run, request.app.state.settings.engine), allowed, flt).to_pylist()
     keys = [r["patient_key"] for r in rows]
-    uploads = last_uploads(request.app.state.published, request.app.state.live, run, keys, now=now)
+    uploads = last_uploads(request.app.state.published, request.app.state.live, run, keys)
     for row in rows:
         row["last_date"] = row["last_date"].isoformat()
         upload = uploads.get(row["patient_key"])
         row["last_upload_at"] = upload.isoformat() if upload else None
-    rows = _enriched(rows, summary_rows(run, keys, now=now), viewer.unit)
+    rows = _enriched(rows, summary_rows(run, keys), viewer.unit)
     return _chosen(rows, flt)
 
 

@@ -1,10 +1,7 @@
-"""The clinic's view of each patient's rolling summary: the consensus metrics of their current
-and previous window (``clinic_windows``), as rows shaped like ``results.patient_summaries``;
-and when each patient last uploaded.
-
-``rolling_summaries`` is the one place that says where the rows come from: computed for every
-patient in one pass over the published readings, once per run (``clinic_pass``), until the
-rolling summary written at publish (``PublishedRun.summaries()``) is read instead.
+"""What triage reads of each patient: their rolling summary (the consensus metrics of their
+current and previous window, written at publish: ``results.patient_summaries``, read through
+``PublishedRun.summaries``; ``rolling_summaries`` is the one place that says where the rows
+come from), and when they last uploaded.
 """
 
 from __future__ import annotations
@@ -14,7 +11,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from glucosestream.dashboard.clinic_pass import clinic_pass
 from glucosestream.dashboard.clinic_windows import Window
@@ -24,24 +20,18 @@ from glucosestream.published import PublishedLake, PublishedRun
 __all__ = ["last_uploads", "rolling_summaries", "summary_rows"]
 
 
-def rolling_summaries(
-    run: PublishedRun, patient_keys: Iterable[str], *, now: dt.datetime
-) -> pa.Table:
+def rolling_summaries(run: PublishedRun, patient_keys: Iterable[str]) -> pa.Table:
     """The current and previous window's row of each patient (a patient without published
     readings has none)."""
-    table = clinic_pass(run, now=now).summaries
-    if not table.num_rows:
-        return table
-    wanted = pa.array(sorted(set(patient_keys)), pa.string())
-    return table.filter(pc.is_in(table["patient_key"], wanted))
+    return run.summaries(patient_keys)
 
 
 def summary_rows(
-    run: PublishedRun, patient_keys: Iterable[str], *, now: dt.datetime
+    run: PublishedRun, patient_keys: Iterable[str]
 ) -> dict[str, dict[Window, dict[str, Any]]]:
     """``rolling_summaries`` as ``{patient_key: {"current": row, "previous": row}}``."""
     out: dict[str, dict[Window, dict[str, Any]]] = {}
-    for row in rolling_summaries(run, patient_keys, now=now).to_pylist():
+    for row in rolling_summaries(run, patient_keys).to_pylist():
         out.setdefault(row["patient_key"], {})[row["window"]] = row
     return out
 
@@ -51,13 +41,11 @@ def last_uploads(
     live: LiveWindow,
     run: PublishedRun,
     patient_keys: Iterable[str],
-    *,
-    now: dt.datetime,
 ) -> dict[str, dt.datetime]:
     """When each patient's newest batch was received: the batches behind their readings in the
     live window (uploads of the last hours, published or not; ``batches.created_at``), else the
-    newest ``ingested_at`` of their published readings of the windows. A patient with neither
-    is left out."""
+    newest ``ingested_at`` of their last published day's readings (``clinic_pass``). A patient
+    with neither is left out."""
     keys = sorted(set(patient_keys))
     recent: dict[str, set[str]] = {}
     for key in keys:
@@ -66,7 +54,7 @@ def last_uploads(
             recent[key] = batch_ids
     wanted = sorted(set().union(*recent.values())) if recent else []
     records = published.metadata.batch_records(wanted) if wanted else {}
-    published_at = clinic_pass(run, now=now).uploads
+    published_at = clinic_pass(run).uploads
     out: dict[str, dt.datetime] = {}
     for key in keys:
         received = [_utc(records[b].created_at) for b in recent.get(key, ()) if b in records]
