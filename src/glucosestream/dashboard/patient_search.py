@@ -38,6 +38,7 @@ from glucosestream.dashboard.patient_names import (
 )
 from glucosestream.dashboard.templating import templates
 from glucosestream.errors import Forbidden, NotFound
+from glucosestream.lake import LABEL_MAX_CHARS, LABEL_PATTERN
 
 __all__ = ["LabelBody", "find_patients", "router"]
 
@@ -50,12 +51,19 @@ _ID_QUERY = Query(
 )
 
 
+# The label's rule in the schema, checked by ``checked_label`` (one message for each fault).
+_Label = Annotated[
+    str, Field(max_length=LABEL_MAX_CHARS, json_schema_extra={"pattern": LABEL_PATTERN})
+]
+
+
 class LabelBody(BaseModel):
     """A patient's display label; null removes it."""
 
-    label: str | None = Field(
-        description="A name or record number, up to 120 printable characters on one line.",
-        max_length=4096,
+    label: _Label | None = Field(
+        description="A name or record number: up to 120 characters on one line, at least one "
+        "visible; no control, zero-width or bidirectional-override characters. Its ends are "
+        "trimmed. null removes the label."
     )
 
 
