@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from glucosestream.dashboard.clinic_pass import clinic_pass
 from glucosestream.dashboard.clinic_windows import Window
@@ -22,8 +23,11 @@ __all__ = ["last_uploads", "rolling_summaries", "summary_rows"]
 
 def rolling_summaries(run: PublishedRun, patient_keys: Iterable[str]) -> pa.Table:
     """The current and previous window's row of each patient (a patient without published
-    readings has none)."""
-    return run.summaries(patient_keys)
+    readings has none). The run's whole table is read once and kept on the run (two small
+    rows a patient), so each request filters it in memory."""
+    table = run.cached("clinic-summaries", run.summaries)
+    wanted = pa.array(sorted(set(patient_keys)), pa.string())
+    return table.filter(pc.is_in(table["patient_key"], wanted))
 
 
 def summary_rows(
