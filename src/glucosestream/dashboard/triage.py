@@ -201,8 +201,10 @@ def _summary_json(rows: dict[Window, dict[str, Any]] | None) -> dict[str, Any] |
     out = {k: _iso(current.get(k)) for k in _SUMMARY_COLUMNS}
     before, now = previous.get("pct_70_180"), current.get("pct_70_180")
     out["wear_pct"] = wear = wear_pct(current)
-    # Enough data (Battelino 2019): 14 days spanned, sensor active >= 70 % of the window.
-    out["sufficient"] = bool(current.get("sufficient_14d")) and (wear or 0.0) >= WEAR_MIN_PCT
+    # Enough data (Battelino 2019: 14 days, sensor active >= 70 %): the window is 14 complete
+    # days by construction, and wear counts the share of them covered (not sufficient_14d,
+    # whose span rule fails a window whose first reading comes minutes after midnight).
+    out["sufficient"] = wear is not None and wear >= WEAR_MIN_PCT
     out["previous_pct_70_180"] = before
     out["tir_change_points"] = None if before is None or now is None else now - before
     return out
