@@ -23,7 +23,13 @@ from glucosestream.localclock import wall_clock_times
 from glucosestream.metrics import PERIOD_METRICS_SCHEMA, compute_period_metrics, report_window
 from glucosestream.metrics.report_window import REPORT_DAYS
 
-__all__ = ["PATIENT_SUMMARIES_SCHEMA", "ROLLING_HISTORY", "WINDOWS", "rolling_summaries"]
+__all__ = [
+    "PATIENT_SUMMARIES_SCHEMA",
+    "ROLLING_HISTORY",
+    "WINDOWS",
+    "rolling_history_start",
+    "rolling_summaries",
+]
 
 WINDOWS: Final = ("current", "previous")
 # The readings a patient's two windows can hold begin at most 2 x 14 days and the partial day
@@ -64,6 +70,16 @@ def rolling_summaries(
     columns |= {f.name: metrics[f.name] for f in _METRIC_FIELDS}
     columns |= {name: metrics[name] for name in _RUN}
     return pa.table(columns).cast(PATIENT_SUMMARIES_SCHEMA)
+
+
+def rolling_history_start(incoming: pa.Table, since: dt.datetime | None) -> dt.datetime | None:
+    """Where an incremental run reads its patients' curated readings from, so that the rolling
+    summary has them all: ``ROLLING_HISTORY`` before the newest incoming reading, or ``since``
+    (the run's own history start) if earlier; None (everything) stays None."""
+    if since is None or incoming.num_rows == 0:
+        return since
+    newest: dt.datetime = pc.max(incoming["ts"]).as_py()
+    return min(since, newest - ROLLING_HISTORY)
 
 
 def _newest(readings: pa.Table, patient_keys: frozenset[str]) -> pa.Table:

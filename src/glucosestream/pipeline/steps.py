@@ -38,7 +38,7 @@ from glucosestream.metrics import (
 )
 from glucosestream.pipeline.first_arrival import new_readings
 from glucosestream.pipeline.periods import closed_periods, first_period
-from glucosestream.pipeline.rolling_summary import ROLLING_HISTORY, rolling_summaries
+from glucosestream.pipeline.rolling_summary import rolling_history_start, rolling_summaries
 from glucosestream.pipeline.sensor_wear import (
     SENSOR_SESSIONS_SCHEMA,
     SESSION_BREAK_MIN,
@@ -307,6 +307,7 @@ class _Merged:
     new: pa.Table  # those curated does not hold yet
     every: pa.Table  # the curated history the run read, and the new readings
     first_period_day: dt.date | None
+    history: pa.Table  # every, and the older readings the rolling summary needs
 
 
 def _merge(work: BucketWork, bucket: Bucket) -> _Merged:
@@ -322,10 +323,14 @@ def _merge(work: BucketWork, bucket: Bucket) -> _Merged:
     elif incoming.num_rows:
         first_period_day = _first_period(work, incoming)
         since = _history_start(incoming, first_period_day)
-    curated = work.lake.read_readings(_published(work, "readings"), keys, since)
+    read_since = rolling_history_start(incoming, since)  # one read for both
+    older = work.lake.read_readings(_published(work, "readings"), keys, read_since)
+    curated = older if since == read_since else older.filter(pc.field("ts") >= since)
     new = new_readings(incoming, curated)
     every = _concat([curated, new])
-    return _Merged(arrived.num_rows, admitted.set_aside, incoming, new, every, first_period_day)
+    history = every if curated is older else _concat([older, new])
+    merged = (arrived.num_rows, admitted.set_aside, incoming, new, every, first_period_day)
+    return _Merged(*merged, history)
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,7 +358,7 @@ def _transform(work: BucketWork, bucket: Bucket, merged: _Merged) -> _Transforme
     run_id, at = work.run_id, work.computed_at
     inputs, session_scope = _session_inputs(work, bucket, every, new)
     results = period_results(every, periods, run_id=run_id, computed_at=at, threads=work.threads)
-    summaries, summary_scope = _summaries(work, bucket, every, merged.incoming)
+    summaries, summary_scope = _summaries(work, bucket, merged.history, merged.incoming)
     tables = {
         "readings": (new, Scope()),
         "daily": (daily, scope),
@@ -369,12 +374,9 @@ def _transform(work: BucketWork, bucket: Bucket, merged: _Merged) -> _Transforme
 def _summaries(
     work: BucketWork, bucket: Bucket, every: pa.Table, incoming: pa.Table
 ) -> tuple[pa.Table, Scope]:
-    """The rolling summary (``pipeline.rolling_summary``) of the bucket's patients on a full
-    refresh, else of those with readings in the run; the others keep their rows."""
+    """The rolling summary of the bucket's patients (full refresh), else of those with new data."""
     full = work.full_refresh
-    keys = frozenset(
-        bucket.patient_keys if full else pc.unique(incoming["patient_key"]).to_pylist()
-    )
+    keys = frozenset(bucket.patient_keys if full else pc.unique(incoming["patient_key"]).tolist())
     scope = Scope(prefix=bucket.prefix) if full else Scope(patient_keys=tuple(sorted(keys)))
     return rolling_summaries(every, keys, run_id=work.run_id, computed_at=work.computed_at), scope
 
@@ -415,12 +417,10 @@ def _first_period(work: BucketWork, incoming: pa.Table) -> dt.date | None:
 
 
 def _history_start(incoming: pa.Table, first_period_day: dt.date | None) -> dt.datetime:
-    """Curated rows from here on hold every day, period and rolling summary the run
-    recomputes: 26 hours before the earliest new reading, 30 days before the newest (the
-    rolling summary's two fortnights), or a day before the first period (a local day starts
+    """Curated rows from here on hold every day and period the run recomputes: 26 hours
+    before the earliest new reading, or a day before the first period (a local day starts
     at most 14 hours before its UTC date)."""
     since: dt.datetime = pc.min(incoming["ts"]).as_py() - _HISTORY_MARGIN
-    since = min(since, pc.max(incoming["ts"]).as_py() - ROLLING_HISTORY)
     if first_period_day is not None:
         day_before = first_period_day - dt.timedelta(days=1)
         since = min(since, dt.datetime.combine(day_before, dt.time(), tzinfo=dt.UTC))
