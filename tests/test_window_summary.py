@@ -130,6 +130,16 @@ def test_a_window_ending_on_the_partial_day_ends_the_day_before(fresh):
     assert earlier.metrics["readings"] == 3 * 288
 
 
+def test_a_window_is_narrowed_to_the_patients_data(fresh):
+    run, key, _ = fresh
+    summary = window_summary(run, key, dt.date(2025, 12, 1), dt.date(2026, 1, 6), now=NOW)
+    assert (summary.start, summary.end, summary.days) == (
+        dt.date(2026, 1, 5),
+        dt.date(2026, 1, 6),
+        2,
+    )
+
+
 def test_a_window_is_computed_as_one_series(fresh):
     run, key, _ = fresh
     days = window_summary(run, key, dt.date(2026, 1, 6), dt.date(2026, 1, 8), now=NOW)

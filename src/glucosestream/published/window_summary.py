@@ -82,8 +82,10 @@ def window_summary(
     now: dt.datetime,
 ) -> WindowSummary:
     """The summary of ``start``..``end`` (either None: from the first day of data, to the last
-    complete one). Raises ``InvalidInput`` when ``start`` is after ``end``, ``NotFound`` when
-    the run has no data of the patient or none in the window (saying which days it has)."""
+    complete one), narrowed to the patient's data: it starts on the first day with a reading
+    at the earliest and ends on the last complete day at the latest. Raises ``InvalidInput``
+    when ``start`` is after ``end``, ``NotFound`` when the run has no data of the patient or
+    none in the window (saying which days it has)."""
     if start is not None and end is not None and start > end:
         raise InvalidInput(
             f"the window starts on {start} after it ends on {end}; pass a first day on or "
@@ -102,7 +104,7 @@ def window_summary(
     newest = _newest_wall_clock(readings)
     complete = last_complete_day(newest)
     partial = newest.date() if complete < newest.date() else None
-    window_start, window_end = start or first, min(end or complete, complete)
+    window_start, window_end = max(start or first, first), min(end or complete, complete)
     has_days = index.patient_days(patient_key, window_start, window_end).num_rows > 0
     if window_start > window_end or not has_days:
         raise NotFound(_no_data_message(start, end, first, complete, partial))
