@@ -45,7 +45,7 @@ def run_text(r: RunReport) -> str:
         f"{r.readings_new} new, {r.duplicates} duplicates, {r.patient_days} patient-days "
         f"in {r.duration_ms} ms"
     ]
-    lines += [f"  check {c.name}: {'ok' if c.passed else 'FAILED — ' + c.detail}" for c in r.checks]
+    lines += [f"  check {c.name}: {_verdict(c.passed, c.detail)}" for c in r.checks]
     lines += [f"  rejected batch {b.batch_id}: {b.reason}" for b in r.rejected]
     lines += [
         f"  set aside {s.rows} readings of batch {s.batch_id}: {s.reason}" for s in r.set_aside
@@ -53,6 +53,11 @@ def run_text(r: RunReport) -> str:
     if r.steps:
         lines.append("  steps: " + ", ".join(f"{s.step} {s.duration_ms} ms" for s in r.steps))
     return "\n".join(lines)
+
+
+def _verdict(passed: bool, detail: str) -> str:
+    """ok; a passing warning-level check's finding; or FAILED with the detail."""
+    return detail if passed else "FAILED — " + detail
 
 
 def runs_text(history: list[dict[str, Any]]) -> str:
@@ -71,8 +76,10 @@ def runs_text(history: list[dict[str, Any]]) -> str:
             lines.append("    " + ", ".join(f"{s['step']} {s['duration_ms']} ms" for s in steps))
         if run["status"] in ("failed", "abandoned") and report.get("message"):
             lines.append(f"    {report['message']}")
-        failed = [c for c in run["checks"] if not c["passed"]]
-        lines += [f"    check {c['check_name']} FAILED: {c['detail']}" for c in failed]
+        said = [c for c in run["checks"] if not c["passed"] or c["detail"] != "ok"]
+        lines += [
+            f"    check {c['check_name']}: {_verdict(c['passed'], c['detail'])}" for c in said
+        ]
         lines += [
             f"    rejected {b['batch_id']}: {b['reason']}" for b in report.get("rejected", [])
         ]
