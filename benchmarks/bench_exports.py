@@ -22,7 +22,6 @@ import os
 import platform
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,19 +34,13 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 FORMATS = ("fhir", "omop", "csv", "parquet")
-# child_peak's launcher with the export command's module imported (it registers `export` on
-# the group even before cli/__init__ lists it).
-_LAUNCHER = child_peak.command([])[2].replace(
-    "from glucosestream.cli import main",
-    "from glucosestream.cli import main\nimport glucosestream.cli.export",
-)
 
 
 def stage(args: list[str], env: dict[str, str]) -> dict[str, object]:
     """``glucosestream *args --json`` in a child process: wall seconds, own peak RSS, report."""
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-c", _LAUNCHER, *args, "--json"],
+        child_peak.command([*args, "--json"]),
         env=env,
         capture_output=True,
         check=False,

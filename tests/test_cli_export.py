@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from fhir.resources.R4B.bundle import Bundle
 
 from glucosestream.cli import main
-from glucosestream.cli.export import export
+from glucosestream.cli.export_command import export
 
 from .conftest import SECRET
 

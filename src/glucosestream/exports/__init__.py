@@ -4,7 +4,7 @@ CSV/Parquet (``tidy``) of the published lake.
 Every writer takes a ``PublishedRun``, the patients' keys, an optional window of local days and
 an output path, reads the published lake only through the run, and returns an ``ExportReport``:
 the files it wrote, the rows of each kind and the bytes on disk. The command line
-(``glucosestream export``, ``cli/export.py``) resolves the patients and prints the report.
+(``glucosestream export``, ``cli/export_command.py``) resolves the patients and prints the report.
 
 An export is for users entitled to the data: a patient is named by the id as ingested (or by
 the patient key with ``--pseudonymous``); it never holds the pseudonym secret, tokens or any
