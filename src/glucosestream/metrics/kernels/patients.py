@@ -192,7 +192,7 @@ def _coverage_into(
     row[b], row[b + 1], row[b + 2] = rows, days, active
     row[b + 3] = 100.0 * present / max(inside, 1)
     row[b + 4], row[b + 5] = longest, over
-    enough = days + dt0 / MINUTES_PER_DAY >= MIN_DAYS and active >= MIN_ACTIVE_PCT
+    enough = days + 2 * dt0 / MINUTES_PER_DAY >= MIN_DAYS and active >= MIN_ACTIVE_PCT
     row[b + 6] = 1.0 if enough else 0.0
     row[b + 7], row[b + 8] = t[0], t[-1]
 

@@ -14,8 +14,10 @@ al., Diabetes Care 2017;40:1631-1640 define the percentage of time the CGM was a
   that has a value, i.e. time not inside a gap longer than the interpolation limit;
 * ``longest_gap_min`` and ``gaps_over_inter_gap``: the longest interval between readings and the
   number of intervals longer than the interpolation limit;
-* ``sufficient_14d``: at least 14 days spanned (to within one reading interval) and
-  ``active_pct`` >= 70.
+* ``sufficient_14d``: at least 14 days spanned (to within two reading intervals: 14 whole days
+  read every ``dt0`` minutes have their first reading up to one interval after the first
+  midnight and their last up to one before the last, so they span 14 days less up to two
+  intervals) and ``active_pct`` >= 70.
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ def data_sufficiency(
         grid_coverage_pct=coverage,
         longest_gap_min=float(gaps_min.max()) if gaps_min.size else 0.0,
         gaps_over_inter_gap=int(np.count_nonzero(gaps_min > inter_gap_min)),
-        sufficient_14d=days + grid.dt0_min / MINUTES_PER_DAY >= MIN_DAYS
+        sufficient_14d=days + 2 * grid.dt0_min / MINUTES_PER_DAY >= MIN_DAYS
         and active >= MIN_ACTIVE_PCT,
         start_time=_wall_clock(int(t[0])),
         end_time=_wall_clock(int(t[-1])),
