@@ -114,6 +114,8 @@ HEAVY_MODULES = frozenset(
         "test_always_on.py",
         "test_cli_metrics_summary.py",
         "test_comparison_overlay.py",
+        "test_export_omop.py",
+        "test_export_tidy.py",
         "test_authz_matrix.py",
         "test_aws_e2e.py",
         "test_aws_moto.py",

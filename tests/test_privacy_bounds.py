@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from glucosestream.access import Principal
 from glucosestream.config import DashboardSettings, LakeSettings
+from glucosestream.errors import CohortTooSmall
 from glucosestream.lake import open_access
 from glucosestream.metrics.glycemic import gmi_pct
 from glucosestream.privacy import (
@@ -22,7 +23,6 @@ from glucosestream.privacy import (
     DEFAULT_EPSILON_EACH,
     MAX_EPSILON_EACH,
     MIN_EPSILON_EACH,
-    CohortTooSmall,
     bounds_table,
     private_count,
     private_mean,

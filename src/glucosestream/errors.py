@@ -4,14 +4,14 @@
     ├── ConfigError                     a setting or a command-line value is wrong
     ├── InvalidInput                    a received file or payload cannot be read at all
     │   ├── UnknownFormat               the format of a file cannot be told or is not supported
-    │   ├── PayloadTooLarge             a request body or field over its documented limit (HTTP 413)
-    │   └── CohortTooSmall              a cohort release over too few patients (HTTP 422)
+    │   └── PayloadTooLarge             a request body or field over its documented limit (HTTP 413)
     ├── NotFound                        a patient, batch or run that does not exist
     ├── AuthError                       a missing or wrong token (HTTP 401)
     │   └── LoginRequired               a page asked for without a session (a redirect to /login)
     ├── Forbidden                       a valid token that may not do this (HTTP 403)
     ├── TooManyRequests                 a client over a rate limit, e.g. failed logins (HTTP 429)
     ├── BudgetExceeded                  a private release would overspend its budget (HTTP 409)
+    ├── CohortTooSmall                  a cohort release over too few patients (HTTP 409)
     ├── RunInProgress                   another run holds the lake's run lock (HTTP 409, retry)
     ├── RunLockLost                     a run's lease on the lock ended and another run took it
     ├── LakeError                       the lake (files, catalog, metadata store) failed
@@ -96,23 +96,6 @@ class PayloadTooLarge(InvalidInput):
     status = 413
 
 
-class CohortTooSmall(InvalidInput):
-    """A cohort has fewer patients with data than a release may describe; nothing was spent."""
-
-    def __init__(self, dataset: str, patients: int, minimum: int) -> None:
-        super().__init__(
-            f"dataset {dataset!r} has {patients} patient(s) with data; a cohort release needs "
-            f"at least {minimum}, because with fewer the noise that protects each patient is "
-            "wider than the statistics' range and the figures would say nothing. Nothing was "
-            "released or spent: release over a larger cohort (an admin's cohort:all, or a "
-            "clinic with more patients), or wait until more patients have data "
-            "(GLUCOSESTREAM_DASHBOARD__PRIVACY_MIN_PATIENTS sets the minimum)"
-        )
-        self.dataset = dataset
-        self.patients = patients
-        self.minimum = minimum
-
-
 class NotFound(GlucoseStreamError):
     """A patient, batch or run asked for does not exist."""
 
@@ -147,6 +130,26 @@ class BudgetExceeded(GlucoseStreamError):
             "released (ask for fewer statistics, or a new dataset version with its own budget)"
         )
         self.dataset = dataset
+
+
+class CohortTooSmall(GlucoseStreamError):
+    """The cohort has fewer patients with data than a release may describe; nothing spent.
+    A valid request the data cannot answer yet: 409, as for an exhausted budget."""
+
+    status = 409
+
+    def __init__(self, dataset: str, patients: int, minimum: int) -> None:
+        super().__init__(
+            f"dataset {dataset!r} has {patients} patient(s) with data; a cohort release needs at "
+            f"least {minimum}, because with fewer the noise that protects each patient is wider "
+            "than the statistics' range and the figures would say nothing. Nothing was released "
+            "or spent: release over a larger cohort (an admin's cohort:all, or a clinic with "
+            "more patients), or wait until more patients have data "
+            "(GLUCOSESTREAM_DASHBOARD__PRIVACY_MIN_PATIENTS sets the minimum)"
+        )
+        self.dataset = dataset
+        self.patients = patients
+        self.minimum = minimum
 
 
 class RunInProgress(GlucoseStreamError):

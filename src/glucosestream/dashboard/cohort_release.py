@@ -31,7 +31,7 @@ from glucosestream.dashboard.browser_sessions import csrf_matches
 from glucosestream.dashboard.forms import checked_form
 from glucosestream.dashboard.templating import templates
 from glucosestream.dashboard.triage import triage_table
-from glucosestream.errors import BudgetExceeded, Forbidden
+from glucosestream.errors import BudgetExceeded, CohortTooSmall, Forbidden
 from glucosestream.http_errors import ErrorResponse
 from glucosestream.privacy import (
     COHORT_STATISTICS,
@@ -39,7 +39,6 @@ from glucosestream.privacy import (
     MAX_EPSILON_EACH,
     MIN_EPSILON_EACH,
     CohortRelease,
-    CohortTooSmall,
     margin_95,
     release_cohort,
     release_cost,

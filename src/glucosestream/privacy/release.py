@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from glucosestream.access import Principal
-from glucosestream.errors import GlucoseStreamError, InvalidInput
+from glucosestream.errors import CohortTooSmall, InvalidInput
 from glucosestream.lake import PrivacyLedger
 from glucosestream.metrics.glycemic import gmi_pct
 from glucosestream.privacy.bounds import COHORT_STATISTICS, CohortStatistic, statistic
@@ -34,7 +34,6 @@ __all__ = [
     "MAX_EPSILON_EACH",
     "MIN_EPSILON_EACH",
     "CohortRelease",
-    "CohortTooSmall",
     "margin_95",
     "release_cohort",
     "release_cost",
@@ -52,26 +51,6 @@ MAX_EPSILON_EACH: Final = 1.0
 # nothing, and a tiny epsilon such as 1e-300 overflows OpenDP's scale (issue 13, finding 6).
 MIN_EPSILON_EACH: Final = 0.001
 _Z_95: Final = math.log(20.0)  # P(|Laplace(b)| > b ln 20) = 5 %
-
-
-class CohortTooSmall(GlucoseStreamError):  # the lead moves it to errors.py
-    """The cohort has fewer patients with data than a release may describe; nothing spent.
-    A valid request the data cannot answer yet: 409, as for an exhausted budget."""
-
-    status = 409
-
-    def __init__(self, dataset: str, patients: int, minimum: int) -> None:
-        super().__init__(
-            f"dataset {dataset!r} has {patients} patient(s) with data; a cohort release needs at "
-            f"least {minimum}, because with fewer the noise that protects each patient is wider "
-            "than the statistics' range and the figures would say nothing. Nothing was released "
-            "or spent: release over a larger cohort (an admin's cohort:all, or a clinic with "
-            "more patients), or wait until more patients have data "
-            "(GLUCOSESTREAM_DASHBOARD__PRIVACY_MIN_PATIENTS sets the minimum)"
-        )
-        self.dataset = dataset
-        self.patients = patients
-        self.minimum = minimum
 
 
 @dataclass(frozen=True, slots=True)
