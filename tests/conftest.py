@@ -205,8 +205,11 @@ HEAVY_TESTS: dict[str, frozenset[str]] = {
     "test_triage_clinic.py": frozenset(
         {
             "test_a_clinician_sees_only_their_clinic_even_when_filtering_another",
+            "test_a_new_run_gets_the_pass_made_before_requests_when_triage_was_in_use",
             "test_csv_export_has_the_rows_is_authorised_audited_and_formula_safe",
             "test_filters_by_flag_and_clinic_and_sorts",
+            "test_last_upload_is_the_newest_batch_received_even_before_a_run",
+            "test_triage_shows_the_rolling_summary_written_at_publish",
             "test_the_page_names_each_flag_and_range_in_words",
             "test_triage_flags_bars_and_last_upload_on_a_lake",
         }

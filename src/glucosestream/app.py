@@ -33,6 +33,7 @@ from glucosestream.clock import Clock, utc_now
 from glucosestream.config import Settings
 from glucosestream.dashboard.alerts_routes import router as alerts_router
 from glucosestream.dashboard.browser_sessions import SessionStore
+from glucosestream.dashboard.clinic_pass import warm_clinic_pass
 from glucosestream.dashboard.cohort_release import router as cohort_router
 from glucosestream.dashboard.comparison import router as comparison_router
 from glucosestream.dashboard.login import router as login_router
@@ -50,7 +51,7 @@ from glucosestream.ingest.service import IngestService
 from glucosestream.lake import open_access, open_patient_directory
 from glucosestream.live import CommittedBatch, LiveWindow, live_state
 from glucosestream.pipeline.always_on import RunScheduler
-from glucosestream.published import PublishedLake, warm_tails
+from glucosestream.published import PublishedLake, PublishedRun, warm_tails
 from glucosestream.published.nightscout_read import router as nightscout_read_router
 
 __all__ = ["AlwaysOnOptions", "create_app", "error_response"]
@@ -253,11 +254,17 @@ def _always_on_services(
 def _published_hook(shared: _Shared, clock: Clock) -> Callable[[str, list[str]], None]:
     """After a run published: its batches' live readings are settled, and the read side moves
     to the run once the followed patients' published tails are read (one scan), so no request
-    pays for that read (requests meanwhile read the previous run and the live window)."""
+    pays for that read (requests meanwhile read the previous run and the live window); triage's
+    last-upload pass is made too when the previous run had one."""
+
+    def warm(previous: PublishedRun | None, run: PublishedRun) -> None:
+        now = clock()
+        warm_tails(previous, run, now=now)
+        warm_clinic_pass(previous, run, now=now)  # only when triage was in use on the previous
 
     def seen(run_id: str, batch_ids: list[str]) -> None:
         shared.live.settle(batch_ids, run_id)
-        shared.published.adopt_newest(lambda previous, run: warm_tails(previous, run, now=clock()))
+        shared.published.adopt_newest(warm)
 
     return seen
 
