@@ -59,7 +59,7 @@ def test_a_fresh_export_gets_a_summary_of_its_whole_data(cli, lake):
     assert set(summary["metrics"]) == set(ALL)
     assert summary["sufficiency"]["sufficient_14d"] is True
     days = body["days"]
-    assert [d["date"] for d in days][0] == "2026-01-05"
+    assert days[0]["date"] == "2026-01-05"
     assert days[-1]["date"] == "2026-01-19"  # the partial day is shown, marked
     assert [d["partial"] for d in days] == [False] * 14 + [True]
 
