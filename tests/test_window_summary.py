@@ -149,6 +149,13 @@ def test_a_window_is_computed_as_one_series(fresh):
     assert days.metrics["readings"] == sum(d["readings"] for d in daily)
 
 
+def test_readings_the_caller_holds_give_the_same_summary(fresh):
+    run, key, _ = fresh
+    held = run.readings([key])
+    given = window_summary(run, key, None, None, now=NOW, readings=held)
+    assert given == window_summary(run, key, None, None, now=NOW)
+
+
 def test_from_after_to_is_refused(fresh):
     run, key, _ = fresh
     with pytest.raises(InvalidInput, match="starts on 2026-01-12 after it ends on 2026-01-10"):

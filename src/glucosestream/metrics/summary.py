@@ -27,6 +27,7 @@ from glucosestream.localclock import wall_clock_times
 from glucosestream.metrics.calculator import compute_metrics
 from glucosestream.metrics.glycemic import gmi_pct
 from glucosestream.metrics.spec import ALL, BY_NAME
+from glucosestream.metrics.thresholds import MIN_ACTIVE_PCT
 
 __all__ = [
     "TARGETS",
@@ -71,7 +72,7 @@ TARGETS: Final = (
     Target("pct_above_250", "max", 5.0),
     Target("cv_pct", "max", 36.0),
     Target("gmi_pct", "max", 7.0),
-    Target("active_pct", "min", 70.0),
+    Target("active_pct", "min", MIN_ACTIVE_PCT),
 )
 
 

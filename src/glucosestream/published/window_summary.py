@@ -80,12 +80,15 @@ def window_summary(
     end: dt.date | None,
     *,
     now: dt.datetime,
+    readings: pa.Table | None = None,
 ) -> WindowSummary:
     """The summary of ``start``..``end`` (either None: from the first day of data, to the last
     complete one), narrowed to the patient's data: it starts on the first day with a reading
     at the earliest and ends on the last complete day at the latest. Raises ``InvalidInput``
     when ``start`` is after ``end``, ``NotFound`` when the run has no data of the patient or
-    none in the window (saying which days it has)."""
+    none in the window (saying which days it has). ``readings``: the patient's published
+    readings when the caller holds them already (all of them from the day before ``start``, or
+    all, on: the newest included), else they are read."""
     if start is not None and end is not None and start > end:
         raise InvalidInput(
             f"the window starts on {start} after it ends on {end}; pass a first day on or "
@@ -100,7 +103,8 @@ def window_summary(
     first, last = index.first_day(patient_key), index.last_day(patient_key)
     read_from = min(max(start or first, first), last)  # the newest day's readings always read
     since = dt.datetime.combine(read_from - _ZONE_MARGIN, dt.time(), dt.UTC)
-    readings = run.readings([patient_key], since)
+    if readings is None:
+        readings = run.readings([patient_key], since)
     newest = _newest_wall_clock(readings)
     complete = last_complete_day(newest)
     partial = newest.date() if complete < newest.date() else None
