@@ -1,6 +1,7 @@
 """Finding a patient in a real headless Chromium: the id as ingested typed into the search box
-of the triage page lands on the patient's page, which shows the id and the clinic's label; a
-hostile label in a list of matches is shown as text, never run.
+of the triage page lands on the patient's page, which shows the id, the clinic's label and the
+summary of the last 14 complete days (the rolling summary the run wrote); a hostile label in a
+list of matches is shown as text, never run.
 
 Needs Debian's ``chromium`` (/usr/bin/chromium) and Python ``playwright`` (slow tier)."""
 
@@ -16,6 +17,7 @@ import pytest
 
 from glucosestream.dashboard.pdf import CHROMIUM, CHROMIUM_ARGS
 from glucosestream.lake import open_patient_directory
+from glucosestream.published import PublishedLake
 
 from .test_dashboard_lake import HOSTILE, demo_lake  # noqa: F401
 
@@ -91,6 +93,14 @@ def test_typing_an_id_into_the_search_box_opens_the_patients_page(
     assert "Ward 7 Ada Lovelace" in head
     assert "P1" in head
     assert page.title().startswith("Ward 7 Ada Lovelace")
+    # the summary on the page is the rolling summary the run wrote for this patient
+    rows = PublishedLake(demo_lake.settings).current().summaries([key]).to_pylist()
+    current = next(row for row in rows if row["window"] == "current")
+    summary = page.locator("#window-summary")
+    assert current["period_start"].isoformat() in summary.locator("h2").inner_text()
+    for metric in ("pct_70_180", "pct_below_54", "gmi_pct", "cv_pct"):
+        shown = summary.locator(f'[data-metric="{metric}"]').inner_text()
+        assert shown == f"{current[metric]:.1f}%", (metric, shown, current[metric])
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "patient-found-by-id.png"), full_page=True)
 
