@@ -45,7 +45,7 @@ def readme_steps(text: str) -> list[Step]:
     for block in re.findall(r"```console\n(.*?)```", section, flags=re.DOTALL):
         for line in block.splitlines():
             if line.startswith("$ "):
-                steps.append(Step(" ".join(shlex.split(line[2:], comments=True))))
+                steps.append(Step(shlex.join(shlex.split(line[2:], comments=True))))
             elif line.strip() and steps:
                 steps[-1].shown.append(line)
     return steps
