@@ -9,7 +9,6 @@ shorthand for ``GLUCOSESTREAM_LAKE__ROOT``. Every field has a default that works
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import ipaddress
 import json
 import os
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from glucosestream.errors import ConfigError
-from glucosestream.readings import is_known_zone, known_zones
+from glucosestream.readings import check_zone
 
 __all__ = [
     "AWS_CHECKSUM_VARIABLES",
@@ -33,7 +32,6 @@ __all__ = [
     "QualitySettings",
     "Settings",
     "aws_secrets_arn",
-    "check_zone",
     "child_environment",
     "ray_loopback_mode",
     "s3_checksum_policy",
@@ -445,38 +443,6 @@ def _is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def check_zone(name: str, given_as: str) -> str:
-    """``name`` if it is a real IANA time zone; else a ConfigError that names ``given_as``
-    (``--tz``, an environment variable) and suggests the closest zone."""
-    if is_known_zone(name):
-        return name
-    close = _closest_zone(name)
-    hint = f"did you mean {close}?" if close else "use an IANA name such as Europe/London or UTC"
-    raise ConfigError(f"{given_as} {name!r} is not a time zone; {hint}")
-
-
-def _folded_city_of(zone: str) -> str:
-    return zone.rsplit("/", 1)[-1].lower()
-
-
-def _closest_zone(name: str) -> str | None:
-    """A zone spelt like ``name``: the same name in other case, the same city, or a near miss."""
-    zones = sorted(known_zones())
-    folded = name.strip().lower()
-    spellings = [
-        {spelling(z): z for z in reversed(zones)}  # the first zone of each spelling
-        for spelling in (str.lower, _folded_city_of)
-    ]
-    for spelt in spellings:
-        if folded in spelt:
-            return spelt[folded]
-    for spelt in spellings:
-        near = difflib.get_close_matches(folded, list(spelt), n=1, cutoff=0.75)
-        if near:
-            return spelt[near[0]]
-    return None
 
 
 def _env_value(value: object) -> str:

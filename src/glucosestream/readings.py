@@ -11,12 +11,14 @@ written before these two columns existed read them as NULL.
 
 The limits a reading must meet to be accepted are named here once (ingest quarantines a row
 outside them, the quality gate checks the same bounds): the plausible time range, the length of
-an identifier, and the zones known (``is_known_zone``; it reads the system's IANA database, once).
+an identifier, and the zones known (``is_known_zone``; it reads the system's IANA database, once;
+``check_zone`` names the closest zone to a typo).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import enum
 import functools
 import zoneinfo
@@ -25,6 +27,8 @@ from typing import Final, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from glucosestream.errors import ConfigError
 
 __all__ = [
     "DIRECTIONS",
@@ -36,6 +40,7 @@ __all__ = [
     "READING_SCHEMA",
     "ReadingFlag",
     "Unit",
+    "check_zone",
     "in_order",
     "is_known_zone",
     "known_zones",
@@ -127,6 +132,38 @@ def is_known_zone(name: str) -> bool:
 def known_zones() -> frozenset[str]:
     """Every name ``is_known_zone`` accepts (for suggesting a zone close to a typo)."""
     return frozenset(zoneinfo.available_timezones()) - _UNUSABLE_ZONES
+
+
+def check_zone(name: str, given_as: str) -> str:
+    """``name`` if it is a real IANA time zone; else a ConfigError that names ``given_as``
+    (``--tz``, an environment variable) and suggests the closest zone."""
+    if is_known_zone(name):
+        return name
+    close = _closest_zone(name)
+    hint = f"did you mean {close}?" if close else "use an IANA name such as Europe/London or UTC"
+    raise ConfigError(f"{given_as} {name!r} is not a time zone; {hint}")
+
+
+def _folded_city_of(zone: str) -> str:
+    return zone.rsplit("/", 1)[-1].lower()
+
+
+def _closest_zone(name: str) -> str | None:
+    """A zone spelt like ``name``: the same name in other case, the same city, or a near miss."""
+    zones = sorted(known_zones())
+    folded = name.strip().lower()
+    spellings = [
+        {spelling(z): z for z in reversed(zones)}  # the first zone of each spelling
+        for spelling in (str.lower, _folded_city_of)
+    ]
+    for spelt in spellings:
+        if folded in spelt:
+            return spelt[folded]
+    for spelt in spellings:
+        near = difflib.get_close_matches(folded, list(spelt), n=1, cutoff=0.75)
+        if near:
+            return spelt[near[0]]
+    return None
 
 
 def in_order(rows: pa.Table, columns: Sequence[str]) -> bool:

@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from glucosestream.clock import Clock, utc_now
-from glucosestream.config import ENV_PREFIX, Settings, check_zone
+from glucosestream.config import ENV_PREFIX, Settings
 from glucosestream.errors import ConfigError, InvalidInput
 from glucosestream.formats import (
     ParsedFile,
@@ -41,6 +41,7 @@ from glucosestream.ingest.batch import (
 )
 from glucosestream.ingest.identity import load_secret, patient_key
 from glucosestream.lake import BatchRecord, MetadataStore, RawZone, open_metadata, open_storage
+from glucosestream.readings import check_zone
 
 __all__ = [
     "IngestReport",
