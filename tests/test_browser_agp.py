@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import subprocess
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from glucosestream.dashboard.pdf import CHROMIUM, CHROMIUM_ARGS
+from glucosestream.dashboard.pdf import CHROMIUM
 
+from .browser_harness import browser, logged_in, served  # noqa: F401
 from .test_agp_window import NOW, PARTIAL, partial_lake  # noqa: F401
 
 pytestmark = [
@@ -33,54 +31,20 @@ PAGE_POINTS = {"a4": (595.28, 841.89), "letter": (612.0, 792.0)}
 
 @pytest.fixture(scope="module")
 def server(partial_lake):  # noqa: F811
-    import uvicorn
-
     from glucosestream.app import create_app
 
     settings, _ = partial_lake
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    app = create_app(settings, clock=lambda: NOW)
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS))
-        yield chromium
-        chromium.close()
-
-
-def _logged_in(browser, base):
-    page = browser.new_page(viewport={"width": 1000, "height": 1300})
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(f"{base}/login")
-    page.fill("input[name=token]", "gs_admin")
-    page.click("button[type=submit]")
-    page.wait_for_load_state("networkidle")
-    return page, errors
+    with served(create_app(settings, clock=lambda: NOW)) as base:
+        yield base
 
 
 def test_the_agp_in_mmol_shows_mmol_axes_legends_and_the_partial_day(
     server,
-    browser,
+    browser,  # noqa: F811
     partial_lake,  # noqa: F811
 ):
     _, key = partial_lake
-    page, errors = _logged_in(browser, server)
+    page, errors = logged_in(browser, server, "gs_admin", width=1000, height=1300)
     page.goto(f"{server}/patients/{key}")
     page.select_option("#unit-select", "mmol_l")
     page.click("form[action='/preferences'] button")

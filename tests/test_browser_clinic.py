@@ -7,16 +7,14 @@ Needs Debian's ``chromium`` (/usr/bin/chromium) and Python ``playwright``."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from glucosestream.app import create_app
-from glucosestream.dashboard.pdf import CHROMIUM, CHROMIUM_ARGS
+from glucosestream.dashboard.pdf import CHROMIUM
 
+from .browser_harness import browser, logged_in, served  # noqa: F401
 from .test_triage_clinic import clinic  # noqa: F401
 
 pytestmark = [
@@ -30,43 +28,9 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 @pytest.fixture(scope="module")
 def server(clinic):  # noqa: F811
-    import uvicorn
-
     settings, _ = clinic
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS))
-        yield chromium
-        chromium.close()
-
-
-def _page(browser, base, token):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(f"{base}/login")
-    page.fill("input[name=token]", token)
-    page.click("button[type=submit]")
-    page.wait_for_load_state("networkidle")
-    return page, errors
+    with served(create_app(settings)) as base:
+        yield base
 
 
 def _drawn(page, chart_id, name_part):
@@ -88,7 +52,7 @@ def _drawn(page, chart_id, name_part):
 def test_triage_and_the_clinic_pages_in_a_browser(server, browser, clinic):  # noqa: F811
     _, keys = clinic
     ARTIFACTS.mkdir(exist_ok=True)
-    page, errors = _page(browser, server, "t_admin")
+    page, errors = logged_in(browser, server, "t_admin", width=1280)
     assert "Clinic triage" in page.content()
     rows = page.locator("#triage tbody tr")
     assert rows.count() == len(keys)

@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import subprocess
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from glucosestream.dashboard.pdf import CHROMIUM, CHROMIUM_ARGS
+from glucosestream.dashboard.pdf import CHROMIUM
 
+from .browser_harness import browser, logged_in, served  # noqa: F401
 from .test_dashboard_lake import demo_lake  # noqa: F401
 
 pytestmark = pytest.mark.skipif(
@@ -30,48 +28,14 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 @pytest.fixture(scope="module")
 def server(demo_lake):  # noqa: F811
-    import uvicorn
-
     from glucosestream.app import create_app
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     # The demo's 2 patients with data are under the minimum cohort (20): lowered to 1 here so
     # the cohort page shows a release (its refusal is tested in test_privacy_release.py).
     dashboard = replace(demo_lake.settings.dashboard, privacy_min_patients=1)
     settings = replace(demo_lake.settings, dashboard=dashboard)
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS))
-        yield chromium
-        chromium.close()
-
-
-def _page(browser, base, token):
-    page = browser.new_page(viewport={"width": 1200, "height": 900})
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(f"{base}/login")
-    page.fill("input[name=token]", token)
-    page.click("button[type=submit]")
-    page.wait_for_load_state("networkidle")
-    return page, errors
+    with served(create_app(settings)) as base:
+        yield base
 
 
 def _points(page, chart_id):
@@ -87,7 +51,7 @@ def _points(page, chart_id):
 def test_pages_render_their_charts_without_console_errors(server, browser, demo_lake):  # noqa: F811
     ARTIFACTS.mkdir(exist_ok=True)
     key = demo_lake.keys["P1"]
-    page, errors = _page(browser, server, "gs_admin")
+    page, errors = logged_in(browser, server, "gs_admin")
     assert "Clinic triage" in page.content()
     assert page.locator("#triage tbody tr").count() == 3
     page.screenshot(path=str(ARTIFACTS / "triage.png"), full_page=True)
@@ -164,7 +128,7 @@ def test_now_panel_shows_a_reading_posted_a_moment_ago(server, browser, demo_lak
     import httpx
 
     key = demo_lake.keys["P1"]
-    page, errors = _page(browser, server, "gs_patient_p1")  # a patient lands on their own page
+    page, errors = logged_in(browser, server, "gs_patient_p1")  # a patient lands on their own page
     page.wait_for_selector("#now[data-at]")
     # The lake's readings end in February: no reading for far more than 40 minutes.
     assert page.locator("#now-stale").is_visible()

@@ -8,17 +8,15 @@ Needs Debian's ``chromium`` (/usr/bin/chromium) and Python ``playwright`` (slow 
 from __future__ import annotations
 
 import datetime as dt
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from glucosestream.dashboard.pdf import CHROMIUM, CHROMIUM_ARGS
+from glucosestream.dashboard.pdf import CHROMIUM
 from glucosestream.lake import open_patient_directory
 from glucosestream.published import PublishedLake
 
+from .browser_harness import chromium, logged_in, served
 from .test_dashboard_lake import HOSTILE, demo_lake  # noqa: F401
 
 pytestmark = [
@@ -33,39 +31,17 @@ AT = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
 
 @pytest.fixture(scope="module")
 def server(demo_lake):  # noqa: F811
-    import uvicorn
-
     from glucosestream.app import create_app
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(demo_lake.settings), host="127.0.0.1", port=port, log_level="warning"
-    )
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    with served(create_app(demo_lake.settings)) as base:
+        yield base
 
 
 @pytest.fixture
 def page(server, demo_lake):  # noqa: F811
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS))
-        tab = chromium.new_page(viewport={"width": 1200, "height": 900})
-        tab.goto(f"{server}/login")
-        tab.fill("input[name=token]", demo_lake.tokens["clinician"])
-        tab.click("button[type=submit]")
-        tab.wait_for_load_state("networkidle")
+    with chromium() as browser:
+        tab, _ = logged_in(browser, server, demo_lake.tokens["clinician"])
         yield tab
-        chromium.close()
 
 
 @pytest.fixture
