@@ -27,7 +27,7 @@ from glucosestream.localclock import wall_clock_times
 from glucosestream.metrics.calculator import compute_metrics
 from glucosestream.metrics.glycemic import gmi_pct
 from glucosestream.metrics.spec import ALL, BY_NAME
-from glucosestream.metrics.thresholds import MIN_ACTIVE_PCT
+from glucosestream.metrics.thresholds import MIN_ACTIVE_PCT, TIR_TARGET_PCT
 
 __all__ = [
     "TARGETS",
@@ -65,7 +65,7 @@ class Target:
 # GMI < 7 % (ADA Standards of Care 2019, the HbA1c goal GMI approximates); sensor active >= 70 %
 # of the 14 days (Battelino 2019: "at least 70 % of possible CGM readings over 14 days").
 TARGETS: Final = (
-    Target("pct_70_180", "min", 70.0),
+    Target("pct_70_180", "min", TIR_TARGET_PCT),
     Target("pct_below_70", "max", 4.0),
     Target("pct_below_54", "max", 1.0),
     Target("pct_above_180", "max", 25.0),

@@ -29,6 +29,7 @@ __all__ = [
     "TBR_LEVEL1_MG_DL",
     "TBR_LEVEL2_MG_DL",
     "TIGHT_RANGE_HIGH_MG_DL",
+    "TIR_TARGET_PCT",
 ]
 
 # Battelino 2019 (Diabetes Care 42:1593) and 2023 (Lancet Diabetes Endocrinol 11:42).
@@ -41,6 +42,7 @@ RANGE_63_140_LOW_MG_DL: Final = 63.0  # iglu all_metrics' in_range_63_140
 AGP_PERCENTILES: Final = (5.0, 25.0, 50.0, 75.0, 95.0)  # Battelino 2019, the AGP report
 MIN_DAYS: Final = 14  # Battelino 2019: 14 days of data ...
 MIN_ACTIVE_PCT: Final = 70.0  # ... with >= 70 % of the possible readings
+TIR_TARGET_PCT: Final = 70.0  # time in range 70-180 over 70 % (most adults, Battelino 2019)
 
 # Rodbard 2009 (Diabetes Technol Ther 11:S55) hyper- and hypoglycaemic indices, iglu defaults.
 RODBARD_ULTR_MG_DL: Final = 140.0  # upper limit of the target range
