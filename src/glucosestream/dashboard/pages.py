@@ -24,6 +24,7 @@ from glucosestream.dashboard.triage import TriageFilter, triage_rows
 from glucosestream.errors import NotFound
 from glucosestream.live import LiveWindow
 from glucosestream.metrics import ReportWindow
+from glucosestream.metrics.summary import TARGETS
 from glucosestream.published import (
     DailyIndex,
     PublishedLake,
@@ -42,16 +43,9 @@ TRACE_DAYS = 14  # daily traces shown: the AGP reporting window (Battelino 2019)
 TREND_DAYS = 90  # default range of the trend charts
 NOW_READINGS = dt.timedelta(hours=24)  # the now panel's readings: today's local day is in them
 NOW_ALERTS = 50  # the newest alerts the now panel looks through (active, dead deliveries)
-# Battelino 2019 (Diabetes Care 42:1593), targets for most adults with type 1 or 2 diabetes.
-CONSENSUS_TARGETS: dict[str, float] = {
-    "pct_70_180_min": 70.0,
-    "pct_below_70_max": 4.0,
-    "pct_below_54_max": 1.0,
-    "pct_above_180_max": 25.0,
-    "pct_above_250_max": 5.0,
-    "cv_pct_max": 36.0,
-    "gmi_pct_max": 7.0,
-}
+# The consensus targets (metrics.summary.TARGETS) keyed as the pages' scripts read them:
+# "<metric>_min" / "<metric>_max".
+CONSENSUS_TARGETS: dict[str, float] = {f"{t.metric}_{t.bound}": t.value for t in TARGETS}
 
 
 def chart_units(unit: Unit) -> dict[str, Any]:
