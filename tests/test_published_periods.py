@@ -1,5 +1,6 @@
 """Pages show a closed period's audited results (results.period_metrics, episodes, agp_profile
-as published) and compute only what no run audited, labelled "not yet audited"."""
+as published), the rolling summary's audited figures for the latest 14 complete days
+(results.patient_summaries), and compute only what no run audited, labelled "not yet audited"."""
 
 from __future__ import annotations
 
@@ -18,7 +19,12 @@ from glucosestream.dashboard.report import render_agp_html
 from glucosestream.ingest import ingest_records
 from glucosestream.ingest.identity import patient_key
 from glucosestream.lake import Lakehouse
-from glucosestream.metrics import agp_profile, compute_period_metrics, episode_rows
+from glucosestream.metrics import (
+    PERIOD_METRICS_SCHEMA,
+    agp_profile,
+    compute_period_metrics,
+    episode_rows,
+)
 from glucosestream.pipeline import run_pipeline
 from glucosestream.published import PublishedLake, audited_periods, period_results
 
@@ -27,7 +33,8 @@ from .conftest import SECRET
 START = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)  # fixed fortnights start 2025-12-29, 2026-01-12, …
 CLOSED = (dt.date(2026, 1, 12), dt.date(2026, 1, 25))  # closed: data goes on to 2026-02-03
 OPEN = (dt.date(2026, 1, 26), dt.date(2026, 2, 8))  # the current fortnight
-LATEST_14 = (dt.date(2026, 1, 21), dt.date(2026, 2, 3))  # spans the closed and the open one
+LATEST_14 = (dt.date(2026, 1, 21), dt.date(2026, 2, 3))  # the rolling summary's current window
+PICKED = (dt.date(2026, 1, 20), dt.date(2026, 2, 2))  # spans the closed and the open one
 NOW = dt.datetime(2026, 2, 4, 12, tzinfo=dt.UTC)
 WRITTEN_MEAN = 321.5  # what the "published row" says, unlike any recomputation
 WRITTEN_P50 = 222.0
@@ -70,6 +77,9 @@ def written_rows(monkeypatch):
         if short_name == "periods" and rows.num_rows:
             mean = pa.array([WRITTEN_MEAN] * rows.num_rows, pa.float64())
             rows = rows.set_column(rows.schema.get_field_index("mean_mg_dl"), "mean_mg_dl", mean)
+        if short_name == "summaries" and rows.num_rows:
+            mean = pa.array([WRITTEN_MEAN] * rows.num_rows, pa.float64())
+            rows = rows.set_column(rows.schema.get_field_index("mean_mg_dl"), "mean_mg_dl", mean)
         if short_name == "agp" and rows.num_rows:
             p50 = pa.array([WRITTEN_P50] * rows.num_rows, pa.float64())
             rows = rows.set_column(rows.schema.get_field_index("p50_mg_dl"), "p50_mg_dl", p50)
@@ -105,7 +115,20 @@ def test_a_closed_period_is_read_from_the_published_tables(lake, written_rows):
     assert (CLOSED[0], CLOSED[1]) in audited_periods(run, key)
 
 
-@pytest.mark.parametrize("window", [OPEN, LATEST_14], ids=["open-period", "spans-both"])
+def test_the_latest_14_complete_days_take_their_figures_from_the_rolling_summary(
+    lake, written_rows
+):
+    settings, key, run_id = lake
+    _, _, results = _results(settings, key, LATEST_14)
+    assert results.audited
+    assert results.audited_by == run_id
+    assert results.metrics["mean_mg_dl"].to_pylist() == [WRITTEN_MEAN]  # read, not recomputed
+    assert results.metrics.schema.names == PERIOD_METRICS_SCHEMA.names  # period_metrics' shape
+    assert results.agp.num_rows > 0  # the curves of a rolling window are drawn from readings
+    assert pc.max(results.agp["p50_mg_dl"]).as_py() != WRITTEN_P50
+
+
+@pytest.mark.parametrize("window", [OPEN, PICKED], ids=["open-period", "spans-both"])
 def test_a_window_no_run_audited_is_computed_and_marked(lake, written_rows, window):
     settings, key, _ = lake
     _, readings, results = _results(settings, key, window)
@@ -135,10 +158,15 @@ def test_the_patient_page_labels_its_period(lake, written_rows):
         client.post("/login", data={"token": admin}, headers={"Origin": origin})
         latest = client.get(f"/patients/{key}")
         closed = client.get(f"/patients/{key}?from={CLOSED[0]}&to={CLOSED[1]}")
-    assert latest.status_code == closed.status_code == 200
-    assert "Not yet audited" in latest.text
-    assert 'data-audited="false"' in latest.text
-    assert _page_data(latest.text)["audited"] is False
+        picked = client.get(f"/patients/{key}?from={PICKED[0]}&to={PICKED[1]}")
+    assert latest.status_code == closed.status_code == picked.status_code == 200
+    # the latest 14 complete days: the rolling summary the run wrote
+    assert "Not yet audited" not in latest.text
+    assert _page_data(latest.text)["audited"] is True
+    assert run_id in latest.text
+    assert "Not yet audited" in picked.text
+    assert 'data-audited="false"' in picked.text
+    assert _page_data(picked.text)["audited"] is False
     # The latest days' page links the closed periods it shows, each to its audited figures.
     assert f"?from={CLOSED[0]}&amp;to={CLOSED[1]}" in latest.text
     assert "Not yet audited" not in closed.text
@@ -150,14 +178,16 @@ def test_the_patient_page_labels_its_period(lake, written_rows):
 def test_the_agp_report_shows_audited_numbers_for_a_closed_period(lake, written_rows):
     settings, key, _ = lake
     closed = render_agp_html(settings, key, end=CLOSED[1], now=NOW)
-    latest = render_agp_html(settings, key, now=NOW)
-    assert "<strong>Audited</strong>" in closed
-    # The published mean, as the statistics table shows it.
-    assert f"<th>Mean glucose</th><td>{WRITTEN_MEAN:.0f} mg/dL</td>" in closed
-    assert f"<th>Mean glucose</th><td>{WRITTEN_MEAN:.0f} mg/dL</td>" not in latest
-    assert '"audited": true' in closed
-    assert "Not yet audited" in latest
-    assert '"audited": false' in latest
+    latest = render_agp_html(settings, key, now=NOW)  # the rolling summary's window
+    picked = render_agp_html(settings, key, end=PICKED[1], now=NOW)
+    for audited in (closed, latest):
+        assert "<strong>Audited</strong>" in audited
+        # The published mean, as the statistics table shows it.
+        assert f"<th>Mean glucose</th><td>{WRITTEN_MEAN:.0f} mg/dL</td>" in audited
+        assert '"audited": true' in audited
+    assert f"<th>Mean glucose</th><td>{WRITTEN_MEAN:.0f} mg/dL</td>" not in picked
+    assert "Not yet audited" in picked
+    assert '"audited": false' in picked
 
 
 def test_the_audited_row_is_what_the_page_computed_before(lake):

@@ -92,8 +92,11 @@ def test_a_fresh_14_day_export_gets_a_summary_of_its_complete_days(fresh):
     # starts at 01:00 (00:00 UTC), the 19th begins 23:00 UTC on the 18th
     assert summary.metrics["readings"] == FRESH_DAYS * 288 - 12
     assert summary.metrics["end_time"] == "2026-01-18T23:55:00"
-    assert not summary.audited
-    assert summary.audited_by is None
+    # the whole data is the patient's rolling window: its consensus set is the row the run wrote
+    assert summary.audited
+    assert summary.audited_by == run.run_id
+    (current,) = [r for r in run.summaries([key]).to_pylist() if r["window"] == "current"]
+    assert summary.metrics["mean_mg_dl"] == pytest.approx(current["mean_mg_dl"], rel=1e-12)
     assert list(summary.metrics) == list(ALL)
 
 
@@ -104,7 +107,7 @@ def test_the_summary_json_has_the_catalog_and_sufficiency(fresh):
     assert body["end"] == "2026-01-18"
     assert body["partial_day"] == "2026-01-19"
     assert body["days"] == 14
-    assert body["audited"] is False
+    assert body["audited"] is True  # the rolling summary's window
     assert set(body["metrics"]) == set(ALL)
     assert body["sufficiency"] == {
         "active_pct": body["metrics"]["active_pct"],

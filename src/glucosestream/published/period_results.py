@@ -4,15 +4,17 @@ period, else computed on the fly and marked as not audited.
 The pipeline writes ``results.period_metrics``, ``results.episodes`` and ``results.agp_profile``
 for every *closed* fixed fortnight (``pipeline.periods``), after the quality gate. A window that
 is exactly one such period (its first day a period start, 14 days, a row published) is shown
-from those tables. Any other window, the open period (the current fortnight, never stored) or
-a window that is not one fixed fortnight, for example the latest 14 days, which spans the end
-of a closed period and the start of the open one, is computed from the published readings as
+from those tables. The pipeline also writes each patient's rolling summary
+(``results.patient_summaries``: the last 14 complete days and the 14 before): a window that is
+exactly one of those takes its consensus figures from that audited row, and its episodes and
+AGP curves (not stored for rolling windows) are computed from the same published readings. Any
+other window, for example one the viewer picked, is computed from the published readings as
 one window: its numbers cannot be assembled from period rows (CV, MAGE and the percentile curves
 do not add up across periods), and it is labelled "not yet audited".
 
 ``catalog_results`` is the same rule for the whole catalog of a window (a summary): the
-consensus set from the audited row when the window is a published period, the research catalog
-(never stored) computed from the readings; else all of it computed.
+consensus set from the audited row when the window has one, the research catalog (never
+stored) computed from the readings; else all of it computed.
 """
 
 from __future__ import annotations
@@ -22,8 +24,16 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from glucosestream.metrics import ALL, CONSENSUS, agp_profile, compute_period_metrics, episode_rows
+from glucosestream.metrics import (
+    ALL,
+    CONSENSUS,
+    PERIOD_METRICS_SCHEMA,
+    agp_profile,
+    compute_period_metrics,
+    episode_rows,
+)
 from glucosestream.metrics.result_schemas import metric_field
 from glucosestream.metrics.summary import json_value, window_metrics
 from glucosestream.pipeline.periods import PERIOD_DAYS, closed_periods, period_start
@@ -76,7 +86,7 @@ def period_results(
 ) -> PeriodResults:
     """The audited rows of ``start``..``end`` if it is a published period, else the same
     results computed from ``readings`` (the patient's published readings of the window)."""
-    metrics = _audited_row(run, patient_key, start, end)
+    metrics = _period_row(run, patient_key, start, end)
     if metrics is not None:
         return PeriodResults(
             start,
@@ -91,15 +101,14 @@ def period_results(
         {"patient_key": [patient_key], "period_start": [start], "period_end": [end]},
         _PERIOD_SCHEMA,
     )
-    return PeriodResults(
-        start,
-        end,
-        audited=False,
-        audited_by=None,
-        metrics=compute_period_metrics(readings, window, run_id=_ON_REQUEST, computed_at=now),
-        episodes=episode_rows(readings, window, run_id=_ON_REQUEST, computed_at=now),
-        agp=agp_profile(readings, window, run_id=_ON_REQUEST, computed_at=now),
-    )
+    episodes = episode_rows(readings, window, run_id=_ON_REQUEST, computed_at=now)
+    agp = agp_profile(readings, window, run_id=_ON_REQUEST, computed_at=now)
+    metrics = _rolling_row(run, patient_key, start, end)
+    if metrics is not None:  # a rolling window: its figures audited, its curves drawn now
+        audited_by = metrics["run_id"][0].as_py()
+        return PeriodResults(start, end, True, audited_by, metrics, episodes, agp)
+    computed = compute_period_metrics(readings, window, run_id=_ON_REQUEST, computed_at=now)
+    return PeriodResults(start, end, False, None, computed, episodes, agp)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +139,34 @@ def catalog_results(
 def _audited_row(
     run: PublishedRun, patient_key: str, start: dt.date, end: dt.date
 ) -> pa.Table | None:
+    """The published consensus row of ``start``..``end`` (``PERIOD_METRICS_SCHEMA``), if the
+    window is a published period or one of the patient's rolling summary windows."""
+    row = _period_row(run, patient_key, start, end)
+    return row if row is not None else _rolling_row(run, patient_key, start, end)
+
+
+def _period_row(
+    run: PublishedRun, patient_key: str, start: dt.date, end: dt.date
+) -> pa.Table | None:
     """The published period_metrics row of ``start``..``end``, if it is a published period."""
     if not is_fixed_period(start, end):
         return None
     rows = run.results("periods", patient_key, period_start=start)
     return rows if rows.num_rows else None
+
+
+def _rolling_row(
+    run: PublishedRun, patient_key: str, start: dt.date, end: dt.date
+) -> pa.Table | None:
+    """The rolling summary row (``results.patient_summaries``: the patient's last 14 complete
+    days, or the 14 before) whose window is exactly ``start``..``end``, as period_metrics."""
+    summaries = run.summaries([patient_key])
+    same = pc.and_(
+        pc.equal(summaries["period_start"], pa.scalar(start, pa.date32())),
+        pc.equal(summaries["period_end"], pa.scalar(end, pa.date32())),
+    )
+    rows = summaries.filter(same)
+    return rows.select(PERIOD_METRICS_SCHEMA.names).slice(0, 1) if rows.num_rows else None
 
 
 def audited_periods(run: PublishedRun, patient_key: str) -> list[tuple[dt.date, dt.date]]:
