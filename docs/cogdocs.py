@@ -68,6 +68,7 @@ _NOTES = {
     ("daily_metrics", "date"): "local calendar day",
     ("period_metrics", "period_start"): "fixed fortnight, local days",
     ("patient_summaries", "window"): "current: the last 14 complete local days; previous",
+    ("patient_summaries", "partial_day"): "the newest day when partial: shown, not counted",
     ("batches", "source_name"): "a neutral label such as csv file, never a path",
     ("runs", "status"): "published, noop, rejected, failed, abandoned",
     ("runs", "report"): "the run report as JSON",
