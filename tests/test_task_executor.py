@@ -169,7 +169,18 @@ def test_the_pool_gives_up_on_a_task_that_always_kills_its_worker(tmp_path):
     assert attempts(tmp_path, 1) == TASK_ATTEMPTS
 
 
-def test_ctrl_c_stops_the_pools_workers(tmp_path):
+@pytest.fixture
+def python_ctrl_c():
+    """Python's own Ctrl-C handler, SIGINT unblocked, for the test, whatever an earlier test in
+    the process left (the tiers run in random order; CI once saw the SIGINT come to nothing)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # nor blocked in this thread
+    yield
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_stops_the_pools_workers(tmp_path, python_ctrl_c):
     jobs = [Job(value, str(tmp_path), delay_s=30.0) for value in range(2)]
 
     def interrupt_when_both_run() -> None:
