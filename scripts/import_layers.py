@@ -29,7 +29,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / PACKAGE
 # Bottom layer first. Each entry: (the layer's units, what the layer is).
 LAYERS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("errors",), "the exception tree"),
-    (("clock", "readings"), "the clock, the canonical reading"),
+    (("clock", "events", "readings"), "the clock, the canonical reading and event"),
     (("config",), "Settings, the only reader of the environment"),
     (
         ("engines", "formats", "http_errors", "lake", "localclock", "quality", "synth"),

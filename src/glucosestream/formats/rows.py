@@ -27,9 +27,10 @@ whose source has none may leave them out (ingest reads them as empty):
     rate        string  the rate of change in mg/dL per minute, as received
 
 A string column may arrive dictionary-encoded (a Parquet file's patient ids): it is read as the
-strings it holds. Values are validated by ``ingest``, not here. Records that are not glucose
-readings (insulin, notes, alerts, preambles with names) never become raw rows;
-``ParsedFile.skipped`` counts them.
+strings it holds. Values are validated by ``ingest``, not here. Records that are events
+(insulin, carbs, exercise, device events, finger-sticks: ``event_rows``) go to
+``ParsedFile.events``; records that are neither (alerts, preambles with names) never become raw
+rows, and ``ParsedFile.skipped`` counts them.
 """
 
 from __future__ import annotations
@@ -100,7 +101,9 @@ class ParsedFile:
 
     rows: pa.Table
     time_formats: tuple[str, ...] = ISO_TIME_FORMATS  # strptime formats of non-ISO local times
-    skipped: int = 0  # records that are not glucose readings (events, insulin, preamble rows)
+    skipped: int = 0  # records that are neither readings nor events (alerts, preamble rows)
+    # The events the input holds (``event_rows.RAW_EVENT_SCHEMA``), or None: it holds none.
+    events: pa.Table | None = None
 
 
 @dataclass(slots=True)
