@@ -175,6 +175,14 @@ class IngestSettings:
         default=1000.0,
         metadata=_help("Readings above this glucose (mg/dL) are quarantined as implausible."),
     )
+    keep_notes: bool = field(
+        default=False,
+        metadata=_help(
+            "Keep the free text of note events (Nightscout notes, Clarity and Tidepool notes); "
+            "off by default, as notes can hold names: the note's text is dropped and its row "
+            "counted as skipped."
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
