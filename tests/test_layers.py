@@ -36,10 +36,10 @@ def test_the_source_keeps_the_layers():
     assert [str(v) for v in _layers().check()] == []
 
 
-def test_the_lake_may_import_only_config_errors_readings_and_clock():
+def test_the_lake_may_import_only_config_errors_readings_events_and_clock():
     layers = _layers()
     below = {unit for unit, i in layers.layer_of().items() if i < layers.layer_of()["lake"]}
-    assert below == {"config", "errors", "readings", "clock"}
+    assert below == {"config", "errors", "readings", "events", "clock"}
 
 
 def test_a_deliberate_bad_import_fails_and_is_named(tmp_path):
