@@ -1,7 +1,14 @@
 """Daily metrics per patient and local calendar day, as a SQL model run by an engine.
 
 The model's thresholds and GMI coefficients are passed in as parameters from
-``thresholds`` and ``glycemic`` (the numbers live there, not in the SQL)."""
+``thresholds`` and ``glycemic`` (the numbers live there, not in the SQL).
+
+A row's glucose columns come from the day's readings; its insulin and carbohydrate columns
+(``EVENT_COLUMNS``: ``bolus_u``, ``basal_u``, ``insulin_total_u``, ``carbs_g``, ``boluses``,
+``automated_pct``; names other tools read) from the day's events
+(``metrics.event_totals``). The SQL model leaves the event columns NULL; the pipeline fills
+them from the day's event totals and adds a row for a day with events and no readings:
+``readings`` = 0, ``pct_active`` = 0, the glucose columns NULL."""
 
 from __future__ import annotations
 
@@ -20,7 +27,13 @@ from glucosestream.metrics.thresholds import (
     TBR_LEVEL2_MG_DL,
 )
 
-__all__ = ["DAILY_METRICS_SCHEMA", "compute_daily_metrics", "local_dates", "touched_days"]
+__all__ = [
+    "DAILY_METRICS_SCHEMA",
+    "EVENT_COLUMNS",
+    "compute_daily_metrics",
+    "local_dates",
+    "touched_days",
+]
 
 DAILY_METRICS_SCHEMA: Final = pa.schema(
     [
@@ -28,19 +41,36 @@ DAILY_METRICS_SCHEMA: Final = pa.schema(
         pa.field("date", pa.date32(), nullable=False),
         pa.field("tz", pa.string(), nullable=False),
         pa.field("readings", pa.int32(), nullable=False),
-        pa.field("mean_mg_dl", pa.float64(), nullable=False),
+        # NULL only on a day with events and no readings (readings = 0).
+        pa.field("mean_mg_dl", pa.float64()),
         pa.field("sd_mg_dl", pa.float64()),
         pa.field("cv_pct", pa.float64()),
-        pa.field("gmi_pct", pa.float64(), nullable=False),
-        pa.field("pct_below_54", pa.float64(), nullable=False),
-        pa.field("pct_below_70", pa.float64(), nullable=False),
-        pa.field("pct_70_180", pa.float64(), nullable=False),
-        pa.field("pct_above_180", pa.float64(), nullable=False),
-        pa.field("pct_above_250", pa.float64(), nullable=False),
+        pa.field("gmi_pct", pa.float64()),
+        pa.field("pct_below_54", pa.float64()),
+        pa.field("pct_below_70", pa.float64()),
+        pa.field("pct_70_180", pa.float64()),
+        pa.field("pct_above_180", pa.float64()),
+        pa.field("pct_above_250", pa.float64()),
         pa.field("pct_active", pa.float64(), nullable=False),
         pa.field("run_id", pa.string(), nullable=False),
         pa.field("computed_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        # Insulin and carbohydrate (docs/metrics.md); last, so a lake that gains them by schema
+        # evolution (appended columns) has the same column order as a new one.
+        pa.field("bolus_u", pa.float64()),
+        pa.field("basal_u", pa.float64()),
+        pa.field("insulin_total_u", pa.float64()),
+        pa.field("carbs_g", pa.float64()),
+        pa.field("boluses", pa.int32()),
+        pa.field("automated_pct", pa.float64()),
     ]
+)
+EVENT_COLUMNS: Final = (
+    "bolus_u",
+    "basal_u",
+    "insulin_total_u",
+    "carbs_g",
+    "boluses",
+    "automated_pct",
 )
 
 _PACKAGE: Final = "glucosestream.metrics"

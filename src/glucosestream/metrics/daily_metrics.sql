@@ -10,6 +10,8 @@
 -- Sums are taken over DECIMAL(38, 18), which adds exactly: floating-point sums depend on the
 -- order rows meet in parallel aggregation, and a rerun must give bit-identical results. The
 -- sample SD is two-pass (mean first, then squared deviations) for accuracy.
+-- The insulin and carbohydrate columns are NULL here: they come from the day's events
+-- (metrics/event_totals.py), which the pipeline joins in.
 WITH local_readings AS (
     SELECT
         r.patient_key,
@@ -124,7 +126,13 @@ SELECT
             - epoch(timezone(d.tz, CAST(d.date AS TIMESTAMP)))) / 60.0)
     ) AS pct_active,
     CAST($run_id AS VARCHAR) AS run_id,
-    CAST($computed_at AS TIMESTAMPTZ) AS computed_at
+    CAST($computed_at AS TIMESTAMPTZ) AS computed_at,
+    CAST(NULL AS DOUBLE) AS bolus_u,
+    CAST(NULL AS DOUBLE) AS basal_u,
+    CAST(NULL AS DOUBLE) AS insulin_total_u,
+    CAST(NULL AS DOUBLE) AS carbs_g,
+    CAST(NULL AS INTEGER) AS boluses,
+    CAST(NULL AS DOUBLE) AS automated_pct
 FROM daily AS d
 INNER JOIN worn AS w ON d.patient_key = w.patient_key AND d.date = w.date
 INNER JOIN sums AS s ON d.patient_key = s.patient_key AND d.date = s.date

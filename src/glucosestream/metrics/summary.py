@@ -1,8 +1,9 @@
 """Per-patient summaries: over daily metric rows, and the catalog of any window of days. PURE.
 
 ``summarise_patients``: each patient-day row carries reading counts, so period figures are
-weighted by readings: the period mean is the mean of all readings, and a period band percentage
-is the share of all readings in that band (not an average of daily percentages).
+weighted by readings (a day with events and no readings weighs nothing): the period mean is
+the mean of all readings, and a period band percentage is the share of all readings in that
+band (not an average of daily percentages).
 
 ``window_metrics``: the whole catalog (``spec.ALL``, or the names asked for) of one patient's
 canonical readings whose local date lies in a window of days, computed as one series
@@ -90,10 +91,13 @@ class PatientSummary:
 
 
 def summarise_patients(daily: pa.Table) -> list[PatientSummary]:
-    """One summary per patient over all the daily rows given, sorted by patient_key."""
+    """One summary per patient over all the daily rows given, sorted by patient_key. A glucose
+    summary: days without readings (a day with only insulin or carbs events) are not counted,
+    and a patient with none has no summary."""
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in daily.to_pylist():
-        rows[row["patient_key"]].append(row)
+        if row["readings"]:
+            rows[row["patient_key"]].append(row)
     out = []
     for key in sorted(rows):
         days = rows[key]
