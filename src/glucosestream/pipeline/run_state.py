@@ -31,6 +31,7 @@ from glucosestream.lake import (
 )
 from glucosestream.pipeline import steps, table_registry
 from glucosestream.pipeline.bucket_task import BucketOutcome, BucketTask, run_bucket_task
+from glucosestream.pipeline.discovery import describe_error, discover
 from glucosestream.pipeline.execution import Execution, ProgressMeter, TaskRunner
 from glucosestream.pipeline.run_plan import PlanInputs, RunPlan, plan_run
 from glucosestream.pipeline.run_publish import publish, reconcile, set_aside_rows_of
@@ -174,7 +175,7 @@ class Run:
             for stale in self.staging.remove_other_runs(self.run_id):
                 log.warning("recover removed the staging folder of run %s", stale)
         with self.timer.step("discover"):
-            found = steps.discover(
+            found = discover(
                 self.meta,
                 RawZone(self.storage),
                 self.run_id,
@@ -342,7 +343,7 @@ class Run:
         while doing so is logged, never raised over ``err``."""
         if not self.open:
             return
-        why = err if isinstance(err, str) else steps.describe_error(err)
+        why = err if isinstance(err, str) else describe_error(err)
         message = (
             f"the run stopped on an error and published nothing: {why}; the batches stay "
             "pending for the next run (`glucosestream run --debug` shows where it stopped)"

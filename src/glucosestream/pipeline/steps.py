@@ -1,19 +1,19 @@
 """The pipeline's steps, in order. Each is a plain function; ``runner`` times and records them.
 
-``STEPS`` is the step list other deployments are generated from (one state per step).
+``STEPS`` is the step list other deployments are generated from (one state per step). Discover
+is ``discovery.discover``; a bucket task's merge, transform and audit are ``process_bucket``
+(the events' part of the merge: ``event_merge``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,13 +21,9 @@ import pyarrow.compute as pc
 from glucosestream.config import QualitySettings
 from glucosestream.engines import Engine
 from glucosestream.lake import (
-    BatchRecord,
     DeviceRecord,
     Lakehouse,
-    MetadataStore,
     PublishedSnapshots,
-    RawBatch,
-    RawZone,
     Scope,
 )
 from glucosestream.metrics import (
@@ -36,6 +32,7 @@ from glucosestream.metrics import (
     period_results,
     touched_days,
 )
+from glucosestream.pipeline.discovery import discover
 from glucosestream.pipeline.first_arrival import new_readings
 from glucosestream.pipeline.periods import closed_periods, first_period
 from glucosestream.pipeline.rolling_summary import rolling_history_start, rolling_summaries
@@ -58,9 +55,7 @@ __all__ = [
     "STEPS",
     "BucketTables",
     "BucketWork",
-    "Discovered",
     "StepSeconds",
-    "describe_error",
     "discover",
     "process_bucket",
 ]
@@ -72,155 +67,6 @@ STEPS: Final = ("recover", "discover", "plan", "merge", "transform", "audit", "s
 # change lasts 25 hours), so history from 26 hours before the earliest new reading holds every
 # reading of every day the run recomputes.
 _HISTORY_MARGIN: Final = dt.timedelta(hours=26)
-RECOVERED_SOURCE: Final = "(recovered from the raw zone: its ingest did not finish)"
-
-
-@dataclass(frozen=True, slots=True)
-class Discovered:
-    """The raw batches a run loads, and those it rejected because their files cannot be read."""
-
-    pending: list[RawBatch]
-    unreadable: dict[str, str]  # batch_id -> reason
-
-
-def discover(
-    meta: MetadataStore,
-    raw: RawZone,
-    run_id: str,
-    found_at: dt.datetime,
-    *,
-    sweep: bool = True,
-) -> Discovered:
-    """Raw batches no run has loaded or rejected, oldest first, each read once (``RawBatch.
-    read_once``: its manifest and footer, and a small batch's readings, in parallel).
-
-    The pending batches are those the metadata store records as neither loaded nor rejected.
-    With ``sweep``, the raw zone is listed too: a batch whose ingest was killed after its folder
-    was committed but before it was recorded is registered here from its manifest, so it is
-    neither lost nor loaded twice (a listing grows with every batch ever written: ``serve``
-    sweeps on its schedule, not on every run). A batch whose manifest or readings file cannot
-    be read (not JSON, a field missing, a file cut short) is the batch's own fault: it is
-    rejected here with the reason, under ``run_id``, and the run goes on without it. An I/O
-    error that may pass (a network store) is raised.
-    """
-    recorded = meta.pending_batch_ids()
-    ids = set(recorded)
-    if sweep:
-        known = meta.settled_batch_ids() | ids
-        ids |= {b for b in raw.batch_ids() if b not in known and raw.committed(b)}
-    pending = [raw.batch(batch_id) for batch_id in sorted(ids)]
-    read = _read_batches(pending)
-    readable, unreadable = [], {}
-    for batch in pending:
-        found = read[batch.batch_id]
-        if isinstance(found, RawBatch):
-            readable.append(found)
-        else:
-            unreadable[batch.batch_id] = f"unreadable: {describe_error(found)}"
-        if batch.batch_id not in recorded:
-            log.warning("discover batch_id=%s registered from its manifest", batch.batch_id)
-            manifest = found.manifest() if isinstance(found, RawBatch) else None
-            meta.add_batch(_record_from(batch.batch_id, manifest, found_at))
-    for batch_id, reason in unreadable.items():
-        log.warning("discover batch_id=%s rejected: %s", batch_id, reason)
-        meta.reject_batches([batch_id], run_id, reason)
-    return Discovered(readable, unreadable)
-
-
-# Readings of the pending batches read as discover finds them (a batch read once is handed to
-# the plan and the audit): what 1,000 uploaders leave in a run's time, many times over, and
-# little memory (~100 MB). Past it a run reads the rest from the raw zone as before.
-EAGER_READINGS: Final = 1_000_000
-_READ_THREADS: Final = 8  # reading small files is I/O: threads, not processes
-
-
-def _read_batches(pending: list[RawBatch]) -> dict[str, RawBatch | Exception]:
-    """Each batch read once, in parallel threads: its manifest, then its readings file (the
-    readings too while ``EAGER_READINGS`` allows); a batch that cannot be read: its error."""
-    budget = _Budget(EAGER_READINGS)
-
-    def read(batch: RawBatch) -> RawBatch | Exception:
-        manifest = _manifest(batch)
-        if isinstance(manifest, Exception):
-            return manifest
-        try:
-            return batch.read_once(manifest, with_readings=budget.take(manifest["accepted"]))
-        except _UNREADABLE as err:
-            return err
-
-    with ThreadPoolExecutor(_READ_THREADS, thread_name_prefix="discover") as pool:
-        return dict(zip([b.batch_id for b in pending], pool.map(read, pending), strict=True))
-
-
-class _Budget:
-    """Readings left to read eagerly, shared by discover's threads."""
-
-    def __init__(self, readings: int) -> None:
-        self._left = readings
-        self._lock = threading.Lock()
-
-    def take(self, readings: int) -> bool:
-        with self._lock:
-            if readings > self._left:
-                return False
-            self._left -= readings
-            return True
-
-
-# Content faults of a batch's files (a FileNotFoundError too: a committed batch lacks a file).
-_UNREADABLE: Final = (ValueError, KeyError, TypeError, pa.ArrowException, FileNotFoundError)
-_ERROR_CHARS: Final = 500
-_MANIFEST_FIELDS: Final = (
-    "source_sha256",
-    "format",
-    "received",
-    "accepted",
-    "duplicates",
-    "quarantined",
-    "ingested_at",
-)
-
-
-def _manifest(batch: RawBatch) -> dict[str, Any] | Exception:
-    """The batch's manifest once its fields are checked, or why it cannot be read."""
-    try:
-        manifest = batch.manifest()
-        missing = [f for f in _MANIFEST_FIELDS if f not in manifest]
-        if missing:
-            raise KeyError(f"manifest.json lacks {', '.join(missing)}")
-        dt.datetime.fromisoformat(manifest["ingested_at"])
-        if not isinstance(manifest["accepted"], int):
-            raise TypeError(f"manifest.json's accepted is {manifest['accepted']!r}, not a count")
-        return manifest
-    except _UNREADABLE as err:
-        return err
-
-
-def _record_from(
-    batch_id: str, manifest: dict[str, Any] | None, found_at: dt.datetime
-) -> BatchRecord:
-    """The record of a batch found only in the raw zone (an unreadable one: an empty one)."""
-    if manifest is None:
-        return BatchRecord(batch_id, RECOVERED_SOURCE, "", "unknown", 0, 0, 0, 0, found_at)
-    return BatchRecord(
-        batch_id=batch_id,
-        source_name=RECOVERED_SOURCE,
-        source_sha256=manifest["source_sha256"],
-        format=manifest["format"],
-        received=manifest["received"],
-        accepted=manifest["accepted"],
-        duplicates=manifest["duplicates"],
-        quarantined=manifest["quarantined"],
-        created_at=dt.datetime.fromisoformat(manifest["ingested_at"]),
-    )
-
-
-def describe_error(err: BaseException) -> str:
-    """An error's class and first line, at most 500 characters (for a record, not a log)."""
-    lines = str(err).strip().splitlines()
-    text = lines[0] if lines else ""
-    text = text if len(text) <= _ERROR_CHARS else text[:_ERROR_CHARS] + "…"
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ this gate's limits. Each such row is set aside *before* the run merges and compu
 with the name of the first check it fails as its reason; the rest of its batch (which may hold
 other clients' requests, see ``ingest.group_commit``) goes on. Nothing here names a batch at
 fault: only a fault of the batch's own can (its file does not hold what it accepted:
-``checks.check_reconciliation``; its files cannot be read: ``pipeline.steps.discover``).
+``checks.check_reconciliation``; its files cannot be read: ``pipeline.discovery.discover``).
 
 The checks use the bounds ingest applies (``readings``), so a row ingest accepts today passes
 all but ``glucose_range``, whose limits are the gate's own (``QualitySettings``).
