@@ -15,8 +15,10 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol, TypeVar, cast
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, EqualTo, In
 
+from glucosestream.events import EVENT_SCHEMA
 from glucosestream.lake import Lakehouse
 from glucosestream.published.daily_index import DailyIndex, index_daily
 
@@ -56,8 +58,8 @@ class PublishedRun:
 
     def snapshot_id(self, table: str) -> int | None:
         """The run's snapshot of a table by its registry key (``pipeline.table_registry``:
-        readings, daily, periods, episodes, agp, summaries, sessions); None before the first
-        run (or before the first run that wrote the table)."""
+        readings, daily, periods, episodes, agp, summaries, sessions, events); None before the
+        first run (or before the first run that wrote the table)."""
         return self._snapshots.of(table) if self._snapshots is not None else None
 
     @property
@@ -68,6 +70,32 @@ class PublishedRun:
     def readings(self, patient_keys: Iterable[str], since: dt.datetime | None = None) -> pa.Table:
         """The patients' curated readings, optionally only from ``since`` on."""
         return self.lake.read_readings(self.snapshot_id("readings"), patient_keys, since)
+
+    def events(
+        self,
+        patient_key: str,
+        start: dt.datetime | None = None,
+        end: dt.datetime | None = None,
+    ) -> pa.Table:
+        """The patient's curated events (``curated.events``, EVENT_SCHEMA) with ``start <= ts <
+        end`` (None: unbounded), in time order. The patient's events are read once per run
+        (they are few: tens a day) and cached on it; a run published before the events table
+        existed has none."""
+        rows = self.cached(f"events:{patient_key}", lambda: self._patient_events(patient_key))
+        if start is not None:
+            rows = rows.filter(pc.greater_equal(rows["ts"], pa.scalar(start, rows["ts"].type)))
+        if end is not None:
+            rows = rows.filter(pc.less(rows["ts"], pa.scalar(end, rows["ts"].type)))
+        return rows
+
+    def _patient_events(self, patient_key: str) -> pa.Table:
+        snapshot_id = self.snapshot_id("events")
+        if snapshot_id is None:
+            return EVENT_SCHEMA.empty_table()
+        rows = self.lake.read_table("events", snapshot_id, EqualTo("patient_key", patient_key))
+        return rows.sort_by(
+            [("ts", "ascending"), ("device_id", "ascending"), ("kind", "ascending")]
+        )
 
     def daily(
         self,
