@@ -4,8 +4,15 @@ A batch is committed by its ``manifest.json``, written last: a folder without on
 unfinished write (an ingest that died) and is ignored by readers, on local disk and on S3
 alike. On local disk every file is fsynced before the manifest is written.
 
-Files are written as plain Parquet whose columns read back as ``READING_SCHEMA`` (and
-``QUARANTINE_SCHEMA``) with or without the reader naming a schema. A string column handed over
+A batch holds ``readings.parquet`` (``READING_SCHEMA``, always, perhaps empty), and only when
+they have rows: ``quarantine.parquet`` (``QUARANTINE_SCHEMA``), ``events.parquet``
+(``events.EVENT_SCHEMA``: insulin, carbs, exercise, device events...), ``event_quarantine.parquet``
+(``EVENT_QUARANTINE_SCHEMA``) and ``devicestatus.parquet`` (``DEVICESTATUS_SCHEMA``: what
+Nightscout uploaders post to ``/api/v1/devicestatus``, kept as posted; no run reads it). A
+batch written before events existed reads as one without events.
+
+Files are written as plain Parquet whose columns read back as their schema with or without the
+reader naming it. A string column handed over
 dictionary-encoded (patient keys, zones, the batch id) is written from its dictionary, without
 first being expanded to one string per row; timestamps use DELTA_BINARY_PACKED, which is faster
 to write and smaller for readings in time order (see DESIGN.md, storage layout).
@@ -29,10 +36,18 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from glucosestream.errors import LakeError
+from glucosestream.events import EVENT_SCHEMA
 from glucosestream.lake.storage import Storage
 from glucosestream.readings import READING_SCHEMA
 
-__all__ = ["QUARANTINE_SCHEMA", "BatchContents", "RawBatch", "RawZone"]
+__all__ = [
+    "DEVICESTATUS_SCHEMA",
+    "EVENT_QUARANTINE_SCHEMA",
+    "QUARANTINE_SCHEMA",
+    "BatchContents",
+    "RawBatch",
+    "RawZone",
+]
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +60,39 @@ QUARANTINE_SCHEMA = pa.schema(
         pa.field("glucose", pa.string()),
     ]
 )
+# A quarantined event: where it was, why, and its raw text (clipped), never a note's text.
+EVENT_QUARANTINE_SCHEMA = pa.schema(
+    [
+        pa.field("line", pa.int64()),
+        pa.field("reason", pa.string()),
+        pa.field("patient_key", pa.string()),
+        pa.field("time", pa.string()),
+        pa.field("kind", pa.string()),
+        pa.field("amount", pa.string()),
+    ]
+)
+# A Nightscout devicestatus document (pump, loop and uploader state), kept as posted: its
+# patient, when it was received, its place in the request and its JSON text.
+DEVICESTATUS_SCHEMA = pa.schema(
+    [
+        pa.field("line", pa.int64()),
+        pa.field("patient_key", pa.string()),
+        pa.field("received_at", pa.timestamp("us", tz="UTC")),
+        pa.field("document", pa.string()),
+    ]
+)
 _MANIFEST = "manifest.json"
 _QUARANTINE = "quarantine.parquet"
+_EVENTS = "events.parquet"
+_EVENT_QUARANTINE = "event_quarantine.parquet"
+_DEVICESTATUS = "devicestatus.parquet"
+# The files written only when they have rows, and the schema each reads back as.
+_OPTIONAL_FILES = {
+    _QUARANTINE: QUARANTINE_SCHEMA,
+    _EVENTS: EVENT_SCHEMA,
+    _EVENT_QUARANTINE: EVENT_QUARANTINE_SCHEMA,
+    _DEVICESTATUS: DEVICESTATUS_SCHEMA,
+}
 _DELTA_COLUMNS = ("ts",)  # time-ordered per device: small deltas
 
 
@@ -119,12 +165,27 @@ class RawBatch:
 
     def quarantine(self) -> pa.Table:
         """The quarantined rows (a batch that quarantined none has no file: no rows)."""
+        return self._optional(_QUARANTINE)
+
+    def events(self) -> pa.Table:
+        """The accepted events (``EVENT_SCHEMA``); none when the batch has no events file (it
+        received none, or was written before events existed)."""
+        return self._optional(_EVENTS)
+
+    def event_quarantine(self) -> pa.Table:
+        """The quarantined events (``EVENT_QUARANTINE_SCHEMA``); none without a file."""
+        return self._optional(_EVENT_QUARANTINE)
+
+    def devicestatus(self) -> pa.Table:
+        """The devicestatus documents posted (``DEVICESTATUS_SCHEMA``); none without a file."""
+        return self._optional(_DEVICESTATUS)
+
+    def _optional(self, name: str) -> pa.Table:
+        schema = _OPTIONAL_FILES[name]
         try:
-            return pq.read_table(
-                f"{self.path}/{_QUARANTINE}", schema=QUARANTINE_SCHEMA, filesystem=self.storage.fs
-            )
+            return pq.read_table(f"{self.path}/{name}", schema=schema, filesystem=self.storage.fs)
         except FileNotFoundError:
-            return QUARANTINE_SCHEMA.empty_table()
+            return schema.empty_table()
 
     def manifest(self) -> dict[str, Any]:
         if self.contents is not None:
@@ -173,12 +234,18 @@ class RawZone:
         readings: pa.Table,
         quarantine: pa.Table,
         manifest: dict[str, Any],
+        events: pa.Table | None = None,
+        event_quarantine: pa.Table | None = None,
+        *,
+        devicestatus: pa.Table | None = None,
     ) -> RawBatch:
         """Write one batch: data files first, then the manifest that commits it. A failure
         before the manifest removes the staged folder (best effort: readers ignore a folder
         without a manifest), so nothing is left half-written."""
         try:
-            self.stage_batch(batch_id, readings, quarantine)
+            self.stage_batch(
+                batch_id, readings, quarantine, events, event_quarantine, devicestatus=devicestatus
+            )
             return self.commit_batch(batch_id, manifest)
         except Exception:
             self._discard_uncommitted(batch_id)
@@ -190,20 +257,37 @@ class RawZone:
         except Exception:
             log.warning("could not remove the unfinished raw batch %s", batch_id, exc_info=True)
 
-    def stage_batch(self, batch_id: str, readings: pa.Table, quarantine: pa.Table) -> RawBatch:
+    def stage_batch(
+        self,
+        batch_id: str,
+        readings: pa.Table,
+        quarantine: pa.Table,
+        events: pa.Table | None = None,
+        event_quarantine: pa.Table | None = None,
+        *,
+        devicestatus: pa.Table | None = None,
+    ) -> RawBatch:
         """Write a batch's data files (durable on local disk) without committing it: readers
-        ignore it until ``commit_batch`` writes its manifest."""
+        ignore it until ``commit_batch`` writes its manifest. The readings file is always
+        written; the others only when they have rows."""
         fs = self.storage.fs
         folder = f"{self.batches_path}/{batch_id}"
+        optional = {
+            _QUARANTINE: quarantine,
+            _EVENTS: events,
+            _EVENT_QUARANTINE: event_quarantine,
+            _DEVICESTATUS: devicestatus,
+        }
         try:
             if fs.get_file_info(f"{folder}/{_MANIFEST}").type != pafs.FileType.NotFound:
                 raise LakeError(f"raw batch {batch_id} already exists; batch ids must be unique")
             self.storage.make_folder(folder)
             written = [f"{folder}/readings.parquet"]
             _write_parquet(readings, READING_SCHEMA, written[0], fs)
-            if quarantine.num_rows:  # none quarantined: no file (its readers see no rows)
-                written.append(f"{folder}/{_QUARANTINE}")
-                _write_parquet(quarantine, QUARANTINE_SCHEMA, written[1], fs)
+            for name, table in optional.items():
+                if table is not None and table.num_rows:  # no rows: no file (none read back)
+                    written.append(f"{folder}/{name}")
+                    _write_parquet(table, _OPTIONAL_FILES[name], written[-1], fs)
             if self.storage.local:
                 _fsync(*(Path(p) for p in written))
         except OSError as err:
@@ -254,21 +338,33 @@ class RawZone:
         readings: pa.Table,
         quarantine: pa.Table,
         manifest: dict[str, Any],
+        events: pa.Table | None = None,
+        event_quarantine: pa.Table | None = None,
+        *,
+        devicestatus: pa.Table | None = None,
     ) -> None:
         """Replace a batch's files (erasure only): each file is replaced whole, atomically; a
-        quarantine left with no rows is deleted."""
+        file left with no rows is deleted (the readings file is kept, perhaps empty). None
+        leaves that file as it is. The manifest is replaced last."""
         fs = self.storage.fs
-        for name, table, schema in (
-            ("readings.parquet", readings, READING_SCHEMA),
-            (_QUARANTINE, quarantine, QUARANTINE_SCHEMA),
-        ):
-            if name == _QUARANTINE and not table.num_rows:
-                if fs.get_file_info(f"{batch.path}/{name}").type != pafs.FileType.NotFound:
-                    fs.delete_file(f"{batch.path}/{name}")
+        tables = {
+            "readings.parquet": readings,
+            _QUARANTINE: quarantine,
+            _EVENTS: events,
+            _EVENT_QUARANTINE: event_quarantine,
+            _DEVICESTATUS: devicestatus,
+        }
+        for name, table in tables.items():
+            path = f"{batch.path}/{name}"
+            if table is None:
+                continue
+            if name != "readings.parquet" and not table.num_rows:
+                if fs.get_file_info(path).type != pafs.FileType.NotFound:
+                    fs.delete_file(path)
                 continue
             tmp = f"{batch.path}/.{name}.tmp"
-            _write_parquet(table, schema, tmp, fs)
-            fs.move(tmp, f"{batch.path}/{name}")
+            _write_parquet(table, _OPTIONAL_FILES.get(name, READING_SCHEMA), tmp, fs)
+            fs.move(tmp, path)
         tmp = f"{batch.path}/.{_MANIFEST}.tmp"
         with fs.open_output_stream(tmp) as f:
             f.write(json.dumps(manifest, indent=2).encode("utf-8"))
