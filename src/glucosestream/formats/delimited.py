@@ -20,9 +20,11 @@ from glucosestream.errors import InvalidInput
 __all__ = [
     "WIDTH_PROBLEM",
     "Record",
+    "amount_text",
     "decimal_point",
     "header_key",
     "header_unit",
+    "minutes_text",
     "read_text",
     "split_records",
 ]
@@ -39,6 +41,10 @@ _FIELD_LIMIT: Final = 1 << 20  # characters in one field; longer is not a device
 # The quarantine reason of a reading whose record is wider or narrower than its header: its
 # values cannot be trusted to be in their columns (an unquoted decimal comma, a cut line).
 WIDTH_PROBLEM: Final = "the record has a different number of fields than the header"
+# An amount cell (insulin, carbs, a finger-stick) longer than this is no number a device wrote.
+_AMOUNT_CHARS: Final = 32
+# A duration as Clarity and CareLink write it: h:mm:ss (hours may pass 24 in a bad cell).
+_HMS: Final = re.compile(r"(\d{1,4}):([0-5]\d):([0-5]\d)")
 
 
 def read_text(path: Path, what: str) -> str:
@@ -105,3 +111,26 @@ def header_unit(cell: str) -> str:
 def decimal_point(value: str) -> str:
     """A number written with a decimal comma (``119,5``), written with a point."""
     return value.strip().replace(",", ".")
+
+
+def amount_text(cell: str, column: str) -> tuple[str | None, str | None]:
+    """An amount cell as text with a decimal point (None when empty), and the problem of a cell
+    too long to be a number (its text is then not passed on). Ingest checks the number."""
+    text = decimal_point(cell)
+    if len(text) > _AMOUNT_CHARS:
+        return None, f"the {column} cell has {len(text)} characters, not a number"
+    return text or None, None
+
+
+def minutes_text(cell: str, column: str) -> tuple[str | None, str | None]:
+    """A ``h:mm:ss`` duration cell as minutes, as text (None when empty), or the problem of a
+    cell that is not one."""
+    text = cell.strip()
+    if not text:
+        return None, None
+    match = _HMS.fullmatch(text)
+    if match is None:
+        shown = text if len(text) <= _AMOUNT_CHARS else f"{text[:_AMOUNT_CHARS]}…"
+        return None, f"the {column} cell {shown!r} is not a duration h:mm:ss"
+    hours, minutes, seconds = (int(part) for part in match.groups())
+    return repr(hours * 60 + minutes + seconds / 60), None

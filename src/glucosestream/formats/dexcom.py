@@ -21,10 +21,20 @@ Records:
 - ``Glucose Rate of Change`` is the sensor's trend (mg/dL/min, or mmol/L/min in mmol/L
   exports, converted; ``Glukose-Änderungsgeschwindigkeit`` in German): kept with the reading;
   older exports leave it empty.
+- ``Insulin``, ``Carbs``, ``Exercise`` and ``Health`` records are events (``ParsedFile.events``),
+  at the record's local time, on its ``Source Device ID``: ``Insulin`` ``Fast-Acting`` is a
+  bolus (``normal``) and ``Long-Acting`` a basal ``injection``, of ``Insulin Value (u)`` units
+  (an Insulin record of another subtype keeps a problem: which insulin it was is not known);
+  ``Carbs`` is a meal of ``Carb Value (grams)``; ``Exercise`` takes its subtype as the intensity
+  (``Light``, ``Medium``, ``Heavy``: low, medium, high) and ``Duration (hh:mm:ss)`` in minutes;
+  ``Health`` is a note whose subtype is Clarity's, lower case with ``_`` for spaces
+  (``illness``, ``stress``, ``high_symptoms``, ``low_symptoms``, ``cycle``, ``alcohol``), no text.
+  Amounts are passed as written (a decimal comma read as a point); ingest checks them.
 - Everything else is skipped and never leaves this module: the preamble (``FirstName``,
   ``LastName``, ``DateOfBirth`` carrying the patient's name and birth date in ``Patient Info``;
-  ``Device``, ``Sensor`` and ``Alert`` settings), ``Calibration`` fingersticks, ``Insulin``,
-  ``Carbs``, ``Exercise``, ``Health`` events.
+  ``Device``, ``Sensor`` and ``Alert`` settings), ``Calibration`` fingersticks (the sensor's
+  calibrations, not a record of the patient's), and in German exports every record but ``EGV``
+  (no public German export shows the event type names).
 
 Identity: the file names no patient id (only a name, which is dropped): pass ``--patient``.
 ``Source Device ID`` (``iPhone G6``, ``android G6``) is the device; it is present in both
@@ -34,18 +44,23 @@ read.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from glucosestream.errors import InvalidInput
 from glucosestream.formats.delimited import (
     WIDTH_PROBLEM,
+    amount_text,
     decimal_point,
     header_key,
     header_unit,
+    minutes_text,
     read_text,
     split_records,
 )
+from glucosestream.formats.event_rows import EventBuilder
 from glucosestream.formats.rows import ParsedFile, RowBuilder
 from glucosestream.readings import MG_DL_PER_MMOL_L, ReadingFlag
 
@@ -62,6 +77,20 @@ _COLUMNS: Final = {
     "glucose": ("glucose value", "glukosewert"),
 }
 _RATE_COLUMNS: Final = ("glucose rate of change", "glukose-änderungsgeschwindigkeit")
+# The columns of the event records (English only: no German export with events is public, so
+# the German event type names are not known and those records stay skipped).
+_EVENT_COLUMNS: Final = {
+    "subtype": ("event subtype",),
+    "insulin": ("insulin value",),
+    "carbs": ("carb value",),
+    "duration": ("duration",),
+}
+_INSULIN_SUBTYPES: Final = {
+    "fast-acting": ("bolus", "normal"),
+    "long-acting": ("basal", "injection"),
+}
+# Clarity's exercise subtypes are the intensity the user chose.
+_INTENSITIES: Final = {"light": "low", "medium": "medium", "heavy": "high"}
 _CLAMPS: Final = {
     "low": (DEXCOM_LOW_MG_DL, ReadingFlag.SENSOR_LOW),
     "high": (DEXCOM_HIGH_MG_DL, ReadingFlag.SENSOR_HIGH),
@@ -87,38 +116,130 @@ def read_dexcom(path: Path) -> ParsedFile:
     if first is None:
         raise InvalidInput("the file has no header; nothing to ingest", source=source)
     line, header = first
-    where = _locate(header, source, line)
-    unit = header_unit(header[where["glucose"]])
-    rate_at = next((i for i, c in enumerate(header) if header_key(c).startswith(_RATE_COLUMNS)), -1)
-    per_mmol = rate_at >= 0 and header_unit(header[rate_at]).lower().startswith("mmol")
+    layout = _Layout(header, _locate(header, source, line))
     rows = RowBuilder()
+    events = EventBuilder()
     skipped = 0
     for line, fields in records:
-        if len(fields) <= where["event"] or header_key(fields[where["event"]]) != "egv":
-            skipped += 1
-            continue
-        if len(fields) != len(header):
-            rows.add(line, time=None, glucose=None, problem=WIDTH_PROBLEM)
-            continue
-        time = fields[where["time"]].strip()
-        value = fields[where["glucose"]].strip()
-        device = fields[where["device"]].strip() or None
-        rate = _rate(fields[rate_at], per_mmol=per_mmol) if rate_at >= 0 else None
-        clamp = _CLAMPS.get(value.lower())
-        if clamp is None:
-            rows.add(line, time=time, glucose=value, unit=unit, device_id=device, rate=rate)
+        event = header_key(fields[layout.at("event")]) if len(fields) > layout.at("event") else ""
+        if event == "egv":
+            _add_reading(rows, line, fields, layout)
+        elif event in _EVENT_TYPES:
+            _add_event(events, line, fields, layout, event)
         else:
-            limit, flag = clamp
-            rows.add(
-                line,
-                time=time,
-                glucose=str(limit),
-                unit="mg/dL",
-                device_id=device,
-                flags=flag,
-                rate=rate,
-            )
-    return ParsedFile(rows.table(), skipped=skipped)
+            skipped += 1
+    return ParsedFile(rows.table(), skipped=skipped, events=events.table() if events else None)
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """Where a Clarity file keeps what is read: the header and its columns (-1: absent)."""
+
+    header: list[str]
+    where: dict[str, int]
+
+    def at(self, name: str) -> int:
+        return self.where.get(name, -1)
+
+    def cell(self, fields: list[str], name: str) -> str:
+        index = self.at(name)
+        return fields[index] if 0 <= index < len(fields) else ""
+
+    @property
+    def unit(self) -> str:
+        return header_unit(self.header[self.at("glucose")])
+
+    @property
+    def rate_per_mmol(self) -> bool:
+        rate_at = self.at("rate")
+        return rate_at >= 0 and header_unit(self.header[rate_at]).lower().startswith("mmol")
+
+
+def _add_reading(rows: RowBuilder, line: int, fields: list[str], layout: _Layout) -> None:
+    if len(fields) != len(layout.header):
+        rows.add(line, time=None, glucose=None, problem=WIDTH_PROBLEM)
+        return
+    time = layout.cell(fields, "time").strip()
+    value = layout.cell(fields, "glucose").strip()
+    device = layout.cell(fields, "device").strip() or None
+    rate_at = layout.at("rate")
+    rate = _rate(fields[rate_at], per_mmol=layout.rate_per_mmol) if rate_at >= 0 else None
+    clamp = _CLAMPS.get(value.lower())
+    if clamp is None:
+        rows.add(line, time=time, glucose=value, unit=layout.unit, device_id=device, rate=rate)
+        return
+    limit, flag = clamp
+    rows.add(
+        line, time=time, glucose=str(limit), unit="mg/dL", device_id=device, flags=flag, rate=rate
+    )
+
+
+def _add_event(
+    events: EventBuilder, line: int, fields: list[str], layout: _Layout, event: str
+) -> None:
+    """One Insulin, Carbs, Exercise or Health record as an event (contract: docs/events.md)."""
+    subtype = layout.cell(fields, "subtype").strip()
+    kind, values, problem = _EVENT_TYPES[event](subtype, fields, layout)
+    if len(fields) != len(layout.header):
+        events.add(line, kind=kind, time=None, problem=WIDTH_PROBLEM)
+        return
+    events.add(
+        line,
+        kind=kind,
+        time=layout.cell(fields, "time").strip(),
+        device_id=layout.cell(fields, "device").strip() or None,
+        problem=problem,
+        **values,
+    )
+
+
+_Mapped = tuple[str, dict[str, str | None], str | None]  # kind, raw event values, problem
+
+
+def _insulin(subtype: str, fields: list[str], layout: _Layout) -> _Mapped:
+    units, problem = _amount(fields, layout, "insulin")
+    kind, mapped = _INSULIN_SUBTYPES.get(subtype.lower(), ("bolus", None))
+    if mapped is None:
+        shown = subtype[:40]
+        problem = problem or f"an Insulin record of subtype {shown!r}, not Fast- or Long-Acting"
+    return kind, {"subtype": mapped, "units": units}, problem
+
+
+def _carbs(subtype: str, fields: list[str], layout: _Layout) -> _Mapped:
+    carbs, problem = _amount(fields, layout, "carbs")
+    return "carbs", {"subtype": "meal", "carbs_g": carbs}, problem
+
+
+def _exercise(subtype: str, fields: list[str], layout: _Layout) -> _Mapped:
+    duration_at = layout.at("duration")
+    duration, problem = (
+        minutes_text(fields[duration_at], layout.header[duration_at])
+        if 0 <= duration_at < len(fields)
+        else (None, None)
+    )
+    intensity = _INTENSITIES.get(subtype.lower(), subtype[:40] or None)
+    return "exercise", {"intensity": intensity, "duration_min": duration}, problem
+
+
+def _health(subtype: str, fields: list[str], layout: _Layout) -> _Mapped:
+    return "note", {"subtype": "_".join(subtype.lower().split())[:40] or None}, None
+
+
+def _amount(fields: list[str], layout: _Layout, name: str) -> tuple[str | None, str | None]:
+    index = layout.at(name)
+    if index < 0:
+        return None, f"no {_EVENT_COLUMNS[name][0]!r} column in the Clarity header"
+    if index >= len(fields):
+        return None, None  # a narrow record: WIDTH_PROBLEM
+    return amount_text(fields[index], layout.header[index])
+
+
+_EVENT_TYPES: Final[dict[str, Callable[[str, list[str], _Layout], _Mapped]]] = {
+    "insulin": _insulin,
+    "carbs": _carbs,
+    "exercise": _exercise,
+    "health": _health,
+}
 
 
 def _rate(field: str, *, per_mmol: bool) -> str | None:
@@ -146,4 +267,6 @@ def _locate(header: list[str], source: str, line: int) -> dict[str, int]:
                 line=line,
             )
         where[name] = found[0]
+    for name, prefixes in (*_EVENT_COLUMNS.items(), ("rate", _RATE_COLUMNS)):
+        where[name] = next((i for i, key in enumerate(keys) if key.startswith(prefixes)), -1)
     return where
