@@ -21,11 +21,30 @@ Layout:
 in AM/PM is read month first, any other day first (the two cannot be told apart per row).
 
 Record types: 0 historic (every 15 minutes on Libre 1/2, 5 on Libre 3), 1 scan, 2 strip
-(fingerstick), 3 ketone, 4 insulin, 5 food, 6 note/event. Historic and scan rows are readings;
-the others are skipped (ketone rows may spill a decimal comma into the next column, which does not
-matter since they are not read). Scans are kept, flagged ``SCAN``; ingest counts a scan as a
-duplicate when a historic reading of the same device lies within one sampling interval of it, so
-scans only fill gaps in the historic record and never double-count.
+(fingerstick), 3 ketone, 4 insulin, 5 food, 6 note/event. Historic and scan rows are readings.
+Scans are kept, flagged ``SCAN``; ingest counts a scan as a duplicate when a historic reading of
+the same device lies within one sampling interval of it, so scans only fill gaps in the historic
+record and never double-count.
+
+The other records are events (``ParsedFile.events``), one per amount a record holds:
+
+    2 strip    ``Strip Glucose <unit>``                      smbg, in the column's unit
+    3 ketone   ``Ketone mmol/L``                             ketone blood
+    4 insulin  ``Rapid-Acting Insulin (units)``              bolus normal
+               ``Long-Acting Insulin (units)`` (UK: ``Long-Acting Insulin Value (units)``)
+                                                             basal injection
+    5 food     ``Carbohydrates (grams)``                     carbs meal
+    6 note     ``Notes``                                     note (its text)
+
+(Spanish: ``Tira reactiva para glucosa``, ``Cuerpos cetónicos``, ``Insulina de acción rápida
+(unidades)``, ``Insulina de acción larga (unidades)``, ``Carbohidratos (gramos)``, ``Notas``; no
+public German export shows these columns, so a German record needing one gets a problem.) An
+insulin or food record with only its ``Non-numeric`` column ticked, food in servings only, and
+an empty note are skipped: they hold no amount. ``Meal``, ``Correction`` and ``User Change
+Insulin`` are the reader's calculator's parts of the rapid-acting dose, not read (they would
+count it twice). Amounts are passed as written, a quoted decimal comma read as a point; a strip
+or ketone value written with an unquoted decimal comma (``…,0,1,,``: 0.1 mmol/L) spills into the
+next column, one its record never fills, and is read back as one number.
 
 The title line names the account holder: it is never read. Serial numbers become pseudonyms at
 ingest. The file names no patient id: pass ``--patient``.
@@ -39,11 +58,13 @@ from typing import Final
 from glucosestream.errors import InvalidInput
 from glucosestream.formats.delimited import (
     WIDTH_PROBLEM,
+    amount_text,
     header_key,
     header_unit,
     read_text,
     split_records,
 )
+from glucosestream.formats.event_rows import EventBuilder
 from glucosestream.formats.rows import ParsedFile, RowBuilder
 from glucosestream.readings import ReadingFlag
 
@@ -58,6 +79,37 @@ _COLUMNS: Final = {
     "historic": ("historic glucose", "historial de glucosa", "glukosewert-verlauf"),
     "scan": ("scan glucose", "escaneo de glucosa", "glukose-scan"),
 }
+# The columns of the event records, exact names (English, Spanish) or, for the columns with a
+# unit, their start. No public German export shows these columns: there they are not found.
+_EVENT_COLUMNS: Final = {
+    "rapid": ("rapid-acting insulin (units)", "insulina de acción rápida (unidades)"),
+    "long": (
+        "long-acting insulin (units)",
+        "long-acting insulin value (units)",
+        "insulina de acción larga (unidades)",
+    ),
+    "carbs": ("carbohydrates (grams)", "carbohidratos (gramos)"),
+    "notes": ("notes", "notas"),
+    "strip": ("strip glucose", "tira reactiva para glucosa"),
+    "ketone": ("ketone", "cuerpos cetónicos"),
+}
+_PREFIX_COLUMNS: Final = ("strip", "ketone")
+# Record type -> the columns it may fill, each with the event it makes (kind, subtype).
+_EVENT_RECORDS: Final = {
+    "2": (("strip", "smbg", None),),
+    "3": (("ketone", "ketone", "blood"),),
+    "4": (("rapid", "bolus", "normal"), ("long", "basal", "injection")),
+    "5": (("carbs", "carbs", "meal"),),
+    "6": (("notes", "note", None),),
+}
+_AMOUNT_FIELDS: Final = {
+    "rapid": "units",
+    "long": "units",
+    "carbs": "carbs_g",
+    "strip": "glucose",
+    "ketone": "ketone",
+}
+_SPILLING: Final = {"2": "strip", "3": "ketone"}  # records whose value may spill (see below)
 _HEADER_SEARCH_LINES: Final = 5  # the header is on line 2 or 3
 _HISTORIC: Final = "0"
 _SCAN: Final = "1"
@@ -82,31 +134,98 @@ def read_libreview(path: Path) -> ParsedFile:
     start = _header_index(records, source)
     header = records[start][1]
     where = _locate(header, source, records[start][0])
-    unit = header_unit(header[where["historic"]])
     rows = RowBuilder()
+    events = EventBuilder()
     skipped = 0
     twelve_hour = False
     for line, fields in records[start + 1 :]:
         kind = fields[where["type"]].strip() if len(fields) > where["type"] else ""
-        if kind not in (_HISTORIC, _SCAN):
+        if kind in (_HISTORIC, _SCAN):
+            _add_reading(rows, line, fields, header, where)
+        elif kind not in _EVENT_RECORDS or not _add_events(events, line, fields, header, where):
             skipped += 1
             continue
-        if len(fields) != len(header):
-            rows.add(line, time=None, glucose=None, problem=WIDTH_PROBLEM)
-            continue
-        time = fields[where["time"]].strip()
+        time = fields[where["time"]].strip() if len(fields) > where["time"] else ""
         twelve_hour = twelve_hour or time[-2:].upper() in ("AM", "PM")
-        column, flags = ("historic", 0) if kind == _HISTORIC else ("scan", ReadingFlag.SCAN)
-        rows.add(
-            line,
-            time=time,
-            glucose=fields[where[column]].strip(),
-            unit=unit,
-            device_id=fields[where["serial"]].strip() or fields[where["device"]].strip() or None,
-            flags=flags,
-        )
     formats = _MONTH_FIRST_12H if twelve_hour else _DAY_FIRST
-    return ParsedFile(rows.table(), time_formats=formats, skipped=skipped)
+    table = events.table() if events else None
+    return ParsedFile(rows.table(), time_formats=formats, skipped=skipped, events=table)
+
+
+def _add_reading(
+    rows: RowBuilder, line: int, fields: list[str], header: list[str], where: dict[str, int]
+) -> None:
+    if len(fields) != len(header):
+        rows.add(line, time=None, glucose=None, problem=WIDTH_PROBLEM)
+        return
+    scan = fields[where["type"]].strip() == _SCAN
+    column, flags = ("scan", ReadingFlag.SCAN) if scan else ("historic", 0)
+    rows.add(
+        line,
+        time=fields[where["time"]].strip(),
+        glucose=fields[where[column]].strip(),
+        unit=header_unit(header[where["historic"]]),
+        device_id=_device(fields, where),
+        flags=flags,
+    )
+
+
+def _device(fields: list[str], where: dict[str, int]) -> str | None:
+    return fields[where["serial"]].strip() or fields[where["device"]].strip() or None
+
+
+def _add_events(
+    events: EventBuilder, line: int, fields: list[str], header: list[str], where: dict[str, int]
+) -> bool:
+    """The events of a strip, ketone, insulin, food or note record (one per amount it holds);
+    False when it holds none (a non-numeric insulin or food record, an empty note)."""
+    record = fields[where["type"]].strip()
+    if record in _SPILLING:
+        fields = _mended_spill(fields, where[_SPILLING[record]], len(header))
+    wanted = _EVENT_RECORDS[record]
+    if len(fields) != len(header):
+        events.add(line, kind=wanted[0][1], time=None, problem=WIDTH_PROBLEM)
+        return True
+    missing = [column for column, _, _ in wanted if where[column] < 0]
+    given = [
+        (column, kind, sub, fields[where[column]])
+        for column, kind, sub in wanted
+        if where[column] >= 0 and fields[where[column]].strip()
+    ]
+    time, device = fields[where["time"]].strip(), _device(fields, where)
+    if not given and missing:  # perhaps in a column the header lacks
+        name = _EVENT_COLUMNS[missing[0]][0]
+        problem = f"no {name!r} column in the LibreView header"
+        events.add(line, kind=wanted[0][1], time=time, device_id=device, problem=problem)
+        return True
+    for column, kind, subtype, cell in given:
+        values = _event_values(column, cell, header[where[column]])
+        events.add(line, kind=kind, subtype=subtype, time=time, device_id=device, **values)
+    return bool(given)
+
+
+def _event_values(column: str, cell: str, name: str) -> dict[str, str | None]:
+    """The raw event values of one filled cell (its problem under ``problem``)."""
+    if column == "notes":
+        return {"note": cell}
+    text, problem = amount_text(cell, name.strip())
+    values = {_AMOUNT_FIELDS[column]: text, "problem": problem}
+    if column == "strip":
+        values["unit"] = header_unit(name)
+    return values
+
+
+def _mended_spill(fields: list[str], at: int, width: int) -> list[str]:
+    """A strip or ketone record whose decimal comma was written unquoted (``…,0,1,,`` for 0.1
+    mmol/L): the value's digits spill into the next column, one a record of its type never
+    fills. The two are read as one number, and a record one field too wide loses the extra."""
+    if at < 0 or at + 1 >= len(fields):
+        return fields
+    whole, decimals = fields[at].strip(), fields[at + 1].strip()
+    if not (whole.isdigit() and decimals.isdigit()):
+        return fields
+    mended = [*fields[:at], f"{whole}.{decimals}", *fields[at + 2 :]]
+    return mended if len(fields) == width + 1 else [*mended, ""]
 
 
 def _header_index(records: list[tuple[int, list[str]]], source: str) -> int:
@@ -137,4 +256,9 @@ def _locate(header: list[str], source: str, line: int) -> dict[str, int]:
                 line=line,
             )
         where[name] = found[0]
+    for name, names in _EVENT_COLUMNS.items():
+        prefix = name in _PREFIX_COLUMNS
+        where[name] = next(
+            (i for i, k in enumerate(keys) if (k.startswith(names) if prefix else k in names)), -1
+        )
     return where
