@@ -19,7 +19,11 @@ CSV (``GET /api/v1/entries.csv``): no header, one entry a line:
 Exporter CSV (a third-party tool): a ``# CGM ENTRIES`` section with the header
 ``Date,Time,Glucose (mg/dL),Type,Device,Trend,ID``, local times ``M/D/YYYY`` and
 ``h:mm:ss AM`` without a zone (``--tz`` says where), newest first, ``Trend`` holding the
-direction (often empty); then a ``# TREATMENTS`` section, which is skipped.
+direction (often empty); then a ``# TREATMENTS`` section, whose rows become events
+(``nightscout_treatments``; its ``Temp Basal`` rows carry no rate and are skipped).
+
+Treatments (``GET /api/v1/treatments.json``: an array of documents with an ``eventType`` and no
+``sgv``) are read as events by ``nightscout_treatments.treatments_from_records``.
 
 A direction that is not one of Nightscout's names is dropped by ingest, never quarantined.
 
@@ -29,7 +33,8 @@ not skipped; a ``date`` that is no instant (``Infinity``, ``NaN``, ``1e300``) qu
 as an unparsable time. ``sgv`` values below 13 are the Dexcom error codes Nightscout passes through
 (1 ``?SN`` sensor not active … 12 ``?RF`` bad RF), not glucose: they are quarantined.
 A Nightscout site is one person and names no patient id: pass ``--patient``. Treatment and
-profile documents are not entries and are refused with a message saying so.
+profile documents are not entries: a POST of them to the entries API, or a profile file, is
+refused with a message saying so.
 """
 
 from __future__ import annotations
@@ -51,6 +56,11 @@ from glucosestream.formats.delimited import (
     split_records,
 )
 from glucosestream.formats.jsontext import decode_json, field_text
+from glucosestream.formats.nightscout_treatments import (
+    looks_like_treatments,
+    read_treatments_section,
+    treatments_from_records,
+)
 from glucosestream.formats.rows import ParsedFile, RowBuilder
 from glucosestream.readings import DIRECTIONS
 
@@ -59,6 +69,7 @@ __all__ = [
     "looks_like_nightscout_json",
     "read_nightscout",
     "read_nightscout_entries",
+    "treatments_from_records",
 ]
 
 # cgm-remote-monitor lib/plugins/errorcodes.js: sgv values below 13 are Dexcom error codes.
@@ -103,6 +114,8 @@ def _read_json(text: str, source: str) -> ParsedFile:
             f"not valid JSON ({err.msg}); export the entries again", source=source, line=err.lineno
         ) from err
     entries = document if isinstance(document, list) else [document]
+    if looks_like_treatments(document):
+        return treatments_from_records(entries)
     return read_nightscout_entries(entries, source=source)
 
 
@@ -223,7 +236,8 @@ def _read_exporter_csv(text: str, source: str) -> ParsedFile:
     trend = keys.index("trend") if "trend" in keys else None
     rows = RowBuilder()
     after = records[1 + len(section) :]
-    skipped = sum(1 for _, fields in after if not fields[0].lstrip().startswith("#"))
+    events, skipped, spanned = read_treatments_section(after)
+    skipped += sum(1 for _, fields in after[spanned:] if not fields[0].lstrip().startswith("#"))
     for line, fields in section[1:]:
         if len(fields) != len(header):
             rows.add(line, time=None, glucose=None, problem=WIDTH_PROBLEM)
@@ -235,8 +249,12 @@ def _read_exporter_csv(text: str, source: str) -> ParsedFile:
             rows.add(
                 line, time=time, glucose=fields[glucose].strip(), unit=unit, direction=direction
             )
-    table = rows.table(newest_first=True)
-    return ParsedFile(table, time_formats=_EXPORTER_FORMATS, skipped=skipped)
+    return ParsedFile(
+        rows.table(newest_first=True),
+        time_formats=_EXPORTER_FORMATS,
+        skipped=skipped,
+        events=events.table(newest_first=True) if events else None,
+    )
 
 
 def _entries_section(records: list[Record]) -> list[Record]:
