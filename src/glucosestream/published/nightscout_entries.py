@@ -15,18 +15,33 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Iterable
-from typing import Any, Final
+from collections.abc import Iterable, Mapping
+from typing import Any, Final, Literal
 
 from glucosestream.errors import InvalidInput
 from glucosestream.live import LiveReading, delta_between, direction_of, trend_number
 
-__all__ = ["DEFAULT_COUNT", "MAX_COUNT", "OPERATORS", "date_range", "entries_from_readings"]
+__all__ = [
+    "DEFAULT_COUNT",
+    "ENTRY_BOUNDS",
+    "MAX_COUNT",
+    "OPERATORS",
+    "BoundKind",
+    "date_range",
+    "entries_from_readings",
+    "epoch_ms_of",
+    "iso_utc",
+]
+
+# How a find[...] bound is written: epoch ms, an ISO 8601 time, or either (a number is ms).
+BoundKind = Literal["ms", "iso", "either"]
 
 # cgm-remote-monitor lib/api/entries: a GET without count returns 10 entries.
 DEFAULT_COUNT: Final = 10
 MAX_COUNT: Final = 10_000  # entries one GET returns at most (as many as one POST may carry)
 OPERATORS: Final = ("$gte", "$gt", "$lte", "$lt")
+ENTRY_BOUNDS: Final[Mapping[str, BoundKind]] = {"date": "ms", "dateString": "iso"}
+_NUMBER: Final = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[-+]?(inf|nan)", re.I)
 # find[...] bounds are held within the instants Python has: year 1 to the end of year 9999.
 EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MIN_EPOCH_MS: Final = -62_135_596_800_000
@@ -34,16 +49,19 @@ _MAX_EPOCH_MS: Final = 253_402_300_799_999
 _LEAP_SECOND: Final = re.compile(r"(?<=\d\d:\d\d):60(?=[.,+-]|$)")
 
 
-def date_range(params: dict[str, str]) -> tuple[int | None, int | None]:
-    """``find[date][$op]`` (epoch ms) or ``find[dateString][$op]`` (ISO) as [since, until] ms."""
+def date_range(
+    params: Mapping[str, str], fields: Mapping[str, BoundKind] = ENTRY_BOUNDS
+) -> tuple[int | None, int | None]:
+    """The ``find[<field>][$op]`` bounds of ``fields`` (by default entries' ``date``, epoch ms,
+    and ``dateString``, ISO 8601) as [since, until] epoch ms, both included."""
     since: int | None = None
     until: int | None = None
-    for field in ("date", "dateString"):
+    for field, kind in fields.items():
         for op in OPERATORS:
             value = params.get(f"find[{field}][{op}]")
             if value is None:
                 continue
-            ms = _epoch_ms(value, field)
+            ms = _epoch_ms(value, field, kind)
             if op in ("$gte", "$gt"):
                 bound = min(ms + (1 if op == "$gt" else 0), _MAX_EPOCH_MS)
                 since = bound if since is None else max(since, bound)
@@ -53,12 +71,12 @@ def date_range(params: dict[str, str]) -> tuple[int | None, int | None]:
     return since, until
 
 
-def _epoch_ms(value: str, field: str) -> int:
+def _epoch_ms(value: str, field: str, kind: BoundKind) -> int:
     """Epoch ms of a bound, held within the instants Python has (years 1 to 9999: a bound past
     them selects what the furthest one would); a value that is no number or time (inf, nan,
-    1e400, text) is 422 naming it."""
+    1e400, text) is 422 naming it. ``kind`` "either": a number is epoch ms, else ISO 8601."""
     try:
-        if field == "date":
+        if kind == "ms" or (kind == "either" and _NUMBER.fullmatch(value.strip())):
             number = float(value)
             if not math.isfinite(number):
                 raise ValueError("not a finite number")
@@ -68,10 +86,13 @@ def _epoch_ms(value: str, field: str) -> int:
             ms = (instant - EPOCH) // dt.timedelta(milliseconds=1)
     except (ValueError, OverflowError) as err:
         shown = value if len(value) <= 40 else value[:40] + "…"
+        expected = {
+            "ms": "epoch milliseconds",
+            "iso": "an ISO 8601 time",
+            "either": "an ISO 8601 time or epoch milliseconds",
+        }[kind]
         raise InvalidInput(
-            f"find[{field}] has {shown!r}; expected "
-            + ("epoch milliseconds" if field == "date" else "an ISO 8601 time"),
-            source="request",
+            f"find[{field}] has {shown!r}; expected {expected}", source="request"
         ) from err
     return int(min(max(ms, _MIN_EPOCH_MS), _MAX_EPOCH_MS))
 
@@ -103,7 +124,7 @@ def entries_from_readings(
         for i, r in enumerate(ordered)
         if i and ordered[i - 1].device_id == r.device_id
     }
-    dated = [(_epoch_ms_of(r.ts), r) for r in ordered]
+    dated = [(epoch_ms_of(r.ts), r) for r in ordered]
     wanted = [
         (ms, r)
         for ms, r in dated
@@ -113,8 +134,14 @@ def entries_from_readings(
     return [_entry(r, previous.get(id(r)), ms) for ms, r in wanted[:count]]
 
 
-def _epoch_ms_of(ts: dt.datetime) -> int:
+def epoch_ms_of(ts: dt.datetime) -> int:
+    """Epoch milliseconds of an aware instant."""
     return (ts - EPOCH) // dt.timedelta(milliseconds=1)
+
+
+def iso_utc(ts: dt.datetime) -> str:
+    """An aware instant as Nightscout writes times: ISO 8601 in UTC, milliseconds, ``Z``."""
+    return ts.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _entry(reading: LiveReading, before: LiveReading | None, date_ms: int) -> dict[str, Any]:
@@ -124,9 +151,7 @@ def _entry(reading: LiveReading, before: LiveReading | None, date_ms: int) -> di
         "type": "sgv",
         "sgv": round(reading.glucose_mg_dl),
         "date": date_ms,
-        "dateString": reading.ts.astimezone(dt.UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z"),
+        "dateString": iso_utc(reading.ts),
         "direction": direction,
         "trend": trend_number(direction),
         "device": reading.device_id,

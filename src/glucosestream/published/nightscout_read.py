@@ -1,4 +1,6 @@
-"""``GET /api/v1/entries`` (or ``.json``): a patient's readings, newest first, as Nightscout
+"""The Nightscout GETs: entries, treatments and status.
+
+``GET /api/v1/entries`` (or ``.json``): a patient's readings, newest first, as Nightscout
 entries (``nightscout_entries``): those of the last published run, read through the read side,
 merged with those accepted since (the app's live window, ``request.app.state.live``:
 ``live_merge``), so a reading is here as soon as its POST is answered. ``GET
@@ -12,6 +14,16 @@ authentication). Authentication as for the POST (``request_credentials``). The u
 bound to the patient may read it back (uploader apps read entries to find gaps); so may any
 token allowed to read that patient (admin or clinician with ``?patient=<patient_key>``; a
 patient token).
+
+``GET /api/v1/treatments`` (or ``.json``): the patient's events of the last published run as
+Nightscout treatments, newest first (``nightscout_treatments``), same authentication and
+patient rules. As Nightscout's: ``count`` defaults to 100, or 1,000 when ``find`` bounds the
+time (cgm-remote-monitor ``lib/api/treatments``; at most 10,000);
+``find[created_at][$gte|$gt|$lte|$lt]`` (ISO 8601; a number is read as epoch ms) or
+``find[mills][…]`` (epoch ms) bound the time, ``find[eventType]`` names one event type (exact;
+Nightscout's ``/regex/`` form is 422). Unlike Nightscout, a GET without a time bound is not
+held to the last 4 days: it gives the newest ``count``, as entries do. Treatments POSTed since
+the last run are not here until a run publishes them.
 """
 
 from __future__ import annotations
@@ -25,6 +37,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from glucosestream.access import Principal, authorize_read, record_access
 from glucosestream.clock import Clock
+from glucosestream.errors import InvalidInput
 from glucosestream.http_errors import ERROR_RESPONSES
 from glucosestream.lake import AccessStores
 from glucosestream.live import MAX_GAP_MIN, LiveReading, LiveWindow
@@ -34,15 +47,23 @@ from glucosestream.published.nightscout_entries import (
     EPOCH,
     MAX_COUNT,
     OPERATORS,
+    BoundKind,
     date_range,
     entries_from_readings,
 )
 from glucosestream.published.nightscout_status import router as status_router
+from glucosestream.published.nightscout_treatments import treatments_from_events
 from glucosestream.published.published_lake import PublishedLake
 from glucosestream.published.request_scope import published_of
 from glucosestream.request_credentials import bound_patient, nightscout_principal_of
 
-__all__ = ["EntriesQuery", "read_patient_readings", "router"]
+__all__ = [
+    "EntriesQuery",
+    "TreatmentsQuery",
+    "read_patient_readings",
+    "read_patient_treatments",
+    "router",
+]
 
 router = APIRouter(tags=["nightscout"])
 
@@ -72,6 +93,15 @@ class EntriesQuery:
     count: int
 
 
+def _patient_to_read(store: AccessStores, principal: Principal, patient: str | None) -> str:
+    """The patient named (or the token's one patient), after checking the principal may read
+    them: the uploader token bound to them, or any principal ``authorize_read`` lets."""
+    key = patient or bound_patient(principal)
+    if not (principal.role == "uploader" and key in principal.patient_keys):
+        authorize_read(store, principal, key)
+    return key
+
+
 def read_patient_readings(
     published: PublishedLake,
     live: LiveWindow | None,
@@ -84,9 +114,7 @@ def read_patient_readings(
     """The readings of the patient named (or the token's one patient), newest first: the last
     published run's merged with the live window's, after checking the principal may read
     them; the read is recorded in the audit trail."""
-    key = query.patient or bound_patient(principal)
-    if not (principal.role == "uploader" and key in principal.patient_keys):
-        authorize_read(store, principal, key)
+    key = _patient_to_read(store, principal, query.patient)
     run = published.current()
     since = _read_from(query.since)  # the first entry's trend needs the reading before it
     readings = merged_readings(
@@ -159,6 +187,119 @@ async def get_current_entry(
 ) -> list[dict[str, Any]]:
     """The patient's newest reading as a list of one Nightscout entry (empty: no reading)."""
     return await _entries(request, published, patient, 1, find=False)
+
+
+# cgm-remote-monitor lib/api/treatments: 100 treatments without find, 1,000 with it.
+DEFAULT_TREATMENTS: Final = 100
+DEFAULT_FOUND_TREATMENTS: Final = 1000
+_TREATMENT_BOUNDS: Final[dict[str, BoundKind]] = {"created_at": "either", "mills": "ms"}
+_TREATMENT_PARAMETERS: Final = [
+    {
+        "name": f"find[{field}][{op}]",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "number"} if field == "mills" else {"type": "string"},
+        "description": "Epoch milliseconds."
+        if field == "mills"
+        else "An ISO 8601 time (a number: epoch milliseconds).",
+    }
+    for field in _TREATMENT_BOUNDS
+    for op in OPERATORS
+] + [
+    {
+        "name": "find[eventType]",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "One event type, exactly (e.g. Meal Bolus).",
+    }
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TreatmentsQuery:
+    """What one treatments GET asks for: whose (None: the token's one patient), between which
+    epoch ms (both included; None: unbounded), which event type (None: all), how many."""
+
+    patient: str | None
+    since_ms: int | None
+    until_ms: int | None
+    event_type: str | None
+    count: int
+
+
+def read_patient_treatments(
+    published: PublishedLake,
+    store: AccessStores,
+    principal: Principal,
+    query: TreatmentsQuery,
+    *,
+    at: dt.datetime,
+) -> list[dict[str, Any]]:
+    """The treatments of the patient named (or the token's one patient), newest first, from
+    the last published run's events, after checking the principal may read them; the read is
+    recorded in the audit trail."""
+    key = _patient_to_read(store, principal, query.patient)
+    since = None if query.since_ms is None else EPOCH + _ms(query.since_ms)
+    events = published.current().events(key, since)
+    record_access(store, principal, "read", "api/v1/treatments", at=at, patient_key=key)
+    return treatments_from_events(
+        events,
+        count=query.count,
+        since_ms=query.since_ms,
+        until_ms=query.until_ms,
+        event_type=query.event_type,
+    )
+
+
+def _event_type(value: str | None) -> str | None:
+    """``find[eventType]``: one type, matched exactly; Nightscout's ``/regex/`` form is 422."""
+    if value is not None and len(value) > 1 and value.startswith("/") and value.endswith("/"):
+        raise InvalidInput(
+            f"find[eventType] has {value[:40]!r}, a regular expression; expected one event "
+            "type, exactly (e.g. Meal Bolus)",
+            source="request",
+        )
+    return value
+
+
+@router.get(
+    "/api/v1/treatments",
+    responses=ERROR_RESPONSES,
+    openapi_extra={"parameters": _TREATMENT_PARAMETERS},
+)
+@router.get("/api/v1/treatments.json", include_in_schema=False)
+async def get_treatments(
+    request: Request,
+    published: Annotated[PublishedLake, Depends(published_of)],
+    count: Annotated[
+        int | None, Query(ge=1, le=MAX_COUNT, description="Default 100; 1,000 with find.")
+    ] = None,
+    patient: Annotated[str | None, Query(description="patient_key (admin, clinician)")] = None,
+    token: Annotated[str | None, Query(description="The token, instead of api-secret.")] = None,
+) -> list[dict[str, Any]]:
+    """The patient's published events, newest first, as Nightscout treatments."""
+    principal = await run_in_threadpool(nightscout_principal_of, request)
+    params = dict(request.query_params)  # read after authentication: a bad bound is 422
+    since_ms, until_ms = date_range(params, _TREATMENT_BOUNDS)
+    event_type = _event_type(params.get("find[eventType]"))
+    found = any(name.startswith("find[") for name in params)
+    clock: Clock = request.app.state.clock
+    query = TreatmentsQuery(
+        patient,
+        since_ms,
+        until_ms,
+        event_type,
+        count or (DEFAULT_FOUND_TREATMENTS if found else DEFAULT_TREATMENTS),
+    )
+    return await run_in_threadpool(
+        read_patient_treatments,
+        published,
+        request.app.state.access,
+        principal,
+        query,
+        at=clock(),
+    )
 
 
 router.include_router(status_router)  # GET /api/v1/status.json: served with the entries
