@@ -1,6 +1,6 @@
 """``GET /api/v1/treatments``: a patient's published events as Nightscout treatments.
 
-The mapping (``published.nightscout_treatments``) is tested on EVENT_SCHEMA tables; the route
+The mapping (``published.treatment_documents``) is tested on EVENT_SCHEMA tables; the route
 through the app on a run whose events are given, for Nightscout's query parameters and the
 auth and patient rules of the entries GET; the round trip (POST treatments, run, GET) once the
 ingest and pipeline sides of events have landed."""
@@ -20,7 +20,7 @@ from glucosestream.ingest.identity import patient_key
 from glucosestream.pipeline import run_pipeline
 from glucosestream.pipeline.table_registry import TABLES
 from glucosestream.published import PublishedRun
-from glucosestream.published.nightscout_treatments import treatments_from_events
+from glucosestream.published.treatment_documents import treatments_from_events
 
 from .conftest import SECRET
 from .test_http_ingest import assert_error_shape

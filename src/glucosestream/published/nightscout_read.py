@@ -16,7 +16,7 @@ token allowed to read that patient (admin or clinician with ``?patient=<patient_
 patient token).
 
 ``GET /api/v1/treatments`` (or ``.json``): the patient's events of the last published run as
-Nightscout treatments, newest first (``nightscout_treatments``), same authentication and
+Nightscout treatments, newest first (``treatment_documents``), same authentication and
 patient rules. As Nightscout's: ``count`` defaults to 100, or 1,000 when ``find`` bounds the
 time (cgm-remote-monitor ``lib/api/treatments``; at most 10,000);
 ``find[created_at][$gte|$gt|$lte|$lt]`` (ISO 8601; a number is read as epoch ms) or
@@ -52,9 +52,9 @@ from glucosestream.published.nightscout_entries import (
     entries_from_readings,
 )
 from glucosestream.published.nightscout_status import router as status_router
-from glucosestream.published.nightscout_treatments import treatments_from_events
 from glucosestream.published.published_lake import PublishedLake
 from glucosestream.published.request_scope import published_of
+from glucosestream.published.treatment_documents import treatments_from_events
 from glucosestream.request_credentials import bound_patient, nightscout_principal_of
 
 __all__ = [

@@ -12,7 +12,8 @@ Each canonical event is one amount; Nightscout joins amounts given together. So 
 of one device: a normal bolus and a meal's carbs are one ``Meal Bolus``; a normal and an extended
 bolus (and a meal's carbs) are one ``Combo Bolus`` (``insulin`` the part given at once,
 ``enteredinsulin`` the whole, ``relative`` the extended part's U/h, ``splitNow``/``splitExt``
-in %), which is how ingest (``formats.nightscout``) reads them back. The rest, one event each:
+in %), which is how ingest (``formats.nightscout_treatments``) reads them back. The rest, one
+event each:
 
     bolus normal          Correction Bolus (insulin)
     bolus automatic       Correction Bolus (insulin, isSMB: true)
