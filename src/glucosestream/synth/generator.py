@@ -6,6 +6,10 @@ own generator seeded by (cohort seed, patient index), so patient 7 is the same p
 10-patient and in a 10,000-patient cohort, and a spec always gives the same readings. A chunk
 holds as many patients as fit a fixed budget of grid cells, so memory does not grow with the
 cohort; the model steps through time once per chunk with numpy arrays across its patients.
+
+Beside the readings, each chunk keeps what the model simulated and an export of the real
+devices would show (``simulated_events``: boluses, basal, carbohydrates, exercise); recording
+them changes no reading.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from glucosestream.errors import ConfigError
 from glucosestream.synth import schedule, sensor
 from glucosestream.synth.fictional_identity import Identity, identity_of
 from glucosestream.synth.grid import Grid, make_grid
-from glucosestream.synth.physiology import simulate
+from glucosestream.synth.physiology import DoseLog, simulate
 from glucosestream.synth.profiles import (
     DEVICES,
     PROFILES,
@@ -35,15 +39,18 @@ from glucosestream.synth.profiles import (
     n_param_draws,
 )
 from glucosestream.synth.sensor import SENSOR_MAX_MG_DL, SENSOR_MIN_MG_DL, SensorOutput
+from glucosestream.synth.simulated_events import SIMULATED_EVENT_SCHEMA, build_events
 
 __all__ = [
     "PROFILES",
     "READINGS_SCHEMA",
     "SENSOR_MAX_MG_DL",
     "SENSOR_MIN_MG_DL",
+    "SIMULATED_EVENT_SCHEMA",
     "Chunk",
     "CohortSpec",
     "generate_chunks",
+    "generate_events",
     "simulate_chunks",
 ]
 
@@ -85,9 +92,12 @@ class Chunk:
 
     ``session_start_us``: per patient (rows), the UTC start (epoch us, with the session's
     reading phase) of each of its sensor sessions, including some before or after the window.
+    ``events``: the simulated events (``simulated_events.SIMULATED_EVENT_SCHEMA``) of the
+    chunk's patients, sorted by patient and time.
     """
 
     readings: pa.Table
+    events: pa.Table
     identities: tuple[Identity, ...]
     zones: tuple[str, ...]
     devices: tuple[str, ...]
@@ -105,6 +115,16 @@ def generate_chunks(spec: CohortSpec) -> Iterator[pa.Table]:
         del chunk  # keep one chunk alive at a time, not two, while the next is made
         yield readings
         del readings
+
+
+def generate_events(spec: CohortSpec) -> Iterator[pa.Table]:
+    """Yield the cohort's simulated events (``SIMULATED_EVENT_SCHEMA``), chunk by chunk, in
+    patient order: the same patients as ``generate_chunks`` gives, with their doses, meals,
+    rescues and exercise (``logged`` says which an export shows)."""
+    for chunk in simulate_chunks(spec):
+        events = chunk.events
+        del chunk
+        yield events
 
 
 def simulate_chunks(spec: CohortSpec) -> Iterator[Chunk]:
@@ -169,21 +189,26 @@ def _simulate(spec: CohortSpec, grid: Grid, indices: npt.NDArray[np.int64]) -> C
     params = draw_params(spec.profile, indices, draws.params)
     split = schedule.DAY_UNIFORMS
     inputs = schedule.build_inputs(params, grid, draws.day_u[:, :, :split], draws.day_z)
-    ig, unit_noise = simulate(params, grid, inputs, draws.noise)
-    del inputs
-    out = sensor.read_sensor(
-        params, grid, ig, unit_noise, (draws.day_u[:, :, split:], draws.session_u, draws.session_z)
-    )
+    log = DoseLog()
+    ig, unit_noise = simulate(params, grid, inputs, draws.noise, log=log)
     identities = tuple(
         identity_of(spec.seed, int(i), DEVICES[int(d)])
         for i, d in zip(indices.tolist(), params.device.tolist(), strict=True)
+    )
+    zones = tuple(ZONES[int(z)] for z in params.zone)
+    labels = ([i.patient_id for i in identities], [i.device_serial for i in identities], zones)
+    events = build_events(params, grid, inputs, log, labels)
+    del inputs, log
+    out = sensor.read_sensor(
+        params, grid, ig, unit_noise, (draws.day_u[:, :, split:], draws.session_u, draws.session_z)
     )
     interval_us = spec.interval_min * 60_000_000
     session_start_us = grid.start_us + np.rint(out.session_start_min * 60e6).astype(np.int64)
     return Chunk(
         readings=_table(params, identities, out, grid.start_us, interval_us),
+        events=events,
         identities=identities,
-        zones=tuple(ZONES[int(z)] for z in params.zone),
+        zones=zones,
         devices=tuple(DEVICES[int(d)].name for d in params.device),
         subtypes=tuple(SUBTYPES[int(s)] for s in params.subtype),
         session_start_us=session_start_us + out.offset_s * 1_000_000,

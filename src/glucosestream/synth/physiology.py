@@ -17,11 +17,16 @@ Per patient (all arrays have one entry per patient; the loop runs over time step
 ``Xb`` is the insulin level that holds glucose at Gb (the true basal need), so a wrong basal dose,
 a miscounted meal or a missed bolus moves glucose away from Gb, as in life. Renal excretion
 above 162 mg/dL follows Hovorka 2004 (0.003/min x (G - 9 mmol/L)).
+
+Doses are what a device delivers (``therapy``): a bolus rounded to the pump's or pen's step, the
+basal to the pump's rate setting or the pen's whole units. ``simulate`` writes the boluses and
+rescue carbohydrate it decides into a ``DoseLog`` when given one (the generator turns them into
+the simulated events); recording them does not change the glucose.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
@@ -30,8 +35,9 @@ import numpy.typing as npt
 from glucosestream.synth.grid import Grid
 from glucosestream.synth.profiles import PatientParams
 from glucosestream.synth.schedule import Inputs
+from glucosestream.synth.therapy import bolus_step_u, delivered_basal_u_per_day
 
-__all__ = ["simulate"]
+__all__ = ["RESCUE_GRAMS", "DoseLog", "basal_u_per_day", "simulate"]
 
 FloatArray = npt.NDArray[np.float64]
 Float32Array = npt.NDArray[np.float32]
@@ -63,7 +69,7 @@ _MEAL_REFERENCE_MG_DL: Final = 170.0
 _BASAL_FRACTION: Final = (0.0, 0.0, 1.0, 0.5, 0.45, 0.45)  # of the daily dose, by sub-population
 _CORRECTION_TARGET_MG_DL: Final = 120.0
 _CORRECTION_WAIT_MIN: Final = 180.0
-_RESCUE_GRAMS: Final = 16.0
+RESCUE_GRAMS: Final = 16.0
 _RESCUE_AFTER_MIN: Final = 15.0
 _RESCUE_WAIT_MIN: Final = 30.0
 _MIN_GLUCOSE_MG_DL: Final = 15.0
@@ -82,6 +88,7 @@ class _Patients:
     csf: FloatArray
     inv_vi: FloatArray
     basal_mu_per_step: FloatArray
+    bolus_step_u: FloatArray
     icr_g_per_u: FloatArray
     isf_mg_dl_per_u: FloatArray
     correction_threshold: FloatArray
@@ -108,8 +115,7 @@ def _derive(params: PatientParams, dt_min: float) -> _Patients:
         _ISF_RULE_MG_DL_U / np.where(insulin_treated, tdd, 1.0),
     )
     si = isf_true / (auc_per_u * _ISF_REFERENCE_MG_DL)
-    basal_u_per_day = tdd * np.asarray(_BASAL_FRACTION)[params.subtype]
-    basal_mu_per_min = basal_u_per_day * 1000.0 / 1440.0
+    basal_mu_per_min = _wanted_basal_u_per_day(params) * 1000.0 / 1440.0
     csf = _CARB_BIOAVAILABILITY * 1000.0 / (_GLUCOSE_VOLUME_DL_PER_KG * bw)
     no_threshold = np.inf
     return _Patients(
@@ -121,7 +127,8 @@ def _derive(params: PatientParams, dt_min: float) -> _Patients:
         secretion=params["secretion_gain"],
         csf=csf,
         inv_vi=1.0 / vi_l,
-        basal_mu_per_step=basal_mu_per_min * params["basal_factor"] * dt_min,
+        basal_mu_per_step=basal_u_per_day(params) * 1000.0 / 1440.0 * dt_min,
+        bolus_step_u=bolus_step_u(params.subtype),
         icr_g_per_u=np.where(
             insulin_treated,
             isf_true
@@ -150,16 +157,54 @@ def _derive(params: PatientParams, dt_min: float) -> _Patients:
     )
 
 
+def _wanted_basal_u_per_day(params: PatientParams) -> FloatArray:
+    """The true basal need (U/day): the sub-population's share of the total daily dose."""
+    tdd = params["tdd_u_per_kg"] * params["bw_kg"]
+    return np.asarray(tdd * np.asarray(_BASAL_FRACTION)[params.subtype], dtype=np.float64)
+
+
+def basal_u_per_day(params: PatientParams) -> FloatArray:
+    """Per patient, the basal insulin delivered a day (U): the need, off by the patient's own
+    dosing bias, rounded to what the pump or pen can deliver (0 without insulin)."""
+    wanted = _wanted_basal_u_per_day(params) * params["basal_factor"]
+    return delivered_basal_u_per_day(wanted, params.subtype)
+
+
+@dataclass(slots=True)
+class DoseLog:
+    """The boluses (U) and rescue carbohydrate the model gave, step by step: for each step
+    with any, the step, the patients (chunk rows) and, for boluses, the units."""
+
+    bolus_steps: list[int] = field(default_factory=list)
+    bolus_patients: list[npt.NDArray[np.intp]] = field(default_factory=list)
+    bolus_units: list[FloatArray] = field(default_factory=list)
+    rescue_steps: list[int] = field(default_factory=list)
+    rescue_patients: list[npt.NDArray[np.intp]] = field(default_factory=list)
+
+    def record(self, k: int, units: FloatArray, rescue: npt.NDArray[np.bool_]) -> None:
+        given = np.flatnonzero(units)
+        if given.size:
+            self.bolus_steps.append(k)
+            self.bolus_patients.append(given)
+            self.bolus_units.append(units[given])
+        if rescue.any():  # rare: skip the search on most steps
+            self.rescue_steps.append(k)
+            self.rescue_patients.append(np.flatnonzero(rescue))
+
+
 def simulate(
     params: PatientParams,
     grid: Grid,
     inputs: Inputs,
     noise: Float32Array,
+    *,
+    log: DoseLog | None = None,
 ) -> tuple[Float32Array, Float32Array]:
     """Step the model over ``grid``; ``noise`` is (2, n, P) standard normals (flux, sensor).
 
     Returns interstitial glucose (mg/dL) and unit-variance AR(1) sensor noise, both sampled
-    every ``grid.sample_every`` steps: arrays of shape (n // sample_every, P).
+    every ``grid.sample_every`` steps: arrays of shape (n // sample_every, P). ``log``, when
+    given, receives every bolus and rescue the model gave.
     """
     dt = float(grid.dt_min)
     pt = _derive(params, dt)
@@ -171,8 +216,10 @@ def simulate(
     flux_sd = pt.flux_noise_sd * rates.flux_innovation
     for k in range(grid.n):
         day = k // grid.steps_per_day
-        state.eat(pt, inputs.carbs_g[k], dt)
-        state.dose(pt, inputs.announced_g[k], dt)
+        rescue = state.eat(pt, inputs.carbs_g[k], dt)
+        units = state.dose(pt, inputs.announced_g[k], dt)
+        if log is not None:
+            log.record(k, units, rescue)
         state.absorb(pt, rates)
         state.move_glucose(pt, rates, inputs, k, day, flux_sd * noise[0, k])
         state.sensor_noise = (
@@ -244,22 +291,27 @@ class _State:
         self.below = zeros.copy()
         self.since_rescue = np.full(size, 1e6)
 
-    def eat(self, pt: _Patients, carbs_g: Float32Array, dt: float) -> None:
-        """Meals enter the gut; a felt low (sensor below threshold for a while) is treated."""
+    def eat(self, pt: _Patients, carbs_g: Float32Array, dt: float) -> npt.NDArray[np.bool_]:
+        """Meals enter the gut; a felt low (sensor below threshold for a while) is treated.
+        Returns who took rescue carbohydrate."""
         self.below = np.where(self.ig < pt.rescue_threshold, self.below + dt, 0.0)
         rescue = (self.below >= _RESCUE_AFTER_MIN) & (self.since_rescue >= _RESCUE_WAIT_MIN)
         self.since_rescue = np.where(rescue, 0.0, self.since_rescue + dt)
         self.gut1 += carbs_g
-        self.gut2 += rescue * _RESCUE_GRAMS
+        self.gut2 += rescue * RESCUE_GRAMS
+        return rescue
 
-    def dose(self, pt: _Patients, announced_g: Float32Array, dt: float) -> None:
-        """Basal insulin, meal boluses (with a correction) and stand-alone corrections."""
+    def dose(self, pt: _Patients, announced_g: Float32Array, dt: float) -> FloatArray:
+        """Basal insulin, meal boluses (with a correction) and stand-alone corrections, each
+        bolus rounded to the device's step. Returns the bolus units given."""
         high = np.maximum(self.ig - _CORRECTION_TARGET_MG_DL, 0.0) / pt.isf_mg_dl_per_u
         meal = announced_g / pt.icr_g_per_u + np.where(self.ig > 150.0, high, 0.0)
         correct = (self.ig > pt.correction_threshold) & (self.since_bolus > _CORRECTION_WAIT_MIN)
-        units = np.where(announced_g > 0, meal, 0.0) + np.where(correct, 0.7 * high, 0.0)
+        wanted = np.where(announced_g > 0, meal, 0.0) + np.where(correct, 0.7 * high, 0.0)
+        units = np.rint(wanted / pt.bolus_step_u) * pt.bolus_step_u
         self.since_bolus = np.where(units > 0, 0.0, self.since_bolus + dt)
         self.sc1 += pt.basal_mu_per_step + 1000.0 * units
+        return units
 
     def absorb(self, pt: _Patients, rates: _Rates) -> None:
         """Carbohydrate and insulin move one step along their compartments."""

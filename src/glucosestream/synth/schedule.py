@@ -20,7 +20,7 @@ import numpy.typing as npt
 from glucosestream.synth.grid import MINUTES_PER_DAY, Grid, window_cells
 from glucosestream.synth.profiles import PatientParams
 
-__all__ = ["DAY_NORMALS", "DAY_UNIFORMS", "Inputs", "build_inputs"]
+__all__ = ["DAY_NORMALS", "DAY_UNIFORMS", "INTENSITY_EDGES", "Inputs", "build_inputs"]
 
 FloatArray = npt.NDArray[np.float64]
 Float32Array = npt.NDArray[np.float32]
@@ -37,6 +37,9 @@ _MEAL_SIZE_LOG_SD: Final = 0.3
 _LATE_BOLUS_MIN: Final = (20.0, 60.0)
 _EXERCISE_HOURS: Final = (7.0, 19.5)  # start uniformly between these local hours
 _EXERCISE_MIN: Final = (25.0, 75.0)
+# Exercise intensity is 0.3-0.8 of full effort; logs report it as low below the first edge,
+# medium below the second, high above (Clarity Light/Medium/Heavy, Tidepool reportedIntensity).
+INTENSITY_EDGES: Final = (0.45, 0.65)
 _DAWN_HOUR: Final = 6.5  # peak of the dawn phenomenon (Bolli GB et al., Diabetes 1984;33:1150)
 _DAWN_SD_H: Final = 1.25
 _SI_DAY_LOG_SD: Final = (0.08, 0.12, 0.12, 0.14, 0.16, 0.22)  # by sub-population
@@ -114,13 +117,14 @@ def _schedule_meal(
     ok = eaten & (step < grid.n)
     np.add.at(carbs, (step[ok], patient[ok]), grams[ok].astype(np.float32))
     # Bolus: counted carbohydrates, sometimes late, sometimes forgotten.
-    counted = grams * np.exp(params["carb_error_sd"][:, None] * z[:, :, 2])
+    # Counted carbohydrates, in whole grams as a patient enters them (what the logs show).
+    counted = np.rint(grams * np.exp(params["carb_error_sd"][:, None] * z[:, :, 2]))
     missed = u[:, :, 1] < params["miss_bolus_p"][:, None]
     late = u[:, :, 2] < params["late_bolus_p"][:, None]
     delay_min = np.where(late, _LATE_BOLUS_MIN[0] + np.diff(_LATE_BOLUS_MIN)[0] * u[:, :, 3], 0.0)
     bolus_step = step + np.rint(delay_min / grid.dt_min).astype(np.int64)
     treated = params["carb_error_sd"][:, None] > 0
-    ok = eaten & treated & ~missed & (bolus_step < grid.n)
+    ok = eaten & treated & ~missed & (bolus_step < grid.n) & (counted > 0)
     np.add.at(announced, (bolus_step[ok], patient[ok]), counted[ok].astype(np.float32))
 
 
