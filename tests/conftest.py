@@ -202,6 +202,16 @@ HEAVY_TESTS: dict[str, frozenset[str]] = {
             "test_every_released_value_lies_in_its_bounds_for_any_cohort",
         }
     ),
+    "test_published_events.py": frozenset(
+        {
+            "test_a_lake_with_readings_only_reads_no_events",
+        }
+    ),
+    "test_treatments_read_api.py": frozenset(
+        {
+            "test_posted_treatments_come_back_after_a_run",
+        }
+    ),
     "test_triage_clinic.py": frozenset(
         {
             "test_a_clinician_sees_only_their_clinic_even_when_filtering_another",

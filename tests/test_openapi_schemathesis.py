@@ -38,6 +38,7 @@ OPERATIONS = (
     ("POST", "/v1/readings"),
     ("POST", "/api/v1/entries"),
     ("GET", "/api/v1/entries"),
+    ("GET", "/api/v1/treatments"),
     ("GET", "/api/v1/entries/current"),
     ("GET", "/api/v1/status.json"),
     ("GET", "/healthz"),
