@@ -14,9 +14,10 @@ converted back with the project's factor and the original value kept. An out-of-
 (``bg/out-of-range`` annotation) holds threshold ± 1: it becomes a reading at the threshold,
 which Tidepool gives in mg/dL, flagged ``SENSOR_LOW``/``SENSOR_HIGH``.
 
-Other datum types (``smbg``, ``basal``, ``bolus``, ``upload``, …) are skipped. The line of a
-reading is its 1-based position in the document. ``deviceId`` is the device; ``_userId`` the
-patient when present, else pass ``--patient``.
+Bolus, basal, food, wizard, smbg, bloodKetone, physicalActivity and some deviceEvent datums are
+events (``tidepool_events`` says which and how); other datum types (``upload``, settings,
+alarms, …) are skipped. The line of a reading or event is its 1-based position in the document.
+``deviceId`` is the device; ``_userId`` the patient when present, else pass ``--patient``.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from typing import Any, Final
 
 from glucosestream.errors import InvalidInput
 from glucosestream.formats.delimited import read_text
+from glucosestream.formats.event_rows import EventBuilder
 from glucosestream.formats.jsontext import decode_json, field_text
 from glucosestream.formats.rows import ParsedFile, RowBuilder
+from glucosestream.formats.tidepool_events import add_datum_events
 from glucosestream.readings import ReadingFlag
 
 __all__ = ["looks_like_tidepool", "read_tidepool"]
@@ -57,14 +60,16 @@ def read_tidepool(path: Path) -> ParsedFile:
     datums = _datums(document)
     if not datums:
         raise InvalidInput("no Tidepool datums in this document; nothing to ingest", source=source)
-    rows = RowBuilder()
+    rows, events = RowBuilder(), EventBuilder()
     skipped = 0
     for index, datum in enumerate(datums, start=1):
-        if not isinstance(datum, Mapping) or datum.get("type") != "cbg":
+        if not isinstance(datum, Mapping):
             skipped += 1
-            continue
-        _add(rows, index, datum)
-    return ParsedFile(rows.table(), skipped=skipped)
+        elif datum.get("type") == "cbg":
+            _add(rows, index, datum)
+        elif not add_datum_events(events, index, datum):
+            skipped += 1
+    return ParsedFile(rows.table(), skipped=skipped, events=events.table() if events else None)
 
 
 def _datums(document: object) -> Sequence[Any]:
