@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
+import pyarrow as pa
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
@@ -15,11 +16,13 @@ from glucosestream.alerts import AlertStore, rules_for
 from glucosestream.config import AlertSettings
 from glucosestream.dashboard.alerts_routes import alert_store_of
 from glucosestream.dashboard.auth import Unit, Viewer, api_viewer, audit_read, clock_of, page_viewer
+from glucosestream.dashboard.insulin_carbs import InsulinCarbs, insulin_carbs
 from glucosestream.dashboard.now import KIND_LABELS, NowPanel, now_panel
 from glucosestream.dashboard.patient_names import patient_name
-from glucosestream.dashboard.patientdata import latest_window, period_data
+from glucosestream.dashboard.patientdata import latest_window, local_readings, period_data
 from glucosestream.dashboard.range_labels import THRESHOLDS_MG_DL, range_labels
 from glucosestream.dashboard.templating import templates
+from glucosestream.dashboard.trace_markers import trace_markers
 from glucosestream.dashboard.triage import TriageFilter, triage_rows
 from glucosestream.errors import NotFound
 from glucosestream.live import LiveWindow
@@ -213,6 +216,23 @@ def patient_now(
     return {"ok": True, "patient_key": patient_key, "now": panel.as_json()}
 
 
+def _event_views(
+    run: PublishedRun,
+    patient_key: str,
+    readings: pa.Table,
+    days: tuple[dt.date, dt.date, dt.date],
+) -> tuple[list[dict[str, Any]], InsulinCarbs]:
+    """The traces' bolus and carb markers (the counted days ``days[0]``..``days[1]`` and a
+    partial day up to ``days[2]``) and the counted days' insulin and carbs summary."""
+    first, end, last = days
+    since = dt.datetime.combine(first, dt.time(), dt.UTC) - dt.timedelta(days=1)
+    until = dt.datetime.combine(last, dt.time(), dt.UTC) + dt.timedelta(days=2)
+    events = run.events(patient_key, since, until)  # a margin for any zone's local days
+    markers = trace_markers(events, local_readings(readings), (first, last))
+    summary = insulin_carbs(run.daily_index().patient_days(patient_key, first, end), first, end)
+    return markers, summary
+
+
 def _patient_context(
     run: PublishedRun,
     patient_key: str,
@@ -235,6 +255,7 @@ def _patient_context(
     period = period_data(
         run, patient_key, trace_start, end, now=now, readings=readings, partial_day=partial
     )
+    markers, summary = _event_views(run, patient_key, readings, (trace_start, end, partial or end))
     data = {
         **chart_units(unit),
         "audited": period.audited,
@@ -244,6 +265,7 @@ def _patient_context(
         "targets": CONSENSUS_TARGETS,
         "partial": None if period.partial is None else period.partial.as_json(),
         "partial_days": [] if partial is None else _iso_rows(daily, patient_key, partial, partial),
+        "markers": markers,
     }
     return {
         "has_metrics": True,
@@ -258,6 +280,8 @@ def _patient_context(
             (s, e) for s, e in audited_periods(run, patient_key) if e >= start and s <= end
         ],
         "data": data,
+        "markers": markers,
+        "insulin_carbs": summary,
     }
 
 

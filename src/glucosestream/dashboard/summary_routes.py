@@ -2,8 +2,10 @@
 
 The same summary as ``glucosestream metrics --patient ID --json`` (``published.window_summary``):
 the consensus set, the research catalog and sufficiency of the local days ``from``..``to``
-(without them the patient's whole data up to the last complete day), and the days of the range
-(a partial newest day among them, marked). Authorised and audited as every read of a patient.
+(without them the patient's whole data up to the last complete day), the insulin and carbs
+summary of the same counted days (``insulin_carbs``, as the patient page shows it), and the
+days of the range (a partial newest day among them, marked). Authorised and audited as every
+read of a patient.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from glucosestream.dashboard.auth import Viewer, api_viewer, audit_read, clock_of
+from glucosestream.dashboard.insulin_carbs import insulin_carbs
 from glucosestream.published import PublishedLake, window_summary
 from glucosestream.published.request_scope import published_of
 
@@ -47,9 +50,17 @@ def patient_summary(
         date_from, date_to = date_to, date_from
     run = published.current()
     summary = window_summary(run, patient_key, date_from, date_to, now=now)
-    days = run.daily_index().patient_days(patient_key, date_from, date_to)
+    index = run.daily_index()
+    days = index.patient_days(patient_key, date_from, date_to)
+    counted = index.patient_days(patient_key, summary.start, summary.end)
     rows = [
         {**r, "date": r["date"].isoformat(), "partial": r["date"] == summary.partial_day}
         for r in days.drop_columns(["run_id", "computed_at"]).to_pylist()
     ]
-    return {"ok": True, "patient_key": patient_key, "summary": summary.as_json(), "days": rows}
+    return {
+        "ok": True,
+        "patient_key": patient_key,
+        "summary": summary.as_json(),
+        "insulin_carbs": insulin_carbs(counted, summary.start, summary.end).as_json(),
+        "days": rows,
+    }

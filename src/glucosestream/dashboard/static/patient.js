@@ -1,5 +1,6 @@
-// The patient view: four trend charts and the daily traces, from the JSON in #page-data. The
-// counted days and a partial newest day (shown apart, never counted) are drawn differently.
+// The patient view: four trend charts and the daily traces (with the bolus and carb markers),
+// from the JSON in #page-data. The counted days and a partial newest day (shown apart, never
+// counted) are drawn differently.
 (function () {
   "use strict";
   const gs = window.GS, d = gs.data, days = d.days, t = d.targets, r = gs.ranges;
@@ -83,6 +84,33 @@
       yref: "paper", x: p.date + "T" + p.until + ":59", y: 1, xanchor: "right", yanchor: "bottom",
       showarrow: false, font: { size: 10, color: "#52606d" } });
   }
+  // Bolus (blue triangles, units) and carb (orange circles, grams) markers on the traces, at
+  // the glucose of their moment (trace_markers.py); one with no reading near sits at the top.
+  const top = Math.ceil(Math.max(350, ...d.traces.flatMap((x) => x.mg_dl)) / 50) * 50;
+  const markers = d.markers || [];
+  const markerTrace = (list, name, what, unit, style) => ({
+    x: list.map((e) => stamp(e.date, e.minute)),
+    y: list.map((e) => gs.convert(e.mg_dl === null ? top * 0.96 : e.mg_dl)),
+    type: "scatter", mode: style.label ? "markers+text" : "markers", name,
+    text: list.map((e) => style.label ? e.amount + " " + unit : ""),
+    textposition: style.position, textfont: { size: 9, color: style.color },
+    marker: { symbol: style.symbol, color: style.color, size: style.size,
+      line: { width: 1, color: "#ffffff" } },
+    customdata: list.map((e) => [e.time, e.amount,
+      e.mg_dl === null ? "no reading near" : gs.fmt(e.mg_dl) + " " + gs.unitLabel]),
+    hovertemplate: "%{customdata[0]}: %{customdata[1]} " + unit + " " + what +
+      " (glucose %{customdata[2]})<extra></extra>",
+  });
+  const ofKind = (kind, test) => markers.filter((e) => e.kind === kind && test(e));
+  const markerTraces = [
+    markerTrace(ofKind("bolus", (e) => e.subtype !== "automatic"), "Bolus (U)", "bolus", "U",
+      { symbol: "triangle-down", color: "#1d4ed8", size: 10, label: true, position: "top center" }),
+    markerTrace(ofKind("bolus", (e) => e.subtype === "automatic"), "Automatic bolus (U)",
+      "automatic bolus", "U", { symbol: "triangle-down", color: "#60a5fa", size: 6, label: false }),
+    markerTrace(ofKind("carbs", () => true), "Carbs (g)", "carbs", "g",
+      { symbol: "circle", color: "#c2410c", size: 9, label: true, position: "bottom center" }),
+  ].filter((t) => t.x.length);
+  traces.push(...markerTraces);
   // The x axis spans the days drawn, midnight to midnight (the partial day's label would
   // otherwise widen it).
   const dates = d.traces.map((x) => x.date).concat(d.partial ? [d.partial.date] : []).sort();
@@ -90,9 +118,9 @@
   const xrange = dates.length ? [dates[0] + "T00:00:00", dayAfter(dates[dates.length - 1]) + "T00:00:00"] : undefined;
   plots.push(Plotly.newPlot("chart-traces", traces, {
     margin: { t: 20, r: 10, b: 40, l: 50 },
-    yaxis: gs.glucoseAxis(Math.ceil(Math.max(350, ...d.traces.flatMap((x) => x.mg_dl)) / 50) * 50,
-      { title: { text: gs.unitLabel } }),
-    xaxis: { type: "date", range: xrange }, shapes, annotations, showlegend: false,
+    yaxis: gs.glucoseAxis(top, { title: { text: gs.unitLabel } }),
+    xaxis: { type: "date", range: xrange }, shapes, annotations,
+    showlegend: markerTraces.length > 0, legend: { orientation: "h", y: -0.12 },
   }, gs.config));
   gs.markRendered(plots);
 })();
