@@ -35,6 +35,7 @@ from glucosestream.lake import (
     open_storage,
 )
 from glucosestream.pipeline import steps, table_registry
+from glucosestream.pipeline.event_merge import bucket_events
 from glucosestream.pipeline.run_plan import BucketPlan, RunPlan, read_plan
 from glucosestream.quality import CheckResult, count_set_aside
 from glucosestream.readings import READING_SCHEMA
@@ -70,6 +71,9 @@ class BucketOutcome:
     staged: dict[str, StagedTable]  # by the table's short key: one per entry of the registry
     set_aside: StagedTable  # quality.SET_ASIDE_SCHEMA rows
     set_aside_counts: dict[tuple[str, str], int]  # (batch_id, reason) -> readings
+    incoming_events: int
+    event_set_aside: StagedTable  # the same for events
+    event_set_aside_counts: dict[tuple[str, str], int]  # (batch_id, reason) -> events
     days: int
     period_count: int
     devices: tuple[DeviceRecord, ...]
@@ -82,6 +86,10 @@ class BucketOutcome:
     @property
     def new_readings(self) -> int:
         return self.staged["readings"].rows
+
+    @property
+    def new_events(self) -> int:
+        return self.staged["events"].rows
 
 
 def run_bucket_task(task: BucketTask) -> BucketOutcome:
@@ -98,7 +106,9 @@ def run_bucket_task(task: BucketTask) -> BucketOutcome:
     engine = open_engine(engine_settings)
     try:
         with timer.step("merge"):
-            arrived = _arrived(planned, RawZone(storage), staging)
+            raw = RawZone(storage)
+            arrived = _arrived(planned, raw, staging)
+            events = bucket_events(raw, planned.event_batch_ids, planned.prefix)
         lake = open_lakehouse(settings.lake, table_registry.TABLES)
         work = steps.BucketWork(
             engine=engine,
@@ -110,7 +120,7 @@ def run_bucket_task(task: BucketTask) -> BucketOutcome:
             full_refresh=plan.full_refresh,
             threads=task.threads or None,
         )
-        bucket = steps.Bucket(planned.prefix, arrived, planned.patient_keys)
+        bucket = steps.Bucket(planned.prefix, arrived, planned.patient_keys, events)
         tables = steps.process_bucket(work, bucket, timer)
     finally:
         engine.close()
@@ -153,12 +163,19 @@ def _stage(
         staged[short] = StagedTable(f"{folder}/{short}.arrow", rows.num_rows, scope)
     staging.write_table(f"{folder}/set_aside.arrow", tables.set_aside)
     set_aside = StagedTable(f"{folder}/set_aside.arrow", tables.set_aside.num_rows, Scope())
+    staging.write_table(f"{folder}/event_set_aside.arrow", tables.event_set_aside)
+    event_set_aside = StagedTable(
+        f"{folder}/event_set_aside.arrow", tables.event_set_aside.num_rows, Scope()
+    )
     return BucketOutcome(
         prefix=tables.prefix,
         incoming_rows=tables.incoming_rows,
         staged=staged,
         set_aside=set_aside,
         set_aside_counts=count_set_aside(tables.set_aside),
+        incoming_events=tables.incoming_events,
+        event_set_aside=event_set_aside,
+        event_set_aside_counts=count_set_aside(tables.event_set_aside),
         days=tables.days,
         period_count=tables.period_count,
         devices=tables.devices,

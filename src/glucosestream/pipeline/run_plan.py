@@ -23,11 +23,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from glucosestream.config import Settings
 from glucosestream.errors import ConfigError
@@ -39,6 +40,7 @@ from glucosestream.lake import (
     readings_since,
 )
 from glucosestream.pipeline.buckets import SplitOutcome, SplitTask, key_prefixes, split_batch
+from glucosestream.pipeline.event_merge import has_events
 
 __all__ = [
     "BYTES_PER_READING",
@@ -75,6 +77,7 @@ class BucketPlan:
     incoming_rows: int
     patient_keys: tuple[str, ...] = ()  # a full refresh: every registered patient of the bucket
     batch_ids: tuple[str, ...] = ()  # the raw batches with readings in it
+    event_batch_ids: tuple[str, ...] = ()  # the raw batches with events of its patients
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +119,7 @@ class RunPlan:
                     "incoming_rows": b.incoming_rows,
                     "patient_keys": list(b.patient_keys),
                     "batch_ids": list(b.batch_ids),
+                    "event_batch_ids": list(b.event_batch_ids),
                 }
                 for b in self.buckets
             ],
@@ -143,6 +147,7 @@ class RunPlan:
                     incoming_rows=b["incoming_rows"],
                     patient_keys=tuple(b["patient_keys"]),
                     batch_ids=tuple(b["batch_ids"]),
+                    event_batch_ids=tuple(b.get("event_batch_ids", ())),
                 )
                 for b in document["buckets"]
             ),
@@ -211,7 +216,8 @@ def plan_run(
     """Choose the buckets, split the batches into them (tasks, when there is more than one
     bucket) and write the plan."""
     incoming = sum(b.row_count() for b in pending)
-    history = _history_estimate(inputs, pending, lake)
+    events = {b.batch_id: b.events() for b in pending if has_events(b)}
+    history = _history_estimate(inputs, pending, lake, events)
     # Typically an incremental task reads about as much history as new readings (26 hours
     # before the earliest); when a period closes, up to 15 days: the memory budget allows for
     # that, the speed sizing for the typical case (a full refresh reads all of it either way).
@@ -222,14 +228,15 @@ def plan_run(
         ids = tuple(b.batch_id for b in pending)
         raw, parts = _one_bucket_inputs(inputs, pending, staging)
         buckets: tuple[BucketPlan, ...] = (
-            BucketPlan("", raw, parts, incoming, inputs.patient_keys, ids),
+            BucketPlan("", raw, parts, incoming, inputs.patient_keys, ids, tuple(events)),
         )
     else:
         tasks = [
             SplitTask(inputs.settings, inputs.run_id, inputs.attempt, b.batch_id, width)
             for b in pending
         ]
-        buckets = _buckets(width, run_tasks(split_batch, tasks), inputs.patient_keys)
+        splits = run_tasks(split_batch, tasks)
+        buckets = _buckets(width, splits, inputs.patient_keys, _event_prefixes(events, width))
     plan = RunPlan(
         run_id=inputs.run_id,
         attempt=inputs.attempt,
@@ -260,35 +267,58 @@ def _one_bucket_inputs(
     return raw, (path,)
 
 
+def _event_prefixes(events: Mapping[str, pa.Table], width: int) -> dict[str, tuple[str, ...]]:
+    """The batches with events of each key prefix (of ``width`` digits), in batch order."""
+    prefixes: dict[str, list[str]] = {}
+    for batch_id, rows in sorted(events.items()):
+        found = pc.unique(pc.utf8_slice_codeunits(rows["patient_key"], 0, width)).to_pylist()
+        for prefix in found:
+            prefixes.setdefault(prefix, []).append(batch_id)
+    return {prefix: tuple(ids) for prefix, ids in prefixes.items()}
+
+
 def _buckets(
-    width: int, splits: Sequence[SplitOutcome], patient_keys: Sequence[str]
+    width: int,
+    splits: Sequence[SplitOutcome],
+    patient_keys: Sequence[str],
+    event_batches: Mapping[str, tuple[str, ...]],
 ) -> tuple[BucketPlan, ...]:
-    """A bucket for every prefix with incoming readings or (a full refresh) a patient."""
+    """A bucket for every prefix with incoming readings or events or (a full refresh) a
+    patient."""
     keys: dict[str, list[str]] = {}
     for key in patient_keys:
         keys.setdefault(key[:width], []).append(key)
     buckets = []
     for prefix in key_prefixes(width):
         holding = [s for s in splits if prefix in s.parts]
-        if not holding and prefix not in keys:
+        if not holding and prefix not in keys and prefix not in event_batches:
             continue
         parts = [s.parts[prefix] for s in holding]
         rows = sum(n for _, n in parts)
         paths = tuple(p for p, _ in parts)
         batch_ids = tuple(s.batch_id for s in holding)
         patients = tuple(keys.get(prefix, ()))
-        buckets.append(BucketPlan(prefix, (), paths, rows, patients, batch_ids))
+        with_events = event_batches.get(prefix, ())
+        buckets.append(BucketPlan(prefix, (), paths, rows, patients, batch_ids, with_events))
     return tuple(buckets)
 
 
-def _history_estimate(inputs: PlanInputs, pending: Sequence[RawBatch], lake: Lakehouse) -> int:
-    """Curated readings the run's tasks will read with the new ones (an upper bound)."""
+def _history_estimate(
+    inputs: PlanInputs,
+    pending: Sequence[RawBatch],
+    lake: Lakehouse,
+    events: Mapping[str, pa.Table],
+) -> int:
+    """Curated readings the run's tasks will read with the new readings and events (an upper
+    bound)."""
     snapshot = None if inputs.published is None else inputs.published.of("readings")
     if inputs.full_refresh:
         return readings_since(lake, snapshot, None)
-    earliest = [t for t in (b.earliest_reading() for b in pending) if t is not None]
-    if not earliest and pending:  # no statistics: count everything, to be safe
+    with_readings = [b for b in pending if b.row_count()]
+    earliest = [t for t in (b.earliest_reading() for b in with_readings) if t is not None]
+    if not earliest and with_readings:  # no statistics: count everything, to be safe
         return readings_since(lake, snapshot, None)
+    earliest += [pc.min(rows["ts"]).as_py() for rows in events.values() if rows.num_rows]
     if not earliest:
         return 0
     try:

@@ -12,23 +12,45 @@ import pyarrow as pa
 from glucosestream.errors import LakeError
 from glucosestream.lake import Lakehouse, PublishedSnapshots, RawBatch, StagingZone
 from glucosestream.pipeline.bucket_task import BucketOutcome
+from glucosestream.pipeline.event_merge import has_events
 from glucosestream.quality import BatchCounts, RunAccounts
 
 __all__ = ["publish", "reconcile", "set_aside_rows_of"]
 
 
 def reconcile(batches: Sequence[RawBatch], outcomes: Sequence[BucketOutcome]) -> RunAccounts:
-    """The run's counts: each batch's manifest against its file, and the merge's totals."""
+    """The run's counts: each batch's manifest against its files (readings and events), and
+    the merge's totals."""
     counts = {}
     for batch in batches:
         m = batch.manifest()
+        events = m.get("events") or {}
         counts[batch.batch_id] = BatchCounts(
-            m["received"], m["accepted"], m["duplicates"], m["quarantined"], batch.row_count()
+            m["received"],
+            m["accepted"],
+            m["duplicates"],
+            m["quarantined"],
+            batch.row_count(),
+            events_accepted=events.get("accepted", 0),
+            event_rows=batch.events().num_rows if has_events(batch) else 0,
         )
     incoming = sum(o.incoming_rows for o in outcomes)
     new = sum(o.new_readings for o in outcomes)
     aside = sum(o.set_aside.rows for o in outcomes)
-    return RunAccounts(counts, incoming, new, incoming - aside - new, aside)
+    events_in = sum(o.incoming_events for o in outcomes)
+    events_new = sum(o.new_events for o in outcomes)
+    events_aside = sum(o.event_set_aside.rows for o in outcomes)
+    return RunAccounts(
+        counts,
+        incoming,
+        new,
+        incoming - aside - new,
+        aside,
+        events_incoming=events_in,
+        events_new=events_new,
+        events_duplicates=events_in - events_aside - events_new,
+        events_set_aside=events_aside,
+    )
 
 
 def publish(
@@ -53,8 +75,8 @@ def publish(
 def set_aside_rows_of(
     staging: StagingZone, outcomes: Sequence[BucketOutcome]
 ) -> list[dict[str, object]]:
-    """Every reading the run set aside, as rows for the metadata store."""
-    tables: list[pa.Table] = [
-        staging.read_table(o.set_aside.path) for o in outcomes if o.set_aside.rows
-    ]
+    """Every reading and event the run set aside, as rows for the metadata store (an event's
+    reason names an event check: ``quality.EVENT_ROW_CHECKS``)."""
+    staged = [s for o in outcomes for s in (o.set_aside, o.event_set_aside) if s.rows]
+    tables: list[pa.Table] = [staging.read_table(s.path) for s in staged]
     return [row for table in tables for row in table.to_pylist()]

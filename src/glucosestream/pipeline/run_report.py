@@ -1,6 +1,6 @@
-"""What a run reports: its status and message, counts, checks, rejected batches, readings set
-aside, step timings and the processes that ran its bucket tasks (``glucosestream run`` prints
-it; the metadata store keeps it with the run's record)."""
+"""What a run reports: its status and message, counts (readings and events), checks, rejected
+batches, readings and events set aside, step timings and the processes that ran its bucket
+tasks (``glucosestream run`` prints it; the metadata store keeps it with the run's record)."""
 
 from __future__ import annotations
 
@@ -77,6 +77,10 @@ class RunReport:
     buckets: int = 0
     planned_readings: int = 0  # what the plan sized the buckets for: new and history
     workers: tuple[WorkerFigures, ...] = ()
+    events_in: int = 0  # the events of the run's batches
+    events_new: int = 0  # those curated.events gained
+    events_duplicates: int = 0  # already there, or twice in the run
+    events_set_aside: tuple[SetAside, ...] = ()  # kept out by an event row check
 
     @property
     def failed_checks(self) -> tuple[str, ...]:
@@ -85,6 +89,10 @@ class RunReport:
     @property
     def readings_set_aside(self) -> int:
         return sum(s.rows for s in self.set_aside)
+
+    @property
+    def events_set_aside_rows(self) -> int:
+        return sum(s.rows for s in self.events_set_aside)
 
 
 def worker_figures(outcomes: Iterable[BucketOutcome]) -> tuple[WorkerFigures, ...]:
@@ -103,11 +111,14 @@ def worker_figures(outcomes: Iterable[BucketOutcome]) -> tuple[WorkerFigures, ..
     )
 
 
-def set_aside_of(outcomes: Iterable[BucketOutcome]) -> tuple[SetAside, ...]:
-    """Readings set aside over the buckets, per batch and reason."""
+def set_aside_of(
+    outcomes: Iterable[BucketOutcome], *, events: bool = False
+) -> tuple[SetAside, ...]:
+    """Readings (``events``: events) set aside over the buckets, per batch and reason."""
     counts: dict[tuple[str, str], int] = {}
     for outcome in outcomes:
-        for key, n in outcome.set_aside_counts.items():
+        found = outcome.event_set_aside_counts if events else outcome.set_aside_counts
+        for key, n in found.items():
             counts[key] = counts.get(key, 0) + n
     return tuple(SetAside(b, r, n) for (b, r), n in sorted(counts.items()))
 

@@ -50,6 +50,7 @@ from glucosestream.quality import (
     RunAccounts,
     check_reconciliation,
     combine,
+    event_row_check_results,
     row_check_results,
 )
 
@@ -66,6 +67,7 @@ class Audit:
     accounts: RunAccounts
     quality: QualityReport
     set_aside: tuple[SetAside, ...]
+    event_set_aside: tuple[SetAside, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,12 +247,14 @@ class Run:
         with self.timer.step("audit"):
             accounts = reconcile(pending, outcomes)
             aside = set_aside_of(outcomes)
+            events_aside = set_aside_of(outcomes, events=True)
             checks = (
                 *row_check_results(by_reason(aside)),
+                *event_row_check_results(by_reason(events_aside)),
                 *combine([o.checks for o in outcomes]),
                 check_reconciliation(accounts),
             )
-            return Audit(outcomes, accounts, QualityReport(checks), aside)
+            return Audit(outcomes, accounts, QualityReport(checks), aside, events_aside)
 
     def reject(self, reasons: dict[str, str], pending: Sequence[RawBatch]) -> list[RawBatch]:
         """Record the batches in ``reasons`` as rejected; the pending batches left."""
@@ -331,9 +335,11 @@ class Run:
         self.open = False
         log.info(
             "run run_id=%s status=%s batches=%d rows_in=%d rows_new=%d duplicates=%d "
-            "set_aside=%d patient_days=%d rejected=%d buckets=%d executor=%s duration_ms=%d",
+            "set_aside=%d events_in=%d events_new=%d events_duplicates=%d events_set_aside=%d "
+            "patient_days=%d rejected=%d buckets=%d executor=%s duration_ms=%d",
             self.run_id, status, report.batches, report.readings_in, report.readings_new,
-            report.duplicates, report.readings_set_aside, report.patient_days,
+            report.duplicates, report.readings_set_aside, report.events_in, report.events_new,
+            report.events_duplicates, report.events_set_aside_rows, report.patient_days,
             len(report.rejected), report.buckets, report.executor, report.duration_ms,
         )  # fmt: skip
         return report
@@ -389,6 +395,10 @@ def _published_message(staged: Staged, unreadable: int) -> str:
         reasons = by_reason(staged.audit.set_aside)
         why = ", ".join(f"{r} {n}" for r, n in sorted(reasons.items()))
         message += f"; {sum(reasons.values())} readings set aside ({why})"
+    if staged.audit.event_set_aside:
+        reasons = by_reason(staged.audit.event_set_aside)
+        why = ", ".join(f"{r} {n}" for r, n in sorted(reasons.items()))
+        message += f"; {sum(reasons.values())} events set aside ({why})"
     if staged.rejections or unreadable:
         message += f"; {len(staged.rejections) + unreadable} batches rejected"
     return message
@@ -408,6 +418,10 @@ def _counts(staged: Staged, *, published: bool) -> dict[str, object]:
         "buckets": len(staged.plan.buckets),
         "planned_readings": staged.plan.estimated_readings,
         "workers": worker_figures(staged.audit.outcomes),
+        "events_in": accounts.events_incoming,
+        "events_new": accounts.events_new if published else 0,
+        "events_duplicates": accounts.events_duplicates,
+        "events_set_aside": staged.audit.event_set_aside,
     }
 
 

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from glucosestream.config import QualitySettings
 from glucosestream.engines import Engine
+from glucosestream.events import EVENT_SCHEMA
 from glucosestream.lake import (
     DeviceRecord,
     Lakehouse,
@@ -33,6 +34,13 @@ from glucosestream.metrics import (
     touched_days,
 )
 from glucosestream.pipeline.discovery import discover
+from glucosestream.pipeline.event_merge import (
+    PATIENT_DAYS,
+    MergedEvents,
+    event_days,
+    merge_events,
+    read_curated_events,
+)
 from glucosestream.pipeline.first_arrival import new_readings
 from glucosestream.pipeline.periods import closed_periods, first_period
 from glucosestream.pipeline.rolling_summary import rolling_history_start, rolling_summaries
@@ -47,6 +55,7 @@ from glucosestream.quality import (
     CheckResult,
     StagedRun,
     run_checks,
+    set_aside_events,
     set_aside_rows,
 )
 from glucosestream.readings import READING_SCHEMA
@@ -91,6 +100,7 @@ class Bucket:
     prefix: str
     arrived: pa.Table
     patient_keys: tuple[str, ...] = ()
+    events: pa.Table = field(default_factory=EVENT_SCHEMA.empty_table)  # that arrived for it
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +112,8 @@ class BucketTables:
     incoming_rows: int
     tables: dict[str, tuple[pa.Table, Scope]]
     set_aside: pa.Table  # quality.SET_ASIDE_SCHEMA: the incoming readings kept out, and why
+    incoming_events: int
+    event_set_aside: pa.Table  # the same for the incoming events
     days: int
     period_count: int
     devices: tuple[DeviceRecord, ...]
@@ -131,13 +143,24 @@ def process_bucket(work: BucketWork, bucket: Bucket, timer: StepSeconds) -> Buck
     with timer.step("transform"):
         out = _transform(work, bucket, merged)
     with timer.step("audit"):
-        staged = StagedRun(merged.new, merged.every, out.daily, out.days, merged.incoming)
+        events = merged.events
+        staged = StagedRun(
+            merged.new,
+            merged.every,
+            out.daily,
+            out.days,
+            merged.incoming,
+            incoming_events=events.incoming,
+            all_events=events.every,
+        )
         checks = run_checks(staged, work.quality)
     return BucketTables(
         prefix=bucket.prefix,
         incoming_rows=merged.arrived_rows,
         tables=out.tables,
         set_aside=merged.set_aside,
+        incoming_events=merged.events.arrived_rows,
+        event_set_aside=merged.events.set_aside,
         days=out.days.num_rows,
         period_count=out.period_count,
         devices=_devices(merged.new),
@@ -154,29 +177,36 @@ class _Merged:
     every: pa.Table  # the curated history the run read, and the new readings
     first_period_day: dt.date | None
     history: pa.Table  # every, and the older readings the rolling summary needs
+    events: MergedEvents
 
 
 def _merge(work: BucketWork, bucket: Bucket) -> _Merged:
-    """Set aside the readings the row checks refuse; read the curated history the run needs
-    and keep the first arrival of each new key (``first_arrival``)."""
+    """Set aside the readings and events the row checks refuse; read the curated history the
+    run needs and keep the first arrival of each new key (``first_arrival``; the events':
+    ``event_merge``)."""
     arrived = bucket.arrived
     admitted = set_aside_rows(arrived, work.quality)
+    events = set_aside_events(bucket.events, work.quality)
     incoming = admitted.kept
     keys = set(pc.unique(incoming["patient_key"]).to_pylist())
+    keys |= set(pc.unique(events.kept["patient_key"]).to_pylist())
     since = first_period_day = None
     if work.full_refresh:
         keys |= set(bucket.patient_keys)
-    elif incoming.num_rows:
-        first_period_day = _first_period(work, incoming)
-        since = _history_start(incoming, first_period_day)
+    elif incoming.num_rows or events.kept.num_rows:
+        new_days = _concat_days([touched_days(work.engine, incoming), event_days(events.kept)])
+        first_period_day = _first_period(work, new_days)
+        since = _history_start(_earliest(incoming, events.kept), first_period_day)
     read_since = rolling_history_start(incoming, since)  # one read for both
     older = work.lake.read_readings(_published(work, "readings"), keys, read_since)
     curated = older if since == read_since else older.filter(pc.field("ts") >= since)
     new = new_readings(incoming, curated)
     every = _concat([curated, new])
     history = every if curated is older else _concat([older, new])
+    stored = read_curated_events(work.lake, _published(work, "events"), keys, since)
+    merged_events = merge_events(events, bucket.events.num_rows, stored)
     merged = (arrived.num_rows, admitted.set_aside, incoming, new, every, first_period_day)
-    return _Merged(*merged, history)
+    return _Merged(*merged, history, merged_events)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +223,7 @@ def _transform(work: BucketWork, bucket: Bucket, merged: _Merged) -> _Transforme
     every, new = merged.every, merged.new
     dated = every.append_column("local_date", local_dates(every))  # once, for both
     all_days = touched_days(work.engine, dated)
-    days, scope = _days_to_compute(work, bucket, all_days, new)
+    days, scope = _days_to_compute(work, bucket, all_days, new, merged.events.new)
     daily = compute_daily_metrics(
         work.engine, dated, days, run_id=work.run_id, computed_at=work.computed_at
     )
@@ -207,6 +237,7 @@ def _transform(work: BucketWork, bucket: Bucket, merged: _Merged) -> _Transforme
     summaries, summary_scope = _summaries(work, bucket, merged.history, merged.incoming)
     tables = {
         "readings": (new, Scope()),
+        "events": (merged.events.new, Scope()),
         "daily": (daily, scope),
         "periods": (results.periods, period_scope),
         "episodes": (results.episodes, period_scope),
@@ -245,10 +276,10 @@ def _periods_to_compute(
     return closed_periods(all_days.slice(0, 0), None, None), Scope()
 
 
-def _first_period(work: BucketWork, incoming: pa.Table) -> dt.date | None:
-    """The first period to recompute: the one holding the earliest new day or the last day
-    published before this run, if that period is closed now (see pipeline.periods)."""
-    days = touched_days(work.engine, incoming)
+def _first_period(work: BucketWork, days: pa.Table) -> dt.date | None:
+    """The first period to recompute: the one holding the earliest new day (``days``: of the
+    new readings and events) or the last day published before this run, if that period is
+    closed now (see pipeline.periods)."""
     span = days.group_by("patient_key").aggregate([("date", "min"), ("date", "max")])
     new_days = {
         key: (low, high)
@@ -262,11 +293,17 @@ def _first_period(work: BucketWork, incoming: pa.Table) -> dt.date | None:
     return first_period(new_days, work.lake.last_days(_published(work, "daily"), new_days))
 
 
-def _history_start(incoming: pa.Table, first_period_day: dt.date | None) -> dt.datetime:
+def _earliest(incoming: pa.Table, events: pa.Table) -> dt.datetime:
+    """The earliest time of the incoming readings and events (one of them has rows)."""
+    times: list[dt.datetime] = [pc.min(t["ts"]).as_py() for t in (incoming, events) if t.num_rows]
+    return min(times)
+
+
+def _history_start(earliest: dt.datetime, first_period_day: dt.date | None) -> dt.datetime:
     """Curated rows from here on hold every day and period the run recomputes: 26 hours
-    before the earliest new reading, or a day before the first period (a local day starts
-    at most 14 hours before its UTC date)."""
-    since: dt.datetime = pc.min(incoming["ts"]).as_py() - _HISTORY_MARGIN
+    before the earliest new reading or event, or a day before the first period (a local day
+    starts at most 14 hours before its UTC date)."""
+    since = earliest - _HISTORY_MARGIN
     if first_period_day is not None:
         day_before = first_period_day - dt.timedelta(days=1)
         since = min(since, dt.datetime.combine(day_before, dt.time(), tzinfo=dt.UTC))
@@ -321,16 +358,17 @@ def _devices(new: pa.Table) -> tuple[DeviceRecord, ...]:
 
 
 def _days_to_compute(
-    work: BucketWork, bucket: Bucket, all_days: pa.Table, new: pa.Table
+    work: BucketWork, bucket: Bucket, all_days: pa.Table, new: pa.Table, new_events: pa.Table
 ) -> tuple[pa.Table, Scope]:
     """A full refresh recomputes every day of the bucket. An incremental run recomputes, for
-    each patient with new readings, every day from the earliest local day a new reading of
-    that patient falls on. Per patient, not one range for the bucket: a date begins 19 hours
-    earlier in Sydney than in Los Angeles (26 between the extreme zones), so the bucket's
-    earliest new day could begin, for another patient, before the history the run read."""
+    each patient with new readings or events, every day from the earliest local day a new
+    reading or event of that patient falls on. Per patient, not one range for the bucket: a
+    date begins 19 hours earlier in Sydney than in Los Angeles (26 between the extreme
+    zones), so the bucket's earliest new day could begin, for another patient, before the
+    history the run read."""
     if work.full_refresh:
         return all_days, Scope(prefix=bucket.prefix)
-    touched = touched_days(work.engine, new)
+    touched = _concat_days([touched_days(work.engine, new), event_days(new_events)])
     if touched.num_rows == 0:
         return touched, Scope()
     first = touched.group_by("patient_key").aggregate([("date", "min")])
@@ -338,6 +376,11 @@ def _days_to_compute(
         dict(zip(first["patient_key"].to_pylist(), first["date_min"].to_pylist(), strict=True))
     )
     return all_days.filter(scope.covers(all_days)), scope
+
+
+def _concat_days(tables: list[pa.Table]) -> pa.Table:
+    """(patient_key, date) tables as one (a day may repeat)."""
+    return pa.concat_tables([t.select(["patient_key", "date"]).cast(PATIENT_DAYS) for t in tables])
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:

@@ -1,8 +1,9 @@
 """The table registry: every Iceberg table of the lake, in the order a run publishes them.
 
-Each stage owns its rows' schema: ``readings`` (curated.readings), ``metrics.daily`` and
-``metrics.result_schemas`` (the results tables), ``pipeline.rolling_summary`` (the rolling
-summary, results.patient_summaries), ``pipeline.sensor_wear`` (sensor sessions). This
+Each stage owns its rows' schema: ``readings`` (curated.readings), ``events``
+(curated.events), ``metrics.daily`` and ``metrics.result_schemas`` (the results tables),
+``pipeline.rolling_summary`` (the rolling summary, results.patient_summaries),
+``pipeline.sensor_wear`` (sensor sessions). This
 module gives each its identifier, partitioning, write order, date column and properties, and is
 the one list of tables: the lake is opened with ``TABLES`` (``open_lakehouse(settings, TABLES)``),
 a run stages one output per entry and publishes one snapshot row per entry. Adding a table is
@@ -22,8 +23,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from pyiceberg.transforms import DayTransform, TruncateTransform
+from pyiceberg.transforms import DayTransform, MonthTransform, TruncateTransform
 
+from glucosestream.events import EVENT_SCHEMA
 from glucosestream.lake import TableRegistry, TableSpec
 from glucosestream.metrics.daily import DAILY_METRICS_SCHEMA
 from glucosestream.metrics.result_schemas import (
@@ -39,6 +41,7 @@ __all__ = [
     "AGP_PROFILE",
     "DAILY_METRICS",
     "EPISODES",
+    "EVENTS",
     "PATIENT_SUMMARIES",
     "PERIOD_METRICS",
     "READINGS",
@@ -56,6 +59,19 @@ READINGS: Final = TableSpec(
     "readings",
     # Small row groups of key-sorted rows let a reader skip to one patient's rows inside a file
     # (one patient's 14 days: 0.25 s with the default of a million rows per group).
+    properties=(("write.parquet.row-group-limit", "16384"),),
+    write="append",
+)
+# Events (insulin, carbs, exercise, device events; ``events``): a patient has tens a day
+# against 288 readings (a pump with automated delivery: a basal segment every 5 minutes at
+# most), so a month of them per partition, not a day, keeps files from being tiny.
+EVENTS: Final = TableSpec(
+    ("curated", "events"),
+    EVENT_SCHEMA,
+    (*_BY_KEY_PREFIX, ("ts", MonthTransform(), "ts_month")),
+    ("patient_key", "device_id", "ts"),
+    "events",
+    "ts",
     properties=(("write.parquet.row-group-limit", "16384"),),
     write="append",
 )
@@ -109,6 +125,7 @@ SENSOR_SESSIONS: Final = TableSpec(
 TABLES: Final = TableRegistry(
     (
         READINGS,
+        EVENTS,
         DAILY_METRICS,
         PERIOD_METRICS,
         EPISODES,

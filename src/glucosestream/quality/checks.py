@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from glucosestream.config import QualitySettings
 from glucosestream.quality.duplicate_sensor import check_duplicate_sensor
+from glucosestream.quality.event_key import EVENT_IDENTITY, event_identity
 from glucosestream.quality.staged import CheckResult, StagedRun
 from glucosestream.readings import in_order
 
@@ -59,6 +60,8 @@ class BatchCounts:
     duplicates: int
     quarantined: int
     rows: int
+    events_accepted: int = 0  # the manifest's events.accepted
+    event_rows: int = 0  # the rows its events file holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,10 @@ class RunAccounts:
     new_rows: int
     duplicates_at_merge: int
     set_aside_rows: int = 0
+    events_incoming: int = 0
+    events_new: int = 0
+    events_duplicates: int = 0  # at the merge: incoming - set aside - new
+    events_set_aside: int = 0
 
 
 def _result(name: str, failed: int, detail: str, batch_ids: list[str] | None = None) -> CheckResult:
@@ -116,6 +123,23 @@ def check_every_reading_lands(run: StagedRun, settings: QualitySettings) -> Chec
     )
 
 
+def check_every_event_lands(run: StagedRun, settings: QualitySettings) -> CheckResult:
+    """Every incoming event is in the lake after the merge, published before or new now (as
+    ``check_every_reading_lands``: the run's event duplicates are then a measurement)."""
+    if run.incoming_events is None or run.all_events is None or not run.incoming_events.num_rows:
+        return _result("every_event_lands", 0, "")
+    keys = list(EVENT_IDENTITY)
+    lost = (
+        event_identity(run.incoming_events)
+        .select(keys)
+        .join(event_identity(run.all_events).select(keys), keys, join_type="left anti")
+        .num_rows
+    )
+    return _result(
+        "every_event_lands", lost, f"{lost} incoming events are neither new nor already in the lake"
+    )
+
+
 def _same_keys_in_order(incoming: pa.Table, lake: pa.Table) -> bool:
     """Whether both tables are in key order and ``incoming``'s distinct keys are ``lake``'s
     keys, row for row (a full run: nothing was published before). Then every incoming key is
@@ -134,12 +158,13 @@ def in_key_order(rows: pa.Table) -> bool:
     return in_order(rows, READING_KEY)
 
 
-def repeats_previous_key(rows: pa.Table) -> pa.ChunkedArray:
-    """Whether each row's ``READING_KEY`` equals the previous row's (a null key part equals a
-    null one, as keys group in SQL); False for the first row, and no nulls. On rows in key
-    order, the rows a key repeats on are exactly its second and later occurrences."""
+def repeats_previous_key(rows: pa.Table, key: Sequence[str] = READING_KEY) -> pa.ChunkedArray:
+    """Whether each row's ``key`` (a reading's by default) equals the previous row's (a null
+    key part equals a null one, as keys group in SQL); False for the first row, and no nulls.
+    On rows in key order, the rows a key repeats on are exactly its second and later
+    occurrences."""
     n = rows.num_rows
-    parts = [_equals_previous(rows[name]) for name in READING_KEY]
+    parts = [_equals_previous(rows[name]) for name in key]
     same = parts[0]
     for part in parts[1:]:
         same = pc.and_(same, part)
@@ -185,18 +210,25 @@ def check_complete_days(run: StagedRun, settings: QualitySettings) -> CheckResul
 
 def check_reconciliation(run: RunAccounts) -> CheckResult:
     """received = accepted + duplicates + quarantined per batch, each batch file holds its
-    accepted rows, and every incoming row is new, a duplicate or set aside."""
+    accepted rows (readings and events), and every incoming row (reading or event) is new, a
+    duplicate or set aside."""
     bad = [
         batch_id
         for batch_id, c in run.batches.items()
-        if c.received != c.accepted + c.duplicates + c.quarantined or c.accepted != c.rows
+        if c.received != c.accepted + c.duplicates + c.quarantined
+        or c.accepted != c.rows
+        or c.events_accepted != c.event_rows
     ]
     merge_gap = run.incoming_rows - (run.new_rows + run.duplicates_at_merge + run.set_aside_rows)
+    event_gap = run.events_incoming - (
+        run.events_new + run.events_duplicates + run.events_set_aside
+    )
     return _result(
         "reconciliation",
-        len(bad) + abs(merge_gap),
-        f"{len(bad)} batches where received != accepted + duplicates + quarantined or the "
-        f"file does not hold its accepted rows; merge off by {merge_gap}",
+        len(bad) + abs(merge_gap) + abs(event_gap),
+        f"{len(bad)} batches where received != accepted + duplicates + quarantined or a "
+        f"file does not hold its accepted rows; merge off by {merge_gap} readings and "
+        f"{event_gap} events",
         bad,
     )
 
@@ -204,6 +236,7 @@ def check_reconciliation(run: RunAccounts) -> CheckResult:
 CHECKS: Final[tuple[Callable[[StagedRun, QualitySettings], CheckResult], ...]] = (
     check_unique_readings,
     check_every_reading_lands,
+    check_every_event_lands,
     check_daily_bounds,
     check_complete_days,
     check_duplicate_sensor,

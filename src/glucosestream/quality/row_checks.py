@@ -14,7 +14,7 @@ all but ``glucose_range``, whose limits are the gate's own (``QualitySettings``)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -133,12 +133,15 @@ def count_set_aside(set_aside: pa.Table) -> dict[tuple[str, str], int]:
     }
 
 
-def set_aside_rows(readings: pa.Table, settings: QualitySettings) -> SetAsideRows:
-    """Split ``readings`` (canonical schema) into the rows every check passes and the rest."""
+def set_aside_rows(
+    readings: pa.Table, settings: QualitySettings, checks: Sequence[RowCheck] = ROW_CHECKS
+) -> SetAsideRows:
+    """Split ``readings`` (canonical schema) into the rows every check passes and the rest
+    (``checks``: the events' are ``event_row_checks.EVENT_ROW_CHECKS``)."""
     if readings.num_rows == 0:
         return SetAsideRows(readings, SET_ASIDE_SCHEMA.empty_table())
     reason = pa.nulls(readings.num_rows, pa.string())
-    for check in ROW_CHECKS:
+    for check in checks:
         failing = pc.and_(pc.is_null(reason), check.offending(readings, settings))
         reason = pc.if_else(failing, pa.scalar(check.name), reason)
     bad = pc.is_valid(reason)
@@ -149,10 +152,12 @@ def set_aside_rows(readings: pa.Table, settings: QualitySettings) -> SetAsideRow
     return SetAsideRows(readings.filter(pc.invert(bad)), aside.cast(SET_ASIDE_SCHEMA))
 
 
-def row_check_results(set_aside_by_reason: Mapping[str, int]) -> list[CheckResult]:
+def row_check_results(
+    set_aside_by_reason: Mapping[str, int], checks: Sequence[RowCheck] = ROW_CHECKS
+) -> list[CheckResult]:
     """One passed result per row check, saying how many rows it set aside over the run."""
     results = []
-    for check in ROW_CHECKS:
+    for check in checks:
         n = set_aside_by_reason.get(check.name, 0)
         detail = f"{n} set aside: {check.detail}" if n else "ok"
         results.append(CheckResult(check.name, True, 0, detail, set_aside=n))

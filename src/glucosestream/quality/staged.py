@@ -18,6 +18,8 @@ class StagedRun:
     daily: pa.Table
     days: pa.Table
     incoming: pa.Table | None = None  # the bucket's readings the merge took (after set-aside)
+    incoming_events: pa.Table | None = None  # the bucket's events the merge took (after set-aside)
+    all_events: pa.Table | None = None  # the curated events the run read, and the new ones
 
 
 @dataclass(frozen=True, slots=True)
