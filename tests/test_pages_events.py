@@ -8,10 +8,15 @@ whatever the lake side does; the end-to-end test (ingest, run, page) waits for i
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
 import re
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,14 +26,16 @@ from fastapi.testclient import TestClient
 from glucosestream.app import create_app
 from glucosestream.dashboard.insulin_carbs import insulin_carbs
 from glucosestream.dashboard.patientdata import local_readings
+from glucosestream.dashboard.pdf import CHROMIUM
 from glucosestream.dashboard.report import render_agp_html
 from glucosestream.dashboard.trace_markers import trace_markers
-from glucosestream.ingest import ingest_records
+from glucosestream.ingest import IngestReport, ingest_records
 from glucosestream.ingest.identity import patient_key
 from glucosestream.pipeline import run_pipeline
 from glucosestream.pipeline.table_registry import TABLES
 from glucosestream.published import PublishedRun
 
+from .browser_harness import chromium, logged_in, served
 from .conftest import SECRET
 from .test_dashboard_lake import login
 from .test_published_events import event, event_table
@@ -329,8 +336,9 @@ def test_the_agp_report_stays_glucose_only(lake, with_events):
 
 
 @pytest.mark.xfail(
-    "events" not in TABLES.shorts,
-    reason="waits for helper E: curated.events published and the daily event columns filled",
+    "events" not in TABLES.shorts
+    or "events_accepted" not in {f.name for f in dataclasses.fields(IngestReport)},
+    reason="waits for helper D (ingest writes events) and E (curated.events, daily columns)",
     strict=True,
 )
 def test_ingested_treatments_reach_the_page(tmp_path, settings):
@@ -366,3 +374,57 @@ def test_ingested_treatments_reach_the_page(tmp_path, settings):
         ("07:30", "bolus"),
         ("07:30", "carbs"),
     }
+
+
+# In a browser (slow tier) --------------------------------------------------------------------
+
+SHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "issue19"
+
+
+@pytest.mark.parametrize("unit", ["mg_dl", "mmol_l"])
+@pytest.mark.slow
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}")
+def test_the_browser_draws_the_markers_and_their_legend(lake, with_events, unit):
+    settings, key = lake
+    with served(create_app(settings, clock=lambda: NOW)) as base, chromium() as browser:
+        page, errors = logged_in(browser, base, "gs_admin", width=1200, height=1400)
+        page.context.add_cookies([{"name": "gs_unit", "value": unit, "url": base}])
+        page.goto(f"{base}/patients/{key}")
+        page.wait_for_selector("body[data-rendered='1']")
+        chart = page.locator("#chart-traces")
+        legend = chart.locator(".legend").text_content() or ""
+        for name in ("Glucose", "Bolus (U)", "Automatic bolus (U)", "Carbs (g)"):
+            assert name in legend, legend
+        labels = chart.locator(".textpoint text").all_text_contents()
+        assert labels.count("4.5 U") == 14  # the meal boluses; the automatic one unlabelled
+        assert labels.count("60 g") == 14
+        assert labels.count("15 g") == 1
+        ticks = chart.locator(".ytick text").all_text_contents()
+        assert ticks[:4] == (["54", "70", "180", "250"] if unit == "mg_dl" else
+                             ["3.0", "3.9", "10.0", "13.9"])  # fmt: skip
+        assert "15 boluses" in (chart.get_attribute("aria-label") or "")
+        summary = page.locator("#insulin-carbs").inner_text()
+        assert "20.0 U" in summary
+        assert "not recorded" in summary
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.locator("#insulin-carbs").scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / f"patient-page-{unit}.png"), full_page=True)
+        chart.screenshot(path=str(SHOTS / f"daily-traces-markers-{unit}.png"))
+        assert errors == []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}")
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils not installed")
+def test_the_agp_pdf_stays_glucose_only(lake, with_events, tmp_path):
+    from glucosestream.dashboard.report import render_agp_pdf
+
+    settings, key = lake
+    out = tmp_path / "agp.pdf"
+    with ThreadPoolExecutor(1) as pool:  # Playwright's sync API wants a thread of its own
+        pool.submit(render_agp_pdf, settings, key, out, unit="mmol_l").result()
+    text = subprocess.run(
+        ["pdftotext", str(out), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "daily glucose profiles" in text.lower()  # the report is all there
+    assert INSULIN_WORDS.search(text) is None, INSULIN_WORDS.search(text)

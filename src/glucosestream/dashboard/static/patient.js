@@ -85,12 +85,13 @@
       showarrow: false, font: { size: 10, color: "#52606d" } });
   }
   // Bolus (blue triangles, units) and carb (orange circles, grams) markers on the traces, at
-  // the glucose of their moment (trace_markers.py); one with no reading near sits at the top.
+  // the glucose of their moment (trace_markers.py): a bolus just above the line pointing at
+  // it, carbs just below, so a meal bolus shows both; with no reading near, at the top.
   const top = Math.ceil(Math.max(350, ...d.traces.flatMap((x) => x.mg_dl)) / 50) * 50;
   const markers = d.markers || [];
   const markerTrace = (list, name, what, unit, style) => ({
     x: list.map((e) => stamp(e.date, e.minute)),
-    y: list.map((e) => gs.convert(e.mg_dl === null ? top * 0.96 : e.mg_dl)),
+    y: list.map((e) => gs.convert(e.mg_dl === null ? top * 0.96 : e.mg_dl + style.offset)),
     type: "scatter", mode: style.label ? "markers+text" : "markers", name,
     text: list.map((e) => style.label ? e.amount + " " + unit : ""),
     textposition: style.position, textfont: { size: 9, color: style.color },
@@ -104,11 +105,14 @@
   const ofKind = (kind, test) => markers.filter((e) => e.kind === kind && test(e));
   const markerTraces = [
     markerTrace(ofKind("bolus", (e) => e.subtype !== "automatic"), "Bolus (U)", "bolus", "U",
-      { symbol: "triangle-down", color: "#1d4ed8", size: 10, label: true, position: "top center" }),
+      { symbol: "triangle-down", color: "#1d4ed8", size: 10, label: true, position: "top center",
+        offset: 18 }),
     markerTrace(ofKind("bolus", (e) => e.subtype === "automatic"), "Automatic bolus (U)",
-      "automatic bolus", "U", { symbol: "triangle-down", color: "#60a5fa", size: 6, label: false }),
+      "automatic bolus", "U",
+      { symbol: "triangle-down", color: "#60a5fa", size: 6, label: false, offset: 10 }),
     markerTrace(ofKind("carbs", () => true), "Carbs (g)", "carbs", "g",
-      { symbol: "circle", color: "#c2410c", size: 9, label: true, position: "bottom center" }),
+      { symbol: "circle", color: "#c2410c", size: 9, label: true, position: "bottom center",
+        offset: -18 }),
   ].filter((t) => t.x.length);
   traces.push(...markerTraces);
   // The x axis spans the days drawn, midnight to midnight (the partial day's label would
