@@ -59,6 +59,9 @@ def described(datum):
         if sub == "status":
             return [("device", "pump_suspend", {"duration_min": minutes})]
         return []  # alarm, calibration, timeChange
+    if kind == "insulin":  # the docs' example: a mix of compounds, no acting type
+        assert "simple" not in datum["formulation"]
+        return [("bolus", None, {"units": datum["dose"]["total"]})]
     assert kind == "food"
     assert "nutrition" not in datum  # the docs' food has only its weight
     return []
@@ -82,9 +85,11 @@ def test_every_documented_example_becomes_the_event_its_docs_describe():
     assert (fmt, parsed.rows.num_rows) == ("tidepool", 0)
     assert parsed.events.schema == RAW_EVENT_SCHEMA
     got = defaultdict(list)
+    problems = {}
     for row in parsed.events.to_pylist():
         got[row["line"]].append(as_numbers(row))
-        assert row["problem"] is None
+        if row["problem"] is not None:
+            problems[row["line"]] = row["problem"]
     expected = {}
     for line, datum in enumerate(examples.values(), start=1):
         events = [
@@ -94,6 +99,8 @@ def test_every_documented_example_becomes_the_event_its_docs_describe():
             expected[line] = events
     assert dict(got) == expected
     assert parsed.skipped == len(examples) - len(expected)
+    insulin = list(examples).index("insulin_insulin") + 1
+    assert problems == {insulin: "an insulin dose whose formulation gives no actingType"}
     # Each event keeps its datum's instant and device.
     datums = list(examples.values())
     for row in parsed.events.to_pylist():
@@ -120,6 +127,7 @@ def test_the_examples_cover_every_mapped_type():
         ("deviceEvent", "reservoirChange"),
         ("deviceEvent", "prime"),
         ("deviceEvent", "status"),
+        ("insulin", None),
     }
 
 
@@ -147,7 +155,7 @@ def read_datums(tmp_path, datums):
     return brief, parsed.skipped
 
 
-def test_food_carbohydrate_wizard_exchanges_and_percent_temp_basals(tmp_path):
+def test_food_wizard_exchanges_percent_temp_basals_and_pen_doses(tmp_path):
     rows, skipped = read_datums(
         tmp_path,
         [
@@ -167,6 +175,21 @@ def test_food_carbohydrate_wizard_exchanges_and_percent_temp_basals(tmp_path):
             {"type": "deviceEvent", "subType": "status", "status": "resumed"},
             {"type": "upload"},
             {"type": "insulin", "dose": {"total": 4, "units": "Units"}},
+            {
+                "type": "insulin",
+                "dose": {"total": 4, "units": "Units"},
+                "formulation": {"simple": {"actingType": "rapid"}},
+            },
+            {
+                "type": "insulin",
+                "dose": {"total": 22, "units": "Units"},
+                "formulation": {"simple": {"actingType": "long", "brand": "Tresiba"}},
+            },
+            {
+                "type": "insulin",
+                "dose": {"total": 10, "units": "mL"},
+                "formulation": {"simple": {"actingType": "intermediate"}},
+            },
         ],
     )
     assert rows == [
@@ -177,8 +200,18 @@ def test_food_carbohydrate_wizard_exchanges_and_percent_temp_basals(tmp_path):
         (6, "exercise", None, {"duration_min": "90.0"}, None),
         (7, "exercise", None, {"duration_min": "15.0"}, None),
         (8, "device", "pump_resume", {}, None),
+        (
+            10,
+            "bolus",
+            None,
+            {"units": "4"},
+            "an insulin dose whose formulation gives no actingType",
+        ),
+        (11, "bolus", "normal", {"units": "4"}, None),
+        (12, "basal", "injection", {"units": "22"}, None),
+        (13, "basal", "injection", {"units": "10"}, "dose in mL, not Units"),
     ]
-    assert skipped == 3  # the correction wizard, the upload, the pen dose (not in the table)
+    assert skipped == 2  # the correction wizard, the upload
 
 
 def test_hostile_values_are_problems_or_text_ingest_quarantines(tmp_path):

@@ -15,6 +15,10 @@ Tidepool's data types (TidepoolApi docs/device-data/data-types) and what each be
                 a bolus embedded as an object (the upload form) is read as a bolus, same line
     smbg        smbg (``value`` in ``units``)
     bloodKetone ketone blood (``value``, mmol/L)
+    insulin     a dose not from a pump (a pen, logged on a CGM receiver or meter):
+                ``formulation.simple.actingType`` rapid | short -> bolus normal, intermediate |
+                long -> basal injection, ``dose.total`` U (``dose.units`` Units); a dose whose
+                formulation gives no acting type is quarantined, not guessed
     physicalActivity  exercise: ``duration`` ({value, units: seconds|minutes|hours}) and
                 ``reportedIntensity`` (low|medium|high)
     deviceEvent reservoirChange -> device cartridge_change; prime of the ``cannula`` -> device
@@ -48,6 +52,12 @@ _BASAL_SUBTYPES: Final = {
 }
 _BOLUS_SUBTYPES: Final = {"normal": "normal", "automated": "automatic"}
 _STATUS_SUBTYPES: Final = {"suspended": "pump_suspend", "resumed": "pump_resume"}
+_ACTING: Final = {
+    "rapid": ("bolus", "normal"),
+    "short": ("bolus", "normal"),
+    "intermediate": ("basal", "injection"),
+    "long": ("basal", "injection"),
+}
 # A number Tidepool stores is never longer than this as text; a longer value is not passed on.
 _NUMBER_CHARS: Final = 32
 
@@ -197,6 +207,22 @@ def _wizard(at: _At, datum: Datum) -> bool:
     return added
 
 
+def _insulin(at: _At, datum: Datum) -> bool:
+    dose = datum.get("dose")
+    dose = dose if isinstance(dose, Mapping) else {}
+    formulation = datum.get("formulation")
+    simple = formulation.get("simple") if isinstance(formulation, Mapping) else None
+    acting = field_text(simple.get("actingType")) if isinstance(simple, Mapping) else None
+    kind, subtype = _ACTING.get(acting or "", ("bolus", None))
+    units, problem = _number(dose.get("total"), "dose.total")
+    if dose.get("units") not in (None, "Units"):
+        problem = problem or f"dose in {field_text(dose.get('units'))!s:.32}, not Units"
+    if subtype is None:
+        problem = problem or "an insulin dose whose formulation gives no actingType"
+    at.add(kind, subtype, units=units, problem=problem)
+    return True
+
+
 def _smbg(at: _At, datum: Datum) -> bool:
     glucose, problem = _number(datum.get("value"), "value")
     at.add("smbg", None, glucose=glucose, unit=field_text(datum.get("units")), problem=problem)
@@ -248,6 +274,7 @@ _MAPPERS: Final[dict[str, Callable[[_At, Datum], bool]]] = {
     "basal": _basal,
     "food": _food,
     "wizard": _wizard,
+    "insulin": _insulin,
     "smbg": _smbg,
     "bloodKetone": _ketone,
     "physicalActivity": _activity,
