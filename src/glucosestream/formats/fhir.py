@@ -14,11 +14,14 @@ match its code, or an observation whose status is ``entered-in-error`` or ``canc
 quarantined with that reason. A ``comparator`` of ``<``/``<=`` (``>``/``>=``) marks a value below
 (above) the sensor's range: the reading is flagged ``SENSOR_LOW`` (``SENSOR_HIGH``).
 
+Blood glucose observations (2339-0 and the like: a meter or a lab, not a sensor), carbohydrate
+intake and insulin administrations are events (``fhir_events``; the CGM IG itself has none).
 Every other resource is skipped: ``Patient`` and ``Device`` (names, birth dates, serial
-numbers; only used to resolve references), summary observations (mean glucose, times in ranges,
-GMI, …) and generic glucose codes such as 2339-0 (blood glucose, usually a meter or a lab, not a
-sensor). The patient id is the referenced ``Patient``'s first identifier (``system|value``, or
-the value alone when it has no system) when the bundle holds it, else the reference
+numbers; only used to resolve references) and summary observations (mean glucose, times in
+ranges, GMI, …).
+
+The patient id is the referenced ``Patient``'s first identifier (``system|value``, or the
+value alone when it has no system) when the bundle holds it, else the reference
 (``Patient/123``). The device is the referenced ``Device``'s serial number (or the bundle's only
 ``Device``), else the reference. The line of a reading is its 1-based entry index (its line in
 NDJSON).
@@ -33,13 +36,20 @@ from typing import Any, Final
 
 from glucosestream.errors import InvalidInput
 from glucosestream.formats.delimited import read_text
+from glucosestream.formats.event_rows import EventBuilder
+from glucosestream.formats.fhir_events import (
+    LOINC,
+    Origin,
+    add_resource_events,
+    as_list,
+    as_mapping,
+)
 from glucosestream.formats.jsontext import decode_json, field_text
 from glucosestream.formats.rows import ParsedFile, RowBuilder
 from glucosestream.readings import ReadingFlag
 
 __all__ = ["looks_like_fhir", "read_fhir"]
 
-LOINC: Final = "http://loinc.org"
 # hl7.fhir.uv.cgm 1.0.0: CGM sensor reading profiles, mass and molar, with their UCUM units.
 SENSOR_READING_UNITS: Final = {"99504-3": "mg/dL", "105272-9": "mmol/L"}
 _RETRACTED: Final = frozenset({"entered-in-error", "cancelled"})
@@ -64,14 +74,16 @@ def read_fhir(path: Path) -> ParsedFile:
     index = _reference_index([r for _, r in resources])
     devices = [r for _, r in resources if r.get("resourceType") == "Device"]
     only_device = devices[0] if len(devices) == 1 else None
-    rows = RowBuilder()
+    rows, events = RowBuilder(), EventBuilder()
     skipped = 0
     for line, resource in resources:
         unit = _sensor_unit(resource)
         if unit is None:
-            skipped += 1
+            origin = Origin(_patient_id(resource, index), _device_id(resource, index, only_device))
+            if not add_resource_events(events, line, resource, origin):
+                skipped += 1
             continue
-        quantity = _mapping(resource.get("valueQuantity"))
+        quantity = as_mapping(resource.get("valueQuantity"))
         received_unit = field_text(quantity.get("code") or quantity.get("unit"))
         rows.add(
             line,
@@ -83,7 +95,7 @@ def read_fhir(path: Path) -> ParsedFile:
             flags=_COMPARATOR_FLAGS.get(str(quantity.get("comparator")), 0),
             problem=_problem(resource, unit, received_unit),
         )
-    return ParsedFile(rows.table(), skipped=skipped)
+    return ParsedFile(rows.table(), skipped=skipped, events=events.table() if events else None)
 
 
 def _resources(text: str, source: str) -> list[tuple[int, Resource]]:
@@ -137,9 +149,9 @@ def _sensor_unit(resource: Resource) -> str | None:
     """The unit a CGM sensor-reading Observation must have; None for anything else."""
     if resource.get("resourceType") != "Observation":
         return None
-    for coding in _list(_mapping(resource.get("code")).get("coding")):
-        code = _mapping(coding).get("code")
-        if _mapping(coding).get("system") == LOINC and isinstance(code, str):
+    for coding in as_list(as_mapping(resource.get("code")).get("coding")):
+        code = as_mapping(coding).get("code")
+        if as_mapping(coding).get("system") == LOINC and isinstance(code, str):
             unit = SENSOR_READING_UNITS.get(code)
             if unit is not None:
                 return unit
@@ -156,13 +168,13 @@ def _problem(resource: Resource, expected_unit: str, received_unit: object) -> s
 
 
 def _patient_id(resource: Resource, index: dict[str, Resource]) -> str | None:
-    reference = field_text(_mapping(resource.get("subject")).get("reference"))
+    reference = field_text(as_mapping(resource.get("subject")).get("reference"))
     if not reference:
         return None
-    for identifier in _list(_mapping(index.get(reference)).get("identifier")):
-        value = _mapping(identifier).get("value")
+    for identifier in as_list(as_mapping(index.get(reference)).get("identifier")):
+        value = as_mapping(identifier).get("value")
         if isinstance(value, str) and value:
-            system = field_text(_mapping(identifier).get("system"))
+            system = field_text(as_mapping(identifier).get("system"))
             return f"{system}|{value}" if system else value
     return reference
 
@@ -170,18 +182,8 @@ def _patient_id(resource: Resource, index: dict[str, Resource]) -> str | None:
 def _device_id(
     resource: Resource, index: dict[str, Resource], only_device: Resource | None
 ) -> str | None:
-    reference = field_text(_mapping(resource.get("device")).get("reference"))
+    reference = field_text(as_mapping(resource.get("device")).get("reference"))
     device = index.get(reference) if reference else only_device
     if device is not None and device.get("serialNumber"):
         return str(device["serialNumber"])
     return reference or None
-
-
-def _mapping(value: object) -> Mapping[str, Any]:
-    """``value`` when it is a JSON object, else an empty one (a hostile document's wrong types
-    read as absent fields)."""
-    return value if isinstance(value, Mapping) else {}
-
-
-def _list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
