@@ -10,7 +10,9 @@ per-patient definition of the same catalog: the test oracle the kernels are held
 ``calculator`` is the public entry (``compute_metrics``, ``episode_table``, ``agp_table``, and
 ``calculate_file``, which does file I/O); ``period_tables`` computes the per-period results
 tables whose schemas are in ``result_schemas``; ``daily`` runs the daily metrics as a SQL model
-(``glycemic`` is its PURE reference). Local days come from ``glucosestream.localclock``.
+(``glycemic`` is its PURE reference). ``event_totals`` gives insulin and carbohydrate per local
+day and period from the events (pump basal by ``basal_delivery``, cut at local midnight by
+``day_pieces``). Local days come from ``glucosestream.localclock``.
 Definitions and every difference from iglu: docs/metrics.md.
 """
 
@@ -24,9 +26,17 @@ from glucosestream.metrics.calculator import (
 )
 from glucosestream.metrics.daily import (
     DAILY_METRICS_SCHEMA,
+    EVENT_COLUMNS,
     compute_daily_metrics,
     local_dates,
     touched_days,
+)
+from glucosestream.metrics.event_totals import (
+    DAILY_EVENT_TOTALS_SCHEMA,
+    PERIOD_EVENT_TOTALS_SCHEMA,
+    daily_event_totals,
+    daily_rows_with_events,
+    period_event_totals,
 )
 from glucosestream.metrics.metric_options import MetricOptions
 from glucosestream.metrics.open_episode import OpenEpisode, open_episode
@@ -49,8 +59,11 @@ __all__ = [
     "AGP_PROFILE_SCHEMA",
     "ALL",
     "CONSENSUS",
+    "DAILY_EVENT_TOTALS_SCHEMA",
     "DAILY_METRICS_SCHEMA",
     "EPISODES_SCHEMA",
+    "EVENT_COLUMNS",
+    "PERIOD_EVENT_TOTALS_SCHEMA",
     "PERIOD_METRICS_SCHEMA",
     "REPORT_DAYS",
     "MetricOptions",
@@ -63,10 +76,13 @@ __all__ = [
     "compute_daily_metrics",
     "compute_metrics",
     "compute_period_metrics",
+    "daily_event_totals",
+    "daily_rows_with_events",
     "episode_rows",
     "episode_table",
     "local_dates",
     "open_episode",
+    "period_event_totals",
     "period_results",
     "report_window",
     "touched_days",

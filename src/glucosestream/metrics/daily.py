@@ -6,9 +6,10 @@ The model's thresholds and GMI coefficients are passed in as parameters from
 A row's glucose columns come from the day's readings; its insulin and carbohydrate columns
 (``EVENT_COLUMNS``: ``bolus_u``, ``basal_u``, ``insulin_total_u``, ``carbs_g``, ``boluses``,
 ``automated_pct``; names other tools read) from the day's events
-(``metrics.event_totals``). The SQL model leaves the event columns NULL; the pipeline fills
-them from the day's event totals and adds a row for a day with events and no readings:
-``readings`` = 0, ``pct_active`` = 0, the glucose columns NULL."""
+(``metrics.event_totals.daily_event_totals``). The SQL model leaves the event columns NULL;
+the pipeline fills them from the day's totals (``event_totals.daily_rows_with_events``), which
+adds a row for a day with events and no readings: ``readings`` = 0, ``pct_active`` = 0, the
+glucose columns NULL."""
 
 from __future__ import annotations
 
