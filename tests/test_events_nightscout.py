@@ -339,3 +339,27 @@ def test_any_json_records_are_events_or_skipped(records):
     lines = {r["line"] for r in rows}
     assert len(lines) + skipped == len(records)
     assert lines <= set(range(1, len(records) + 1))
+
+
+def test_a_treatments_file_is_detected_whatever_its_first_item(tmp_path):
+    path = tmp_path / "treatments.json"
+    documents = [
+        7,
+        {"eventType": "Meal Bolus", "insulin": 2, "created_at": T, "deviceId": "x"},
+        {"eventType": "Temporary Target", "created_at": T},
+    ]
+    path.write_text(json.dumps(documents))
+    assert detect_format(path) == "nightscout"
+    _, parsed = read_raw_rows(path)
+    assert brief(parsed.events.to_pylist()) == [
+        ("", None, {}, "a treatment must be a JSON object, not a number"),
+        ("bolus", "normal", {"units": "2"}, None),
+    ]
+    assert parsed.skipped == 1
+
+
+def test_a_single_treatment_document_is_read_too(tmp_path):
+    path = tmp_path / "one.json"
+    path.write_text(json.dumps({"eventType": "Site Change", "created_at": T}, indent=1))
+    _, parsed = read_raw_rows(path)
+    assert brief(parsed.events.to_pylist()) == [("device", "site_change", {}, None)]

@@ -1,10 +1,11 @@
 """Tell the format of an input file from its content, and dispatch to its parser.
 
 Detection reads the first 64 KiB: Parquet by its magic bytes; JSON by its first character, then
-by what the document holds (a FHIR ``resourceType``, Tidepool datums, Nightscout entries, plain
-records); delimited text by the header each device export writes (Dexcom Clarity, LibreView,
-CareLink, Nightscout's CSVs), else plain CSV. The suffix only breaks ties: a ``.csv`` that is not
-text still goes to the CSV reader, which says precisely what is wrong with it.
+by what the document holds (a FHIR ``resourceType``, Nightscout treatments: objects with an
+``eventType`` and no ``sgv``, Tidepool datums, Nightscout entries, plain records); delimited
+text by the header each device export writes (Dexcom Clarity, LibreView, CareLink, Nightscout's
+CSVs), else plain CSV. The suffix only breaks ties: a ``.csv`` that is not text still goes to
+the CSV reader, which says precisely what is wrong with it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Final
 from glucosestream.errors import InvalidInput, UnknownFormat
 from glucosestream.formats import carelink, dexcom, fhir, libreview, nightscout, tabular, tidepool
 from glucosestream.formats.jsontext import decode_json
+from glucosestream.formats.nightscout_treatments import looks_like_treatments
 from glucosestream.formats.rows import ParsedFile
 
 __all__ = ["FORMATS", "detect_format", "read_raw_rows"]
@@ -108,6 +110,8 @@ def _detect_json(path: Path, head: str) -> str:
         return _by_suffix(path, "not valid JSON")
     if fhir.looks_like_fhir(document):
         return "fhir"
+    if looks_like_treatments(document):  # before Tidepool: an uploader may add a deviceId
+        return "nightscout"
     if tidepool.looks_like_tidepool(document):
         return "tidepool"
     if nightscout.looks_like_nightscout_json(document):
