@@ -363,3 +363,11 @@ def test_a_single_treatment_document_is_read_too(tmp_path):
     path.write_text(json.dumps({"eventType": "Site Change", "created_at": T}, indent=1))
     _, parsed = read_raw_rows(path)
     assert brief(parsed.events.to_pylist()) == [("device", "site_change", {}, None)]
+
+
+def test_treatments_posted_as_entries_are_refused_saying_where_they_belong():
+    from glucosestream.errors import InvalidInput
+    from glucosestream.formats.nightscout import read_nightscout_entries
+
+    with pytest.raises(InvalidInput, match="send them to /api/v1/treatments"):
+        read_nightscout_entries([{"eventType": "Meal Bolus", "carbs": 20}], source="POST")

@@ -151,11 +151,18 @@ def _is_sgv(entry: object) -> bool:
 
 
 def _refuse_other_documents(first: Mapping[str, Any], source: str) -> None:
-    kind = "treatments" if "eventType" in first else "profile" if "store" in first else None
-    if kind is not None:
+    """Entries that are treatments (posted to the entries API) or a profile: refused, saying
+    where they belong."""
+    if "eventType" in first:
         raise InvalidInput(
-            f"this is a Nightscout {kind} document, not glucose entries; "
-            "export /api/v1/entries.json instead",
+            "these are Nightscout treatments, not glucose entries; send them to "
+            "/api/v1/treatments (or ingest the treatments file itself)",
+            source=source,
+        )
+    if "store" in first:
+        raise InvalidInput(
+            "this is a Nightscout profile document, not glucose entries; profiles are not read "
+            "yet: export /api/v1/entries.json (and treatments.json) instead",
             source=source,
         )
 
