@@ -360,14 +360,24 @@ def test_ingested_treatments_reach_the_page(tmp_path, settings):
     source = tmp_path / "treatments.json"
     source.write_text(json.dumps(treatments), encoding="utf-8")
     ingest_path(settings, source, patient_id="P1", tz=ZONE)
+    pump = tmp_path / "pump.json"  # a pump's data, no sensor's (other bytes: another file)
+    pump.write_text(json.dumps(treatments, indent=1), encoding="utf-8")
+    ingest_path(settings, pump, patient_id="P2", tz=ZONE)
     assert run_pipeline(settings).status == "published"
     open_access(settings.lake).tokens.add_token(
         hash_token("gs_admin"), "admin", label="a", created_at=NOW
     )
-    key = patient_key(SECRET.encode(), "P1")
+    key, pump_only = (patient_key(SECRET.encode(), p) for p in ("P1", "P2"))
     with TestClient(create_app(settings, clock=lambda: NOW)) as client:
         login(client, "gs_admin")
         html = client.get(f"/patients/{key}").text
+        pump_page = client.get(f"/patients/{pump_only}")
+        pump_json = client.get(f"/v1/patients/{pump_only}/summary")
+    assert pump_page.status_code == 200, pump_page.text
+    assert _figures(pump_page.text)["bolus_u"] == "4.5 U"
+    assert pump_json.status_code == 200, pump_json.text  # days without readings: no traceback
+    assert pump_json.json()["insulin_carbs"]["figures"]["carbs_g"]["mean_per_day"] == 60.0
+    assert pump_json.json()["summary"]["metrics"]["mean_mg_dl"] is None
     assert _figures(html)["bolus_u"] == "4.5 U"
     assert _figures(html)["carbs_g"] == "60 g"
     assert {(m["time"], m["kind"]) for m in _page_data(html)["markers"]} == {

@@ -105,9 +105,10 @@ def window_summary(
     since = dt.datetime.combine(read_from - _ZONE_MARGIN, dt.time(), dt.UTC)
     if readings is None:
         readings = run.readings([patient_key], since)
-    newest = _newest_wall_clock(readings)
-    complete = last_complete_day(newest)
-    partial = newest.date() if complete < newest.date() else None
+    newest = _newest_wall_clock(readings) if readings.num_rows else None
+    # Without readings (days of insulin or carbs only), the daily rows' days all count.
+    complete = last if newest is None else last_complete_day(newest)
+    partial = None if newest is None or complete >= newest.date() else newest.date()
     window_start, window_end = max(start or first, first), min(end or complete, complete)
     has_days = index.patient_days(patient_key, window_start, window_end).num_rows > 0
     if window_start > window_end or not has_days:
