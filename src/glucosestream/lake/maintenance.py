@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 from pyiceberg.expressions import EqualTo
@@ -45,8 +46,9 @@ class MaintenanceReport:
     deleted_files: int
     erased_readings: int
     erased_days: int
-    erased_raw_rows: int
+    erased_raw_rows: int  # readings, events and devicestatus documents, with the quarantined
     duration_ms: int
+    erased_events: int = 0  # rows of curated.events
 
 
 def maintain(
@@ -68,7 +70,7 @@ def maintain(
         lake = open_lakehouse(settings, specs)
         lake.recover(meta.published())
         meta.start_run(run_id, started_at)
-        erased = (0, 0, 0)
+        erased = (0, 0, 0, 0)
         if erase_patient_key is not None:
             erased = _erase(settings, lake, meta, erase_patient_key)
             expire_older_than = dt.timedelta(0)  # the old snapshots still hold the person's data
@@ -91,6 +93,7 @@ def maintain(
             erased_days=erased[1],
             erased_raw_rows=erased[2],
             duration_ms=_ms_since(started),
+            erased_events=erased[3],
         )
         held.confirm()
         _publish(meta, report, snapshots, now)
@@ -199,16 +202,18 @@ def _fs_path(uri: str) -> str:
 
 def _erase(
     settings: LakeSettings, lake: Lakehouse, meta: MetadataStore, patient_key: str
-) -> tuple[int, int, int]:
-    """Delete one patient's rows from the tables, the raw zone and the metadata store."""
+) -> tuple[int, int, int, int]:
+    """Delete one patient's rows from the tables (curated.readings, curated.events, every
+    results table), the raw zone and the metadata store: (readings, daily rows, raw rows,
+    events)."""
     counts = {short: _count(table, patient_key) for short, table in lake.tables.items()}
     for short, table in lake.tables.items():
         if counts[short]:
             table.delete(EqualTo("patient_key", patient_key))
-    readings, days = counts["readings"], counts["daily"]
+    readings, days, events = counts["readings"], counts["daily"], counts.get("events", 0)
     raw_rows = _erase_raw(RawZone(open_storage(settings)), patient_key)
     meta.forget_patient(patient_key)
-    return readings, days, raw_rows
+    return readings, days, raw_rows, events
 
 
 def _count(table: Table, patient_key: str) -> int:
@@ -221,22 +226,57 @@ def _count(table: Table, patient_key: str) -> int:
 
 
 def _erase_raw(raw: RawZone, patient_key: str) -> int:
-    """Rewrite the raw batches that hold the patient's rows without them (the one exception
-    to the raw zone's immutability), keeping each manifest's counts reconciled."""
+    """Rewrite the raw batches that hold the patient's rows (readings, events, devicestatus
+    documents, and the quarantined readings and events) without them: the one exception to
+    the raw zone's immutability. Each manifest's counts stay reconciled."""
     erased = 0
     for batch in raw.list_batches():
-        readings, quarantine = batch.readings(), batch.quarantine()
-        keep_r = pc.invert(pc.fill_null(pc.equal(readings["patient_key"], patient_key), False))
-        keep_q = pc.invert(pc.fill_null(pc.equal(quarantine["patient_key"], patient_key), False))
-        gone_r = readings.num_rows - int(pc.sum(keep_r).as_py() or 0)
-        gone_q = quarantine.num_rows - int(pc.sum(keep_q).as_py() or 0)
-        if not gone_r and not gone_q:
+        files = {
+            "readings": batch.readings(),
+            "quarantine": batch.quarantine(),
+            "events": batch.events(),
+            "event_quarantine": batch.event_quarantine(),
+            "devicestatus": batch.devicestatus(),
+        }
+        kept = {name: _without(rows, patient_key) for name, rows in files.items()}
+        gone = {name: files[name].num_rows - kept[name].num_rows for name in files}
+        if not any(gone.values()):
             continue
-        manifest: dict[str, Any] = batch.manifest()
-        manifest["received"] -= gone_r + gone_q
-        manifest["accepted"] -= gone_r
-        manifest["quarantined"] -= gone_q
-        manifest["erased_rows"] = manifest.get("erased_rows", 0) + gone_r + gone_q
-        raw.rewrite_batch(batch, readings.filter(keep_r), quarantine.filter(keep_q), manifest)
-        erased += gone_r + gone_q
+        manifest = _erased_counts(batch.manifest(), gone)
+        raw.rewrite_batch(
+            batch,
+            kept["readings"],
+            kept["quarantine"],
+            manifest,
+            kept["events"] if gone["events"] else None,
+            kept["event_quarantine"] if gone["event_quarantine"] else None,
+            devicestatus=kept["devicestatus"] if gone["devicestatus"] else None,
+        )
+        erased += sum(gone.values())
     return erased
+
+
+def _without(rows: pa.Table, patient_key: str) -> pa.Table:
+    """The rows of any other patient (a row without a patient key is kept)."""
+    if rows.num_rows == 0:
+        return rows
+    return rows.filter(pc.invert(pc.fill_null(pc.equal(rows["patient_key"], patient_key), False)))
+
+
+def _erased_counts(manifest: dict[str, Any], gone: dict[str, int]) -> dict[str, Any]:
+    """The manifest less the erased rows: received, accepted and quarantined (of readings and
+    of events), the devicestatus count, and the rows erased in all."""
+    manifest = dict(manifest)
+    manifest["received"] -= gone["readings"] + gone["quarantine"]
+    manifest["accepted"] -= gone["readings"]
+    manifest["quarantined"] -= gone["quarantine"]
+    if manifest.get("events"):
+        events = dict(manifest["events"])
+        events["received"] -= gone["events"] + gone["event_quarantine"]
+        events["accepted"] -= gone["events"]
+        events["quarantined"] -= gone["event_quarantine"]
+        manifest["events"] = events
+    if gone["devicestatus"] and isinstance(manifest.get("devicestatus"), int):
+        manifest["devicestatus"] -= gone["devicestatus"]
+    manifest["erased_rows"] = manifest.get("erased_rows", 0) + sum(gone.values())
+    return manifest
