@@ -324,7 +324,7 @@ EVENT_TYPES = st.sampled_from(
 )
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     records=st.lists(
         st.dictionaries(FIELDS, JSON_VALUES, max_size=6).flatmap(
