@@ -162,6 +162,7 @@ _EVENT_COLUMNS: Final = {
     "carbs": (("bwz carb input (grams)",), True),
     "suspend": (("suspend",), True),
 }
+_AMOUNT_COLUMNS: Final = ("bg", "calibration", "basal", "temp_amount", "bolus", "carbs", "suspend")
 _BOLUS_TYPES: Final = {
     "normal": "normal",
     "square": "extended",
@@ -239,6 +240,8 @@ def _column(layout: _Layout, name: str) -> str:
 def _record_events(fields: list[str], layout: _Layout) -> list[_Event]:
     """The events one record holds, in the columns' order."""
     found: list[_Event] = []
+    if not any(_cell(fields, i).strip() for i in layout.event_columns):
+        return found  # most records: a sensor reading, an alarm
     for name in ("bg", "calibration"):
         if layout.cell(fields, name):
             found.append(_smbg(fields, layout, name))
@@ -365,6 +368,8 @@ class _Layout:
     header: list[str]
     where: dict[str, int]
     unit: str = "mg/dL"
+    # the columns whose value makes a record an event (not the type and duration columns)
+    event_columns: tuple[int, ...] = ()
 
     @classmethod
     def of(cls, header: list[str], source: str, line: int, *, sensor: bool) -> _Layout:
@@ -385,8 +390,9 @@ class _Layout:
             ]
             if found:
                 where[name] = found[0]
+        amounts = tuple(i for name, i in where.items() if name in _AMOUNT_COLUMNS)
         if not sensor:
-            return cls(header, where)
+            return cls(header, where, event_columns=amounts)
         glucose = next((i for i, k in enumerate(keys) if k.startswith("sensor glucose (")), -1)
         if glucose < 0:
             raise InvalidInput(
@@ -396,7 +402,7 @@ class _Layout:
                 line=line,
             )
         where["glucose"] = glucose
-        return cls(header, where, header_unit(header[glucose]))
+        return cls(header, where, header_unit(header[glucose]), amounts)
 
     def time(self, fields: list[str]) -> str:
         date, time = _cell(fields, self.where["date"]), _cell(fields, self.where["time"])

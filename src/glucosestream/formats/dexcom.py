@@ -116,7 +116,7 @@ def read_dexcom(path: Path) -> ParsedFile:
     if first is None:
         raise InvalidInput("the file has no header; nothing to ingest", source=source)
     line, header = first
-    layout = _Layout(header, _locate(header, source, line))
+    layout = _Layout.of(header, _locate(header, source, line))
     rows = RowBuilder()
     events = EventBuilder()
     skipped = 0
@@ -133,10 +133,19 @@ def read_dexcom(path: Path) -> ParsedFile:
 
 @dataclass(frozen=True, slots=True)
 class _Layout:
-    """Where a Clarity file keeps what is read: the header and its columns (-1: absent)."""
+    """Where a Clarity file keeps what is read: the header and its columns (-1: absent), the
+    glucose unit and whether the rate of change is per mmol/L."""
 
     header: list[str]
     where: dict[str, int]
+    unit: str
+    rate_per_mmol: bool
+
+    @classmethod
+    def of(cls, header: list[str], where: dict[str, int]) -> _Layout:
+        rate_at = where.get("rate", -1)
+        per_mmol = rate_at >= 0 and header_unit(header[rate_at]).lower().startswith("mmol")
+        return cls(header, where, header_unit(header[where["glucose"]]), per_mmol)
 
     def at(self, name: str) -> int:
         return self.where.get(name, -1)
@@ -144,15 +153,6 @@ class _Layout:
     def cell(self, fields: list[str], name: str) -> str:
         index = self.at(name)
         return fields[index] if 0 <= index < len(fields) else ""
-
-    @property
-    def unit(self) -> str:
-        return header_unit(self.header[self.at("glucose")])
-
-    @property
-    def rate_per_mmol(self) -> bool:
-        rate_at = self.at("rate")
-        return rate_at >= 0 and header_unit(self.header[rate_at]).lower().startswith("mmol")
 
 
 def _add_reading(rows: RowBuilder, line: int, fields: list[str], layout: _Layout) -> None:

@@ -134,6 +134,7 @@ def read_libreview(path: Path) -> ParsedFile:
     start = _header_index(records, source)
     header = records[start][1]
     where = _locate(header, source, records[start][0])
+    unit = header_unit(header[where["historic"]])
     rows = RowBuilder()
     events = EventBuilder()
     skipped = 0
@@ -141,7 +142,7 @@ def read_libreview(path: Path) -> ParsedFile:
     for line, fields in records[start + 1 :]:
         kind = fields[where["type"]].strip() if len(fields) > where["type"] else ""
         if kind in (_HISTORIC, _SCAN):
-            _add_reading(rows, line, fields, header, where)
+            _add_reading(rows, line, fields, where, width=len(header), unit=unit)
         elif kind not in _EVENT_RECORDS or not _add_events(events, line, fields, header, where):
             skipped += 1
             continue
@@ -153,9 +154,9 @@ def read_libreview(path: Path) -> ParsedFile:
 
 
 def _add_reading(
-    rows: RowBuilder, line: int, fields: list[str], header: list[str], where: dict[str, int]
+    rows: RowBuilder, line: int, fields: list[str], where: dict[str, int], *, width: int, unit: str
 ) -> None:
-    if len(fields) != len(header):
+    if len(fields) != width:
         rows.add(line, time=None, glucose=None, problem=WIDTH_PROBLEM)
         return
     scan = fields[where["type"]].strip() == _SCAN
@@ -164,7 +165,7 @@ def _add_reading(
         line,
         time=fields[where["time"]].strip(),
         glucose=fields[where[column]].strip(),
-        unit=header_unit(header[where["historic"]]),
+        unit=unit,
         device_id=_device(fields, where),
         flags=flags,
     )
