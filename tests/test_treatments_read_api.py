@@ -154,6 +154,24 @@ def test_newest_first_count_bounds_and_type_narrow_them():
     assert len(treatments_from_events(table, count=10, event_type="Correction Bolus")) == 6
 
 
+def test_the_newest_count_are_those_of_the_whole_history():
+    kinds = [
+        {"kind": "bolus", "subtype": "normal", "units": 2.0},
+        {"kind": "carbs", "subtype": "meal", "carbs_g": 40.0},
+        {"kind": "basal", "subtype": "temporary", "rate_u_h": 0.7},
+    ]
+    rows = [
+        event(at=_at(5 * (i // 3)), device=f"dev-{i % 2}", **kinds[i % 3]) for i in range(60)
+    ]  # instants shared by devices and kinds: Meal Boluses and lone amounts
+    table = event_table(rows)
+    whole = treatments_from_events(table, count=1000)
+    until = T0_MS + 50 * 60_000
+    whole_until = treatments_from_events(table, count=1000, until_ms=until)
+    for k in range(1, 45):
+        assert treatments_from_events(table, count=k) == whole[:k]
+        assert treatments_from_events(table, count=k, until_ms=until) == whole_until[:k]
+
+
 def test_ids_are_stable_and_distinct():
     rows = [
         event("bolus", T0, subtype="normal", units=1.0),
