@@ -12,7 +12,8 @@ per-patient definition of the same catalog: the test oracle the kernels are held
 tables whose schemas are in ``result_schemas``; ``daily`` runs the daily metrics as a SQL model
 (``glycemic`` is its PURE reference). ``event_totals`` gives insulin and carbohydrate per local
 day and period from the events (pump basal by ``basal_delivery``, cut at local midnight by
-``day_pieces``). Local days come from ``glucosestream.localclock``.
+``day_pieces``); ``meal_response`` the CGM response to each carbohydrate record. Local days
+come from ``glucosestream.localclock``.
 Definitions and every difference from iglu: docs/metrics.md.
 """
 
@@ -38,6 +39,7 @@ from glucosestream.metrics.event_totals import (
     daily_rows_with_events,
     period_event_totals,
 )
+from glucosestream.metrics.meal_response import MEAL_RESPONSE_SCHEMA, meal_responses
 from glucosestream.metrics.metric_options import MetricOptions
 from glucosestream.metrics.open_episode import OpenEpisode, open_episode
 from glucosestream.metrics.period_tables import (
@@ -63,6 +65,7 @@ __all__ = [
     "DAILY_METRICS_SCHEMA",
     "EPISODES_SCHEMA",
     "EVENT_COLUMNS",
+    "MEAL_RESPONSE_SCHEMA",
     "PERIOD_EVENT_TOTALS_SCHEMA",
     "PERIOD_METRICS_SCHEMA",
     "REPORT_DAYS",
@@ -81,6 +84,7 @@ __all__ = [
     "episode_rows",
     "episode_table",
     "local_dates",
+    "meal_responses",
     "open_episode",
     "period_event_totals",
     "period_results",
