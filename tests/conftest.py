@@ -116,6 +116,8 @@ HEAVY_MODULES = frozenset(
         "test_comparison_overlay.py",
         "test_export_omop.py",
         "test_export_tidy.py",
+        "test_erase_events.py",
+        "test_pipeline_events.py",
         "test_authz_matrix.py",
         "test_aws_e2e.py",
         "test_aws_moto.py",

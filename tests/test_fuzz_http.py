@@ -69,7 +69,7 @@ def bodies(tmp_path_factory) -> dict[str, Any]:
         for r in records[:KEEP]
     ]
     write_cohort(SPEC, folder / "ns", "nightscout")
-    entries_file = next(p for p in (folder / "ns").iterdir() if p.suffix == ".json")
+    entries_file = next(p for p in (folder / "ns").iterdir() if p.name.endswith("_entries.json"))
     entries = json.loads(entries_file.read_text())[:KEEP]
     return {"readings": {"readings": readings}, "entries": entries}
 
