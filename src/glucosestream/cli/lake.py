@@ -310,7 +310,9 @@ def maintain(ctx: Context, no_compact: bool, expire_days: int, erase_id: str | N
         expire_older_than=dt.timedelta(days=expire_days),
         erase_patient_key=key,
     )
-    erased = report.erased_readings + report.erased_days + report.erased_raw_rows
+    erased = (
+        report.erased_readings + report.erased_events + report.erased_days + report.erased_raw_rows
+    )
     if not known and not erased:  # a typo must not read as a completed erasure
         raise NotFound(
             "no patient with that id in this lake, so nothing was erased (the rest of the "
@@ -323,8 +325,9 @@ def maintain(ctx: Context, no_compact: bool, expire_days: int, erase_id: str | N
     )
     if key is not None:
         lines.append(
-            f"  erased {report.erased_readings} readings, {report.erased_days} daily rows and "
-            f"{report.erased_raw_rows} raw rows of that patient, and their identity mapping"
+            f"  erased {report.erased_readings} readings, {report.erased_events} events, "
+            f"{report.erased_days} daily rows and {report.erased_raw_rows} raw rows of that "
+            "patient, and their identity mapping"
         )
     ctx.emit(report, "\n".join(lines))
 
