@@ -13,6 +13,7 @@ records here are written by hand. Where each name comes from:
 - ``Temp Basal Type``: "insulin rate or percent of basal" (CareLink's column description);
 - ``Suspend`` values: USER_SUSPEND, NORMAL_PUMPING (the values CareLink writes for a user's
   suspend and the resumption of pumping);
+- ``Event Marker`` ``Meal: 60,00grams``: the sample's own (a meal logged in the app);
 - the layout (``;``, EU decimal commas, a ``-------;<device>;Pump;<serial>;-------`` marker,
   newest record first): the sample's.
 """
@@ -164,22 +165,30 @@ def test_pump_records_become_boluses_basal_segments_carbs_bgs_and_suspends(tmp_p
     assert parsed.time_formats[0] == "%Y/%m/%d %H:%M:%S"
 
 
-def test_the_guardian_sample_meter_bgs_are_smbg_events():
+def test_the_guardian_sample_meter_bgs_and_logged_meals_are_events():
     text = SAMPLE.read_text(encoding="utf-8-sig")
     records = list(csv.reader(io.StringIO(text), delimiter=";"))
     sensor_at = next(i for i, r in enumerate(records) if r[:1] == ["-------"] and r[2] == "Sensor")
-    column = HEADER.index("BG Reading (mg/dL)")
-    expected = [
-        (f"{r[1]} {r[2]}", r[column])
-        for r in records[7:sensor_at]
-        if len(r) > column and r[column].strip()
-    ]
-    assert len(expected) == 40
+    bg, marker = HEADER.index("BG Reading (mg/dL)"), HEADER.index("Event Marker")
+    expected = []
+    for r in records[7:sensor_at]:  # file order: newest first
+        if len(r) > marker and r[marker].startswith("Meal: "):  # "Meal: 60,00grams"
+            grams = r[marker].removeprefix("Meal: ").removesuffix("grams").replace(",", ".")
+            expected.append((f"{r[1]} {r[2]}", "carbs", grams))
+        if len(r) > bg and r[bg].strip():
+            expected.append((f"{r[1]} {r[2]}", "smbg", r[bg]))
+    assert sum(k == "smbg" for _, k, _ in expected) == 40
+    assert sum(k == "carbs" for _, k, _ in expected) == 26
     _, parsed = read_raw_rows(SAMPLE, "carelink")
     events = parsed.events.to_pylist()
-    assert [(e["time"], e["glucose"]) for e in events] == expected[::-1]
-    assert {(e["kind"], e["unit"]) for e in events} == {("smbg", "mg/dL")}
+    got = [(e["time"], e["kind"], e["glucose"] or e["carbs_g"]) for e in events]
+    assert got == expected[::-1]
+    assert {e["unit"] for e in events if e["kind"] == "smbg"} == {"mg/dL"}
+    assert {e["subtype"] for e in events if e["kind"] == "carbs"} == {"meal"}
+    assert all(e["problem"] is None for e in events)
     assert parsed.rows.num_rows == 1999
+    # the app's 54 "Insulin: n" markers (which insulin is not said) stay skipped
+    assert parsed.skipped == 401 - 40 - 26
 
 
 def test_hostile_pump_cells_are_problems_or_values_ingest_checks(tmp_path):

@@ -33,8 +33,9 @@ Readings are the records of ``Sensor`` sections with a ``Sensor Glucose (mg/dL)`
     Suspend                        device pump_resume (NORMAL_PUMPING, USER_RESTART_BASAL, or a
                                    value naming a resume), pump_suspend (a value naming a
                                    suspend: USER_SUSPEND, ALARM_SUSPEND, …)
+    Event Marker ``Meal: <n>grams``    carbs meal (logged in the Guardian Connect app)
 
-Everything else is skipped: alarms, ``Event Marker`` entries (Guardian Connect's logged
+Everything else is skipped: alarms, other ``Event Marker`` entries (the app's logged
 ``Insulin: 3,00`` does not say which insulin), primes and rewinds, sensor records without a
 glucose value, and the preamble, whose names never leave this module. The
 ``Patient ID`` cell of the preamble, when filled, is the patient id; otherwise pass ``--patient``.
@@ -47,6 +48,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -161,8 +163,20 @@ _EVENT_COLUMNS: Final = {
     "bolus_duration": (("bolus duration", "programmed bolus duration"), False),
     "carbs": (("bwz carb input (grams)",), True),
     "suspend": (("suspend",), True),
+    "marker": (("event marker",), True),
 }
-_AMOUNT_COLUMNS: Final = ("bg", "calibration", "basal", "temp_amount", "bolus", "carbs", "suspend")
+_AMOUNT_COLUMNS: Final = (
+    "bg",
+    "calibration",
+    "basal",
+    "temp_amount",
+    "bolus",
+    "carbs",
+    "suspend",
+    "marker",
+)
+# A meal the user logged in the Guardian Connect app: ``Meal: 60,00grams`` (the sample's).
+_MEAL_MARKER: Final = re.compile(r"meal:\s*(\S{1,32}?)\s*grams?", re.IGNORECASE)
 _BOLUS_TYPES: Final = {
     "normal": "normal",
     "square": "extended",
@@ -258,6 +272,10 @@ def _record_events(fields: list[str], layout: _Layout) -> list[_Event]:
             found.append(("carbs", {"subtype": "meal", "carbs_g": carbs, "problem": problem}))
     if layout.cell(fields, "suspend"):
         found.append(_suspend(fields, layout))
+    meal = _MEAL_MARKER.fullmatch(layout.cell(fields, "marker"))
+    if meal is not None:
+        carbs, problem = amount_text(meal.group(1), "Event Marker")
+        found.append(("carbs", {"subtype": "meal", "carbs_g": carbs, "problem": problem}))
     return found
 
 
