@@ -248,6 +248,8 @@ def test_nightscouts_query_parameters(client, tokens):
     assert ask(count=1) == ["BG Check"]
     assert ask(**{"find[created_at][$gte]": "2026-04-05T08:30:00Z"}) == ["BG Check", "Temp Basal"]
     assert ask(**{"find[created_at][$gt]": "2026-04-05T08:30:00Z"}) == ["BG Check"]
+    unescaped = "2026-04-05T09:30:00 01:00"  # a "+" sent unescaped arrives as a space
+    assert ask(**{"find[created_at][$gte]": unescaped}) == ["BG Check", "Temp Basal"]
     assert ask(**{"find[created_at][$lt]": "2026-04-05T08:30:00.000+00:00"}) == ["Meal Bolus"]
     assert ask(**{"find[created_at][$lte]": str(T0_MS)}) == ["Meal Bolus"]  # a number: ms
     assert ask(**{"find[mills][$gte]": str(T0_MS + 1)}) == ["BG Check", "Temp Basal"]

@@ -46,6 +46,8 @@ _NUMBER: Final = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[-+]?(inf|na
 EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MIN_EPOCH_MS: Final = -62_135_596_800_000
 _MAX_EPOCH_MS: Final = 253_402_300_799_999
+# "…T08:30:00 01:00": a time, a space, an offset at the end
+_PLUS_AS_SPACE: Final = re.compile(r"(\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?) (\d\d:?\d\d)$")
 _LEAP_SECOND: Final = re.compile(r"(?<=\d\d:\d\d):60(?=[.,+-]|$)")
 
 
@@ -99,8 +101,9 @@ def _epoch_ms(value: str, field: str, kind: BoundKind) -> int:
 
 def _instant(value: str) -> dt.datetime:
     """An ISO 8601 / RFC 3339 time (``Z`` or ``z``, a leap second read as :59); UTC without an
-    offset."""
-    text = value.strip().upper().replace("Z", "+00:00")
+    offset. A ``+`` offset sent unescaped in a query arrives as a space, and is read back as
+    ``+`` (as cgm-remote-monitor ``lib/server/query.js`` does)."""
+    text = _PLUS_AS_SPACE.sub(r"\1+\2", value.strip().upper().replace("Z", "+00:00"))
     try:
         instant = dt.datetime.fromisoformat(text)
     except ValueError:
