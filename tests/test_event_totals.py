@@ -21,6 +21,7 @@ from glucosestream.metrics.event_totals import (
     daily_rows_with_events,
     period_event_totals,
 )
+from glucosestream.metrics.result_schemas import PERIOD_EVENT_COLUMNS, PERIOD_METRICS_SCHEMA
 
 PARIS = "Europe/Paris"
 NEW_YORK = "America/New_York"
@@ -330,6 +331,14 @@ def test_period_totals_average_the_known_days_and_count_them():
     assert empty["bolus_u_per_day"] is None
     assert (empty["insulin_days"], empty["basal_days"], empty["carbs_days"]) == (0, 0, 0)
     assert (single["bolus_u_per_day"], single["insulin_days"]) == (6.0, 1)
+
+
+def test_the_period_metrics_table_carries_the_period_totals_last():
+    names = PERIOD_METRICS_SCHEMA.names
+    assert tuple(names[-len(PERIOD_EVENT_COLUMNS) :]) == PERIOD_EVENT_COLUMNS
+    assert names[-len(PERIOD_EVENT_COLUMNS) - 1] == "computed_at"  # as schema evolution adds
+    assert PERIOD_EVENT_TOTALS_SCHEMA.names[3:] == list(PERIOD_EVENT_COLUMNS)
+    assert all(PERIOD_METRICS_SCHEMA.field(n).nullable for n in PERIOD_EVENT_COLUMNS)
 
 
 def test_daily_rows_take_the_totals_and_add_days_with_only_events():

@@ -53,6 +53,7 @@ from glucosestream.metrics.report_window import REPORT_DAYS, ReportWindow, repor
 from glucosestream.metrics.result_schemas import (
     AGP_PROFILE_SCHEMA,
     EPISODES_SCHEMA,
+    PERIOD_EVENT_COLUMNS,
     PERIOD_METRICS_SCHEMA,
 )
 from glucosestream.metrics.spec import ALL, CONSENSUS
@@ -66,6 +67,7 @@ __all__ = [
     "EPISODES_SCHEMA",
     "EVENT_COLUMNS",
     "MEAL_RESPONSE_SCHEMA",
+    "PERIOD_EVENT_COLUMNS",
     "PERIOD_EVENT_TOTALS_SCHEMA",
     "PERIOD_METRICS_SCHEMA",
     "REPORT_DAYS",

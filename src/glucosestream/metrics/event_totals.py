@@ -48,6 +48,7 @@ from glucosestream.metrics.basal_delivery import (
 )
 from glucosestream.metrics.daily import DAILY_METRICS_SCHEMA, EVENT_COLUMNS
 from glucosestream.metrics.day_pieces import cut_at_midnight
+from glucosestream.metrics.result_schemas import PERIOD_EVENT_FIELDS
 
 __all__ = [
     "BASAL_GAP_TOLERANCE",
@@ -79,16 +80,7 @@ PERIOD_EVENT_TOTALS_SCHEMA: Final = pa.schema(
         pa.field("patient_key", pa.string(), nullable=False),
         pa.field("period_start", pa.date32(), nullable=False),
         pa.field("period_end", pa.date32(), nullable=False),
-        pa.field("bolus_u_per_day", pa.float64()),
-        pa.field("basal_u_per_day", pa.float64()),
-        pa.field("insulin_total_u_per_day", pa.float64()),
-        pa.field("carbs_g_per_day", pa.float64()),
-        pa.field("boluses_per_day", pa.float64()),
-        pa.field("automated_pct", pa.float64()),
-        pa.field("insulin_days", pa.int32(), nullable=False),  # days bolus_u is known
-        pa.field("basal_days", pa.int32(), nullable=False),  # days basal_u is known
-        pa.field("carbs_days", pa.int32(), nullable=False),
-        pa.field("automated_days", pa.int32(), nullable=False),
+        *PERIOD_EVENT_FIELDS,
     ]
 )
 # Period column <- daily column it averages, and the count of days it is known on.

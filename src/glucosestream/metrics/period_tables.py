@@ -9,7 +9,9 @@ holds the readings whose local date lies in it. Three tables come out, with the 
 ``results.agp_profile`` from them):
 
 * ``compute_period_metrics``: one row per period: the consensus set (docs/metrics.md), GRI,
-  episode counts and the data-sufficiency report, published definitions;
+  episode counts and the data-sufficiency report, published definitions; its insulin and
+  carbohydrate columns are NULL here (the pipeline fills them from
+  ``event_totals.period_event_totals``);
 * ``episode_rows``: one row per hypo- or hyperglycaemia episode (levels 1, 2, extended);
 * ``agp_profile``: the AGP percentile curves, one row per grid time of day.
 
@@ -42,6 +44,7 @@ from glucosestream.metrics.result_schemas import (
     EPISODE_KINDS,
     EPISODES_SCHEMA,
     LOCAL_TIME_COLUMNS,
+    PERIOD_EVENT_FIELDS,
     PERIOD_METRICS_SCHEMA,
     metric_field,
 )
@@ -192,6 +195,8 @@ def _period_metrics_of(
     columns["dt0_min"] = pa.array(np.where(steps > 0, steps, 0)).cast(pa.int32())
     columns["dt0_min"] = pc.if_else(pc.equal(columns["dt0_min"], 0), None, columns["dt0_min"])
     columns.update(_run(len(periods), run_id, computed_at))
+    for field in PERIOD_EVENT_FIELDS:  # from the events: the pipeline fills them
+        columns[field.name] = pa.nulls(len(periods), field.type)
     return pa.table(columns).cast(PERIOD_METRICS_SCHEMA)
 
 

@@ -3,7 +3,11 @@
 Kept apart from ``period_tables`` so the lake can import them without loading the compiled kernels.
 The lead creates the Iceberg tables ``results.period_metrics``, ``results.episodes`` and
 ``results.agp_profile`` from ``PERIOD_METRICS_SCHEMA``, ``EPISODES_SCHEMA`` and
-``AGP_PROFILE_SCHEMA``. Column meanings: docs/metrics.md ("Per-period results").
+``AGP_PROFILE_SCHEMA``. Column meanings: docs/metrics.md ("Per-period results"). A period's
+insulin and carbohydrate columns (``PERIOD_EVENT_FIELDS``: means per day where known, and the
+days known; ``metrics.event_totals.period_event_totals``, docs/metrics.md "Insulin and
+carbohydrate") come last, after the run columns, as a lake that gains them by schema evolution
+has them.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ __all__ = [
     "EPISODES_SCHEMA",
     "EPISODE_KINDS",
     "LOCAL_TIME_COLUMNS",
+    "PERIOD_EVENT_COLUMNS",
+    "PERIOD_EVENT_FIELDS",
     "PERIOD_METRICS_SCHEMA",
     "metric_field",
 ]
@@ -50,8 +56,27 @@ def metric_field(name: str) -> pa.Field:
     return pa.field(LOCAL_TIME_COLUMNS.get(name, name), _ARROW_TYPES[BY_NAME[name].result])
 
 
+PERIOD_EVENT_FIELDS: Final = (
+    pa.field("bolus_u_per_day", pa.float64()),
+    pa.field("basal_u_per_day", pa.float64()),
+    pa.field("insulin_total_u_per_day", pa.float64()),
+    pa.field("carbs_g_per_day", pa.float64()),
+    pa.field("boluses_per_day", pa.float64()),
+    pa.field("automated_pct", pa.float64()),
+    pa.field("insulin_days", pa.int32()),  # days bolus_u is known
+    pa.field("basal_days", pa.int32()),  # days basal_u (and insulin_total_u) is known
+    pa.field("carbs_days", pa.int32()),
+    pa.field("automated_days", pa.int32()),
+)
+PERIOD_EVENT_COLUMNS: Final = tuple(f.name for f in PERIOD_EVENT_FIELDS)
 PERIOD_METRICS_SCHEMA: Final = pa.schema(
-    [*_KEYS, *(metric_field(n) for n in CONSENSUS), pa.field("dt0_min", pa.int32()), *_RUN]
+    [
+        *_KEYS,
+        *(metric_field(n) for n in CONSENSUS),
+        pa.field("dt0_min", pa.int32()),
+        *_RUN,
+        *PERIOD_EVENT_FIELDS,
+    ]
 )
 EPISODES_SCHEMA: Final = pa.schema(
     [
