@@ -6,12 +6,18 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import json
+import zoneinfo
+from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pytest
 
+from glucosestream.config import QualitySettings
 from glucosestream.events import EVENT_SCHEMA
-from glucosestream.ingest import ingest_records
+from glucosestream.ingest import ingest_path, ingest_records
 from glucosestream.ingest.identity import patient_key
 from glucosestream.lake import (
     QUARANTINE_SCHEMA,
@@ -22,7 +28,10 @@ from glucosestream.lake import (
 )
 from glucosestream.pipeline import run_pipeline
 from glucosestream.pipeline.table_registry import TABLES
+from glucosestream.quality import StagedRun
+from glucosestream.quality.checks import check_daily_event_totals
 from glucosestream.readings import READING_SCHEMA
+from glucosestream.synth import CohortSpec, write_cohort
 
 from .conftest import SECRET
 
@@ -186,3 +195,171 @@ def test_a_run_over_many_buckets_gives_each_bucket_its_own_events(settings):
     assert (report.events_in, report.events_new) == (13, 13)
     stored = published_events(settings)
     assert {r["patient_key"] for r in stored} == {key(p) for p in [*patients, "Q-only-events"]}
+
+
+# --- the daily rows' insulin and carbohydrate columns -------------------------------------
+
+NY = zoneinfo.ZoneInfo("America/New_York")  # UTC-5 in January
+
+
+def local(day: int, hour: int, minute: int = 0) -> dt.datetime:
+    return dt.datetime(2026, 1, day, hour, minute, tzinfo=NY).astimezone(dt.UTC)
+
+
+def ny_events() -> list[dict]:
+    """Boluses and carbs minutes either side of local midnight, and basal segments of which one
+    crosses it (2 U/h from 22:00 for 4 h: 4 U on each day)."""
+
+    def ev(*args, **kw):
+        return event("NY", *args, tz="America/New_York", **kw)
+
+    return [
+        ev(local(5, 23, 50), "bolus", "normal", units=3.0),
+        ev(local(6, 0, 10), "bolus", "normal", units=2.0),
+        ev(local(5, 23, 55), "carbs", "meal", carbs_g=40.0),
+        ev(local(6, 0, 5), "carbs", "meal", carbs_g=20.0),
+        ev(local(5, 0), "basal", "scheduled", rate_u_h=1.0, duration_min=22 * 60.0),
+        ev(local(5, 22), "basal", "temporary", rate_u_h=2.0, duration_min=4 * 60.0),
+        ev(local(6, 2), "basal", "scheduled", rate_u_h=0.5, duration_min=22 * 60.0),
+    ]
+
+
+def expected_totals(rows: list[dict]) -> dict[dt.date, dict[str, float]]:
+    """Per local day, computed here: boluses and carbs on the day of their local time, basal
+    as rate x the hours of each segment inside the local day."""
+    out: dict[dt.date, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for r in rows:
+        start = r["ts"].astimezone(NY)
+        if r["kind"] == "bolus":
+            out[start.date()]["bolus_u"] += r["units"]
+        elif r["kind"] == "carbs":
+            out[start.date()]["carbs_g"] += r["carbs_g"]
+        elif r["kind"] == "basal":
+            end = start + dt.timedelta(minutes=r["duration_min"])
+            day = start.date()
+            while dt.datetime.combine(day, dt.time(), NY) < end:
+                lo = max(start, dt.datetime.combine(day, dt.time(), NY))
+                hi = min(end, dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), NY))
+                out[day]["basal_u"] += r["rate_u_h"] * (hi - lo) / dt.timedelta(hours=1)
+                day += dt.timedelta(days=1)
+    return out
+
+
+def published_daily(settings, patient: str) -> dict[dt.date, dict]:
+    published = open_metadata(settings.lake).published()
+    lake = open_lakehouse(settings.lake, TABLES)
+    rows = lake.read_daily(published.of("daily"), key(patient)).to_pylist()
+    return {r["date"]: r for r in rows}
+
+
+def ny_readings(days: int) -> list[dict]:
+    start = local(5, 0)
+    return [
+        {
+            "patient_id": "NY",
+            "time": (start + dt.timedelta(minutes=5 * i)).isoformat(),
+            "glucose_mg_dl": 110.0 + (i % 30),
+            "tz": "America/New_York",
+        }
+        for i in range(days * 288)
+    ]
+
+
+def test_a_daily_total_is_the_sum_of_that_local_days_events(settings):
+    ingest_records(settings, ny_readings(2))  # local Jan 5 and 6
+    rows = ny_events()
+    write_event_batch(settings, "b-0001", rows)
+    report = run_pipeline(settings)
+    assert report.status == "published", report.message
+    daily = published_daily(settings, "NY")
+    want = expected_totals(rows)
+    assert want[dt.date(2026, 1, 5)]["basal_u"] == pytest.approx(26.0)  # 22 h x 1 + 2 h x 2
+    for day in (dt.date(2026, 1, 5), dt.date(2026, 1, 6)):
+        got = daily[day]
+        assert got["readings"] == 288
+        for column in ("bolus_u", "basal_u", "carbs_g"):
+            assert got[column] == pytest.approx(want[day][column], abs=1e-9), (day, column)
+        assert got["insulin_total_u"] == pytest.approx(want[day]["bolus_u"] + want[day]["basal_u"])
+        assert got["boluses"] == 1
+    checks = {c.name: c for c in report.checks}
+    assert checks["daily_event_totals"].passed
+    assert checks["daily_bounds"].passed
+
+
+def test_late_treatments_for_an_old_day_recompute_it_from_all_its_events(settings):
+    ingest_records(settings, ny_readings(2))
+    rows = ny_events()
+    write_event_batch(settings, "b-0001", rows)
+    run_pipeline(settings)
+    late = event("NY", local(5, 12), "bolus", "normal", tz="America/New_York", units=1.5)
+    write_event_batch(settings, "b-0002", [late])
+    report = run_pipeline(settings)
+    assert (report.events_new, report.readings_new) == (1, 0)
+    daily = published_daily(settings, "NY")
+    assert daily[dt.date(2026, 1, 5)]["bolus_u"] == pytest.approx(3.0 + 1.5)
+    assert daily[dt.date(2026, 1, 5)]["boluses"] == 2
+    assert daily[dt.date(2026, 1, 5)]["readings"] == 288  # its glucose figures recomputed too
+    assert daily[dt.date(2026, 1, 6)]["bolus_u"] == pytest.approx(2.0)
+
+
+def test_a_day_with_events_and_no_readings_has_a_row_without_glucose(settings):
+    ingest_records(settings, ny_readings(1))
+    meal = event("NY", local(9, 13), "carbs", "meal", tz="America/New_York", carbs_g=55.0)
+    write_event_batch(settings, "b-0001", [meal])
+    report = run_pipeline(settings)
+    assert report.status == "published", report.message
+    row = published_daily(settings, "NY")[dt.date(2026, 1, 9)]
+    assert (row["readings"], row["mean_mg_dl"], row["carbs_g"]) == (0, None, 55.0)
+    assert row["bolus_u"] is None  # no insulin recorded that day: not known, not 0
+
+
+# --- end to end: a device export with readings and events, ingested and run -----------------
+
+
+def tidepool_exports(tmp_path) -> list[tuple[str, Path]]:
+    """Two simulated type 1 patients' Tidepool exports (readings, boluses, basal, food)."""
+    spec = CohortSpec(2, 3, "t1d", 5, 1, dt.date(2026, 3, 7))
+    out = Path(write_cohort(spec, tmp_path / "cohort", "tidepool").path)
+    return [(p.name.split("_")[0], p) for p in sorted(out.glob("*.json"))]
+
+
+def test_an_export_with_readings_and_events_lands_once_and_again_as_duplicates(settings, tmp_path):
+    exports = tidepool_exports(tmp_path)
+    ingested = [ingest_path(settings, path, patient_id=pid) for pid, path in exports]
+    accepted = sum(r.events_accepted for r in ingested)
+    assert accepted > 0
+    first = run_pipeline(settings)
+    assert first.status == "published", first.message
+    assert (first.events_in, first.events_new, first.events_duplicates) == (accepted, accepted, 0)
+    stored = published_events(settings)
+    assert len(stored) == accepted
+    assert {r["patient_key"] for r in stored} == {key(pid) for pid, _ in exports}
+    assert run_pipeline(settings).status == "noop"  # the same bytes again: nothing to load
+    for pid, path in exports:  # the same data in other bytes: a new batch, all duplicates
+        copy = tmp_path / f"again-{path.name}"
+        copy.write_text(json.dumps(json.loads(path.read_text())), encoding="utf-8")
+        ingest_path(settings, copy, patient_id=pid)
+    again = run_pipeline(settings)
+    assert again.status == "published", again.message
+    assert (again.events_in, again.events_new, again.events_duplicates) == (accepted, 0, accepted)
+    assert (again.readings_new, again.duplicates) == (0, again.readings_in)
+    assert len(published_events(settings)) == accepted
+
+
+def test_the_event_totals_check_fails_a_negative_total_and_an_uneven_sum():
+    daily = pa.table(
+        {
+            "readings": pa.array([288, 0, 288, 0], pa.int32()),
+            "bolus_u": [4.0, -1.0, 2.0, None],
+            "basal_u": [10.0, None, 3.0, None],
+            "insulin_total_u": [14.0, None, 9.0, None],
+            "carbs_g": [50.0, None, None, 20.0],
+            "boluses": pa.array([2, 1, 1, None], pa.int32()),
+            "automated_pct": [40.0, None, 120.0, None],
+        }
+    )
+    staged = StagedRun(READING_SCHEMA.empty_table(), READING_SCHEMA.empty_table(), daily, daily)
+    result = check_daily_event_totals(staged, QualitySettings())
+    assert (result.passed, result.failed_rows) == (False, 2)  # the 2nd (-1 U) and the 3rd
+    fine = StagedRun(staged.new_readings, staged.all_readings, daily.slice(3), daily)
+    assert check_daily_event_totals(fine, QualitySettings()).passed

@@ -44,9 +44,10 @@ __all__ = [
 ]
 
 # A recomputed day's totals need every event that overlaps it: a basal segment or an extended
-# bolus began up to its longest duration (a day) before. The run reads curated events from so
-# much before its readings' history start.
-EVENT_LOOKBACK: Final = dt.timedelta(minutes=MAX_DURATION_MIN)
+# bolus began up to its longest duration (a day; an open pump segment, until the next, at most
+# 25 hours: metrics.basal_delivery) before. The run reads curated events from so much before its
+# readings' history start, and an hour more.
+EVENT_LOOKBACK: Final = dt.timedelta(minutes=MAX_DURATION_MIN, hours=2)
 # Past this many patient keys, a scan filters on time only and narrows to the keys in memory
 # (as lake.Scope does: planning an In over thousands of keys costs more than the rows it skips).
 _MANY_KEYS: Final = 1_000

@@ -33,6 +33,7 @@ from glucosestream.metrics import (
     period_results,
     touched_days,
 )
+from glucosestream.metrics.event_totals import daily_event_totals, daily_rows_with_events
 from glucosestream.pipeline.discovery import discover
 from glucosestream.pipeline.event_merge import (
     PATIENT_DAYS,
@@ -218,18 +219,26 @@ class _Transformed:
 
 
 def _transform(work: BucketWork, bucket: Bucket, merged: _Merged) -> _Transformed:
-    """Every table's rows for the bucket: the new readings, the daily metrics of the days
-    they touch, the closed periods' results, the sensor sessions."""
+    """Every table's rows for the bucket: the new readings and events, the daily metrics of
+    the days they touch (glucose from the readings, insulin and carbs from the events), the
+    closed periods' results, the sensor sessions."""
     every, new = merged.every, merged.new
     dated = every.append_column("local_date", local_dates(every))  # once, for both
-    all_days = touched_days(work.engine, dated)
+    reading_days = touched_days(work.engine, dated)
+    totals = daily_event_totals(merged.events.every)
+    all_days = _distinct_days(_concat_days([reading_days, totals]))
     days, scope = _days_to_compute(work, bucket, all_days, new, merged.events.new)
-    daily = compute_daily_metrics(
+    glucose = compute_daily_metrics(
         work.engine, dated, days, run_id=work.run_id, computed_at=work.computed_at
     )
     del dated
+    keys = ["patient_key", "date"]
+    totals = totals.join(days.select(keys), keys, join_type="left semi")
+    daily = daily_rows_with_events(
+        glucose, totals, run_id=work.run_id, computed_at=work.computed_at
+    )
     periods, period_scope = _periods_to_compute(
-        work, bucket, all_days, scope, merged.first_period_day
+        work, bucket, reading_days, scope, merged.first_period_day
     )
     run_id, at = work.run_id, work.computed_at
     inputs, session_scope = _session_inputs(work, bucket, every, new)
@@ -381,6 +390,12 @@ def _days_to_compute(
 def _concat_days(tables: list[pa.Table]) -> pa.Table:
     """(patient_key, date) tables as one (a day may repeat)."""
     return pa.concat_tables([t.select(["patient_key", "date"]).cast(PATIENT_DAYS) for t in tables])
+
+
+def _distinct_days(days: pa.Table) -> pa.Table:
+    """Each (patient_key, date) once, sorted."""
+    distinct = days.group_by(["patient_key", "date"]).aggregate([])
+    return distinct.sort_by([("patient_key", "ascending"), ("date", "ascending")])
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:

@@ -41,6 +41,16 @@ __all__ = [
 
 READING_KEY: Final = ("patient_key", "device_id", "ts")  # what identifies a reading
 _BAND_SUM_TOLERANCE: Final = 1e-9
+_TOTAL_TOLERANCE: Final = 1e-9  # relative, for insulin_total_u = bolus_u + basal_u
+# The daily rows' event columns (metrics.daily.EVENT_COLUMNS: quality imports no metrics).
+_EVENT_TOTALS: Final = (
+    "bolus_u",
+    "basal_u",
+    "insulin_total_u",
+    "carbs_g",
+    "boluses",
+    "automated_pct",
+)
 _BANDS: Final = (
     "pct_below_54",
     "pct_below_70",
@@ -182,20 +192,50 @@ def _equals_previous(column: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def check_daily_bounds(run: StagedRun, settings: QualitySettings) -> CheckResult:
+    """Each day with readings has its percentages in 0-100 and bands summing to 100; a day
+    without readings (a day of events only) has no glucose figures."""
     daily = run.daily
     if daily.num_rows == 0:
         return _result("daily_bounds", 0, "")
-    bad = pc.less_equal(daily["readings"], 0)
+    glucose = pc.greater(daily["readings"], 0)
+    bad = pc.less(daily["readings"], 0)
     for name in _BANDS:
-        bad = pc.or_(bad, pc.or_(pc.less(daily[name], 0.0), pc.greater(daily[name], 100.0)))
+        out = pc.or_(pc.less(daily[name], 0.0), pc.greater(daily[name], 100.0))
+        bad = pc.or_(bad, pc.and_(glucose, pc.fill_null(out, True)))
     total = pc.add(pc.add(daily["pct_below_70"], daily["pct_70_180"]), daily["pct_above_180"])
-    bad = pc.or_(bad, pc.greater(pc.abs(pc.subtract(total, 100.0)), _BAND_SUM_TOLERANCE))
+    off = pc.greater(pc.abs(pc.subtract(total, 100.0)), _BAND_SUM_TOLERANCE)
+    bad = pc.or_(bad, pc.and_(glucose, pc.fill_null(off, True)))
+    bad = pc.or_(bad, pc.and_(pc.invert(glucose), pc.is_valid(daily["pct_70_180"])))
     failed = int(pc.sum(bad).as_py() or 0)
     return _result(
         "daily_bounds",
         failed,
         f"{failed} patient-days with a percentage outside 0-100, bands not summing to 100, "
-        "or no readings",
+        "or glucose figures without readings",
+    )
+
+
+def check_daily_event_totals(run: StagedRun, settings: QualitySettings) -> CheckResult:
+    """A day's insulin and carbohydrate totals are >= 0, its automated share within 0-100,
+    and its total insulin the bolus plus the basal where both are known."""
+    daily = run.daily
+    if daily.num_rows == 0 or "bolus_u" not in daily.column_names:
+        return _result("daily_event_totals", 0, "")
+    bad = pc.fill_null(pc.less(daily[_EVENT_TOTALS[0]], 0), False)
+    for name in _EVENT_TOTALS[1:]:
+        bad = pc.or_(bad, pc.fill_null(pc.less(daily[name], 0), False))
+    over = pc.fill_null(pc.greater(daily["automated_pct"], 100.0), False)
+    total = pc.add(daily["bolus_u"], daily["basal_u"])
+    gap = pc.abs(pc.subtract(daily["insulin_total_u"], total))
+    uneven = pc.greater(gap, pc.multiply(pc.add(pc.abs(total), 1.0), _TOTAL_TOLERANCE))
+    unknown = pc.and_(pc.is_valid(total), pc.is_null(daily["insulin_total_u"]))
+    bad = pc.or_(pc.or_(bad, over), pc.or_(pc.fill_null(uneven, False), unknown))
+    failed = int(pc.sum(bad).as_py() or 0)
+    return _result(
+        "daily_event_totals",
+        failed,
+        f"{failed} patient-days with a negative insulin or carbohydrate total, an automated "
+        "share over 100 %, or insulin_total_u other than bolus_u + basal_u",
     )
 
 
@@ -238,6 +278,7 @@ CHECKS: Final[tuple[Callable[[StagedRun, QualitySettings], CheckResult], ...]] =
     check_every_reading_lands,
     check_every_event_lands,
     check_daily_bounds,
+    check_daily_event_totals,
     check_complete_days,
     check_duplicate_sensor,
 )
