@@ -127,8 +127,11 @@ def _event_parts(events: pa.Table) -> pa.Table:
     kind, subtype = events["kind"], events["subtype"]
     bolus = pc.equal(kind, "bolus")
     extended = _spread_boluses(events)
-    injection = pc.and_(pc.equal(kind, "basal"), pc.equal(subtype, "injection"))
-    carbs = pc.equal(kind, "carbs")
+    injection = pc.and_(
+        pc.and_(pc.equal(kind, "basal"), pc.equal(subtype, "injection")),
+        pc.is_valid(events["units"]),
+    )
+    carbs = pc.and_(pc.equal(kind, "carbs"), pc.is_valid(events["carbs_g"]))
     return _part(
         keys,
         insulin=pc.if_else(pc.or_(bolus, pc.equal(kind, "basal")), 1.0, None),
