@@ -198,10 +198,12 @@ _TREATMENT_PARAMETERS: Final = [
         "name": f"find[{field}][{op}]",
         "in": "query",
         "required": False,
-        "schema": {"type": "number"} if field == "mills" else {"type": "string"},
+        "schema": {"type": "number"}
+        if field == "mills"
+        else {"type": "string", "format": "date-time"},
         "description": "Epoch milliseconds."
         if field == "mills"
-        else "An ISO 8601 time (a number: epoch milliseconds).",
+        else "An ISO 8601 time (a number is read as epoch milliseconds).",
     }
     for field in _TREATMENT_BOUNDS
     for op in OPERATORS
@@ -210,8 +212,8 @@ _TREATMENT_PARAMETERS: Final = [
         "name": "find[eventType]",
         "in": "query",
         "required": False,
-        "schema": {"type": "string"},
-        "description": "One event type, exactly (e.g. Meal Bolus).",
+        "schema": {"type": "string", "pattern": "^([^/].*)?$"},
+        "description": "One event type, exactly (e.g. Meal Bolus); not a /regex/.",
     }
 ]
 
