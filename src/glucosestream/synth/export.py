@@ -5,6 +5,13 @@ libreview, nightscout, tidepool, fhir) write a directory ``out`` with one export
 named ``<patient_id><suffix>`` (e.g. ``P00001_clarity.csv``) as users upload them, and a
 ``manifest.tsv`` saying, for each file, the patient, home zone, device and unit: what the
 export itself does not say (Clarity and LibreView times carry no zone).
+
+The exports carry the patient's logged simulated events where the format has them
+(``exporters``): Clarity, LibreView and Tidepool in the same file as the readings, Nightscout in
+``<patient_id>_treatments.json`` beside the entries (as a site keeps its treatments collection
+beside its entries). The manifest's last two columns give how many events each patient's export
+holds (``events``) and the file holding them when it is not the row's file (``treatments``,
+else empty); there is still one row per patient.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from glucosestream.errors import ConfigError
 from glucosestream.synth.exporters import (
     DEVICE_FORMATS,
     TABULAR_FORMATS,
+    DeviceFormat,
+    PatientRecord,
     TabularWriter,
     patients_of,
 )
@@ -31,7 +40,9 @@ MANIFEST_NAME: Final = "manifest.tsv"
 # Formats with one unit whatever the patient's locale (Nightscout stores sgv in mg/dL, Tidepool
 # stores mmol/L); the others follow the patient's zone (exporters.patient.MMOL_ZONES).
 _UNITS: Final = {"nightscout": "mg/dL", "tidepool": "mmol/L"}
-_MANIFEST_HEADER: Final = "file\tpatient_id\ttz\tdevice\tdevice_id\tunit\tprofile\treadings\n"
+_MANIFEST_HEADER: Final = (
+    "file\tpatient_id\ttz\tdevice\tdevice_id\tunit\tprofile\treadings\tevents\ttreatments\n"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +53,8 @@ class SynthReport:
     days: int
     readings: int
     duration_ms: int
-    files: int = 1
+    files: int = 1  # exports written: one per patient (device formats) or the cohort's file
+    events: int = 0  # logged simulated events the device exports hold
 
 
 def write_cohort(
@@ -58,8 +70,9 @@ def write_cohort(
             f"synth cannot write format {fmt!r}; use one of {', '.join(SYNTH_FORMATS)}"
         )
     started = time.perf_counter()
+    events = 0
     if fmt in DEVICE_FORMATS:
-        readings, files = _write_device(spec, out, fmt, on_chunk)
+        readings, files, events = _write_device(spec, out, fmt, on_chunk)
     else:
         readings, files = _write_tabular(spec, out, fmt, on_chunk), 1
     return SynthReport(
@@ -70,6 +83,7 @@ def write_cohort(
         readings=readings,
         duration_ms=round((time.perf_counter() - started) * 1000),
         files=files,
+        events=events,
     )
 
 
@@ -79,7 +93,7 @@ def _write_tabular(
     out.parent.mkdir(parents=True, exist_ok=True)
     readings = 0
     with TabularWriter(out, fmt) as writer:
-        for chunk in simulate_chunks(spec):
+        for chunk in simulate_chunks(spec, events=False):  # tabular files hold readings
             writer.write(chunk.readings)
             readings += chunk.readings.num_rows
             del chunk  # free this chunk before the next one is made
@@ -90,29 +104,44 @@ def _write_tabular(
 
 def _write_device(
     spec: CohortSpec, out: Path, fmt: str, on_chunk: Callable[[int], None] | None
-) -> tuple[int, int]:
+) -> tuple[int, int, int]:
     if out.exists() and not out.is_dir():
         raise ConfigError(
             f"{fmt} writes one file per patient into a directory, but {out} is a file; "
             "give --out a directory path"
         )
     out.mkdir(parents=True, exist_ok=True)
-    suffix, render = DEVICE_FORMATS[fmt]
-    readings = files = 0
+    device = DEVICE_FORMATS[fmt]
+    readings = files = events = 0
     with (out / MANIFEST_NAME).open("w", encoding="utf-8", newline="\n") as manifest:
         manifest.write(_MANIFEST_HEADER)
         for chunk in simulate_chunks(spec):
             for patient in patients_of(chunk, seed=spec.seed, interval_min=spec.interval_min):
-                name = f"{patient.identity.patient_id}{suffix}"
-                (out / name).write_bytes(render(patient))
+                name = f"{patient.identity.patient_id}{device.suffix}"
+                (out / name).write_bytes(device.render(patient))
+                held = sum(1 for e in patient.events if device.carries(e))
+                treatments = _write_events(out, device, patient)
                 unit = _UNITS.get(fmt) or ("mmol/L" if patient.mmol else "mg/dL")
                 manifest.write(
                     f"{name}\t{patient.identity.patient_id}\t{patient.zone}\t{patient.device}\t"
                     f"{patient.identity.device_serial}\t{unit}\t{patient.subtype}\t"
-                    f"{patient.time_us.size}\n"
+                    f"{patient.time_us.size}\t{held}\t{treatments}\n"
                 )
                 files += 1
+                events += held
             readings += chunk.readings.num_rows
             if on_chunk is not None:
                 on_chunk(readings)
-    return readings, files
+    return readings, files, events
+
+
+def _write_events(out: Path, device: DeviceFormat, patient: PatientRecord) -> str:
+    """Write the patient's events file, for a format that keeps them apart; its name, or ""."""
+    if device.render_events is None or device.events_suffix is None:
+        return ""
+    data = device.render_events(patient)
+    if data is None:
+        return ""
+    name = f"{patient.identity.patient_id}{device.events_suffix}"
+    (out / name).write_bytes(data)
+    return name

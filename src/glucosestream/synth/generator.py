@@ -110,7 +110,7 @@ def generate_chunks(spec: CohortSpec) -> Iterator[pa.Table]:
 
     Columns: patient_id, device_id, time (UTC), glucose_mg_dl (int), tz, flags, profile.
     """
-    for chunk in simulate_chunks(spec):
+    for chunk in simulate_chunks(spec, events=False):
         readings = chunk.readings
         del chunk  # keep one chunk alive at a time, not two, while the next is made
         yield readings
@@ -127,14 +127,15 @@ def generate_events(spec: CohortSpec) -> Iterator[pa.Table]:
         yield events
 
 
-def simulate_chunks(spec: CohortSpec) -> Iterator[Chunk]:
-    """Like ``generate_chunks``, with each chunk's identities and sensor sessions."""
+def simulate_chunks(spec: CohortSpec, *, events: bool = True) -> Iterator[Chunk]:
+    """Like ``generate_chunks``, with each chunk's identities, sensor sessions and, unless
+    ``events`` is False (its table is then empty), simulated events."""
     _check(spec)
     grid = make_grid(spec.start, spec.days, spec.interval_min, ZONES)
     per_chunk = max(1, min(_MAX_CHUNK_PATIENTS, _CHUNK_CELLS // grid.n))
     for first in range(0, spec.patients, per_chunk):
         indices = np.arange(first, min(spec.patients, first + per_chunk), dtype=np.int64)
-        yield _simulate(spec, grid, indices)
+        yield _simulate(spec, grid, indices, events)
 
 
 def _check(spec: CohortSpec) -> None:
@@ -184,12 +185,14 @@ def _draw(spec: CohortSpec, grid: Grid, indices: npt.NDArray[np.int64]) -> _Draw
     )
 
 
-def _simulate(spec: CohortSpec, grid: Grid, indices: npt.NDArray[np.int64]) -> Chunk:
+def _simulate(
+    spec: CohortSpec, grid: Grid, indices: npt.NDArray[np.int64], keep_events: bool
+) -> Chunk:
     draws = _draw(spec, grid, indices)
     params = draw_params(spec.profile, indices, draws.params)
     split = schedule.DAY_UNIFORMS
     inputs = schedule.build_inputs(params, grid, draws.day_u[:, :, :split], draws.day_z)
-    log = DoseLog()
+    log = DoseLog() if keep_events else None
     ig, unit_noise = simulate(params, grid, inputs, draws.noise, log=log)
     identities = tuple(
         identity_of(spec.seed, int(i), DEVICES[int(d)])
@@ -197,7 +200,11 @@ def _simulate(spec: CohortSpec, grid: Grid, indices: npt.NDArray[np.int64]) -> C
     )
     zones = tuple(ZONES[int(z)] for z in params.zone)
     labels = ([i.patient_id for i in identities], [i.device_serial for i in identities], zones)
-    events = build_events(params, grid, inputs, log, labels)
+    events = (
+        build_events(params, grid, inputs, log, labels)
+        if log is not None
+        else SIMULATED_EVENT_SCHEMA.empty_table()
+    )
     del inputs, log
     out = sensor.read_sensor(
         params, grid, ig, unit_noise, (draws.day_u[:, :, split:], draws.session_u, draws.session_z)

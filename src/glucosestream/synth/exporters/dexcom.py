@@ -7,6 +7,12 @@ reading with the **local wall-clock time without a zone** (``YYYY-MM-DDThh:mm:ss
 transmitter time (seconds, long integer) and transmitter id. Out-of-range readings are written
 as Event Subtype ``Low``/``High`` with the value ``Low``/``High``. Patients in mmol/L zones get
 the mmol/L header (``Glucose Value (mmol/L)``, one decimal).
+
+Events logged in the app sit among the EGV rows in time order, as in the sample: ``Insulin``
+rows (``Fast-Acting`` for every bolus, ``Long-Acting`` for a pen's daily injection; units in
+``Insulin Value (u)``), ``Carbs`` rows (meals and rescues, grams in ``Carb Value (grams)``) and
+``Exercise`` rows (``Light``/``Medium``/``Heavy``, ``Duration (hh:mm:ss)``), at the local
+time without seconds' fraction, like EGVs. A pump's basal is not in a Clarity export.
 """
 
 from __future__ import annotations
@@ -17,9 +23,15 @@ from typing import Final
 import numpy as np
 
 from glucosestream.readings import MG_DL_PER_MMOL_L, ReadingFlag
-from glucosestream.synth.exporters.patient import PatientRecord, to_mmol_l
+from glucosestream.synth.exporters.patient import (
+    LoggedEvent,
+    PatientRecord,
+    format_units,
+    local_strings,
+    to_mmol_l,
+)
 
-__all__ = ["SUFFIX", "render"]
+__all__ = ["SUFFIX", "carries", "render"]
 
 SUFFIX: Final = "_clarity.csv"
 _HEADER: Final = (
@@ -40,6 +52,7 @@ _ALERTS: Final = (
     ("Urgent Low Soon", 55, "", ""),
 )
 _TRANSMITTER_EPOCH_S: Final = 4_000_000  # transmitter clock at the first session start
+_EXERCISE: Final = {"low": "Light", "medium": "Medium", "high": "Heavy"}
 
 
 def render(patient: PatientRecord) -> bytes:
@@ -63,7 +76,7 @@ def render(patient: PatientRecord) -> bytes:
     for subtype, mg_dl, duration, rate in _ALERTS:
         value = "" if mg_dl is None else _value(patient.mmol, mg_dl)
         rows.append(f",Alert,{subtype},,,{source},{value},,,{duration},{rate},,")
-    rows.extend(_egv_rows(patient, source))
+    rows.extend(_timeline(patient, source))
     unit = "mmol/L" if patient.mmol else "mg/dL"
     lines = [_HEADER.format(unit=unit)]
     lines.extend(f"{number},{row}" for number, row in enumerate(rows, start=1))
@@ -86,6 +99,51 @@ def _egv_rows(patient: PatientRecord, source: str) -> list[str]:
         f"{t},EGV,{s},,,{source},{v},,,,,{tt},{transmitter}"
         for t, s, v, tt in zip(times, subtype, shown, seconds.tolist(), strict=True)
     ]
+
+
+def _timeline(patient: PatientRecord, source: str) -> list[str]:
+    """EGV and event rows merged in time order (an event after the EGVs of its instant)."""
+    egv = _egv_rows(patient, source)
+    logged = [e for e in patient.events if _event_cells(e) is not None]
+    if not logged:
+        return egv
+    times = np.array([e.time_us for e in logged], dtype=np.int64)
+    stamps = local_strings(times, patient.zone, _TIME_FORMAT)
+    events = [
+        f"{t},{cells.format(source=source)}"
+        for t, e in zip(stamps, logged, strict=True)
+        if (cells := _event_cells(e)) is not None
+    ]
+    at = np.searchsorted(patient.time_us, times, side="right")
+    merged: list[str] = []
+    start = 0
+    for position, row in zip(at.tolist(), events, strict=True):
+        merged.extend(egv[start:position])
+        merged.append(row)
+        start = position
+    merged.extend(egv[start:])
+    return merged
+
+
+def carries(event: LoggedEvent) -> bool:
+    """Whether a Clarity export holds ``event``."""
+    return _event_cells(event) is not None
+
+
+def _event_cells(event: LoggedEvent) -> str | None:
+    """The cells after the timestamp of an event's row (``{source}`` left to fill), or None
+    for an event Clarity does not show."""
+    if event.kind == "bolus" and event.units is not None:
+        return f"Insulin,Fast-Acting,,,{{source}},,{format_units(event.units)},,,,,"
+    if event.kind == "basal" and event.subtype == "injection" and event.units is not None:
+        return f"Insulin,Long-Acting,,,{{source}},,{format_units(event.units)},,,,,"
+    if event.kind == "carbs" and event.carbs_g is not None:
+        return f"Carbs,,,,{{source}},,,{format_units(event.carbs_g)},,,,"
+    if event.kind == "exercise" and event.duration_min is not None and event.intensity:
+        minutes = round(event.duration_min)
+        duration = f"{minutes // 60}:{minutes % 60:02d}:00"
+        return f"Exercise,{_EXERCISE[event.intensity]},,,{{source}},,,,{duration},,,"
+    return None
 
 
 def _us_date(day: dt.date) -> str:

@@ -21,7 +21,7 @@ import numpy.typing as npt
 from glucosestream.readings import ReadingFlag
 from glucosestream.synth.exporters.patient import PatientRecord
 
-__all__ = ["HIGH_SGV", "LOW_SGV", "SUFFIX", "render"]
+__all__ = ["HIGH_SGV", "LOW_SGV", "SUFFIX", "iso_ms", "render"]
 
 SUFFIX: Final = "_entries.json"
 LOW_SGV: Final = 39
@@ -46,7 +46,7 @@ def render(patient: PatientRecord) -> bytes:
     stamps = patient.utc(_ISO_MS)
     session = np.searchsorted(patient.session_start_us, patient.time_us, side="right") - 1
     starts_us = patient.session_start_us[np.maximum(session, 0)]
-    starts = _iso_ms(starts_us)
+    starts = iso_ms(starts_us)
     offsets = patient.utc_offset_min().tolist()
     rng = np.random.default_rng([patient.seed, patient.index, 3])
     ids = rng.integers(0, 2**63, size=(sgv.size, 2))
@@ -89,6 +89,7 @@ def _directions(patient: PatientRecord) -> list[str]:
     return ["NONE", *names[code].tolist()]
 
 
-def _iso_ms(time_us: npt.NDArray[np.int64]) -> list[str]:
+def iso_ms(time_us: npt.NDArray[np.int64]) -> list[str]:
+    """UTC epoch microseconds as ISO 8601 with milliseconds and ``Z``."""
     ms = (time_us // 1000).astype("datetime64[ms]")
     return [f"{t}Z" for t in np.datetime_as_string(ms, unit="ms").tolist()]

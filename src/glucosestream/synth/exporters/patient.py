@@ -1,7 +1,8 @@
 """One patient's readings as an export sees them: identity, zone, device, local wall clock. PURE.
 
 Device exports are per person (one Clarity or LibreView file, one Nightscout site, one FHIR
-bundle), so the device exporters render ``PatientRecord``s cut from a generated chunk.
+bundle), so the device exporters render ``PatientRecord``s cut from a generated chunk, with the
+patient's logged simulated events (``LoggedEvent``: what a device or the patient recorded).
 """
 
 from __future__ import annotations
@@ -19,7 +20,16 @@ from glucosestream.readings import MG_DL_PER_MMOL_L
 from glucosestream.synth.fictional_identity import Identity
 from glucosestream.synth.generator import Chunk
 
-__all__ = ["MMOL_ZONES", "PatientRecord", "patients_of", "to_mmol_l"]
+__all__ = [
+    "MMOL_ZONES",
+    "LoggedEvent",
+    "PatientRecord",
+    "format_units",
+    "json_number",
+    "patients_of",
+    "to_mmol_l",
+    "utc_offset_min",
+]
 
 IntArray = npt.NDArray[np.int64]
 
@@ -27,6 +37,21 @@ IntArray = npt.NDArray[np.int64]
 # and Germany mostly mg/dL), so every cohort exercises both units.
 MMOL_ZONES: Final = frozenset({"Europe/London", "Australia/Sydney"})
 _EXPORT_DELAY_US: Final = 9 * 3600 * 10**6  # exported 9 hours after the last reading
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedEvent:
+    """One logged simulated event (``simulated_events``): kind, subtype, purpose and amounts."""
+
+    time_us: int
+    kind: str
+    subtype: str | None
+    purpose: str | None
+    units: float | None
+    rate_u_h: float | None
+    duration_min: float | None
+    carbs_g: float | None
+    intensity: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +74,7 @@ class PatientRecord:
     flags: IntArray
     session_start_us: IntArray
     exported_at_us: int
+    events: tuple[LoggedEvent, ...] = ()
 
     @property
     def mmol(self) -> bool:
@@ -65,9 +91,26 @@ class PatientRecord:
 
     def utc_offset_min(self) -> IntArray:
         """Each reading's offset of local time from UTC, in minutes (DST-aware)."""
-        stamps = pa.array(self.time_us, type=pa.timestamp("us", tz=self.zone))
-        local_us = pc.local_timestamp(stamps).cast(pa.int64()).to_numpy()
-        return np.asarray((local_us - self.time_us) // 60_000_000, dtype=np.int64)
+        return utc_offset_min(self.time_us, self.zone)
+
+
+def utc_offset_min(time_us: IntArray, zone: str) -> IntArray:
+    """The offset of local time in ``zone`` from UTC at each instant, in minutes."""
+    stamps = pa.array(time_us, type=pa.timestamp("us", tz=zone))
+    local_us = pc.local_timestamp(stamps).cast(pa.int64()).to_numpy()
+    return np.asarray((local_us - time_us) // 60_000_000, dtype=np.int64)
+
+
+def json_number(value: float) -> float | int:
+    """An amount for a JSON export: a whole number as an integer (``25``, not ``25.0``), else
+    rounded to two decimals."""
+    rounded = round(value, 2)
+    return int(rounded) if rounded == int(rounded) else rounded
+
+
+def format_units(value: float) -> str:
+    """An amount as a device export prints it: at most two decimals, no trailing zeros."""
+    return f"{round(value, 2):g}"
 
 
 def local_strings(time_us: IntArray, zone: str, fmt: str) -> list[str]:
@@ -93,6 +136,7 @@ def patients_of(chunk: Chunk, *, seed: int, interval_min: int) -> Iterator[Patie
     glucose = table["glucose_mg_dl"].to_numpy().astype(np.int64)
     flags = table["flags"].to_numpy().astype(np.int64)
     bounds = np.searchsorted(codes, np.arange(len(chunk.identities) + 1))
+    events = _logged_events(chunk)
     for p, identity in enumerate(chunk.identities):
         lo, hi = int(bounds[p]), int(bounds[p + 1])
         if hi == lo:
@@ -114,7 +158,33 @@ def patients_of(chunk: Chunk, *, seed: int, interval_min: int) -> Iterator[Patie
             flags=flags[lo:hi],
             session_start_us=starts[used],
             exported_at_us=int(time_us[hi - 1]) + _EXPORT_DELAY_US,
+            events=events.get(p, ()),
         )
+
+
+def _logged_events(chunk: Chunk) -> dict[int, tuple[LoggedEvent, ...]]:
+    """The logged events of each patient (chunk row) of ``chunk``."""
+    table = chunk.events.filter(chunk.events["logged"])
+    codes = table["patient_id"].combine_chunks().indices.to_pylist()
+    columns = {name: table[name].to_pylist() for name in _EVENT_FIELDS}
+    times = table["ts"].cast(pa.int64()).to_pylist()
+    out: dict[int, list[LoggedEvent]] = {}
+    for i, code in enumerate(codes):
+        values = {name: columns[name][i] for name in _EVENT_FIELDS}
+        out.setdefault(code, []).append(LoggedEvent(time_us=times[i], **values))
+    return {code: tuple(events) for code, events in out.items()}
+
+
+_EVENT_FIELDS: Final = (
+    "kind",
+    "subtype",
+    "purpose",
+    "units",
+    "rate_u_h",
+    "duration_min",
+    "carbs_g",
+    "intensity",
+)
 
 
 def _identity_index(identity: Identity) -> int:

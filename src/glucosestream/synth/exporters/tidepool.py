@@ -6,6 +6,9 @@ unrounded (Tidepool's own factor); ``time`` UTC ISO with milliseconds; ``deviceT
 display time without a zone; ``timezoneOffset`` in minutes; ``sampleInterval`` in ms; ``deviceId``,
 ``id``, ``guid``, ``uploadId``. Out-of-range readings are the threshold minus (LOW) or plus (HIGH)
 one mg/dL, with an ``annotations`` entry ``bg/out-of-range`` giving the threshold in mg/dL.
+
+The patient's logged events (``tidepool_datums``: bolus, basal, wizard, insulin, food,
+physicalActivity) are datums of the same array, in time order with the ``cbg`` datums.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ import numpy as np
 
 from glucosestream.readings import ReadingFlag
 from glucosestream.synth.exporters.patient import PatientRecord
+from glucosestream.synth.exporters.tidepool_datums import carries, event_datums
 from glucosestream.synth.sensor import SENSOR_MAX_MG_DL, SENSOR_MIN_MG_DL
 
-__all__ = ["MG_DL_PER_MMOL_L_TIDEPOOL", "SUFFIX", "render"]
+__all__ = ["MG_DL_PER_MMOL_L_TIDEPOOL", "SUFFIX", "carries", "render"]
 
 SUFFIX: Final = "_tidepool.json"
 MG_DL_PER_MMOL_L_TIDEPOOL: Final = 18.01559  # Tidepool's conversion (cbg.md)
@@ -68,4 +72,10 @@ def render(patient: PatientRecord) -> bytes:
                  "threshold": threshold}
             ]  # fmt: skip
         data.append(datum)
+    events = event_datums(patient, device_id, upload_id)
+    if events:
+        when = [*patient.time_us.tolist(), *(e.time_us for e in patient.events if carries(e))]
+        order = np.argsort(np.asarray(when, dtype=np.int64), kind="stable")
+        everything = [*data, *events]
+        data = [everything[i] for i in order.tolist()]
     return (json.dumps(data, indent=2) + "\n").encode("utf-8")
