@@ -128,18 +128,25 @@ def test_a_temporary_rate_overrides_the_schedule_and_the_schedule_resumes():
 
 
 @pytest.mark.parametrize(
-    ("day", "hours"),
-    [(dt.date(2026, 3, 29), 23), (dt.date(2026, 10, 25), 25), (dt.date(2026, 3, 28), 24)],
+    ("zone", "day", "hours"),
+    [
+        (PARIS, dt.date(2026, 3, 29), 23),
+        (PARIS, dt.date(2026, 10, 25), 25),
+        (PARIS, dt.date(2026, 3, 28), 24),
+        # Santiago moves its clocks from 00:00 to 01:00: the day starts at the jump.
+        ("America/Santiago", dt.date(2026, 9, 6), 23),
+    ],
 )
-def test_a_day_of_basal_is_its_local_length_across_a_clock_change(day, hours):
+def test_a_day_of_basal_is_its_local_length_across_a_clock_change(zone, day, hours):
     after = day + dt.timedelta(days=1)
     rows = [
-        *schedule(PARIS, day, [(0, 0, 1.0)]),
-        *schedule(PARIS, after, [(0, 0, 1.0)]),
-        ev("bolus", local(PARIS, after, 0, 0), subtype="normal", units=1.0),
+        *schedule(zone, day, [(0, 0, 1.0)]),
+        *schedule(zone, after, [(0, 0, 1.0)]),
+        ev("bolus", local(zone, after, 0, 0), zone=zone, subtype="normal", units=1.0),
     ]
     days = by_day(daily_event_totals(events(rows)))
     assert days[("p1", day)]["basal_u"] == pytest.approx(hours * 1.0)
+    assert days[("p1", day)]["tz"] == zone
 
 
 def test_automated_share_of_the_basal_time_in_a_half_hour_zone():
