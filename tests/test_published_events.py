@@ -1,10 +1,9 @@
 """``PublishedRun.events``: a patient's curated events at the pinned run's snapshot of
 curated.events, read once per run and cached; none before the table existed.
 
-The read is tested against an events table written straight into a lake (the contract's
-EVENT_SCHEMA, the registry's spec when the pipeline has it), so it holds whatever the pipeline
-does; the end-to-end read (POST treatments, run, GET treatments) is in
-test_treatments_read_api.py."""
+The read is tested against an events table written straight into a lake (the registry's
+curated.events), so it holds whatever the pipeline writes; the end-to-end read (POST
+treatments, run, GET treatments) is in test_treatments_read_api.py."""
 
 from __future__ import annotations
 
@@ -13,12 +12,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
-from pyiceberg.transforms import MonthTransform, TruncateTransform
 
 from glucosestream.events import EVENT_SCHEMA
 from glucosestream.ingest import ingest_records
 from glucosestream.ingest.identity import patient_key
-from glucosestream.lake import Lakehouse, TableRegistry, TableSpec, open_lakehouse
+from glucosestream.lake import Lakehouse, open_lakehouse
 from glucosestream.pipeline import run_pipeline
 from glucosestream.pipeline.table_registry import TABLES
 from glucosestream.published import PublishedLake, PublishedRun
@@ -27,19 +25,6 @@ from .conftest import SECRET
 
 T0 = dt.datetime(2026, 1, 5, 7, 30, tzinfo=dt.UTC)
 INGESTED = dt.datetime(2026, 1, 20, tzinfo=dt.UTC)
-_EVENTS_SPEC = TableSpec(  # what the contract names, for lakes older than the registry's entry
-    ("curated", "events"),
-    EVENT_SCHEMA,
-    (
-        ("patient_key", TruncateTransform(1), "patient_key_prefix"),
-        ("ts", MonthTransform(), "ts_month"),
-    ),
-    ("patient_key", "device_id", "ts"),
-    "events",
-    "ts",
-    write="append",
-)
-REGISTRY = TABLES if "events" in TABLES.shorts else TableRegistry((*TABLES.specs, _EVENTS_SPEC))
 
 
 def event(
@@ -82,7 +67,7 @@ class _Snapshots:
 
 
 def _lake_with_events(settings, rows) -> tuple[Lakehouse, int | None]:
-    lake = open_lakehouse(settings.lake, REGISTRY)
+    lake = open_lakehouse(settings.lake, TABLES)
     return lake, lake.append_rows("events", event_table(rows))
 
 
