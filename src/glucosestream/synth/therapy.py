@@ -8,8 +8,8 @@ streams change:
     t2d_mdi             pens: long-acting once a day, rapid-acting at meals (multiple daily
                         injections), doses dialled in whole units
     t1d_well            pump: a scheduled basal rate and meal/correction boluses (in the
-                        registries, pump users reach target more often: Miller KM et al.,
-                        Diabetes Technol Ther 2019;21:66)
+                        T1D Exchange registry, pump users have the lower HbA1c: Foster NC et
+                        al., Diabetes Technol Ther 2019;21:66)
     t1d_poor            pens (multiple daily injections), half-unit pens for the rapid-acting
 
 A pump delivers boluses in 0.05 U steps and its basal at a rate set in 0.05 U/h steps; a pen
