@@ -158,8 +158,9 @@ def synth(
     report = write_cohort(spec, out, fmt, on_chunk=progress)
     ctx.emit(
         report,
-        f"synth: wrote {report.readings} readings ({patients} patients x {days} days) "
-        f"to {report.path} in {report.duration_ms} ms",
+        f"synth: wrote {report.readings} readings"
+        + (f" and {report.events} events" if report.events else "")
+        + f" ({patients} patients x {days} days) to {report.path} in {report.duration_ms} ms",
     )
 
 
