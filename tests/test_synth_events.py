@@ -3,18 +3,22 @@ model received them, chunk- and cohort-size-independent, and each sub-population
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime as dt
+import io
 import itertools
+import json
 import zoneinfo
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from glucosestream.synth import CohortSpec, generator
+from glucosestream.synth import CohortSpec, generator, write_cohort
 from glucosestream.synth.generator import generate_chunks, generate_events
 from glucosestream.synth.grid import make_grid
 from glucosestream.synth.physiology import DoseLog, basal_u_per_day, simulate
@@ -191,3 +195,90 @@ def test_exercise_bouts_have_minutes_and_an_intensity(events):
     assert {b["intensity"] for b in bouts} == {"low", "medium", "high"}
     assert all(0 < b["duration_min"] <= 75 and b["duration_min"] % 5 == 0 for b in bouts)
     assert all(b["logged"] for b in bouts)
+
+
+# The events in the device exports: laid out as the real exports lay them out ----------------
+SAMPLES = Path(__file__).parent / "data" / "samples"
+EXPORT_SPEC = CohortSpec(8, 2, "t1d", 5, 1, dt.date(2026, 3, 7))
+
+
+def manifest(folder: Path) -> list[dict[str, str]]:
+    with (folder / "manifest.tsv").open(newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+@pytest.mark.skipif(not (SAMPLES / "nightscout").is_dir(), reason="samples not present")
+def test_nightscout_treatments_look_like_a_sites(tmp_path):
+    sample = json.loads((SAMPLES / "nightscout/cgm_format_nightscout_treatments.json").read_text())
+    sample_keys = set().union(*(set(doc) for doc in sample))
+    report = write_cohort(EXPORT_SPEC, tmp_path, "nightscout")
+    rows = manifest(tmp_path)
+    assert [r["file"] for r in rows] == [f"{r['patient_id']}_entries.json" for r in rows]
+    assert sum(int(r["events"]) for r in rows) == report.events > 0
+    for row in rows:
+        assert row["treatments"] == f"{row['patient_id']}_treatments.json"
+        docs = json.loads((tmp_path / row["treatments"]).read_text())
+        assert [d["created_at"] for d in docs] == sorted(
+            (d["created_at"] for d in docs), reverse=True
+        )
+        for doc in docs:
+            assert set(doc) <= sample_keys
+            assert doc["eventType"] in {
+                "Meal Bolus", "Correction Bolus", "Carb Correction", "Exercise"
+            }  # fmt: skip
+            assert len(doc["_id"]) == 24
+            dt.datetime.strptime(doc["created_at"], "%Y-%m-%dT%H:%M:%S.%fZ")  # noqa: DTZ007
+        held = sum((d["insulin"] is not None) + (d["carbs"] is not None) for d in docs)
+        held += sum(d["eventType"] == "Exercise" for d in docs)
+        assert held == int(row["events"])
+
+
+def test_clarity_and_libreview_event_rows_keep_the_layout(tmp_path):
+    write_cohort(EXPORT_SPEC, tmp_path / "dexcom", "dexcom")
+    write_cohort(EXPORT_SPEC, tmp_path / "libreview", "libreview")
+    types = Counter()
+    for row in manifest(tmp_path / "dexcom"):
+        text = (tmp_path / "dexcom" / row["file"]).read_text(encoding="utf-8-sig")
+        lines = list(csv.reader(io.StringIO(text)))[1:]
+        assert all(len(r) == 14 for r in lines)
+        assert [int(r[0]) for r in lines] == list(range(1, len(lines) + 1))
+        timed = [r for r in lines if r[1]]
+        assert [r[1] for r in timed] == sorted(r[1] for r in timed)  # events among the EGVs
+        events = [r for r in timed if r[2] != "EGV"]
+        assert len(events) == int(row["events"])
+        for r in events:
+            types[(r[2], r[3])] += 1
+            column = {"Insulin": 8, "Carbs": 9, "Exercise": 10}[r[2]]
+            assert [i for i, v in enumerate(r) if v and i > 6] == [column]
+    assert set(types) == {
+        ("Insulin", "Fast-Acting"), ("Insulin", "Long-Acting"), ("Carbs", ""),
+        ("Exercise", "Light"), ("Exercise", "Medium"), ("Exercise", "Heavy"),
+    }  # fmt: skip
+    for row in manifest(tmp_path / "libreview"):
+        text = (tmp_path / "libreview" / row["file"]).read_text()
+        lines = list(csv.reader(io.StringIO(text)))[2:]
+        events = [r for r in lines if r[3] in ("4", "5")]
+        assert len(events) == int(row["events"])
+        for r in events:
+            filled = [i for i, v in enumerate(r) if v and i > 3]
+            assert filled in ([7], [12]) if r[3] == "4" else filled == [9]
+
+
+def test_tidepool_event_datums_sit_in_the_cbg_array_in_time_order(tmp_path):
+    write_cohort(EXPORT_SPEC, tmp_path, "tidepool")
+    kinds = Counter()
+    for row in manifest(tmp_path):
+        data = json.loads((tmp_path / row["file"]).read_text())
+        assert [d["time"] for d in data] == sorted(d["time"] for d in data)
+        events = [d for d in data if d["type"] != "cbg"]
+        kinds.update(d["type"] for d in events)
+        pump = row["profile"] == "t1d_well"
+        for d in events:
+            assert {"time", "deviceTime", "timezoneOffset", "deviceId", "id", "uploadId"} <= set(d)
+            assert (d["type"] in ("bolus", "basal", "wizard")) == d["deviceId"].startswith(
+                "InsOmn-"
+            )
+            assert d["type"] != "insulin" or not pump
+        wizards = {d["bolus"] for d in events if d["type"] == "wizard" and "bolus" in d}
+        assert wizards <= {d["id"] for d in events if d["type"] == "bolus"}
+    assert set(kinds) == {"bolus", "basal", "wizard", "insulin", "food", "physicalActivity"}
