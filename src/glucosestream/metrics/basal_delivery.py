@@ -333,7 +333,7 @@ def basal_intervals(events: pa.Table) -> BasalIntervals:
     given = _segments(r, placed & timed & (r.basal | r.suspend))
     both = zip(_fields(given), _fields(stops), strict=True)
     timed_all = _clip_to_next(_Segments(*(np.concatenate(pair) for pair in both)))
-    row, start, end = _overlay(timed_all, _clip_to_next(open_.placed()))
+    row, start, end = _overlay(timed_all, _clip_to_next(open_))
     return BasalIntervals(row, start, end, r.rate[row])
 
 
