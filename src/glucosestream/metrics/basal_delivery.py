@@ -21,7 +21,8 @@ and carbohydrate", says why):
 * **Precedence.** A timed segment (temporary, automated, a suspension) overrides the open rate
   while it runs, and the open rate applies again when it ends (a pump returns to its schedule
   after a temporary rate). Among timed segments, and among open ones, the later start wins (a
-  new temporary rate replaces the running one). This is per patient, so two uploads of the
+  new temporary rate replaces the running one), even one of no known length (a zero-length
+  temporary rate cancels the running one). This is per patient, so two uploads of the
   same pump under two device ids are counted once.
 """
 
