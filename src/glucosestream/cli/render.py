@@ -24,9 +24,10 @@ __all__ = [
 
 def ingest_text(r: IngestReport) -> str:
     if r.already_ingested_as:
+        events = f" and {r.events_received} events" if r.events_received else ""
         return (
             f"ingest {r.source}: already ingested as batch {r.already_ingested_as}; "
-            f"{r.received} received, all duplicates, nothing written"
+            f"{r.received} readings{events} received, all duplicates, nothing written"
         )
     text = (
         f"ingest {r.source}: received {r.received}, accepted {r.accepted}, "
@@ -34,6 +35,16 @@ def ingest_text(r: IngestReport) -> str:
     )
     if r.top_reasons:
         text += "\n  quarantined because: " + "; ".join(f"{why} ({n})" for why, n in r.top_reasons)
+    if r.events_received:
+        text += (
+            f"\n  events: received {r.events_received}, accepted {r.events_accepted}, "
+            f"duplicates {r.events_duplicates}, quarantined {r.events_quarantined}, "
+            f"notes dropped {r.events_notes_dropped}"
+        )
+    if r.events_top_reasons:
+        text += "\n  events quarantined because: " + "; ".join(
+            f"{why} ({n})" for why, n in r.events_top_reasons
+        )
     return text
 
 

@@ -31,15 +31,14 @@ from glucosestream.formats import (
 from glucosestream.ingest import chunked
 from glucosestream.ingest.batch import (
     BuiltBatch,
-    IngestReport,
     Part,
-    PartResult,
     build_batch,
     check_parts,
     incoming_rows,
     log_batch,
 )
 from glucosestream.ingest.identity import load_secret, patient_key
+from glucosestream.ingest.report import IngestReport, PartResult
 from glucosestream.lake import BatchRecord, MetadataStore, RawZone, open_metadata, open_storage
 from glucosestream.readings import check_zone
 
@@ -117,12 +116,13 @@ def ingest_path(
     if record is not None:
         standing = chunked.standing_chunks(settings, meta, record)
         if standing.complete:
-            return _already_ingested(record, standing.records.values(), str(path))
+            events = standing.events_received(settings)
+            return _already_ingested(record, standing.records.values(), str(path), events)
     options = _Options(str(path), used, sha256, patient_id, tz, now)
     if chunks is None or first is None:
         used, parsed = read_raw_rows(path, used)
         if patient_id is None and used not in _PER_ROW_PATIENT_FORMATS:
-            _require_patient_ids(parsed.rows, str(path), used)
+            _require_patient_ids(parsed, str(path), used)
         return _accept(settings, parsed, options, meta)
     if standing is not None and standing.chunk_readings not in (0, size):
         size = standing.chunk_readings  # resume with the chunking of the earlier ingest
@@ -231,9 +231,11 @@ def ingest_records(
     return _accept(settings, parsed, options, meta)
 
 
-def _require_patient_ids(raw: pa.Table, source: str, fmt: str) -> None:
-    """Refuse, before anything is written, an export that names no patient when none is given."""
-    if raw.num_rows and raw["patient_id"].null_count == raw.num_rows:
+def _require_patient_ids(parsed: ParsedFile, source: str, fmt: str) -> None:
+    """Refuse, before anything is written, an export that names no patient when none is given
+    (in its readings, nor in its events)."""
+    tables = [t for t in (parsed.rows, parsed.events) if t is not None and t.num_rows]
+    if tables and all(t["patient_id"].null_count == t.num_rows for t in tables):
         raise InvalidInput(
             f"this {fmt} export does not name its patient (only a name, which is never read); "
             "pass --patient ID",
@@ -242,10 +244,10 @@ def _require_patient_ids(raw: pa.Table, source: str, fmt: str) -> None:
 
 
 def _already_ingested(
-    first: BatchRecord, records: Iterable[BatchRecord], source: str
+    first: BatchRecord, records: Iterable[BatchRecord], source: str, events: int = 0
 ) -> IngestReport:
     """The report of bytes already ingested, as ``first`` (and, for a large file, ``records``:
-    every batch of its chunks)."""
+    every batch of its chunks); ``events``: the events they received, all duplicates now."""
     log.info(
         "ingest source_sha256=%s already_ingested_as=%s", first.source_sha256[:12], first.batch_id
     )
@@ -262,6 +264,8 @@ def _already_ingested(
         batch_id=None,
         already_ingested_as=first.batch_id,
         duration_ms=0,
+        events_received=events,
+        events_duplicates=events,
     )
 
 
@@ -282,17 +286,19 @@ def _accept(
 
 
 def _refuse_argument_errors(report: IngestReport) -> None:
-    """Refuse, unwritten, an input whose every row was quarantined for reasons an argument
-    causes or cures (no patient, an unknown zone), naming the fix."""
-    reasons = dict(report.top_reasons)
-    if not report.received or report.quarantined != report.received:
+    """Refuse, unwritten, an input whose every row (reading or event) was quarantined for
+    reasons an argument causes or cures (no patient, an unknown zone), naming the fix."""
+    received = report.received + report.events_received
+    quarantined = report.quarantined + report.events_quarantined
+    reasons = Counter(dict(report.top_reasons)) + Counter(dict(report.events_top_reasons))
+    if not received or quarantined != received:
         return
-    if sum(reasons.values()) != report.quarantined or not set(reasons) <= set(_ARGUMENT_FIXES):
+    if sum(reasons.values()) != quarantined or not set(reasons) <= set(_ARGUMENT_FIXES):
         return
-    found = ", ".join(f"{reason}: {n}" for reason, n in report.top_reasons)
+    found = ", ".join(f"{reason}: {n}" for reason, n in reasons.most_common())
     fixes = "; ".join(_ARGUMENT_FIXES[r] for r in reasons)
     raise ConfigError(
-        f"{report.source}: all {report.received} rows were quarantined ({found}), so nothing "
+        f"{report.source}: all {received} rows were quarantined ({found}), so nothing "
         f"was written and the file is not recorded as ingested; {fixes}"
     )
 
@@ -316,18 +322,30 @@ def write_batch(
     meta = metadata or open_metadata(settings.lake)
     meta.register_patients({**batch.external_ids, **(register or {})}, batch.record.created_at)
     RawZone(open_storage(settings.lake)).write_batch(
-        batch.record.batch_id, batch.readings, batch.quarantine, batch.manifest
+        batch.record.batch_id,
+        batch.readings,
+        batch.quarantine,
+        batch.manifest,
+        batch.events,
+        batch.event_quarantine,
+        devicestatus=batch.devicestatus,
     )
     duration_ms = round((time.perf_counter() - started) * 1000)
     results = [
-        PartResult(dataclasses.replace(r.report, duration_ms=duration_ms), r.quarantine)
+        dataclasses.replace(r, report=dataclasses.replace(r.report, duration_ms=duration_ms))
         for r in batch.results
     ]
     if record is None:
         meta.add_batch(batch.record)
     else:
         record(batch.record, results)
-    log_batch(batch.record, batch.manifest["not_readings"], parts, duration_ms)
+    log_batch(
+        batch.record,
+        batch.manifest["not_readings"],
+        parts,
+        duration_ms,
+        batch.manifest.get("events"),
+    )
     return results
 
 

@@ -2,12 +2,16 @@
 reading the pseudonym key: ``accept`` (one batch) and ``chunked`` (a large file) write it.
 
 ``check_parts`` turns the parts' raw rows into checked rows (``normalise``: the reason a row is
-quarantined, or whether it is a duplicate); ``build_batch`` makes of them the batch's readings,
-quarantine, manifest and record, and each part's report.
+quarantined, or whether it is a duplicate), and their raw event rows into checked events
+(``event_checks``); ``build_batch`` makes of them the batch's readings, quarantine, events,
+event quarantine, manifest and record, and each part's report (``event_batch`` for events).
+A part's readings and events share its lines (those of its file): the next part's start after
+the larger of the two.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -26,17 +30,24 @@ from glucosestream.config import Settings
 from glucosestream.engines import Engine
 from glucosestream.formats import RAW_SCHEMA, ParsedFile, decoded
 from glucosestream.formats.rows import TREND_SCHEMA
+from glucosestream.ingest.devicestatus import batch_devicestatus, documents
+from glucosestream.ingest.event_batch import (
+    EarlierEvents,
+    batch_event_files,
+    event_manifest,
+    mark_duplicates,
+)
+from glucosestream.ingest.event_checks import EventInput, check_events
 from glucosestream.ingest.fastpath import constant_strings, dictionary_codes
 from glucosestream.ingest.identity import load_secret, pseudonymised_rows
 from glucosestream.ingest.normalise import normalise
+from glucosestream.ingest.report import IngestReport, PartResult
 from glucosestream.lake import BatchRecord
 
 __all__ = [
     "BuiltBatch",
     "CheckedRows",
-    "IngestReport",
     "Part",
-    "PartResult",
     "build_batch",
     "check_parts",
     "incoming_rows",
@@ -54,22 +65,6 @@ _QUARANTINE_TEXT_CHARS = 256
 
 
 @dataclass(frozen=True, slots=True)
-class IngestReport:
-    source: str
-    format: str
-    received: int
-    accepted: int
-    duplicates: int
-    quarantined: int
-    patients: int
-    top_reasons: tuple[tuple[str, int], ...]
-    batch_id: str | None
-    already_ingested_as: str | None
-    duration_ms: int
-    batch_ids: tuple[str, ...] = ()  # every batch the input landed in (a large file: several)
-
-
-@dataclass(frozen=True, slots=True)
 class Part:
     """One input of a group batch (an HTTP request): its raw rows and how to read them."""
 
@@ -82,14 +77,9 @@ class Part:
     # Nightscout sgv entries whose parse waits for the group (``request_parts.parse_waiting``);
     # ``parsed`` is empty until then.
     entries: tuple[Any, ...] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PartResult:
-    """How one part was accounted for, and its quarantined rows (line = index in the part + 1)."""
-
-    report: IngestReport
-    quarantine: pa.Table
+    # Nightscout devicestatus documents kept as posted: ``line`` (int64, 1-based place in the
+    # request) and ``document`` (its JSON text); the part's ``patient_key`` is theirs.
+    devicestatus: pa.Table | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +91,7 @@ class CheckedRows:
     checked: pa.Table
     offsets: tuple[int, ...]  # each part's first line - 1, then the last part's last line
     external_ids: dict[str, str]
+    events: pa.Table | None = None  # checked events (``event_checks``), duplicates marked
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +105,9 @@ class BuiltBatch:
     record: BatchRecord
     external_ids: dict[str, str]
     accepted_keys: pa.Table  # patient_key, device_id, ts of the accepted rows
+    events: pa.Table | None = None  # EVENT_SCHEMA: the accepted events
+    event_quarantine: pa.Table | None = None  # the quarantined events (batch-wide lines)
+    devicestatus: pa.Table | None = None  # the posted devicestatus documents, kept raw
 
 
 def check_parts(
@@ -123,23 +117,68 @@ def check_parts(
     engine: Engine | None,
     now: Clock,
     carried: pa.Table | None = None,
+    earlier_events: EarlierEvents | None = None,
 ) -> CheckedRows:
-    """Pseudonymise and validate the parts' rows as one batch (nothing is written).
-    ``carried``: what earlier chunks of the same file reached (see ``normalise``)."""
+    """Pseudonymise and validate the parts' rows and events as one batch (nothing is
+    written). ``carried``, ``earlier_events``: what earlier chunks of the same file reached
+    (see ``normalise``) and accepted."""
     ingested_at = now()
     batch_id = f"{ingested_at:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
     secret = load_secret(settings)
     incoming, offsets, external_ids = incoming_rows(settings, parts, secret)
-    checked = normalise(
-        engine, settings, incoming, _time_formats(parts), carried, received_at=ingested_at
-    )
-    return CheckedRows(batch_id, ingested_at, checked, tuple(offsets), external_ids)
+    formats = _time_formats(parts)
+    checked = normalise(engine, settings, incoming, formats, carried, received_at=ingested_at)
+    events = None
+    inputs = _event_inputs(parts, offsets)
+    if inputs:
+        earlier = earlier_events or EarlierEvents()
+        found = check_events(
+            settings,
+            inputs,
+            secret,
+            engine=engine,
+            received_at=ingested_at,
+            time_formats=formats,
+            carried=earlier.carried,
+        )
+        events = mark_duplicates(found.rows, earlier.keys)
+        external_ids = {**found.external_ids, **external_ids}
+    return CheckedRows(batch_id, ingested_at, checked, tuple(offsets), external_ids, events)
+
+
+def _event_inputs(parts: Sequence[Part], offsets: Sequence[int]) -> list[EventInput]:
+    """The parts' raw event rows, with lines of the batch (a part's own + its offset)."""
+    inputs = []
+    for part, offset in zip(parts, offsets, strict=False):
+        raw = part.parsed.events
+        if raw is None or raw.num_rows == 0:
+            continue
+        if offset:
+            raw = raw.set_column(0, "line", pc.add(raw["line"], offset))
+        inputs.append(EventInput(raw, part.fmt, part.tz, part.patient_key))
+    return inputs
 
 
 def build_batch(rows: CheckedRows, parts: Sequence[Part]) -> BuiltBatch:
     """The batch's files, manifest and record, and each part's accounting, from its rows."""
     checked, offsets, batch_id = rows.checked, rows.offsets, rows.batch_id
     results = _part_results(checked, parts, offsets, batch_id)
+    events, bad_events, event_totals = batch_event_files(
+        rows.events, rows.offsets, rows.batch_id, rows.ingested_at
+    )
+    results = [
+        PartResult(
+            dataclasses.replace(
+                r.report.with_events(counts), devicestatus=documents(part.devicestatus)
+            ),
+            r.quarantine,
+            bad,
+        )
+        for r, (counts, bad), part in zip(results, event_totals[1:], parts, strict=True)
+    ]
+    devicestatus = batch_devicestatus(
+        [(p.devicestatus, p.patient_key) for p in parts], offsets, rows.ingested_at
+    )
     good = _where(checked, pc.and_(pc.is_null(checked["reason"]), pc.invert(checked["duplicate"])))
     readings = _readings(good, batch_id, rows.ingested_at)
     quarantine = _quarantine(_where(checked, pc.is_valid(checked["reason"])))
@@ -163,6 +202,8 @@ def build_batch(rows: CheckedRows, parts: Sequence[Part]) -> BuiltBatch:
         **totals,
         "not_readings": sum(p.parsed.skipped for p in parts),
         "ingested_at": rows.ingested_at.isoformat(),
+        **event_manifest(event_totals[0][0]),
+        **({"devicestatus": devicestatus.num_rows} if devicestatus is not None else {}),
     }
     if len(parts) > 1:
         manifest["parts"] = [
@@ -178,7 +219,18 @@ def build_batch(rows: CheckedRows, parts: Sequence[Part]) -> BuiltBatch:
         **totals,
     )
     keys = good.select(["patient_key", "device_id", "ts"])
-    return BuiltBatch(results, readings, quarantine, manifest, record, rows.external_ids, keys)
+    return BuiltBatch(
+        results,
+        readings,
+        quarantine,
+        manifest,
+        record,
+        rows.external_ids,
+        keys,
+        events,
+        bad_events,
+        devicestatus,
+    )
 
 
 def source_label(part: Part) -> str:
@@ -188,11 +240,19 @@ def source_label(part: Part) -> str:
     return part.source if part.source in _REQUEST_SOURCES else f"{part.fmt} file"
 
 
-def log_batch(record: BatchRecord, not_readings: int, parts: int, duration_ms: int) -> None:
-    """The one INFO line of an ingested batch."""
+def log_batch(
+    record: BatchRecord,
+    not_readings: int,
+    parts: int,
+    duration_ms: int,
+    events: dict[str, int] | None = None,
+) -> None:
+    """The one INFO line of an ingested batch (``events``: its manifest's event counts)."""
+    counts = events or {}
     log.info(
         "ingest batch_id=%s format=%s parts=%d received=%d accepted=%d duplicates=%d "
-        "quarantined=%d not_readings=%d duration_ms=%d",
+        "quarantined=%d not_readings=%d events_received=%d events_accepted=%d "
+        "events_quarantined=%d duration_ms=%d",
         record.batch_id,
         record.format,
         parts,
@@ -201,6 +261,9 @@ def log_batch(record: BatchRecord, not_readings: int, parts: int, duration_ms: i
         record.duplicates,
         record.quarantined,
         not_readings,
+        counts.get("received", 0),
+        counts.get("accepted", 0),
+        counts.get("quarantined", 0),
         duration_ms,
     )
 
@@ -241,7 +304,7 @@ def incoming_rows(
     for run in _alike(parts):
         first = len(offsets) - 1
         for part in run:
-            offsets.append(offsets[-1] + _line_span(part.parsed.rows))
+            offsets.append(offsets[-1] + _line_span(part.parsed, part.devicestatus))
         raws = [p.parsed.rows for p in run]
         table, ids = pseudonymised_rows(
             settings,
@@ -282,10 +345,15 @@ def _alike(parts: Sequence[Part]) -> list[list[Part]]:
     return runs
 
 
-def _line_span(rows: pa.Table) -> int:
-    """Lines a part occupies in its batch: its largest line (at least its row count)."""
-    largest = pc.max(rows["line"]).as_py() if rows.num_rows else 0
-    return int(max(int(largest or 0), rows.num_rows))
+def _line_span(parsed: ParsedFile, devicestatus: pa.Table | None = None) -> int:
+    """Lines a part occupies in its batch: its largest line of a reading or an event (at
+    least its count of rows and of events)."""
+    span = 0
+    for rows in (parsed.rows, parsed.events, devicestatus):
+        if rows is not None and rows.num_rows:
+            largest = pc.max(rows["line"]).as_py()
+            span = max(span, int(largest or 0), rows.num_rows)
+    return span
 
 
 def _part_results(

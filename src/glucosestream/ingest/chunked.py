@@ -14,6 +14,14 @@ one unit:
   file is a duplicate (first line wins), as within one batch. The accepted instants of earlier
   chunks are kept per device as a range; only rows inside their device's range are looked up, in
   the earlier chunks' files. A file in time order, or grouped by device, has none.
+- **Events.** A chunk's events (``ParsedFile.events`` of the chunk: the events among its lines)
+  go into that chunk's batch, checked with its readings. The keys of the events accepted by
+  earlier chunks are kept in memory (events are few beside readings: a key is ~100 bytes), so an
+  event repeating one of an earlier chunk is a duplicate, as within one batch. Gathering them for
+  the last chunk's batch would hold every event of the file until the end and tie them to a
+  batch that may hold none of their lines; a batch of their own would need an identity of its
+  own for the resume below. Per chunk, a resumed ingest rewrites exactly the events of the
+  chunks it rewrites.
 - **Identity.** Chunk 0's batch carries the file's SHA-256 and its manifest the chunk count and
   size; chunk i carries the SHA-256 of ``"<file sha>/<i>"``. The same bytes ingested again change
   nothing while every chunk's batch stands. When some do not (a run rejected them, or a crash
@@ -43,13 +51,14 @@ from glucosestream.formats import ParsedFile, decoded
 from glucosestream.formats.tabular import iter_csv, iter_jsonl, iter_parquet
 from glucosestream.ingest.batch import (
     BuiltBatch,
-    IngestReport,
     Part,
     build_batch,
     check_parts,
     log_batch,
 )
+from glucosestream.ingest.event_batch import EarlierEvents, EventCounts
 from glucosestream.ingest.normalise import carry_repeated
+from glucosestream.ingest.report import IngestReport
 from glucosestream.lake import BatchRecord, MetadataStore, RawBatch, RawZone, open_storage
 
 __all__ = [
@@ -87,6 +96,18 @@ class Standing:
     @property
     def complete(self) -> bool:
         return len(self.records) == self.chunks
+
+    def events_received(self, settings: Settings) -> int:
+        """The events the standing batches received (their manifests; one gone counts 0)."""
+        raw = RawZone(open_storage(settings.lake))
+        received = 0
+        for record in self.records.values():
+            try:
+                counts = raw.batch(record.batch_id).manifest().get("events") or {}
+            except OSError:
+                continue
+            received += int(counts.get("received", 0))
+        return received
 
 
 def chunk_sha256(file_sha256: str, index: int) -> str:
@@ -145,6 +166,7 @@ class _FileState:
 
     ranges: pa.Table | None = None
     carried: pa.Table | None = None  # repeated local times reached (``normalise.carry_repeated``)
+    events: EarlierEvents = field(default_factory=EarlierEvents)  # events' keys and times
     batches: list[RawBatch] = field(default_factory=list)
     patients: set[str] = field(default_factory=set)
     reasons: Counter[str] = field(default_factory=Counter)
@@ -174,8 +196,9 @@ class _FileState:
         """The file's report: the sums of the chunks written now."""
         if not reports:
             raise InvalidInput("every chunk of the file is already ingested; nothing to do")
+        events = sum((r.event_counts() for r in reports), EventCounts())
         return replace(
-            reports[0],
+            reports[0].with_events(events),
             received=sum(r.received for r in reports),
             accepted=sum(r.accepted for r in reports),
             duplicates=sum(r.duplicates for r in reports),
@@ -226,7 +249,7 @@ def write_chunks(
     _commit(raw, meta, staged, file, register)
     duration_ms = round((time.perf_counter() - started) * 1000)
     for item in staged.values():
-        log_batch(item.record, item.not_readings, 1, duration_ms)
+        log_batch(item.record, item.not_readings, 1, duration_ms, item.manifest.get("events"))
     return state.report([item.report for item in staged.values()], duration_ms)
 
 
@@ -241,15 +264,24 @@ def _check_chunk(
 ) -> _Staged | None:
     """Check one chunk against itself and the earlier chunks; stage it unless ``kept`` (its
     batch from an earlier ingest of the file) stands."""
-    rows = check_parts(settings, [part], engine=engine, now=now, carried=state.carried)
+    rows = check_parts(
+        settings, [part], engine=engine, now=now, carried=state.carried, earlier_events=state.events
+    )
     state.carried = carry_repeated(rows.checked, state.carried)
+    state.events = state.events.after(rows.events)
     rows = replace(rows, checked=_dedupe_across(rows.checked, state))
     batch = build_batch(rows, [part])
     state.remember(batch.accepted_keys)
     if kept is not None:
         state.batches.append(raw.batch(kept.batch_id))
         return None
-    raw.stage_batch(batch.record.batch_id, batch.readings, batch.quarantine)
+    raw.stage_batch(
+        batch.record.batch_id,
+        batch.readings,
+        batch.quarantine,
+        batch.events,
+        batch.event_quarantine,
+    )
     state.batches.append(raw.batch(batch.record.batch_id))
     state.count(batch)
     return _Staged.of(batch)

@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+import pyarrow as pa
+
 from glucosestream.clock import Clock, utc_now
 from glucosestream.config import Settings
 from glucosestream.engines import open_engine
@@ -31,15 +33,14 @@ from glucosestream.errors import EngineOverloaded, GlucoseStreamError, InvalidIn
 from glucosestream.ingest.accept import write_batch
 from glucosestream.ingest.batch import (
     BuiltBatch,
-    IngestReport,
     Part,
-    PartResult,
     build_batch,
     check_parts,
 )
 from glucosestream.ingest.bodies import shown_error
 from glucosestream.ingest.group_commit import GroupCommitter
 from glucosestream.ingest.ledger import RequestLedger, RequestRecord, open_ledger
+from glucosestream.ingest.report import IngestReport, PartResult
 from glucosestream.ingest.request_parts import parse_waiting
 from glucosestream.lake import BatchRecord, open_metadata
 from glucosestream.live import CommittedBatch
@@ -68,6 +69,7 @@ class RowError:
 class RequestOutcome:
     report: IngestReport
     row_errors: tuple[RowError, ...]
+    event_errors: tuple[RowError, ...] = ()  # each quarantined event (index: its record's)
 
 
 class IngestService:
@@ -103,7 +105,7 @@ class IngestService:
         earlier = self._ledger.find([p.sha256 for p in parts])
         fresh: dict[str, Part] = {}
         for part in parts:
-            if part.sha256 not in earlier and part.parsed.rows.num_rows:
+            if part.sha256 not in earlier and _holds_anything(part):
                 fresh.setdefault(part.sha256, part)
         results: dict[str, PartResult | Exception] = {}
         if fresh:
@@ -129,7 +131,7 @@ class IngestService:
                 record = earlier[part.sha256]
                 outcomes.append(_repeat(part, record.batch_id, record.received))
             else:
-                outcomes.append(_repeat(part, None, 0))  # nothing in it was a reading
+                outcomes.append(_repeat(part, None, 0))  # nothing in it to keep
         return outcomes
 
     def _build(self, parts: Sequence[Part]) -> BuiltBatch:
@@ -249,16 +251,31 @@ def _ledger_row(sha256: str, result: PartResult, at: dt.datetime) -> RequestReco
 
 
 def _outcome(result: PartResult) -> RequestOutcome:
-    q = result.quarantine
-    errors = tuple(
-        RowError(int(line) - 1, str(reason))
-        for line, reason in zip(q["line"].to_pylist(), q["reason"].to_pylist(), strict=True)
+    events = result.event_quarantine
+    return RequestOutcome(
+        result.report,
+        _row_errors(result.quarantine),
+        () if events is None else _row_errors(events),
     )
-    return RequestOutcome(result.report, errors)
+
+
+def _row_errors(quarantine: pa.Table) -> tuple[RowError, ...]:
+    lines, reasons = quarantine["line"].to_pylist(), quarantine["reason"].to_pylist()
+    return tuple(
+        RowError(int(line) - 1, str(reason)) for line, reason in zip(lines, reasons, strict=True)
+    )
+
+
+def _holds_anything(part: Part) -> bool:
+    """Whether the part has a reading, an event or a devicestatus document to keep."""
+    tables = (part.parsed.rows, part.parsed.events, part.devicestatus)
+    return any(t is not None and t.num_rows for t in tables)
 
 
 def _repeat(part: Part, batch_id: str | None, received: int) -> RequestOutcome:
-    """A request already ingested (or with no readings): it changes nothing."""
+    """A request already ingested (or with nothing to keep): it changes nothing. Its events
+    (as posted again) are all duplicates."""
+    events = 0 if part.parsed.events is None else part.parsed.events.num_rows
     report = IngestReport(
         source=part.source,
         format=part.fmt,
@@ -271,5 +288,7 @@ def _repeat(part: Part, batch_id: str | None, received: int) -> RequestOutcome:
         batch_id=None,
         already_ingested_as=batch_id,
         duration_ms=0,
+        events_received=events if batch_id is not None else 0,
+        events_duplicates=events if batch_id is not None else 0,
     )
     return RequestOutcome(report, ())
