@@ -1,8 +1,11 @@
 """Ingest: validate → normalise units and time → pseudonymise → dedupe → raw zone.
 
 Every received reading is accounted for: accepted into a raw batch, counted as a duplicate, or
-quarantined with a reason (received = accepted + duplicates + quarantined, always). ``accept``
-is the entry point for files and for HTTP payloads; ``api`` holds the HTTP routes.
+quarantined with a reason (received = accepted + duplicates + quarantined, always). Events
+(insulin, carbs, exercise, device events, finger-sticks, ketones, notes) likewise, and a note
+with nothing kept is counted as dropped (``event_checks``, ``event_batch``). ``accept`` is the
+entry point for files and for HTTP payloads; ``api`` holds the HTTP routes (readings, and the
+Nightscout entries, treatments and devicestatus uploads).
 """
 
 from __future__ import annotations

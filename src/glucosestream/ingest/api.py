@@ -29,6 +29,7 @@ from glucosestream.http_errors import ERROR_RESPONSES
 from glucosestream.ingest.asgi import INLINE_PARSE_BYTES, commit, parser_of, service_of
 from glucosestream.ingest.limits import MAX_READINGS_PER_REQUEST
 from glucosestream.ingest.nightscout_api import router as nightscout_router
+from glucosestream.ingest.nightscout_treatments_api import router as treatments_router
 from glucosestream.ingest.service import RequestOutcome
 from glucosestream.request_credentials import bearer_principal_of
 
@@ -159,3 +160,4 @@ async def post_readings(
 
 
 router.include_router(nightscout_router)
+router.include_router(treatments_router)

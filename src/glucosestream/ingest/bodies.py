@@ -80,8 +80,9 @@ def shown_error(err: Exception) -> str:
     return text if len(text) <= _SHOWN_ERROR_CHARS else text[:_SHOWN_ERROR_CHARS] + "…"
 
 
-def check_items(items: list[Any], name: str) -> None:
-    """Refuse an empty array, one over ``MAX_READINGS_PER_REQUEST`` or one holding a non-object."""
+def check_items(items: list[Any], name: str, *, objects_only: bool = True) -> None:
+    """Refuse an empty array, one over ``MAX_READINGS_PER_REQUEST`` or (``objects_only``) one
+    holding a non-object."""
     if not items:
         raise InvalidInput(f"the request has no {name}; send at least one", source="request")
     if len(items) > MAX_READINGS_PER_REQUEST:
@@ -90,6 +91,8 @@ def check_items(items: list[Any], name: str) -> None:
             "request: split it",
             source="request",
         )
+    if not objects_only:
+        return
     bad = next((i for i, item in enumerate(items) if not isinstance(item, dict)), None)
     if bad is not None:
         raise InvalidInput(f"{name}[{bad}] is not a JSON object; send one object per reading")

@@ -3,7 +3,8 @@
 ``handler(event, context)`` takes the proxy event of an HTTP API (payload 2.0: ``rawPath``,
 ``requestContext.http.method``) or a REST API (payload 1.0: ``path``, ``httpMethod``), with the
 body as text or base64 (``isBase64Encoded``). Routes and answers are those of the ASGI app:
-``POST /v1/readings`` and ``POST /api/v1/entries``; errors in the app's one shape. Settings come
+``POST /v1/readings`` and ``POST /api/v1/entries``, ``/api/v1/treatments`` and
+``/api/v1/devicestatus`` (each also with ``.json``); errors in the app's one shape. Settings come
 from the environment (``Settings.from_env``); the service (stores, engine) is made once per
 container and reused by later invocations.
 """
@@ -18,10 +19,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from glucosestream.access import Principal
 from glucosestream.config import Settings
 from glucosestream.errors import GlucoseStreamError, InvalidInput, NotFound
 from glucosestream.ingest.bodies import nightscout_echo
 from glucosestream.ingest.limits import body_limit, too_large
+from glucosestream.ingest.nightscout_treatments_api import (
+    devicestatus_headers,
+    treatment_headers,
+)
 from glucosestream.ingest.request_parts import RequestParser
 from glucosestream.ingest.service import IngestService, RequestOutcome
 from glucosestream.lake import AccessStores, open_access
@@ -45,6 +51,8 @@ class _Ingest:
 # is flushed alone (group commit needs concurrent requests in one process).
 _containers: dict[Settings, _Ingest] = {}
 _NIGHTSCOUT_PATHS: Final = ("/api/v1/entries", "/api/v1/entries.json")
+_TREATMENTS_PATHS: Final = ("/api/v1/treatments", "/api/v1/treatments.json")
+_DEVICESTATUS_PATHS: Final = ("/api/v1/devicestatus", "/api/v1/devicestatus.json")
 
 
 def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
@@ -67,16 +75,22 @@ def handle_event(settings: Settings, event: Mapping[str, Any]) -> dict[str, Any]
             principal = bearer_principal(ingest.access, headers.get("authorization"))
             outcome = ingest.service.ingest(ingest.parser.readings_part(principal, body))
             return _json(200, _report(outcome))
-        if method == "POST" and path in _NIGHTSCOUT_PATHS:
+        if method == "POST" and path in (
+            *_NIGHTSCOUT_PATHS,
+            *_TREATMENTS_PATHS,
+            *_DEVICESTATUS_PATHS,
+        ):
             principal = nightscout_principal(
                 ingest.access,
                 headers.get("api-secret"),
                 query.get("token"),
                 headers.get("authorization"),
             )
-            part, entries = ingest.parser.entries_part(principal, body)
-            return _nightscout(ingest.service.ingest(part), entries)
-        raise NotFound(f"no route {method} {path}; POST /v1/readings or /api/v1/entries")
+            return _nightscout(ingest, path, principal, body)
+        raise NotFound(
+            f"no route {method} {path}; POST /v1/readings, /api/v1/entries, /api/v1/treatments "
+            "or /api/v1/devicestatus"
+        )
     except GlucoseStreamError as err:
         return _error(err.status, str(err))
 
@@ -112,19 +126,30 @@ def _ingest(settings: Settings) -> _Ingest:
     return ingest
 
 
-def _nightscout(outcome: RequestOutcome, entries: list[Any]) -> dict[str, Any]:
-    r = outcome.report
-    response = _json(200, None)
-    response["body"] = nightscout_echo(entries).decode("utf-8")
-    response["headers"].update(
-        {
-            "x-ingest-received": str(r.received),
-            "x-ingest-accepted": str(r.accepted),
-            "x-ingest-duplicates": str(r.duplicates),
-            "x-ingest-quarantined": str(r.quarantined),
-            "x-ingest-batch": r.batch_id or r.already_ingested_as or "",
+def _nightscout(ingest: _Ingest, path: str, principal: Principal, body: bytes) -> dict[str, Any]:
+    """A Nightscout upload: the posted documents echoed, the accounting in headers (as the
+    ASGI routes answer)."""
+    if path in _TREATMENTS_PATHS:
+        part, documents = ingest.parser.treatments_part(principal, body)
+        outcome = ingest.service.ingest(part)
+        headers = treatment_headers(outcome, part.parsed.skipped)
+    elif path in _DEVICESTATUS_PATHS:
+        part, documents = ingest.parser.devicestatus_part(principal, body)
+        outcome = ingest.service.ingest(part)
+        headers = devicestatus_headers(outcome, len(documents))
+    else:
+        part, documents = ingest.parser.entries_part(principal, body)
+        r = ingest.service.ingest(part).report
+        headers = {
+            "X-Ingest-Received": str(r.received),
+            "X-Ingest-Accepted": str(r.accepted),
+            "X-Ingest-Duplicates": str(r.duplicates),
+            "X-Ingest-Quarantined": str(r.quarantined),
+            "X-Ingest-Batch": r.batch_id or r.already_ingested_as or "",
         }
-    )
+    response = _json(200, None)
+    response["body"] = nightscout_echo(documents).decode("utf-8")
+    response["headers"].update({name.lower(): value for name, value in headers.items()})
     return response
 
 

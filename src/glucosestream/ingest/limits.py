@@ -35,12 +35,13 @@ __all__ = [
     "too_large",
 ]
 
-# Readings (or Nightscout entries) in one request: a day of 5-minute readings is 288, a month
-# 8,640; more is split by the client. Over it: 422 (the documented schema's maxItems), nothing
-# written.
+# Readings (or Nightscout entries, treatments or devicestatus documents) in one request: a day
+# of 5-minute readings is 288, a month 8,640; more is split by the client. Over it: 422 (the
+# documented schema's maxItems), nothing written.
 MAX_READINGS_PER_REQUEST: Final = 10_000
-# Body of POST /v1/readings and POST /api/v1/entries: 10,000 readings with their text fields at
-# their longest take 13.7 MB (see above). Over it: 413 before the body is read.
+# Body of POST /v1/readings and POST /api/v1/entries (and treatments, devicestatus): 10,000
+# readings with their text fields at their longest take 13.7 MB (see above). Over it: 413 before
+# the body is read.
 MAX_INGEST_BODY_BYTES: Final = 16 * 1024 * 1024
 # Body of every other request: the login and page forms (a token, a CSRF token, a path) and the
 # cohort release's JSON are well under 1 KB. Over it: 413 before the body is read.
@@ -50,7 +51,16 @@ MAX_OTHER_BODY_BYTES: Final = 16 * 1024
 # MAX_ID_CHARS (256, readings): characters of a patient or device id. Longer: that reading is
 #   quarantined (a row's fault, not its request's); the body limit bounds the rest.
 
-INGEST_PATHS: Final = frozenset({"/v1/readings", "/api/v1/entries", "/api/v1/entries.json"})
+INGEST_PATHS: Final = frozenset(
+    {
+        "/v1/readings",
+        *(
+            f"/api/v1/{name}{suffix}"
+            for name in ("entries", "treatments", "devicestatus")
+            for suffix in ("", ".json")
+        ),
+    }
+)
 
 _Scope = MutableMapping[str, Any]
 _Message = MutableMapping[str, Any]

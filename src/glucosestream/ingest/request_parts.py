@@ -1,4 +1,5 @@
-"""A request body as one ``Part`` of a raw batch: ``{"readings": [...]}`` or Nightscout entries.
+"""A request body as one ``Part`` of a raw batch: ``{"readings": [...]}``, or Nightscout
+entries, treatments or devicestatus documents.
 
 Parsing is done within the limits of ``limits``/``bodies`` (size, item count, depth), and the
 token's right to post each row (``upload_rights``) is checked before anything is queued. The
@@ -24,9 +25,10 @@ from glucosestream.access import Principal
 from glucosestream.config import Settings
 from glucosestream.errors import InvalidInput
 from glucosestream.formats import ParsedFile, raw_rows_from_records
-from glucosestream.formats.nightscout import read_nightscout_entries
+from glucosestream.formats.nightscout import read_nightscout_entries, treatments_from_records
 from glucosestream.ingest.batch import Part
 from glucosestream.ingest.bodies import check_depth, check_items, decode_body
+from glucosestream.ingest.devicestatus import devicestatus_rows
 from glucosestream.ingest.identity import load_secret
 from glucosestream.ingest.upload_rights import check_rows_allowed, require_upload_role
 from glucosestream.request_credentials import bound_patient
@@ -61,12 +63,7 @@ class RequestParser:
     def entries_part(self, principal: Principal, body: bytes) -> tuple[Part, list[Any]]:
         """Nightscout entries for the one patient the uploader token is bound to, and the
         entries as posted (Nightscout answers with them: see ``bodies.nightscout_echo``)."""
-        require_upload_role(principal)
-        key = bound_patient(principal)
-        document = decode_body(body, "send a JSON array of Nightscout entries")
-        entries = document if isinstance(document, list) else [document]
-        check_items(entries, "entries")
-        check_depth(body, document, len(entries) + (1 if isinstance(document, list) else 0))
+        key, entries = self._nightscout_documents(principal, body, "entries")
         sha256 = hashlib.sha256(f"api/v1/entries\x00{key}\x00".encode() + body).hexdigest()
         if len(entries) <= WAITING_ENTRIES and all(_typed_sgv(e) for e in entries):
             waiting = tuple(entries)
@@ -75,6 +72,42 @@ class RequestParser:
             ), entries
         parsed = read_nightscout_entries(entries, source="request")
         return Part(parsed, "nightscout-api", "nightscout", sha256, patient_key=key), entries
+
+    def treatments_part(self, principal: Principal, body: bytes) -> tuple[Part, list[Any]]:
+        """Nightscout treatments for the token's one patient (as entries), and the documents
+        as posted. A document that is not a JSON object is a quarantined event, not a 422."""
+        key, documents = self._nightscout_documents(principal, body, "treatments")
+        sha256 = hashlib.sha256(f"api/v1/treatments\x00{key}\x00".encode() + body).hexdigest()
+        parsed = treatments_from_records(documents)
+        return Part(parsed, "nightscout-api", "nightscout", sha256, patient_key=key), documents
+
+    def devicestatus_part(self, principal: Principal, body: bytes) -> tuple[Part, list[Any]]:
+        """Nightscout devicestatus documents for the token's one patient, kept raw
+        (``devicestatus``), and the documents as posted."""
+        key, documents = self._nightscout_documents(principal, body, "devicestatus")
+        sha256 = hashlib.sha256(f"api/v1/devicestatus\x00{key}\x00".encode() + body).hexdigest()
+        part = Part(
+            _UNPARSED,
+            "nightscout-api",
+            "devicestatus",
+            sha256,
+            patient_key=key,
+            devicestatus=devicestatus_rows(documents),
+        )
+        return part, documents
+
+    def _nightscout_documents(
+        self, principal: Principal, body: bytes, name: str
+    ) -> tuple[str, list[Any]]:
+        """The token's one patient and the posted documents (an array, or one object),
+        within the limits entries have."""
+        require_upload_role(principal)
+        key = bound_patient(principal)
+        document = decode_body(body, f"send a JSON array of Nightscout {name}")
+        documents = document if isinstance(document, list) else [document]
+        check_items(documents, name, objects_only=name != "treatments")
+        check_depth(body, document, len(documents) + (1 if isinstance(document, list) else 0))
+        return key, documents
 
 
 def parse_waiting(parts: Sequence[Part]) -> list[Part]:
