@@ -26,6 +26,7 @@ from glucosestream.lake import (
     open_metadata,
     open_storage,
 )
+from glucosestream.metrics import meal_responses
 from glucosestream.pipeline import run_pipeline
 from glucosestream.pipeline.table_registry import TABLES
 from glucosestream.quality import StagedRun
@@ -363,3 +364,47 @@ def test_the_event_totals_check_fails_a_negative_total_and_an_uneven_sum():
     assert (result.passed, result.failed_rows) == (False, 2)  # the 2nd (-1 U) and the 3rd
     fine = StagedRun(staged.new_readings, staged.all_readings, daily.slice(3), daily)
     assert check_daily_event_totals(fine, QualitySettings()).passed
+
+
+# --- meal responses ---------------------------------------------------------------------
+
+
+def published_meals(settings, patient: str) -> list[dict]:
+    published = open_metadata(settings.lake).published()
+    lake = open_lakehouse(settings.lake, TABLES)
+    rows = lake.read_table("meals", published.of("meals")).to_pylist()
+    return [r for r in rows if r["patient_key"] == key(patient)]
+
+
+def test_a_late_meals_response_is_completed_by_the_next_days_readings(settings):
+    """A meal at 23:00 local: the run that has its readings up to midnight stores a response
+    cut short; the run that brings the next day's readings replaces it with the whole one,
+    equal to the response computed from all the readings at once."""
+    records = ny_readings(2)
+    ingest_records(settings, records[:288])  # local Jan 5
+    meal = event("NY", local(5, 23), "carbs", "meal", tz="America/New_York", carbs_g=60.0)
+    write_event_batch(settings, "b-0001", [meal])
+    run_pipeline(settings)
+    (early,) = published_meals(settings, "NY")
+    assert (early["date"], early["carbs_g"], early["window_readings"]) == (
+        dt.date(2026, 1, 5),
+        60.0,
+        11,  # 23:05 to 23:55: the readings after the meal, before midnight
+    )
+    assert early["two_hour_mg_dl"] is None
+    ingest_records(settings, records[288:])  # local Jan 6
+    report = run_pipeline(settings)
+    assert report.status == "published", report.message
+    (late,) = published_meals(settings, "NY")
+    readings_table = open_lakehouse(settings.lake, TABLES).read_readings(
+        open_metadata(settings.lake).published().of("readings"), [key("NY")]
+    )
+    events_table = pa.Table.from_pylist([{**meal, "batch_id": "b-0001"}], EVENT_SCHEMA)
+    (whole,) = meal_responses(
+        readings_table, events_table, run_id="x", computed_at=INGESTED
+    ).to_pylist()
+    assert late["window_readings"] > early["window_readings"]
+    assert late["two_hour_mg_dl"] is not None
+    for name, value in whole.items():
+        if name not in ("run_id", "computed_at"):
+            assert late[name] == value, name

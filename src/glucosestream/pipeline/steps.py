@@ -43,6 +43,7 @@ from glucosestream.pipeline.event_merge import (
     read_curated_events,
 )
 from glucosestream.pipeline.first_arrival import new_readings
+from glucosestream.pipeline.meal_rows import meal_rows, meal_scope
 from glucosestream.pipeline.periods import closed_periods, first_period
 from glucosestream.pipeline.rolling_summary import rolling_history_start, rolling_summaries
 from glucosestream.pipeline.sensor_wear import (
@@ -75,8 +76,9 @@ log = logging.getLogger(__name__)
 STEPS: Final = ("recover", "discover", "plan", "merge", "transform", "audit", "stage", "publish")
 # The local day a reading falls on began at most 25 hours before it (a day of a daylight-saving
 # change lasts 25 hours), so history from 26 hours before the earliest new reading holds every
-# reading of every day the run recomputes.
-_HISTORY_MARGIN: Final = dt.timedelta(hours=26)
+# reading of every day the run recomputes; 3 hours more for the meal responses, which start on
+# the local day of 3 hours before it (``meal_rows``), 15 minutes before a meal.
+_HISTORY_MARGIN: Final = dt.timedelta(hours=29)
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +246,7 @@ def _transform(work: BucketWork, bucket: Bucket, merged: _Merged) -> _Transforme
     inputs, session_scope = _session_inputs(work, bucket, every, new)
     results = period_results(every, periods, run_id=run_id, computed_at=at, threads=work.threads)
     summaries, summary_scope = _summaries(work, bucket, merged.history, merged.incoming)
+    meals, meals_scope = _meals(work, bucket, merged)
     tables = {
         "readings": (new, Scope()),
         "events": (merged.events.new, Scope()),
@@ -252,6 +255,7 @@ def _transform(work: BucketWork, bucket: Bucket, merged: _Merged) -> _Transforme
         "episodes": (results.episodes, period_scope),
         "agp": (results.agp, period_scope),
         "summaries": (summaries, summary_scope),
+        "meals": (meals, meals_scope),
         "sessions": (infer_sessions(inputs, run_id=run_id, computed_at=at), session_scope),
     }
     return _Transformed(tables, daily, days, periods.num_rows)
@@ -265,6 +269,15 @@ def _summaries(
     keys = frozenset(bucket.patient_keys if full else pc.unique(incoming["patient_key"]).tolist())
     scope = Scope(prefix=bucket.prefix) if full else Scope(patient_keys=tuple(sorted(keys)))
     return rolling_summaries(every, keys, run_id=work.run_id, computed_at=work.computed_at), scope
+
+
+def _meals(work: BucketWork, bucket: Bucket, merged: _Merged) -> tuple[pa.Table, Scope]:
+    """The meal responses to recompute (``meal_rows``) and the rows they replace."""
+    full = work.full_refresh
+    scope = Scope(prefix=bucket.prefix) if full else meal_scope(merged.new, merged.events.new)
+    at, run_id = work.computed_at, work.run_id
+    rows = meal_rows(merged.every, merged.events.every, scope, run_id=run_id, computed_at=at)
+    return rows, scope
 
 
 def _periods_to_compute(

@@ -1,7 +1,8 @@
 """The table registry: every Iceberg table of the lake, in the order a run publishes them.
 
 Each stage owns its rows' schema: ``readings`` (curated.readings), ``events``
-(curated.events), ``metrics.daily`` and ``metrics.result_schemas`` (the results tables),
+(curated.events), ``metrics.daily``, ``metrics.result_schemas`` and ``metrics.meal_response``
+(the results tables),
 ``pipeline.rolling_summary`` (the rolling summary, results.patient_summaries),
 ``pipeline.sensor_wear`` (sensor sessions). This
 module gives each its identifier, partitioning, write order, date column and properties, and is
@@ -28,6 +29,7 @@ from pyiceberg.transforms import DayTransform, MonthTransform, TruncateTransform
 from glucosestream.events import EVENT_SCHEMA
 from glucosestream.lake import TableRegistry, TableSpec
 from glucosestream.metrics.daily import DAILY_METRICS_SCHEMA
+from glucosestream.metrics.meal_response import MEAL_RESPONSE_SCHEMA
 from glucosestream.metrics.result_schemas import (
     AGP_PROFILE_SCHEMA,
     EPISODES_SCHEMA,
@@ -42,6 +44,7 @@ __all__ = [
     "DAILY_METRICS",
     "EPISODES",
     "EVENTS",
+    "MEAL_RESPONSES",
     "PATIENT_SUMMARIES",
     "PERIOD_METRICS",
     "READINGS",
@@ -114,6 +117,13 @@ PATIENT_SUMMARIES: Final = TableSpec(
     "summaries",
     "period_start",
 )
+MEAL_RESPONSES: Final = TableSpec(
+    ("results", "meal_responses"),
+    MEAL_RESPONSE_SCHEMA,
+    _BY_KEY_PREFIX,
+    ("patient_key", "meal_at", "device_id"),
+    "meals",
+)
 SENSOR_SESSIONS: Final = TableSpec(
     ("curated", "sensor_sessions"),
     SENSOR_SESSIONS_SCHEMA,
@@ -131,6 +141,7 @@ TABLES: Final = TableRegistry(
         EPISODES,
         AGP_PROFILE,
         PATIENT_SUMMARIES,
+        MEAL_RESPONSES,
         SENSOR_SESSIONS,
     )
 )
