@@ -2,14 +2,12 @@
 
 The mapping (``published.treatment_documents``) is tested on EVENT_SCHEMA tables; the route
 through the app on a run whose events are given, for Nightscout's query parameters and the
-auth and patient rules of the entries GET; the round trip (POST treatments, run, GET) once the
-ingest and pipeline sides of events have landed."""
+auth and patient rules of the entries GET; and the round trip: POST treatments, run, GET."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,7 +16,6 @@ from glucosestream.access import create_token
 from glucosestream.app import create_app
 from glucosestream.ingest.identity import patient_key
 from glucosestream.pipeline import run_pipeline
-from glucosestream.pipeline.table_registry import TABLES
 from glucosestream.published import PublishedRun
 from glucosestream.published.treatment_documents import treatments_from_events
 
@@ -285,19 +282,6 @@ def test_the_entries_rules_of_auth_and_patient(client, tokens):
     assert len(admin.json()) == 3
 
 
-def _posts_treatments() -> bool:
-    """Whether the ingest side serves POST /api/v1/treatments yet (until it lands)."""
-    import glucosestream.ingest
-
-    folder = Path(glucosestream.ingest.__file__).parent
-    return any('"/api/v1/treatments"' in p.read_text() for p in folder.glob("*.py"))
-
-
-@pytest.mark.xfail(
-    "events" not in TABLES.shorts or not _posts_treatments(),
-    reason="waits for helper D (POST /api/v1/treatments) and helper E (curated.events)",
-    strict=True,
-)
 def test_posted_treatments_come_back_after_a_run(settings, tokens):
     posted = [
         {"eventType": "Meal Bolus", "created_at": "2026-04-05T07:30:00.000Z", "insulin": 4.5,
