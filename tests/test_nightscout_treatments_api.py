@@ -174,6 +174,8 @@ def test_bodies_are_limited_as_entries_are(client, tokens, settings, path):
     secret = {"api-secret": sha1(tokens["up"])}
     assert_error_shape(client.post(path, content=b"{nope", headers=secret), 422)
     assert_error_shape(client.post(path, json=[], headers=secret), 422)
+    assert_error_shape(client.post(path, content=b"-4.7e25", headers=secret), 422)
+    assert_error_shape(client.post(path, content=b'"a note"', headers=secret), 422)
     too_many = [{"eventType": "Note", "created_at": AT}] * (MAX_READINGS_PER_REQUEST + 1)
     assert_error_shape(client.post(path, json=too_many, headers=secret), 422)
     deep = json.dumps([{"a": json.loads("[" * 70 + "]" * 70)}])

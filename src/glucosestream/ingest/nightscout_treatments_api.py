@@ -45,24 +45,20 @@ __all__ = ["devicestatus_headers", "router", "treatment_headers"]
 
 router = APIRouter(tags=["nightscout"])
 
-_DOCUMENTS_BODY: Final = {
-    "required": True,
-    "content": {
-        "application/json": {
-            "schema": {
-                "anyOf": [
-                    {
-                        "type": "array",
-                        "minItems": 1,
-                        "maxItems": MAX_READINGS_PER_REQUEST,
-                        "items": {},
-                    },
-                    {"type": "object"},
-                ]
-            }
-        }
-    },
-}
+
+def _documents_body(items: dict[str, Any]) -> dict[str, Any]:
+    """An array of documents (``items``), or one object."""
+    array = {"type": "array", "minItems": 1, "maxItems": MAX_READINGS_PER_REQUEST, "items": items}
+    return {
+        "required": True,
+        "content": {"application/json": {"schema": {"anyOf": [array, {"type": "object"}]}}},
+    }
+
+
+# A treatment that is no object is a quarantined event (its request stands); a devicestatus
+# document must be an object (else 422, as an entry).
+_TREATMENTS_BODY: Final = _documents_body({})
+_DEVICESTATUS_BODY: Final = _documents_body({"type": "object"})
 _TOKEN_PARAMETER: Final = {
     "name": "token",
     "in": "query",
@@ -131,7 +127,7 @@ def devicestatus_headers(outcome: RequestOutcome, documents: int) -> dict[str, s
     "/api/v1/treatments",
     responses=_posted(_TREATMENT_HEADERS),
     response_class=Response,
-    openapi_extra={"requestBody": _DOCUMENTS_BODY, "parameters": [_TOKEN_PARAMETER]},
+    openapi_extra={"requestBody": _TREATMENTS_BODY, "parameters": [_TOKEN_PARAMETER]},
 )
 @router.post("/api/v1/treatments.json", response_class=Response, include_in_schema=False)
 async def post_treatments(request: Request) -> Response:
@@ -147,7 +143,7 @@ async def post_treatments(request: Request) -> Response:
     "/api/v1/devicestatus",
     responses=_posted(_DEVICESTATUS_HEADERS),
     response_class=Response,
-    openapi_extra={"requestBody": _DOCUMENTS_BODY, "parameters": [_TOKEN_PARAMETER]},
+    openapi_extra={"requestBody": _DEVICESTATUS_BODY, "parameters": [_TOKEN_PARAMETER]},
 )
 @router.post("/api/v1/devicestatus.json", response_class=Response, include_in_schema=False)
 async def post_devicestatus(request: Request) -> Response:

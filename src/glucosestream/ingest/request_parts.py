@@ -104,6 +104,12 @@ class RequestParser:
         require_upload_role(principal)
         key = bound_patient(principal)
         document = decode_body(body, f"send a JSON array of Nightscout {name}")
+        if not isinstance(document, list | dict):
+            raise InvalidInput(
+                f"expected a JSON array of Nightscout {name} (or one object), not "
+                f"{type(document).__name__}",
+                source="request",
+            )
         documents = document if isinstance(document, list) else [document]
         check_items(documents, name, objects_only=name != "treatments")
         check_depth(body, document, len(documents) + (1 if isinstance(document, list) else 0))
