@@ -33,8 +33,9 @@ not skipped; a ``date`` that is no instant (``Infinity``, ``NaN``, ``1e300``) qu
 as an unparsable time. ``sgv`` values below 13 are the Dexcom error codes Nightscout passes through
 (1 ``?SN`` sensor not active … 12 ``?RF`` bad RF), not glucose: they are quarantined.
 A Nightscout site is one person and names no patient id: pass ``--patient``. Treatment and
-profile documents are not entries: a POST of them to the entries API, or a profile file, is
-refused with a message saying so.
+profile documents are not entries: a POST of them to the entries API is refused with a message
+saying so. A profile file gives no rows: its documents are counted skipped
+(``nightscout_profile.scheduled_basal`` lays a schedule over a window of known days).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from glucosestream.formats.delimited import (
     split_records,
 )
 from glucosestream.formats.jsontext import decode_json, field_text
+from glucosestream.formats.nightscout_profile import looks_like_profiles
 from glucosestream.formats.nightscout_treatments import (
     looks_like_treatments,
     read_treatments_section,
@@ -116,6 +118,8 @@ def _read_json(text: str, source: str) -> ParsedFile:
     entries = document if isinstance(document, list) else [document]
     if looks_like_treatments(document):
         return treatments_from_records(entries)
+    if looks_like_profiles(document):  # a schedule alone has no days: nothing to lay it over
+        return ParsedFile(RowBuilder().table(), skipped=len(entries))
     return read_nightscout_entries(entries, source=source)
 
 
@@ -161,9 +165,7 @@ def _refuse_other_documents(first: Mapping[str, Any], source: str) -> None:
         )
     if "store" in first:
         raise InvalidInput(
-            "this is a Nightscout profile document, not glucose entries; profiles are not read "
-            "yet: export /api/v1/entries.json (and treatments.json) instead",
-            source=source,
+            "this is a Nightscout profile document, not glucose entries", source=source
         )
 
 
