@@ -87,8 +87,11 @@
   // Bolus (blue triangles, units) and carb (orange circles, grams) markers on the traces, at
   // the glucose of their moment (trace_markers.py): a bolus just above the line pointing at
   // it, carbs just below, so a meal bolus shows both; with no reading near, at the top.
-  const top = Math.ceil(Math.max(350, ...d.traces.flatMap((x) => x.mg_dl)) / 50) * 50;
   const markers = d.markers || [];
+  // The axis leaves room above the highest glucose for a bolus marker and its label.
+  const highest = Math.max(...d.traces.flatMap((x) => x.mg_dl),
+    ...markers.filter((e) => e.kind === "bolus" && e.mg_dl !== null).map((e) => e.mg_dl + 40));
+  const top = Math.ceil(Math.max(350, highest) / 50) * 50;
   const markerTrace = (list, name, what, unit, style) => ({
     x: list.map((e) => stamp(e.date, e.minute)),
     y: list.map((e) => gs.convert(e.mg_dl === null ? top * 0.96 : e.mg_dl + style.offset)),
