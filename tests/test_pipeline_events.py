@@ -408,3 +408,40 @@ def test_a_late_meals_response_is_completed_by_the_next_days_readings(settings):
     for name, value in whole.items():
         if name not in ("run_id", "computed_at"):
             assert late[name] == value, name
+
+
+def test_a_closed_periods_metrics_carry_its_insulin_and_carbs_per_day(settings):
+    start = dt.datetime(2025, 12, 29, tzinfo=dt.UTC)  # a period start (fortnights from 2024-01-01)
+    ingest_records(
+        settings,
+        [
+            {
+                "patient_id": "PER",
+                "time": (start + dt.timedelta(minutes=5 * i)).isoformat(),
+                "glucose_mg_dl": 100.0 + (i % 50),
+                "tz": "UTC",
+            }
+            for i in range(15 * 288)  # into the next period: the first one is closed
+        ],
+    )
+    days = [start + dt.timedelta(days=d, hours=8) for d in range(14)]
+    rows = [event("PER", at, "bolus", "normal", units=2.0) for at in days]
+    rows += [event("PER", at, "carbs", "meal", carbs_g=30.0) for at in days[::2]]
+    write_event_batch(settings, "b-0001", rows)
+    report = run_pipeline(settings)
+    assert report.status == "published", report.message
+    published = open_metadata(settings.lake).published()
+    periods = open_lakehouse(settings.lake, TABLES).read_table("periods", published.of("periods"))
+    (period,) = [p for p in periods.to_pylist() if p["patient_key"] == key("PER")]
+    assert period["period_start"] == dt.date(2025, 12, 29)
+    assert (period["bolus_u_per_day"], period["insulin_days"]) == (2.0, 14)
+    assert (period["carbs_g_per_day"], period["carbs_days"]) == (30.0, 7)
+    assert (period["basal_u_per_day"], period["basal_days"]) == (None, 0)  # none recorded
+    assert period["insulin_total_u_per_day"] is None
+    late = event("PER", start + dt.timedelta(days=4, hours=20), "bolus", "normal", units=7.0)
+    write_event_batch(settings, "b-0002", [late])  # a late treatment for the closed period
+    assert run_pipeline(settings).events_new == 1
+    published = open_metadata(settings.lake).published()
+    periods = open_lakehouse(settings.lake, TABLES).read_table("periods", published.of("periods"))
+    (period,) = [p for p in periods.to_pylist() if p["patient_key"] == key("PER")]
+    assert period["bolus_u_per_day"] == pytest.approx((14 * 2.0 + 7.0) / 14)

@@ -8,6 +8,7 @@ is ``discovery.discover``; a bucket task's merge, transform and audit are ``proc
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
 from collections.abc import Iterator
@@ -28,12 +29,18 @@ from glucosestream.lake import (
     Scope,
 )
 from glucosestream.metrics import (
+    PERIOD_EVENT_COLUMNS,
+    PERIOD_METRICS_SCHEMA,
     compute_daily_metrics,
     local_dates,
     period_results,
     touched_days,
 )
-from glucosestream.metrics.event_totals import daily_event_totals, daily_rows_with_events
+from glucosestream.metrics.event_totals import (
+    daily_event_totals,
+    daily_rows_with_events,
+    period_event_totals,
+)
 from glucosestream.pipeline.discovery import discover
 from glucosestream.pipeline.event_merge import (
     PATIENT_DAYS,
@@ -235,9 +242,9 @@ def _transform(work: BucketWork, bucket: Bucket, merged: _Merged) -> _Transforme
     )
     del dated
     keys = ["patient_key", "date"]
-    totals = totals.join(days.select(keys), keys, join_type="left semi")
+    of_days = totals.join(days.select(keys), keys, join_type="left semi")
     daily = daily_rows_with_events(
-        glucose, totals, run_id=work.run_id, computed_at=work.computed_at
+        glucose, of_days, run_id=work.run_id, computed_at=work.computed_at
     )
     periods, period_scope = _periods_to_compute(
         work, bucket, reading_days, scope, merged.first_period_day
@@ -251,7 +258,7 @@ def _transform(work: BucketWork, bucket: Bucket, merged: _Merged) -> _Transforme
         "readings": (new, Scope()),
         "events": (merged.events.new, Scope()),
         "daily": (daily, scope),
-        "periods": (results.periods, period_scope),
+        "periods": (_with_event_totals(results.periods, totals, periods), period_scope),
         "episodes": (results.episodes, period_scope),
         "agp": (results.agp, period_scope),
         "summaries": (summaries, summary_scope),
@@ -269,6 +276,23 @@ def _summaries(
     keys = frozenset(bucket.patient_keys if full else pc.unique(incoming["patient_key"]).tolist())
     scope = Scope(prefix=bucket.prefix) if full else Scope(patient_keys=tuple(sorted(keys)))
     return rolling_summaries(every, keys, run_id=work.run_id, computed_at=work.computed_at), scope
+
+
+def _with_event_totals(rows: pa.Table, totals: pa.Table, periods: pa.Table) -> pa.Table:
+    """Period metrics rows with their insulin and carbohydrate columns, from the daily event
+    totals of the periods' days (``period_event_totals``); NULL, as a recomputation without
+    events leaves them, for a period that recorded no insulin, carbs or basal at all."""
+    if rows.num_rows == 0:
+        return rows
+    per_period = period_event_totals(totals, periods).drop_columns(["period_end"])
+    days = ("insulin_days", "basal_days", "carbs_days", "automated_days")
+    recorded = functools.reduce(pc.add, (per_period[n] for n in days))
+    per_period = per_period.filter(pc.greater(recorded, 0))
+    keys = ["patient_key", "period_start"]
+    rows = rows.drop_columns(list(PERIOD_EVENT_COLUMNS))
+    joined = rows.join(per_period, keys, join_type="left outer", use_threads=False)
+    order = [("patient_key", "ascending"), ("period_start", "ascending")]
+    return joined.select(PERIOD_METRICS_SCHEMA.names).cast(PERIOD_METRICS_SCHEMA).sort_by(order)
 
 
 def _meals(work: BucketWork, bucket: Bucket, merged: _Merged) -> tuple[pa.Table, Scope]:
