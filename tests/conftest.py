@@ -188,6 +188,17 @@ HEAVY_TESTS: dict[str, frozenset[str]] = {
             "test_the_exported_bundle_ingested_into_a_fresh_lake_gives_the_same_readings",
         }
     ),
+    "test_pages_events.py": frozenset(
+        {
+            "test_both_units_render_and_mmol_says_no_mg_dl",
+            "test_ingested_treatments_reach_the_page",
+            "test_the_agp_report_stays_glucose_only",
+            "test_the_page_summarises_insulin_and_carbs_of_the_days_shown",
+            "test_the_summary_json_twin_has_the_same_figures",
+            "test_the_traces_carry_bolus_and_carb_markers_with_text",
+            "test_without_events_nothing_is_marked_and_nothing_is_zero",
+        }
+    ),
     "test_patient_names.py": frozenset(
         {
             "test_the_label_never_reaches_the_lake_and_is_erased_with_the_patient",
