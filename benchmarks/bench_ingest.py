@@ -5,6 +5,13 @@ then ingested into a fresh lake (parse, validate, normalise, pseudonymise, dedup
 The baseline, measured in the same run on the same file, is a plain read of it: Arrow's reader
 and DuckDB's ``read_parquet``/``read_csv``/``read_json`` (the cost of just getting the bytes into
 columns). Targets (issue 4): >= 3,000,000 readings/s for Parquet, >= 1,000,000/s for CSV and JSONL.
+
+With treatments (issue 19): the same cohort is also written as device exports that carry its
+logged events (Tidepool: bolus, basal, wizard, insulin, food and activity datums in each
+patient's array; Nightscout: each patient's entries and treatments files), and every file is
+ingested as a user would upload it (one batch per file, the patient and zone from the manifest):
+readings/s and events/s over the whole folder, printed beside the tabular figures; and one
+patient's treatments over a year as one file (events/s without the per-file cost).
 The figures go to benchmarks/results/ as JSON.
 
     python benchmarks/bench_ingest.py                   # 10^5 and 10^6 readings
@@ -17,6 +24,7 @@ Each ingest goes into a lake whose metadata store already exists (a lake is crea
 from __future__ import annotations
 
 import argparse
+import csv as csv_module
 import json
 import os
 import platform
@@ -106,6 +114,85 @@ def bench(size: int, work: Path) -> dict:
     return figures
 
 
+def bench_devices(size: int, work: Path) -> dict:
+    """Ingest the cohort of ``size`` readings as Tidepool and as Nightscout exports, events
+    included: every file of the folder, one batch each."""
+    per_patient = READINGS_PER_PATIENT_DAY * DAYS
+    patients = max(1, round(size / per_patient))
+    days = DAYS if size >= per_patient else max(1, size // READINGS_PER_PATIENT_DAY)
+    spec = CohortSpec(patients=patients, days=days, profile="mixed", interval_min=5, seed=0)
+    figures: dict = {}
+    for fmt in ("tidepool", "nightscout"):
+        folder = work / f"{fmt}-{size}"
+        synth = write_cohort(spec, folder, fmt)
+        with (folder / "manifest.tsv").open(newline="") as f:
+            manifest = list(csv_module.DictReader(f, delimiter="\t"))
+        uploads = [(folder / m["file"], m) for m in manifest]
+        uploads += [(folder / m["treatments"], m) for m in manifest if m["treatments"]]
+        settings = Settings(
+            lake=LakeSettings(root=str(work / f"lake-{size}-{fmt}")),
+            ingest=IngestSettings(pseudonym_secret=SECRET),
+        )
+        open_metadata(settings.lake)
+        readings = events = 0
+        events_only_s = 0.0  # the files holding events and no readings (Nightscout treatments)
+        cpu_started, started = time.process_time(), time.perf_counter()
+        for path, entry in uploads:
+            began = time.perf_counter()
+            report = ingest_path(settings, path, patient_id=entry["patient_id"], tz=entry["tz"])
+            if report.received == 0:
+                events_only_s += time.perf_counter() - began
+            readings += report.accepted
+            events += report.events_accepted
+        seconds = time.perf_counter() - started
+        if readings != synth.readings or events != synth.events:
+            raise SystemExit(
+                f"{fmt}: accepted {readings} of {synth.readings} readings, "
+                f"{events} of {synth.events} events"
+            )
+        figures[f"ingest_{fmt}_files"] = len(uploads)
+        figures[f"ingest_{fmt}_readings"] = readings
+        figures[f"ingest_{fmt}_events"] = events
+        figures[f"ingest_{fmt}_s"] = seconds
+        figures[f"ingest_{fmt}_cpu_s"] = time.process_time() - cpu_started
+        figures[f"ingest_{fmt}_readings_per_s"] = readings / seconds
+        figures[f"ingest_{fmt}_events_per_s"] = events / seconds
+        if events_only_s:
+            figures[f"ingest_{fmt}_events_only_s"] = events_only_s
+            figures[f"ingest_{fmt}_events_only_per_s"] = events / events_only_s
+    return figures
+
+
+def bench_treatments_file(days: int, work: Path) -> dict:
+    """One type 1 patient's Nightscout treatments over ``days`` days, one file: events/s of
+    reading, checking and writing events without the per-file cost of many small uploads."""
+    spec = CohortSpec(patients=1, days=days, profile="t1d", interval_min=5, seed=0)
+    folder = work / f"treatments-{days}"
+    write_cohort(spec, folder, "nightscout")
+    with (folder / "manifest.tsv").open(newline="") as f:
+        entry = next(csv_module.DictReader(f, delimiter="\t"))
+    settings = Settings(
+        lake=LakeSettings(root=str(work / f"lake-treatments-{days}")),
+        ingest=IngestSettings(pseudonym_secret=SECRET),
+    )
+    open_metadata(settings.lake)
+    path = folder / entry["treatments"]
+    parsed, parse_s = timed(lambda: read_raw_rows(path)[1])
+    cpu_started = time.process_time()
+    report, seconds = timed(
+        lambda: ingest_path(settings, path, patient_id=entry["patient_id"], tz=entry["tz"])
+    )
+    return {
+        "days": days,
+        "events": report.events_accepted,
+        "parse_s": parse_s,
+        "ingest_s": seconds,
+        "cpu_s": time.process_time() - cpu_started,
+        "events_per_s": report.events_accepted / seconds,
+        "raw_event_rows": 0 if parsed.events is None else parsed.events.num_rows,
+    }
+
+
 def bench_large(readings: int, work: Path) -> dict:
     """One Parquet file of about ``readings`` readings ingested by the command line in a child
     process: its wall time and peak resident memory (the file is read in chunks)."""
@@ -148,15 +235,33 @@ def main() -> None:
         help="also ingest one Parquet file of this many readings in a child process and "
         "report its peak memory (e.g. 40000000; 0: skip)",
     )
+    parser.add_argument(
+        "--device-sizes",
+        type=int,
+        nargs="*",
+        default=[100_000],
+        help="sizes (readings) also ingested as Tidepool and Nightscout exports with their "
+        "events (one file per patient; none: skip)",
+    )
+    parser.add_argument(
+        "--treatments-days",
+        type=int,
+        default=365,
+        help="also ingest one patient's Nightscout treatments over this many days as one file "
+        "(0: skip)",
+    )
     args = parser.parse_args()
     results = []
-    large = None
+    large = treatments = None
     with tempfile.TemporaryDirectory(prefix="gs-bench-ingest-") as tmp:
         warm_up = Path(tmp) / "warm-up"
         warm_up.mkdir()
         bench(1_000, warm_up)  # imports, DuckDB start, first-touch memory
+        bench_devices(1_000, warm_up)
         for size in args.sizes:
             f = bench(size, Path(tmp))
+            if size in args.device_sizes:
+                f.update(bench_devices(size, Path(tmp)))
             results.append(f)
             print(f"{f['readings']:>9,} readings:")
             for fmt in ("parquet", "csv", "jsonl"):
@@ -167,6 +272,30 @@ def main() -> None:
                     f"plain Arrow read {f[f'arrow_read_{fmt}_s']:.3f} s, "
                     f"DuckDB {f[f'duckdb_read_{fmt}_s']:.3f} s)"
                 )
+            for fmt in ("tidepool", "nightscout"):
+                if f"ingest_{fmt}_s" in f:
+                    print(
+                        f"  {fmt:<10} ingest {f[f'ingest_{fmt}_readings_per_s']:>10,.0f} "
+                        f"readings/s and {f[f'ingest_{fmt}_events_per_s']:,.0f} events/s "
+                        f"({f[f'ingest_{fmt}_readings']:,} readings and "
+                        f"{f[f'ingest_{fmt}_events']:,} events in {f[f'ingest_{fmt}_files']} "
+                        f"files, {f[f'ingest_{fmt}_s']:.2f} s, "
+                        f"CPU {f[f'ingest_{fmt}_cpu_s']:.2f} s)"
+                    )
+                if f"ingest_{fmt}_events_only_s" in f:
+                    print(
+                        f"  {'':<10} of which the treatments files alone "
+                        f"{f[f'ingest_{fmt}_events_only_per_s']:,.0f} events/s "
+                        f"({f[f'ingest_{fmt}_events_only_s']:.2f} s)"
+                    )
+        if args.treatments_days:
+            treatments = bench_treatments_file(args.treatments_days, Path(tmp))
+            print(
+                f"{treatments['events']:>9,} events in one Nightscout treatments file "
+                f"({treatments['days']} days of a type 1 patient): "
+                f"{treatments['events_per_s']:,.0f} events/s ({treatments['ingest_s']:.2f} s, "
+                f"CPU {treatments['cpu_s']:.2f} s; parse alone {treatments['parse_s']:.2f} s)"
+            )
         if args.large:
             large = bench_large(args.large, Path(tmp))
             print(
@@ -184,6 +313,7 @@ def main() -> None:
         "peak_rss_mb": peak_mb,
         "results": results,
         "large": large,
+        "treatments_file": treatments,
     }
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"bench_ingest-{time.strftime('%Y%m%dT%H%M%S')}.json"
