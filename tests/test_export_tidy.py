@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from glucosestream.errors import ConfigError
-from glucosestream.exports.data_dictionary import METRICS_COLUMNS, READINGS_COLUMNS
+from glucosestream.exports.data_dictionary import TIDY_FILES
 from glucosestream.exports.table_files import TableFile, output_folder, safe_text
 from glucosestream.exports.tidy import DICTIONARY_FILE, write_tidy
 from glucosestream.published import window_summary
@@ -21,7 +21,7 @@ from glucosestream.published import window_summary
 from .test_export_omop import IDS, NOW
 from .test_export_omop import lake as lake  # the same small published lake
 
-FILES = {"readings": READINGS_COLUMNS, "metrics": METRICS_COLUMNS}
+FILES = TIDY_FILES
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def test_parquet_dictionary_names_the_parquet_files(exported):
     folder, _ = exported["parquet"]
     with (folder / DICTIONARY_FILE).open(encoding="utf-8") as f:
         files = {row["file"] for row in csv.DictReader(f)}
-    assert files == {"readings.parquet", "metrics.parquet"}
+    assert files == {"readings.parquet", "events.parquet", "metrics.parquet"}
 
 
 def test_csv_strings_cannot_run_as_formulas(exported):

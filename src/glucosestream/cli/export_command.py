@@ -31,7 +31,7 @@ Format = Literal["fhir", "omop", "csv", "parquet"]
     type=click.Choice(["fhir", "omop", "csv", "parquet"]),
     required=True,
     help="fhir: HL7 CGM transaction Bundles; omop: OMOP CDM 5.4 tables; csv/parquet: tidy "
-    "readings and metrics with a data dictionary.",
+    "readings, events (insulin, carbs, ...) and metrics with a data dictionary.",
 )
 @click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]), help="First local day.")
 @click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]), help="Last local day.")
@@ -44,7 +44,9 @@ Format = Literal["fhir", "omop", "csv", "parquet"]
 )
 @click.option("--force", is_flag=True, help="Write into a folder that holds files already.")
 @click.option(
-    "--pseudonymous", is_flag=True, help="Name patients by their key, not the id as ingested."
+    "--pseudonymous",
+    is_flag=True,
+    help="Name patients by their key, not the id as ingested (and leave notes' text out).",
 )
 @click.option(
     "--unit",
@@ -104,7 +106,14 @@ def export(
         )
     else:
         report = _write_table_export(
-            ctx, run, fmt, identities, window, out, omop_parquet=omop_parquet
+            ctx,
+            run,
+            fmt,
+            identities,
+            window,
+            out,
+            omop_parquet=omop_parquet,
+            keep_notes=not pseudonymous,
         )
     ctx.emit(report, _report_text(fmt, report))
 
@@ -170,8 +179,10 @@ def _write_table_export(
     out: Path,
     *,
     omop_parquet: bool,
+    keep_notes: bool,
 ) -> ExportReport:
-    """OMOP CDM (``exports.omop``) or tidy files (``exports.tidy``)."""
+    """OMOP CDM (``exports.omop``) or tidy files (``exports.tidy``; the text of notes only when
+    ``keep_notes``)."""
     keys = sorted(identities)
     if fmt == "omop":
         from glucosestream.exports.omop import write_omop
@@ -197,6 +208,7 @@ def _write_table_export(
         fmt="parquet" if fmt == "parquet" else "csv",
         settings=ctx.settings,
         identities=identities,
+        keep_notes=keep_notes,
         now=utc_now(),
     )
 

@@ -1,13 +1,21 @@
-"""The tidy export: the patients' readings and metrics as two tables for any analysis tool, and
-their data dictionary, in the folder ``out``.
+"""The tidy export: the patients' readings, events and metrics as three tables for any analysis
+tool, and their data dictionary, in the folder ``out``.
 
 - ``readings.csv`` / ``.parquet``: one row per published reading of the window's local days
   (every reading, fingerstick calibrations and a partial newest day included: the flags say).
+- ``events.csv`` / ``.parquet``: one row per published event of the window's local days
+  (insulin, carbs, exercise, device events, finger-sticks, ketones, notes), in time order. A
+  note's text only where the lake holds it (ingest keeps notes on opt-in) and never with
+  ``keep_notes`` False (the command line's ``--pseudonymous``: free text can name people).
 - ``metrics.csv`` / ``.parquet``: one row per patient and local day of the published daily
-  metrics, then one ``window`` row per patient: the summary of the window's complete days
+  metrics (with the day's insulin and carbohydrate totals; a day with events and no readings
+  has ``readings`` 0 and every glucose column empty, ``active_pct`` included), then one
+  ``window`` row per patient: the summary of the window's complete days
   (``published.window_summary``).
-- ``data_dictionary.csv``: every column of both files (type, unit, definition, source), made
+- ``data_dictionary.csv``: every column of the files (type, unit, definition, source), made
   from the same definitions as the files (``exports.data_dictionary``).
+
+A patient is written when it has readings or events in the window.
 
 CSV conventions (and the formula guard for spreadsheets): ``exports.table_files``.
 """
@@ -18,6 +26,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -30,13 +39,17 @@ from glucosestream.errors import NotFound
 from glucosestream.exports import ExportReport, export_report
 from glucosestream.exports.data_dictionary import (
     DICTIONARY_SCHEMA,
+    EVENT_METRIC_COLUMNS,
+    EVENTS_COLUMNS,
     METRIC_NAMES,
     METRICS_COLUMNS,
     READINGS_COLUMNS,
+    TIDY_FILES,
     dictionary_rows,
     schema_of,
 )
 from glucosestream.exports.table_files import TableFile, output_folder
+from glucosestream.exports.window_events import window_events
 from glucosestream.exports.window_readings import Window, exported_ids, readings_by_patient
 from glucosestream.localclock import wall_clock_times
 from glucosestream.metrics.report_window import last_complete_day
@@ -57,6 +70,9 @@ _FLAGS: Final = (
 # Daily-metrics columns named otherwise than the spec's metric.
 _DAILY_NAMES: Final = {"pct_active": "active_pct"}
 _FLAGGED: Final = frozenset(c.name for c in METRICS_COLUMNS if c.type == pa.bool_())
+# Window-row values taken from the window summary when it has them (metric names, then the
+# insulin and carbohydrate means, which it does not carry yet: those stay empty until it does).
+_WINDOW_VALUES: Final = (*METRIC_NAMES, *(c.name for c in EVENT_METRIC_COLUMNS))
 
 
 def write_tidy(
@@ -69,42 +85,71 @@ def write_tidy(
     fmt: Literal["csv", "parquet"],
     settings: Settings,
     identities: Mapping[str, str] | None = None,
+    keep_notes: bool = True,
     now: dt.datetime | None = None,
 ) -> ExportReport:
-    """Write the tidy readings, metrics and data dictionary of ``patient_keys``' published data
-    of local days ``start``..``end`` (each optional) into the folder ``out``."""
+    """Write the tidy readings, events, metrics and data dictionary of ``patient_keys``'
+    published data of local days ``start``..``end`` (each optional) into the folder ``out``;
+    ``keep_notes`` False leaves the text of notes out."""
     now = now or utc_now()
     ids = exported_ids(settings, patient_keys, identities)
     output_folder(out)
     started = time.perf_counter()
     suffix = ".csv" if fmt == "csv" else ".parquet"
     files = {
-        "readings": TableFile(out / f"readings{suffix}", schema_of(READINGS_COLUMNS), fmt),
-        "metrics": TableFile(out / f"metrics{suffix}", schema_of(METRICS_COLUMNS), fmt),
+        name: TableFile(out / f"{name}{suffix}", schema_of(columns), fmt)
+        for name, columns in TIDY_FILES.items()
     }
     notes: list[str] = []
     try:
         for key, readings in readings_by_patient(run, patient_keys, (start, end)):
-            if readings.num_rows == 0:
-                notes.append(f"{ids[key]}: no published readings in the window, not written")
-                continue
-            files["readings"].write(_reading_rows(readings, ids[key]))
-            files["metrics"].write(_day_rows(run, key, ids[key], readings, (start, end)))
-            files["metrics"].write(_window_row(run, key, ids[key], (start, end), now, notes))
+            patient = _Patient(key, ids[key], readings, window_events(run, key, (start, end)))
+            _write_patient(run, files, patient, (start, end), now, notes, keep_notes=keep_notes)
     finally:
         for f in files.values():
             f.close()
     dictionary = _write_dictionary(out, {f.path.name: f for f in files.values()})
     rows = {name: f.rows for name, f in files.items()}
     log.info(
-        "export format=tidy-%s readings=%d metric_rows=%d duration_ms=%d",
+        "export format=tidy-%s readings=%d events=%d metric_rows=%d duration_ms=%d",
         fmt,
         rows["readings"],
+        rows["events"],
         rows["metrics"],
         (time.perf_counter() - started) * 1000,
     )
     written = [f.path for f in files.values()] + [dictionary]
     return export_report(written, rows, notes)
+
+
+@dataclass(frozen=True, slots=True)
+class _Patient:
+    """One patient's published readings and events of the window, and its id in the export."""
+
+    key: str
+    identity: str
+    readings: pa.Table
+    events: pa.Table
+
+
+def _write_patient(
+    run: PublishedRun,
+    files: Mapping[str, TableFile],
+    patient: _Patient,
+    window: Window,
+    now: dt.datetime,
+    notes: list[str],
+    *,
+    keep_notes: bool,
+) -> None:
+    """The patient's rows of each file (none, said in notes, without readings or events)."""
+    if patient.readings.num_rows == 0 and patient.events.num_rows == 0:
+        notes.append(f"{patient.identity}: no published readings or events in the window")
+        return
+    files["readings"].write(_reading_rows(patient.readings, patient.identity))
+    files["events"].write(_event_rows(patient.events, patient.identity, keep_notes=keep_notes))
+    files["metrics"].write(_day_rows(run, patient, window))
+    files["metrics"].write(_window_row(run, patient, window, now, notes))
 
 
 def _reading_rows(readings: pa.Table, identity: str) -> pa.Table:
@@ -132,15 +177,33 @@ def _reading_rows(readings: pa.Table, identity: str) -> pa.Table:
     return pa.table({c.name: columns[c.name] for c in READINGS_COLUMNS})
 
 
-def _day_rows(
-    run: PublishedRun, key: str, identity: str, readings: pa.Table, window: Window
-) -> pa.Table:
-    """The patient's published daily metrics of the window, marked complete or partial."""
-    days = run.daily_index().patient_days(key, *window)
-    newest = pc.max(wall_clock_times(readings["ts"], readings["tz"])).as_py()
-    complete = pc.less_equal(days["date"], pa.scalar(last_complete_day(newest), pa.date32()))
+def _event_rows(events: pa.Table, identity: str, *, keep_notes: bool) -> pa.Table:
+    """The events as the tidy file's rows (``EVENTS_COLUMNS``)."""
+    n = events.num_rows
+    columns: dict[str, Any] = {
+        "patient_id": pa.repeat(pa.scalar(identity, pa.string()), n),
+        "time_utc": events["ts"],
+        "time_local": wall_clock_times(events["ts"], events["tz"]),
+    }
+    if not keep_notes:
+        columns["note"] = pa.nulls(n, pa.string())
+    return pa.table(
+        {c.name: columns[c.name] if c.name in columns else events[c.name] for c in EVENTS_COLUMNS}
+    )
+
+
+def _day_rows(run: PublishedRun, patient: _Patient, window: Window) -> pa.Table:
+    """The patient's published daily metrics of the window, marked complete or partial (without
+    readings every day counts, as in the window summary). A day without readings (events only)
+    has every glucose figure empty, its sensor-active share too: it was no sensor day."""
+    days = run.daily_index().patient_days(patient.key, *window)
+    complete: Any = [True] * days.num_rows
+    if patient.readings.num_rows:
+        ts, tz = patient.readings["ts"], patient.readings["tz"]
+        newest = last_complete_day(pc.max(wall_clock_times(ts, tz)).as_py())
+        complete = pc.less_equal(days["date"], pa.scalar(newest, pa.date32()))
     values: dict[str, Any] = {
-        "patient_id": [identity] * days.num_rows,
+        "patient_id": [patient.identity] * days.num_rows,
         "row_kind": ["day"] * days.num_rows,
         "period_start": days["date"],
         "period_end": days["date"],
@@ -149,32 +212,31 @@ def _day_rows(
     }
     for name in days.column_names:
         values[_DAILY_NAMES.get(name, name)] = days[name]
+    no_readings = pc.equal(days["readings"], 0)
+    values["active_pct"] = pc.if_else(
+        no_readings, pa.scalar(None, pa.float64()), days["pct_active"]
+    )
     return _metric_table(values, days.num_rows)
 
 
 def _window_row(
-    run: PublishedRun,
-    key: str,
-    identity: str,
-    window: Window,
-    now: dt.datetime,
-    notes: list[str],
+    run: PublishedRun, patient: _Patient, window: Window, now: dt.datetime, notes: list[str]
 ) -> pa.Table:
     """The summary of the window's complete days (no row when it has none: said in notes)."""
     try:
-        summary = window_summary(run, key, *window, now=now)
+        summary = window_summary(run, patient.key, *window, now=now)
     except NotFound as err:
-        notes.append(f"{identity}: no window summary ({err})")
+        notes.append(f"{patient.identity}: no window summary ({err})")
         return _metric_table({}, 0)
     values: dict[str, Any] = {
-        "patient_id": [identity],
+        "patient_id": [patient.identity],
         "row_kind": ["window"],
         "period_start": [summary.start],
         "period_end": [summary.end],
         "complete": [True],
         "audited": [summary.audited],
     }
-    for name in METRIC_NAMES:
+    for name in _WINDOW_VALUES:
         value = summary.metrics.get(name)
         values[name] = [
             bool(value) if isinstance(value, float | int) and name in _FLAGGED else value
@@ -199,8 +261,7 @@ def _metric_table(values: Mapping[str, Any], n: int) -> pa.Table:
 def _write_dictionary(out: Path, files: Mapping[str, TableFile]) -> Path:
     """``data_dictionary.csv``: every column of the files written (CSV whatever the format:
     it is read by people)."""
-    docs = {"readings": READINGS_COLUMNS, "metrics": METRICS_COLUMNS}
-    by_file = {name: docs[name.split(".")[0]] for name in files}
+    by_file = {name: TIDY_FILES[name.split(".")[0]] for name in files}
     path = out / DICTIONARY_FILE
     with TableFile(path, DICTIONARY_SCHEMA, "csv") as dictionary:
         dictionary.write(dictionary_rows(by_file))
