@@ -425,7 +425,7 @@ def test_a_closed_periods_metrics_carry_its_insulin_and_carbs_per_day(settings):
         ],
     )
     days = [start + dt.timedelta(days=d, hours=8) for d in range(14)]
-    rows = [event("PER", at, "bolus", "normal", units=2.0) for at in days]
+    rows = [event("PER", at, "bolus", "normal", units=1.0 + n / 2) for n, at in enumerate(days)]
     rows += [event("PER", at, "carbs", "meal", carbs_g=30.0) for at in days[::2]]
     write_event_batch(settings, "b-0001", rows)
     report = run_pipeline(settings)
@@ -434,14 +434,33 @@ def test_a_closed_periods_metrics_carry_its_insulin_and_carbs_per_day(settings):
     periods = open_lakehouse(settings.lake, TABLES).read_table("periods", published.of("periods"))
     (period,) = [p for p in periods.to_pylist() if p["patient_key"] == key("PER")]
     assert period["period_start"] == dt.date(2025, 12, 29)
-    assert (period["bolus_u_per_day"], period["insulin_days"]) == (2.0, 14)
+    assert period["bolus_u_per_day"] == pytest.approx(sum(1.0 + n / 2 for n in range(14)) / 14)
+    assert period["insulin_days"] == 14
     assert (period["carbs_g_per_day"], period["carbs_days"]) == (30.0, 7)
     assert (period["basal_u_per_day"], period["basal_days"]) == (None, 0)  # none recorded
     assert period["insulin_total_u_per_day"] is None
+    # the rolling summary's windows carry the same columns
+    summaries = open_lakehouse(settings.lake, TABLES).read_table(
+        "summaries", published.of("summaries")
+    )
+    (current,) = [
+        r
+        for r in summaries.to_pylist()
+        if r["patient_key"] == key("PER") and r["window"] == "current"
+    ]
+    doses: dict[dt.date, float] = defaultdict(float)
+    for r in rows:
+        if r["kind"] == "bolus":
+            doses[r["ts"].date()] += r["units"]
+    inside = [u for d, u in doses.items() if current["period_start"] <= d <= current["period_end"]]
+    assert current["insulin_days"] == len(inside)
+    assert current["bolus_u_per_day"] == pytest.approx(sum(inside) / len(inside))
     late = event("PER", start + dt.timedelta(days=4, hours=20), "bolus", "normal", units=7.0)
     write_event_batch(settings, "b-0002", [late])  # a late treatment for the closed period
     assert run_pipeline(settings).events_new == 1
     published = open_metadata(settings.lake).published()
     periods = open_lakehouse(settings.lake, TABLES).read_table("periods", published.of("periods"))
     (period,) = [p for p in periods.to_pylist() if p["patient_key"] == key("PER")]
-    assert period["bolus_u_per_day"] == pytest.approx((14 * 2.0 + 7.0) / 14)
+    assert period["bolus_u_per_day"] == pytest.approx(
+        (sum(1.0 + n / 2 for n in range(14)) + 7) / 14
+    )

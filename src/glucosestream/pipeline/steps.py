@@ -30,7 +30,6 @@ from glucosestream.lake import (
 )
 from glucosestream.metrics import (
     PERIOD_EVENT_COLUMNS,
-    PERIOD_METRICS_SCHEMA,
     compute_daily_metrics,
     local_dates,
     period_results,
@@ -86,6 +85,7 @@ STEPS: Final = ("recover", "discover", "plan", "merge", "transform", "audit", "s
 # reading of every day the run recomputes; 3 hours more for the meal responses, which start on
 # the local day of 3 hours before it (``meal_rows``), 15 minutes before a meal.
 _HISTORY_MARGIN: Final = dt.timedelta(hours=29)
+_PERIOD_KEYS: Final = ("patient_key", "period_start", "period_end")
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +213,8 @@ def _merge(work: BucketWork, bucket: Bucket) -> _Merged:
     new = new_readings(incoming, curated)
     every = _concat([curated, new])
     history = every if curated is older else _concat([older, new])
-    stored = read_curated_events(work.lake, _published(work, "events"), keys, since)
+    # From the rolling summary's start too: its windows' insulin and carbs (``_summaries``).
+    stored = read_curated_events(work.lake, _published(work, "events"), keys, read_since)
     merged_events = merge_events(events, bucket.events.num_rows, stored)
     merged = (arrived.num_rows, admitted.set_aside, incoming, new, every, first_period_day)
     return _Merged(*merged, history, merged_events)
@@ -253,12 +254,13 @@ def _transform(work: BucketWork, bucket: Bucket, merged: _Merged) -> _Transforme
     inputs, session_scope = _session_inputs(work, bucket, every, new)
     results = period_results(every, periods, run_id=run_id, computed_at=at, threads=work.threads)
     summaries, summary_scope = _summaries(work, bucket, merged.history, merged.incoming)
+    summaries = _with_event_totals(summaries, totals)
     meals, meals_scope = _meals(work, bucket, merged)
     tables = {
         "readings": (new, Scope()),
         "events": (merged.events.new, Scope()),
         "daily": (daily, scope),
-        "periods": (_with_event_totals(results.periods, totals, periods), period_scope),
+        "periods": (_with_event_totals(results.periods, totals), period_scope),
         "episodes": (results.episodes, period_scope),
         "agp": (results.agp, period_scope),
         "summaries": (summaries, summary_scope),
@@ -278,21 +280,20 @@ def _summaries(
     return rolling_summaries(every, keys, run_id=work.run_id, computed_at=work.computed_at), scope
 
 
-def _with_event_totals(rows: pa.Table, totals: pa.Table, periods: pa.Table) -> pa.Table:
-    """Period metrics rows with their insulin and carbohydrate columns, from the daily event
-    totals of the periods' days (``period_event_totals``); NULL, as a recomputation without
-    events leaves them, for a period that recorded no insulin, carbs or basal at all."""
+def _with_event_totals(rows: pa.Table, totals: pa.Table) -> pa.Table:
+    """Period metrics (or rolling summary) rows with their insulin and carbohydrate columns,
+    from the daily event totals of each row's days (``period_event_totals`` of its
+    patient_key, period_start, period_end); NULL, as a recomputation without events leaves
+    them, for a period that recorded no insulin, carbs or basal at all."""
     if rows.num_rows == 0:
         return rows
-    per_period = period_event_totals(totals, periods).drop_columns(["period_end"])
+    per_period = period_event_totals(totals, rows.select(list(_PERIOD_KEYS)))  # rows' order
     days = ("insulin_days", "basal_days", "carbs_days", "automated_days")
-    recorded = functools.reduce(pc.add, (per_period[n] for n in days))
-    per_period = per_period.filter(pc.greater(recorded, 0))
-    keys = ["patient_key", "period_start"]
-    rows = rows.drop_columns(list(PERIOD_EVENT_COLUMNS))
-    joined = rows.join(per_period, keys, join_type="left outer", use_threads=False)
-    order = [("patient_key", "ascending"), ("period_start", "ascending")]
-    return joined.select(PERIOD_METRICS_SCHEMA.names).cast(PERIOD_METRICS_SCHEMA).sort_by(order)
+    recorded = pc.greater(functools.reduce(pc.add, (per_period[n] for n in days)), 0)
+    for name in PERIOD_EVENT_COLUMNS:
+        values = pc.if_else(recorded, per_period[name], pa.scalar(None, per_period[name].type))
+        rows = rows.set_column(rows.schema.get_field_index(name), rows.field(name), values)
+    return rows
 
 
 def _meals(work: BucketWork, bucket: Bucket, merged: _Merged) -> tuple[pa.Table, Scope]:
