@@ -464,3 +464,23 @@ def test_a_closed_periods_metrics_carry_its_insulin_and_carbs_per_day(settings):
     assert period["bolus_u_per_day"] == pytest.approx(
         (sum(1.0 + n / 2 for n in range(14)) + 7) / 14
     )
+
+
+def test_a_batch_whose_events_file_or_counts_cannot_be_read_is_rejected_alone(settings):
+    write_event_batch(settings, "b-0001", some_events())
+    write_event_batch(settings, "b-0002", some_events()[:1])
+    write_event_batch(settings, "b-0003", some_events()[:2])
+    raw = RawZone(open_storage(settings.lake))
+    cut = f"{raw.batch('b-0002').path}/events.parquet"
+    with raw.storage.fs.open_output_stream(cut) as f:
+        f.write(b"PAR1 not a parquet file")
+    manifest = raw.batch("b-0003").manifest()
+    manifest["events"] = "many"
+    with raw.storage.fs.open_output_stream(f"{raw.batch('b-0003').path}/manifest.json") as f:
+        f.write(json.dumps(manifest).encode())
+    report = run_pipeline(settings)
+    assert report.status == "published", report.message
+    rejected = {b.batch_id: b.reason for b in report.rejected}
+    assert set(rejected) == {"b-0002", "b-0003"}
+    assert rejected["b-0003"].startswith("unreadable: TypeError: manifest.json's events")
+    assert report.events_new == 4

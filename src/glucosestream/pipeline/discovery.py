@@ -3,7 +3,8 @@
 The pending batches are those the metadata store records as neither loaded nor rejected (and,
 when the raw zone is swept, committed batches no one recorded). Each is read once here, in
 parallel threads: its manifest checked, its readings file's footer (and a small batch's
-readings) kept for the plan and the audit. A batch whose files cannot be read is rejected with
+readings) kept for the plan and the audit, its events file (if its manifest counts events)
+read through. A batch whose files cannot be read is rejected with
 the reason; the run goes on without it.
 """
 
@@ -19,6 +20,7 @@ from typing import Any, Final
 import pyarrow as pa
 
 from glucosestream.lake import BatchRecord, MetadataStore, RawBatch, RawZone
+from glucosestream.pipeline.event_merge import has_events
 
 __all__ = ["EAGER_READINGS", "RECOVERED_SOURCE", "Discovered", "describe_error", "discover"]
 
@@ -50,9 +52,9 @@ def discover(
     With ``sweep``, the raw zone is listed too: a batch whose ingest was killed after its folder
     was committed but before it was recorded is registered here from its manifest, so it is
     neither lost nor loaded twice (a listing grows with every batch ever written: ``serve``
-    sweeps on its schedule, not on every run). A batch whose manifest or readings file cannot
-    be read (not JSON, a field missing, a file cut short) is the batch's own fault: it is
-    rejected here with the reason, under ``run_id``, and the run goes on without it. An I/O
+    sweeps on its schedule, not on every run). A batch whose manifest, readings or events file
+    cannot be read (not JSON, a field missing, a file cut short) is the batch's own fault: it
+    is rejected here with the reason, under ``run_id``, and the run goes on without it. An I/O
     error that may pass (a network store) is raised.
     """
     recorded = meta.pending_batch_ids()
@@ -96,7 +98,10 @@ def _read_batches(pending: list[RawBatch]) -> dict[str, RawBatch | Exception]:
         if isinstance(manifest, Exception):
             return manifest
         try:
-            return batch.read_once(manifest, with_readings=budget.take(manifest["accepted"]))
+            found = batch.read_once(manifest, with_readings=budget.take(manifest["accepted"]))
+            if has_events(found):  # its events file read once too: a bad one is the batch's fault
+                found.events()
+            return found
         except _UNREADABLE as err:
             return err
 

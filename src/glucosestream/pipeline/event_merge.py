@@ -74,9 +74,15 @@ class MergedEvents:
 
 
 def has_events(batch: RawBatch) -> bool:
-    """Whether the batch's manifest says it accepted events (its events file has rows)."""
-    counts = batch.manifest().get("events") or {}
-    return bool(counts.get("accepted", 0))
+    """Whether the batch's manifest says it accepted events (its events file has rows); a
+    TypeError when its ``events`` entry is not the events' counts (discover rejects it)."""
+    counts = batch.manifest().get("events")
+    if counts is None:
+        return False
+    accepted = counts.get("accepted", 0) if isinstance(counts, dict) else None
+    if not isinstance(accepted, int):
+        raise TypeError(f"manifest.json's events is {counts!r}, not the events' counts")
+    return accepted > 0
 
 
 def bucket_events(raw: RawZone, batch_ids: Sequence[str], prefix: str) -> pa.Table:
