@@ -14,7 +14,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 
+from glucosestream.cli.export_command import export
 from glucosestream.config import IngestSettings, LakeSettings, Settings
 from glucosestream.events import EVENT_SCHEMA
 from glucosestream.exports.data_dictionary import EVENTS_COLUMNS
@@ -168,6 +170,22 @@ def test_without_keep_notes_no_notes_text_is_written(lake, tmp_path):
     assert "note" in events["kind"].to_pylist()  # the note is an event still, without its text
 
 
+@pytest.mark.parametrize(("flags", "notes"), [([], [NOTE]), (["--pseudonymous"], [])])
+def test_the_command_leaves_notes_text_out_of_a_pseudonymous_export(lake, tmp_path, flags, notes):
+    settings, *_ = lake
+    env = {
+        "GLUCOSESTREAM_INGEST__PSEUDONYM_SECRET": SECRET,
+        "GLUCOSESTREAM_LAKE": settings.lake.root,
+    }
+    out = tmp_path / "tidy"
+    args = ["--all", "--format", "parquet", *flags, "--out", str(out)]
+    result = CliRunner().invoke(export, args, env=env)
+    assert result.exit_code == 0, result.output
+    events = pq.read_table(out / "events.parquet")
+    assert "note" in events["kind"].to_pylist()
+    assert [n for n in events["note"].to_pylist() if n is not None] == notes
+
+
 def test_day_rows_carry_the_daily_metrics_event_columns(lake, tidy):
     _, run, keys, _ = lake
     metrics = pq.read_table(tidy["parquet"] / "metrics.parquet")
@@ -247,6 +265,11 @@ def test_omop_writes_no_measurement_for_a_day_of_events_only(lake, tmp_path):
     readings = rows.filter(pc.equal(rows["measurement_source_value"], "99504-3"))
     assert readings.num_rows == run.readings(keys[:2]).num_rows
     assert not set(ONLY_EVENTS_DAYS) & set(rows["measurement_date"].to_pylist())
+    drugs = pq.read_table(tmp_path / "drug_exposure.parquet")  # P1's two boluses (P3: no person)
+    assert drugs["drug_exposure_start_date"].to_pylist() == [
+        dt.date(2026, 1, 3),
+        dt.date(2026, 1, 6),
+    ]
     persons = pq.read_table(tmp_path / "person.parquet")
     assert persons["person_source_value"].to_pylist() == [IDS["P1"], IDS["P2"]]
     summary = window_summary(run, keys[0], None, None, now=NOW)

@@ -16,6 +16,7 @@ import pytest
 
 from glucosestream.config import IngestSettings, LakeSettings, Settings
 from glucosestream.errors import ConfigError
+from glucosestream.events import EVENT_SCHEMA
 from glucosestream.exports.omop import write_omop
 from glucosestream.exports.omop_tables import columns, schema
 from glucosestream.ingest import ingest_records
@@ -24,6 +25,7 @@ from glucosestream.pipeline import run_pipeline
 from glucosestream.published import PublishedLake, window_summary
 
 from .conftest import SECRET
+from .test_pipeline_events import write_event_batch
 
 # Test data copied from OHDSI/CommonDataModel inst/ddl/5.4/duckdb/OMOPCDM_duckdb_5.4_ddl.sql
 # (commit f853f6e): the columns of the five tables the export writes, in order, as
@@ -102,6 +104,32 @@ DDL_54 = {
         "unit_source_value varchar(50)",
         "unit_source_concept_id integer",
     ),
+    # drug_exposure: the same file at commit 0dd2175
+    "drug_exposure": (
+        "drug_exposure_id integer NOT NULL",
+        "person_id integer NOT NULL",
+        "drug_concept_id integer NOT NULL",
+        "drug_exposure_start_date date NOT NULL",
+        "drug_exposure_start_datetime TIMESTAMP",
+        "drug_exposure_end_date date NOT NULL",
+        "drug_exposure_end_datetime TIMESTAMP",
+        "verbatim_end_date date",
+        "drug_type_concept_id integer NOT NULL",
+        "stop_reason varchar(20)",
+        "refills integer",
+        "quantity NUMERIC",
+        "days_supply integer",
+        "sig TEXT",
+        "route_concept_id integer",
+        "lot_number varchar(50)",
+        "provider_id integer",
+        "visit_occurrence_id integer",
+        "visit_detail_id integer",
+        "drug_source_value varchar(50)",
+        "drug_source_concept_id integer",
+        "route_source_value varchar(50)",
+        "dose_unit_source_value varchar(50)",
+    ),
     "cdm_source": (
         "cdm_source_name varchar(255) NOT NULL",
         "cdm_source_abbreviation varchar(25) NOT NULL",
@@ -135,6 +163,26 @@ def _records(patient: str, tz: str, days: int, *, mmol: bool) -> list[dict]:
     return out
 
 
+def _event(at: dt.datetime, kind: str, subtype: str, **amounts) -> dict:
+    row = dict.fromkeys(EVENT_SCHEMA.names)
+    row.update(patient_key=patient_key(SECRET.encode(), IDS[0]), device_id="pump", source="test")
+    row.update(ts=at, tz="Europe/Berlin", kind=kind, subtype=subtype, ingested_at=NOW, **amounts)
+    return row
+
+
+# P1's insulin: three doses (a normal and an extended bolus, a long-acting injection), and a
+# temporary basal segment and a meal, which are not doses.
+DOSE_TIMES = (START + dt.timedelta(days=1, hours=7), START + dt.timedelta(days=2, hours=12),
+              START + dt.timedelta(days=1, hours=21))  # fmt: skip
+EVENTS = (
+    _event(DOSE_TIMES[0], "bolus", "normal", units=4.0),
+    _event(DOSE_TIMES[0], "carbs", "meal", carbs_g=50.0),
+    _event(DOSE_TIMES[1], "bolus", "extended", units=2.0, duration_min=90.0),
+    _event(DOSE_TIMES[2], "basal", "injection", units=18.0),
+    _event(START + dt.timedelta(days=3), "basal", "temporary", rate_u_h=0.5, duration_min=60.0),
+)
+
+
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory):
     settings = Settings(
@@ -143,6 +191,7 @@ def lake(tmp_path_factory):
     )
     ingest_records(settings, _records(IDS[0], "Europe/Berlin", 16, mmol=False))
     ingest_records(settings, _records(IDS[1], "America/New_York", 15, mmol=True))
+    write_event_batch(settings, "b-insulin", list(EVENTS))
     assert run_pipeline(settings).status == "published"
     keys = [patient_key(SECRET.encode(), i) for i in IDS]
     return settings, PublishedLake(settings).current(), keys
@@ -277,6 +326,24 @@ def test_device_exposures_are_the_sensor_sessions(lake, exported):
     assert rows["unique_device_id"].null_count == rows.num_rows
 
 
+def test_each_insulin_dose_is_one_drug_exposure_in_units(exported):
+    rows = _parquet(exported, "drug_exposure").sort_by("drug_exposure_start_datetime").to_pylist()
+    utc = [t.replace(tzinfo=None) for t in sorted(DOSE_TIMES)]
+    assert [r["drug_exposure_start_datetime"] for r in rows] == utc
+    assert [(r["drug_source_value"], r["quantity"]) for r in rows] == [
+        ("insulin bolus normal", 4.0),
+        ("insulin basal injection", 18.0),
+        ("insulin bolus extended", 2.0),
+    ]
+    ends = [r["drug_exposure_end_datetime"] - r["drug_exposure_start_datetime"] for r in rows]
+    assert ends == [dt.timedelta(0), dt.timedelta(0), dt.timedelta(minutes=90)]
+    assert {(r["person_id"], r["drug_concept_id"], r["drug_type_concept_id"]) for r in rows} == {
+        (1, 0, 32817)
+    }
+    assert {(r["drug_source_concept_id"], r["dose_unit_source_value"]) for r in rows} == {(0, "U")}
+    assert sorted(r["drug_exposure_id"] for r in rows) == [1, 2, 3]
+
+
 def test_person_observation_period_and_cdm_source(exported):
     people = _parquet(exported, "person").to_pylist()
     assert [p["person_source_value"] for p in people] == list(IDS)
@@ -361,7 +428,7 @@ def test_an_id_longer_than_the_cdm_column_is_refused(lake, tmp_path):
 
 
 class _FakeRun:
-    """A published run holding only the given readings (no sessions)."""
+    """A published run holding only the given readings (no sessions, no events)."""
 
     run_id = "run-fake"
 
@@ -375,6 +442,9 @@ class _FakeRun:
         from glucosestream.pipeline.sensor_wear import SENSOR_SESSIONS_SCHEMA
 
         return SENSOR_SESSIONS_SCHEMA.empty_table()
+
+    def events(self, patient_key, start=None, end=None):
+        return EVENT_SCHEMA.empty_table()
 
 
 def test_calibrations_are_left_out_and_low_high_readings_say_so(monkeypatch, tmp_path):

@@ -1,6 +1,6 @@
-"""The OMOP CDM 5.4 export: PERSON, OBSERVATION_PERIOD, MEASUREMENT, DEVICE_EXPOSURE and
-CDM_SOURCE of the patients asked for, one file per table (``<table>.csv`` or ``.parquet``) in
-the folder ``out``, columns in the CDM's order and types (``exports.omop_tables``).
+"""The OMOP CDM 5.4 export: PERSON, OBSERVATION_PERIOD, MEASUREMENT, DEVICE_EXPOSURE,
+DRUG_EXPOSURE and CDM_SOURCE of the patients asked for, one file per table (``<table>.csv`` or
+``.parquet``) in the folder ``out``, columns in the CDM's order and types (``exports.omop_tables``).
 
 - PERSON: one per patient; ``person_id`` 1, 2, ... in the order of the keys given (stable for one
   export, not across exports); ``person_source_value`` the id exported (as ingested, or the key);
@@ -14,6 +14,9 @@ the folder ``out``, columns in the CDM's order and types (``exports.omop_tables`
 - DEVICE_EXPOSURE: one row per sensor session (``pipeline.sensor_wear``, published as
   ``sessions``) that overlaps the exported readings; ``device_source_value`` the device
   pseudonym, never a serial.
+- DRUG_EXPOSURE: one row per insulin dose of the window's local days (a bolus or a long-acting
+  injection among the published events, ``exports.omop_insulin``): ``quantity`` its units,
+  ``drug_concept_id`` 0 and ``drug_source_value`` its use (the lake names no insulin product).
 - OBSERVATION_PERIOD: one per person, from its first to its last date in the tables above.
 - CDM_SOURCE: one row.
 
@@ -43,6 +46,8 @@ from glucosestream.exports.omop_concepts import (
     CDM_VERSION_CONCEPT_ID,
     DEVICE_CONCEPT_ID,
     DEVICE_TYPE_CONCEPT_ID,
+    DRUG_CONCEPT_ID,
+    DRUG_TYPE_CONCEPT_ID,
     NO_MATCHING_CONCEPT,
     PERIOD_TYPE_CONCEPT_ID,
     READING_CODE,
@@ -51,8 +56,10 @@ from glucosestream.exports.omop_concepts import (
     SUMMARY_TYPE_CONCEPT_ID,
     UNIT_CONCEPT_IDS,
 )
+from glucosestream.exports.omop_insulin import DOSE_UNIT, insulin_doses
 from glucosestream.exports.omop_tables import INT32_MAX, columns, schema
 from glucosestream.exports.table_files import TableFile, TableFormat, output_folder
+from glucosestream.exports.window_events import window_events
 from glucosestream.exports.window_readings import Window, exported_ids, readings_by_patient
 from glucosestream.published import PublishedRun, window_summary
 from glucosestream.readings import ReadingFlag
@@ -61,7 +68,13 @@ __all__ = ["OMOP_TABLES", "write_omop"]
 
 log = logging.getLogger(__name__)
 
-OMOP_TABLES: Final = ("person", "observation_period", "measurement", "device_exposure")
+OMOP_TABLES: Final = (
+    "person",
+    "observation_period",
+    "measurement",
+    "device_exposure",
+    "drug_exposure",
+)
 _SOURCE_NAME: Final = "GlucoseStream"
 
 
@@ -114,7 +127,7 @@ def _check_fits(column: str, values: Iterable[str]) -> None:
 
 
 class _OmopWriter:
-    """The five tables' files, the ids handed out so far, and the notes for the report."""
+    """The six tables' files, the ids handed out so far, and the notes for the report."""
 
     def __init__(
         self, run: PublishedRun, out: Path, fmt: TableFormat, now: dt.datetime, *, several: bool
@@ -128,6 +141,7 @@ class _OmopWriter:
         self.person_id = 0
         self.measurement_id = 0
         self.exposure_id = 0
+        self.drug_exposure_id = 0
         self.calibrations = 0
         self.notes: list[str] = []
         self._sessions: pa.Table | None = None
@@ -146,11 +160,13 @@ class _OmopWriter:
         self.person_id += 1
         measurements = [self._reading_rows(sensor), self._summary_rows(key, identity, window)]
         exposures = self._exposure_rows(key, readings)
+        drugs = self._drug_rows(window_events(self.run, key, window))
         tables = [t for t in measurements if t.num_rows]
         for table in tables:
             self.files["measurement"].write(table)
         self.files["device_exposure"].write(exposures)
-        self.files["observation_period"].write(self._period_row(tables, exposures))
+        self.files["drug_exposure"].write(drugs)
+        self.files["observation_period"].write(self._period_row(tables, exposures, drugs))
         self.files["person"].write(_person_row(self.person_id, identity))
 
     def finish(self, start: dt.date | None, end: dt.date | None) -> None:
@@ -255,6 +271,27 @@ class _OmopWriter:
             device_source_concept_id=NO_MATCHING_CONCEPT,
         )
 
+    def _drug_rows(self, events: pa.Table) -> pa.Table:
+        """The patient's insulin doses of the window (``exports.omop_insulin``)."""
+        doses = insulin_doses(events)
+        n = doses.num_rows
+        return _table(
+            "drug_exposure",
+            n,
+            drug_exposure_id=self._ids(n, "drug_exposure_id"),
+            person_id=self.person_id,
+            drug_concept_id=DRUG_CONCEPT_ID,
+            drug_exposure_start_date=doses["start"].cast(pa.date32()),
+            drug_exposure_start_datetime=doses["start"],
+            drug_exposure_end_date=doses["end"].cast(pa.date32()),
+            drug_exposure_end_datetime=doses["end"],
+            drug_type_concept_id=DRUG_TYPE_CONCEPT_ID,
+            quantity=doses["units"],
+            drug_source_value=doses["source_value"],
+            drug_source_concept_id=NO_MATCHING_CONCEPT,
+            dose_unit_source_value=DOSE_UNIT,
+        )
+
     def _sessions_of(self, key: str) -> pa.Table:
         """The patient's published sessions: the whole table is read once when the export has
         several patients (one scan, not one per patient)."""
@@ -264,9 +301,12 @@ class _OmopWriter:
             self._sessions = self.run.results("sessions")
         return self._sessions.filter(pc.equal(self._sessions["patient_key"], key))
 
-    def _period_row(self, measurements: Sequence[pa.Table], exposures: pa.Table) -> pa.Table:
+    def _period_row(
+        self, measurements: Sequence[pa.Table], exposures: pa.Table, drugs: pa.Table
+    ) -> pa.Table:
         dates = [t["measurement_date"] for t in measurements]
         dates += [exposures["device_exposure_start_date"], exposures["device_exposure_end_date"]]
+        dates += [drugs["drug_exposure_start_date"], drugs["drug_exposure_end_date"]]
         days = pa.chunked_array([c for d in dates for c in d.chunks], pa.date32())
         return _table(
             "observation_period",
@@ -287,7 +327,8 @@ class _OmopWriter:
             cdm_source_abbreviation=_SOURCE_NAME,
             cdm_holder=_SOURCE_NAME,
             source_description=(
-                f"CGM sensor readings, sensor sessions and window summaries of published run "
+                f"CGM sensor readings, sensor sessions, window summaries and insulin doses of "
+                f"published run "
                 f"{self.run.run_id}, {window}"
             ),
             cdm_etl_reference=f"glucosestream {importlib.metadata.version('glucosestream')}",

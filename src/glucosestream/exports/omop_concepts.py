@@ -48,6 +48,8 @@ __all__ = [
     "CDM_VERSION_CONCEPT_ID",
     "DEVICE_CONCEPT_ID",
     "DEVICE_TYPE_CONCEPT_ID",
+    "DRUG_CONCEPT_ID",
+    "DRUG_TYPE_CONCEPT_ID",
     "NO_MATCHING_CONCEPT",
     "PERIOD_TYPE_CONCEPT_ID",
     "READING_CODE",
@@ -70,6 +72,11 @@ DEVICE_TYPE_CONCEPT_ID: Final = 32817  # EHR
 SUMMARY_TYPE_CONCEPT_ID: Final = 32882  # Standard algorithm from EHR
 PERIOD_TYPE_CONCEPT_ID: Final = 32882  # Standard algorithm from EHR
 DEVICE_CONCEPT_ID: Final = NO_MATCHING_CONCEPT  # no CGM device concept checked offline
+# Insulin doses come from the same devices' records as the readings: "EHR". The lake knows a
+# dose's use (bolus, long-acting injection), never the insulin product, and no RxNorm concept
+# was checked offline: 0, with the use as drug_source_value.
+DRUG_TYPE_CONCEPT_ID: Final = 32817  # EHR
+DRUG_CONCEPT_ID: Final = NO_MATCHING_CONCEPT
 # UCUM unit -> unit_concept_id [DQD]; "d" (days) could not be checked: 0, "d" as source value.
 UNIT_CONCEPT_IDS: Final[dict[str, int]] = {"mg/dL": 8840, "mmol/L": 8753, "%": 8554}
 READING_CODE: Final[Code] = READING["mg/dL"]  # LOINC 99504-3, values in mg/dL

@@ -7,6 +7,7 @@ The Arrow type of each CDM type: ``integer`` -> int32 (the DDL's 32-bit integer,
 must fit it), ``date`` -> date32, ``TIMESTAMP`` -> timestamp without zone (the export writes UTC),
 ``NUMERIC`` -> float64 (the Field_Level table of the same commit calls these fields ``float``),
 ``varchar(n)`` and ``TEXT`` -> string (a value longer than ``n`` is refused before writing).
+DRUG_EXPOSURE (added later) was read in the same file at commit 0dd2175.
 """
 
 from __future__ import annotations
@@ -95,6 +96,31 @@ CDM_TABLES: Final[dict[str, tuple[str, ...]]] = {
         "unit_concept_id integer",
         "unit_source_value varchar(50)",
         "unit_source_concept_id integer",
+    ),
+    "drug_exposure": (
+        "drug_exposure_id integer NOT NULL",
+        "person_id integer NOT NULL",
+        "drug_concept_id integer NOT NULL",
+        "drug_exposure_start_date date NOT NULL",
+        "drug_exposure_start_datetime TIMESTAMP",
+        "drug_exposure_end_date date NOT NULL",
+        "drug_exposure_end_datetime TIMESTAMP",
+        "verbatim_end_date date",
+        "drug_type_concept_id integer NOT NULL",
+        "stop_reason varchar(20)",
+        "refills integer",
+        "quantity NUMERIC",
+        "days_supply integer",
+        "sig TEXT",
+        "route_concept_id integer",
+        "lot_number varchar(50)",
+        "provider_id integer",
+        "visit_occurrence_id integer",
+        "visit_detail_id integer",
+        "drug_source_value varchar(50)",
+        "drug_source_concept_id integer",
+        "route_source_value varchar(50)",
+        "dose_unit_source_value varchar(50)",
     ),
     "cdm_source": (
         "cdm_source_name varchar(255) NOT NULL",
