@@ -439,22 +439,7 @@ def test_a_closed_periods_metrics_carry_its_insulin_and_carbs_per_day(settings):
     assert (period["carbs_g_per_day"], period["carbs_days"]) == (30.0, 7)
     assert (period["basal_u_per_day"], period["basal_days"]) == (None, 0)  # none recorded
     assert period["insulin_total_u_per_day"] is None
-    # the rolling summary's windows carry the same columns
-    summaries = open_lakehouse(settings.lake, TABLES).read_table(
-        "summaries", published.of("summaries")
-    )
-    (current,) = [
-        r
-        for r in summaries.to_pylist()
-        if r["patient_key"] == key("PER") and r["window"] == "current"
-    ]
-    doses: dict[dt.date, float] = defaultdict(float)
-    for r in rows:
-        if r["kind"] == "bolus":
-            doses[r["ts"].date()] += r["units"]
-    inside = [u for d, u in doses.items() if current["period_start"] <= d <= current["period_end"]]
-    assert current["insulin_days"] == len(inside)
-    assert current["bolus_u_per_day"] == pytest.approx(sum(inside) / len(inside))
+    assert_summary_totals(settings, rows)
     late = event("PER", start + dt.timedelta(days=4, hours=20), "bolus", "normal", units=7.0)
     write_event_batch(settings, "b-0002", [late])  # a late treatment for the closed period
     assert run_pipeline(settings).events_new == 1
@@ -464,6 +449,7 @@ def test_a_closed_periods_metrics_carry_its_insulin_and_carbs_per_day(settings):
     assert period["bolus_u_per_day"] == pytest.approx(
         (sum(1.0 + n / 2 for n in range(14)) + 7) / 14
     )
+    assert_summary_totals(settings, [*rows, late])  # rewritten: new events, no readings
 
 
 def test_a_batch_whose_events_file_or_counts_cannot_be_read_is_rejected_alone(settings):
@@ -484,3 +470,24 @@ def test_a_batch_whose_events_file_or_counts_cannot_be_read_is_rejected_alone(se
     assert set(rejected) == {"b-0002", "b-0003"}
     assert rejected["b-0003"].startswith("unreadable: TypeError: manifest.json's events")
     assert report.events_new == 4
+
+
+def assert_summary_totals(settings, rows: list[dict]) -> None:
+    """The patient's current rolling window carries the mean bolus per day of its days that
+    recorded one, and their count, from these events."""
+    published = open_metadata(settings.lake).published()
+    summaries = open_lakehouse(settings.lake, TABLES).read_table(
+        "summaries", published.of("summaries")
+    )
+    (current,) = [
+        r
+        for r in summaries.to_pylist()
+        if r["patient_key"] == key("PER") and r["window"] == "current"
+    ]
+    doses: dict[dt.date, float] = defaultdict(float)
+    for r in rows:
+        if r["kind"] == "bolus":
+            doses[r["ts"].date()] += r["units"]
+    inside = [u for d, u in doses.items() if current["period_start"] <= d <= current["period_end"]]
+    assert current["insulin_days"] == len(inside)
+    assert current["bolus_u_per_day"] == pytest.approx(sum(inside) / len(inside))

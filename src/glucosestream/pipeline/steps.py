@@ -51,7 +51,11 @@ from glucosestream.pipeline.event_merge import (
 from glucosestream.pipeline.first_arrival import new_readings
 from glucosestream.pipeline.meal_rows import meal_rows, meal_scope
 from glucosestream.pipeline.periods import closed_periods, first_period
-from glucosestream.pipeline.rolling_summary import rolling_history_start, rolling_summaries
+from glucosestream.pipeline.rolling_summary import (
+    ROLLING_HISTORY,
+    rolling_history_start,
+    rolling_summaries,
+)
 from glucosestream.pipeline.sensor_wear import (
     SENSOR_SESSIONS_SCHEMA,
     SESSION_BREAK_MIN,
@@ -188,6 +192,7 @@ class _Merged:
     first_period_day: dt.date | None
     history: pa.Table  # every, and the older readings the rolling summary needs
     events: MergedEvents
+    summarised: frozenset[str]  # the patients whose rolling summary the run rewrites
 
 
 def _merge(work: BucketWork, bucket: Bucket) -> _Merged:
@@ -208,6 +213,9 @@ def _merge(work: BucketWork, bucket: Bucket) -> _Merged:
         first_period_day = _first_period(work, new_days)
         since = _history_start(_earliest(incoming, events.kept), first_period_day)
     read_since = rolling_history_start(incoming, since)  # one read for both
+    summarised = frozenset(pc.unique(incoming["patient_key"]).to_pylist())
+    if not work.full_refresh and events.kept.num_rows:
+        read_since, summarised = _with_event_only(work, events.kept, read_since, summarised)
     older = work.lake.read_readings(_published(work, "readings"), keys, read_since)
     curated = older if since == read_since else older.filter(pc.field("ts") >= since)
     new = new_readings(incoming, curated)
@@ -217,7 +225,25 @@ def _merge(work: BucketWork, bucket: Bucket) -> _Merged:
     stored = read_curated_events(work.lake, _published(work, "events"), keys, read_since)
     merged_events = merge_events(events, bucket.events.num_rows, stored)
     merged = (arrived.num_rows, admitted.set_aside, incoming, new, every, first_period_day)
-    return _Merged(*merged, history, merged_events)
+    return _Merged(*merged, history, merged_events, summarised)
+
+
+def _with_event_only(
+    work: BucketWork, events: pa.Table, read_since: dt.datetime | None, summarised: frozenset[str]
+) -> tuple[dt.datetime | None, frozenset[str]]:
+    """The patients with new events and no new readings join the rolling summary's (their
+    windows' insulin and carbs change), with history from ``ROLLING_HISTORY`` before their
+    newest reading (the published summary's ``last_reading_at``; none: nothing to rewrite)."""
+    only = tuple(sorted(set(pc.unique(events["patient_key"]).to_pylist()) - summarised))
+    if not only:
+        return read_since, summarised
+    scope = Scope(patient_keys=only)
+    stored = work.lake.read_scope("summaries", _published(work, "summaries"), scope)
+    if stored.num_rows == 0:
+        return read_since, summarised
+    start = pc.min(stored["last_reading_at"]).as_py() - ROLLING_HISTORY
+    since = start if read_since is None else min(read_since, start)
+    return since, summarised | frozenset(stored["patient_key"].to_pylist())
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +279,7 @@ def _transform(work: BucketWork, bucket: Bucket, merged: _Merged) -> _Transforme
     run_id, at = work.run_id, work.computed_at
     inputs, session_scope = _session_inputs(work, bucket, every, new)
     results = period_results(every, periods, run_id=run_id, computed_at=at, threads=work.threads)
-    summaries, summary_scope = _summaries(work, bucket, merged.history, merged.incoming)
+    summaries, summary_scope = _summaries(work, bucket, merged.history, merged.summarised)
     summaries = _with_event_totals(summaries, totals)
     meals, meals_scope = _meals(work, bucket, merged)
     tables = {
@@ -271,11 +297,12 @@ def _transform(work: BucketWork, bucket: Bucket, merged: _Merged) -> _Transforme
 
 
 def _summaries(
-    work: BucketWork, bucket: Bucket, every: pa.Table, incoming: pa.Table
+    work: BucketWork, bucket: Bucket, every: pa.Table, summarised: frozenset[str]
 ) -> tuple[pa.Table, Scope]:
-    """The rolling summary of the bucket's patients (full refresh), else of those with new data."""
+    """The rolling summary of the bucket's patients (full refresh), else of those with new
+    readings, or new events and a published summary."""
     full = work.full_refresh
-    keys = frozenset(bucket.patient_keys if full else pc.unique(incoming["patient_key"]).tolist())
+    keys = frozenset(bucket.patient_keys) if full else summarised
     scope = Scope(prefix=bucket.prefix) if full else Scope(patient_keys=tuple(sorted(keys)))
     return rolling_summaries(every, keys, run_id=work.run_id, computed_at=work.computed_at), scope
 
