@@ -116,6 +116,7 @@ HEAVY_MODULES = frozenset(
         "test_comparison_overlay.py",
         "test_export_omop.py",
         "test_export_tidy.py",
+        "test_export_events.py",
         "test_erase_events.py",
         "test_pipeline_events.py",
         "test_authz_matrix.py",
@@ -186,6 +187,11 @@ HEAVY_TESTS: dict[str, frozenset[str]] = {
             "test_a_window_exports_only_its_local_days",
             "test_an_exported_patient_validates_and_its_summary_is_the_window_summary",
             "test_the_exported_bundle_ingested_into_a_fresh_lake_gives_the_same_readings",
+        }
+    ),
+    "test_ingest_events.py": frozenset(
+        {
+            "test_every_hostile_event_is_accepted_quarantined_a_duplicate_or_a_dropped_note",
         }
     ),
     "test_pages_events.py": frozenset(

@@ -37,6 +37,8 @@ ROLES = ("admin", "uploader", "clinician", "patient", "anonymous")  # anonymous:
 OPERATIONS = (
     ("POST", "/v1/readings"),
     ("POST", "/api/v1/entries"),
+    ("POST", "/api/v1/treatments"),
+    ("POST", "/api/v1/devicestatus"),
     ("GET", "/api/v1/entries"),
     ("GET", "/api/v1/treatments"),
     ("GET", "/api/v1/entries/current"),
