@@ -231,7 +231,7 @@ def test_values_are_read_leniently_where_readings_are(settings, tmp_path, clock,
     assert got[1]["original_unit"] == "mmol/L"
     assert got[1]["glucose_mg_dl"] == pytest.approx(117.1, abs=0.1)
     assert (got[2]["subtype"], got[2]["intensity"], got[2]["duration_min"]) == (
-        "brisk_walk",
+        None,  # an activity's name is kept only with keep_notes (see the notes' tests)
         "medium",
         45.0,
     )
@@ -260,18 +260,21 @@ def test_notes_keep_no_text_unless_asked_and_a_note_with_nothing_left_is_dropped
     events.add(2, kind="note", subtype="Illness", time=AT, note="flu, called Dr Who")
     events.add(3, kind="bolus", time=AT, units="1", note="pizza at Jane's")
     events.add(4, kind="note", time="not a time", note="no subtype and a bad time")
+    events.add(5, kind="note", subtype="Called Jane", time=AT)  # a free name: text too
+    events.add(6, kind="exercise", subtype="Run with Jane", time=AT, duration_min="30")
     parsed_file(monkeypatch, events)
     report = ingest(settings, tmp_path, clock, patient_id="P-1")
-    assert report.events_received == 4
-    assert (report.events_accepted, report.events_notes_dropped) == (2, 2)
+    assert report.events_received == 6
+    assert (report.events_accepted, report.events_notes_dropped) == (3, 3)
     assert report.events_quarantined == 0
     batch = only_batch(settings)
     got = batch.events().to_pylist()
     assert [(e["kind"], e["subtype"], e["note"]) for e in got] == [
         ("note", "illness", None),
         ("bolus", None, None),
+        ("exercise", None, None),
     ]
-    assert batch.manifest()["events"]["notes_dropped"] == 2
+    assert batch.manifest()["events"]["notes_dropped"] == 3
     lake = Path(settings.lake.root)
     for file in lake.rglob("*"):
         if file.is_file() and "_state" not in file.parts:
@@ -284,11 +287,13 @@ def test_kept_notes_are_cut_at_their_limit(tmp_path, clock, monkeypatch):
     events = EventBuilder()
     events.add(1, kind="note", time=AT, note="  " + "n" * (MAX_NOTE_CHARS + 50) + "  ")
     events.add(2, kind="note", time=AT, note="   ")
+    events.add(3, kind="exercise", subtype="Brisk  Walk", time=AT)
     parsed_file(monkeypatch, events)
     report = ingest(settings, tmp_path, clock, patient_id="P-1")
-    assert (report.events_accepted, report.events_notes_dropped) == (1, 1)
-    [note] = only_batch(settings).events()["note"].to_pylist()
-    assert note == "n" * MAX_NOTE_CHARS
+    assert (report.events_accepted, report.events_notes_dropped) == (2, 1)
+    got = only_batch(settings).events()
+    assert got["note"].to_pylist() == ["n" * MAX_NOTE_CHARS, None]
+    assert got["subtype"].to_pylist() == [None, "brisk_walk"]
 
 
 def lake_settings(tmp_path: Path, *, keep_notes: bool) -> Settings:

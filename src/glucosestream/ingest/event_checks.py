@@ -14,7 +14,8 @@ the batch's ``ingested_at`` + ``readings.FUTURE_SKEW``) are decided exactly as f
 
 Then, in this order, the first that applies is the row's reason: the kind (``events.EVENT_KINDS``,
 case and spaces ignored), the subtype (one of the kind's: bolus, basal, carbs, device and ketone
-have closed sets; exercise and note take any name, cut at ``MAX_FREE_SUBTYPE_CHARS``; smbg none),
+have closed sets; exercise and note take any name, cut at ``MAX_FREE_SUBTYPE_CHARS``, kept
+only with ``ingest.keep_notes`` but for a note's ``NOTE_SUBTYPES``; smbg none),
 each amount the kind uses (not a number, negative, above its ``events.MAX_*``; a finger-stick
 outside the readings' plausible range or in an unknown unit), then a required amount missing
 (bolus units, basal rate or units, carbs grams, a finger-stick's glucose, a ketone value).
@@ -60,6 +61,7 @@ from glucosestream.readings import MG_DL_PER_MMOL_L
 __all__ = [
     "CHECKED_TYPES",
     "MAX_FREE_SUBTYPE_CHARS",
+    "NOTE_SUBTYPES",
     "CheckedEvents",
     "EventInput",
     "check_events",
@@ -67,6 +69,9 @@ __all__ = [
 
 # An exercise's activity or a note's subtype is a name, not a text: longer is cut.
 MAX_FREE_SUBTYPE_CHARS: Final = 64
+# The subtypes of a note kept without ``keep_notes`` (Dexcom Clarity's Health events): any
+# other name a note or an exercise carries may be free text (a name), kept only on opt-in.
+NOTE_SUBTYPES: Final = ("illness", "stress", "high_symptoms", "low_symptoms", "cycle", "alcohol")
 _CLOSED_SUBTYPES: Final[dict[str, tuple[str, ...]]] = {
     "bolus": BOLUS_SUBTYPES,
     "basal": BASAL_SUBTYPES,
@@ -233,7 +238,9 @@ def _values(
     """The event columns read from the raw rows (``CHECKED_TYPES`` from ``kind`` to ``note``),
     and the reasons each row may have, first first."""
     kind = _per_distinct(raw["kind"], _kind_name)
-    subtype = _per_distinct(raw["subtype"], _subtype_name)
+    subtype = _free_names_kept(
+        kind, _per_distinct(raw["subtype"], _subtype_name), settings.ingest.keep_notes
+    )
     amounts = {a.column: _uses(kind, a.kinds, _numbers(raw[a.raw])) for a in _AMOUNTS}
     suspended = pc.fill_null(
         pc.and_(pc.equal(kind, "basal"), pc.equal(subtype, "suspended")), False
@@ -355,6 +362,16 @@ def _uses(kind: pa.Array, kinds: tuple[str, ...], values: pa.Array) -> pa.Array:
     """``values`` where the row's kind uses them, else NULL (never read)."""
     used = pc.fill_null(pc.is_in(kind, value_set=pa.array(kinds, pa.string())), False)
     return pc.if_else(used, values, pa.scalar(None, values.type))
+
+
+def _free_names_kept(kind: pa.Array, subtype: pa.Array, keep: bool) -> pa.Array:
+    """The subtypes, but a note's or an exercise's free name (not one of ``NOTE_SUBTYPES``)
+    dropped unless notes are kept: it may be text a person typed."""
+    if keep:
+        return subtype
+    known = pc.is_in(subtype, value_set=pa.array(NOTE_SUBTYPES, pa.string()))
+    free = pc.or_(pc.equal(kind, "exercise"), pc.and_(pc.equal(kind, "note"), pc.invert(known)))
+    return pc.if_else(pc.fill_null(free, False), _NO_TEXT, subtype)
 
 
 def _notes(note: pa.ChunkedArray, keep: bool) -> pa.Array:
