@@ -295,3 +295,17 @@ def test_fhir_writes_no_observation_for_a_day_of_events_only(lake, tmp_path):
         "start": summary.start.isoformat(),
         "end": summary.end.isoformat(),
     }
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="published.window_summary starts a window on the first daily row, an events-only "
+    "day included (its docstring: the first day with a reading); asked in requests-H.md",
+)
+def test_the_fhir_summary_period_starts_on_the_first_day_with_readings(lake, tmp_path):
+    settings, run, keys, identities = lake
+    write_fhir(run, keys[:1], (None, None), tmp_path / "p1.json", settings=settings,
+               identities=identities, options=FhirOptions(pdf=False), now=NOW)  # fmt: skip
+    bundle = json.loads((tmp_path / "p1.json").read_text(encoding="utf-8"))
+    (panel,) = [e["resource"] for e in bundle["entry"] if e["resource"].get("hasMember")]
+    assert panel["effectivePeriod"]["start"] == START.date().isoformat()
