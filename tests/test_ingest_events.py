@@ -495,3 +495,54 @@ def test_a_nightscout_csv_names_the_same_patient_key_in_its_readings_and_treatme
         batch.readings()["patient_key"].to_pylist()
     )
     assert set(pa.concat_arrays([batch.events()["kind"].combine_chunks()]).to_pylist()) >= {"bolus"}
+
+
+def test_an_input_of_only_skipped_records_is_refused_unwritten(
+    settings, tmp_path, clock, monkeypatch
+):
+    from glucosestream.errors import InvalidInput
+
+    parsed = ParsedFile(RowBuilder().table(), skipped=9, events=EventBuilder().table())
+    monkeypatch.setattr(accept, "read_raw_rows", lambda path, fmt: ("nightscout", parsed))
+    with pytest.raises(InvalidInput, match=r"none of its 9 records .* nothing was ingested"):
+        ingest(settings, tmp_path, clock, patient_id="P-1")
+    assert not RawZone(Path(settings.lake.root)).list_batches()
+    header_only = ParsedFile(RowBuilder().table())  # no records at all: an empty batch, as before
+    monkeypatch.setattr(accept, "read_raw_rows", lambda path, fmt: ("csv", header_only))
+    assert ingest(settings, tmp_path, clock, patient_id="P-1").received == 0
+
+
+def test_the_run_text_counts_the_events_of_the_run():
+    from glucosestream.cli.render import run_text, runs_text
+    from glucosestream.pipeline.run_report import RunReport, SetAside
+
+    report = RunReport(
+        run_id="r1",
+        status="published",
+        message="published",
+        batches=2,
+        readings_in=10,
+        readings_new=10,
+        duplicates=0,
+        patient_days=1,
+        checks=(),
+        rejected=(),
+        recovered=False,
+        steps=(),
+        duration_ms=5,
+        events_in=7,
+        events_new=4,
+        events_duplicates=2,
+        events_set_aside=(SetAside("b1", "event_in_future", 1),),
+    )
+    text = run_text(report)
+    assert "  events: 7 in, 4 new, 2 duplicates, 1 set aside" in text
+    assert "  set aside 1 events of batch b1: event_in_future" in text
+    history = [
+        {"run_id": "r1", "status": "published", "report": dataclasses.asdict(report), "checks": []}
+    ]
+    listed = runs_text(history)
+    assert "    events: 7 in, 4 new, 2 duplicates, 1 set aside" in listed
+    assert "    set aside 1 events of b1: event_in_future" in listed
+    quiet = dataclasses.replace(report, events_in=0, events_set_aside=())
+    assert "events" not in run_text(quiet)

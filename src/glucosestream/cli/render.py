@@ -56,10 +56,18 @@ def run_text(r: RunReport) -> str:
         f"{r.readings_new} new, {r.duplicates} duplicates, {r.patient_days} patient-days "
         f"in {r.duration_ms} ms"
     ]
+    if r.events_in:
+        lines.append(
+            f"  events: {r.events_in} in, {r.events_new} new, {r.events_duplicates} "
+            f"duplicates, {r.events_set_aside_rows} set aside"
+        )
     lines += [f"  check {c.name}: {_verdict(c.passed, c.detail)}" for c in r.checks]
     lines += [f"  rejected batch {b.batch_id}: {b.reason}" for b in r.rejected]
     lines += [
         f"  set aside {s.rows} readings of batch {s.batch_id}: {s.reason}" for s in r.set_aside
+    ]
+    lines += [
+        f"  set aside {s.rows} events of batch {s.batch_id}: {s.reason}" for s in r.events_set_aside
     ]
     if r.steps:
         lines.append("  steps: " + ", ".join(f"{s.step} {s.duration_ms} ms" for s in r.steps))
@@ -82,6 +90,12 @@ def runs_text(history: list[dict[str, Any]]) -> str:
             f"{report.get('readings_new', 0):>9} new  {report.get('duplicates', 0):>7} dup  "
             f"{report.get('patient_days', 0):>6} days  {report.get('duration_ms', 0):>7} ms"
         )
+        if report.get("events_in"):
+            lines.append(
+                f"    events: {report['events_in']} in, {report.get('events_new', 0)} new, "
+                f"{report.get('events_duplicates', 0)} duplicates, "
+                f"{sum(s['rows'] for s in report.get('events_set_aside') or [])} set aside"
+            )
         steps = report.get("steps") or []
         if steps:
             lines.append("    " + ", ".join(f"{s['step']} {s['duration_ms']} ms" for s in steps))
@@ -97,6 +111,10 @@ def runs_text(history: list[dict[str, Any]]) -> str:
         lines += [
             f"    set aside {s['rows']} readings of {s['batch_id']}: {s['reason']}"
             for s in report.get("set_aside", [])
+        ]
+        lines += [
+            f"    set aside {s['rows']} events of {s['batch_id']}: {s['reason']}"
+            for s in report.get("events_set_aside") or []
         ]
     return "\n".join(lines)
 

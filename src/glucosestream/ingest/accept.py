@@ -121,6 +121,7 @@ def ingest_path(
     options = _Options(str(path), used, sha256, patient_id, tz, now)
     if chunks is None or first is None:
         used, parsed = read_raw_rows(path, used)
+        _refuse_nothing_read(parsed, str(path))
         if patient_id is None and used not in _PER_ROW_PATIENT_FORMATS:
             _require_patient_ids(parsed, str(path), used)
         return _accept(settings, parsed, options, meta)
@@ -229,6 +230,21 @@ def ingest_records(
     parsed = ParsedFile(raw_rows_from_records(records, source=source))
     options = _Options(source, "json", sha256, None, tz, now, is_file=False)
     return _accept(settings, parsed, options, meta)
+
+
+def _refuse_nothing_read(parsed: ParsedFile, source: str) -> None:
+    """Refuse, before anything is written, an input whose records are all skipped: none is a
+    reading or an event (a Nightscout profile alone, an export of only alerts). One with no
+    records at all (a header) is ingested as before: an empty batch."""
+    events = 0 if parsed.events is None else parsed.events.num_rows
+    if parsed.skipped and not parsed.rows.num_rows and not events:
+        raise InvalidInput(
+            f"none of its {parsed.skipped:,} records is a glucose reading or an event "
+            "GlucoseStream reads (a Nightscout profile's basal schedule, alerts, ...); nothing "
+            "was ingested: pass the export that holds the readings or treatments (docs/events.md "
+            "says which records of each format are read)",
+            source=source,
+        )
 
 
 def _require_patient_ids(parsed: ParsedFile, source: str, fmt: str) -> None:
