@@ -297,11 +297,6 @@ def test_fhir_writes_no_observation_for_a_day_of_events_only(lake, tmp_path):
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="published.window_summary starts a window on the first daily row, an events-only "
-    "day included (its docstring: the first day with a reading); asked in requests-H.md",
-)
 def test_the_fhir_summary_period_starts_on_the_first_day_with_readings(lake, tmp_path):
     settings, run, keys, identities = lake
     write_fhir(run, keys[:1], (None, None), tmp_path / "p1.json", settings=settings,

@@ -39,6 +39,14 @@ class DailyIndex:
         day: dt.date = self.table["date"][start].as_py()
         return day
 
+    def first_reading_day(self, patient_key: str) -> dt.date:
+        """The first day with readings (days of events only come before it); a patient with
+        events only: their first day."""
+        days = self.patient_days(patient_key)
+        counted = days.filter(pc.greater(days["readings"], 0))
+        day: dt.date = (counted if counted.num_rows else days)["date"][0].as_py()
+        return day
+
     def last_day(self, patient_key: str) -> dt.date:
         start, length = self.rows[patient_key]
         day: dt.date = self.table["date"][start + length - 1].as_py()

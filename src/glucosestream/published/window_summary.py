@@ -100,7 +100,7 @@ def window_summary(
             "no published data for that patient; check the id (as ingested), or run "
             "`glucosestream run` after ingesting their files"
         )
-    first, last = index.first_day(patient_key), index.last_day(patient_key)
+    first, last = index.first_reading_day(patient_key), index.last_day(patient_key)
     read_from = min(max(start or first, first), last)  # the newest day's readings always read
     since = dt.datetime.combine(read_from - _ZONE_MARGIN, dt.time(), dt.UTC)
     if readings is None:
