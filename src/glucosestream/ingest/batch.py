@@ -180,8 +180,29 @@ def build_batch(rows: CheckedRows, parts: Sequence[Part]) -> BuiltBatch:
         [(p.devicestatus, p.patient_key) for p in parts], offsets, rows.ingested_at
     )
     good = _where(checked, pc.and_(pc.is_null(checked["reason"]), pc.invert(checked["duplicate"])))
-    readings = _readings(good, batch_id, rows.ingested_at)
-    quarantine = _quarantine(_where(checked, pc.is_valid(checked["reason"])))
+    manifest, record = _manifest_and_record(rows, parts, results)
+    manifest.update(event_manifest(event_totals[0][0]))
+    if devicestatus is not None:
+        manifest["devicestatus"] = devicestatus.num_rows
+    return BuiltBatch(
+        results,
+        _readings(good, batch_id, rows.ingested_at),
+        _quarantine(_where(checked, pc.is_valid(checked["reason"]))),
+        manifest,
+        record,
+        rows.external_ids,
+        good.select(["patient_key", "device_id", "ts"]),
+        events,
+        bad_events,
+        devicestatus,
+    )
+
+
+def _manifest_and_record(
+    rows: CheckedRows, parts: Sequence[Part], results: Sequence[PartResult]
+) -> tuple[dict[str, Any], BatchRecord]:
+    """The batch's manifest (its readings' counts; events are added by the caller) and the
+    record the metadata store keeps of it."""
     totals = {
         name: sum(getattr(r.report, name) for r in results)
         for name in ("received", "accepted", "duplicates", "quarantined")
@@ -194,43 +215,29 @@ def build_batch(rows: CheckedRows, parts: Sequence[Part]) -> BuiltBatch:
         else hashlib.sha256("".join(p.sha256 for p in parts).encode("ascii")).hexdigest()
     )
     source = source_label(parts[0]) if len(parts) == 1 else f"{len(parts)} requests"
-    manifest = {
-        "batch_id": batch_id,
+    manifest: dict[str, Any] = {
+        "batch_id": rows.batch_id,
         "source": source,
         "format": fmt,
         "source_sha256": sha256,
         **totals,
         "not_readings": sum(p.parsed.skipped for p in parts),
         "ingested_at": rows.ingested_at.isoformat(),
-        **event_manifest(event_totals[0][0]),
-        **({"devicestatus": devicestatus.num_rows} if devicestatus is not None else {}),
     }
     if len(parts) > 1:
         manifest["parts"] = [
-            {"source_sha256": p.sha256, "first_line": offsets[i] + 1, **_counts(results[i])}
+            {"source_sha256": p.sha256, "first_line": rows.offsets[i] + 1, **_counts(results[i])}
             for i, p in enumerate(parts)
         ]
     record = BatchRecord(
-        batch_id=batch_id,
+        batch_id=rows.batch_id,
         source_name=source,
         source_sha256=sha256,
         format=fmt,
         created_at=rows.ingested_at,
         **totals,
     )
-    keys = good.select(["patient_key", "device_id", "ts"])
-    return BuiltBatch(
-        results,
-        readings,
-        quarantine,
-        manifest,
-        record,
-        rows.external_ids,
-        keys,
-        events,
-        bad_events,
-        devicestatus,
-    )
+    return manifest, record
 
 
 def source_label(part: Part) -> str:
