@@ -222,7 +222,7 @@ def test_the_newest_day_of_events_after_the_readings_is_not_complete(tidy):
     assert _day(metrics, "P1", dt.date(2026, 1, 22))["complete"] is False
 
 
-def test_window_rows_are_the_summary_and_leave_the_event_means_empty(lake, tidy):
+def test_window_rows_are_the_summary_with_its_event_means(lake, tidy):
     _, run, keys, _ = lake
     metrics = pq.read_table(tidy["parquet"] / "metrics.parquet")
     windows = metrics.filter(pc.equal(metrics["row_kind"], "window"))
@@ -230,8 +230,16 @@ def test_window_rows_are_the_summary_and_leave_the_event_means_empty(lake, tidy)
     summary = window_summary(run, keys[0], None, None, now=NOW)
     assert (p1["period_start"], p1["period_end"]) == (summary.start, summary.end)
     assert p1["mean_mg_dl"] == pytest.approx(summary.metrics["mean_mg_dl"])
-    for column in (*PERIOD_EVENT_COLUMNS, *EVENT_COLUMNS):
-        assert windows[column].null_count == windows.num_rows, column  # not in the summary yet
+    for column in PERIOD_EVENT_COLUMNS:
+        assert p1[column] == pytest.approx(summary.event_means[column]), column
+    for column in EVENT_COLUMNS:
+        if column not in PERIOD_EVENT_COLUMNS:  # automated_pct is both
+            assert windows[column].null_count == windows.num_rows, column  # day rows only
+    # The means are over the window's days that recorded each, never a day of 0.
+    days = run.daily_index().patient_days(keys[0], summary.start, summary.end)
+    bolus = [d for d in days.column("bolus_u").to_pylist() if d is not None]
+    assert p1["insulin_days"] == len(bolus)
+    assert p1["bolus_u_per_day"] == pytest.approx(sum(bolus) / len(bolus))
 
 
 def test_a_patient_with_events_and_no_readings_has_its_events_and_days(lake, tidy):

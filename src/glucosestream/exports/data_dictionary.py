@@ -138,9 +138,7 @@ def _metric(name: str) -> ColumnDoc:
 _TOTALS: Final = (
     "results.daily_metrics; metrics.event_totals (docs/metrics.md, Insulin and carbohydrate)"
 )
-_WINDOW_ONLY: Final = (
-    " (window rows only; empty until published.window_summary carries it, which it does not yet)"
-)
+_WINDOW_ONLY: Final = " (window rows only: published.window_summary's event_means)"
 # Daily insulin and carbohydrate columns (metrics.daily.EVENT_COLUMNS; day rows, and
 # automated_pct on window rows too): column -> (unit, what it is).
 _DAY_EVENT_DOCS: Final = {
@@ -165,7 +163,7 @@ _DAY_EVENT_DOCS: Final = {
         "%",
         "Share of the known pump basal time in automated delivery; empty "
         "without pump basal records. Window rows: the mean over the window's days where "
-        "it is known (empty until published.window_summary carries it).",
+        "it is known (published.window_summary's event_means).",
     ),
 }
 # The period means (metrics.result_schemas.PERIOD_EVENT_FIELDS) other than automated_pct.

@@ -39,7 +39,6 @@ from glucosestream.errors import NotFound
 from glucosestream.exports import ExportReport, export_report
 from glucosestream.exports.data_dictionary import (
     DICTIONARY_SCHEMA,
-    EVENT_METRIC_COLUMNS,
     EVENTS_COLUMNS,
     METRIC_NAMES,
     METRICS_COLUMNS,
@@ -52,6 +51,7 @@ from glucosestream.exports.table_files import TableFile, output_folder
 from glucosestream.exports.window_events import window_events
 from glucosestream.exports.window_readings import Window, exported_ids, readings_by_patient
 from glucosestream.localclock import wall_clock_times
+from glucosestream.metrics import PERIOD_EVENT_COLUMNS
 from glucosestream.metrics.report_window import last_complete_day
 from glucosestream.published import PublishedRun, window_summary
 from glucosestream.readings import MG_DL_PER_MMOL_L, ReadingFlag
@@ -70,9 +70,10 @@ _FLAGS: Final = (
 # Daily-metrics columns named otherwise than the spec's metric.
 _DAILY_NAMES: Final = {"pct_active": "active_pct"}
 _FLAGGED: Final = frozenset(c.name for c in METRICS_COLUMNS if c.type == pa.bool_())
-# Window-row values taken from the window summary when it has them (metric names, then the
-# insulin and carbohydrate means, which it does not carry yet: those stay empty until it does).
-_WINDOW_VALUES: Final = (*METRIC_NAMES, *(c.name for c in EVENT_METRIC_COLUMNS))
+# Window-row values taken from the window summary: its metrics by name, then its insulin and
+# carbohydrate means (``WindowSummary.event_means``, period_metrics' names).
+_WINDOW_METRICS: Final = tuple(METRIC_NAMES)
+_WINDOW_EVENT_MEANS: Final = tuple(PERIOD_EVENT_COLUMNS)
 
 
 def write_tidy(
@@ -236,11 +237,13 @@ def _window_row(
         "complete": [True],
         "audited": [summary.audited],
     }
-    for name in _WINDOW_VALUES:
+    for name in _WINDOW_METRICS:
         value = summary.metrics.get(name)
         values[name] = [
             bool(value) if isinstance(value, float | int) and name in _FLAGGED else value
         ]
+    for name in _WINDOW_EVENT_MEANS:
+        values[name] = [summary.event_means.get(name)]
     return _metric_table(values, 1)
 
 

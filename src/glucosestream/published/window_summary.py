@@ -13,7 +13,7 @@ series and marked not audited.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from glucosestream.errors import InvalidInput, NotFound
 from glucosestream.localclock import wall_clock_times
+from glucosestream.metrics import EVENT_COLUMNS, PERIOD_EVENT_COLUMNS, period_event_totals
 from glucosestream.metrics.report_window import last_complete_day
 from glucosestream.published.period_results import catalog_results
 from glucosestream.published.pinned_run import PublishedRun
@@ -48,6 +49,9 @@ class WindowSummary:
     audited_by: str | None
     metrics: dict[str, Any]
     computed_at: dt.datetime
+    # The window's insulin and carbohydrate means per known day and the days known
+    # (``metrics.PERIOD_EVENT_COLUMNS``, as period_metrics has them; None: nothing recorded).
+    event_means: dict[str, Any] = field(default_factory=dict)
 
     @property
     def days(self) -> int:
@@ -65,6 +69,7 @@ class WindowSummary:
             "audited_by": self.audited_by,
             "computed_at": self.computed_at.isoformat(),
             "metrics": dict(self.metrics),
+            "event_means": dict(self.event_means),
             "sufficiency": {
                 "active_pct": self.metrics.get("active_pct"),
                 "days": self.metrics.get("days"),
@@ -123,7 +128,24 @@ def window_summary(
         audited_by=catalog.audited_by,
         metrics=catalog.metrics,
         computed_at=now,
+        event_means=_event_means(index.patient_days(patient_key, window_start, window_end)),
     )
+
+
+def _event_means(days: pa.Table) -> dict[str, Any]:
+    """The insulin and carbohydrate means of the window's daily rows (one patient's), by
+    ``metrics.period_event_totals``, the definition period_metrics and summaries use."""
+    if not set(EVENT_COLUMNS) <= set(days.column_names):  # a lake before the event columns
+        return dict.fromkeys(PERIOD_EVENT_COLUMNS)
+    period = pa.table(
+        {
+            "patient_key": days["patient_key"].slice(0, 1),
+            "period_start": days["date"].slice(0, 1),
+            "period_end": days["date"].slice(days.num_rows - 1, 1),
+        }
+    )
+    row = period_event_totals(days, period).to_pylist()[0]
+    return {name: row[name] for name in PERIOD_EVENT_COLUMNS}
 
 
 def _newest_wall_clock(readings: pa.Table) -> dt.datetime:
