@@ -266,15 +266,28 @@ def test_nightscout_entries_json_csv_and_exporter_csv(settings, clock):
     assert instants["cgm_format_nightscout-data-with-treatments.csv"] == from_exporter
 
 
-@pytest.mark.parametrize(
-    "name", ["cgm_format_nightscout_treatments.json", "cgm_format_nightscout_profile.json"]
-)
-def test_nightscout_treatments_and_profiles_are_refused_with_the_reason(settings, name):
+def test_a_nightscout_profile_alone_is_refused_saying_nothing_was_ingested(settings):
     from glucosestream.errors import InvalidInput
 
-    with pytest.raises(InvalidInput, match="not glucose entries"):
-        ingest_path(settings, NIGHTSCOUT / name, patient_id="P")
+    documents = json.loads((NIGHTSCOUT / "cgm_format_nightscout_profile.json").read_text())
+    with pytest.raises(InvalidInput, match=f"none of its {len(documents)} records") as err:
+        ingest_path(settings, NIGHTSCOUT / "cgm_format_nightscout_profile.json", patient_id="P")
+    assert "nothing was ingested" in str(err.value)
     assert not list(RawZone(Path(settings.lake.root)).list_batches())
+
+
+def test_the_nightscout_treatments_sample_is_ingested_as_events(settings, clock):
+    documents = json.loads((NIGHTSCOUT / "cgm_format_nightscout_treatments.json").read_text())
+    report = ingest_path(
+        settings, NIGHTSCOUT / "cgm_format_nightscout_treatments.json", patient_id="P", now=clock
+    )
+    assert report.received == 0
+    # Temporary Targets are no events; every other document gives at least one
+    targets = sum(d.get("eventType") == "Temporary Target" for d in documents)
+    assert report.events_received >= len(documents) - targets
+    assert report.events_received == (
+        report.events_accepted + report.events_duplicates + report.events_quarantined
+    )
 
 
 def test_tidepool_cbg_examples_with_out_of_range_clamps(settings, clock):
