@@ -38,7 +38,7 @@ from glucosestream.ingest.batch import (
     log_batch,
 )
 from glucosestream.ingest.identity import load_secret, patient_key
-from glucosestream.ingest.report import IngestReport, PartResult
+from glucosestream.ingest.ingest_report import IngestReport, PartResult
 from glucosestream.lake import BatchRecord, MetadataStore, RawZone, open_metadata, open_storage
 from glucosestream.readings import check_zone
 

@@ -40,8 +40,8 @@ from glucosestream.ingest.event_batch import (
 from glucosestream.ingest.event_checks import EventInput, check_events
 from glucosestream.ingest.fastpath import constant_strings, dictionary_codes
 from glucosestream.ingest.identity import load_secret, pseudonymised_rows
+from glucosestream.ingest.ingest_report import IngestReport, PartResult
 from glucosestream.ingest.normalise import normalise
-from glucosestream.ingest.report import IngestReport, PartResult
 from glucosestream.lake import BatchRecord
 
 __all__ = [

@@ -57,8 +57,8 @@ from glucosestream.ingest.batch import (
     log_batch,
 )
 from glucosestream.ingest.event_batch import EarlierEvents, EventCounts
+from glucosestream.ingest.ingest_report import IngestReport
 from glucosestream.ingest.normalise import carry_repeated
-from glucosestream.ingest.report import IngestReport
 from glucosestream.lake import BatchRecord, MetadataStore, RawBatch, RawZone, open_storage
 
 __all__ = [

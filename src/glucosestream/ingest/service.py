@@ -39,8 +39,8 @@ from glucosestream.ingest.batch import (
 )
 from glucosestream.ingest.bodies import shown_error
 from glucosestream.ingest.group_commit import GroupCommitter
+from glucosestream.ingest.ingest_report import IngestReport, PartResult
 from glucosestream.ingest.ledger import RequestLedger, RequestRecord, open_ledger
-from glucosestream.ingest.report import IngestReport, PartResult
 from glucosestream.ingest.request_parts import parse_waiting
 from glucosestream.lake import BatchRecord, open_metadata
 from glucosestream.live import CommittedBatch
