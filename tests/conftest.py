@@ -182,6 +182,11 @@ HEAVY_TESTS: dict[str, frozenset[str]] = {
             "test_always_on_a_low_reading_posted_fires_alerts_shown_at_once",
         }
     ),
+    "test_events_round_trip.py": frozenset(
+        {
+            "test_exported_events_reach_curated_events_as_simulated",
+        }
+    ),
     "test_export_fhir.py": frozenset(
         {
             "test_a_window_exports_only_its_local_days",
