@@ -185,6 +185,7 @@ HEAVY_TESTS: dict[str, frozenset[str]] = {
     ),
     "test_events_round_trip.py": frozenset(
         {
+            "test_device_export_events_read_back_as_simulated",
             "test_exported_events_reach_curated_events_as_simulated",
         }
     ),

@@ -245,7 +245,12 @@ def test_fhir_bundle_layout_and_round_trip(tmp_path, expected):
         assert device["serialNumber"] == entry["device_id"]
         mmol = entry["unit"] == "mmol/L"
         got = []
-        for e, obs in zip(bundle["entry"][2:], resources[2:], strict=True):
+        readings = [
+            (e, r)
+            for e, r in zip(bundle["entry"][2:], resources[2:], strict=True)
+            if r["resourceType"] == "Observation" and "device" in r
+        ]  # after them: the events (insulin, carbohydrate intake), test_events_round_trip
+        for e, obs in readings:
             assert e["request"] == {"method": "POST", "url": "Observation"}
             assert set(obs) == set(sample_obs) - {"id"} | {"device"}
             assert obs["subject"]["reference"] == bundle["entry"][0]["fullUrl"]
