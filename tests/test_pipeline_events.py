@@ -491,3 +491,31 @@ def assert_summary_totals(settings, rows: list[dict]) -> None:
     inside = [u for d, u in doses.items() if current["period_start"] <= d <= current["period_end"]]
     assert current["insulin_days"] == len(inside)
     assert current["bolus_u_per_day"] == pytest.approx(sum(inside) / len(inside))
+
+
+def test_an_evenly_split_dual_wave_bolus_stays_two_events_and_lands_once(settings, tmp_path):
+    # A Nightscout Combo Bolus of 4 U, 2 now and 2 over an hour: the two halves share patient,
+    # device, kind, instant and amount, and differ only in subtype (normal, extended).
+    combo = {
+        "eventType": "Combo Bolus",
+        "created_at": "2026-01-10T12:00:00Z",
+        "enteredBy": "careportal",
+        "insulin": 2,
+        "enteredinsulin": 4,
+        "duration": 60,
+    }
+    path = tmp_path / "treatments.json"
+    path.write_text(json.dumps([combo]), encoding="utf-8")
+    report = ingest_path(settings, path, patient_id="P-combo")
+    assert (report.events_accepted, report.events_duplicates) == (2, 0)
+    assert run_pipeline(settings).events_new == 2
+    boluses = [e for e in published_events(settings) if e["kind"] == "bolus"]
+    assert sorted((e["subtype"], e["units"]) for e in boluses) == [
+        ("extended", 2.0),
+        ("normal", 2.0),
+    ]
+    path.write_text(json.dumps([combo, combo]), encoding="utf-8")  # the same again, new bytes
+    again = ingest_path(settings, path, patient_id="P-combo")
+    assert (again.events_accepted, again.events_duplicates) == (2, 2)
+    rerun = run_pipeline(settings)
+    assert (rerun.events_new, rerun.events_duplicates) == (0, 2)

@@ -26,8 +26,10 @@ An insulin injection by pen is a ``bolus`` (rapid-acting) or ``basal`` ``injecti
 what that segment delivered (rate x hours) when the source says or implies it. ``suspended`` is
 a basal segment at rate 0.
 
-Two events are the same event when (patient_key, device_id, kind, ts, amount) agree, where
-``amount`` is ``EVENT_AMOUNT``: the first non-NULL of the kind's amount columns.
+Two events are the same event when (patient_key, device_id, kind, subtype, ts, amount) agree,
+where ``amount`` is ``EVENT_AMOUNT``: the first non-NULL of the kind's amount columns, and a
+NULL subtype is the same as no subtype. The subtype is part of it so that a dual-wave bolus split
+evenly (2 U now and 2 U extended, one instant) stays two events.
 """
 
 from __future__ import annotations
@@ -118,4 +120,4 @@ EVENT_AMOUNT: Final = (
     "rate_u_h",
     "duration_min",
 )
-EVENT_KEY: Final = ("patient_key", "device_id", "kind", "ts")
+EVENT_KEY: Final = ("patient_key", "device_id", "kind", "subtype", "ts")

@@ -109,6 +109,7 @@ def _keys(rows: pa.Table) -> pa.Table:
     amount = pc.coalesce(*(rows[name] for name in EVENT_AMOUNT), pa.scalar(-1.0))
     columns = {name: rows[name] for name in EVENT_KEY}
     columns["ts"] = rows["ts"].cast(pa.int64())
+    columns["subtype"] = pc.coalesce(rows["subtype"], pa.scalar("", pa.string()))  # joins
     return pa.table({**columns, "amount": amount})
 
 
