@@ -2,14 +2,16 @@
 registry it is opened with, and the metadata store (patients, batches, runs and the snapshots
 they published, checks; tokens, clinics, the audit trail and the privacy ledger).
 
-The bottom layer of the stages: it imports only ``config``, ``errors``, ``readings``, ``clock``
-and third-party code (scripts/import_layers.py). It names no table's schema: the registry above
-it (``pipeline.table_registry``) does. Other packages import from here, never from a submodule.
+The bottom layer of the stages: it imports only ``config``, ``errors``, ``readings``,
+``events``, ``clock`` and third-party code (scripts/import_layers.py). It names no table's
+schema: the registry above it (``pipeline.table_registry``) does. Other packages import from
+here, never from a submodule.
 
 Layout of a lake folder::
 
-    <root>/raw/batches/<batch_id>/   readings.parquet, manifest.json, and quarantine.parquet
-                                     when ingest quarantined rows
+    <root>/raw/batches/<batch_id>/   readings.parquet, manifest.json, and when they have rows
+                                     quarantine.parquet, events.parquet, event_quarantine.parquet,
+                                     devicestatus.parquet (Nightscout devicestatus, kept raw)
     <root>/warehouse/                Iceberg data and metadata (curated.*, results.*)
     <root>/_state/                   catalog.db, metadata.db, pseudonym.key (not data: protect it)
 """
@@ -68,9 +70,17 @@ from glucosestream.lake.staging_zone import StagingZone, TableWriter
 from glucosestream.lake.storage import Storage, open_storage
 from glucosestream.lake.table_spec import TableRegistry, TableSpec, WriteMode
 from glucosestream.lake.token_store import TokenRecord, TokenStore
-from glucosestream.lake.zones import QUARANTINE_SCHEMA, RawBatch, RawZone
+from glucosestream.lake.zones import (
+    DEVICESTATUS_SCHEMA,
+    EVENT_QUARANTINE_SCHEMA,
+    QUARANTINE_SCHEMA,
+    RawBatch,
+    RawZone,
+)
 
 __all__ = [
+    "DEVICESTATUS_SCHEMA",
+    "EVENT_QUARANTINE_SCHEMA",
     "LABEL_MAX_CHARS",
     "LABEL_PATTERN",
     "LIVE_READINGS_KEPT",
