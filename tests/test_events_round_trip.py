@@ -45,6 +45,7 @@ HOLDS: dict[str, Callable[[dict], bool]] = {
     "libreview": lambda e: e["kind"] in ("bolus", "basal", "carbs") and not _pump_basal(e),
     "nightscout": lambda e: e["kind"] in ("bolus", "carbs", "exercise"),
     "tidepool": lambda e: True,
+    "fhir": lambda e: e["kind"] in ("bolus", "carbs") or e["subtype"] == "injection",
 }
 FORMATS = tuple(HOLDS)
 

@@ -59,5 +59,5 @@ DEVICE_FORMATS: Final[dict[str, DeviceFormat]] = {
         treatments_json.render,
     ),
     "tidepool": DeviceFormat(tidepool.SUFFIX, tidepool.render, tidepool.carries),
-    "fhir": DeviceFormat(fhir.SUFFIX, fhir.render),
+    "fhir": DeviceFormat(fhir.SUFFIX, fhir.render, fhir.carries),
 }
