@@ -49,7 +49,7 @@ def test_pipeline_with_a_glue_catalog(aws, tmp_path):
         "gs_t_results",
     }
     tables = {t["Name"] for t in aws.get_tables(DatabaseName="gs_t_curated")["TableList"]}
-    assert tables == {"readings", "sensor_sessions"}
+    assert tables == {"readings", "events", "sensor_sessions"}
     published = open_metadata(settings.lake).published()
     daily = open_lakehouse(settings.lake, TABLES).read_daily(published.of("daily"))
     assert daily.num_rows == len(expected_daily(path))
