@@ -52,7 +52,7 @@ def expected_kind(document):
     return [
         {
             "Sensor Start": ("device", "sensor_start"),
-            "Temp Basal": ("basal", "temporary"),
+            "Temp Basal": ("basal", "automated"),  # iAPS, a closed loop, entered them
             "Carb Correction": ("carbs", "correction"),
             "Site Change": ("device", "site_change"),
             "Insulin Change": ("device", "cartridge_change"),
@@ -169,18 +169,18 @@ T = "2026-03-01T12:00:00.000Z"
         ),
         (
             {"eventType": "Temp Basal", "absolute": 0.8, "rate": 0.5, "duration": 30},
-            [("basal", "temporary", {"rate_u_h": "0.8", "duration_min": "30"}, None)],
+            [("basal", "automated", {"rate_u_h": "0.8", "duration_min": "30"}, None)],
         ),
         (
             {"eventType": "Temp Basal", "rate": 0, "duration": 30},
-            [("basal", "temporary", {"rate_u_h": "0", "duration_min": "30"}, None)],
+            [("basal", "automated", {"rate_u_h": "0", "duration_min": "30"}, None)],
         ),
         (
             {"eventType": "Temp Basal", "percent": -50, "duration": 30},
             [
                 (
                     "basal",
-                    "temporary",
+                    "automated",
                     {"duration_min": "30"},
                     "a temporary basal given only as a percent of the profile's rate",
                 )
@@ -219,6 +219,24 @@ def test_each_event_type_of_the_table(document, expected):
     rows, skipped = rows_of([{"created_at": T, "enteredBy": "AndroidAPS", **document}])
     assert (brief(rows), skipped) == (expected, 0)
     assert {(r["line"], r["time"], r["device_id"]) for r in rows} == {(1, T, "AndroidAPS")}
+
+
+@pytest.mark.parametrize(
+    ("entered_by", "subtype"),
+    [
+        ("openaps://AndroidAPS", "automated"),
+        ("loop://iPhone", "automated"),
+        ("iAPS", "automated"),
+        ("Trio", "automated"),
+        ("careportal", "temporary"),  # a person set it
+        ("", "temporary"),
+        (None, "temporary"),
+    ],
+)
+def test_a_temp_basal_is_automated_when_a_closed_loop_entered_it(entered_by, subtype):
+    document = {"eventType": "Temp Basal", "absolute": 0.8, "duration": 30}
+    rows, _ = rows_of([{"created_at": T, "enteredBy": entered_by, **document}])
+    assert [(r["kind"], r["subtype"]) for r in rows] == [("basal", subtype)]
 
 
 @pytest.mark.parametrize(

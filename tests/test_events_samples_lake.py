@@ -79,7 +79,7 @@ def test_the_nightscout_treatments_sample_reaches_curated_events(settings):
     assert sums(events, "carbs") == (len(carbs), pytest.approx(math.fsum(carbs)))
     basal = [e for e in events if e["kind"] == "basal"]
     assert len(basal) == len(temps)
-    assert {e["subtype"] for e in basal} == {"temporary"}
+    assert {e["subtype"] for e in basal} == {"automated"}  # iAPS, a closed loop, entered them
     device = Counter(e["subtype"] for e in events if e["kind"] == "device")
     assert device["sensor_start"] == kinds["Sensor Start"]
     assert device["site_change"] == kinds["Site Change"]

@@ -106,7 +106,7 @@ def test_posted_treatments_land_as_events_of_the_tokens_patient(client, tokens, 
     assert [(e["kind"], e["subtype"]) for e in events] == [
         ("bolus", "normal"),
         ("carbs", "meal"),
-        ("basal", "temporary"),
+        ("basal", "automated"),  # AndroidAPS, a closed loop, entered it
     ]
     assert {e["patient_key"] for e in events} == {key("N1")}
     assert events[2]["rate_u_h"] == 0.6

@@ -125,8 +125,10 @@ def summary_table(rows: list[PatientSummary]) -> str:
         f"{'GMI%':>6}{'active%':>9}"
     )
     body = [
-        f"{s.patient_key:<34}{s.days:>5}{s.mean_mg_dl:>7.0f}{s.pct_below_70:>7.1f}"
-        f"{s.pct_70_180:>9.1f}{s.pct_above_180:>7.1f}{s.gmi_pct:>6.1f}{s.pct_active:>9.0f}"
+        f"{s.patient_key:<34}{s.days:>5}{_fmt(s.mean_mg_dl, '.0f'):>7}"
+        f"{_fmt(s.pct_below_70, '.1f'):>7}{_fmt(s.pct_70_180, '.1f'):>9}"
+        f"{_fmt(s.pct_above_180, '.1f'):>7}{_fmt(s.gmi_pct, '.1f'):>6}"
+        f"{_fmt(s.pct_active, '.0f'):>9}"
         for s in rows
     ]
     return "\n".join([head, *body]) if body else "no published metrics"
@@ -138,15 +140,24 @@ def daily_table(rows: list[dict[str, Any]]) -> str:
     head = (
         f"{'date':<11}{'n':>5}{'mean':>7}{'SD':>6}{'CV%':>6}{'GMI%':>6}{'<54%':>6}{'<70%':>6}"
         f"{'70-180%':>8}{'>180%':>7}{'>250%':>7}{'active%':>8}"
+        f"{'bolusU':>8}{'basalU':>8}{'totalU':>8}{'carbsg':>8}"
     )
     body = [
-        f"{r['date']!s:<11}{r['readings']:>5}{r['mean_mg_dl']:>7.1f}{_num(r['sd_mg_dl']):>6}"
-        f"{_num(r['cv_pct']):>6}{r['gmi_pct']:>6.2f}{r['pct_below_54']:>6.1f}{r['pct_below_70']:>6.1f}"
-        f"{r['pct_70_180']:>8.1f}{r['pct_above_180']:>7.1f}{r['pct_above_250']:>7.1f}{r['pct_active']:>8.0f}"
+        f"{r['date']!s:<11}{r['readings']:>5}{_fmt(r['mean_mg_dl'], '.1f'):>7}"
+        f"{_num(r['sd_mg_dl']):>6}{_num(r['cv_pct']):>6}{_fmt(r['gmi_pct'], '.2f'):>6}"
+        f"{_fmt(r['pct_below_54'], '.1f'):>6}{_fmt(r['pct_below_70'], '.1f'):>6}"
+        f"{_fmt(r['pct_70_180'], '.1f'):>8}{_fmt(r['pct_above_180'], '.1f'):>7}"
+        f"{_fmt(r['pct_above_250'], '.1f'):>7}"
+        f"{_fmt(r['pct_active'] if r['readings'] else None, '.0f'):>8}"
+        + "".join(f"{_fmt(r.get(c), '.1f'):>8}" for c in _DAY_EVENT_COLUMNS)
         + ("  partial: not counted" if r.get("partial") else "")
         for r in rows
     ]
     return "\n".join([head, *body])
+
+
+# The daily insulin and carbohydrate columns the day table shows (metrics.EVENT_COLUMNS).
+_DAY_EVENT_COLUMNS = ("bolus_u", "basal_u", "insulin_total_u", "carbs_g")
 
 
 def period_table(rows: list[dict[str, Any]]) -> str:
@@ -193,6 +204,7 @@ def window_summary_text(summary: WindowSummary) -> str:
         )
     lines.append("research catalog")
     lines += [f"  {_metric_text(n, s.metrics[n])}" for n in ALL if n not in CONSENSUS]
+    lines += _event_means_lines(s.event_means)
     active, days, sufficient = (s.metrics[n] for n in ("active_pct", "days", "sufficient_14d"))
     lines.append("sufficiency")
     lines.append(
@@ -218,7 +230,33 @@ def _metric_text(name: str, value: object) -> str:
 
 
 def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
+    return _fmt(value, ".1f")
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    """``value`` formatted by ``spec``, or "-" where there is none (NULL or NaN: a day of
+    events and no readings has no glucose figure; a day without insulin records no bolus)."""
+    return "-" if value is None or value != value else format(value, spec)
 
 
 # ---- plumbing ----------------------------------------------------------------------------
+
+
+def _event_means_lines(means: dict[str, Any]) -> list[str]:
+    """The window's insulin and carbs: each a mean per day over the days that recorded it."""
+    shown = [
+        ("bolus insulin", "bolus_u_per_day", "U/day", "insulin_days"),
+        ("basal insulin", "basal_u_per_day", "U/day", "basal_days"),
+        ("total insulin", "insulin_total_u_per_day", "U/day", "basal_days"),
+        ("carbohydrate", "carbs_g_per_day", "g/day", "carbs_days"),
+        ("boluses", "boluses_per_day", "/day", "insulin_days"),
+        ("automated delivery", "automated_pct", "%", "automated_days"),
+    ]
+    if all(means.get(column) is None for _, column, _, _ in shown):
+        return []
+    lines = ["insulin and carbs (mean per day over the days that recorded each)"]
+    for label, column, unit, days in shown:
+        value = means.get(column)
+        text = "not recorded" if value is None else f"{value:.1f} {unit} ({means.get(days)} days)"
+        lines.append(f"  {label:<20}{text}")
+    return lines

@@ -15,7 +15,10 @@ fields (``insulin`` U, ``carbs`` g, ``duration`` min, ``absolute``/``rate`` U/h,
     Temp Basal                           basal temporary: rate ``absolute``, else ``rate``;
                                          ``duration`` min. One of duration 0 (a cancel) or with
                                          no rate at all is skipped; one given only as a
-                                         ``percent`` of the profile is quarantined (no rate)
+                                         ``percent`` of the profile is quarantined (no rate);
+                                         basal automated when a closed loop entered it
+                                         (``enteredBy`` names AndroidAPS/openaps, Loop, iAPS
+                                         or Trio: their temp basals are the loop's delivery)
     Exercise                             exercise (duration)
     Sensor Start, Sensor Change /        device sensor_start / sensor_stop
     Sensor Stop
@@ -275,8 +278,23 @@ def _temp_basal(at: _At, record: Mapping[str, Any]) -> bool:
     problem = rate.problem or duration.problem
     if not rate.given:
         problem = "a temporary basal given only as a percent of the profile's rate"
-    at.add("basal", "temporary", rate_u_h=rate.text, duration_min=duration.text, problem=problem)
+    subtype = "automated" if _by_a_closed_loop(record) else "temporary"
+    at.add("basal", subtype, rate_u_h=rate.text, duration_min=duration.text, problem=problem)
     return True
+
+
+# Uploaders that are closed loops, as they sign ``enteredBy`` (AndroidAPS "openaps://AndroidAPS",
+# Loop "loop://<device>", iAPS "iAPS", Trio "Trio"): a temp basal they enter is the loop's
+# automated delivery, not one a person set.
+_CLOSED_LOOPS: Final = ("openaps", "androidaps", "loop://", "iaps", "trio")
+
+
+def _by_a_closed_loop(record: Mapping[str, Any]) -> bool:
+    entered_by = record.get("enteredBy")
+    if not isinstance(entered_by, str):
+        return False
+    name = entered_by.strip().lower()
+    return any(name.startswith(loop) or name == loop for loop in _CLOSED_LOOPS)
 
 
 def _exercise(at: _At, record: Mapping[str, Any]) -> bool:
