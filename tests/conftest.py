@@ -112,6 +112,7 @@ _FAST_LIMIT_S = 1.0  # twice the rule's 0.5 s, so a busy machine does not flag b
 HEAVY_MODULES = frozenset(
     {
         "test_always_on.py",
+        "test_cli_events.py",
         "test_cli_metrics_summary.py",
         "test_comparison_overlay.py",
         "test_export_omop.py",
