@@ -367,6 +367,10 @@ def test_ingested_treatments_reach_the_page(tmp_path, settings):
         pump_json = client.get(f"/v1/patients/{pump_only}/summary")
     assert pump_page.status_code == 200, pump_page.text
     assert _figures(pump_page.text)["bolus_u"] == "4.5 U"
+    # no readings: no AGP, comparison or overlay to link to (each would answer 404)
+    assert f"/patients/{pump_only}/compare" not in pump_page.text
+    assert f"/patients/{pump_only}/agp" not in pump_page.text
+    assert f"/patients/{key}/compare" in html
     assert pump_json.status_code == 200, pump_json.text  # days without readings: no traceback
     assert pump_json.json()["insulin_carbs"]["figures"]["carbs_g"]["mean_per_day"] == 60.0
     assert pump_json.json()["summary"]["metrics"]["mean_mg_dl"] is None

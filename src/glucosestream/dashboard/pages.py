@@ -246,7 +246,7 @@ def _patient_context(
     shown apart when the range reaches the last complete day."""
     daily = run.daily_index()
     if patient_key not in daily:
-        return {"has_metrics": False}
+        return {"has_metrics": False, "has_readings": False}
     back = None if window[1] is None else window[1] - dt.timedelta(days=TRACE_DAYS)
     report, readings = latest_window(run, patient_key, earliest=back)
     start, end = _range(daily, patient_key, window, report)
@@ -269,6 +269,8 @@ def _patient_context(
     }
     return {
         "has_metrics": True,
+        # A pump's data without a sensor's: no AGP, comparison or overlay to link to.
+        "has_readings": readings.num_rows > 0,
         "start": start,
         "end": end,
         "trace_start": trace_start,
