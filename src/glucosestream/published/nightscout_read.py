@@ -200,10 +200,10 @@ _TREATMENT_PARAMETERS: Final = [
         "required": False,
         "schema": {"type": "number"}
         if field == "mills"
-        else {"type": "string", "format": "date-time"},
+        else {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]},
         "description": "Epoch milliseconds."
         if field == "mills"
-        else "An ISO 8601 time (a number is read as epoch milliseconds).",
+        else "An ISO 8601 time, or a number: epoch milliseconds.",
     }
     for field in _TREATMENT_BOUNDS
     for op in OPERATORS
