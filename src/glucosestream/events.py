@@ -34,6 +34,8 @@ evenly (2 U now and 2 U extended, one instant) stays two events.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Final
 
 import pyarrow as pa
@@ -49,12 +51,15 @@ __all__ = [
     "EVENT_SCHEMA",
     "INTENSITIES",
     "KETONE_SUBTYPES",
+    "KIND_SUBTYPES",
     "MAX_BASAL_RATE_U_H",
     "MAX_BOLUS_U",
     "MAX_CARBS_G",
     "MAX_DURATION_MIN",
     "MAX_KETONE_MMOL_L",
     "MAX_NOTE_CHARS",
+    "MAX_SEGMENT_U",
+    "NOTE_SUBTYPES",
 ]
 
 EVENT_KINDS: Final = ("bolus", "basal", "carbs", "exercise", "device", "smbg", "ketone", "note")
@@ -71,6 +76,21 @@ DEVICE_SUBTYPES: Final = (
 )
 KETONE_SUBTYPES: Final = ("blood", "urine")
 INTENSITIES: Final = ("low", "medium", "high")
+# The subtypes each kind may have (NULL is always allowed); a kind not named here (exercise,
+# note) takes a free name: an activity, a note's topic.
+KIND_SUBTYPES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {
+        "bolus": BOLUS_SUBTYPES,
+        "basal": BASAL_SUBTYPES,
+        "carbs": CARBS_SUBTYPES,
+        "device": DEVICE_SUBTYPES,
+        "ketone": KETONE_SUBTYPES,
+        "smbg": (),
+    }
+)
+# A note's subtypes of a fixed vocabulary (Dexcom Clarity's Health events), which hold no free
+# text: kept without ``ingest.keep_notes``, unlike any other name a note or exercise carries.
+NOTE_SUBTYPES: Final = ("illness", "stress", "high_symptoms", "low_symptoms", "cycle", "alcohol")
 
 # Plausible amounts (ingest quarantines a row beyond them; the quality gate checks the same).
 # A single bolus above 100 U or a basal rate above 35 U/h is beyond every insulin pump's setting
@@ -82,6 +102,8 @@ MAX_BASAL_RATE_U_H: Final = 35.0
 MAX_CARBS_G: Final = 1000.0
 # A segment, an extended bolus or an exercise bout longer than a day is not one event.
 MAX_DURATION_MIN: Final = 24 * 60.0
+# What a basal segment of the longest duration at the highest rate delivers.
+MAX_SEGMENT_U: Final = MAX_BASAL_RATE_U_H * MAX_DURATION_MIN / 60.0
 # Blood beta-hydroxybutyrate above ~25 mmol/L is not survivable; meters read up to 8.0.
 MAX_KETONE_MMOL_L: Final = 30.0
 # A kept note's length; longer text is cut at this many characters.

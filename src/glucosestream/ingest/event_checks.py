@@ -39,18 +39,16 @@ import pyarrow.compute as pc
 from glucosestream.config import Settings
 from glucosestream.engines import Engine
 from glucosestream.events import (
-    BASAL_SUBTYPES,
-    BOLUS_SUBTYPES,
-    CARBS_SUBTYPES,
-    DEVICE_SUBTYPES,
     EVENT_KINDS,
-    KETONE_SUBTYPES,
+    KIND_SUBTYPES,
     MAX_BASAL_RATE_U_H,
     MAX_BOLUS_U,
     MAX_CARBS_G,
     MAX_DURATION_MIN,
     MAX_KETONE_MMOL_L,
     MAX_NOTE_CHARS,
+    MAX_SEGMENT_U,
+    NOTE_SUBTYPES,
 )
 from glucosestream.formats import decoded
 from glucosestream.ingest.fastpath import constant_strings
@@ -61,7 +59,6 @@ from glucosestream.readings import MG_DL_PER_MMOL_L
 __all__ = [
     "CHECKED_TYPES",
     "MAX_FREE_SUBTYPE_CHARS",
-    "NOTE_SUBTYPES",
     "CheckedEvents",
     "EventInput",
     "check_events",
@@ -69,19 +66,6 @@ __all__ = [
 
 # An exercise's activity or a note's subtype is a name, not a text: longer is cut.
 MAX_FREE_SUBTYPE_CHARS: Final = 64
-# The subtypes of a note kept without ``keep_notes`` (Dexcom Clarity's Health events): any
-# other name a note or an exercise carries may be free text (a name), kept only on opt-in.
-NOTE_SUBTYPES: Final = ("illness", "stress", "high_symptoms", "low_symptoms", "cycle", "alcohol")
-_CLOSED_SUBTYPES: Final[dict[str, tuple[str, ...]]] = {
-    "bolus": BOLUS_SUBTYPES,
-    "basal": BASAL_SUBTYPES,
-    "carbs": CARBS_SUBTYPES,
-    "device": DEVICE_SUBTYPES,
-    "ketone": KETONE_SUBTYPES,
-    "smbg": (),
-}
-# A basal segment delivers at most the highest rate for the longest segment.
-_MAX_SEGMENT_U: Final = MAX_BASAL_RATE_U_H * MAX_DURATION_MIN / 60
 _MOST: Final = {
     "rate_u_h": MAX_BASAL_RATE_U_H,
     "duration_min": MAX_DURATION_MIN,
@@ -415,7 +399,7 @@ def _kind_reason(kind: pa.Array) -> pa.Array:
 
 def _subtype_reason(kind: pa.Array, subtype: pa.Array) -> pa.Array:
     reasons = []
-    for name, allowed in _CLOSED_SUBTYPES.items():
+    for name, allowed in KIND_SUBTYPES.items():
         unknown = pc.and_(
             pc.equal(kind, name),
             pc.invert(pc.is_in(subtype, value_set=pa.array(allowed, pa.string()))),
@@ -433,8 +417,8 @@ def _amount_reasons(
     if name == "units":  # a basal segment may deliver more than one dose may hold
         not_injection = pc.not_equal(pc.fill_null(subtype, ""), "injection")
         segment = pc.fill_null(pc.and_(pc.equal(kind, "basal"), not_injection), False)
-        limit: pa.Array | float = pc.if_else(segment, _MAX_SEGMENT_U, MAX_BOLUS_U)
-        most = f"{MAX_BOLUS_U:g} U a dose, {_MAX_SEGMENT_U:g} U a basal segment"
+        limit: pa.Array | float = pc.if_else(segment, MAX_SEGMENT_U, MAX_BOLUS_U)
+        most = f"{MAX_BOLUS_U:g} U a dose, {MAX_SEGMENT_U:g} U a basal segment"
     else:
         limit = _MOST[name]
         most = f"{limit:g} {amount.unit}"

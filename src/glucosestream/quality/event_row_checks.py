@@ -23,18 +23,15 @@ import pyarrow.compute as pc
 
 from glucosestream.config import QualitySettings
 from glucosestream.events import (
-    BASAL_SUBTYPES,
-    BOLUS_SUBTYPES,
-    CARBS_SUBTYPES,
-    DEVICE_SUBTYPES,
     EVENT_KINDS,
     INTENSITIES,
-    KETONE_SUBTYPES,
+    KIND_SUBTYPES,
     MAX_BASAL_RATE_U_H,
     MAX_BOLUS_U,
     MAX_CARBS_G,
     MAX_DURATION_MIN,
     MAX_KETONE_MMOL_L,
+    MAX_SEGMENT_U,
 )
 from glucosestream.quality.row_checks import (
     ROW_CHECKS,
@@ -48,16 +45,6 @@ from glucosestream.readings import EARLIEST_READING_AT, FUTURE_SKEW
 
 __all__ = ["EVENT_ROW_CHECKS", "event_row_check_results", "set_aside_events"]
 
-# The subtypes a kind may have (a kind not listed takes any subtype: an exercise's activity, a
-# note's topic); a NULL subtype is always allowed.
-_SUBTYPES: Final = {
-    "bolus": BOLUS_SUBTYPES,
-    "basal": BASAL_SUBTYPES,
-    "carbs": CARBS_SUBTYPES,
-    "device": DEVICE_SUBTYPES,
-    "ketone": KETONE_SUBTYPES,
-    "smbg": (),
-}
 # The amount each kind must have (a basal segment: its rate or its delivered units).
 _REQUIRED: Final = {
     "bolus": ("units",),
@@ -66,8 +53,6 @@ _REQUIRED: Final = {
     "smbg": ("glucose_mg_dl",),
     "ketone": ("ketone_mmol_l",),
 }
-# What a basal segment of the longest duration at the highest rate delivers.
-_MAX_SEGMENT_U: Final = MAX_BASAL_RATE_U_H * MAX_DURATION_MIN / 60.0
 _AMOUNTS: Final = ("units", "rate_u_h", "duration_min", "carbs_g", "glucose_mg_dl", "ketone_mmol_l")
 
 
@@ -78,7 +63,7 @@ def _in(column: pa.ChunkedArray, values: tuple[str, ...]) -> pa.ChunkedArray:
 def _unknown_kind(rows: pa.Table, settings: QualitySettings) -> pa.ChunkedArray:
     kind, subtype = rows["kind"], rows["subtype"]
     bad = pc.invert(pc.fill_null(_in(kind, EVENT_KINDS), False))
-    for name, allowed in _SUBTYPES.items():
+    for name, allowed in KIND_SUBTYPES.items():
         wrong = pc.and_kleene(pc.equal(kind, name), pc.invert(_in(subtype, allowed)))
         bad = pc.or_(bad, pc.fill_null(pc.and_kleene(wrong, pc.is_valid(subtype)), False))
     intensity = rows["intensity"]
@@ -100,7 +85,7 @@ def _implausible_amount(rows: pa.Table, settings: QualitySettings) -> pa.Chunked
             given = pc.or_(given, pc.is_valid(rows[other]))
         bad = pc.or_(bad, pc.and_(pc.fill_null(pc.equal(kind, name), False), pc.invert(given)))
     injection = pc.fill_null(pc.equal(rows["subtype"], "injection"), False)
-    basal_limit = pc.if_else(injection, MAX_BOLUS_U, _MAX_SEGMENT_U)
+    basal_limit = pc.if_else(injection, MAX_BOLUS_U, MAX_SEGMENT_U)
     units_limit = pc.if_else(pc.fill_null(pc.equal(kind, "basal"), False), basal_limit, MAX_BOLUS_U)
     g = rows["glucose_mg_dl"]
     beyond = (
