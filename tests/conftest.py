@@ -120,6 +120,7 @@ HEAVY_MODULES = frozenset(
         "test_export_events.py",
         "test_erase_events.py",
         "test_events_samples_lake.py",
+        "test_ingest_profiles.py",
         "test_pipeline_events.py",
         "test_authz_matrix.py",
         "test_aws_e2e.py",

@@ -28,8 +28,7 @@ from glucosestream.errors import (
     QualityGateFailed,
 )
 from glucosestream.formats import FORMATS
-from glucosestream.ingest import ingest_path
-from glucosestream.ingest.accept import check_source
+from glucosestream.ingest import ingest_paths
 from glucosestream.ingest.identity import load_secret, patient_key
 from glucosestream.lake import maintain as maintain_lake
 from glucosestream.lake import open_metadata
@@ -59,13 +58,15 @@ def ingest(
 ) -> None:
     """Ingest files into the lake's raw zone (run `glucosestream run` next).
 
+    A Nightscout profile (its basal schedule) is laid over the days of the entries and
+    treatments ingested with it, so pass them in one command.
+
     Example: glucosestream ingest cohort.csv --tz Europe/London
     """
-    for path in paths:  # every argument checked before any file is ingested
-        check_source(path)
     if patient_id is not None and not patient_id.strip():
         raise ConfigError("--patient is empty; pass the patient's id")
-    reports = [ingest_path(ctx.settings, p, fmt=fmt, patient_id=patient_id, tz=tz) for p in paths]
+    # every path is checked before any file is ingested
+    reports = ingest_paths(ctx.settings, paths, fmt=fmt, patient_id=patient_id, tz=tz)
     if ctx.as_json:
         ctx.emit([dataclasses.asdict(r) for r in reports], "")
     else:

@@ -47,6 +47,7 @@ __all__ = [
     "Part",
     "PartResult",
     "check_source",
+    "ingest_parsed",
     "ingest_path",
     "ingest_records",
     "write_batch",
@@ -230,6 +231,28 @@ def ingest_records(
     parsed = ParsedFile(raw_rows_from_records(records, source=source))
     options = _Options(source, "json", sha256, None, tz, now, is_file=False)
     return _accept(settings, parsed, options, meta)
+
+
+def ingest_parsed(
+    settings: Settings,
+    parsed: ParsedFile,
+    *,
+    source: str,
+    fmt: str,
+    sha256: str,
+    patient_id: str,
+    tz: str | None = None,
+    now: Clock = utc_now,
+) -> IngestReport:
+    """Ingest rows made from a file rather than read from it (a Nightscout profile's schedule
+    over the days of the data beside it: ``profiles``) as one batch recorded under ``sha256``:
+    the same digest already ingested changes nothing."""
+    meta = open_metadata(settings.lake)
+    earlier = meta.batch_by_sha256(sha256)
+    if earlier is not None:
+        events = 0 if parsed.events is None else parsed.events.num_rows
+        return _already_ingested(earlier, [earlier], source, events)
+    return _accept(settings, parsed, _Options(source, fmt, sha256, patient_id, tz, now), meta)
 
 
 def _refuse_nothing_read(parsed: ParsedFile, source: str) -> None:
