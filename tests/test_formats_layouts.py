@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import types
 from pathlib import Path
 
 import pytest
 
-from glucosestream.formats import detect_format
+from glucosestream.formats import detect_format, jsontext
 from glucosestream.ingest import ingest_path
 from glucosestream.lake import RawZone
 from glucosestream.readings import ReadingFlag
 
-from .conftest import FixedClock, write
+from .conftest import DATA, FixedClock, write
 
 
 @pytest.fixture
@@ -427,3 +428,30 @@ def test_json_records_carry_direction_and_rate(settings, tmp_path, clock):
             (None, None),  # beyond 20 mg/dL/min
             (None, None),
         ], name
+
+
+@pytest.mark.parametrize(
+    ("path", "fmt"),
+    [
+        (DATA / "samples" / "tidepool" / "tidepool_event_doc_examples.json", "tidepool"),
+        (DATA / "samples" / "nightscout" / "cgm_format_nightscout_treatments.json", "nightscout"),
+        (DATA / "samples" / "nightscout" / "cgm_format_nightscout_entries.json", "nightscout"),
+        (DATA / "samples" / "fhir_cgm" / "cgm_data_submission_bundle.json", "fhir"),
+    ],
+)
+def test_a_json_document_is_decoded_once_to_tell_its_format_and_read_it(
+    settings, monkeypatch, path, fmt
+):
+    whole: list[int] = []
+
+    def counted(data, *args, **kwargs):
+        if len(data) > 1000:  # not the first line detection tries as JSON lines
+            whole.append(len(data))
+        return json.loads(data, *args, **kwargs)
+
+    spy = types.SimpleNamespace(loads=counted, JSONDecodeError=json.JSONDecodeError)
+    monkeypatch.setattr(jsontext, "json", spy)
+    report = ingest_path(settings, path, patient_id="P1")
+    assert report.format == fmt
+    assert report.received + report.events_received > 0
+    assert len(whole) == 1

@@ -41,7 +41,9 @@ def parsed_file(monkeypatch, events: EventBuilder, rows: RowBuilder | None = Non
     """Make every file read as these rows and events (the parsers are tested on their own)."""
     rows = rows or RowBuilder()
     parsed = ParsedFile(rows.table(), events=events.table(), **kw)
-    monkeypatch.setattr(accept, "read_raw_rows", lambda path, fmt: ("tidepool", parsed))
+    monkeypatch.setattr(
+        accept, "read_raw_rows", lambda path, fmt, detected=None: ("tidepool", parsed)
+    )
 
 
 def ingest(settings, tmp_path, clock, **kw):
@@ -503,12 +505,16 @@ def test_an_input_of_only_skipped_records_is_refused_unwritten(
     from glucosestream.errors import InvalidInput
 
     parsed = ParsedFile(RowBuilder().table(), skipped=9, events=EventBuilder().table())
-    monkeypatch.setattr(accept, "read_raw_rows", lambda path, fmt: ("nightscout", parsed))
+    monkeypatch.setattr(
+        accept, "read_raw_rows", lambda path, fmt, detected=None: ("nightscout", parsed)
+    )
     with pytest.raises(InvalidInput, match=r"none of its 9 records .* nothing was ingested"):
         ingest(settings, tmp_path, clock, patient_id="P-1")
     assert not RawZone(Path(settings.lake.root)).list_batches()
     header_only = ParsedFile(RowBuilder().table())  # no records at all: an empty batch, as before
-    monkeypatch.setattr(accept, "read_raw_rows", lambda path, fmt: ("csv", header_only))
+    monkeypatch.setattr(
+        accept, "read_raw_rows", lambda path, fmt, detected=None: ("csv", header_only)
+    )
     assert ingest(settings, tmp_path, clock, patient_id="P-1").received == 0
 
 

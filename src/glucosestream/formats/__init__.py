@@ -17,7 +17,7 @@ Names, birth dates and other preamble cells are never read into raw rows.
 
 from __future__ import annotations
 
-from glucosestream.formats.detect import FORMATS, detect_format, read_raw_rows
+from glucosestream.formats.detect import FORMATS, Detected, detect, detect_format, read_raw_rows
 from glucosestream.formats.rows import RAW_COLUMNS, RAW_SCHEMA, TREND_SCHEMA, ParsedFile, decoded
 from glucosestream.formats.tabular import raw_rows_from_records
 
@@ -26,8 +26,10 @@ __all__ = [
     "RAW_COLUMNS",
     "RAW_SCHEMA",
     "TREND_SCHEMA",
+    "Detected",
     "ParsedFile",
     "decoded",
+    "detect",
     "detect_format",
     "raw_rows_from_records",
     "read_raw_rows",

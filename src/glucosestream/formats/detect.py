@@ -5,15 +5,17 @@ by what the document holds (a FHIR ``resourceType``, Nightscout treatments: obje
 ``eventType`` and no ``sgv``, Tidepool datums, Nightscout entries, plain records); delimited
 text by the header each device export writes (Dexcom Clarity, LibreView, CareLink, Nightscout's
 CSVs), else plain CSV. The suffix only breaks ties: a ``.csv`` that is not text still goes to
-the CSV reader, which says precisely what is wrong with it.
+the CSV reader, which says precisely what is wrong with it. A JSON document decoded to tell
+its format is handed to its reader (``Detected``), not decoded a second time.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from glucosestream.errors import InvalidInput, UnknownFormat
 from glucosestream.formats import carelink, dexcom, fhir, libreview, nightscout, tabular, tidepool
@@ -21,7 +23,7 @@ from glucosestream.formats.jsontext import decode_json
 from glucosestream.formats.nightscout_treatments import looks_like_treatments
 from glucosestream.formats.rows import ParsedFile
 
-__all__ = ["FORMATS", "detect_format", "read_raw_rows"]
+__all__ = ["FORMATS", "Detected", "detect", "detect_format", "read_raw_rows"]
 
 _READERS: Final[dict[str, Callable[[Path], ParsedFile]]] = {
     "csv": tabular.read_csv,
@@ -36,6 +38,13 @@ _READERS: Final[dict[str, Callable[[Path], ParsedFile]]] = {
     "fhir": fhir.read_fhir,
 }
 FORMATS: Final = tuple(_READERS)
+# The readers of a JSON document telling its format already decoded: it is not decoded twice.
+_DOCUMENT_READERS: Final[dict[str, Callable[[Any, str], ParsedFile]]] = {
+    "json": tabular.json_array_document,
+    "nightscout": nightscout.nightscout_document,
+    "tidepool": tidepool.tidepool_document,
+    "fhir": fhir.fhir_document,
+}
 _BY_SUFFIX: Final = {
     ".csv": "csv",
     ".jsonl": "jsonl",
@@ -52,23 +61,38 @@ _TEXT_SNIFFERS: Final = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Detected:
+    """A file's format, and the whole JSON document when telling the format decoded it (a
+    JSON document, not JSON lines): its reader starts from it rather than decoding it again."""
+
+    fmt: str
+    document: Any = None
+    decoded: bool = False
+
+
 def detect_format(path: Path) -> str:
     """The format of ``path``, from its content (the suffix only when the content cannot tell)."""
+    return detect(path).fmt
+
+
+def detect(path: Path) -> Detected:
+    """The format of ``path`` (see ``detect_format``), with the JSON document it decoded."""
     with path.open("rb") as f:
         head = f.read(_HEAD_BYTES)
     if head.startswith(b"PAR1"):
-        return "parquet"
+        return Detected("parquet")
     if not head.strip():
         raise InvalidInput("the file is empty; nothing to ingest", source=str(path))
     text = _as_text(head)
     if text is None:
-        return _by_suffix(path, "binary data, not text")
+        return Detected(_by_suffix(path, "binary data, not text"))
     if text.lstrip().startswith(("{", "[")):
         return _detect_json(path, text)
     for name, looks_like in _TEXT_SNIFFERS:
         if looks_like(text):
-            return name
-    return "csv"
+            return Detected(name)
+    return Detected("csv")
 
 
 def _as_text(head: bytes) -> str | None:
@@ -96,18 +120,29 @@ def _by_suffix(path: Path, why: str) -> str:
     )
 
 
-def _detect_json(path: Path, head: str) -> str:
+def _detect_json(path: Path, head: str) -> Detected:
     first_line = head.lstrip().split("\n", 1)[0]
     try:
         first = decode_json(first_line, source=str(path))
     except (json.JSONDecodeError, InvalidInput):
         first = None
     if isinstance(first, dict):  # JSON lines: one document a line
-        return "fhir" if fhir.looks_like_fhir(first) else "jsonl"
+        return Detected("fhir" if fhir.looks_like_fhir(first) else "jsonl")
     try:
         document = decode_json(path.read_bytes(), source=str(path))
     except (json.JSONDecodeError, UnicodeDecodeError):
-        return _by_suffix(path, "not valid JSON")
+        return Detected(_by_suffix(path, "not valid JSON"))
+    fmt = _json_kind(document)
+    if fmt is not None:
+        return Detected(fmt, document, decoded=True)
+    raise UnknownFormat(
+        "a JSON document of no known kind (not FHIR, Tidepool, Nightscout or an array of "
+        f"readings); pass --format with one of {', '.join(FORMATS)}",
+        source=str(path),
+    )
+
+
+def _json_kind(document: object) -> str | None:
     if fhir.looks_like_fhir(document):
         return "fhir"
     if looks_like_treatments(document):  # before Tidepool: an uploader may add a deviceId
@@ -118,20 +153,26 @@ def _detect_json(path: Path, head: str) -> str:
         return "nightscout"
     if isinstance(document, list):
         return "json"
-    raise UnknownFormat(
-        "a JSON document of no known kind (not FHIR, Tidepool, Nightscout or an array of "
-        f"readings); pass --format with one of {', '.join(FORMATS)}",
-        source=str(path),
-    )
+    return None
 
 
-def read_raw_rows(path: Path, fmt: str = "auto") -> tuple[str, ParsedFile]:
-    """Parse ``path`` into raw rows; returns the format used and the parsed file."""
-    chosen = detect_format(path) if fmt == "auto" else fmt
+def read_raw_rows(
+    path: Path, fmt: str = "auto", detected: Detected | None = None
+) -> tuple[str, ParsedFile]:
+    """Parse ``path`` into raw rows; returns the format used and the parsed file. ``detected``:
+    what ``detect`` found of this file, whose decoded JSON document is read rather than the
+    file again when ``fmt`` is its format."""
+    if fmt == "auto":
+        detected = detect(path)
+        chosen = detected.fmt
+    else:
+        chosen = fmt
     reader = _READERS.get(chosen)
     if reader is None:
         raise UnknownFormat(
             f"format {chosen!r} is not supported; use one of auto, {', '.join(FORMATS)}",
             source=str(path),
         )
+    if detected is not None and detected.decoded and detected.fmt == chosen:
+        return chosen, _DOCUMENT_READERS[chosen](detected.document, str(path))
     return chosen, reader(path)

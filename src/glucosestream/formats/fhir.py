@@ -48,7 +48,7 @@ from glucosestream.formats.jsontext import decode_json, field_text
 from glucosestream.formats.rows import ParsedFile, RowBuilder
 from glucosestream.readings import ReadingFlag
 
-__all__ = ["looks_like_fhir", "read_fhir"]
+__all__ = ["fhir_document", "looks_like_fhir", "read_fhir"]
 
 # hl7.fhir.uv.cgm 1.0.0: CGM sensor reading profiles, mass and molar, with their UCUM units.
 SENSOR_READING_UNITS: Final = {"99504-3": "mg/dL", "105272-9": "mmol/L"}
@@ -70,7 +70,15 @@ def looks_like_fhir(document: object) -> bool:
 
 def read_fhir(path: Path) -> ParsedFile:
     source = str(path)
-    resources = _resources(read_text(path, "FHIR document"), source)
+    return _read_resources(_resources(read_text(path, "FHIR document"), source))
+
+
+def fhir_document(document: object, source: str) -> ParsedFile:
+    """The rows of a FHIR JSON document already decoded (a resource or a Bundle)."""
+    return _read_resources(_resources_of(document, source))
+
+
+def _read_resources(resources: list[tuple[int, Resource]]) -> ParsedFile:
     index = _reference_index([r for _, r in resources])
     devices = [r for _, r in resources if r.get("resourceType") == "Device"]
     only_device = devices[0] if len(devices) == 1 else None
@@ -104,7 +112,11 @@ def _resources(text: str, source: str) -> list[tuple[int, Resource]]:
         document = decode_json(text, source=source)
     except json.JSONDecodeError:
         return _ndjson(text, source)
-    if not looks_like_fhir(document):
+    return _resources_of(document, source)
+
+
+def _resources_of(document: object, source: str) -> list[tuple[int, Resource]]:
+    if not isinstance(document, Mapping) or not looks_like_fhir(document):
         raise InvalidInput("not a FHIR resource (no resourceType)", source=source)
     if document["resourceType"] != "Bundle":
         return [(1, document)]

@@ -70,6 +70,7 @@ from glucosestream.readings import DIRECTIONS
 __all__ = [
     "looks_like_nightscout_csv",
     "looks_like_nightscout_json",
+    "nightscout_document",
     "read_nightscout",
     "read_nightscout_entries",
     "treatments_from_records",
@@ -116,6 +117,12 @@ def _read_json(text: str, source: str) -> ParsedFile:
         raise InvalidInput(
             f"not valid JSON ({err.msg}); export the entries again", source=source, line=err.lineno
         ) from err
+    return nightscout_document(document, source)
+
+
+def nightscout_document(document: object, source: str) -> ParsedFile:
+    """The rows of a Nightscout JSON document already decoded (entries, treatments or
+    profiles)."""
     entries = document if isinstance(document, list) else [document]
     if looks_like_treatments(document):
         return treatments_from_records(entries)

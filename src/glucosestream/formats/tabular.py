@@ -78,6 +78,7 @@ __all__ = [
     "iter_csv",
     "iter_jsonl",
     "iter_parquet",
+    "json_array_document",
     "raw_rows_from_records",
     "read_csv",
     "read_json_array",
@@ -483,6 +484,11 @@ def read_json_array(path: Path) -> ParsedFile:
         document = decode_json(path.read_bytes(), source=source)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise InvalidInput(f"not valid JSON: {err}", source=source) from err
+    return json_array_document(document, source)
+
+
+def json_array_document(document: object, source: str) -> ParsedFile:
+    """The rows of a JSON array of records already decoded."""
     if not isinstance(document, list) or not all(isinstance(r, dict) for r in document):
         raise InvalidInput("expected a JSON array of objects, one per reading", source=source)
     if not document:

@@ -35,7 +35,7 @@ from glucosestream.formats.rows import ParsedFile, RowBuilder
 from glucosestream.formats.tidepool_events import add_datum_events
 from glucosestream.readings import ReadingFlag
 
-__all__ = ["looks_like_tidepool", "read_tidepool"]
+__all__ = ["looks_like_tidepool", "read_tidepool", "tidepool_document"]
 
 # Tidepool API docs, device-data/oor-values.md.
 _OUT_OF_RANGE: Final = "bg/out-of-range"
@@ -57,6 +57,11 @@ def read_tidepool(path: Path) -> ParsedFile:
         raise InvalidInput(
             f"not valid JSON ({err.msg}); export the data again", source=source, line=err.lineno
         ) from err
+    return tidepool_document(document, source)
+
+
+def tidepool_document(document: object, source: str) -> ParsedFile:
+    """The rows of a Tidepool JSON document already decoded."""
     datums = _datums(document)
     if not datums:
         raise InvalidInput("no Tidepool datums in this document; nothing to ingest", source=source)

@@ -24,7 +24,7 @@ from glucosestream.config import ENV_PREFIX, Settings
 from glucosestream.errors import ConfigError, InvalidInput
 from glucosestream.formats import (
     ParsedFile,
-    detect_format,
+    detect,
     raw_rows_from_records,
     read_raw_rows,
 )
@@ -102,7 +102,10 @@ def ingest_path(
         check_zone(tz, "--tz")
     else:
         check_zone(settings.ingest.default_tz, f"{ENV_PREFIX}INGEST__DEFAULT_TZ")
-    used = detect_format(path) if fmt == "auto" else fmt
+    detected = detect(path) if fmt == "auto" else None  # a JSON document it decoded is kept
+    used = fmt if detected is None else detected.fmt
+    if used in chunked.CHUNKED_FORMATS:
+        detected = None  # read in chunks, never whole
     size = chunk_readings or chunked.CHUNK_READINGS
     with ThreadPoolExecutor(max_workers=2) as pool:  # hashing and opening overlap the parse
         hashing = pool.submit(_sha256_file, path)
@@ -121,7 +124,8 @@ def ingest_path(
             return _already_ingested(record, standing.records.values(), str(path), events)
     options = _Options(str(path), used, sha256, patient_id, tz, now)
     if chunks is None or first is None:
-        used, parsed = read_raw_rows(path, used)
+        used, parsed = read_raw_rows(path, used, detected)
+        del detected  # its document is in the rows now: let it go
         _refuse_nothing_read(parsed, str(path))
         if patient_id is None and used not in _PER_ROW_PATIENT_FORMATS:
             _require_patient_ids(parsed, str(path), used)
