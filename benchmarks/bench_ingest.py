@@ -9,9 +9,11 @@ columns). Targets (issue 4): >= 3,000,000 readings/s for Parquet, >= 1,000,000/s
 With treatments (issue 19): the same cohort is also written as device exports that carry its
 logged events (Tidepool: bolus, basal, wizard, insulin, food and activity datums in each
 patient's array; Nightscout: each patient's entries and treatments files), and every file is
-ingested as a user would upload it (one batch per file, the patient and zone from the manifest):
-readings/s and events/s over the whole folder, printed beside the tabular figures; and one
-patient's treatments over a year as one file (events/s without the per-file cost).
+ingested as a user would upload it (one command per patient: its files, a Nightscout pump's
+profile laid over the days of its entries and treatments; one batch per file; the patient and
+zone from the manifest): readings/s and events/s over the whole folder, printed beside the
+tabular figures; and one patient's treatments over a year as one file (events/s without the
+per-file cost).
 The figures go to benchmarks/results/ as JSON.
 
     python benchmarks/bench_ingest.py                   # 10^5 and 10^6 readings
@@ -42,7 +44,7 @@ import pyarrow.parquet as pq
 
 from glucosestream.config import IngestSettings, LakeSettings, Settings
 from glucosestream.formats import read_raw_rows
-from glucosestream.ingest import ingest_path
+from glucosestream.ingest import ingest_path, ingest_paths
 from glucosestream.lake import open_metadata
 from glucosestream.synth import CohortSpec, write_cohort
 
@@ -127,39 +129,36 @@ def bench_devices(size: int, work: Path) -> dict:
         synth = write_cohort(spec, folder, fmt)
         with (folder / "manifest.tsv").open(newline="") as f:
             manifest = list(csv_module.DictReader(f, delimiter="\t"))
-        uploads = [(folder / m["file"], m) for m in manifest]
-        uploads += [(folder / m["treatments"], m) for m in manifest if m["treatments"]]
+        # One command per patient, as a user uploads a site's export: the entries, the
+        # treatments and a pump's profile (laid over the days of the other two).
+        uploads = [
+            ([folder / n for n in (m["file"], m["treatments"], m["basal_profile"]) if n], m)
+            for m in manifest
+        ]
         settings = Settings(
             lake=LakeSettings(root=str(work / f"lake-{size}-{fmt}")),
             ingest=IngestSettings(pseudonym_secret=SECRET),
         )
         open_metadata(settings.lake)
         readings = events = 0
-        events_only_s = 0.0  # the files holding events and no readings (Nightscout treatments)
         cpu_started, started = time.process_time(), time.perf_counter()
-        for path, entry in uploads:
-            began = time.perf_counter()
-            report = ingest_path(settings, path, patient_id=entry["patient_id"], tz=entry["tz"])
-            if report.received == 0:
-                events_only_s += time.perf_counter() - began
-            readings += report.accepted
-            events += report.events_accepted
+        for paths, entry in uploads:
+            reports = ingest_paths(settings, paths, patient_id=entry["patient_id"], tz=entry["tz"])
+            readings += sum(r.accepted for r in reports)
+            events += sum(r.events_accepted for r in reports)
         seconds = time.perf_counter() - started
         if readings != synth.readings or events != synth.events:
             raise SystemExit(
                 f"{fmt}: accepted {readings} of {synth.readings} readings, "
                 f"{events} of {synth.events} events"
             )
-        figures[f"ingest_{fmt}_files"] = len(uploads)
+        figures[f"ingest_{fmt}_files"] = sum(len(paths) for paths, _ in uploads)
         figures[f"ingest_{fmt}_readings"] = readings
         figures[f"ingest_{fmt}_events"] = events
         figures[f"ingest_{fmt}_s"] = seconds
         figures[f"ingest_{fmt}_cpu_s"] = time.process_time() - cpu_started
         figures[f"ingest_{fmt}_readings_per_s"] = readings / seconds
         figures[f"ingest_{fmt}_events_per_s"] = events / seconds
-        if events_only_s:
-            figures[f"ingest_{fmt}_events_only_s"] = events_only_s
-            figures[f"ingest_{fmt}_events_only_per_s"] = events / events_only_s
     return figures
 
 
@@ -281,12 +280,6 @@ def main() -> None:
                         f"{f[f'ingest_{fmt}_events']:,} events in {f[f'ingest_{fmt}_files']} "
                         f"files, {f[f'ingest_{fmt}_s']:.2f} s, "
                         f"CPU {f[f'ingest_{fmt}_cpu_s']:.2f} s)"
-                    )
-                if f"ingest_{fmt}_events_only_s" in f:
-                    print(
-                        f"  {'':<10} of which the treatments files alone "
-                        f"{f[f'ingest_{fmt}_events_only_per_s']:,.0f} events/s "
-                        f"({f[f'ingest_{fmt}_events_only_s']:.2f} s)"
                     )
         if args.treatments_days:
             treatments = bench_treatments_file(args.treatments_days, Path(tmp))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import json
 import zoneinfo
 from collections import defaultdict
 from collections.abc import Callable
@@ -17,7 +18,8 @@ import pyarrow as pa
 import pytest
 
 from glucosestream.formats import read_raw_rows
-from glucosestream.ingest import IngestReport, ingest_path
+from glucosestream.formats.nightscout_profile import scheduled_basal
+from glucosestream.ingest import IngestReport, ingest_paths
 from glucosestream.ingest.identity import patient_key
 from glucosestream.lake import open_lakehouse, open_metadata
 from glucosestream.pipeline import run_pipeline
@@ -43,7 +45,7 @@ def _pump_basal(e: dict) -> bool:
 HOLDS: dict[str, Callable[[dict], bool]] = {
     "dexcom": lambda e: not _pump_basal(e),
     "libreview": lambda e: e["kind"] in ("bolus", "basal", "carbs") and not _pump_basal(e),
-    "nightscout": lambda e: e["kind"] in ("bolus", "carbs", "exercise"),
+    "nightscout": lambda e: e["kind"] in ("bolus", "carbs", "exercise") or _pump_basal(e),
     "tidepool": lambda e: True,
     "fhir": lambda e: e["kind"] in ("bolus", "carbs") or e["subtype"] == "injection",
 }
@@ -77,11 +79,16 @@ def expected(events: list[dict], fmt: str) -> list[Event]:
             int(e["ts"].timestamp()),
             e["rate_u_h"] if _pump_basal(e) else e["units"] or 0.0,
             e["carbs_g"] or 0.0,
-            e["duration_min"] or 0.0,
+            0.0 if fmt in OPEN_BASAL and _pump_basal(e) else e["duration_min"] or 0.0,
         )
         for e in events
         if HOLDS[fmt](e)
     )
+
+
+# Formats whose pump basal is a schedule (a Nightscout profile): segments with no duration,
+# each running until the next (the simulated ones run from one local midnight to the next).
+OPEN_BASAL = frozenset({"nightscout"})
 
 
 def utc_seconds(time: str, zone: str, formats: tuple[str, ...]) -> int:
@@ -141,6 +148,25 @@ def assert_same_events(got: list[Event], want: list[Event], where: str) -> None:
     assert got == want, where  # every amount at its instant (amounts rounded to 1e-6)
 
 
+def profile_segments(folder: Path, entry: dict[str, str]) -> list[Event]:
+    """The scheduled basal of a patient's Nightscout profile over the span of their entries and
+    treatments (as ``ingest.profiles`` lays it), in ``expected``'s terms."""
+    if not entry["basal_profile"]:
+        return []
+    instants = []
+    for name in (entry["file"], entry["treatments"]):
+        _, result = read_raw_rows(folder / name)
+        for table in filter(None, (result.rows, result.events)):
+            instants += [utc_seconds(t, "UTC", ()) for t in table["time"].to_pylist()]
+    documents = json.loads((folder / entry["basal_profile"]).read_text())
+    start = dt.datetime.fromtimestamp(min(instants), dt.UTC)
+    end = dt.datetime.fromtimestamp(max(instants) + 1, dt.UTC)
+    return [
+        event("basal", utc_seconds(r["time"], "UTC", ()), float(r["rate_u_h"]), 0.0, 0.0)
+        for r in scheduled_basal(documents, start, end).to_pylist()
+    ]
+
+
 def round_trip(tmp_path: Path, fmt: str, simulated) -> int:
     """Export in ``fmt``, parse each patient's events back; the patients compared."""
     compared = 0
@@ -148,7 +174,10 @@ def round_trip(tmp_path: Path, fmt: str, simulated) -> int:
         file = entry["treatments"] or entry["file"]
         want = expected(simulated[entry["patient_id"]], fmt)
         assert int(entry["events"]) == len(want), entry["file"]
-        assert_same_events(parsed(tmp_path / fmt / file, entry["tz"]), want, file)
+        got = parsed(tmp_path / fmt / file, entry["tz"])
+        if fmt in OPEN_BASAL:
+            got = sorted(got + profile_segments(tmp_path / fmt, entry))
+        assert_same_events(got, want, file)
         compared += 1
     return compared
 
@@ -191,10 +220,14 @@ def test_exported_events_reach_curated_events_as_simulated(tmp_path, settings, s
     keys = {}
     for entry in export(tmp_path / fmt, fmt):
         keys[patient_key(SECRET.encode(), entry["patient_id"])] = entry["patient_id"]
-        for name in filter(None, (entry["file"], entry["treatments"])):
-            report = ingest_path(
-                settings, tmp_path / fmt / name, patient_id=entry["patient_id"], tz=entry["tz"]
-            )
+        names = filter(None, (entry["file"], entry["treatments"], entry["basal_profile"]))
+        reports = ingest_paths(
+            settings,
+            [tmp_path / fmt / name for name in names],
+            patient_id=entry["patient_id"],
+            tz=entry["tz"],
+        )
+        for report in reports:
             assert report.events_quarantined == 0, report.events_top_reasons
     run = run_pipeline(settings)
     assert run.status == "published", run

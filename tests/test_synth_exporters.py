@@ -293,7 +293,9 @@ def test_device_exports_are_deterministic(tmp_path, fmt):
     write_cohort(spec, second, fmt)
     names = sorted(p.name for p in first.iterdir())
     assert names == sorted(p.name for p in second.iterdir())
-    # two patients and the manifest (and Nightscout's treatments files, beside the entries)
-    assert len([n for n in names if not n.endswith("_treatments.json")]) == 3
+    # two patients and the manifest (and Nightscout's treatments files and a pump's profile,
+    # beside the entries)
+    beside = ("_treatments.json", "_profile.json")
+    assert len([n for n in names if not n.endswith(beside)]) == 3
     for name in names:
         assert (first / name).read_bytes() == (second / name).read_bytes()

@@ -9,9 +9,12 @@ export itself does not say (Clarity and LibreView times carry no zone).
 The exports carry the patient's logged simulated events where the format has them
 (``exporters``): Clarity, LibreView and Tidepool in the same file as the readings, Nightscout in
 ``<patient_id>_treatments.json`` beside the entries (as a site keeps its treatments collection
-beside its entries). The manifest's last two columns give how many events each patient's export
-holds (``events``) and the file holding them when it is not the row's file (``treatments``,
-else empty); there is still one row per patient.
+beside its entries) and a pump's scheduled basal in ``<patient_id>_profile.json`` (a site's
+profile). The manifest's last three columns give how many events each patient's export holds
+(``events``), the file holding them when it is not the row's file (``treatments``, else
+empty) and the profile holding the basal schedule (``basal_profile``, else empty; ingest it
+in the same command as the entries and treatments: ``ingest.profiles``); there is still one
+row per patient.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from glucosestream.errors import ConfigError
 from glucosestream.synth.exporters import (
     DEVICE_FORMATS,
     TABULAR_FORMATS,
-    DeviceFormat,
     PatientRecord,
     TabularWriter,
     patients_of,
@@ -41,7 +43,8 @@ MANIFEST_NAME: Final = "manifest.tsv"
 # stores mmol/L); the others follow the patient's zone (exporters.patient.MMOL_ZONES).
 _UNITS: Final = {"nightscout": "mg/dL", "tidepool": "mmol/L"}
 _MANIFEST_HEADER: Final = (
-    "file\tpatient_id\ttz\tdevice\tdevice_id\tunit\tprofile\treadings\tevents\ttreatments\n"
+    "file\tpatient_id\ttz\tdevice\tdevice_id\tunit\tprofile\treadings\tevents\ttreatments"
+    "\tbasal_profile\n"
 )
 
 
@@ -120,12 +123,15 @@ def _write_device(
                 name = f"{patient.identity.patient_id}{device.suffix}"
                 (out / name).write_bytes(device.render(patient))
                 held = sum(1 for e in patient.events if device.carries(e))
-                treatments = _write_events(out, device, patient)
+                treatments = _write_beside(out, patient, device.events_suffix, device.render_events)
+                basal_profile = _write_beside(
+                    out, patient, device.profile_suffix, device.render_profile
+                )
                 unit = _UNITS.get(fmt) or ("mmol/L" if patient.mmol else "mg/dL")
                 manifest.write(
                     f"{name}\t{patient.identity.patient_id}\t{patient.zone}\t{patient.device}\t"
                     f"{patient.identity.device_serial}\t{unit}\t{patient.subtype}\t"
-                    f"{patient.time_us.size}\t{held}\t{treatments}\n"
+                    f"{patient.time_us.size}\t{held}\t{treatments}\t{basal_profile}\n"
                 )
                 files += 1
                 events += held
@@ -135,13 +141,19 @@ def _write_device(
     return readings, files, events
 
 
-def _write_events(out: Path, device: DeviceFormat, patient: PatientRecord) -> str:
-    """Write the patient's events file, for a format that keeps them apart; its name, or ""."""
-    if device.render_events is None or device.events_suffix is None:
+def _write_beside(
+    out: Path,
+    patient: PatientRecord,
+    suffix: str | None,
+    render: Callable[[PatientRecord], bytes | None] | None,
+) -> str:
+    """Write a file a format keeps beside the patient's export (Nightscout's treatments, a
+    pump's profile); its name, or "" (the format has none, or the patient nothing for it)."""
+    if render is None or suffix is None:
         return ""
-    data = device.render_events(patient)
+    data = render(patient)
     if data is None:
         return ""
-    name = f"{patient.identity.patient_id}{device.events_suffix}"
+    name = f"{patient.identity.patient_id}{suffix}"
     (out / name).write_bytes(data)
     return name

@@ -1,6 +1,7 @@
 """Exporters of synthetic cohorts: the project's tabular formats (one file for the cohort) and
 the device formats users upload (one file per patient, and for Nightscout a treatments file
-beside it). Renderers are PURE (bytes out); only ``glucosestream.synth.export`` writes files.
+and, for a pump, a profile beside it). Renderers are PURE (bytes out); only
+``glucosestream.synth.export`` writes files.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from glucosestream.synth.exporters import (
     fhir,
     libreview,
     nightscout,
+    profile_json,
     tidepool,
     treatments_json,
 )
@@ -38,14 +40,21 @@ def _none(event: LoggedEvent) -> bool:
 @dataclass(frozen=True, slots=True)
 class DeviceFormat:
     """A device format: the suffix and renderer of a patient's export; which logged events it
-    holds (``carries``); and, for a format keeping events in a file of their own, that file's
-    suffix and renderer (None when the patient logged none)."""
+    holds (``carries``); for a format keeping events in a file of their own, that file's
+    suffix and renderer (None when the patient logged none); and for one keeping a pump's
+    basal schedule in a profile, the profile's (None when the patient has no pump)."""
 
     suffix: str
     render: Callable[[PatientRecord], bytes]
     carries: Callable[[LoggedEvent], bool] = _none
     events_suffix: str | None = None
     render_events: Callable[[PatientRecord], bytes | None] | None = None
+    profile_suffix: str | None = None
+    render_profile: Callable[[PatientRecord], bytes | None] | None = None
+
+
+def _nightscout_carries(event: LoggedEvent) -> bool:
+    return treatments_json.carries(event) or profile_json.carries(event)
 
 
 DEVICE_FORMATS: Final[dict[str, DeviceFormat]] = {
@@ -54,9 +63,11 @@ DEVICE_FORMATS: Final[dict[str, DeviceFormat]] = {
     "nightscout": DeviceFormat(
         nightscout.SUFFIX,
         nightscout.render,
-        treatments_json.carries,
+        _nightscout_carries,
         treatments_json.SUFFIX,
         treatments_json.render,
+        profile_json.SUFFIX,
+        profile_json.render,
     ),
     "tidepool": DeviceFormat(tidepool.SUFFIX, tidepool.render, tidepool.carries),
     "fhir": DeviceFormat(fhir.SUFFIX, fhir.render, fhir.carries),
