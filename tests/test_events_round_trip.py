@@ -150,7 +150,7 @@ def assert_same_events(got: list[Event], want: list[Event], where: str) -> None:
 
 def profile_segments(folder: Path, entry: dict[str, str]) -> list[Event]:
     """The scheduled basal of a patient's Nightscout profile over the span of their entries and
-    treatments (as ``ingest.profiles`` lays it), in ``expected``'s terms."""
+    treatments (as ``ingest.basal_profiles`` lays it), in ``expected``'s terms."""
     if not entry["basal_profile"]:
         return []
     instants = []

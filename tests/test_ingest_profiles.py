@@ -1,8 +1,9 @@
 """A Nightscout profile ingested with the entries and treatments it belongs with
-(ingest/profiles.py): its basal schedule becomes scheduled basal over the days of the command's
-data, a temporary rate overrides it, the daily basal total is the schedule's, worked out by hand
-here; the same command again changes nothing, a longer span adds only the new days; a profile
-alone or without --patient is refused, naming the command that works, with nothing written."""
+(ingest/basal_profiles.py): its basal schedule becomes scheduled basal over the days of the
+command's data, a temporary rate overrides it, the daily basal total is the schedule's, worked
+out by hand here; the same command again changes nothing, a longer span adds only the new days;
+a profile alone or without --patient is refused, naming the command that works, with nothing
+written."""
 
 from __future__ import annotations
 

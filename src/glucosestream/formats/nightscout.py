@@ -35,7 +35,7 @@ as an unparsable time. ``sgv`` values below 13 are the Dexcom error codes Nights
 A Nightscout site is one person and names no patient id: pass ``--patient``. Treatment and
 profile documents are not entries: a POST of them to the entries API is refused with a message
 saying so. A profile file read alone gives no rows: its documents are counted skipped
-(``ingest.profiles`` lays its schedule over the days of the data ingested with it, by
+(``ingest.basal_profiles`` lays its schedule over the days of the data ingested with it, by
 ``nightscout_profile.scheduled_basal``).
 """
 

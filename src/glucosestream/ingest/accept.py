@@ -249,7 +249,7 @@ def ingest_parsed(
     now: Clock = utc_now,
 ) -> IngestReport:
     """Ingest rows made from a file rather than read from it (a Nightscout profile's schedule
-    over the days of the data beside it: ``profiles``) as one batch recorded under ``sha256``:
+    over the days of the data beside it: ``basal_profiles``) as one batch recorded under ``sha256``:
     the same digest already ingested changes nothing."""
     meta = open_metadata(settings.lake)
     earlier = meta.batch_by_sha256(sha256)

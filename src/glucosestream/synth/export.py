@@ -13,7 +13,7 @@ beside its entries) and a pump's scheduled basal in ``<patient_id>_profile.json`
 profile). The manifest's last three columns give how many events each patient's export holds
 (``events``), the file holding them when it is not the row's file (``treatments``, else
 empty) and the profile holding the basal schedule (``basal_profile``, else empty; ingest it
-in the same command as the entries and treatments: ``ingest.profiles``); there is still one
+in the same command as the entries and treatments: ``ingest.basal_profiles``); there is still one
 row per patient.
 """
 

@@ -10,7 +10,7 @@ writes a pump patient's basal as one profile document, ``<patient_id>_profile.js
 entries and treatments (the manifest's ``basal_profile`` names it): the simulated pump runs one
 rate all day (``synth.simulated_events``), so the schedule is one entry at 00:00 in the
 patient's zone, in force from the first simulated segment. Read back over the span of the
-entries and treatments (``ingest.profiles``), it gives a scheduled segment at each local
+entries and treatments (``ingest.basal_profiles``), it gives a scheduled segment at each local
 midnight at that rate. Patients without a pump get no profile.
 
 The other settings a real profile holds (insulin sensitivity, carbohydrate ratio, targets) are
