@@ -40,7 +40,7 @@ import pyarrow as pa
 
 from glucosestream.formats.rows import text_array
 
-__all__ = ["EVENT_TEXT_COLUMNS", "RAW_EVENT_SCHEMA", "EventBuilder", "no_events"]
+__all__ = ["EVENT_TEXT_COLUMNS", "RAW_EVENT_SCHEMA", "EventBuilder", "EventSite", "no_events"]
 
 EVENT_TEXT_COLUMNS: Final = (
     "patient_id",
@@ -124,4 +124,29 @@ class EventBuilder:
         }
         return pa.table(
             {name: data[name] for name in RAW_EVENT_SCHEMA.names}, schema=RAW_EVENT_SCHEMA
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EventSite:
+    """Where one source record's events go, and what they share: its line, time, device and
+    (where the record names them) patient and zone. A record may give several events."""
+
+    events: EventBuilder
+    line: int
+    time: str | None
+    device_id: str | None
+    patient_id: str | None = None
+    tz: str | None = None
+
+    def add(self, kind: str, subtype: str | None, **values: str | None) -> None:
+        self.events.add(
+            self.line,
+            kind=kind,
+            time=self.time,
+            device_id=self.device_id,
+            patient_id=self.patient_id,
+            tz=self.tz,
+            subtype=subtype,
+            **values,
         )

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from glucosestream.formats.delimited import WIDTH_PROBLEM, Record, header_key
-from glucosestream.formats.event_rows import EventBuilder
+from glucosestream.formats.event_rows import EventBuilder, EventSite
 from glucosestream.formats.jsontext import field_text
 from glucosestream.formats.rows import RAW_SCHEMA, ParsedFile
 
@@ -103,7 +103,7 @@ def add_treatment(events: EventBuilder, line: int, record: object, time: str | N
     name = event_type if isinstance(event_type, str) else ""
     if name in _SKIPPED:
         return False
-    at = _At(events, line, time or _time(record), field_text(record.get("enteredBy")))
+    at = EventSite(events, line, time or _time(record), field_text(record.get("enteredBy")))
     return _MAPPERS.get(name, _other)(at, record)
 
 
@@ -135,26 +135,6 @@ def read_treatments_section(records: Sequence[Record]) -> tuple[EventBuilder, in
 
 def _column(keys: list[str], name: str) -> int | None:
     return keys.index(name) if name in keys else None
-
-
-@dataclass(frozen=True, slots=True)
-class _At:
-    """Where a document's events go, and the line, time and device they share."""
-
-    events: EventBuilder
-    line: int
-    time: str | None
-    device_id: str | None
-
-    def add(self, kind: str, subtype: str | None, **values: str | None) -> None:
-        self.events.add(
-            self.line,
-            kind=kind,
-            time=self.time,
-            device_id=self.device_id,
-            subtype=subtype,
-            **values,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,11 +177,13 @@ def _amount(record: Mapping[str, Any], field: str) -> _Amount:
     return _Amount(text)
 
 
-def _add_amount(at: _At, kind: str, subtype: str | None, column: str, amount: _Amount) -> None:
+def _add_amount(
+    at: EventSite, kind: str, subtype: str | None, column: str, amount: _Amount
+) -> None:
     at.add(kind, subtype, problem=amount.problem, **{column: amount.text})
 
 
-def _bolus(at: _At, record: Mapping[str, Any], subtype: str = "normal") -> bool:
+def _bolus(at: EventSite, record: Mapping[str, Any], subtype: str = "normal") -> bool:
     """Insulin (a bolus) and carbs (a meal), each when given and not zero."""
     if _automatic(record):
         subtype = "automatic"
@@ -223,11 +205,11 @@ def _automatic(record: Mapping[str, Any]) -> bool:
     return record.get("isSMB") is True or record.get("automatic") is True or nested_smb
 
 
-def _smb(at: _At, record: Mapping[str, Any]) -> bool:
+def _smb(at: EventSite, record: Mapping[str, Any]) -> bool:
     return _bolus(at, record, "automatic")
 
 
-def _combo(at: _At, record: Mapping[str, Any]) -> bool:
+def _combo(at: EventSite, record: Mapping[str, Any]) -> bool:
     """The Nightscout careportal stores a combo bolus as ``insulin`` (the part given now),
     ``enteredinsulin`` (the whole), ``relative`` (the extended part's rate, U/h) and
     ``duration`` (min); cgm-remote-monitor lib/client/careportal.js, postTreatment."""
@@ -255,7 +237,7 @@ def _number_text(value: float) -> str:
     return repr(round(value, 4))
 
 
-def _carb_correction(at: _At, record: Mapping[str, Any]) -> bool:
+def _carb_correction(at: EventSite, record: Mapping[str, Any]) -> bool:
     insulin, carbs = _amount(record, "insulin"), _amount(record, "carbs")
     if insulin.dose:
         _add_amount(at, "bolus", "normal", "units", insulin)
@@ -266,7 +248,7 @@ def _carb_correction(at: _At, record: Mapping[str, Any]) -> bool:
     return True
 
 
-def _temp_basal(at: _At, record: Mapping[str, Any]) -> bool:
+def _temp_basal(at: EventSite, record: Mapping[str, Any]) -> bool:
     duration = _amount(record, "duration")
     if duration.number == 0:
         return False  # the end of a temporary basal, not a segment
@@ -297,13 +279,13 @@ def _by_a_closed_loop(record: Mapping[str, Any]) -> bool:
     return any(name.startswith(loop) or name == loop for loop in _CLOSED_LOOPS)
 
 
-def _exercise(at: _At, record: Mapping[str, Any]) -> bool:
+def _exercise(at: EventSite, record: Mapping[str, Any]) -> bool:
     _add_amount(at, "exercise", None, "duration_min", _amount(record, "duration"))
     return True
 
 
-def _device(subtype: str, *, timed: bool = False) -> Callable[[_At, Mapping[str, Any]], bool]:
-    def add(at: _At, record: Mapping[str, Any]) -> bool:
+def _device(subtype: str, *, timed: bool = False) -> Callable[[EventSite, Mapping[str, Any]], bool]:
+    def add(at: EventSite, record: Mapping[str, Any]) -> bool:
         duration = _amount(record, "duration") if timed else _Amount(None)
         _add_amount(at, "device", subtype, "duration_min", duration)
         return True
@@ -311,26 +293,26 @@ def _device(subtype: str, *, timed: bool = False) -> Callable[[_At, Mapping[str,
     return add
 
 
-def _bg_check(at: _At, record: Mapping[str, Any]) -> bool:
+def _bg_check(at: EventSite, record: Mapping[str, Any]) -> bool:
     glucose, units = _amount(record, "glucose"), field_text(record.get("units"))
     unit = _GLUCOSE_UNITS.get(units.strip().lower(), units) if units else None
     at.add("smbg", None, glucose=glucose.text, unit=unit, problem=glucose.problem)
     return True
 
 
-def _note(at: _At, record: Mapping[str, Any]) -> bool:
+def _note(at: EventSite, record: Mapping[str, Any]) -> bool:
     at.add("note", None, note=field_text(record.get("notes")))
     return True
 
 
-def _other(at: _At, record: Mapping[str, Any]) -> bool:
+def _other(at: EventSite, record: Mapping[str, Any]) -> bool:
     """An eventType of no known meaning: a bolus when it carries insulin or carbs."""
     if _amount(record, "insulin").dose or _amount(record, "carbs").dose:
         return _bolus(at, record)
     return False
 
 
-_MAPPERS: Final[dict[str, Callable[[_At, Mapping[str, Any]], bool]]] = {
+_MAPPERS: Final[dict[str, Callable[[EventSite, Mapping[str, Any]], bool]]] = {
     "Meal Bolus": _bolus,
     "Snack Bolus": _bolus,
     "Bolus": _bolus,

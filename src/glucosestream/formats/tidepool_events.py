@@ -34,10 +34,9 @@ UTC instant (``deviceTime``, local, only when it is missing), ``deviceId`` the d
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Final
 
-from glucosestream.formats.event_rows import EventBuilder
+from glucosestream.formats.event_rows import EventBuilder, EventSite
 from glucosestream.formats.jsontext import field_text
 
 __all__ = ["add_datum_events"]
@@ -69,7 +68,7 @@ def add_datum_events(events: EventBuilder, line: int, datum: Datum) -> bool:
     mapper = _MAPPERS.get(str(datum.get("type")))
     if mapper is None:
         return False
-    at = _At(
+    at = EventSite(
         events,
         line,
         field_text(datum.get("time") or datum.get("deviceTime")),
@@ -78,30 +77,6 @@ def add_datum_events(events: EventBuilder, line: int, datum: Datum) -> bool:
         field_text(datum.get("timezone")),
     )
     return mapper(at, datum)
-
-
-@dataclass(frozen=True, slots=True)
-class _At:
-    """Where a datum's events go, and what they share."""
-
-    events: EventBuilder
-    line: int
-    time: str | None
-    device_id: str | None
-    patient_id: str | None
-    tz: str | None
-
-    def add(self, kind: str, subtype: str | None, **values: str | None) -> None:
-        self.events.add(
-            self.line,
-            kind=kind,
-            time=self.time,
-            device_id=self.device_id,
-            patient_id=self.patient_id,
-            tz=self.tz,
-            subtype=subtype,
-            **values,
-        )
 
 
 def _number(value: object, name: str) -> tuple[str | None, str | None]:
@@ -130,7 +105,7 @@ def _ms_minutes(value: object) -> tuple[str | None, str | None]:
     return _scaled(value, 1 / _MS_PER_MIN, "duration (ms)")
 
 
-def _bolus(at: _At, datum: Datum) -> bool:
+def _bolus(at: EventSite, datum: Datum) -> bool:
     subtype = field_text(datum.get("subType"))
     if subtype in ("square", "dual/square"):
         if subtype == "dual/square":
@@ -145,13 +120,13 @@ def _bolus(at: _At, datum: Datum) -> bool:
 
 
 def _add_number(
-    at: _At, kind: str, subtype: str | None, column: str, value: object, name: str
+    at: EventSite, kind: str, subtype: str | None, column: str, value: object, name: str
 ) -> None:
     text, problem = _number(value, name)
     at.add(kind, subtype, problem=problem, **{column: text})
 
 
-def _basal(at: _At, datum: Datum) -> bool:
+def _basal(at: EventSite, datum: Datum) -> bool:
     delivery = field_text(datum.get("deliveryType"))
     subtype = _BASAL_SUBTYPES.get(delivery or "", delivery)
     rate, problem = _number(datum.get("rate"), "rate")
@@ -179,7 +154,7 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _food(at: _At, datum: Datum) -> bool:
+def _food(at: EventSite, datum: Datum) -> bool:
     nutrition = datum.get("nutrition")
     carbohydrate = nutrition.get("carbohydrate") if isinstance(nutrition, Mapping) else None
     if not isinstance(carbohydrate, Mapping):
@@ -192,7 +167,7 @@ def _food(at: _At, datum: Datum) -> bool:
     return True
 
 
-def _wizard(at: _At, datum: Datum) -> bool:
+def _wizard(at: EventSite, datum: Datum) -> bool:
     carbs = datum.get("carbInput")
     added = False
     if carbs is not None and carbs != 0:
@@ -207,7 +182,7 @@ def _wizard(at: _At, datum: Datum) -> bool:
     return added
 
 
-def _insulin(at: _At, datum: Datum) -> bool:
+def _insulin(at: EventSite, datum: Datum) -> bool:
     dose = datum.get("dose")
     dose = dose if isinstance(dose, Mapping) else {}
     formulation = datum.get("formulation")
@@ -223,13 +198,13 @@ def _insulin(at: _At, datum: Datum) -> bool:
     return True
 
 
-def _smbg(at: _At, datum: Datum) -> bool:
+def _smbg(at: EventSite, datum: Datum) -> bool:
     glucose, problem = _number(datum.get("value"), "value")
     at.add("smbg", None, glucose=glucose, unit=field_text(datum.get("units")), problem=problem)
     return True
 
 
-def _ketone(at: _At, datum: Datum) -> bool:
+def _ketone(at: EventSite, datum: Datum) -> bool:
     ketone, problem = _number(datum.get("value"), "value")
     units = datum.get("units")
     if units is not None and str(units).lower() != "mmol/l":
@@ -238,7 +213,7 @@ def _ketone(at: _At, datum: Datum) -> bool:
     return True
 
 
-def _activity(at: _At, datum: Datum) -> bool:
+def _activity(at: EventSite, datum: Datum) -> bool:
     duration, problem = None, None
     given = datum.get("duration")
     if isinstance(given, Mapping):
@@ -254,7 +229,7 @@ def _activity(at: _At, datum: Datum) -> bool:
     return True
 
 
-def _device_event(at: _At, datum: Datum) -> bool:
+def _device_event(at: EventSite, datum: Datum) -> bool:
     subtype = datum.get("subType")
     if subtype == "reservoirChange":
         at.add("device", "cartridge_change")
@@ -269,7 +244,7 @@ def _device_event(at: _At, datum: Datum) -> bool:
     return True
 
 
-_MAPPERS: Final[dict[str, Callable[[_At, Datum], bool]]] = {
+_MAPPERS: Final[dict[str, Callable[[EventSite, Datum], bool]]] = {
     "bolus": _bolus,
     "basal": _basal,
     "food": _food,
