@@ -44,6 +44,7 @@ __all__ = [
     "BASAL_SUBTYPES",
     "BOLUS_SUBTYPES",
     "CARBS_SUBTYPES",
+    "DAILY_EVENT_COLUMNS",
     "DEVICE_SUBTYPES",
     "EVENT_AMOUNT",
     "EVENT_KEY",
@@ -143,3 +144,13 @@ EVENT_AMOUNT: Final = (
     "duration_min",
 )
 EVENT_KEY: Final = ("patient_key", "device_id", "kind", "subtype", "ts")
+# The daily metrics' columns summed from events, by their contract names (other tools read
+# them): ``metrics.daily`` computes them, the quality gate checks them, exports write them.
+DAILY_EVENT_COLUMNS: Final = (
+    "bolus_u",
+    "basal_u",
+    "insulin_total_u",
+    "carbs_g",
+    "boluses",
+    "automated_pct",
+)

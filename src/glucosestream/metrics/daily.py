@@ -19,6 +19,7 @@ from typing import Final
 import pyarrow as pa
 
 from glucosestream.engines import Engine, read_sql
+from glucosestream.events import DAILY_EVENT_COLUMNS
 from glucosestream.localclock import local_days
 from glucosestream.metrics.glycemic import GMI_INTERCEPT_PCT, GMI_SLOPE_PCT_PER_MG_DL
 from glucosestream.metrics.thresholds import (
@@ -65,14 +66,7 @@ DAILY_METRICS_SCHEMA: Final = pa.schema(
         pa.field("automated_pct", pa.float64()),
     ]
 )
-EVENT_COLUMNS: Final = (
-    "bolus_u",
-    "basal_u",
-    "insulin_total_u",
-    "carbs_g",
-    "boluses",
-    "automated_pct",
-)
+EVENT_COLUMNS: Final = DAILY_EVENT_COLUMNS
 
 _PACKAGE: Final = "glucosestream.metrics"
 

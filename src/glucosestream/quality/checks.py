@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from glucosestream.config import QualitySettings
+from glucosestream.events import DAILY_EVENT_COLUMNS
 from glucosestream.quality.duplicate_sensor import check_duplicate_sensor
 from glucosestream.quality.event_key import EVENT_IDENTITY, event_identity
 from glucosestream.quality.staged import CheckResult, StagedRun
@@ -42,15 +43,6 @@ __all__ = [
 READING_KEY: Final = ("patient_key", "device_id", "ts")  # what identifies a reading
 _BAND_SUM_TOLERANCE: Final = 1e-9
 _TOTAL_TOLERANCE: Final = 1e-9  # relative, for insulin_total_u = bolus_u + basal_u
-# The daily rows' event columns (metrics.daily.EVENT_COLUMNS: quality imports no metrics).
-_EVENT_TOTALS: Final = (
-    "bolus_u",
-    "basal_u",
-    "insulin_total_u",
-    "carbs_g",
-    "boluses",
-    "automated_pct",
-)
 _BANDS: Final = (
     "pct_below_54",
     "pct_below_70",
@@ -221,8 +213,8 @@ def check_daily_event_totals(run: StagedRun, settings: QualitySettings) -> Check
     daily = run.daily
     if daily.num_rows == 0 or "bolus_u" not in daily.column_names:
         return _result("daily_event_totals", 0, "")
-    bad = pc.fill_null(pc.less(daily[_EVENT_TOTALS[0]], 0), False)
-    for name in _EVENT_TOTALS[1:]:
+    bad = pc.fill_null(pc.less(daily[DAILY_EVENT_COLUMNS[0]], 0), False)
+    for name in DAILY_EVENT_COLUMNS[1:]:
         bad = pc.or_(bad, pc.fill_null(pc.less(daily[name], 0), False))
     over = pc.fill_null(pc.greater(daily["automated_pct"], 100.0), False)
     total = pc.add(daily["bolus_u"], daily["basal_u"])
