@@ -24,6 +24,7 @@ from glucosestream.config import Settings
 from glucosestream.errors import GlucoseStreamError, InvalidInput, NotFound
 from glucosestream.ingest.bodies import nightscout_echo
 from glucosestream.ingest.limits import body_limit, too_large
+from glucosestream.ingest.nightscout_api import entries_headers
 from glucosestream.ingest.nightscout_treatments_api import (
     devicestatus_headers,
     treatment_headers,
@@ -139,14 +140,7 @@ def _nightscout(ingest: _Ingest, path: str, principal: Principal, body: bytes) -
         headers = devicestatus_headers(outcome, len(documents))
     else:
         part, documents = ingest.parser.entries_part(principal, body)
-        r = ingest.service.ingest(part).report
-        headers = {
-            "X-Ingest-Received": str(r.received),
-            "X-Ingest-Accepted": str(r.accepted),
-            "X-Ingest-Duplicates": str(r.duplicates),
-            "X-Ingest-Quarantined": str(r.quarantined),
-            "X-Ingest-Batch": r.batch_id or r.already_ingested_as or "",
-        }
+        headers = entries_headers(ingest.service.ingest(part))
     response = _json(200, None)
     response["body"] = nightscout_echo(documents).decode("utf-8")
     response["headers"].update({name.lower(): value for name, value in headers.items()})

@@ -29,9 +29,10 @@ from glucosestream.ingest.batch import Part
 from glucosestream.ingest.bodies import nightscout_echo
 from glucosestream.ingest.limits import MAX_READINGS_PER_REQUEST
 from glucosestream.ingest.request_parts import RequestParser
+from glucosestream.ingest.service import RequestOutcome
 from glucosestream.request_credentials import nightscout_principal_of
 
-__all__ = ["router"]
+__all__ = ["entries_headers", "router"]
 
 router = APIRouter(tags=["nightscout"])
 
@@ -132,15 +133,19 @@ async def post_entries(request: Request) -> Response:
     else:
         part, echo = await run_in_threadpool(_part_and_echo, parser, principal, body)
     outcome = await commit(service, part)
+    return Response(echo, media_type="application/json", headers=entries_headers(outcome))
+
+
+def entries_headers(outcome: RequestOutcome) -> dict[str, str]:
+    """The accounting of an entries post (the readings'), in the ``X-Ingest-*`` headers."""
     r = outcome.report
-    headers = {
+    return {
         "X-Ingest-Received": str(r.received),
         "X-Ingest-Accepted": str(r.accepted),
         "X-Ingest-Duplicates": str(r.duplicates),
         "X-Ingest-Quarantined": str(r.quarantined),
         "X-Ingest-Batch": r.batch_id or r.already_ingested_as or "",
     }
-    return Response(echo, media_type="application/json", headers=headers)
 
 
 def _part_and_echo(parser: RequestParser, principal: Principal, body: bytes) -> tuple[Part, bytes]:
