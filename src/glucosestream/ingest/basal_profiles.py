@@ -26,8 +26,9 @@ import codecs
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -44,7 +45,7 @@ from glucosestream.ingest.identity import load_secret, patient_key
 from glucosestream.ingest.ingest_report import IngestReport
 from glucosestream.lake import RawZone, open_storage
 
-__all__ = ["MAX_PROFILE_BYTES", "ingest_paths", "is_profile_file"]
+__all__ = ["MAX_PROFILE_BYTES", "data_span", "ingest_paths"]
 
 # A profile document is a few kilobytes; a site's whole profile history is rarely a megabyte.
 MAX_PROFILE_BYTES: Final = 8 << 20
@@ -67,8 +68,9 @@ def ingest_paths(
     span of the others: see the module's docstring); the reports in the order of ``paths``."""
     for path in paths:
         check_source(path)
-    profiles = [p for p in paths if is_profile_file(p, fmt)]
-    patient = _profiles_patient(profiles, paths, patient_id)
+    read = ((p, _read_profile(p, fmt)) for p in paths)
+    profiles = {p: profile for p, profile in read if profile is not None}
+    patient = _profiles_patient(list(profiles), paths, patient_id)
     reports: dict[int, IngestReport] = {}
     for index, path in enumerate(paths):
         if path not in profiles:
@@ -80,26 +82,39 @@ def ingest_paths(
         span = data_span(settings, list(reports.values()), key)
         for index, path in enumerate(paths):
             if path in profiles:
-                reports[index] = _ingest_profile(settings, path, span, patient, tz, now)
+                reports[index] = _ingest_profile(
+                    settings, path, profiles[path], span, patient, tz, now
+                )
     return [reports[i] for i in range(len(paths))]
 
 
-def is_profile_file(path: Path, fmt: str = "auto") -> bool:
-    """Whether ``path`` holds Nightscout profile documents (read only when its first 64 KiB
-    name a ``defaultProfile`` and it is at most ``MAX_PROFILE_BYTES``)."""
+@dataclass(frozen=True, slots=True)
+class _Profile:
+    """A profile file as read once: its bytes (their digest records the batch) and documents."""
+
+    data: bytes
+    documents: list[Any]
+
+
+def _read_profile(path: Path, fmt: str) -> _Profile | None:
+    """The profile in ``path``, or None: it is no Nightscout profile file (read only when its
+    first 64 KiB name a ``defaultProfile`` and it is at most ``MAX_PROFILE_BYTES``)."""
     if fmt not in _PROFILE_FORMATS:
-        return False
+        return None
     try:
         if path.stat().st_size > MAX_PROFILE_BYTES:
-            return False
+            return None
         with path.open("rb") as f:
             head = f.read(_HEAD_BYTES).removeprefix(codecs.BOM_UTF8)
         if b'"defaultProfile"' not in head or head.lstrip()[:1] not in (b"[", b"{"):
-            return False
-        document = decode_json(path.read_text(encoding="utf-8-sig"), source=str(path))
+            return None
+        data = path.read_bytes()
+        document = decode_json(data.decode("utf-8-sig"), source=str(path))
     except (OSError, ValueError, InvalidInput):
-        return False  # not a profile: ingest_path reads it and says what is wrong
-    return looks_like_profiles(document)
+        return None  # not a profile: ingest_path reads it and says what is wrong
+    if not looks_like_profiles(document):
+        return None
+    return _Profile(data, document if isinstance(document, list) else [document])
 
 
 def _profiles_patient(
@@ -158,6 +173,7 @@ def data_span(
 def _ingest_profile(
     settings: Settings,
     path: Path,
+    profile: _Profile,
     span: tuple[dt.datetime, dt.datetime] | None,
     patient_id: str,
     tz: str | None,
@@ -171,11 +187,8 @@ def _ingest_profile(
             "patient's entries or treatments and the same --patient",
             source=str(path),
         )
-    data = path.read_bytes()
-    documents = decode_json(data.decode("utf-8-sig"), source=str(path))
-    documents = documents if isinstance(documents, list) else [documents]
     start, end = span[0], span[1] + _LAST_INSTANT
-    segments = scheduled_basal(documents, start, end)
+    segments = scheduled_basal(profile.documents, start, end)
     if not segments.num_rows:
         raise InvalidInput(
             f"none of its basal schedules applies from {start:%Y-%m-%d %H:%M} to "
@@ -185,7 +198,7 @@ def _ingest_profile(
             source=str(path),
         )
     window = f"{start.isoformat()}/{end.isoformat()}".encode()
-    sha256 = hashlib.sha256(hashlib.sha256(data).digest() + window).hexdigest()
+    sha256 = hashlib.sha256(hashlib.sha256(profile.data).digest() + window).hexdigest()
     # Placed by the profile's zone, counted in the days of the command's zone (--tz, else the
     # default), as the entries and treatments beside it: one patient's day has one midnight.
     zone_column = segments.schema.get_field_index("tz")
